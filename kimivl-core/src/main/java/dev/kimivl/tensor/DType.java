@@ -1,0 +1,44 @@
+package dev.kimivl.tensor;
+
+/**
+ * Storage types of weight tensors. Block formats (Q8_0, Q4_0, Q4_K, Q6_K) use llama.cpp's layouts:
+ * {@link #blockSize} elements are stored in {@link #blockBytes} bytes.
+ */
+public enum DType {
+    F32(1, 4), F16(1, 2), BF16(1, 2), F64(1, 8), I8(1, 1), I16(1, 2), I32(1, 4), I64(1, 8), U8(1, 1), BOOL(1, 1),
+    /** 32 int8 values and one f16 scale: 34 bytes per block. */
+    Q8_0(32, 34),
+    /** 32 4-bit values (low nibbles hold elements 0..15, high nibbles 16..31) and one f16 scale: 18 bytes. */
+    Q4_0(32, 18),
+    /** llama.cpp k-quants, super-blocks of 256. */
+    Q4_K(256, 144), Q6_K(256, 210);
+
+    public final int blockSize;
+    public final int blockBytes;
+
+    DType(int blockSize, int blockBytes) {
+        this.blockSize = blockSize;
+        this.blockBytes = blockBytes;
+    }
+
+    /** Bytes taken by {@code n} elements; n must be a multiple of the block size. */
+    public long bytesFor(long n) {
+        if (n % blockSize != 0) {
+            throw new IllegalArgumentException(this + " stores blocks of " + blockSize + " elements; " + n + " is not a multiple");
+        }
+        return n / blockSize * blockBytes;
+    }
+
+    public boolean isQuantized() { return blockSize > 1; }
+
+    public boolean isFloat() { return this == F32 || this == F16 || this == BF16 || this == F64; }
+
+    /** Safetensors dtype string to enum, or null when the string is unknown. */
+    public static DType fromSafetensors(String s) {
+        return switch (s) {
+            case "F32" -> F32; case "F16" -> F16; case "BF16" -> BF16; case "F64" -> F64;
+            case "I8" -> I8; case "I16" -> I16; case "I32" -> I32; case "I64" -> I64; case "U8" -> U8; case "BOOL" -> BOOL;
+            default -> null;
+        };
+    }
+}

@@ -1,0 +1,103 @@
+package dev.kimivl.tensor;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/** A dense (F32, BF16 or F16) matrix over a memory segment: a mapped checkpoint region or a heap array. */
+public final class SegmentMatrix implements Matrix {
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_512;
+    private static final VectorSpecies<Short> S = ShortVector.SPECIES_256;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_512;
+    private static final ValueLayout.OfFloat F32LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfShort S16LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    private final MemorySegment data;
+    private final DType dtype;
+    private final int rows, cols;
+    private final long rowBytes;
+
+    public SegmentMatrix(MemorySegment data, DType dtype, int rows, int cols) {
+        if (dtype != DType.F32 && dtype != DType.BF16 && dtype != DType.F16) {
+            throw new IllegalArgumentException("SegmentMatrix holds F32/BF16/F16, not " + dtype);
+        }
+        long need = dtype.bytesFor((long) rows * cols);
+        if (data.byteSize() < need) {
+            throw new IllegalArgumentException("matrix [" + rows + ", " + cols + "] " + dtype + " needs " + need + " bytes, segment has " + data.byteSize());
+        }
+        this.data = data;
+        this.dtype = dtype;
+        this.rows = rows;
+        this.cols = cols;
+        this.rowBytes = (long) cols * dtype.blockBytes;
+    }
+
+    /** A float32 matrix over a heap array (row-major [rows, cols]). */
+    public static SegmentMatrix ofFloats(float[] values, int rows, int cols) {
+        return new SegmentMatrix(MemorySegment.ofArray(values), DType.F32, rows, cols);
+    }
+
+    @Override public int rows() { return rows; }
+    @Override public int cols() { return cols; }
+    @Override public DType dtype() { return dtype; }
+    public MemorySegment segment() { return data; }
+
+    @Override
+    public void matvec(float[] x, int xo, float[] y, int yo) {
+        Parallel.forRange(rows, 64, (from, to) -> {
+            for (int r = from; r < to; r++) y[yo + r] = dotRow(r, x, xo);
+        });
+    }
+
+    /** Σ_c W[r, c]·x[xo + c]. */
+    public float dotRow(int r, float[] x, int xo) {
+        long base = r * rowBytes;
+        int c = 0;
+        FloatVector acc = FloatVector.zero(F);
+        int bound = F.loopBound(cols);
+        switch (dtype) {
+            case F32 -> {
+                for (; c < bound; c += F.length()) {
+                    FloatVector w = FloatVector.fromMemorySegment(F, data, base + 4L * c, ByteOrder.LITTLE_ENDIAN);
+                    acc = w.fma(FloatVector.fromArray(F, x, xo + c), acc);
+                }
+            }
+            case BF16 -> {
+                for (; c < bound; c += F.length()) {
+                    ShortVector s = ShortVector.fromMemorySegment(S, data, base + 2L * c, ByteOrder.LITTLE_ENDIAN);
+                    FloatVector w = ((IntVector) s.convertShape(VectorOperators.S2I, I, 0))
+                            .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                    acc = w.fma(FloatVector.fromArray(F, x, xo + c), acc);
+                }
+            }
+            default -> bound = 0;
+        }
+        float s = acc.reduceLanes(VectorOperators.ADD);
+        for (; c < cols; c++) s += get(base, c) * x[xo + c];
+        return s;
+    }
+
+    private float get(long rowBase, int c) {
+        return switch (dtype) {
+            case F32 -> data.get(F32LE, rowBase + 4L * c);
+            case BF16 -> Float.intBitsToFloat((data.get(S16LE, rowBase + 2L * c) & 0xFFFF) << 16);
+            default -> Float.float16ToFloat(data.get(S16LE, rowBase + 2L * c));
+        };
+    }
+
+    @Override
+    public void row(int r, float[] dst, int off) {
+        long base = r * rowBytes;
+        if (dtype == DType.F32) {
+            MemorySegment.copy(data, F32LE, base, dst, off, cols);
+            return;
+        }
+        for (int c = 0; c < cols; c++) dst[off + c] = get(base, c);
+    }
+}
