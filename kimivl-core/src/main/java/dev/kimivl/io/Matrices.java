@@ -1,0 +1,18 @@
+package dev.kimivl.io;
+
+import dev.kimivl.tensor.Matrix;
+import dev.kimivl.tensor.SegmentMatrix;
+
+/** Builds the {@link Matrix} kernel that fits a stored tensor's dtype. */
+public final class Matrices {
+    private Matrices() {}
+
+    public static Matrix of(TensorData t) {
+        if (t.shape().length != 2) throw new CheckpointException(t.origin() + ": tensor '" + t.name() + "' is not 2-D: " + t.shapeString());
+        int rows = Math.toIntExact(t.shape()[0]), cols = Math.toIntExact(t.shape()[1]);
+        return switch (t.dtype()) {
+            case F32, BF16, F16 -> new SegmentMatrix(t.data(), t.dtype(), rows, cols);
+            default -> throw new CheckpointException(t.origin() + ": tensor '" + t.name() + "': no matrix kernel for dtype " + t.dtype());
+        };
+    }
+}

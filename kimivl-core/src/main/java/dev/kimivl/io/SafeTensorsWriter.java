@@ -1,0 +1,82 @@
+package dev.kimivl.io;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
+
+/** Writes F32 / I32 / BF16 tensors to a safetensors file (atomically: temporary file, then rename). */
+public final class SafeTensorsWriter {
+    private record Entry(String name, String dtype, long[] shape, byte[] bytes) {}
+
+    private final List<Entry> entries = new ArrayList<>();
+
+    public SafeTensorsWriter f32(String name, float[] values, long... shape) {
+        check(name, values.length, shape);
+        ByteBuffer b = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+        b.asFloatBuffer().put(values);
+        entries.add(new Entry(name, "F32", shape, b.array()));
+        return this;
+    }
+
+    public SafeTensorsWriter i32(String name, int[] values, long... shape) {
+        check(name, values.length, shape);
+        ByteBuffer b = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+        b.asIntBuffer().put(values);
+        entries.add(new Entry(name, "I32", shape, b.array()));
+        return this;
+    }
+
+    /** Stores values rounded to bf16 (round to nearest even). */
+    public SafeTensorsWriter bf16(String name, float[] values, long... shape) {
+        check(name, values.length, shape);
+        ByteBuffer b = ByteBuffer.allocate(values.length * 2).order(ByteOrder.LITTLE_ENDIAN);
+        for (float v : values) b.putShort(dev.kimivl.tensor.VectorMath.floatToBf16(v));
+        entries.add(new Entry(name, "BF16", shape, b.array()));
+        return this;
+    }
+
+    private static void check(String name, int n, long[] shape) {
+        long numel = 1;
+        for (long d : shape) numel *= d;
+        if (numel != n) throw new IllegalArgumentException("tensor '" + name + "': " + n + " values for shape " + java.util.Arrays.toString(shape));
+    }
+
+    public void write(Path path) throws IOException {
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode header = json.createObjectNode();
+        header.putObject("__metadata__").put("format", "pt");
+        long off = 0;
+        for (Entry e : entries) {
+            ObjectNode o = header.putObject(e.name);
+            o.put("dtype", e.dtype);
+            var sh = o.putArray("shape");
+            for (long d : e.shape) sh.add(d);
+            var offs = o.putArray("data_offsets");
+            offs.add(off);
+            offs.add(off + e.bytes.length);
+            off += e.bytes.length;
+        }
+        byte[] h = json.writeValueAsString(header).getBytes(StandardCharsets.UTF_8);
+        int pad = (8 - h.length % 8) % 8; // keep the data 8-byte aligned, as the reference writer does
+        byte[] hp = new byte[h.length + pad];
+        System.arraycopy(h, 0, hp, 0, h.length);
+        for (int i = h.length; i < hp.length; i++) hp[i] = ' ';
+        Path tmp = path.resolveSibling(path.getFileName() + ".tmp");
+        try (OutputStream out = Files.newOutputStream(tmp)) {
+            out.write(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(hp.length).array());
+            out.write(hp);
+            for (Entry e : entries) out.write(e.bytes);
+        }
+        Files.move(tmp, path, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    }
+}
