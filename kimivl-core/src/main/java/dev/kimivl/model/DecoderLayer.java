@@ -1,0 +1,40 @@
+package dev.kimivl.model;
+
+import dev.kimivl.tensor.VectorMath;
+
+/** h = x + MLA(RMSNorm_in(x)); out = h + FFN(RMSNorm_post(h)), with FFN dense SwiGLU or MoE (spec §6.2). */
+final class DecoderLayer {
+    final int index, hidden;
+    final float eps;
+    final float[] inputNorm, postNorm;     // [D]
+    final MlaAttention attention;
+    final SwiGlu dense;                     // null on MoE layers
+    final MoeBlock moe;                     // null on dense layers
+
+    DecoderLayer(int index, int hidden, float eps, float[] inputNorm, float[] postNorm, MlaAttention attention, SwiGlu dense, MoeBlock moe) {
+        this.index = index;
+        this.hidden = hidden;
+        this.eps = eps;
+        this.inputNorm = inputNorm;
+        this.postNorm = postNorm;
+        this.attention = attention;
+        this.dense = dense;
+        this.moe = moe;
+    }
+
+    /** x [T, D] updated in place for positions pos0..pos0+T-1. */
+    void forward(float[] x, int T, int pos0, KvCache cache, MoeBlock.Routing[] routing) {
+        float[] normed = norm(x, T, inputNorm);
+        float[] a = T == 1 && pos0 > 0 ? attention.decode(normed, pos0, cache, index) : attention.prefill(normed, T, pos0, cache, index);
+        VectorMath.add(x, a);
+        normed = norm(x, T, postNorm);
+        float[] f = moe != null ? moe.forward(normed, T, routing) : dense.forward(normed, T);
+        VectorMath.add(x, f);
+    }
+
+    private float[] norm(float[] x, int T, float[] w) {
+        float[] out = new float[x.length];
+        for (int t = 0; t < T; t++) VectorMath.rmsNorm(x, t * hidden, w, eps, out, t * hidden, hidden);
+        return out;
+    }
+}

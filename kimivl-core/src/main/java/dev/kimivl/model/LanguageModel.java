@@ -1,0 +1,139 @@
+package dev.kimivl.model;
+
+import dev.kimivl.config.TextConfig;
+import dev.kimivl.io.WeightSource;
+import dev.kimivl.tensor.Matrix;
+import dev.kimivl.tensor.VectorMath;
+
+/**
+ * The DeepSeek-V2/V3 decoder (Moonlight, the Kimi-VL language model): embeddings, decoder layers with MLA and
+ * dense/MoE FFNs, final RMSNorm, lm_head. A forward pass of T tokens runs as a batch (matrix-matrix products);
+ * a single token continuing a non-empty cache runs the weight-absorbed decode path.
+ */
+public final class LanguageModel {
+    private final TextConfig config;
+    private final Matrix embedTokens;   // [V, D]
+    private final Matrix lmHead;        // [V, D]
+    private final float[] finalNorm;    // [D]
+    private final DecoderLayer[] layers;
+
+    /** Outputs of one forward pass: the final-normed hidden states of every position. */
+    public record Forward(float[] finalNormed, int tokens) {}
+
+    private LanguageModel(TextConfig config, Matrix embedTokens, Matrix lmHead, float[] finalNorm, DecoderLayer[] layers) {
+        this.config = config;
+        this.embedTokens = embedTokens;
+        this.lmHead = lmHead;
+        this.finalNorm = finalNorm;
+        this.layers = layers;
+    }
+
+    /** Binds the weights (mapped, not copied; only norm vectors and routing biases are read onto the heap). */
+    public static LanguageModel load(WeightSource w, TextConfig c, String prefix) {
+        String m = prefix + "model.";
+        int D = c.hiddenSize();
+        RotaryEmbedding rotary = new RotaryEmbedding(c);
+        DecoderLayer[] layers = new DecoderLayer[c.numLayers()];
+        for (int l = 0; l < layers.length; l++) {
+            String p = m + "layers." + l + ".";
+            Matrix qProj = null, qA = null, qB = null;
+            float[] qANorm = null;
+            if (c.qLoraRank() > 0) {
+                qA = w.tensor(p + "self_attn.q_a_proj.weight").matrix();
+                qANorm = w.tensor(p + "self_attn.q_a_layernorm.weight").toFloats();
+                qB = w.tensor(p + "self_attn.q_b_proj.weight").matrix();
+            } else {
+                qProj = w.tensor(p + "self_attn.q_proj.weight").matrix();
+            }
+            MlaAttention attn = new MlaAttention(c, rotary, qProj, qA, qANorm, qB,
+                    w.tensor(p + "self_attn.kv_a_proj_with_mqa.weight").matrix(),
+                    w.tensor(p + "self_attn.kv_a_layernorm.weight").toFloats(),
+                    w.tensor(p + "self_attn.kv_b_proj.weight").matrix(),
+                    w.tensor(p + "self_attn.o_proj.weight").matrix());
+            SwiGlu dense = null;
+            MoeBlock moe = null;
+            if (c.isMoeLayer(l)) {
+                SwiGlu[] experts = new SwiGlu[c.nRoutedExperts()];
+                for (int e = 0; e < experts.length; e++) experts[e] = mlp(w, p + "mlp.experts." + e + ".");
+                SwiGlu shared = c.nSharedExperts() > 0 ? mlp(w, p + "mlp.shared_experts.") : null;
+                String bias = p + "mlp.gate.e_score_correction_bias";
+                moe = new MoeBlock(c, w.tensor(p + "mlp.gate.weight").matrix(), w.has(bias) ? w.tensor(bias).toFloats() : null, experts, shared);
+            } else {
+                dense = mlp(w, p + "mlp.");
+            }
+            layers[l] = new DecoderLayer(l, D, (float) c.rmsNormEps(),
+                    w.tensor(p + "input_layernorm.weight").toFloats(), w.tensor(p + "post_attention_layernorm.weight").toFloats(),
+                    attn, dense, moe);
+        }
+        Matrix embed = w.tensor(m + "embed_tokens.weight").matrix();
+        Matrix head = c.tieWordEmbeddings() && !w.has(prefix + "lm_head.weight") ? embed : w.tensor(prefix + "lm_head.weight").matrix();
+        return new LanguageModel(c, embed, head, w.tensor(m + "norm.weight").toFloats(), layers);
+    }
+
+    private static SwiGlu mlp(WeightSource w, String p) {
+        return new SwiGlu(w.tensor(p + "gate_proj.weight").matrix(), w.tensor(p + "up_proj.weight").matrix(), w.tensor(p + "down_proj.weight").matrix());
+    }
+
+    public TextConfig config() { return config; }
+
+    public KvCache newCache(int maxTokens) {
+        return new KvCache(config.numLayers(), config.kvLoraRank(), config.qkRopeHeadDim(), maxTokens);
+    }
+
+    /** Token embeddings [T, D]. */
+    public float[] embed(int[] ids) {
+        int D = config.hiddenSize();
+        float[] out = new float[ids.length * D];
+        for (int t = 0; t < ids.length; t++) {
+            int id = ids[t];
+            if (id < 0 || id >= config.vocabSize()) {
+                throw new IllegalArgumentException("token id " + id + " at position " + t + " is outside the vocabulary (0.." + (config.vocabSize() - 1) + ")");
+            }
+            embedTokens.row(id, out, t * D);
+        }
+        return out;
+    }
+
+    /**
+     * Runs T input embeddings x [T, D] (consumed) through every layer, appending them to the cache after its
+     * current length. Returns the final-normed hidden states [T, D].
+     *
+     * @param routing when not null, routing[l][t] receives the experts chosen for token t in MoE layer l
+     */
+    public float[] forward(float[] x, int T, KvCache cache, StageSink sink, MoeBlock.Routing[][] routing) {
+        int D = config.hiddenSize();
+        int pos0 = cache.length();
+        if (pos0 + T > cache.maxTokens()) {
+            throw new IllegalArgumentException(T + " new tokens after " + pos0 + " cached exceed the context of " + cache.maxTokens() + " tokens");
+        }
+        sink.accept("embeddings", x, T, D);
+        for (DecoderLayer layer : layers) {
+            layer.forward(x, T, pos0, cache, routing == null || layer.moe == null ? null : routing[layer.index]);
+            if (sink.enabled()) sink.accept("hidden.layer" + layer.index, x, T, D);
+        }
+        cache.advance(pos0 + T);
+        float[] out = new float[T * D];
+        for (int t = 0; t < T; t++) VectorMath.rmsNorm(x, t * D, finalNorm, (float) config.rmsNormEps(), out, t * D, D);
+        sink.accept("final_norm", out, T, D);
+        return out;
+    }
+
+    /** Logits [V] of position t of the final-normed states h [T, D]. */
+    public float[] logits(float[] h, int t) {
+        float[] out = new float[config.vocabSize()];
+        if (h.length == config.hiddenSize() && t == 0) {
+            lmHead.matvec(h, 0, out, 0);
+        } else {
+            float[] row = java.util.Arrays.copyOfRange(h, t * config.hiddenSize(), (t + 1) * config.hiddenSize());
+            lmHead.matvec(row, 0, out, 0);
+        }
+        return out;
+    }
+
+    /** Logits of every position [T, V]. */
+    public float[] allLogits(float[] h, int T) {
+        float[] out = new float[T * config.vocabSize()];
+        lmHead.matmul(h, out, T);
+        return out;
+    }
+}

@@ -1,0 +1,163 @@
+package dev.kimivl.model;
+
+import dev.kimivl.config.TextConfig;
+import dev.kimivl.tensor.Matrix;
+import dev.kimivl.tensor.Parallel;
+import dev.kimivl.tensor.VectorMath;
+
+/**
+ * Multi-head latent attention (DeepSeek-V2/V3, spec §6.4 and §6.8).
+ * Prefill uses the "naive" form (expand every cached latent to per-head k_nope and v through kv_b_proj), which
+ * follows the reference's rounding order; decode uses the weight-absorbed form directly on the 576-float latent cache.
+ */
+public final class MlaAttention {
+    /** kv_a_layernorm and q_a_layernorm are built without eps in the reference: the RMSNorm default 1e-6. */
+    static final float LATENT_NORM_EPS = 1e-6f;
+
+    private final int heads, nope, rope, vDim, kvLora, qHead, hidden;
+    private final float scale;
+    private final Matrix qProj;          // [H·(nope+rope), D], or null with q LoRA
+    private final Matrix qA, qB;         // [qLora, D], [H·(nope+rope), qLora]
+    private final float[] qANorm;        // [qLora]
+    private final Matrix kvA;            // [kvLora + rope, D]
+    private final float[] kvANorm;       // [kvLora]
+    private final Matrix kvB;            // [H·(nope + v), kvLora]: per head nope rows then v rows
+    private final Matrix oProj;          // [D, H·v]
+    private final RotaryEmbedding rotary;
+
+    MlaAttention(TextConfig c, RotaryEmbedding rotary, Matrix qProj, Matrix qA, float[] qANorm, Matrix qB,
+                 Matrix kvA, float[] kvANorm, Matrix kvB, Matrix oProj) {
+        this.heads = c.numHeads();
+        this.nope = c.qkNopeHeadDim();
+        this.rope = c.qkRopeHeadDim();
+        this.vDim = c.vHeadDim();
+        this.kvLora = c.kvLoraRank();
+        this.qHead = nope + rope;
+        this.hidden = c.hiddenSize();
+        double s = Math.pow(qHead, -0.5);
+        if (c.ropeScaling() != null && c.ropeScaling().mscaleAllDim() != 0) {
+            double m = RotaryEmbedding.yarnMscale(c.ropeScaling().factor(), c.ropeScaling().mscaleAllDim());
+            s *= m * m;
+        }
+        this.scale = (float) s;
+        this.rotary = rotary;
+        this.qProj = qProj;
+        this.qA = qA;
+        this.qANorm = qANorm;
+        this.qB = qB;
+        this.kvA = kvA;
+        this.kvANorm = kvANorm;
+        this.kvB = kvB;
+        this.oProj = oProj;
+    }
+
+    /** q [T, H·qHead] for the normed inputs x [T, D]. */
+    private float[] queries(float[] x, int T) {
+        float[] q = new float[T * heads * qHead];
+        if (qProj != null) {
+            qProj.matmul(x, q, T);
+        } else {
+            int r = qA.rows();
+            float[] a = new float[T * r];
+            qA.matmul(x, a, T);
+            for (int t = 0; t < T; t++) VectorMath.rmsNorm(a, t * r, qANorm, LATENT_NORM_EPS, a, t * r, r);
+            qB.matmul(a, q, T);
+        }
+        return q;
+    }
+
+    /**
+     * Projects x [T, D] to queries (RoPE applied) and writes the T new latents into the cache at pos0..pos0+T-1.
+     * Returns q [T, H·qHead].
+     */
+    private float[] project(float[] x, int T, int pos0, KvCache cache, int layer) {
+        float[] q = queries(x, T);
+        int w = kvLora + rope;
+        float[] kva = new float[T * w];
+        kvA.matmul(x, kva, T);
+        cache.ensure(layer, pos0 + T);
+        float[] lat = cache.layer(layer);
+        for (int t = 0; t < T; t++) {
+            int dst = (pos0 + t) * w;
+            VectorMath.rmsNorm(kva, t * w, kvANorm, LATENT_NORM_EPS, lat, dst, kvLora);
+            System.arraycopy(kva, t * w + kvLora, lat, dst + kvLora, rope);
+            rotary.apply(lat, dst + kvLora, pos0 + t);
+            for (int h = 0; h < heads; h++) rotary.apply(q, (t * heads + h) * qHead + nope, pos0 + t);
+        }
+        return q;
+    }
+
+    /**
+     * Causal attention of T new tokens (positions pos0..) over the cache, naive form.
+     * x: normed input [T, D]; returns the attention output after o_proj [T, D].
+     */
+    float[] prefill(float[] x, int T, int pos0, KvCache cache, int layer) {
+        float[] q = project(x, T, pos0, cache, layer);
+        int S = pos0 + T, w = kvLora + rope, kvw = heads * (nope + vDim);
+        float[] lat = cache.layer(layer);
+        // expand every latent: kv [S, H·(nope+v)]
+        float[] c = new float[S * kvLora];
+        for (int j = 0; j < S; j++) System.arraycopy(lat, j * w, c, j * kvLora, kvLora);
+        float[] kv = new float[S * kvw];
+        kvB.matmul(c, kv, S);
+        float[] o = new float[T * heads * vDim];
+        Parallel.forRange(heads * T, 1, (from, to) -> {
+            float[] scores = new float[S];
+            for (int ht = from; ht < to; ht++) {
+                int h = ht / T, t = ht % T;
+                int qo = (t * heads + h) * qHead;
+                int last = pos0 + t;                     // causal: keys 0..last
+                for (int j = 0; j <= last; j++) {
+                    float sNope = VectorMath.dot(q, qo, kv, j * kvw + h * (nope + vDim), nope);
+                    float sRope = VectorMath.dot(q, qo + nope, lat, j * w + kvLora, rope);
+                    scores[j] = (sNope + sRope) * scale;
+                }
+                VectorMath.softmax(scores, 0, last + 1);
+                int oo = (t * heads + h) * vDim;
+                for (int j = 0; j <= last; j++) VectorMath.axpy(scores[j], kv, j * kvw + h * (nope + vDim) + nope, o, oo, vDim);
+            }
+        });
+        float[] out = new float[T * hidden];
+        oProj.matmul(o, out, T);
+        return out;
+    }
+
+    /**
+     * One new token at position pos over the cache, weight-absorbed form (spec §6.8):
+     * q̃_h = W_UKᵀ q_h^nope (kvLora), scores against the latents ĉ_j directly, ō_h = Σ p_j ĉ_j, o_h = W_UV ō_h.
+     */
+    float[] decode(float[] x, int pos, KvCache cache, int layer) {
+        float[] q = project(x, 1, pos, cache, layer);
+        int S = pos + 1, w = kvLora + rope;
+        float[] lat = cache.layer(layer);
+        float[] o = new float[heads * vDim];
+        Parallel.forRange(heads, 1, (from, to) -> {
+            float[] row = new float[kvLora];
+            float[] qAbs = new float[kvLora];
+            float[] scores = new float[S];
+            float[] acc = new float[kvLora];
+            for (int h = from; h < to; h++) {
+                int base = h * (nope + vDim);
+                java.util.Arrays.fill(qAbs, 0f);
+                for (int d = 0; d < nope; d++) {            // q̃ = Σ_d q_nope[d]·W_UK[d, :]
+                    kvB.row(base + d, row, 0);
+                    VectorMath.axpy(q[h * qHead + d], row, 0, qAbs, 0, kvLora);
+                }
+                for (int j = 0; j < S; j++) {
+                    scores[j] = (VectorMath.dot(qAbs, 0, lat, j * w, kvLora)
+                            + VectorMath.dot(q, h * qHead + nope, lat, j * w + kvLora, rope)) * scale;
+                }
+                VectorMath.softmax(scores, 0, S);
+                java.util.Arrays.fill(acc, 0f);
+                for (int j = 0; j < S; j++) VectorMath.axpy(scores[j], lat, j * w, acc, 0, kvLora);
+                for (int d = 0; d < vDim; d++) {            // o_h = W_UV · ō
+                    kvB.row(base + nope + d, row, 0);
+                    o[h * vDim + d] = VectorMath.dot(row, 0, acc, 0, kvLora);
+                }
+            }
+        });
+        float[] out = new float[hidden];
+        oProj.matvec(o, 0, out, 0);
+        return out;
+    }
+}

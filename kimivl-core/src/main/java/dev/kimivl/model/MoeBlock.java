@@ -1,0 +1,131 @@
+package dev.kimivl.model;
+
+import dev.kimivl.config.TextConfig;
+import dev.kimivl.tensor.Matrix;
+import dev.kimivl.tensor.VectorMath;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * DeepSeek MoE (spec §6.6): a float32 router (sigmoid or softmax scores), expert selection by topk_method
+ * (noaux_tc: biased scores with group-limited top-k, group score = sum of the top 2; group_limited_greedy: group
+ * score = max; greedy), weights from the unbiased scores, optional normalisation, routed_scaling_factor
+ * (always for V3, only without normalisation for V2), plus the shared-expert MLP.
+ */
+public final class MoeBlock {
+    private final TextConfig c;
+    private final Matrix router;          // [E, D]
+    private final float[] scoreBias;      // [E] e_score_correction_bias, or null
+    private final SwiGlu[] experts;       // E
+    private final SwiGlu shared;          // or null
+
+    /** The experts chosen for one token, in selection order, with their final weights. */
+    public record Routing(int[] experts, float[] weights) {}
+
+    MoeBlock(TextConfig c, Matrix router, float[] scoreBias, SwiGlu[] experts, SwiGlu shared) {
+        this.c = c;
+        this.router = router;
+        this.scoreBias = scoreBias;
+        this.experts = experts;
+        this.shared = shared;
+    }
+
+    /** x [T, D] (post-attention-normed) → y [T, D]; fills routing[t] when routing is not null. */
+    float[] forward(float[] x, int T, Routing[] routing) {
+        int D = c.hiddenSize(), E = c.nRoutedExperts();
+        float[] logits = new float[T * E];
+        router.matmul(x, logits, T);
+        Routing[] chosen = new Routing[T];
+        for (int t = 0; t < T; t++) chosen[t] = route(logits, t * E);
+        if (routing != null) System.arraycopy(chosen, 0, routing, 0, T);
+
+        // group tokens by expert so each expert runs one batched product
+        List<List<Integer>> tokensOf = new ArrayList<>(E);
+        for (int e = 0; e < E; e++) tokensOf.add(new ArrayList<>());
+        for (int t = 0; t < T; t++) for (int e : chosen[t].experts) tokensOf.get(e).add(t);
+
+        float[] y = shared != null ? shared.forward(x, T) : new float[T * D];
+        float[] routed = new float[T * D];
+        for (int e = 0; e < E; e++) {
+            List<Integer> toks = tokensOf.get(e);
+            if (toks.isEmpty()) continue;
+            int n = toks.size();
+            float[] xe = new float[n * D];
+            for (int i = 0; i < n; i++) System.arraycopy(x, toks.get(i) * D, xe, i * D, D);
+            float[] ye = experts[e].forward(xe, n);
+            for (int i = 0; i < n; i++) {
+                int t = toks.get(i);
+                VectorMath.axpy(weightOf(chosen[t], e), ye, i * D, routed, t * D, D);
+            }
+        }
+        VectorMath.add(y, routed);
+        return y;
+    }
+
+    private static float weightOf(Routing r, int e) {
+        for (int k = 0; k < r.experts.length; k++) if (r.experts[k] == e) return r.weights[k];
+        throw new IllegalStateException("expert " + e + " not selected");
+    }
+
+    /** Selection for one token from its router logits at logits[off .. off+E). */
+    Routing route(float[] logits, int off) {
+        int E = c.nRoutedExperts(), k = c.numExpertsPerTok();
+        float[] scores = new float[E];
+        if (c.scoringFunc().equals("sigmoid")) {
+            for (int e = 0; e < E; e++) scores[e] = VectorMath.sigmoid(logits[off + e]);
+        } else {
+            System.arraycopy(logits, off, scores, 0, E);
+            VectorMath.softmax(scores, 0, E);
+        }
+        float[] choice = scores.clone();
+        if (c.topkMethod().equals("noaux_tc") && scoreBias != null) {
+            for (int e = 0; e < E; e++) choice[e] = scores[e] + scoreBias[e];
+        }
+        if (!c.topkMethod().equals("greedy") && c.nGroup() > 1) maskGroups(choice);
+        int[] idx = topK(choice, k);
+        float[] w = new float[k];
+        float sum = 0;
+        for (int i = 0; i < k; i++) { w[i] = scores[idx[i]]; sum += w[i]; }
+        boolean normalize = k > 1 && c.normTopkProb();
+        if (normalize) for (int i = 0; i < k; i++) w[i] = w[i] / (sum + 1e-20f);
+        if (c.v3Gate() || !normalize) for (int i = 0; i < k; i++) w[i] *= (float) c.routedScalingFactor();
+        return new Routing(idx, w);
+    }
+
+    /** Keeps the topk_group best groups and sets the other groups' scores to 0.0 (as HF's gate does). */
+    private void maskGroups(float[] choice) {
+        int G = c.nGroup(), per = choice.length / G;
+        float[] groupScore = new float[G];
+        for (int g = 0; g < G; g++) {
+            float[] part = Arrays.copyOfRange(choice, g * per, (g + 1) * per);
+            if (c.topkMethod().equals("noaux_tc")) {
+                int[] top2 = topK(part, Math.min(2, per));
+                for (int i : top2) groupScore[g] += part[i];
+            } else {
+                float m = Float.NEGATIVE_INFINITY;
+                for (float v : part) m = Math.max(m, v);
+                groupScore[g] = m;
+            }
+        }
+        boolean[] keep = new boolean[G];
+        for (int g : topK(groupScore, c.topkGroup())) keep[g] = true;
+        for (int g = 0; g < G; g++) if (!keep[g]) Arrays.fill(choice, g * per, (g + 1) * per, 0f);
+    }
+
+    /** Indices of the k largest values, largest first (ties: lower index first). */
+    static int[] topK(float[] v, int k) {
+        int[] idx = new int[k];
+        boolean[] used = new boolean[v.length];
+        for (int i = 0; i < k; i++) {
+            int best = -1;
+            for (int j = 0; j < v.length; j++) {
+                if (!used[j] && (best < 0 || v[j] > v[best])) best = j;
+            }
+            used[best] = true;
+            idx[i] = best;
+        }
+        return idx;
+    }
+}
