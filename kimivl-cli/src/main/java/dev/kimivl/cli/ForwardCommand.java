@@ -1,0 +1,80 @@
+package dev.kimivl.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.kimivl.generate.Sampler;
+import dev.kimivl.io.SafeTensorsWriter;
+import dev.kimivl.model.KimiVL;
+import dev.kimivl.model.KvCache;
+import dev.kimivl.model.LanguageModel;
+import dev.kimivl.model.StageSink;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.LinkedHashSet;
+import java.util.Set;
+import java.util.concurrent.Callable;
+
+/**
+ * kimivl forward: runs an inputs.json of the golden format and writes every stage as F32 safetensors under the
+ * golden tensor names, plus generated_ids (I32): the greedy tokens of the KV-cache decode path.
+ */
+@Command(name = "forward", mixinStandardHelpOptions = true,
+        description = "Run token ids (and images) from an inputs.json through the model; write every stage to a safetensors file for comparison with a reference.")
+final class ForwardCommand implements Callable<Integer> {
+    @Mixin ModelOption model;
+
+    @Option(names = "--inputs", required = true, paramLabel = "FILE", description = "inputs.json: input_ids, images (paths relative to the file), max_new_tokens.")
+    Path inputs;
+
+    @Option(names = "--out", required = true, paramLabel = "FILE", description = "Output safetensors file (F32 stages, I32 ids).")
+    Path out;
+
+    @Override
+    public Integer call() throws Exception {
+        JsonNode in = new ObjectMapper().readTree(inputs.toFile());
+        JsonNode idsNode = in.get("input_ids");
+        if (idsNode == null || !idsNode.isArray() || idsNode.isEmpty()) throw new IllegalArgumentException(inputs + ": 'input_ids' must be a non-empty array of token ids");
+        int[] ids = new int[idsNode.size()];
+        for (int i = 0; i < ids.length; i++) {
+            if (!idsNode.get(i).canConvertToInt()) throw new IllegalArgumentException(inputs + ": input_ids[" + i + "] is not an integer: " + idsNode.get(i));
+            ids[i] = idsNode.get(i).asInt();
+        }
+        int maxNew = in.has("max_new_tokens") ? in.get("max_new_tokens").asInt() : 0;
+        JsonNode images = in.get("images");
+
+        SafeTensorsWriter w = new SafeTensorsWriter();
+        Set<String> written = new LinkedHashSet<>();
+        StageSink sink = (name, data, shape) -> {
+            long[] s = new long[shape.length];
+            for (int i = 0; i < s.length; i++) s[i] = shape[i];
+            if (written.add(name)) w.f32(name, data.clone(), s);
+        };
+        try (KimiVL m = KimiVL.open(model.resolve())) {
+            LanguageModel lm = m.languageModel();
+            int T = ids.length;
+            float[] emb = lm.embed(ids);
+            if (images != null && !images.isEmpty()) {
+                Path base = inputs.toAbsolutePath().getParent();
+                emb = Multimodal.embedWithImages(m, ids, emb, images, base, sink);
+            }
+            KvCache cache = lm.newCache(m.contextLength(0));
+            if (T + maxNew > cache.maxTokens()) throw new dev.kimivl.generate.ContextOverflowException(T + maxNew, cache.maxTokens());
+            float[] h = lm.forward(emb, T, cache, sink, null);
+            sink.accept("logits", lm.allLogits(h, T), T, lm.config().vocabSize());
+            w.i32("input_ids", ids, T);
+            int[] gen = new int[maxNew];
+            float[] logits = lm.logits(h, T - 1);
+            for (int i = 0; i < maxNew; i++) {
+                gen[i] = Sampler.argmax(logits);
+                if (i + 1 < maxNew) logits = lm.logits(lm.forward(lm.embed(new int[]{gen[i]}), 1, cache, StageSink.NONE, null), 0);
+            }
+            w.i32("generated_ids", gen, maxNew);
+            w.write(out);
+            System.err.println("kimivl forward: wrote " + (written.size() + 2) + " tensors to " + out + "; generated_ids " + java.util.Arrays.toString(gen));
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,91 @@
+package dev.kimivl.cli;
+
+import dev.kimivl.generate.Generator;
+import dev.kimivl.generate.SamplingParams;
+import dev.kimivl.model.KimiVL;
+import dev.kimivl.text.ChatMessage;
+import dev.kimivl.text.PromptEncoder;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+/** kimivl run: one prompt (with optional images) through the chat template, answer streamed to stdout. */
+@Command(name = "run", mixinStandardHelpOptions = true, description = "Answer one prompt, streaming the reply as it is generated.")
+final class RunCommand implements Callable<Integer> {
+    @Mixin ModelOption model;
+
+    @Parameters(arity = "1..*", paramLabel = "PROMPT", description = "The user message ('-' reads it from standard input).")
+    List<String> prompt;
+
+    @Option(names = {"-i", "--image"}, paramLabel = "FILE", description = "An image (PNG, JPEG, WebP, GIF, BMP); repeat for several. They come before the text.")
+    List<Path> images = new ArrayList<>();
+
+    @Option(names = "--system", paramLabel = "TEXT", description = "System prompt (default: the template's 'You are a helpful assistant').")
+    String system;
+
+    @Option(names = {"-n", "--max-tokens"}, defaultValue = "512", description = "Maximum new tokens (default ${DEFAULT-VALUE}).")
+    int maxTokens;
+
+    @Option(names = {"-t", "--temperature"}, defaultValue = "0.2", description = "Sampling temperature; 0 = greedy (default ${DEFAULT-VALUE}, Kimi-VL-Instruct's recommendation).")
+    double temperature;
+
+    @Option(names = "--top-k", defaultValue = "0", description = "Keep the k most likely tokens (0 = off).")
+    int topK;
+
+    @Option(names = "--top-p", defaultValue = "1.0", description = "Nucleus sampling mass (1 = off).")
+    double topP;
+
+    @Option(names = "--min-p", defaultValue = "0.0", description = "Drop tokens below min-p × the top probability (0 = off).")
+    double minP;
+
+    @Option(names = "--repeat-penalty", defaultValue = "1.0", description = "Repetition penalty (1 = off).")
+    double repeatPenalty;
+
+    @Option(names = "--seed", description = "Random seed (default: random).")
+    Long seed;
+
+    @Option(names = "--stop", paramLabel = "TEXT", description = "Stop when this text appears (repeatable).")
+    List<String> stops = new ArrayList<>();
+
+    @Option(names = "--ctx", defaultValue = "0", description = "Cap the context length (default: the model's max_position_embeddings).")
+    int ctx;
+
+    @Option(names = "--stats", description = "Print token counts and speeds to stderr.")
+    boolean stats;
+
+    @Override
+    public Integer call() throws Exception {
+        String text = String.join(" ", prompt);
+        if (text.equals("-")) text = new String(System.in.readAllBytes(), StandardCharsets.UTF_8);
+        PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        try (KimiVL m = KimiVL.open(model.resolve())) {
+            List<ChatMessage.Part> parts = new ArrayList<>();
+            for (int i = 0; i < images.size(); i++) parts.add(ChatMessage.imagePart());
+            parts.add(ChatMessage.textPart(text));
+            List<ChatMessage> messages = new ArrayList<>();
+            if (system != null) messages.add(ChatMessage.system(system));
+            messages.add(images.isEmpty() ? ChatMessage.user(text) : ChatMessage.of("user", parts.toArray(ChatMessage.Part[]::new)));
+            String rendered = m.chatTemplate().render(messages, true);
+
+            Multimodal.Prompt p = Multimodal.prepare(m, rendered, images);
+            Generator gen = new Generator(m.languageModel(), m.tokenizer(), m.contextLength(ctx));
+            SamplingParams params = new SamplingParams(temperature, topK, topP, minP, repeatPenalty,
+                    seed != null ? seed : System.nanoTime(), maxTokens, stops);
+            Generator.Result r = gen.generate(p.embeddings(), p.ids(), params, out::print);
+            out.println();
+            if (stats) {
+                System.err.printf("kimivl: prompt %d tokens (%.1f tok/s), generated %d tokens (%.1f tok/s), finish: %s%n",
+                        r.promptTokens(), r.prefillTokensPerSecond(), r.tokens().length, r.decodeTokensPerSecond(), r.finishReason().name().toLowerCase());
+            }
+        }
+        return 0;
+    }
+}

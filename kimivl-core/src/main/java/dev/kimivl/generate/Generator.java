@@ -1,0 +1,154 @@
+package dev.kimivl.generate;
+
+import dev.kimivl.model.KvCache;
+import dev.kimivl.model.LanguageModel;
+import dev.kimivl.model.StageSink;
+import dev.kimivl.text.IncrementalDecoder;
+import dev.kimivl.text.Tokenizer;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * The generation loop: prefill the prompt as one batch, then decode token by token on the latent KV cache,
+ * streaming complete UTF-8 text. Stops on a stop token (&lt;|im_end|&gt;, [EOS], the config's eos), on a stop
+ * string (never emitted), at max tokens, or when the context is full.
+ */
+public final class Generator {
+    public enum FinishReason { STOP, LENGTH, CONTEXT }
+
+    /** Receives generated text as soon as it is complete UTF-8 and cannot be the start of a stop string. */
+    @FunctionalInterface
+    public interface Listener { void onText(String text); }
+
+    public record Result(int[] tokens, String text, FinishReason finishReason, int promptTokens,
+                         double prefillSeconds, double decodeSeconds) {
+        public double prefillTokensPerSecond() { return promptTokens / Math.max(1e-9, prefillSeconds); }
+        public double decodeTokensPerSecond() { return Math.max(0, tokens.length - 1) / Math.max(1e-9, decodeSeconds); }
+    }
+
+    private final LanguageModel lm;
+    private final Tokenizer tokenizer;
+    private final int contextLength;
+    private final int[] stopIds;
+
+    public Generator(LanguageModel lm, Tokenizer tokenizer, int contextLength) {
+        this.lm = lm;
+        this.tokenizer = tokenizer;
+        this.contextLength = contextLength;
+        List<Integer> stops = new ArrayList<>();
+        for (String s : new String[]{"<|im_end|>", "[EOS]"}) tokenizer.tokenId(s).ifPresent(stops::add);
+        if (lm.config().eosTokenId() >= 0) stops.add(lm.config().eosTokenId());
+        this.stopIds = stops.stream().mapToInt(Integer::intValue).distinct().toArray();
+    }
+
+    public int contextLength() { return contextLength; }
+
+    /** Checks the prompt fits with room for one answer token. */
+    public void checkFits(int promptTokens) {
+        if (promptTokens + 1 > contextLength) throw new ContextOverflowException(promptTokens, contextLength);
+    }
+
+    /**
+     * @param promptEmbeddings [T, D] input embeddings of the prompt (token embeddings with image features merged)
+     * @param promptIds        the T prompt ids (for the repetition penalty)
+     */
+    public Result generate(float[] promptEmbeddings, int[] promptIds, SamplingParams params, Listener listener) {
+        int T = promptIds.length;
+        checkFits(T);
+        KvCache cache = lm.newCache(contextLength);
+        Sampler sampler = new Sampler(params);
+        int[] seen = Arrays.copyOf(promptIds, T + params.maxTokens());
+        int seenCount = T;
+
+        long t0 = System.nanoTime();
+        float[] h = lm.forward(promptEmbeddings, T, cache, StageSink.NONE, null);
+        float[] logits = lm.logits(h, T - 1);
+        long t1 = System.nanoTime();
+
+        StopStringFilter text = new StopStringFilter(params.stopStrings(), listener);
+        IncrementalDecoder decoder = tokenizer.incrementalDecoder(true);
+        List<Integer> out = new ArrayList<>();
+        FinishReason reason = FinishReason.LENGTH;
+        while (true) {
+            int next = sampler.sample(logits, seen, seenCount);
+            if (isStop(next)) { reason = FinishReason.STOP; break; }
+            out.add(next);
+            seen[seenCount++] = next;
+            if (text.accept(decoder.push(next))) { reason = FinishReason.STOP; break; }
+            if (out.size() >= params.maxTokens()) break;
+            if (cache.length() >= contextLength) { reason = FinishReason.CONTEXT; break; }
+            float[] hn = lm.forward(lm.embed(new int[]{next}), 1, cache, StageSink.NONE, null);
+            logits = lm.logits(hn, 0);
+        }
+        if (reason != FinishReason.STOP || !text.stopped()) text.finish(decoder.flush());
+        long t2 = System.nanoTime();
+        return new Result(out.stream().mapToInt(Integer::intValue).toArray(), text.emitted(), reason, T,
+                (t1 - t0) / 1e9, (t2 - t1) / 1e9);
+    }
+
+    private boolean isStop(int id) {
+        for (int s : stopIds) if (s == id) return true;
+        return false;
+    }
+
+    /** Holds back text that may begin a stop string; cuts the output at the first stop string. */
+    static final class StopStringFilter {
+        private final List<String> stops;
+        private final Listener listener;
+        private final StringBuilder all = new StringBuilder();
+        private int emittedUpTo;
+        private boolean stopped;
+
+        StopStringFilter(List<String> stops, Listener listener) {
+            this.stops = stops;
+            this.listener = listener == null ? s -> {} : listener;
+        }
+
+        /** Adds text; returns true when a stop string was found. */
+        boolean accept(String piece) {
+            if (piece.isEmpty()) return false;
+            all.append(piece);
+            int cut = -1;
+            for (String s : stops) {
+                int i = all.indexOf(s, Math.max(0, emittedUpTo - s.length() + 1));
+                if (i >= 0 && (cut < 0 || i < cut)) cut = i;
+            }
+            if (cut >= 0) {
+                emit(cut);
+                all.setLength(cut);
+                stopped = true;
+                return true;
+            }
+            emit(all.length() - heldBack());
+            return false;
+        }
+
+        /** Length of the longest suffix of the text that is a proper prefix of a stop string. */
+        private int heldBack() {
+            int hold = 0;
+            for (String s : stops) {
+                for (int len = Math.min(s.length() - 1, all.length() - emittedUpTo); len > hold; len--) {
+                    if (all.substring(all.length() - len).equals(s.substring(0, len))) { hold = len; break; }
+                }
+            }
+            return hold;
+        }
+
+        private void emit(int upTo) {
+            if (upTo > emittedUpTo) {
+                listener.onText(all.substring(emittedUpTo, upTo));
+                emittedUpTo = upTo;
+            }
+        }
+
+        void finish(String tail) {
+            if (!accept(tail)) emit(all.length());
+        }
+
+        boolean stopped() { return stopped; }
+
+        String emitted() { return all.substring(0, emittedUpTo); }
+    }
+}

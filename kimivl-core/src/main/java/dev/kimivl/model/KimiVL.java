@@ -1,0 +1,79 @@
+package dev.kimivl.model;
+
+import dev.kimivl.config.ModelConfig;
+import dev.kimivl.config.PreprocessorConfig;
+import dev.kimivl.io.CheckpointException;
+import dev.kimivl.io.SafetensorsCheckpoint;
+import dev.kimivl.io.WeightSource;
+import dev.kimivl.text.ChatTemplate;
+import dev.kimivl.text.Tokenizer;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * A loaded Kimi-VL (or plain DeepSeek text) checkpoint: config, mapped weights (validated against the config),
+ * the language model, and, when the directory has them, tokenizer and chat template.
+ */
+public final class KimiVL implements AutoCloseable {
+    private final Path dir;
+    private final ModelConfig config;
+    private final PreprocessorConfig preprocessor;
+    private final WeightSource weights;
+    private final LanguageModel lm;
+    private final Tokenizer tokenizer;        // null when the directory has no tiktoken.model
+    private final ChatTemplate template;
+
+    private KimiVL(Path dir, ModelConfig config, PreprocessorConfig preprocessor, WeightSource weights, LanguageModel lm,
+                   Tokenizer tokenizer, ChatTemplate template) {
+        this.dir = dir;
+        this.config = config;
+        this.preprocessor = preprocessor;
+        this.weights = weights;
+        this.lm = lm;
+        this.tokenizer = tokenizer;
+        this.template = template;
+    }
+
+    /** Opens a Hugging Face checkpoint directory. */
+    public static KimiVL open(Path dir) {
+        ModelConfig config = ModelConfig.load(dir);
+        WeightSource weights = SafetensorsCheckpoint.open(dir);
+        try {
+            ExpectedTensors.validate(weights, config);
+            LanguageModel lm = LanguageModel.load(weights, config.text(), config.textPrefix());
+            Tokenizer tok = Files.isRegularFile(dir.resolve("tiktoken.model")) ? Tokenizer.load(dir) : null;
+            ChatTemplate template = ChatTemplate.load(dir);
+            return new KimiVL(dir, config, PreprocessorConfig.load(dir), weights, lm, tok, template);
+        } catch (IOException e) {
+            weights.close();
+            throw new CheckpointException(dir + ": " + e.getMessage(), e);
+        } catch (RuntimeException e) {
+            weights.close();
+            throw e;
+        }
+    }
+
+    public Path dir() { return dir; }
+    public ModelConfig config() { return config; }
+    public PreprocessorConfig preprocessor() { return preprocessor; }
+    public WeightSource weights() { return weights; }
+    public LanguageModel languageModel() { return lm; }
+    public ChatTemplate chatTemplate() { return template; }
+
+    public boolean hasTokenizer() { return tokenizer != null; }
+
+    public Tokenizer tokenizer() {
+        if (tokenizer == null) throw new CheckpointException(dir + ": no tiktoken.model, so text cannot be tokenized (token ids still work, e.g. with 'kimivl forward')");
+        return tokenizer;
+    }
+
+    /** The context window: max_position_embeddings, optionally capped by the caller. */
+    public int contextLength(int cap) {
+        int max = config.text().maxPositionEmbeddings();
+        return cap > 0 ? Math.min(cap, max) : max;
+    }
+
+    @Override public void close() { weights.close(); }
+}
