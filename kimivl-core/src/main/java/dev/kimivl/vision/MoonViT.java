@@ -1,0 +1,163 @@
+package dev.kimivl.vision;
+
+import dev.kimivl.config.VisionConfig;
+import dev.kimivl.io.TensorData;
+import dev.kimivl.io.WeightSource;
+import dev.kimivl.tensor.Matrix;
+import dev.kimivl.tensor.Parallel;
+
+import java.util.Map;
+
+/**
+ * MoonViT (spec §4): patch embedding + bicubic-resized learnable position table, 2-D RoPE, pre-norm encoder
+ * blocks over all images packed into one sequence with block-diagonal attention, final LayerNorm.
+ * Notation: L = total patches of all images, D = hidden size, d = head dim.
+ */
+public final class MoonViT {
+    private static final String P = "vision_tower.";
+
+    private final VisionConfig cfg;
+    private final int dim, heads, headDim, inter, patchLen;
+    private final float eps = (float) VisionConfig.LAYER_NORM_EPS;
+    private final Matrix patchW;          // [D, 3·P·P]  conv weight [D, 3, P, P] flattened in (c, y, x) order
+    private final float[] patchB;         // [D]
+    private final float[] posTable;       // [ph, pw, D] (row, col, channel)
+    private final Block[] blocks;
+    private final float[] finalG, finalB; // [D]
+    private final float[] ropeFreq;       // [d/4] f_i = 1/10000^(4i/d), float32 as the reference
+
+    private record Block(float[] norm0G, float[] norm0B, Matrix wqkv, float[] bqkv, Matrix wo, float[] bo,
+                         float[] norm1G, float[] norm1B, Matrix fc0, float[] b0, Matrix fc1, float[] b1) {}
+
+    public MoonViT(WeightSource w, VisionConfig cfg) {
+        this.cfg = cfg;
+        dim = cfg.hiddenSize();
+        heads = cfg.numHeads();
+        headDim = cfg.headDim();
+        inter = cfg.intermediateSize();
+        int p = cfg.patchSize();
+        patchLen = 3 * p * p;
+        TensorData conv = w.tensor(P + "patch_embed.proj.weight").requireShape(dim, 3, p, p);
+        // the conv weight seen as a Linear [D, 3·P·P]: same bytes, (c, y, x) order matches the patch layout
+        patchW = new TensorData(conv.name(), conv.dtype(), new long[]{dim, patchLen}, conv.data(), conv.origin()).matrix();
+        patchB = vec(w, P + "patch_embed.proj.bias", dim);
+        posTable = w.tensor(P + "patch_embed.pos_emb.weight").requireShape(cfg.posEmbHeight(), cfg.posEmbWidth(), dim).toFloats();
+        blocks = new Block[cfg.numLayers()];
+        for (int b = 0; b < blocks.length; b++) {
+            String bp = P + "encoder.blocks." + b + ".";
+            blocks[b] = new Block(
+                    vec(w, bp + "norm0.weight", dim), vec(w, bp + "norm0.bias", dim),
+                    mat(w, bp + "wqkv.weight", 3 * dim, dim), vec(w, bp + "wqkv.bias", 3 * dim),
+                    mat(w, bp + "wo.weight", dim, dim), vec(w, bp + "wo.bias", dim),
+                    vec(w, bp + "norm1.weight", dim), vec(w, bp + "norm1.bias", dim),
+                    mat(w, bp + "mlp.fc0.weight", inter, dim), vec(w, bp + "mlp.fc0.bias", inter),
+                    mat(w, bp + "mlp.fc1.weight", dim, inter), vec(w, bp + "mlp.fc1.bias", dim));
+        }
+        finalG = vec(w, P + "encoder.final_layernorm.weight", dim);
+        finalB = vec(w, P + "encoder.final_layernorm.bias", dim);
+        ropeFreq = new float[headDim / 4];
+        for (int i = 0; i < ropeFreq.length; i++) {
+            float expo = (float) (4 * i) / (float) headDim;
+            ropeFreq[i] = 1.0f / (float) Math.pow(VisionConfig.ROPE_THETA, expo);
+        }
+    }
+
+    static float[] vec(WeightSource w, String name, int n) { return w.tensor(name).requireShape(n).toFloats(); }
+
+    static Matrix mat(WeightSource w, String name, int rows, int cols) { return w.tensor(name).requireShape(rows, cols).matrix(); }
+
+    public VisionConfig config() { return cfg; }
+
+    /**
+     * @param pixels [L, 3·P·P] all images' patches, concatenated
+     * @param grids  (gh, gw) per image; Σ gh·gw = L
+     * @param stages when not null, receives "vision.patch_embed", "vision.block{b}" ([L, D] copies)
+     * @return [L, D] after the final LayerNorm (before the merge)
+     */
+    public float[] forward(float[] pixels, int[][] grids, Map<String, float[]> stages) {
+        int images = grids.length;
+        int[] starts = new int[images], counts = new int[images];
+        int total = 0;
+        for (int m = 0; m < images; m++) {
+            starts[m] = total;
+            counts[m] = grids[m][0] * grids[m][1];
+            total += counts[m];
+        }
+        final int L = total;
+        if (pixels.length != (long) L * patchLen) {
+            throw new IllegalArgumentException("pixel_values has " + pixels.length + " floats, grids need " + L + " × " + patchLen);
+        }
+        // 4.1 + 4.2: x = W_pe·patch + b_pe + pos(gh, gw)
+        float[] x = new float[L * dim];                              // [L, D]
+        patchW.matmul(pixels, x, L);
+        VisionKernels.addBias(x, patchB, L);
+        for (int m = 0; m < images; m++) {
+            float[] pos = PosEmbedding.resize(posTable, cfg.posEmbHeight(), cfg.posEmbWidth(), dim, grids[m][0], grids[m][1]);
+            VisionKernels.addInto(x, starts[m] * dim, pos, 0, counts[m] * dim);
+        }
+        if (stages != null) stages.put("vision.patch_embed", x.clone());
+
+        // RoPE cos/sin per token and pair: [L, d/2]
+        int pairs = headDim / 2;
+        float[] cos = new float[L * pairs], sin = new float[L * pairs];
+        for (int m = 0; m < images; m++) {
+            int gw = grids[m][1];
+            for (int n = 0; n < counts[m]; n++) {
+                int row = n / gw, col = n % gw, o = (starts[m] + n) * pairs;
+                for (int i = 0; i < pairs / 2; i++) {
+                    // pair 2i turns by the column, pair 2i+1 by the row (the reference code; its docstring says otherwise)
+                    float ac = (float) col * ropeFreq[i], ar = (float) row * ropeFreq[i];
+                    cos[o + 2 * i] = (float) Math.cos(ac); sin[o + 2 * i] = (float) Math.sin(ac);
+                    cos[o + 2 * i + 1] = (float) Math.cos(ar); sin[o + 2 * i + 1] = (float) Math.sin(ar);
+                }
+            }
+        }
+
+        float[] y = new float[L * dim];                              // [L, D] normed input / attention output
+        float[] qkv = new float[L * 3 * dim];                        // [L, 3D]
+        float[] att = new float[L * dim];                            // [L, D]
+        float[] h = new float[L * inter];                            // [L, I]
+        for (int b = 0; b < blocks.length; b++) {
+            Block blk = blocks[b];
+            VisionKernels.layerNorm(x, blk.norm0G, blk.norm0B, eps, y, L);
+            blk.wqkv.matmul(y, qkv, L);
+            VisionKernels.addBias(qkv, blk.bqkv, L);
+            applyRope(qkv, cos, sin, L);
+            VisionKernels.blockDiagonalAttention(qkv, dim, heads, starts, counts, att);
+            blk.wo.matmul(att, y, L);
+            VisionKernels.addBias(y, blk.bo, L);
+            VisionKernels.addInto(x, 0, y, 0, L * dim);
+            VisionKernels.layerNorm(x, blk.norm1G, blk.norm1B, eps, y, L);
+            blk.fc0.matmul(y, h, L);
+            VisionKernels.biasGeluTanh(h, blk.b0, L);
+            blk.fc1.matmul(h, y, L);
+            VisionKernels.addBias(y, blk.b1, L);
+            VisionKernels.addInto(x, 0, y, 0, L * dim);
+            if (stages != null) stages.put("vision.block" + b, x.clone());
+        }
+        VisionKernels.layerNorm(x, finalG, finalB, eps, y, L);
+        return y;
+    }
+
+    /** Rotates q and k of every head: complex pair k of a head (dims 2k, 2k+1) times (cos, sin)[token, k]. */
+    private void applyRope(float[] qkv, float[] cos, float[] sin, int L) {
+        int pairs = headDim / 2, stride = 3 * dim;
+        Parallel.forRange(L, 16, (from, to) -> {
+            for (int t = from; t < to; t++) {
+                int co = t * pairs;
+                for (int part = 0; part < 2; part++) {          // q then k
+                    int base = t * stride + part * dim;
+                    for (int hh = 0; hh < heads; hh++) {
+                        int o = base + hh * headDim;
+                        for (int k = 0; k < pairs; k++) {
+                            float re = qkv[o + 2 * k], im = qkv[o + 2 * k + 1];
+                            float c = cos[co + k], s = sin[co + k];
+                            qkv[o + 2 * k] = re * c - im * s;
+                            qkv[o + 2 * k + 1] = re * s + im * c;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}

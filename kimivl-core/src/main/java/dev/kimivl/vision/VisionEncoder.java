@@ -1,0 +1,133 @@
+package dev.kimivl.vision;
+
+import dev.kimivl.config.ModelConfig;
+import dev.kimivl.config.PreprocessorConfig;
+import dev.kimivl.config.VisionConfig;
+import dev.kimivl.io.CheckpointException;
+import dev.kimivl.io.WeightSource;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Images → image features in the language model's embedding space: preprocessing, MoonViT, 2×2 merge, projector.
+ * Thread-safe for concurrent {@link #encode} calls (weights are read-only; every call allocates its own activations).
+ */
+public final class VisionEncoder {
+    private final VisionConfig vcfg;
+    private final ImagePreprocessor preprocessor;
+    private final MoonViT vit;
+    private final Projector projector;
+
+    public VisionEncoder(WeightSource weights, ModelConfig config, PreprocessorConfig pre) {
+        if (!config.hasVision()) throw new CheckpointException(weights.description() + ": config has no vision_config");
+        this.vcfg = config.vision();
+        if (pre.patchSize() != vcfg.patchSize() || pre.mergeH() != vcfg.mergeH() || pre.mergeW() != vcfg.mergeW()) {
+            throw new CheckpointException(weights.description() + ": preprocessor patch " + pre.patchSize() + " / merge "
+                    + pre.mergeH() + "x" + pre.mergeW() + " disagree with vision_config patch " + vcfg.patchSize()
+                    + " / merge " + vcfg.mergeH() + "x" + vcfg.mergeW());
+        }
+        this.preprocessor = new ImagePreprocessor(pre);
+        this.vit = new MoonViT(weights, vcfg);
+        this.projector = new Projector(weights, vcfg.hiddenSize(), vcfg.mergeH() * vcfg.mergeW(), config.text().hiddenSize());
+    }
+
+    public PreprocessorConfig preprocessorConfig() { return preprocessor.config(); }
+
+    public int textHidden() { return projector.textHidden(); }
+
+    /** Image tokens an image of this size produces with this processor configuration (for building prompts). */
+    public static int tokensFor(int width, int height, PreprocessorConfig pre) {
+        return ImagePreprocessor.tokensFor(width, height, pre);
+    }
+
+    public int tokensFor(int width, int height) { return tokensFor(width, height, preprocessor.config()); }
+
+    public VisionOutput encode(List<LoadedImage> images) { return encode(images, false); }
+
+    /** @param keepStages also return every intermediate stage under the golden names */
+    public VisionOutput encode(List<LoadedImage> images, boolean keepStages) {
+        List<PreprocessedImage> pre = new ArrayList<>(images.size());
+        for (LoadedImage im : images) pre.add(preprocessor.process(im));
+        return encodePreprocessed(pre, keepStages);
+    }
+
+    public VisionOutput encodePreprocessed(List<PreprocessedImage> images, boolean keepStages) {
+        if (images.isEmpty()) throw new IllegalArgumentException("no images to encode");
+        int n = images.size();
+        int[][] grids = new int[n][];
+        int[] tokens = new int[n];
+        int patches = 0, rowLen = 3 * vcfg.patchSize() * vcfg.patchSize();
+        for (int m = 0; m < n; m++) {
+            PreprocessedImage p = images.get(m);
+            grids[m] = new int[]{p.gridH(), p.gridW()};
+            tokens[m] = (p.gridH() / vcfg.mergeH()) * (p.gridW() / vcfg.mergeW());
+            patches += p.patches();
+        }
+        float[] pixels = new float[Math.multiplyExact(patches, rowLen)];   // [L, 3·P·P]
+        int off = 0;
+        for (PreprocessedImage p : images) {
+            System.arraycopy(p.pixelValues(), 0, pixels, off, p.pixelValues().length);
+            off += p.pixelValues().length;
+        }
+        Map<String, float[]> stages = keepStages ? new LinkedHashMap<>() : null;
+        Map<String, int[]> shapes = keepStages ? new LinkedHashMap<>() : null;
+        int dim = vcfg.hiddenSize(), slots = vcfg.mergeH() * vcfg.mergeW();
+        if (keepStages) {
+            stages.put("pixel_values", pixels);
+            float[] g = new float[2 * n];
+            for (int m = 0; m < n; m++) { g[2 * m] = grids[m][0]; g[2 * m + 1] = grids[m][1]; }
+            stages.put("image_grid_hws", g);
+        }
+        float[] tower = vit.forward(pixels, grids, stages);               // [L, D]
+        float[] merged = merge(tower, grids, tokens);                     // [M, slots, D]
+        int mTotal = merged.length / (slots * dim);
+        float[] features = projector.forward(merged, mTotal);             // [M, Dt]
+        if (keepStages) {
+            stages.put("vision_tower_out", tower);
+            stages.put("merged", merged);
+            stages.put("image_features", features);
+            shapes.put("pixel_values", new int[]{patches, 3, vcfg.patchSize(), vcfg.patchSize()});
+            shapes.put("image_grid_hws", new int[]{n, 2});
+            for (String k : stages.keySet()) {
+                if (k.startsWith("vision.")) shapes.put(k, new int[]{patches, dim});
+            }
+            shapes.put("vision_tower_out", new int[]{patches, dim});
+            shapes.put("merged", new int[]{mTotal, slots, dim});
+            shapes.put("image_features", new int[]{mTotal, projector.textHidden()});
+        }
+        return new VisionOutput(features, projector.textHidden(), tokens, grids, List.copyOf(images),
+                keepStages ? Collections.unmodifiableMap(stages) : Map.of(), keepStages ? Collections.unmodifiableMap(shapes) : Map.of());
+    }
+
+    /**
+     * 2×2 patch merge (spec §4.6): merged token (R, C) of an image holds patches (2R+a, 2C+b) in slot a·2 + b,
+     * i.e. (top-left, top-right, bottom-left, bottom-right). tower [L, D] → [M, mh·mw, D].
+     */
+    private float[] merge(float[] tower, int[][] grids, int[] tokens) {
+        int dim = vcfg.hiddenSize(), mh = vcfg.mergeH(), mw = vcfg.mergeW(), slots = mh * mw;
+        int total = 0;
+        for (int t : tokens) total += t;
+        float[] out = new float[total * slots * dim];
+        int src = 0, dst = 0;
+        for (int m = 0; m < grids.length; m++) {
+            int gh = grids[m][0], gw = grids[m][1];
+            for (int r = 0; r < gh / mh; r++) {
+                for (int c = 0; c < gw / mw; c++) {
+                    for (int a = 0; a < mh; a++) {
+                        for (int b = 0; b < mw; b++) {
+                            int patch = src + (r * mh + a) * gw + (c * mw + b);
+                            System.arraycopy(tower, patch * dim, out, dst, dim);
+                            dst += dim;
+                        }
+                    }
+                }
+            }
+            src += gh * gw;
+        }
+        return out;
+    }
+}
