@@ -1,0 +1,85 @@
+package dev.kimivl.cli;
+
+import dev.kimivl.io.SafeTensorsFile;
+import dev.kimivl.io.TensorData;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** The commands end to end on the golden checkpoints (shared with kimivl-core's test resources). */
+class CliTest {
+    static final Path GOLDEN = Path.of("../kimivl-core/src/test/resources/golden").toAbsolutePath().normalize();
+    static final Path TINY = Path.of("../models/tiny-random").toAbsolutePath().normalize();
+
+    record Run(int exit, String out, String err) {}
+
+    static Run run(String... args) {
+        CommandLine cl = Main.commandLine();
+        StringWriter err = new StringWriter();
+        cl.setErr(new PrintWriter(err, true));
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        PrintStream old = System.out;
+        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+        try {
+            int code = cl.execute(args);
+            return new Run(code, out.toString(StandardCharsets.UTF_8), err.toString());
+        } finally {
+            System.setOut(old);
+        }
+    }
+
+    @Test
+    void forwardWritesEveryStageAndTheGoldenGreedyTokens(@TempDir Path tmp) {
+        Path out = tmp.resolve("out.safetensors");
+        Path caseDir = GOLDEN.resolve("a_text_only");
+        Run r = run("forward", "--model", caseDir.toString(), "--inputs", caseDir.resolve("inputs.json").toString(), "--out", out.toString());
+        assertEquals(0, r.exit, r.err);
+        Map<String, TensorData> got = SafeTensorsFile.open(out).tensors();
+        Map<String, TensorData> want = SafeTensorsFile.open(caseDir.resolve("expected.safetensors")).tensors();
+        for (String name : new String[]{"embeddings", "hidden.layer0", "hidden.layer1", "hidden.layer2", "final_norm", "logits"}) {
+            assertArrayEquals(want.get(name).shape(), got.get(name).shape(), name);
+            float[] a = want.get(name).toFloats(), b = got.get(name).toFloats();
+            for (int i = 0; i < a.length; i++) assertEquals(a[i], b[i], 3e-4, name + "[" + i + "]");
+        }
+        assertArrayEquals(want.get("input_ids").toInts(), got.get("input_ids").toInts());
+        assertArrayEquals(new int[]{54, 95, 63, 736, 509, 730, 530, 14}, got.get("generated_ids").toInts());
+    }
+
+    @Test
+    void runStreamsAnAnswerFromTheDefaultModel() {
+        Run r = run("run", "--model", TINY.toString(), "-n", "12", "--temperature", "0", "Hello there");
+        assertEquals(0, r.exit, r.err);
+        assertFalse(r.out.isBlank(), "some text is printed");
+    }
+
+    @Test
+    void aPromptOverTheContextIsAnErrorNotATruncation() {
+        Run r = run("run", "--model", TINY.toString(), "--ctx", "20", "-n", "5", "a prompt that is surely longer than twenty tokens once the chat template wraps it");
+        assertEquals(1, r.exit);
+        assertTrue(r.err.contains("the prompt has") && r.err.contains("context holds 20"), r.err);
+    }
+
+    @Test
+    void infoCountsParameters() {
+        Run r = run("info", "--model", TINY.toString());
+        assertEquals(0, r.exit, r.err);
+        assertTrue(r.out.contains("449,664 total"), r.out);
+    }
+
+    @Test
+    void aMissingModelDirectoryIsOneClearLine() {
+        Run r = run("info", "--model", "/nonexistent/model");
+        assertEquals(1, r.exit);
+        assertTrue(r.err.contains("/nonexistent/model") && !r.err.contains("\tat "), r.err);
+    }
+}
