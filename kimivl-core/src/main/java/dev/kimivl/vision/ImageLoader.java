@@ -55,7 +55,7 @@ public final class ImageLoader {
         }
         if (size == 0) throw new ImageException(name + ": image file is empty (0 bytes)");
         try (ImageInputStream in = new FileImageInputStream(file.toFile())) {
-            return decode(in, name);
+            return decode(in, name, size);
         } catch (IOException e) {
             throw new ImageException(name + ": cannot read image file (" + e.getMessage() + ")", e);
         }
@@ -65,13 +65,13 @@ public final class ImageLoader {
     public LoadedImage load(byte[] bytes, String name) {
         if (bytes.length == 0) throw new ImageException(name + ": image data is empty (0 bytes)");
         try (ImageInputStream in = new MemoryCacheImageInputStream(new ByteArrayInputStream(bytes))) {
-            return decode(in, name);
+            return decode(in, name, bytes.length);
         } catch (IOException e) {
             throw new ImageException(name + ": cannot read image data (" + e.getMessage() + ")", e);
         }
     }
 
-    private LoadedImage decode(ImageInputStream in, String name) throws IOException {
+    private LoadedImage decode(ImageInputStream in, String name, long length) throws IOException {
         Iterator<ImageReader> readers = ImageIO.getImageReaders(in);
         if (!readers.hasNext()) {
             throw new ImageException(name + ": not a recognised image (supported: PNG, JPEG, WebP, GIF, BMP)");
@@ -79,6 +79,8 @@ public final class ImageLoader {
         ImageReader reader = readers.next();
         String format = reader.getFormatName().toLowerCase(Locale.ROOT);
         try {
+            if (format.equals("webp")) checkRiffLength(in, name, length);
+            if (format.equals("gif")) checkGifFirstFrame(in, name);
             reader.setInput(in, true, false);
             // Java's JPEG reader only warns on a truncated stream and fills the rest with grey; PIL raises
             // "image file is truncated". Treat every decoder warning as an error so a bad file is never half-used.
@@ -113,6 +115,63 @@ public final class ImageLoader {
             }
         } finally {
             reader.dispose();
+        }
+    }
+
+    /**
+     * The WebP decoder silently decodes a truncated file (missing data comes out as garbage); libwebp, and so PIL,
+     * refuses it. The RIFF header declares the file length: compare.
+     */
+    private static void checkRiffLength(ImageInputStream in, String name, long length) throws IOException {
+        in.mark();
+        byte[] head = new byte[8];
+        in.readFully(head);
+        in.reset();
+        long declared = ((head[4] & 0xFFL) | (head[5] & 0xFFL) << 8 | (head[6] & 0xFFL) << 16 | (head[7] & 0xFFL) << 24) + 8;
+        if (length < declared) {
+            throw new ImageException(name + ": truncated WebP file: " + length + " bytes, the RIFF header declares " + declared);
+        }
+    }
+
+    /**
+     * Java's GIF reader decodes a truncated first frame without complaint (the rest stays index 0); PIL raises.
+     * Walk the block structure up to the end of the first image's LZW data and fail if the file ends before.
+     */
+    private static void checkGifFirstFrame(ImageInputStream in, String name) throws IOException {
+        in.mark();
+        try {
+            in.skipBytes(6 + 4);                                   // "GIF89a", logical screen width/height
+            int flags = in.readUnsignedByte();
+            in.skipBytes(2);
+            if ((flags & 0x80) != 0) in.skipBytes(3 << ((flags & 7) + 1));   // global colour table
+            while (true) {
+                int b = in.readUnsignedByte();
+                if (b == 0x21) {                                   // extension: label, then sub-blocks
+                    in.readUnsignedByte();
+                    skipSubBlocks(in);
+                } else if (b == 0x2C) {                            // image descriptor
+                    in.skipBytes(8);
+                    int f = in.readUnsignedByte();
+                    if ((f & 0x80) != 0) in.skipBytes(3 << ((f & 7) + 1));
+                    in.readUnsignedByte();                         // LZW minimum code size
+                    skipSubBlocks(in);
+                    return;
+                } else {
+                    throw new ImageException(name + ": corrupt GIF: unexpected block 0x" + Integer.toHexString(b) + " before the first image");
+                }
+            }
+        } catch (java.io.EOFException e) {
+            throw new ImageException(name + ": truncated GIF: the file ends inside the first frame", e);
+        } finally {
+            in.reset();
+        }
+    }
+
+    private static void skipSubBlocks(ImageInputStream in) throws IOException {
+        for (int n = in.readUnsignedByte(); n != 0; n = in.readUnsignedByte()) {
+            if (in.skipBytes(n) < n) throw new java.io.EOFException();
+            in.readUnsignedByte();                                 // peek is not possible: step back one byte
+            in.seek(in.getStreamPosition() - 1);
         }
     }
 
