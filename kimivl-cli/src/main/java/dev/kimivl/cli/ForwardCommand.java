@@ -58,7 +58,14 @@ final class ForwardCommand implements Callable<Integer> {
             float[] emb = lm.embed(ids);
             if (images != null && !images.isEmpty()) {
                 Path base = inputs.toAbsolutePath().getParent();
-                emb = Multimodal.embedWithImages(m, ids, emb, images, base, sink);
+                var v = Multimodal.encode(m, Multimodal.files(images, base), true);
+                for (var e : v.stages().entrySet()) {
+                    if (!e.getKey().equals("image_grid_hws")) sink.accept(e.getKey(), e.getValue(), v.shapes().get(e.getKey()));
+                }
+                int[] grids = new int[v.grids().length * 2];
+                for (int i = 0; i < v.grids().length; i++) { grids[2 * i] = v.grids()[i][0]; grids[2 * i + 1] = v.grids()[i][1]; }
+                w.i32("image_grid_hws", grids, v.grids().length, 2);
+                dev.kimivl.model.ImageMerge.merge(emb, ids, m.config().mediaPlaceholderTokenId(), v.features(), v.textHidden());
             }
             KvCache cache = lm.newCache(m.contextLength(0));
             if (T + maxNew > cache.maxTokens()) throw new dev.kimivl.generate.ContextOverflowException(T + maxNew, cache.maxTokens());
@@ -73,7 +80,7 @@ final class ForwardCommand implements Callable<Integer> {
             }
             w.i32("generated_ids", gen, maxNew);
             w.write(out);
-            System.err.println("kimivl forward: wrote " + (written.size() + 2) + " tensors to " + out + "; generated_ids " + java.util.Arrays.toString(gen));
+            System.err.println("kimivl forward: wrote " + (written.size() + 2 + (images != null && !images.isEmpty() ? 1 : 0)) + " tensors to " + out + "; generated_ids " + java.util.Arrays.toString(gen));
         }
         return 0;
     }

@@ -18,7 +18,8 @@ public final class Main implements Runnable {
         CommandLine cl = new CommandLine(new Main());
         cl.setExecutionExceptionHandler((ex, cmd, parseResult) -> {
             boolean expected = ex instanceof CheckpointException || ex instanceof IllegalArgumentException
-                    || ex instanceof java.io.IOException || ex instanceof UnsupportedOperationException || ex instanceof IllegalStateException;
+                    || ex instanceof java.io.IOException || ex instanceof UnsupportedOperationException || ex instanceof IllegalStateException
+                    || ex instanceof dev.kimivl.vision.ImageException;
             cmd.getErr().println("kimivl " + cmd.getCommandName() + ": error: " + (ex.getMessage() != null ? ex.getMessage() : ex.toString()));
             if (!expected || "1".equals(System.getenv("KIMIVL_DEBUG"))) ex.printStackTrace(cmd.getErr());
             return expected ? 1 : 70;

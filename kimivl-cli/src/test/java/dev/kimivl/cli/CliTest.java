@@ -56,6 +56,41 @@ class CliTest {
     }
 
     @Test
+    void forwardRunsTheVisionStagesOfTheTwoImageCase(@TempDir Path tmp) {
+        Path out = tmp.resolve("out.safetensors");
+        Path caseDir = GOLDEN.resolve("c_two_images");
+        Run r = run("forward", "--model", caseDir.toString(), "--inputs", caseDir.resolve("inputs.json").toString(), "--out", out.toString());
+        assertEquals(0, r.exit, r.err);
+        Map<String, TensorData> got = SafeTensorsFile.open(out).tensors();
+        Map<String, TensorData> want = SafeTensorsFile.open(caseDir.resolve("expected.safetensors")).tensors();
+        assertArrayEquals(want.get("image_grid_hws").toInts(), got.get("image_grid_hws").toInts());
+        for (String name : new String[]{"pixel_values", "vision_tower_out", "merged", "image_features", "embeddings", "logits"}) {
+            assertArrayEquals(want.get(name).shape(), got.get(name).shape(), name);
+            float[] a = want.get(name).toFloats(), b = got.get(name).toFloats();
+            double tol = name.equals("logits") ? 3e-4 : 5e-5;
+            for (int i = 0; i < a.length; i++) assertEquals(a[i], b[i], tol, name + "[" + i + "]");
+        }
+        assertArrayEquals(new int[]{103, 373, 561, 315, 833, 762, 916, 701}, got.get("generated_ids").toInts());
+    }
+
+    @Test
+    void runTakesSeveralImages() {
+        Path c = GOLDEN.resolve("c_two_images");
+        Run r = run("run", "--model", TINY.toString(), "-n", "8", "--seed", "1", "-i", c.resolve("image0.png").toString(),
+                "-i", c.resolve("image1.png").toString(), "What differs?");
+        assertEquals(0, r.exit, r.err);
+    }
+
+    @Test
+    void aCorruptImageIsOneClearLine(@TempDir Path tmp) throws Exception {
+        Path bad = tmp.resolve("broken.png");
+        java.nio.file.Files.write(bad, new byte[]{(byte) 0x89, 'P', 'N', 'G', 1, 2, 3});
+        Run r = run("run", "--model", TINY.toString(), "-n", "4", "-i", bad.toString(), "What is this?");
+        assertEquals(1, r.exit);
+        assertTrue(r.err.contains("broken.png") && !r.err.contains("\tat "), r.err);
+    }
+
+    @Test
     void runStreamsAnAnswerFromTheDefaultModel() {
         Run r = run("run", "--model", TINY.toString(), "-n", "12", "--temperature", "0", "Hello there");
         assertEquals(0, r.exit, r.err);

@@ -7,6 +7,7 @@ import dev.kimivl.io.SafetensorsCheckpoint;
 import dev.kimivl.io.WeightSource;
 import dev.kimivl.text.ChatTemplate;
 import dev.kimivl.text.Tokenizer;
+import dev.kimivl.vision.VisionEncoder;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -24,9 +25,10 @@ public final class KimiVL implements AutoCloseable {
     private final LanguageModel lm;
     private final Tokenizer tokenizer;        // null when the directory has no tiktoken.model
     private final ChatTemplate template;
+    private final VisionEncoder vision;       // null for text-only checkpoints
 
     private KimiVL(Path dir, ModelConfig config, PreprocessorConfig preprocessor, WeightSource weights, LanguageModel lm,
-                   Tokenizer tokenizer, ChatTemplate template) {
+                   Tokenizer tokenizer, ChatTemplate template, VisionEncoder vision) {
         this.dir = dir;
         this.config = config;
         this.preprocessor = preprocessor;
@@ -34,6 +36,7 @@ public final class KimiVL implements AutoCloseable {
         this.lm = lm;
         this.tokenizer = tokenizer;
         this.template = template;
+        this.vision = vision;
     }
 
     /** Opens a Hugging Face checkpoint directory. */
@@ -45,7 +48,16 @@ public final class KimiVL implements AutoCloseable {
             LanguageModel lm = LanguageModel.load(weights, config.text(), config.textPrefix());
             Tokenizer tok = Files.isRegularFile(dir.resolve("tiktoken.model")) ? Tokenizer.load(dir) : null;
             ChatTemplate template = ChatTemplate.load(dir);
-            return new KimiVL(dir, config, PreprocessorConfig.load(dir), weights, lm, tok, template);
+            PreprocessorConfig pre = PreprocessorConfig.load(dir);
+            VisionEncoder vision = config.hasVision() ? new VisionEncoder(weights, config, pre) : null;
+            if (vision != null && tok != null) {
+                int pad = tok.tokenId("<|media_pad|>").orElse(-1);
+                if (pad != config.mediaPlaceholderTokenId()) {
+                    throw new CheckpointException(dir + ": the tokenizer's <|media_pad|> is id " + pad + " but config.json's media_placeholder_token_id is "
+                            + config.mediaPlaceholderTokenId() + "; images could not be placed in prompts");
+                }
+            }
+            return new KimiVL(dir, config, pre, weights, lm, tok, template, vision);
         } catch (IOException e) {
             weights.close();
             throw new CheckpointException(dir + ": " + e.getMessage(), e);
@@ -61,6 +73,14 @@ public final class KimiVL implements AutoCloseable {
     public WeightSource weights() { return weights; }
     public LanguageModel languageModel() { return lm; }
     public ChatTemplate chatTemplate() { return template; }
+
+    public boolean hasVision() { return vision != null; }
+
+    /** The MoonViT encoder + projector; an error for text-only checkpoints. */
+    public VisionEncoder vision() {
+        if (vision == null) throw new IllegalArgumentException(dir + " is a text-only model (no vision_config): it cannot take images");
+        return vision;
+    }
 
     public boolean hasTokenizer() { return tokenizer != null; }
 
