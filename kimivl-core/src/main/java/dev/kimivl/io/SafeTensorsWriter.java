@@ -45,6 +45,15 @@ public final class SafeTensorsWriter {
         return this;
     }
 
+    /** Stores values rounded to IEEE half precision. */
+    public SafeTensorsWriter f16(String name, float[] values, long... shape) {
+        check(name, values.length, shape);
+        ByteBuffer b = ByteBuffer.allocate(values.length * 2).order(ByteOrder.LITTLE_ENDIAN);
+        for (float v : values) b.putShort(Float.floatToFloat16(v));
+        entries.add(new Entry(name, "F16", shape, b.array()));
+        return this;
+    }
+
     private static void check(String name, int n, long[] shape) {
         long numel = 1;
         for (long d : shape) numel *= d;

@@ -1,0 +1,79 @@
+package dev.kimivl.model;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.kimivl.config.ModelConfig;
+import dev.kimivl.io.SafeTensorsFile;
+import dev.kimivl.io.SafeTensorsWriter;
+import dev.kimivl.io.SafetensorsCheckpoint;
+import dev.kimivl.io.TensorData;
+import dev.kimivl.testing.Golden;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** The same weights in the other published forms (plain DeepSeek-V3 text config, F32 and F16 tensors) give the same model. */
+class CheckpointFormsTest {
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    static float[] logits(Path dir) {
+        Golden g = Golden.load("a_text_only");
+        ModelConfig cfg = ModelConfig.load(dir);
+        try (SafetensorsCheckpoint c = SafetensorsCheckpoint.open(dir)) {
+            ExpectedTensors.validate(c, cfg);
+            LanguageModel lm = LanguageModel.load(c, cfg.text(), cfg.textPrefix());
+            int[] ids = g.inputIds();
+            return lm.allLogits(lm.forward(lm.embed(ids), ids.length, lm.newCache(64), StageSink.NONE, null), ids.length);
+        }
+    }
+
+    /** Rewrites the golden weights whose names start with dropPrefix, without it, in the given dtype. */
+    static void writeWeights(Path out, String dropPrefix, String dtype) throws IOException {
+        Map<String, TensorData> all = SafeTensorsFile.open(Golden.root().resolve("a_text_only/model.safetensors")).tensors();
+        SafeTensorsWriter w = new SafeTensorsWriter();
+        for (var e : all.entrySet()) {
+            if (!e.getKey().startsWith(dropPrefix)) continue;     // a text-only checkpoint has no vision tower
+            String name = e.getKey().startsWith(dropPrefix) ? e.getKey().substring(dropPrefix.length()) : e.getKey();
+            float[] v = e.getValue().toFloats();
+            switch (dtype) {
+                case "F32" -> w.f32(name, v, e.getValue().shape());
+                case "BF16" -> w.bf16(name, v, e.getValue().shape());
+                default -> w.f16(name, v, e.getValue().shape());
+            }
+        }
+        w.write(out.resolve("model.safetensors"));
+    }
+
+    @Test
+    void plainDeepseekV3ConfigLikeMoonlight(@TempDir Path dir) throws IOException {
+        ObjectNode nested = (ObjectNode) JSON.readTree(Golden.root().resolve("a_text_only/config.json").toFile());
+        ObjectNode text = (ObjectNode) nested.get("text_config");
+        text.put("model_type", "deepseek_v3");
+        text.putArray("architectures").add("DeepseekV3ForCausalLM");
+        Files.writeString(dir.resolve("config.json"), text.toPrettyString());
+        writeWeights(dir, "language_model.", "BF16");
+        ModelConfig cfg = ModelConfig.load(dir);
+        assertNull(cfg.vision());
+        assertEquals("", cfg.textPrefix());
+        assertArrayEquals(logits(Golden.root().resolve("a_text_only")), logits(dir));
+    }
+
+    @Test
+    void f32AndF16TensorsLoad(@TempDir Path dir) throws IOException {
+        Files.copy(Golden.root().resolve("a_text_only/config.json"), dir.resolve("config.json"));
+        float[] ref = logits(Golden.root().resolve("a_text_only"));
+        writeWeights(dir, "", "F32");
+        assertArrayEquals(ref, logits(dir), 1e-5f, "F32 holds the BF16 values exactly");
+        writeWeights(dir, "", "F16");
+        double d = Golden.maxAbsDiff(ref, logits(dir));
+        assertTrue(d < 0.05, "F16 rounding of the weights moves logits by " + d);
+    }
+}
