@@ -23,8 +23,12 @@ public final class VisionEncoder {
     private final Projector projector;
 
     public VisionEncoder(WeightSource weights, ModelConfig config, PreprocessorConfig pre) {
-        if (!config.hasVision()) throw new CheckpointException(weights.description() + ": config has no vision_config");
-        this.vcfg = config.vision();
+        this(weights, requireVision(weights, config), config.text().hiddenSize(), pre);
+    }
+
+    /** For callers without a full config.json (benchmarks, tests): the vision config and the LM hidden size Dt. */
+    public VisionEncoder(WeightSource weights, VisionConfig vision, int textHidden, PreprocessorConfig pre) {
+        this.vcfg = vision;
         if (pre.patchSize() != vcfg.patchSize() || pre.mergeH() != vcfg.mergeH() || pre.mergeW() != vcfg.mergeW()) {
             throw new CheckpointException(weights.description() + ": preprocessor patch " + pre.patchSize() + " / merge "
                     + pre.mergeH() + "x" + pre.mergeW() + " disagree with vision_config patch " + vcfg.patchSize()
@@ -32,7 +36,12 @@ public final class VisionEncoder {
         }
         this.preprocessor = new ImagePreprocessor(pre);
         this.vit = new MoonViT(weights, vcfg);
-        this.projector = new Projector(weights, vcfg.hiddenSize(), vcfg.mergeH() * vcfg.mergeW(), config.text().hiddenSize());
+        this.projector = new Projector(weights, vcfg.hiddenSize(), vcfg.mergeH() * vcfg.mergeW(), textHidden);
+    }
+
+    private static VisionConfig requireVision(WeightSource weights, ModelConfig config) {
+        if (!config.hasVision()) throw new CheckpointException(weights.description() + ": config has no vision_config");
+        return config.vision();
     }
 
     public PreprocessorConfig preprocessorConfig() { return preprocessor.config(); }

@@ -53,7 +53,9 @@ final class VisionKernels {
                 for (int bound = F.loopBound(w); i < bound; i += VL) {
                     FloatVector v = FloatVector.fromArray(F, x, o + i).add(FloatVector.fromArray(F, b, i));
                     FloatVector inner = v.mul(v).mul(v).mul(k1).add(v).mul(k0);
-                    v.mul(0.5f).mul(inner.lanewise(VectorOperators.TANH).add(1f)).intoArray(x, o + i);
+                    // 0.5·v·(1 + tanh(u)) = v·(1 − 1/(e^{2u} + 1))
+                    FloatVector e = exp(inner.mul(2f));
+                    v.sub(v.div(e.add(1f))).intoArray(x, o + i);
                 }
                 for (; i < w; i++) {
                     float v = x[o + i] + b[i];
@@ -62,6 +64,26 @@ final class VisionKernels {
                 }
             }
         });
+    }
+
+    /**
+     * e^x for float lanes, to ~2 ulp (Cephes expf: x = n·ln2 + r, degree-6 polynomial in r, scale by 2^n).
+     * The Vector API's lanewise(EXP/TANH) falls back to a slow per-lane Java path on this JDK, so it is not used.
+     */
+    static FloatVector exp(FloatVector x) {
+        x = x.max(-87.33f).min(88.37f);
+        final float magic = 12582912f;                      // 1.5·2^23: adding it rounds to the nearest integer
+        FloatVector n = x.mul(1.44269504088896341f).add(magic).sub(magic);
+        FloatVector r = x.sub(n.mul(0.693359375f)).sub(n.mul(-2.12194440e-4f));
+        FloatVector p = r.mul(1.9875691500E-4f).add(1.3981999507E-3f)
+                .mul(r).add(8.3334519073E-3f)
+                .mul(r).add(4.1665795894E-2f)
+                .mul(r).add(1.6666665459E-1f)
+                .mul(r).add(5.0000001201E-1f)
+                .mul(r.mul(r)).add(r).add(1f);
+        jdk.incubator.vector.IntVector ni = (jdk.incubator.vector.IntVector) n.convert(VectorOperators.F2I, 0);
+        FloatVector scale = ni.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
+        return p.mul(scale);
     }
 
     /** In place: x = GELU_erf(x + bias), the exact GELU of the projector. */
@@ -132,7 +154,7 @@ final class VisionKernels {
                 FloatVector vmax = FloatVector.broadcast(F, max), sum = FloatVector.zero(F);
                 int j = 0;
                 for (int bound = F.loopBound(n); j < bound; j += VL) {
-                    FloatVector e = FloatVector.fromArray(F, sc, o + j).sub(vmax).lanewise(VectorOperators.EXP);
+                    FloatVector e = exp(FloatVector.fromArray(F, sc, o + j).sub(vmax));
                     e.intoArray(sc, o + j);
                     sum = sum.add(e);
                 }
