@@ -1,6 +1,7 @@
 package dev.kimivl.io;
 
 import dev.kimivl.tensor.Matrix;
+import dev.kimivl.tensor.QuantMatrix;
 import dev.kimivl.tensor.SegmentMatrix;
 
 /** Builds the {@link Matrix} kernel that fits a stored tensor's dtype. */
@@ -12,6 +13,18 @@ public final class Matrices {
         int rows = Math.toIntExact(t.shape()[0]), cols = Math.toIntExact(t.shape()[1]);
         return switch (t.dtype()) {
             case F32, BF16, F16 -> new SegmentMatrix(t.data(), t.dtype(), rows, cols);
+            case Q8_0, Q4_0, Q4_K, Q6_K -> {
+                if (cols % t.dtype().blockSize != 0) {
+                    throw new CheckpointException(t.origin() + ": tensor '" + t.name() + "' " + t.shapeString() + " " + t.dtype()
+                            + ": rows of " + cols + " are not a whole number of " + t.dtype().blockSize + "-element blocks");
+                }
+                long need = t.dtype().bytesFor((long) rows * cols);
+                if (t.data().byteSize() < need) {
+                    throw new CheckpointException(t.origin() + ": tensor '" + t.name() + "' " + t.shapeString() + " " + t.dtype()
+                            + " needs " + need + " bytes, has " + t.data().byteSize());
+                }
+                yield new QuantMatrix(t.data(), t.dtype(), rows, cols);
+            }
             default -> throw new CheckpointException(t.origin() + ": tensor '" + t.name() + "': no matrix kernel for dtype " + t.dtype());
         };
     }

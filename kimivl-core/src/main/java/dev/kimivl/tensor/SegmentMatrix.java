@@ -4,6 +4,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -12,9 +13,9 @@ import java.nio.ByteOrder;
 
 /** A dense (F32, BF16 or F16) matrix over a memory segment: a mapped checkpoint region or a heap array. */
 public final class SegmentMatrix implements Matrix {
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_512;
-    private static final VectorSpecies<Short> S = ShortVector.SPECIES_256;
-    private static final VectorSpecies<Integer> I = IntVector.SPECIES_512;
+    private static final VectorSpecies<Float> F = QuantMatrix.F;
+    private static final VectorSpecies<Short> S = VectorSpecies.of(short.class, VectorShape.forBitSize(F.length() * 16));
+    private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
     private static final ValueLayout.OfFloat F32LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfShort S16LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
@@ -98,6 +99,21 @@ public final class SegmentMatrix implements Matrix {
             MemorySegment.copy(data, F32LE, base, dst, off, cols);
             return;
         }
-        for (int c = 0; c < cols; c++) dst[off + c] = get(base, c);
+        int c = 0;
+        if (dtype == DType.BF16) {
+            int bound = F.loopBound(cols);
+            for (; c < bound; c += F.length()) {
+                ShortVector s = ShortVector.fromMemorySegment(S, data, base + 2L * c, ByteOrder.LITTLE_ENDIAN);
+                ((IntVector) s.convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16)
+                        .reinterpretAsFloats().intoArray(dst, off + c);
+            }
+        }
+        for (; c < cols; c++) dst[off + c] = get(base, c);
+    }
+
+    @Override
+    public void matmul(float[] x, float[] y, int n) {
+        if (n == 1) { matvec(x, 0, y, 0); return; }
+        Gemm.matmul(this, x, y, n);
     }
 }

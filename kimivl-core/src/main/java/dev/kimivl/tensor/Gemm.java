@@ -1,0 +1,118 @@
+package dev.kimivl.tensor;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Batched products y[t·rows + r] = Σ_c W[r, c]·x[t·cols + c] for any {@link Matrix}: weight rows are decoded
+ * (dequantized) in groups of 4 into a small float buffer and multiplied with tiles of inputs that stay in L2,
+ * with a 4×4 register-blocked Vector API kernel (16 accumulators). Each weight row is decoded once per input
+ * tile (n / tile times in all), so decoding costs a few percent of the multiply-adds.
+ */
+public final class Gemm {
+    private static final VectorSpecies<Float> F = QuantMatrix.F;
+    /** Inputs per micro-kernel: 4 with 32 vector registers (AVX-512), 2 with 16 (AVX2). */
+    private static final int TN = F.length() >= 16 ? 4 : 2;
+    private static final int RG = 4;
+    /** Bytes of inputs per tile: about half an L2. */
+    private static final int TILE_BYTES = Integer.getInteger("kimivl.gemmTileBytes", 512 << 10);
+
+    private Gemm() {}
+
+    public static void matmul(Matrix m, float[] x, float[] y, int n) {
+        final int rows = m.rows(), cols = m.cols();
+        if ((long) n * cols > x.length) throw new IllegalArgumentException("x has " + x.length + " floats, needs " + (long) n * cols);
+        if ((long) n * rows > y.length) throw new IllegalArgumentException("y has " + y.length + " floats, needs " + (long) n * rows);
+        final int tile = Math.max(RG, Math.min(n, TILE_BYTES / (4 * Math.max(1, cols)) / RG * RG));
+        int groups = (rows + RG - 1) / RG;
+        Parallel.forRange(groups, 4, (g0, g1) -> {
+            float[] w = new float[RG * cols];
+            for (int t0 = 0; t0 < n; t0 += tile) {
+                int t1 = Math.min(n, t0 + tile);
+                for (int g = g0; g < g1; g++) {
+                    int r0 = g * RG, nr = Math.min(RG, rows - r0);
+                    for (int i = 0; i < nr; i++) m.row(r0 + i, w, i * cols);
+                    int t = t0;
+                    if (nr == RG) {
+                        if (TN == 4) for (; t + 4 <= t1; t += 4) kernel4x4(w, cols, x, t, y, rows, r0);
+                        for (; t + 2 <= t1; t += 2) kernel4x2(w, cols, x, t, y, rows, r0);
+                    }
+                    for (; t < t1; t++) {
+                        for (int i = 0; i < nr; i++) y[t * rows + r0 + i] = VectorMath.dot(w, i * cols, x, t * cols, cols);
+                    }
+                }
+            }
+        });
+    }
+
+    private static void kernel4x2(float[] w, int cols, float[] x, int t, float[] y, int rows, int r0) {
+        FloatVector a00 = FloatVector.zero(F), a01 = a00, a10 = a00, a11 = a00;
+        FloatVector a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+        int x0 = t * cols, x1 = x0 + cols;
+        int w1 = cols, w2 = 2 * cols, w3 = 3 * cols;
+        int bound = F.loopBound(cols);
+        int c = 0;
+        for (; c < bound; c += F.length()) {
+            FloatVector v0 = FloatVector.fromArray(F, w, c);
+            FloatVector v1 = FloatVector.fromArray(F, w, w1 + c);
+            FloatVector v2 = FloatVector.fromArray(F, w, w2 + c);
+            FloatVector v3 = FloatVector.fromArray(F, w, w3 + c);
+            FloatVector u = FloatVector.fromArray(F, x, x0 + c);
+            a00 = v0.fma(u, a00); a10 = v1.fma(u, a10); a20 = v2.fma(u, a20); a30 = v3.fma(u, a30);
+            u = FloatVector.fromArray(F, x, x1 + c);
+            a01 = v0.fma(u, a01); a11 = v1.fma(u, a11); a21 = v2.fma(u, a21); a31 = v3.fma(u, a31);
+        }
+        int y0 = t * rows + r0, y1 = y0 + rows;
+        y[y0] = a00.reduceLanes(VectorOperators.ADD); y[y0 + 1] = a10.reduceLanes(VectorOperators.ADD);
+        y[y0 + 2] = a20.reduceLanes(VectorOperators.ADD); y[y0 + 3] = a30.reduceLanes(VectorOperators.ADD);
+        y[y1] = a01.reduceLanes(VectorOperators.ADD); y[y1 + 1] = a11.reduceLanes(VectorOperators.ADD);
+        y[y1 + 2] = a21.reduceLanes(VectorOperators.ADD); y[y1 + 3] = a31.reduceLanes(VectorOperators.ADD);
+        if (c < cols) tail(w, cols, x, t, 2, y, rows, r0, c);
+    }
+
+    private static void tail(float[] w, int cols, float[] x, int t, int nt, float[] y, int rows, int r0, int c) {
+        for (int i = 0; i < 4; i++) {
+            for (int j = 0; j < nt; j++) {
+                float s = 0;
+                for (int k = c; k < cols; k++) s += w[i * cols + k] * x[(t + j) * cols + k];
+                y[(t + j) * rows + r0 + i] += s;
+            }
+        }
+    }
+
+    private static void kernel4x4(float[] w, int cols, float[] x, int t, float[] y, int rows, int r0) {
+        FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
+        FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+        FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+        FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+        int x0 = t * cols, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols;
+        int w1 = cols, w2 = 2 * cols, w3 = 3 * cols;
+        int bound = F.loopBound(cols);
+        int c = 0;
+        for (; c < bound; c += F.length()) {
+            FloatVector v0 = FloatVector.fromArray(F, w, c);
+            FloatVector v1 = FloatVector.fromArray(F, w, w1 + c);
+            FloatVector v2 = FloatVector.fromArray(F, w, w2 + c);
+            FloatVector v3 = FloatVector.fromArray(F, w, w3 + c);
+            FloatVector u = FloatVector.fromArray(F, x, x0 + c);
+            a00 = v0.fma(u, a00); a10 = v1.fma(u, a10); a20 = v2.fma(u, a20); a30 = v3.fma(u, a30);
+            u = FloatVector.fromArray(F, x, x1 + c);
+            a01 = v0.fma(u, a01); a11 = v1.fma(u, a11); a21 = v2.fma(u, a21); a31 = v3.fma(u, a31);
+            u = FloatVector.fromArray(F, x, x2 + c);
+            a02 = v0.fma(u, a02); a12 = v1.fma(u, a12); a22 = v2.fma(u, a22); a32 = v3.fma(u, a32);
+            u = FloatVector.fromArray(F, x, x3 + c);
+            a03 = v0.fma(u, a03); a13 = v1.fma(u, a13); a23 = v2.fma(u, a23); a33 = v3.fma(u, a33);
+        }
+        int y0 = t * rows + r0, y1 = y0 + rows, y2 = y1 + rows, y3 = y2 + rows;
+        y[y0] = a00.reduceLanes(VectorOperators.ADD); y[y0 + 1] = a10.reduceLanes(VectorOperators.ADD);
+        y[y0 + 2] = a20.reduceLanes(VectorOperators.ADD); y[y0 + 3] = a30.reduceLanes(VectorOperators.ADD);
+        y[y1] = a01.reduceLanes(VectorOperators.ADD); y[y1 + 1] = a11.reduceLanes(VectorOperators.ADD);
+        y[y1 + 2] = a21.reduceLanes(VectorOperators.ADD); y[y1 + 3] = a31.reduceLanes(VectorOperators.ADD);
+        y[y2] = a02.reduceLanes(VectorOperators.ADD); y[y2 + 1] = a12.reduceLanes(VectorOperators.ADD);
+        y[y2 + 2] = a22.reduceLanes(VectorOperators.ADD); y[y2 + 3] = a32.reduceLanes(VectorOperators.ADD);
+        y[y3] = a03.reduceLanes(VectorOperators.ADD); y[y3 + 1] = a13.reduceLanes(VectorOperators.ADD);
+        y[y3 + 2] = a23.reduceLanes(VectorOperators.ADD); y[y3 + 3] = a33.reduceLanes(VectorOperators.ADD);
+        if (c < cols) tail(w, cols, x, t, 4, y, rows, r0, c);
+    }
+}

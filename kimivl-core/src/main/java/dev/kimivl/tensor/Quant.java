@@ -1,0 +1,176 @@
+package dev.kimivl.tensor;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * llama.cpp block formats: reference quantizers (bit-exact with ggml's {@code quantize_row_q8_0_ref} /
+ * {@code quantize_row_q4_0_ref} and gguf-py's numpy versions) and scalar row dequantizers for
+ * Q8_0, Q4_0, Q4_K and Q6_K. All offsets are in bytes for segments and in elements for float arrays.
+ */
+public final class Quant {
+    static final ValueLayout.OfShort S16LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    private Quant() {}
+
+    /** Half-away-from-zero rounding, as C's roundf. */
+    static float roundf(float v) {
+        return v < 0 ? -(float) Math.floor(-v + 0.5f) : (float) Math.floor(v + 0.5f);
+    }
+
+    /** Quantizes n (multiple of 32) floats to Q8_0 blocks at dst[dstOff..]. */
+    public static void quantizeQ8_0(float[] x, int xo, int n, MemorySegment dst, long dstOff) {
+        if (n % 32 != 0) throw new IllegalArgumentException("Q8_0 needs a multiple of 32 elements, got " + n);
+        for (int b = 0; b < n / 32; b++) {
+            int base = xo + b * 32;
+            float amax = 0;
+            for (int j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[base + j]));
+            float d = amax / 127f;
+            float id = d != 0 ? 1f / d : 0f;
+            long o = dstOff + b * 34L;
+            dst.set(S16LE, o, Float.floatToFloat16(d));
+            for (int j = 0; j < 32; j++) dst.set(ValueLayout.JAVA_BYTE, o + 2 + j, (byte) (int) roundf(x[base + j] * id));
+        }
+    }
+
+    /** Quantizes n (multiple of 32) floats to Q4_0 blocks at dst[dstOff..]. */
+    public static void quantizeQ4_0(float[] x, int xo, int n, MemorySegment dst, long dstOff) {
+        if (n % 32 != 0) throw new IllegalArgumentException("Q4_0 needs a multiple of 32 elements, got " + n);
+        for (int b = 0; b < n / 32; b++) {
+            int base = xo + b * 32;
+            float amax = 0, max = 0;
+            for (int j = 0; j < 32; j++) {
+                float v = x[base + j];
+                if (amax < Math.abs(v)) { amax = Math.abs(v); max = v; }
+            }
+            float d = max / -8f;
+            float id = d != 0 ? 1f / d : 0f;
+            long o = dstOff + b * 18L;
+            dst.set(S16LE, o, Float.floatToFloat16(d));
+            for (int j = 0; j < 16; j++) {
+                float x0 = x[base + j] * id, x1 = x[base + 16 + j] * id;
+                int xi0 = Math.min(15, (byte) (int) (x0 + 8.5f)), xi1 = Math.min(15, (byte) (int) (x1 + 8.5f));
+                dst.set(ValueLayout.JAVA_BYTE, o + 2 + j, (byte) (xi0 | (xi1 << 4)));
+            }
+        }
+    }
+
+    /** Quantizes a row-major [rows, cols] float matrix to a new heap segment of the given type (Q8_0, Q4_0, F16, BF16, F32). */
+    public static MemorySegment quantize(float[] x, int rows, int cols, DType type) {
+        long bytes = type.bytesFor((long) rows * cols);
+        MemorySegment dst = MemorySegment.ofArray(new byte[Math.toIntExact(bytes)]);
+        quantizeRows(x, 0, rows, cols, type, dst, 0);
+        return dst;
+    }
+
+    /** Writes rows·cols floats of x (from xo) as {@code type} to dst at dstOff. */
+    public static void quantizeRows(float[] x, int xo, int rows, int cols, DType type, MemorySegment dst, long dstOff) {
+        long rowBytes = type.bytesFor(cols);
+        for (int r = 0; r < rows; r++) {
+            int src = xo + r * cols;
+            long o = dstOff + r * rowBytes;
+            switch (type) {
+                case Q8_0 -> quantizeQ8_0(x, src, cols, dst, o);
+                case Q4_0 -> quantizeQ4_0(x, src, cols, dst, o);
+                case F32 -> MemorySegment.copy(x, src, dst, ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), o, cols);
+                case F16 -> { for (int c = 0; c < cols; c++) dst.set(S16LE, o + 2L * c, Float.floatToFloat16(x[src + c])); }
+                case BF16 -> { for (int c = 0; c < cols; c++) dst.set(S16LE, o + 2L * c, VectorMath.floatToBf16(x[src + c])); }
+                default -> throw new IllegalArgumentException("cannot quantize to " + type);
+            }
+        }
+    }
+
+    /** Dequantizes n elements (a multiple of the block size) of a block-format row starting at byte src. */
+    public static void dequantize(DType type, MemorySegment seg, long src, float[] y, int yo, int n) {
+        switch (type) {
+            case Q8_0 -> dequantQ8_0(seg, src, y, yo, n);
+            case Q4_0 -> dequantQ4_0(seg, src, y, yo, n);
+            case Q4_K -> dequantQ4_K(seg, src, y, yo, n);
+            case Q6_K -> dequantQ6_K(seg, src, y, yo, n);
+            case F32 -> MemorySegment.copy(seg, ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), src, y, yo, n);
+            case F16 -> { for (int i = 0; i < n; i++) y[yo + i] = Float.float16ToFloat(seg.get(S16LE, src + 2L * i)); }
+            case BF16 -> { for (int i = 0; i < n; i++) y[yo + i] = Float.intBitsToFloat((seg.get(S16LE, src + 2L * i) & 0xFFFF) << 16); }
+            default -> throw new IllegalArgumentException("cannot dequantize " + type);
+        }
+    }
+
+    static float f16(MemorySegment s, long off) { return Float.float16ToFloat(s.get(S16LE, off)); }
+
+    private static int u8(MemorySegment s, long off) { return s.get(ValueLayout.JAVA_BYTE, off) & 0xFF; }
+
+    public static void dequantQ8_0(MemorySegment s, long src, float[] y, int yo, int n) {
+        for (int b = 0; b < n / 32; b++) {
+            long o = src + b * 34L;
+            float d = f16(s, o);
+            for (int j = 0; j < 32; j++) y[yo + b * 32 + j] = d * s.get(ValueLayout.JAVA_BYTE, o + 2 + j);
+        }
+    }
+
+    public static void dequantQ4_0(MemorySegment s, long src, float[] y, int yo, int n) {
+        for (int b = 0; b < n / 32; b++) {
+            long o = src + b * 18L;
+            float d = f16(s, o);
+            for (int j = 0; j < 16; j++) {
+                int q = u8(s, o + 2 + j);
+                y[yo + b * 32 + j] = ((q & 0xF) - 8) * d;
+                y[yo + b * 32 + 16 + j] = ((q >> 4) - 8) * d;
+            }
+        }
+    }
+
+    /** block_q4_K: f16 d, f16 dmin, u8 scales[12] (6-bit scale/min pairs), u8 qs[128]. */
+    public static void dequantQ4_K(MemorySegment s, long src, float[] y, int yo, int n) {
+        int[] sm = new int[2];
+        for (int b = 0; b < n / 256; b++) {
+            long o = src + b * 144L;
+            float d = f16(s, o), dmin = f16(s, o + 2);
+            long sc = o + 4, q = o + 16;
+            int out = yo + b * 256;
+            for (int j = 0, is = 0; j < 256; j += 64, is += 2) {
+                scaleMinK4(is, s, sc, sm);
+                float d1 = d * sm[0], m1 = dmin * sm[1];
+                scaleMinK4(is + 1, s, sc, sm);
+                float d2 = d * sm[0], m2 = dmin * sm[1];
+                for (int l = 0; l < 32; l++) y[out++] = d1 * (u8(s, q + l) & 0xF) - m1;
+                for (int l = 0; l < 32; l++) y[out++] = d2 * (u8(s, q + l) >> 4) - m2;
+                q += 32;
+            }
+        }
+    }
+
+    private static void scaleMinK4(int j, MemorySegment s, long q, int[] out) {
+        if (j < 4) {
+            out[0] = u8(s, q + j) & 63;
+            out[1] = u8(s, q + j + 4) & 63;
+        } else {
+            out[0] = (u8(s, q + j + 4) & 0xF) | ((u8(s, q + j - 4) >> 6) << 4);
+            out[1] = (u8(s, q + j + 4) >> 4) | ((u8(s, q + j) >> 6) << 4);
+        }
+    }
+
+    /** block_q6_K: u8 ql[128], u8 qh[64], i8 scales[16], f16 d. */
+    public static void dequantQ6_K(MemorySegment s, long src, float[] y, int yo, int n) {
+        for (int b = 0; b < n / 256; b++) {
+            long o = src + b * 210L;
+            float d = f16(s, o + 208);
+            long ql = o, qh = o + 128, sc = o + 192;
+            int out = yo + b * 256;
+            for (int half = 0; half < 2; half++) {
+                for (int l = 0; l < 32; l++) {
+                    int is = l / 16;
+                    int h = u8(s, qh + l);
+                    int q1 = ((u8(s, ql + l) & 0xF) | (((h >> 0) & 3) << 4)) - 32;
+                    int q2 = ((u8(s, ql + l + 32) & 0xF) | (((h >> 2) & 3) << 4)) - 32;
+                    int q3 = ((u8(s, ql + l) >> 4) | (((h >> 4) & 3) << 4)) - 32;
+                    int q4 = ((u8(s, ql + l + 32) >> 4) | (((h >> 6) & 3) << 4)) - 32;
+                    y[out + l] = d * s.get(ValueLayout.JAVA_BYTE, sc + is) * q1;
+                    y[out + l + 32] = d * s.get(ValueLayout.JAVA_BYTE, sc + is + 2) * q2;
+                    y[out + l + 64] = d * s.get(ValueLayout.JAVA_BYTE, sc + is + 4) * q3;
+                    y[out + l + 96] = d * s.get(ValueLayout.JAVA_BYTE, sc + is + 6) * q4;
+                }
+                out += 128; ql += 64; qh += 32; sc += 8;
+            }
+        }
+    }
+}

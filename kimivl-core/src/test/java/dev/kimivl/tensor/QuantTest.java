@@ -1,0 +1,189 @@
+package dev.kimivl.tensor;
+
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+class QuantTest {
+    static byte[] resource(String name) {
+        try (InputStream in = QuantTest.class.getResourceAsStream("/quant/" + name)) {
+            assertNotNull(in, "missing test resource quant/" + name);
+            return in.readAllBytes();
+        } catch (IOException e) {
+            throw new RuntimeException(e);
+        }
+    }
+
+    static float[] floats(byte[] b) {
+        float[] f = new float[b.length / 4];
+        ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(f);
+        return f;
+    }
+
+    static float[] random(Random rnd, int n, float scale) {
+        float[] f = new float[n];
+        for (int i = 0; i < n; i++) f[i] = (float) rnd.nextGaussian() * scale;
+        return f;
+    }
+
+    @Test
+    void q8_0HandComputedBlock() {
+        // x[j] = j - 16 for j < 32: amax 16, d = 16/127, id = 127/16 = 7.9375 exactly; q = roundf((j-16)·7.9375)
+        float[] x = new float[32];
+        for (int j = 0; j < 32; j++) x[j] = j - 16;
+        MemorySegment q = Quant.quantize(x, 1, 32, DType.Q8_0);
+        assertEquals(34, q.byteSize());
+        assertEquals(Float.floatToFloat16(16f / 127f), q.get(Quant.S16LE, 0));
+        assertEquals((short) 0x3008, q.get(Quant.S16LE, 0)); // fp16(0.125984...) = 0x3008 (0.12598)
+        byte[] expect = new byte[32];
+        // (j-16)·7.9375: -127, -119.0625→-119, -111.125→-111, ..., 0, 7.9375→8, 15.875→16, ...
+        int[] hand = {-127, -119, -111, -103, -95, -87, -79, -71, -64, -56, -48, -40, -32, -24, -16, -8,
+                0, 8, 16, 24, 32, 40, 48, 56, 64, 71, 79, 87, 95, 103, 111, 119};
+        for (int j = 0; j < 32; j++) expect[j] = (byte) hand[j];
+        assertArrayEquals(expect, q.asSlice(2, 32).toArray(ValueLayout.JAVA_BYTE));
+    }
+
+    @Test
+    void q4_0HandComputedBlock() {
+        // x[j] = j - 16: max-magnitude element is -16 (first), d = -16/-8 = 2, id = 0.5;
+        // q = min(15, trunc((j-16)·0.5 + 8.5)): j=0 → 0, j=1 → 0 (0.5+8.5−8=1.0? (1-16)·0.5+8.5 = 1.0 → 1)
+        float[] x = new float[32];
+        for (int j = 0; j < 32; j++) x[j] = j - 16;
+        MemorySegment q = Quant.quantize(x, 1, 32, DType.Q4_0);
+        assertEquals(18, q.byteSize());
+        assertEquals(Float.floatToFloat16(2f), q.get(Quant.S16LE, 0));
+        for (int j = 0; j < 16; j++) {
+            int lo = Math.min(15, (int) ((j - 16) * 0.5f + 8.5f));
+            int hi = Math.min(15, (int) ((j + 16 - 16) * 0.5f + 8.5f));
+            int b = q.get(ValueLayout.JAVA_BYTE, 2 + j) & 0xFF;
+            assertEquals(lo, b & 0xF, "low nibble " + j);
+            assertEquals(hi, b >> 4, "high nibble " + j);
+        }
+        // explicit values: j=0 → 0, j=15 → trunc(-0.5+8.5)=8, j=16 → 8, j=31 → trunc(7.5+8.5)=16 → 15
+        assertEquals(0x80, q.get(ValueLayout.JAVA_BYTE, 2) & 0xFF);
+        assertEquals(0xF8, q.get(ValueLayout.JAVA_BYTE, 2 + 15) & 0xFF);
+    }
+
+    @Test
+    void quantizersMatchGgufPy() {
+        float[] x = floats(resource("x_3x96.f32"));
+        assertArrayEquals(resource("x_3x96.q8_0"), Quant.quantize(x, 3, 96, DType.Q8_0).toArray(ValueLayout.JAVA_BYTE));
+        assertArrayEquals(resource("x_3x96.q4_0"), Quant.quantize(x, 3, 96, DType.Q4_0).toArray(ValueLayout.JAVA_BYTE));
+    }
+
+    @Test
+    void kQuantDequantizersMatchGgufPy() {
+        for (String t : new String[]{"q4_k", "q6_k"}) {
+            DType type = t.equals("q4_k") ? DType.Q4_K : DType.Q6_K;
+            MemorySegment data = MemorySegment.ofArray(resource("k_2x512." + t));
+            float[] expect = floats(resource("k_2x512." + t + ".f32"));
+            QuantMatrix m = new QuantMatrix(data, type, 2, 512);
+            float[] got = m.toFloatArray();
+            assertArrayEquals(expect, got, 0f, t);
+            float[] x = random(new Random(3), 512, 1f);
+            float[] y = new float[2];
+            m.matvec(x, 0, y, 0);
+            for (int r = 0; r < 2; r++) assertEquals(refDot(expect, r * 512, x, 0, 512), y[r], 1e-4 * (1 + Math.abs(y[r])));
+        }
+    }
+
+    @Test
+    void quantizeDequantizeErrorBounds() {
+        Random rnd = new Random(7);
+        float[] x = random(rnd, 64 * 256, 1f);
+        for (DType t : new DType[]{DType.Q8_0, DType.Q4_0}) {
+            QuantMatrix m = QuantMatrix.quantize(x, 64, 256, t);
+            float[] back = m.toFloatArray();
+            float[] scalar = new float[back.length];
+            for (int r = 0; r < 64; r++) Quant.dequantize(t, m.segment(), r * t.bytesFor(256), scalar, r * 256, 256);
+            assertArrayEquals(scalar, back, 0f, "vector and scalar dequantizers agree");
+            for (int b = 0; b < x.length / 32; b++) {
+                float amax = 0;
+                for (int j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b * 32 + j]));
+                // Q8_0: |err| ≤ d/2 (+ fp16 rounding of d: ≤ 2^-11 relative on 127·d); Q4_0: ≤ d/2 with d = amax/8,
+                // except the clipped +8 level: ≤ d
+                double bound = t == DType.Q8_0 ? amax / 127 * 0.5 + amax * 1e-3 : amax / 8 * 1.0 + amax * 1e-3;
+                for (int j = 0; j < 32; j++) {
+                    int i = b * 32 + j;
+                    assertTrue(Math.abs(x[i] - back[i]) <= bound, t + " element " + i + ": " + x[i] + " → " + back[i]);
+                }
+            }
+        }
+    }
+
+    static double refDot(float[] w, int wo, float[] x, int xo, int n) {
+        double s = 0;
+        for (int i = 0; i < n; i++) s += (double) w[wo + i] * x[xo + i];
+        return s;
+    }
+
+    static void checkMatrix(Matrix m, float[] dense, Random rnd) {
+        int rows = m.rows(), cols = m.cols();
+        float[] x = random(rnd, cols + 3, 1f);
+        float[] y = new float[rows + 5];
+        m.matvec(x, 3, y, 5);
+        for (int r = 0; r < rows; r++) {
+            double ref = refDot(dense, r * cols, x, 3, cols);
+            double mag = 0;
+            for (int c = 0; c < cols; c++) mag += Math.abs(dense[r * cols + c] * x[3 + c]);
+            assertEquals(ref, y[5 + r], 1e-5 * mag + 1e-6, m.dtype() + " matvec row " + r + " of [" + rows + ", " + cols + "]");
+        }
+        for (int n : new int[]{2, 5, 17}) {
+            float[] xs = random(rnd, n * cols, 1f);
+            float[] ys = new float[n * rows];
+            m.matmul(xs, ys, n);
+            for (int t = 0; t < n; t++) {
+                for (int r = 0; r < rows; r++) {
+                    double ref = refDot(dense, r * cols, xs, t * cols, cols);
+                    double mag = 0;
+                    for (int c = 0; c < cols; c++) mag += Math.abs(dense[r * cols + c] * xs[t * cols + c]);
+                    assertEquals(ref, ys[t * rows + r], 1e-5 * mag + 1e-6, m.dtype() + " matmul n=" + n + " t=" + t + " r=" + r);
+                }
+            }
+        }
+    }
+
+    @Test
+    void kernelsMatchDequantizedF32() {
+        Random rnd = new Random(11);
+        int[][] shapes = {{1, 32}, {3, 64}, {67, 96}, {130, 320}, {257, 2048}, {5, 1408}};
+        for (int[] s : shapes) {
+            float[] w = random(rnd, s[0] * s[1], 0.1f);
+            for (DType t : new DType[]{DType.Q8_0, DType.Q4_0}) {
+                QuantMatrix m = QuantMatrix.quantize(w, s[0], s[1], t);
+                checkMatrix(m, m.toFloatArray(), rnd);
+            }
+        }
+    }
+
+    @Test
+    void denseKernelsMatchF32() {
+        Random rnd = new Random(13);
+        int[][] shapes = {{1, 16}, {3, 37}, {67, 96}, {130, 333}, {257, 2048}};
+        for (int[] s : shapes) {
+            float[] w = random(rnd, s[0] * s[1], 0.1f);
+            for (DType t : new DType[]{DType.F32, DType.BF16, DType.F16}) {
+                MemorySegment seg = Quant.quantize(w, s[0], s[1], t);
+                SegmentMatrix m = new SegmentMatrix(seg, t, s[0], s[1]);
+                float[] dense = new float[w.length];
+                Quant.dequantize(t, seg, 0, dense, 0, w.length);
+                assertArrayEquals(dense, m.toFloatArray(), 0f);
+                checkMatrix(m, dense, rnd);
+            }
+        }
+    }
+
+    @Test
+    void rejectsBadShapes() {
+        assertThrows(IllegalArgumentException.class, () -> new QuantMatrix(MemorySegment.ofArray(new byte[34]), DType.Q8_0, 1, 16));
+        assertThrows(IllegalArgumentException.class, () -> new QuantMatrix(MemorySegment.ofArray(new byte[33]), DType.Q8_0, 1, 32));
+    }
+}
