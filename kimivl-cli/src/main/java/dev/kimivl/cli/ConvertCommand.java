@@ -1,0 +1,104 @@
+package dev.kimivl.cli;
+
+import dev.kimivl.config.ModelConfig;
+import dev.kimivl.config.PreprocessorConfig;
+import dev.kimivl.io.CheckpointException;
+import dev.kimivl.io.SafetensorsCheckpoint;
+import dev.kimivl.io.gguf.Converter;
+import dev.kimivl.io.gguf.GgufWriter;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code kimivl convert}: a Hugging Face Kimi-VL checkpoint → GGUF in llama.cpp's layout (text model as arch
+ * deepseek2, vision tower + projector as a kimivl mmproj next to it), with a progress bar on stderr.
+ */
+@Command(name = "convert", mixinStandardHelpOptions = true,
+        description = "Convert a Hugging Face Kimi-VL checkpoint to GGUF (llama.cpp layout): the text model to --out, "
+                + "the vision tower + projector to an mmproj file next to it.")
+public final class ConvertCommand implements Callable<Integer> {
+    @Option(names = "--model", required = true, paramLabel = "HF_DIR", description = "checkpoint directory (config.json + safetensors)")
+    Path model;
+
+    @Option(names = "--out", required = true, paramLabel = "FILE.gguf", description = "text model GGUF to write")
+    Path out;
+
+    @Option(names = "--type", defaultValue = "q8_0", paramLabel = "TYPE",
+            description = "weight type: q4_0, q8_0, bf16 or f32 (default ${DEFAULT-VALUE}); 1-D tensors and the router stay f32")
+    String type;
+
+    @Option(names = "--mmproj", paramLabel = "FILE.gguf", description = "vision GGUF to write (default: mmproj-<out name> next to --out)")
+    Path mmproj;
+
+    @Option(names = "--no-mmproj", description = "do not write the vision tower")
+    boolean noMmproj;
+
+    @Override
+    public Integer call() {
+        PrintStream err = System.err;
+        Converter.Type t;
+        try {
+            t = Converter.Type.valueOf(type.toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            err.println("kimivl convert: --type must be q4_0, q8_0, bf16 or f32, not '" + type + "'");
+            return 2;
+        }
+        try (SafetensorsCheckpoint src = SafetensorsCheckpoint.open(model)) {
+            ModelConfig cfg = ModelConfig.load(model);
+            String name = model.toAbsolutePath().normalize().getFileName().toString();
+            long t0 = System.nanoTime();
+            Path parent = out.toAbsolutePath().getParent();
+            if (parent != null) Files.createDirectories(parent);
+            err.println("kimivl convert: " + model + " → " + out + " (" + t.name().toLowerCase(Locale.ROOT) + ")");
+            Converter.writeText(src, cfg, model, t, name, out, new Bar(err, "text  "));
+            if (cfg.hasVision() && !noMmproj) {
+                Path mm = mmproj != null ? mmproj : out.resolveSibling("mmproj-" + out.getFileName());
+                err.println("kimivl convert: vision tower + projector → " + mm);
+                PreprocessorConfig pp = Files.isRegularFile(model.resolve("preprocessor_config.json")) ? PreprocessorConfig.load(model) : null;
+                Converter.writeMmproj(src, cfg, pp, t, name, mm, new Bar(err, "vision"));
+            }
+            err.printf(Locale.ROOT, "kimivl convert: done in %.1f s%n", (System.nanoTime() - t0) / 1e9);
+            return 0;
+        } catch (CheckpointException e) {
+            err.println("\nkimivl convert: " + e.getMessage());
+            return 1;
+        } catch (java.io.IOException e) {
+            err.println("\nkimivl convert: " + e.getMessage());
+            return 1;
+        }
+    }
+
+    /** A one-line progress bar redrawn with \r (at most every 100 ms, and at the end). */
+    static final class Bar implements GgufWriter.Progress {
+        private final PrintStream err;
+        private final String label;
+        private final long start = System.nanoTime();
+        private long lastDraw;
+
+        Bar(PrintStream err, String label) { this.err = err; this.label = label; }
+
+        @Override
+        public void update(String tensor, int index, int count, long done, long total) {
+            long now = System.nanoTime();
+            if (index < count && now - lastDraw < 100_000_000L) return;
+            lastDraw = now;
+            double f = total == 0 ? 1 : (double) done / total;
+            int width = 30, filled = (int) Math.round(f * width);
+            double secs = (now - start) / 1e9;
+            String eta = f > 0 && f < 1 ? String.format(Locale.ROOT, " ETA %.0fs", secs * (1 - f) / f) : "";
+            String name = tensor.length() > 40 ? "…" + tensor.substring(tensor.length() - 39) : tensor;
+            double unit = total >= 1e9 ? 1e9 : 1e6;
+            String u = total >= 1e9 ? "GB" : "MB";
+            err.printf(Locale.ROOT, "\r%s [%s%s] %3.0f%% %d/%d tensors %.2f/%.2f %s%s  %-40s", label, "#".repeat(filled), " ".repeat(width - filled),
+                    100 * f, index, count, done / unit, total / unit, u, eta, name);
+            if (index == count) err.println();
+            err.flush();
+        }
+    }
+}
