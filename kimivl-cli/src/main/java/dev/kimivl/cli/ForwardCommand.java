@@ -52,7 +52,7 @@ final class ForwardCommand implements Callable<Integer> {
             for (int i = 0; i < s.length; i++) s[i] = shape[i];
             if (written.add(name)) w.f32(name, data.clone(), s);
         };
-        try (KimiVL m = KimiVL.open(model.resolve())) {
+        try (KimiVL m = model.open()) {
             LanguageModel lm = m.languageModel();
             int T = ids.length;
             float[] emb = lm.embed(ids);

@@ -21,7 +21,7 @@ final class InfoCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        try (KimiVL m = KimiVL.open(model.resolve())) {
+        try (KimiVL m = model.open()) {
             ModelConfig cfg = m.config();
             TextConfig t = cfg.text();
             System.out.printf("model        %s (%s)%n", m.dir(), cfg.modelType());

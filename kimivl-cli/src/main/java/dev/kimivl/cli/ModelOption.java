@@ -1,5 +1,6 @@
 package dev.kimivl.cli;
 
+import dev.kimivl.model.KimiVL;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Files;
@@ -9,9 +10,16 @@ import java.nio.file.Path;
 final class ModelOption {
     static final String DEFAULT_RELATIVE = "models/tiny-random";
 
-    @Option(names = {"-m", "--model"}, paramLabel = "DIR",
-            description = "Checkpoint directory (Hugging Face layout). Default: $KIMIVL_MODEL, else the repo's " + DEFAULT_RELATIVE + ".")
+    @Option(names = {"-m", "--model"}, paramLabel = "PATH",
+            description = "Checkpoint directory (Hugging Face layout) or a GGUF text model file (llama.cpp layout). "
+                    + "Default: $KIMIVL_MODEL, else the repo's " + DEFAULT_RELATIVE + ".")
     Path model;
+
+    @Option(names = "--mmproj", paramLabel = "FILE", description = "With a GGUF --model: the vision tower + projector GGUF (projector type kimivl).")
+    Path mmproj;
+
+    /** Opens the model (the caller closes it). */
+    KimiVL open() { return KimiVL.open(resolve(), mmproj); }
 
     Path resolve() {
         if (model != null) return model;

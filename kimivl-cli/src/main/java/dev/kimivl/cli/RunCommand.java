@@ -66,7 +66,7 @@ final class RunCommand implements Callable<Integer> {
         String text = String.join(" ", prompt);
         if (text.equals("-")) text = new String(System.in.readAllBytes(), StandardCharsets.UTF_8);
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
-        try (KimiVL m = KimiVL.open(model.resolve())) {
+        try (KimiVL m = model.open()) {
             List<ChatMessage.Part> parts = new ArrayList<>();
             for (int i = 0; i < images.size(); i++) parts.add(ChatMessage.imagePart());
             parts.add(ChatMessage.textPart(text));

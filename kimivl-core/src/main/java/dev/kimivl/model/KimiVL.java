@@ -5,6 +5,9 @@ import dev.kimivl.config.PreprocessorConfig;
 import dev.kimivl.io.CheckpointException;
 import dev.kimivl.io.SafetensorsCheckpoint;
 import dev.kimivl.io.WeightSource;
+import dev.kimivl.io.gguf.GgufFile;
+import dev.kimivl.io.gguf.GgufModel;
+import dev.kimivl.io.gguf.GgufTokenizer;
 import dev.kimivl.text.ChatTemplate;
 import dev.kimivl.text.Tokenizer;
 import dev.kimivl.vision.VisionEncoder;
@@ -39,8 +42,16 @@ public final class KimiVL implements AutoCloseable {
         this.vision = vision;
     }
 
-    /** Opens a Hugging Face checkpoint directory. */
-    public static KimiVL open(Path dir) {
+    /** Opens a Hugging Face checkpoint directory, or a GGUF text file (see {@link #open(Path, Path)}). */
+    public static KimiVL open(Path path) { return open(path, null); }
+
+    /**
+     * Opens a Hugging Face checkpoint directory, or GGUF files in llama.cpp's Kimi-VL layout: a text model
+     * (deepseek2) with an optional mmproj (clip, projector kimivl) for images.
+     */
+    public static KimiVL open(Path path, Path mmproj) {
+        if (Files.isRegularFile(path) || mmproj != null) return openGguf(path, mmproj);
+        Path dir = path;
         ModelConfig config = ModelConfig.load(dir);
         WeightSource weights = SafetensorsCheckpoint.open(dir);
         try {
@@ -65,6 +76,37 @@ public final class KimiVL implements AutoCloseable {
             weights.close();
             throw e;
         }
+    }
+
+    private static KimiVL openGguf(Path text, Path mmproj) {
+        if (!Files.isRegularFile(text)) throw new CheckpointException(text + ": not a GGUF file (with --mmproj, --model must name the text GGUF)");
+        GgufModel g = GgufModel.open(mmproj == null ? new Path[]{text} : new Path[]{text, mmproj});
+        try {
+            ModelConfig config = g.config();
+            if (config.text() == null) throw new CheckpointException(text + ": no text model in this GGUF (an mmproj goes with --mmproj)");
+            ExpectedTensors.validate(g, config);
+            LanguageModel lm = LanguageModel.load(g, config.text(), config.textPrefix());
+            Tokenizer tok = GgufTokenizer.load(g.textFile());
+            String src = g.textFile().string("tokenizer.chat_template", null);
+            ChatTemplate template = src != null ? ChatTemplate.of(src, text + " tokenizer.chat_template") : ChatTemplate.builtIn();
+            PreprocessorConfig pre = g.mmprojFile() == null ? PreprocessorConfig.DEFAULT : preprocessorFromMmproj(g.mmprojFile());
+            VisionEncoder vision = config.hasVision() ? new VisionEncoder(g, config, pre) : null;
+            return new KimiVL(text, config, pre, g, lm, tok, template, vision);
+        } catch (RuntimeException e) {
+            g.close();
+            throw e;
+        }
+    }
+
+    /**
+     * llama.cpp's mmproj stores mean, std and patch size; in_token_limit is not stored, so the Instruct/Thinking
+     * value 4096 applies (Thinking-2506 uses 16384: give its preprocessor_config.json's value when that matters).
+     */
+    private static PreprocessorConfig preprocessorFromMmproj(GgufFile f) {
+        PreprocessorConfig d = PreprocessorConfig.DEFAULT;
+        double[] mean = f.metadata().get("clip.vision.image_mean") instanceof double[] m ? m : d.imageMean();
+        double[] std = f.metadata().get("clip.vision.image_std") instanceof double[] s ? s : d.imageStd();
+        return new PreprocessorConfig(mean, std, d.inTokenLimit(), true, (int) f.integer("clip.vision.patch_size", d.patchSize()), d.mergeH(), d.mergeW());
     }
 
     public Path dir() { return dir; }
