@@ -24,11 +24,16 @@ final class DecoderLayer {
 
     /** x [T, D] updated in place for positions pos0..pos0+T-1. */
     void forward(float[] x, int T, int pos0, KvCache cache, MoeBlock.Routing[] routing) {
+        long t0 = PhaseTimer.start();
         float[] normed = norm(x, T, inputNorm);
+        t0 = PhaseTimer.stop(PhaseTimer.Phase.NORM, t0);
         float[] a = T == 1 && pos0 > 0 ? attention.decode(normed, pos0, cache, index) : attention.prefill(normed, T, pos0, cache, index);
+        t0 = PhaseTimer.start();
         VectorMath.add(x, a);
         normed = norm(x, T, postNorm);
+        t0 = PhaseTimer.stop(PhaseTimer.Phase.NORM, t0);
         float[] f = moe != null ? moe.forward(normed, T, routing) : dense.forward(normed, T);
+        if (moe == null) t0 = PhaseTimer.stop(PhaseTimer.Phase.DENSE_FFN, t0);
         VectorMath.add(x, f);
     }
 

@@ -51,4 +51,19 @@ public final class KvCache {
     }
 
     public int layers() { return layers; }
+
+    /**
+     * Fills positions [0, n) of every layer with random latents of the right scale (unit-RMS ĉ and k_pe) and sets
+     * the length to n: a stand-in for a long prefill in benchmarks (speed does not depend on the values).
+     */
+    public void fillRandom(int n, long seed) {
+        if (n > maxTokens) throw new IllegalArgumentException("cannot fill " + n + " positions of a cache of " + maxTokens);
+        java.util.SplittableRandom rnd = new java.util.SplittableRandom(seed);
+        for (int l = 0; l < layers; l++) {
+            ensure(l, n);
+            float[] d = data[l];
+            for (int i = 0; i < n * width; i++) d[i] = (float) ((rnd.nextDouble() - 0.5) * 3.4641016);
+        }
+        length = n;
+    }
 }

@@ -120,6 +120,7 @@ public final class LanguageModel {
 
     /** Logits [V] of position t of the final-normed states h [T, D]. */
     public float[] logits(float[] h, int t) {
+        long t0 = PhaseTimer.start();
         float[] out = new float[config.vocabSize()];
         if (h.length == config.hiddenSize() && t == 0) {
             lmHead.matvec(h, 0, out, 0);
@@ -127,6 +128,7 @@ public final class LanguageModel {
             float[] row = java.util.Arrays.copyOfRange(h, t * config.hiddenSize(), (t + 1) * config.hiddenSize());
             lmHead.matvec(row, 0, out, 0);
         }
+        PhaseTimer.stop(PhaseTimer.Phase.LM_HEAD, t0);
         return out;
     }
 

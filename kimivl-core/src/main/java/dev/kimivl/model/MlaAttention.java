@@ -24,6 +24,9 @@ public final class MlaAttention {
     private final Matrix kvB;            // [H·(nope + v), kvLora]: per head nope rows then v rows
     private final Matrix oProj;          // [D, H·v]
     private final RotaryEmbedding rotary;
+    private final RowBlocks qFirst, kvABlocks;   // q_proj (or q_a_proj) and kv_a_proj in row blocks: one dispatch per token
+    /** Above this many cached positions decode splits the positions (not the heads) across threads. */
+    static final int SPLIT_POSITIONS = Integer.getInteger("kimivl.mla.split", 512);
 
     MlaAttention(TextConfig c, RotaryEmbedding rotary, Matrix qProj, Matrix qA, float[] qANorm, Matrix qB,
                  Matrix kvA, float[] kvANorm, Matrix kvB, Matrix oProj) {
@@ -49,6 +52,8 @@ public final class MlaAttention {
         this.kvANorm = kvANorm;
         this.kvB = kvB;
         this.oProj = oProj;
+        this.qFirst = new RowBlocks(qProj != null ? qProj : qA);
+        this.kvABlocks = new RowBlocks(kvA);
     }
 
     /** q [T, H·qHead] for the normed inputs x [T, D]. */
@@ -92,7 +97,9 @@ public final class MlaAttention {
      * x: normed input [T, D]; returns the attention output after o_proj [T, D].
      */
     float[] prefill(float[] x, int T, int pos0, KvCache cache, int layer) {
+        long t0 = PhaseTimer.start();
         float[] q = project(x, T, pos0, cache, layer);
+        t0 = PhaseTimer.stop(PhaseTimer.Phase.QKV, t0);
         int S = pos0 + T, w = kvLora + rope, kvw = heads * (nope + vDim);
         float[] lat = cache.layer(layer);
         // expand every latent: kv [S, H·(nope+v)]
@@ -117,47 +124,106 @@ public final class MlaAttention {
                 for (int j = 0; j <= last; j++) VectorMath.axpy(scores[j], kv, j * kvw + h * (nope + vDim) + nope, o, oo, vDim);
             }
         });
+        t0 = PhaseTimer.stop(PhaseTimer.Phase.ATTENTION, t0);
         float[] out = new float[T * hidden];
         oProj.matmul(o, out, T);
+        PhaseTimer.stop(PhaseTimer.Phase.O_PROJ, t0);
         return out;
     }
 
     /**
      * One new token at position pos over the cache, weight-absorbed form (spec §6.8):
-     * q̃_h = W_UKᵀ q_h^nope (kvLora), scores against the latents ĉ_j directly, ō_h = Σ p_j ĉ_j, o_h = W_UV ō_h.
+     * q̃_h = W_UKᵀ q_h^nope (kvLora), scores against the latents [ĉ_j ; k^pe_j] directly (one 576-wide dot with
+     * [q̃_h ; q_h^pe]), ō_h = Σ p_j ĉ_j, o_h = W_UV ō_h. Up to {@link #SPLIT_POSITIONS} cached positions the heads
+     * are spread over the threads (one dispatch); beyond, the positions are (the cache is then streamed once).
      */
     float[] decode(float[] x, int pos, KvCache cache, int layer) {
-        float[] q = project(x, 1, pos, cache, layer);
-        int S = pos + 1, w = kvLora + rope;
+        long t0 = PhaseTimer.start();
+        float[] q = projectOne(x, pos, cache, layer);
+        t0 = PhaseTimer.stop(PhaseTimer.Phase.QKV, t0);
+        int S = pos + 1, W = kvLora + rope;
         float[] lat = cache.layer(layer);
         float[] o = new float[heads * vDim];
-        Parallel.forRange(heads, 1, (from, to) -> {
-            float[] row = new float[kvLora];
-            float[] qAbs = new float[kvLora];
-            float[] scores = new float[S];
-            float[] acc = new float[kvLora];
-            for (int h = from; h < to; h++) {
-                int base = h * (nope + vDim);
-                java.util.Arrays.fill(qAbs, 0f);
-                for (int d = 0; d < nope; d++) {            // q̃ = Σ_d q_nope[d]·W_UK[d, :]
-                    kvB.row(base + d, row, 0);
-                    VectorMath.axpy(q[h * qHead + d], row, 0, qAbs, 0, kvLora);
-                }
-                for (int j = 0; j < S; j++) {
-                    scores[j] = (VectorMath.dot(qAbs, 0, lat, j * w, kvLora)
-                            + VectorMath.dot(q, h * qHead + nope, lat, j * w + kvLora, rope)) * scale;
-                }
-                VectorMath.softmax(scores, 0, S);
-                java.util.Arrays.fill(acc, 0f);
-                for (int j = 0; j < S; j++) VectorMath.axpy(scores[j], lat, j * w, acc, 0, kvLora);
-                for (int d = 0; d < vDim; d++) {            // o_h = W_UV · ō
-                    kvB.row(base + nope + d, row, 0);
-                    o[h * vDim + d] = VectorMath.dot(row, 0, acc, 0, kvLora);
-                }
-            }
-        });
+        float[] qa = new float[heads * W];
+        if (S <= SPLIT_POSITIONS) {
+            RowBlocks.run(heads, h -> {
+                absorb(q, h, qa);
+                LatentAttention.State st = new LatentAttention.State(h, 1, kvLora);
+                LatentAttention.accumulate(qa, lat, W, kvLora, 0, S, scale, st);
+                float[] obar = new float[kvLora];
+                LatentAttention.finish(new LatentAttention.State[]{st}, h, obar, 0);
+                unabsorb(obar, h, o);
+            });
+        } else {
+            RowBlocks.run(heads, h -> absorb(q, h, qa));
+            int chunks = Math.max(1, Math.min(Parallel.THREADS * 2, S / 256));
+            LatentAttention.State[] parts = new LatentAttention.State[chunks];
+            RowBlocks.run(chunks, c -> {
+                int j0 = (int) ((long) S * c / chunks), j1 = (int) ((long) S * (c + 1) / chunks);
+                LatentAttention.State st = new LatentAttention.State(0, heads, kvLora);
+                LatentAttention.accumulate(qa, lat, W, kvLora, j0, j1, scale, st);
+                parts[c] = st;
+            });
+            RowBlocks.run(heads, h -> {
+                float[] obar = new float[kvLora];
+                LatentAttention.finish(parts, h, obar, 0);
+                unabsorb(obar, h, o);
+            });
+        }
+        t0 = PhaseTimer.stop(PhaseTimer.Phase.ATTENTION, t0);
         float[] out = new float[hidden];
         oProj.matvec(o, 0, out, 0);
+        PhaseTimer.stop(PhaseTimer.Phase.O_PROJ, t0);
         return out;
+    }
+
+    /** qa[h·W ..] = [W_UK^hᵀ q_h^nope ; q_h^pe]. */
+    private void absorb(float[] q, int h, float[] qa) {
+        int W = kvLora + rope, base = h * (nope + vDim), qo = h * W;
+        float[] row = new float[kvLora];
+        for (int d = 0; d < nope; d++) {            // q̃ = Σ_d q_nope[d]·W_UK[d, :]
+            kvB.row(base + d, row, 0);
+            VectorMath.axpy(q[h * qHead + d], row, 0, qa, qo, kvLora);
+        }
+        System.arraycopy(q, h * qHead + nope, qa, qo + kvLora, rope);
+    }
+
+    /** o[h·vDim + d] = W_UV^h[d]·ō. */
+    private void unabsorb(float[] obar, int h, float[] o) {
+        int base = h * (nope + vDim) + nope;
+        float[] row = new float[kvLora];
+        for (int d = 0; d < vDim; d++) {
+            kvB.row(base + d, row, 0);
+            o[h * vDim + d] = VectorMath.dot(row, 0, obar, 0, kvLora);
+        }
+    }
+
+    /** {@link #project} for one token, with q_proj (or q_a_proj) and kv_a_proj computed in one dispatch. */
+    private float[] projectOne(float[] x, int pos, KvCache cache, int layer) {
+        int w = kvLora + rope;
+        float[] first = new float[qFirst.rows()];
+        float[] kva = new float[w];
+        int nq = qFirst.count();
+        RowBlocks.run(nq + kvABlocks.count(), i -> {
+            if (i < nq) qFirst.block(i, x, 0, first, 0);
+            else kvABlocks.block(i - nq, x, 0, kva, 0);
+        });
+        float[] q;
+        if (qProj != null) {
+            q = first;
+        } else {
+            int r = qA.rows();
+            VectorMath.rmsNorm(first, 0, qANorm, LATENT_NORM_EPS, first, 0, r);
+            q = new float[heads * qHead];
+            qB.matvec(first, 0, q, 0);
+        }
+        cache.ensure(layer, pos + 1);
+        float[] lat = cache.layer(layer);
+        int dst = pos * w;
+        VectorMath.rmsNorm(kva, 0, kvANorm, LATENT_NORM_EPS, lat, dst, kvLora);
+        System.arraycopy(kva, kvLora, lat, dst + kvLora, rope);
+        rotary.apply(lat, dst + kvLora, pos);
+        for (int h = 0; h < heads; h++) rotary.apply(q, h * qHead + nope, pos);
+        return q;
     }
 }

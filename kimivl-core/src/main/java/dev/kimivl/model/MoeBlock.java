@@ -34,12 +34,15 @@ public final class MoeBlock {
 
     /** x [T, D] (post-attention-normed) → y [T, D]; fills routing[t] when routing is not null. */
     float[] forward(float[] x, int T, Routing[] routing) {
+        if (T == 1) return forwardOne(x, routing);
         int D = c.hiddenSize(), E = c.nRoutedExperts();
+        long t0 = PhaseTimer.start();
         float[] logits = new float[T * E];
         router.matmul(x, logits, T);
         Routing[] chosen = new Routing[T];
         for (int t = 0; t < T; t++) chosen[t] = route(logits, t * E);
         if (routing != null) System.arraycopy(chosen, 0, routing, 0, T);
+        t0 = PhaseTimer.stop(PhaseTimer.Phase.ROUTER, t0);
 
         // group tokens by expert so each expert runs one batched product
         List<List<Integer>> tokensOf = new ArrayList<>(E);
@@ -61,6 +64,66 @@ public final class MoeBlock {
             }
         }
         VectorMath.add(y, routed);
+        PhaseTimer.stop(PhaseTimer.Phase.FFN_UP, t0);
+        return y;
+    }
+
+    /**
+     * One token: the router, then gate and up of the shared expert and of the k chosen experts in one dispatch, then
+     * one dispatch over blocks of output rows that sums the down projections (routed ones in ascending expert order,
+     * weighted, then the shared one: the same order and rounding as the batched path).
+     */
+    private float[] forwardOne(float[] x, Routing[] routing) {
+        int D = c.hiddenSize(), E = c.nRoutedExperts();
+        long t0 = PhaseTimer.start();
+        float[] logits = new float[E];
+        router.matvec(x, 0, logits, 0);
+        Routing r = route(logits, 0);
+        if (routing != null) routing[0] = r;
+        t0 = PhaseTimer.stop(PhaseTimer.Phase.ROUTER, t0);
+
+        int k = r.experts().length;
+        int[] ids = r.experts().clone();
+        java.util.Arrays.sort(ids);
+        int parts = k + (shared != null ? 1 : 0);
+        SwiGlu[] mlp = new SwiGlu[parts];
+        float[] w = new float[parts];
+        for (int i = 0; i < k; i++) { mlp[i] = experts[ids[i]]; w[i] = weightOf(r, ids[i]); }
+        if (shared != null) mlp[k] = shared;
+        // items: for each part, its gate blocks then its up blocks
+        int[] first = new int[parts + 1];
+        for (int p = 0; p < parts; p++) first[p + 1] = first[p] + mlp[p].gateBlocks.count() + mlp[p].upBlocks.count();
+        float[][] g = new float[parts][], u = new float[parts][];
+        for (int p = 0; p < parts; p++) { g[p] = new float[mlp[p].inter()]; u[p] = new float[mlp[p].inter()]; }
+        RowBlocks.run(first[parts], i -> {
+            int p = 0;
+            while (i >= first[p + 1]) p++;
+            int b = i - first[p], ng = mlp[p].gateBlocks.count();
+            if (b < ng) mlp[p].gateBlocks.block(b, x, 0, g[p], 0);
+            else mlp[p].upBlocks.block(b - ng, x, 0, u[p], 0);
+        });
+        for (int p = 0; p < parts; p++) {
+            float[] gp = g[p], up = u[p];
+            for (int i = 0; i < gp.length; i++) gp[i] = VectorMath.silu(gp[i]) * up[i];
+        }
+        t0 = PhaseTimer.stop(PhaseTimer.Phase.FFN_UP, t0);
+        float[] y = new float[D];
+        RowBlocks down0 = mlp[0].downBlocks;
+        RowBlocks.run(down0.count(), b -> {
+            int r0 = down0.start[b], n = Math.min(RowBlocks.BLOCK_ROWS, D - r0);
+            float[] acc = new float[D], tmp = new float[D];
+            for (int p = 0; p < k; p++) {
+                mlp[p].downBlocks.block(b, g[p], 0, tmp, 0);
+                for (int i = r0; i < r0 + n; i++) acc[i] = Math.fma(tmp[i], w[p], acc[i]);
+            }
+            if (shared != null) {
+                shared.downBlocks.block(b, g[k], 0, tmp, 0);
+                for (int i = r0; i < r0 + n; i++) y[i] = tmp[i] + acc[i];
+            } else {
+                System.arraycopy(acc, r0, y, r0, n);
+            }
+        });
+        PhaseTimer.stop(PhaseTimer.Phase.FFN_DOWN, t0);
         return y;
     }
 

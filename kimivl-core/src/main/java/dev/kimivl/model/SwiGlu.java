@@ -6,15 +6,22 @@ import dev.kimivl.tensor.VectorMath;
 /** FFN(x) = W_down·(SiLU(W_gate·x) ⊙ W_up·x): the dense layer, each routed expert and the fused shared experts. */
 public final class SwiGlu {
     final Matrix gate, up, down;   // [I, D], [I, D], [D, I]
+    final RowBlocks gateBlocks, upBlocks, downBlocks;
 
     SwiGlu(Matrix gate, Matrix up, Matrix down) {
         this.gate = gate;
         this.up = up;
         this.down = down;
+        this.gateBlocks = new RowBlocks(gate);
+        this.upBlocks = new RowBlocks(up);
+        this.downBlocks = new RowBlocks(down);
     }
+
+    int inter() { return gate.rows(); }
 
     /** x [n, D] → y [n, D]. */
     float[] forward(float[] x, int n) {
+        if (n == 1) return forwardOne(x);
         int inter = gate.rows();
         float[] g = new float[n * inter], u = new float[n * inter];
         gate.matmul(x, g, n);
@@ -22,6 +29,21 @@ public final class SwiGlu {
         for (int i = 0; i < g.length; i++) g[i] = VectorMath.silu(g[i]) * u[i];
         float[] y = new float[n * down.rows()];
         down.matmul(g, y, n);
+        return y;
+    }
+
+    /** One token: gate and up in one dispatch, then down. */
+    private float[] forwardOne(float[] x) {
+        int inter = gate.rows();
+        float[] g = new float[inter], u = new float[inter];
+        int ng = gateBlocks.count();
+        RowBlocks.run(ng + upBlocks.count(), i -> {
+            if (i < ng) gateBlocks.block(i, x, 0, g, 0);
+            else upBlocks.block(i - ng, x, 0, u, 0);
+        });
+        for (int i = 0; i < inter; i++) g[i] = VectorMath.silu(g[i]) * u[i];
+        float[] y = new float[down.rows()];
+        down.matvec(g, 0, y, 0);
         return y;
     }
 }

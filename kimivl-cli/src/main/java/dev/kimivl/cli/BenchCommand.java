@@ -1,0 +1,92 @@
+package dev.kimivl.cli;
+
+import dev.kimivl.bench.ModelBench;
+import dev.kimivl.bench.RandomCheckpoint;
+import dev.kimivl.tensor.DType;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+/**
+ * kimivl bench: speed on a random-weight model with exactly the Kimi-VL-A3B shapes (generated once and cached):
+ * load, prefill, decode (short and long context), MoonViT, peak RSS, and the share of the memory-bandwidth ceiling.
+ */
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = {"Benchmark the full-size Kimi-VL-A3B shapes on random weights (generated once into the cache directory).",
+                "Reports load time, prefill tok/s (512-token prompt), decode tok/s (128 tokens; and after a 4096-token context),",
+                "MoonViT + projector time for one 896x896 image, peak RSS and the bandwidth ceiling, next to llama.cpp's figures."})
+public final class BenchCommand implements Callable<Integer> {
+    @Option(names = "--type", defaultValue = "q4_0", description = "Weight format of the random model: q4_0 or q8_0 (default ${DEFAULT-VALUE}). bf16 (32.8 GB) does not fit in RAM.")
+    String type;
+
+    @Option(names = "--threads", description = "Compute threads (default: the number of cores).")
+    Integer threads;
+
+    @Option(names = "--json", description = "Print one JSON object instead of the report.")
+    boolean json;
+
+    @Option(names = "--cache", description = "Where the random models are kept (default $KIMIVL_BENCH_CACHE or ~/.cache/kimivl/bench).")
+    Path cache;
+
+    @Option(names = "--prompt", defaultValue = "512", description = "Prompt tokens for the prefill measurement (default ${DEFAULT-VALUE}).")
+    int prompt;
+
+    @Option(names = "--gen", defaultValue = "128", description = "Tokens decoded per decode measurement (default ${DEFAULT-VALUE}).")
+    int gen;
+
+    @Option(names = "--context", defaultValue = "4096", description = "Context (random KV-cache latents) before the long-context decode (default ${DEFAULT-VALUE}).")
+    int context;
+
+    @Option(names = "--image", defaultValue = "896", description = "Side of the square image for the MoonViT measurement (default ${DEFAULT-VALUE}).")
+    int image;
+
+    @Option(names = "--no-vision", description = "Skip the MoonViT + projector measurement.")
+    boolean noVision;
+
+    @Option(names = "--bandwidth", defaultValue = "32", description = "Memory bandwidth in GB/s for the ceiling (default ${DEFAULT-VALUE}, this machine with 2 threads).")
+    double bandwidth;
+
+    @Option(names = "--profile", description = "Also report the time per phase of the forward pass.")
+    boolean profile;
+
+    @Option(names = "--generate-only", description = "Only make sure the random model exists in the cache.")
+    boolean generateOnly;
+
+    @Override
+    public Integer call() throws Exception {
+        if (threads != null) {
+            if (threads < 1) throw new IllegalArgumentException("--threads must be at least 1");
+            System.setProperty("kimivl.threads", String.valueOf(threads));   // read when the thread pool is first used
+        }
+        DType t = RandomCheckpoint.parseType(type);
+        Path dir = cache != null ? cache : defaultCache();
+        if (generateOnly) {
+            Path f = RandomCheckpoint.ensure(dir, t, RandomCheckpoint.defaultConfigJson(), 42, System.err);
+            System.out.println(f);
+            return 0;
+        }
+        if (prompt < 1 || gen < 1 || context < 0) throw new IllegalArgumentException("--prompt and --gen must be positive, --context not negative");
+        ModelBench.Options o = new ModelBench.Options(t, dir, prompt, gen, context, image, !noVision, bandwidth, 42, profile);
+        ModelBench.Result r = ModelBench.run(o, System.err);
+        System.out.print(json ? ModelBench.json(r) + System.lineSeparator() : ModelBench.text(r));
+        return 0;
+    }
+
+    /** Runs the command on its own (before it is registered in {@link Main}): java ... dev.kimivl.cli.BenchCommand [options]. */
+    public static void main(String[] args) {
+        picocli.CommandLine cl = Main.commandLine();
+        if (!cl.getSubcommands().containsKey("bench")) cl.addSubcommand("bench", new BenchCommand());
+        String[] all = new String[args.length + 1];
+        all[0] = "bench";
+        System.arraycopy(args, 0, all, 1, args.length);
+        System.exit(cl.execute(all));
+    }
+
+    static Path defaultCache() {
+        String env = System.getenv("KIMIVL_BENCH_CACHE");
+        if (env != null && !env.isBlank()) return Path.of(env);
+        return Path.of(System.getProperty("user.home"), ".cache", "kimivl", "bench");
+    }
+}

@@ -1,0 +1,305 @@
+package dev.kimivl.bench;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.kimivl.config.ModelConfig;
+import dev.kimivl.config.PreprocessorConfig;
+import dev.kimivl.config.TextConfig;
+import dev.kimivl.model.KvCache;
+import dev.kimivl.model.LanguageModel;
+import dev.kimivl.model.PhaseTimer;
+import dev.kimivl.model.StageSink;
+import dev.kimivl.tensor.DType;
+import dev.kimivl.tensor.Parallel;
+import dev.kimivl.vision.LoadedImage;
+import dev.kimivl.vision.VisionEncoder;
+import dev.kimivl.vision.VisionOutput;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * The end-to-end benchmark behind {@code kimivl bench}: a random-weight model with the exact Kimi-VL-A3B shapes
+ * (generated once into a cache directory), then load time, prefill of a 512-token prompt, decode of 128 tokens from
+ * an empty context, decode of 128 tokens after a 4096-token context, MoonViT + projector on one 896×896 image, peak
+ * RSS and the fraction of the memory-bandwidth ceiling that decode reaches.
+ */
+public final class ModelBench {
+    /** What to run. */
+    public record Options(DType type, Path cacheDir, int promptTokens, int decodeTokens, int longContext,
+                          int imageSide, boolean vision, double bandwidthGBs, long seed, boolean profile) {
+        public static Options defaults(DType type, Path cacheDir) {
+            return new Options(type, cacheDir, 512, 128, 4096, 896, true, 32.0, 42, false);
+        }
+    }
+
+    /** One decode measurement. */
+    public record Decode(int context, int tokens, double seconds, double tokPerSec, double bytesPerToken, double gbPerSec,
+                         double ceilingTokPerSec, double ofCeiling, Map<String, Double> phases) {}
+
+    /** Everything {@code kimivl bench} reports. */
+    public record Result(String type, int threads, String file, double fileGB, double generateSeconds, double loadSeconds,
+                         double pageInSeconds, int promptTokens, double prefillSeconds, double prefillTokPerSec,
+                         Map<String, Double> prefillPhases,
+                         Decode decode, Decode decodeLong, boolean longContextRandomFill,
+                         int imageSide, int imageTokens, double visionSeconds,
+                         long peakRssBytes, double weightBytesPerToken, double bandwidthGBs, String jvm) {}
+
+    private ModelBench() {}
+
+    public static Result run(Options o, PrintStream log) throws IOException {
+        String configJson = RandomCheckpoint.defaultConfigJson();
+        long g0 = System.nanoTime();
+        boolean existed = Files.isRegularFile(RandomCheckpoint.cacheFile(o.cacheDir(), o.type(), configJson));
+        Path file = RandomCheckpoint.ensure(o.cacheDir(), o.type(), configJson, o.seed(), log);
+        double genSec = existed ? 0 : (System.nanoTime() - g0) / 1e9;
+
+        long l0 = System.nanoTime();
+        RandomCheckpoint ck = RandomCheckpoint.open(file);
+        ModelConfig cfg = ck.config();
+        TextConfig tc = cfg.text();
+        LanguageModel lm = LanguageModel.load(ck, tc, cfg.textPrefix());
+        double loadSec = (System.nanoTime() - l0) / 1e9;
+        log.printf(Locale.ROOT, "loaded %s in %.2f s (mapped, %d threads)%n", file.getFileName(), loadSec, Parallel.THREADS);
+
+        // first touch of every page of the text weights (page-table fill; disk reads if the file is not cached)
+        long p0 = System.nanoTime();
+        long textBytes = pageIn(ck, n -> !n.startsWith("vision_tower.") && !n.startsWith("multi_modal_projector."));
+        double pageInSec = (System.nanoTime() - p0) / 1e9;
+        log.printf(Locale.ROOT, "paged in %.2f GB of text weights in %.2f s%n", textBytes / 1e9, pageInSec);
+
+        double weightBytes = decodeWeightBytes(ck, tc);
+        double kvBytesPerCtx = (double) tc.numLayers() * (tc.kvLoraRank() + tc.qkRopeHeadDim()) * Float.BYTES;
+        SplittableRandom rnd = new SplittableRandom(o.seed());
+        int V = tc.vocabSize();
+
+        // warm-up: compiles the kernels (prefill and decode paths)
+        {
+            KvCache c = lm.newCache(64);
+            int[] ids = randomIds(rnd, 32, V);
+            float[] h = lm.forward(lm.embed(ids), ids.length, c, StageSink.NONE, null);
+            int next = argmax(lm.logits(h, ids.length - 1));
+            for (int i = 0; i < 8; i++) next = argmax(lm.logits(lm.forward(lm.embed(new int[]{next}), 1, c, StageSink.NONE, null), 0));
+            log.println("warm-up done");
+        }
+
+        // prefill
+        PhaseTimer.enable(o.profile());
+        PhaseTimer.reset();
+        int P = o.promptTokens();
+        int[] prompt = randomIds(rnd, P, V);
+        KvCache pc = lm.newCache(P + 1);
+        long s0 = System.nanoTime();
+        float[] h = lm.forward(lm.embed(prompt), P, pc, StageSink.NONE, null);
+        argmax(lm.logits(h, P - 1));
+        double prefillSec = (System.nanoTime() - s0) / 1e9;
+        Map<String, Double> prefillPhases = PhaseTimer.seconds();
+        log.printf(Locale.ROOT, "prefill %d tokens: %.2f s, %.2f tok/s%n", P, prefillSec, P / prefillSec);
+        pc = null;
+        h = null;
+
+        Decode dec = decode(lm, 0, o, weightBytes, kvBytesPerCtx, rnd, log);
+        Decode decLong = decode(lm, o.longContext(), o, weightBytes, kvBytesPerCtx, rnd, log);
+        PhaseTimer.enable(false);
+
+        int imageTokens = 0;
+        double visionSec = 0;
+        if (o.vision() && cfg.hasVision()) {
+            PreprocessorConfig pre = new PreprocessorConfig(new double[]{0.5, 0.5, 0.5}, new double[]{0.5, 0.5, 0.5}, 4096, true,
+                    cfg.vision().patchSize(), cfg.vision().mergeH(), cfg.vision().mergeW());
+            VisionEncoder enc = new VisionEncoder(ck, cfg.vision(), tc.hiddenSize(), pre);
+            enc.encode(List.of(LoadedImage.ofRgb("warm-up", 112, 112, new int[112 * 112])));
+            int side = o.imageSide();
+            int[] rgb = new int[side * side];
+            for (int i = 0; i < rgb.length; i++) rgb[i] = rnd.nextInt(1 << 24);
+            long v0 = System.nanoTime();
+            VisionOutput out = enc.encode(List.of(LoadedImage.ofRgb("random", side, side, rgb)));
+            visionSec = (System.nanoTime() - v0) / 1e9;
+            imageTokens = out.totalTokens();
+            log.printf(Locale.ROOT, "MoonViT + projector, %dx%d image (%d tokens): %.2f s%n", side, side, imageTokens, visionSec);
+        }
+        long rss = peakRss();
+        Result r = new Result(o.type().name().toLowerCase(Locale.ROOT), Parallel.THREADS, file.toString(), Files.size(file) / 1e9, genSec,
+                loadSec, pageInSec, P, prefillSec, P / prefillSec, prefillPhases, dec, decLong, true,
+                o.imageSide(), imageTokens, visionSec, rss, weightBytes, o.bandwidthGBs(), Runtime.version().toString());
+        ck.close();
+        return r;
+    }
+
+    /** Decodes o.decodeTokens() tokens greedily after a context of {@code context} random latents (0: empty). */
+    private static Decode decode(LanguageModel lm, int context, Options o, double weightBytes, double kvBytesPerCtx,
+                                 SplittableRandom rnd, PrintStream log) {
+        int N = o.decodeTokens();
+        KvCache c = lm.newCache(context + N + 1);
+        if (context > 0) c.fillRandom(context, rnd.nextLong());
+        PhaseTimer.reset();
+        int next = rnd.nextInt(lm.config().vocabSize());
+        long t0 = System.nanoTime();
+        for (int i = 0; i < N; i++) {
+            next = argmax(lm.logits(lm.forward(lm.embed(new int[]{next}), 1, c, StageSink.NONE, null), 0));
+        }
+        double sec = (System.nanoTime() - t0) / 1e9;
+        double tps = N / sec;
+        double avgCtx = context + (N - 1) / 2.0;
+        double bytes = weightBytes + kvBytesPerCtx * avgCtx;
+        double gbs = bytes * tps / 1e9;
+        double ceiling = o.bandwidthGBs() * 1e9 / bytes;
+        log.printf(Locale.ROOT, "decode %d tokens after %d: %.2f s, %.2f tok/s, %.2f GB/token -> %.1f GB/s (%.0f%% of the %.1f tok/s ceiling at %.0f GB/s)%n",
+                N, context, sec, tps, bytes / 1e9, gbs, 100 * tps / ceiling, ceiling, o.bandwidthGBs());
+        return new Decode(context, N, sec, tps, bytes, gbs, ceiling, tps / ceiling, PhaseTimer.seconds());
+    }
+
+    /** Bytes of weights one decoded token reads: attention, dense FFN, router + shared + top-k experts, lm_head. */
+    static double decodeWeightBytes(RandomCheckpoint ck, TextConfig t) {
+        String m = ck.config().textPrefix() + "model.";
+        double b = 0;
+        for (int l = 0; l < t.numLayers(); l++) {
+            String p = m + "layers." + l + ".";
+            for (String n : ck.names()) {
+                if (!n.startsWith(p)) continue;
+                String rest = n.substring(p.length());
+                long size = ck.tensor(n).data().byteSize();
+                if (rest.startsWith("mlp.experts.")) b += (double) size * t.numExpertsPerTok() / t.nRoutedExperts();
+                else b += size;
+            }
+        }
+        b += ck.tensor(ck.config().textPrefix() + "lm_head.weight").data().byteSize();
+        b += ck.tensor(m + "embed_tokens.weight").data().byteSize() / (double) t.vocabSize();
+        return b;
+    }
+
+
+    /** Touches one byte per 4 KiB page of every selected tensor; returns the bytes covered. */
+    private static long pageIn(RandomCheckpoint ck, java.util.function.Predicate<String> which) {
+        List<MemorySegment> segs = new ArrayList<>();
+        long total = 0;
+        for (String n : ck.names()) {
+            if (!which.test(n)) continue;
+            MemorySegment s = ck.tensor(n).data();
+            segs.add(s);
+            total += s.byteSize();
+        }
+        long[] sink = new long[1];
+        Parallel.forRange(segs.size(), 1, (a, b) -> {
+            long x = 0;
+            for (int i = a; i < b; i++) {
+                MemorySegment s = segs.get(i);
+                for (long o = 0; o < s.byteSize(); o += 4096) x += s.get(ValueLayout.JAVA_BYTE, o);
+            }
+            synchronized (sink) { sink[0] += x; }
+        });
+        return total;
+    }
+
+    static int[] randomIds(SplittableRandom rnd, int n, int vocab) {
+        int[] ids = new int[n];
+        for (int i = 0; i < n; i++) ids[i] = rnd.nextInt(vocab);
+        return ids;
+    }
+
+    static int argmax(float[] v) {
+        int best = 0;
+        for (int i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
+        return best;
+    }
+
+    /** Peak resident set size (VmHWM) of this process in bytes, or -1 where /proc is unavailable. */
+    public static long peakRss() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+                if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+            }
+        } catch (IOException | RuntimeException e) {
+            return -1;
+        }
+        return -1;
+    }
+
+    // ---------------------------------------------------------------- reporting
+
+    /** llama.cpp's figures for the same shapes on this kind of machine (llama-bench, 2 threads; issue 4). */
+    record Llama(double pp512, double tg128, double tg128At4k, double vision896) {
+        static Llama of(String type) {
+            return switch (type) {
+                case "q8_0" -> new Llama(14.9, 5.2, 2.9, 138);
+                case "q4_0" -> new Llama(23.4, 8.0, 3.2, 138);
+                default -> null;
+            };
+        }
+    }
+
+    public static String text(Result r) {
+        StringBuilder sb = new StringBuilder();
+        Llama ll = Llama.of(r.type());
+        java.util.function.BiFunction<Double, Double, String> vs = (mine, theirs) ->
+                theirs == null ? "" : String.format(Locale.ROOT, "   (llama.cpp %.1f: %.2fx)", theirs, mine / theirs);
+        sb.append(String.format(Locale.ROOT, "kimivl bench: random Kimi-VL-A3B weights, %s, %d threads, %s%n", r.type(), r.threads(), r.jvm()));
+        sb.append(String.format(Locale.ROOT, "  model file        %s (%.2f GB)%s%n", r.file(), r.fileGB(),
+                r.generateSeconds() > 0 ? String.format(Locale.ROOT, ", generated in %.0f s", r.generateSeconds()) : ""));
+        sb.append(String.format(Locale.ROOT, "  load              %.2f s (mapped; first touch of the text weights %.2f s)%n", r.loadSeconds(), r.pageInSeconds()));
+        sb.append(String.format(Locale.ROOT, "  prefill pp%d      %.2f tok/s (%.2f s)%s%n", r.promptTokens(), r.prefillTokPerSec(), r.prefillSeconds(),
+                vs.apply(r.prefillTokPerSec(), ll == null ? null : ll.pp512())));
+        appendDecode(sb, "decode tg" + r.decode().tokens() + "      ", r.decode(), ll == null ? null : ll.tg128(), vs);
+        appendDecode(sb, "decode @" + r.decodeLong().context() + "      ", r.decodeLong(), ll == null ? null : ll.tg128At4k(), vs);
+        sb.append(String.format(Locale.ROOT, "                    (the %d-token context is random latents written into the KV cache, not a prefill; %.0f%% of the short-context speed)%n",
+                r.decodeLong().context(), 100 * r.decodeLong().tokPerSec() / r.decode().tokPerSec()));
+        if (r.imageTokens() > 0) {
+            sb.append(String.format(Locale.ROOT, "  MoonViT+projector %.2f s for one %dx%d image (%d tokens)%s%n", r.visionSeconds(), r.imageSide(), r.imageSide(),
+                    r.imageTokens(), ll == null ? "" : String.format(Locale.ROOT, "   (llama.cpp %.0f s: %.2fx faster)", ll.vision896(), ll.vision896() / r.visionSeconds())));
+        } else {
+            sb.append("  MoonViT+projector skipped\n");
+        }
+        sb.append(String.format(Locale.ROOT, "  peak RSS          %.2f GB%n", r.peakRssBytes() / 1e9));
+        sb.append(String.format(Locale.ROOT, "  weights/token     %.3f GB read per decoded token (+%.1f MB KV cache per 1k of context)%n",
+                r.weightBytesPerToken() / 1e9, (r.decodeLong().bytesPerToken() - r.decode().bytesPerToken()) / (r.decodeLong().context()) * 1000 / 1e6));
+        if (!r.decode().phases().isEmpty()) {
+            sb.append("  profile (s)       prefill ").append(fmt(r.prefillPhases())).append('\n');
+            sb.append("                    decode ").append(fmt(r.decode().phases())).append('\n');
+            sb.append("                    decode@long ").append(fmt(r.decodeLong().phases())).append('\n');
+        }
+        return sb.toString();
+    }
+
+    private static void appendDecode(StringBuilder sb, String label, Decode d, Double llama, java.util.function.BiFunction<Double, Double, String> vs) {
+        sb.append(String.format(Locale.ROOT, "  %s%.2f tok/s, %.1f GB/s = %.0f%% of the bandwidth ceiling (%.1f tok/s at %.0f GB/s)%s%n",
+                label, d.tokPerSec(), d.gbPerSec(), 100 * d.ofCeiling(), d.ceilingTokPerSec(), d.gbPerSec() / Math.max(1e-9, d.ofCeiling()),
+                vs.apply(d.tokPerSec(), llama)));
+    }
+
+    private static String fmt(Map<String, Double> m) {
+        StringBuilder sb = new StringBuilder();
+        m.forEach((k, v) -> sb.append(k).append('=').append(String.format(Locale.ROOT, "%.2f", v)).append(' '));
+        return sb.toString().trim();
+    }
+
+    public static String json(Result r) {
+        ObjectMapper om = new ObjectMapper();
+        ObjectNode n = om.valueToTree(r);
+        Llama ll = Llama.of(r.type());
+        if (ll != null) {
+            ObjectNode l = n.putObject("llamaCpp");
+            l.put("pp512", ll.pp512());
+            l.put("tg128", ll.tg128());
+            l.put("tg128At4k", ll.tg128At4k());
+            l.put("vision896Seconds", ll.vision896());
+            l.put("prefillRatio", r.prefillTokPerSec() / ll.pp512());
+            l.put("decodeRatio", r.decode().tokPerSec() / ll.tg128());
+            l.put("decodeLongRatio", r.decodeLong().tokPerSec() / ll.tg128At4k());
+        }
+        n.put("decodeLongOfShort", r.decodeLong().tokPerSec() / r.decode().tokPerSec());
+        try {
+            return om.writeValueAsString(n);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}

@@ -1,0 +1,196 @@
+package dev.kimivl.model;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * The decode-time core of weight-absorbed MLA (spec §6.8): H query rows of width W (q̃_h = W_UKᵀ q_h^nope followed
+ * by q_h^pe) against the latent cache rows [ĉ_j ; k^pe_j] (width W), softmax over positions, and the weighted sum of
+ * the first R (kv_lora_rank) latent columns. This is multi-query attention over a 576-wide key, so all heads share
+ * each cache row: the kernels below load a row once for 8 heads (scores) and accumulate 8 positions per output
+ * vector (values), streaming the cache once per call.
+ *
+ * <p>Softmax is computed online (flash-decoding): a {@link State} holds, per head, the running maximum m, the
+ * running sum l of exp(s − m) and the unnormalised output o; partial states over disjoint position ranges (one per
+ * thread) are merged exactly.
+ */
+final class LatentAttention {
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final int L = F.length();
+    /** Positions per block: 16 rows of 576 floats (37 KB) stay in L1 between the score and value passes. */
+    static final int JB = 16;
+
+    private LatentAttention() {}
+
+    /** Per-head partial softmax state over some positions. */
+    static final class State {
+        final int h0, heads, r;
+        final float[] m, l, o;         // [H], [H], [H·R] for heads h0..h0+H-1
+        final float[] s;               // scratch scores [H·JB]
+
+        State(int h0, int heads, int r) {
+            this.h0 = h0;
+            this.heads = heads;
+            this.r = r;
+            m = new float[heads];
+            l = new float[heads];
+            o = new float[heads * r];
+            s = new float[heads * JB];
+            java.util.Arrays.fill(m, Float.NEGATIVE_INFINITY);
+        }
+    }
+
+    /**
+     * Accumulates positions [j0, j1) for heads [h0, h1) into st.
+     * q [H·W] (row h at h·W), lat [S·W] (row j at j·W); scores are scaled by {@code scale}.
+     */
+    static void accumulate(float[] q, float[] lat, int W, int R, int j0, int j1, float scale, State st) {
+        float[] s = st.s;
+        int h0 = st.h0, h1 = st.h0 + st.heads;
+        for (int jb = j0; jb < j1; jb += JB) {
+            int n = Math.min(JB, j1 - jb);
+            // scores s[h·JB + j] for this block
+            int h = h0;
+            for (; h + 8 <= h1; h += 8) scores8(q, h, lat, W, jb, n, scale, s, (h - h0) * JB);
+            for (; h < h1; h++) {
+                for (int j = 0; j < n; j++) s[(h - h0) * JB + j] = dot(q, h * W, lat, (jb + j) * W, W) * scale;
+            }
+            for (int i = 0; i < st.heads; i++) {
+                int so = i * JB;
+                float mb = Float.NEGATIVE_INFINITY;
+                for (int j = 0; j < n; j++) mb = Math.max(mb, s[so + j]);
+                float mOld = st.m[i], mNew = Math.max(mOld, mb);
+                if (mNew > mOld && st.l[i] != 0f) {
+                    float corr = (float) Math.exp(mOld - mNew);
+                    st.l[i] *= corr;
+                    scale(st.o, i * R, R, corr);
+                }
+                st.m[i] = mNew;
+                st.l[i] += exp(s, so, n, mNew);
+                values(s, so, n, lat, W, jb, st.o, i * R, R);
+            }
+        }
+    }
+
+    /** s[h·JB + j] = scale·q_h·lat_{jb+j} for 8 heads h0..h0+7, sharing each latent load. */
+    private static void scores8(float[] q, int h0, float[] lat, int W, int jb, int n, float scale, float[] s, int sBase) {
+        int bound = F.loopBound(W);
+        int q0 = h0 * W, q1 = q0 + W, q2 = q1 + W, q3 = q2 + W, q4 = q3 + W, q5 = q4 + W, q6 = q5 + W, q7 = q6 + W;
+        for (int j = 0; j < n; j++) {
+            int lo = (jb + j) * W;
+            FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+            int d = 0;
+            for (; d < bound; d += L) {
+                FloatVector k = FloatVector.fromArray(F, lat, lo + d);
+                a0 = FloatVector.fromArray(F, q, q0 + d).fma(k, a0);
+                a1 = FloatVector.fromArray(F, q, q1 + d).fma(k, a1);
+                a2 = FloatVector.fromArray(F, q, q2 + d).fma(k, a2);
+                a3 = FloatVector.fromArray(F, q, q3 + d).fma(k, a3);
+                a4 = FloatVector.fromArray(F, q, q4 + d).fma(k, a4);
+                a5 = FloatVector.fromArray(F, q, q5 + d).fma(k, a5);
+                a6 = FloatVector.fromArray(F, q, q6 + d).fma(k, a6);
+                a7 = FloatVector.fromArray(F, q, q7 + d).fma(k, a7);
+            }
+            float t0 = a0.reduceLanes(VectorOperators.ADD), t1 = a1.reduceLanes(VectorOperators.ADD);
+            float t2 = a2.reduceLanes(VectorOperators.ADD), t3 = a3.reduceLanes(VectorOperators.ADD);
+            float t4 = a4.reduceLanes(VectorOperators.ADD), t5 = a5.reduceLanes(VectorOperators.ADD);
+            float t6 = a6.reduceLanes(VectorOperators.ADD), t7 = a7.reduceLanes(VectorOperators.ADD);
+            for (; d < W; d++) {
+                float k = lat[lo + d];
+                t0 += q[q0 + d] * k; t1 += q[q1 + d] * k; t2 += q[q2 + d] * k; t3 += q[q3 + d] * k;
+                t4 += q[q4 + d] * k; t5 += q[q5 + d] * k; t6 += q[q6 + d] * k; t7 += q[q7 + d] * k;
+            }
+            int so = sBase + j;
+            s[so] = t0 * scale; s[so + JB] = t1 * scale; s[so + 2 * JB] = t2 * scale; s[so + 3 * JB] = t3 * scale;
+            s[so + 4 * JB] = t4 * scale; s[so + 5 * JB] = t5 * scale; s[so + 6 * JB] = t6 * scale; s[so + 7 * JB] = t7 * scale;
+        }
+    }
+
+    /** o[oo..oo+R) += Σ_j s[so+j]·lat_{jb+j}[0..R), 8 positions per pass over o. */
+    private static void values(float[] s, int so, int n, float[] lat, int W, int jb, float[] o, int oo, int R) {
+        int bound = F.loopBound(R);
+        int j = 0;
+        for (; j + 8 <= n; j += 8) {
+            FloatVector p0 = FloatVector.broadcast(F, s[so + j]), p1 = FloatVector.broadcast(F, s[so + j + 1]);
+            FloatVector p2 = FloatVector.broadcast(F, s[so + j + 2]), p3 = FloatVector.broadcast(F, s[so + j + 3]);
+            FloatVector p4 = FloatVector.broadcast(F, s[so + j + 4]), p5 = FloatVector.broadcast(F, s[so + j + 5]);
+            FloatVector p6 = FloatVector.broadcast(F, s[so + j + 6]), p7 = FloatVector.broadcast(F, s[so + j + 7]);
+            int l0 = (jb + j) * W, l1 = l0 + W, l2 = l1 + W, l3 = l2 + W, l4 = l3 + W, l5 = l4 + W, l6 = l5 + W, l7 = l6 + W;
+            int d = 0;
+            for (; d < bound; d += L) {
+                FloatVector acc = FloatVector.fromArray(F, o, oo + d);
+                acc = FloatVector.fromArray(F, lat, l0 + d).fma(p0, acc);
+                acc = FloatVector.fromArray(F, lat, l1 + d).fma(p1, acc);
+                acc = FloatVector.fromArray(F, lat, l2 + d).fma(p2, acc);
+                acc = FloatVector.fromArray(F, lat, l3 + d).fma(p3, acc);
+                acc = FloatVector.fromArray(F, lat, l4 + d).fma(p4, acc);
+                acc = FloatVector.fromArray(F, lat, l5 + d).fma(p5, acc);
+                acc = FloatVector.fromArray(F, lat, l6 + d).fma(p6, acc);
+                acc = FloatVector.fromArray(F, lat, l7 + d).fma(p7, acc);
+                acc.intoArray(o, oo + d);
+            }
+            for (; d < R; d++) {
+                float acc = o[oo + d];
+                for (int k = 0; k < 8; k++) acc += s[so + j + k] * lat[(jb + j + k) * W + d];
+                o[oo + d] = acc;
+            }
+        }
+        for (; j < n; j++) {
+            float p = s[so + j];
+            int lo = (jb + j) * W;
+            FloatVector pv = FloatVector.broadcast(F, p);
+            int d = 0;
+            for (; d < bound; d += L) FloatVector.fromArray(F, lat, lo + d).fma(pv, FloatVector.fromArray(F, o, oo + d)).intoArray(o, oo + d);
+            for (; d < R; d++) o[oo + d] += p * lat[lo + d];
+        }
+    }
+
+    /** s[so..so+n) = exp(s − m) in place; returns their sum. */
+    private static float exp(float[] s, int so, int n, float m) {
+        float sum = 0;
+        int j = 0, bound = F.loopBound(n);
+        FloatVector mv = FloatVector.broadcast(F, m);
+        for (; j < bound; j += L) {
+            FloatVector e = FloatVector.fromArray(F, s, so + j).sub(mv).lanewise(VectorOperators.EXP);
+            e.intoArray(s, so + j);
+            sum += e.reduceLanes(VectorOperators.ADD);
+        }
+        for (; j < n; j++) { float e = (float) Math.exp(s[so + j] - m); s[so + j] = e; sum += e; }
+        return sum;
+    }
+
+    private static void scale(float[] o, int oo, int n, float c) {
+        int d = 0, bound = F.loopBound(n);
+        for (; d < bound; d += L) FloatVector.fromArray(F, o, oo + d).mul(c).intoArray(o, oo + d);
+        for (; d < n; d++) o[oo + d] *= c;
+    }
+
+    static float dot(float[] a, int ao, float[] b, int bo, int n) {
+        return dev.kimivl.tensor.VectorMath.dot(a, ao, b, bo, n);
+    }
+
+    /**
+     * Merges the partial states of head h (one per position range) into out[oo..oo+R) = softmax-weighted values.
+     */
+    static void finish(State[] parts, int h, float[] out, int oo) {
+        int R = parts[0].r;
+        float M = Float.NEGATIVE_INFINITY;
+        for (State p : parts) M = Math.max(M, p.m[h - p.h0]);
+        java.util.Arrays.fill(out, oo, oo + R, 0f);
+        float l = 0;
+        for (State p : parts) {
+            int i = h - p.h0;
+            if (p.l[i] == 0f) continue;
+            float c = (float) Math.exp(p.m[i] - M);
+            l += p.l[i] * c;
+            int d = 0, bound = F.loopBound(R);
+            FloatVector cv = FloatVector.broadcast(F, c);
+            for (; d < bound; d += L) {
+                FloatVector.fromArray(F, p.o, i * R + d).fma(cv, FloatVector.fromArray(F, out, oo + d)).intoArray(out, oo + d);
+            }
+            for (; d < R; d++) out[oo + d] += p.o[i * R + d] * c;
+        }
+        scale(out, oo, R, 1f / l);
+    }
+}
