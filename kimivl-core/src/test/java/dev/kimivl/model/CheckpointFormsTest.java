@@ -76,4 +76,39 @@ class CheckpointFormsTest {
         double d = Golden.maxAbsDiff(ref, logits(dir));
         assertTrue(d < 0.05, "F16 rounding of the weights moves logits by " + d);
     }
+
+    /**
+     * q_lora_rank set: with input_layernorm weights of 1 the attention input already has unit RMS, so q_a = I and
+     * q_a_layernorm = 1 make q_b_proj(RMSNorm(q_a_proj x)) equal q_proj x (up to the eps terms, ~1e-6 relative):
+     * the LoRA model must then give the plain model's logits.
+     */
+    @Test
+    void qLoraPathEqualsThePlainProjectionWhenTheLoraIsAnIdentity(@TempDir Path root) throws IOException {
+        Map<String, TensorData> all = SafeTensorsFile.open(Golden.root().resolve("a_text_only/model.safetensors")).tensors();
+        ObjectNode cfg = (ObjectNode) JSON.readTree(Golden.root().resolve("a_text_only/config.json").toFile());
+        int D = cfg.get("text_config").get("hidden_size").asInt();
+        float[] eye = new float[D * D], ones = new float[D];
+        for (int i = 0; i < D; i++) { eye[i * D + i] = 1; ones[i] = 1; }
+        Path plain = Files.createDirectories(root.resolve("plain")), lora = Files.createDirectories(root.resolve("lora"));
+        SafeTensorsWriter wp = new SafeTensorsWriter(), wl = new SafeTensorsWriter();
+        for (var e : all.entrySet()) {
+            String n = e.getKey();
+            float[] v = n.endsWith("input_layernorm.weight") ? ones : e.getValue().toFloats();
+            wp.f32(n, v, e.getValue().shape());
+            if (n.endsWith("self_attn.q_proj.weight")) {
+                String p = n.substring(0, n.length() - "q_proj.weight".length());
+                wl.f32(p + "q_a_proj.weight", eye, D, D).f32(p + "q_a_layernorm.weight", ones, D).f32(p + "q_b_proj.weight", v, e.getValue().shape());
+            } else {
+                wl.f32(n, v, e.getValue().shape());
+            }
+        }
+        wp.write(plain.resolve("model.safetensors"));
+        wl.write(lora.resolve("model.safetensors"));
+        Files.writeString(plain.resolve("config.json"), cfg.toPrettyString());
+        ((ObjectNode) cfg.get("text_config")).put("q_lora_rank", D);
+        Files.writeString(lora.resolve("config.json"), cfg.toPrettyString());
+        assertEquals(D, ModelConfig.load(lora).text().qLoraRank());
+        double d = Golden.maxAbsDiff(logits(plain), logits(lora));
+        assertTrue(d < 1e-3, "q LoRA vs plain q_proj: max |Δlogit| " + d);
+    }
 }
