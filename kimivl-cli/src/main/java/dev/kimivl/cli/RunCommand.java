@@ -2,9 +2,9 @@ package dev.kimivl.cli;
 
 import dev.kimivl.generate.Generator;
 import dev.kimivl.generate.SamplingParams;
+import dev.kimivl.generate.ThinkingFilter;
 import dev.kimivl.model.KimiVL;
 import dev.kimivl.text.ChatMessage;
-import dev.kimivl.text.PromptEncoder;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -61,6 +61,10 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--stats", description = "Print token counts and speeds to stderr.")
     boolean stats;
 
+    @Option(names = "--thinking", defaultValue = "show", paramLabel = "show|hide|stderr",
+            description = "Thinking models' ◁think▷…◁/think▷ reasoning: show it inline (default), hide it, or send it to stderr.")
+    String thinking;
+
     @Override
     public Integer call() throws Exception {
         String text = String.join(" ", prompt);
@@ -79,7 +83,16 @@ final class RunCommand implements Callable<Integer> {
             Generator gen = new Generator(m.languageModel(), m.tokenizer(), m.contextLength(ctx));
             SamplingParams params = new SamplingParams(temperature, topK, topP, minP, repeatPenalty,
                     seed != null ? seed : System.nanoTime(), maxTokens, stops);
-            Generator.Result r = gen.generate(p.embeddings(), p.ids(), params, out::print);
+            Generator.Listener listener = out::print;
+            ThinkingFilter filter = switch (thinking) {
+                case "show" -> null;
+                case "hide" -> new ThinkingFilter(out::print, null);
+                case "stderr" -> new ThinkingFilter(out::print, System.err::print);
+                default -> throw new IllegalArgumentException("--thinking takes show, hide or stderr, not '" + thinking + "'");
+            };
+            if (filter != null) listener = filter;
+            Generator.Result r = gen.generate(p.embeddings(), p.ids(), params, listener);
+            if (filter != null) filter.finish();
             out.println();
             if (stats) {
                 System.err.printf("kimivl: prompt %d tokens (%.1f tok/s), generated %d tokens (%.1f tok/s), finish: %s%n",
