@@ -14,6 +14,8 @@ public final class Gemm {
     private static final VectorSpecies<Float> F = QuantMatrix.F;
     /** Inputs per micro-kernel: 4 with 32 vector registers (AVX-512), 2 with 16 (AVX2). */
     private static final int TN = F.length() >= 16 ? 4 : 2;
+    /** Columns per k-block: 4 rows × KC floats = 16 KB, half an L1. */
+    private static final int KC = 1024;
     private static final int RG = 4;
     /** Bytes of inputs per tile: about half an L2. */
     private static final int TILE_BYTES = Integer.getInteger("kimivl.gemmTileBytes", 512 << 10);
@@ -33,26 +35,37 @@ public final class Gemm {
                 for (int g = g0; g < g1; g++) {
                     int r0 = g * RG, nr = Math.min(RG, rows - r0);
                     for (int i = 0; i < nr; i++) m.row(r0 + i, w, i * cols);
-                    int t = t0;
                     if (nr == RG) {
-                        if (TN == 4) for (; t + 4 <= t1; t += 4) kernel4x4(w, cols, x, t, y, rows, r0);
-                        for (; t + 2 <= t1; t += 2) kernel4x2(w, cols, x, t, y, rows, r0);
-                    }
-                    for (; t < t1; t++) {
-                        for (int i = 0; i < nr; i++) y[t * rows + r0 + i] = VectorMath.dot(w, i * cols, x, t * cols, cols);
+                        // k-blocks keep the 4 decoded rows' slice in L1 while all inputs of the tile pass over it
+                        for (int c0 = 0; c0 < cols; c0 += KC) {
+                            int c1 = Math.min(cols, c0 + KC);
+                            boolean acc = c0 > 0;
+                            int t = t0;
+                            if (TN == 4) for (; t + 4 <= t1; t += 4) kernel4x4(w, cols, x, t, y, rows, r0, c0, c1, acc);
+                            for (; t + 2 <= t1; t += 2) kernel4x2(w, cols, x, t, y, rows, r0, c0, c1, acc);
+                            for (; t < t1; t++) {
+                                for (int i = 0; i < RG; i++) {
+                                    float d = VectorMath.dot(w, i * cols + c0, x, t * cols + c0, c1 - c0);
+                                    y[t * rows + r0 + i] = acc ? y[t * rows + r0 + i] + d : d;
+                                }
+                            }
+                        }
+                    } else {
+                        for (int t = t0; t < t1; t++) {
+                            for (int i = 0; i < nr; i++) y[t * rows + r0 + i] = VectorMath.dot(w, i * cols, x, t * cols, cols);
+                        }
                     }
                 }
             }
         });
     }
 
-    private static void kernel4x2(float[] w, int cols, float[] x, int t, float[] y, int rows, int r0) {
+    private static void kernel4x2(float[] w, int cols, float[] x, int t, float[] y, int rows, int r0, int c0, int c1, boolean acc) {
         FloatVector a00 = FloatVector.zero(F), a01 = a00, a10 = a00, a11 = a00;
         FloatVector a20 = a00, a21 = a00, a30 = a00, a31 = a00;
         int x0 = t * cols, x1 = x0 + cols;
         int w1 = cols, w2 = 2 * cols, w3 = 3 * cols;
-        int bound = F.loopBound(cols);
-        int c = 0;
+        int c = c0, bound = c0 + F.loopBound(c1 - c0);
         for (; c < bound; c += F.length()) {
             FloatVector v0 = FloatVector.fromArray(F, w, c);
             FloatVector v1 = FloatVector.fromArray(F, w, w1 + c);
@@ -64,32 +77,36 @@ public final class Gemm {
             a01 = v0.fma(u, a01); a11 = v1.fma(u, a11); a21 = v2.fma(u, a21); a31 = v3.fma(u, a31);
         }
         int y0 = t * rows + r0, y1 = y0 + rows;
-        y[y0] = a00.reduceLanes(VectorOperators.ADD); y[y0 + 1] = a10.reduceLanes(VectorOperators.ADD);
-        y[y0 + 2] = a20.reduceLanes(VectorOperators.ADD); y[y0 + 3] = a30.reduceLanes(VectorOperators.ADD);
-        y[y1] = a01.reduceLanes(VectorOperators.ADD); y[y1 + 1] = a11.reduceLanes(VectorOperators.ADD);
-        y[y1 + 2] = a21.reduceLanes(VectorOperators.ADD); y[y1 + 3] = a31.reduceLanes(VectorOperators.ADD);
-        if (c < cols) tail(w, cols, x, t, 2, y, rows, r0, c);
+        st(y, y0, a00, acc); st(y, y0 + 1, a10, acc);
+        st(y, y0 + 2, a20, acc); st(y, y0 + 3, a30, acc);
+        st(y, y1, a01, acc); st(y, y1 + 1, a11, acc);
+        st(y, y1 + 2, a21, acc); st(y, y1 + 3, a31, acc);
+        if (c < c1) tail(w, cols, x, t, 2, y, rows, r0, c, c1);
     }
 
-    private static void tail(float[] w, int cols, float[] x, int t, int nt, float[] y, int rows, int r0, int c) {
+    private static void st(float[] y, int i, FloatVector a, boolean acc) {
+        float v = a.reduceLanes(VectorOperators.ADD);
+        y[i] = acc ? y[i] + v : v;
+    }
+
+    private static void tail(float[] w, int cols, float[] x, int t, int nt, float[] y, int rows, int r0, int c, int c1) {
         for (int i = 0; i < 4; i++) {
             for (int j = 0; j < nt; j++) {
                 float s = 0;
-                for (int k = c; k < cols; k++) s += w[i * cols + k] * x[(t + j) * cols + k];
+                for (int k = c; k < c1; k++) s += w[i * cols + k] * x[(t + j) * cols + k];
                 y[(t + j) * rows + r0 + i] += s;
             }
         }
     }
 
-    private static void kernel4x4(float[] w, int cols, float[] x, int t, float[] y, int rows, int r0) {
+    private static void kernel4x4(float[] w, int cols, float[] x, int t, float[] y, int rows, int r0, int c0, int c1, boolean acc) {
         FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
         FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
         FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
         FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
         int x0 = t * cols, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols;
         int w1 = cols, w2 = 2 * cols, w3 = 3 * cols;
-        int bound = F.loopBound(cols);
-        int c = 0;
+        int c = c0, bound = c0 + F.loopBound(c1 - c0);
         for (; c < bound; c += F.length()) {
             FloatVector v0 = FloatVector.fromArray(F, w, c);
             FloatVector v1 = FloatVector.fromArray(F, w, w1 + c);
@@ -105,14 +122,14 @@ public final class Gemm {
             a03 = v0.fma(u, a03); a13 = v1.fma(u, a13); a23 = v2.fma(u, a23); a33 = v3.fma(u, a33);
         }
         int y0 = t * rows + r0, y1 = y0 + rows, y2 = y1 + rows, y3 = y2 + rows;
-        y[y0] = a00.reduceLanes(VectorOperators.ADD); y[y0 + 1] = a10.reduceLanes(VectorOperators.ADD);
-        y[y0 + 2] = a20.reduceLanes(VectorOperators.ADD); y[y0 + 3] = a30.reduceLanes(VectorOperators.ADD);
-        y[y1] = a01.reduceLanes(VectorOperators.ADD); y[y1 + 1] = a11.reduceLanes(VectorOperators.ADD);
-        y[y1 + 2] = a21.reduceLanes(VectorOperators.ADD); y[y1 + 3] = a31.reduceLanes(VectorOperators.ADD);
-        y[y2] = a02.reduceLanes(VectorOperators.ADD); y[y2 + 1] = a12.reduceLanes(VectorOperators.ADD);
-        y[y2 + 2] = a22.reduceLanes(VectorOperators.ADD); y[y2 + 3] = a32.reduceLanes(VectorOperators.ADD);
-        y[y3] = a03.reduceLanes(VectorOperators.ADD); y[y3 + 1] = a13.reduceLanes(VectorOperators.ADD);
-        y[y3 + 2] = a23.reduceLanes(VectorOperators.ADD); y[y3 + 3] = a33.reduceLanes(VectorOperators.ADD);
-        if (c < cols) tail(w, cols, x, t, 4, y, rows, r0, c);
+        st(y, y0, a00, acc); st(y, y0 + 1, a10, acc);
+        st(y, y0 + 2, a20, acc); st(y, y0 + 3, a30, acc);
+        st(y, y1, a01, acc); st(y, y1 + 1, a11, acc);
+        st(y, y1 + 2, a21, acc); st(y, y1 + 3, a31, acc);
+        st(y, y2, a02, acc); st(y, y2 + 1, a12, acc);
+        st(y, y2 + 2, a22, acc); st(y, y2 + 3, a32, acc);
+        st(y, y3, a03, acc); st(y, y3 + 1, a13, acc);
+        st(y, y3 + 2, a23, acc); st(y, y3 + 3, a33, acc);
+        if (c < c1) tail(w, cols, x, t, 4, y, rows, r0, c, c1);
     }
 }

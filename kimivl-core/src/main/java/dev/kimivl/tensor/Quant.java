@@ -56,10 +56,9 @@ public final class Quant {
         }
     }
 
-    /** Quantizes a row-major [rows, cols] float matrix to a new heap segment of the given type (Q8_0, Q4_0, F16, BF16, F32). */
+    /** Quantizes a row-major [rows, cols] float matrix to a new native (GC-managed) segment of the given type (Q8_0, Q4_0, F16, BF16, F32). */
     public static MemorySegment quantize(float[] x, int rows, int cols, DType type) {
-        long bytes = type.bytesFor((long) rows * cols);
-        MemorySegment dst = MemorySegment.ofArray(new byte[Math.toIntExact(bytes)]);
+        MemorySegment dst = Segments.allocate(type.bytesFor((long) rows * cols));
         quantizeRows(x, 0, rows, cols, type, dst, 0);
         return dst;
     }

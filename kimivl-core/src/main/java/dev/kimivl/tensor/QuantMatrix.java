@@ -39,7 +39,7 @@ public final class QuantMatrix implements Matrix {
         if (data.byteSize() < need) {
             throw new IllegalArgumentException(dtype + " matrix [" + rows + ", " + cols + "] needs " + need + " bytes, segment has " + data.byteSize());
         }
-        this.data = data;
+        this.data = Segments.kernelView(data);
         this.dtype = dtype;
         this.rows = rows;
         this.cols = cols;
@@ -55,6 +55,7 @@ public final class QuantMatrix implements Matrix {
     @Override public int rows() { return rows; }
     @Override public int cols() { return cols; }
     @Override public DType dtype() { return dtype; }
+    /** The weights as the kernels read them (a plain native view of the segment given). */
     public MemorySegment segment() { return data; }
 
     @Override

@@ -20,6 +20,11 @@ public final class SegmentMatrix implements Matrix {
     private static final ValueLayout.OfShort S16LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final MemorySegment data;
+    /** What the kernels read: a plain native segment (see {@link Segments}), or null for a float[]-backed matrix. */
+    private final MemorySegment kdata;
+    /** For F32 matrices over a heap float[] (training, small rebuilt weights): the array and first index. */
+    private final float[] farr;
+    private final int fbase;
     private final DType dtype;
     private final int rows, cols;
     private final long rowBytes;
@@ -33,6 +38,16 @@ public final class SegmentMatrix implements Matrix {
             throw new IllegalArgumentException("matrix [" + rows + ", " + cols + "] " + dtype + " needs " + need + " bytes, segment has " + data.byteSize());
         }
         this.data = data;
+        Object heap = data.heapBase().orElse(null);
+        if (dtype == DType.F32 && heap instanceof float[] fa && data.address() % 4 == 0) {
+            this.farr = fa;
+            this.fbase = Math.toIntExact(data.address() / 4);
+            this.kdata = null;
+        } else {
+            this.farr = null;
+            this.fbase = 0;
+            this.kdata = Segments.kernelView(data);
+        }
         this.dtype = dtype;
         this.rows = rows;
         this.cols = cols;
@@ -64,14 +79,23 @@ public final class SegmentMatrix implements Matrix {
         int bound = F.loopBound(cols);
         switch (dtype) {
             case F32 -> {
+                if (farr != null) {
+                    int wb = fbase + r * cols;
+                    for (; c < bound; c += F.length()) {
+                        acc = FloatVector.fromArray(F, farr, wb + c).fma(FloatVector.fromArray(F, x, xo + c), acc);
+                    }
+                    float s = acc.reduceLanes(VectorOperators.ADD);
+                    for (; c < cols; c++) s += farr[wb + c] * x[xo + c];
+                    return s;
+                }
                 for (; c < bound; c += F.length()) {
-                    FloatVector w = FloatVector.fromMemorySegment(F, data, base + 4L * c, ByteOrder.LITTLE_ENDIAN);
+                    FloatVector w = FloatVector.fromMemorySegment(F, kdata, base + 4L * c, ByteOrder.LITTLE_ENDIAN);
                     acc = w.fma(FloatVector.fromArray(F, x, xo + c), acc);
                 }
             }
             case BF16 -> {
                 for (; c < bound; c += F.length()) {
-                    ShortVector s = ShortVector.fromMemorySegment(S, data, base + 2L * c, ByteOrder.LITTLE_ENDIAN);
+                    ShortVector s = ShortVector.fromMemorySegment(S, kdata, base + 2L * c, ByteOrder.LITTLE_ENDIAN);
                     FloatVector w = ((IntVector) s.convertShape(VectorOperators.S2I, I, 0))
                             .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
                     acc = w.fma(FloatVector.fromArray(F, x, xo + c), acc);
@@ -85,10 +109,11 @@ public final class SegmentMatrix implements Matrix {
     }
 
     private float get(long rowBase, int c) {
+        if (farr != null) return farr[fbase + (int) (rowBase / 4) + c];
         return switch (dtype) {
-            case F32 -> data.get(F32LE, rowBase + 4L * c);
-            case BF16 -> Float.intBitsToFloat((data.get(S16LE, rowBase + 2L * c) & 0xFFFF) << 16);
-            default -> Float.float16ToFloat(data.get(S16LE, rowBase + 2L * c));
+            case F32 -> kdata.get(F32LE, rowBase + 4L * c);
+            case BF16 -> Float.intBitsToFloat((kdata.get(S16LE, rowBase + 2L * c) & 0xFFFF) << 16);
+            default -> Float.float16ToFloat(kdata.get(S16LE, rowBase + 2L * c));
         };
     }
 
@@ -96,14 +121,15 @@ public final class SegmentMatrix implements Matrix {
     public void row(int r, float[] dst, int off) {
         long base = r * rowBytes;
         if (dtype == DType.F32) {
-            MemorySegment.copy(data, F32LE, base, dst, off, cols);
+            if (farr != null) System.arraycopy(farr, fbase + r * cols, dst, off, cols);
+            else MemorySegment.copy(kdata, F32LE, base, dst, off, cols);
             return;
         }
         int c = 0;
         if (dtype == DType.BF16) {
             int bound = F.loopBound(cols);
             for (; c < bound; c += F.length()) {
-                ShortVector s = ShortVector.fromMemorySegment(S, data, base + 2L * c, ByteOrder.LITTLE_ENDIAN);
+                ShortVector s = ShortVector.fromMemorySegment(S, kdata, base + 2L * c, ByteOrder.LITTLE_ENDIAN);
                 ((IntVector) s.convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16)
                         .reinterpretAsFloats().intoArray(dst, off + c);
             }

@@ -233,12 +233,12 @@ public final class GgufModel implements WeightSource {
             GgufFile.TensorInfo first = f.tensorInfos().get(parts[0]);
             return new TensorData(name, t[0].dtype(), shape, f.rawData().asSlice(f.dataOffset() + first.offset(), bytes), origin);
         }
-        byte[] copy = new byte[Math.toIntExact(bytes)];
+        MemorySegment copy = dev.kimivl.tensor.Segments.allocate(bytes);
         long at = 0;
         for (TensorData p : t) {
-            MemorySegment.copy(p.data(), ValueLayout.JAVA_BYTE, 0, copy, (int) at, (int) p.data().byteSize());
+            MemorySegment.copy(p.data(), 0, copy, at, p.data().byteSize());
             at += p.data().byteSize();
         }
-        return new TensorData(name, t[0].dtype(), shape, MemorySegment.ofArray(copy), origin);
+        return new TensorData(name, t[0].dtype(), shape, copy, origin);
     }
 }
