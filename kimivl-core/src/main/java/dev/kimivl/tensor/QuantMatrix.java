@@ -153,7 +153,7 @@ public final class QuantMatrix implements Matrix {
         return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
     }
 
-    /** Q4_0 row dot for 8-lane machines: nibbles taken in the int domain, the −8 offset applied through block sums of x. */
+    /** Q4_0 row dot for 8-lane machines: bytes zero-extended to ints, nibbles taken with AND / shift, the −8 offset applied through block sums of x. */
     private float dotQ4Avx2(long base, float[] x, int xo, float[] xs) {
         MemorySegment s = data;
         FloatVector acc0 = FloatVector.zero(F), acc1 = acc0;
@@ -162,12 +162,12 @@ public final class QuantMatrix implements Matrix {
         int xi = xo;
         for (int b = 0; b < blocks; b++, o += 18, xi += 32) {
             float d = Float.float16ToFloat(s.get(S16LE, o));
-            IntVector p0 = (IntVector) ByteVector.fromMemorySegment(B, s, o + 2, LE).convertShape(VectorOperators.B2I, I8L, 0);
-            IntVector p1 = (IntVector) ByteVector.fromMemorySegment(B, s, o + 10, LE).convertShape(VectorOperators.B2I, I8L, 0);
+            IntVector p0 = (IntVector) ByteVector.fromMemorySegment(B, s, o + 2, LE).convertShape(VectorOperators.ZERO_EXTEND_B2I, I8L, 0);
+            IntVector p1 = (IntVector) ByteVector.fromMemorySegment(B, s, o + 10, LE).convertShape(VectorOperators.ZERO_EXTEND_B2I, I8L, 0);
             FloatVector t = ((FloatVector) p0.and(0xF).convert(VectorOperators.I2F, 0)).mul(FloatVector.fromArray(F, x, xi));
             FloatVector u = ((FloatVector) p1.and(0xF).convert(VectorOperators.I2F, 0)).mul(FloatVector.fromArray(F, x, xi + 8));
-            t = ((FloatVector) p0.lanewise(VectorOperators.ASHR, 4).and(0xF).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, x, xi + 16), t);
-            u = ((FloatVector) p1.lanewise(VectorOperators.ASHR, 4).and(0xF).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, x, xi + 24), u);
+            t = ((FloatVector) p0.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, x, xi + 16), t);
+            u = ((FloatVector) p1.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, x, xi + 24), u);
             FloatVector vd = FloatVector.broadcast(F, d);
             acc0 = t.fma(vd, acc0);
             acc1 = u.fma(vd, acc1);
