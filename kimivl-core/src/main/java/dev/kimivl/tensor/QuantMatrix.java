@@ -18,7 +18,12 @@ import java.nio.ByteOrder;
  */
 public final class QuantMatrix implements Matrix {
     /** The machine's widest float vector (512 bits with AVX-512, 256 with AVX2), at most 16 lanes. */
-    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED.length() >= 8 ? FloatVector.SPECIES_PREFERRED : FloatVector.SPECIES_256;
+    static final VectorSpecies<Float> F = species();
+    private static VectorSpecies<Float> species() {
+        // -Dkimivl.vectorBits=256|512 forces a width (to test the other kernels; a width the CPU lacks runs very slowly)
+        int bits = Integer.getInteger("kimivl.vectorBits", FloatVector.SPECIES_PREFERRED.vectorBitSize());
+        return bits >= 512 ? FloatVector.SPECIES_512 : FloatVector.SPECIES_256;
+    }
     static final int FL = F.length();
     /** Bytes loaded per float vector: one byte per float lane. */
     private static final VectorSpecies<Byte> B = VectorSpecies.of(byte.class, VectorShape.forBitSize(FL * 8));

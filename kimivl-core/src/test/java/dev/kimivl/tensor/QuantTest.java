@@ -8,6 +8,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.file.Path;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.*;
@@ -178,6 +179,20 @@ class QuantTest {
                 assertArrayEquals(dense, m.toFloatArray(), 0f);
                 checkMatrix(m, dense, rnd);
             }
+        }
+    }
+
+    /** The 8- and 16-lane kernels are different code: run both widths (a width the CPU lacks is slow but exact). */
+    @Test
+    void kernelsAtBothVectorWidths() throws Exception {
+        for (int bits : new int[]{256, 512}) {
+            Process p = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                    "-Dkimivl.vectorBits=" + bits, "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
+                    "-cp", System.getProperty("java.class.path"), VectorWidthCheck.class.getName())
+                    .redirectErrorStream(true).start();
+            String out = new String(p.getInputStream().readAllBytes());
+            assertEquals(0, p.waitFor(), out);
+            assertTrue(out.contains("all kernels agree"), out);
         }
     }
 

@@ -102,6 +102,41 @@ class ConverterTest {
     }
 
     @Test
+    void tokenizerFromTiktokenModel(@TempDir Path dir) throws Exception {
+        Path tok = dir.resolve("tok");
+        Files.createDirectories(tok);
+        Files.copy(GgufReaderTest.GOLDEN.resolve("tokenizer/tiktoken.model"), tok.resolve("tiktoken.model"));
+        Files.writeString(tok.resolve("tokenizer_config.json"),
+                "{\"added_tokens_decoder\": {\"1000\": {\"content\": \"<|media_pad|>\", \"special\": true}}}");
+        ModelConfig cfg = ModelConfig.load(HF);
+        Path out = dir.resolve("t.gguf");
+        try (SafetensorsCheckpoint src = SafetensorsCheckpoint.open(HF)) {
+            Converter.writeText(src, cfg, tok, Converter.Type.F32, null, out, null);
+        }
+        String[] byteChars = Converter.gpt2ByteChars();
+        List<String> lines = Files.readAllLines(tok.resolve("tiktoken.model"));
+        try (GgufModel g = GgufModel.open(out)) {
+            String[] tokens = (String[]) g.textFile().metadata().get("tokenizer.ggml.tokens");
+            long[] types = (long[]) g.textFile().metadata().get("tokenizer.ggml.token_type");
+            assertEquals(1024, tokens.length);
+            for (String line : lines.subList(0, 1000)) {
+                String[] p = line.split(" ");
+                int rank = Integer.parseInt(p[1]);
+                StringBuilder sb = new StringBuilder();
+                for (byte b : java.util.Base64.getDecoder().decode(p[0])) sb.append(byteChars[b & 0xFF]);
+                assertEquals(sb.toString(), tokens[rank], "token " + rank);
+                assertEquals(1, types[rank]);
+            }
+            assertEquals("<|media_pad|>", tokens[1000]);
+            assertEquals(3, types[1000]);
+            assertEquals(1, types[1001]); // rank 1001 of this (synthetic, 2256-rank) tiktoken.model
+            assertEquals(1000, g.config().mediaPlaceholderTokenId());
+            assertEquals("kimi-k2", g.textFile().string("tokenizer.ggml.pre", null));
+            assertEquals(1009, g.config().text().bosTokenId());
+        }
+    }
+
+    @Test
     void writerRoundTripsAllMetadataKinds(@TempDir Path dir) {
         Path p = dir.resolve("kv.gguf");
         new GgufWriter().putString("s", "héllo").putU32("u", 4000000000L).putI32("i", -5).putF32("f", 0.1).putBool("b", true)
