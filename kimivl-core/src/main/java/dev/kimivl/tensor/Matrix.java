@@ -23,14 +23,7 @@ public interface Matrix {
      */
     default void matmul(float[] x, float[] y, int n) {
         if (n == 1) { matvec(x, 0, y, 0); return; }
-        final int rows = rows(), cols = cols();
-        Parallel.forRange(rows, 8, (from, to) -> {
-            float[] w = new float[cols];
-            for (int r = from; r < to; r++) {
-                row(r, w, 0);
-                for (int t = 0; t < n; t++) y[t * rows + r] = VectorMath.dot(w, 0, x, t * cols, cols);
-            }
-        });
+        Gemm.matmul(this, x, y, n);
     }
 
     /** The whole matrix as a float32 row-major array (for small matrices and tests). */
