@@ -2,6 +2,7 @@ package dev.kimivl.cli;
 
 import dev.kimivl.bench.ModelBench;
 import dev.kimivl.bench.RandomCheckpoint;
+import dev.kimivl.bench.RandomGguf;
 import dev.kimivl.tensor.DType;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -54,6 +55,9 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--generate-only", description = "Only make sure the random model exists in the cache.")
     boolean generateOnly;
 
+    @Option(names = "--format", defaultValue = "gguf", description = "Cache format: gguf (llama.cpp layout, loaded through the GGUF reader as users run it; default) or kvlb (kimivl's flat benchmark file).")
+    String format;
+
     @Override
     public Integer call() throws Exception {
         if (threads != null) {
@@ -62,13 +66,21 @@ public final class BenchCommand implements Callable<Integer> {
         }
         DType t = RandomCheckpoint.parseType(type);
         Path dir = cache != null ? cache : defaultCache();
+        boolean gguf = switch (format) {
+            case "gguf" -> true;
+            case "kvlb" -> false;
+            default -> throw new IllegalArgumentException("--format must be gguf or kvlb, not '" + format + "'");
+        };
         if (generateOnly) {
-            Path f = RandomCheckpoint.ensure(dir, t, RandomCheckpoint.defaultConfigJson(), 42, System.err);
-            System.out.println(f);
+            if (gguf) {
+                for (Path f : RandomGguf.ensure(dir, t, RandomCheckpoint.defaultConfigJson(), 42, System.err)) System.out.println(f);
+            } else {
+                System.out.println(RandomCheckpoint.ensure(dir, t, RandomCheckpoint.defaultConfigJson(), 42, System.err));
+            }
             return 0;
         }
         if (prompt < 1 || gen < 1 || context < 0) throw new IllegalArgumentException("--prompt and --gen must be positive, --context not negative");
-        ModelBench.Options o = new ModelBench.Options(t, dir, prompt, gen, context, image, !noVision, bandwidth, 42, profile);
+        ModelBench.Options o = new ModelBench.Options(t, dir, prompt, gen, context, image, !noVision, bandwidth, 42, profile, gguf);
         ModelBench.Result r = ModelBench.run(o, System.err);
         System.out.print(json ? ModelBench.json(r) + System.lineSeparator() : ModelBench.text(r));
         return 0;

@@ -5,6 +5,8 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.kimivl.config.ModelConfig;
 import dev.kimivl.config.PreprocessorConfig;
 import dev.kimivl.config.TextConfig;
+import dev.kimivl.io.WeightSource;
+import dev.kimivl.io.gguf.GgufModel;
 import dev.kimivl.model.KvCache;
 import dev.kimivl.model.LanguageModel;
 import dev.kimivl.model.PhaseTimer;
@@ -36,9 +38,9 @@ import java.util.SplittableRandom;
 public final class ModelBench {
     /** What to run. */
     public record Options(DType type, Path cacheDir, int promptTokens, int decodeTokens, int longContext,
-                          int imageSide, boolean vision, double bandwidthGBs, long seed, boolean profile) {
+                          int imageSide, boolean vision, double bandwidthGBs, long seed, boolean profile, boolean gguf) {
         public static Options defaults(DType type, Path cacheDir) {
-            return new Options(type, cacheDir, 512, 128, 4096, 896, true, 32.0, 42, false);
+            return new Options(type, cacheDir, 512, 128, 4096, 896, true, 32.0, 42, false, true);
         }
     }
 
@@ -59,13 +61,31 @@ public final class ModelBench {
     public static Result run(Options o, PrintStream log) throws IOException {
         String configJson = RandomCheckpoint.defaultConfigJson();
         long g0 = System.nanoTime();
-        boolean existed = Files.isRegularFile(RandomCheckpoint.cacheFile(o.cacheDir(), o.type(), configJson));
-        Path file = RandomCheckpoint.ensure(o.cacheDir(), o.type(), configJson, o.seed(), log);
+        Path[] files;
+        boolean existed;
+        if (o.gguf()) {
+            Path[] f = RandomGguf.files(o.cacheDir(), o.type(), configJson);
+            existed = Files.isRegularFile(f[0]) && Files.isRegularFile(f[1]);
+            files = RandomGguf.ensure(o.cacheDir(), o.type(), configJson, o.seed(), log);
+        } else {
+            existed = Files.isRegularFile(RandomCheckpoint.cacheFile(o.cacheDir(), o.type(), configJson));
+            files = new Path[]{RandomCheckpoint.ensure(o.cacheDir(), o.type(), configJson, o.seed(), log)};
+        }
         double genSec = existed ? 0 : (System.nanoTime() - g0) / 1e9;
+        Path file = files[0];
 
         long l0 = System.nanoTime();
-        RandomCheckpoint ck = RandomCheckpoint.open(file);
-        ModelConfig cfg = ck.config();
+        WeightSource ck;
+        ModelConfig cfg;
+        if (o.gguf()) {
+            GgufModel g = GgufModel.open(files);
+            ck = g;
+            cfg = g.config();
+        } else {
+            RandomCheckpoint r = RandomCheckpoint.open(file);
+            ck = r;
+            cfg = r.config();
+        }
         TextConfig tc = cfg.text();
         LanguageModel lm = LanguageModel.load(ck, tc, cfg.textPrefix());
         double loadSec = (System.nanoTime() - l0) / 1e9;
@@ -77,7 +97,7 @@ public final class ModelBench {
         double pageInSec = (System.nanoTime() - p0) / 1e9;
         log.printf(Locale.ROOT, "paged in %.2f GB of text weights in %.2f s%n", textBytes / 1e9, pageInSec);
 
-        double weightBytes = decodeWeightBytes(ck, tc);
+        double weightBytes = lm.bytesPerDecodedToken();
         double kvBytesPerCtx = (double) tc.numLayers() * (tc.kvLoraRank() + tc.qkRopeHeadDim()) * Float.BYTES;
         SplittableRandom rnd = new SplittableRandom(o.seed());
         int V = tc.vocabSize();
@@ -128,7 +148,9 @@ public final class ModelBench {
             log.printf(Locale.ROOT, "MoonViT + projector, %dx%d image (%d tokens): %.2f s%n", side, side, imageTokens, visionSec);
         }
         long rss = peakRss();
-        Result r = new Result(o.type().name().toLowerCase(Locale.ROOT), Parallel.THREADS, file.toString(), Files.size(file) / 1e9, genSec,
+        long fileBytes = 0;
+        for (Path p : files) fileBytes += Files.size(p);
+        Result r = new Result(o.type().name().toLowerCase(Locale.ROOT), Parallel.THREADS, String.join(" + ", java.util.Arrays.stream(files).map(Path::toString).toList()), fileBytes / 1e9, genSec,
                 loadSec, pageInSec, P, prefillSec, P / prefillSec, prefillPhases, dec, decLong, true,
                 o.imageSide(), imageTokens, visionSec, rss, weightBytes, o.bandwidthGBs(), Runtime.version().toString());
         ck.close();
@@ -158,28 +180,8 @@ public final class ModelBench {
         return new Decode(context, N, sec, tps, bytes, gbs, ceiling, tps / ceiling, PhaseTimer.seconds());
     }
 
-    /** Bytes of weights one decoded token reads: attention, dense FFN, router + shared + top-k experts, lm_head. */
-    static double decodeWeightBytes(RandomCheckpoint ck, TextConfig t) {
-        String m = ck.config().textPrefix() + "model.";
-        double b = 0;
-        for (int l = 0; l < t.numLayers(); l++) {
-            String p = m + "layers." + l + ".";
-            for (String n : ck.names()) {
-                if (!n.startsWith(p)) continue;
-                String rest = n.substring(p.length());
-                long size = ck.tensor(n).data().byteSize();
-                if (rest.startsWith("mlp.experts.")) b += (double) size * t.numExpertsPerTok() / t.nRoutedExperts();
-                else b += size;
-            }
-        }
-        b += ck.tensor(ck.config().textPrefix() + "lm_head.weight").data().byteSize();
-        b += ck.tensor(m + "embed_tokens.weight").data().byteSize() / (double) t.vocabSize();
-        return b;
-    }
-
-
     /** Touches one byte per 4 KiB page of every selected tensor; returns the bytes covered. */
-    private static long pageIn(RandomCheckpoint ck, java.util.function.Predicate<String> which) {
+    private static long pageIn(WeightSource ck, java.util.function.Predicate<String> which) {
         List<MemorySegment> segs = new ArrayList<>();
         long total = 0;
         for (String n : ck.names()) {

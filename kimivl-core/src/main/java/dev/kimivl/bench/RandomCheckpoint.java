@@ -316,7 +316,7 @@ public final class RandomCheckpoint implements WeightSource {
     }
 
     /** Writes nr random rows of tensor e into buf. */
-    private static void fill(ByteBuffer buf, Entry e, int nr, SplittableRandom rnd) {
+    static void fill(ByteBuffer buf, Entry e, int nr, SplittableRandom rnd) {
         long cols = e.cols();
         String name = e.name();
         boolean norm = name.contains("norm") && name.endsWith(".weight");

@@ -37,6 +37,8 @@ final class DecoderLayer {
         VectorMath.add(x, f);
     }
 
+    double decodeBytes() { return attention.bytes() + (moe != null ? moe.decodeBytes() : dense.bytes()); }
+
     private float[] norm(float[] x, int T, float[] w) {
         float[] out = new float[x.length];
         for (int t = 0; t < T; t++) VectorMath.rmsNorm(x, t * hidden, w, eps, out, t * hidden, hidden);

@@ -76,6 +76,16 @@ public final class LanguageModel {
 
     public TextConfig config() { return config; }
 
+    /**
+     * Bytes of weights one decoded token reads: every layer's attention, the dense FFN or router + shared expert +
+     * on average top-k of the routed experts, lm_head and one embedding row (the KV cache comes on top).
+     */
+    public double bytesPerDecodedToken() {
+        double b = lmHead.bytes() + (double) embedTokens.bytes() / config.vocabSize();
+        for (DecoderLayer l : layers) b += l.decodeBytes();
+        return b;
+    }
+
     public KvCache newCache(int maxTokens) {
         return new KvCache(config.numLayers(), config.kvLoraRank(), config.qkRopeHeadDim(), maxTokens);
     }

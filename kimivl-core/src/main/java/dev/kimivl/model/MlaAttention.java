@@ -26,7 +26,7 @@ public final class MlaAttention {
     private final RotaryEmbedding rotary;
     private final RowBlocks qFirst, kvABlocks;   // q_proj (or q_a_proj) and kv_a_proj in row blocks: one dispatch per token
     /** Above this many cached positions decode splits the positions (not the heads) across threads. */
-    static final int SPLIT_POSITIONS = Integer.getInteger("kimivl.mla.split", 512);
+    static int SPLIT_POSITIONS = Integer.getInteger("kimivl.mla.split", 512);
 
     MlaAttention(TextConfig c, RotaryEmbedding rotary, Matrix qProj, Matrix qA, float[] qANorm, Matrix qB,
                  Matrix kvA, float[] kvANorm, Matrix kvB, Matrix oProj) {
@@ -54,6 +54,11 @@ public final class MlaAttention {
         this.oProj = oProj;
         this.qFirst = new RowBlocks(qProj != null ? qProj : qA);
         this.kvABlocks = new RowBlocks(kvA);
+    }
+
+    /** Bytes of weights one decoded token reads here. */
+    long bytes() {
+        return (qProj != null ? qProj.bytes() : qA.bytes() + qB.bytes()) + kvA.bytes() + kvB.bytes() + oProj.bytes();
     }
 
     /** q [T, H·qHead] for the normed inputs x [T, D]. */

@@ -127,6 +127,13 @@ public final class MoeBlock {
         return y;
     }
 
+    /** Bytes of weights one token reads on average: router, shared expert, k of the E routed experts. */
+    double decodeBytes() {
+        double routed = 0;
+        for (SwiGlu e : experts) routed += e.bytes();
+        return router.bytes() + (shared != null ? shared.bytes() : 0) + routed * c.numExpertsPerTok() / experts.length;
+    }
+
     private static float weightOf(Routing r, int e) {
         for (int k = 0; k < r.experts.length; k++) if (r.experts[k] == e) return r.weights[k];
         throw new IllegalStateException("expert " + e + " not selected");

@@ -19,6 +19,8 @@ public final class SwiGlu {
 
     int inter() { return gate.rows(); }
 
+    long bytes() { return gate.bytes() + up.bytes() + down.bytes(); }
+
     /** x [n, D] → y [n, D]. */
     float[] forward(float[] x, int n) {
         if (n == 1) return forwardOne(x);
