@@ -5,6 +5,8 @@ import dev.kimivl.generate.SamplingParams;
 import dev.kimivl.generate.ThinkingFilter;
 import dev.kimivl.model.KimiVL;
 import dev.kimivl.text.ChatMessage;
+import dev.kimivl.vision.ImageLoader;
+import dev.kimivl.vision.LoadedImage;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -77,10 +79,11 @@ final class RunCommand implements Callable<Integer> {
             List<ChatMessage> messages = new ArrayList<>();
             if (system != null) messages.add(ChatMessage.system(system));
             messages.add(images.isEmpty() ? ChatMessage.user(text) : ChatMessage.of("user", parts.toArray(ChatMessage.Part[]::new)));
-            String rendered = m.chatTemplate().render(messages, true);
-
-            Multimodal.Prompt p = Multimodal.prepare(m, rendered, images);
-            Generator gen = new Generator(m.languageModel(), m.tokenizer(), m.contextLength(ctx));
+            List<LoadedImage> loaded = new ArrayList<>();
+            ImageLoader loader = new ImageLoader();
+            for (Path f : images) loaded.add(loader.load(f));
+            KimiVL.Prompt p = m.prompt(messages, loaded);
+            Generator gen = m.generator(ctx);
             SamplingParams params = new SamplingParams(temperature, topK, topP, minP, repeatPenalty,
                     seed != null ? seed : System.nanoTime(), maxTokens, stops);
             Generator.Listener listener = out::print;

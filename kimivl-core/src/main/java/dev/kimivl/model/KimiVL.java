@@ -8,13 +8,19 @@ import dev.kimivl.io.WeightSource;
 import dev.kimivl.io.gguf.GgufFile;
 import dev.kimivl.io.gguf.GgufModel;
 import dev.kimivl.io.gguf.GgufTokenizer;
+import dev.kimivl.generate.Generator;
+import dev.kimivl.text.ChatMessage;
 import dev.kimivl.text.ChatTemplate;
+import dev.kimivl.text.PromptEncoder;
 import dev.kimivl.text.Tokenizer;
+import dev.kimivl.vision.LoadedImage;
 import dev.kimivl.vision.VisionEncoder;
+import dev.kimivl.vision.VisionOutput;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 
 /**
  * A loaded Kimi-VL (or plain DeepSeek text) checkpoint: config, mapped weights (validated against the config),
@@ -136,6 +142,35 @@ public final class KimiVL implements AutoCloseable {
         int max = config.text().maxPositionEmbeddings();
         return cap > 0 ? Math.min(cap, max) : max;
     }
+
+    /** A prompt ready for the language model: ids with image placeholders expanded, embeddings with features merged. */
+    public record Prompt(int[] ids, float[] embeddings) {}
+
+    /**
+     * Renders a conversation with the chat template (adding the assistant opener), encodes it, and merges the
+     * images' features at their placeholders. {@code images} are the conversation's image parts in order.
+     */
+    public Prompt prompt(List<ChatMessage> messages, List<LoadedImage> images) {
+        int parts = 0;
+        for (ChatMessage m : messages) parts += m.imageCount();
+        if (parts != images.size()) {
+            throw new IllegalArgumentException("the conversation has " + parts + " image part(s) but " + images.size() + " image(s) were given");
+        }
+        String rendered = template.render(messages, true);
+        PromptEncoder encoder = new PromptEncoder(tokenizer());
+        if (images.isEmpty()) {
+            int[] ids = encoder.encode(rendered).ids();
+            return new Prompt(ids, lm.embed(ids));
+        }
+        VisionOutput v = vision().encode(images);
+        int[] ids = encoder.encode(rendered, v.tokens()).ids();
+        float[] emb = lm.embed(ids);
+        ImageMerge.merge(emb, ids, config.mediaPlaceholderTokenId(), v.features(), v.textHidden());
+        return new Prompt(ids, emb);
+    }
+
+    /** A generation loop over this model with the context capped at {@code contextCap} tokens (0: the model's maximum). */
+    public Generator generator(int contextCap) { return new Generator(lm, tokenizer(), contextLength(contextCap)); }
 
     @Override public void close() { weights.close(); }
 }

@@ -1,0 +1,141 @@
+package dev.kimivl.server;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.kimivl.model.KimiVL;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Base64;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** The HTTP API on loopback with the repo's tiny-random model: shapes of responses, streaming, images, errors. */
+class OpenAiServerTest {
+    static final ObjectMapper JSON = new ObjectMapper();
+    static KimiVL model;
+    static OpenAiServer server;
+    static HttpClient client;
+
+    @BeforeAll
+    static void start() throws Exception {
+        model = KimiVL.open(Path.of("../models/tiny-random"));
+        server = new OpenAiServer(model, new ServerDefaults("tiny-random", 16, 0.0, 256), "127.0.0.1", 0);
+        server.start();
+        client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+    }
+
+    @AfterAll
+    static void stop() {
+        server.close();
+        model.close();
+    }
+
+    static HttpResponse<String> post(String path, String body) throws Exception {
+        return client.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + path))
+                .timeout(Duration.ofSeconds(60)).header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+    }
+
+    @Test
+    void listsTheModel() throws Exception {
+        var r = client.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + "/v1/models")).build(), HttpResponse.BodyHandlers.ofString());
+        assertEquals(200, r.statusCode());
+        assertEquals("tiny-random", JSON.readTree(r.body()).at("/data/0/id").asText());
+    }
+
+    @Test
+    void completesAChatLikeTheGreedyCli() throws Exception {
+        var r = post("/v1/chat/completions", """
+                {"model": "tiny-random", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 6, "temperature": 0}""");
+        assertEquals(200, r.statusCode(), r.body());
+        JsonNode j = JSON.readTree(r.body());
+        assertEquals("chat.completion", j.get("object").asText());
+        assertEquals("assistant", j.at("/choices/0/message/role").asText());
+        assertTrue(j.at("/choices/0/finish_reason").asText().matches("stop|length"));
+        assertTrue(j.at("/usage/prompt_tokens").asInt() > 5);
+        assertTrue(j.at("/usage/completion_tokens").asInt() <= 6);
+        // the same request again gives the same text (greedy)
+        assertEquals(j.at("/choices/0/message/content").asText(),
+                JSON.readTree(post("/v1/chat/completions", """
+                        {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 6, "temperature": 0}""").body()).at("/choices/0/message/content").asText());
+    }
+
+    @Test
+    void streamsChunksThatAddUpToTheAnswer() throws Exception {
+        String req = """
+                {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 6, "temperature": 0%s}""";
+        String whole = JSON.readTree(post("/v1/chat/completions", req.formatted("")).body()).at("/choices/0/message/content").asText();
+        var r = post("/v1/chat/completions", req.formatted(", \"stream\": true, \"stream_options\": {\"include_usage\": true}"));
+        assertEquals(200, r.statusCode());
+        assertTrue(r.headers().firstValue("Content-Type").orElse("").startsWith("text/event-stream"));
+        StringBuilder text = new StringBuilder();
+        String finish = null;
+        boolean done = false, usage = false;
+        for (String line : r.body().split("\n")) {
+            if (!line.startsWith("data: ")) continue;
+            String data = line.substring(6);
+            if (data.equals("[DONE]")) { done = true; continue; }
+            JsonNode c = JSON.readTree(data);
+            assertEquals("chat.completion.chunk", c.get("object").asText());
+            if (c.has("usage")) usage = true;
+            if (c.get("choices").isEmpty()) continue;
+            text.append(c.at("/choices/0/delta/content").asText(""));
+            if (!c.at("/choices/0/finish_reason").isNull()) finish = c.at("/choices/0/finish_reason").asText();
+        }
+        assertTrue(done && usage);
+        assertNotNull(finish);
+        assertEquals(whole, text.toString());
+    }
+
+    @Test
+    void acceptsImagesAsDataUrls() throws Exception {
+        String b64 = Base64.getEncoder().encodeToString(Files.readAllBytes(Path.of("../examples/shapes.png")));
+        var r = post("/v1/chat/completions", """
+                {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,%s"}},
+                 {"type": "text", "text": "What is this?"}]}], "max_tokens": 4}""".formatted(b64));
+        assertEquals(200, r.statusCode(), r.body());
+        assertTrue(JSON.readTree(r.body()).at("/usage/prompt_tokens").asInt() > 35, "the image's 35 tokens are in the prompt");
+    }
+
+    @Test
+    void badRequestsGetOpenAiErrorsNamingTheField() throws Exception {
+        var r = post("/v1/chat/completions", "{not json");
+        assertEquals(400, r.statusCode());
+        assertTrue(JSON.readTree(r.body()).at("/error/message").asText().contains("not valid JSON"));
+
+        r = post("/v1/chat/completions", "{\"messages\": []}");
+        assertEquals("messages", JSON.readTree(r.body()).at("/error/param").asText());
+
+        r = post("/v1/chat/completions", """
+                {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/x.png"}}]}]}""");
+        assertEquals(400, r.statusCode());
+        assertEquals("messages[0].content[0].image_url", JSON.readTree(r.body()).at("/error/param").asText());
+
+        r = post("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"temperature\": -1}");
+        assertEquals(400, r.statusCode());
+        assertTrue(JSON.readTree(r.body()).at("/error/message").asText().contains("temperature"));
+    }
+
+    @Test
+    void aPromptOverTheContextIsContextLengthExceeded() throws Exception {
+        String longText = "word ".repeat(400);
+        var r = post("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"" + longText + "\"}], \"stream\": true}");
+        assertEquals(400, r.statusCode());
+        assertEquals("context_length_exceeded", JSON.readTree(r.body()).at("/error/code").asText());
+    }
+
+    @Test
+    void wrongMethodIs405() throws Exception {
+        var r = client.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + "/v1/chat/completions")).GET().build(), HttpResponse.BodyHandlers.ofString());
+        assertEquals(405, r.statusCode());
+    }
+}
