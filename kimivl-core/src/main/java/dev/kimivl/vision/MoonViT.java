@@ -19,15 +19,14 @@ public final class MoonViT {
     private final VisionConfig cfg;
     private final int dim, heads, headDim, inter, patchLen;
     private final float eps = (float) VisionConfig.LAYER_NORM_EPS;
-    private final Matrix patchW;          // [D, 3·P·P]  conv weight [D, 3, P, P] flattened in (c, y, x) order
-    private final float[] patchB;         // [D]
+    private final PackedLinear patch;     // [D, 3·P·P] conv weight [D, 3, P, P] flattened in (c, y, x) order, + bias
     private final float[] posTable;       // [ph, pw, D] (row, col, channel)
     private final Block[] blocks;
     private final float[] finalG, finalB; // [D]
     private final float[] ropeFreq;       // [d/4] f_i = 1/10000^(4i/d), float32 as the reference
 
-    private record Block(float[] norm0G, float[] norm0B, Matrix wqkv, float[] bqkv, Matrix wo, float[] bo,
-                         float[] norm1G, float[] norm1B, Matrix fc0, float[] b0, Matrix fc1, float[] b1) {}
+    private record Block(float[] norm0G, float[] norm0B, PackedLinear wqkv, PackedLinear wo,
+                         float[] norm1G, float[] norm1B, PackedLinear fc0, PackedLinear fc1) {}
 
     public MoonViT(WeightSource w, VisionConfig cfg) {
         this.cfg = cfg;
@@ -39,19 +38,17 @@ public final class MoonViT {
         patchLen = 3 * p * p;
         TensorData conv = w.tensor(P + "patch_embed.proj.weight").requireShape(dim, 3, p, p);
         // the conv weight seen as a Linear [D, 3·P·P]: same bytes, (c, y, x) order matches the patch layout
-        patchW = new TensorData(conv.name(), conv.dtype(), new long[]{dim, patchLen}, conv.data(), conv.origin()).matrix();
-        patchB = vec(w, P + "patch_embed.proj.bias", dim);
+        patch = new PackedLinear(new TensorData(conv.name(), conv.dtype(), new long[]{dim, patchLen}, conv.data(), conv.origin()).matrix(),
+                vec(w, P + "patch_embed.proj.bias", dim));
         posTable = w.tensor(P + "patch_embed.pos_emb.weight").requireShape(cfg.posEmbHeight(), cfg.posEmbWidth(), dim).toFloats();
         blocks = new Block[cfg.numLayers()];
         for (int b = 0; b < blocks.length; b++) {
             String bp = P + "encoder.blocks." + b + ".";
             blocks[b] = new Block(
                     vec(w, bp + "norm0.weight", dim), vec(w, bp + "norm0.bias", dim),
-                    mat(w, bp + "wqkv.weight", 3 * dim, dim), vec(w, bp + "wqkv.bias", 3 * dim),
-                    mat(w, bp + "wo.weight", dim, dim), vec(w, bp + "wo.bias", dim),
+                    linear(w, bp + "wqkv", 3 * dim, dim), linear(w, bp + "wo", dim, dim),
                     vec(w, bp + "norm1.weight", dim), vec(w, bp + "norm1.bias", dim),
-                    mat(w, bp + "mlp.fc0.weight", inter, dim), vec(w, bp + "mlp.fc0.bias", inter),
-                    mat(w, bp + "mlp.fc1.weight", dim, inter), vec(w, bp + "mlp.fc1.bias", dim));
+                    linear(w, bp + "mlp.fc0", inter, dim), linear(w, bp + "mlp.fc1", dim, inter));
         }
         finalG = vec(w, P + "encoder.final_layernorm.weight", dim);
         finalB = vec(w, P + "encoder.final_layernorm.bias", dim);
@@ -65,6 +62,11 @@ public final class MoonViT {
     static float[] vec(WeightSource w, String name, int n) { return w.tensor(name).requireShape(n).toFloats(); }
 
     static Matrix mat(WeightSource w, String name, int rows, int cols) { return w.tensor(name).requireShape(rows, cols).matrix(); }
+
+    /** name.weight [rows, cols] and name.bias [rows] as a packed float32 linear layer (packed on first use). */
+    static PackedLinear linear(WeightSource w, String name, int rows, int cols) {
+        return new PackedLinear(mat(w, name + ".weight", rows, cols), vec(w, name + ".bias", rows));
+    }
 
     public VisionConfig config() { return cfg; }
 
@@ -88,14 +90,15 @@ public final class MoonViT {
             throw new IllegalArgumentException("pixel_values has " + pixels.length + " floats, grids need " + L + " × " + patchLen);
         }
         // 4.1 + 4.2: x = W_pe·patch + b_pe + pos(gh, gw)
+        long tt = VisionTimer.start();
         float[] x = new float[L * dim];                              // [L, D]
-        patchW.matmul(pixels, x, L);
-        VisionKernels.addBias(x, patchB, L);
+        patch.forward(pixels, L, x, PackedLinear.Act.NONE);
         for (int m = 0; m < images; m++) {
             float[] pos = PosEmbedding.resize(posTable, cfg.posEmbHeight(), cfg.posEmbWidth(), dim, grids[m][0], grids[m][1]);
             VisionKernels.addInto(x, starts[m] * dim, pos, 0, counts[m] * dim);
         }
         if (stages != null) stages.put("vision.patch_embed", x.clone());
+        tt = VisionTimer.lap(VisionTimer.Phase.PATCH_EMBED, tt, 2.0 * L * patchLen * dim);
 
         // RoPE cos/sin per token and pair: [L, d/2]
         int pairs = headDim / 2;
@@ -117,25 +120,30 @@ public final class MoonViT {
         float[] qkv = new float[L * 3 * dim];                        // [L, 3D]
         float[] att = new float[L * dim];                            // [L, D]
         float[] h = new float[L * inter];                            // [L, I]
+        double attnFlop = 0;                                         // q·k and p·v multiply-adds ×2
+        for (int c : counts) attnFlop += 4.0 * c * c * dim;
         for (int b = 0; b < blocks.length; b++) {
             Block blk = blocks[b];
-            VisionKernels.layerNorm(x, blk.norm0G, blk.norm0B, eps, y, L);
-            blk.wqkv.matmul(y, qkv, L);
-            VisionKernels.addBias(qkv, blk.bqkv, L);
+            VisionKernels.layerNormFast(x, blk.norm0G, blk.norm0B, eps, y, L);
+            tt = VisionTimer.lap(VisionTimer.Phase.LAYERNORM, tt);
+            blk.wqkv.forward(y, L, qkv, PackedLinear.Act.NONE);                 // qkv = y·Wqkvᵀ + bqkv
+            tt = VisionTimer.lap(VisionTimer.Phase.QKV, tt, 2.0 * L * dim * 3 * dim);
             applyRope(qkv, cos, sin, L);
-            VisionKernels.blockDiagonalAttention(qkv, dim, heads, starts, counts, att);
-            blk.wo.matmul(att, y, L);
-            VisionKernels.addBias(y, blk.bo, L);
-            VisionKernels.addInto(x, 0, y, 0, L * dim);
-            VisionKernels.layerNorm(x, blk.norm1G, blk.norm1B, eps, y, L);
-            blk.fc0.matmul(y, h, L);
-            VisionKernels.biasGeluTanh(h, blk.b0, L);
-            blk.fc1.matmul(h, y, L);
-            VisionKernels.addBias(y, blk.b1, L);
-            VisionKernels.addInto(x, 0, y, 0, L * dim);
+            tt = VisionTimer.lap(VisionTimer.Phase.ROPE, tt);
+            VisionAttention.blockDiagonal(qkv, dim, heads, starts, counts, att);
+            tt = VisionTimer.lap(VisionTimer.Phase.ATTENTION, tt, attnFlop);
+            blk.wo.forwardAdd(att, L, x);                                       // x += att·Woᵀ + bo
+            tt = VisionTimer.lap(VisionTimer.Phase.WO, tt, 2.0 * L * dim * dim);
+            VisionKernels.layerNormFast(x, blk.norm1G, blk.norm1B, eps, y, L);
+            tt = VisionTimer.lap(VisionTimer.Phase.LAYERNORM, tt);
+            blk.fc0.forward(y, L, h, PackedLinear.Act.GELU_TANH);                // h = gelu_tanh(y·W0ᵀ + b0)
+            tt = VisionTimer.lap(VisionTimer.Phase.FC0_GELU, tt, 2.0 * L * dim * inter);
+            blk.fc1.forwardAdd(h, L, x);                                        // x += h·W1ᵀ + b1
+            tt = VisionTimer.lap(VisionTimer.Phase.FC1, tt, 2.0 * L * dim * inter);
             if (stages != null) stages.put("vision.block" + b, x.clone());
         }
-        VisionKernels.layerNorm(x, finalG, finalB, eps, y, L);
+        VisionKernels.layerNormFast(x, finalG, finalB, eps, y, L);
+        VisionTimer.lap(VisionTimer.Phase.LAYERNORM, tt);
         return y;
     }
 

@@ -92,9 +92,12 @@ public final class VisionEncoder {
             stages.put("image_grid_hws", g);
         }
         float[] tower = vit.forward(pixels, grids, stages);               // [L, D]
+        long tt = VisionTimer.start();
         float[] merged = merge(tower, grids, tokens);                     // [M, slots, D]
         int mTotal = merged.length / (slots * dim);
+        tt = VisionTimer.lap(VisionTimer.Phase.MERGE, tt);
         float[] features = projector.forward(merged, mTotal);             // [M, Dt]
+        VisionTimer.lap(VisionTimer.Phase.PROJECTOR, tt, 2.0 * mTotal * slots * dim * (slots * dim + projector.textHidden()));
         if (keepStages) {
             stages.put("vision_tower_out", tower);
             stages.put("merged", merged);

@@ -11,7 +11,8 @@ import jdk.incubator.vector.VectorSpecies;
  * the packed block-diagonal attention. Activations are row-major float32 [n, width].
  */
 final class VisionKernels {
-    private static final VectorSpecies<Float> F = VectorMath.F;
+    /** 256-bit vectors: AVX2's width (512-bit species are not intrinsified on the AVX2 machines), and the packed GEMM's. */
+    static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
     private static final int VL = F.length();
     /** Queries processed together so each key/value vector load feeds this many FMAs. */
     private static final int QB = 8;
@@ -64,6 +65,59 @@ final class VisionKernels {
                 }
             }
         });
+    }
+
+    /** GELU with the tanh approximation on float lanes: 0.5·v·(1 + tanh(u)) = v − v/(e^{2u} + 1). */
+    static FloatVector geluTanh(FloatVector v) {
+        FloatVector inner = v.mul(v).mul(v).mul(0.044715f).add(v).mul((float) Math.sqrt(2.0 / Math.PI));
+        FloatVector e = exp(inner.mul(2f));
+        return v.sub(v.div(e.add(1f)));
+    }
+
+    /** Exact (erf) GELU on float lanes, erf as in {@link #erf}. */
+    static FloatVector geluErf(FloatVector v) {
+        return v.mul(0.5f).mul(erf(v.mul((float) (1 / Math.sqrt(2)))).add(1f));
+    }
+
+    /** out[t] = LayerNorm(x[t]) over rows of width gamma.length (two-pass mean / biased variance, float lanes). */
+    static void layerNormFast(float[] x, float[] gamma, float[] beta, float eps, float[] out, int n) {
+        int w = gamma.length;
+        VisionParallel.forTasks((n + 63) / 64, (task, scratch) -> {
+            for (int t = task * 64, end = Math.min(n, t + 64); t < end; t++) layerNormRow(x, t * w, gamma, beta, eps, out, t * w, w);
+        });
+    }
+
+    static void layerNormRow(float[] x, int xo, float[] gamma, float[] beta, float eps, float[] out, int oo, int w) {
+        int bound = F.loopBound(w), i = 0;
+        FloatVector s0 = FloatVector.zero(F), s1 = s0;
+        for (; i + 2 * VL <= bound; i += 2 * VL) {
+            s0 = s0.add(FloatVector.fromArray(F, x, xo + i));
+            s1 = s1.add(FloatVector.fromArray(F, x, xo + i + VL));
+        }
+        for (; i < bound; i += VL) s0 = s0.add(FloatVector.fromArray(F, x, xo + i));
+        float sum = s0.add(s1).reduceLanes(VectorOperators.ADD);
+        for (; i < w; i++) sum += x[xo + i];
+        float mean = sum / w;
+        FloatVector vm = FloatVector.broadcast(F, mean);
+        s0 = FloatVector.zero(F); s1 = s0;
+        i = 0;
+        for (; i + 2 * VL <= bound; i += 2 * VL) {
+            FloatVector d0 = FloatVector.fromArray(F, x, xo + i).sub(vm), d1 = FloatVector.fromArray(F, x, xo + i + VL).sub(vm);
+            s0 = d0.fma(d0, s0);
+            s1 = d1.fma(d1, s1);
+        }
+        for (; i < bound; i += VL) { FloatVector d0 = FloatVector.fromArray(F, x, xo + i).sub(vm); s0 = d0.fma(d0, s0); }
+        float var = s0.add(s1).reduceLanes(VectorOperators.ADD);
+        for (; i < w; i++) { float d = x[xo + i] - mean; var += d * d; }
+        var /= w;
+        float inv = (float) (1.0 / Math.sqrt(var + eps));
+        FloatVector vi = FloatVector.broadcast(F, inv);
+        i = 0;
+        for (; i < bound; i += VL) {
+            FloatVector.fromArray(F, x, xo + i).sub(vm).mul(vi).fma(FloatVector.fromArray(F, gamma, i), FloatVector.fromArray(F, beta, i))
+                    .intoArray(out, oo + i);
+        }
+        for (; i < w; i++) out[oo + i] = (x[xo + i] - mean) * inv * gamma[i] + beta[i];
     }
 
     /**

@@ -68,11 +68,30 @@ public final class VisionBench {
         // warm-up on a small image so the JIT has compiled the kernels
         enc.encode(List.of(LoadedImage.ofRgb("warm", 112, 112, new int[112 * 112])));
         for (int r = 0; r < runs; r++) {
+            VisionTimer.reset();
+            long cpu0 = processCpuNanos();
             long s = System.nanoTime();
             VisionOutput out = enc.encode(List.of(img));
             double sec = (System.nanoTime() - s) / 1e9;
             System.out.printf("encode %dx%d: %d patches (grid %dx%d) -> %d tokens x %d: %.2f s, %.1f GFLOP -> %.1f GFLOP/s (checksum %.4f)%n",
                     side, side, L, grid[0], grid[1], out.totalTokens(), out.textHidden(), sec, flops / 1e9, flops / 1e9 / sec, out.features()[0]);
+            double cpu = (processCpuNanos() - cpu0) / 1e9;
+            // on a shared machine wall time depends on the other load; CPU time per core shows what 2 free cores would take
+            System.out.printf("  process CPU %.1f s (%.2f cores busy on average); %.1f GFLOP per CPU-second -> %.1f s on %d free cores; load %s%n",
+                    cpu, cpu / sec, flops / 1e9 / cpu, cpu / Parallel.THREADS, Parallel.THREADS, loadAverage());
+            System.out.print(VisionTimer.report());
+        }
+    }
+
+    static long processCpuNanos() {
+        return ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean()).getProcessCpuTime();
+    }
+
+    static String loadAverage() {
+        try {
+            return java.nio.file.Files.readString(java.nio.file.Path.of("/proc/loadavg")).trim();
+        } catch (java.io.IOException e) {
+            return String.format("%.2f", java.lang.management.ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage());
         }
     }
 

@@ -1,0 +1,210 @@
+package dev.kimivl.vision;
+
+import dev.kimivl.tensor.Matrix;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * A vision Linear layer y = x·Wᵀ + b computed as a dense float32 GEMM with the weights converted once (on first use)
+ * into a packed panel layout, for the compute-bound vision tower (thousands of patches per call).
+ *
+ * <p>Layout: W [N, K] (PyTorch Linear) becomes ⌈N/16⌉ panels of [K][16] floats (16 consecutive output features per
+ * k, zero-padded), so the micro-kernel streams one 64-byte row per k. Activations are packed per block into
+ * [rows/6][kc][6]. The 6×16 micro-kernel keeps 12 AVX2 accumulators (6 patches × 16 outputs), two weight vectors and
+ * one broadcast in the 16 ymm registers: 12 FMAs per 2 vector loads + 6 broadcasts.
+ *
+ * <p>Blocking: k in blocks of {@link #KC} (a 16 KB weight micro-panel stays in L1 while the row block passes over it),
+ * rows in blocks of {@link #MC} (the packed activation block, 96 KB, stays in L2). Work items are (row block, column
+ * range) pairs taken dynamically by the pool threads, so a core slowed by other load does not stall the other.
+ *
+ * <p>Epilogues are fused: bias, residual accumulate (y += x·Wᵀ + b) and GELU (tanh or erf) are applied to the
+ * accumulators before the single store, so no extra pass over the output is needed.
+ */
+final class PackedLinear {
+    static final VectorSpecies<Float> F = VisionKernels.F;
+    static final int MR = 6, NR = 16;
+    static final int KC = Integer.getInteger("kimivl.vit.kc", 256);
+    static final int MC = Integer.getInteger("kimivl.vit.mc", 96) / MR * MR;
+
+    enum Act { NONE, GELU_TANH, GELU_ERF }
+
+    private final Matrix source;
+    private final float[] bias;          // [N] or null
+    final int n, k;
+    private volatile float[] panels;     // [⌈N/16⌉][K][16]
+
+    PackedLinear(Matrix w, float[] bias) {
+        if (F.length() != 8) throw new IllegalStateException("PackedLinear needs 8-float vectors, species is " + F);
+        this.source = w;
+        this.bias = bias;
+        this.n = w.rows();
+        this.k = w.cols();
+        if (bias != null && bias.length != n) throw new IllegalArgumentException("bias has " + bias.length + " floats, weight has " + n + " rows");
+    }
+
+    int rows() { return n; }
+
+    int cols() { return k; }
+
+    /** The packed weights, converted from the source matrix on first use (thread-safe; packs in parallel). */
+    float[] panels() {
+        float[] p = panels;
+        if (p == null) {
+            synchronized (this) {
+                p = panels;
+                if (p == null) { p = pack(source); panels = p; }
+            }
+        }
+        return p;
+    }
+
+    private static float[] pack(Matrix w) {
+        int n = w.rows(), k = w.cols(), np = (n + NR - 1) / NR;
+        float[] out = new float[Math.multiplyExact(np * NR, k)];
+        VisionParallel.forTasks(np, (task, scratch) -> {
+            float[] rows = new float[NR * k];
+            int r0 = task * NR, nr = Math.min(NR, n - r0);
+            for (int i = 0; i < nr; i++) w.row(r0 + i, rows, i * k);
+            int base = task * k * NR;
+            for (int c = 0; c < k; c++) {
+                int o = base + c * NR;
+                for (int i = 0; i < nr; i++) out[o + i] = rows[i * k + c];
+            }
+        });
+        return out;
+    }
+
+    /** y[m, N] = x[m, K]·Wᵀ + b, then the activation. */
+    void forward(float[] x, int m, float[] y, Act act) { run(x, m, y, false, act); }
+
+    /** y[m, N] += x[m, K]·Wᵀ + b (a residual connection fused into the store). */
+    void forwardAdd(float[] x, int m, float[] y) { run(x, m, y, true, Act.NONE); }
+
+    private void run(float[] x, int m, float[] y, boolean accumulate, Act act) {
+        if ((long) m * k > x.length) throw new IllegalArgumentException("x has " + x.length + " floats, needs " + (long) m * k);
+        if ((long) m * n > y.length) throw new IllegalArgumentException("y has " + y.length + " floats, needs " + (long) m * n);
+        if (m == 0) return;
+        float[] w = panels();
+        int rowBlocks = (m + MC - 1) / MC;
+        int panelsN = (n + NR - 1) / NR;
+        // enough work items for dynamic balance on 2 threads: split the columns when there are few row blocks
+        int colSplits = Math.max(1, Math.min(panelsN, (4 * VisionParallel.threads() + rowBlocks - 1) / rowBlocks));
+        int tasks = rowBlocks * colSplits;
+        VisionParallel.forTasks(tasks, (task, scratch) -> {
+            int rb = task / colSplits, cs = task % colSplits;
+            int i0 = rb * MC, mb = Math.min(MC, m - i0);
+            int p0 = (int) ((long) panelsN * cs / colSplits), p1 = (int) ((long) panelsN * (cs + 1) / colSplits);
+            float[] ap = scratch.packA;
+            for (int pc = 0; pc < k; pc += KC) {
+                int kc = Math.min(KC, k - pc);
+                packA(x, k, i0, mb, pc, kc, ap);
+                boolean load = pc > 0 || accumulate, last = pc + kc >= k;
+                for (int jp = p0; jp < p1; jp++) {
+                    int j0 = jp * NR, nj = Math.min(NR, n - j0);
+                    int bo = jp * k * NR + pc * NR;
+                    for (int ir = 0; ir < mb; ir += MR) {
+                        int mr = Math.min(MR, mb - ir);
+                        int ao = ir * kc;
+                        if (mr == MR && nj == NR) {
+                            int co = (i0 + ir) * n + j0;
+                            kernel(ap, ao, w, bo, kc, y, co, n, load);
+                            if (last) epilogue(y, co, n, MR, bias, j0, act);
+                        } else {
+                            // edge tile: through a 6×16 scratch tile
+                            float[] t = scratch.tile;
+                            if (load) {
+                                for (int r = 0; r < mr; r++) System.arraycopy(y, (i0 + ir + r) * n + j0, t, r * NR, nj);
+                            }
+                            kernel(ap, ao, w, bo, kc, t, 0, NR, load);
+                            if (last) {
+                                float[] bb = null;
+                                if (bias != null) {
+                                    bb = scratch.biasTile;
+                                    System.arraycopy(bias, j0, bb, 0, nj);
+                                }
+                                epilogue(t, 0, NR, mr, bb, 0, act);
+                            }
+                            for (int r = 0; r < mr; r++) System.arraycopy(t, r * NR, y, (i0 + ir + r) * n + j0, nj);
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /** Tile rows [mr][16] at co (stride ldc): += bias, then the activation, in place (the tile is still in L1). */
+    private static void epilogue(float[] c, int co, int ldc, int mr, float[] bias, int bi, Act act) {
+        if (bias == null && act == Act.NONE) return;
+        FloatVector b0 = bias == null ? FloatVector.zero(F) : FloatVector.fromArray(F, bias, bi);
+        FloatVector b1 = bias == null ? FloatVector.zero(F) : FloatVector.fromArray(F, bias, bi + 8);
+        for (int r = 0, o = co; r < mr; r++, o += ldc) {
+            FloatVector v0 = FloatVector.fromArray(F, c, o).add(b0), v1 = FloatVector.fromArray(F, c, o + 8).add(b1);
+            switch (act) {
+                case GELU_TANH -> { v0 = VisionKernels.geluTanh(v0); v1 = VisionKernels.geluTanh(v1); }
+                case GELU_ERF -> { v0 = VisionKernels.geluErf(v0); v1 = VisionKernels.geluErf(v1); }
+                case NONE -> { }
+            }
+            v0.intoArray(c, o);
+            v1.intoArray(c, o + 8);
+        }
+    }
+
+    /** ap[(r/6)·kc·6 + kk·6 + r%6] = x[i0 + r, pc + kk]; rows past mb are zero. */
+    private static void packA(float[] x, int k, int i0, int mb, int pc, int kc, float[] ap) {
+        for (int ir = 0; ir < mb; ir += MR) {
+            int base = ir * kc;
+            int mr = Math.min(MR, mb - ir);
+            for (int r = 0; r < MR; r++) {
+                if (r < mr) {
+                    int xo = (i0 + ir + r) * k + pc;
+                    for (int kk = 0; kk < kc; kk++) ap[base + kk * MR + r] = x[xo + kk];
+                } else {
+                    for (int kk = 0; kk < kc; kk++) ap[base + kk * MR + r] = 0f;
+                }
+            }
+        }
+    }
+
+    /**
+     * C[6, 16] (row stride ldc, at co) = (load ? C : 0) + A[6, kc]·B[kc, 16]: A packed [kc][6] at ao, B packed
+     * [kc][16] at bo. Kept free of epilogue code so C2 compiles it to a tight loop of 12 FMAs per k.
+     */
+    static void kernel(float[] a, int ao, float[] b, int bo, int kc, float[] c, int co, int ldc, boolean load) {
+        FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+        if (load) {
+            int o = co;
+            c00 = FloatVector.fromArray(F, c, o); c01 = FloatVector.fromArray(F, c, o + 8); o += ldc;
+            c10 = FloatVector.fromArray(F, c, o); c11 = FloatVector.fromArray(F, c, o + 8); o += ldc;
+            c20 = FloatVector.fromArray(F, c, o); c21 = FloatVector.fromArray(F, c, o + 8); o += ldc;
+            c30 = FloatVector.fromArray(F, c, o); c31 = FloatVector.fromArray(F, c, o + 8); o += ldc;
+            c40 = FloatVector.fromArray(F, c, o); c41 = FloatVector.fromArray(F, c, o + 8); o += ldc;
+            c50 = FloatVector.fromArray(F, c, o); c51 = FloatVector.fromArray(F, c, o + 8);
+        } else {
+            c00 = FloatVector.zero(F);
+            c01 = c00; c10 = c00; c11 = c00; c20 = c00; c21 = c00; c30 = c00; c31 = c00; c40 = c00; c41 = c00; c50 = c00; c51 = c00;
+        }
+        // pointer-increment form: with kk·stride indexing C2 spills an accumulator and runs at less than half speed
+        for (int ak = ao, bk = bo, end = bo + kc * NR; bk < end; bk += NR, ak += MR) {
+            FloatVector b0 = FloatVector.fromArray(F, b, bk), b1 = FloatVector.fromArray(F, b, bk + 8);
+            FloatVector av = FloatVector.broadcast(F, a[ak]);
+            c00 = av.fma(b0, c00); c01 = av.fma(b1, c01);
+            av = FloatVector.broadcast(F, a[ak + 1]);
+            c10 = av.fma(b0, c10); c11 = av.fma(b1, c11);
+            av = FloatVector.broadcast(F, a[ak + 2]);
+            c20 = av.fma(b0, c20); c21 = av.fma(b1, c21);
+            av = FloatVector.broadcast(F, a[ak + 3]);
+            c30 = av.fma(b0, c30); c31 = av.fma(b1, c31);
+            av = FloatVector.broadcast(F, a[ak + 4]);
+            c40 = av.fma(b0, c40); c41 = av.fma(b1, c41);
+            av = FloatVector.broadcast(F, a[ak + 5]);
+            c50 = av.fma(b0, c50); c51 = av.fma(b1, c51);
+        }
+        int o = co;
+        c00.intoArray(c, o); c01.intoArray(c, o + 8); o += ldc;
+        c10.intoArray(c, o); c11.intoArray(c, o + 8); o += ldc;
+        c20.intoArray(c, o); c21.intoArray(c, o + 8); o += ldc;
+        c30.intoArray(c, o); c31.intoArray(c, o + 8); o += ldc;
+        c40.intoArray(c, o); c41.intoArray(c, o + 8); o += ldc;
+        c50.intoArray(c, o); c51.intoArray(c, o + 8);
+    }
+}
