@@ -25,6 +25,7 @@ final class PackedLinear {
     static final int MR = 6, NR = 16;
     static final int KC = Integer.getInteger("kimivl.vit.kc", 256);
     static final int MC = Integer.getInteger("kimivl.vit.mc", 96) / MR * MR;
+    static int NC = Integer.getInteger("kimivl.vit.nc", 1024);
 
     enum Act { NONE, GELU_TANH, GELU_ERF }
 
@@ -87,8 +88,10 @@ final class PackedLinear {
         float[] w = panels();
         int rowBlocks = (m + MC - 1) / MC;
         int panelsN = (n + NR - 1) / NR;
-        // enough work items for dynamic balance on 2 threads: split the columns when there are few row blocks
-        int colSplits = Math.max(1, Math.min(panelsN, (4 * VisionParallel.threads() + rowBlocks - 1) / rowBlocks));
+        // columns in chunks of about NC so the output block [MC, NC] stays in L2 across the k-blocks, and enough work
+        // items for dynamic balance on 2 threads
+        int colSplits = Math.max(1, Math.min(panelsN,
+                Math.max((panelsN * NR + NC / 2) / NC, (4 * VisionParallel.threads() + rowBlocks - 1) / rowBlocks)));
         int tasks = rowBlocks * colSplits;
         VisionParallel.forTasks(tasks, (task, scratch) -> {
             int rb = task / colSplits, cs = task % colSplits;
@@ -170,19 +173,9 @@ final class PackedLinear {
      * [kc][16] at bo. Kept free of epilogue code so C2 compiles it to a tight loop of 12 FMAs per k.
      */
     static void kernel(float[] a, int ao, float[] b, int bo, int kc, float[] c, int co, int ldc, boolean load) {
-        FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
-        if (load) {
-            int o = co;
-            c00 = FloatVector.fromArray(F, c, o); c01 = FloatVector.fromArray(F, c, o + 8); o += ldc;
-            c10 = FloatVector.fromArray(F, c, o); c11 = FloatVector.fromArray(F, c, o + 8); o += ldc;
-            c20 = FloatVector.fromArray(F, c, o); c21 = FloatVector.fromArray(F, c, o + 8); o += ldc;
-            c30 = FloatVector.fromArray(F, c, o); c31 = FloatVector.fromArray(F, c, o + 8); o += ldc;
-            c40 = FloatVector.fromArray(F, c, o); c41 = FloatVector.fromArray(F, c, o + 8); o += ldc;
-            c50 = FloatVector.fromArray(F, c, o); c51 = FloatVector.fromArray(F, c, o + 8);
-        } else {
-            c00 = FloatVector.zero(F);
-            c01 = c00; c10 = c00; c11 = c00; c20 = c00; c21 = c00; c30 = c00; c31 = c00; c40 = c00; c41 = c00; c50 = c00; c51 = c00;
-        }
+        // accumulators start at zero and C is added after the loop: the FMA chains do not wait for C's cache misses
+        FloatVector c00 = FloatVector.zero(F), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+        FloatVector c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
         // pointer-increment form: with kk·stride indexing C2 spills an accumulator and runs at less than half speed
         for (int ak = ao, bk = bo, end = bo + kc * NR; bk < end; bk += NR, ak += MR) {
             FloatVector b0 = FloatVector.fromArray(F, b, bk), b1 = FloatVector.fromArray(F, b, bk + 8);
@@ -198,6 +191,15 @@ final class PackedLinear {
             c40 = av.fma(b0, c40); c41 = av.fma(b1, c41);
             av = FloatVector.broadcast(F, a[ak + 5]);
             c50 = av.fma(b0, c50); c51 = av.fma(b1, c51);
+        }
+        if (load) {
+            int o = co;
+            c00 = c00.add(FloatVector.fromArray(F, c, o)); c01 = c01.add(FloatVector.fromArray(F, c, o + 8)); o += ldc;
+            c10 = c10.add(FloatVector.fromArray(F, c, o)); c11 = c11.add(FloatVector.fromArray(F, c, o + 8)); o += ldc;
+            c20 = c20.add(FloatVector.fromArray(F, c, o)); c21 = c21.add(FloatVector.fromArray(F, c, o + 8)); o += ldc;
+            c30 = c30.add(FloatVector.fromArray(F, c, o)); c31 = c31.add(FloatVector.fromArray(F, c, o + 8)); o += ldc;
+            c40 = c40.add(FloatVector.fromArray(F, c, o)); c41 = c41.add(FloatVector.fromArray(F, c, o + 8)); o += ldc;
+            c50 = c50.add(FloatVector.fromArray(F, c, o)); c51 = c51.add(FloatVector.fromArray(F, c, o + 8));
         }
         int o = co;
         c00.intoArray(c, o); c01.intoArray(c, o + 8); o += ldc;

@@ -1,6 +1,7 @@
 package dev.kimivl.vision;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 import static dev.kimivl.vision.PackedLinear.MR;
@@ -21,6 +22,8 @@ final class VisionAttention {
     private static final VectorSpecies<Float> F = VisionKernels.F;
 
     private VisionAttention() {}
+
+    static int STAGES = 7; // TEMP experiment: 1 = scores, 2 = softmax, 4 = P·V
 
     /**
      * @param qkv    [L, 3·D]: q | k | v, each head-major (head h = columns h·d .. h·d+d−1); RoPE already applied
@@ -65,19 +68,25 @@ final class VisionAttention {
                 }
             }
             int kb = h * kSize;
-            for (int p = 0; p < keyPanels; p++) {
+            if ((STAGES & 1) != 0) for (int p = 0; p < keyPanels; p++) {
                 PackedLinear.kernel(kp, kb + p * d * MR, qp, 0, d, st, p * MR * NR, NR, false);
             }
             // softmax numerators along the keys, per query lane
             FloatVector m0 = FloatVector.broadcast(F, Float.NEGATIVE_INFINITY), m1 = m0;
-            for (int j = 0; j < n; j++) {
-                m0 = m0.max(FloatVector.fromArray(F, st, j * NR));
-                m1 = m1.max(FloatVector.fromArray(F, st, j * NR + 8));
+            if ((STAGES & 2) != 0) for (int j = 0; j < n; j++) {
+                // compare + blend: Java's max() also orders −0/+0 and NaN, which costs several instructions on AVX2
+                FloatVector s0 = FloatVector.fromArray(F, st, j * NR), s1 = FloatVector.fromArray(F, st, j * NR + 8);
+                m0 = m0.blend(s0, m0.compare(VectorOperators.LT, s0));
+                m1 = m1.blend(s1, m1.compare(VectorOperators.LT, s1));
             }
+            // exp(s − max) over −87 ≤ s − max ≤ 0 without clamps: raise the floor of s − max to −87
+            FloatVector f0 = m0.sub(87f), f1 = m1.sub(87f);
             FloatVector z0 = FloatVector.zero(F), z1 = z0;
-            for (int j = 0; j < n; j++) {
-                FloatVector e0 = VisionKernels.exp(FloatVector.fromArray(F, st, j * NR).sub(m0));
-                FloatVector e1 = VisionKernels.exp(FloatVector.fromArray(F, st, j * NR + 8).sub(m1));
+            if ((STAGES & 2) != 0) for (int j = 0; j < n; j++) {
+                FloatVector s0 = FloatVector.fromArray(F, st, j * NR), s1 = FloatVector.fromArray(F, st, j * NR + 8);
+                s0 = s0.blend(f0, s0.compare(VectorOperators.LT, f0));
+                s1 = s1.blend(f1, s1.compare(VectorOperators.LT, f1));
+                FloatVector e0 = VisionKernels.expNoClamp(s0.sub(m0)), e1 = VisionKernels.expNoClamp(s1.sub(m1));
                 e0.intoArray(st, j * NR);
                 e1.intoArray(st, j * NR + 8);
                 z0 = z0.add(e0);
@@ -85,7 +94,7 @@ final class VisionAttention {
             }
             // Oᵀ [d/6·6][16] = Vᵀ·P
             int vb = h * vSize;
-            for (int p = 0; p < dimPanels; p++) {
+            if ((STAGES & 4) != 0) for (int p = 0; p < dimPanels; p++) {
                 PackedLinear.kernel(vp, vb + p * n * MR, st, 0, n, o, p * MR * NR, NR, false);
             }
             int so = dimPanels * MR * NR;

@@ -3,6 +3,7 @@ package dev.kimivl.vision;
 import dev.kimivl.tensor.Parallel;
 import dev.kimivl.tensor.VectorMath;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -121,23 +122,32 @@ final class VisionKernels {
     }
 
     /**
-     * e^x for float lanes, to ~2 ulp (Cephes expf: x = n·ln2 + r, degree-6 polynomial in r, scale by 2^n).
-     * The Vector API's lanewise(EXP/TANH) falls back to a slow per-lane Java path on this JDK, so it is not used.
+     * e^x for float lanes, to ~1 ulp (Cephes expf): x = n·ln2 + r by Cody–Waite, a degree-6 polynomial in r, and 2^n
+     * added to the result's exponent bits. n comes from the 1.5·2^23 rounding trick, whose low mantissa bits shifted
+     * left by 23 are n·2^23, so there is no float→int conversion. Inputs below −87 give ~e^−87 (not a subnormal),
+     * inputs above 88 are clamped. The Vector API's lanewise(EXP/TANH) falls back to a slow per-lane Java path on this
+     * JDK, so it is not used.
      */
     static FloatVector exp(FloatVector x) {
-        x = x.max(-87.33f).min(88.37f);
+        x = x.blend(-87.0f, x.compare(VectorOperators.LT, -87.0f)).blend(88.0f, x.compare(VectorOperators.GT, 88.0f));
+        return expNoClamp(x);
+    }
+
+    /** {@link #exp} for −87 ≤ x ≤ 88 (the caller guarantees the range; outside it the result is garbage). */
+    static FloatVector expNoClamp(FloatVector x) {
         final float magic = 12582912f;                      // 1.5·2^23: adding it rounds to the nearest integer
-        FloatVector n = x.mul(1.44269504088896341f).add(magic).sub(magic);
-        FloatVector r = x.sub(n.mul(0.693359375f)).sub(n.mul(-2.12194440e-4f));
-        FloatVector p = r.mul(1.9875691500E-4f).add(1.3981999507E-3f)
-                .mul(r).add(8.3334519073E-3f)
-                .mul(r).add(4.1665795894E-2f)
-                .mul(r).add(1.6666665459E-1f)
-                .mul(r).add(5.0000001201E-1f)
-                .mul(r.mul(r)).add(r).add(1f);
-        jdk.incubator.vector.IntVector ni = (jdk.incubator.vector.IntVector) n.convert(VectorOperators.F2I, 0);
-        FloatVector scale = ni.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
-        return p.mul(scale);
+        FloatVector t = x.fma(FloatVector.broadcast(F, 1.44269504088896341f), FloatVector.broadcast(F, magic));
+        FloatVector n = t.sub(magic);
+        FloatVector r = n.fma(FloatVector.broadcast(F, -0.693359375f), x);
+        r = n.fma(FloatVector.broadcast(F, 2.12194440e-4f), r);
+        FloatVector p = r.fma(FloatVector.broadcast(F, 1.9875691500E-4f), FloatVector.broadcast(F, 1.3981999507E-3f));
+        p = p.fma(r, FloatVector.broadcast(F, 8.3334519073E-3f));
+        p = p.fma(r, FloatVector.broadcast(F, 4.1665795894E-2f));
+        p = p.fma(r, FloatVector.broadcast(F, 1.6666665459E-1f));
+        p = p.fma(r, FloatVector.broadcast(F, 5.0000001201E-1f));
+        p = p.fma(r.mul(r), r).add(1f);
+        IntVector e = t.reinterpretAsInts().lanewise(VectorOperators.LSHL, 23);
+        return p.reinterpretAsInts().add(e).reinterpretAsFloats();
     }
 
     /**
