@@ -20,7 +20,10 @@ import java.util.Random;
 
 /**
  * Reports the memory bandwidth each matvec kernel reaches on weights that are not in cache, next to a plain
- * streaming read of the same bytes measured in the same run (the practical ceiling; ~32 GB/s with 2 threads here).
+ * streaming read of the same bytes measured in the same run (the practical ceiling; ~32 GB/s with 2 threads here;
+ * measured before and after the kernels, the faster one is reported). Q8_0 and Q4_0 report {@code matvec} (the exact
+ * float-activation kernel unless -Dkimivl.intMatvec=true) and the integer kernel with int8 activations
+ * ({@code QuantMatrix.QuantizedInput}, quantized per product) side by side; {@code -Dkimivl.threads=1} for one thread.
  * Copies of the matrix are rotated so that the working set (≥ 256 MB) is far larger than the caches.
  *
  * <pre>java --add-modules jdk.incubator.vector -cp "kimivl-bench/target/kimivl-bench.jar:kimivl-bench/target/lib/*" \
@@ -63,12 +66,21 @@ public final class Bandwidth {
                     continue;
                 }
                 float[] y = new float[rows];
+                boolean both = t == DType.Q8_0 || t == DType.Q4_0;
                 for (int rep = 0; rep < 3; rep++) {
-                    double kernel = time(() -> { for (Matrix m : ms) m.matvec(x, 0, y, 0); }, 5);
-                    double stream = time(() -> { for (MemorySegment s : segs) streamRead(s); }, 5);
                     double total = (double) bytes * copies;
-                    System.out.printf(Locale.ROOT, "%-5s matvec %7.2f MB  %6.1f GB/s   stream read %6.1f GB/s   ratio %5.1f%%   (%.1f%% of 32 GB/s)%n",
-                            t, bytes / 1e6, total / kernel / 1e9, total / stream / 1e9, 100 * stream / kernel, 100 * total / kernel / 32e9);
+                    double stream = time(() -> { for (MemorySegment s : segs) streamRead(s); }, 5);
+                    // Q8_0/Q4_0: the exact float-activation kernel and the integer one (activation quantized per product)
+                    double kernel = time(() -> { for (Matrix m : ms) m.matvec(x, 0, y, 0); }, 5);
+                    double integer = both ? time(() -> {
+                        for (Matrix m : ms) ((QuantMatrix) m).matvec(QuantMatrix.QuantizedInput.of(x, 0, x.length), y, 0);
+                    }, 5) : 0;
+                    double stream2 = time(() -> { for (MemorySegment s : segs) streamRead(s); }, 5);
+                    double st = Math.min(stream, stream2);
+                    System.out.printf(Locale.ROOT, "%-5s %7.2f MB  stream %5.1f GB/s | matvec%s %5.1f GB/s %5.1f%%",
+                            t, bytes / 1e6, total / st / 1e9, both ? (QuantMatrix.INT_MATVEC ? " (int)" : " (exact)") : "", total / kernel / 1e9, 100 * st / kernel);
+                    if (both) System.out.printf(Locale.ROOT, " | int8-activation %5.1f GB/s %5.1f%%", total / integer / 1e9, 100 * st / integer);
+                    System.out.println();
                 }
             }
         }

@@ -3,6 +3,7 @@ package dev.kimivl.tensor;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -10,11 +11,27 @@ import jdk.incubator.vector.VectorSpecies;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 
 /**
  * A block-quantized matrix (llama.cpp layout, ggml row-major: each row is cols/blockSize consecutive blocks)
  * over a memory segment. Q8_0 and Q4_0 have Vector API kernels; Q4_K and Q6_K decode rows with the scalar
  * reference dequantizers (correct, not fast).
+ *
+ * <p><b>Integer matvec (opt-in for Q8_0 and Q4_0: {@code -Dkimivl.intMatvec=true}, or {@link #matvec(QuantizedInput, float[], int)}).</b> As llama.cpp does (q8_0 × q8_0, q4_0 × q8_0), the
+ * activation vector is quantized once per product to int8 blocks of 32 ({@link QuantizedInput}: one float scale per
+ * block, values rounded to nearest) and each weight block's dot product is taken in 16-bit integers (|w·x| ≤
+ * 128·127, two products per 16-bit lane still fit), summed into ints and converted to float once per block, then
+ * multiplied by the two scales. This replaces four int→float conversions per 32 weights by one, which is what
+ * bound the float kernels on AVX2. It changes the numerics: each activation moves by at most half its block's step
+ * (amax/127/2), so |y_int − y_exact| ≤ Σ_blocks (amax_x/254)·Σ|w| (see QuantTest).
+ *
+ * <p>It is not the default because it is not a large win here (AMD EPYC Zen 3, AVX2, JDK 25; kimivl-bench README):
+ * in cache, one thread, Q8_0 ~13 vs ~10.5 GB/s and Q4_0 ~6.3 vs ~5 GB/s; from memory with 1-2 threads it is within
+ * noise of the exact kernel. Both are bound by instruction count, not by the vector work: C2 keeps ~35 instructions
+ * per block (bounds checks, f16 scale loads, recomputed offsets) and a loop body with more than 2-3 block steps
+ * exceeds its inlining node budget (NodeCountInliningCutoff), which leaves the Vector API calls boxed (~10x slower),
+ * so rows × blocks cannot be unrolled further. {@link #matvecExact} is always the exact float-activation kernel.
  */
 public final class QuantMatrix implements Matrix {
     /** The machine's widest float vector (512 bits with AVX-512, 256 with AVX2), at most 16 lanes. */
@@ -63,8 +80,43 @@ public final class QuantMatrix implements Matrix {
     /** The weights as the kernels read them (a plain native view of the segment given). */
     public MemorySegment segment() { return data; }
 
+    /** {@code -Dkimivl.intMatvec=true}: Q8_0/Q4_0 {@link #matvec(float[], int, float[], int)} uses the integer kernels. */
+    public static final boolean INT_MATVEC = Boolean.getBoolean("kimivl.intMatvec");
+
     @Override
     public void matvec(float[] x, int xo, float[] y, int yo) {
+        if (xo + cols > x.length || yo + rows > y.length) throw new IndexOutOfBoundsException("matvec [" + rows + ", " + cols + "]: x or y too short");
+        if (INT_MATVEC && (dtype == DType.Q8_0 || dtype == DType.Q4_0)) {
+            matvec(QuantizedInput.cached(x, xo, cols), y, yo);
+        } else {
+            matvecExact(x, xo, y, yo);
+        }
+    }
+
+    /**
+     * y[yo + r] = Σ_c W[r, c]·x'[c] where x' is the quantized activation (Q8_0 and Q4_0 only): the integer kernels.
+     * Quantize an input once with {@link QuantizedInput#of} to multiply it by several matrices (gate and up, experts).
+     */
+    public void matvec(QuantizedInput xq, float[] y, int yo) {
+        if (xq.cols != cols) throw new IllegalArgumentException("input has " + xq.cols + " columns, matrix " + cols);
+        if (yo + rows > y.length) throw new IndexOutOfBoundsException("matvec [" + rows + ", " + cols + "]: y too short");
+        switch (dtype) {
+            case Q8_0 -> Parallel.forRange(rows, 16, (from, to) -> {
+                for (int r = from; r < to; r++) y[yo + r] = dotQ8Int(r * rowBytes, xq.q, xq.d);
+            });
+            case Q4_0 -> Parallel.forRange((rows + 1) / 2, 8, (from, to) -> {
+                for (int p = from; p < to; p++) {
+                    int r = 2 * p;
+                    if (r + 1 < rows) dotQ4Int2(r * rowBytes, xq.q, xq.d, y, yo + r);
+                    else y[yo + r] = dotQ4Int(r * rowBytes, xq.q, xq.d);
+                }
+            });
+            default -> throw new UnsupportedOperationException("integer matvec needs Q8_0 or Q4_0, not " + dtype);
+        }
+    }
+
+    /** The exact kernels: float activations, every product in float (the reference for the integer kernels). */
+    public void matvecExact(float[] x, int xo, float[] y, int yo) {
         if (xo + cols > x.length || yo + rows > y.length) throw new IndexOutOfBoundsException("matvec [" + rows + ", " + cols + "]: x or y too short");
         switch (dtype) {
             case Q8_0 -> {
@@ -99,6 +151,159 @@ public final class QuantMatrix implements Matrix {
                 }
             });
         }
+    }
+
+    /**
+     * An activation vector quantized to int8 blocks of 32 for the integer kernels: q[c] = round(x[c] / d[c / 32])
+     * (to nearest, ties to even) with d = amax / 127 per block, held widened to 16 bits for the kernels.
+     */
+    public static final class QuantizedInput {
+        final short[] q;
+        final float[] d;
+        final int cols;
+        /** The floats it was made from (for the per-thread cache), or null. */
+        private float[] source;
+
+        private QuantizedInput(int cols) {
+            if (cols % 32 != 0) throw new IllegalArgumentException("quantized input needs a multiple of 32 columns, got " + cols);
+            this.cols = cols;
+            this.q = new short[cols];
+            this.d = new float[cols / 32];
+        }
+
+        /** Quantizes x[xo .. xo + cols). */
+        public static QuantizedInput of(float[] x, int xo, int cols) {
+            QuantizedInput qi = new QuantizedInput(cols);
+            qi.quantize(x, xo);
+            return qi;
+        }
+
+        public int cols() { return cols; }
+
+        /** The value the kernels use in place of x[c]: q[c]·d[c / 32]. */
+        public float value(int c) { return q[c] * d[c >> 5]; }
+
+        private void quantize(float[] x, int xo) {
+            if (xo < 0 || xo + cols > x.length) throw new IndexOutOfBoundsException("x too short");
+            for (int b = 0; b < cols / 32; b++) {
+                int o = xo + 32 * b;
+                FloatVector v0 = FloatVector.fromArray(F8, x, o), v1 = FloatVector.fromArray(F8, x, o + 8),
+                        v2 = FloatVector.fromArray(F8, x, o + 16), v3 = FloatVector.fromArray(F8, x, o + 24);
+                float amax = v0.abs().max(v1.abs()).max(v2.abs().max(v3.abs())).reduceLanes(VectorOperators.MAX);
+                float id = amax != 0 ? 127f / amax : 0f;
+                d[b] = amax / 127f;
+                round(v0, id, 32 * b);
+                round(v1, id, 32 * b + 8);
+                round(v2, id, 32 * b + 16);
+                round(v3, id, 32 * b + 24);
+            }
+        }
+
+        /** round(v·id) to nearest even via the 1.5·2^23 trick (|v·id| ≤ 127), stored as 8 shorts at q[i]. */
+        private void round(FloatVector v, float id, int i) {
+            IntVector r = v.fma(FloatVector.broadcast(F8, id), FloatVector.broadcast(F8, 12582912f)).reinterpretAsInts().sub(0x4B400000);
+            ((ShortVector) r.convertShape(VectorOperators.I2S, S128, 0)).intoArray(q, i);
+        }
+
+        private static final ThreadLocal<QuantizedInput[]> LAST = ThreadLocal.withInitial(() -> new QuantizedInput[1]);
+
+        /**
+         * The quantized form of x[xo .. xo + cols), reusing this thread's last one when the floats are equal
+         * (bitwise, checked): callers that multiply one input by many matrices, or by a matrix cut into row
+         * blocks, quantize it once.
+         */
+        static QuantizedInput cached(float[] x, int xo, int cols) {
+            QuantizedInput[] slot = LAST.get();
+            QuantizedInput c = slot[0];
+            if (c != null && c.cols == cols && Arrays.equals(c.source, 0, cols, x, xo, xo + cols)) return c;
+            if (c == null || c.cols != cols) slot[0] = c = new QuantizedInput(cols);
+            c.source = c.source == null || c.source.length != cols ? new float[cols] : c.source;
+            System.arraycopy(x, xo, c.source, 0, cols);
+            c.quantize(x, xo);
+            return c;
+        }
+    }
+
+    private static final VectorSpecies<Float> F8 = FloatVector.SPECIES_256;
+    private static final VectorSpecies<Short> S128 = ShortVector.SPECIES_128;
+    private static final VectorSpecies<Short> S256 = ShortVector.SPECIES_256;
+    private static final VectorSpecies<Byte> B128 = ByteVector.SPECIES_128;
+
+    // Integer kernels (256-bit on every x86 machine with AVX2). Each method holds at most 2-3 block steps: a bigger
+    // body exceeds C2's inlining node budget (NodeCountInliningCutoff) and the Vector API calls stay boxed (~10x slower).
+
+    /** 16 int8 weights at byte o, sign-extended to shorts. */
+    private static ShortVector s16(MemorySegment s, long o) {
+        return (ShortVector) ByteVector.fromMemorySegment(B128, s, o, LE).convertShape(VectorOperators.B2S, S256, 0);
+    }
+
+    /** Σ of adjacent short pairs as ints (exact for any shorts). */
+    private static IntVector pairSum(ShortVector p) {
+        IntVector i = p.reinterpretAsInts();
+        return i.lanewise(VectorOperators.ASHR, 16).add(i.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+    }
+
+    /** Σ of adjacent short pairs as ints when each pair's sum fits in a short: (i·65537) >> 16. */
+    private static IntVector pairSumSmall(ShortVector p) {
+        return p.reinterpretAsInts().mul(65537).lanewise(VectorOperators.ASHR, 16);
+    }
+
+    /** One Q8_0 block at o against x block b: 32 products in two 16-bit multiplies, pair sums ≤ 2·128·127. */
+    private static FloatVector blockQ8Int(MemorySegment s, long o, short[] xq, int b, float scale, FloatVector acc) {
+        ShortVector p = s16(s, o + 2).mul(ShortVector.fromArray(S256, xq, 32 * b))
+                .add(s16(s, o + 18).mul(ShortVector.fromArray(S256, xq, 32 * b + 16)));
+        return ((FloatVector) pairSum(p).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F8, scale), acc);
+    }
+
+    /** Q8_0 row · quantized x; two blocks per iteration. */
+    private float dotQ8Int(long base, short[] xq, float[] dx) {
+        MemorySegment s = data;
+        FloatVector acc0 = FloatVector.zero(F8), acc1 = acc0;
+        long o = base;
+        int b = 0;
+        for (; b + 1 < blocks; b += 2, o += 68) {
+            acc0 = blockQ8Int(s, o, xq, b, Float.float16ToFloat(s.get(S16LE, o)) * dx[b], acc0);
+            acc1 = blockQ8Int(s, o + 34, xq, b + 1, Float.float16ToFloat(s.get(S16LE, o + 34)) * dx[b + 1], acc1);
+        }
+        if (b < blocks) acc0 = blockQ8Int(s, o, xq, b, Float.float16ToFloat(s.get(S16LE, o)) * dx[b], acc0);
+        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+    }
+
+    /** Σ (q − 8)·x over one Q4_0 block at o (low nibbles: elements 0-15, high: 16-31), as 16 shorts (|.| ≤ 2032). */
+    private static ShortVector prodQ4(MemorySegment s, long o, ShortVector x0, ShortVector x1) {
+        ShortVector w = (ShortVector) ByteVector.fromMemorySegment(B128, s, o + 2, LE).convertShape(VectorOperators.ZERO_EXTEND_B2S, S256, 0);
+        return w.and((short) 0xF).sub((short) 8).mul(x0).add(w.lanewise(VectorOperators.LSHR, 4).sub((short) 8).mul(x1));
+    }
+
+    private static FloatVector accQ4(ShortVector p, float scale, FloatVector acc) {
+        return ((FloatVector) pairSumSmall(p).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F8, scale), acc);
+    }
+
+    /** Two Q4_0 rows (at base and base + rowBytes) · quantized x into y[yi], y[yi + 1]: each x block loaded once. */
+    private void dotQ4Int2(long base, short[] xq, float[] dx, float[] y, int yi) {
+        MemorySegment s = data;
+        FloatVector a0 = FloatVector.zero(F8), a1 = a0;
+        long o = base, u = base + rowBytes;
+        for (int b = 0; b < blocks; b++, o += 18, u += 18) {
+            ShortVector x0 = ShortVector.fromArray(S256, xq, 32 * b), x1 = ShortVector.fromArray(S256, xq, 32 * b + 16);
+            float dxb = dx[b];
+            a0 = accQ4(prodQ4(s, o, x0, x1), Float.float16ToFloat(s.get(S16LE, o)) * dxb, a0);
+            a1 = accQ4(prodQ4(s, u, x0, x1), Float.float16ToFloat(s.get(S16LE, u)) * dxb, a1);
+        }
+        y[yi] = a0.reduceLanes(VectorOperators.ADD);
+        y[yi + 1] = a1.reduceLanes(VectorOperators.ADD);
+    }
+
+    /** One Q4_0 row · quantized x (the odd last row). */
+    private float dotQ4Int(long base, short[] xq, float[] dx) {
+        MemorySegment s = data;
+        FloatVector a0 = FloatVector.zero(F8);
+        long o = base;
+        for (int b = 0; b < blocks; b++, o += 18) {
+            a0 = accQ4(prodQ4(s, o, ShortVector.fromArray(S256, xq, 32 * b), ShortVector.fromArray(S256, xq, 32 * b + 16)),
+                    Float.float16ToFloat(s.get(S16LE, o)) * dx[b], a0);
+        }
+        return a0.reduceLanes(VectorOperators.ADD);
     }
 
     private static final VectorSpecies<Byte> B256 = ByteVector.SPECIES_256;

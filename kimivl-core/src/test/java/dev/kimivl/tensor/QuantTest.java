@@ -9,6 +9,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.*;
@@ -130,7 +131,7 @@ class QuantTest {
         int rows = m.rows(), cols = m.cols();
         float[] x = random(rnd, cols + 3, 1f);
         float[] y = new float[rows + 5];
-        m.matvec(x, 3, y, 5);
+        exactMatvec(m, x, 3, y, 5);
         for (int r = 0; r < rows; r++) {
             double ref = refDot(dense, r * cols, x, 3, cols);
             double mag = 0;
@@ -150,6 +151,103 @@ class QuantTest {
                 }
             }
         }
+    }
+
+    /** The float-activation kernels (the integer ones round the activations: see integerKernels*). */
+    static void exactMatvec(Matrix m, float[] x, int xo, float[] y, int yo) {
+        if (m instanceof QuantMatrix q) q.matvecExact(x, xo, y, yo);
+        else m.matvec(x, xo, y, yo);
+    }
+
+    /**
+     * Checks an integer-kernel result y[yo + r] for the quantized input xq of x[xo..]: (1) it is the exact product of W
+     * with the rounded activations xq.value(c) (float summation error only, 1e-5 of Σ|w·x'|), and (2) it is within the
+     * activation-rounding bound of the exact product with x: each x[c] moved by at most half its block's step
+     * d = amax/127, so |Δy_r| ≤ Σ_b d_b/2 · Σ_{c∈b} |W[r, c]| (plus the same summation slack). Returns the worst
+     * |y − exact| / bound seen (how much of the bound the rounding used).
+     */
+    static double checkIntegerResult(float[] dense, int rows, int cols, float[] x, int xo, QuantMatrix.QuantizedInput xq, float[] y, int yo, String what) {
+        double used = 0;
+        for (int r = 0; r < rows; r++) {
+            double ref = 0, refq = 0, magq = 0, mag = 0, bound = 0;
+            for (int b = 0; b < cols / 32; b++) {
+                double amax = 0, wsum = 0;
+                for (int j = 0; j < 32; j++) {
+                    int c = 32 * b + j;
+                    double w = dense[r * cols + c];
+                    amax = Math.max(amax, Math.abs(x[xo + c]));
+                    wsum += Math.abs(w);
+                    ref += w * x[xo + c];
+                    refq += w * xq.value(c);
+                    mag += Math.abs(w * x[xo + c]);
+                    magq += Math.abs(w * xq.value(c));
+                }
+                bound += amax / 127 / 2 * wsum * (1 + 1e-5);
+            }
+            float got = y[yo + r];
+            assertEquals(refq, got, 1e-5 * magq + 1e-6, what + " row " + r + ": W·x' with the rounded activations");
+            assertEquals(ref, got, bound + 1e-5 * mag + 1e-6, what + " row " + r + ": within the activation-rounding bound of W·x");
+            if (bound > 0) used = Math.max(used, Math.abs(got - ref) / bound);
+        }
+        return used;
+    }
+
+    @Test
+    void integerKernelsWithinActivationRoundingBound() {
+        Random rnd = new Random(17);
+        int[][] shapes = {{1, 32}, {3, 64}, {67, 96}, {130, 320}, {257, 2048}, {5, 1408}, {2, 11264}};
+        double used = 0;
+        for (int[] s : shapes) {
+            int rows = s[0], cols = s[1];
+            float[] w = random(rnd, rows * cols, 0.1f);
+            float[] x = random(rnd, cols + 7, 1f);
+            for (int i = 0; i < cols; i += 97) x[7 + i] *= 30;                 // outliers set a block's step
+            if (cols >= 64) Arrays.fill(x, 7 + 32, 7 + 64, 0f);              // an all-zero block (scale 0)
+            QuantMatrix.QuantizedInput xq = QuantMatrix.QuantizedInput.of(x, 7, cols);
+            for (DType t : new DType[]{DType.Q8_0, DType.Q4_0}) {
+                QuantMatrix m = QuantMatrix.quantize(w, rows, cols, t);
+                float[] dense = m.toFloatArray();
+                float[] y = new float[rows + 2];
+                m.matvec(xq, y, 2);
+                used = Math.max(used, checkIntegerResult(dense, rows, cols, x, 7, xq, y, 2, t + " [" + rows + ", " + cols + "]"));
+                float[] yd = new float[rows + 2];
+                m.matvec(x, 7, yd, 2);
+                if (QuantMatrix.INT_MATVEC) assertArrayEquals(y, yd, 0f, "matvec(float[]) is the integer kernel with -Dkimivl.intMatvec=true");
+            }
+        }
+        // the bound is not vacuous: the rounding uses a visible share of it
+        assertTrue(used > 0.05 && used <= 1, "worst |y - exact| / bound = " + used);
+    }
+
+    /** A single activation off by a few steps must be caught by the W·x' check (the tolerance is not loose). */
+    @Test
+    void integerCheckCatchesAOneElementError() {
+        Random rnd = new Random(19);
+        int rows = 16, cols = 256;
+        float[] w = random(rnd, rows * cols, 0.1f), x = random(rnd, cols, 1f);
+        QuantMatrix m = QuantMatrix.quantize(w, rows, cols, DType.Q8_0);
+        QuantMatrix.QuantizedInput xq = QuantMatrix.QuantizedInput.of(x, 0, cols);
+        float[] bad = x.clone();
+        bad[40] = x[40] + 0.05f;                                          // ~ 2 steps of its block for N(0,1) data
+        float[] y = new float[rows];
+        m.matvec(QuantMatrix.QuantizedInput.of(bad, 0, cols), y, 0);
+        assertThrows(AssertionError.class, () -> checkIntegerResult(m.toFloatArray(), rows, cols, x, 0, xq, y, 0, "perturbed"));
+    }
+
+    /** The per-thread cache of the last quantized input must notice an input changed in place. */
+    @Test
+    void quantizedInputCacheSeesInPlaceChanges() {
+        Random rnd = new Random(23);
+        int cols = 512;
+        float[] x = random(rnd, cols + 4, 1f);
+        QuantMatrix.QuantizedInput a = QuantMatrix.QuantizedInput.cached(x, 4, cols);
+        assertSame(a, QuantMatrix.QuantizedInput.cached(x.clone(), 4, cols), "equal floats reuse the quantized input");
+        float before = a.value(300);
+        x[4 + 300] = -x[4 + 300] + 1;
+        QuantMatrix.QuantizedInput b = QuantMatrix.QuantizedInput.cached(x, 4, cols);
+        QuantMatrix.QuantizedInput fresh = QuantMatrix.QuantizedInput.of(x, 4, cols);
+        for (int c = 0; c < cols; c++) assertEquals(fresh.value(c), b.value(c), 0f);
+        assertNotEquals(before, b.value(300));
     }
 
     @Test

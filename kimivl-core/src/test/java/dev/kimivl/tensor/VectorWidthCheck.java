@@ -16,7 +16,13 @@ public class VectorWidthCheck {
             for (int i = 0; i < dense.length; i++) if (row[i] != dense[i]) throw new AssertionError(t + " row() " + i);
             int n = 5; float[] x = new float[n * cols]; for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
             float[] y1 = new float[rows], yn = new float[n * rows];
-            m.matvec(x, 0, y1, 0); m.matmul(x, yn, n);
+            QuantTest.exactMatvec(m, x, 0, y1, 0); m.matmul(x, yn, n);
+            if (m instanceof QuantMatrix q && (t == DType.Q8_0 || t == DType.Q4_0)) {   // the integer kernels (fixed 256-bit)
+                float[] yi = new float[rows];
+                QuantMatrix.QuantizedInput xq = QuantMatrix.QuantizedInput.of(x, 0, cols);
+                q.matvec(xq, yi, 0);
+                QuantTest.checkIntegerResult(dense, rows, cols, x, 0, xq, yi, 0, t + " integer");
+            }
             for (int tt = 0; tt < n; tt++) for (int r = 0; r < rows; r++) {
                 double ref = 0, mag = 0; for (int c = 0; c < cols; c++) { ref += (double) dense[r * cols + c] * x[tt * cols + c]; mag += Math.abs(dense[r * cols + c] * x[tt * cols + c]); }
                 double e = Math.abs((tt == 0 ? y1[r] : yn[tt * rows + r]) - ref) / (mag + 1e-6);
