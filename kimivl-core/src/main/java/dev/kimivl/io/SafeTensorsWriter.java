@@ -2,6 +2,7 @@ package dev.kimivl.io;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.kimivl.tensor.VectorMath;
 
 import java.io.IOException;
 import java.io.OutputStream;
@@ -13,6 +14,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Consumer;
 
 /** Writes F32 / I32 / BF16 tensors to a safetensors file (atomically: temporary file, then rename). */
 public final class SafeTensorsWriter {
@@ -21,43 +23,31 @@ public final class SafeTensorsWriter {
     private final List<Entry> entries = new ArrayList<>();
 
     public SafeTensorsWriter f32(String name, float[] values, long... shape) {
-        check(name, values.length, shape);
-        ByteBuffer b = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
-        b.asFloatBuffer().put(values);
-        entries.add(new Entry(name, "F32", shape, b.array()));
-        return this;
+        return add(name, "F32", shape, values.length, 4, b -> b.asFloatBuffer().put(values));
     }
 
     public SafeTensorsWriter i32(String name, int[] values, long... shape) {
-        check(name, values.length, shape);
-        ByteBuffer b = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
-        b.asIntBuffer().put(values);
-        entries.add(new Entry(name, "I32", shape, b.array()));
-        return this;
+        return add(name, "I32", shape, values.length, 4, b -> b.asIntBuffer().put(values));
     }
 
     /** Stores values rounded to bf16 (round to nearest even). */
     public SafeTensorsWriter bf16(String name, float[] values, long... shape) {
-        check(name, values.length, shape);
-        ByteBuffer b = ByteBuffer.allocate(values.length * 2).order(ByteOrder.LITTLE_ENDIAN);
-        for (float v : values) b.putShort(dev.kimivl.tensor.VectorMath.floatToBf16(v));
-        entries.add(new Entry(name, "BF16", shape, b.array()));
-        return this;
+        return add(name, "BF16", shape, values.length, 2, b -> { for (float v : values) b.putShort(VectorMath.floatToBf16(v)); });
     }
 
     /** Stores values rounded to IEEE half precision. */
     public SafeTensorsWriter f16(String name, float[] values, long... shape) {
-        check(name, values.length, shape);
-        ByteBuffer b = ByteBuffer.allocate(values.length * 2).order(ByteOrder.LITTLE_ENDIAN);
-        for (float v : values) b.putShort(Float.floatToFloat16(v));
-        entries.add(new Entry(name, "F16", shape, b.array()));
-        return this;
+        return add(name, "F16", shape, values.length, 2, b -> { for (float v : values) b.putShort(Float.floatToFloat16(v)); });
     }
 
-    private static void check(String name, int n, long[] shape) {
+    private SafeTensorsWriter add(String name, String dtype, long[] shape, int n, int elementBytes, Consumer<ByteBuffer> fill) {
         long numel = 1;
         for (long d : shape) numel *= d;
         if (numel != n) throw new IllegalArgumentException("tensor '" + name + "': " + n + " values for shape " + java.util.Arrays.toString(shape));
+        ByteBuffer b = ByteBuffer.allocate(n * elementBytes).order(ByteOrder.LITTLE_ENDIAN);
+        fill.accept(b);
+        entries.add(new Entry(name, dtype, shape, b.array()));
+        return this;
     }
 
     public void write(Path path) throws IOException {
