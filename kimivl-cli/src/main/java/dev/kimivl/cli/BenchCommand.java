@@ -46,6 +46,9 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--no-vision", description = "Skip the MoonViT + projector measurement.")
     boolean noVision;
 
+    @Option(names = "--no-text", description = "Skip the language-model measurements (prefill, decode).")
+    boolean noText;
+
     @Option(names = "--bandwidth", defaultValue = "32", description = "Memory bandwidth in GB/s for the ceiling (default ${DEFAULT-VALUE}, this machine with 2 threads).")
     double bandwidth;
 
@@ -54,6 +57,9 @@ public final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--generate-only", description = "Only make sure the random model exists in the cache.")
     boolean generateOnly;
+
+    @Option(names = "--int-matvec", description = "Use the integer Q8_0/Q4_0 matvec kernels (activations rounded to int8 blocks, as llama.cpp does) for decode.")
+    boolean intMatvec;
 
     @Option(names = "--format", defaultValue = "gguf", description = "Cache format: gguf (llama.cpp layout, loaded through the GGUF reader as users run it; default) or kvlb (kimivl's flat benchmark file).")
     String format;
@@ -64,6 +70,7 @@ public final class BenchCommand implements Callable<Integer> {
             if (threads < 1) throw new IllegalArgumentException("--threads must be at least 1");
             System.setProperty("kimivl.threads", String.valueOf(threads));   // read when the thread pool is first used
         }
+        if (intMatvec) System.setProperty("kimivl.intMatvec", "true");           // read when QuantMatrix is first used
         DType t = RandomCheckpoint.parseType(type);
         Path dir = cache != null ? cache : defaultCache();
         boolean gguf = switch (format) {
@@ -80,7 +87,7 @@ public final class BenchCommand implements Callable<Integer> {
             return 0;
         }
         if (prompt < 1 || gen < 1 || context < 0) throw new IllegalArgumentException("--prompt and --gen must be positive, --context not negative");
-        ModelBench.Options o = new ModelBench.Options(t, dir, prompt, gen, context, image, !noVision, bandwidth, 42, profile, gguf);
+        ModelBench.Options o = new ModelBench.Options(t, dir, prompt, gen, context, image, !noVision, bandwidth, 42, profile, gguf, !noText);
         ModelBench.Result r = ModelBench.run(o, System.err);
         System.out.print(json ? ModelBench.json(r) + System.lineSeparator() : ModelBench.text(r));
         return 0;

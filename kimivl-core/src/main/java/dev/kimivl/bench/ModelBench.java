@@ -38,9 +38,9 @@ import java.util.SplittableRandom;
 public final class ModelBench {
     /** What to run. */
     public record Options(DType type, Path cacheDir, int promptTokens, int decodeTokens, int longContext,
-                          int imageSide, boolean vision, double bandwidthGBs, long seed, boolean profile, boolean gguf) {
+                          int imageSide, boolean vision, double bandwidthGBs, long seed, boolean profile, boolean gguf, boolean text) {
         public static Options defaults(DType type, Path cacheDir) {
-            return new Options(type, cacheDir, 512, 128, 4096, 896, true, 32.0, 42, false, true);
+            return new Options(type, cacheDir, 512, 128, 4096, 896, true, 32.0, 42, false, true, true);
         }
     }
 
@@ -54,7 +54,7 @@ public final class ModelBench {
                          Map<String, Double> prefillPhases,
                          Decode decode, Decode decodeLong, boolean longContextRandomFill,
                          int imageSide, int imageTokens, double visionSeconds,
-                         long peakRssBytes, double weightBytesPerToken, double bandwidthGBs, String jvm) {}
+                         long peakRssBytes, double weightBytesPerToken, double bandwidthGBs, String jvm, boolean intMatvec) {}
 
     private ModelBench() {}
 
@@ -91,45 +91,50 @@ public final class ModelBench {
         double loadSec = (System.nanoTime() - l0) / 1e9;
         log.printf(Locale.ROOT, "loaded %s in %.2f s (mapped, %d threads)%n", file.getFileName(), loadSec, Parallel.THREADS);
 
-        // first touch of every page of the text weights (page-table fill; disk reads if the file is not cached)
-        long p0 = System.nanoTime();
-        long textBytes = pageIn(ck, n -> !n.startsWith("vision_tower.") && !n.startsWith("multi_modal_projector."));
-        double pageInSec = (System.nanoTime() - p0) / 1e9;
-        log.printf(Locale.ROOT, "paged in %.2f GB of text weights in %.2f s%n", textBytes / 1e9, pageInSec);
-
-        double weightBytes = lm.bytesPerDecodedToken();
-        double kvBytesPerCtx = (double) tc.numLayers() * (tc.kvLoraRank() + tc.qkRopeHeadDim()) * Float.BYTES;
-        SplittableRandom rnd = new SplittableRandom(o.seed());
-        int V = tc.vocabSize();
-
-        // warm-up: compiles the kernels (prefill and decode paths)
-        {
-            KvCache c = lm.newCache(64);
-            int[] ids = randomIds(rnd, 32, V);
-            float[] h = lm.forward(lm.embed(ids), ids.length, c, StageSink.NONE, null);
-            int next = argmax(lm.logits(h, ids.length - 1));
-            for (int i = 0; i < 8; i++) next = argmax(lm.logits(lm.forward(lm.embed(new int[]{next}), 1, c, StageSink.NONE, null), 0));
-            log.println("warm-up done");
-        }
-
-        // prefill
-        PhaseTimer.enable(o.profile());
-        PhaseTimer.reset();
+        double pageInSec = 0, weightBytes = lm.bytesPerDecodedToken(), prefillSec = Double.NaN;
         int P = o.promptTokens();
-        int[] prompt = randomIds(rnd, P, V);
-        KvCache pc = lm.newCache(P + 1);
-        long s0 = System.nanoTime();
-        float[] h = lm.forward(lm.embed(prompt), P, pc, StageSink.NONE, null);
-        argmax(lm.logits(h, P - 1));
-        double prefillSec = (System.nanoTime() - s0) / 1e9;
-        Map<String, Double> prefillPhases = PhaseTimer.seconds();
-        log.printf(Locale.ROOT, "prefill %d tokens: %.2f s, %.2f tok/s%n", P, prefillSec, P / prefillSec);
-        pc = null;
-        h = null;
+        Map<String, Double> prefillPhases = Map.of();
+        Decode dec = null, decLong = null;
+        if (o.text()) {
+            // first touch of every page of the text weights (page-table fill; disk reads if the file is not cached)
+            long p0 = System.nanoTime();
+            long textBytes = pageIn(ck, n -> !n.startsWith("vision_tower.") && !n.startsWith("multi_modal_projector."));
+            pageInSec = (System.nanoTime() - p0) / 1e9;
+            log.printf(Locale.ROOT, "paged in %.2f GB of text weights in %.2f s%n", textBytes / 1e9, pageInSec);
 
-        Decode dec = decode(lm, 0, o, weightBytes, kvBytesPerCtx, rnd, log);
-        Decode decLong = decode(lm, o.longContext(), o, weightBytes, kvBytesPerCtx, rnd, log);
-        PhaseTimer.enable(false);
+            double kvBytesPerCtx = (double) tc.numLayers() * (tc.kvLoraRank() + tc.qkRopeHeadDim()) * Float.BYTES;
+            SplittableRandom rnd = new SplittableRandom(o.seed());
+            int V = tc.vocabSize();
+
+            // warm-up: compiles the kernels (prefill and decode paths)
+            {
+                KvCache c = lm.newCache(64);
+                int[] ids = randomIds(rnd, 32, V);
+                float[] h = lm.forward(lm.embed(ids), ids.length, c, StageSink.NONE, null);
+                int next = argmax(lm.logits(h, ids.length - 1));
+                for (int i = 0; i < 8; i++) next = argmax(lm.logits(lm.forward(lm.embed(new int[]{next}), 1, c, StageSink.NONE, null), 0));
+                log.println("warm-up done");
+            }
+
+            // prefill
+            PhaseTimer.enable(o.profile());
+            PhaseTimer.reset();
+            int[] prompt = randomIds(rnd, P, V);
+            KvCache pc = lm.newCache(P + 1);
+            long s0 = System.nanoTime();
+            float[] h = lm.forward(lm.embed(prompt), P, pc, StageSink.NONE, null);
+            argmax(lm.logits(h, P - 1));
+            prefillSec = (System.nanoTime() - s0) / 1e9;
+            prefillPhases = PhaseTimer.seconds();
+            log.printf(Locale.ROOT, "prefill %d tokens: %.2f s, %.2f tok/s%n", P, prefillSec, P / prefillSec);
+            pc = null;
+            h = null;
+
+            dec = decode(lm, 0, o, weightBytes, kvBytesPerCtx, rnd, log);
+            decLong = decode(lm, o.longContext(), o, weightBytes, kvBytesPerCtx, rnd, log);
+            PhaseTimer.enable(false);
+        }
+        SplittableRandom rnd = new SplittableRandom(o.seed() + 1);
 
         int imageTokens = 0;
         double visionSec = 0;
@@ -152,7 +157,8 @@ public final class ModelBench {
         for (Path p : files) fileBytes += Files.size(p);
         Result r = new Result(o.type().name().toLowerCase(Locale.ROOT), Parallel.THREADS, String.join(" + ", java.util.Arrays.stream(files).map(Path::toString).toList()), fileBytes / 1e9, genSec,
                 loadSec, pageInSec, P, prefillSec, P / prefillSec, prefillPhases, dec, decLong, true,
-                o.imageSide(), imageTokens, visionSec, rss, weightBytes, o.bandwidthGBs(), Runtime.version().toString());
+                o.imageSide(), imageTokens, visionSec, rss, weightBytes, o.bandwidthGBs(), Runtime.version().toString(),
+                Boolean.getBoolean("kimivl.intMatvec"));
         ck.close();
         return r;
     }
@@ -244,16 +250,19 @@ public final class ModelBench {
         Llama ll = Llama.of(r.type());
         java.util.function.BiFunction<Double, Double, String> vs = (mine, theirs) ->
                 theirs == null ? "" : String.format(Locale.ROOT, "   (llama.cpp %.1f: %.2fx)", theirs, mine / theirs);
-        sb.append(String.format(Locale.ROOT, "kimivl bench: random Kimi-VL-A3B weights, %s, %d threads, %s%n", r.type(), r.threads(), r.jvm()));
+        sb.append(String.format(Locale.ROOT, "kimivl bench: random Kimi-VL-A3B weights, %s, %d threads, %s%s%n", r.type(), r.threads(), r.jvm(),
+                r.intMatvec() ? ", integer matvec" : ""));
         sb.append(String.format(Locale.ROOT, "  model file        %s (%.2f GB)%s%n", r.file(), r.fileGB(),
                 r.generateSeconds() > 0 ? String.format(Locale.ROOT, ", generated in %.0f s", r.generateSeconds()) : ""));
         sb.append(String.format(Locale.ROOT, "  load              %.2f s (mapped; first touch of the text weights %.2f s)%n", r.loadSeconds(), r.pageInSeconds()));
-        sb.append(String.format(Locale.ROOT, "  prefill pp%d      %.2f tok/s (%.2f s)%s%n", r.promptTokens(), r.prefillTokPerSec(), r.prefillSeconds(),
-                vs.apply(r.prefillTokPerSec(), ll == null ? null : ll.pp512())));
-        appendDecode(sb, "decode tg" + r.decode().tokens() + "      ", r.decode(), ll == null ? null : ll.tg128(), vs);
-        appendDecode(sb, "decode @" + r.decodeLong().context() + "      ", r.decodeLong(), ll == null ? null : ll.tg128At4k(), vs);
-        sb.append(String.format(Locale.ROOT, "                    (the %d-token context is random latents written into the KV cache, not a prefill; %.0f%% of the short-context speed)%n",
-                r.decodeLong().context(), 100 * r.decodeLong().tokPerSec() / r.decode().tokPerSec()));
+        if (r.decode() != null) {
+            sb.append(String.format(Locale.ROOT, "  prefill pp%d      %.2f tok/s (%.2f s)%s%n", r.promptTokens(), r.prefillTokPerSec(), r.prefillSeconds(),
+                    vs.apply(r.prefillTokPerSec(), ll == null ? null : ll.pp512())));
+            appendDecode(sb, "decode tg" + r.decode().tokens() + "      ", r.decode(), ll == null ? null : ll.tg128(), vs);
+            appendDecode(sb, "decode @" + r.decodeLong().context() + "      ", r.decodeLong(), ll == null ? null : ll.tg128At4k(), vs);
+            sb.append(String.format(Locale.ROOT, "                    (the %d-token context is random latents written into the KV cache, not a prefill; %.0f%% of the short-context speed)%n",
+                    r.decodeLong().context(), 100 * r.decodeLong().tokPerSec() / r.decode().tokPerSec()));
+        }
         if (r.imageTokens() > 0) {
             sb.append(String.format(Locale.ROOT, "  MoonViT+projector %.2f s for one %dx%d image (%d tokens)%s%n", r.visionSeconds(), r.imageSide(), r.imageSide(),
                     r.imageTokens(), ll == null ? "" : String.format(Locale.ROOT, "   (llama.cpp %.0f s: %.2fx faster)", ll.vision896(), ll.vision896() / r.visionSeconds())));
@@ -261,8 +270,9 @@ public final class ModelBench {
             sb.append("  MoonViT+projector skipped\n");
         }
         sb.append(String.format(Locale.ROOT, "  peak RSS          %.2f GB%n", r.peakRssBytes() / 1e9));
+        if (r.decode() == null) return sb.toString();
         sb.append(String.format(Locale.ROOT, "  weights/token     %.3f GB read per decoded token (+%.1f MB KV cache per 1k of context)%n",
-                r.weightBytesPerToken() / 1e9, (r.decodeLong().bytesPerToken() - r.decode().bytesPerToken()) / (r.decodeLong().context()) * 1000 / 1e6));
+                r.weightBytesPerToken() / 1e9, (r.decodeLong().bytesPerToken() - r.decode().bytesPerToken()) / Math.max(1, r.decodeLong().context()) * 1000 / 1e6));
         if (!r.decode().phases().isEmpty()) {
             sb.append("  profile (s)       prefill ").append(fmt(r.prefillPhases())).append('\n');
             sb.append("                    decode ").append(fmt(r.decode().phases())).append('\n');
@@ -287,7 +297,7 @@ public final class ModelBench {
         ObjectMapper om = new ObjectMapper();
         ObjectNode n = om.valueToTree(r);
         Llama ll = Llama.of(r.type());
-        if (ll != null) {
+        if (ll != null && r.decode() != null) {
             ObjectNode l = n.putObject("llamaCpp");
             l.put("pp512", ll.pp512());
             l.put("tg128", ll.tg128());
@@ -297,7 +307,7 @@ public final class ModelBench {
             l.put("decodeRatio", r.decode().tokPerSec() / ll.tg128());
             l.put("decodeLongRatio", r.decodeLong().tokPerSec() / ll.tg128At4k());
         }
-        n.put("decodeLongOfShort", r.decodeLong().tokPerSec() / r.decode().tokPerSec());
+        if (r.decode() != null) n.put("decodeLongOfShort", r.decodeLong().tokPerSec() / r.decode().tokPerSec());
         try {
             return om.writeValueAsString(n);
         } catch (IOException e) {

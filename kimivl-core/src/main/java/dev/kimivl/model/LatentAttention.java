@@ -119,16 +119,16 @@ final class LatentAttention {
             int l0 = (jb + j) * W, l1 = l0 + W, l2 = l1 + W, l3 = l2 + W, l4 = l3 + W, l5 = l4 + W, l6 = l5 + W, l7 = l6 + W;
             int d = 0;
             for (; d < bound; d += L) {
-                FloatVector acc = FloatVector.fromArray(F, o, oo + d);
-                acc = FloatVector.fromArray(F, lat, l0 + d).fma(p0, acc);
-                acc = FloatVector.fromArray(F, lat, l1 + d).fma(p1, acc);
-                acc = FloatVector.fromArray(F, lat, l2 + d).fma(p2, acc);
-                acc = FloatVector.fromArray(F, lat, l3 + d).fma(p3, acc);
-                acc = FloatVector.fromArray(F, lat, l4 + d).fma(p4, acc);
-                acc = FloatVector.fromArray(F, lat, l5 + d).fma(p5, acc);
-                acc = FloatVector.fromArray(F, lat, l6 + d).fma(p6, acc);
-                acc = FloatVector.fromArray(F, lat, l7 + d).fma(p7, acc);
-                acc.intoArray(o, oo + d);
+                // two dependency chains of four FMAs (one chain of eight would wait on the FMA latency)
+                FloatVector a = FloatVector.fromArray(F, lat, l0 + d).fma(p0, FloatVector.fromArray(F, o, oo + d));
+                FloatVector b = FloatVector.fromArray(F, lat, l1 + d).mul(p1);
+                a = FloatVector.fromArray(F, lat, l2 + d).fma(p2, a);
+                b = FloatVector.fromArray(F, lat, l3 + d).fma(p3, b);
+                a = FloatVector.fromArray(F, lat, l4 + d).fma(p4, a);
+                b = FloatVector.fromArray(F, lat, l5 + d).fma(p5, b);
+                a = FloatVector.fromArray(F, lat, l6 + d).fma(p6, a);
+                b = FloatVector.fromArray(F, lat, l7 + d).fma(p7, b);
+                a.add(b).intoArray(o, oo + d);
             }
             for (; d < R; d++) {
                 float acc = o[oo + d];

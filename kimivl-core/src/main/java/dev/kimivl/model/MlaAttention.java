@@ -24,7 +24,13 @@ public final class MlaAttention {
     private final Matrix kvB;            // [H·(nope + v), kvLora]: per head nope rows then v rows
     private final Matrix oProj;          // [D, H·v]
     private final RotaryEmbedding rotary;
-    private final RowBlocks qFirst, kvABlocks;   // q_proj (or q_a_proj) and kv_a_proj in row blocks: one dispatch per token
+    private final RowBlocks qFirst, kvABlocks;
+    /**
+     * Optional per-head W_UKᵀ [kvLora, nope] and W_UV [v, kvLora] as stored (llama.cpp's attn_k_b / attn_v_b of a
+     * GGUF file, possibly quantized): decode then absorbs with two small matvecs per head over the stored bytes
+     * instead of reading kv_b (which the GGUF reader can only rebuild as F32). Null: kv_b rows are used.
+     */
+    private Matrix[] kB, vB;   // q_proj (or q_a_proj) and kv_a_proj in row blocks: one dispatch per token
     /** Above this many cached positions decode splits the positions (not the heads) across threads. */
     static int SPLIT_POSITIONS = Integer.getInteger("kimivl.mla.split", 512);
 
@@ -58,7 +64,25 @@ public final class MlaAttention {
 
     /** Bytes of weights one decoded token reads here. */
     long bytes() {
-        return (qProj != null ? qProj.bytes() : qA.bytes() + qB.bytes()) + kvA.bytes() + kvB.bytes() + oProj.bytes();
+        long kv = kvB.bytes();
+        if (kB != null) {
+            kv = 0;
+            for (int h = 0; h < heads; h++) kv += kB[h].bytes() + vB[h].bytes();
+        }
+        return (qProj != null ? qProj.bytes() : qA.bytes() + qB.bytes()) + kvA.bytes() + kv + oProj.bytes();
+    }
+
+    /** Uses per-head W_UKᵀ [kvLora, nope] and W_UV [v, kvLora] matrices for decode (see {@link #kB}). */
+    void useSplitKvB(Matrix[] kB, Matrix[] vB) {
+        if (kB.length != heads || vB.length != heads) throw new IllegalArgumentException("need " + heads + " per-head k_b/v_b matrices");
+        for (int h = 0; h < heads; h++) {
+            if (kB[h].rows() != kvLora || kB[h].cols() != nope || vB[h].rows() != vDim || vB[h].cols() != kvLora) {
+                throw new IllegalArgumentException("k_b/v_b head " + h + " is [" + kB[h].rows() + ", " + kB[h].cols() + "] / ["
+                        + vB[h].rows() + ", " + vB[h].cols() + "], expected [" + kvLora + ", " + nope + "] / [" + vDim + ", " + kvLora + "]");
+            }
+        }
+        this.kB = kB;
+        this.vB = vB;
     }
 
     /** q [T, H·qHead] for the normed inputs x [T, D]. */
@@ -185,6 +209,11 @@ public final class MlaAttention {
     /** qa[h·W ..] = [W_UK^hᵀ q_h^nope ; q_h^pe]. */
     private void absorb(float[] q, int h, float[] qa) {
         int W = kvLora + rope, base = h * (nope + vDim), qo = h * W;
+        if (kB != null) {
+            kB[h].matvec(q, h * qHead, qa, qo);
+            System.arraycopy(q, h * qHead + nope, qa, qo + kvLora, rope);
+            return;
+        }
         float[] row = new float[kvLora];
         for (int d = 0; d < nope; d++) {            // q̃ = Σ_d q_nope[d]·W_UK[d, :]
             kvB.row(base + d, row, 0);
@@ -195,6 +224,10 @@ public final class MlaAttention {
 
     /** o[h·vDim + d] = W_UV^h[d]·ō. */
     private void unabsorb(float[] obar, int h, float[] o) {
+        if (vB != null) {
+            vB[h].matvec(obar, 0, o, h * vDim);
+            return;
+        }
         int base = h * (nope + vDim) + nope;
         float[] row = new float[kvLora];
         for (int d = 0; d < vDim; d++) {

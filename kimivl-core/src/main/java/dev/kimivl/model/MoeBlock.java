@@ -4,9 +4,7 @@ import dev.kimivl.config.TextConfig;
 import dev.kimivl.tensor.Matrix;
 import dev.kimivl.tensor.VectorMath;
 
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.List;
 
 /**
  * DeepSeek MoE (spec §6.6): a float32 router (sigmoid or softmax scores), expert selection by topk_method
@@ -44,23 +42,34 @@ public final class MoeBlock {
         if (routing != null) System.arraycopy(chosen, 0, routing, 0, T);
         t0 = PhaseTimer.stop(PhaseTimer.Phase.ROUTER, t0);
 
-        // group tokens by expert so each expert runs one batched product
-        List<List<Integer>> tokensOf = new ArrayList<>(E);
-        for (int e = 0; e < E; e++) tokensOf.add(new ArrayList<>());
-        for (int t = 0; t < T; t++) for (int e : chosen[t].experts) tokensOf.get(e).add(t);
+        // group tokens by expert; the experts run in parallel, each one batched product on one thread (one dispatch
+        // for all of them instead of three per expert), largest first for balance
+        int[][] tokensOf = new int[E][];
+        int[] count = new int[E];
+        for (int t = 0; t < T; t++) for (int e : chosen[t].experts) count[e]++;
+        for (int e = 0; e < E; e++) tokensOf[e] = new int[count[e]];
+        int[] fill = new int[E];
+        for (int t = 0; t < T; t++) for (int e : chosen[t].experts) tokensOf[e][fill[e]++] = t;
+        Integer[] order = new Integer[E];
+        for (int e = 0; e < E; e++) order[e] = e;
+        java.util.Arrays.sort(order, (a, b) -> Integer.compare(count[b], count[a]));
+        int active = 0;
+        while (active < E && count[order[active]] > 0) active++;
 
         float[] y = shared != null ? shared.forward(x, T) : new float[T * D];
+        t0 = PhaseTimer.stop(PhaseTimer.Phase.SHARED_EXPERT, t0);
+        float[][] ye = new float[E][];
+        RowBlocks.run(active, i -> {
+            int e = order[i], n = count[e];
+            float[] xe = new float[n * D];
+            for (int j = 0; j < n; j++) System.arraycopy(x, tokensOf[e][j] * D, xe, j * D, D);
+            ye[e] = experts[e].forward(xe, n);
+        });
         float[] routed = new float[T * D];
         for (int e = 0; e < E; e++) {
-            List<Integer> toks = tokensOf.get(e);
-            if (toks.isEmpty()) continue;
-            int n = toks.size();
-            float[] xe = new float[n * D];
-            for (int i = 0; i < n; i++) System.arraycopy(x, toks.get(i) * D, xe, i * D, D);
-            float[] ye = experts[e].forward(xe, n);
-            for (int i = 0; i < n; i++) {
-                int t = toks.get(i);
-                VectorMath.axpy(weightOf(chosen[t], e), ye, i * D, routed, t * D, D);
+            for (int j = 0; j < count[e]; j++) {
+                int t = tokensOf[e][j];
+                VectorMath.axpy(weightOf(chosen[t], e), ye[e], j * D, routed, t * D, D);
             }
         }
         VectorMath.add(y, routed);

@@ -9,7 +9,7 @@ import java.util.Map;
  * Single-threaded use only (the phases are timed on the thread that runs the forward pass).
  */
 public final class PhaseTimer {
-    public enum Phase { NORM, QKV, ATTENTION, O_PROJ, ROUTER, FFN_UP, FFN_DOWN, DENSE_FFN, LM_HEAD, OTHER }
+    public enum Phase { NORM, QKV, ATTENTION, O_PROJ, ROUTER, SHARED_EXPERT, FFN_UP, FFN_DOWN, DENSE_FFN, LM_HEAD, OTHER }
 
     private static volatile boolean enabled;
     private static final long[] NANOS = new long[Phase.values().length];
