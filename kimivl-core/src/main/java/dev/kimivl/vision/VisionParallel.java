@@ -14,14 +14,15 @@ final class VisionParallel {
 
     /** Per-thread scratch, reused across calls on the same thread. */
     static final class Scratch {
-        final float[] packA = new float[PackedLinear.MC * PackedLinear.KC];
+        final float[] packA = new float[PackedLinear.MC * 2 * PackedLinear.KC];
         final float[] tile = new float[PackedLinear.MR * PackedLinear.NR];
         final float[] biasTile = new float[PackedLinear.NR];
-        float[] f0 = new float[0], f1 = new float[0], f2 = new float[0];
+        float[] f0 = new float[0], f1 = new float[0], f2 = new float[0], f3 = new float[0];
 
         float[] f0(int n) { if (f0.length < n) f0 = new float[n]; return f0; }
         float[] f1(int n) { if (f1.length < n) f1 = new float[n]; return f1; }
         float[] f2(int n) { if (f2.length < n) f2 = new float[n]; return f2; }
+        float[] f3(int n) { if (f3.length < n) f3 = new float[n]; return f3; }
     }
 
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);

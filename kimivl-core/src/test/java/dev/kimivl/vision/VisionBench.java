@@ -66,7 +66,9 @@ public final class VisionBench {
                 + 2.0 * M * ((long) 4 * dim * 4 * dim + 4L * dim * textHidden);
 
         // warm-up on a small image so the JIT has compiled the kernels
+        long w0 = System.nanoTime();
         enc.encode(List.of(LoadedImage.ofRgb("warm", 112, 112, new int[112 * 112])));
+        System.out.printf("warm-up encode (packs the weights to f32 panels on first use): %.1f s%n", (System.nanoTime() - w0) / 1e9);
         for (int r = 0; r < runs; r++) {
             VisionTimer.reset();
             long cpu0 = processCpuNanos();
