@@ -23,7 +23,6 @@ final class VisionAttention {
 
     private VisionAttention() {}
 
-    static int STAGES = 7; // TEMP experiment: 1 = scores, 2 = softmax, 4 = P·V
 
     /**
      * @param qkv    [L, 3·D]: q | k | v, each head-major (head h = columns h·d .. h·d+d−1); RoPE already applied
@@ -72,10 +71,8 @@ final class VisionAttention {
             float[] mx = scratch.f3(NR);
             java.util.Arrays.fill(mx, 0, NR, Float.NEGATIVE_INFINITY);
             int full = n / MR;
-            if ((STAGES & 1) != 0) {
-                for (int p = 0; p < full; p++) scores(kp, kb + p * d * MR, qp, d, st, p * MR * NR, mx);
-                if (full < keyPanels) PackedLinear.kernel(kp, kb + full * d * MR, qp, 0, d, st, full * MR * NR, NR, false);
-            }
+            for (int p = 0; p < full; p++) scores(kp, kb + p * d * MR, qp, d, st, p * MR * NR, mx);
+            if (full < keyPanels) PackedLinear.kernel(kp, kb + full * d * MR, qp, 0, d, st, full * MR * NR, NR, false);
             FloatVector m0 = FloatVector.fromArray(F, mx, 0), m1 = FloatVector.fromArray(F, mx, 8);
             for (int j = full * MR; j < n; j++) {
                 FloatVector s0 = FloatVector.fromArray(F, st, j * NR), s1 = FloatVector.fromArray(F, st, j * NR + 8);
@@ -86,7 +83,7 @@ final class VisionAttention {
             // exp(s − max) over −87 ≤ s − max ≤ 0 without clamps: raise the floor of s − max to −87
             FloatVector f0 = m0.sub(87f), f1 = m1.sub(87f);
             FloatVector z0 = FloatVector.zero(F), z1 = z0;
-            if ((STAGES & 2) != 0) for (int j = 0; j < n; j++) {
+            for (int j = 0; j < n; j++) {
                 FloatVector s0 = FloatVector.fromArray(F, st, j * NR), s1 = FloatVector.fromArray(F, st, j * NR + 8);
                 s0 = s0.blend(f0, s0.compare(VectorOperators.LT, f0));
                 s1 = s1.blend(f1, s1.compare(VectorOperators.LT, f1));
@@ -98,7 +95,7 @@ final class VisionAttention {
             }
             // Oᵀ [d/6·6][16] = Vᵀ·P
             int vb = h * vSize;
-            if ((STAGES & 4) != 0) for (int p = 0; p < dimPanels; p++) {
+            for (int p = 0; p < dimPanels; p++) {
                 PackedLinear.kernel(vp, vb + p * n * MR, st, 0, n, o, p * MR * NR, NR, false);
             }
             int so = dimPanels * MR * NR;

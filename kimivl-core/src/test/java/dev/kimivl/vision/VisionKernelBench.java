@@ -115,19 +115,6 @@ public final class VisionKernelBench {
         double aflop = 4.0 * at * at * dim;
         VisionAttention.blockDiagonal(qkv, dim, heads, new int[]{0}, new int[]{256}, o1);
         VisionKernels.blockDiagonalAttention(qkv, dim, heads, new int[]{0}, new int[]{256}, o0);
-        if (Boolean.getBoolean("stages")) {
-            for (int r = 0; r < reps; r++) {
-                for (int st : new int[]{7, 1, 2, 4, 0}) {
-                    VisionAttention.STAGES = st;
-                    long c0 = VisionBench.processCpuNanos();
-                    VisionAttention.blockDiagonal(qkv, dim, heads, starts, counts, o1);
-                    double cpu = (VisionBench.processCpuNanos() - c0) / 1e9;
-                    System.out.printf("attention stages %d: %.3f CPU-s%n", st, cpu);
-                }
-            }
-            VisionAttention.STAGES = 7;
-            return;
-        }
         for (int r = 0; r < reps; r++) {
             long t0 = System.nanoTime();
             VisionAttention.blockDiagonal(qkv, dim, heads, starts, counts, o1);
