@@ -68,8 +68,10 @@ final class LatentAttention {
                 }
                 st.m[i] = mNew;
                 st.l[i] += exp(s, so, n, mNew);
-                values(s, so, n, lat, W, jb, st.o, i * R, R);
             }
+            int i = 0;
+            if (R % (2 * L) == 0) for (; i + 4 <= st.heads; i += 4) values4(s, i, n, lat, W, jb, st.o, R);
+            for (; i < st.heads; i++) values(s, i * JB, n, lat, W, jb, st.o, i * R, R);
         }
     }
 
@@ -104,6 +106,37 @@ final class LatentAttention {
             int so = sBase + j;
             s[so] = t0 * scale; s[so + JB] = t1 * scale; s[so + 2 * JB] = t2 * scale; s[so + 3 * JB] = t3 * scale;
             s[so + 4 * JB] = t4 * scale; s[so + 5 * JB] = t5 * scale; s[so + 6 * JB] = t6 * scale; s[so + 7 * JB] = t7 * scale;
+        }
+    }
+
+    /**
+     * Heads i0..i0+3 at once: o_h[0..R) += Σ_j s[h·JB + j]·lat_{jb+j}[0..R). Register-blocked 4 heads × 2 vectors:
+     * per position two latent loads and four broadcasts feed eight FMAs (R a multiple of two vectors).
+     */
+    private static void values4(float[] s, int i0, int n, float[] lat, int W, int jb, float[] o, int R) {
+        int s0 = i0 * JB, s1 = s0 + JB, s2 = s1 + JB, s3 = s2 + JB;
+        int o0 = i0 * R, o1 = o0 + R, o2 = o1 + R, o3 = o2 + R;
+        for (int d = 0; d < R; d += 2 * L) {
+            FloatVector a0 = FloatVector.fromArray(F, o, o0 + d), b0 = FloatVector.fromArray(F, o, o0 + d + L);
+            FloatVector a1 = FloatVector.fromArray(F, o, o1 + d), b1 = FloatVector.fromArray(F, o, o1 + d + L);
+            FloatVector a2 = FloatVector.fromArray(F, o, o2 + d), b2 = FloatVector.fromArray(F, o, o2 + d + L);
+            FloatVector a3 = FloatVector.fromArray(F, o, o3 + d), b3 = FloatVector.fromArray(F, o, o3 + d + L);
+            for (int j = 0; j < n; j++) {
+                int lo = (jb + j) * W + d;
+                FloatVector u = FloatVector.fromArray(F, lat, lo), v = FloatVector.fromArray(F, lat, lo + L);
+                FloatVector p = FloatVector.broadcast(F, s[s0 + j]);
+                a0 = u.fma(p, a0); b0 = v.fma(p, b0);
+                p = FloatVector.broadcast(F, s[s1 + j]);
+                a1 = u.fma(p, a1); b1 = v.fma(p, b1);
+                p = FloatVector.broadcast(F, s[s2 + j]);
+                a2 = u.fma(p, a2); b2 = v.fma(p, b2);
+                p = FloatVector.broadcast(F, s[s3 + j]);
+                a3 = u.fma(p, a3); b3 = v.fma(p, b3);
+            }
+            a0.intoArray(o, o0 + d); b0.intoArray(o, o0 + d + L);
+            a1.intoArray(o, o1 + d); b1.intoArray(o, o1 + d + L);
+            a2.intoArray(o, o2 + d); b2.intoArray(o, o2 + d + L);
+            a3.intoArray(o, o3 + d); b3.intoArray(o, o3 + d + L);
         }
     }
 
