@@ -54,7 +54,7 @@ public final class ModelBench {
                          Map<String, Double> prefillPhases,
                          Decode decode, Decode decodeLong, boolean longContextRandomFill,
                          int imageSide, int imageTokens, double visionSeconds,
-                         long peakRssBytes, double weightBytesPerToken, double bandwidthGBs, String jvm, boolean intMatvec) {}
+                         long peakRssBytes, long rssFileBytes, long rssAnonBytes, double weightBytesPerToken, double bandwidthGBs, String jvm, boolean intMatvec) {}
 
     private ModelBench() {}
 
@@ -157,7 +157,7 @@ public final class ModelBench {
         for (Path p : files) fileBytes += Files.size(p);
         Result r = new Result(o.type().name().toLowerCase(Locale.ROOT), Parallel.THREADS, String.join(" + ", java.util.Arrays.stream(files).map(Path::toString).toList()), fileBytes / 1e9, genSec,
                 loadSec, pageInSec, P, prefillSec, P / prefillSec, prefillPhases, dec, decLong, true,
-                o.imageSide(), imageTokens, visionSec, rss, weightBytes, o.bandwidthGBs(), Runtime.version().toString(),
+                o.imageSide(), imageTokens, visionSec, rss, procStatus("RssFile:"), procStatus("RssAnon:"), weightBytes, o.bandwidthGBs(), Runtime.version().toString(),
                 Boolean.getBoolean("kimivl.intMatvec"));
         ck.close();
         return r;
@@ -221,10 +221,13 @@ public final class ModelBench {
     }
 
     /** Peak resident set size (VmHWM) of this process in bytes, or -1 where /proc is unavailable. */
-    public static long peakRss() {
+    public static long peakRss() { return procStatus("VmHWM:"); }
+
+    /** A size field of /proc/self/status (VmHWM:, RssAnon:, RssFile:) in bytes, or -1. */
+    static long procStatus(String key) {
         try {
             for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-                if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+                if (line.startsWith(key)) return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
             }
         } catch (IOException | RuntimeException e) {
             return -1;
@@ -269,7 +272,8 @@ public final class ModelBench {
         } else {
             sb.append("  MoonViT+projector skipped\n");
         }
-        sb.append(String.format(Locale.ROOT, "  peak RSS          %.2f GB%n", r.peakRssBytes() / 1e9));
+        sb.append(String.format(Locale.ROOT, "  peak RSS          %.2f GB (at the end: %.2f GB mapped file pages + %.2f GB anonymous: Java heap, KV caches, rebuilt/packed weights)%n",
+                r.peakRssBytes() / 1e9, r.rssFileBytes() / 1e9, r.rssAnonBytes() / 1e9));
         if (r.decode() == null) return sb.toString();
         sb.append(String.format(Locale.ROOT, "  weights/token     %.3f GB read per decoded token (+%.1f MB KV cache per 1k of context)%n",
                 r.weightBytesPerToken() / 1e9, (r.decodeLong().bytesPerToken() - r.decode().bytesPerToken()) / Math.max(1, r.decodeLong().context()) * 1000 / 1e6));
