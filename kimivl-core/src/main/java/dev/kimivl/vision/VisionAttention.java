@@ -21,6 +21,12 @@ import static dev.kimivl.vision.PackedLinear.NR;
 final class VisionAttention {
     private static final VectorSpecies<Float> F = VisionKernels.F;
 
+    /**
+     * Keys per chunk of the exp + P·V pass: P's chunk [256][16] (16 KB) and V's [256][6] stay in L1 for the 12 head-dim
+     * panels (A/B runs against one unchunked pass were within the noise of the shared machine; kept for locality).
+     */
+    static final int PV_CHUNK = Integer.getInteger("kimivl.vit.pvChunk", 256);
+
     private VisionAttention() {}
 
 
@@ -79,24 +85,27 @@ final class VisionAttention {
                 m0 = m0.blend(s0, m0.compare(VectorOperators.LT, s0));
                 m1 = m1.blend(s1, m1.compare(VectorOperators.LT, s1));
             }
-            // softmax numerators along the keys, per query lane
+            // softmax numerators along the keys, per query lane, and Oᵀ [d/6·6][16] = Vᵀ·P, in chunks of keys so each
+            // chunk of P is multiplied while it is still in L1
             // exp(s − max) over −87 ≤ s − max ≤ 0 without clamps: raise the floor of s − max to −87
             FloatVector f0 = m0.sub(87f), f1 = m1.sub(87f);
             FloatVector z0 = FloatVector.zero(F), z1 = z0;
-            for (int j = 0; j < n; j++) {
-                FloatVector s0 = FloatVector.fromArray(F, st, j * NR), s1 = FloatVector.fromArray(F, st, j * NR + 8);
-                s0 = s0.blend(f0, s0.compare(VectorOperators.LT, f0));
-                s1 = s1.blend(f1, s1.compare(VectorOperators.LT, f1));
-                FloatVector e0 = VisionKernels.expNoClamp(s0.sub(m0)), e1 = VisionKernels.expNoClamp(s1.sub(m1));
-                e0.intoArray(st, j * NR);
-                e1.intoArray(st, j * NR + 8);
-                z0 = z0.add(e0);
-                z1 = z1.add(e1);
-            }
-            // Oᵀ [d/6·6][16] = Vᵀ·P
             int vb = h * vSize;
-            for (int p = 0; p < dimPanels; p++) {
-                PackedLinear.kernel(vp, vb + p * n * MR, st, 0, n, o, p * MR * NR, NR, false);
+            for (int j0 = 0; j0 < n; j0 += PV_CHUNK) {
+                int j1 = Math.min(n, j0 + PV_CHUNK);
+                for (int j = j0; j < j1; j++) {
+                    FloatVector s0 = FloatVector.fromArray(F, st, j * NR), s1 = FloatVector.fromArray(F, st, j * NR + 8);
+                    s0 = s0.blend(f0, s0.compare(VectorOperators.LT, f0));
+                    s1 = s1.blend(f1, s1.compare(VectorOperators.LT, f1));
+                    FloatVector e0 = VisionKernels.expNoClamp(s0.sub(m0)), e1 = VisionKernels.expNoClamp(s1.sub(m1));
+                    e0.intoArray(st, j * NR);
+                    e1.intoArray(st, j * NR + 8);
+                    z0 = z0.add(e0);
+                    z1 = z1.add(e1);
+                }
+                for (int p = 0; p < dimPanels; p++) {
+                    PackedLinear.kernel(vp, vb + p * n * MR + j0 * MR, st, j0 * NR, j1 - j0, o, p * MR * NR, NR, j0 > 0);
+                }
             }
             int so = dimPanels * MR * NR;
             FloatVector.broadcast(F, 1f).div(z0).intoArray(o, so);
