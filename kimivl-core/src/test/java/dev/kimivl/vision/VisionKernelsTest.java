@@ -59,8 +59,9 @@ class VisionKernelsTest {
     void gemmAttentionMatchesPerQueryAttention() {
         SplittableRandom r = new SplittableRandom(5);
         int dim = 40, heads = 2;                          // head dim 20: not a multiple of 6
-        int[] starts = {0, 37}, counts = {37, 21};        // two images, neither a multiple of 16 or 6
-        int L = 58;
+        // three images, none a multiple of 16 or 6; the last spans two key chunks of the exp + P·V pass
+        int[] starts = {0, 37, 58}, counts = {37, 21, VisionAttention.PV_CHUNK + 43};
+        int L = 58 + counts[2];
         float[] qkv = random(r, L * 3 * dim, 4f);
         float[] want = new float[L * dim], got = new float[L * dim];
         VisionKernels.blockDiagonalAttention(qkv, dim, heads, starts, counts, want);
