@@ -12,6 +12,10 @@ import java.util.Map;
  * MoonViT (spec §4): patch embedding + bicubic-resized learnable position table, 2-D RoPE, pre-norm encoder
  * blocks over all images packed into one sequence with block-diagonal attention, final LayerNorm.
  * Notation: L = total patches of all images, D = hidden size, d = head dim.
+ *
+ * <p>Linear layers are {@link PackedLinear} (float32 weight panels made on first use, 6×16 AVX2 micro-kernel, bias,
+ * GELU and residual adds fused into the store), attention is {@link VisionAttention} (per-head GEMMs on the same
+ * kernel). {@link VisionTimer} accumulates the time of each phase.
  */
 public final class MoonViT {
     private static final String P = "vision_tower.";
@@ -124,7 +128,7 @@ public final class MoonViT {
         for (int c : counts) attnFlop += 4.0 * c * c * dim;
         for (int b = 0; b < blocks.length; b++) {
             Block blk = blocks[b];
-            VisionKernels.layerNormFast(x, blk.norm0G, blk.norm0B, eps, y, L);
+            VisionKernels.layerNorm(x, blk.norm0G, blk.norm0B, eps, y, L);
             tt = VisionTimer.lap(VisionTimer.Phase.LAYERNORM, tt);
             blk.wqkv.forward(y, L, qkv, PackedLinear.Act.NONE);                 // qkv = y·Wqkvᵀ + bqkv
             tt = VisionTimer.lap(VisionTimer.Phase.QKV, tt, 2.0 * L * dim * 3 * dim);
@@ -134,7 +138,7 @@ public final class MoonViT {
             tt = VisionTimer.lap(VisionTimer.Phase.ATTENTION, tt, attnFlop);
             blk.wo.forwardAdd(att, L, x);                                       // x += att·Woᵀ + bo
             tt = VisionTimer.lap(VisionTimer.Phase.WO, tt, 2.0 * L * dim * dim);
-            VisionKernels.layerNormFast(x, blk.norm1G, blk.norm1B, eps, y, L);
+            VisionKernels.layerNorm(x, blk.norm1G, blk.norm1B, eps, y, L);
             tt = VisionTimer.lap(VisionTimer.Phase.LAYERNORM, tt);
             blk.fc0.forward(y, L, h, PackedLinear.Act.GELU_TANH);                // h = gelu_tanh(y·W0ᵀ + b0)
             tt = VisionTimer.lap(VisionTimer.Phase.FC0_GELU, tt, 2.0 * L * dim * inter);
@@ -142,7 +146,7 @@ public final class MoonViT {
             tt = VisionTimer.lap(VisionTimer.Phase.FC1, tt, 2.0 * L * dim * inter);
             if (stages != null) stages.put("vision.block" + b, x.clone());
         }
-        VisionKernels.layerNormFast(x, finalG, finalB, eps, y, L);
+        VisionKernels.layerNorm(x, finalG, finalB, eps, y, L);
         VisionTimer.lap(VisionTimer.Phase.LAYERNORM, tt);
         return y;
     }

@@ -29,7 +29,7 @@ public final class Projector {
     public float[] forward(float[] merged, int m) {
         int in = slots * dim;
         float[] x = new float[m * in];                                   // [M·slots, D] = [M, 4D]
-        VisionKernels.layerNormFast(merged, normG, normB, 1e-5f, x, m * slots);
+        VisionKernels.layerNorm(merged, normG, normB, 1e-5f, x, m * slots);
         float[] h = new float[m * in];                                   // [M, 4D]
         w1.forward(x, m, h, PackedLinear.Act.GELU_ERF);                  // h = gelu_erf(x·W1ᵀ + b1)
         float[] out = new float[m * textHidden];                         // [M, Dt]

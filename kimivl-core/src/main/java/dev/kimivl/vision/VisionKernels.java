@@ -1,15 +1,15 @@
 package dev.kimivl.vision;
 
 import dev.kimivl.tensor.Parallel;
-import dev.kimivl.tensor.VectorMath;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Kernels the vision encoder needs beyond {@code dev.kimivl.tensor}: row-parallel bias/LayerNorm/GELU and
- * the packed block-diagonal attention. Activations are row-major float32 [n, width].
+ * Element-wise kernels of the vision encoder on 256-bit float lanes: LayerNorm rows, GELU (tanh and erf) and the
+ * exp they and the attention softmax use; plus the first per-query attention, kept as the reference implementation.
+ * The matrix products are in {@link PackedLinear} and {@link VisionAttention}. Activations are row-major float32.
  */
 final class VisionKernels {
     /** 256-bit vectors: AVX2's width (512-bit species are not intrinsified on the AVX2 machines), and the packed GEMM's. */
@@ -20,14 +20,6 @@ final class VisionKernels {
 
     private VisionKernels() {}
 
-    /** x[t, :] += b for t in [0, n). */
-    static void addBias(float[] x, float[] b, int n) {
-        int w = b.length;
-        Parallel.forRange(n, 16, (from, to) -> {
-            for (int t = from; t < to; t++) addInto(x, t * w, b, 0, w);
-        });
-    }
-
     /** y[yo + i] += x[xo + i]. */
     static void addInto(float[] y, int yo, float[] x, int xo, int n) {
         int i = 0;
@@ -35,37 +27,6 @@ final class VisionKernels {
             FloatVector.fromArray(F, y, yo + i).add(FloatVector.fromArray(F, x, xo + i)).intoArray(y, yo + i);
         }
         for (; i < n; i++) y[yo + i] += x[xo + i];
-    }
-
-    /** out[t] = LayerNorm(x[t]) over rows of width gamma.length, rows in parallel. */
-    static void layerNorm(float[] x, float[] gamma, float[] beta, float eps, float[] out, int n) {
-        int w = gamma.length;
-        Parallel.forRange(n, 16, (from, to) -> {
-            for (int t = from; t < to; t++) VectorMath.layerNorm(x, t * w, gamma, beta, eps, out, t * w, w);
-        });
-    }
-
-    /** In place: x = bias + x, then GELU with the tanh approximation (PyTorch gelu(approximate='tanh'), float32). */
-    static void biasGeluTanh(float[] x, float[] b, int n) {
-        int w = b.length;
-        final float k0 = (float) Math.sqrt(2.0 / Math.PI), k1 = 0.044715f;
-        Parallel.forRange(n, 8, (from, to) -> {
-            for (int t = from; t < to; t++) {
-                int o = t * w, i = 0;
-                for (int bound = F.loopBound(w); i < bound; i += VL) {
-                    FloatVector v = FloatVector.fromArray(F, x, o + i).add(FloatVector.fromArray(F, b, i));
-                    FloatVector inner = v.mul(v).mul(v).mul(k1).add(v).mul(k0);
-                    // 0.5·v·(1 + tanh(u)) = v·(1 − 1/(e^{2u} + 1))
-                    FloatVector e = exp(inner.mul(2f));
-                    v.sub(v.div(e.add(1f))).intoArray(x, o + i);
-                }
-                for (; i < w; i++) {
-                    float v = x[o + i] + b[i];
-                    float inner = k0 * (v + k1 * v * v * v);
-                    x[o + i] = 0.5f * v * (1f + (float) Math.tanh(inner));
-                }
-            }
-        });
     }
 
     /** GELU with the tanh approximation on float lanes: 0.5·v·(1 + tanh(u)) = v − v/(e^{2u} + 1). */
@@ -81,7 +42,7 @@ final class VisionKernels {
     }
 
     /** out[t] = LayerNorm(x[t]) over rows of width gamma.length (two-pass mean / biased variance, float lanes). */
-    static void layerNormFast(float[] x, float[] gamma, float[] beta, float eps, float[] out, int n) {
+    static void layerNorm(float[] x, float[] gamma, float[] beta, float eps, float[] out, int n) {
         int w = gamma.length;
         VisionParallel.forTasks((n + 63) / 64, (task, scratch) -> {
             for (int t = task * 64, end = Math.min(n, t + 64); t < end; t++) layerNormRow(x, t * w, gamma, beta, eps, out, t * w, w);
@@ -151,23 +112,9 @@ final class VisionKernels {
     }
 
     /**
-     * In place: x = GELU_erf(x + bias), the exact GELU of the projector. erf is PyTorch's own vectorised CPU
-     * erf (Abramowitz–Stegun 7.1.26, |error| ≤ 1.5e-7), which is what the reference runs on x86.
+     * erf on float lanes: PyTorch's own vectorised CPU erf (Abramowitz–Stegun 7.1.26, |error| ≤ 1.5e-7), which is
+     * what the reference runs on x86 for the projector's exact GELU.
      */
-    static void biasGeluErf(float[] x, float[] b, int n) {
-        int w = b.length;
-        Parallel.forRange(n, 4, (from, to) -> {
-            for (int t = from; t < to; t++) {
-                int o = t * w, i = 0;
-                for (int bound = F.loopBound(w); i < bound; i += VL) {
-                    FloatVector v = FloatVector.fromArray(F, x, o + i).add(FloatVector.fromArray(F, b, i));
-                    v.mul(0.5f).mul(erf(v.mul((float) (1 / Math.sqrt(2)))).add(1f)).intoArray(x, o + i);
-                }
-                for (; i < w; i++) x[o + i] = VectorMath.geluErf(x[o + i] + b[i]);
-            }
-        });
-    }
-
     static FloatVector erf(FloatVector x) {
         FloatVector ax = x.abs();
         FloatVector t = ax.mul(0.3275911f).add(1f);
@@ -182,7 +129,9 @@ final class VisionKernels {
     }
 
     /**
-     * Multi-head attention restricted to each image (block-diagonal, non-causal).
+     * Multi-head attention restricted to each image (block-diagonal, non-causal), one query block at a time: the
+     * first, straightforward implementation, kept as the reference for {@link VisionAttention} in tests and as the
+     * baseline of VisionKernelBench.
      *
      * @param qkv     [L, 3·D]: q | k | v, each head-major (head h = columns h·d .. h·d+d−1); RoPE already applied
      * @param starts  first token of each image; counts[m] tokens each
