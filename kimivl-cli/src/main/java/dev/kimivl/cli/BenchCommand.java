@@ -58,8 +58,8 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--generate-only", description = "Only make sure the random model exists in the cache.")
     boolean generateOnly;
 
-    @Option(names = "--int-matvec", description = "Use the integer Q8_0/Q4_0 matvec kernels (activations rounded to int8 blocks, as llama.cpp does) for decode.")
-    boolean intMatvec;
+    @Option(names = "--exact-matvec", description = "Use the exact float-activation Q8_0/Q4_0 matvec kernels instead of the integer ones (the CLI's default rounds activations to int8 blocks, as llama.cpp does).")
+    boolean exactMatvec;
 
     @Option(names = "--format", defaultValue = "gguf", description = "Cache format: gguf (llama.cpp layout, loaded through the GGUF reader as users run it; default) or kvlb (kimivl's flat benchmark file).")
     String format;
@@ -70,7 +70,7 @@ public final class BenchCommand implements Callable<Integer> {
             if (threads < 1) throw new IllegalArgumentException("--threads must be at least 1");
             System.setProperty("kimivl.threads", String.valueOf(threads));   // read when the thread pool is first used
         }
-        if (intMatvec) System.setProperty("kimivl.intMatvec", "true");           // read when QuantMatrix is first used
+        if (exactMatvec) System.setProperty("kimivl.intMatvec", "false");       // read when QuantMatrix is first used
         DType t = RandomCheckpoint.parseType(type);
         Path dir = cache != null ? cache : defaultCache();
         boolean gguf = switch (format) {

@@ -52,21 +52,7 @@ public final class RandomGguf {
         long need = RandomCheckpoint.fileSize(configJson, type);
         long free = Files.getFileStore(dir).getUsableSpace();
         if (free < need) throw new IOException(dir + ": writing the random " + type + " model needs about " + gb(need) + " GB of disk, " + gb(free) + " GB free");
-        // GgufWriter maps its output in a confined arena while Converter quantizes rows on the pool's threads, which
-        // the arena refuses (WrongThreadException) as soon as a tensor spans several chunks. Running the conversion
-        // as a task of the pool makes every nested Parallel call inline, on the arena's owning thread.
-        Throwable[] failure = new Throwable[1];
-        dev.kimivl.tensor.Parallel.forRange(2, 1, (a, b) -> {
-            if (a != 0) return;
-            try {
-                write(f, cfg, type, seed, need, log);
-            } catch (Throwable t) {
-                failure[0] = t;
-            }
-        });
-        if (failure[0] instanceof IOException e) throw e;
-        if (failure[0] instanceof RuntimeException e) throw e;
-        if (failure[0] instanceof Error e) throw e;
+        write(f, cfg, type, seed, need, log);
         return f;
     }
 

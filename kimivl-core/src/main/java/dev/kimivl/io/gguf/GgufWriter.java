@@ -159,7 +159,7 @@ public final class GgufWriter {
         try {
             try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
                     StandardOpenOption.READ, StandardOpenOption.WRITE);
-                 Arena arena = Arena.ofConfined()) {
+                 Arena arena = Arena.ofShared()) {   // shared: converters fill tensors from the pool's threads
                 MemorySegment file = ch.map(FileChannel.MapMode.READ_WRITE, 0, total, arena);
                 file.asSlice(0, header).copyFrom(MemorySegment.ofArray(h.array()));
                 long done = 0;
