@@ -22,10 +22,20 @@ public final class Gemm {
 
     private Gemm() {}
 
+    /** Inputs from which {@link PackedGemm} (decoded weight blocks × packed inputs, 6×16 micro-kernel) is used. */
+    static final int PACKED_MIN_N = Integer.getInteger("kimivl.gemmPackedMinN", 9);
+
     public static void matmul(Matrix m, float[] x, float[] y, int n) {
         final int rows = m.rows(), cols = m.cols();
         if ((long) n * cols > x.length) throw new IllegalArgumentException("x has " + x.length + " floats, needs " + (long) n * cols);
         if ((long) n * rows > y.length) throw new IllegalArgumentException("y has " + y.length + " floats, needs " + (long) n * rows);
+        if (n >= PACKED_MIN_N && PackedGemm.supported()) { PackedGemm.matmul(m, x, y, n); return; }
+        matmulRows(m, x, y, n);
+    }
+
+    /** The row-decoding path (4 decoded rows × 2 or 4 inputs register-blocked), for small n. */
+    static void matmulRows(Matrix m, float[] x, float[] y, int n) {
+        final int rows = m.rows(), cols = m.cols();
         final int tile = Math.max(RG, Math.min(n, TILE_BYTES / (4 * Math.max(1, cols)) / RG * RG));
         int groups = (rows + RG - 1) / RG;
         Parallel.forRange(groups, 4, (g0, g1) -> {

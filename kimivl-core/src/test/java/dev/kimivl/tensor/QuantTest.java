@@ -138,7 +138,9 @@ class QuantTest {
             for (int c = 0; c < cols; c++) mag += Math.abs(dense[r * cols + c] * x[3 + c]);
             assertEquals(ref, y[5 + r], 1e-5 * mag + 1e-6, m.dtype() + " matvec row " + r + " of [" + rows + ", " + cols + "]");
         }
-        for (int n : new int[]{2, 5, 17}) {
+        // n ≥ Gemm.PACKED_MIN_N takes PackedGemm: 9 (one 16-panel, 7 zero inputs), 17 and 33 (a last panel of 1
+        // input: the 8-wide kernel), 40 (a last panel of exactly 8), 48 (whole panels)
+        for (int n : new int[]{2, 5, 8, 9, 17, 33, 40, 48}) {
             float[] xs = random(rnd, n * cols, 1f);
             float[] ys = new float[n * rows];
             m.matmul(xs, ys, n);
