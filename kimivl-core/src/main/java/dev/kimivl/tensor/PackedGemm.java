@@ -51,23 +51,33 @@ final class PackedGemm {
         final float[] xp = scratch(0, Math.multiplyExact(groups * NR, cols));
         packX(x, n, cols, groups, xp);
         int blocks = (rows + MC - 1) / MC;
+        // QuantMatrix / SegmentMatrix decode each k-block straight into the [MC][KC] block; other kinds decode whole
+        // rows into a scratch first
+        final boolean ranged = (m instanceof QuantMatrix q && KC % q.dtype().blockSize == 0) || m instanceof SegmentMatrix;
         Parallel.forRange(blocks, 1, (b0, b1) -> {
-            float[] w = scratch(1, MC * cols);
+            float[] w = ranged ? null : scratch(1, MC * cols);
             float[] a = scratch(2, MC * KC);
             float[] c = scratch(3, groups * NR * MC);
-            for (int b = b0; b < b1; b++) block(m, rows, cols, b * MC, x, xp, n, groups, y, w, a, c);
+            for (int b = b0; b < b1; b++) block(m, ranged, rows, cols, b * MC, xp, n, groups, y, w, a, c);
         });
     }
 
-    private static void block(Matrix m, int rows, int cols, int r0, float[] x, float[] xp, int n, int groups,
+    private static void block(Matrix m, boolean ranged, int rows, int cols, int r0, float[] xp, int n, int groups,
                               float[] y, float[] w, float[] a, float[] c) {
         int nr = Math.min(MC, rows - r0);
         int mg = (nr + MR - 1) / MR;
-        for (int i = 0; i < nr; i++) m.row(r0 + i, w, i * cols);
-        if (nr < mg * MR) Arrays.fill(w, nr * cols, mg * MR * cols, 0f);
+        if (!ranged) for (int i = 0; i < nr; i++) m.row(r0 + i, w, i * cols);
         for (int pc = 0; pc < cols; pc += KC) {
             int kc = Math.min(KC, cols - pc);
-            for (int i = 0; i < mg * MR; i++) System.arraycopy(w, i * cols + pc, a, i * KC, kc);
+            if (m instanceof QuantMatrix q && ranged) {
+                for (int i = 0; i < nr; i++) q.rowRange(r0 + i, pc, kc, a, i * KC);
+            } else if (m instanceof SegmentMatrix sm) {
+                for (int i = 0; i < nr; i++) sm.rowRange(r0 + i, pc, kc, a, i * KC);
+            } else {
+                for (int i = 0; i < nr; i++) System.arraycopy(w, i * cols + pc, a, i * KC, kc);
+            }
+            // rows past the matrix's end in the last 6-row group multiply as zeros
+            for (int i = nr; i < mg * MR; i++) Arrays.fill(a, i * KC, i * KC + kc, 0f);
             boolean load = pc > 0;
             for (int g = 0; g < groups; g++) {
                 int bo = (g * cols + pc) * NR;

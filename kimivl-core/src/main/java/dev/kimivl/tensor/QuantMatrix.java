@@ -490,6 +490,43 @@ public final class QuantMatrix implements Matrix {
         }
     }
 
+    /**
+     * Decodes columns [c0, c0 + len) of row r into dst[off ..): c0 and len multiples of the block size (len may
+     * also end at the row's end). For {@link PackedGemm}, which decodes a k-block of rows at a time.
+     */
+    void rowRange(int r, int c0, int len, float[] dst, int off) {
+        if (r < 0 || r >= rows) throw new IndexOutOfBoundsException("row " + r + " of " + rows);
+        int bs = dtype.blockSize;
+        if (c0 % bs != 0 || (len % bs != 0 && c0 + len != cols) || c0 < 0 || c0 + len > cols) {
+            throw new IllegalArgumentException("columns [" + c0 + ", " + (c0 + len) + ") of a " + dtype + " row of " + cols);
+        }
+        long base = r * rowBytes;
+        int b0 = c0 / bs, b1 = (c0 + len) / bs;
+        switch (dtype) {
+            case Q8_0 -> {
+                for (int b = b0; b < b1; b++) {
+                    long o = base + 34L * b;
+                    int d0 = off + 32 * (b - b0);
+                    FloatVector d = FloatVector.broadcast(F, Float.float16ToFloat(data.get(S16LE, o)));
+                    for (int k = 0; k < 32; k += FL) q8(data, o + 2 + k).mul(d).intoArray(dst, d0 + k);
+                }
+            }
+            case Q4_0 -> {
+                for (int b = b0; b < b1; b++) {
+                    long o = base + 18L * b;
+                    int d0 = off + 32 * (b - b0);
+                    FloatVector d = FloatVector.broadcast(F, Float.float16ToFloat(data.get(S16LE, o)));
+                    for (int k = 0; k < 16; k += FL) {
+                        ByteVector p = ByteVector.fromMemorySegment(B, data, o + 2 + k, LE);
+                        lo(p).mul(d).intoArray(dst, d0 + k);
+                        hi(p).mul(d).intoArray(dst, d0 + 16 + k);
+                    }
+                }
+            }
+            default -> Quant.dequantize(dtype, data, base + dtype.bytesFor(c0), dst, off, len);
+        }
+    }
+
     @Override
     public void matmul(float[] x, float[] y, int n) {
         if (n == 1) { matvec(x, 0, y, 0); return; }
