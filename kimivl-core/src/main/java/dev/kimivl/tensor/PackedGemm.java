@@ -70,9 +70,9 @@ final class PackedGemm {
         for (int pc = 0; pc < cols; pc += KC) {
             int kc = Math.min(KC, cols - pc);
             if (m instanceof QuantMatrix q && ranged) {
-                for (int i = 0; i < nr; i++) q.rowRange(r0 + i, pc, kc, a, i * KC);
+                q.decodeTile(r0, nr, pc, kc, a, 0, KC);
             } else if (m instanceof SegmentMatrix sm) {
-                for (int i = 0; i < nr; i++) sm.rowRange(r0 + i, pc, kc, a, i * KC);
+                sm.decodeTile(r0, nr, pc, kc, a, 0, KC);
             } else {
                 for (int i = 0; i < nr; i++) System.arraycopy(w, i * cols + pc, a, i * KC, kc);
             }
@@ -85,7 +85,10 @@ final class PackedGemm {
                 if (n - g * NR > 8) {
                     for (int ir = 0; ir < mg; ir++) kernel16(a, ir * MR * KC, xp, bo, kc, c, co + ir * MR * NR, load);
                 } else {
-                    for (int ir = 0; ir < mg; ir++) kernel8(a, ir * MR * KC, xp, bo, kc, c, co + ir * MR * NR, load);
+                    // a last panel of ≤ 8 inputs: 12 rows × 8 inputs (12 accumulators) where two 6-row groups remain
+                    int ir = 0;
+                    for (; ir + 2 <= mg; ir += 2) kernel12x8(a, ir * MR * KC, xp, bo, kc, c, co + ir * MR * NR, load);
+                    if (ir < mg) kernel8(a, ir * MR * KC, xp, bo, kc, c, co + ir * MR * NR, load);
                 }
             }
         }
@@ -153,6 +156,56 @@ final class PackedGemm {
         c30.intoArray(c, o); c31.intoArray(c, o + 8); o += NR;
         c40.intoArray(c, o); c41.intoArray(c, o + 8); o += NR;
         c50.intoArray(c, o); c51.intoArray(c, o + 8);
+    }
+
+    /**
+     * 12 weight rows (two 6-row groups, row stride KC) × the first 8 inputs of a panel: 12 FMAs per load and 12
+     * broadcasts, for a last panel of at most 8 inputs (the 6×8 kernel does 6 FMAs per 7 loads).
+     */
+    static void kernel12x8(float[] a, int ao, float[] b, int bo, int kc, float[] c, int co, boolean load) {
+        FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+        FloatVector c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+        for (int ak = ao, bk = bo, end = bo + kc * NR; bk < end; bk += NR, ak++) {
+            FloatVector b0 = FloatVector.fromArray(F, b, bk);
+            c0 = FloatVector.broadcast(F, a[ak]).fma(b0, c0);
+            c1 = FloatVector.broadcast(F, a[ak + KC]).fma(b0, c1);
+            c2 = FloatVector.broadcast(F, a[ak + 2 * KC]).fma(b0, c2);
+            c3 = FloatVector.broadcast(F, a[ak + 3 * KC]).fma(b0, c3);
+            c4 = FloatVector.broadcast(F, a[ak + 4 * KC]).fma(b0, c4);
+            c5 = FloatVector.broadcast(F, a[ak + 5 * KC]).fma(b0, c5);
+            c6 = FloatVector.broadcast(F, a[ak + 6 * KC]).fma(b0, c6);
+            c7 = FloatVector.broadcast(F, a[ak + 7 * KC]).fma(b0, c7);
+            c8 = FloatVector.broadcast(F, a[ak + 8 * KC]).fma(b0, c8);
+            c9 = FloatVector.broadcast(F, a[ak + 9 * KC]).fma(b0, c9);
+            c10 = FloatVector.broadcast(F, a[ak + 10 * KC]).fma(b0, c10);
+            c11 = FloatVector.broadcast(F, a[ak + 11 * KC]).fma(b0, c11);
+        }
+        if (load) {
+            c0 = c0.add(FloatVector.fromArray(F, c, co));
+            c1 = c1.add(FloatVector.fromArray(F, c, co + NR));
+            c2 = c2.add(FloatVector.fromArray(F, c, co + 2 * NR));
+            c3 = c3.add(FloatVector.fromArray(F, c, co + 3 * NR));
+            c4 = c4.add(FloatVector.fromArray(F, c, co + 4 * NR));
+            c5 = c5.add(FloatVector.fromArray(F, c, co + 5 * NR));
+            c6 = c6.add(FloatVector.fromArray(F, c, co + 6 * NR));
+            c7 = c7.add(FloatVector.fromArray(F, c, co + 7 * NR));
+            c8 = c8.add(FloatVector.fromArray(F, c, co + 8 * NR));
+            c9 = c9.add(FloatVector.fromArray(F, c, co + 9 * NR));
+            c10 = c10.add(FloatVector.fromArray(F, c, co + 10 * NR));
+            c11 = c11.add(FloatVector.fromArray(F, c, co + 11 * NR));
+        }
+        c0.intoArray(c, co);
+        c1.intoArray(c, co + NR);
+        c2.intoArray(c, co + 2 * NR);
+        c3.intoArray(c, co + 3 * NR);
+        c4.intoArray(c, co + 4 * NR);
+        c5.intoArray(c, co + 5 * NR);
+        c6.intoArray(c, co + 6 * NR);
+        c7.intoArray(c, co + 7 * NR);
+        c8.intoArray(c, co + 8 * NR);
+        c9.intoArray(c, co + 9 * NR);
+        c10.intoArray(c, co + 10 * NR);
+        c11.intoArray(c, co + 11 * NR);
     }
 
     /** {@link #kernel16} for a last panel with at most 8 inputs: only its first half. */

@@ -491,39 +491,47 @@ public final class QuantMatrix implements Matrix {
     }
 
     /**
-     * Decodes columns [c0, c0 + len) of row r into dst[off ..): c0 and len multiples of the block size (len may
-     * also end at the row's end). For {@link PackedGemm}, which decodes a k-block of rows at a time.
+     * Decodes columns [c0, c0 + len) of rows [r0, r0 + nr) into dst[off + i·ld ..) for row r0 + i: c0 and len
+     * multiples of the block size (len may also end at the row's end). For {@link PackedGemm}, which decodes a
+     * k-block of a block of rows at a time (one call per tile: the per-call checks are amortised over all its blocks).
      */
-    void rowRange(int r, int c0, int len, float[] dst, int off) {
-        if (r < 0 || r >= rows) throw new IndexOutOfBoundsException("row " + r + " of " + rows);
+    void decodeTile(int r0, int nr, int c0, int len, float[] dst, int off, int ld) {
         int bs = dtype.blockSize;
-        if (c0 % bs != 0 || (len % bs != 0 && c0 + len != cols) || c0 < 0 || c0 + len > cols) {
+        if (r0 < 0 || nr < 0 || r0 + nr > rows) throw new IndexOutOfBoundsException("rows [" + r0 + ", " + (r0 + nr) + ") of " + rows);
+        if (c0 % bs != 0 || (len % bs != 0 && c0 + len != cols) || c0 < 0 || len < 0 || c0 + len > cols) {
             throw new IllegalArgumentException("columns [" + c0 + ", " + (c0 + len) + ") of a " + dtype + " row of " + cols);
         }
-        long base = r * rowBytes;
-        int b0 = c0 / bs, b1 = (c0 + len) / bs;
+        if ((long) off + (long) (nr - 1) * ld + len > dst.length || (nr > 0 && (off < 0 || ld < len))) {
+            throw new IndexOutOfBoundsException("tile does not fit dst");
+        }
+        int nb = (len + bs - 1) / bs;
+        MemorySegment s = data;
         switch (dtype) {
             case Q8_0 -> {
-                for (int b = b0; b < b1; b++) {
-                    long o = base + 34L * b;
-                    int d0 = off + 32 * (b - b0);
-                    FloatVector d = FloatVector.broadcast(F, Float.float16ToFloat(data.get(S16LE, o)));
-                    for (int k = 0; k < 32; k += FL) q8(data, o + 2 + k).mul(d).intoArray(dst, d0 + k);
-                }
-            }
-            case Q4_0 -> {
-                for (int b = b0; b < b1; b++) {
-                    long o = base + 18L * b;
-                    int d0 = off + 32 * (b - b0);
-                    FloatVector d = FloatVector.broadcast(F, Float.float16ToFloat(data.get(S16LE, o)));
-                    for (int k = 0; k < 16; k += FL) {
-                        ByteVector p = ByteVector.fromMemorySegment(B, data, o + 2 + k, LE);
-                        lo(p).mul(d).intoArray(dst, d0 + k);
-                        hi(p).mul(d).intoArray(dst, d0 + 16 + k);
+                for (int i = 0; i < nr; i++) {
+                    long o = (r0 + i) * rowBytes + 34L * (c0 / 32);
+                    for (int b = 0, d0 = off + i * ld; b < nb; b++, o += 34, d0 += 32) {
+                        FloatVector d = FloatVector.broadcast(F, Float.float16ToFloat(s.get(S16LE, o)));
+                        for (int k = 0; k < 32; k += FL) q8(s, o + 2 + k).mul(d).intoArray(dst, d0 + k);
                     }
                 }
             }
-            default -> Quant.dequantize(dtype, data, base + dtype.bytesFor(c0), dst, off, len);
+            case Q4_0 -> {
+                for (int i = 0; i < nr; i++) {
+                    long o = (r0 + i) * rowBytes + 18L * (c0 / 32);
+                    for (int b = 0, d0 = off + i * ld; b < nb; b++, o += 18, d0 += 32) {
+                        FloatVector d = FloatVector.broadcast(F, Float.float16ToFloat(s.get(S16LE, o)));
+                        for (int k = 0; k < 16; k += FL) {
+                            ByteVector p = ByteVector.fromMemorySegment(B, s, o + 2 + k, LE);
+                            lo(p).mul(d).intoArray(dst, d0 + k);
+                            hi(p).mul(d).intoArray(dst, d0 + 16 + k);
+                        }
+                    }
+                }
+            }
+            default -> {
+                for (int i = 0; i < nr; i++) Quant.dequantize(dtype, s, (r0 + i) * rowBytes + dtype.bytesFor(c0), dst, off + i * ld, len);
+            }
         }
     }
 

@@ -137,26 +137,30 @@ public final class SegmentMatrix implements Matrix {
         for (; c < cols; c++) dst[off + c] = get(base, c);
     }
 
-    /** Decodes columns [c0, c0 + len) of row r into dst[off ..) (for {@link PackedGemm}). */
-    void rowRange(int r, int c0, int len, float[] dst, int off) {
+    /** Decodes columns [c0, c0 + len) of rows [r0, r0 + nr) into dst[off + i·ld ..) (for {@link PackedGemm}). */
+    void decodeTile(int r0, int nr, int c0, int len, float[] dst, int off, int ld) {
+        if (r0 < 0 || nr < 0 || r0 + nr > rows) throw new IndexOutOfBoundsException("rows [" + r0 + ", " + (r0 + nr) + ") of " + rows);
         if (c0 < 0 || len < 0 || c0 + len > cols) throw new IllegalArgumentException("columns [" + c0 + ", " + (c0 + len) + ") of a row of " + cols);
-        long base = r * rowBytes;
-        if (dtype == DType.F32) {
-            if (farr != null) System.arraycopy(farr, fbase + r * cols + c0, dst, off, len);
-            else MemorySegment.copy(kdata, F32LE, base + 4L * c0, dst, off, len);
-            return;
-        }
-        int c = 0;
-        if (dtype == DType.BF16) {
-            long b = base + 2L * c0;
-            int bound = F.loopBound(len);
-            for (; c < bound; c += F.length()) {
-                ShortVector s = ShortVector.fromMemorySegment(S, kdata, b + 2L * c, ByteOrder.LITTLE_ENDIAN);
-                ((IntVector) s.convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16)
-                        .reinterpretAsFloats().intoArray(dst, off + c);
+        for (int i = 0; i < nr; i++) {
+            int r = r0 + i, o = off + i * ld;
+            long base = r * rowBytes;
+            if (dtype == DType.F32) {
+                if (farr != null) System.arraycopy(farr, fbase + r * cols + c0, dst, o, len);
+                else MemorySegment.copy(kdata, F32LE, base + 4L * c0, dst, o, len);
+                continue;
             }
+            int c = 0;
+            if (dtype == DType.BF16) {
+                long b = base + 2L * c0;
+                int bound = F.loopBound(len);
+                for (; c < bound; c += F.length()) {
+                    ShortVector s = ShortVector.fromMemorySegment(S, kdata, b + 2L * c, ByteOrder.LITTLE_ENDIAN);
+                    ((IntVector) s.convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16)
+                            .reinterpretAsFloats().intoArray(dst, o + c);
+                }
+            }
+            for (; c < len; c++) dst[o + c] = get(base, c0 + c);
         }
-        for (; c < len; c++) dst[off + c] = get(base, c0 + c);
     }
 
     @Override

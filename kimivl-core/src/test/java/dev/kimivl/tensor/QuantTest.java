@@ -155,6 +155,31 @@ class QuantTest {
         }
     }
 
+    /** A Matrix that is neither QuantMatrix nor SegmentMatrix: PackedGemm's whole-row decode path. */
+    static Matrix wrapped(Matrix m) {
+        return new Matrix() {
+            @Override public int rows() { return m.rows(); }
+            @Override public int cols() { return m.cols(); }
+            @Override public DType dtype() { return m.dtype(); }
+            @Override public void matvec(float[] x, int xo, float[] y, int yo) { m.matvec(x, xo, y, yo); }
+            @Override public void row(int r, float[] dst, int off) { m.row(r, dst, off); }
+        };
+    }
+
+    @Test
+    void packedGemmOtherMatrixKinds() {
+        Random rnd = new Random(17);
+        int rows = 67, cols = 320, n = 21;
+        QuantMatrix q = QuantMatrix.quantize(random(rnd, rows * cols, 0.1f), rows, cols, DType.Q4_0);
+        float[] x = random(rnd, n * cols, 1f), y1 = new float[n * rows], y2 = new float[n * rows];
+        q.matmul(x, y1, n);
+        wrapped(q).matmul(x, y2, n);
+        assertArrayEquals(y1, y2, 0f, "same decoded weights, same kernel: identical results");
+        float[] y3 = new float[n * rows];
+        Gemm.matmulRows(q, x, y3, n);
+        assertArrayEquals(y1, y3, 1e-4f, "packed vs row-decoding path");
+    }
+
     /** The float-activation kernels (the integer ones round the activations: see integerKernels*). */
     static void exactMatvec(Matrix m, float[] x, int xo, float[] y, int yo) {
         if (m instanceof QuantMatrix q) q.matvecExact(x, xo, y, yo);
