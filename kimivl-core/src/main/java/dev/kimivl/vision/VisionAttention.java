@@ -47,14 +47,17 @@ final class VisionAttention {
         final int keyPanels = (n + MR - 1) / MR, dimPanels = (d + MR - 1) / MR;
         final int kSize = keyPanels * MR * d, vSize = dimPanels * MR * n;
         float[] kp = new float[heads * kSize], vp = new float[heads * vSize];
-        // pack K as [n/6][d][6] and V as [d/6][n][6] per head (zero padding past n keys / d dims)
+        // pack K as [n/6][d][6] and V as [n/PV_CHUNK][d/6][PV_CHUNK][6] per head (zero padding past n keys / d dims)
         VisionParallel.forTasks(heads, (h, scratch) -> {
             int kb = h * kSize, vb = h * vSize;
             for (int j = 0; j < n; j++) {
                 int ko = (s + j) * stride + dim + h * d, vo = ko + dim;
                 int kpo = kb + (j / MR) * d * MR + j % MR;
                 for (int c = 0; c < d; c++) kp[kpo + c * MR] = qkv[ko + c];
-                for (int c = 0; c < d; c++) vp[vb + (c / MR) * n * MR + j * MR + c % MR] = qkv[vo + c];
+                // V chunk by chunk of PV_CHUNK keys: [chunk][d/6][keys of the chunk][6], so the 12 head-dim panels of
+                // one chunk are one contiguous stream for the hardware prefetcher
+                int j0 = j / PV_CHUNK * PV_CHUNK, kn = Math.min(PV_CHUNK, n - j0), vc = vb + j0 * dimPanels * MR + (j - j0) * MR;
+                for (int c = 0; c < d; c++) vp[vc + (c / MR) * kn * MR + c % MR] = qkv[vo + c];
             }
         });
         final int queryPanels = (n + NR - 1) / NR;
@@ -104,7 +107,7 @@ final class VisionAttention {
                     z1 = z1.add(e1);
                 }
                 for (int p = 0; p < dimPanels; p++) {
-                    PackedLinear.kernel(vp, vb + p * n * MR + j0 * MR, st, j0 * NR, j1 - j0, o, p * MR * NR, NR, j0 > 0);
+                    PackedLinear.kernel(vp, vb + j0 * dimPanels * MR + p * (j1 - j0) * MR, st, j0 * NR, j1 - j0, o, p * MR * NR, NR, j0 > 0);
                 }
             }
             int so = dimPanels * MR * NR;
