@@ -49,7 +49,13 @@ final class PackedGemm {
         if (n <= 0 || rows == 0) return;
         final int groups = (n + NR - 1) / NR;
         final float[] xp = scratch(0, Math.multiplyExact(groups * NR, cols));
-        packX(x, n, cols, groups, xp);
+        // packing is ~1/100 of the multiply-adds' time, but single-threaded it would leave the other core idle: split
+        // over the pool when there are several panels of a large input
+        if (groups >= 4 && (long) n * cols >= (1 << 18)) {
+            Parallel.forRange(groups, 2, (g0, g1) -> packX(x, n, cols, g0, g1, xp));
+        } else {
+            packX(x, n, cols, 0, groups, xp);
+        }
         int blocks = (rows + MC - 1) / MC;
         // QuantMatrix / SegmentMatrix decode each k-block straight into the [MC][KC] block; other kinds decode whole
         // rows into a scratch first
@@ -103,8 +109,8 @@ final class PackedGemm {
     }
 
     /** xp[g][k][j] = x[(16g + j)·cols + k], zero past n. */
-    static void packX(float[] x, int n, int cols, int groups, float[] xp) {
-        for (int g = 0; g < groups; g++) {
+    static void packX(float[] x, int n, int cols, int g0, int g1, float[] xp) {
+        for (int g = g0; g < g1; g++) {
             int base = g * cols * NR;
             for (int j = 0; j < NR; j++) {
                 int t = g * NR + j;
