@@ -180,6 +180,25 @@ class QuantTest {
         assertArrayEquals(y1, y3, 1e-4f, "packed vs row-decoding path");
     }
 
+    /** An input large enough to be packed over the pool (n·cols ≥ 2^18), 5 panels, the last of 6 inputs. */
+    @Test
+    void packedGemmLargeInput() {
+        Random rnd = new Random(19);
+        int rows = 13, cols = 4096, n = 70;
+        float[] w = random(rnd, rows * cols, 0.1f);
+        QuantMatrix q = QuantMatrix.quantize(w, rows, cols, DType.Q8_0);
+        float[] dense = q.toFloatArray();
+        float[] x = random(rnd, n * cols, 1f), y = new float[n * rows];
+        q.matmul(x, y, n);
+        for (int t = 0; t < n; t++) {
+            for (int r = 0; r < rows; r++) {
+                double ref = refDot(dense, r * cols, x, t * cols, cols), mag = 0;
+                for (int c = 0; c < cols; c++) mag += Math.abs(dense[r * cols + c] * x[t * cols + c]);
+                assertEquals(ref, y[t * rows + r], 1e-5 * mag + 1e-6, "t=" + t + " r=" + r);
+            }
+        }
+    }
+
     /** The float-activation kernels (the integer ones round the activations: see integerKernels*). */
     static void exactMatvec(Matrix m, float[] x, int xo, float[] y, int yo) {
         if (m instanceof QuantMatrix q) q.matvecExact(x, xo, y, yo);
