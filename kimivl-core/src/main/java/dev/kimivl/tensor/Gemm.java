@@ -5,7 +5,9 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Batched products y[t·rows + r] = Σ_c W[r, c]·x[t·cols + c] for any {@link Matrix}: weight rows are decoded
+ * Batched products y[t·rows + r] = Σ_c W[r, c]·x[t·cols + c] for any {@link Matrix}. From {@link #PACKED_MIN_N}
+ * inputs on, {@link PackedGemm} (decoded weight tiles × packed input panels, 6×16 micro-kernel, 2-3× faster);
+ * below, the row-decoding path of {@link #matmulRows}: weight rows are decoded
  * (dequantized) in groups of 4 into a small float buffer and multiplied with tiles of inputs that stay in L2,
  * with a 4×4 register-blocked Vector API kernel (16 accumulators). Each weight row is decoded once per input
  * tile (n / tile times in all), so decoding costs a few percent of the multiply-adds.
