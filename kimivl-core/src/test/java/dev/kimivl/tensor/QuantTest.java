@@ -199,6 +199,29 @@ class QuantTest {
         }
     }
 
+    /** decodeTile (PackedGemm's opt-in tile decoding) against the whole-row decoder, every dtype. */
+    @Test
+    void decodeTileMatchesRows() {
+        Random rnd = new Random(23);
+        int rows = 9, cols = 320;
+        float[] w = random(rnd, rows * cols, 0.1f);
+        for (DType t : new DType[]{DType.Q8_0, DType.Q4_0, DType.F32, DType.BF16, DType.F16}) {
+            float[] dense, tile = new float[5 * 100];
+            if (t.isQuantized()) {
+                QuantMatrix q = QuantMatrix.quantize(w, rows, cols, t);
+                dense = q.toFloatArray();
+                q.decodeTile(2, 5, 64, 96, tile, 3, 100);
+            } else {
+                SegmentMatrix m = new SegmentMatrix(Quant.quantize(w, rows, cols, t), t, rows, cols);
+                dense = m.toFloatArray();
+                m.decodeTile(2, 5, 64, 96, tile, 3, 100);
+            }
+            for (int i = 0; i < 5; i++) {
+                for (int c = 0; c < 96; c++) assertEquals(dense[(2 + i) * cols + 64 + c], tile[3 + i * 100 + c], 0f, t + " row " + i + " col " + c);
+            }
+        }
+    }
+
     /** The float-activation kernels (the integer ones round the activations: see integerKernels*). */
     static void exactMatvec(Matrix m, float[] x, int xo, float[] y, int yo) {
         if (m instanceof QuantMatrix q) q.matvecExact(x, xo, y, yo);
