@@ -44,7 +44,12 @@ final class PackedGemm {
     /** 8-float vectors intrinsified (AVX2 or wider). */
     static boolean supported() { return QuantMatrix.F.length() >= 8; }
 
+    /** Scratch arrays up to this many floats (16 MB) are kept per thread; larger ones (a very long prompt's packed
+     *  inputs) are allocated per call so that no thread holds on to them. */
+    private static final int KEEP_FLOATS = 4 << 20;
+
     private static float[] scratch(int slot, int size) {
+        if (size > KEEP_FLOATS) return new float[size];
         float[][] s = SCRATCH.get();
         float[] a = s[slot];
         if (a == null || a.length < size) { a = new float[size]; s[slot] = a; }
