@@ -1,5 +1,6 @@
 package dev.kimivl.cli;
 
+import dev.kimivl.config.GenerationConfig;
 import dev.kimivl.generate.Generator;
 import dev.kimivl.generate.SamplingParams;
 import dev.kimivl.generate.ThinkingFilter;
@@ -33,23 +34,24 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--system", paramLabel = "TEXT", description = "System prompt (default: the template's 'You are a helpful assistant').")
     String system;
 
-    @Option(names = {"-n", "--max-tokens"}, defaultValue = "512", description = "Maximum new tokens (default ${DEFAULT-VALUE}).")
-    int maxTokens;
+    // Unset sampling options take the checkpoint's generation_config.json, then the defaults named in each description.
+    @Option(names = {"-n", "--max-tokens"}, description = "Maximum new tokens (default: generation_config.json's max_new_tokens, else 512).")
+    Integer maxTokens;
 
-    @Option(names = {"-t", "--temperature"}, defaultValue = "0.2", description = "Sampling temperature; 0 = greedy (default ${DEFAULT-VALUE}, Kimi-VL-Instruct's recommendation).")
-    double temperature;
+    @Option(names = {"-t", "--temperature"}, description = "Sampling temperature; 0 = greedy (default: generation_config.json, else 0.2, Kimi-VL-Instruct's recommendation).")
+    Double temperature;
 
-    @Option(names = "--top-k", defaultValue = "0", description = "Keep the k most likely tokens (0 = off).")
-    int topK;
+    @Option(names = "--top-k", description = "Keep the k most likely tokens (default: generation_config.json, else 0 = off).")
+    Integer topK;
 
-    @Option(names = "--top-p", defaultValue = "1.0", description = "Nucleus sampling mass (1 = off).")
-    double topP;
+    @Option(names = "--top-p", description = "Nucleus sampling mass (default: generation_config.json, else 1 = off).")
+    Double topP;
 
     @Option(names = "--min-p", defaultValue = "0.0", description = "Drop tokens below min-p × the top probability (0 = off).")
     double minP;
 
-    @Option(names = "--repeat-penalty", defaultValue = "1.0", description = "Repetition penalty (1 = off).")
-    double repeatPenalty;
+    @Option(names = "--repeat-penalty", description = "Repetition penalty (default: generation_config.json, else 1 = off).")
+    Double repeatPenalty;
 
     @Option(names = "--seed", description = "Random seed (default: random).")
     Long seed;
@@ -72,6 +74,12 @@ final class RunCommand implements Callable<Integer> {
         String text = String.join(" ", prompt);
         if (text.equals("-")) text = new String(System.in.readAllBytes(), StandardCharsets.UTF_8);
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        // sampling options are checked before the (possibly large) model is loaded
+        GenerationConfig g = GenerationConfig.load(model.resolve());
+        SamplingParams params = new SamplingParams(
+                or(temperature, g.temperature(), 0.2), or(topK, g.topK(), 0), or(topP, g.topP(), 1.0), minP,
+                or(repeatPenalty, g.repetitionPenalty(), 1.0), seed != null ? seed : System.nanoTime(),
+                or(maxTokens, g.maxNewTokens(), 512), stops);
         try (KimiVL m = model.open()) {
             List<ChatMessage.Part> parts = new ArrayList<>();
             for (int i = 0; i < images.size(); i++) parts.add(ChatMessage.imagePart());
@@ -84,8 +92,6 @@ final class RunCommand implements Callable<Integer> {
             for (Path f : images) loaded.add(loader.load(f));
             KimiVL.Prompt p = m.prompt(messages, loaded);
             Generator gen = m.generator(ctx);
-            SamplingParams params = new SamplingParams(temperature, topK, topP, minP, repeatPenalty,
-                    seed != null ? seed : System.nanoTime(), maxTokens, stops);
             Generator.Listener listener = out::print;
             ThinkingFilter filter = switch (thinking) {
                 case "show" -> null;
@@ -103,5 +109,9 @@ final class RunCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    private static <T> T or(T option, T fromCheckpoint, T builtIn) {
+        return option != null ? option : fromCheckpoint != null ? fromCheckpoint : builtIn;
     }
 }

@@ -113,4 +113,23 @@ class CliTest {
         assertEquals(1, r.exit);
         assertTrue(r.err.contains("/nonexistent/model") && !r.err.contains("\tat "), r.err);
     }
+
+    @Test
+    void generationConfigSetsTheDefaultsAndOptionsOverrideThem(@TempDir Path tmp) throws Exception {
+        Path m = tmp.resolve("model");
+        java.nio.file.Files.createDirectories(m);
+        try (var files = java.nio.file.Files.list(TINY)) {
+            for (Path f : files.toList()) java.nio.file.Files.copy(f, m.resolve(f.getFileName()));
+        }
+        // an invalid checkpoint default is reported before the model loads, naming the value
+        java.nio.file.Files.writeString(m.resolve("generation_config.json"), "{\"temperature\": -3, \"max_new_tokens\": 5}");
+        Run bad = run("run", "--model", m.toString(), "Hello");
+        assertEquals(1, bad.exit);
+        assertTrue(bad.err.contains("temperature must be ≥ 0, got -3.0"), bad.err);
+        // the option wins over the file; max_new_tokens from the file caps the answer
+        Run ok = run("run", "--model", m.toString(), "-t", "0", "Hello");
+        assertEquals(0, ok.exit, ok.err);
+        // 5 tokens of the 766-rank test vocabulary are at most a few dozen characters (512 would be ~1-2 KB)
+        assertTrue(ok.out.strip().length() < 120, "answer not capped by max_new_tokens: " + ok.out.length() + " chars");
+    }
 }
