@@ -1,5 +1,7 @@
 package dev.kimivl.io;
 
+import dev.kimivl.tensor.Matrix;
+
 import java.util.Set;
 
 /**
@@ -13,6 +15,16 @@ public interface WeightSource extends AutoCloseable {
 
     /** The tensor, or a {@link CheckpointException} naming the checkpoint and the missing tensor. */
     TensorData tensor(String name);
+
+    /**
+     * Layer {@code layer}'s kv_b_proj as stored per head when the source keeps it split (llama.cpp's attn_k_b = W_UKᵀ
+     * [kvLora, nope] and attn_v_b = W_UV [v, kvLora] per head, in the file's type), or null. The absorbed MLA decode
+     * reads these directly instead of the rebuilt kv_b_proj, which such a source can only offer as F32.
+     */
+    default KvBHeads kvBHeads(int layer, int heads) { return null; }
+
+    /** Per-head W_UKᵀ [kvLora, nope] and W_UV [v, kvLora] matrices of one layer. */
+    record KvBHeads(Matrix[] ukT, Matrix[] uv) {}
 
     /** Where the weights come from, for messages. */
     String description();

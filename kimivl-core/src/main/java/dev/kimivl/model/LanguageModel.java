@@ -50,7 +50,8 @@ public final class LanguageModel {
                     w.tensor(p + "self_attn.kv_a_layernorm.weight").toFloats(),
                     w.tensor(p + "self_attn.kv_b_proj.weight").matrix(),
                     w.tensor(p + "self_attn.o_proj.weight").matrix());
-            splitKvB(w, l, attn, c);
+            WeightSource.KvBHeads split = w.kvBHeads(l, c.numHeads());   // GGUF keeps kv_b per head in its own type
+            if (split != null) attn.useSplitKvB(split.ukT(), split.uv());
             SwiGlu dense = null;
             MoeBlock moe = null;
             if (c.isMoeLayer(l)) {
@@ -69,28 +70,6 @@ public final class LanguageModel {
         Matrix embed = w.tensor(m + "embed_tokens.weight").matrix();
         Matrix head = c.tieWordEmbeddings() && !w.has(prefix + "lm_head.weight") ? embed : w.tensor(prefix + "lm_head.weight").matrix();
         return new LanguageModel(c, embed, head, w.tensor(m + "norm.weight").toFloats(), layers);
-    }
-
-    /**
-     * A GGUF file stores kv_b split per head as attn_k_b (W_UK transposed) and attn_v_b (W_UV), in the file's type;
-     * the reader presents kv_b rebuilt as F32 (exact, but 4-8x the bytes). Decode reads the stored per-head matrices
-     * directly; prefill keeps using kv_b.
-     */
-    private static void splitKvB(WeightSource w, int layer, MlaAttention attn, TextConfig c) {
-        if (!(w instanceof dev.kimivl.io.gguf.GgufModel g) || g.textFile() == null) return;
-        String kb = "blk." + layer + ".attn_k_b.weight", vb = "blk." + layer + ".attn_v_b.weight";
-        if (!g.textFile().tensorInfos().containsKey(kb) || !g.textFile().tensorInfos().containsKey(vb)) return;
-        dev.kimivl.io.TensorData k = g.textFile().tensor(kb), v = g.textFile().tensor(vb);
-        int H = c.numHeads();
-        long[] ks = k.shape(), vs = v.shape();    // [H, kvLora, nope], [H, v, kvLora]
-        if (ks.length != 3 || vs.length != 3 || ks[0] != H || vs[0] != H) return;
-        Matrix[] km = new Matrix[H], vm = new Matrix[H];
-        long kPer = k.data().byteSize() / H, vPer = v.data().byteSize() / H;
-        for (int h = 0; h < H; h++) {
-            km[h] = new dev.kimivl.io.TensorData(kb, k.dtype(), new long[]{ks[1], ks[2]}, k.data().asSlice(h * kPer, kPer), k.origin()).matrix();
-            vm[h] = new dev.kimivl.io.TensorData(vb, v.dtype(), new long[]{vs[1], vs[2]}, v.data().asSlice(h * vPer, vPer), v.origin()).matrix();
-        }
-        attn.useSplitKvB(km, vm);
     }
 
     private static SwiGlu mlp(WeightSource w, String p) {

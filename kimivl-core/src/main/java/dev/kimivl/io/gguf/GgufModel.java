@@ -95,6 +95,23 @@ public final class GgufModel implements WeightSource {
     /** The text file, or null. */
     public GgufFile textFile() { return text; }
 
+    @Override
+    public KvBHeads kvBHeads(int layer, int heads) {
+        if (text == null) return null;
+        String kb = "blk." + layer + ".attn_k_b.weight", vb = "blk." + layer + ".attn_v_b.weight";
+        if (!text.tensorInfos().containsKey(kb) || !text.tensorInfos().containsKey(vb)) return null;
+        TensorData k = text.tensor(kb), v = text.tensor(vb);
+        long[] ks = k.shape(), vs = v.shape();    // [H, kvLora, nope], [H, v, kvLora]
+        if (ks.length != 3 || vs.length != 3 || ks[0] != heads || vs[0] != heads) return null;
+        dev.kimivl.tensor.Matrix[] uk = new dev.kimivl.tensor.Matrix[heads], uv = new dev.kimivl.tensor.Matrix[heads];
+        long kPer = k.data().byteSize() / heads, vPer = v.data().byteSize() / heads;
+        for (int h = 0; h < heads; h++) {
+            uk[h] = new TensorData(kb, k.dtype(), new long[]{ks[1], ks[2]}, k.data().asSlice(h * kPer, kPer), k.origin()).matrix();
+            uv[h] = new TensorData(vb, v.dtype(), new long[]{vs[1], vs[2]}, v.data().asSlice(h * vPer, vPer), v.origin()).matrix();
+        }
+        return new KvBHeads(uk, uv);
+    }
+
     /** The mmproj file, or null. */
     public GgufFile mmprojFile() { return mmproj; }
 
