@@ -83,6 +83,9 @@ public final class QuantMatrix implements Matrix {
     /** {@code -Dkimivl.intMatvec=true}: Q8_0/Q4_0 {@link #matvec(float[], int, float[], int)} uses the integer kernels. */
     public static final boolean INT_MATVEC = Boolean.getBoolean("kimivl.intMatvec");
 
+    /** The integer matvec runs the native kernels when they are loaded; tests turn this off to reach the Java ones. */
+    static volatile boolean USE_NATIVE = true;
+
     @Override
     public void matvec(float[] x, int xo, float[] y, int yo) {
         if (xo + cols > x.length || yo + rows > y.length) throw new IndexOutOfBoundsException("matvec [" + rows + ", " + cols + "]: x or y too short");
@@ -100,6 +103,10 @@ public final class QuantMatrix implements Matrix {
     public void matvec(QuantizedInput xq, float[] y, int yo) {
         if (xq.cols != cols) throw new IllegalArgumentException("input has " + xq.cols + " columns, matrix " + cols);
         if (yo + rows > y.length) throw new IndexOutOfBoundsException("matvec [" + rows + ", " + cols + "]: y too short");
+        if (NativeKernels.AVAILABLE && USE_NATIVE && (dtype == DType.Q8_0 || dtype == DType.Q4_0)) {
+            Parallel.forRange(rows, 16, (from, to) -> NativeKernels.matvec(dtype, data, from, to, cols, xq.q8Segment, xq.dSegment, xq.s8Segment, y, yo));
+            return;
+        }
         switch (dtype) {
             case Q8_0 -> Parallel.forRange(rows, 16, (from, to) -> {
                 for (int r = from; r < to; r++) y[yo + r] = dotQ8Int(r * rowBytes, xq.q, xq.d);
@@ -161,6 +168,10 @@ public final class QuantMatrix implements Matrix {
         final short[] q;
         final float[] d;
         final int cols;
+        /** The same values for the native kernels: q as int8, d, and 8 × the sum of each block's q. */
+        final byte[] q8;
+        final int[] s8;
+        final MemorySegment q8Segment, dSegment, s8Segment;
         /** The floats it was made from (for the per-thread cache), or null. */
         private float[] source;
 
@@ -169,6 +180,11 @@ public final class QuantMatrix implements Matrix {
             this.cols = cols;
             this.q = new short[cols];
             this.d = new float[cols / 32];
+            this.q8 = new byte[cols];
+            this.s8 = new int[cols / 32];
+            this.q8Segment = MemorySegment.ofArray(q8);
+            this.dSegment = MemorySegment.ofArray(d);
+            this.s8Segment = MemorySegment.ofArray(s8);
         }
 
         /** Quantizes x[xo .. xo + cols). */
@@ -196,6 +212,12 @@ public final class QuantMatrix implements Matrix {
                 round(v1, id, 32 * b + 8);
                 round(v2, id, 32 * b + 16);
                 round(v3, id, 32 * b + 24);
+                int sum = 0;
+                for (int i = 32 * b; i < 32 * b + 32; i++) {
+                    q8[i] = (byte) q[i];
+                    sum += q[i];
+                }
+                s8[b] = 8 * sum;
             }
         }
 

@@ -1,0 +1,81 @@
+package dev.kimivl.tensor;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The native AVX2 decode kernels (NativeKernels) against the Java integer kernels and against the exact product
+ * with the rounded activations. The build compiles the library wherever gcc exists, so these tests insist on it
+ * being loaded; -Dkimivl.requireNative=false is for machines built without gcc (they then check nothing native).
+ */
+class NativeKernelsTest {
+
+    @Test
+    void nativeKernelsAreLoadedOnThisMachine() {
+        if (!Boolean.parseBoolean(System.getProperty("kimivl.requireNative", "true"))) return;
+        assertTrue(NativeKernels.AVAILABLE, "native kernels expected on linux x86-64 with gcc: " + NativeKernels.STATUS);
+    }
+
+    /** Shapes cover the 8-block main loop, tails of 1-7 blocks, single rows and the model's widths. */
+    @Test
+    void nativeMatchesJavaIntegerKernels() {
+        if (!NativeKernels.AVAILABLE) return;
+        Random rnd = new Random(23);
+        int[][] shapes = {{1, 32}, {3, 224}, {17, 256}, {64, 1408}, {40, 2048}, {9, 11264}, {130, 288}};
+        for (int[] s : shapes) {
+            int rows = s[0], cols = s[1];
+            float[] w = QuantTest.random(rnd, rows * cols, 0.1f);
+            float[] x = QuantTest.random(rnd, cols + 3, 1f);
+            for (int i = 0; i < cols; i += 61) x[3 + i] *= 25;
+            QuantMatrix.QuantizedInput xq = QuantMatrix.QuantizedInput.of(x, 3, cols);
+            for (DType t : new DType[]{DType.Q4_0, DType.Q8_0}) {
+                QuantMatrix m = QuantMatrix.quantize(w, rows, cols, t);
+                float[] dense = m.toFloatArray();
+                float[] yNative = new float[rows + 5], yJava = new float[rows + 5];
+                m.matvec(xq, yNative, 5);
+                QuantMatrix.USE_NATIVE = false;
+                try {
+                    m.matvec(xq, yJava, 5);
+                } finally {
+                    QuantMatrix.USE_NATIVE = true;
+                }
+                String what = "native " + t + " [" + rows + ", " + cols + "]";
+                QuantTest.checkIntegerResult(dense, rows, cols, x, 3, xq, yNative, 5, what);
+                for (int r = 0; r < rows; r++) {
+                    double mag = 0;
+                    for (int c = 0; c < cols; c++) mag += Math.abs(dense[r * cols + c] * xq.value(c));
+                    assertEquals(yJava[5 + r], yNative[5 + r], 2e-6 * mag + 1e-7, what + " row " + r + " vs the Java kernel");
+                }
+                for (int i = 0; i < 5; i++) assertEquals(0f, yNative[i], what + ": wrote outside its rows");
+            }
+        }
+    }
+
+    /** Q8_0 weights may hold −128 (other quantizers, hand-made files): the sign trick must still be exact. */
+    @Test
+    void q8WeightOfMinus128() {
+        if (!NativeKernels.AVAILABLE) return;
+        int cols = 256;
+        java.lang.foreign.MemorySegment seg = java.lang.foreign.Arena.ofAuto().allocate(34L * (cols / 32));
+        float[] x = new float[cols];
+        double expect = 0;
+        QuantMatrix.QuantizedInput xq;
+        for (int c = 0; c < cols; c++) x[c] = (c % 7 == 0 ? -1f : 1f) * (1 + c % 5);
+        xq = QuantMatrix.QuantizedInput.of(x, 0, cols);
+        for (int b = 0; b < cols / 32; b++) {
+            seg.set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, 34L * b, Float.floatToFloat16(0.5f));
+            for (int j = 0; j < 32; j++) {
+                byte q = (byte) (j % 3 == 0 ? -128 : j * 4 - 60);
+                seg.set(java.lang.foreign.ValueLayout.JAVA_BYTE, 34L * b + 2 + j, q);
+                expect += 0.5 * q * xq.value(32 * b + j);
+            }
+        }
+        float[] y = new float[1];
+        new QuantMatrix(seg, DType.Q8_0, 1, cols).matvec(xq, y, 0);
+        assertEquals(expect, y[0], 1e-4 * Math.abs(expect));
+    }
+}
