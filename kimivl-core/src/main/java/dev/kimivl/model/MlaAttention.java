@@ -3,6 +3,7 @@ package dev.kimivl.model;
 import dev.kimivl.config.TextConfig;
 import dev.kimivl.tensor.Matrix;
 import dev.kimivl.tensor.Parallel;
+import dev.kimivl.tensor.QuantMatrix;
 import dev.kimivl.tensor.VectorMath;
 
 /**
@@ -242,9 +243,10 @@ public final class MlaAttention {
         float[] first = new float[qFirst.rows()];
         float[] kva = new float[w];
         int nq = qFirst.count();
+        QuantMatrix.QuantizedInput xq = qFirst.quantized(x, 0);
         RowBlocks.run(nq + kvABlocks.count(), i -> {
-            if (i < nq) qFirst.block(i, x, 0, first, 0);
-            else kvABlocks.block(i - nq, x, 0, kva, 0);
+            if (i < nq) qFirst.block(i, xq, x, 0, first, 0);
+            else kvABlocks.block(i - nq, xq, x, 0, kva, 0);
         });
         float[] q;
         if (qProj != null) {

@@ -2,6 +2,7 @@ package dev.kimivl.model;
 
 import dev.kimivl.config.TextConfig;
 import dev.kimivl.tensor.Matrix;
+import dev.kimivl.tensor.QuantMatrix;
 import dev.kimivl.tensor.VectorMath;
 
 import java.util.Arrays;
@@ -104,12 +105,13 @@ public final class MoeBlock {
         for (int p = 0; p < parts; p++) first[p + 1] = first[p] + mlp[p].gateBlocks.count() + mlp[p].upBlocks.count();
         float[][] g = new float[parts][], u = new float[parts][];
         for (int p = 0; p < parts; p++) { g[p] = new float[mlp[p].inter()]; u[p] = new float[mlp[p].inter()]; }
+        QuantMatrix.QuantizedInput xq = mlp[0].gateBlocks.quantized(x, 0);
         RowBlocks.run(first[parts], i -> {
             int p = 0;
             while (i >= first[p + 1]) p++;
             int b = i - first[p], ng = mlp[p].gateBlocks.count();
-            if (b < ng) mlp[p].gateBlocks.block(b, x, 0, g[p], 0);
-            else mlp[p].upBlocks.block(b - ng, x, 0, u[p], 0);
+            if (b < ng) mlp[p].gateBlocks.block(b, xq, x, 0, g[p], 0);
+            else mlp[p].upBlocks.block(b - ng, xq, x, 0, u[p], 0);
         });
         for (int p = 0; p < parts; p++) {
             float[] gp = g[p], up = u[p];
@@ -118,15 +120,17 @@ public final class MoeBlock {
         t0 = PhaseTimer.stop(PhaseTimer.Phase.FFN_UP, t0);
         float[] y = new float[D];
         RowBlocks down0 = mlp[0].downBlocks;
+        QuantMatrix.QuantizedInput[] gq = new QuantMatrix.QuantizedInput[parts];
+        for (int p = 0; p < parts; p++) gq[p] = mlp[p].downBlocks.quantized(g[p], 0);
         RowBlocks.run(down0.count(), b -> {
             int r0 = down0.start[b], n = Math.min(RowBlocks.BLOCK_ROWS, D - r0);
             float[] acc = new float[D], tmp = new float[D];
             for (int p = 0; p < k; p++) {
-                mlp[p].downBlocks.block(b, g[p], 0, tmp, 0);
+                mlp[p].downBlocks.block(b, gq[p], g[p], 0, tmp, 0);
                 for (int i = r0; i < r0 + n; i++) acc[i] = Math.fma(tmp[i], w[p], acc[i]);
             }
             if (shared != null) {
-                shared.downBlocks.block(b, g[k], 0, tmp, 0);
+                shared.downBlocks.block(b, gq[k], g[k], 0, tmp, 0);
                 for (int i = r0; i < r0 + n; i++) y[i] = tmp[i] + acc[i];
             } else {
                 System.arraycopy(acc, r0, y, r0, n);

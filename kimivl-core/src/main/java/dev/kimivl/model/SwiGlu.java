@@ -1,6 +1,7 @@
 package dev.kimivl.model;
 
 import dev.kimivl.tensor.Matrix;
+import dev.kimivl.tensor.QuantMatrix;
 import dev.kimivl.tensor.VectorMath;
 
 /** FFN(x) = W_down·(SiLU(W_gate·x) ⊙ W_up·x): the dense layer, each routed expert and the fused shared experts. */
@@ -39,9 +40,10 @@ public final class SwiGlu {
         int inter = gate.rows();
         float[] g = new float[inter], u = new float[inter];
         int ng = gateBlocks.count();
+        QuantMatrix.QuantizedInput xq = gateBlocks.quantized(x, 0);
         RowBlocks.run(ng + upBlocks.count(), i -> {
-            if (i < ng) gateBlocks.block(i, x, 0, g, 0);
-            else upBlocks.block(i - ng, x, 0, u, 0);
+            if (i < ng) gateBlocks.block(i, xq, x, 0, g, 0);
+            else upBlocks.block(i - ng, xq, x, 0, u, 0);
         });
         for (int i = 0; i < inter; i++) g[i] = VectorMath.silu(g[i]) * u[i];
         float[] y = new float[down.rows()];

@@ -2,14 +2,54 @@ package dev.kimivl.tensor;
 
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.RecursiveAction;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
- * The one thread pool of the compute kernels. Its size defaults to the number of cores (never more:
- * the kernels are memory-bound and oversubscribing 2 cores only adds switches); {@code -Dkimivl.threads=N} overrides it.
+ * The one thread pool of the compute kernels. Its size defaults to the number of cores (never more: the kernels
+ * are memory-bound and oversubscribing 2 cores only adds switches); {@code -Dkimivl.threads=N} overrides it.
+ *
+ * <p>Decoding one token makes ~190 dispatches of 20-200 µs each, so the cost of a dispatch matters: waking a parked
+ * ForkJoinPool worker took 30-80 µs here (futex wake-up plus scheduling), 5-10% of a token. So the pool is the
+ * calling thread plus THREADS - 1 workers that spin between dispatches and park only after
+ * {@code kimivl.spinMicros} (default 200 µs) without work: a dispatch then costs a few hundred nanoseconds, and the
+ * caller computes too instead of blocking. Chunks are claimed from a shared counter, so a descheduled thread delays
+ * only its own chunk. One dispatch runs at a time; a second caller thread meanwhile (a server serving two requests)
+ * uses a ForkJoinPool, and calls from inside a chunk run inline (the pool never nests).
  */
 public final class Parallel {
     public static final int THREADS = Integer.getInteger("kimivl.threads", Runtime.getRuntime().availableProcessors());
-    private static final ForkJoinPool POOL = THREADS <= 1 ? null : new ForkJoinPool(THREADS);
+    private static final long SPIN_NANOS = 1000L * Long.getLong("kimivl.spinMicros", 200L);
+
+    private static final Worker[] WORKERS;
+    private static final ReentrantLock DISPATCH = new ReentrantLock();
+    private static final ForkJoinPool FALLBACK;
+
+    // the current dispatch, published by the volatile write of epoch
+    private static RangeBody body;
+    private static int total, chunks;
+    /** (dispatch id << 32) | next unclaimed chunk: a thread late from an earlier dispatch cannot claim a new one's chunk. */
+    private static final AtomicLong CLAIM = new AtomicLong();
+    private static final AtomicInteger DONE = new AtomicInteger();
+    private static volatile Throwable failure;
+    private static volatile long epoch;
+    private static volatile Thread caller;
+
+    static {
+        if (THREADS <= 1) {
+            WORKERS = new Worker[0];
+            FALLBACK = null;
+        } else {
+            WORKERS = new Worker[THREADS - 1];
+            for (int i = 0; i < WORKERS.length; i++) {
+                WORKERS[i] = new Worker(i);
+                WORKERS[i].start();
+            }
+            FALLBACK = new ForkJoinPool(THREADS);
+        }
+    }
 
     private Parallel() {}
 
@@ -18,20 +58,101 @@ public final class Parallel {
 
     /**
      * Runs body over [0, n) split into about {@code THREADS * 4} chunks of at least {@code minChunk} items.
-     * Runs inline when the work is small or there is one thread.
+     * Runs inline when the work is small, there is one thread, or it is called from inside a chunk.
      */
     public static void forRange(int n, int minChunk, RangeBody body) {
         if (n <= 0) return;
         int chunks = Math.min(THREADS * 4, Math.max(1, n / Math.max(1, minChunk)));
-        if (POOL == null || chunks <= 1 || inPool()) {
+        if (THREADS <= 1 || chunks <= 1 || insideChunk()) {
             body.run(0, n);
             return;
         }
-        POOL.invoke(new Chunk(body, n, chunks, 0, chunks));
+        if (!DISPATCH.tryLock()) {            // another thread is dispatching: use the ForkJoinPool meanwhile
+            FALLBACK.invoke(new Chunk(body, n, chunks, 0, chunks));
+            return;
+        }
+        try {
+            dispatch(n, chunks, body);
+        } finally {
+            DISPATCH.unlock();
+        }
     }
 
-    private static boolean inPool() {
-        return Thread.currentThread() instanceof java.util.concurrent.ForkJoinWorkerThread w && w.getPool() == POOL;
+    private static boolean insideChunk() {
+        Thread t = Thread.currentThread();
+        return t instanceof Worker || t == caller
+                || t instanceof java.util.concurrent.ForkJoinWorkerThread w && w.getPool() == FALLBACK;
+    }
+
+    private static void dispatch(int n, int chunkCount, RangeBody b) {
+        body = b;
+        total = n;
+        chunks = chunkCount;
+        failure = null;
+        long id = epoch + 1;
+        DONE.set(0);
+        CLAIM.set(id << 32);
+        caller = Thread.currentThread();
+        epoch = id;                           // publishes the fields above to the spinning workers
+        for (Worker w : WORKERS) if (w.parked) LockSupport.unpark(w);
+        try {
+            runChunks(id);
+            while (DONE.get() < chunkCount) Thread.onSpinWait();
+        } finally {
+            caller = null;
+            body = null;
+        }
+        Throwable t = failure;
+        if (t instanceof RuntimeException r) throw r;
+        if (t instanceof Error e) throw e;
+        if (t != null) throw new IllegalStateException(t);
+    }
+
+    /** Claims and runs chunks of dispatch id until none is left (or that dispatch is over). */
+    private static void runChunks(long id) {
+        RangeBody b = body;
+        int n = total, c = chunks;
+        while (true) {
+            long v = CLAIM.get();
+            int i = (int) v;
+            if (v >>> 32 != id || i >= c) return;
+            if (!CLAIM.compareAndSet(v, v + 1)) continue;
+            try {
+                if (failure == null) b.run((int) ((long) n * i / c), (int) ((long) n * (i + 1) / c));
+            } catch (Throwable t) {
+                failure = t;
+            } finally {
+                DONE.incrementAndGet();
+            }
+        }
+    }
+
+    private static final class Worker extends Thread {
+        volatile boolean parked;
+
+        Worker(int i) {
+            super("kimivl-compute-" + (i + 1));
+            setDaemon(true);
+        }
+
+        @Override public void run() {
+            long seen = epoch;
+            while (true) {
+                long spinStart = System.nanoTime();
+                while (epoch == seen) {
+                    if (System.nanoTime() - spinStart > SPIN_NANOS) {
+                        parked = true;
+                        if (epoch == seen) LockSupport.park(this);
+                        parked = false;
+                        spinStart = System.nanoTime();
+                    } else {
+                        Thread.onSpinWait();
+                    }
+                }
+                seen = epoch;
+                runChunks(seen);              // finds nothing when faster threads already claimed every chunk
+            }
+        }
     }
 
     private static final class Chunk extends RecursiveAction {

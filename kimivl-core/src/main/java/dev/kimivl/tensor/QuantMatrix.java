@@ -86,10 +86,15 @@ public final class QuantMatrix implements Matrix {
     /** The integer matvec runs the native kernels when they are loaded; tests turn this off to reach the Java ones. */
     static volatile boolean USE_NATIVE = true;
 
+    /** True when {@link #matvec(float[], int, float[], int)} quantizes its input and runs the integer kernels. */
+    public boolean usesIntegerMatvec() {
+        return INT_MATVEC && (dtype == DType.Q8_0 || dtype == DType.Q4_0);
+    }
+
     @Override
     public void matvec(float[] x, int xo, float[] y, int yo) {
         if (xo + cols > x.length || yo + rows > y.length) throw new IndexOutOfBoundsException("matvec [" + rows + ", " + cols + "]: x or y too short");
-        if (INT_MATVEC && (dtype == DType.Q8_0 || dtype == DType.Q4_0)) {
+        if (usesIntegerMatvec()) {
             matvec(QuantizedInput.cached(x, xo, cols), y, yo);
         } else {
             matvecExact(x, xo, y, yo);
