@@ -22,7 +22,7 @@
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
 /** ABI version: NativeKernels refuses a library whose version differs from the one it was written for. */
-int32_t kv_version(void) { return 1; }
+int32_t kv_version(void) { return 3; }
 
 /** 1 when this CPU and OS support AVX2, FMA and F16C (with the YMM state enabled by the OS), else 0. */
 int32_t kv_cpu_ok(void) {
@@ -102,12 +102,25 @@ AVX2 static float q4_row(const uint8_t *w, int nb, const int8_t *xq, const float
         __m256 dd = _mm256_mul_ps(scales8(p, 18), _mm256_loadu_ps(xd + b));
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), dd, acc);
     }
-    float y = hsum_f32(acc);
-    for (; b < nb; b++) {
-        const uint8_t *p = w + 18 * b;
-        y += scale1(p) * xd[b] * (float) (hsum_i32(q4_dot(p + 2, xq + 32 * b)) - xs8[b]);
+    if (b < nb) {                                      /* the last 1-7 blocks as a group padded with zeros */
+        __m256i v[8];
+        _Alignas(32) float dw[8] = {0}, dx[8] = {0};
+        _Alignas(32) int32_t sx[8] = {0};
+        for (int i = 0; i < 8; i++) {
+            if (b + i < nb) {
+                const uint8_t *p = w + 18 * (b + i);
+                v[i] = q4_dot(p + 2, xq + 32 * (b + i));
+                dw[i] = scale1(p);
+                dx[i] = xd[b + i];
+                sx[i] = xs8[b + i];
+            } else {
+                v[i] = _mm256_setzero_si256();
+            }
+        }
+        __m256i s = _mm256_sub_epi32(sum8x8(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]), _mm256_load_si256((const __m256i *) sx));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(_mm256_load_ps(dw), _mm256_load_ps(dx)), acc);
     }
-    return y;
+    return hsum_f32(acc);
 }
 
 /**
@@ -142,12 +155,23 @@ AVX2 static float q8_row(const uint8_t *w, int nb, const int8_t *xq, const float
         __m256 dd = _mm256_mul_ps(scales8(p, 34), _mm256_loadu_ps(xd + b));
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), dd, acc);
     }
-    float y = hsum_f32(acc);
-    for (; b < nb; b++) {
-        const uint8_t *p = w + 34 * b;
-        y += scale1(p) * xd[b] * (float) hsum_i32(q8_dot((const int8_t *) p + 2, xq + 32 * b));
+    if (b < nb) {                                      /* the last 1-7 blocks as a group padded with zeros */
+        __m256i v[8];
+        _Alignas(32) float dw[8] = {0}, dx[8] = {0};
+        for (int i = 0; i < 8; i++) {
+            if (b + i < nb) {
+                const uint8_t *p = w + 34 * (b + i);
+                v[i] = q8_dot((const int8_t *) p + 2, xq + 32 * (b + i));
+                dw[i] = scale1(p);
+                dx[i] = xd[b + i];
+            } else {
+                v[i] = _mm256_setzero_si256();
+            }
+        }
+        __m256i s = sum8x8(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(_mm256_load_ps(dw), _mm256_load_ps(dx)), acc);
     }
-    return y;
+    return hsum_f32(acc);
 }
 
 /** As kv_matvec_q4_0 for a Q8_0 matrix (rows of (cols / 32)·34 bytes); no block sums needed. */
@@ -156,4 +180,238 @@ AVX2 void kv_matvec_q8_0(const uint8_t *w, int64_t woff, int32_t r0, int32_t r1,
     int nb = cols / 32;
     int64_t rb = (int64_t) nb * 34;
     for (int32_t r = r0; r < r1; r++) y[yo + r] = q8_row(w + woff + r * rb, nb, xq, xd);
+}
+
+/* ---------------------------------------------------------------- batched products (prefill) */
+
+/*
+ * The prefill GEMM works on a transposed block layout so that no horizontal sums are needed: a group of 8 blocks
+ * (256 values) is stored as 8 vectors of 32 bytes, vector s holding bytes 4s..4s+3 of each of the 8 blocks (lane i =
+ * block i). vpmaddubsw + vpmaddwd over the 8 vectors then leave, in int32 lane i, the dot product of block i, and
+ * one multiply by the 8 block scales finishes the group. For Q4_0 the 16-bit pair sums of all 8 steps still fit in
+ * int16 (8 · 2 · 15 · 127 = 30480), so one vpmaddwd per group suffices.
+ *
+ * Activations are packed once per matmul (kv_pack_act); each weight row is unpacked once into an L1 buffer and then
+ * used for every token; tiles of 2 rows × 2 tokens share every load.
+ */
+
+/* In place: r[i] = 8 dwords of row i  →  r[s] = dword s of rows 0..7 (an 8×8 transpose of 32-bit elements). */
+AVX2 static inline void transpose8x8(__m256i *r) {
+    __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+    __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+    __m256i t4 = _mm256_unpacklo_epi32(r[4], r[5]), t5 = _mm256_unpackhi_epi32(r[4], r[5]);
+    __m256i t6 = _mm256_unpacklo_epi32(r[6], r[7]), t7 = _mm256_unpackhi_epi32(r[6], r[7]);
+    __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+    __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+    __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
+    __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
+    r[0] = _mm256_permute2x128_si256(u0, u4, 0x20); r[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
+    r[1] = _mm256_permute2x128_si256(u1, u5, 0x20); r[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
+    r[2] = _mm256_permute2x128_si256(u2, u6, 0x20); r[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
+    r[3] = _mm256_permute2x128_si256(u3, u7, 0x20); r[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
+}
+
+/**
+ * Packs n quantized activations (xq int8[n·cols], xd float[n·nb], xs8 int32[n·nb], nb = cols / 32) into the GEMM
+ * layout: G = ceil(nb / 8) groups per token, xp int8[n·G·256] transposed as above, xdp float[n·G·8] and
+ * xsp int32[n·G·8], blocks past nb zero (they then add nothing).
+ */
+AVX2 void kv_pack_act(const int8_t *xq, const float *xd, const int32_t *xs8, int32_t n, int32_t cols,
+                      int8_t *xp, float *xdp, int32_t *xsp) {
+    int nb = cols / 32, G = (nb + 7) / 8;
+    for (int32_t t = 0; t < n; t++) {
+        const int8_t *x = xq + (int64_t) t * cols;
+        int8_t *o = xp + (int64_t) t * G * 256;
+        for (int g = 0; g < G; g++) {
+            __m256i r[8];
+            for (int i = 0; i < 8; i++) {
+                int b = 8 * g + i;
+                r[i] = b < nb ? _mm256_loadu_si256((const __m256i *) (x + 32 * b)) : _mm256_setzero_si256();
+            }
+            transpose8x8(r);
+            for (int k = 0; k < 8; k++) _mm256_storeu_si256((__m256i *) (o + 256 * g + 32 * k), r[k]);
+        }
+        for (int b = 0; b < 8 * G; b++) {
+            xdp[(int64_t) t * G * 8 + b] = b < nb ? xd[(int64_t) t * nb + b] : 0.0f;
+            xsp[(int64_t) t * G * 8 + b] = b < nb ? xs8[(int64_t) t * nb + b] : 0;
+        }
+    }
+}
+
+/* Widest row the GEMM unpacks on the stack (the model's widest is 11264). */
+#define GEMM_MAX_COLS 32768
+#define GEMM_MAX_GROUPS (GEMM_MAX_COLS / 256)
+
+/* Q4_0 row → transposed nibble values 0..15 (wq, G·256 bytes) and scales (ws, G·8 floats, padding zero). */
+AVX2 static void unpack_q4_row(const uint8_t *p, int nb, uint8_t *wq, float *ws) {
+    const __m256i m0f = _mm256_set1_epi8(0x0F);
+    int G = (nb + 7) / 8;
+    for (int g = 0; g < G; g++) {
+        __m256i r[8];
+        for (int i = 0; i < 8; i++) {
+            int b = 8 * g + i;
+            if (b < nb) {
+                __m128i raw = _mm_loadu_si128((const __m128i *) (p + 18 * b + 2));
+                r[i] = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(raw), _mm_srli_epi16(raw, 4), 1), m0f);
+                ws[b] = scale1(p + 18 * b);
+            } else {
+                r[i] = _mm256_setzero_si256();
+                ws[b] = 0.0f;
+            }
+        }
+        transpose8x8(r);
+        for (int k = 0; k < 8; k++) _mm256_store_si256((__m256i *) (wq + 256 * g + 32 * k), r[k]);
+    }
+}
+
+/* Q8_0 row → transposed |w| (wa), w (wv, the signs) and scales. */
+AVX2 static void unpack_q8_row(const uint8_t *p, int nb, uint8_t *wa, int8_t *wv, float *ws) {
+    int G = (nb + 7) / 8;
+    for (int g = 0; g < G; g++) {
+        __m256i r[8];
+        for (int i = 0; i < 8; i++) {
+            int b = 8 * g + i;
+            if (b < nb) {
+                r[i] = _mm256_loadu_si256((const __m256i *) (p + 34 * b + 2));
+                ws[b] = scale1(p + 34 * b);
+            } else {
+                r[i] = _mm256_setzero_si256();
+                ws[b] = 0.0f;
+            }
+        }
+        transpose8x8(r);
+        for (int k = 0; k < 8; k++) {
+            _mm256_store_si256((__m256i *) (wv + 256 * g + 32 * k), r[k]);
+            _mm256_store_si256((__m256i *) (wa + 256 * g + 32 * k), _mm256_sign_epi8(r[k], r[k]));
+        }
+    }
+}
+
+/* 4 rows × 2 tokens of Q4_0: out[2·i + j] = row i · token j (each activation load feeds four rows). */
+AVX2 static void q4_tile4(const uint8_t *const *w, const float *const *ws, const int8_t *x0, const int8_t *x1,
+                          const float *d0, const float *d1, const int32_t *s0, const int32_t *s1, int G, float *out) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 f[8];
+    for (int i = 0; i < 8; i++) f[i] = _mm256_setzero_ps();
+    const uint8_t *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
+    for (int g = 0; g < G; g++) {
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+#pragma GCC unroll 1
+        for (int k = 0; k < 8; k++) {
+            int o = 256 * g + 32 * k;
+            __m256i xa = _mm256_loadu_si256((const __m256i *) (x0 + o)), xb = _mm256_loadu_si256((const __m256i *) (x1 + o));
+            __m256i v = _mm256_load_si256((const __m256i *) (w0 + o));
+            a0 = _mm256_add_epi16(a0, _mm256_maddubs_epi16(v, xa)); a1 = _mm256_add_epi16(a1, _mm256_maddubs_epi16(v, xb));
+            v = _mm256_load_si256((const __m256i *) (w1 + o));
+            a2 = _mm256_add_epi16(a2, _mm256_maddubs_epi16(v, xa)); a3 = _mm256_add_epi16(a3, _mm256_maddubs_epi16(v, xb));
+            v = _mm256_load_si256((const __m256i *) (w2 + o));
+            a4 = _mm256_add_epi16(a4, _mm256_maddubs_epi16(v, xa)); a5 = _mm256_add_epi16(a5, _mm256_maddubs_epi16(v, xb));
+            v = _mm256_load_si256((const __m256i *) (w3 + o));
+            a6 = _mm256_add_epi16(a6, _mm256_maddubs_epi16(v, xa)); a7 = _mm256_add_epi16(a7, _mm256_maddubs_epi16(v, xb));
+        }
+        __m256 xd0 = _mm256_loadu_ps(d0 + 8 * g), xd1 = _mm256_loadu_ps(d1 + 8 * g);
+        __m256i xs0 = _mm256_loadu_si256((const __m256i *) (s0 + 8 * g)), xs1 = _mm256_loadu_si256((const __m256i *) (s1 + 8 * g));
+        __m256i acc[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
+        for (int i = 0; i < 4; i++) {
+            __m256 sw = _mm256_load_ps(ws[i] + 8 * g);
+            f[2 * i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_madd_epi16(acc[2 * i], ones), xs0)), _mm256_mul_ps(sw, xd0), f[2 * i]);
+            f[2 * i + 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_madd_epi16(acc[2 * i + 1], ones), xs1)), _mm256_mul_ps(sw, xd1), f[2 * i + 1]);
+        }
+    }
+    for (int i = 0; i < 8; i++) out[i] = hsum_f32(f[i]);
+}
+
+/* 2 rows × 2 tokens of Q8_0 (|w| times x with w's sign; pair sums need int32 every step). */
+AVX2 static void q8_tile(const uint8_t *wa0, const int8_t *wv0, const uint8_t *wa1, const int8_t *wv1,
+                         const float *ws0, const float *ws1, const int8_t *x0, const int8_t *x1,
+                         const float *d0, const float *d1, int G, float *out) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 f00 = _mm256_setzero_ps(), f01 = f00, f10 = f00, f11 = f00;
+    for (int g = 0; g < G; g++) {
+        __m256i a00 = _mm256_setzero_si256(), a01 = a00, a10 = a00, a11 = a00;
+        /* not unrolled: gcc then hoists all 32 products ahead of the adds and spills them to the stack (2x slower) */
+#pragma GCC unroll 1
+        for (int k = 0; k < 8; k++) {
+            int o = 256 * g + 32 * k;
+            __m256i xa = _mm256_loadu_si256((const __m256i *) (x0 + o)), xb = _mm256_loadu_si256((const __m256i *) (x1 + o));
+            __m256i u0 = _mm256_load_si256((const __m256i *) (wa0 + o)), v0 = _mm256_load_si256((const __m256i *) (wv0 + o));
+            __m256i u1 = _mm256_load_si256((const __m256i *) (wa1 + o)), v1 = _mm256_load_si256((const __m256i *) (wv1 + o));
+            a00 = _mm256_add_epi32(a00, _mm256_madd_epi16(_mm256_maddubs_epi16(u0, _mm256_sign_epi8(xa, v0)), ones));
+            a01 = _mm256_add_epi32(a01, _mm256_madd_epi16(_mm256_maddubs_epi16(u0, _mm256_sign_epi8(xb, v0)), ones));
+            a10 = _mm256_add_epi32(a10, _mm256_madd_epi16(_mm256_maddubs_epi16(u1, _mm256_sign_epi8(xa, v1)), ones));
+            a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(_mm256_maddubs_epi16(u1, _mm256_sign_epi8(xb, v1)), ones));
+        }
+        __m256 xd0 = _mm256_loadu_ps(d0 + 8 * g), xd1 = _mm256_loadu_ps(d1 + 8 * g);
+        __m256 sw0 = _mm256_load_ps(ws0 + 8 * g), sw1 = _mm256_load_ps(ws1 + 8 * g);
+        f00 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a00), _mm256_mul_ps(sw0, xd0), f00);
+        f01 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a01), _mm256_mul_ps(sw0, xd1), f01);
+        f10 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a10), _mm256_mul_ps(sw1, xd0), f10);
+        f11 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a11), _mm256_mul_ps(sw1, xd1), f11);
+    }
+    out[0] = hsum_f32(f00); out[1] = hsum_f32(f01); out[2] = hsum_f32(f10); out[3] = hsum_f32(f11);
+}
+
+/**
+ * y[t·ldy + r] = Σ_c W[r, c]·x'_t[c] for rows r in [r0, r1) and tokens t in [0, n), W Q4_0 with rows of
+ * (cols / 32)·18 bytes from w + woff, the activations packed by kv_pack_act. Returns 0, or −1 when cols exceeds
+ * GEMM_MAX_COLS (nothing written). An odd last row or token is computed as a duplicate in the 2×2 tile.
+ */
+AVX2 int32_t kv_gemm_q4_0(const uint8_t *w, int64_t woff, int32_t r0, int32_t r1, int32_t cols,
+                          const int8_t *xp, const float *xdp, const int32_t *xsp, int32_t n, float *y, int32_t ldy) {
+    if (cols > GEMM_MAX_COLS) return -1;
+    int nb = cols / 32, G = (nb + 7) / 8;
+    int64_t rb = (int64_t) nb * 18;
+    _Alignas(32) uint8_t wq[4][GEMM_MAX_COLS];
+    _Alignas(32) float ws[4][GEMM_MAX_COLS / 32];
+    float out[8];
+    for (int32_t r = r0; r < r1; r += 4) {
+        int m = r1 - r < 4 ? r1 - r : 4;                 /* rows in this tile; missing ones repeat the last */
+        const uint8_t *wr[4];
+        const float *sr[4];
+        for (int i = 0; i < 4; i++) {
+            if (i < m) unpack_q4_row(w + woff + (r + i) * rb, nb, wq[i], ws[i]);
+            wr[i] = wq[i < m ? i : m - 1];
+            sr[i] = ws[i < m ? i : m - 1];
+        }
+        for (int32_t t = 0; t < n; t += 2) {
+            int32_t u = t + 1 < n ? t + 1 : t;
+            q4_tile4(wr, sr, xp + (int64_t) t * G * 256, xp + (int64_t) u * G * 256,
+                     xdp + (int64_t) t * G * 8, xdp + (int64_t) u * G * 8, xsp + (int64_t) t * G * 8, xsp + (int64_t) u * G * 8, G, out);
+            for (int i = 0; i < m; i++) {
+                y[(int64_t) t * ldy + r + i] = out[2 * i];
+                if (u != t) y[(int64_t) u * ldy + r + i] = out[2 * i + 1];
+            }
+        }
+    }
+    return 0;
+}
+
+/** As kv_gemm_q4_0 for Q8_0 weights (rows of (cols / 32)·34 bytes; xsp is not needed). */
+AVX2 int32_t kv_gemm_q8_0(const uint8_t *w, int64_t woff, int32_t r0, int32_t r1, int32_t cols,
+                          const int8_t *xp, const float *xdp, int32_t n, float *y, int32_t ldy) {
+    if (cols > GEMM_MAX_COLS) return -1;
+    int nb = cols / 32, G = (nb + 7) / 8;
+    int64_t rb = (int64_t) nb * 34;
+    _Alignas(32) uint8_t wa[2][GEMM_MAX_COLS];
+    _Alignas(32) int8_t wv[2][GEMM_MAX_COLS];
+    _Alignas(32) float ws[2][GEMM_MAX_COLS / 32];
+    float out[4];
+    for (int32_t r = r0; r < r1; r += 2) {
+        int two = r + 1 < r1;
+        unpack_q8_row(w + woff + r * rb, nb, wa[0], wv[0], ws[0]);
+        if (two) unpack_q8_row(w + woff + (r + 1) * rb, nb, wa[1], wv[1], ws[1]);
+        int i1 = two ? 1 : 0;
+        for (int32_t t = 0; t < n; t += 2) {
+            int32_t u = t + 1 < n ? t + 1 : t;
+            q8_tile(wa[0], wv[0], wa[i1], wv[i1], ws[0], ws[i1], xp + (int64_t) t * G * 256, xp + (int64_t) u * G * 256,
+                    xdp + (int64_t) t * G * 8, xdp + (int64_t) u * G * 8, G, out);
+            y[(int64_t) t * ldy + r] = out[0];
+            if (u != t) y[(int64_t) u * ldy + r] = out[1];
+            if (two) {
+                y[(int64_t) t * ldy + r + 1] = out[2];
+                if (u != t) y[(int64_t) u * ldy + r + 1] = out[3];
+            }
+        }
+    }
+    return 0;
 }

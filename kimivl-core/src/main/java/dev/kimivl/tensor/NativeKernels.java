@@ -29,7 +29,9 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * output) are passed in place, without copies. Each call covers a range of rows, a few microseconds or more of work.
  */
 public final class NativeKernels {
-    private static final int ABI_VERSION = 1;
+    private static final int ABI_VERSION = 3;
+    /** Widest row the native GEMM takes (its per-row unpack buffer on the C stack). */
+    public static final int GEMM_MAX_COLS = 32768;
     private static final String RESOURCE = "/dev/kimivl/native/linux-x86_64/libkimivl.so";
 
     /** True when the native kernels are loaded and this CPU runs them. */
@@ -37,10 +39,10 @@ public final class NativeKernels {
     /** One line for reports: which kernels run decode, and why not the native ones. */
     public static final String STATUS;
 
-    private static final MethodHandle Q4_0, Q8_0;
+    private static final MethodHandle Q4_0, Q8_0, GEMM_Q4_0, GEMM_Q8_0, PACK;
 
     static {
-        MethodHandle q4 = null, q8 = null;
+        MethodHandle q4 = null, q8 = null, g4 = null, g8 = null, pack = null;
         String status;
         boolean ok = false;
         if (!Boolean.parseBoolean(System.getProperty("kimivl.native", "true"))) {
@@ -61,8 +63,14 @@ public final class NativeKernels {
                             ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), critical);
                     q8 = linker.downcallHandle(lib.findOrThrow("kv_matvec_q8_0"), FunctionDescriptor.ofVoid(
                             ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), critical);
+                    g4 = linker.downcallHandle(lib.findOrThrow("kv_gemm_q4_0"), FunctionDescriptor.of(JAVA_INT,
+                            ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT), critical);
+                    g8 = linker.downcallHandle(lib.findOrThrow("kv_gemm_q8_0"), FunctionDescriptor.of(JAVA_INT,
+                            ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT), critical);
+                    pack = linker.downcallHandle(lib.findOrThrow("kv_pack_act"), FunctionDescriptor.ofVoid(
+                            ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS), critical);
                     ok = true;
-                    status = "native AVX2 kernels (libkimivl.so) for Q4_0/Q8_0 decode";
+                    status = "native AVX2 kernels (libkimivl.so) for Q4_0/Q8_0 matvec and prefill GEMM";
                 }
             } catch (Throwable t) {
                 status = "Java Vector API kernels (native kernels unavailable: " + t.getMessage() + ")";
@@ -70,6 +78,9 @@ public final class NativeKernels {
         }
         Q4_0 = q4;
         Q8_0 = q8;
+        GEMM_Q4_0 = g4;
+        GEMM_Q8_0 = g8;
+        PACK = pack;
         AVAILABLE = ok;
         STATUS = status;
     }
@@ -113,5 +124,50 @@ public final class NativeKernels {
         } catch (Throwable t) {
             throw new IllegalStateException(t);
         }
+    }
+
+    /**
+     * n quantized activations in the GEMM's layout (kimivl_kernels.c, kv_pack_act): groups of 8 blocks transposed so
+     * that each int32 lane accumulates one block, padded to whole groups with zeros.
+     */
+    static final class PackedActivations {
+        final int n, cols;
+        final MemorySegment xp, xd, xs;
+
+        PackedActivations(QuantMatrix.QuantizedInput x) {
+            n = x.rows;
+            cols = x.cols;
+            int groups = (cols / 32 + 7) / 8;
+            xp = MemorySegment.ofArray(new byte[Math.multiplyExact(n, groups * 256)]);
+            xd = MemorySegment.ofArray(new float[n * groups * 8]);
+            xs = MemorySegment.ofArray(new int[n * groups * 8]);
+            try {
+                PACK.invokeExact(x.q8Segment, x.dSegment, x.s8Segment, n, cols, xp, xd, xs);
+            } catch (Throwable t) {
+                throw t instanceof RuntimeException r ? r : new IllegalStateException(t);
+            }
+        }
+    }
+
+    /**
+     * y[t·ldy + r] = Σ_c W[r, c]·x'_t[c] for r in [r0, r1), t in [0, n): the batched form of {@link #matvec}.
+     * Only when {@link #AVAILABLE}, cols ≤ {@link #GEMM_MAX_COLS}. Each result equals the matvec kernel's bit for bit.
+     */
+    static void gemm(DType type, MemorySegment w, int r0, int r1, PackedActivations x, float[] y, int ldy) {
+        int rc;
+        try {
+            if (type == DType.Q4_0) {
+                rc = (int) GEMM_Q4_0.invokeExact(w, 0L, r0, r1, x.cols, x.xp, x.xd, x.xs, x.n, MemorySegment.ofArray(y), ldy);
+            } else if (type == DType.Q8_0) {
+                rc = (int) GEMM_Q8_0.invokeExact(w, 0L, r0, r1, x.cols, x.xp, x.xd, x.n, MemorySegment.ofArray(y), ldy);
+            } else {
+                throw new IllegalArgumentException("native GEMM needs Q4_0 or Q8_0, not " + type);
+            }
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+        if (rc != 0) throw new IllegalArgumentException("native GEMM refused " + x.cols + " columns (at most " + GEMM_MAX_COLS + ")");
     }
 }

@@ -172,7 +172,8 @@ public final class QuantMatrix implements Matrix {
     public static final class QuantizedInput {
         final short[] q;
         final float[] d;
-        final int cols;
+        /** Columns per row, and rows (activations of consecutive tokens, stored one after another). */
+        final int cols, rows;
         /** The same values for the native kernels: q as int8, d, and 8 × the sum of each block's q. */
         final byte[] q8;
         final int[] s8;
@@ -180,13 +181,15 @@ public final class QuantMatrix implements Matrix {
         /** The floats it was made from (for the per-thread cache), or null. */
         private float[] source;
 
-        private QuantizedInput(int cols) {
+        private QuantizedInput(int cols, int rows) {
             if (cols % 32 != 0) throw new IllegalArgumentException("quantized input needs a multiple of 32 columns, got " + cols);
+            int n = Math.multiplyExact(cols, rows);
             this.cols = cols;
-            this.q = new short[cols];
-            this.d = new float[cols / 32];
-            this.q8 = new byte[cols];
-            this.s8 = new int[cols / 32];
+            this.rows = rows;
+            this.q = new short[n];
+            this.d = new float[n / 32];
+            this.q8 = new byte[n];
+            this.s8 = new int[n / 32];
             this.q8Segment = MemorySegment.ofArray(q8);
             this.dSegment = MemorySegment.ofArray(d);
             this.s8Segment = MemorySegment.ofArray(s8);
@@ -194,19 +197,37 @@ public final class QuantMatrix implements Matrix {
 
         /** Quantizes x[xo .. xo + cols). */
         public static QuantizedInput of(float[] x, int xo, int cols) {
-            QuantizedInput qi = new QuantizedInput(cols);
+            QuantizedInput qi = new QuantizedInput(cols, 1);
             qi.quantize(x, xo);
+            return qi;
+        }
+
+        /** Quantizes rows x[t·cols .. (t + 1)·cols) for t in [0, rows) (the batched kernels' input). */
+        public static QuantizedInput ofRows(float[] x, int rows, int cols) {
+            QuantizedInput qi = new QuantizedInput(cols, rows);
+            qi.quantize(x, 0);
             return qi;
         }
 
         public int cols() { return cols; }
 
+        /** Row t of a batch as a one-row input (a copy). */
+        QuantizedInput row(int t) {
+            QuantizedInput r = new QuantizedInput(cols, 1);
+            int nb = cols / 32;
+            System.arraycopy(q, t * cols, r.q, 0, cols);
+            System.arraycopy(q8, t * cols, r.q8, 0, cols);
+            System.arraycopy(d, t * nb, r.d, 0, nb);
+            System.arraycopy(s8, t * nb, r.s8, 0, nb);
+            return r;
+        }
+
         /** The value the kernels use in place of x[c]: q[c]·d[c / 32]. */
         public float value(int c) { return q[c] * d[c >> 5]; }
 
         private void quantize(float[] x, int xo) {
-            if (xo < 0 || xo + cols > x.length) throw new IndexOutOfBoundsException("x too short");
-            for (int b = 0; b < cols / 32; b++) {
+            if (xo < 0 || xo + (long) rows * cols > x.length) throw new IndexOutOfBoundsException("x too short");
+            for (int b = 0; b < q.length / 32; b++) {       // blocks never straddle rows: cols % 32 == 0
                 int o = xo + 32 * b;
                 FloatVector v0 = FloatVector.fromArray(F8, x, o), v1 = FloatVector.fromArray(F8, x, o + 8),
                         v2 = FloatVector.fromArray(F8, x, o + 16), v3 = FloatVector.fromArray(F8, x, o + 24);
@@ -243,7 +264,7 @@ public final class QuantMatrix implements Matrix {
             QuantizedInput[] slot = LAST.get();
             QuantizedInput c = slot[0];
             if (c != null && c.cols == cols && Arrays.equals(c.source, 0, cols, x, xo, xo + cols)) return c;
-            if (c == null || c.cols != cols) slot[0] = c = new QuantizedInput(cols);
+            if (c == null || c.cols != cols) slot[0] = c = new QuantizedInput(cols, 1);
             c.source = c.source == null || c.source.length != cols ? new float[cols] : c.source;
             System.arraycopy(x, xo, c.source, 0, cols);
             c.quantize(x, xo);
@@ -565,6 +586,29 @@ public final class QuantMatrix implements Matrix {
     @Override
     public void matmul(float[] x, float[] y, int n) {
         if (n == 1) { matvec(x, 0, y, 0); return; }
+        if (usesIntegerMatvec() && NativeKernels.AVAILABLE && USE_NATIVE && cols <= NativeKernels.GEMM_MAX_COLS) {
+            // the integer kernels for prefill too (as llama.cpp)
+            matmul(QuantizedInput.ofRows(x, n, cols), y);
+            return;
+        }
         Gemm.matmul(this, x, y, n);
+    }
+
+    /**
+     * y[t·rows + r] = Σ_c W[r, c]·x'_t[c] for every row t of the quantized batch (Q8_0 and Q4_0): the native GEMM
+     * (each weight row unpacked once, then dotted with every token) when loaded, else the integer matvec per token.
+     * Either way each token's result equals {@link #matvec(QuantizedInput, float[], int)} bit for bit.
+     */
+    public void matmul(QuantizedInput xq, float[] y) {
+        int n = xq.rows;
+        if (xq.cols != cols) throw new IllegalArgumentException("input has " + xq.cols + " columns, matrix " + cols);
+        if (y.length < (long) n * rows) throw new IndexOutOfBoundsException("matmul [" + rows + ", " + cols + "] x " + n + ": y too short");
+        if (dtype != DType.Q8_0 && dtype != DType.Q4_0) throw new UnsupportedOperationException("integer matmul needs Q8_0 or Q4_0, not " + dtype);
+        if (NativeKernels.AVAILABLE && USE_NATIVE && cols <= NativeKernels.GEMM_MAX_COLS) {
+            NativeKernels.PackedActivations xp = new NativeKernels.PackedActivations(xq);
+            Parallel.forRange(rows, 8, (from, to) -> NativeKernels.gemm(dtype, data, from, to, xp, y, rows));
+            return;
+        }
+        for (int t = 0; t < n; t++) matvec(xq.row(t), y, t * rows);
     }
 }

@@ -78,4 +78,47 @@ class NativeKernelsTest {
         new QuantMatrix(seg, DType.Q8_0, 1, cols).matvec(xq, y, 0);
         assertEquals(expect, y[0], 1e-4 * Math.abs(expect));
     }
+
+    /**
+     * The prefill GEMM gives, token by token, exactly the matvec kernel's result (same integer block sums and float
+     * order), so prompt and decode agree bit for bit; and it writes only y[t·rows + r].
+     */
+    @Test
+    void gemmEqualsMatvecPerToken() {
+        if (!NativeKernels.AVAILABLE) return;
+        boolean intWas = QuantMatrix.INT_MATVEC;
+        Random rnd = new Random(29);
+        int[][] shapes = {{5, 32, 2}, {19, 224, 3}, {64, 1408, 7}, {33, 2048, 48}, {3, 11264, 4}};
+        for (int[] s : shapes) {
+            int rows = s[0], cols = s[1], n = s[2];
+            float[] w = QuantTest.random(rnd, rows * cols, 0.1f), x = QuantTest.random(rnd, n * cols, 1f);
+            for (DType t : new DType[]{DType.Q4_0, DType.Q8_0}) {
+                QuantMatrix m = QuantMatrix.quantize(w, rows, cols, t);
+                QuantMatrix.QuantizedInput batch = QuantMatrix.QuantizedInput.ofRows(x, n, cols);
+                float[] y = new float[n * rows];
+                m.matmul(batch, y);
+                float[] yJava = new float[n * rows];
+                QuantMatrix.USE_NATIVE = false;
+                try {
+                    m.matmul(batch, yJava);                    // the Java fallback: the integer matvec per token
+                } finally {
+                    QuantMatrix.USE_NATIVE = true;
+                }
+                for (int i = 0; i < y.length; i++) {
+                    double mag = 0;
+                    int tok = i / rows, r = i % rows;
+                    for (int c = 0; c < cols; c++) mag += Math.abs(w[r * cols + c] * x[tok * cols + c]);
+                    assertEquals(yJava[i], y[i], 2e-6 * mag + 1e-7, "Java fallback of matmul, " + t + " element " + i);
+                }
+                for (int tok = 0; tok < n; tok++) {
+                    float[] yt = new float[rows];
+                    m.matvec(QuantMatrix.QuantizedInput.of(x, tok * cols, cols), yt, 0);
+                    for (int r = 0; r < rows; r++) {
+                        assertEquals(yt[r], y[tok * rows + r], 0f, t + " [" + rows + ", " + cols + "] token " + tok + " row " + r);
+                    }
+                }
+            }
+        }
+        assertEquals(intWas, QuantMatrix.INT_MATVEC);
+    }
 }
