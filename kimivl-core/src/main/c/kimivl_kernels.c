@@ -16,13 +16,14 @@
  */
 #include <stdint.h>
 #include <string.h>
+#include <math.h>
 #include <cpuid.h>
 #include <immintrin.h>
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
 /** ABI version: NativeKernels refuses a library whose version differs from the one it was written for. */
-int32_t kv_version(void) { return 3; }
+int32_t kv_version(void) { return 4; }
 
 /** 1 when this CPU and OS support AVX2, FMA and F16C (with the YMM state enabled by the OS), else 0. */
 int32_t kv_cpu_ok(void) {
@@ -412,6 +413,131 @@ AVX2 int32_t kv_gemm_q8_0(const uint8_t *w, int64_t woff, int32_t r0, int32_t r1
                 if (u != t) y[(int64_t) u * ldy + r + 1] = out[3];
             }
         }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- latent attention (decode) */
+
+/* e^x for x ≤ 0, the Cephes expf polynomial of LatentAttention.expNeg (about 2 ulp; 0 below −87). */
+AVX2 static inline __m256 exp_neg(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 r2 = _mm256_mul_ps(r, r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/* [Σ a0, ..., Σ a7] of 8 float vectors. */
+AVX2 static inline __m256 fsum8x8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m256 a5, __m256 a6, __m256 a7) {
+    __m256 h01 = _mm256_hadd_ps(a0, a1), h23 = _mm256_hadd_ps(a2, a3), h45 = _mm256_hadd_ps(a4, a5), h67 = _mm256_hadd_ps(a6, a7);
+    __m256 h0123 = _mm256_hadd_ps(h01, h23), h4567 = _mm256_hadd_ps(h45, h67);
+    return _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20), _mm256_permute2f128_ps(h0123, h4567, 0x31));
+}
+
+#define ATT_JB 32   /* positions per block: 32 rows of 576 floats (74 KB) stay in L2 between scores and values */
+
+/*
+ * Scores of 4 heads × 2 positions: s[i·ATT_JB + j] (i = head 0..3, j = jj, jj + 1) = scale · q_i · lat_j over W.
+ * Every k step loads 2 latent and 4 query vectors for 8 FMAs.
+ */
+AVX2 static void scores_4x2(const float *q0, int W, const float *l0, const float *l1, float scale, float *s, int jj, int two) {
+    __m256 a[8];
+    for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_ps();
+    for (int d = 0; d < W; d += 8) {
+        __m256 u = _mm256_loadu_ps(l0 + d), v = _mm256_loadu_ps(l1 + d);
+        __m256 x = _mm256_loadu_ps(q0 + d);
+        a[0] = _mm256_fmadd_ps(x, u, a[0]); a[1] = _mm256_fmadd_ps(x, v, a[1]);
+        x = _mm256_loadu_ps(q0 + W + d);
+        a[2] = _mm256_fmadd_ps(x, u, a[2]); a[3] = _mm256_fmadd_ps(x, v, a[3]);
+        x = _mm256_loadu_ps(q0 + 2 * W + d);
+        a[4] = _mm256_fmadd_ps(x, u, a[4]); a[5] = _mm256_fmadd_ps(x, v, a[5]);
+        x = _mm256_loadu_ps(q0 + 3 * W + d);
+        a[6] = _mm256_fmadd_ps(x, u, a[6]); a[7] = _mm256_fmadd_ps(x, v, a[7]);
+    }
+    _Alignas(32) float t[8];
+    _mm256_store_ps(t, _mm256_mul_ps(fsum8x8(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]), _mm256_set1_ps(scale)));
+    for (int i = 0; i < 4; i++) {
+        s[i * ATT_JB + jj] = t[2 * i];
+        if (two) s[i * ATT_JB + jj + 1] = t[2 * i + 1];
+    }
+}
+
+/* o_i[0..R) += Σ_j p_i[j] · lat_j[0..R) for 4 heads (p_i = s + i·ATT_JB), 16 columns at a time. */
+AVX2 static void values_4(const float *s, int n, const float *lat, int W, float *o0, int R) {
+    for (int d = 0; d < R; d += 16) {
+        __m256 a0 = _mm256_loadu_ps(o0 + d), b0 = _mm256_loadu_ps(o0 + d + 8);
+        __m256 a1 = _mm256_loadu_ps(o0 + R + d), b1 = _mm256_loadu_ps(o0 + R + d + 8);
+        __m256 a2 = _mm256_loadu_ps(o0 + 2 * R + d), b2 = _mm256_loadu_ps(o0 + 2 * R + d + 8);
+        __m256 a3 = _mm256_loadu_ps(o0 + 3 * R + d), b3 = _mm256_loadu_ps(o0 + 3 * R + d + 8);
+        for (int j = 0; j < n; j++) {
+            const float *lj = lat + (int64_t) j * W + d;
+            __m256 u = _mm256_loadu_ps(lj), v = _mm256_loadu_ps(lj + 8), p;
+            p = _mm256_broadcast_ss(s + j);              a0 = _mm256_fmadd_ps(u, p, a0); b0 = _mm256_fmadd_ps(v, p, b0);
+            p = _mm256_broadcast_ss(s + ATT_JB + j);     a1 = _mm256_fmadd_ps(u, p, a1); b1 = _mm256_fmadd_ps(v, p, b1);
+            p = _mm256_broadcast_ss(s + 2 * ATT_JB + j); a2 = _mm256_fmadd_ps(u, p, a2); b2 = _mm256_fmadd_ps(v, p, b2);
+            p = _mm256_broadcast_ss(s + 3 * ATT_JB + j); a3 = _mm256_fmadd_ps(u, p, a3); b3 = _mm256_fmadd_ps(v, p, b3);
+        }
+        _mm256_storeu_ps(o0 + d, a0); _mm256_storeu_ps(o0 + d + 8, b0);
+        _mm256_storeu_ps(o0 + R + d, a1); _mm256_storeu_ps(o0 + R + d + 8, b1);
+        _mm256_storeu_ps(o0 + 2 * R + d, a2); _mm256_storeu_ps(o0 + 2 * R + d + 8, b2);
+        _mm256_storeu_ps(o0 + 3 * R + d, a3); _mm256_storeu_ps(o0 + 3 * R + d + 8, b3);
+    }
+}
+
+/**
+ * Weight-absorbed MLA decode over positions [j0, j1) of the latent cache (dev.kimivl.model.LatentAttention):
+ * H query rows q[qo + h·W ..] (W wide) against cache rows lat[j·W ..], scores scaled by scale, online softmax state
+ * per head (running max m[h], running sum l[h], unnormalised output o[h·R ..] over the first R columns) updated in
+ * place. Needs H % 4 == 0, W % 8 == 0, R % 16 == 0 (returns −1 otherwise, state untouched), else 0.
+ */
+AVX2 int32_t kv_latent_attention(const float *q, int32_t qo, const float *lat, int32_t W, int32_t R, int32_t H,
+                                 int32_t j0, int32_t j1, float scale, float *m, float *l, float *o) {
+    if (H % 4 != 0 || W % 8 != 0 || R % 16 != 0 || H > 64) return -1;
+    _Alignas(32) float s[64 * ATT_JB];
+    q += qo;
+    for (int32_t jb = j0; jb < j1; jb += ATT_JB) {
+        int n = j1 - jb < ATT_JB ? j1 - jb : ATT_JB;
+        const float *lb = lat + (int64_t) jb * W;
+        for (int h = 0; h < H; h += 4) {
+            for (int j = 0; j < n; j += 2) {
+                int two = j + 1 < n;
+                scores_4x2(q + (int64_t) h * W, W, lb + (int64_t) j * W, lb + (int64_t) (two ? j + 1 : j) * W, scale, s + h * ATT_JB, j, two);
+            }
+        }
+        for (int h = 0; h < H; h++) {
+            float *sh = s + h * ATT_JB;
+            float mb = -INFINITY;
+            for (int j = 0; j < n; j++) mb = sh[j] > mb ? sh[j] : mb;
+            float mOld = m[h], mNew = mOld > mb ? mOld : mb;
+            if (mNew > mOld && l[h] != 0.0f) {
+                float corr = expf(mOld - mNew);
+                l[h] *= corr;
+                __m256 c = _mm256_set1_ps(corr);
+                for (int d = 0; d < R; d += 8) _mm256_storeu_ps(o + (int64_t) h * R + d, _mm256_mul_ps(_mm256_loadu_ps(o + (int64_t) h * R + d), c));
+            }
+            m[h] = mNew;
+            __m256 mv = _mm256_set1_ps(mNew), sum = _mm256_setzero_ps();
+            int j = 0;
+            for (; j + 8 <= n; j += 8) {
+                __m256 e = exp_neg(_mm256_sub_ps(_mm256_loadu_ps(sh + j), mv));
+                _mm256_storeu_ps(sh + j, e);
+                sum = _mm256_add_ps(sum, e);
+            }
+            float ls = hsum_f32(sum);
+            for (; j < n; j++) { float e = expf(sh[j] - mNew); sh[j] = e; ls += e; }
+            l[h] += ls;
+        }
+        for (int h = 0; h < H; h += 4) values_4(s + h * ATT_JB, n, lb, W, o + (int64_t) h * R, R);
     }
     return 0;
 }

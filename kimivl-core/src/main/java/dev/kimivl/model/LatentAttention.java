@@ -1,5 +1,6 @@
 package dev.kimivl.model;
 
+import dev.kimivl.tensor.NativeKernels;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -20,6 +21,9 @@ final class LatentAttention {
     private static final int L = F.length();
     /** Positions per block: 16 rows of 576 floats (37 KB) stay in L1 between the score and value passes. */
     static final int JB = 16;
+
+    /** Use the native kernel (NativeKernels.latentAttention) when it takes the shapes; tests turn it off to compare. */
+    static volatile boolean USE_NATIVE = true;
 
     private LatentAttention() {}
 
@@ -46,6 +50,7 @@ final class LatentAttention {
      * q [H·W] (row h at h·W), lat [S·W] (row j at j·W); scores are scaled by {@code scale}.
      */
     static void accumulate(float[] q, float[] lat, int W, int R, int j0, int j1, float scale, State st) {
+        if (USE_NATIVE && NativeKernels.latentAttention(q, st.h0 * W, lat, W, R, st.heads, j0, j1, scale, st.m, st.l, st.o)) return;
         float[] s = st.s;
         int h0 = st.h0, h1 = st.h0 + st.heads;
         for (int jb = j0; jb < j1; jb += JB) {

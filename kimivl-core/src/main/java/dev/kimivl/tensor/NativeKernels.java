@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
@@ -29,7 +30,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * output) are passed in place, without copies. Each call covers a range of rows, a few microseconds or more of work.
  */
 public final class NativeKernels {
-    private static final int ABI_VERSION = 3;
+    private static final int ABI_VERSION = 4;
     /** Widest row the native GEMM takes (its per-row unpack buffer on the C stack). */
     public static final int GEMM_MAX_COLS = 32768;
     private static final String RESOURCE = "/dev/kimivl/native/linux-x86_64/libkimivl.so";
@@ -39,10 +40,10 @@ public final class NativeKernels {
     /** One line for reports: which kernels run decode, and why not the native ones. */
     public static final String STATUS;
 
-    private static final MethodHandle Q4_0, Q8_0, GEMM_Q4_0, GEMM_Q8_0, PACK;
+    private static final MethodHandle Q4_0, Q8_0, GEMM_Q4_0, GEMM_Q8_0, PACK, LATENT;
 
     static {
-        MethodHandle q4 = null, q8 = null, g4 = null, g8 = null, pack = null;
+        MethodHandle q4 = null, q8 = null, g4 = null, g8 = null, pack = null, latent = null;
         String status;
         boolean ok = false;
         if (!Boolean.parseBoolean(System.getProperty("kimivl.native", "true"))) {
@@ -69,8 +70,10 @@ public final class NativeKernels {
                             ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT), critical);
                     pack = linker.downcallHandle(lib.findOrThrow("kv_pack_act"), FunctionDescriptor.ofVoid(
                             ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS), critical);
+                    latent = linker.downcallHandle(lib.findOrThrow("kv_latent_attention"), FunctionDescriptor.of(JAVA_INT,
+                            ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT, ADDRESS, ADDRESS, ADDRESS), critical);
                     ok = true;
-                    status = "native AVX2 kernels (libkimivl.so) for Q4_0/Q8_0 matvec and prefill GEMM";
+                    status = "native AVX2 kernels (libkimivl.so): Q4_0/Q8_0 matvec and prefill GEMM, latent attention";
                 }
             } catch (Throwable t) {
                 status = "Java Vector API kernels (native kernels unavailable: " + t.getMessage() + ")";
@@ -81,6 +84,7 @@ public final class NativeKernels {
         GEMM_Q4_0 = g4;
         GEMM_Q8_0 = g8;
         PACK = pack;
+        LATENT = latent;
         AVAILABLE = ok;
         STATUS = status;
     }
@@ -169,5 +173,30 @@ public final class NativeKernels {
             throw new IllegalStateException(t);
         }
         if (rc != 0) throw new IllegalArgumentException("native GEMM refused " + x.cols + " columns (at most " + GEMM_MAX_COLS + ")");
+    }
+
+    /**
+     * Weight-absorbed MLA decode over cache positions [j0, j1) for heads rows q[qo + h·w ..] (h in [0, heads)):
+     * updates the online-softmax state m [heads], l [heads], o [heads·r] in place (see model.LatentAttention).
+     * Returns false, touching nothing, when the native kernels are not loaded or the shapes are not supported
+     * (heads % 4, w % 8, r % 16, heads ≤ 64).
+     */
+    public static boolean latentAttention(float[] q, int qo, float[] lat, int w, int r, int heads, int j0, int j1, float scale,
+                                          float[] m, float[] l, float[] o) {
+        if (!AVAILABLE || heads % 4 != 0 || w % 8 != 0 || r % 16 != 0 || heads > 64 || r > w) return false;
+        if (qo < 0 || (long) qo + (long) heads * w > q.length || j0 < 0 || j1 < j0 || (long) j1 * w > lat.length
+                || m.length < heads || l.length < heads || (long) heads * r > o.length) {
+            throw new IndexOutOfBoundsException("latent attention: arrays too short for " + heads + " heads, width " + w + ", positions " + j1);
+        }
+        int rc;
+        try {
+            rc = (int) LATENT.invokeExact(MemorySegment.ofArray(q), qo, MemorySegment.ofArray(lat), w, r, heads, j0, j1, scale,
+                    MemorySegment.ofArray(m), MemorySegment.ofArray(l), MemorySegment.ofArray(o));
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+        return rc == 0;
     }
 }

@@ -1,0 +1,77 @@
+package dev.kimivl.model;
+
+import dev.kimivl.tensor.NativeKernels;
+import org.junit.jupiter.api.Test;
+
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The native latent-attention kernel against the Java one (and both against a plain softmax). */
+class LatentAttentionTest {
+
+    /** Kimi-VL-A3B's shape (16 heads, 512 + 64), the golden tiny one (4 heads, 32 + 8), ranges crossing blocks. */
+    @Test
+    void nativeMatchesJavaAndPlainSoftmax() {
+        if (!NativeKernels.AVAILABLE) return;         // NativeKernelsTest insists on the library where gcc exists
+        Random rnd = new Random(31);
+        int[][] shapes = {{16, 512, 64, 0, 200}, {16, 512, 64, 37, 38}, {4, 32, 8, 5, 70}, {8, 16, 16, 0, 33}};
+        for (int[] sh : shapes) {
+            int H = sh[0], R = sh[1], W = R + sh[2], j0 = sh[3], j1 = sh[4];
+            float[] q = new float[H * W + 7], lat = new float[j1 * W];
+            for (int i = 0; i < q.length; i++) q[i] = (float) rnd.nextGaussian();
+            for (int i = 0; i < lat.length; i++) lat[i] = (float) rnd.nextGaussian();
+            float scale = (float) (1 / Math.sqrt(W)) * 3;
+            float[] outNative = run(q, lat, W, R, H, j0, j1, scale, true);
+            float[] outJava = run(q, lat, W, R, H, j0, j1, scale, false);
+            for (int h = 0; h < H; h++) {
+                // plain softmax in double
+                double[] p = new double[j1];
+                double mx = Double.NEGATIVE_INFINITY, sum = 0;
+                for (int j = j0; j < j1; j++) {
+                    double d = 0;
+                    for (int k = 0; k < W; k++) d += (double) q[h * W + k] * lat[j * W + k];
+                    p[j] = d * scale;
+                    mx = Math.max(mx, p[j]);
+                }
+                for (int j = j0; j < j1; j++) sum += p[j] = Math.exp(p[j] - mx);
+                for (int d = 0; d < R; d++) {
+                    double ref = 0;
+                    for (int j = j0; j < j1; j++) ref += p[j] / sum * lat[j * W + d];
+                    String what = H + " heads, W " + W + ", positions [" + j0 + ", " + j1 + "), head " + h + " col " + d;
+                    assertEquals(ref, outJava[h * R + d], 2e-4, "Java " + what);
+                    assertEquals(ref, outNative[h * R + d], 2e-4, "native " + what);
+                    assertEquals(outJava[h * R + d], outNative[h * R + d], 2e-5, "native vs Java " + what);
+                }
+            }
+        }
+    }
+
+    /** Unsupported shapes (heads not a multiple of 4) are declined, not computed wrongly. */
+    @Test
+    void declinesUnsupportedShapes() {
+        if (!NativeKernels.AVAILABLE) return;
+        float[] m = new float[3], l = new float[3], o = new float[3 * 16];
+        assertTrue(!NativeKernels.latentAttention(new float[3 * 24], 0, new float[10 * 24], 24, 16, 3, 0, 10, 1f, m, l, o));
+        assertEquals(0f, l[0]);
+    }
+
+    private static float[] run(float[] q, float[] lat, int W, int R, int H, int j0, int j1, float scale, boolean nativeKernel) {
+        boolean was = LatentAttention.USE_NATIVE;
+        LatentAttention.USE_NATIVE = nativeKernel;
+        try {
+            // two partial states over a split of the range, merged: the path long-context decode takes
+            int mid = (j0 + j1) / 2;
+            LatentAttention.State a = new LatentAttention.State(0, H, R), b = new LatentAttention.State(0, H, R);
+            LatentAttention.accumulate(q, lat, W, R, j0, mid, scale, a);
+            LatentAttention.accumulate(q, lat, W, R, mid, j1, scale, b);
+            float[] out = new float[H * R];
+            LatentAttention.State[] parts = mid > j0 ? new LatentAttention.State[]{a, b} : new LatentAttention.State[]{b};
+            for (int h = 0; h < H; h++) LatentAttention.finish(parts, h, out, h * R);
+            return out;
+        } finally {
+            LatentAttention.USE_NATIVE = was;
+        }
+    }
+}
