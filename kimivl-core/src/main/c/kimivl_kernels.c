@@ -322,34 +322,33 @@ AVX2 static void q4_tile4(const uint8_t *const *w, const float *const *ws, const
     for (int i = 0; i < 8; i++) out[i] = hsum_f32(f[i]);
 }
 
-/* 2 rows × 2 tokens of Q8_0 (|w| times x with w's sign; pair sums need int32 every step). */
-AVX2 static void q8_tile(const uint8_t *wa0, const int8_t *wv0, const uint8_t *wa1, const int8_t *wv1,
-                         const float *ws0, const float *ws1, const int8_t *x0, const int8_t *x1,
-                         const float *d0, const float *d1, int G, float *out) {
+/* 4 rows × 2 tokens of Q8_0 (|w| times x with w's sign; the pair sums need int32 every step). */
+AVX2 static void q8_tile4(const uint8_t *const *wa, const int8_t *const *wv, const float *const *ws, const int8_t *x0, const int8_t *x1,
+                          const float *d0, const float *d1, int G, float *out) {
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256 f00 = _mm256_setzero_ps(), f01 = f00, f10 = f00, f11 = f00;
+    __m256 f[8];
+    for (int i = 0; i < 8; i++) f[i] = _mm256_setzero_ps();
     for (int g = 0; g < G; g++) {
-        __m256i a00 = _mm256_setzero_si256(), a01 = a00, a10 = a00, a11 = a00;
-        /* not unrolled: gcc then hoists all 32 products ahead of the adds and spills them to the stack (2x slower) */
+        __m256i a[8];
+        for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_si256();
 #pragma GCC unroll 1
         for (int k = 0; k < 8; k++) {
             int o = 256 * g + 32 * k;
             __m256i xa = _mm256_loadu_si256((const __m256i *) (x0 + o)), xb = _mm256_loadu_si256((const __m256i *) (x1 + o));
-            __m256i u0 = _mm256_load_si256((const __m256i *) (wa0 + o)), v0 = _mm256_load_si256((const __m256i *) (wv0 + o));
-            __m256i u1 = _mm256_load_si256((const __m256i *) (wa1 + o)), v1 = _mm256_load_si256((const __m256i *) (wv1 + o));
-            a00 = _mm256_add_epi32(a00, _mm256_madd_epi16(_mm256_maddubs_epi16(u0, _mm256_sign_epi8(xa, v0)), ones));
-            a01 = _mm256_add_epi32(a01, _mm256_madd_epi16(_mm256_maddubs_epi16(u0, _mm256_sign_epi8(xb, v0)), ones));
-            a10 = _mm256_add_epi32(a10, _mm256_madd_epi16(_mm256_maddubs_epi16(u1, _mm256_sign_epi8(xa, v1)), ones));
-            a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(_mm256_maddubs_epi16(u1, _mm256_sign_epi8(xb, v1)), ones));
+            for (int i = 0; i < 4; i++) {
+                __m256i u = _mm256_load_si256((const __m256i *) (wa[i] + o)), v = _mm256_load_si256((const __m256i *) (wv[i] + o));
+                a[2 * i] = _mm256_add_epi32(a[2 * i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_sign_epi8(xa, v)), ones));
+                a[2 * i + 1] = _mm256_add_epi32(a[2 * i + 1], _mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_sign_epi8(xb, v)), ones));
+            }
         }
         __m256 xd0 = _mm256_loadu_ps(d0 + 8 * g), xd1 = _mm256_loadu_ps(d1 + 8 * g);
-        __m256 sw0 = _mm256_load_ps(ws0 + 8 * g), sw1 = _mm256_load_ps(ws1 + 8 * g);
-        f00 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a00), _mm256_mul_ps(sw0, xd0), f00);
-        f01 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a01), _mm256_mul_ps(sw0, xd1), f01);
-        f10 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a10), _mm256_mul_ps(sw1, xd0), f10);
-        f11 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a11), _mm256_mul_ps(sw1, xd1), f11);
+        for (int i = 0; i < 4; i++) {
+            __m256 sw = _mm256_load_ps(ws[i] + 8 * g);
+            f[2 * i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a[2 * i]), _mm256_mul_ps(sw, xd0), f[2 * i]);
+            f[2 * i + 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a[2 * i + 1]), _mm256_mul_ps(sw, xd1), f[2 * i + 1]);
+        }
     }
-    out[0] = hsum_f32(f00); out[1] = hsum_f32(f01); out[2] = hsum_f32(f10); out[3] = hsum_f32(f11);
+    for (int i = 0; i < 8; i++) out[i] = hsum_f32(f[i]);
 }
 
 /**
@@ -393,24 +392,28 @@ AVX2 int32_t kv_gemm_q8_0(const uint8_t *w, int64_t woff, int32_t r0, int32_t r1
     if (cols > GEMM_MAX_COLS) return -1;
     int nb = cols / 32, G = (nb + 7) / 8;
     int64_t rb = (int64_t) nb * 34;
-    _Alignas(32) uint8_t wa[2][GEMM_MAX_COLS];
-    _Alignas(32) int8_t wv[2][GEMM_MAX_COLS];
-    _Alignas(32) float ws[2][GEMM_MAX_COLS / 32];
-    float out[4];
-    for (int32_t r = r0; r < r1; r += 2) {
-        int two = r + 1 < r1;
-        unpack_q8_row(w + woff + r * rb, nb, wa[0], wv[0], ws[0]);
-        if (two) unpack_q8_row(w + woff + (r + 1) * rb, nb, wa[1], wv[1], ws[1]);
-        int i1 = two ? 1 : 0;
+    _Alignas(32) uint8_t wa[4][GEMM_MAX_COLS];
+    _Alignas(32) int8_t wv[4][GEMM_MAX_COLS];
+    _Alignas(32) float ws[4][GEMM_MAX_COLS / 32];
+    float out[8];
+    for (int32_t r = r0; r < r1; r += 4) {
+        int m = r1 - r < 4 ? r1 - r : 4;                 /* rows in this tile; missing ones repeat the last */
+        const uint8_t *ar[4];
+        const int8_t *vr[4];
+        const float *sr[4];
+        for (int i = 0; i < 4; i++) {
+            if (i < m) unpack_q8_row(w + woff + (r + i) * rb, nb, wa[i], wv[i], ws[i]);
+            int k = i < m ? i : m - 1;
+            ar[i] = wa[k];
+            vr[i] = wv[k];
+            sr[i] = ws[k];
+        }
         for (int32_t t = 0; t < n; t += 2) {
             int32_t u = t + 1 < n ? t + 1 : t;
-            q8_tile(wa[0], wv[0], wa[i1], wv[i1], ws[0], ws[i1], xp + (int64_t) t * G * 256, xp + (int64_t) u * G * 256,
-                    xdp + (int64_t) t * G * 8, xdp + (int64_t) u * G * 8, G, out);
-            y[(int64_t) t * ldy + r] = out[0];
-            if (u != t) y[(int64_t) u * ldy + r] = out[1];
-            if (two) {
-                y[(int64_t) t * ldy + r + 1] = out[2];
-                if (u != t) y[(int64_t) u * ldy + r + 1] = out[3];
+            q8_tile4(ar, vr, sr, xp + (int64_t) t * G * 256, xp + (int64_t) u * G * 256, xdp + (int64_t) t * G * 8, xdp + (int64_t) u * G * 8, G, out);
+            for (int i = 0; i < m; i++) {
+                y[(int64_t) t * ldy + r + i] = out[2 * i];
+                if (u != t) y[(int64_t) u * ldy + r + i] = out[2 * i + 1];
             }
         }
     }
