@@ -2,6 +2,7 @@ package dev.kimivl.model;
 
 import dev.kimivl.config.TextConfig;
 import dev.kimivl.tensor.Matrix;
+import dev.kimivl.tensor.NativeKernels;
 import dev.kimivl.tensor.Parallel;
 import dev.kimivl.tensor.QuantMatrix;
 import dev.kimivl.tensor.VectorMath;
@@ -132,6 +133,14 @@ public final class MlaAttention {
         t0 = PhaseTimer.stop(PhaseTimer.Phase.QKV, t0);
         int S = pos0 + T, w = kvLora + rope, kvw = heads * (nope + vDim);
         float[] lat = cache.layer(layer);
+        if (kB != null && NativeKernels.AVAILABLE) {
+            float[] o = absorbedPrefill(q, T, pos0, lat);
+            t0 = PhaseTimer.stop(PhaseTimer.Phase.ATTENTION, t0);
+            float[] out = new float[T * hidden];
+            oProj.matmul(o, out, T);
+            PhaseTimer.stop(PhaseTimer.Phase.O_PROJ, t0);
+            return out;
+        }
         // expand every latent: kv [S, H·(nope+v)]
         float[] c = new float[S * kvLora];
         for (int j = 0; j < S; j++) System.arraycopy(lat, j * w, c, j * kvLora, kvLora);
@@ -162,6 +171,31 @@ public final class MlaAttention {
     }
 
     /**
+     * Causal attention of T new tokens in the weight-absorbed form of {@link #decode}, one token per task: with the
+     * per-head k_b/v_b of GGUF files and the native latent-attention kernel this beats expanding every latent
+     * (naive form) by ~3x on a 512-token prompt, and prompt and decode then share one numerical path.
+     * Returns o [T, H·vDim] (before o_proj).
+     */
+    private float[] absorbedPrefill(float[] q, int T, int pos0, float[] lat) {
+        int W = kvLora + rope;
+        float[] o = new float[T * heads * vDim];
+        Parallel.forRange(T, 1, (from, to) -> {
+            float[] qa = new float[heads * W], obar = new float[kvLora];
+            for (int t = to - 1; t >= from; t--) {
+                for (int h = 0; h < heads; h++) absorb(q, t * heads * qHead, h, qa);
+                LatentAttention.State st = new LatentAttention.State(0, heads, kvLora);
+                LatentAttention.accumulate(qa, lat, W, kvLora, 0, pos0 + t + 1, scale, st);
+                LatentAttention.State[] one = {st};
+                for (int h = 0; h < heads; h++) {
+                    LatentAttention.finish(one, h, obar, 0);
+                    unabsorb(obar, h, o, t * heads * vDim);
+                }
+            }
+        });
+        return o;
+    }
+
+    /**
      * One new token at position pos over the cache, weight-absorbed form (spec §6.8):
      * q̃_h = W_UKᵀ q_h^nope (kvLora), scores against the latents [ĉ_j ; k^pe_j] directly (one 576-wide dot with
      * [q̃_h ; q_h^pe]), ō_h = Σ p_j ĉ_j, o_h = W_UV ō_h. Up to {@link #SPLIT_POSITIONS} cached positions the heads
@@ -177,15 +211,15 @@ public final class MlaAttention {
         float[] qa = new float[heads * W];
         if (S <= SPLIT_POSITIONS) {
             RowBlocks.run(heads, h -> {
-                absorb(q, h, qa);
+                absorb(q, 0, h, qa);
                 LatentAttention.State st = new LatentAttention.State(h, 1, kvLora);
                 LatentAttention.accumulate(qa, lat, W, kvLora, 0, S, scale, st);
                 float[] obar = new float[kvLora];
                 LatentAttention.finish(new LatentAttention.State[]{st}, h, obar, 0);
-                unabsorb(obar, h, o);
+                unabsorb(obar, h, o, 0);
             });
         } else {
-            RowBlocks.run(heads, h -> absorb(q, h, qa));
+            RowBlocks.run(heads, h -> absorb(q, 0, h, qa));
             int chunks = Math.max(1, Math.min(Parallel.THREADS * 2, S / 256));
             LatentAttention.State[] parts = new LatentAttention.State[chunks];
             RowBlocks.run(chunks, c -> {
@@ -197,7 +231,7 @@ public final class MlaAttention {
             RowBlocks.run(heads, h -> {
                 float[] obar = new float[kvLora];
                 LatentAttention.finish(parts, h, obar, 0);
-                unabsorb(obar, h, o);
+                unabsorb(obar, h, o, 0);
             });
         }
         t0 = PhaseTimer.stop(PhaseTimer.Phase.ATTENTION, t0);
@@ -207,33 +241,33 @@ public final class MlaAttention {
         return out;
     }
 
-    /** qa[h·W ..] = [W_UK^hᵀ q_h^nope ; q_h^pe]. */
-    private void absorb(float[] q, int h, float[] qa) {
-        int W = kvLora + rope, base = h * (nope + vDim), qo = h * W;
+    /** qa[h·W ..] = [W_UK^hᵀ q_h^nope ; q_h^pe], q_h read at q[qBase + h·qHead ..]. */
+    private void absorb(float[] q, int qBase, int h, float[] qa) {
+        int W = kvLora + rope, base = h * (nope + vDim), qo = h * W, qh = qBase + h * qHead;
         if (kB != null) {
-            kB[h].matvec(q, h * qHead, qa, qo);
-            System.arraycopy(q, h * qHead + nope, qa, qo + kvLora, rope);
+            kB[h].matvec(q, qh, qa, qo);
+            System.arraycopy(q, qh + nope, qa, qo + kvLora, rope);
             return;
         }
         float[] row = new float[kvLora];
         for (int d = 0; d < nope; d++) {            // q̃ = Σ_d q_nope[d]·W_UK[d, :]
             kvB.row(base + d, row, 0);
-            VectorMath.axpy(q[h * qHead + d], row, 0, qa, qo, kvLora);
+            VectorMath.axpy(q[qh + d], row, 0, qa, qo, kvLora);
         }
-        System.arraycopy(q, h * qHead + nope, qa, qo + kvLora, rope);
+        System.arraycopy(q, qh + nope, qa, qo + kvLora, rope);
     }
 
-    /** o[h·vDim + d] = W_UV^h[d]·ō. */
-    private void unabsorb(float[] obar, int h, float[] o) {
+    /** o[oBase + h·vDim + d] = W_UV^h[d]·ō. */
+    private void unabsorb(float[] obar, int h, float[] o, int oBase) {
         if (vB != null) {
-            vB[h].matvec(obar, 0, o, h * vDim);
+            vB[h].matvec(obar, 0, o, oBase + h * vDim);
             return;
         }
         int base = h * (nope + vDim) + nope;
         float[] row = new float[kvLora];
         for (int d = 0; d < vDim; d++) {
             kvB.row(base + d, row, 0);
-            o[h * vDim + d] = VectorMath.dot(row, 0, obar, 0, kvLora);
+            o[oBase + h * vDim + d] = VectorMath.dot(row, 0, obar, 0, kvLora);
         }
     }
 
