@@ -50,7 +50,15 @@ final class LatentAttention {
      * q [H·W] (row h at h·W), lat [S·W] (row j at j·W); scores are scaled by {@code scale}.
      */
     static void accumulate(float[] q, float[] lat, int W, int R, int j0, int j1, float scale, State st) {
-        if (USE_NATIVE && NativeKernels.latentAttention(q, st.h0 * W, lat, W, R, st.heads, j0, j1, scale, st.m, st.l, st.o)) return;
+        accumulate(q, lat, W, R, j0, j1, scale, st, 0);
+    }
+
+    /** As above with the query rows at q[qBase + h·W ..] (one token's rows inside a batch). */
+    static void accumulate(float[] q, float[] lat, int W, int R, int j0, int j1, float scale, State st, int qBase) {
+        if (USE_NATIVE && NativeKernels.latentAttention(q, qBase + st.h0 * W, lat, W, R, st.heads, j0, j1, scale, st.m, st.l, st.o)) return;
+        if (qBase != 0) {
+            q = java.util.Arrays.copyOfRange(q, qBase, qBase + (st.h0 + st.heads) * W);
+        }
         float[] s = st.s;
         int h0 = st.h0, h1 = st.h0 + st.heads;
         for (int jb = j0; jb < j1; jb += JB) {

@@ -178,20 +178,36 @@ public final class MlaAttention {
      */
     private float[] absorbedPrefill(float[] q, int T, int pos0, float[] lat) {
         int W = kvLora + rope;
-        float[] o = new float[T * heads * vDim];
+        // q̃ for every token and head: one batched product per head, qa [T, H·W]
+        float[] qa = new float[T * heads * W];
+        float[] qn = new float[T * nope], qt = new float[T * kvLora];
+        for (int h = 0; h < heads; h++) {
+            for (int t = 0; t < T; t++) System.arraycopy(q, (t * heads + h) * qHead, qn, t * nope, nope);
+            kB[h].matmul(qn, qt, T);
+            for (int t = 0; t < T; t++) {
+                int dst = (t * heads + h) * W;
+                System.arraycopy(qt, t * kvLora, qa, dst, kvLora);
+                System.arraycopy(q, (t * heads + h) * qHead + nope, qa, dst + kvLora, rope);
+            }
+        }
+        // attention over the latents, one token per task (later tokens see more positions: claimed first)
+        float[] obar = new float[T * heads * kvLora];
         Parallel.forRange(T, 1, (from, to) -> {
-            float[] qa = new float[heads * W], obar = new float[kvLora];
             for (int t = to - 1; t >= from; t--) {
-                for (int h = 0; h < heads; h++) absorb(q, t * heads * qHead, h, qa);
                 LatentAttention.State st = new LatentAttention.State(0, heads, kvLora);
-                LatentAttention.accumulate(qa, lat, W, kvLora, 0, pos0 + t + 1, scale, st);
+                LatentAttention.accumulate(qa, lat, W, kvLora, 0, pos0 + t + 1, scale, st, t * heads * W);
                 LatentAttention.State[] one = {st};
-                for (int h = 0; h < heads; h++) {
-                    LatentAttention.finish(one, h, obar, 0);
-                    unabsorb(obar, h, o, t * heads * vDim);
-                }
+                for (int h = 0; h < heads; h++) LatentAttention.finish(one, h, obar, (t * heads + h) * kvLora);
             }
         });
+        // o_h = W_UV^h ō_h: one batched product per head, o [T, H·vDim]
+        float[] o = new float[T * heads * vDim];
+        float[] ob = new float[T * kvLora], oh = new float[T * vDim];
+        for (int h = 0; h < heads; h++) {
+            for (int t = 0; t < T; t++) System.arraycopy(obar, (t * heads + h) * kvLora, ob, t * kvLora, kvLora);
+            vB[h].matmul(ob, oh, T);
+            for (int t = 0; t < T; t++) System.arraycopy(oh, t * vDim, o, (t * heads + h) * vDim, vDim);
+        }
         return o;
     }
 
