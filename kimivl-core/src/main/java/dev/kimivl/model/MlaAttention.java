@@ -225,17 +225,21 @@ public final class MlaAttention {
         float[] lat = cache.layer(layer);
         float[] o = new float[heads * vDim];
         float[] qa = new float[heads * W];
+        RowBlocks.run(heads, h -> absorb(q, 0, h, qa));
         if (S <= SPLIT_POSITIONS) {
-            RowBlocks.run(heads, h -> {
-                absorb(q, 0, h, qa);
-                LatentAttention.State st = new LatentAttention.State(h, 1, kvLora);
+            // heads in groups of 4 (what the native kernel takes), one group per task
+            int per = heads % 4 == 0 ? 4 : 1;
+            RowBlocks.run(heads / per, g -> {
+                LatentAttention.State st = new LatentAttention.State(g * per, per, kvLora);
                 LatentAttention.accumulate(qa, lat, W, kvLora, 0, S, scale, st);
                 float[] obar = new float[kvLora];
-                LatentAttention.finish(new LatentAttention.State[]{st}, h, obar, 0);
-                unabsorb(obar, h, o, 0);
+                LatentAttention.State[] one = {st};
+                for (int h = g * per; h < (g + 1) * per; h++) {
+                    LatentAttention.finish(one, h, obar, 0);
+                    unabsorb(obar, h, o, 0);
+                }
             });
         } else {
-            RowBlocks.run(heads, h -> absorb(q, 0, h, qa));
             int chunks = Math.max(1, Math.min(Parallel.THREADS * 2, S / 256));
             LatentAttention.State[] parts = new LatentAttention.State[chunks];
             RowBlocks.run(chunks, c -> {
