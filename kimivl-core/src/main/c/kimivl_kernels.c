@@ -449,29 +449,38 @@ AVX2 static inline __m256 fsum8x8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __
 
 #define ATT_JB 32   /* positions per block: 32 rows of 576 floats (74 KB) stay in L2 between scores and values */
 
+/* Keeps v in a register: without it gcc folds the load into every FMA that uses it (twice the loads). */
+#define IN_REG(v) __asm__("" : "+x"(v))
+
 /*
- * Scores of 4 heads × 2 positions: s[i·ATT_JB + j] (i = head 0..3, j = jj, jj + 1) = scale · q_i · lat_j over W.
- * Every k step loads 2 latent and 4 query vectors for 8 FMAs.
+ * Scores of 4 heads × 3 positions: s[i·ATT_JB + jj + k] = scale · q_i · lat_{jj + k} over W (k < cnt; the rows past
+ * cnt repeat the last one and are not stored). Every k step loads 3 latent and 4 query vectors for 12 FMAs.
  */
-AVX2 static void scores_4x2(const float *q0, int W, const float *l0, const float *l1, float scale, float *s, int jj, int two) {
-    __m256 a[8];
-    for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_ps();
+AVX2 static void scores_4x3(const float *q0, int W, const float *l0, const float *l1, const float *l2, float scale,
+                            float *s, int jj, int cnt) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
     for (int d = 0; d < W; d += 8) {
-        __m256 u = _mm256_loadu_ps(l0 + d), v = _mm256_loadu_ps(l1 + d);
+        __m256 u = _mm256_loadu_ps(l0 + d), v = _mm256_loadu_ps(l1 + d), w = _mm256_loadu_ps(l2 + d);
+        IN_REG(u); IN_REG(v); IN_REG(w);
         __m256 x = _mm256_loadu_ps(q0 + d);
-        a[0] = _mm256_fmadd_ps(x, u, a[0]); a[1] = _mm256_fmadd_ps(x, v, a[1]);
+        IN_REG(x);
+        a0 = _mm256_fmadd_ps(x, u, a0); a1 = _mm256_fmadd_ps(x, v, a1); a2 = _mm256_fmadd_ps(x, w, a2);
         x = _mm256_loadu_ps(q0 + W + d);
-        a[2] = _mm256_fmadd_ps(x, u, a[2]); a[3] = _mm256_fmadd_ps(x, v, a[3]);
+        IN_REG(x);
+        a3 = _mm256_fmadd_ps(x, u, a3); a4 = _mm256_fmadd_ps(x, v, a4); a5 = _mm256_fmadd_ps(x, w, a5);
         x = _mm256_loadu_ps(q0 + 2 * W + d);
-        a[4] = _mm256_fmadd_ps(x, u, a[4]); a[5] = _mm256_fmadd_ps(x, v, a[5]);
+        IN_REG(x);
+        a6 = _mm256_fmadd_ps(x, u, a6); a7 = _mm256_fmadd_ps(x, v, a7); a8 = _mm256_fmadd_ps(x, w, a8);
         x = _mm256_loadu_ps(q0 + 3 * W + d);
-        a[6] = _mm256_fmadd_ps(x, u, a[6]); a[7] = _mm256_fmadd_ps(x, v, a[7]);
+        IN_REG(x);
+        a9 = _mm256_fmadd_ps(x, u, a9); a10 = _mm256_fmadd_ps(x, v, a10); a11 = _mm256_fmadd_ps(x, w, a11);
     }
-    _Alignas(32) float t[8];
-    _mm256_store_ps(t, _mm256_mul_ps(fsum8x8(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]), _mm256_set1_ps(scale)));
+    _Alignas(32) float t[16];
+    __m256 sc = _mm256_set1_ps(scale), z = _mm256_setzero_ps();
+    _mm256_store_ps(t, _mm256_mul_ps(fsum8x8(a0, a1, a2, a3, a4, a5, a6, a7), sc));
+    _mm256_store_ps(t + 8, _mm256_mul_ps(fsum8x8(a8, a9, a10, a11, z, z, z, z), sc));
     for (int i = 0; i < 4; i++) {
-        s[i * ATT_JB + jj] = t[2 * i];
-        if (two) s[i * ATT_JB + jj + 1] = t[2 * i + 1];
+        for (int k = 0; k < cnt; k++) s[i * ATT_JB + jj + k] = t[3 * i + k];
     }
 }
 
@@ -512,9 +521,11 @@ AVX2 int32_t kv_latent_attention(const float *q, int32_t qo, const float *lat, i
         int n = j1 - jb < ATT_JB ? j1 - jb : ATT_JB;
         const float *lb = lat + (int64_t) jb * W;
         for (int h = 0; h < H; h += 4) {
-            for (int j = 0; j < n; j += 2) {
-                int two = j + 1 < n;
-                scores_4x2(q + (int64_t) h * W, W, lb + (int64_t) j * W, lb + (int64_t) (two ? j + 1 : j) * W, scale, s + h * ATT_JB, j, two);
+            for (int j = 0; j < n; j += 3) {
+                int cnt = n - j < 3 ? n - j : 3;
+                const float *l0 = lb + (int64_t) j * W;
+                const float *l1 = cnt > 1 ? l0 + W : l0, *l2 = cnt > 2 ? l0 + 2 * W : l1;
+                scores_4x3(q + (int64_t) h * W, W, l0, l1, l2, scale, s + h * ATT_JB, j, cnt);
             }
         }
         for (int h = 0; h < H; h++) {
