@@ -54,6 +54,7 @@ final class InfoCommand implements Callable<Integer> {
             System.out.printf("parameters   %,d total (text %,d, vision+projector %,d)%n", total, text, vision);
             System.out.printf("active/token %,d text parameters (all but the unselected routed experts and the embedding table)%n", text - inactive - embed);
             System.out.printf("tokenizer    %s%n", m.hasTokenizer() ? m.tokenizer().vocabSize() + " tokens" : "none (no tiktoken.model)");
+            System.out.printf("kernels      %s%n", dev.kimivl.tensor.NativeKernels.STATUS);
             if (tensors) {
                 for (var e : new TreeMap<>(m.weights().names().stream().collect(java.util.stream.Collectors.toMap(n -> n, n -> n))).keySet()) {
                     TensorData td = m.weights().tensor(e);

@@ -54,7 +54,8 @@ public final class ModelBench {
                          Map<String, Double> prefillPhases,
                          Decode decode, Decode decodeLong, boolean longContextRandomFill,
                          int imageSide, int imageTokens, double visionSeconds,
-                         long peakRssBytes, long rssFileBytes, long rssAnonBytes, double weightBytesPerToken, double bandwidthGBs, String jvm, boolean intMatvec) {}
+                         long peakRssBytes, long rssFileBytes, long rssAnonBytes, double weightBytesPerToken, double bandwidthGBs, String jvm, boolean intMatvec,
+                         String kernels) {}
 
     private ModelBench() {}
 
@@ -158,7 +159,7 @@ public final class ModelBench {
         Result r = new Result(o.type().name().toLowerCase(Locale.ROOT), Parallel.THREADS, String.join(" + ", java.util.Arrays.stream(files).map(Path::toString).toList()), fileBytes / 1e9, genSec,
                 loadSec, pageInSec, P, prefillSec, P / prefillSec, prefillPhases, dec, decLong, true,
                 o.imageSide(), imageTokens, visionSec, rss, procStatus("RssFile:"), procStatus("RssAnon:"), weightBytes, o.bandwidthGBs(), Runtime.version().toString(),
-                Boolean.getBoolean("kimivl.intMatvec"));
+                Boolean.getBoolean("kimivl.intMatvec"), dev.kimivl.tensor.NativeKernels.STATUS);
         ck.close();
         return r;
     }
@@ -255,6 +256,7 @@ public final class ModelBench {
                 theirs == null ? "" : String.format(Locale.ROOT, "   (llama.cpp %.1f: %.2fx)", theirs, mine / theirs);
         sb.append(String.format(Locale.ROOT, "kimivl bench: random Kimi-VL-A3B weights, %s, %d threads, %s%s%n", r.type(), r.threads(), r.jvm(),
                 r.intMatvec() ? ", integer matvec" : ""));
+        sb.append(String.format(Locale.ROOT, "  kernels           %s%n", r.kernels()));
         sb.append(String.format(Locale.ROOT, "  model file        %s (%.2f GB)%s%n", r.file(), r.fileGB(),
                 r.generateSeconds() > 0 ? String.format(Locale.ROOT, ", generated in %.0f s", r.generateSeconds()) : ""));
         sb.append(String.format(Locale.ROOT, "  load              %.2f s (mapped; first touch of the text weights %.2f s)%n", r.loadSeconds(), r.pageInSeconds()));
