@@ -27,8 +27,14 @@ public final class SwiGlu {
         if (n == 1) return forwardOne(x);
         int inter = gate.rows();
         float[] g = new float[n * inter], u = new float[n * inter];
-        gate.matmul(x, g, n);
-        up.matmul(x, u, n);
+        if (gate instanceof QuantMatrix qg && up instanceof QuantMatrix qu && qg.usesIntegerMatmul() && qu.usesIntegerMatmul()) {
+            QuantMatrix.QuantizedInput xq = QuantMatrix.QuantizedInput.ofRows(x, n, gate.cols());   // once for both
+            qg.matmul(xq, g);
+            qu.matmul(xq, u);
+        } else {
+            gate.matmul(x, g, n);
+            up.matmul(x, u, n);
+        }
         for (int i = 0; i < g.length; i++) g[i] = VectorMath.silu(g[i]) * u[i];
         float[] y = new float[n * down.rows()];
         down.matmul(g, y, n);

@@ -586,12 +586,17 @@ public final class QuantMatrix implements Matrix {
     @Override
     public void matmul(float[] x, float[] y, int n) {
         if (n == 1) { matvec(x, 0, y, 0); return; }
-        if (usesIntegerMatvec() && NativeKernels.AVAILABLE && USE_NATIVE && cols <= NativeKernels.GEMM_MAX_COLS) {
+        if (usesIntegerMatmul()) {
             // the integer kernels for prefill too (as llama.cpp)
             matmul(QuantizedInput.ofRows(x, n, cols), y);
             return;
         }
         Gemm.matmul(this, x, y, n);
+    }
+
+    /** True when {@link #matmul(float[], float[], int)} quantizes its inputs and runs the native integer GEMM. */
+    public boolean usesIntegerMatmul() {
+        return usesIntegerMatvec() && NativeKernels.AVAILABLE && USE_NATIVE && cols <= NativeKernels.GEMM_MAX_COLS;
     }
 
     /**
