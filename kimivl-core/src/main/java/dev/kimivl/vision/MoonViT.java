@@ -13,9 +13,11 @@ import java.util.Map;
  * blocks over all images packed into one sequence with block-diagonal attention, final LayerNorm.
  * Notation: L = total patches of all images, D = hidden size, d = head dim.
  *
- * <p>Linear layers are {@link PackedLinear} (float32 weight panels made on first use, 6×16 AVX2 micro-kernel, bias,
- * GELU and residual adds fused into the store), attention is {@link VisionAttention} (per-head GEMMs on the same
- * kernel). {@link VisionTimer} accumulates the time of each phase.
+ * <p>Linear layers are {@link PackedLinear} (6×16 AVX2 micro-kernel on float32 weight panels, bias, GELU and residual
+ * adds fused into the store), attention is {@link VisionAttention} (per-head GEMMs on the same kernel).
+ * {@link VisionTimer} accumulates the time of each phase. The weights stay in their checkpoint form (quantized and
+ * memory-mapped for GGUF); each linear layer is packed to float32 right before its product, into one buffer that
+ * every layer of a forward pass reuses, so the tower never holds more than one layer's float32 weights.
  */
 public final class MoonViT {
     private static final String P = "vision_tower.";
@@ -28,6 +30,7 @@ public final class MoonViT {
     private final Block[] blocks;
     private final float[] finalG, finalB; // [D]
     private final float[] ropeFreq;       // [d/4] f_i = 1/10000^(4i/d), float32 as the reference
+    private final int maxPacked;          // floats of the largest packed linear layer (the shared weight buffer)
 
     private record Block(float[] norm0G, float[] norm0B, PackedLinear wqkv, PackedLinear wo,
                          float[] norm1G, float[] norm1B, PackedLinear fc0, PackedLinear fc1) {}
@@ -56,6 +59,11 @@ public final class MoonViT {
         }
         finalG = vec(w, P + "encoder.final_layernorm.weight", dim);
         finalB = vec(w, P + "encoder.final_layernorm.bias", dim);
+        int mp = patch.packedSize();
+        for (Block blk : blocks) {
+            for (PackedLinear l : new PackedLinear[]{blk.wqkv, blk.wo, blk.fc0, blk.fc1}) mp = Math.max(mp, l.packedSize());
+        }
+        maxPacked = mp;
         ropeFreq = new float[headDim / 4];
         for (int i = 0; i < ropeFreq.length; i++) {
             float expo = (float) (4 * i) / (float) headDim;
@@ -67,7 +75,7 @@ public final class MoonViT {
 
     static Matrix mat(WeightSource w, String name, int rows, int cols) { return w.tensor(name).requireShape(rows, cols).matrix(); }
 
-    /** name.weight [rows, cols] and name.bias [rows] as a packed float32 linear layer (packed on first use). */
+    /** name.weight [rows, cols] and name.bias [rows] as a linear layer (packed to float32 per call). */
     static PackedLinear linear(WeightSource w, String name, int rows, int cols) {
         return new PackedLinear(mat(w, name + ".weight", rows, cols), vec(w, name + ".bias", rows));
     }
@@ -95,8 +103,12 @@ public final class MoonViT {
         }
         // 4.1 + 4.2: x = W_pe·patch + b_pe + pos(gh, gw)
         long tt = VisionTimer.start();
+        // one weight buffer for every linear layer of this pass: [⌈N/16⌉][K][16] of the layer being computed
+        float[] wbuf = new float[maxPacked];
+        float[] pw = patch.pack(wbuf);
+        tt = VisionTimer.lap(VisionTimer.Phase.PACK, tt);
         float[] x = new float[L * dim];                              // [L, D]
-        patch.forward(pixels, L, x, PackedLinear.Act.NONE);
+        patch.forward(pw, pixels, L, x, PackedLinear.Act.NONE);
         for (int m = 0; m < images; m++) {
             float[] pos = PosEmbedding.resize(posTable, cfg.posEmbHeight(), cfg.posEmbWidth(), dim, grids[m][0], grids[m][1]);
             VisionKernels.addInto(x, starts[m] * dim, pos, 0, counts[m] * dim);
@@ -122,27 +134,37 @@ public final class MoonViT {
 
         float[] y = new float[L * dim];                              // [L, D] normed input / attention output
         float[] qkv = new float[L * 3 * dim];                        // [L, 3D]
-        float[] att = new float[L * dim];                            // [L, D]
+        // the attention output [L, D] goes into y: the normed input is dead once qkv is computed
+        float[] att = y;
         float[] h = new float[L * inter];                            // [L, I]
+        VisionAttention.Buffers attnBuf = new VisionAttention.Buffers();  // K/V packs, reused by every layer
         double attnFlop = 0;                                         // q·k and p·v multiply-adds ×2
         for (int c : counts) attnFlop += 4.0 * c * c * dim;
         for (int b = 0; b < blocks.length; b++) {
             Block blk = blocks[b];
             VisionKernels.layerNorm(x, blk.norm0G, blk.norm0B, eps, y, L);
             tt = VisionTimer.lap(VisionTimer.Phase.LAYERNORM, tt);
-            blk.wqkv.forward(y, L, qkv, PackedLinear.Act.NONE);                 // qkv = y·Wqkvᵀ + bqkv
+            pw = blk.wqkv.pack(wbuf);
+            tt = VisionTimer.lap(VisionTimer.Phase.PACK, tt);
+            blk.wqkv.forward(pw, y, L, qkv, PackedLinear.Act.NONE);             // qkv = y·Wqkvᵀ + bqkv
             tt = VisionTimer.lap(VisionTimer.Phase.QKV, tt, 2.0 * L * dim * 3 * dim);
             applyRope(qkv, cos, sin, L);
             tt = VisionTimer.lap(VisionTimer.Phase.ROPE, tt);
-            VisionAttention.blockDiagonal(qkv, dim, heads, starts, counts, att);
+            VisionAttention.blockDiagonal(qkv, dim, heads, starts, counts, att, attnBuf);
             tt = VisionTimer.lap(VisionTimer.Phase.ATTENTION, tt, attnFlop);
-            blk.wo.forwardAdd(att, L, x);                                       // x += att·Woᵀ + bo
+            pw = blk.wo.pack(wbuf);
+            tt = VisionTimer.lap(VisionTimer.Phase.PACK, tt);
+            blk.wo.forwardAdd(pw, att, L, x);                                   // x += att·Woᵀ + bo
             tt = VisionTimer.lap(VisionTimer.Phase.WO, tt, 2.0 * L * dim * dim);
             VisionKernels.layerNorm(x, blk.norm1G, blk.norm1B, eps, y, L);
             tt = VisionTimer.lap(VisionTimer.Phase.LAYERNORM, tt);
-            blk.fc0.forward(y, L, h, PackedLinear.Act.GELU_TANH);                // h = gelu_tanh(y·W0ᵀ + b0)
+            pw = blk.fc0.pack(wbuf);
+            tt = VisionTimer.lap(VisionTimer.Phase.PACK, tt);
+            blk.fc0.forward(pw, y, L, h, PackedLinear.Act.GELU_TANH);            // h = gelu_tanh(y·W0ᵀ + b0)
             tt = VisionTimer.lap(VisionTimer.Phase.FC0_GELU, tt, 2.0 * L * dim * inter);
-            blk.fc1.forwardAdd(h, L, x);                                        // x += h·W1ᵀ + b1
+            pw = blk.fc1.pack(wbuf);
+            tt = VisionTimer.lap(VisionTimer.Phase.PACK, tt);
+            blk.fc1.forwardAdd(pw, h, L, x);                                    // x += h·W1ᵀ + b1
             tt = VisionTimer.lap(VisionTimer.Phase.FC1, tt, 2.0 * L * dim * inter);
             if (stages != null) stages.put("vision.block" + b, x.clone());
         }

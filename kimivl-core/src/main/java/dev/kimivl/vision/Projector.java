@@ -31,9 +31,11 @@ public final class Projector {
         float[] x = new float[m * in];                                   // [M·slots, D] = [M, 4D]
         VisionKernels.layerNorm(merged, normG, normB, 1e-5f, x, m * slots);
         float[] h = new float[m * in];                                   // [M, 4D]
-        w1.forward(x, m, h, PackedLinear.Act.GELU_ERF);                  // h = gelu_erf(x·W1ᵀ + b1)
+        // linear_1's packed weights [4D/16][4D][16], then linear_2's [Dt/16][4D][16] in the same buffer
+        float[] wbuf = w1.pack(null);
+        w1.forward(wbuf, x, m, h, PackedLinear.Act.GELU_ERF);            // h = gelu_erf(x·W1ᵀ + b1)
         float[] out = new float[m * textHidden];                         // [M, Dt]
-        w2.forward(h, m, out, PackedLinear.Act.NONE);                    // out = h·W2ᵀ + b2
+        w2.forward(w2.pack(wbuf), h, m, out, PackedLinear.Act.NONE);     // out = h·W2ᵀ + b2
         return out;
     }
 }

@@ -29,24 +29,35 @@ final class VisionAttention {
 
     private VisionAttention() {}
 
+    /**
+     * The packed K and V of all heads of one image, kept by the caller across layers: allocated per layer they were
+     * 2 × 19 MB of garbage per layer at 4096 patches, which made the young generation grow by that much.
+     */
+    static final class Buffers {
+        private float[] kp = new float[0], vp = new float[0];
+
+        float[] kp(int n) { if (kp.length < n) kp = new float[n]; return kp; }
+        float[] vp(int n) { if (vp.length < n) vp = new float[n]; return vp; }
+    }
 
     /**
      * @param qkv    [L, 3·D]: q | k | v, each head-major (head h = columns h·d .. h·d+d−1); RoPE already applied
      * @param starts first token of each image; counts[m] tokens each
      * @param out    [L, D] the concatenated head outputs
+     * @param buf    scratch for the packed K and V (any contents; grown as needed)
      */
-    static void blockDiagonal(float[] qkv, int dim, int heads, int[] starts, int[] counts, float[] out) {
+    static void blockDiagonal(float[] qkv, int dim, int heads, int[] starts, int[] counts, float[] out, Buffers buf) {
         int d = dim / heads;
         float scale = (float) (1.0 / Math.sqrt(d));
-        for (int m = 0; m < starts.length; m++) image(qkv, dim, heads, d, starts[m], counts[m], scale, out);
+        for (int m = 0; m < starts.length; m++) image(qkv, dim, heads, d, starts[m], counts[m], scale, out, buf);
     }
 
-    private static void image(float[] qkv, int dim, int heads, int d, int s, int n, float scale, float[] out) {
+    private static void image(float[] qkv, int dim, int heads, int d, int s, int n, float scale, float[] out, Buffers buf) {
         if (n == 0) return;
         final int stride = 3 * dim;
         final int keyPanels = (n + MR - 1) / MR, dimPanels = (d + MR - 1) / MR;
         final int kSize = keyPanels * MR * d, vSize = dimPanels * MR * n;
-        float[] kp = new float[heads * kSize], vp = new float[heads * vSize];
+        float[] kp = buf.kp(heads * kSize), vp = buf.vp(heads * vSize);
         // pack K as [n/6][d][6] and V as [n/PV_CHUNK][d/6][PV_CHUNK][6] per head (zero padding past n keys / d dims)
         VisionParallel.forTasks(heads, (h, scratch) -> {
             int kb = h * kSize, vb = h * vSize;
@@ -58,6 +69,12 @@ final class VisionAttention {
                 // one chunk are one contiguous stream for the hardware prefetcher
                 int j0 = j / PV_CHUNK * PV_CHUNK, kn = Math.min(PV_CHUNK, n - j0), vc = vb + j0 * dimPanels * MR + (j - j0) * MR;
                 for (int c = 0; c < d; c++) vp[vc + (c / MR) * kn * MR + c % MR] = qkv[vo + c];
+                for (int c = d; c < dimPanels * MR; c++) vp[vc + (c / MR) * kn * MR + c % MR] = 0f;
+            }
+            // the buffers are reused: clear the padding rows (their products land only in unused rows, kept finite)
+            for (int j = n; j < keyPanels * MR; j++) {
+                int kpo = kb + (j / MR) * d * MR + j % MR;
+                for (int c = 0; c < d; c++) kp[kpo + c * MR] = 0f;
             }
         });
         final int queryPanels = (n + NR - 1) / NR;

@@ -12,7 +12,8 @@ import java.util.concurrent.atomic.AtomicLongArray;
  * (benchmarks only; concurrent encodes simply add up).
  */
 public final class VisionTimer {
-    public enum Phase { PATCH_EMBED, LAYERNORM, QKV, ROPE, ATTENTION, WO, FC0_GELU, FC1, MERGE, PROJECTOR }
+    /** PACK: converting each linear layer's weights to float32 panels right before its product (see PackedLinear). */
+    public enum Phase { PACK, PATCH_EMBED, LAYERNORM, QKV, ROPE, ATTENTION, WO, FC0_GELU, FC1, MERGE, PROJECTOR }
 
     private static final int N = Phase.values().length;
     private static final AtomicLongArray WALL = new AtomicLongArray(N), CPU = new AtomicLongArray(N), FLOP = new AtomicLongArray(N);

@@ -35,6 +35,7 @@ public final class VisionKernelBench {
         for (int i = 0; i < x.length; i++) x[i] = (float) (rnd.nextDouble() - 0.5);
         float[] y0 = new float[m * n], y1 = new float[m * n];
         PackedLinear p = new PackedLinear(w, null);
+        float[] pw = p.pack(null);                        // packed once: the GEMM alone is measured
         double flop = 2.0 * m * n * k;
         // the micro-kernel alone on L1-resident operands: its ceiling on this core (per CPU-second: load-independent)
         {
@@ -53,7 +54,7 @@ public final class VisionKernelBench {
         }
         System.out.printf("GEMM %d x %d x %d, threads %d, kc %d mc %d nc %d%n", m, k, n, Parallel.THREADS, PackedLinear.KC, PackedLinear.MC, PackedLinear.NC);
         // warm-up
-        p.forward(x, Math.min(m, 600), y1, PackedLinear.Act.NONE);
+        p.forward(pw, x, Math.min(m, 600), y1, PackedLinear.Act.NONE);
         w.matmul(x, y0, Math.min(m, 64));
         if (Boolean.getBoolean("actAB")) {
             // the fused epilogues: the same product with no activation, GELU-tanh and GELU-erf, interleaved
@@ -62,7 +63,7 @@ public final class VisionKernelBench {
             for (int r = 0; r < reps; r++) {
                 for (PackedLinear.Act a : acts) {
                     long c0 = cpu();
-                    p.forward(x, m, y1, a);
+                    p.forward(pw, x, m, y1, a);
                     best[a.ordinal()] = Math.max(best[a.ordinal()], flop / (cpu() - c0));
                 }
             }
@@ -78,7 +79,7 @@ public final class VisionKernelBench {
                 for (int i = 0; i < v.length; i++) {
                     PackedLinear.NC = Integer.parseInt(v[i]);
                     long c0 = cpu();
-                    p.forward(x, m, y1, PackedLinear.Act.NONE);
+                    p.forward(pw, x, m, y1, PackedLinear.Act.NONE);
                     double g = flop / (cpu() - c0);
                     best[i] = Math.max(best[i], g);
                     sum[i] += g;
@@ -90,7 +91,7 @@ public final class VisionKernelBench {
         for (int r = 0; r < reps; r++) {
             long c0 = cpu();
             long t0 = System.nanoTime();
-            p.forward(x, m, y1, PackedLinear.Act.NONE);
+            p.forward(pw, x, m, y1, PackedLinear.Act.NONE);
             long t1 = System.nanoTime();
             long c1 = cpu();
             if (Boolean.getBoolean("packedOnly")) {
@@ -113,11 +114,11 @@ public final class VisionKernelBench {
         float[] o0 = new float[at * dim], o1 = new float[at * dim];
         int[] starts = {0}, counts = {at};
         double aflop = 4.0 * at * at * dim;
-        VisionAttention.blockDiagonal(qkv, dim, heads, new int[]{0}, new int[]{256}, o1);
+        VisionAttention.blockDiagonal(qkv, dim, heads, new int[]{0}, new int[]{256}, o1, new VisionAttention.Buffers());
         VisionKernels.blockDiagonalAttention(qkv, dim, heads, new int[]{0}, new int[]{256}, o0);
         for (int r = 0; r < reps; r++) {
             long t0 = System.nanoTime();
-            VisionAttention.blockDiagonal(qkv, dim, heads, starts, counts, o1);
+            VisionAttention.blockDiagonal(qkv, dim, heads, starts, counts, o1, new VisionAttention.Buffers());
             long t1 = System.nanoTime();
             VisionKernels.blockDiagonalAttention(qkv, dim, heads, starts, counts, o0);
             long t2 = System.nanoTime();

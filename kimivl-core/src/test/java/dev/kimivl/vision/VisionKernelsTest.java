@@ -38,18 +38,23 @@ class VisionKernelsTest {
                 }
             }
             PackedLinear p = new PackedLinear(SegmentMatrix.ofFloats(w, n, k), b);
+            // packed into a reused buffer that still holds NaNs (another layer's weights): no trace of them may remain
+            float[] buf = new float[p.packedSize() + 100];
+            java.util.Arrays.fill(buf, Float.NaN);
+            float[] pw = p.pack(buf);
+            assertTrue(pw == buf, "a large enough buffer is reused");
             float[] y = new float[m * n];
-            p.forward(x, m, y, PackedLinear.Act.NONE);
+            p.forward(pw, x, m, y, PackedLinear.Act.NONE);
             close(plain, y, 1e-4, "none " + n + "x" + k + " m " + m);
-            p.forward(x, m, y, PackedLinear.Act.GELU_TANH);
+            p.forward(pw, x, m, y, PackedLinear.Act.GELU_TANH);
             float[] want = new float[m * n];
             for (int i = 0; i < want.length; i++) want[i] = VectorMath.geluTanh(plain[i]);
             close(want, y, 1e-4, "gelu tanh");
-            p.forward(x, m, y, PackedLinear.Act.GELU_ERF);
+            p.forward(pw, x, m, y, PackedLinear.Act.GELU_ERF);
             for (int i = 0; i < want.length; i++) want[i] = VectorMath.geluErf(plain[i]);
             close(want, y, 1e-4, "gelu erf");
             float[] acc = res.clone();
-            p.forwardAdd(x, m, acc);
+            p.forwardAdd(p.pack(null), x, m, acc);
             for (int i = 0; i < want.length; i++) want[i] = res[i] + plain[i];
             close(want, acc, 1e-4, "residual");
         }
@@ -65,7 +70,12 @@ class VisionKernelsTest {
         float[] qkv = random(r, L * 3 * dim, 4f);
         float[] want = new float[L * dim], got = new float[L * dim];
         VisionKernels.blockDiagonalAttention(qkv, dim, heads, starts, counts, want);
-        VisionAttention.blockDiagonal(qkv, dim, heads, starts, counts, got);
+        // buffers that already served a larger image of NaNs: reuse must not leak into the result
+        VisionAttention.Buffers buf = new VisionAttention.Buffers();
+        float[] nan = new float[(L + 50) * 3 * dim];
+        java.util.Arrays.fill(nan, Float.NaN);
+        VisionAttention.blockDiagonal(nan, dim, heads, new int[]{0}, new int[]{L + 50}, new float[(L + 50) * dim], buf);
+        VisionAttention.blockDiagonal(qkv, dim, heads, starts, counts, got, buf);
         close(want, got, 1e-5, "attention");
     }
 }
