@@ -96,6 +96,25 @@ public final class ModelBench {
         int P = o.promptTokens();
         Map<String, Double> prefillPhases = Map.of();
         Decode dec = null, decLong = null;
+        // the image first, as in a real image prompt (encoded before the prompt's prefill)
+        SplittableRandom vrnd = new SplittableRandom(o.seed() + 1);
+
+        int imageTokens = 0;
+        double visionSec = 0;
+        if (o.vision() && cfg.hasVision()) {
+            PreprocessorConfig pre = new PreprocessorConfig(new double[]{0.5, 0.5, 0.5}, new double[]{0.5, 0.5, 0.5}, 4096, true,
+                    cfg.vision().patchSize(), cfg.vision().mergeH(), cfg.vision().mergeW());
+            VisionEncoder enc = new VisionEncoder(ck, cfg.vision(), tc.hiddenSize(), pre);
+            enc.encode(List.of(LoadedImage.ofRgb("warm-up", 112, 112, new int[112 * 112])));
+            int side = o.imageSide();
+            int[] rgb = new int[side * side];
+            for (int i = 0; i < rgb.length; i++) rgb[i] = vrnd.nextInt(1 << 24);
+            long v0 = System.nanoTime();
+            VisionOutput out = enc.encode(List.of(LoadedImage.ofRgb("random", side, side, rgb)));
+            visionSec = (System.nanoTime() - v0) / 1e9;
+            imageTokens = out.totalTokens();
+            log.printf(Locale.ROOT, "MoonViT + projector, %dx%d image (%d tokens): %.2f s%n", side, side, imageTokens, visionSec);
+        }
         if (o.text()) {
             // first touch of every page of the text weights (page-table fill; disk reads if the file is not cached)
             long p0 = System.nanoTime();
@@ -134,24 +153,6 @@ public final class ModelBench {
             dec = decode(lm, 0, o, weightBytes, kvBytesPerCtx, rnd, log);
             decLong = decode(lm, o.longContext(), o, weightBytes, kvBytesPerCtx, rnd, log);
             PhaseTimer.enable(false);
-        }
-        SplittableRandom rnd = new SplittableRandom(o.seed() + 1);
-
-        int imageTokens = 0;
-        double visionSec = 0;
-        if (o.vision() && cfg.hasVision()) {
-            PreprocessorConfig pre = new PreprocessorConfig(new double[]{0.5, 0.5, 0.5}, new double[]{0.5, 0.5, 0.5}, 4096, true,
-                    cfg.vision().patchSize(), cfg.vision().mergeH(), cfg.vision().mergeW());
-            VisionEncoder enc = new VisionEncoder(ck, cfg.vision(), tc.hiddenSize(), pre);
-            enc.encode(List.of(LoadedImage.ofRgb("warm-up", 112, 112, new int[112 * 112])));
-            int side = o.imageSide();
-            int[] rgb = new int[side * side];
-            for (int i = 0; i < rgb.length; i++) rgb[i] = rnd.nextInt(1 << 24);
-            long v0 = System.nanoTime();
-            VisionOutput out = enc.encode(List.of(LoadedImage.ofRgb("random", side, side, rgb)));
-            visionSec = (System.nanoTime() - v0) / 1e9;
-            imageTokens = out.totalTokens();
-            log.printf(Locale.ROOT, "MoonViT + projector, %dx%d image (%d tokens): %.2f s%n", side, side, imageTokens, visionSec);
         }
         long rss = peakRss();
         long fileBytes = 0;

@@ -45,12 +45,13 @@ public final class LanguageModel {
             } else {
                 qProj = w.tensor(p + "self_attn.q_proj.weight").matrix();
             }
+            // GGUF keeps kv_b per head in its own type; the full kv_b (rebuilt in f32, 8 MB a layer) is then not needed
+            WeightSource.KvBHeads split = w.kvBHeads(l, c.numHeads());
             MlaAttention attn = new MlaAttention(c, rotary, qProj, qA, qANorm, qB,
                     w.tensor(p + "self_attn.kv_a_proj_with_mqa.weight").matrix(),
                     w.tensor(p + "self_attn.kv_a_layernorm.weight").toFloats(),
-                    w.tensor(p + "self_attn.kv_b_proj.weight").matrix(),
+                    split != null ? null : w.tensor(p + "self_attn.kv_b_proj.weight").matrix(),
                     w.tensor(p + "self_attn.o_proj.weight").matrix());
-            WeightSource.KvBHeads split = w.kvBHeads(l, c.numHeads());   // GGUF keeps kv_b per head in its own type
             if (split != null) attn.useSplitKvB(split.ukT(), split.uv());
             SwiGlu dense = null;
             MoeBlock moe = null;

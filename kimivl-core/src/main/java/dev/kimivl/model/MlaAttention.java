@@ -58,7 +58,7 @@ public final class MlaAttention {
         this.qB = qB;
         this.kvA = kvA;
         this.kvANorm = kvANorm;
-        this.kvB = kvB;
+        this.kvB = kvB;                  // null when only the per-head form exists (useSplitKvB; GGUF files)
         this.oProj = oProj;
         this.qFirst = new RowBlocks(qProj != null ? qProj : qA);
         this.kvABlocks = new RowBlocks(kvA);
@@ -66,7 +66,7 @@ public final class MlaAttention {
 
     /** Bytes of weights one decoded token reads here. */
     long bytes() {
-        long kv = kvB.bytes();
+        long kv = kvB != null ? kvB.bytes() : 0;
         if (kB != null) {
             kv = 0;
             for (int h = 0; h < heads; h++) kv += kB[h].bytes() + vB[h].bytes();
@@ -133,7 +133,7 @@ public final class MlaAttention {
         t0 = PhaseTimer.stop(PhaseTimer.Phase.QKV, t0);
         int S = pos0 + T, w = kvLora + rope, kvw = heads * (nope + vDim);
         float[] lat = cache.layer(layer);
-        if (kB != null && NativeKernels.AVAILABLE) {
+        if (kB != null) {
             float[] o = absorbedPrefill(q, T, pos0, lat);
             t0 = PhaseTimer.stop(PhaseTimer.Phase.ATTENTION, t0);
             float[] out = new float[T * hidden];
@@ -171,9 +171,9 @@ public final class MlaAttention {
     }
 
     /**
-     * Causal attention of T new tokens in the weight-absorbed form of {@link #decode}, one token per task: with the
-     * per-head k_b/v_b of GGUF files and the native latent-attention kernel this beats expanding every latent
-     * (naive form) by ~3x on a 512-token prompt, and prompt and decode then share one numerical path.
+     * Causal attention of T new tokens in the weight-absorbed form of {@link #decode}, one token per task: used with
+     * the per-head k_b/v_b of GGUF files (no full kv_b is then held in memory); with the native latent-attention
+     * kernel it beats expanding every latent (naive form) on a 512-token prompt, and prompt and decode share one path.
      * Returns o [T, H·vDim] (before o_proj).
      */
     private float[] absorbedPrefill(float[] q, int T, int pos0, float[] lat) {
