@@ -109,11 +109,13 @@ public final class ModelBench {
             int side = o.imageSide();
             int[] rgb = new int[side * side];
             for (int i = 0; i < rgb.length; i++) rgb[i] = vrnd.nextInt(1 << 24);
+            dev.kimivl.vision.VisionTimer.reset();
             long v0 = System.nanoTime();
             VisionOutput out = enc.encode(List.of(LoadedImage.ofRgb("random", side, side, rgb)));
             visionSec = (System.nanoTime() - v0) / 1e9;
             imageTokens = out.totalTokens();
             log.printf(Locale.ROOT, "MoonViT + projector, %dx%d image (%d tokens): %.2f s%n", side, side, imageTokens, visionSec);
+            if (o.profile()) log.print(dev.kimivl.vision.VisionTimer.report());
         }
         if (o.text()) {
             // first touch of every page of the text weights (page-table fill; disk reads if the file is not cached)
