@@ -23,7 +23,7 @@
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
 /** ABI version: NativeKernels refuses a library whose version differs from the one it was written for. */
-int32_t kv_version(void) { return 4; }
+int32_t kv_version(void) { return 5; }
 
 /** 1 when this CPU and OS support AVX2, FMA and F16C (with the YMM state enabled by the OS), else 0. */
 int32_t kv_cpu_ok(void) {
@@ -552,4 +552,19 @@ AVX2 int32_t kv_latent_attention(const float *q, int32_t qo, const float *lat, i
         for (int h = 0; h < H; h += 4) values_4(s + h * ATT_JB, n, lb, W, o + (int64_t) h * R, R);
     }
     return 0;
+}
+
+/* ---------------------------------------------------------------- memory bandwidth probe (kimivl bench) */
+
+/** Reads n bytes (a multiple of 128) from p as fast as the core can and returns a checksum (so nothing is skipped). */
+AVX2 int64_t kv_stream_read(const uint8_t *p, int64_t n) {
+    __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
+    for (int64_t i = 0; i + 128 <= n; i += 128) {
+        a = _mm256_add_epi64(a, _mm256_loadu_si256((const __m256i *) (p + i)));
+        b = _mm256_add_epi64(b, _mm256_loadu_si256((const __m256i *) (p + i + 32)));
+        c = _mm256_add_epi64(c, _mm256_loadu_si256((const __m256i *) (p + i + 64)));
+        d = _mm256_add_epi64(d, _mm256_loadu_si256((const __m256i *) (p + i + 96)));
+    }
+    __m256i s = _mm256_add_epi64(_mm256_add_epi64(a, b), _mm256_add_epi64(c, d));
+    return _mm256_extract_epi64(s, 0) + _mm256_extract_epi64(s, 1) + _mm256_extract_epi64(s, 2) + _mm256_extract_epi64(s, 3);
 }

@@ -55,7 +55,7 @@ public final class ModelBench {
                          Decode decode, Decode decodeLong, boolean longContextRandomFill,
                          int imageSide, int imageTokens, double visionSeconds,
                          long peakRssBytes, long rssFileBytes, long rssAnonBytes, double weightBytesPerToken, double bandwidthGBs, String jvm, boolean intMatvec,
-                         String kernels) {}
+                         String kernels, double streamGBs) {}
 
     private ModelBench() {}
 
@@ -162,7 +162,8 @@ public final class ModelBench {
         Result r = new Result(o.type().name().toLowerCase(Locale.ROOT), Parallel.THREADS, String.join(" + ", java.util.Arrays.stream(files).map(Path::toString).toList()), fileBytes / 1e9, genSec,
                 loadSec, pageInSec, P, prefillSec, P / prefillSec, prefillPhases, dec, decLong, true,
                 o.imageSide(), imageTokens, visionSec, rss, procStatus("RssFile:"), procStatus("RssAnon:"), weightBytes, o.bandwidthGBs(), Runtime.version().toString(),
-                Boolean.getBoolean("kimivl.intMatvec"), dev.kimivl.tensor.NativeKernels.STATUS);
+                Boolean.getBoolean("kimivl.intMatvec"), dev.kimivl.tensor.NativeKernels.STATUS,
+                o.text() ? streamReadGBs() : 0);                   // after the peak RSS was read: its buffer is not counted
         ck.close();
         return r;
     }
@@ -266,8 +267,8 @@ public final class ModelBench {
         if (r.decode() != null) {
             sb.append(String.format(Locale.ROOT, "  prefill pp%d      %.2f tok/s (%.2f s)%s%n", r.promptTokens(), r.prefillTokPerSec(), r.prefillSeconds(),
                     vs.apply(r.prefillTokPerSec(), ll == null ? null : ll.pp512())));
-            appendDecode(sb, "decode tg" + r.decode().tokens() + "      ", r.decode(), ll == null ? null : ll.tg128(), vs);
-            appendDecode(sb, "decode @" + r.decodeLong().context() + "      ", r.decodeLong(), ll == null ? null : ll.tg128At4k(), vs);
+            appendDecode(sb, "decode tg" + r.decode().tokens() + "      ", r.decode(), ll == null ? null : ll.tg128(), vs, r.streamGBs());
+            appendDecode(sb, "decode @" + r.decodeLong().context() + "      ", r.decodeLong(), ll == null ? null : ll.tg128At4k(), vs, r.streamGBs());
             sb.append(String.format(Locale.ROOT, "                    (the %d-token context is random latents written into the KV cache, not a prefill; %.0f%% of the short-context speed)%n",
                     r.decodeLong().context(), 100 * r.decodeLong().tokPerSec() / r.decode().tokPerSec()));
         }
@@ -290,10 +291,39 @@ public final class ModelBench {
         return sb.toString();
     }
 
-    private static void appendDecode(StringBuilder sb, String label, Decode d, Double llama, java.util.function.BiFunction<Double, Double, String> vs) {
+    private static void appendDecode(StringBuilder sb, String label, Decode d, Double llama, java.util.function.BiFunction<Double, Double, String> vs,
+                                     double streamGBs) {
         sb.append(String.format(Locale.ROOT, "  %s%.2f tok/s, %.1f GB/s = %.0f%% of the bandwidth ceiling (%.1f tok/s at %.0f GB/s)%s%n",
                 label, d.tokPerSec(), d.gbPerSec(), 100 * d.ofCeiling(), d.ceilingTokPerSec(), d.gbPerSec() / Math.max(1e-9, d.ofCeiling()),
                 vs.apply(d.tokPerSec(), llama)));
+        if (streamGBs > 0) {
+            sb.append(String.format(Locale.ROOT, "                    = %.0f%% of this run's measured stream read (%.1f GB/s: ceiling %.1f tok/s)%n",
+                    100 * d.gbPerSec() / streamGBs, streamGBs, streamGBs * 1e9 / d.bytesPerToken()));
+        }
+    }
+
+    private static volatile long streamSink;
+
+    /**
+     * The memory bandwidth this machine gives right now: the best of 8 parallel reads (the compute threads, native read loop) of a
+     * 512 MB buffer, 16x the L3 cache. Decode can at best stream its weights at this rate, so the ratio to it is the
+     * kernels' efficiency on a shared machine whose bandwidth varies from run to run.
+     */
+    static double streamReadGBs() {
+        if (!dev.kimivl.tensor.NativeKernels.AVAILABLE) return 0;     // the probe is the native read loop
+        long n = 512L << 20, piece = 1L << 20;
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
+            java.lang.foreign.MemorySegment s = arena.allocate(n, 64);
+            s.fill((byte) 1);
+            double best = 0;
+            for (int rep = 0; rep < 8; rep++) {
+                long t0 = System.nanoTime();
+                Parallel.forRange((int) (n / piece), 1, (from, to) ->
+                        streamSink += dev.kimivl.tensor.NativeKernels.streamRead(s.asSlice(from * piece, (to - from) * piece)));
+                best = Math.max(best, n / ((System.nanoTime() - t0) / 1e9) / 1e9);
+            }
+            return best;
+        }
     }
 
     private static String fmt(Map<String, Double> m) {

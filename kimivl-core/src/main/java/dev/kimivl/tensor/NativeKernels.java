@@ -30,7 +30,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * output) are passed in place, without copies. Each call covers a range of rows, a few microseconds or more of work.
  */
 public final class NativeKernels {
-    private static final int ABI_VERSION = 4;
+    private static final int ABI_VERSION = 5;
     /** Widest row the native GEMM takes (its per-row unpack buffer on the C stack). */
     public static final int GEMM_MAX_COLS = 32768;
     private static final String RESOURCE = "/dev/kimivl/native/linux-x86_64/libkimivl.so";
@@ -40,10 +40,10 @@ public final class NativeKernels {
     /** One line for reports: which kernels run decode, and why not the native ones. */
     public static final String STATUS;
 
-    private static final MethodHandle Q4_0, Q8_0, GEMM_Q4_0, GEMM_Q8_0, PACK, LATENT;
+    private static final MethodHandle Q4_0, Q8_0, GEMM_Q4_0, GEMM_Q8_0, PACK, LATENT, STREAM;
 
     static {
-        MethodHandle q4 = null, q8 = null, g4 = null, g8 = null, pack = null, latent = null;
+        MethodHandle q4 = null, q8 = null, g4 = null, g8 = null, pack = null, latent = null, stream = null;
         String status;
         boolean ok = false;
         if (!Boolean.parseBoolean(System.getProperty("kimivl.native", "true"))) {
@@ -72,6 +72,7 @@ public final class NativeKernels {
                             ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS), critical);
                     latent = linker.downcallHandle(lib.findOrThrow("kv_latent_attention"), FunctionDescriptor.of(JAVA_INT,
                             ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT, ADDRESS, ADDRESS, ADDRESS), critical);
+                    stream = linker.downcallHandle(lib.findOrThrow("kv_stream_read"), FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_LONG), critical);
                     ok = true;
                     status = "native AVX2 kernels (libkimivl.so): Q4_0/Q8_0 matvec and prefill GEMM, latent attention";
                 }
@@ -85,6 +86,7 @@ public final class NativeKernels {
         GEMM_Q8_0 = g8;
         PACK = pack;
         LATENT = latent;
+        STREAM = stream;
         AVAILABLE = ok;
         STATUS = status;
     }
@@ -198,5 +200,17 @@ public final class NativeKernels {
             throw new IllegalStateException(t);
         }
         return rc == 0;
+    }
+
+    /** Reads the bytes of s as fast as one core can (the bench's bandwidth probe); returns a checksum. */
+    public static long streamRead(MemorySegment s) {
+        if (!AVAILABLE) throw new IllegalStateException(STATUS);
+        try {
+            return (long) STREAM.invokeExact(s, s.byteSize() & ~127L);
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
     }
 }
