@@ -6,6 +6,7 @@ import org.junit.jupiter.api.Test;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The native latent-attention kernel against the Java one (and both against a plain softmax). */
@@ -14,7 +15,7 @@ class LatentAttentionTest {
     /** Kimi-VL-A3B's shape (16 heads, 512 + 64), the golden tiny one (4 heads, 32 + 8), ranges crossing blocks. */
     @Test
     void nativeMatchesJavaAndPlainSoftmax() {
-        if (!NativeKernels.AVAILABLE) return;         // NativeKernelsTest insists on the library where gcc exists
+        assumeTrue(NativeKernels.AVAILABLE, NativeKernels.STATUS);     // NativeKernelsTest insists on it where gcc exists
         Random rnd = new Random(31);
         int[][] shapes = {{16, 512, 64, 0, 200}, {16, 512, 64, 37, 38}, {4, 32, 8, 5, 70}, {8, 16, 16, 0, 33}};
         for (int[] sh : shapes) {
@@ -51,7 +52,7 @@ class LatentAttentionTest {
     /** Unsupported shapes (heads not a multiple of 4) are declined, not computed wrongly. */
     @Test
     void declinesUnsupportedShapes() {
-        if (!NativeKernels.AVAILABLE) return;
+        assumeTrue(NativeKernels.AVAILABLE, NativeKernels.STATUS);
         float[] m = new float[3], l = new float[3], o = new float[3 * 16];
         assertTrue(!NativeKernels.latentAttention(new float[3 * 24], 0, new float[10 * 24], 24, 16, 3, 0, 10, 1f, m, l, o));
         assertEquals(0f, l[0]);
