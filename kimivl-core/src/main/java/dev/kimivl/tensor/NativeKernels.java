@@ -27,7 +27,8 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * NativeKernelsTest compares these against.
  *
  * <p>Calls are "critical" downcalls: no thread-state transition, and heap arrays (the quantized activation, the
- * output) are passed in place, without copies. Each call covers a range of rows, a few microseconds or more of work.
+ * output) are passed in place, without copies. A critical call cannot be interrupted by a safepoint, so callers keep
+ * each call to milliseconds of work (a range of rows, a range of positions); a GC then waits at most that long.
  */
 public final class NativeKernels {
     private static final int ABI_VERSION = 5;

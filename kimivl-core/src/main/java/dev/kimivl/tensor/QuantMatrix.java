@@ -611,7 +611,11 @@ public final class QuantMatrix implements Matrix {
         if (dtype != DType.Q8_0 && dtype != DType.Q4_0) throw new UnsupportedOperationException("integer matmul needs Q8_0 or Q4_0, not " + dtype);
         if (NativeKernels.AVAILABLE && USE_NATIVE && cols <= NativeKernels.GEMM_MAX_COLS) {
             NativeKernels.PackedActivations xp = new NativeKernels.PackedActivations(xq);
-            Parallel.forRange(rows, 8, (from, to) -> NativeKernels.gemm(dtype, data, from, to, xp, y, rows));
+            // a critical native call holds off safepoints (GC) while it runs: at most ~2^26 multiply-adds per call
+            int step = (int) Math.max(4, Math.min(rows, (1L << 26) / ((long) n * cols)) & ~3L);
+            Parallel.forRange(rows, 8, (from, to) -> {
+                for (int r = from; r < to; r += step) NativeKernels.gemm(dtype, data, r, Math.min(to, r + step), xp, y, rows);
+            });
             return;
         }
         for (int t = 0; t < n; t++) matvec(xq.row(t), y, t * rows);
