@@ -240,7 +240,8 @@ public final class MlaAttention {
                 }
             });
         } else {
-            int chunks = Math.max(1, Math.min(Parallel.THREADS * 2, S / 256));
+            // 2 ranges per thread, and at most 8192 positions per range (one native call: a few ms without safepoints)
+            int chunks = Math.max(1, Math.min(Math.max(Parallel.THREADS * 2, (S + 8191) / 8192), S / 256));
             LatentAttention.State[] parts = new LatentAttention.State[chunks];
             RowBlocks.run(chunks, c -> {
                 int j0 = (int) ((long) S * c / chunks), j1 = (int) ((long) S * (c + 1) / chunks);
