@@ -239,7 +239,6 @@ AVX2 void kv_pack_act(const int8_t *xq, const float *xd, const int32_t *xs8, int
 
 /* Widest row the GEMM unpacks on the stack (the model's widest is 11264). */
 #define GEMM_MAX_COLS 32768
-#define GEMM_MAX_GROUPS (GEMM_MAX_COLS / 256)
 
 /* Q4_0 row → transposed nibble values 0..15 (wq, G·256 bytes) and scales (ws, G·8 floats, padding zero). */
 AVX2 static void unpack_q4_row(const uint8_t *p, int nb, uint8_t *wq, float *ws) {
@@ -287,12 +286,16 @@ AVX2 static void unpack_q8_row(const uint8_t *p, int nb, uint8_t *wa, int8_t *wv
 }
 
 /* 4 rows × 2 tokens of Q4_0: out[2·i + j] = row i · token j (each activation load feeds four rows). */
-AVX2 static void q4_tile4(const uint8_t *const *w, const float *const *ws, const int8_t *x0, const int8_t *x1,
+/* One unpacked weight row of the GEMM: the transposed bytes (Q4_0: nibble values; Q8_0: |w|), Q8_0's signed bytes
+ * (for the signs; unused for Q4_0) and the block scales. */
+typedef struct { const uint8_t *a; const int8_t *v; const float *s; } urow;
+
+AVX2 static void q4_tile4(const urow *rw, const int8_t *x0, const int8_t *x1,
                           const float *d0, const float *d1, const int32_t *s0, const int32_t *s1, int G, float *out) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 f[8];
     for (int i = 0; i < 8; i++) f[i] = _mm256_setzero_ps();
-    const uint8_t *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
+    const uint8_t *w0 = rw[0].a, *w1 = rw[1].a, *w2 = rw[2].a, *w3 = rw[3].a;
     for (int g = 0; g < G; g++) {
         __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
 #pragma GCC unroll 1
@@ -312,7 +315,7 @@ AVX2 static void q4_tile4(const uint8_t *const *w, const float *const *ws, const
         __m256i xs0 = _mm256_loadu_si256((const __m256i *) (s0 + 8 * g)), xs1 = _mm256_loadu_si256((const __m256i *) (s1 + 8 * g));
         __m256i acc[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
         for (int i = 0; i < 4; i++) {
-            __m256 sw = _mm256_load_ps(ws[i] + 8 * g);
+            __m256 sw = _mm256_load_ps(rw[i].s + 8 * g);
             f[2 * i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_madd_epi16(acc[2 * i], ones), xs0)), _mm256_mul_ps(sw, xd0), f[2 * i]);
             f[2 * i + 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_madd_epi16(acc[2 * i + 1], ones), xs1)), _mm256_mul_ps(sw, xd1), f[2 * i + 1]);
         }
@@ -321,8 +324,9 @@ AVX2 static void q4_tile4(const uint8_t *const *w, const float *const *ws, const
 }
 
 /* 4 rows × 2 tokens of Q8_0 (|w| times x with w's sign; the pair sums need int32 every step). */
-AVX2 static void q8_tile4(const uint8_t *const *wa, const int8_t *const *wv, const float *const *ws, const int8_t *x0, const int8_t *x1,
-                          const float *d0, const float *d1, int G, float *out) {
+AVX2 static void q8_tile4(const urow *rw, const int8_t *x0, const int8_t *x1,
+                          const float *d0, const float *d1, const int32_t *s0, const int32_t *s1, int G, float *out) {
+    (void) s0; (void) s1;                              /* Q8_0 weights are signed: no block-sum correction */
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 f[8];
     for (int i = 0; i < 8; i++) f[i] = _mm256_setzero_ps();
@@ -334,14 +338,14 @@ AVX2 static void q8_tile4(const uint8_t *const *wa, const int8_t *const *wv, con
             int o = 256 * g + 32 * k;
             __m256i xa = _mm256_loadu_si256((const __m256i *) (x0 + o)), xb = _mm256_loadu_si256((const __m256i *) (x1 + o));
             for (int i = 0; i < 4; i++) {
-                __m256i u = _mm256_load_si256((const __m256i *) (wa[i] + o)), v = _mm256_load_si256((const __m256i *) (wv[i] + o));
+                __m256i u = _mm256_load_si256((const __m256i *) (rw[i].a + o)), v = _mm256_load_si256((const __m256i *) (rw[i].v + o));
                 a[2 * i] = _mm256_add_epi32(a[2 * i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_sign_epi8(xa, v)), ones));
                 a[2 * i + 1] = _mm256_add_epi32(a[2 * i + 1], _mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_sign_epi8(xb, v)), ones));
             }
         }
         __m256 xd0 = _mm256_loadu_ps(d0 + 8 * g), xd1 = _mm256_loadu_ps(d1 + 8 * g);
         for (int i = 0; i < 4; i++) {
-            __m256 sw = _mm256_load_ps(ws[i] + 8 * g);
+            __m256 sw = _mm256_load_ps(rw[i].s + 8 * g);
             f[2 * i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a[2 * i]), _mm256_mul_ps(sw, xd0), f[2 * i]);
             f[2 * i + 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a[2 * i + 1]), _mm256_mul_ps(sw, xd1), f[2 * i + 1]);
         }
@@ -349,72 +353,66 @@ AVX2 static void q8_tile4(const uint8_t *const *wa, const int8_t *const *wv, con
     for (int i = 0; i < 8; i++) out[i] = hsum_f32(f[i]);
 }
 
+/* Row buffers of one GEMM call (on the stack: 4 rows of the widest supported width). */
+typedef struct {
+    _Alignas(32) uint8_t a[4][GEMM_MAX_COLS];
+    _Alignas(32) int8_t v[4][GEMM_MAX_COLS];
+    _Alignas(32) float s[4][GEMM_MAX_COLS / 32];
+} gemm_rows;
+
+/*
+ * The GEMM driver of both formats: rows in tiles of 4 (unpacked once each), tokens in pairs; a missing 4th row or
+ * 2nd token repeats the last one and is not stored. q8 selects the Q8_0 unpacker and tile, else Q4_0's.
+ */
+AVX2 static void gemm(int q8, const uint8_t *w, int64_t woff, int32_t r0, int32_t r1, int nb,
+                      const int8_t *xp, const float *xdp, const int32_t *xsp, int32_t n, float *y, int32_t ldy) {
+    int G = (nb + 7) / 8;
+    int64_t rb = (int64_t) nb * (q8 ? 34 : 18);
+    gemm_rows buf;
+    float out[8];
+    for (int32_t r = r0; r < r1; r += 4) {
+        int m = r1 - r < 4 ? r1 - r : 4;
+        urow rw[4];
+        for (int i = 0; i < 4; i++) {
+            if (i < m) {
+                if (q8) unpack_q8_row(w + woff + (r + i) * rb, nb, buf.a[i], buf.v[i], buf.s[i]);
+                else unpack_q4_row(w + woff + (r + i) * rb, nb, buf.a[i], buf.s[i]);
+            }
+            int k = i < m ? i : m - 1;
+            rw[i] = (urow) {buf.a[k], buf.v[k], buf.s[k]};
+        }
+        for (int32_t t = 0; t < n; t += 2) {
+            int32_t u = t + 1 < n ? t + 1 : t;
+            const int8_t *x0 = xp + (int64_t) t * G * 256, *x1 = xp + (int64_t) u * G * 256;
+            const float *d0 = xdp + (int64_t) t * G * 8, *d1 = xdp + (int64_t) u * G * 8;
+            const int32_t *s0 = xsp ? xsp + (int64_t) t * G * 8 : 0, *s1 = xsp ? xsp + (int64_t) u * G * 8 : 0;
+            if (q8) q8_tile4(rw, x0, x1, d0, d1, s0, s1, G, out);
+            else q4_tile4(rw, x0, x1, d0, d1, s0, s1, G, out);
+            for (int i = 0; i < m; i++) {
+                y[(int64_t) t * ldy + r + i] = out[2 * i];
+                if (u != t) y[(int64_t) u * ldy + r + i] = out[2 * i + 1];
+            }
+        }
+    }
+}
+
 /**
  * y[t·ldy + r] = Σ_c W[r, c]·x'_t[c] for rows r in [r0, r1) and tokens t in [0, n), W Q4_0 with rows of
  * (cols / 32)·18 bytes from w + woff, the activations packed by kv_pack_act. Returns 0, or −1 when cols exceeds
- * GEMM_MAX_COLS (nothing written). An odd last row or token is computed as a duplicate in the 2×2 tile.
+ * GEMM_MAX_COLS (nothing written).
  */
 AVX2 int32_t kv_gemm_q4_0(const uint8_t *w, int64_t woff, int32_t r0, int32_t r1, int32_t cols,
                           const int8_t *xp, const float *xdp, const int32_t *xsp, int32_t n, float *y, int32_t ldy) {
     if (cols > GEMM_MAX_COLS) return -1;
-    int nb = cols / 32, G = (nb + 7) / 8;
-    int64_t rb = (int64_t) nb * 18;
-    _Alignas(32) uint8_t wq[4][GEMM_MAX_COLS];
-    _Alignas(32) float ws[4][GEMM_MAX_COLS / 32];
-    float out[8];
-    for (int32_t r = r0; r < r1; r += 4) {
-        int m = r1 - r < 4 ? r1 - r : 4;                 /* rows in this tile; missing ones repeat the last */
-        const uint8_t *wr[4];
-        const float *sr[4];
-        for (int i = 0; i < 4; i++) {
-            if (i < m) unpack_q4_row(w + woff + (r + i) * rb, nb, wq[i], ws[i]);
-            wr[i] = wq[i < m ? i : m - 1];
-            sr[i] = ws[i < m ? i : m - 1];
-        }
-        for (int32_t t = 0; t < n; t += 2) {
-            int32_t u = t + 1 < n ? t + 1 : t;
-            q4_tile4(wr, sr, xp + (int64_t) t * G * 256, xp + (int64_t) u * G * 256,
-                     xdp + (int64_t) t * G * 8, xdp + (int64_t) u * G * 8, xsp + (int64_t) t * G * 8, xsp + (int64_t) u * G * 8, G, out);
-            for (int i = 0; i < m; i++) {
-                y[(int64_t) t * ldy + r + i] = out[2 * i];
-                if (u != t) y[(int64_t) u * ldy + r + i] = out[2 * i + 1];
-            }
-        }
-    }
+    gemm(0, w, woff, r0, r1, cols / 32, xp, xdp, xsp, n, y, ldy);
     return 0;
 }
 
-/** As kv_gemm_q4_0 for Q8_0 weights (rows of (cols / 32)·34 bytes; xsp is not needed). */
+/** As kv_gemm_q4_0 for Q8_0 weights (rows of (cols / 32)·34 bytes; no block sums needed). */
 AVX2 int32_t kv_gemm_q8_0(const uint8_t *w, int64_t woff, int32_t r0, int32_t r1, int32_t cols,
                           const int8_t *xp, const float *xdp, int32_t n, float *y, int32_t ldy) {
     if (cols > GEMM_MAX_COLS) return -1;
-    int nb = cols / 32, G = (nb + 7) / 8;
-    int64_t rb = (int64_t) nb * 34;
-    _Alignas(32) uint8_t wa[4][GEMM_MAX_COLS];
-    _Alignas(32) int8_t wv[4][GEMM_MAX_COLS];
-    _Alignas(32) float ws[4][GEMM_MAX_COLS / 32];
-    float out[8];
-    for (int32_t r = r0; r < r1; r += 4) {
-        int m = r1 - r < 4 ? r1 - r : 4;                 /* rows in this tile; missing ones repeat the last */
-        const uint8_t *ar[4];
-        const int8_t *vr[4];
-        const float *sr[4];
-        for (int i = 0; i < 4; i++) {
-            if (i < m) unpack_q8_row(w + woff + (r + i) * rb, nb, wa[i], wv[i], ws[i]);
-            int k = i < m ? i : m - 1;
-            ar[i] = wa[k];
-            vr[i] = wv[k];
-            sr[i] = ws[k];
-        }
-        for (int32_t t = 0; t < n; t += 2) {
-            int32_t u = t + 1 < n ? t + 1 : t;
-            q8_tile4(ar, vr, sr, xp + (int64_t) t * G * 256, xp + (int64_t) u * G * 256, xdp + (int64_t) t * G * 8, xdp + (int64_t) u * G * 8, G, out);
-            for (int i = 0; i < m; i++) {
-                y[(int64_t) t * ldy + r + i] = out[2 * i];
-                if (u != t) y[(int64_t) u * ldy + r + i] = out[2 * i + 1];
-            }
-        }
-    }
+    gemm(1, w, woff, r0, r1, cols / 32, xp, xdp, 0, n, y, ldy);
     return 0;
 }
 
