@@ -23,7 +23,7 @@
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
 /** ABI version: NativeKernels refuses a library whose version differs from the one it was written for. */
-int32_t kv_version(void) { return 5; }
+int32_t kv_version(void) { return 6; }
 
 /** 1 when this CPU and OS support AVX2, FMA and F16C (with the YMM state enabled by the OS), else 0. */
 int32_t kv_cpu_ok(void) {
@@ -89,14 +89,48 @@ AVX2 static inline __m256i q4_dot(const uint8_t *qs, const int8_t *x) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *) x)), ones);
 }
 
-AVX2 static float q4_row(const uint8_t *w, int nb, const int8_t *xq, const float *xd, const int32_t *xs8) {
+/*
+ * Blocks b and b + 4 of a group at once: their 16 nibble bytes in the two 128-bit halves of one vector, so one AND
+ * and one shift+AND unpack 64 weights, and the activations come pre-arranged to match (xp: the 16 low-nibble
+ * partners of both blocks, then the 16 high-nibble partners; see pair_x). Returns 8 int32: lanes 0-3 sum to block
+ * b's Σ q·x, lanes 4-7 to block b + 4's.
+ */
+AVX2 static inline __m256i q4_pair(const uint8_t *p, const int8_t *xp) {
+    const __m256i m0f = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    __m256i raw = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *) (p + 2))),
+                                          _mm_loadu_si128((const __m128i *) (p + 2 + 4 * 18)), 1);
+    __m256i lo = _mm256_and_si256(raw, m0f), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m0f);
+    /* pair sums ≤ 2·15·127 each, two of them ≤ 7620: no 16-bit overflow */
+    __m256i s = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *) xp)),
+                                 _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *) (xp + 32))));
+    return _mm256_madd_epi16(s, ones);
+}
+
+/* Activations rearranged for q4_pair, whole groups of 8 blocks: per group and k = 0..3, 64 bytes =
+ * x[8g+k][0..16), x[8g+k+4][0..16), x[8g+k][16..32), x[8g+k+4][16..32). */
+AVX2 static void pair_x(const int8_t *xq, int groups, int8_t *xp) {
+    for (int g = 0; g < groups; g++) {
+        for (int k = 0; k < 4; k++) {
+            const int8_t *a = xq + 32 * (8 * g + k), *b = a + 4 * 32;
+            int8_t *o = xp + 256 * g + 64 * k;
+            _mm_storeu_si128((__m128i *) o, _mm_loadu_si128((const __m128i *) a));
+            _mm_storeu_si128((__m128i *) (o + 16), _mm_loadu_si128((const __m128i *) b));
+            _mm_storeu_si128((__m128i *) (o + 32), _mm_loadu_si128((const __m128i *) (a + 16)));
+            _mm_storeu_si128((__m128i *) (o + 48), _mm_loadu_si128((const __m128i *) (b + 16)));
+        }
+    }
+}
+
+/* xp: the activations arranged by pair_x (whole groups), xq: as given (for the last partial group). */
+AVX2 static float q4_row(const uint8_t *w, int nb, const int8_t *xq, const int8_t *xp, const float *xd, const int32_t *xs8) {
     __m256 acc = _mm256_setzero_ps();
     int b = 0;
     for (; b + 8 <= nb; b += 8) {
         const uint8_t *p = w + 18 * b;
-        const int8_t *x = xq + 32 * b;
-        __m256i s = sum8x8(q4_dot(p + 2, x), q4_dot(p + 20, x + 32), q4_dot(p + 38, x + 64), q4_dot(p + 56, x + 96),
-                           q4_dot(p + 74, x + 128), q4_dot(p + 92, x + 160), q4_dot(p + 110, x + 192), q4_dot(p + 128, x + 224));
+        const int8_t *x = xp + 32 * b;
+        /* per 128-bit half, two rounds of hadd leave [blocks b..b+3 | blocks b+4..b+7] in order */
+        __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(q4_pair(p, x), q4_pair(p + 18, x + 64)),
+                                      _mm256_hadd_epi32(q4_pair(p + 36, x + 128), q4_pair(p + 54, x + 192)));
         s = _mm256_sub_epi32(s, _mm256_loadu_si256((const __m256i *) (xs8 + b)));     /* Σ (q − 8)·x */
         __m256 dd = _mm256_mul_ps(scales8(p, 18), _mm256_loadu_ps(xd + b));
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), dd, acc);
@@ -122,16 +156,24 @@ AVX2 static float q4_row(const uint8_t *w, int nb, const int8_t *xq, const float
     return hsum_f32(acc);
 }
 
+/* Widest row of the Q4_0 matvec (its rearranged activations live on the stack; the model's widest is 11264). */
+#define MATVEC_MAX_COLS 32768
+
 /**
  * y[yo + r] = Σ_c W[r, c]·x'[c] for rows r in [r0, r1) of a Q4_0 matrix of cols columns whose row r starts at
  * w + woff + r·(cols / 32)·18. x' is the quantized activation: xq int8[cols], xd float[cols / 32] (its block
- * scales), xs8 int32[cols / 32] (8 × the sum of each block's xq).
+ * scales), xs8 int32[cols / 32] (8 × the sum of each block's xq). Returns 0, or −1 (nothing written) when cols
+ * exceeds MATVEC_MAX_COLS.
  */
-AVX2 void kv_matvec_q4_0(const uint8_t *w, int64_t woff, int32_t r0, int32_t r1, int32_t cols,
-                         const int8_t *xq, const float *xd, const int32_t *xs8, float *y, int32_t yo) {
+AVX2 int32_t kv_matvec_q4_0(const uint8_t *w, int64_t woff, int32_t r0, int32_t r1, int32_t cols,
+                            const int8_t *xq, const float *xd, const int32_t *xs8, float *y, int32_t yo) {
+    if (cols > MATVEC_MAX_COLS) return -1;
     int nb = cols / 32;
     int64_t rb = (int64_t) nb * 18;
-    for (int32_t r = r0; r < r1; r++) y[yo + r] = q4_row(w + woff + r * rb, nb, xq, xd, xs8);
+    _Alignas(32) int8_t xp[MATVEC_MAX_COLS];
+    pair_x(xq, nb / 8, xp);
+    for (int32_t r = r0; r < r1; r++) y[yo + r] = q4_row(w + woff + r * rb, nb, xq, xp, xd, xs8);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- Q8_0: 2-byte f16 d, 32 int8 (34 B) */

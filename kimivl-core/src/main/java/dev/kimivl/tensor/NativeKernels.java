@@ -31,9 +31,9 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * each call to milliseconds of work (a range of rows, a range of positions); a GC then waits at most that long.
  */
 public final class NativeKernels {
-    private static final int ABI_VERSION = 5;
-    /** Widest row the native GEMM takes (its per-row unpack buffer on the C stack). */
-    public static final int GEMM_MAX_COLS = 32768;
+    private static final int ABI_VERSION = 6;
+    /** Widest row the native kernels take (their per-call buffers live on the C stack). */
+    public static final int MAX_COLS = 32768;
     private static final String RESOURCE = "/dev/kimivl/native/linux-x86_64/libkimivl.so";
 
     /** True when the native kernels are loaded and this CPU runs them. */
@@ -61,7 +61,7 @@ public final class NativeKernels {
                 } else if (cpuOk == 0) {
                     status = "Java Vector API kernels (this CPU lacks AVX2/FMA/F16C for the native kernels)";
                 } else {
-                    q4 = linker.downcallHandle(lib.findOrThrow("kv_matvec_q4_0"), FunctionDescriptor.ofVoid(
+                    q4 = linker.downcallHandle(lib.findOrThrow("kv_matvec_q4_0"), FunctionDescriptor.of(JAVA_INT,
                             ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), critical);
                     q8 = linker.downcallHandle(lib.findOrThrow("kv_matvec_q8_0"), FunctionDescriptor.ofVoid(
                             ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), critical);
@@ -114,13 +114,15 @@ public final class NativeKernels {
 
     /**
      * y[yo + r] = Σ_c W[r, c]·x'[c] for r in [r0, r1), W a Q4_0 or Q8_0 matrix of {@code cols} columns whose rows
-     * start at byte 0 of w, x' the quantized activation. Only when {@link #AVAILABLE}.
+     * start at byte 0 of w, x' the quantized activation. Only when {@link #AVAILABLE} and cols ≤ {@link #MAX_COLS}.
      */
     static void matvec(DType type, MemorySegment w, int r0, int r1, int cols, MemorySegment xq, MemorySegment xd,
                        MemorySegment xs8, float[] y, int yo) {
         try {
             if (type == DType.Q4_0) {
-                Q4_0.invokeExact(w, 0L, r0, r1, cols, xq, xd, xs8, MemorySegment.ofArray(y), yo);
+                if ((int) Q4_0.invokeExact(w, 0L, r0, r1, cols, xq, xd, xs8, MemorySegment.ofArray(y), yo) != 0) {
+                    throw new IllegalArgumentException("native matvec refused " + cols + " columns (at most " + MAX_COLS + ")");
+                }
             } else if (type == DType.Q8_0) {
                 Q8_0.invokeExact(w, 0L, r0, r1, cols, xq, xd, MemorySegment.ofArray(y), yo);
             } else {
@@ -158,7 +160,7 @@ public final class NativeKernels {
 
     /**
      * y[t·ldy + r] = Σ_c W[r, c]·x'_t[c] for r in [r0, r1), t in [0, n): the batched form of {@link #matvec}.
-     * Only when {@link #AVAILABLE}, cols ≤ {@link #GEMM_MAX_COLS}. Each result equals the matvec kernel's bit for bit.
+     * Only when {@link #AVAILABLE}, cols ≤ {@link #MAX_COLS}. Each result equals the matvec kernel's bit for bit.
      */
     static void gemm(DType type, MemorySegment w, int r0, int r1, PackedActivations x, float[] y, int ldy) {
         int rc;
@@ -175,7 +177,7 @@ public final class NativeKernels {
         } catch (Throwable t) {
             throw new IllegalStateException(t);
         }
-        if (rc != 0) throw new IllegalArgumentException("native GEMM refused " + x.cols + " columns (at most " + GEMM_MAX_COLS + ")");
+        if (rc != 0) throw new IllegalArgumentException("native GEMM refused " + x.cols + " columns (at most " + MAX_COLS + ")");
     }
 
     /**

@@ -108,7 +108,7 @@ public final class QuantMatrix implements Matrix {
     public void matvec(QuantizedInput xq, float[] y, int yo) {
         if (xq.cols != cols) throw new IllegalArgumentException("input has " + xq.cols + " columns, matrix " + cols);
         if (yo + rows > y.length) throw new IndexOutOfBoundsException("matvec [" + rows + ", " + cols + "]: y too short");
-        if (NativeKernels.AVAILABLE && USE_NATIVE && (dtype == DType.Q8_0 || dtype == DType.Q4_0)) {
+        if (NativeKernels.AVAILABLE && USE_NATIVE && (dtype == DType.Q8_0 || dtype == DType.Q4_0) && cols <= NativeKernels.MAX_COLS) {
             Parallel.forRange(rows, 16, (from, to) -> NativeKernels.matvec(dtype, data, from, to, cols, xq.q8Segment, xq.dSegment, xq.s8Segment, y, yo));
             return;
         }
@@ -596,7 +596,7 @@ public final class QuantMatrix implements Matrix {
 
     /** True when {@link #matmul(float[], float[], int)} quantizes its inputs and runs the native integer GEMM. */
     public boolean usesIntegerMatmul() {
-        return usesIntegerMatvec() && NativeKernels.AVAILABLE && USE_NATIVE && cols <= NativeKernels.GEMM_MAX_COLS;
+        return usesIntegerMatvec() && NativeKernels.AVAILABLE && USE_NATIVE && cols <= NativeKernels.MAX_COLS;
     }
 
     /**
@@ -609,7 +609,7 @@ public final class QuantMatrix implements Matrix {
         if (xq.cols != cols) throw new IllegalArgumentException("input has " + xq.cols + " columns, matrix " + cols);
         if (y.length < (long) n * rows) throw new IndexOutOfBoundsException("matmul [" + rows + ", " + cols + "] x " + n + ": y too short");
         if (dtype != DType.Q8_0 && dtype != DType.Q4_0) throw new UnsupportedOperationException("integer matmul needs Q8_0 or Q4_0, not " + dtype);
-        if (NativeKernels.AVAILABLE && USE_NATIVE && cols <= NativeKernels.GEMM_MAX_COLS) {
+        if (NativeKernels.AVAILABLE && USE_NATIVE && cols <= NativeKernels.MAX_COLS) {
             NativeKernels.PackedActivations xp = new NativeKernels.PackedActivations(xq);
             // a critical native call holds off safepoints (GC) while it runs: at most ~2^26 multiply-adds per call
             int step = (int) Math.max(4, Math.min(rows, (1L << 26) / ((long) n * cols)) & ~3L);
