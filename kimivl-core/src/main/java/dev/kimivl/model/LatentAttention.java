@@ -1,6 +1,7 @@
 package dev.kimivl.model;
 
 import dev.kimivl.tensor.NativeKernels;
+import dev.kimivl.tensor.VectorMath;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -206,32 +207,8 @@ final class LatentAttention {
         return sum;
     }
 
-    private static final float LOG2E = 1.44269504088896341f, LN2_HI = 0.693359375f, LN2_LO = -2.12194440e-4f;
-    private static final jdk.incubator.vector.VectorSpecies<Integer> I = F.vectorShape().withLanes(int.class);
-
-    /**
-     * e^x for x ≤ 0 (scores minus their maximum), Cephes expf: x = n·ln2 + r, |r| ≤ ln2/2, a degree-6 polynomial for
-     * e^r, 2^n through the exponent bits; below −87 the result is 0. About 2 ulp; the Vector API's EXP falls back to
-     * a slow per-lane path on some JDK builds.
-     */
-    static FloatVector expNeg(FloatVector x) {
-        x = x.max(-87.0f);
-        // round(x·log2 e) for x ≤ 0: truncation of (t − 0.5) rounds toward zero, i.e. up, for negative values
-        jdk.incubator.vector.IntVector ni = (jdk.incubator.vector.IntVector) x.mul(LOG2E).sub(0.5f).convertShape(VectorOperators.F2I, I, 0);
-        FloatVector n = (FloatVector) ni.convertShape(VectorOperators.I2F, F, 0);
-        FloatVector r = n.fma(FloatVector.broadcast(F, -LN2_HI), x);
-        r = n.fma(FloatVector.broadcast(F, -LN2_LO), r);
-        FloatVector r2 = r.mul(r);
-        FloatVector p = FloatVector.broadcast(F, 1.9875691500e-4f);
-        p = p.fma(r, FloatVector.broadcast(F, 1.3981999507e-3f));
-        p = p.fma(r, FloatVector.broadcast(F, 8.3334519073e-3f));
-        p = p.fma(r, FloatVector.broadcast(F, 4.1665795894e-2f));
-        p = p.fma(r, FloatVector.broadcast(F, 1.6666665459e-1f));
-        p = p.fma(r, FloatVector.broadcast(F, 5.0000001201e-1f));
-        p = p.fma(r2, r).add(1f);
-        jdk.incubator.vector.IntVector bits = ni.add(127).lanewise(VectorOperators.LSHL, 23);
-        return p.mul(bits.reinterpretAsFloats());
-    }
+    /** e^x for x ≤ 0 (see {@link VectorMath#expNeg}). */
+    static FloatVector expNeg(FloatVector x) { return VectorMath.expNeg(x); }
 
     private static void scale(float[] o, int oo, int n, float c) {
         int d = 0, bound = F.loopBound(n);

@@ -115,7 +115,7 @@ public final class MoeBlock {
         });
         for (int p = 0; p < parts; p++) {
             float[] gp = g[p], up = u[p];
-            for (int i = 0; i < gp.length; i++) gp[i] = VectorMath.silu(gp[i]) * up[i];
+            VectorMath.siluMul(gp, up, gp.length);
         }
         t0 = PhaseTimer.stop(PhaseTimer.Phase.FFN_UP, t0);
         float[] y = new float[D];

@@ -35,7 +35,7 @@ public final class SwiGlu {
             gate.matmul(x, g, n);
             up.matmul(x, u, n);
         }
-        for (int i = 0; i < g.length; i++) g[i] = VectorMath.silu(g[i]) * u[i];
+        VectorMath.siluMul(g, u, g.length);
         float[] y = new float[n * down.rows()];
         down.matmul(g, y, n);
         return y;
@@ -51,7 +51,7 @@ public final class SwiGlu {
             if (i < ng) gateBlocks.block(i, xq, x, 0, g, 0);
             else upBlocks.block(i - ng, xq, x, 0, u, 0);
         });
-        for (int i = 0; i < inter; i++) g[i] = VectorMath.silu(g[i]) * u[i];
+        VectorMath.siluMul(g, u, inter);
         float[] y = new float[down.rows()];
         down.matvec(g, 0, y, 0);
         return y;

@@ -234,23 +234,21 @@ public final class QuantMatrix implements Matrix {
                 float amax = v0.abs().max(v1.abs()).max(v2.abs().max(v3.abs())).reduceLanes(VectorOperators.MAX);
                 float id = amax != 0 ? 127f / amax : 0f;
                 d[b] = amax / 127f;
-                round(v0, id, 32 * b);
-                round(v1, id, 32 * b + 8);
-                round(v2, id, 32 * b + 16);
-                round(v3, id, 32 * b + 24);
-                int sum = 0;
-                for (int i = 32 * b; i < 32 * b + 32; i++) {
-                    q8[i] = (byte) q[i];
-                    sum += q[i];
-                }
-                s8[b] = 8 * sum;
+                IntVector sum = round(v0, id, 32 * b).add(round(v1, id, 32 * b + 8))
+                        .add(round(v2, id, 32 * b + 16)).add(round(v3, id, 32 * b + 24));
+                s8[b] = 8 * sum.reduceLanes(VectorOperators.ADD);
             }
         }
 
-        /** round(v·id) to nearest even via the 1.5·2^23 trick (|v·id| ≤ 127), stored as 8 shorts at q[i]. */
-        private void round(FloatVector v, float id, int i) {
+        /**
+         * round(v·id) to nearest even via the 1.5·2^23 trick (|v·id| ≤ 127), stored as 8 shorts at q[i] and 8 bytes at
+         * q8[i]; returns the 8 values (for the block sum).
+         */
+        private IntVector round(FloatVector v, float id, int i) {
             IntVector r = v.fma(FloatVector.broadcast(F8, id), FloatVector.broadcast(F8, 12582912f)).reinterpretAsInts().sub(0x4B400000);
             ((ShortVector) r.convertShape(VectorOperators.I2S, S128, 0)).intoArray(q, i);
+            ((ByteVector) r.convertShape(VectorOperators.I2B, ByteVector.SPECIES_64, 0)).intoArray(q8, i);
+            return r;
         }
 
         private static final ThreadLocal<QuantizedInput[]> LAST = ThreadLocal.withInitial(() -> new QuantizedInput[1]);

@@ -73,6 +73,49 @@ public final class VectorMath {
         for (int i = 0; i < n; i++) a[ao + i] *= inv;
     }
 
+    /**
+     * g[i] = silu(g[i])·u[i] for i in [0, n): SwiGLU's gate, vectorised (the scalar {@link #silu} calls Math.exp per
+     * element, ~10% of a 512-token prefill). silu(x) = x / (1 + e^−x) = x·e / (1 + e) for x < 0 with e = e^−|x| ≤ 1,
+     * so expNeg covers both signs; within a few ulp of the scalar form.
+     */
+    public static void siluMul(float[] g, float[] u, int n) {
+        int i = 0, bound = F.loopBound(n);
+        for (; i < bound; i += F.length()) {
+            FloatVector x = FloatVector.fromArray(F, g, i);
+            FloatVector e = expNeg(x.abs().neg());
+            FloatVector num = x.blend(x.mul(e), x.compare(VectorOperators.LT, 0f));
+            num.div(e.add(1f)).mul(FloatVector.fromArray(F, u, i)).intoArray(g, i);
+        }
+        for (; i < n; i++) g[i] = silu(g[i]) * u[i];
+    }
+
+    private static final float LOG2E = 1.44269504088896341f, LN2_HI = 0.693359375f, LN2_LO = -2.12194440e-4f;
+    private static final jdk.incubator.vector.VectorSpecies<Integer> I = F.vectorShape().withLanes(int.class);
+
+    /**
+     * e^x for x ≤ 0 (scores minus their maximum), Cephes expf: x = n·ln2 + r, |r| ≤ ln2/2, a degree-6 polynomial for
+     * e^r, 2^n through the exponent bits; below −87 the result is 0. About 2 ulp; the Vector API's EXP falls back to
+     * a slow per-lane path on some JDK builds.
+     */
+    public static FloatVector expNeg(FloatVector x) {
+        x = x.max(-87.0f);
+        // round(x·log2 e) for x ≤ 0: truncation of (t − 0.5) rounds toward zero, i.e. up, for negative values
+        jdk.incubator.vector.IntVector ni = (jdk.incubator.vector.IntVector) x.mul(LOG2E).sub(0.5f).convertShape(VectorOperators.F2I, I, 0);
+        FloatVector n = (FloatVector) ni.convertShape(VectorOperators.I2F, F, 0);
+        FloatVector r = n.fma(FloatVector.broadcast(F, -LN2_HI), x);
+        r = n.fma(FloatVector.broadcast(F, -LN2_LO), r);
+        FloatVector r2 = r.mul(r);
+        FloatVector p = FloatVector.broadcast(F, 1.9875691500e-4f);
+        p = p.fma(r, FloatVector.broadcast(F, 1.3981999507e-3f));
+        p = p.fma(r, FloatVector.broadcast(F, 8.3334519073e-3f));
+        p = p.fma(r, FloatVector.broadcast(F, 4.1665795894e-2f));
+        p = p.fma(r, FloatVector.broadcast(F, 1.6666665459e-1f));
+        p = p.fma(r, FloatVector.broadcast(F, 5.0000001201e-1f));
+        p = p.fma(r2, r).add(1f);
+        jdk.incubator.vector.IntVector bits = ni.add(127).lanewise(VectorOperators.LSHL, 23);
+        return p.mul(bits.reinterpretAsFloats());
+    }
+
     public static float silu(float x) { return x / (1f + (float) Math.exp(-x)); }
 
     public static float sigmoid(float x) { return 1f / (1f + (float) Math.exp(-x)); }
