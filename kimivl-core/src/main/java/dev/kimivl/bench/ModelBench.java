@@ -114,7 +114,8 @@ public final class ModelBench {
             VisionOutput out = enc.encode(List.of(LoadedImage.ofRgb("random", side, side, rgb)));
             visionSec = (System.nanoTime() - v0) / 1e9;
             imageTokens = out.totalTokens();
-            log.printf(Locale.ROOT, "MoonViT + projector, %dx%d image (%d tokens): %.2f s%n", side, side, imageTokens, visionSec);
+            ck.releaseVisionPages();                   // as KimiVL.prompt does after encoding the images
+            log.printf(Locale.ROOT, "MoonViT + projector, %dx%d image (%d tokens): %.2f s%s%n", side, side, imageTokens, visionSec, rssNow());
             if (o.profile()) log.print(dev.kimivl.vision.VisionTimer.report());
         }
         if (o.text()) {
@@ -148,7 +149,7 @@ public final class ModelBench {
             argmax(lm.logits(h, P - 1));
             prefillSec = (System.nanoTime() - s0) / 1e9;
             prefillPhases = PhaseTimer.seconds();
-            log.printf(Locale.ROOT, "prefill %d tokens: %.2f s, %.2f tok/s%n", P, prefillSec, P / prefillSec);
+            log.printf(Locale.ROOT, "prefill %d tokens: %.2f s, %.2f tok/s%s%n", P, prefillSec, P / prefillSec, rssNow());
             pc = null;
             h = null;
 
@@ -186,8 +187,8 @@ public final class ModelBench {
         double bytes = weightBytes + kvBytesPerCtx * avgCtx;
         double gbs = bytes * tps / 1e9;
         double ceiling = o.bandwidthGBs() * 1e9 / bytes;
-        log.printf(Locale.ROOT, "decode %d tokens after %d: %.2f s, %.2f tok/s, %.2f GB/token -> %.1f GB/s (%.0f%% of the %.1f tok/s ceiling at %.0f GB/s)%n",
-                N, context, sec, tps, bytes / 1e9, gbs, 100 * tps / ceiling, ceiling, o.bandwidthGBs());
+        log.printf(Locale.ROOT, "decode %d tokens after %d: %.2f s, %.2f tok/s, %.2f GB/token -> %.1f GB/s (%.0f%% of the %.1f tok/s ceiling at %.0f GB/s)%s%n",
+                N, context, sec, tps, bytes / 1e9, gbs, 100 * tps / ceiling, ceiling, o.bandwidthGBs(), rssNow());
         return new Decode(context, N, sec, tps, bytes, gbs, ceiling, tps / ceiling, PhaseTimer.seconds());
     }
 
@@ -227,6 +228,12 @@ public final class ModelBench {
 
     /** Peak resident set size (VmHWM) of this process in bytes, or -1 where /proc is unavailable. */
     public static long peakRss() { return procStatus("VmHWM:"); }
+
+    /** "; RSS now x GB (peak y)": where in the run the peak happens (Linux; empty elsewhere). */
+    private static String rssNow() {
+        long now = procStatus("VmRSS:"), peak = peakRss();
+        return now > 0 ? String.format(Locale.ROOT, "; RSS now %.2f GB (anonymous %.2f), peak so far %.2f GB", now / 1e9, procStatus("RssAnon:") / 1e9, peak / 1e9) : "";
+    }
 
     /** A size field of /proc/self/status (VmHWM:, RssAnon:, RssFile:) in bytes, or -1. */
     static long procStatus(String key) {

@@ -26,6 +26,14 @@ public interface WeightSource extends AutoCloseable {
     /** Per-head W_UKᵀ [kvLora, nope] and W_UV [v, kvLora] matrices of one layer. */
     record KvBHeads(Matrix[] ukT, Matrix[] uv) {}
 
+    /**
+     * Drops the process's resident pages of weights used only by the vision tower, when they live in a file of their
+     * own (a GGUF mmproj): they stay in the OS page cache, so the next image maps them back in a fraction of a second,
+     * while the memory of a long text generation after an image no longer holds them (~0.6 GB for Kimi-VL's Q8_0
+     * mmproj). No-op otherwise.
+     */
+    default void releaseVisionPages() {}
+
     /** Where the weights come from, for messages. */
     String description();
 

@@ -163,6 +163,7 @@ public final class KimiVL implements AutoCloseable {
             return new Prompt(ids, lm.embed(ids));
         }
         VisionOutput v = vision().encode(images);
+        weights.releaseVisionPages();                  // mmproj pages leave the process (not the page cache) until the next image
         int[] ids = encoder.encode(rendered, v.tokens()).ids();
         float[] emb = lm.embed(ids);
         ImageMerge.merge(emb, ids, config.mediaPlaceholderTokenId(), v.features(), v.textHidden());

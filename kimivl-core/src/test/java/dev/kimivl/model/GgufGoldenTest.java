@@ -71,8 +71,13 @@ class GgufGoldenTest {
         Golden b = Golden.load("b_one_image");
         try (KimiVL m = KimiVL.open(DIR.resolve("text-f32.gguf"), DIR.resolve("mmproj-f32.gguf"))) {
             assertEquals(1000, m.config().mediaPlaceholderTokenId());
-            VisionOutput v = m.vision().encode(List.of(new ImageLoader().load(b.dir.resolve("image0.png"))));
+            var image = new ImageLoader().load(b.dir.resolve("image0.png"));
+            VisionOutput v = m.vision().encode(List.of(image));
             Golden.assertClose("image_features", b.floats("image_features"), v.features(), 5e-5);
+            // a prompt with the image releases the mmproj pages afterwards; the next encode maps them back in
+            m.prompt(List.of(dev.kimivl.text.ChatMessage.of("user", dev.kimivl.text.ChatMessage.imagePart(),
+                    dev.kimivl.text.ChatMessage.textPart("What is this?"))), List.of(image));
+            assertArrayEquals(v.features(), m.vision().encode(List.of(image)).features(), "features after releaseVisionPages");
             int[] ids = b.inputIds();
             LanguageModel lm = m.languageModel();
             float[] emb = lm.embed(ids);

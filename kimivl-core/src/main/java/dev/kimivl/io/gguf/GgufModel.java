@@ -112,6 +112,11 @@ public final class GgufModel implements WeightSource {
         return new KvBHeads(uk, uv);
     }
 
+    @Override
+    public void releaseVisionPages() {
+        if (mmproj != null && mmproj.rawData().isMapped()) mmproj.rawData().unload();
+    }
+
     /** The mmproj file, or null. */
     public GgufFile mmprojFile() { return mmproj; }
 
