@@ -613,6 +613,7 @@ AVX2 int32_t kv_latent_attention(const float *q, int32_t qo, const float *lat, i
 AVX2 int64_t kv_stream_read(const uint8_t *p, int64_t n) {
     __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
     for (int64_t i = 0; i + 128 <= n; i += 128) {
+        prefetch_ahead(p + i, 2);                      /* as the kernels do, so the probe is not the slower reader */
         a = _mm256_add_epi64(a, _mm256_loadu_si256((const __m256i *) (p + i)));
         b = _mm256_add_epi64(b, _mm256_loadu_si256((const __m256i *) (p + i + 32)));
         c = _mm256_add_epi64(c, _mm256_loadu_si256((const __m256i *) (p + i + 64)));
