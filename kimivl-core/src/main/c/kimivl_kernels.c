@@ -1,18 +1,23 @@
 /*
- * kimivl native kernels: the quantized matrix-vector products of token decode, for x86-64 with AVX2 + FMA + F16C.
+ * kimivl native kernels for x86-64 with AVX2 + FMA + F16C:
+ *   - kv_matvec_q4_0 / kv_matvec_q8_0: the quantized matrix-vector products of token decode;
+ *   - kv_pack_act + kv_gemm_q4_0 / kv_gemm_q8_0: the same products batched over a prompt's tokens (prefill);
+ *   - kv_latent_attention: weight-absorbed MLA attention over the latent KV cache (decode, GGUF prefill);
+ *   - kv_stream_read: the memory-bandwidth probe of `kimivl bench`.
  *
  * Why native: on AVX2 the Java Vector API has no byte multiply-add (vpmaddubsw / vpmaddwd), so the Java kernels
  * (dev.kimivl.tensor.QuantMatrix) widen bytes to shorts and ints, and C2 adds bounds checks and spills around
- * them: ~35 instructions per 32-weight block, about 2.5x what one core can afford at memory speed. These kernels
- * take ~9 per block. Java loads this library through FFM (dev.kimivl.tensor.NativeKernels) and keeps the Vector
- * API kernels as the fallback and as the reference the tests compare against.
+ * them: ~35 instructions per 32-weight block, about 2.5x what one core can afford at memory speed; these take ~7-9.
+ * Java loads this library through FFM (dev.kimivl.tensor.NativeKernels) and keeps the Vector API kernels as the
+ * fallback and as the reference the tests compare against (NativeKernelsTest, LatentAttentionTest).
  *
  * Numerics are those of the Java integer kernels: activations rounded to int8 blocks of 32 (llama.cpp's q8_0),
  * exact integer dot products per block, one float multiply-add per block with scale d_w * d_x. Only the float
- * summation order differs.
+ * summation order differs; the GEMM gives the matvec's results bit for bit.
  *
  * Built by Maven (kimivl-core/pom.xml, profile "native") with gcc; every function needing AVX2 carries the target
- * attribute, so the file compiles without -mavx2 and kv_cpu_ok() can run on any x86-64.
+ * attribute, so the file compiles without -mavx2 and kv_cpu_ok() can run on any x86-64. Callers bound each call to
+ * milliseconds of work: FFM critical calls hold off the JVM's safepoints while they run.
  */
 #include <stdint.h>
 #include <string.h>
