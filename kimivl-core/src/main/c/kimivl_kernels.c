@@ -28,7 +28,7 @@
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
 /** ABI version: NativeKernels refuses a library whose version differs from the one it was written for. */
-int32_t kv_version(void) { return 6; }
+int32_t kv_version(void) { return 7; }
 
 /** 1 when this CPU and OS support AVX2, FMA and F16C (with the YMM state enabled by the OS), else 0. */
 int32_t kv_cpu_ok(void) {
@@ -178,18 +178,18 @@ AVX2 static float q4_row(const uint8_t *w, int nb, const int8_t *xq, const int8_
 
 /**
  * y[yo + r] = Σ_c W[r, c]·x'[c] for rows r in [r0, r1) of a Q4_0 matrix of cols columns whose row r starts at
- * w + woff + r·(cols / 32)·18. x' is the quantized activation: xq int8[cols], xd float[cols / 32] (its block
+ * w + r·(cols / 32)·18. x' is the quantized activation: xq int8[cols], xd float[cols / 32] (its block
  * scales), xs8 int32[cols / 32] (8 × the sum of each block's xq). Returns 0, or −1 (nothing written) when cols
  * exceeds MATVEC_MAX_COLS.
  */
-AVX2 int32_t kv_matvec_q4_0(const uint8_t *w, int64_t woff, int32_t r0, int32_t r1, int32_t cols,
+AVX2 int32_t kv_matvec_q4_0(const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
                             const int8_t *xq, const float *xd, const int32_t *xs8, float *y, int32_t yo) {
     if (cols > MATVEC_MAX_COLS) return -1;
     int nb = cols / 32;
     int64_t rb = (int64_t) nb * 18;
     _Alignas(32) int8_t xp[MATVEC_MAX_COLS];
     pair_x(xq, nb / 8, xp);
-    for (int32_t r = r0; r < r1; r++) y[yo + r] = q4_row(w + woff + r * rb, nb, xq, xp, xd, xs8);
+    for (int32_t r = r0; r < r1; r++) y[yo + r] = q4_row(w + r * rb, nb, xq, xp, xd, xs8);
     return 0;
 }
 
@@ -234,11 +234,11 @@ AVX2 static float q8_row(const uint8_t *w, int nb, const int8_t *xq, const float
 }
 
 /** As kv_matvec_q4_0 for a Q8_0 matrix (rows of (cols / 32)·34 bytes); no block sums needed. */
-AVX2 void kv_matvec_q8_0(const uint8_t *w, int64_t woff, int32_t r0, int32_t r1, int32_t cols,
+AVX2 void kv_matvec_q8_0(const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
                          const int8_t *xq, const float *xd, float *y, int32_t yo) {
     int nb = cols / 32;
     int64_t rb = (int64_t) nb * 34;
-    for (int32_t r = r0; r < r1; r++) y[yo + r] = q8_row(w + woff + r * rb, nb, xq, xd);
+    for (int32_t r = r0; r < r1; r++) y[yo + r] = q8_row(w + r * rb, nb, xq, xd);
 }
 
 /* ---------------------------------------------------------------- batched products (prefill) */
@@ -424,7 +424,7 @@ typedef struct {
  * The GEMM driver of both formats: rows in tiles of 4 (unpacked once each), tokens in pairs; a missing 4th row or
  * 2nd token repeats the last one and is not stored. q8 selects the Q8_0 unpacker and tile, else Q4_0's.
  */
-AVX2 static void gemm(int q8, const uint8_t *w, int64_t woff, int32_t r0, int32_t r1, int nb,
+AVX2 static void gemm(int q8, const uint8_t *w, int32_t r0, int32_t r1, int nb,
                       const int8_t *xp, const float *xdp, const int32_t *xsp, int32_t n, float *y, int32_t ldy) {
     int G = (nb + 7) / 8;
     int64_t rb = (int64_t) nb * (q8 ? 34 : 18);
@@ -435,8 +435,8 @@ AVX2 static void gemm(int q8, const uint8_t *w, int64_t woff, int32_t r0, int32_
         urow rw[4];
         for (int i = 0; i < 4; i++) {
             if (i < m) {
-                if (q8) unpack_q8_row(w + woff + (r + i) * rb, nb, buf.a[i], buf.v[i], buf.s[i]);
-                else unpack_q4_row(w + woff + (r + i) * rb, nb, buf.a[i], buf.s[i]);
+                if (q8) unpack_q8_row(w + (r + i) * rb, nb, buf.a[i], buf.v[i], buf.s[i]);
+                else unpack_q4_row(w + (r + i) * rb, nb, buf.a[i], buf.s[i]);
             }
             int k = i < m ? i : m - 1;
             rw[i] = (urow) {buf.a[k], buf.v[k], buf.s[k]};
@@ -458,27 +458,27 @@ AVX2 static void gemm(int q8, const uint8_t *w, int64_t woff, int32_t r0, int32_
 
 /**
  * y[t·ldy + r] = Σ_c W[r, c]·x'_t[c] for rows r in [r0, r1) and tokens t in [0, n), W Q4_0 with rows of
- * (cols / 32)·18 bytes from w + woff, the activations packed by kv_pack_act. Returns 0, or −1 when cols exceeds
+ * (cols / 32)·18 bytes from w, the activations packed by kv_pack_act. Returns 0, or −1 when cols exceeds
  * GEMM_MAX_COLS (nothing written).
  */
-AVX2 int32_t kv_gemm_q4_0(const uint8_t *w, int64_t woff, int32_t r0, int32_t r1, int32_t cols,
+AVX2 int32_t kv_gemm_q4_0(const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
                           const int8_t *xp, const float *xdp, const int32_t *xsp, int32_t n, float *y, int32_t ldy) {
     if (cols > GEMM_MAX_COLS) return -1;
-    gemm(0, w, woff, r0, r1, cols / 32, xp, xdp, xsp, n, y, ldy);
+    gemm(0, w, r0, r1, cols / 32, xp, xdp, xsp, n, y, ldy);
     return 0;
 }
 
 /** As kv_gemm_q4_0 for Q8_0 weights (rows of (cols / 32)·34 bytes; no block sums needed). */
-AVX2 int32_t kv_gemm_q8_0(const uint8_t *w, int64_t woff, int32_t r0, int32_t r1, int32_t cols,
+AVX2 int32_t kv_gemm_q8_0(const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
                           const int8_t *xp, const float *xdp, int32_t n, float *y, int32_t ldy) {
     if (cols > GEMM_MAX_COLS) return -1;
-    gemm(1, w, woff, r0, r1, cols / 32, xp, xdp, 0, n, y, ldy);
+    gemm(1, w, r0, r1, cols / 32, xp, xdp, 0, n, y, ldy);
     return 0;
 }
 
 /* ---------------------------------------------------------------- latent attention (decode) */
 
-/* e^x for x ≤ 0, the Cephes expf polynomial of LatentAttention.expNeg (about 2 ulp; 0 below −87). */
+/* e^x for x ≤ 0, the Cephes expf polynomial of VectorMath.expNeg (about 2 ulp; 0 below −87). */
 AVX2 static inline __m256 exp_neg(__m256 x) {
     x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
     __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);

@@ -231,20 +231,27 @@ public final class ModelBench {
 
     /** "; RSS now x GB (peak y)": where in the run the peak happens (Linux; empty elsewhere). */
     private static String rssNow() {
-        long now = procStatus("VmRSS:"), peak = peakRss();
-        return now > 0 ? String.format(Locale.ROOT, "; RSS now %.2f GB (anonymous %.2f), peak so far %.2f GB", now / 1e9, procStatus("RssAnon:") / 1e9, peak / 1e9) : "";
+        long[] v = procStatus("VmRSS:", "RssAnon:", "VmHWM:");
+        return v[0] > 0 ? String.format(Locale.ROOT, "; RSS now %.2f GB (anonymous %.2f), peak so far %.2f GB", v[0] / 1e9, v[1] / 1e9, v[2] / 1e9) : "";
     }
 
     /** A size field of /proc/self/status (VmHWM:, RssAnon:, RssFile:) in bytes, or -1. */
-    static long procStatus(String key) {
+    static long procStatus(String key) { return procStatus(new String[]{key})[0]; }
+
+    /** Several size fields of /proc/self/status from one read, in bytes (-1 for each one missing or unreadable). */
+    static long[] procStatus(String... keys) {
+        long[] out = new long[keys.length];
+        java.util.Arrays.fill(out, -1);
         try {
             for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-                if (line.startsWith(key)) return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+                for (int k = 0; k < keys.length; k++) {
+                    if (line.startsWith(keys[k])) out[k] = Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+                }
             }
         } catch (IOException | RuntimeException e) {
-            return -1;
+            java.util.Arrays.fill(out, -1);
         }
-        return -1;
+        return out;
     }
 
     // ---------------------------------------------------------------- reporting

@@ -199,16 +199,13 @@ final class LatentAttention {
         int j = 0, bound = F.loopBound(n);
         FloatVector mv = FloatVector.broadcast(F, m);
         for (; j < bound; j += L) {
-            FloatVector e = expNeg(FloatVector.fromArray(F, s, so + j).sub(mv));
+            FloatVector e = VectorMath.expNeg(FloatVector.fromArray(F, s, so + j).sub(mv));
             e.intoArray(s, so + j);
             sum += e.reduceLanes(VectorOperators.ADD);
         }
         for (; j < n; j++) { float e = (float) Math.exp(s[so + j] - m); s[so + j] = e; sum += e; }
         return sum;
     }
-
-    /** e^x for x ≤ 0 (see {@link VectorMath#expNeg}). */
-    static FloatVector expNeg(FloatVector x) { return VectorMath.expNeg(x); }
 
     private static void scale(float[] o, int oo, int n, float c) {
         int d = 0, bound = F.loopBound(n);

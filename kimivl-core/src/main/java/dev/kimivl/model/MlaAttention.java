@@ -2,7 +2,6 @@ package dev.kimivl.model;
 
 import dev.kimivl.config.TextConfig;
 import dev.kimivl.tensor.Matrix;
-import dev.kimivl.tensor.NativeKernels;
 import dev.kimivl.tensor.Parallel;
 import dev.kimivl.tensor.QuantMatrix;
 import dev.kimivl.tensor.VectorMath;

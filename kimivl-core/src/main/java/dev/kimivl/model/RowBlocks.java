@@ -45,15 +45,10 @@ final class RowBlocks {
 
     int rows() { return matrix.rows(); }
 
-    /** y[yo + r] = W[r]·x[xo..] for the rows of block b (on the calling thread when inside a pool task). */
-    void block(int b, float[] x, int xo, float[] y, int yo) {
-        blocks[b].matvec(x, xo, y, yo + start[b]);
-    }
-
     /**
-     * As {@link #block(int, float[], int, float[], int)} with x already quantized for the integer kernels (xq from
-     * {@link #quantized}; null when they do not apply): a dispatch over many blocks quantizes its input once instead of
-     * once per block.
+     * y[yo + r] = W[r]·x[xo..] for the rows of block b (on the calling thread when inside a pool task), with x already
+     * quantized for the integer kernels (xq from {@link #quantized}; null when they do not apply): a dispatch over many
+     * blocks quantizes its input once instead of once per block.
      */
     void block(int b, QuantMatrix.QuantizedInput xq, float[] x, int xo, float[] y, int yo) {
         if (xq != null && blocks[b] instanceof QuantMatrix q && q.usesIntegerMatvec()) q.matvec(xq, y, yo + start[b]);

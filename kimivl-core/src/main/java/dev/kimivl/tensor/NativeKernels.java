@@ -31,7 +31,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * each call to milliseconds of work (a range of rows, a range of positions); a GC then waits at most that long.
  */
 public final class NativeKernels {
-    private static final int ABI_VERSION = 6;
+    private static final int ABI_VERSION = 7;
     /** Widest row the native kernels take (their per-call buffers live on the C stack). */
     public static final int MAX_COLS = 32768;
     private static final String RESOURCE = "/dev/kimivl/native/linux-x86_64/libkimivl.so";
@@ -62,13 +62,13 @@ public final class NativeKernels {
                     status = "Java Vector API kernels (this CPU lacks AVX2/FMA/F16C for the native kernels)";
                 } else {
                     q4 = linker.downcallHandle(lib.findOrThrow("kv_matvec_q4_0"), FunctionDescriptor.of(JAVA_INT,
-                            ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), critical);
+                            ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), critical);
                     q8 = linker.downcallHandle(lib.findOrThrow("kv_matvec_q8_0"), FunctionDescriptor.ofVoid(
-                            ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), critical);
+                            ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), critical);
                     g4 = linker.downcallHandle(lib.findOrThrow("kv_gemm_q4_0"), FunctionDescriptor.of(JAVA_INT,
-                            ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT), critical);
+                            ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT), critical);
                     g8 = linker.downcallHandle(lib.findOrThrow("kv_gemm_q8_0"), FunctionDescriptor.of(JAVA_INT,
-                            ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT), critical);
+                            ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT), critical);
                     pack = linker.downcallHandle(lib.findOrThrow("kv_pack_act"), FunctionDescriptor.ofVoid(
                             ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS), critical);
                     latent = linker.downcallHandle(lib.findOrThrow("kv_latent_attention"), FunctionDescriptor.of(JAVA_INT,
@@ -120,11 +120,11 @@ public final class NativeKernels {
                        MemorySegment xs8, float[] y, int yo) {
         try {
             if (type == DType.Q4_0) {
-                if ((int) Q4_0.invokeExact(w, 0L, r0, r1, cols, xq, xd, xs8, MemorySegment.ofArray(y), yo) != 0) {
+                if ((int) Q4_0.invokeExact(w, r0, r1, cols, xq, xd, xs8, MemorySegment.ofArray(y), yo) != 0) {
                     throw new IllegalArgumentException("native matvec refused " + cols + " columns (at most " + MAX_COLS + ")");
                 }
             } else if (type == DType.Q8_0) {
-                Q8_0.invokeExact(w, 0L, r0, r1, cols, xq, xd, MemorySegment.ofArray(y), yo);
+                Q8_0.invokeExact(w, r0, r1, cols, xq, xd, MemorySegment.ofArray(y), yo);
             } else {
                 throw new IllegalArgumentException("native matvec needs Q4_0 or Q8_0, not " + type);
             }
@@ -166,9 +166,9 @@ public final class NativeKernels {
         int rc;
         try {
             if (type == DType.Q4_0) {
-                rc = (int) GEMM_Q4_0.invokeExact(w, 0L, r0, r1, x.cols, x.xp, x.xd, x.xs, x.n, MemorySegment.ofArray(y), ldy);
+                rc = (int) GEMM_Q4_0.invokeExact(w, r0, r1, x.cols, x.xp, x.xd, x.xs, x.n, MemorySegment.ofArray(y), ldy);
             } else if (type == DType.Q8_0) {
-                rc = (int) GEMM_Q8_0.invokeExact(w, 0L, r0, r1, x.cols, x.xp, x.xd, x.n, MemorySegment.ofArray(y), ldy);
+                rc = (int) GEMM_Q8_0.invokeExact(w, r0, r1, x.cols, x.xp, x.xd, x.n, MemorySegment.ofArray(y), ldy);
             } else {
                 throw new IllegalArgumentException("native GEMM needs Q4_0 or Q8_0, not " + type);
             }

@@ -74,7 +74,7 @@ class DecodePathsTest {
         int L = FloatVector.SPECIES_PREFERRED.length();
         float[] x = new float[L * 4096], y = new float[x.length];
         for (int i = 0; i < x.length; i++) x[i] = -100f * i / x.length;
-        for (int i = 0; i < x.length; i += L) LatentAttention.expNeg(FloatVector.fromArray(FloatVector.SPECIES_PREFERRED, x, i)).intoArray(y, i);
+        for (int i = 0; i < x.length; i += L) dev.kimivl.tensor.VectorMath.expNeg(FloatVector.fromArray(FloatVector.SPECIES_PREFERRED, x, i)).intoArray(y, i);
         for (int i = 0; i < x.length; i++) {
             double e = Math.exp(x[i]);
             if (x[i] < -87) assertTrue(y[i] >= 0 && y[i] < 1e-37, "exp(" + x[i] + ")");
