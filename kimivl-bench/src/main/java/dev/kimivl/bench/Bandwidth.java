@@ -21,8 +21,8 @@ import java.util.Random;
 /**
  * Reports the memory bandwidth each matvec kernel reaches on weights that are not in cache, next to a plain
  * streaming read of the same bytes measured in the same run (the practical ceiling; ~32 GB/s with 2 threads here;
- * measured before and after the kernels, the faster one is reported). Q8_0 and Q4_0 report {@code matvec} (the exact
- * float-activation kernel unless -Dkimivl.intMatvec=true) and the integer kernel with int8 activations
+ * measured before and after the kernels, the faster one is reported). Q8_0 and Q4_0 report {@code matvec} (the integer
+ * kernel unless -Dkimivl.intMatvec=false) and the integer kernel with int8 activations
  * ({@code QuantMatrix.QuantizedInput}, quantized per product) side by side; {@code -Dkimivl.threads=1} for one thread.
  * Copies of the matrix are rotated so that the working set (≥ 256 MB) is far larger than the caches.
  *

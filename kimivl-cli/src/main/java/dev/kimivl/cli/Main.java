@@ -28,10 +28,6 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
-        // Quantized (Q8_0/Q4_0) decode rounds the activations to int8 blocks, as llama.cpp does: about 1.6-2x faster
-        // on AVX2 than float activations. -Dkimivl.intMatvec=false (in KIMIVL_JAVA_OPTS) selects the exact kernels,
-        // which the golden tests use.
-        if (System.getProperty("kimivl.intMatvec") == null) System.setProperty("kimivl.intMatvec", "true");
         System.exit(commandLine().execute(args));
     }
 }

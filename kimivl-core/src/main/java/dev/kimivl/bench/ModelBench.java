@@ -163,7 +163,7 @@ public final class ModelBench {
         Result r = new Result(o.type().name().toLowerCase(Locale.ROOT), Parallel.THREADS, String.join(" + ", java.util.Arrays.stream(files).map(Path::toString).toList()), fileBytes / 1e9, genSec,
                 loadSec, pageInSec, P, prefillSec, P / prefillSec, prefillPhases, dec, decLong, true,
                 o.imageSide(), imageTokens, visionSec, rss, procStatus("RssFile:"), procStatus("RssAnon:"), weightBytes, o.bandwidthGBs(), Runtime.version().toString(),
-                Boolean.getBoolean("kimivl.intMatvec"), dev.kimivl.tensor.NativeKernels.STATUS,
+                dev.kimivl.tensor.QuantMatrix.INT_MATVEC, dev.kimivl.tensor.NativeKernels.STATUS,
                 o.text() ? streamReadGBs() : 0);                   // after the peak RSS was read: its buffer is not counted
         ck.close();
         return r;

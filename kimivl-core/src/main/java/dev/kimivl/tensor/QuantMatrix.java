@@ -18,20 +18,18 @@ import java.util.Arrays;
  * over a memory segment. Q8_0 and Q4_0 have Vector API kernels; Q4_K and Q6_K decode rows with the scalar
  * reference dequantizers (correct, not fast).
  *
- * <p><b>Integer matvec (opt-in for Q8_0 and Q4_0: {@code -Dkimivl.intMatvec=true}, or {@link #matvec(QuantizedInput, float[], int)}).</b> As llama.cpp does (q8_0 × q8_0, q4_0 × q8_0), the
- * activation vector is quantized once per product to int8 blocks of 32 ({@link QuantizedInput}: one float scale per
- * block, values rounded to nearest) and each weight block's dot product is taken in 16-bit integers (|w·x| ≤
- * 128·127, two products per 16-bit lane still fit), summed into ints and converted to float once per block, then
- * multiplied by the two scales. This replaces four int→float conversions per 32 weights by one, which is what
- * bound the float kernels on AVX2. It changes the numerics: each activation moves by at most half its block's step
- * (amax/127/2), so |y_int − y_exact| ≤ Σ_blocks (amax_x/254)·Σ|w| (see QuantTest).
+ * <p><b>Integer matvec (the default for Q8_0 and Q4_0; {@code -Dkimivl.intMatvec=false} selects the exact kernels).</b>
+ * As llama.cpp does (q8_0 × q8_0, q4_0 × q8_0), the activation vector is quantized once per product to int8 blocks
+ * of 32 ({@link QuantizedInput}: one float scale per block, values rounded to nearest) and each weight block's dot
+ * product is taken in integers, converted to float once per block, then multiplied by the two scales. It changes the
+ * numerics: each activation moves by at most half its block's step (amax/127/2), so
+ * |y_int − y_exact| ≤ Σ_blocks (amax_x/254)·Σ|w| (see QuantTest).
  *
- * <p>It is not the default because it is not a large win here (AMD EPYC Zen 3, AVX2, JDK 25; kimivl-bench README):
- * in cache, one thread, Q8_0 ~13 vs ~10.5 GB/s and Q4_0 ~6.3 vs ~5 GB/s; from memory with 1-2 threads it is within
- * noise of the exact kernel. Both are bound by instruction count, not by the vector work: C2 keeps ~35 instructions
- * per block (bounds checks, f16 scale loads, recomputed offsets) and a loop body with more than 2-3 block steps
- * exceeds its inlining node budget (NodeCountInliningCutoff), which leaves the Vector API calls boxed (~10x slower),
- * so rows × blocks cannot be unrolled further. {@link #matvecExact} is always the exact float-activation kernel.
+ * <p>It is the default because the native kernels ({@link NativeKernels}: vpmaddubsw/vpmaddwd) make it about 2x
+ * faster than float activations at decode, and llama.cpp's numerics are what users of quantized files expect. The
+ * golden tests run the exact kernels (the build passes -Dkimivl.intMatvec=false to them): on the tiny golden models
+ * the int8 rounding alone moves a greedy token. {@link #matvecExact} is always the exact float-activation kernel, and
+ * the Java Vector API integer kernels remain the fallback where the native library is unavailable.
  */
 public final class QuantMatrix implements Matrix {
     /** The machine's widest float vector (512 bits with AVX-512, 256 with AVX2), at most 16 lanes. */
@@ -80,8 +78,8 @@ public final class QuantMatrix implements Matrix {
     /** The weights as the kernels read them (a plain native view of the segment given). */
     public MemorySegment segment() { return data; }
 
-    /** {@code -Dkimivl.intMatvec=true}: Q8_0/Q4_0 {@link #matvec(float[], int, float[], int)} uses the integer kernels. */
-    public static final boolean INT_MATVEC = Boolean.getBoolean("kimivl.intMatvec");
+    /** Q8_0/Q4_0 {@link #matvec(float[], int, float[], int)} uses the integer kernels unless {@code -Dkimivl.intMatvec=false}. */
+    public static final boolean INT_MATVEC = !"false".equalsIgnoreCase(System.getProperty("kimivl.intMatvec", "true"));
 
     /** The integer matvec runs the native kernels when they are loaded; tests turn this off to reach the Java ones. */
     static volatile boolean USE_NATIVE = true;

@@ -26,7 +26,7 @@ class NativeKernelsTest {
     void nativeMatchesJavaIntegerKernels() {
         assumeTrue(NativeKernels.AVAILABLE, NativeKernels.STATUS);
         Random rnd = new Random(23);
-        int[][] shapes = {{1, 32}, {3, 224}, {17, 256}, {64, 1408}, {40, 2048}, {9, 11264}, {130, 288}};
+        int[][] shapes = {{1, 32}, {3, 224}, {37, 128}, {17, 256}, {64, 1408}, {40, 2048}, {9, 11264}, {130, 288}};
         for (int[] s : shapes) {
             int rows = s[0], cols = s[1];
             float[] w = QuantTest.random(rnd, rows * cols, 0.1f);
@@ -89,7 +89,7 @@ class NativeKernelsTest {
         assumeTrue(NativeKernels.AVAILABLE, NativeKernels.STATUS);
         boolean intWas = QuantMatrix.INT_MATVEC;
         Random rnd = new Random(29);
-        int[][] shapes = {{5, 32, 2}, {19, 224, 3}, {64, 1408, 7}, {33, 2048, 48}, {3, 11264, 4}};
+        int[][] shapes = {{5, 32, 2}, {19, 224, 3}, {7, 128, 3}, {64, 1408, 7}, {33, 2048, 48}, {3, 11264, 4}};
         for (int[] s : shapes) {
             int rows = s[0], cols = s[1], n = s[2];
             float[] w = QuantTest.random(rnd, rows * cols, 0.1f), x = QuantTest.random(rnd, n * cols, 1f);
