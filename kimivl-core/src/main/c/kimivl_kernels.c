@@ -2,7 +2,8 @@
  * kimivl native kernels for x86-64 with AVX2 + FMA + F16C:
  *   - kv_matvec_q4_0 / kv_matvec_q8_0: the quantized matrix-vector products of token decode;
  *   - kv_pack_act + kv_gemm_q4_0 / kv_gemm_q8_0: the same products batched over a prompt's tokens (prefill);
- *   - kv_latent_attention: weight-absorbed MLA attention over the latent KV cache (decode, GGUF prefill);
+ *   - kv_latent_attention(_f16): weight-absorbed MLA attention over the f32 or f16 latent KV cache (decode, GGUF
+ *     prefill);
  *   - kv_stream_read: the memory-bandwidth probe of `kimivl bench`.
  *
  * Why native: on AVX2 the Java Vector API has no byte multiply-add (vpmaddubsw / vpmaddwd), so the Java kernels
@@ -28,7 +29,7 @@
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
 /** ABI version: NativeKernels refuses a library whose version differs from the one it was written for. */
-int32_t kv_version(void) { return 7; }
+int32_t kv_version(void) { return 8; }
 
 /** 1 when this CPU and OS support AVX2, FMA and F16C (with the YMM state enabled by the OS), else 0. */
 int32_t kv_cpu_ok(void) {
@@ -542,6 +543,15 @@ AVX2 static inline __m256 fsum8x8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __
 
 #define ATT_JB 32   /* positions per block: 32 rows of 576 floats (74 KB) stay in L2 between scores and values */
 
+/*
+ * The latent cache holds f32 or f16 (IEEE half) values: LAT8(p, i) loads 8 of them from element i as floats. The
+ * kernels below are always inlined into one f32 and one f16 entry point, so f16 is a compile-time constant there.
+ * f16 halves the cache's memory and the bytes each decoded token streams; vcvtph2ps widens for free next to the FMAs.
+ */
+#define ALWAYS_INLINE __attribute__((always_inline)) inline
+#define LAT8(p, i) (f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) ((const uint16_t *) (p) + (i)))) \
+                        : _mm256_loadu_ps((const float *) (p) + (i)))
+
 /* Keeps v in a register: without it gcc folds the load into every FMA that uses it (twice the loads). */
 #define IN_REG(v) __asm__("" : "+x"(v))
 
@@ -549,11 +559,11 @@ AVX2 static inline __m256 fsum8x8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __
  * Scores of 4 heads × 3 positions: s[i·ATT_JB + jj + k] = scale · q_i · lat_{jj + k} over W (k < cnt; the rows past
  * cnt repeat the last one and are not stored). Every k step loads 3 latent and 4 query vectors for 12 FMAs.
  */
-AVX2 static void scores_4x3(const float *q0, int W, const float *l0, const float *l1, const float *l2, float scale,
-                            float *s, int jj, int cnt) {
+AVX2 static ALWAYS_INLINE void scores_4x3(const float *q0, int W, const void *l0, const void *l1, const void *l2, float scale,
+                                          float *s, int jj, int cnt, int f16) {
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
     for (int d = 0; d < W; d += 8) {
-        __m256 u = _mm256_loadu_ps(l0 + d), v = _mm256_loadu_ps(l1 + d), w = _mm256_loadu_ps(l2 + d);
+        __m256 u = LAT8(l0, d), v = LAT8(l1, d), w = LAT8(l2, d);
         IN_REG(u); IN_REG(v); IN_REG(w);
         __m256 x = _mm256_loadu_ps(q0 + d);
         IN_REG(x);
@@ -578,15 +588,15 @@ AVX2 static void scores_4x3(const float *q0, int W, const float *l0, const float
 }
 
 /* o_i[0..R) += Σ_j p_i[j] · lat_j[0..R) for 4 heads (p_i = s + i·ATT_JB), 16 columns at a time. */
-AVX2 static void values_4(const float *s, int n, const float *lat, int W, float *o0, int R) {
+AVX2 static ALWAYS_INLINE void values_4(const float *s, int n, const void *lat, int W, float *o0, int R, int f16) {
     for (int d = 0; d < R; d += 16) {
         __m256 a0 = _mm256_loadu_ps(o0 + d), b0 = _mm256_loadu_ps(o0 + d + 8);
         __m256 a1 = _mm256_loadu_ps(o0 + R + d), b1 = _mm256_loadu_ps(o0 + R + d + 8);
         __m256 a2 = _mm256_loadu_ps(o0 + 2 * R + d), b2 = _mm256_loadu_ps(o0 + 2 * R + d + 8);
         __m256 a3 = _mm256_loadu_ps(o0 + 3 * R + d), b3 = _mm256_loadu_ps(o0 + 3 * R + d + 8);
         for (int j = 0; j < n; j++) {
-            const float *lj = lat + (int64_t) j * W + d;
-            __m256 u = _mm256_loadu_ps(lj), v = _mm256_loadu_ps(lj + 8), p;
+            int64_t lj = (int64_t) j * W + d;
+            __m256 u = LAT8(lat, lj), v = LAT8(lat, lj + 8), p;
             p = _mm256_broadcast_ss(s + j);              a0 = _mm256_fmadd_ps(u, p, a0); b0 = _mm256_fmadd_ps(v, p, b0);
             p = _mm256_broadcast_ss(s + ATT_JB + j);     a1 = _mm256_fmadd_ps(u, p, a1); b1 = _mm256_fmadd_ps(v, p, b1);
             p = _mm256_broadcast_ss(s + 2 * ATT_JB + j); a2 = _mm256_fmadd_ps(u, p, a2); b2 = _mm256_fmadd_ps(v, p, b2);
@@ -599,26 +609,20 @@ AVX2 static void values_4(const float *s, int n, const float *lat, int W, float 
     }
 }
 
-/**
- * Weight-absorbed MLA decode over positions [j0, j1) of the latent cache (dev.kimivl.model.LatentAttention):
- * H query rows q[qo + h·W ..] (W wide) against cache rows lat[j·W ..], scores scaled by scale, online softmax state
- * per head (running max m[h], running sum l[h], unnormalised output o[h·R ..] over the first R columns) updated in
- * place. Needs H % 4 == 0, W % 8 == 0, R % 16 == 0 (returns −1 otherwise, state untouched), else 0.
- */
-AVX2 int32_t kv_latent_attention(const float *q, int32_t qo, const float *lat, int32_t W, int32_t R, int32_t H,
-                                 int32_t j0, int32_t j1, float scale, float *m, float *l, float *o) {
+AVX2 static ALWAYS_INLINE int32_t latent_attention(const float *q, int32_t qo, const void *lat, int32_t W, int32_t R, int32_t H,
+                                                  int32_t j0, int32_t j1, float scale, float *m, float *l, float *o, int f16) {
     if (H % 4 != 0 || W % 8 != 0 || R % 16 != 0 || H > 64) return -1;
     _Alignas(32) float s[64 * ATT_JB];
     q += qo;
     for (int32_t jb = j0; jb < j1; jb += ATT_JB) {
         int n = j1 - jb < ATT_JB ? j1 - jb : ATT_JB;
-        const float *lb = lat + (int64_t) jb * W;
+        const uint8_t *lb = (const uint8_t *) lat + (int64_t) jb * W * (f16 ? 2 : 4);
         for (int h = 0; h < H; h += 4) {
             for (int j = 0; j < n; j += 3) {
                 int cnt = n - j < 3 ? n - j : 3;
-                const float *l0 = lb + (int64_t) j * W;
-                const float *l1 = cnt > 1 ? l0 + W : l0, *l2 = cnt > 2 ? l0 + 2 * W : l1;
-                scores_4x3(q + (int64_t) h * W, W, l0, l1, l2, scale, s + h * ATT_JB, j, cnt);
+                int64_t row = (int64_t) W * (f16 ? 2 : 4);
+                const uint8_t *l0 = lb + j * row, *l1 = cnt > 1 ? l0 + row : l0, *l2 = cnt > 2 ? l0 + 2 * row : l1;
+                scores_4x3(q + (int64_t) h * W, W, l0, l1, l2, scale, s + h * ATT_JB, j, cnt, f16);
             }
         }
         for (int h = 0; h < H; h++) {
@@ -644,9 +648,26 @@ AVX2 int32_t kv_latent_attention(const float *q, int32_t qo, const float *lat, i
             for (; j < n; j++) { float e = expf(sh[j] - mNew); sh[j] = e; ls += e; }
             l[h] += ls;
         }
-        for (int h = 0; h < H; h += 4) values_4(s + h * ATT_JB, n, lb, W, o + (int64_t) h * R, R);
+        for (int h = 0; h < H; h += 4) values_4(s + h * ATT_JB, n, lb, W, o + (int64_t) h * R, R, f16);
     }
     return 0;
+}
+
+/**
+ * Weight-absorbed MLA decode over positions [j0, j1) of the latent cache (dev.kimivl.model.LatentAttention):
+ * H query rows q[qo + h·W ..] (W wide) against cache rows lat[j·W ..] (f32), scores scaled by scale, online softmax
+ * state per head (running max m[h], running sum l[h], unnormalised output o[h·R ..] over the first R columns) updated
+ * in place. Needs H % 4 == 0, W % 8 == 0, R % 16 == 0 (returns −1 otherwise, state untouched), else 0.
+ */
+AVX2 int32_t kv_latent_attention(const float *q, int32_t qo, const float *lat, int32_t W, int32_t R, int32_t H,
+                                 int32_t j0, int32_t j1, float scale, float *m, float *l, float *o) {
+    return latent_attention(q, qo, lat, W, R, H, j0, j1, scale, m, l, o, 0);
+}
+
+/** kv_latent_attention over an f16 cache (lat: IEEE half bits, same layout); the float work is identical. */
+AVX2 int32_t kv_latent_attention_f16(const float *q, int32_t qo, const uint16_t *lat, int32_t W, int32_t R, int32_t H,
+                                     int32_t j0, int32_t j1, float scale, float *m, float *l, float *o) {
+    return latent_attention(q, qo, lat, W, R, H, j0, j1, scale, m, l, o, 1);
 }
 
 /* ---------------------------------------------------------------- memory bandwidth probe (kimivl bench) */

@@ -3,6 +3,7 @@ package dev.kimivl.cli;
 import dev.kimivl.bench.ModelBench;
 import dev.kimivl.bench.RandomCheckpoint;
 import dev.kimivl.bench.RandomGguf;
+import dev.kimivl.model.KvCache;
 import dev.kimivl.tensor.DType;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -61,6 +62,9 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--exact-matvec", description = "Use the exact float-activation Q8_0/Q4_0 matvec kernels instead of the integer ones (the CLI's default rounds activations to int8 blocks, as llama.cpp does).")
     boolean exactMatvec;
 
+    @Option(names = "--kv-cache", paramLabel = "f16|f32", description = "How the KV cache stores the latents (default f16 for these quantized weights, as llama.cpp).")
+    String kvCache;
+
     @Option(names = "--format", defaultValue = "gguf", description = "Cache format: gguf (llama.cpp layout, loaded through the GGUF reader as users run it; default) or kvlb (kimivl's flat benchmark file).")
     String format;
 
@@ -71,6 +75,7 @@ public final class BenchCommand implements Callable<Integer> {
             System.setProperty("kimivl.threads", String.valueOf(threads));   // read when the thread pool is first used
         }
         if (exactMatvec) System.setProperty("kimivl.intMatvec", "false");       // read when QuantMatrix is first used
+        if (kvCache != null) System.setProperty("kimivl.kvCache", KvCache.Precision.parse(kvCache).name());   // read when KvCache is first used
         DType t = RandomCheckpoint.parseType(type);
         Path dir = cache != null ? cache : defaultCache();
         boolean gguf = switch (format) {

@@ -1,6 +1,7 @@
 package dev.kimivl.cli;
 
 import dev.kimivl.model.KimiVL;
+import dev.kimivl.model.KvCache;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Files;
@@ -18,8 +19,18 @@ final class ModelOption {
     @Option(names = "--mmproj", paramLabel = "FILE", description = "With a GGUF --model: the vision tower + projector GGUF (projector type kimivl).")
     Path mmproj;
 
+    @Option(names = "--kv-cache", paramLabel = "f16|f32",
+            description = "How the KV cache stores each position's latent: f16 (half the memory and faster long-context decode, "
+                    + "as llama.cpp) or f32. Default: f16 for quantized weights, f32 for float ones (the reference's numerics).")
+    String kvCache;
+
     /** Opens the model (the caller closes it). */
-    KimiVL open() { return KimiVL.open(resolve(), mmproj); }
+    KimiVL open() {
+        KvCache.Precision p = kvCache != null ? KvCache.Precision.parse(kvCache) : null;   // a bad value fails before loading
+        KimiVL m = KimiVL.open(resolve(), mmproj);
+        if (p != null) m.languageModel().kvCachePrecision(p);
+        return m;
+    }
 
     Path resolve() {
         if (model != null) return model;

@@ -55,7 +55,7 @@ public final class ModelBench {
                          Decode decode, Decode decodeLong, boolean longContextRandomFill,
                          int imageSide, int imageTokens, double visionSeconds,
                          long peakRssBytes, long rssFileBytes, long rssAnonBytes, double weightBytesPerToken, double bandwidthGBs, String jvm, boolean intMatvec,
-                         String kernels, double streamGBs) {}
+                         String kernels, double streamGBs, String kvCache) {}
 
     private ModelBench() {}
 
@@ -125,7 +125,7 @@ public final class ModelBench {
             pageInSec = (System.nanoTime() - p0) / 1e9;
             log.printf(Locale.ROOT, "paged in %.2f GB of text weights in %.2f s%n", textBytes / 1e9, pageInSec);
 
-            double kvBytesPerCtx = (double) tc.numLayers() * (tc.kvLoraRank() + tc.qkRopeHeadDim()) * Float.BYTES;
+            double kvBytesPerCtx = lm.newCache(1).bytesPerPosition();
             SplittableRandom rnd = new SplittableRandom(o.seed());
             int V = tc.vocabSize();
 
@@ -164,7 +164,7 @@ public final class ModelBench {
                 loadSec, pageInSec, P, prefillSec, P / prefillSec, prefillPhases, dec, decLong, true,
                 o.imageSide(), imageTokens, visionSec, rss, procStatus("RssFile:"), procStatus("RssAnon:"), weightBytes, o.bandwidthGBs(), Runtime.version().toString(),
                 dev.kimivl.tensor.QuantMatrix.INT_MATVEC, dev.kimivl.tensor.NativeKernels.STATUS,
-                o.text() ? streamReadGBs() : 0);                   // after the peak RSS was read: its buffer is not counted
+                o.text() ? streamReadGBs() : 0, lm.kvCachePrecision().name().toLowerCase(Locale.ROOT));                   // after the peak RSS was read: its buffer is not counted
         ck.close();
         return r;
     }
@@ -272,8 +272,8 @@ public final class ModelBench {
         Llama ll = Llama.of(r.type());
         java.util.function.BiFunction<Double, Double, String> vs = (mine, theirs) ->
                 theirs == null ? "" : String.format(Locale.ROOT, "   (llama.cpp %.1f: %.2fx)", theirs, mine / theirs);
-        sb.append(String.format(Locale.ROOT, "kimivl bench: random Kimi-VL-A3B weights, %s, %d threads, %s%s%n", r.type(), r.threads(), r.jvm(),
-                r.intMatvec() ? ", integer matvec" : ""));
+        sb.append(String.format(Locale.ROOT, "kimivl bench: random Kimi-VL-A3B weights, %s, %d threads, %s%s, %s KV cache%n", r.type(), r.threads(), r.jvm(),
+                r.intMatvec() ? ", integer matvec" : "", r.kvCache()));
         sb.append(String.format(Locale.ROOT, "  kernels           %s%n", r.kernels()));
         sb.append(String.format(Locale.ROOT, "  model file        %s (%.2f GB)%s%n", r.file(), r.fileGB(),
                 r.generateSeconds() > 0 ? String.format(Locale.ROOT, ", generated in %.0f s", r.generateSeconds()) : ""));

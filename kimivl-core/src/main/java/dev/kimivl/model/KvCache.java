@@ -1,24 +1,64 @@
 package dev.kimivl.model;
 
 import java.util.Arrays;
+import java.util.Locale;
 
 /**
  * The MLA cache: per layer and position only the 576-float latent (kv_lora_rank normalised ĉ followed by the
  * rope key k_pe after RoPE), shared by all heads (spec §6.8). Grows on demand up to {@code maxTokens}.
+ *
+ * <p>Stored as f32 or as f16 ({@link Precision}): f16 halves the cache (a 128K context of Kimi-VL-A3B takes 4.1 GB
+ * instead of 8.2) and the bytes a decoded token streams through attention, as llama.cpp's default f16 KV cache does.
+ * Its rounding (relative 2⁻¹¹) is finer than the bf16 the published model runs in, but it is not the f32 oracle's:
+ * see {@link Precision#choose}.
  */
 public final class KvCache {
+    /** How the latents are stored. */
+    public enum Precision {
+        F32, F16;
+
+        /** "f16" or "f32" (any case). */
+        public static Precision parse(String s) {
+            return switch (s.toLowerCase(Locale.ROOT)) {
+                case "f16" -> F16;
+                case "f32" -> F32;
+                default -> throw new IllegalArgumentException("KV cache type must be f16 or f32, not '" + s + "'");
+            };
+        }
+
+        /**
+         * The cache for a model: {@code setting} is f16, f32 or auto. Auto follows the weights: f16 for quantized
+         * ones (llama.cpp's default, whose numerics users of quantized files get anyway), f32 for float ones (the
+         * reference's numerics: on the golden models an f16 cache moves the logits by ~1e-3 of their range).
+         */
+        public static Precision choose(String setting, boolean quantizedWeights) {
+            if (setting.equalsIgnoreCase("auto")) return quantizedWeights ? F16 : F32;
+            return parse(setting);
+        }
+    }
+
     private final int layers, width, kvLoraRank, maxTokens;
-    private final float[][] data;   // [layer][pos·width + i]
+    private final Precision precision;
+    private final float[][] data;   // F32: [layer][pos·width + i]
+    private final short[][] half;   // F16: the same layout, IEEE half bits
     private int length;             // positions filled in every layer
 
-    public KvCache(int layers, int kvLoraRank, int ropeDim, int maxTokens) {
+    public KvCache(int layers, int kvLoraRank, int ropeDim, int maxTokens, Precision precision) {
         this.layers = layers;
         this.kvLoraRank = kvLoraRank;
         this.width = kvLoraRank + ropeDim;
         this.maxTokens = maxTokens;
-        this.data = new float[layers][];
+        this.precision = precision;
         int initial = Math.min(maxTokens, 256);
-        for (int l = 0; l < layers; l++) data[l] = new float[initial * width];
+        if (precision == Precision.F32) {
+            data = new float[layers][];
+            half = null;
+            for (int l = 0; l < layers; l++) data[l] = new float[initial * width];
+        } else {
+            data = null;
+            half = new short[layers][];
+            for (int l = 0; l < layers; l++) half[l] = new short[initial * width];
+        }
     }
 
     public int length() { return length; }
@@ -29,15 +69,52 @@ public final class KvCache {
 
     public int kvLoraRank() { return kvLoraRank; }
 
-    /** Layer l's latent rows [0, capacity) × width. */
-    float[] layer(int l) { return data[l]; }
+    public Precision precision() { return precision; }
+
+    /** Bytes per cached position (all layers). */
+    public long bytesPerPosition() { return (long) layers * width * (precision == Precision.F32 ? 4 : 2); }
+
+    /** F32 caches: layer l's latent rows [0, capacity) × width, in place. */
+    float[] layer(int l) {
+        if (data == null) throw new IllegalStateException("an f16 cache has no float rows; use half(l) or floats(l, n)");
+        return data[l];
+    }
+
+    /** F16 caches: layer l's latent rows as IEEE half bits, in place. */
+    short[] half(int l) {
+        if (half == null) throw new IllegalStateException("an f32 cache has no half rows; use layer(l)");
+        return half[l];
+    }
+
+    /** Positions [0, n) of layer l as floats [n·width]: the array itself for F32, a widened copy for F16. */
+    float[] floats(int l, int n) {
+        if (data != null) return data[l];
+        short[] h = half[l];
+        float[] f = new float[n * width];
+        for (int i = 0; i < f.length; i++) f[i] = Float.float16ToFloat(h[i]);
+        return f;
+    }
+
+    /** Stores row[off .. off + width) as position pos of layer l (rounded to f16 for F16 caches). */
+    void write(int l, int pos, float[] row, int off) {
+        ensure(l, pos + 1);
+        int dst = pos * width;
+        if (data != null) {
+            System.arraycopy(row, off, data[l], dst, width);
+        } else {
+            short[] h = half[l];
+            for (int i = 0; i < width; i++) h[dst + i] = Float.floatToFloat16(row[off + i]);
+        }
+    }
 
     /** Makes room for positions up to {@code tokens} in layer l. */
     void ensure(int l, int tokens) {
         if (tokens > maxTokens) throw new IllegalStateException("KV cache holds at most " + maxTokens + " tokens, asked for " + tokens);
-        if ((long) tokens * width > data[l].length) {
-            int cap = (int) Math.min(maxTokens, Math.max(tokens, 2L * data[l].length / width));
-            data[l] = Arrays.copyOf(data[l], cap * width);
+        int capacity = (data != null ? data[l].length : half[l].length) / width;
+        if (tokens > capacity) {
+            int cap = (int) Math.min(maxTokens, Math.max(tokens, 2L * capacity));
+            if (data != null) data[l] = Arrays.copyOf(data[l], cap * width);
+            else half[l] = Arrays.copyOf(half[l], cap * width);
         }
     }
 
@@ -59,10 +136,13 @@ public final class KvCache {
     public void fillRandom(int n, long seed) {
         if (n > maxTokens) throw new IllegalArgumentException("cannot fill " + n + " positions of a cache of " + maxTokens);
         java.util.SplittableRandom rnd = new java.util.SplittableRandom(seed);
+        float[] row = new float[width];
         for (int l = 0; l < layers; l++) {
             ensure(l, n);
-            float[] d = data[l];
-            for (int i = 0; i < n * width; i++) d[i] = (float) ((rnd.nextDouble() - 0.5) * 3.4641016);
+            for (int j = 0; j < n; j++) {
+                for (int i = 0; i < width; i++) row[i] = (float) ((rnd.nextDouble() - 0.5) * 3.4641016);
+                write(l, j, row, 0);
+            }
         }
         length = n;
     }

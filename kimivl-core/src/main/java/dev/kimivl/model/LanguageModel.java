@@ -16,6 +16,7 @@ public final class LanguageModel {
     private final Matrix lmHead;        // [V, D]
     private final float[] finalNorm;    // [D]
     private final DecoderLayer[] layers;
+    private volatile KvCache.Precision kvPrecision;
 
     /** Outputs of one forward pass: the final-normed hidden states of every position. */
     public record Forward(float[] finalNormed, int tokens) {}
@@ -26,6 +27,7 @@ public final class LanguageModel {
         this.lmHead = lmHead;
         this.finalNorm = finalNorm;
         this.layers = layers;
+        this.kvPrecision = KvCache.Precision.choose(System.getProperty("kimivl.kvCache", "auto"), lmHead.dtype().isQuantized());
     }
 
     /** Binds the weights (mapped, not copied; only norm vectors and routing biases are read onto the heap). */
@@ -89,9 +91,22 @@ public final class LanguageModel {
         return b;
     }
 
+    /** A cache for up to maxTokens positions, stored as {@link #kvCachePrecision()}. */
     public KvCache newCache(int maxTokens) {
-        return new KvCache(config.numLayers(), config.kvLoraRank(), config.qkRopeHeadDim(), maxTokens);
+        return newCache(maxTokens, kvPrecision);
     }
+
+    public KvCache newCache(int maxTokens, KvCache.Precision precision) {
+        return new KvCache(config.numLayers(), config.kvLoraRank(), config.qkRopeHeadDim(), maxTokens, precision);
+    }
+
+    /**
+     * How {@link #newCache(int)} stores the latents: {@code -Dkimivl.kvCache=f16|f32|auto}, by default auto (f16 for
+     * quantized weights, f32 for float ones; {@link KvCache.Precision#choose}).
+     */
+    public KvCache.Precision kvCachePrecision() { return kvPrecision; }
+
+    public void kvCachePrecision(KvCache.Precision p) { kvPrecision = java.util.Objects.requireNonNull(p); }
 
     /** Token embeddings [T, D]. */
     public float[] embed(int[] ids) {

@@ -54,9 +54,38 @@ final class LatentAttention {
         accumulate(q, lat, W, R, j0, j1, scale, st, 0);
     }
 
+    /** As below over layer {@code layer} of the cache, f32 or f16. */
+    static void accumulate(float[] q, KvCache cache, int layer, int W, int R, int j0, int j1, float scale, State st, int qBase) {
+        if (cache.precision() == KvCache.Precision.F32) accumulate(q, cache.layer(layer), W, R, j0, j1, scale, st, qBase);
+        else accumulate(q, cache.half(layer), W, R, j0, j1, scale, st, qBase);
+    }
+
+    /** Positions widened per step of the Java fallback over an f16 cache (a 590 KB scratch). */
+    private static final int HALF_CHUNK = 256;
+
+    /**
+     * As below over f16 latents (IEEE half bits, same layout): the native kernel widens them as it goes; the Java
+     * fallback widens HALF_CHUNK positions at a time and runs the float kernel on them (online softmax: the chunks
+     * accumulate into the same state).
+     */
+    static void accumulate(float[] q, short[] lat, int W, int R, int j0, int j1, float scale, State st, int qBase) {
+        if (USE_NATIVE && NativeKernels.latentAttentionF16(q, qBase + st.h0 * W, lat, W, R, st.heads, j0, j1, scale, st.m, st.l, st.o)) return;
+        float[] chunk = new float[Math.min(HALF_CHUNK, Math.max(0, j1 - j0)) * W];
+        for (int c0 = j0; c0 < j1; c0 += HALF_CHUNK) {
+            int n = Math.min(HALF_CHUNK, j1 - c0);
+            for (int i = 0, src = c0 * W; i < n * W; i++) chunk[i] = Float.float16ToFloat(lat[src + i]);
+            accumulateFloats(q, chunk, W, R, 0, n, scale, st, qBase);
+        }
+    }
+
     /** As above with the query rows at q[qBase + h·W ..] (one token's rows inside a batch). */
     static void accumulate(float[] q, float[] lat, int W, int R, int j0, int j1, float scale, State st, int qBase) {
         if (USE_NATIVE && NativeKernels.latentAttention(q, qBase + st.h0 * W, lat, W, R, st.heads, j0, j1, scale, st.m, st.l, st.o)) return;
+        accumulateFloats(q, lat, W, R, j0, j1, scale, st, qBase);
+    }
+
+    /** The Java kernel of {@link #accumulate(float[], float[], int, int, int, int, float, State, int)}. */
+    private static void accumulateFloats(float[] q, float[] lat, int W, int R, int j0, int j1, float scale, State st, int qBase) {
         if (qBase != 0) {
             q = java.util.Arrays.copyOfRange(q, qBase, qBase + (st.h0 + st.heads) * W);
         }

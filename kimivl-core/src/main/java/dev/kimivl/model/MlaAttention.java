@@ -111,15 +111,18 @@ public final class MlaAttention {
         float[] kva = new float[T * w];
         kvA.matmul(x, kva, T);
         cache.ensure(layer, pos0 + T);
-        float[] lat = cache.layer(layer);
         for (int t = 0; t < T; t++) {
-            int dst = (pos0 + t) * w;
-            VectorMath.rmsNorm(kva, t * w, kvANorm, LATENT_NORM_EPS, lat, dst, kvLora);
-            System.arraycopy(kva, t * w + kvLora, lat, dst + kvLora, rope);
-            rotary.apply(lat, dst + kvLora, pos0 + t);
+            latent(kva, t * w, pos0 + t);
+            cache.write(layer, pos0 + t, kva, t * w);
             for (int h = 0; h < heads; h++) rotary.apply(q, (t * heads + h) * qHead + nope, pos0 + t);
         }
         return q;
+    }
+
+    /** kv_a_proj's output at kva[o .. o + kvLora + rope) → the cached latent in place: [rmsnorm(ĉ) ; RoPE(k_pe)]. */
+    private void latent(float[] kva, int o, int pos) {
+        VectorMath.rmsNorm(kva, o, kvANorm, LATENT_NORM_EPS, kva, o, kvLora);
+        rotary.apply(kva, o + kvLora, pos);
     }
 
     /**
@@ -131,9 +134,8 @@ public final class MlaAttention {
         float[] q = project(x, T, pos0, cache, layer);
         t0 = PhaseTimer.stop(PhaseTimer.Phase.QKV, t0);
         int S = pos0 + T, w = kvLora + rope, kvw = heads * (nope + vDim);
-        float[] lat = cache.layer(layer);
         if (kB != null) {
-            float[] o = absorbedPrefill(q, T, pos0, lat);
+            float[] o = absorbedPrefill(q, T, pos0, cache, layer);
             t0 = PhaseTimer.stop(PhaseTimer.Phase.ATTENTION, t0);
             float[] out = new float[T * hidden];
             oProj.matmul(o, out, T);
@@ -141,6 +143,7 @@ public final class MlaAttention {
             return out;
         }
         // expand every latent: kv [S, H·(nope+v)]
+        float[] lat = cache.floats(layer, S);
         float[] c = new float[S * kvLora];
         for (int j = 0; j < S; j++) System.arraycopy(lat, j * w, c, j * kvLora, kvLora);
         float[] kv = new float[S * kvw];
@@ -175,7 +178,7 @@ public final class MlaAttention {
      * kernel it beats expanding every latent (naive form) on a 512-token prompt, and prompt and decode share one path.
      * Returns o [T, H·vDim] (before o_proj).
      */
-    private float[] absorbedPrefill(float[] q, int T, int pos0, float[] lat) {
+    private float[] absorbedPrefill(float[] q, int T, int pos0, KvCache cache, int layer) {
         int W = kvLora + rope;
         // q̃ for every token and head: one batched product per head, qa [T, H·W]
         float[] qa = new float[T * heads * W];
@@ -194,7 +197,7 @@ public final class MlaAttention {
         Parallel.forRange(T, 1, (from, to) -> {
             for (int t = to - 1; t >= from; t--) {
                 LatentAttention.State st = new LatentAttention.State(0, heads, kvLora);
-                LatentAttention.accumulate(qa, lat, W, kvLora, 0, pos0 + t + 1, scale, st, t * heads * W);
+                LatentAttention.accumulate(qa, cache, layer, W, kvLora, 0, pos0 + t + 1, scale, st, t * heads * W);
                 LatentAttention.State[] one = {st};
                 for (int h = 0; h < heads; h++) LatentAttention.finish(one, h, obar, (t * heads + h) * kvLora);
             }
@@ -221,7 +224,6 @@ public final class MlaAttention {
         float[] q = projectOne(x, pos, cache, layer);
         t0 = PhaseTimer.stop(PhaseTimer.Phase.QKV, t0);
         int S = pos + 1, W = kvLora + rope;
-        float[] lat = cache.layer(layer);
         float[] o = new float[heads * vDim];
         float[] qa = new float[heads * W];
         RowBlocks.run(heads, h -> absorb(q, 0, h, qa));
@@ -230,7 +232,7 @@ public final class MlaAttention {
             int per = heads % 4 == 0 ? 4 : 1;
             RowBlocks.run(heads / per, g -> {
                 LatentAttention.State st = new LatentAttention.State(g * per, per, kvLora);
-                LatentAttention.accumulate(qa, lat, W, kvLora, 0, S, scale, st);
+                LatentAttention.accumulate(qa, cache, layer, W, kvLora, 0, S, scale, st, 0);
                 float[] obar = new float[kvLora];
                 LatentAttention.State[] one = {st};
                 for (int h = g * per; h < (g + 1) * per; h++) {
@@ -245,7 +247,7 @@ public final class MlaAttention {
             RowBlocks.run(chunks, c -> {
                 int j0 = (int) ((long) S * c / chunks), j1 = (int) ((long) S * (c + 1) / chunks);
                 LatentAttention.State st = new LatentAttention.State(0, heads, kvLora);
-                LatentAttention.accumulate(qa, lat, W, kvLora, j0, j1, scale, st);
+                LatentAttention.accumulate(qa, cache, layer, W, kvLora, j0, j1, scale, st, 0);
                 parts[c] = st;
             });
             RowBlocks.run(heads, h -> {
@@ -311,12 +313,8 @@ public final class MlaAttention {
             q = new float[heads * qHead];
             qB.matvec(first, 0, q, 0);
         }
-        cache.ensure(layer, pos + 1);
-        float[] lat = cache.layer(layer);
-        int dst = pos * w;
-        VectorMath.rmsNorm(kva, 0, kvANorm, LATENT_NORM_EPS, lat, dst, kvLora);
-        System.arraycopy(kva, kvLora, lat, dst + kvLora, rope);
-        rotary.apply(lat, dst + kvLora, pos);
+        latent(kva, 0, pos);
+        cache.write(layer, pos, kva, 0);
         for (int h = 0; h < heads; h++) rotary.apply(q, h * qHead + nope, pos);
         return q;
     }

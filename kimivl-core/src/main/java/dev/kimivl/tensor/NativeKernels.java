@@ -31,7 +31,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * each call to milliseconds of work (a range of rows, a range of positions); a GC then waits at most that long.
  */
 public final class NativeKernels {
-    private static final int ABI_VERSION = 7;
+    private static final int ABI_VERSION = 8;
     /** Widest row the native kernels take (their per-call buffers live on the C stack). */
     public static final int MAX_COLS = 32768;
     private static final String RESOURCE = "/dev/kimivl/native/linux-x86_64/libkimivl.so";
@@ -41,10 +41,10 @@ public final class NativeKernels {
     /** One line for reports: which kernels run decode, and why not the native ones. */
     public static final String STATUS;
 
-    private static final MethodHandle Q4_0, Q8_0, GEMM_Q4_0, GEMM_Q8_0, PACK, LATENT, STREAM;
+    private static final MethodHandle Q4_0, Q8_0, GEMM_Q4_0, GEMM_Q8_0, PACK, LATENT, LATENT_F16, STREAM;
 
     static {
-        MethodHandle q4 = null, q8 = null, g4 = null, g8 = null, pack = null, latent = null, stream = null;
+        MethodHandle q4 = null, q8 = null, g4 = null, g8 = null, pack = null, latent = null, latentF16 = null, stream = null;
         String status;
         boolean ok = false;
         if (!Boolean.parseBoolean(System.getProperty("kimivl.native", "true"))) {
@@ -73,9 +73,11 @@ public final class NativeKernels {
                             ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS), critical);
                     latent = linker.downcallHandle(lib.findOrThrow("kv_latent_attention"), FunctionDescriptor.of(JAVA_INT,
                             ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT, ADDRESS, ADDRESS, ADDRESS), critical);
+                    latentF16 = linker.downcallHandle(lib.findOrThrow("kv_latent_attention_f16"), FunctionDescriptor.of(JAVA_INT,
+                            ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT, ADDRESS, ADDRESS, ADDRESS), critical);
                     stream = linker.downcallHandle(lib.findOrThrow("kv_stream_read"), FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_LONG), critical);
                     ok = true;
-                    status = "native AVX2 kernels (libkimivl.so): Q4_0/Q8_0 matvec and prefill GEMM, latent attention";
+                    status = "native AVX2 kernels (libkimivl.so): Q4_0/Q8_0 matvec and prefill GEMM, latent attention (f32/f16 cache)";
                 }
             } catch (Throwable t) {
                 status = "Java Vector API kernels (native kernels unavailable: " + t.getMessage() + ")";
@@ -87,6 +89,7 @@ public final class NativeKernels {
         GEMM_Q8_0 = g8;
         PACK = pack;
         LATENT = latent;
+        LATENT_F16 = latentF16;
         STREAM = stream;
         AVAILABLE = ok;
         STATUS = status;
@@ -189,10 +192,7 @@ public final class NativeKernels {
     public static boolean latentAttention(float[] q, int qo, float[] lat, int w, int r, int heads, int j0, int j1, float scale,
                                           float[] m, float[] l, float[] o) {
         if (!AVAILABLE || heads % 4 != 0 || w % 8 != 0 || r % 16 != 0 || heads > 64 || r > w) return false;
-        if (qo < 0 || (long) qo + (long) heads * w > q.length || j0 < 0 || j1 < j0 || (long) j1 * w > lat.length
-                || m.length < heads || l.length < heads || (long) heads * r > o.length) {
-            throw new IndexOutOfBoundsException("latent attention: arrays too short for " + heads + " heads, width " + w + ", positions " + j1);
-        }
+        checkLatent(q, qo, lat.length, w, r, heads, j0, j1, m, l, o);
         int rc;
         try {
             rc = (int) LATENT.invokeExact(MemorySegment.ofArray(q), qo, MemorySegment.ofArray(lat), w, r, heads, j0, j1, scale,
@@ -203,6 +203,30 @@ public final class NativeKernels {
             throw new IllegalStateException(t);
         }
         return rc == 0;
+    }
+
+    /** {@link #latentAttention} over an f16 latent cache (IEEE half bits, same layout). */
+    public static boolean latentAttentionF16(float[] q, int qo, short[] lat, int w, int r, int heads, int j0, int j1, float scale,
+                                             float[] m, float[] l, float[] o) {
+        if (!AVAILABLE || heads % 4 != 0 || w % 8 != 0 || r % 16 != 0 || heads > 64 || r > w) return false;
+        checkLatent(q, qo, lat.length, w, r, heads, j0, j1, m, l, o);
+        int rc;
+        try {
+            rc = (int) LATENT_F16.invokeExact(MemorySegment.ofArray(q), qo, MemorySegment.ofArray(lat), w, r, heads, j0, j1, scale,
+                    MemorySegment.ofArray(m), MemorySegment.ofArray(l), MemorySegment.ofArray(o));
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+        return rc == 0;
+    }
+
+    private static void checkLatent(float[] q, int qo, int latLength, int w, int r, int heads, int j0, int j1, float[] m, float[] l, float[] o) {
+        if (qo < 0 || (long) qo + (long) heads * w > q.length || j0 < 0 || j1 < j0 || (long) j1 * w > latLength
+                || m.length < heads || l.length < heads || (long) heads * r > o.length) {
+            throw new IndexOutOfBoundsException("latent attention: arrays too short for " + heads + " heads, width " + w + ", positions " + j1);
+        }
     }
 
     /** Reads the bytes of s as fast as one core can (the bench's bandwidth probe); returns a checksum. */

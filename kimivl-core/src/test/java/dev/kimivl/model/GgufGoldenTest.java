@@ -49,6 +49,21 @@ class GgufGoldenTest {
         }
     }
 
+    /** The same through the weight-absorbed prefill and the native kernel's f16 entry point: an f16 KV cache. */
+    @Test
+    void f32TextFileWithAnF16KvCache() {
+        Golden g = Golden.load("gguf");
+        try (KimiVL m = KimiVL.open(DIR.resolve("text-f32.gguf"))) {
+            LanguageModel lm = m.languageModel();
+            lm.kvCachePrecision(KvCache.Precision.F16);
+            int[] ids = g.inputIds();
+            float[] h = lm.forward(lm.embed(ids), ids.length, lm.newCache(64), StageSink.NONE, null);
+            double d = Golden.assertClose("logits with an f16 KV cache", g.floats("logits"), lm.allLogits(h, ids.length), TextGoldenTest.F16_CACHE_LOGITS_ATOL);
+            System.out.printf("text-f32.gguf, f16 KV cache: max |Δlogit| vs oracle %.2e%n", d);
+            assertArrayEquals(ints(g.expected.get("oracle_greedy_new_tokens")), greedy(lm, ids, 8));
+        }
+    }
+
     @Test
     void q8TextFileGivesTheOracleTokensOnTheSameRoundedWeights() {
         Golden g = Golden.load("gguf");

@@ -12,20 +12,29 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** The native latent-attention kernel against the Java one (and both against a plain softmax). */
 class LatentAttentionTest {
 
-    /** Kimi-VL-A3B's shape (16 heads, 512 + 64), the golden tiny one (4 heads, 32 + 8), ranges crossing blocks. */
+    /**
+     * Kimi-VL-A3B's shape (16 heads, 512 + 64), the golden tiny one (4 heads, 32 + 8), ranges crossing blocks (and the
+     * Java fallback's 256-position chunks of an f16 cache); f32 and f16 latents (the reference then uses the f16
+     * values, so the tolerances are the same).
+     */
     @Test
     void nativeMatchesJavaAndPlainSoftmax() {
         assumeTrue(NativeKernels.AVAILABLE, NativeKernels.STATUS);     // NativeKernelsTest insists on it where gcc exists
         Random rnd = new Random(31);
-        int[][] shapes = {{16, 512, 64, 0, 200}, {16, 512, 64, 37, 38}, {4, 32, 8, 5, 70}, {8, 16, 16, 0, 33}};
-        for (int[] sh : shapes) {
+        int[][] shapes = {{16, 512, 64, 0, 200}, {16, 512, 64, 37, 38}, {4, 32, 8, 5, 70}, {8, 16, 16, 0, 33}, {4, 32, 8, 3, 600}};
+        for (int[] sh : shapes) for (boolean f16 : new boolean[]{false, true}) {
             int H = sh[0], R = sh[1], W = R + sh[2], j0 = sh[3], j1 = sh[4];
             float[] q = new float[H * W + 7], lat = new float[j1 * W];
             for (int i = 0; i < q.length; i++) q[i] = (float) rnd.nextGaussian();
             for (int i = 0; i < lat.length; i++) lat[i] = (float) rnd.nextGaussian();
+            short[] half = new short[lat.length];
+            if (f16) {
+                for (int i = 0; i < lat.length; i++) half[i] = Float.floatToFloat16(lat[i]);
+                for (int i = 0; i < lat.length; i++) lat[i] = Float.float16ToFloat(half[i]);   // what the kernels see
+            }
             float scale = (float) (1 / Math.sqrt(W)) * 3;
-            float[] outNative = run(q, lat, W, R, H, j0, j1, scale, true);
-            float[] outJava = run(q, lat, W, R, H, j0, j1, scale, false);
+            float[] outNative = run(q, lat, f16 ? half : null, W, R, H, j0, j1, scale, true);
+            float[] outJava = run(q, lat, f16 ? half : null, W, R, H, j0, j1, scale, false);
             for (int h = 0; h < H; h++) {
                 // plain softmax in double
                 double[] p = new double[j1];
@@ -40,7 +49,7 @@ class LatentAttentionTest {
                 for (int d = 0; d < R; d++) {
                     double ref = 0;
                     for (int j = j0; j < j1; j++) ref += p[j] / sum * lat[j * W + d];
-                    String what = H + " heads, W " + W + ", positions [" + j0 + ", " + j1 + "), head " + h + " col " + d;
+                    String what = (f16 ? "f16" : "f32") + " cache, " + H + " heads, W " + W + ", positions [" + j0 + ", " + j1 + "), head " + h + " col " + d;
                     assertEquals(ref, outJava[h * R + d], 2e-4, "Java " + what);
                     assertEquals(ref, outNative[h * R + d], 2e-4, "native " + what);
                     assertEquals(outJava[h * R + d], outNative[h * R + d], 2e-5, "native vs Java " + what);
@@ -58,15 +67,21 @@ class LatentAttentionTest {
         assertEquals(0f, l[0]);
     }
 
-    private static float[] run(float[] q, float[] lat, int W, int R, int H, int j0, int j1, float scale, boolean nativeKernel) {
+    /** Through the f16 entry point when half is not null, else over the floats. */
+    private static float[] run(float[] q, float[] lat, short[] half, int W, int R, int H, int j0, int j1, float scale, boolean nativeKernel) {
         boolean was = LatentAttention.USE_NATIVE;
         LatentAttention.USE_NATIVE = nativeKernel;
         try {
             // two partial states over a split of the range, merged: the path long-context decode takes
             int mid = (j0 + j1) / 2;
             LatentAttention.State a = new LatentAttention.State(0, H, R), b = new LatentAttention.State(0, H, R);
-            LatentAttention.accumulate(q, lat, W, R, j0, mid, scale, a);
-            LatentAttention.accumulate(q, lat, W, R, mid, j1, scale, b);
+            if (half != null) {
+                LatentAttention.accumulate(q, half, W, R, j0, mid, scale, a, 0);
+                LatentAttention.accumulate(q, half, W, R, mid, j1, scale, b, 0);
+            } else {
+                LatentAttention.accumulate(q, lat, W, R, j0, mid, scale, a);
+                LatentAttention.accumulate(q, lat, W, R, mid, j1, scale, b);
+            }
             float[] out = new float[H * R];
             LatentAttention.State[] parts = mid > j0 ? new LatentAttention.State[]{a, b} : new LatentAttention.State[]{b};
             for (int h = 0; h < H; h++) LatentAttention.finish(parts, h, out, h * R);

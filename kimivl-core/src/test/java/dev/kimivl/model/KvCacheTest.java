@@ -1,0 +1,43 @@
+package dev.kimivl.model;
+
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** Storage of the latent cache: f32 and f16 rows, growth, the precision setting. */
+class KvCacheTest {
+    @Test
+    void autoFollowsTheWeights() {
+        assertEquals(KvCache.Precision.F16, KvCache.Precision.choose("auto", true));
+        assertEquals(KvCache.Precision.F32, KvCache.Precision.choose("AUTO", false));
+        assertEquals(KvCache.Precision.F32, KvCache.Precision.choose("f32", true));
+        assertEquals(KvCache.Precision.F16, KvCache.Precision.choose("F16", false));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> KvCache.Precision.choose("bf16", true));
+        assertTrue(e.getMessage().contains("'bf16'"), e.getMessage());
+    }
+
+    @Test
+    void rowsSurviveGrowthInBothPrecisions() {
+        int layers = 2, lora = 8, rope = 4, W = lora + rope, n = 300;            // grows past the initial 256 positions
+        for (KvCache.Precision p : KvCache.Precision.values()) {
+            KvCache c = new KvCache(layers, lora, rope, 1000, p);
+            assertEquals((long) layers * W * (p == KvCache.Precision.F32 ? 4 : 2), c.bytesPerPosition());
+            float[] row = new float[W];
+            for (int j = 0; j < n; j++) {
+                for (int i = 0; i < W; i++) row[i] = (float) Math.sin(j * 31 + i) * 100;
+                for (int l = 0; l < layers; l++) c.write(l, j, row, 0);
+            }
+            for (int l = 0; l < layers; l++) {
+                float[] f = c.floats(l, n);
+                for (int j = 0; j < n; j++) {
+                    for (int i = 0; i < W; i++) {
+                        float want = (float) Math.sin(j * 31 + i) * 100;
+                        float tol = p == KvCache.Precision.F32 ? 0f : Math.abs(want) * 0x1p-11f;   // f16: half an ulp
+                        assertEquals(want, f[j * W + i], tol, p + " layer " + l + " position " + j + " column " + i);
+                    }
+                }
+            }
+            assertThrows(IllegalStateException.class, () -> c.write(0, 1000, row, 0), "past maxTokens");
+        }
+    }
+}
