@@ -1,0 +1,82 @@
+package dev.kimivl.bench;
+
+import dev.kimivl.tensor.NativeKernels;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.Warmup;
+
+import java.util.Arrays;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The native weight-absorbed MLA decode kernel (one thread) on Kimi-VL-A3B's shape: 16 heads × 576-wide queries
+ * against {@link #positions} cached latents, f32 or f16 cache. Each call reads the next of 27 layers' caches, as a
+ * decoded token does, so the cache comes from memory. FLOPs per call: 2·16·positions·(576 + 512).
+ *
+ * <pre>java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
+ *     -cp "kimivl-bench/target/kimivl-bench.jar:kimivl-bench/target/lib/*" org.openjdk.jmh.Main LatentAttentionBench</pre>
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MICROSECONDS)
+@Warmup(iterations = 3, time = 1)
+@Measurement(iterations = 5, time = 1)
+@Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED"})
+public class LatentAttentionBench {
+    static final int HEADS = 16, R = 512, W = 576, LAYERS = 27;
+
+    @Param({"4096", "512"})
+    public int positions;
+
+    @Param({"f32", "f16"})
+    public String cache;
+
+    private float[][] lat32;
+    private short[][] lat16;
+    private final float[] q = new float[HEADS * W], m = new float[HEADS], l = new float[HEADS], o = new float[HEADS * R];
+    private int layer;
+
+    @Setup
+    public void setup() {
+        if (!NativeKernels.AVAILABLE) throw new IllegalStateException(NativeKernels.STATUS);
+        SplittableRandom rnd = new SplittableRandom(3);
+        for (int i = 0; i < q.length; i++) q[i] = (float) (rnd.nextDouble() - 0.5) * 0.1f;
+        lat32 = new float[LAYERS][];
+        lat16 = new short[LAYERS][];
+        for (int k = 0; k < LAYERS; k++) {
+            float[] f = new float[positions * W];
+            for (int i = 0; i < f.length; i++) f[i] = (float) ((rnd.nextDouble() - 0.5) * 3.46);
+            if (cache.equals("f32")) {
+                lat32[k] = f;
+            } else {
+                short[] h = new short[f.length];
+                for (int i = 0; i < f.length; i++) h[i] = Float.floatToFloat16(f[i]);
+                lat16[k] = h;
+            }
+        }
+    }
+
+    /** All 16 heads over every cached position of the next layer (one thread). */
+    @Benchmark
+    public float attend() {
+        int k = layer;
+        layer = k + 1 == LAYERS ? 0 : k + 1;
+        Arrays.fill(m, Float.NEGATIVE_INFINITY);
+        Arrays.fill(l, 0f);
+        Arrays.fill(o, 0f);
+        boolean ok = cache.equals("f32")
+                ? NativeKernels.latentAttention(q, 0, lat32[k], W, R, HEADS, 0, positions, 0.07f, m, l, o)
+                : NativeKernels.latentAttentionF16(q, 0, lat16[k], W, R, HEADS, 0, positions, 0.07f, m, l, o);
+        if (!ok) throw new IllegalStateException("the kernel declined the shape");
+        return o[0] + l[0];
+    }
+}
