@@ -18,9 +18,10 @@ import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 
 /**
- * The native weight-absorbed MLA decode kernel (one thread) on Kimi-VL-A3B's shape: 16 heads × 576-wide queries
- * against {@link #positions} cached latents, f32 or f16 cache. Each call reads the next of 27 layers' caches, as a
- * decoded token does, so the cache comes from memory. FLOPs per call: 2·16·positions·(576 + 512).
+ * The native weight-absorbed MLA attention kernel (one thread) on Kimi-VL-A3B's shape: {@link #rows} 576-wide query
+ * rows (16 heads of one token, or of four prompt tokens) against {@link #positions} cached latents, f32 or f16 cache.
+ * Each call reads the next of 27 layers' caches, as a decoded token does, so the cache comes from memory. FLOPs per
+ * call: 2·rows·positions·(576 + 512).
  *
  * <pre>java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
  *     -cp "kimivl-bench/target/kimivl-bench.jar:kimivl-bench/target/lib/*" org.openjdk.jmh.Main LatentAttentionBench</pre>
@@ -32,7 +33,11 @@ import java.util.concurrent.TimeUnit;
 @Measurement(iterations = 5, time = 1)
 @Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED"})
 public class LatentAttentionBench {
-    static final int HEADS = 16, R = 512, W = 576, LAYERS = 27;
+    static final int R = 512, W = 576, LAYERS = 27;
+
+    /** Query rows per call: 16 = one decoded token's heads; 64 = four prompt tokens attended together (prefill). */
+    @Param({"16", "64"})
+    public int rows;
 
     @Param({"4096", "512"})
     public int positions;
@@ -42,13 +47,17 @@ public class LatentAttentionBench {
 
     private float[][] lat32;
     private short[][] lat16;
-    private final float[] q = new float[HEADS * W], m = new float[HEADS], l = new float[HEADS], o = new float[HEADS * R];
+    private float[] q, m, l, o;
     private int layer;
 
     @Setup
     public void setup() {
         if (!NativeKernels.AVAILABLE) throw new IllegalStateException(NativeKernels.STATUS);
         SplittableRandom rnd = new SplittableRandom(3);
+        q = new float[rows * W];
+        m = new float[rows];
+        l = new float[rows];
+        o = new float[rows * R];
         for (int i = 0; i < q.length; i++) q[i] = (float) (rnd.nextDouble() - 0.5) * 0.1f;
         lat32 = new float[LAYERS][];
         lat16 = new short[LAYERS][];
@@ -65,7 +74,7 @@ public class LatentAttentionBench {
         }
     }
 
-    /** All 16 heads over every cached position of the next layer (one thread). */
+    /** All query rows over every cached position of the next layer (one thread). */
     @Benchmark
     public float attend() {
         int k = layer;
@@ -74,8 +83,8 @@ public class LatentAttentionBench {
         Arrays.fill(l, 0f);
         Arrays.fill(o, 0f);
         boolean ok = cache.equals("f32")
-                ? NativeKernels.latentAttention(q, 0, lat32[k], W, R, HEADS, 0, positions, 0.07f, m, l, o)
-                : NativeKernels.latentAttentionF16(q, 0, lat16[k], W, R, HEADS, 0, positions, 0.07f, m, l, o);
+                ? NativeKernels.latentAttention(q, 0, lat32[k], W, R, rows, 0, positions, 0.07f, m, l, o)
+                : NativeKernels.latentAttentionF16(q, 0, lat16[k], W, R, rows, 0, positions, 0.07f, m, l, o);
         if (!ok) throw new IllegalStateException("the kernel declined the shape");
         return o[0] + l[0];
     }

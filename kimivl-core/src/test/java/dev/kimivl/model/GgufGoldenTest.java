@@ -64,6 +64,31 @@ class GgufGoldenTest {
         }
     }
 
+    /**
+     * The absorbed prefill attends groups of prompt tokens together (MlaAttention.PREFILL_TOKENS): a prompt prefilled
+     * in pieces of odd lengths after a cached prefix, and token by token, gives the one-shot prefill's hidden states.
+     */
+    @Test
+    void prefillInPiecesEqualsOneShot() {
+        Golden g = Golden.load("gguf");
+        try (KimiVL m = KimiVL.open(DIR.resolve("text-f32.gguf"))) {
+            LanguageModel lm = m.languageModel();
+            int[] ids = g.inputIds();
+            int D = lm.config().hiddenSize();
+            float[] whole = lm.forward(lm.embed(ids), ids.length, lm.newCache(64), StageSink.NONE, null);
+            KvCache cache = lm.newCache(64);
+            int[] cuts = {0, 7, 8, 21, ids.length};
+            double worst = 0;
+            for (int c = 0; c + 1 < cuts.length; c++) {
+                int[] piece = java.util.Arrays.copyOfRange(ids, cuts[c], cuts[c + 1]);
+                float[] h = lm.forward(lm.embed(piece), piece.length, cache, StageSink.NONE, null);
+                float[] ref = java.util.Arrays.copyOfRange(whole, cuts[c] * D, cuts[c + 1] * D);
+                worst = Math.max(worst, Golden.maxAbsDiff(h, ref));
+            }
+            assertTrue(worst < 1e-4, "prefill in pieces vs one shot: max |Δ final_norm| = " + worst);
+        }
+    }
+
     @Test
     void q8TextFileGivesTheOracleTokensOnTheSameRoundedWeights() {
         Golden g = Golden.load("gguf");
