@@ -2,8 +2,9 @@
  * kimivl native kernels for x86-64 with AVX2 + FMA + F16C:
  *   - kv_matvec_q4_0 / kv_matvec_q8_0: the quantized matrix-vector products of token decode;
  *   - kv_pack_act + kv_gemm_q4_0 / kv_gemm_q8_0: the same products batched over a prompt's tokens (prefill);
- *   - kv_latent_attention(_f16): weight-absorbed MLA attention over the f32 or f16 latent KV cache (decode, GGUF
- *     prefill);
+ *   - kv_latent_attention(_f16): weight-absorbed MLA attention over the f32 or f16 latent KV cache (decode, short
+ *     prompts);
+ *   - kv_mha_causal: causal attention over decompressed per-head keys and values (prompt processing);
  *   - kv_stream_read: the memory-bandwidth probe of `kimivl bench`.
  *
  * Why native: on AVX2 the Java Vector API has no byte multiply-add (vpmaddubsw / vpmaddwd), so the Java kernels
@@ -29,7 +30,7 @@
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
 /** ABI version: NativeKernels refuses a library whose version differs from the one it was written for. */
-int32_t kv_version(void) { return 8; }
+int32_t kv_version(void) { return 9; }
 
 /** 1 when this CPU and OS support AVX2, FMA and F16C (with the YMM state enabled by the OS), else 0. */
 int32_t kv_cpu_ok(void) {
@@ -609,26 +610,48 @@ AVX2 static ALWAYS_INLINE void values_4(const float *s, int n, const void *lat, 
     }
 }
 
-AVX2 static ALWAYS_INLINE int32_t latent_attention(const float *q, int32_t qo, const void *lat, int32_t W, int32_t R, int32_t H,
-                                                  int32_t j0, int32_t j1, float scale, float *m, float *l, float *o, int f16) {
-    if (H % 4 != 0 || W % 8 != 0 || R % 16 != 0 || H > 64) return -1;
+/*
+ * Online-softmax attention of H query rows (q + h·qs, D wide) over key rows k + j·ks (D wide) and value rows
+ * v + j·vs (the first R columns), j in [j0, j1): the state per row (running max m, running sum l, unnormalised
+ * output o[h·R ..]) is updated in place, so partial ranges can be merged by the caller. With maskBase ≥ 0, row h sees
+ * only keys j ≤ maskBase + h / maskDiv (causal prompt attention; maskDiv rows per token). Keys and values are f32, or
+ * f16 when f16 (a compile-time constant: this is inlined into each entry point).
+ */
+AVX2 static ALWAYS_INLINE int32_t attention(const float *q, int32_t qs, int32_t D, const void *k, int32_t ks,
+                                           const void *v, int32_t vs, int32_t R, int32_t H, int32_t j0, int32_t j1,
+                                           float scale, int32_t maskBase, int32_t maskDiv, float *m, float *l, float *o, int f16) {
+    if (H % 4 != 0 || D % 8 != 0 || R % 16 != 0 || H > 64 || maskDiv < 1) return -1;
     _Alignas(32) float s[64 * ATT_JB];
-    q += qo;
+    const int es = f16 ? 2 : 4;
+    const int64_t krow = (int64_t) ks * es;
+    _Alignas(32) float qbuf[4 * 576];                 /* 4 query rows made contiguous when qs != D */
     for (int32_t jb = j0; jb < j1; jb += ATT_JB) {
         int n = j1 - jb < ATT_JB ? j1 - jb : ATT_JB;
-        const uint8_t *lb = (const uint8_t *) lat + (int64_t) jb * W * (f16 ? 2 : 4);
+        const uint8_t *kb = (const uint8_t *) k + (int64_t) jb * krow;
+        const uint8_t *vb = (const uint8_t *) v + (int64_t) jb * vs * es;
         for (int h = 0; h < H; h += 4) {
+            const float *q4 = q + (int64_t) h * qs;
+            if (qs != D) {
+                for (int i = 0; i < 4; i++) memcpy(qbuf + i * D, q + (int64_t) (h + i) * qs, (size_t) D * sizeof(float));
+                q4 = qbuf;
+            }
             for (int j = 0; j < n; j += 3) {
                 int cnt = n - j < 3 ? n - j : 3;
-                int64_t row = (int64_t) W * (f16 ? 2 : 4);
-                const uint8_t *l0 = lb + j * row, *l1 = cnt > 1 ? l0 + row : l0, *l2 = cnt > 2 ? l0 + 2 * row : l1;
-                scores_4x3(q + (int64_t) h * W, W, l0, l1, l2, scale, s + h * ATT_JB, j, cnt, f16);
+                const uint8_t *l0 = kb + j * krow, *l1 = cnt > 1 ? l0 + krow : l0, *l2 = cnt > 2 ? l0 + 2 * krow : l1;
+                scores_4x3(q4, D, l0, l1, l2, scale, s + h * ATT_JB, j, cnt, f16);
             }
         }
         for (int h = 0; h < H; h++) {
             float *sh = s + h * ATT_JB;
+            int nv = n;                                /* keys of this block that row h sees */
+            if (maskBase >= 0) {
+                int64_t lim = (int64_t) maskBase + h / maskDiv + 1 - jb;
+                nv = lim < 0 ? 0 : lim < n ? (int) lim : n;
+            }
+            for (int j = nv; j < n; j++) sh[j] = 0.0f;
+            if (nv == 0) continue;
             float mb = -INFINITY;
-            for (int j = 0; j < n; j++) mb = sh[j] > mb ? sh[j] : mb;
+            for (int j = 0; j < nv; j++) mb = sh[j] > mb ? sh[j] : mb;
             float mOld = m[h], mNew = mOld > mb ? mOld : mb;
             if (mNew > mOld && l[h] != 0.0f) {
                 float corr = expf(mOld - mNew);
@@ -639,16 +662,16 @@ AVX2 static ALWAYS_INLINE int32_t latent_attention(const float *q, int32_t qo, c
             m[h] = mNew;
             __m256 mv = _mm256_set1_ps(mNew), sum = _mm256_setzero_ps();
             int j = 0;
-            for (; j + 8 <= n; j += 8) {
+            for (; j + 8 <= nv; j += 8) {
                 __m256 e = exp_neg(_mm256_sub_ps(_mm256_loadu_ps(sh + j), mv));
                 _mm256_storeu_ps(sh + j, e);
                 sum = _mm256_add_ps(sum, e);
             }
             float ls = hsum_f32(sum);
-            for (; j < n; j++) { float e = expf(sh[j] - mNew); sh[j] = e; ls += e; }
+            for (; j < nv; j++) { float e = expf(sh[j] - mNew); sh[j] = e; ls += e; }
             l[h] += ls;
         }
-        for (int h = 0; h < H; h += 4) values_4(s + h * ATT_JB, n, lb, W, o + (int64_t) h * R, R, f16);
+        for (int h = 0; h < H; h += 4) values_4(s + h * ATT_JB, n, vb, vs, o + (int64_t) h * R, R, f16);
     }
     return 0;
 }
@@ -661,13 +684,26 @@ AVX2 static ALWAYS_INLINE int32_t latent_attention(const float *q, int32_t qo, c
  */
 AVX2 int32_t kv_latent_attention(const float *q, int32_t qo, const float *lat, int32_t W, int32_t R, int32_t H,
                                  int32_t j0, int32_t j1, float scale, float *m, float *l, float *o) {
-    return latent_attention(q, qo, lat, W, R, H, j0, j1, scale, m, l, o, 0);
+    return attention(q + qo, W, W, lat, W, lat, W, R, H, j0, j1, scale, -1, 1, m, l, o, 0);
 }
 
 /** kv_latent_attention over an f16 cache (lat: IEEE half bits, same layout); the float work is identical. */
 AVX2 int32_t kv_latent_attention_f16(const float *q, int32_t qo, const uint16_t *lat, int32_t W, int32_t R, int32_t H,
                                      int32_t j0, int32_t j1, float scale, float *m, float *l, float *o) {
-    return latent_attention(q, qo, lat, W, R, H, j0, j1, scale, m, l, o, 1);
+    return attention(q + qo, W, W, lat, W, lat, W, R, H, j0, j1, scale, -1, 1, m, l, o, 1);
+}
+
+/**
+ * Causal prompt attention in the decompressed (multi-head) form of MLA, for one head: H query rows q[qo + h·qs ..]
+ * (D = nope + rope wide, RoPE applied) over key rows k[j·ks ..] (D wide: k_nope then k_pe) and value rows v[j·vs ..]
+ * (R wide), j in [j0, j1); row h (the prompt token at position maskBase + h) sees keys j ≤ maskBase + h. Online
+ * softmax state as kv_latent_attention's. Needs H % 4 == 0, H ≤ 64, D % 8 == 0, D ≤ 576, R % 16 == 0, else −1.
+ */
+AVX2 int32_t kv_mha_causal(const float *q, int32_t qo, int32_t qs, int32_t D, const float *k, int32_t ks, const float *v, int32_t vs,
+                           int32_t R, int32_t H, int32_t j0, int32_t j1, float scale, int32_t maskBase,
+                           float *m, float *l, float *o) {
+    if (D > 576) return -1;
+    return attention(q + qo, qs, D, k, ks, v, vs, R, H, j0, j1, scale, maskBase, 1, m, l, o, 0);
 }
 
 /* ---------------------------------------------------------------- memory bandwidth probe (kimivl bench) */

@@ -2,14 +2,16 @@ package dev.kimivl.model;
 
 import dev.kimivl.config.TextConfig;
 import dev.kimivl.tensor.Matrix;
+import dev.kimivl.tensor.NativeKernels;
 import dev.kimivl.tensor.Parallel;
 import dev.kimivl.tensor.QuantMatrix;
 import dev.kimivl.tensor.VectorMath;
 
 /**
  * Multi-head latent attention (DeepSeek-V2/V3, spec §6.4 and §6.8).
- * Prefill uses the "naive" form (expand every cached latent to per-head k_nope and v through kv_b_proj), which
- * follows the reference's rounding order; decode uses the weight-absorbed form directly on the 576-float latent cache.
+ * Prompts use the decompressed form (every cached latent expanded to per-head k_nope and v through kv_b_proj, as
+ * the reference computes) or, when short, the weight-absorbed one (see {@link #prefill}); decode uses the
+ * weight-absorbed form directly on the 576-float latent cache.
  */
 public final class MlaAttention {
     /** kv_a_layernorm and q_a_layernorm are built without eps in the reference: the RMSNorm default 1e-6. */
@@ -128,29 +130,143 @@ public final class MlaAttention {
     }
 
     /**
-     * Causal attention of T new tokens (positions pos0..) over the cache, naive form.
-     * x: normed input [T, D]; returns the attention output after o_proj [T, D].
+     * Causal attention of T new tokens (positions pos0..) over the cache. x: normed input [T, D]; returns the
+     * attention output after o_proj [T, D].
+     *
+     * <p>Two forms. Decompressed (multi-head): every cached latent goes through kv_b to per-head keys and values, then
+     * ordinary causal attention, 2·(192 + 128) FLOPs per head, query and key, plus the decompression (2·512·4096 per
+     * key). Weight-absorbed ({@link #absorbedPrefill}): queries absorbed into the latent space, 2·(576 + 512) per head,
+     * query and key, nothing decompressed. The decompressed form is taken when the attention work it saves outweighs
+     * the decompression ({@link #decompressionPays}: long prompts, as llama.cpp does for prompts; at 2048 tokens it is
+     * ~2.4x fewer FLOPs) and the native kernels are loaded; short prompts, and short turns after a long context, take
+     * the absorbed form, as decode does.
      */
     float[] prefill(float[] x, int T, int pos0, KvCache cache, int layer) {
         long t0 = PhaseTimer.start();
         float[] q = project(x, T, pos0, cache, layer);
         t0 = PhaseTimer.stop(PhaseTimer.Phase.QKV, t0);
+        int S = pos0 + T;
+        boolean decompress = kB == null || switch (PROMPT_FORM) {
+            case DECOMPRESSED -> true;
+            case ABSORBED -> false;
+            case AUTO -> NativeKernels.AVAILABLE && LatentAttention.USE_NATIVE && decompressionPays(T, pos0);
+        };
+        float[] o = decompress ? decompressedPrefill(q, T, pos0, cache, layer) : absorbedPrefill(q, T, pos0, cache, layer);
+        t0 = PhaseTimer.stop(PhaseTimer.Phase.ATTENTION, t0);
+        float[] out = new float[T * hidden];
+        oProj.matmul(o, out, T);
+        PhaseTimer.stop(PhaseTimer.Phase.O_PROJ, t0);
+        return out;
+    }
+
+    /** Which form {@link #prefill} takes when the file has per-head k_b/v_b (tests and experiments pin one). */
+    enum PromptForm { AUTO, DECOMPRESSED, ABSORBED }
+
+    static PromptForm PROMPT_FORM = PromptForm.valueOf(System.getProperty("kimivl.mla.promptForm", "AUTO").toUpperCase(java.util.Locale.ROOT));
+
+    /**
+     * True when decompressing the S = pos0 + T cached latents (kvLora·H·(nope + v) MACs each: 2.1M for Kimi-VL-A3B,
+     * counted at half because those products run ~2x faster than the attention kernels) costs less than what the
+     * cheaper attention saves (H·(W + kvLora − qHead − vDim) MACs per causal query-key pair: 12288). A fresh prompt
+     * qualifies from ~171 tokens; a 40-token turn after 8000 cached positions does not.
+     */
+    boolean decompressionPays(int T, int pos0) { return decompressionPays(T, pos0, heads, kvLora, rope, nope, vDim); }
+
+    static boolean decompressionPays(int T, int pos0, int heads, int kvLora, int rope, int nope, int vDim) {
+        double pairs = (double) T * (pos0 + (T + 1) / 2.0);
+        double saved = (double) heads * (kvLora + rope + kvLora - (nope + rope) - vDim);
+        double perKey = 0.5 * kvLora * heads * (nope + vDim);
+        return pairs * saved > (pos0 + (double) T) * perKey;
+    }
+    /** Query rows per native call of the decompressed form (a head's block of prompt tokens). */
+    private static final int MHA_ROWS = 32;
+
+    /** The decompressed form of {@link #prefill}; returns o [T, H·vDim] (before o_proj). */
+    private float[] decompressedPrefill(float[] q, int T, int pos0, KvCache cache, int layer) {
         int S = pos0 + T, w = kvLora + rope, kvw = heads * (nope + vDim);
-        if (kB != null) {
-            float[] o = absorbedPrefill(q, T, pos0, cache, layer);
-            t0 = PhaseTimer.stop(PhaseTimer.Phase.ATTENTION, t0);
-            float[] out = new float[T * hidden];
-            oProj.matmul(o, out, T);
-            PhaseTimer.stop(PhaseTimer.Phase.O_PROJ, t0);
-            return out;
-        }
-        // expand every latent: kv [S, H·(nope+v)]
         float[] lat = cache.floats(layer, S);
         float[] c = new float[S * kvLora];
         for (int j = 0; j < S; j++) System.arraycopy(lat, j * w, c, j * kvLora, kvLora);
+        // kv [S, H·(nope + v)]: per head k_nope then v, as kv_b_proj's rows
         float[] kv = new float[S * kvw];
-        kvB.matmul(c, kv, S);
+        if (kvB != null) kvB.matmul(c, kv, S);
+        else decompressPerHead(c, S, kv);
         float[] o = new float[T * heads * vDim];
+        if (NativeKernels.AVAILABLE && LatentAttention.USE_NATIVE && qHead % 8 == 0 && qHead <= 576 && vDim % 16 == 0) {
+            causalNative(q, T, pos0, lat, kv, o);
+        } else {
+            causalJava(q, T, pos0, lat, kv, o);
+        }
+        return o;
+    }
+
+    /** kv from the per-head W_UKᵀ (k_b, transposed here per call: 128 KB a head) and W_UV (v_b) of GGUF files. */
+    private void decompressPerHead(float[] c, int S, float[] kv) {
+        int kvw = heads * (nope + vDim);
+        Parallel.forRange(heads, 1, (h0, h1) -> {
+            float[] uk = new float[nope * kvLora], row = new float[nope];
+            float[] kh = new float[S * nope], vh = new float[S * vDim];
+            for (int h = h0; h < h1; h++) {
+                for (int r = 0; r < kvLora; r++) {
+                    kB[h].row(r, row, 0);
+                    for (int d = 0; d < nope; d++) uk[d * kvLora + r] = row[d];
+                }
+                dev.kimivl.tensor.SegmentMatrix.ofFloats(uk, nope, kvLora).matmul(c, kh, S);
+                vB[h].matmul(c, vh, S);
+                for (int j = 0; j < S; j++) {
+                    int base = j * kvw + h * (nope + vDim);
+                    System.arraycopy(kh, j * nope, kv, base, nope);
+                    System.arraycopy(vh, j * vDim, kv, base + nope, vDim);
+                }
+            }
+        });
+    }
+
+    /**
+     * Causal attention over the decompressed keys/values with the native kernel: per head the keys [S, nope + rope]
+     * (k_nope from kv, the shared k_pe from the latents), values read in place from kv; tasks are (head, block of
+     * MHA_ROWS prompt tokens), later blocks (more keys) first.
+     */
+    private void causalNative(float[] q, int T, int pos0, float[] lat, float[] kv, float[] o) {
+        int S = pos0 + T, w = kvLora + rope, kvw = heads * (nope + vDim);
+        float[][] keys = new float[heads][];
+        Parallel.forRange(heads, 1, (h0, h1) -> {
+            for (int h = h0; h < h1; h++) {
+                float[] k = new float[S * qHead];
+                for (int j = 0; j < S; j++) {
+                    System.arraycopy(kv, j * kvw + h * (nope + vDim), k, j * qHead, nope);
+                    System.arraycopy(lat, j * w + kvLora, k, j * qHead + nope, rope);
+                }
+                keys[h] = k;
+            }
+        });
+        float[] qp = T % 4 == 0 ? q : java.util.Arrays.copyOf(q, (T + 3) * heads * qHead);   // whole groups of 4 rows
+        int blocks = (T + MHA_ROWS - 1) / MHA_ROWS, qs = heads * qHead;
+        Parallel.forRange(blocks * heads, 1, (from, to) -> {
+            float[] m = new float[MHA_ROWS], l = new float[MHA_ROWS], ob = new float[MHA_ROWS * vDim];
+            for (int i = from; i < to; i++) {
+                int b = blocks - 1 - i / heads, h = i % heads, t0 = b * MHA_ROWS;
+                int n = Math.min(MHA_ROWS, T - t0), rows = (n + 3) & ~3;
+                java.util.Arrays.fill(m, Float.NEGATIVE_INFINITY);
+                java.util.Arrays.fill(l, 0f);
+                java.util.Arrays.fill(ob, 0f);
+                int j1 = Math.min(S, pos0 + t0 + rows);
+                if (!NativeKernels.mhaCausal(qp, t0 * qs + h * qHead, qs, qHead, keys[h], 0, qHead, kv, h * (nope + vDim) + nope, kvw,
+                        vDim, rows, 0, j1, scale, pos0 + t0, m, l, ob)) {
+                    throw new IllegalStateException("native causal attention declined " + rows + " rows of width " + qHead);
+                }
+                for (int k = 0; k < n; k++) {
+                    float inv = 1f / l[k];
+                    int oo = ((t0 + k) * heads + h) * vDim;
+                    for (int d = 0; d < vDim; d++) o[oo + d] = ob[k * vDim + d] * inv;
+                }
+            }
+        });
+    }
+
+    /** The same in Java, one (head, token) per step: the fallback, and the plain form the kernels are tested against. */
+    private void causalJava(float[] q, int T, int pos0, float[] lat, float[] kv, float[] o) {
+        int S = pos0 + T, w = kvLora + rope, kvw = heads * (nope + vDim);
         Parallel.forRange(heads * T, 1, (from, to) -> {
             float[] scores = new float[S];
             for (int ht = from; ht < to; ht++) {
@@ -167,11 +283,6 @@ public final class MlaAttention {
                 for (int j = 0; j <= last; j++) VectorMath.axpy(scores[j], kv, j * kvw + h * (nope + vDim) + nope, o, oo, vDim);
             }
         });
-        t0 = PhaseTimer.stop(PhaseTimer.Phase.ATTENTION, t0);
-        float[] out = new float[T * hidden];
-        oProj.matmul(o, out, T);
-        PhaseTimer.stop(PhaseTimer.Phase.O_PROJ, t0);
-        return out;
     }
 
     /**

@@ -31,7 +31,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * each call to milliseconds of work (a range of rows, a range of positions); a GC then waits at most that long.
  */
 public final class NativeKernels {
-    private static final int ABI_VERSION = 8;
+    private static final int ABI_VERSION = 9;
     /** Widest row the native kernels take (their per-call buffers live on the C stack). */
     public static final int MAX_COLS = 32768;
     private static final String RESOURCE = "/dev/kimivl/native/linux-x86_64/libkimivl.so";
@@ -41,10 +41,10 @@ public final class NativeKernels {
     /** One line for reports: which kernels run decode, and why not the native ones. */
     public static final String STATUS;
 
-    private static final MethodHandle Q4_0, Q8_0, GEMM_Q4_0, GEMM_Q8_0, PACK, LATENT, LATENT_F16, STREAM;
+    private static final MethodHandle Q4_0, Q8_0, GEMM_Q4_0, GEMM_Q8_0, PACK, LATENT, LATENT_F16, MHA, STREAM;
 
     static {
-        MethodHandle q4 = null, q8 = null, g4 = null, g8 = null, pack = null, latent = null, latentF16 = null, stream = null;
+        MethodHandle q4 = null, q8 = null, g4 = null, g8 = null, pack = null, latent = null, latentF16 = null, mha = null, stream = null;
         String status;
         boolean ok = false;
         if (!Boolean.parseBoolean(System.getProperty("kimivl.native", "true"))) {
@@ -75,9 +75,12 @@ public final class NativeKernels {
                             ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT, ADDRESS, ADDRESS, ADDRESS), critical);
                     latentF16 = linker.downcallHandle(lib.findOrThrow("kv_latent_attention_f16"), FunctionDescriptor.of(JAVA_INT,
                             ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT, ADDRESS, ADDRESS, ADDRESS), critical);
+                    mha = linker.downcallHandle(lib.findOrThrow("kv_mha_causal"), FunctionDescriptor.of(JAVA_INT,
+                            ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
+                            JAVA_FLOAT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS), critical);
                     stream = linker.downcallHandle(lib.findOrThrow("kv_stream_read"), FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_LONG), critical);
                     ok = true;
-                    status = "native AVX2 kernels (libkimivl.so): Q4_0/Q8_0 matvec and prefill GEMM, latent attention (f32/f16 cache)";
+                    status = "native AVX2 kernels (libkimivl.so): Q4_0/Q8_0 matvec and prefill GEMM, latent attention (f32/f16 cache), causal prompt attention";
                 }
             } catch (Throwable t) {
                 status = "Java Vector API kernels (native kernels unavailable: " + t.getMessage() + ")";
@@ -90,6 +93,7 @@ public final class NativeKernels {
         PACK = pack;
         LATENT = latent;
         LATENT_F16 = latentF16;
+        MHA = mha;
         STREAM = stream;
         AVAILABLE = ok;
         STATUS = status;
@@ -213,6 +217,34 @@ public final class NativeKernels {
         int rc;
         try {
             rc = (int) LATENT_F16.invokeExact(MemorySegment.ofArray(q), qo, MemorySegment.ofArray(lat), w, r, heads, j0, j1, scale,
+                    MemorySegment.ofArray(m), MemorySegment.ofArray(l), MemorySegment.ofArray(o));
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+        return rc == 0;
+    }
+
+    /**
+     * Causal prompt attention for one head (decompressed MLA; kv_mha_causal): {@code rows} query rows at
+     * q[qo + i·qs ..] (d wide) over key rows k[ko + j·ks ..] (d wide) and value rows v[vo + j·vs ..] (r wide), j in
+     * [j0, j1); row i sees keys j ≤ maskBase + i. Online-softmax state m, l [rows], o [rows·r] updated in place. False
+     * (nothing done) when the library is unavailable or the shape unsupported (rows % 4, rows ≤ 64, d % 8, d ≤ 576,
+     * r % 16).
+     */
+    public static boolean mhaCausal(float[] q, int qo, int qs, int d, float[] k, int ko, int ks, float[] v, int vo, int vs, int r,
+                                    int rows, int j0, int j1, float scale, int maskBase, float[] m, float[] l, float[] o) {
+        if (!AVAILABLE || rows % 4 != 0 || rows > 64 || d % 8 != 0 || d > 576 || r % 16 != 0) return false;
+        if (qo < 0 || (long) qo + (long) (rows - 1) * qs + d > q.length || j0 < 0 || j1 < j0
+                || (j1 > j0 && ((long) ko + (long) (j1 - 1) * ks + d > k.length || (long) vo + (long) (j1 - 1) * vs + r > v.length))
+                || m.length < rows || l.length < rows || (long) rows * r > o.length || ko < 0 || vo < 0) {
+            throw new IndexOutOfBoundsException("causal attention: arrays too short for " + rows + " rows, width " + d + ", positions " + j1);
+        }
+        int rc;
+        try {
+            rc = (int) MHA.invokeExact(MemorySegment.ofArray(q), qo, qs, d, MemorySegment.ofArray(k).asSlice(4L * ko), ks,
+                    MemorySegment.ofArray(v).asSlice(4L * vo), vs, r, rows, j0, j1, scale, maskBase,
                     MemorySegment.ofArray(m), MemorySegment.ofArray(l), MemorySegment.ofArray(o));
         } catch (RuntimeException | Error e) {
             throw e;

@@ -106,4 +106,13 @@ class DecodePathsTest {
             assertArrayEquals(logits[0], logits[1], 2e-5f);
         }
     }
+
+    /** The prompt-form rule on Kimi-VL-A3B's dimensions (16 heads, kv_lora 512, rope 64, nope 128, v 128). */
+    @Test
+    void decompressedPromptFormWhereItPays() {
+        assertTrue(MlaAttention.decompressionPays(172, 0, 16, 512, 64, 128, 128), "a fresh 172-token prompt");
+        assertTrue(!MlaAttention.decompressionPays(160, 0, 16, 512, 64, 128, 128), "a fresh 160-token prompt");
+        assertTrue(!MlaAttention.decompressionPays(40, 8000, 16, 512, 64, 128, 128), "a 40-token turn after 8000 positions");
+        assertTrue(MlaAttention.decompressionPays(512, 4000, 16, 512, 64, 128, 128), "a 512-token turn after 4000 positions");
+    }
 }

@@ -65,27 +65,36 @@ class GgufGoldenTest {
     }
 
     /**
-     * The absorbed prefill attends groups of prompt tokens together (MlaAttention.PREFILL_TOKENS): a prompt prefilled
-     * in pieces of odd lengths after a cached prefix, and token by token, gives the one-shot prefill's hidden states.
+     * Both prompt forms (MlaAttention.prefill: decompressed through k_b/v_b with the native causal kernel, and weight-
+     * absorbed with 4 prompt tokens per kernel call) give the oracle's logits, and a prompt prefilled in pieces of odd
+     * lengths after a cached prefix gives the one-shot prefill's hidden states.
      */
     @Test
-    void prefillInPiecesEqualsOneShot() {
+    void bothPromptFormsGiveTheOracleLogitsAlsoInPieces() {
         Golden g = Golden.load("gguf");
+        MlaAttention.PromptForm was = MlaAttention.PROMPT_FORM;
         try (KimiVL m = KimiVL.open(DIR.resolve("text-f32.gguf"))) {
             LanguageModel lm = m.languageModel();
             int[] ids = g.inputIds();
             int D = lm.config().hiddenSize();
-            float[] whole = lm.forward(lm.embed(ids), ids.length, lm.newCache(64), StageSink.NONE, null);
-            KvCache cache = lm.newCache(64);
-            int[] cuts = {0, 7, 8, 21, ids.length};
-            double worst = 0;
-            for (int c = 0; c + 1 < cuts.length; c++) {
-                int[] piece = java.util.Arrays.copyOfRange(ids, cuts[c], cuts[c + 1]);
-                float[] h = lm.forward(lm.embed(piece), piece.length, cache, StageSink.NONE, null);
-                float[] ref = java.util.Arrays.copyOfRange(whole, cuts[c] * D, cuts[c + 1] * D);
-                worst = Math.max(worst, Golden.maxAbsDiff(h, ref));
+            for (MlaAttention.PromptForm f : new MlaAttention.PromptForm[]{MlaAttention.PromptForm.DECOMPRESSED, MlaAttention.PromptForm.ABSORBED}) {
+                MlaAttention.PROMPT_FORM = f;
+                String form = f.name().toLowerCase(java.util.Locale.ROOT);
+                float[] whole = lm.forward(lm.embed(ids), ids.length, lm.newCache(64), StageSink.NONE, null);
+                Golden.assertClose("logits, " + form + " prompt form", g.floats("logits"), lm.allLogits(whole, ids.length), 1e-4);
+                KvCache cache = lm.newCache(64);
+                int[] cuts = {0, 7, 8, 21, ids.length};
+                double worst = 0;
+                for (int c = 0; c + 1 < cuts.length; c++) {
+                    int[] piece = java.util.Arrays.copyOfRange(ids, cuts[c], cuts[c + 1]);
+                    float[] h = lm.forward(lm.embed(piece), piece.length, cache, StageSink.NONE, null);
+                    float[] ref = java.util.Arrays.copyOfRange(whole, cuts[c] * D, cuts[c + 1] * D);
+                    worst = Math.max(worst, Golden.maxAbsDiff(h, ref));
+                }
+                assertTrue(worst < 1e-4, form + " prefill in pieces vs one shot: max |Δ final_norm| = " + worst);
             }
-            assertTrue(worst < 1e-4, "prefill in pieces vs one shot: max |Δ final_norm| = " + worst);
+        } finally {
+            MlaAttention.PROMPT_FORM = was;
         }
     }
 

@@ -58,6 +58,47 @@ class LatentAttentionTest {
         }
     }
 
+    /**
+     * The causal prompt kernel (decompressed form) on Kimi-VL-A3B's layout: query rows strided over 16 heads, keys
+     * [S, 192], values read in place from kv [S, 16·256] at a head's offset; rows see keys up to their own position;
+     * the key range split in two calls (state merged in place) and rows past the prompt (padding) ignored.
+     */
+    @Test
+    void causalPromptKernelMatchesPlainSoftmax() {
+        assumeTrue(NativeKernels.AVAILABLE, NativeKernels.STATUS);
+        Random rnd = new Random(7);
+        int heads = 16, D = 192, R = 128, pos0 = 45, T = 30, S = pos0 + T, qs = heads * D, kvw = heads * 256, h = 5;
+        float[] q = new float[(T + 2) * qs], k = new float[S * D], kv = new float[S * kvw];
+        for (int i = 0; i < q.length; i++) q[i] = (float) rnd.nextGaussian() * 0.3f;
+        for (int i = 0; i < k.length; i++) k[i] = (float) rnd.nextGaussian();
+        for (int i = 0; i < kv.length; i++) kv[i] = (float) rnd.nextGaussian();
+        float scale = 0.2f;
+        int t0 = 12, rows = 20;                        // prompt tokens 12..31: the last two are padding
+        float[] m = new float[rows], l = new float[rows], o = new float[rows * R];
+        java.util.Arrays.fill(m, Float.NEGATIVE_INFINITY);
+        int j1 = Math.min(S, pos0 + t0 + rows), vo = h * 256 + 128;
+        assertTrue(NativeKernels.mhaCausal(q, t0 * qs + h * D, qs, D, k, 0, D, kv, vo, kvw, R, rows, 0, 33, scale, pos0 + t0, m, l, o));
+        assertTrue(NativeKernels.mhaCausal(q, t0 * qs + h * D, qs, D, k, 0, D, kv, vo, kvw, R, rows, 33, j1, scale, pos0 + t0, m, l, o));
+        for (int i = 0; i < rows && t0 + i < T; i++) {
+            int last = pos0 + t0 + i;
+            double[] p = new double[last + 1];
+            double mx = Double.NEGATIVE_INFINITY, sum = 0;
+            for (int j = 0; j <= last; j++) {
+                double d = 0;
+                for (int c = 0; c < D; c++) d += (double) q[(t0 + i) * qs + h * D + c] * k[j * D + c];
+                p[j] = d * scale;
+                mx = Math.max(mx, p[j]);
+            }
+            for (int j = 0; j <= last; j++) sum += p[j] = Math.exp(p[j] - mx);
+            for (int c = 0; c < R; c++) {
+                double ref = 0;
+                for (int j = 0; j <= last; j++) ref += p[j] / sum * kv[j * kvw + vo + c];
+                assertEquals(ref, o[i * R + c] / l[i], 2e-5, "token " + (t0 + i) + " column " + c);
+            }
+        }
+        assertTrue(!NativeKernels.mhaCausal(q, 0, qs, D, k, 0, D, kv, vo, kvw, R, 6, 0, 5, scale, 0, m, l, o), "rows % 4 != 0 is declined");
+    }
+
     /** Unsupported shapes (heads not a multiple of 4) are declined, not computed wrongly. */
     @Test
     void declinesUnsupportedShapes() {

@@ -134,6 +134,22 @@ class TextGoldenTest {
         assertArrayEquals(want, cached, "KV-cache decode, f16 cache");
     }
 
+    /** The Java kernels (fallback without the native library) give the native kernels' prompt hidden states. */
+    @Test
+    void javaAndNativeKernelsAgree() {
+        int[] ids = golden.inputIds();
+        float[] nat = lm.forward(lm.embed(ids), ids.length, lm.newCache(64), StageSink.NONE, null);
+        boolean was = LatentAttention.USE_NATIVE;
+        LatentAttention.USE_NATIVE = false;
+        try {
+            float[] java = lm.forward(lm.embed(ids), ids.length, lm.newCache(64), StageSink.NONE, null);
+            double d = Golden.maxAbsDiff(nat, java);
+            assertTrue(d < 2e-5, "final_norm, Java vs native attention: max |Δ| = " + d);
+        } finally {
+            LatentAttention.USE_NATIVE = was;
+        }
+    }
+
     @Test
     void absorbedDecodeEqualsNaivePrefillStepByStep() {
         int[] ids = golden.inputIds();
