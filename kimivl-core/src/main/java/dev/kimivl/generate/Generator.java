@@ -63,8 +63,7 @@ public final class Generator {
         int seenCount = T;
 
         long t0 = System.nanoTime();
-        float[] h = lm.forward(promptEmbeddings, T, cache, StageSink.NONE, null);
-        float[] logits = lm.logits(h, T - 1);
+        float[] logits = lm.logits(lm.prefill(promptEmbeddings, T, cache), 0);
         long t1 = System.nanoTime();
 
         StopStringFilter text = new StopStringFilter(params.stopStrings(), listener);

@@ -146,6 +146,30 @@ public final class LanguageModel {
         return out;
     }
 
+    /**
+     * Prompt tokens per forward pass in {@link #prefill}: bounds the transient memory of long prompts (activations,
+     * expert batches and decompressed keys/values grow with the tokens of one pass: ~0.5 GB at 2048 for
+     * Kimi-VL-A3B) at no cost in speed (every pass is a full batch).
+     */
+    static int PREFILL_CHUNK = Integer.getInteger("kimivl.prefillChunk", 2048);
+
+    /**
+     * Runs a prompt x [T, D] (consumed) through the model in passes of at most {@link #PREFILL_CHUNK} tokens,
+     * appending it to the cache; returns the final-normed hidden state of its last token [D].
+     */
+    public float[] prefill(float[] x, int T, KvCache cache) {
+        int D = config.hiddenSize();
+        float[] last = null;
+        for (int t0 = 0; t0 < T; t0 += PREFILL_CHUNK) {
+            int n = Math.min(PREFILL_CHUNK, T - t0);
+            float[] part = n == T ? x : java.util.Arrays.copyOfRange(x, t0 * D, (t0 + n) * D);
+            float[] h = forward(part, n, cache, StageSink.NONE, null);
+            last = java.util.Arrays.copyOfRange(h, (n - 1) * D, n * D);
+        }
+        if (last == null) throw new IllegalArgumentException("empty prompt");
+        return last;
+    }
+
     /** Logits [V] of position t of the final-normed states h [T, D]. */
     public float[] logits(float[] h, int t) {
         long t0 = PhaseTimer.start();

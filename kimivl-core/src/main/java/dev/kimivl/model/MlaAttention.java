@@ -145,7 +145,6 @@ public final class MlaAttention {
         long t0 = PhaseTimer.start();
         float[] q = project(x, T, pos0, cache, layer);
         t0 = PhaseTimer.stop(PhaseTimer.Phase.QKV, t0);
-        int S = pos0 + T;
         boolean decompress = kB == null || switch (PROMPT_FORM) {
             case DECOMPRESSED -> true;
             case ABSORBED -> false;
@@ -178,6 +177,7 @@ public final class MlaAttention {
         double perKey = 0.5 * kvLora * heads * (nope + vDim);
         return pairs * saved > (pos0 + (double) T) * perKey;
     }
+
     /** Query rows per native call of the decompressed form (a head's block of prompt tokens). */
     private static final int MHA_ROWS = 32;
 
@@ -286,9 +286,8 @@ public final class MlaAttention {
     }
 
     /**
-     * Causal attention of T new tokens in the weight-absorbed form of {@link #decode}, one token per task: used with
-     * the per-head k_b/v_b of GGUF files (no full kv_b is then held in memory); with the native latent-attention
-     * kernel it beats expanding every latent (naive form) on a 512-token prompt, and prompt and decode share one path.
+     * Causal attention of T new tokens in the weight-absorbed form of {@link #decode}: for short prompts (see
+     * {@link #decompressionPays}) and short turns after a long context, with the per-head k_b/v_b of GGUF files.
      * Returns o [T, H·vDim] (before o_proj).
      */
     private float[] absorbedPrefill(float[] q, int T, int pos0, KvCache cache, int layer) {

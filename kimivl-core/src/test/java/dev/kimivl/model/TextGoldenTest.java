@@ -134,6 +134,24 @@ class TextGoldenTest {
         assertArrayEquals(want, cached, "KV-cache decode, f16 cache");
     }
 
+    /** A prompt run in passes of PREFILL_CHUNK tokens (long prompts) ends in the one-pass hidden state. */
+    @Test
+    void chunkedPrefillEqualsOnePass() {
+        int[] ids = golden.inputIds();
+        int D = lm.config().hiddenSize(), was = LanguageModel.PREFILL_CHUNK;
+        float[] whole = lm.forward(lm.embed(ids), ids.length, lm.newCache(64), StageSink.NONE, null);
+        LanguageModel.PREFILL_CHUNK = 7;
+        try {
+            KvCache cache = lm.newCache(64);
+            float[] last = lm.prefill(lm.embed(ids), ids.length, cache);
+            assertEquals(ids.length, cache.length());
+            double d = Golden.maxAbsDiff(last, Arrays.copyOfRange(whole, (ids.length - 1) * D, ids.length * D));
+            assertTrue(d < 1e-4, "chunked prefill vs one pass: max |Δ| = " + d);
+        } finally {
+            LanguageModel.PREFILL_CHUNK = was;
+        }
+    }
+
     /** The Java kernels (fallback without the native library) give the native kernels' prompt hidden states. */
     @Test
     void javaAndNativeKernelsAgree() {
