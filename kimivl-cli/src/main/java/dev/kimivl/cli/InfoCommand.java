@@ -55,6 +55,9 @@ final class InfoCommand implements Callable<Integer> {
             System.out.printf("active/token %,d text parameters (all but the unselected routed experts and the embedding table)%n", text - inactive - embed);
             System.out.printf("tokenizer    %s%n", m.hasTokenizer() ? m.tokenizer().vocabSize() + " tokens" : "none (no tiktoken.model)");
             System.out.printf("kernels      %s%n", dev.kimivl.tensor.NativeKernels.STATUS);
+            var lm = m.languageModel();
+            System.out.printf("kv cache     %s, %.1f MB per 1K tokens of context%n", lm.kvCachePrecision().name().toLowerCase(java.util.Locale.ROOT),
+                    lm.newCache(1).bytesPerPosition() * 1000 / 1e6);
             if (tensors) {
                 for (var e : new TreeMap<>(m.weights().names().stream().collect(java.util.stream.Collectors.toMap(n -> n, n -> n))).keySet()) {
                     TensorData td = m.weights().tensor(e);

@@ -183,63 +183,76 @@ public final class MlaAttention {
 
     /** The decompressed form of {@link #prefill}; returns o [T, H·vDim] (before o_proj). */
     private float[] decompressedPrefill(float[] q, int T, int pos0, KvCache cache, int layer) {
-        int S = pos0 + T, w = kvLora + rope, kvw = heads * (nope + vDim);
+        int S = pos0 + T, w = kvLora + rope;
         float[] lat = cache.floats(layer, S);
         float[] c = new float[S * kvLora];
         for (int j = 0; j < S; j++) System.arraycopy(lat, j * w, c, j * kvLora, kvLora);
-        // kv [S, H·(nope + v)]: per head k_nope then v, as kv_b_proj's rows
-        float[] kv = new float[S * kvw];
-        if (kvB != null) kvB.matmul(c, kv, S);
-        else decompressPerHead(c, S, kv);
+        // per head: keys [S, nope + rope] (k_nope, then the shared k_pe) and values [S, v], each contiguous (values
+        // read in place from kv_b's interleaved output, 16 KB apart, cost a TLB miss per key)
+        float[][] keys = new float[heads][], values = new float[heads][];
+        if (kvB != null) {
+            int kvw = heads * (nope + vDim);
+            float[] kv = new float[S * kvw];
+            kvB.matmul(c, kv, S);
+            Parallel.forRange(heads, 1, (h0, h1) -> {
+                for (int h = h0; h < h1; h++) {
+                    float[] k = new float[S * qHead], v = new float[S * vDim];
+                    for (int j = 0; j < S; j++) {
+                        System.arraycopy(kv, j * kvw + h * (nope + vDim), k, j * qHead, nope);
+                        System.arraycopy(kv, j * kvw + h * (nope + vDim) + nope, v, j * vDim, vDim);
+                    }
+                    keys[h] = k;
+                    values[h] = v;
+                }
+            });
+        } else {
+            decompressPerHead(c, S, keys, values);
+        }
+        Parallel.forRange(heads, 1, (h0, h1) -> {
+            for (int h = h0; h < h1; h++) {
+                for (int j = 0; j < S; j++) System.arraycopy(lat, j * w + kvLora, keys[h], j * qHead + nope, rope);
+            }
+        });
         float[] o = new float[T * heads * vDim];
         if (NativeKernels.AVAILABLE && LatentAttention.USE_NATIVE && qHead % 8 == 0 && qHead <= 576 && vDim % 16 == 0) {
-            causalNative(q, T, pos0, lat, kv, o);
+            causalNative(q, T, pos0, keys, values, o);
         } else {
-            causalJava(q, T, pos0, lat, kv, o);
+            causalJava(q, T, pos0, keys, values, o);
         }
         return o;
     }
 
-    /** kv from the per-head W_UKᵀ (k_b, transposed here per call: 128 KB a head) and W_UV (v_b) of GGUF files. */
-    private void decompressPerHead(float[] c, int S, float[] kv) {
-        int kvw = heads * (nope + vDim);
+    /**
+     * Keys (k_nope part) and values per head from the per-head W_UKᵀ (k_b, transposed here per call: 256 KB a head)
+     * and W_UV (v_b) of GGUF files; the latents are quantized once for all heads' v_b products.
+     */
+    private void decompressPerHead(float[] c, int S, float[][] keys, float[][] values) {
+        QuantMatrix.QuantizedInput cq = vB[0] instanceof QuantMatrix qm && qm.usesIntegerMatmul()
+                ? QuantMatrix.QuantizedInput.ofRows(c, S, kvLora) : null;
         Parallel.forRange(heads, 1, (h0, h1) -> {
-            float[] uk = new float[nope * kvLora], row = new float[nope];
-            float[] kh = new float[S * nope], vh = new float[S * vDim];
+            float[] uk = new float[nope * kvLora], row = new float[nope], kh = new float[S * nope];
             for (int h = h0; h < h1; h++) {
                 for (int r = 0; r < kvLora; r++) {
                     kB[h].row(r, row, 0);
                     for (int d = 0; d < nope; d++) uk[d * kvLora + r] = row[d];
                 }
                 dev.kimivl.tensor.SegmentMatrix.ofFloats(uk, nope, kvLora).matmul(c, kh, S);
-                vB[h].matmul(c, vh, S);
-                for (int j = 0; j < S; j++) {
-                    int base = j * kvw + h * (nope + vDim);
-                    System.arraycopy(kh, j * nope, kv, base, nope);
-                    System.arraycopy(vh, j * vDim, kv, base + nope, vDim);
-                }
+                float[] k = new float[S * qHead], v = new float[S * vDim];
+                for (int j = 0; j < S; j++) System.arraycopy(kh, j * nope, k, j * qHead, nope);
+                if (cq != null && vB[h] instanceof QuantMatrix qm && qm.usesIntegerMatmul()) qm.matmul(cq, v);
+                else vB[h].matmul(c, v, S);
+                keys[h] = k;
+                values[h] = v;
             }
         });
     }
 
     /**
-     * Causal attention over the decompressed keys/values with the native kernel: per head the keys [S, nope + rope]
-     * (k_nope from kv, the shared k_pe from the latents), values read in place from kv; tasks are (head, block of
-     * MHA_ROWS prompt tokens), later blocks (more keys) first.
+     * Causal attention over the per-head keys and values with the native kernel; tasks are (head, block of MHA_ROWS
+     * prompt tokens), later blocks (more keys) first.
      */
-    private void causalNative(float[] q, int T, int pos0, float[] lat, float[] kv, float[] o) {
-        int S = pos0 + T, w = kvLora + rope, kvw = heads * (nope + vDim);
-        float[][] keys = new float[heads][];
-        Parallel.forRange(heads, 1, (h0, h1) -> {
-            for (int h = h0; h < h1; h++) {
-                float[] k = new float[S * qHead];
-                for (int j = 0; j < S; j++) {
-                    System.arraycopy(kv, j * kvw + h * (nope + vDim), k, j * qHead, nope);
-                    System.arraycopy(lat, j * w + kvLora, k, j * qHead + nope, rope);
-                }
-                keys[h] = k;
-            }
-        });
+    private void causalNative(float[] q, int T, int pos0, float[][] keys, float[][] values, float[] o) {
+        int S = pos0 + T;
         float[] qp = T % 4 == 0 ? q : java.util.Arrays.copyOf(q, (T + 3) * heads * qHead);   // whole groups of 4 rows
         int blocks = (T + MHA_ROWS - 1) / MHA_ROWS, qs = heads * qHead;
         Parallel.forRange(blocks * heads, 1, (from, to) -> {
@@ -251,7 +264,7 @@ public final class MlaAttention {
                 java.util.Arrays.fill(l, 0f);
                 java.util.Arrays.fill(ob, 0f);
                 int j1 = Math.min(S, pos0 + t0 + rows);
-                if (!NativeKernels.mhaCausal(qp, t0 * qs + h * qHead, qs, qHead, keys[h], 0, qHead, kv, h * (nope + vDim) + nope, kvw,
+                if (!NativeKernels.mhaCausal(qp, t0 * qs + h * qHead, qs, qHead, keys[h], 0, qHead, values[h], 0, vDim,
                         vDim, rows, 0, j1, scale, pos0 + t0, m, l, ob)) {
                     throw new IllegalStateException("native causal attention declined " + rows + " rows of width " + qHead);
                 }
@@ -265,22 +278,18 @@ public final class MlaAttention {
     }
 
     /** The same in Java, one (head, token) per step: the fallback, and the plain form the kernels are tested against. */
-    private void causalJava(float[] q, int T, int pos0, float[] lat, float[] kv, float[] o) {
-        int S = pos0 + T, w = kvLora + rope, kvw = heads * (nope + vDim);
+    private void causalJava(float[] q, int T, int pos0, float[][] keys, float[][] values, float[] o) {
+        int S = pos0 + T;
         Parallel.forRange(heads * T, 1, (from, to) -> {
             float[] scores = new float[S];
             for (int ht = from; ht < to; ht++) {
                 int h = ht / T, t = ht % T;
                 int qo = (t * heads + h) * qHead;
                 int last = pos0 + t;                     // causal: keys 0..last
-                for (int j = 0; j <= last; j++) {
-                    float sNope = VectorMath.dot(q, qo, kv, j * kvw + h * (nope + vDim), nope);
-                    float sRope = VectorMath.dot(q, qo + nope, lat, j * w + kvLora, rope);
-                    scores[j] = (sNope + sRope) * scale;
-                }
+                for (int j = 0; j <= last; j++) scores[j] = VectorMath.dot(q, qo, keys[h], j * qHead, qHead) * scale;
                 VectorMath.softmax(scores, 0, last + 1);
                 int oo = (t * heads + h) * vDim;
-                for (int j = 0; j <= last; j++) VectorMath.axpy(scores[j], kv, j * kvw + h * (nope + vDim) + nope, o, oo, vDim);
+                for (int j = 0; j <= last; j++) VectorMath.axpy(scores[j], values[h], j * vDim, o, oo, vDim);
             }
         });
     }
