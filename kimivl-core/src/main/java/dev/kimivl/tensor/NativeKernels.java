@@ -195,28 +195,26 @@ public final class NativeKernels {
      */
     public static boolean latentAttention(float[] q, int qo, float[] lat, int w, int r, int heads, int j0, int j1, float scale,
                                           float[] m, float[] l, float[] o) {
-        if (!AVAILABLE || heads % 4 != 0 || w % 8 != 0 || r % 16 != 0 || heads > 64 || r > w) return false;
-        checkLatent(q, qo, lat.length, w, r, heads, j0, j1, m, l, o);
-        int rc;
-        try {
-            rc = (int) LATENT.invokeExact(MemorySegment.ofArray(q), qo, MemorySegment.ofArray(lat), w, r, heads, j0, j1, scale,
-                    MemorySegment.ofArray(m), MemorySegment.ofArray(l), MemorySegment.ofArray(o));
-        } catch (RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
-        }
-        return rc == 0;
+        return latent(LATENT, q, qo, MemorySegment.ofArray(lat), lat.length, w, r, heads, j0, j1, scale, m, l, o);
     }
 
     /** {@link #latentAttention} over an f16 latent cache (IEEE half bits, same layout). */
     public static boolean latentAttentionF16(float[] q, int qo, short[] lat, int w, int r, int heads, int j0, int j1, float scale,
                                              float[] m, float[] l, float[] o) {
+        return latent(LATENT_F16, q, qo, MemorySegment.ofArray(lat), lat.length, w, r, heads, j0, j1, scale, m, l, o);
+    }
+
+    /** One of the latent-attention entry points (a call takes microseconds to milliseconds: a non-constant handle is fine). */
+    private static boolean latent(MethodHandle kernel, float[] q, int qo, MemorySegment lat, int latLength, int w, int r, int heads,
+                                  int j0, int j1, float scale, float[] m, float[] l, float[] o) {
         if (!AVAILABLE || heads % 4 != 0 || w % 8 != 0 || r % 16 != 0 || heads > 64 || r > w) return false;
-        checkLatent(q, qo, lat.length, w, r, heads, j0, j1, m, l, o);
+        if (qo < 0 || (long) qo + (long) heads * w > q.length || j0 < 0 || j1 < j0 || (long) j1 * w > latLength
+                || m.length < heads || l.length < heads || (long) heads * r > o.length) {
+            throw new IndexOutOfBoundsException("latent attention: arrays too short for " + heads + " heads, width " + w + ", positions " + j1);
+        }
         int rc;
         try {
-            rc = (int) LATENT_F16.invokeExact(MemorySegment.ofArray(q), qo, MemorySegment.ofArray(lat), w, r, heads, j0, j1, scale,
+            rc = (int) kernel.invokeExact(MemorySegment.ofArray(q), qo, lat, w, r, heads, j0, j1, scale,
                     MemorySegment.ofArray(m), MemorySegment.ofArray(l), MemorySegment.ofArray(o));
         } catch (RuntimeException | Error e) {
             throw e;
@@ -252,13 +250,6 @@ public final class NativeKernels {
             throw new IllegalStateException(t);
         }
         return rc == 0;
-    }
-
-    private static void checkLatent(float[] q, int qo, int latLength, int w, int r, int heads, int j0, int j1, float[] m, float[] l, float[] o) {
-        if (qo < 0 || (long) qo + (long) heads * w > q.length || j0 < 0 || j1 < j0 || (long) j1 * w > latLength
-                || m.length < heads || l.length < heads || (long) heads * r > o.length) {
-            throw new IndexOutOfBoundsException("latent attention: arrays too short for " + heads + " heads, width " + w + ", positions " + j1);
-        }
     }
 
     /** Reads the bytes of s as fast as one core can (the bench's bandwidth probe); returns a checksum. */
