@@ -92,6 +92,9 @@ final class RunCommand implements Callable<Integer> {
             for (Path f : images) loaded.add(loader.load(f));
             KimiVL.Prompt p = m.prompt(messages, loaded);
             Generator gen = m.generator(ctx);
+            if (p.ids().length >= 1024) {                   // a long prompt takes a while before the first token: say how far it is
+                gen.onPromptProgress((done, total) -> System.err.printf(done < total ? "kimivl: prompt %d/%d tokens\r" : "kimivl: prompt %d/%d tokens%n", done, total));
+            }
             Generator.Listener listener = out::print;
             ThinkingFilter filter = switch (thinking) {
                 case "show" -> null;

@@ -45,6 +45,14 @@ public final class Generator {
 
     public int contextLength() { return contextLength; }
 
+    private java.util.function.BiConsumer<Integer, Integer> promptProgress;
+
+    /** Hears (prompt tokens done, total) while a prompt is processed: before the first pass of ≤ 2048 tokens and after each. */
+    public Generator onPromptProgress(java.util.function.BiConsumer<Integer, Integer> progress) {
+        this.promptProgress = progress;
+        return this;
+    }
+
     /** Checks the prompt fits with room for one answer token. */
     public void checkFits(int promptTokens) {
         if (promptTokens + 1 > contextLength) throw new ContextOverflowException(promptTokens, contextLength);
@@ -63,7 +71,7 @@ public final class Generator {
         int seenCount = T;
 
         long t0 = System.nanoTime();
-        float[] logits = lm.logits(lm.prefill(promptEmbeddings, T, cache), 0);
+        float[] logits = lm.logits(lm.prefill(promptEmbeddings, T, cache, promptProgress), 0);
         long t1 = System.nanoTime();
 
         StopStringFilter text = new StopStringFilter(params.stopStrings(), listener);

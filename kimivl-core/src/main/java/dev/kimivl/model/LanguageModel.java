@@ -155,16 +155,19 @@ public final class LanguageModel {
 
     /**
      * Runs a prompt x [T, D] (consumed) through the model in passes of at most {@link #PREFILL_CHUNK} tokens,
-     * appending it to the cache; returns the final-normed hidden state of its last token [D].
+     * appending it to the cache; returns the final-normed hidden state of its last token [D]. {@code progress}
+     * (may be null) hears (tokens done, T) before the first pass and after each.
      */
-    public float[] prefill(float[] x, int T, KvCache cache) {
+    public float[] prefill(float[] x, int T, KvCache cache, java.util.function.BiConsumer<Integer, Integer> progress) {
         int D = config.hiddenSize();
         float[] last = null;
+        if (progress != null) progress.accept(0, T);
         for (int t0 = 0; t0 < T; t0 += PREFILL_CHUNK) {
             int n = Math.min(PREFILL_CHUNK, T - t0);
             float[] part = n == T ? x : java.util.Arrays.copyOfRange(x, t0 * D, (t0 + n) * D);
             float[] h = forward(part, n, cache, StageSink.NONE, null);
             last = java.util.Arrays.copyOfRange(h, (n - 1) * D, n * D);
+            if (progress != null) progress.accept(t0 + n, T);
         }
         if (last == null) throw new IllegalArgumentException("empty prompt");
         return last;

@@ -143,8 +143,12 @@ class TextGoldenTest {
         LanguageModel.PREFILL_CHUNK = 7;
         try {
             KvCache cache = lm.newCache(64);
-            float[] last = lm.prefill(lm.embed(ids), ids.length, cache);
+            java.util.List<Integer> seen = new java.util.ArrayList<>();
+            float[] last = lm.prefill(lm.embed(ids), ids.length, cache, (done, total) -> seen.add(done));
             assertEquals(ids.length, cache.length());
+            assertEquals(0, seen.get(0));
+            assertEquals(Math.min(7, ids.length), seen.get(1));
+            assertEquals(ids.length, seen.get(seen.size() - 1));
             double d = Golden.maxAbsDiff(last, Arrays.copyOfRange(whole, (ids.length - 1) * D, ids.length * D));
             assertTrue(d < 1e-4, "chunked prefill vs one pass: max |Δ| = " + d);
         } finally {
