@@ -1,10 +1,13 @@
 package dev.kimivl.model;
 
 import dev.kimivl.config.TextConfig;
+import dev.kimivl.tensor.DType;
 import dev.kimivl.tensor.Matrix;
 import dev.kimivl.tensor.NativeKernels;
 import dev.kimivl.tensor.Parallel;
+import dev.kimivl.tensor.Quant;
 import dev.kimivl.tensor.QuantMatrix;
+import dev.kimivl.tensor.SegmentMatrix;
 import dev.kimivl.tensor.VectorMath;
 
 /**
@@ -29,11 +32,11 @@ public final class MlaAttention {
     private final RotaryEmbedding rotary;
     private final RowBlocks qFirst, kvABlocks;
     /**
-     * Optional per-head W_UKᵀ [kvLora, nope] and W_UV [v, kvLora] as stored (llama.cpp's attn_k_b / attn_v_b of a
-     * GGUF file, possibly quantized): decode then absorbs with two small matvecs per head over the stored bytes
-     * instead of reading kv_b (which the GGUF reader can only rebuild as F32). Null: kv_b rows are used.
+     * Per-head W_UKᵀ [kvLora, nope] and W_UV [v, kvLora]: the weight-absorbed form multiplies by these (two small
+     * matvecs per head in decode). GGUF files store them (llama.cpp's attn_k_b / attn_v_b, possibly quantized;
+     * {@link #useSplitKvB}); from kv_b_proj they are derived at load ({@link #splitKvB}).
      */
-    private Matrix[] kB, vB;   // q_proj (or q_a_proj) and kv_a_proj in row blocks: one dispatch per token
+    private Matrix[] kB, vB;
     /** Above this many cached positions decode splits the positions (not the heads) across threads. */
     static int SPLIT_POSITIONS = Integer.getInteger("kimivl.mla.split", 512);
     /** Prompt tokens attended together in the absorbed prefill (query rows per kernel call: this × heads ≤ 64). */
@@ -65,15 +68,34 @@ public final class MlaAttention {
         this.oProj = oProj;
         this.qFirst = new RowBlocks(qProj != null ? qProj : qA);
         this.kvABlocks = new RowBlocks(kvA);
+        if (kvB != null) splitKvB();
+    }
+
+    /**
+     * kB and vB from kv_b_proj (safetensors): W_UV^h is a view of kv_b's rows; W_UKᵀ^h is a transposed copy, in kv_b's
+     * own type when that is F16/BF16/F32 (the values are exact), else F32 (2 MB a layer for Kimi-VL-A3B in BF16).
+     * Decode then absorbs through the matvec kernels instead of decoding kv_b row by row.
+     */
+    private void splitKvB() {
+        kB = new Matrix[heads];
+        vB = new Matrix[heads];
+        DType t = kvB.dtype() == DType.BF16 || kvB.dtype() == DType.F16 ? kvB.dtype() : DType.F32;
+        float[] row = new float[kvLora], ukT = new float[kvLora * nope];
+        for (int h = 0; h < heads; h++) {
+            int base = h * (nope + vDim);
+            for (int d = 0; d < nope; d++) {
+                kvB.row(base + d, row, 0);
+                for (int r = 0; r < kvLora; r++) ukT[r * nope + d] = row[r];
+            }
+            kB[h] = new SegmentMatrix(Quant.quantize(ukT, kvLora, nope, t), t, kvLora, nope);
+            vB[h] = RowBlocks.slice(kvB, base + nope, vDim);
+        }
     }
 
     /** Bytes of weights one decoded token reads here. */
     long bytes() {
-        long kv = kvB != null ? kvB.bytes() : 0;
-        if (kB != null) {
-            kv = 0;
-            for (int h = 0; h < heads; h++) kv += kB[h].bytes() + vB[h].bytes();
-        }
+        long kv = 0;
+        for (int h = 0; h < heads; h++) kv += kB[h].bytes() + vB[h].bytes();
         return (qProj != null ? qProj.bytes() : qA.bytes() + qB.bytes()) + kvA.bytes() + kv + oProj.bytes();
     }
 
@@ -145,7 +167,7 @@ public final class MlaAttention {
         long t0 = PhaseTimer.start();
         float[] q = project(x, T, pos0, cache, layer);
         t0 = PhaseTimer.stop(PhaseTimer.Phase.QKV, t0);
-        boolean decompress = kB == null || switch (PROMPT_FORM) {
+        boolean decompress = switch (PROMPT_FORM) {
             case DECOMPRESSED -> true;
             case ABSORBED -> false;
             case AUTO -> NativeKernels.AVAILABLE && LatentAttention.USE_NATIVE && decompressionPays(T, pos0);
@@ -158,7 +180,7 @@ public final class MlaAttention {
         return out;
     }
 
-    /** Which form {@link #prefill} takes when the file has per-head k_b/v_b (tests and experiments pin one). */
+    /** Which form {@link #prefill} takes (tests and experiments pin one). */
     enum PromptForm { AUTO, DECOMPRESSED, ABSORBED }
 
     static PromptForm PROMPT_FORM = PromptForm.valueOf(System.getProperty("kimivl.mla.promptForm", "AUTO").toUpperCase(java.util.Locale.ROOT));
@@ -236,7 +258,7 @@ public final class MlaAttention {
                     kB[h].row(r, row, 0);
                     for (int d = 0; d < nope; d++) uk[d * kvLora + r] = row[d];
                 }
-                dev.kimivl.tensor.SegmentMatrix.ofFloats(uk, nope, kvLora).matmul(c, kh, S);
+                SegmentMatrix.ofFloats(uk, nope, kvLora).matmul(c, kh, S);
                 float[] k = new float[S * qHead], v = new float[S * vDim];
                 for (int j = 0; j < S; j++) System.arraycopy(kh, j * nope, k, j * qHead, nope);
                 if (cq != null && vB[h] instanceof QuantMatrix qm && qm.usesIntegerMatmul()) qm.matmul(cq, v);
@@ -399,32 +421,14 @@ public final class MlaAttention {
 
     /** qa[h·W ..] = [W_UK^hᵀ q_h^nope ; q_h^pe], q_h read at q[qBase + h·qHead ..]. */
     private void absorb(float[] q, int qBase, int h, float[] qa) {
-        int W = kvLora + rope, base = h * (nope + vDim), qo = h * W, qh = qBase + h * qHead;
-        if (kB != null) {
-            kB[h].matvec(q, qh, qa, qo);
-            System.arraycopy(q, qh + nope, qa, qo + kvLora, rope);
-            return;
-        }
-        float[] row = new float[kvLora];
-        for (int d = 0; d < nope; d++) {            // q̃ = Σ_d q_nope[d]·W_UK[d, :]
-            kvB.row(base + d, row, 0);
-            VectorMath.axpy(q[qh + d], row, 0, qa, qo, kvLora);
-        }
+        int W = kvLora + rope, qo = h * W, qh = qBase + h * qHead;
+        kB[h].matvec(q, qh, qa, qo);
         System.arraycopy(q, qh + nope, qa, qo + kvLora, rope);
     }
 
     /** o[oBase + h·vDim + d] = W_UV^h[d]·ō. */
     private void unabsorb(float[] obar, int h, float[] o, int oBase) {
-        if (vB != null) {
-            vB[h].matvec(obar, 0, o, oBase + h * vDim);
-            return;
-        }
-        int base = h * (nope + vDim) + nope;
-        float[] row = new float[kvLora];
-        for (int d = 0; d < vDim; d++) {
-            kvB.row(base + d, row, 0);
-            o[oBase + h * vDim + d] = VectorMath.dot(row, 0, obar, 0, kvLora);
-        }
+        vB[h].matvec(obar, 0, o, oBase + h * vDim);
     }
 
     /** {@link #project} for one token, with q_proj (or q_a_proj) and kv_a_proj computed in one dispatch. */

@@ -134,6 +134,22 @@ class TextGoldenTest {
         assertArrayEquals(want, cached, "KV-cache decode, f16 cache");
     }
 
+    /** Both prompt forms (decompressed through kv_b, weight-absorbed through the per-head split of kv_b) give the oracle's logits. */
+    @Test
+    void bothPromptFormsGiveTheOracleLogits() {
+        int[] ids = golden.inputIds();
+        MlaAttention.PromptForm was = MlaAttention.PROMPT_FORM;
+        try {
+            for (MlaAttention.PromptForm f : new MlaAttention.PromptForm[]{MlaAttention.PromptForm.DECOMPRESSED, MlaAttention.PromptForm.ABSORBED}) {
+                MlaAttention.PROMPT_FORM = f;
+                float[] h = lm.forward(lm.embed(ids), ids.length, lm.newCache(64), StageSink.NONE, null);
+                Golden.assertClose("logits, " + f + " prompt form", golden.floats("logits"), lm.allLogits(h, ids.length), LOGITS_ATOL);
+            }
+        } finally {
+            MlaAttention.PROMPT_FORM = was;
+        }
+    }
+
     /** A prompt run in passes of PREFILL_CHUNK tokens (long prompts) ends in the one-pass hidden state. */
     @Test
     void chunkedPrefillEqualsOnePass() {
