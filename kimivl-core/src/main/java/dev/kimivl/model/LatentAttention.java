@@ -78,7 +78,7 @@ final class LatentAttention {
         }
     }
 
-    /** As above with the query rows at q[qBase + h·W ..] (one token's rows inside a batch). */
+    /** Positions [j0, j1) of f32 latents, with the query rows at q[qBase + h·W ..] (one token's rows inside a batch). */
     static void accumulate(float[] q, float[] lat, int W, int R, int j0, int j1, float scale, State st, int qBase) {
         if (USE_NATIVE && NativeKernels.latentAttention(q, qBase + st.h0 * W, lat, W, R, st.heads, j0, j1, scale, st.m, st.l, st.o)) return;
         accumulateFloats(q, lat, W, R, j0, j1, scale, st, qBase);
