@@ -63,7 +63,10 @@ class CheckpointFormsTest {
         ModelConfig cfg = ModelConfig.load(dir);
         assertNull(cfg.vision());
         assertEquals("", cfg.textPrefix());
-        assertArrayEquals(logits(Golden.root().resolve("a_text_only")), logits(dir));
+        // the same weights and model: equal up to float rounding (the Java Vector API kernels of a build without the
+        // native library may sum a vector's lanes in another order once C2 compiles them: 1 ulp seen); a config read
+        // wrongly moves logits by far more
+        assertArrayEquals(logits(Golden.root().resolve("a_text_only")), logits(dir), 1e-5f);
     }
 
     @Test
