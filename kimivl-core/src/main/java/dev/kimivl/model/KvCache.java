@@ -103,9 +103,19 @@ public final class KvCache {
             System.arraycopy(row, off, data[l], dst, width);
         } else {
             short[] h = half[l];
-            for (int i = 0; i < width; i++) h[dst + i] = Float.floatToFloat16(row[off + i]);
+            for (int i = 0; i < width; i++) {
+                float v = row[off + i];
+                if (!(Math.abs(v) <= F16_MAX)) {
+                    throw new IllegalStateException("KV cache: latent value " + v + " (layer " + l + ", position " + pos + ", column " + i
+                            + ") does not fit an f16 cache (|x| ≤ 65504); run with --kv-cache f32");
+                }
+                h[dst + i] = Float.floatToFloat16(v);
+            }
         }
     }
+
+    /** The largest finite f16 value: latents beyond it (or NaN) would poison attention, so writing one is an error. */
+    private static final float F16_MAX = 65504f;
 
     /** Makes room for positions up to {@code tokens} in layer l. */
     void ensure(int l, int tokens) {

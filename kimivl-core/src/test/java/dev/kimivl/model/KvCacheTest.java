@@ -40,4 +40,19 @@ class KvCacheTest {
             assertThrows(IllegalStateException.class, () -> c.write(0, 1000, row, 0), "past maxTokens");
         }
     }
+
+    /** A latent outside f16's range is an error that says what to do, not an infinity in the cache. */
+    @Test
+    void f16OverflowIsAnError() {
+        KvCache c = new KvCache(1, 8, 4, 16, KvCache.Precision.F16);
+        float[] row = new float[12];
+        row[3] = 65504f;
+        c.write(0, 0, row, 0);                                                   // the largest finite f16 fits
+        row[5] = -7e4f;
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> c.write(0, 1, row, 0));
+        assertTrue(e.getMessage().contains("column 5") && e.getMessage().contains("--kv-cache f32"), e.getMessage());
+        row[5] = Float.NaN;
+        assertThrows(IllegalStateException.class, () -> c.write(0, 1, row, 0));
+        new KvCache(1, 8, 4, 16, KvCache.Precision.F32).write(0, 0, row, 0);      // f32 stores whatever it is given
+    }
 }
