@@ -203,90 +203,69 @@ public final class MlaAttention {
     /** Query rows per native call of the decompressed form (a head's block of prompt tokens). */
     private static final int MHA_ROWS = 32;
 
-    /** The decompressed form of {@link #prefill}; returns o [T, H·vDim] (before o_proj). */
+    /**
+     * The decompressed form of {@link #prefill}; returns o [T, H·vDim] (before o_proj). One head at a time: its keys
+     * [S, nope + rope] (k_nope = W_UK^h·ĉ_j, then the shared k_pe) and values [S, v] (W_UV^h·ĉ_j), each one product
+     * over the S cached latents, then its causal attention in blocks of MHA_ROWS prompt tokens across the threads.
+     * Only one head's keys and values exist at a time (1.3 KB per cached position: 130 MB at 100K), so long contexts
+     * do not multiply the transient memory by the heads.
+     */
     private float[] decompressedPrefill(float[] q, int T, int pos0, KvCache cache, int layer) {
         int S = pos0 + T, w = kvLora + rope;
         float[] lat = cache.floats(layer, S);
-        float[] c = new float[S * kvLora];
+        float[] c = new float[S * kvLora];                 // ĉ [S, kvLora]
         for (int j = 0; j < S; j++) System.arraycopy(lat, j * w, c, j * kvLora, kvLora);
-        // per head: keys [S, nope + rope] (k_nope, then the shared k_pe) and values [S, v], each contiguous (values
-        // read in place from kv_b's interleaved output, 16 KB apart, cost a TLB miss per key)
-        float[][] keys = new float[heads][], values = new float[heads][];
-        if (kvB != null) {
-            int kvw = heads * (nope + vDim);
-            float[] kv = new float[S * kvw];
-            kvB.matmul(c, kv, S);
-            Parallel.forRange(heads, 1, (h0, h1) -> {
-                for (int h = h0; h < h1; h++) {
-                    float[] k = new float[S * qHead], v = new float[S * vDim];
-                    for (int j = 0; j < S; j++) {
-                        System.arraycopy(kv, j * kvw + h * (nope + vDim), k, j * qHead, nope);
-                        System.arraycopy(kv, j * kvw + h * (nope + vDim) + nope, v, j * vDim, vDim);
-                    }
-                    keys[h] = k;
-                    values[h] = v;
-                }
-            });
-        } else {
-            decompressPerHead(c, S, keys, values);
-        }
-        Parallel.forRange(heads, 1, (h0, h1) -> {
-            for (int h = h0; h < h1; h++) {
-                for (int j = 0; j < S; j++) System.arraycopy(lat, j * w + kvLora, keys[h], j * qHead + nope, rope);
+        QuantMatrix.QuantizedInput cq = vB[0] instanceof QuantMatrix qm && qm.usesIntegerMatmul()
+                ? QuantMatrix.QuantizedInput.ofRows(c, S, kvLora) : null;     // one rounding for every head's v_b
+        boolean nat = NativeKernels.AVAILABLE && LatentAttention.USE_NATIVE && qHead % 8 == 0 && qHead <= 576 && vDim % 16 == 0;
+        float[] o = new float[T * heads * vDim], kh = new float[S * nope], keys = new float[S * qHead], values = new float[S * vDim];
+        float[] qp = nat && T % 4 != 0 ? java.util.Arrays.copyOf(q, (T + 3) * heads * qHead) : q;   // the kernel takes groups of 4 rows
+        for (int h = 0; h < heads; h++) {
+            wUK(h).matmul(c, kh, S);
+            for (int j = 0; j < S; j++) {
+                System.arraycopy(kh, j * nope, keys, j * qHead, nope);
+                System.arraycopy(lat, j * w + kvLora, keys, j * qHead + nope, rope);
             }
-        });
-        float[] o = new float[T * heads * vDim];
-        if (NativeKernels.AVAILABLE && LatentAttention.USE_NATIVE && qHead % 8 == 0 && qHead <= 576 && vDim % 16 == 0) {
-            causalNative(q, T, pos0, keys, values, o);
-        } else {
-            causalJava(q, T, pos0, keys, values, o);
+            if (cq != null && vB[h] instanceof QuantMatrix qm && qm.usesIntegerMatmul()) qm.matmul(cq, values);
+            else vB[h].matmul(c, values, S);
+            if (nat) causalNative(qp, T, pos0, h, keys, values, o);
+            else causalJava(q, T, pos0, h, keys, values, o);
         }
         return o;
     }
 
     /**
-     * Keys (k_nope part) and values per head from the per-head W_UKᵀ (k_b, transposed here per call: 256 KB a head)
-     * and W_UV (v_b) of GGUF files; the latents are quantized once for all heads' v_b products.
+     * W_UK^h [nope, kvLora]: a view of kv_b_proj's rows when the checkpoint has it, else k_b (stored transposed, as
+     * W_UKᵀ) transposed back here, 256 KB a call.
      */
-    private void decompressPerHead(float[] c, int S, float[][] keys, float[][] values) {
-        QuantMatrix.QuantizedInput cq = vB[0] instanceof QuantMatrix qm && qm.usesIntegerMatmul()
-                ? QuantMatrix.QuantizedInput.ofRows(c, S, kvLora) : null;
-        Parallel.forRange(heads, 1, (h0, h1) -> {
-            float[] uk = new float[nope * kvLora], row = new float[nope], kh = new float[S * nope];
-            for (int h = h0; h < h1; h++) {
-                for (int r = 0; r < kvLora; r++) {
-                    kB[h].row(r, row, 0);
-                    for (int d = 0; d < nope; d++) uk[d * kvLora + r] = row[d];
-                }
-                SegmentMatrix.ofFloats(uk, nope, kvLora).matmul(c, kh, S);
-                float[] k = new float[S * qHead], v = new float[S * vDim];
-                for (int j = 0; j < S; j++) System.arraycopy(kh, j * nope, k, j * qHead, nope);
-                if (cq != null && vB[h] instanceof QuantMatrix qm && qm.usesIntegerMatmul()) qm.matmul(cq, v);
-                else vB[h].matmul(c, v, S);
-                keys[h] = k;
-                values[h] = v;
-            }
-        });
+    private Matrix wUK(int h) {
+        if (kvB != null) return RowBlocks.slice(kvB, h * (nope + vDim), nope);
+        float[] uk = new float[nope * kvLora], row = new float[nope];
+        for (int r = 0; r < kvLora; r++) {
+            kB[h].row(r, row, 0);
+            for (int d = 0; d < nope; d++) uk[d * kvLora + r] = row[d];
+        }
+        return SegmentMatrix.ofFloats(uk, nope, kvLora);
     }
 
     /**
-     * Causal attention over the per-head keys and values with the native kernel; tasks are (head, block of MHA_ROWS
-     * prompt tokens), later blocks (more keys) first.
+     * Causal attention of head h over its keys and values with the native kernel, in blocks of MHA_ROWS prompt
+     * tokens across the threads (later blocks, with more keys, first). qp: the queries [T, H·qHead], padded to a
+     * multiple of 4 rows.
      */
-    private void causalNative(float[] q, int T, int pos0, float[][] keys, float[][] values, float[] o) {
+    private void causalNative(float[] qp, int T, int pos0, int h, float[] keys, float[] values, float[] o) {
         int S = pos0 + T;
-        float[] qp = T % 4 == 0 ? q : java.util.Arrays.copyOf(q, (T + 3) * heads * qHead);   // whole groups of 4 rows
         int blocks = (T + MHA_ROWS - 1) / MHA_ROWS, qs = heads * qHead;
-        Parallel.forRange(blocks * heads, 1, (from, to) -> {
+        Parallel.forRange(blocks, 1, (from, to) -> {
             float[] m = new float[MHA_ROWS], l = new float[MHA_ROWS], ob = new float[MHA_ROWS * vDim];
             for (int i = from; i < to; i++) {
-                int b = blocks - 1 - i / heads, h = i % heads, t0 = b * MHA_ROWS;
+                int t0 = (blocks - 1 - i) * MHA_ROWS;
                 int n = Math.min(MHA_ROWS, T - t0), rows = (n + 3) & ~3;
                 java.util.Arrays.fill(m, Float.NEGATIVE_INFINITY);
                 java.util.Arrays.fill(l, 0f);
                 java.util.Arrays.fill(ob, 0f);
                 int j1 = Math.min(S, pos0 + t0 + rows);
-                if (!NativeKernels.mhaCausal(qp, t0 * qs + h * qHead, qs, qHead, keys[h], 0, qHead, values[h], 0, vDim,
+                if (!NativeKernels.mhaCausal(qp, t0 * qs + h * qHead, qs, qHead, keys, 0, qHead, values, 0, vDim,
                         vDim, rows, 0, j1, scale, pos0 + t0, m, l, ob)) {
                     throw new IllegalStateException("native causal attention declined " + rows + " rows of width " + qHead);
                 }
@@ -299,19 +278,18 @@ public final class MlaAttention {
         });
     }
 
-    /** The same in Java, one (head, token) per step: the fallback, and the plain form the kernels are tested against. */
-    private void causalJava(float[] q, int T, int pos0, float[][] keys, float[][] values, float[] o) {
+    /** The same in Java, one token per step: the fallback, and the plain form the kernels are tested against. */
+    private void causalJava(float[] q, int T, int pos0, int h, float[] keys, float[] values, float[] o) {
         int S = pos0 + T;
-        Parallel.forRange(heads * T, 1, (from, to) -> {
+        Parallel.forRange(T, 1, (from, to) -> {
             float[] scores = new float[S];
-            for (int ht = from; ht < to; ht++) {
-                int h = ht / T, t = ht % T;
+            for (int t = from; t < to; t++) {
                 int qo = (t * heads + h) * qHead;
                 int last = pos0 + t;                     // causal: keys 0..last
-                for (int j = 0; j <= last; j++) scores[j] = VectorMath.dot(q, qo, keys[h], j * qHead, qHead) * scale;
+                for (int j = 0; j <= last; j++) scores[j] = VectorMath.dot(q, qo, keys, j * qHead, qHead) * scale;
                 VectorMath.softmax(scores, 0, last + 1);
                 int oo = (t * heads + h) * vDim;
-                for (int j = 0; j <= last; j++) VectorMath.axpy(scores[j], values[h], j * vDim, o, oo, vDim);
+                for (int j = 0; j <= last; j++) VectorMath.axpy(scores[j], values, j * vDim, o, oo, vDim);
             }
         });
     }
