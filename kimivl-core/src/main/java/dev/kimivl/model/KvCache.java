@@ -76,7 +76,7 @@ public final class KvCache {
 
     /** F32 caches: layer l's latent rows [0, capacity) × width, in place. */
     float[] layer(int l) {
-        if (data == null) throw new IllegalStateException("an f16 cache has no float rows; use half(l) or floats(l, n)");
+        if (data == null) throw new IllegalStateException("an f16 cache has no float rows; use half(l) or columns(..)");
         return data[l];
     }
 
@@ -86,13 +86,15 @@ public final class KvCache {
         return half[l];
     }
 
-    /** Positions [0, n) of layer l as floats [n·width]: the array itself for F32, a widened copy for F16. */
-    float[] floats(int l, int n) {
-        if (data != null) return data[l];
-        short[] h = half[l];
-        float[] f = new float[n * width];
-        for (int i = 0; i < f.length; i++) f[i] = Float.float16ToFloat(h[i]);
-        return f;
+    /** Columns [c0, c0 + n) of positions [0, positions) of layer l as floats, dst [positions·n] (widened for F16). */
+    float[] columns(int l, int positions, int c0, int n) {
+        float[] dst = new float[positions * n];
+        for (int j = 0; j < positions; j++) {
+            int src = j * width + c0;
+            if (data != null) System.arraycopy(data[l], src, dst, j * n, n);
+            else for (int i = 0; i < n; i++) dst[j * n + i] = Float.float16ToFloat(half[l][src + i]);
+        }
+        return dst;
     }
 
     /** Stores row[off .. off + width) as position pos of layer l (rounded to f16 for F16 caches). */

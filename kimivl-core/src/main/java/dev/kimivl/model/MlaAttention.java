@@ -211,10 +211,9 @@ public final class MlaAttention {
      * do not multiply the transient memory by the heads.
      */
     private float[] decompressedPrefill(float[] q, int T, int pos0, KvCache cache, int layer) {
-        int S = pos0 + T, w = kvLora + rope;
-        float[] lat = cache.floats(layer, S);
-        float[] c = new float[S * kvLora];                 // ĉ [S, kvLora]
-        for (int j = 0; j < S; j++) System.arraycopy(lat, j * w, c, j * kvLora, kvLora);
+        int S = pos0 + T;
+        float[] c = cache.columns(layer, S, 0, kvLora);      // ĉ [S, kvLora]
+        float[] pe = cache.columns(layer, S, kvLora, rope);  // k_pe [S, rope] (RoPE applied), shared by the heads
         QuantMatrix.QuantizedInput cq = vB[0] instanceof QuantMatrix qm && qm.usesIntegerMatmul()
                 ? QuantMatrix.QuantizedInput.ofRows(c, S, kvLora) : null;     // one rounding for every head's v_b
         boolean nat = NativeKernels.AVAILABLE && LatentAttention.USE_NATIVE && qHead % 8 == 0 && qHead <= 576 && vDim % 16 == 0;
@@ -224,7 +223,7 @@ public final class MlaAttention {
             wUK(h).matmul(c, kh, S);
             for (int j = 0; j < S; j++) {
                 System.arraycopy(kh, j * nope, keys, j * qHead, nope);
-                System.arraycopy(lat, j * w + kvLora, keys, j * qHead + nope, rope);
+                System.arraycopy(pe, j * rope, keys, j * qHead + nope, rope);
             }
             if (cq != null && vB[h] instanceof QuantMatrix qm && qm.usesIntegerMatmul()) qm.matmul(cq, values);
             else vB[h].matmul(c, values, S);

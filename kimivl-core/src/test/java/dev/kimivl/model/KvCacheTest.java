@@ -28,7 +28,10 @@ class KvCacheTest {
                 for (int l = 0; l < layers; l++) c.write(l, j, row, 0);
             }
             for (int l = 0; l < layers; l++) {
-                float[] f = c.floats(l, n);
+                float[] f = c.columns(l, n, 0, W), pe = c.columns(l, n, lora, rope);
+                for (int j = 0; j < n; j++) {
+                    for (int i = 0; i < rope; i++) assertEquals(f[j * W + lora + i], pe[j * rope + i], 0f, "rope columns of position " + j);
+                }
                 for (int j = 0; j < n; j++) {
                     for (int i = 0; i < W; i++) {
                         float want = (float) Math.sin(j * 31 + i) * 100;
