@@ -254,12 +254,13 @@ public final class MlaAttention {
      */
     private void causalNative(float[] qp, int T, int pos0, int h, float[] keys, float[] values, float[] o) {
         int S = pos0 + T;
-        int blocks = (T + MHA_ROWS - 1) / MHA_ROWS, qs = heads * qHead;
+        // blocks of MHA_ROWS tokens, smaller for short prompts so that the threads still get ≥ 32 blocks to balance
+        int bs = Math.max(4, Math.min(MHA_ROWS, (T / 32 + 3) & ~3)), blocks = (T + bs - 1) / bs, qs = heads * qHead;
         Parallel.forRange(blocks, 1, (from, to) -> {
-            float[] m = new float[MHA_ROWS], l = new float[MHA_ROWS], ob = new float[MHA_ROWS * vDim];
+            float[] m = new float[bs], l = new float[bs], ob = new float[bs * vDim];
             for (int i = from; i < to; i++) {
-                int t0 = (blocks - 1 - i) * MHA_ROWS;
-                int n = Math.min(MHA_ROWS, T - t0), rows = (n + 3) & ~3;
+                int t0 = (blocks - 1 - i) * bs;
+                int n = Math.min(bs, T - t0), rows = (n + 3) & ~3;
                 java.util.Arrays.fill(m, Float.NEGATIVE_INFINITY);
                 java.util.Arrays.fill(l, 0f);
                 java.util.Arrays.fill(ob, 0f);
