@@ -7,11 +7,13 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * The decode-time core of weight-absorbed MLA (spec §6.8): H query rows of width W (q̃_h = W_UKᵀ q_h^nope followed
- * by q_h^pe) against the latent cache rows [ĉ_j ; k^pe_j] (width W), softmax over positions, and the weighted sum of
- * the first R (kv_lora_rank) latent columns. This is multi-query attention over a 576-wide key, so all heads share
- * each cache row: the kernels below load a row once for 8 heads (scores) and accumulate 8 positions per output
- * vector (values), streaming the cache once per call.
+ * The core of weight-absorbed MLA (spec §6.8; decode and short prompts): H query rows of width W (q̃_h = W_UKᵀ
+ * q_h^nope followed by q_h^pe) against the latent cache rows [ĉ_j ; k^pe_j] (width W, f32 or f16), softmax over
+ * positions, and the weighted sum of the first R (kv_lora_rank) latent columns. This is multi-query attention over a
+ * 576-wide key, so all heads share each cache row: the kernels load a row once for several heads (scores) and
+ * accumulate several positions per output vector (values), streaming the cache once per call. The native kernels
+ * ({@link NativeKernels}) run when loaded; the Java ones below are their fallback and test reference
+ * ({@link #USE_NATIVE} also switches MlaAttention's native causal prompt kernel).
  *
  * <p>Softmax is computed online (flash-decoding): a {@link State} holds, per head, the running maximum m, the
  * running sum l of exp(s − m) and the unnormalised output o; partial states over disjoint position ranges (one per
