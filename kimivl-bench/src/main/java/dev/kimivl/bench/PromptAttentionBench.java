@@ -20,7 +20,7 @@ import java.util.concurrent.TimeUnit;
 /**
  * The native causal prompt-attention kernel (decompressed MLA, one thread) on Kimi-VL-A3B's shape: one head, the last
  * block of 32 prompt tokens (the heaviest) over {@link #positions} keys [positions, 192] and values [positions, 128],
- * queries strided over 16 heads as MlaAttention passes them. FLOPs per call ≈ 2·32·positions·(192 + 128).
+ * the head's queries contiguous as MlaAttention passes them. FLOPs per call ≈ 2·32·positions·(192 + 128).
  *
  * <pre>java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
  *     -cp "kimivl-bench/target/kimivl-bench.jar:kimivl-bench/target/lib/*" org.openjdk.jmh.Main PromptAttentionBench</pre>
@@ -32,7 +32,7 @@ import java.util.concurrent.TimeUnit;
 @Measurement(iterations = 5, time = 1)
 @Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED"})
 public class PromptAttentionBench {
-    static final int HEADS = 16, D = 192, R = 128, ROWS = 32;
+    static final int D = 192, R = 128, ROWS = 32;
 
     @Param({"512", "2048"})
     public int positions;
@@ -44,7 +44,7 @@ public class PromptAttentionBench {
     public void setup() {
         if (!NativeKernels.AVAILABLE) throw new IllegalStateException(NativeKernels.STATUS);
         SplittableRandom rnd = new SplittableRandom(5);
-        q = new float[ROWS * HEADS * D];
+        q = new float[ROWS * D];
         k = new float[positions * D];
         v = new float[positions * R];
         for (int i = 0; i < q.length; i++) q[i] = (float) (rnd.nextDouble() - 0.5) * 0.2f;
@@ -52,13 +52,13 @@ public class PromptAttentionBench {
         for (int i = 0; i < v.length; i++) v[i] = (float) (rnd.nextDouble() - 0.5) * 3.46f;
     }
 
-    /** Head 5's last 32 prompt tokens (positions − 32 .. positions − 1) over every key they see. */
+    /** The last 32 prompt tokens (positions − 32 .. positions − 1) over every key they see. */
     @Benchmark
     public float causalBlock() {
         Arrays.fill(m, Float.NEGATIVE_INFINITY);
         Arrays.fill(l, 0f);
         Arrays.fill(o, 0f);
-        if (!NativeKernels.mhaCausal(q, 5 * D, HEADS * D, D, k, 0, D, v, 0, R, R, ROWS, 0, positions, 0.07f, positions - ROWS, m, l, o)) {
+        if (!NativeKernels.mhaCausal(q, 0, D, D, k, 0, D, v, 0, R, R, ROWS, 0, positions, 0.07f, positions - ROWS, m, l, o)) {
             throw new IllegalStateException("the kernel declined the shape");
         }
         return o[0] + l[0];

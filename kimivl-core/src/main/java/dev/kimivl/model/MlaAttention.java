@@ -218,7 +218,7 @@ public final class MlaAttention {
                 ? QuantMatrix.QuantizedInput.ofRows(c, S, kvLora) : null;     // one rounding for every head's v_b
         boolean nat = NativeKernels.AVAILABLE && LatentAttention.USE_NATIVE && qHead % 8 == 0 && qHead <= 576 && vDim % 16 == 0;
         float[] o = new float[T * heads * vDim], kh = new float[S * nope], keys = new float[S * qHead], values = new float[S * vDim];
-        float[] qp = nat && T % 4 != 0 ? java.util.Arrays.copyOf(q, (T + 3) * heads * qHead) : q;   // the kernel takes groups of 4 rows
+        float[] qh = nat ? new float[((T + 3) & ~3) * qHead] : null;   // one head's queries, contiguous, whole groups of 4 rows
         for (int h = 0; h < heads; h++) {
             wUK(h).matmul(c, kh, S);
             for (int j = 0; j < S; j++) {
@@ -227,8 +227,12 @@ public final class MlaAttention {
             }
             if (cq != null && vB[h] instanceof QuantMatrix qm && qm.usesIntegerMatmul()) qm.matmul(cq, values);
             else vB[h].matmul(c, values, S);
-            if (nat) causalNative(qp, T, pos0, h, keys, values, o);
-            else causalJava(q, T, pos0, h, keys, values, o);
+            if (nat) {
+                for (int t = 0; t < T; t++) System.arraycopy(q, (t * heads + h) * qHead, qh, t * qHead, qHead);
+                causalNative(qh, T, pos0, h, keys, values, o);
+            } else {
+                causalJava(q, T, pos0, h, keys, values, o);
+            }
         }
         return o;
     }
@@ -249,13 +253,13 @@ public final class MlaAttention {
 
     /**
      * Causal attention of head h over its keys and values with the native kernel, in blocks of MHA_ROWS prompt
-     * tokens across the threads (later blocks, with more keys, first). qp: the queries [T, H·qHead], padded to a
-     * multiple of 4 rows.
+     * tokens across the threads (later blocks, with more keys, first). qh: head h's queries [T, qHead], padded to a
+     * multiple of 4 rows (strided rows would be copied by the kernel for every block of keys).
      */
-    private void causalNative(float[] qp, int T, int pos0, int h, float[] keys, float[] values, float[] o) {
+    private void causalNative(float[] qh, int T, int pos0, int h, float[] keys, float[] values, float[] o) {
         int S = pos0 + T;
         // blocks of MHA_ROWS tokens, smaller for short prompts so that the threads still get ≥ 32 blocks to balance
-        int bs = Math.max(4, Math.min(MHA_ROWS, (T / 32 + 3) & ~3)), blocks = (T + bs - 1) / bs, qs = heads * qHead;
+        int bs = Math.max(4, Math.min(MHA_ROWS, (T / 32 + 3) & ~3)), blocks = (T + bs - 1) / bs;
         Parallel.forRange(blocks, 1, (from, to) -> {
             float[] m = new float[bs], l = new float[bs], ob = new float[bs * vDim];
             for (int i = from; i < to; i++) {
@@ -265,7 +269,7 @@ public final class MlaAttention {
                 java.util.Arrays.fill(l, 0f);
                 java.util.Arrays.fill(ob, 0f);
                 int j1 = Math.min(S, pos0 + t0 + rows);
-                if (!NativeKernels.mhaCausal(qp, t0 * qs + h * qHead, qs, qHead, keys, 0, qHead, values, 0, vDim,
+                if (!NativeKernels.mhaCausal(qh, t0 * qHead, qHead, qHead, keys, 0, qHead, values, 0, vDim,
                         vDim, rows, 0, j1, scale, pos0 + t0, m, l, ob)) {
                     throw new IllegalStateException("native causal attention declined " + rows + " rows of width " + qHead);
                 }
