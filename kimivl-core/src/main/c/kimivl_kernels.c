@@ -614,13 +614,13 @@ AVX2 static ALWAYS_INLINE void values_4(const float *s, int n, const void *lat, 
  * Online-softmax attention of H query rows (q + h·qs, D wide) over key rows k + j·ks (D wide) and value rows
  * v + j·vs (the first R columns), j in [j0, j1): the state per row (running max m, running sum l, unnormalised
  * output o[h·R ..]) is updated in place, so partial ranges can be merged by the caller. With maskBase ≥ 0, row h sees
- * only keys j ≤ maskBase + h / maskDiv (causal prompt attention; maskDiv rows per token). Keys and values are f32, or
+ * only keys j ≤ maskBase + h (causal prompt attention, one row per prompt token). Keys and values are f32, or
  * f16 when f16 (a compile-time constant: this is inlined into each entry point).
  */
 AVX2 static ALWAYS_INLINE int32_t attention(const float *q, int32_t qs, int32_t D, const void *k, int32_t ks,
                                            const void *v, int32_t vs, int32_t R, int32_t H, int32_t j0, int32_t j1,
-                                           float scale, int32_t maskBase, int32_t maskDiv, float *m, float *l, float *o, int f16) {
-    if (H % 4 != 0 || D % 8 != 0 || R % 16 != 0 || H > 64 || maskDiv < 1) return -1;
+                                           float scale, int32_t maskBase, float *m, float *l, float *o, int f16) {
+    if (H % 4 != 0 || D % 8 != 0 || R % 16 != 0 || H > 64) return -1;
     _Alignas(32) float s[64 * ATT_JB];
     const int es = f16 ? 2 : 4;
     const int64_t krow = (int64_t) ks * es;
@@ -645,7 +645,7 @@ AVX2 static ALWAYS_INLINE int32_t attention(const float *q, int32_t qs, int32_t 
             float *sh = s + h * ATT_JB;
             int nv = n;                                /* keys of this block that row h sees */
             if (maskBase >= 0) {
-                int64_t lim = (int64_t) maskBase + h / maskDiv + 1 - jb;
+                int64_t lim = (int64_t) maskBase + h + 1 - jb;
                 nv = lim < 0 ? 0 : lim < n ? (int) lim : n;
             }
             for (int j = nv; j < n; j++) sh[j] = 0.0f;
@@ -684,13 +684,13 @@ AVX2 static ALWAYS_INLINE int32_t attention(const float *q, int32_t qs, int32_t 
  */
 AVX2 int32_t kv_latent_attention(const float *q, int32_t qo, const float *lat, int32_t W, int32_t R, int32_t H,
                                  int32_t j0, int32_t j1, float scale, float *m, float *l, float *o) {
-    return attention(q + qo, W, W, lat, W, lat, W, R, H, j0, j1, scale, -1, 1, m, l, o, 0);
+    return attention(q + qo, W, W, lat, W, lat, W, R, H, j0, j1, scale, -1, m, l, o, 0);
 }
 
 /** kv_latent_attention over an f16 cache (lat: IEEE half bits, same layout); the float work is identical. */
 AVX2 int32_t kv_latent_attention_f16(const float *q, int32_t qo, const uint16_t *lat, int32_t W, int32_t R, int32_t H,
                                      int32_t j0, int32_t j1, float scale, float *m, float *l, float *o) {
-    return attention(q + qo, W, W, lat, W, lat, W, R, H, j0, j1, scale, -1, 1, m, l, o, 1);
+    return attention(q + qo, W, W, lat, W, lat, W, R, H, j0, j1, scale, -1, m, l, o, 1);
 }
 
 /**
@@ -703,7 +703,7 @@ AVX2 int32_t kv_mha_causal(const float *q, int32_t qo, int32_t qs, int32_t D, co
                            int32_t R, int32_t H, int32_t j0, int32_t j1, float scale, int32_t maskBase,
                            float *m, float *l, float *o) {
     if (D > 576) return -1;
-    return attention(q + qo, qs, D, k, ks, v, vs, R, H, j0, j1, scale, maskBase, 1, m, l, o, 0);
+    return attention(q + qo, qs, D, k, ks, v, vs, R, H, j0, j1, scale, maskBase, m, l, o, 0);
 }
 
 /* ---------------------------------------------------------------- memory bandwidth probe (kimivl bench) */

@@ -57,7 +57,7 @@ final class InfoCommand implements Callable<Integer> {
             System.out.printf("kernels      %s%n", dev.kimivl.tensor.NativeKernels.STATUS);
             var lm = m.languageModel();
             System.out.printf("kv cache     %s, %.1f MB per 1K tokens of context%n", lm.kvCachePrecision().name().toLowerCase(java.util.Locale.ROOT),
-                    lm.newCache(1).bytesPerPosition() * 1000 / 1e6);
+                    lm.kvBytesPerPosition() * 1000 / 1e6);
             if (tensors) {
                 for (var e : new TreeMap<>(m.weights().names().stream().collect(java.util.stream.Collectors.toMap(n -> n, n -> n))).keySet()) {
                     TensorData td = m.weights().tensor(e);

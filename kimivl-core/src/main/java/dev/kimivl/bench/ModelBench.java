@@ -125,7 +125,7 @@ public final class ModelBench {
             pageInSec = (System.nanoTime() - p0) / 1e9;
             log.printf(Locale.ROOT, "paged in %.2f GB of text weights in %.2f s%n", textBytes / 1e9, pageInSec);
 
-            double kvBytesPerCtx = lm.newCache(1).bytesPerPosition();
+            double kvBytesPerCtx = lm.kvBytesPerPosition();
             SplittableRandom rnd = new SplittableRandom(o.seed());
             int V = tc.vocabSize();
 

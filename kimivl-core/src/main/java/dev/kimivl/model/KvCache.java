@@ -72,7 +72,12 @@ public final class KvCache {
     public Precision precision() { return precision; }
 
     /** Bytes per cached position (all layers). */
-    public long bytesPerPosition() { return (long) layers * width * (precision == Precision.F32 ? 4 : 2); }
+    public long bytesPerPosition() { return bytesPerPosition(layers, width, precision); }
+
+    /** Bytes a cache of these dimensions holds per position (all layers). */
+    static long bytesPerPosition(int layers, int width, Precision precision) {
+        return (long) layers * width * (precision == Precision.F32 ? 4 : 2);
+    }
 
     /** F32 caches: layer l's latent rows [0, capacity) × width, in place. */
     float[] layer(int l) {

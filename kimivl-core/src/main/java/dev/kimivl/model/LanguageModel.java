@@ -108,6 +108,11 @@ public final class LanguageModel {
 
     public void kvCachePrecision(KvCache.Precision p) { kvPrecision = java.util.Objects.requireNonNull(p); }
 
+    /** Bytes the KV cache of {@link #newCache(int)} holds per position (all layers). */
+    public long kvBytesPerPosition() {
+        return KvCache.bytesPerPosition(config.numLayers(), config.kvLoraRank() + config.qkRopeHeadDim(), kvPrecision);
+    }
+
     /** Token embeddings [T, D]. */
     public float[] embed(int[] ids) {
         int D = config.hiddenSize();
