@@ -5,7 +5,9 @@
  *   - kv_latent_attention(_f16): weight-absorbed MLA attention over the f32 or f16 latent KV cache (decode, short
  *     prompts);
  *   - kv_mha_causal: causal attention over decompressed per-head keys and values (prompt processing);
- *   - kv_stream_read: the memory-bandwidth probe of `kimivl bench`.
+ *   - kv_stream_read: the memory-bandwidth probe of `kimivl bench`;
+ * and, in kimivl_kquants.c, the matvec and batched products of the other ggml formats (Q4_K, Q5_K, Q6_K, Q4_1, Q5_0,
+ * Q5_1). Helpers both use are in kimivl_common.h.
  *
  * Why native: on AVX2 the Java Vector API has no byte multiply-add (vpmaddubsw / vpmaddwd), so the Java kernels
  * (dev.kimivl.tensor.QuantMatrix) widen bytes to shorts and ints, and C2 adds bounds checks and spills around
@@ -26,11 +28,11 @@
 #include <math.h>
 #include <cpuid.h>
 #include <immintrin.h>
+#include "kimivl_common.h"
 
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
 
 /** ABI version: NativeKernels refuses a library whose version differs from the one it was written for. */
-int32_t kv_version(void) { return 9; }
+int32_t kv_version(void) { return 10; }
 
 /** 1 when this CPU and OS support AVX2, FMA and F16C (with the YMM state enabled by the OS), else 0. */
 int32_t kv_cpu_ok(void) {
@@ -46,15 +48,6 @@ int32_t kv_cpu_ok(void) {
     return (b >> 5) & 1;                               /* AVX2 */
 }
 
-/* [Σ a0, Σ a1, ..., Σ a7]: the 8 int32 lanes of each of 8 vectors summed, one vector out (~9 instructions). */
-AVX2 static inline __m256i sum8x8(__m256i a0, __m256i a1, __m256i a2, __m256i a3,
-                                   __m256i a4, __m256i a5, __m256i a6, __m256i a7) {
-    __m256i h01 = _mm256_hadd_epi32(a0, a1), h23 = _mm256_hadd_epi32(a2, a3);
-    __m256i h45 = _mm256_hadd_epi32(a4, a5), h67 = _mm256_hadd_epi32(a6, a7);
-    __m256i h0123 = _mm256_hadd_epi32(h01, h23), h4567 = _mm256_hadd_epi32(h45, h67);
-    return _mm256_add_epi32(_mm256_permute2x128_si256(h0123, h4567, 0x20), _mm256_permute2x128_si256(h0123, h4567, 0x31));
-}
-
 AVX2 static inline int32_t hsum_i32(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
@@ -62,58 +55,7 @@ AVX2 static inline int32_t hsum_i32(__m256i v) {
     return _mm_cvtsi128_si32(s);
 }
 
-AVX2 static inline float hsum_f32(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-static inline uint16_t load_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-
-/*
- * Software prefetch for the decode matvec, one 4 KB page ahead of the row being read: the hardware stream prefetcher
- * stops at 4 KB page boundaries (the weights are a file mapping in 4 KB pages), so each new page would start cold.
- * Measured (C harness, Q4_0 [16384, 2048] from memory): one core 17.2 -> 19.2 GB/s, two 31 -> 38 GB/s in total.
- * Prefetches past the end of the mapping are harmless hints.
- */
-#define PREFETCH_AHEAD 4096
-static inline void prefetch_ahead(const uint8_t *p, int lines) {
-    for (int i = 0; i < lines; i++) _mm_prefetch((const char *) (p + PREFETCH_AHEAD + 64 * i), _MM_HINT_T0);
-}
-
-/* The f16 scales of 8 consecutive blocks (stride bytes apart) as 8 floats. Assembled in general-purpose registers:
- * the integer ALUs are idle in these kernels, while 8 vpinsrw would cost 16 vector uops. */
-AVX2 static inline __m256 scales8(const uint8_t *p, int stride) {
-    uint64_t lo = (uint64_t) load_u16(p) | (uint64_t) load_u16(p + stride) << 16
-                | (uint64_t) load_u16(p + 2 * stride) << 32 | (uint64_t) load_u16(p + 3 * stride) << 48;
-    uint64_t hi = (uint64_t) load_u16(p + 4 * stride) | (uint64_t) load_u16(p + 5 * stride) << 16
-                | (uint64_t) load_u16(p + 6 * stride) << 32 | (uint64_t) load_u16(p + 7 * stride) << 48;
-    return _mm256_cvtph_ps(_mm_set_epi64x((long long) hi, (long long) lo));
-}
-
 AVX2 static inline float scale1(const uint8_t *p) { return _cvtsh_ss(load_u16(p)); }
-
-/*
- * A row's last n = 1..7 blocks (p: the first of them, stride bytes apart) finished as a group of 8 whose missing blocks
- * have zero sums, scales and activation scales: acc + (s − xs8)·(d_w·d_x) lane by lane, as the full groups do and as
- * the GEMM does with its zero-padded groups (so the two stay bit-identical). xs8 is NULL for Q8_0. Masked loads and
- * scales gathered in general-purpose registers: assembling the three vectors in stack arrays cost three failed
- * store-to-load forwards per row (C harness, one thread, in cache: a 128-column row 22 -> 14 ns, a 1408-column row of
- * ffn_down 55 -> 48 ns).
- */
-AVX2 static inline __m256 tail_group(__m256i s, const uint8_t *p, int stride, int n, const float *xd, const int32_t *xs8, __m256 acc) {
-    __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    uint64_t lo = 0, hi = 0;
-    for (int i = 0; i < n; i++) {
-        uint64_t h = load_u16(p + stride * i);
-        if (i < 4) lo |= h << (16 * i);
-        else hi |= h << (16 * (i - 4));
-    }
-    __m256 dw = _mm256_cvtph_ps(_mm_set_epi64x((long long) hi, (long long) lo));
-    if (xs8 != NULL) s = _mm256_sub_epi32(s, _mm256_maskload_epi32(xs8, live));
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_maskload_ps(xd, live)), acc);
-}
 
 /*
  * Rows of exactly 4 blocks (128 columns: attn_k_b, per head) two at a time: two consecutive rows are one contiguous

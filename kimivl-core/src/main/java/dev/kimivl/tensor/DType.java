@@ -1,7 +1,7 @@
 package dev.kimivl.tensor;
 
 /**
- * Storage types of weight tensors. Block formats (Q8_0, Q4_0, Q4_K, Q6_K) use llama.cpp's layouts:
+ * Storage types of weight tensors. Block formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) use llama.cpp's layouts:
  * {@link #blockSize} elements are stored in {@link #blockBytes} bytes.
  */
 public enum DType {
@@ -10,8 +10,14 @@ public enum DType {
     Q8_0(32, 34),
     /** 32 4-bit values (low nibbles hold elements 0..15, high nibbles 16..31) and one f16 scale: 18 bytes. */
     Q4_0(32, 18),
-    /** llama.cpp k-quants, super-blocks of 256. */
-    Q4_K(256, 144), Q6_K(256, 210);
+    /** 32 4-bit values, f16 scale d and f16 offset m (value = d·q + m): 20 bytes. */
+    Q4_1(32, 20),
+    /** 32 5-bit values (4-bit nibbles as Q4_0 plus a 32-bit word of high bits), f16 scale (value = d·(q − 16)): 22 bytes. */
+    Q5_0(32, 22),
+    /** As Q5_0 with an f16 offset m (value = d·q + m): 24 bytes. */
+    Q5_1(32, 24),
+    /** llama.cpp k-quants, super-blocks of 256 (Q4_K_M / Q5_K_M files mix them with Q5_0, Q8_0 and Q6_K). */
+    Q4_K(256, 144), Q5_K(256, 176), Q6_K(256, 210);
 
     public final int blockSize;
     public final int blockBytes;

@@ -19,7 +19,8 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
  * The native AVX2 kernels (kimivl-core/src/main/c/kimivl_kernels.c, built by gcc during the Maven build into the
- * jar) for the integer Q4_0 / Q8_0 matvec of token decode, called through FFM.
+ * jar) for the integer matvec of token decode (Q4_0 and Q8_0, and the formats of published k-quant files: Q4_K, Q5_K,
+ * Q6_K, Q4_1, Q5_0, Q5_1), the batched products of prefill, and attention, called through FFM.
  *
  * <p>Why: the Java Vector API has no byte multiply-add on AVX2, and the Java integer kernels spend ~35 instructions
  * per 32-weight block where one core has time for ~10 at memory speed (kimivl-bench/README.md). The Java kernels
@@ -31,7 +32,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * each call to milliseconds of work (a range of rows, a range of positions); a GC then waits at most that long.
  */
 public final class NativeKernels {
-    private static final int ABI_VERSION = 9;
+    private static final int ABI_VERSION = 10;
     /** Widest row the native kernels take (their per-call buffers live on the C stack). */
     public static final int MAX_COLS = 32768;
     private static final String RESOURCE = "/dev/kimivl/native/linux-x86_64/libkimivl.so";
@@ -41,10 +42,11 @@ public final class NativeKernels {
     /** One line for reports: which kernels run decode, and why not the native ones. */
     public static final String STATUS;
 
-    private static final MethodHandle Q4_0, Q8_0, GEMM_Q4_0, GEMM_Q8_0, PACK, LATENT, LATENT_F16, MHA, STREAM;
+    private static final MethodHandle Q4_0, Q8_0, GEMM_Q4_0, GEMM_Q8_0, PACK, LATENT, LATENT_F16, MHA, STREAM, KQ, GEMM_KQ;
 
     static {
-        MethodHandle q4 = null, q8 = null, g4 = null, g8 = null, pack = null, latent = null, latentF16 = null, mha = null, stream = null;
+        MethodHandle q4 = null, q8 = null, g4 = null, g8 = null, pack = null, latent = null, latentF16 = null, mha = null, stream = null,
+                kq = null, gkq = null;
         String status;
         boolean ok = false;
         if (!Boolean.parseBoolean(System.getProperty("kimivl.native", "true"))) {
@@ -79,8 +81,12 @@ public final class NativeKernels {
                             ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
                             JAVA_FLOAT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS), critical);
                     stream = linker.downcallHandle(lib.findOrThrow("kv_stream_read"), FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_LONG), critical);
+                    kq = linker.downcallHandle(lib.findOrThrow("kv_matvec_kq"), FunctionDescriptor.of(JAVA_INT,
+                            JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), critical);
+                    gkq = linker.downcallHandle(lib.findOrThrow("kv_gemm_kq"), FunctionDescriptor.of(JAVA_INT,
+                            JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT), critical);
                     ok = true;
-                    status = "native AVX2 kernels (libkimivl.so): Q4_0/Q8_0 matvec and prefill GEMM, latent attention (f32/f16 cache), causal prompt attention";
+                    status = "native AVX2 kernels (libkimivl.so): Q4_0/Q8_0/Q4_K/Q5_K/Q6_K/Q4_1/Q5_0/Q5_1 matvec and prefill GEMM, latent attention (f32/f16 cache), causal prompt attention";
                 }
             } catch (Throwable t) {
                 status = "Java Vector API kernels (native kernels unavailable: " + t.getMessage() + ")";
@@ -95,6 +101,8 @@ public final class NativeKernels {
         LATENT_F16 = latentF16;
         MHA = mha;
         STREAM = stream;
+        KQ = kq;
+        GEMM_KQ = gkq;
         AVAILABLE = ok;
         STATUS = status;
     }
@@ -132,14 +140,57 @@ public final class NativeKernels {
                 }
             } else if (type == DType.Q8_0) {
                 Q8_0.invokeExact(w, r0, r1, cols, xq, xd, MemorySegment.ofArray(y), yo);
+            } else if (otherFormatCode(type) >= 0) {
+                if ((int) KQ.invokeExact(otherFormatCode(type), w, r0, r1, cols, xq, xd, xs8, MemorySegment.ofArray(y), yo) != 0) {
+                    throw new IllegalArgumentException("native " + type + " matvec refused " + cols + " columns");
+                }
             } else {
-                throw new IllegalArgumentException("native matvec needs Q4_0 or Q8_0, not " + type);
+                throw new IllegalArgumentException("no native matvec for " + type);
             }
         } catch (RuntimeException | Error e) {
             throw e;
         } catch (Throwable t) {
             throw new IllegalStateException(t);
         }
+    }
+
+    /**
+     * The code of a format with a kimivl_kquants.c kernel (its KQ_* enum), or −1: Q4_0 and Q8_0 have their own
+     * kernels in kimivl_kernels.c, and other types none.
+     */
+    static int otherFormatCode(DType type) {
+        return switch (type) {
+            case Q4_K -> 0;
+            case Q5_K -> 1;
+            case Q6_K -> 2;
+            case Q4_1 -> 3;
+            case Q5_0 -> 4;
+            case Q5_1 -> 5;
+            default -> -1;
+        };
+    }
+
+    /** True when the native library has an integer matvec and batched product for matrices of this type. */
+    public static boolean hasKernel(DType type) {
+        return AVAILABLE && (type == DType.Q4_0 || type == DType.Q8_0 || otherFormatCode(type) >= 0);
+    }
+
+    /**
+     * y[t·ldy + r] = Σ_c W[r, c]·x'_t[c] for r in [r0, r1), t in [0, x.rows) for the formats of kimivl_kquants.c
+     * (kv_gemm_kq: the row kernel of {@link #matvec} for each token over tiles of rows held in L1, so each result
+     * equals the matvec's bit for bit).
+     */
+    static void gemmOtherFormat(DType type, MemorySegment w, int r0, int r1, QuantMatrix.QuantizedInput x, float[] y, int ldy) {
+        int rc;
+        try {
+            rc = (int) GEMM_KQ.invokeExact(otherFormatCode(type), w, r0, r1, x.cols, x.q8Segment, x.dSegment, x.s8Segment, x.rows,
+                    MemorySegment.ofArray(y), ldy);
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+        if (rc != 0) throw new IllegalArgumentException("native " + type + " GEMM refused " + x.cols + " columns");
     }
 
     /**

@@ -7,10 +7,13 @@ import java.nio.ByteOrder;
 /**
  * llama.cpp block formats: reference quantizers (bit-exact with ggml's {@code quantize_row_q8_0_ref} /
  * {@code quantize_row_q4_0_ref} and gguf-py's numpy versions) and scalar row dequantizers for
- * Q8_0, Q4_0, Q4_K and Q6_K. All offsets are in bytes for segments and in elements for float arrays.
+ * Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K (ggml's {@code dequantize_row_*}: the same float operations in the
+ * same order, without fused multiply-adds, so the results are bit-identical to gguf-py's numpy dequantizers, which
+ * QuantTest checks). All offsets are in bytes for segments and in elements for float arrays.
  */
 public final class Quant {
     static final ValueLayout.OfShort S16LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfInt S32LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private Quant() {}
 
@@ -85,7 +88,11 @@ public final class Quant {
         switch (type) {
             case Q8_0 -> dequantQ8_0(seg, src, y, yo, n);
             case Q4_0 -> dequantQ4_0(seg, src, y, yo, n);
+            case Q4_1 -> dequantQ4_1(seg, src, y, yo, n);
+            case Q5_0 -> dequantQ5_0(seg, src, y, yo, n);
+            case Q5_1 -> dequantQ5_1(seg, src, y, yo, n);
             case Q4_K -> dequantQ4_K(seg, src, y, yo, n);
+            case Q5_K -> dequantQ5_K(seg, src, y, yo, n);
             case Q6_K -> dequantQ6_K(seg, src, y, yo, n);
             case F32 -> MemorySegment.copy(seg, ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), src, y, yo, n);
             case F16 -> { for (int i = 0; i < n; i++) y[yo + i] = Float.float16ToFloat(seg.get(S16LE, src + 2L * i)); }
@@ -118,6 +125,52 @@ public final class Quant {
         }
     }
 
+    /** block_q4_1: f16 d, f16 m, u8 qs[16]; value = d·q + m, nibbles ordered as Q4_0 (low: 0..15, high: 16..31). */
+    public static void dequantQ4_1(MemorySegment s, long src, float[] y, int yo, int n) {
+        for (int b = 0; b < n / 32; b++) {
+            long o = src + b * 20L;
+            float d = f16(s, o), m = f16(s, o + 2);
+            for (int j = 0; j < 16; j++) {
+                int q = u8(s, o + 4 + j);
+                y[yo + b * 32 + j] = (q & 0xF) * d + m;
+                y[yo + b * 32 + 16 + j] = (q >> 4) * d + m;
+            }
+        }
+    }
+
+    /**
+     * block_q5_0: f16 d, u8 qh[4], u8 qs[16]. The fifth bits are one little-endian 32-bit word whose bit j belongs to
+     * element j (so bits 0..15 go with the low nibbles, 16..31 with the high ones); value = d·(q − 16). llama.cpp
+     * writes Q5_0 where a Q4_K_M file cannot use Q4_K: rows whose length is not a multiple of 256, such as Kimi-VL's
+     * MoE ffn_down (1408 columns).
+     */
+    public static void dequantQ5_0(MemorySegment s, long src, float[] y, int yo, int n) {
+        for (int b = 0; b < n / 32; b++) {
+            long o = src + b * 22L;
+            float d = f16(s, o);
+            int qh = s.get(S32LE, o + 2);
+            for (int j = 0; j < 16; j++) {
+                int q = u8(s, o + 6 + j);
+                y[yo + b * 32 + j] = (((q & 0xF) | (((qh >>> j) & 1) << 4)) - 16) * d;
+                y[yo + b * 32 + 16 + j] = (((q >> 4) | (((qh >>> (j + 16)) & 1) << 4)) - 16) * d;
+            }
+        }
+    }
+
+    /** block_q5_1: f16 d, f16 m, u8 qh[4], u8 qs[16]; the bits as Q5_0, value = d·q + m (unsigned q, no −16). */
+    public static void dequantQ5_1(MemorySegment s, long src, float[] y, int yo, int n) {
+        for (int b = 0; b < n / 32; b++) {
+            long o = src + b * 24L;
+            float d = f16(s, o), m = f16(s, o + 2);
+            int qh = s.get(S32LE, o + 4);
+            for (int j = 0; j < 16; j++) {
+                int q = u8(s, o + 8 + j);
+                y[yo + b * 32 + j] = ((q & 0xF) | (((qh >>> j) & 1) << 4)) * d + m;
+                y[yo + b * 32 + 16 + j] = ((q >> 4) | (((qh >>> (j + 16)) & 1) << 4)) * d + m;
+            }
+        }
+    }
+
     /** block_q4_K: f16 d, f16 dmin, u8 scales[12] (6-bit scale/min pairs), u8 qs[128]. */
     public static void dequantQ4_K(MemorySegment s, long src, float[] y, int yo, int n) {
         int[] sm = new int[2];
@@ -133,6 +186,31 @@ public final class Quant {
                 float d2 = d * sm[0], m2 = dmin * sm[1];
                 for (int l = 0; l < 32; l++) y[out++] = d1 * (u8(s, q + l) & 0xF) - m1;
                 for (int l = 0; l < 32; l++) y[out++] = d2 * (u8(s, q + l) >> 4) - m2;
+                q += 32;
+            }
+        }
+    }
+
+    /**
+     * block_q5_K: f16 d, f16 dmin, u8 scales[12] (packed as Q4_K), u8 qh[32], u8 qs[128]. Each 64 elements are two
+     * sub-blocks of 32 sharing qs[l] (low nibble, then high nibble, as Q4_K); the fifth bit of element l of sub-block
+     * i (0..7) is bit i of qh[l], so the pair at 64·k takes bits 2k and 2k + 1.
+     */
+    public static void dequantQ5_K(MemorySegment s, long src, float[] y, int yo, int n) {
+        int[] sm = new int[2];
+        for (int b = 0; b < n / 256; b++) {
+            long o = src + b * 176L;
+            float d = f16(s, o), dmin = f16(s, o + 2);
+            long sc = o + 4, qh = o + 16, q = o + 48;
+            int out = yo + b * 256;
+            for (int j = 0, is = 0; j < 256; j += 64, is += 2) {
+                scaleMinK4(is, s, sc, sm);
+                float d1 = d * sm[0], m1 = dmin * sm[1];
+                scaleMinK4(is + 1, s, sc, sm);
+                float d2 = d * sm[0], m2 = dmin * sm[1];
+                int u1 = 1 << is, u2 = 2 << is;
+                for (int l = 0; l < 32; l++) y[out++] = d1 * ((u8(s, q + l) & 0xF) + ((u8(s, qh + l) & u1) != 0 ? 16 : 0)) - m1;
+                for (int l = 0; l < 32; l++) y[out++] = d2 * ((u8(s, q + l) >> 4) + ((u8(s, qh + l) & u2) != 0 ? 16 : 0)) - m2;
                 q += 32;
             }
         }

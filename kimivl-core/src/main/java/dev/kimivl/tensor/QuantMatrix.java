@@ -84,9 +84,18 @@ public final class QuantMatrix implements Matrix {
     /** The integer matvec runs the native kernels when they are loaded; tests turn this off to reach the Java ones. */
     static volatile boolean USE_NATIVE = true;
 
-    /** True when {@link #matvec(float[], int, float[], int)} quantizes its input and runs the integer kernels. */
+    /**
+     * True when {@link #matvec(float[], int, float[], int)} quantizes its input and runs the integer kernels: Q8_0 and
+     * Q4_0 (native or Java), and the other formats of published GGUF files (Q4_K, Q5_K, Q6_K, Q4_1, Q5_0, Q5_1) when
+     * the native kernels are loaded; without them those decode rows to floats.
+     */
     public boolean usesIntegerMatvec() {
-        return INT_MATVEC && (dtype == DType.Q8_0 || dtype == DType.Q4_0);
+        return INT_MATVEC && (dtype == DType.Q8_0 || dtype == DType.Q4_0 || nativeOtherFormat());
+    }
+
+    /** A format of kimivl_kquants.c, and its kernels loaded. */
+    private boolean nativeOtherFormat() {
+        return NativeKernels.AVAILABLE && USE_NATIVE && NativeKernels.otherFormatCode(dtype) >= 0;
     }
 
     @Override
@@ -100,13 +109,17 @@ public final class QuantMatrix implements Matrix {
     }
 
     /**
-     * y[yo + r] = Σ_c W[r, c]·x'[c] where x' is the quantized activation (Q8_0 and Q4_0 only): the integer kernels.
+     * y[yo + r] = Σ_c W[r, c]·x'[c] where x' is the quantized activation: the integer kernels (see {@link #usesIntegerMatvec}).
      * Quantize an input once with {@link QuantizedInput#of} to multiply it by several matrices (gate and up, experts).
      */
     public void matvec(QuantizedInput xq, float[] y, int yo) {
         if (xq.cols != cols) throw new IllegalArgumentException("input has " + xq.cols + " columns, matrix " + cols);
         if (yo + rows > y.length) throw new IndexOutOfBoundsException("matvec [" + rows + ", " + cols + "]: y too short");
         if (NativeKernels.AVAILABLE && USE_NATIVE && (dtype == DType.Q8_0 || dtype == DType.Q4_0) && cols <= NativeKernels.MAX_COLS) {
+            Parallel.forRange(rows, 16, (from, to) -> NativeKernels.matvec(dtype, data, from, to, cols, xq.q8Segment, xq.dSegment, xq.s8Segment, y, yo));
+            return;
+        }
+        if (nativeOtherFormat()) {
             Parallel.forRange(rows, 16, (from, to) -> NativeKernels.matvec(dtype, data, from, to, cols, xq.q8Segment, xq.dSegment, xq.s8Segment, y, yo));
             return;
         }
@@ -121,7 +134,7 @@ public final class QuantMatrix implements Matrix {
                     else y[yo + r] = dotQ4Int(r * rowBytes, xq.q, xq.d);
                 }
             });
-            default -> throw new UnsupportedOperationException("integer matvec needs Q8_0 or Q4_0, not " + dtype);
+            default -> throw new UnsupportedOperationException("no integer matvec for " + dtype + " (" + NativeKernels.STATUS + ")");
         }
     }
 
@@ -592,19 +605,28 @@ public final class QuantMatrix implements Matrix {
 
     /** True when {@link #matmul(float[], float[], int)} quantizes its inputs and runs the native integer GEMM. */
     public boolean usesIntegerMatmul() {
-        return usesIntegerMatvec() && NativeKernels.AVAILABLE && USE_NATIVE && cols <= NativeKernels.MAX_COLS;
+        return usesIntegerMatvec() && NativeKernels.AVAILABLE && USE_NATIVE && (cols <= NativeKernels.MAX_COLS || nativeOtherFormat());
     }
 
     /**
-     * y[t·rows + r] = Σ_c W[r, c]·x'_t[c] for every row t of the quantized batch (Q8_0 and Q4_0): the native GEMM
-     * (each weight row unpacked once, then dotted with every token) when loaded, else the integer matvec per token.
+     * y[t·rows + r] = Σ_c W[r, c]·x'_t[c] for every row t of the quantized batch: for Q8_0 and Q4_0 the native GEMM
+     * (each weight row unpacked once, then dotted with every token) when loaded, else the integer matvec per token;
+     * for the other formats with native kernels, their row kernel per token over tiles of rows held in L1.
      * Either way each token's result equals {@link #matvec(QuantizedInput, float[], int)} bit for bit.
      */
     public void matmul(QuantizedInput xq, float[] y) {
         int n = xq.rows;
         if (xq.cols != cols) throw new IllegalArgumentException("input has " + xq.cols + " columns, matrix " + cols);
         if (y.length < (long) n * rows) throw new IndexOutOfBoundsException("matmul [" + rows + ", " + cols + "] x " + n + ": y too short");
-        if (dtype != DType.Q8_0 && dtype != DType.Q4_0) throw new UnsupportedOperationException("integer matmul needs Q8_0 or Q4_0, not " + dtype);
+        if (nativeOtherFormat()) {
+            // one row decode per token over L1-resident tiles of rows (kv_gemm_kq); bounded calls as below
+            int step = (int) Math.max(1, Math.min(rows, (1L << 26) / ((long) n * cols)));
+            Parallel.forRange(rows, 8, (from, to) -> {
+                for (int r = from; r < to; r += step) NativeKernels.gemmOtherFormat(dtype, data, r, Math.min(to, r + step), xq, y, rows);
+            });
+            return;
+        }
+        if (dtype != DType.Q8_0 && dtype != DType.Q4_0) throw new UnsupportedOperationException("no integer matmul for " + dtype + " (" + NativeKernels.STATUS + ")");
         if (NativeKernels.AVAILABLE && USE_NATIVE && cols <= NativeKernels.MAX_COLS) {
             NativeKernels.PackedActivations xp = new NativeKernels.PackedActivations(xq);
             // a critical native call holds off safepoints (GC) while it runs: at most ~2^26 multiply-adds per call

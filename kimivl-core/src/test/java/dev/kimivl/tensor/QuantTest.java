@@ -81,20 +81,90 @@ class QuantTest {
         assertArrayEquals(resource("x_3x96.q4_0"), Quant.quantize(x, 3, 96, DType.Q4_0).toArray(ValueLayout.JAVA_BYTE));
     }
 
+    /**
+     * gguf-py's dequantization of random blocks (make_quant_ref.py: random bytes, small finite f16 scales) for every
+     * read-only block type; name, type, rows, cols.
+     */
+    static final Object[][] DEQUANT_REFS = {
+            {"k_2x512.q4_k", DType.Q4_K, 2, 512}, {"k_2x512.q6_k", DType.Q6_K, 2, 512}, {"k_2x512.q5_k", DType.Q5_K, 2, 512},
+            {"b_2x64.q4_1", DType.Q4_1, 2, 64}, {"b_2x64.q5_0", DType.Q5_0, 2, 64}, {"b_2x64.q5_1", DType.Q5_1, 2, 64},
+    };
+
     @Test
-    void kQuantDequantizersMatchGgufPy() {
-        for (String t : new String[]{"q4_k", "q6_k"}) {
-            DType type = t.equals("q4_k") ? DType.Q4_K : DType.Q6_K;
-            MemorySegment data = MemorySegment.ofArray(resource("k_2x512." + t));
-            float[] expect = floats(resource("k_2x512." + t + ".f32"));
-            QuantMatrix m = new QuantMatrix(data, type, 2, 512);
-            float[] got = m.toFloatArray();
-            assertArrayEquals(expect, got, 0f, t);
-            float[] x = random(new Random(3), 512, 1f);
-            float[] y = new float[2];
+    void dequantizersMatchGgufPy() {
+        for (Object[] ref : DEQUANT_REFS) {
+            String name = (String) ref[0];
+            DType type = (DType) ref[1];
+            int rows = (int) ref[2], cols = (int) ref[3];
+            byte[] bytes = resource(name);
+            float[] expect = floats(resource(name + ".f32"));
+            assertEquals(type.bytesFor((long) rows * cols), bytes.length, name);
+            assertEquals(rows * cols, expect.length, name);
+            MemorySegment data = MemorySegment.ofArray(bytes);
+            // the scalar dequantizer over the whole matrix and row by row from a nonzero offset (the row's byte start)
+            float[] got = new float[rows * cols + 3];
+            Quant.dequantize(type, data, 0, got, 3, rows * cols);
+            assertArrayEquals(expect, Arrays.copyOfRange(got, 3, got.length), 0f, name + " Quant.dequantize");
+            long rowBytes = type.bytesFor(cols);
+            for (int r = 0; r < rows; r++) {
+                float[] row = new float[cols];
+                Quant.dequantize(type, data, r * rowBytes, row, 0, cols);
+                assertArrayEquals(Arrays.copyOfRange(expect, r * cols, (r + 1) * cols), row, 0f, name + " Quant.dequantize row " + r);
+            }
+            // the matrix as the model uses it: row(), toFloatArray(), a tile starting mid-row, and matvec
+            QuantMatrix m = new QuantMatrix(data, type, rows, cols);
+            for (int r = 0; r < rows; r++) {
+                float[] row = new float[cols + 5];
+                m.row(r, row, 5);
+                assertArrayEquals(Arrays.copyOfRange(expect, r * cols, (r + 1) * cols), Arrays.copyOfRange(row, 5, row.length), 0f, name + " row " + r);
+            }
+            assertArrayEquals(expect, m.toFloatArray(), 0f, name + " toFloatArray");
+            int half = cols / 2;   // a whole number of blocks for every type here
+            float[] tile = new float[rows * half];
+            m.decodeTile(0, rows, half, half, tile, 0, half);
+            for (int r = 0; r < rows; r++) {
+                assertArrayEquals(Arrays.copyOfRange(expect, r * cols + half, (r + 1) * cols), Arrays.copyOfRange(tile, r * half, (r + 1) * half), 0f, name + " tile row " + r);
+            }
+            float[] x = random(new Random(3), cols, 1f);
+            float[] y = new float[rows];
             m.matvec(x, 0, y, 0);
-            for (int r = 0; r < 2; r++) assertEquals(refDot(expect, r * 512, x, 0, 512), y[r], 1e-4 * (1 + Math.abs(y[r])));
+            for (int r = 0; r < rows; r++) assertEquals(refDot(expect, r * cols, x, 0, cols), y[r], 1e-4 * (1 + Math.abs(y[r])), name + " matvec row " + r);
         }
+    }
+
+    /**
+     * One Q5_0 block by hand, with fifth bits set in each byte of qh (little-endian word 0x80010202: bits 1, 9, 16
+     * and 31), so a wrong byte order or a wrong pairing of qh bits with the high nibbles shows. d = 0.5;
+     * qs[j] = j | (15 − j) << 4, so element j < 16 has low bits j and element 16 + j has low bits 15 − j.
+     */
+    @Test
+    void q5_0HandComputedBlock() {
+        byte[] b = new byte[22];
+        ByteBuffer bb = ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN);
+        bb.putShort(0, Float.floatToFloat16(0.5f));
+        bb.putInt(2, 0x80010202);
+        for (int j = 0; j < 16; j++) b[6 + j] = (byte) (j | (15 - j) << 4);
+        float[] y = new float[32];
+        Quant.dequantize(DType.Q5_0, MemorySegment.ofArray(b), 0, y, 0, 32);
+        assertEquals((0 - 16) * 0.5f, y[0]);      // q = 0
+        assertEquals((17 - 16) * 0.5f, y[1]);     // q = 1 | 16 (bit 1, qh[0])
+        assertEquals((8 - 16) * 0.5f, y[8]);      // q = 8
+        assertEquals((25 - 16) * 0.5f, y[9]);     // q = 9 | 16 (bit 9, qh[1])
+        assertEquals((15 - 16) * 0.5f, y[15]);    // q = 15
+        assertEquals((31 - 16) * 0.5f, y[16]);    // high nibble of qs[0] = 15 | 16 (bit 16, qh[2])
+        assertEquals((14 - 16) * 0.5f, y[17]);    // high nibble of qs[1] = 14
+        assertEquals((16 - 16) * 0.5f, y[31]);    // high nibble of qs[15] = 0 | 16 (bit 31, the sign bit of the word)
+        for (int j = 0; j < 32; j++) {
+            int low = j < 16 ? j : 31 - j, bit = (0x80010202 >>> j) & 1;
+            assertEquals(((low | bit << 4) - 16) * 0.5f, y[j], "element " + j);
+        }
+        // the same bits as Q5_1 (d = 0.5, m = -8: unsigned q) give the same values
+        byte[] b1 = new byte[24];
+        ByteBuffer.wrap(b1).order(ByteOrder.LITTLE_ENDIAN).putShort(0, Float.floatToFloat16(0.5f)).putShort(2, Float.floatToFloat16(-8f));
+        System.arraycopy(b, 2, b1, 4, 20);
+        float[] y1 = new float[32];
+        Quant.dequantize(DType.Q5_1, MemorySegment.ofArray(b1), 0, y1, 0, 32);
+        assertArrayEquals(y, y1, 0f);
     }
 
     @Test

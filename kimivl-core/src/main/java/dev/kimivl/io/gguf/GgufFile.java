@@ -214,7 +214,7 @@ public final class GgufFile {
         TensorInfo t = tensors.get(name);
         if (t == null) throw new CheckpointException(path + ": missing tensor '" + name + "'");
         if (t.type.dtype == null) {
-            throw new CheckpointException(path + ": tensor '" + name + "' has ggml type " + t.type + ", which kimivl cannot read (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)");
+            throw new CheckpointException(path + ": tensor '" + name + "' has ggml type " + t.type + ", which kimivl cannot read (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)");
         }
         return new TensorData(name, t.type.dtype, t.shape(), all.asSlice(dataOffset + t.offset, t.bytes), path.getFileName().toString());
     }

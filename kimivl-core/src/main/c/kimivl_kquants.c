@@ -1,0 +1,268 @@
+/*
+ * kimivl native kernels for the other ggml block formats of published GGUF files: the k-quants Q4_K, Q5_K, Q6_K
+ * (super-blocks of 256) and the 32-blocks Q4_1, Q5_0, Q5_1. A Q4_K_M file of Kimi-VL-A3B is mostly Q4_K, with Q6_K
+ * (output, some ffn_down), and Q5_0 / Q8_0 where a row is not a whole number of 256-blocks (llama.cpp's fallback for
+ * ffn_down_exps' 1408 columns and attn_k_b's 128): without these kernels such a file decoded every row in scalar Java.
+ *
+ * Same contract as the Q4_0/Q8_0 kernels of kimivl_kernels.c: the activation comes quantized to int8 blocks of 32
+ * (xq int8[cols], xd float[cols / 32] its scales, xs8 int32[cols / 32] = 8 × each block's Σ xq), each weight block's
+ * dot product is exact in integers, and one float multiply-add per 32-block applies d_w · d_x. That is finer than
+ * llama.cpp's Q8_K activations (one scale per 256 values) for the k-quants, and the same as its q8_0/q8_1 for the
+ * 32-blocks. Offsets (Q4_1/Q5_1's m, the k-quants' mins, Q5_0's −16, Q6_K's −32) are applied through the activation
+ * block sums, so the weights stay unsigned for vpmaddubsw.
+ *
+ * kv_gemm_kq (prefill) runs the same row function for every token over tiles of rows that stay in L1: each result
+ * equals kv_matvec_kq's bit for bit. Unlike kv_gemm_q4_0 it does not unpack a row once for all tokens, so prefill
+ * costs one row decode per token (the weights come from cache, not memory).
+ */
+#include "kimivl_common.h"
+
+/* Type codes shared with dev.kimivl.tensor.NativeKernels. */
+enum { KQ_Q4_K = 0, KQ_Q5_K = 1, KQ_Q6_K = 2, KQ_Q4_1 = 3, KQ_Q5_0 = 4, KQ_Q5_1 = 5 };
+
+AVX2 static inline float f16_at(const uint8_t *p) { return _cvtsh_ss(load_u16(p)); }
+
+/* Σ q·x over 32 values as 8 int32 partial sums, q unsigned (≤ 63) and x signed int8 (|x| ≤ 127): vpmaddubsw's pair
+ * sums are ≤ 2·63·127 = 16002, no saturation. */
+AVX2 static inline __m256i dot32(__m256i q, const int8_t *x) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *) x)), _mm256_set1_epi16(1));
+}
+
+/* The 32 bits of a little-endian word as 32 bytes, 0x10 where the bit is set (the 5th bit of Q5 values). */
+AVX2 static inline __m256i bits_to_0x10(uint32_t bits) {
+    /* byte i of the result looks at byte i / 8 of the word, and the bit i % 8 of it */
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201LL);
+    __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int) bits), spread);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(b, bit), bit), _mm256_set1_epi8(0x10));
+}
+
+/* The 32 values of a 4/5-bit 32-block as bytes 0..31: nibbles at qs (low = values 0..15, high = 16..31), plus the
+ * 5th bits when qh is not NULL. */
+AVX2 static inline __m256i q45_values(const uint8_t *qs, const uint8_t *qh) {
+    __m256i raw = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *) qs));
+    __m256i q = _mm256_and_si256(_mm256_srlv_epi64(raw, _mm256_set_epi64x(4, 4, 0, 0)), _mm256_set1_epi8(0x0F));
+    if (qh != NULL) {
+        uint32_t h;
+        memcpy(&h, qh, 4);
+        q = _mm256_or_si256(q, bits_to_0x10(h));
+    }
+    return q;
+}
+
+/* ---------------------------------------------------------------- 32-blocks: Q4_1, Q5_0, Q5_1 */
+
+/*
+ * One row of a 32-block format, groups of 8 blocks as the Q4_0 kernel. Per block b: Σ q·x in integers, then
+ *   Q5_0: d·d_x·(Σ q·x − 16·Σ x)         (values d·(q − 16))
+ *   Q4_1, Q5_1: d·d_x·Σ q·x + m·d_x·Σ x   (values d·q + m)
+ * bb: bytes per block; off: where the nibbles start; hb: where the 5th bits start (0: none); mo: where m is (0: none).
+ */
+AVX2 static float q32_row(const uint8_t *w, int nb, int bb, int off, int hb, int mo,
+                          const int8_t *xq, const float *xd, const int32_t *xs8) {
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b += 8) {
+        int n = nb - b < 8 ? nb - b : 8;
+        const uint8_t *p = w + (int64_t) bb * b;
+        prefetch_ahead(p, (8 * bb + 63) / 64);
+        __m256i v[8];
+        for (int i = 0; i < 8; i++) {
+            v[i] = i < n ? dot32(q45_values(p + bb * i + off, hb ? p + bb * i + hb : NULL), xq + 32 * (b + i))
+                         : _mm256_setzero_si256();
+        }
+        __m256i s = sum8x8(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);
+        __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        __m256i xs = _mm256_maskload_epi32(xs8 + b, live);
+        __m256 xdv = _mm256_maskload_ps(xd + b, live);
+        if (!mo) s = _mm256_sub_epi32(s, _mm256_slli_epi32(xs, 1));              /* 16·Σx = 2 · (8·Σx) */
+        __m256 dw, mw = _mm256_setzero_ps();
+        if (n == 8) {
+            dw = scales8(p, bb);
+            if (mo) mw = scales8(p + mo, bb);
+        } else {
+            float d[8] = {0}, m[8] = {0};
+            for (int i = 0; i < n; i++) {
+                d[i] = f16_at(p + bb * i);
+                if (mo) m[i] = f16_at(p + bb * i + mo);
+            }
+            dw = _mm256_loadu_ps(d);
+            mw = _mm256_loadu_ps(m);
+        }
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, xdv), acc);
+        if (mo) accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(xs), _mm256_mul_ps(mw, xdv), accm);
+    }
+    return hsum_f32(acc) + 0.125f * hsum_f32(accm);
+}
+
+/* ---------------------------------------------------------------- k-quants: Q4_K, Q5_K (super-blocks of 256) */
+
+/* The 8 6-bit scales and 8 6-bit mins of a Q4_K/Q5_K super-block (12 bytes at p) as bytes: sc[0..7], mn[0..7].
+ * Sub-blocks 0-3 keep theirs in the low 6 bits of bytes 0-3 (scales) and 4-7 (mins); 4-7 have their low 4 bits
+ * in bytes 8-11 (scale: low nibble, min: high nibble) and their top 2 bits in the top bits of bytes 0-3 / 4-7. */
+static inline void k_scales(const uint8_t *p, uint64_t *sc, uint64_t *mn) {
+    uint32_t u0, u1, u2;
+    memcpy(&u0, p, 4);
+    memcpy(&u1, p + 4, 4);
+    memcpy(&u2, p + 8, 4);
+    uint32_t sc_hi = (u2 & 0x0F0F0F0F) | ((u0 >> 6) & 0x03030303) << 4;
+    uint32_t mn_hi = ((u2 >> 4) & 0x0F0F0F0F) | ((u1 >> 6) & 0x03030303) << 4;
+    *sc = (uint64_t) (u0 & 0x3F3F3F3F) | (uint64_t) sc_hi << 32;
+    *mn = (uint64_t) (u1 & 0x3F3F3F3F) | (uint64_t) mn_hi << 32;
+}
+
+AVX2 static inline __m256 bytes8_ps(uint64_t v) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long) v)));
+}
+
+/*
+ * One Q4_K (qh_at = 0) or Q5_K row: per super-block, values d·sc_k·q − dmin·m_k on sub-block k (32 values), so
+ *   Σ = d · Σ_k sc_k·d_x,k·(Σ q·x)_k − dmin · Σ_k m_k·d_x,k·(Σ x)_k.
+ * Layout: d, dmin (f16), 12 scale bytes, [Q5_K: 32 bytes of 5th bits], 128 nibble bytes; nibble byte l of 64-chunk j
+ * holds value 64j + l (low) and 64j + 32 + l (high); Q5_K's 5th bits of those are bits 2j and 2j + 1 of qh[l].
+ */
+AVX2 static float qk45_row(const uint8_t *w, int nsb, int q5, const int8_t *xq, const float *xd, const int32_t *xs8) {
+    const int bb = q5 ? 176 : 144, qs_at = q5 ? 48 : 16;
+    const __m256i m0f = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    for (int s = 0; s < nsb; s++) {
+        const uint8_t *p = w + (int64_t) bb * s;
+        const int8_t *x = xq + 256 * s;
+        prefetch_ahead(p, 3);
+        __m256i h = q5 ? _mm256_loadu_si256((const __m256i *) (p + 16)) : _mm256_setzero_si256();
+        __m256i v[8];
+        for (int j = 0; j < 4; j++) {
+            __m256i raw = _mm256_loadu_si256((const __m256i *) (p + qs_at + 32 * j));
+            __m256i lo = _mm256_and_si256(raw, m0f), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m0f);
+            if (q5) {
+                /* bit 2j (low values) and 2j + 1 (high values) of each qh byte, moved to bit 4 */
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(h, one), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 1), one), 4));
+                h = _mm256_srli_epi16(h, 2);
+            }
+            v[2 * j] = dot32(lo, x + 64 * j);
+            v[2 * j + 1] = dot32(hi, x + 64 * j + 32);
+        }
+        __m256i isum = sum8x8(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);
+        uint64_t sc, mn;
+        k_scales(p + 4, &sc, &mn);
+        __m256 xdv = _mm256_loadu_ps(xd + 8 * s);
+        __m256 a = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(isum), bytes8_ps(sc)), xdv);
+        __m256 m = _mm256_mul_ps(_mm256_mul_ps(bytes8_ps(mn), xdv), _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *) (xs8 + 8 * s))));
+        acc = _mm256_fmadd_ps(a, _mm256_set1_ps(f16_at(p)), acc);
+        accm = _mm256_fmadd_ps(m, _mm256_set1_ps(f16_at(p + 2)), accm);
+    }
+    return hsum_f32(acc) - 0.125f * hsum_f32(accm);
+}
+
+/* ---------------------------------------------------------------- Q6_K */
+
+/*
+ * One Q6_K row: per super-block (ql[128] low nibbles, qh[64] top 2 bits, int8 scales[16], f16 d at 208), values
+ * d·sc·(q − 32), one scale per 16 values. Per half h (128 values): with A = ql[64h..+32), B = ql[64h+32..+32),
+ * H = qh[32h..+32), value l + 32i (l < 32) of the half is, for i = 0..3, (A & 15 | H bits 0-1), (B & 15 | bits 2-3),
+ * (A >> 4 | bits 4-5), (B >> 4 | bits 6-7), the 2 bits on top. Block 4h + i is one activation block: its two 16-value
+ * halves take scales[8h + 2i] and scales[8h + 2i + 1], applied in 16 bits by vpmaddwd.
+ */
+AVX2 static float q6k_row(const uint8_t *w, int nsb, const int8_t *xq, const float *xd) {
+    const __m256i m0f = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30), m32 = _mm256_set1_epi8(32);
+    /* within each 128-bit half, bytes (0,1) repeated: with the scale pair as one int32 broadcast, lanes 0-7 get the
+     * first scale, lanes 8-15 the second */
+    const __m256i pick = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
+                                          2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+    __m256 acc = _mm256_setzero_ps();
+    for (int s = 0; s < nsb; s++) {
+        const uint8_t *p = w + (int64_t) 210 * s;
+        const int8_t *x = xq + 256 * s;
+        prefetch_ahead(p, 4);
+        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) (p + 192)));   /* 16 scales as int16 */
+        __m256i v[8];
+        for (int h = 0; h < 2; h++) {
+            __m256i A = _mm256_loadu_si256((const __m256i *) (p + 64 * h));
+            __m256i B = _mm256_loadu_si256((const __m256i *) (p + 64 * h + 32));
+            __m256i H = _mm256_loadu_si256((const __m256i *) (p + 128 + 32 * h));
+            __m256i q[4] = {
+                _mm256_or_si256(_mm256_and_si256(A, m0f), _mm256_and_si256(_mm256_slli_epi16(H, 4), m30)),
+                _mm256_or_si256(_mm256_and_si256(B, m0f), _mm256_and_si256(_mm256_slli_epi16(H, 2), m30)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(A, 4), m0f), _mm256_and_si256(H, m30)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(B, 4), m0f), _mm256_and_si256(_mm256_srli_epi16(H, 2), m30)),
+            };
+            for (int i = 0; i < 4; i++) {
+                int b = 4 * h + i;
+                __m256i xv = _mm256_loadu_si256((const __m256i *) (x + 32 * b));
+                /* pair sums of (q − 32)·x: |q·x pairs| ≤ 16002, |32·x pairs| ≤ 8128 */
+                __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q[i], xv), _mm256_maddubs_epi16(m32, xv));
+                __m256i scp = _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(b)), pick);
+                v[b] = _mm256_madd_epi16(p16, scp);
+            }
+        }
+        __m256i isum = sum8x8(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(isum), _mm256_loadu_ps(xd + 8 * s)), _mm256_set1_ps(f16_at(p + 208)), acc);
+    }
+    return hsum_f32(acc);
+}
+
+/* ---------------------------------------------------------------- entry points */
+
+/* Row r's dot product with one quantized activation; -1 from the callers for an unknown type. */
+AVX2 static inline float kq_row(int type, const uint8_t *row, int cols, const int8_t *xq, const float *xd, const int32_t *xs8) {
+    switch (type) {
+        case KQ_Q4_K: return qk45_row(row, cols / 256, 0, xq, xd, xs8);
+        case KQ_Q5_K: return qk45_row(row, cols / 256, 1, xq, xd, xs8);
+        case KQ_Q6_K: return q6k_row(row, cols / 256, xq, xd);
+        case KQ_Q4_1: return q32_row(row, cols / 32, 20, 4, 0, 2, xq, xd, xs8);
+        case KQ_Q5_0: return q32_row(row, cols / 32, 22, 6, 2, 0, xq, xd, xs8);
+        default:      return q32_row(row, cols / 32, 24, 8, 4, 2, xq, xd, xs8);     /* KQ_Q5_1 */
+    }
+}
+
+static int64_t kq_row_bytes(int type, int cols) {
+    switch (type) {
+        case KQ_Q4_K: return (int64_t) cols / 256 * 144;
+        case KQ_Q5_K: return (int64_t) cols / 256 * 176;
+        case KQ_Q6_K: return (int64_t) cols / 256 * 210;
+        case KQ_Q4_1: return (int64_t) cols / 32 * 20;
+        case KQ_Q5_0: return (int64_t) cols / 32 * 22;
+        case KQ_Q5_1: return (int64_t) cols / 32 * 24;
+        default: return -1;
+    }
+}
+
+/**
+ * y[yo + r] = Σ_c W[r, c]·x'[c] for rows r in [r0, r1) of a matrix of the given type (KQ_*) whose row r starts at
+ * w + r·(row bytes); x' the quantized activation (xq, xd, xs8 as in the file comment). Returns 0, or −1 (nothing
+ * written) for an unknown type or a column count the type cannot hold.
+ */
+AVX2 int32_t kv_matvec_kq(int32_t type, const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
+                          const int8_t *xq, const float *xd, const int32_t *xs8, float *y, int32_t yo) {
+    int64_t rb = kq_row_bytes(type, cols);
+    int block = type <= KQ_Q6_K ? 256 : 32;
+    if (rb < 0 || cols % block != 0) return -1;
+    for (int32_t r = r0; r < r1; r++) y[yo + r] = kq_row(type, w + r * rb, cols, xq, xd, xs8);
+    return 0;
+}
+
+/* Rows per tile of the batched product: 16 rows of 2048 Q4_K columns are 18 KB, in L1 for every token. */
+#define KQ_TILE_ROWS 16
+
+/**
+ * y[t·ldy + r] = Σ_c W[r, c]·x'_t[c] for rows r in [r0, r1) and tokens t in [0, n): token t's activation at
+ * xq + t·cols, xd + t·cols/32, xs8 + t·cols/32. Each result equals kv_matvec_kq's bit for bit.
+ */
+AVX2 int32_t kv_gemm_kq(int32_t type, const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
+                        const int8_t *xq, const float *xd, const int32_t *xs8, int32_t n, float *y, int32_t ldy) {
+    int64_t rb = kq_row_bytes(type, cols);
+    int block = type <= KQ_Q6_K ? 256 : 32;
+    if (rb < 0 || cols % block != 0) return -1;
+    int nb = cols / 32;
+    for (int32_t r = r0; r < r1; r += KQ_TILE_ROWS) {
+        int32_t re = r + KQ_TILE_ROWS < r1 ? r + KQ_TILE_ROWS : r1;
+        for (int32_t t = 0; t < n; t++) {
+            const int8_t *x = xq + (int64_t) t * cols;
+            const float *d = xd + (int64_t) t * nb;
+            const int32_t *s8 = xs8 + (int64_t) t * nb;
+            for (int32_t i = r; i < re; i++) y[(int64_t) t * ldy + i] = kq_row(type, w + i * rb, cols, x, d, s8);
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,118 @@
+package dev.kimivl.tensor;
+
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * The native integer kernels of the other ggml formats of published GGUF files (kimivl_kquants.c: Q4_K, Q5_K, Q6_K,
+ * Q4_1, Q5_0, Q5_1) against the reference dequantizers (Quant, themselves checked against gguf-py in QuantTest):
+ * random blocks, every bit pattern of the quants, small random f16 scales.
+ */
+class OtherFormatKernelsTest {
+    private static final ValueLayout.OfShort S16 = ValueLayout.JAVA_SHORT_UNALIGNED;
+
+    /** The byte offsets of each format's f16 scale fields within a block. */
+    private static int[] scaleOffsets(DType t) {
+        return switch (t) {
+            case Q4_K, Q5_K, Q4_1, Q5_1 -> new int[]{0, 2};
+            case Q5_0 -> new int[]{0};
+            case Q6_K -> new int[]{208};
+            default -> throw new IllegalArgumentException(t.toString());
+        };
+    }
+
+    /** rows × cols of random valid blocks of type t (random quants, scale fields small finite f16 values). */
+    static QuantMatrix randomMatrix(Random rnd, DType t, int rows, int cols) {
+        long bytes = t.bytesFor((long) rows * cols);
+        MemorySegment seg = MemorySegment.ofArray(new byte[(int) bytes]);
+        byte[] b = new byte[(int) bytes];
+        rnd.nextBytes(b);
+        MemorySegment.copy(MemorySegment.ofArray(b), 0, seg, 0, bytes);
+        for (long o = 0; o < bytes; o += t.blockBytes) {
+            for (int so : scaleOffsets(t)) seg.set(S16, o + so, Float.floatToFloat16((rnd.nextFloat() - 0.5f) * 0.02f));
+        }
+        return new QuantMatrix(seg, t, rows, cols);
+    }
+
+    private static final DType[] TYPES = {DType.Q4_K, DType.Q5_K, DType.Q6_K, DType.Q4_1, DType.Q5_0, DType.Q5_1};
+
+    private static int[][] shapes(DType t) {
+        return t.blockSize == 256 ? new int[][]{{1, 256}, {37, 2048}, {5, 2816}, {3, 11264}}
+                : new int[][]{{1, 32}, {3, 224}, {37, 128}, {64, 1408}, {9, 2048}};
+    }
+
+    @Test
+    void integerKernelsMatchTheDequantizedWeights() {
+        assumeTrue(NativeKernels.AVAILABLE, NativeKernels.STATUS);
+        Random rnd = new Random(41);
+        for (DType t : TYPES) {
+            assertTrue(NativeKernels.hasKernel(t), t + " has a native kernel");
+            for (int[] s : shapes(t)) {
+                int rows = s[0], cols = s[1];
+                QuantMatrix m = randomMatrix(rnd, t, rows, cols);
+                assertEquals(QuantMatrix.INT_MATVEC, m.usesIntegerMatvec(), t + " takes the integer kernels unless -Dkimivl.intMatvec=false");
+                float[] dense = m.toFloatArray();
+                float[] x = QuantTest.random(rnd, cols + 3, 1f);
+                for (int i = 0; i < cols; i += 61) x[3 + i] *= 25;           // outliers: blocks of unequal scales
+                QuantMatrix.QuantizedInput xq = QuantMatrix.QuantizedInput.of(x, 3, cols);
+                float[] y = new float[rows + 5];
+                m.matvec(xq, y, 5);
+                String what = "native " + t + " [" + rows + ", " + cols + "]";
+                QuantTest.checkIntegerResult(dense, rows, cols, x, 3, xq, y, 5, what);
+                for (int i = 0; i < 5; i++) assertEquals(0f, y[i], what + ": wrote outside its rows");
+            }
+        }
+    }
+
+    /** Prefill gives, token by token, exactly the decode kernel's result, and writes only y[t·rows + r]. */
+    @Test
+    void batchedProductEqualsMatvecPerToken() {
+        assumeTrue(NativeKernels.AVAILABLE, NativeKernels.STATUS);
+        Random rnd = new Random(43);
+        for (DType t : TYPES) {
+            int cols = t.blockSize == 256 ? 2048 : 1408, rows = 45, n = 7;
+            QuantMatrix m = randomMatrix(rnd, t, rows, cols);
+            float[] x = QuantTest.random(rnd, n * cols, 1f);
+            float[] y = new float[n * rows];
+            m.matmul(QuantMatrix.QuantizedInput.ofRows(x, n, cols), y);
+            for (int tok = 0; tok < n; tok++) {
+                float[] yt = new float[rows];
+                m.matvec(QuantMatrix.QuantizedInput.of(x, tok * cols, cols), yt, 0);
+                for (int r = 0; r < rows; r++) assertEquals(yt[r], y[tok * rows + r], 0f, t + " token " + tok + " row " + r);
+            }
+        }
+    }
+
+    /** Without the native kernels (and with -Dkimivl.intMatvec=false, as the tests run) these formats take the exact float path. */
+    @Test
+    void exactPathWithoutTheNativeKernels() {
+        Random rnd = new Random(47);
+        for (DType t : TYPES) {
+            int cols = t.blockSize == 256 ? 512 : 96, rows = 6;
+            QuantMatrix m = randomMatrix(rnd, t, rows, cols);
+            float[] dense = m.toFloatArray(), x = QuantTest.random(rnd, cols, 1f), y = new float[rows];
+            QuantMatrix.USE_NATIVE = false;
+            try {
+                assertTrue(!m.usesIntegerMatvec(), t + " has no Java integer kernel");
+                m.matvec(x, 0, y, 0);
+            } finally {
+                QuantMatrix.USE_NATIVE = true;
+            }
+            for (int r = 0; r < rows; r++) {
+                double ref = 0, mag = 0;
+                for (int c = 0; c < cols; c++) {
+                    ref += (double) dense[r * cols + c] * x[c];
+                    mag += Math.abs((double) dense[r * cols + c] * x[c]);
+                }
+                assertEquals(ref, y[r], 1e-5 * mag + 1e-7, t + " row " + r + " exact path");
+            }
+        }
+    }
+}
