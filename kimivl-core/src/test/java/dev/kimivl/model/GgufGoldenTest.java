@@ -115,6 +115,29 @@ class GgufGoldenTest {
         }
     }
 
+    /**
+     * The 32-block types that published k-quant files mix in (Q4_1, Q5_0, Q5_1: llama.cpp's fallbacks where a row is
+     * not a whole number of 256-blocks), through the whole GGUF path (per-head k_b/v_b views, stacked experts, the
+     * quantized embedding): text-mixed.gguf (golden config A re-quantized by gguf-py, make_mixed_gguf.py) gives the
+     * logits and greedy tokens of text-mixed-dequant.gguf, the same weights as gguf-py dequantized them to F32.
+     */
+    @Test
+    void mixedBlockTypesGiveTheLogitsOfTheirDequantizedWeights() {
+        Golden g = Golden.load("gguf");
+        int[] ids = g.inputIds();
+        try (KimiVL mixed = KimiVL.open(DIR.resolve("text-mixed.gguf")); KimiVL ref = KimiVL.open(DIR.resolve("text-mixed-dequant.gguf"))) {
+            LanguageModel a = mixed.languageModel(), b = ref.languageModel();
+            float[] la = a.allLogits(a.forward(a.embed(ids), ids.length, a.newCache(64), StageSink.NONE, null), ids.length);
+            float[] lb = b.allLogits(b.forward(b.embed(ids), ids.length, b.newCache(64), StageSink.NONE, null), ids.length);
+            Golden.assertClose("logits (Q4_1/Q5_0/Q5_1 file vs its dequantized F32 copy)", lb, la, 1e-4);
+            assertArrayEquals(greedy(b, ids, 8), greedy(a, ids, 8));
+            float[] oracle = g.floats("logits");
+            int V = a.config().vocabSize(), agree = 0;
+            for (int t = 0; t < ids.length; t++) if (argmax(la, t * V, V) == argmax(oracle, t * V, V)) agree++;
+            System.out.printf("text-mixed.gguf (Q4_1/Q5_0/Q5_1): top-1 agrees with the f32 oracle at %d/%d positions%n", agree, ids.length);
+        }
+    }
+
     @Test
     void mmprojGivesTheGoldenImageFeatures() throws Exception {
         Golden b = Golden.load("b_one_image");
