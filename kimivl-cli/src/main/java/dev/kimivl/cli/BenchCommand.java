@@ -1,10 +1,10 @@
 package dev.kimivl.cli;
 
 import dev.kimivl.bench.ModelBench;
+import dev.kimivl.bench.QuantMix;
 import dev.kimivl.bench.RandomCheckpoint;
 import dev.kimivl.bench.RandomGguf;
 import dev.kimivl.model.KvCache;
-import dev.kimivl.tensor.DType;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -18,9 +18,9 @@ import java.util.concurrent.Callable;
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = {"Benchmark the full-size Kimi-VL-A3B shapes on random weights (generated once into the cache directory).",
                 "Reports load time, prefill tok/s (512-token prompt), decode tok/s (128 tokens; and after a 4096-token context),",
-                "MoonViT + projector time for one 896x896 image, peak RSS and the bandwidth ceiling, next to llama.cpp's figures."})
+                "MoonViT + projector time for one 896x896 image, peak RSS and the bandwidth ceiling, next to llama.cpp's figures (q4_0, q8_0)."})
 public final class BenchCommand implements Callable<Integer> {
-    @Option(names = "--type", defaultValue = "q4_0", description = "Weight format of the random model: q4_0 or q8_0 (default ${DEFAULT-VALUE}). bf16 (32.8 GB) does not fit in RAM.")
+    @Option(names = "--type", defaultValue = "q4_0", description = "Weight format of the random model: q4_0, q8_0, or q4_k_m (llama.cpp's Q4_K_M mix, as the published GGUFs: Q4_K, with Q6_K/Q8_0/Q5_0 where llama-quantize puts them; GGUF only) (default ${DEFAULT-VALUE}). bf16 (32.8 GB) does not fit in RAM.")
     String type;
 
     @Option(names = "--threads", description = "Compute threads (default: the number of cores).")
@@ -76,7 +76,7 @@ public final class BenchCommand implements Callable<Integer> {
         }
         if (exactMatvec) System.setProperty("kimivl.intMatvec", "false");       // read when QuantMatrix is first used
         if (kvCache != null) System.setProperty("kimivl.kvCache", KvCache.Precision.parse(kvCache).name());   // read when KvCache is first used
-        DType t = RandomCheckpoint.parseType(type);
+        QuantMix t = QuantMix.parse(type);
         Path dir = cache != null ? cache : defaultCache();
         boolean gguf = switch (format) {
             case "gguf" -> true;
@@ -87,7 +87,8 @@ public final class BenchCommand implements Callable<Integer> {
             if (gguf) {
                 for (Path f : RandomGguf.ensure(dir, t, RandomCheckpoint.defaultConfigJson(), 42, System.err)) System.out.println(f);
             } else {
-                System.out.println(RandomCheckpoint.ensure(dir, t, RandomCheckpoint.defaultConfigJson(), 42, System.err));
+                if (t.uniform() == null) throw new IllegalArgumentException("--format kvlb holds one block format (q4_0 or q8_0); " + t.label() + " exists as GGUF only");
+                System.out.println(RandomCheckpoint.ensure(dir, t.uniform(), RandomCheckpoint.defaultConfigJson(), 42, System.err));
             }
             return 0;
         }

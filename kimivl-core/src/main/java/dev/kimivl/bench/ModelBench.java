@@ -37,9 +37,9 @@ import java.util.SplittableRandom;
  */
 public final class ModelBench {
     /** What to run. */
-    public record Options(DType type, Path cacheDir, int promptTokens, int decodeTokens, int longContext,
+    public record Options(QuantMix type, Path cacheDir, int promptTokens, int decodeTokens, int longContext,
                           int imageSide, boolean vision, double bandwidthGBs, long seed, boolean profile, boolean gguf, boolean text) {
-        public static Options defaults(DType type, Path cacheDir) {
+        public static Options defaults(QuantMix type, Path cacheDir) {
             return new Options(type, cacheDir, 512, 128, 4096, 896, true, 32.0, 42, false, true, true);
         }
     }
@@ -55,22 +55,28 @@ public final class ModelBench {
                          Decode decode, Decode decodeLong, boolean longContextRandomFill,
                          int imageSide, int imageTokens, double visionSeconds,
                          long peakRssBytes, long rssFileBytes, long rssAnonBytes, double weightBytesPerToken, double bandwidthGBs, String jvm, boolean intMatvec,
-                         String kernels, double streamGBs, String kvCache) {}
+                         String kernels, double streamGBs, String kvCache, Map<String, Double> textGBByType) {}
 
     private ModelBench() {}
 
     public static Result run(Options o, PrintStream log) throws IOException {
-        String configJson = RandomCheckpoint.defaultConfigJson();
+        return run(o, RandomCheckpoint.defaultConfigJson(), log);
+    }
+
+    /** As {@link #run(Options, PrintStream)} with other shapes than Kimi-VL-A3B's (tests use a tiny config). */
+    public static Result run(Options o, String configJson, PrintStream log) throws IOException {
         long g0 = System.nanoTime();
         Path[] files;
         boolean existed;
         if (o.gguf()) {
             Path[] f = RandomGguf.files(o.cacheDir(), o.type(), configJson);
-            existed = Files.isRegularFile(f[0]) && Files.isRegularFile(f[1]);
+            existed = Files.isRegularFile(f[0]) && (Files.isRegularFile(f[1]) || !ModelConfig.parse(configJson, "benchmark config").hasVision());
             files = RandomGguf.ensure(o.cacheDir(), o.type(), configJson, o.seed(), log);
         } else {
-            existed = Files.isRegularFile(RandomCheckpoint.cacheFile(o.cacheDir(), o.type(), configJson));
-            files = new Path[]{RandomCheckpoint.ensure(o.cacheDir(), o.type(), configJson, o.seed(), log)};
+            DType t = o.type().uniform();
+            if (t == null) throw new IllegalArgumentException("--format kvlb holds one block format (q4_0 or q8_0); " + o.type().label() + " exists as GGUF only");
+            existed = Files.isRegularFile(RandomCheckpoint.cacheFile(o.cacheDir(), t, configJson));
+            files = new Path[]{RandomCheckpoint.ensure(o.cacheDir(), t, configJson, o.seed(), log)};
         }
         double genSec = existed ? 0 : (System.nanoTime() - g0) / 1e9;
         Path file = files[0];
@@ -78,10 +84,12 @@ public final class ModelBench {
         long l0 = System.nanoTime();
         WeightSource ck;
         ModelConfig cfg;
+        Map<String, Double> byType = new java.util.TreeMap<>();
         if (o.gguf()) {
             GgufModel g = GgufModel.open(files);
             ck = g;
             cfg = g.config();
+            for (var t : g.textFile().tensorInfos().values()) byType.merge(t.type().name(), t.bytes() / 1e9, Double::sum);
         } else {
             RandomCheckpoint r = RandomCheckpoint.open(file);
             ck = r;
@@ -160,11 +168,11 @@ public final class ModelBench {
         long rss = peakRss();
         long fileBytes = 0;
         for (Path p : files) fileBytes += Files.size(p);
-        Result r = new Result(o.type().name().toLowerCase(Locale.ROOT), Parallel.THREADS, String.join(" + ", java.util.Arrays.stream(files).map(Path::toString).toList()), fileBytes / 1e9, genSec,
+        Result r = new Result(o.type().label(), Parallel.THREADS, String.join(" + ", java.util.Arrays.stream(files).map(Path::toString).toList()), fileBytes / 1e9, genSec,
                 loadSec, pageInSec, P, prefillSec, P / prefillSec, prefillPhases, dec, decLong, true,
                 o.imageSide(), imageTokens, visionSec, rss, procStatus("RssFile:"), procStatus("RssAnon:"), weightBytes, o.bandwidthGBs(), Runtime.version().toString(),
                 dev.kimivl.tensor.QuantMatrix.INT_MATVEC, dev.kimivl.tensor.NativeKernels.STATUS,
-                o.text() ? streamReadGBs() : 0, lm.kvCachePrecision().name().toLowerCase(Locale.ROOT));                   // after the peak RSS was read: its buffer is not counted
+                o.text() ? streamReadGBs() : 0, lm.kvCachePrecision().name().toLowerCase(Locale.ROOT), byType);                   // after the peak RSS was read: its buffer is not counted
         ck.close();
         return r;
     }
@@ -277,6 +285,13 @@ public final class ModelBench {
         sb.append(String.format(Locale.ROOT, "  kernels           %s%n", r.kernels()));
         sb.append(String.format(Locale.ROOT, "  model file        %s (%.2f GB)%s%n", r.file(), r.fileGB(),
                 r.generateSeconds() > 0 ? String.format(Locale.ROOT, ", generated in %.0f s", r.generateSeconds()) : ""));
+        if (r.textGBByType() != null && r.textGBByType().size() > 1) {
+            StringBuilder t = new StringBuilder();
+            r.textGBByType().entrySet().stream().sorted(Map.Entry.<String, Double>comparingByValue().reversed())
+                    .forEach(e -> t.append(t.isEmpty() ? "" : ", ").append(String.format(Locale.ROOT, "%s %.2f GB", e.getKey(), e.getValue())));
+            sb.append("  text weights      ").append(t).append('\n');
+        }
+        if (ll == null) sb.append("  llama.cpp         n/a (its figures on this machine exist for q4_0 and q8_0 only)\n");
         sb.append(String.format(Locale.ROOT, "  load              %.2f s (mapped; first touch of the text weights %.2f s)%n", r.loadSeconds(), r.pageInSeconds()));
         if (r.decode() != null) {
             sb.append(String.format(Locale.ROOT, "  prefill pp%d      %.2f tok/s (%.2f s)%s%n", r.promptTokens(), r.prefillTokPerSec(), r.prefillSeconds(),

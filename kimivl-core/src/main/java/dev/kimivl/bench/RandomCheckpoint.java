@@ -315,13 +315,22 @@ public final class RandomCheckpoint implements WeightSource {
         }
     }
 
-    /** Writes nr random rows of tensor e into buf. */
+    /** Writes nr random rows of tensor e into buf, matrices with a row RMS of about 1/√cols. */
     static void fill(ByteBuffer buf, Entry e, int nr, SplittableRandom rnd) {
+        fill(buf, e, nr, rnd, (float) (1.0 / Math.sqrt(e.cols())));
+    }
+
+    /**
+     * Writes nr random rows of tensor e into buf: matrices (block formats, F32, BF16) with values of RMS about
+     * {@code rms} and mean about 0, norms near 1, biases small. The k-quant and Q5_0 blocks are valid llama.cpp blocks
+     * with random quants; their f16 scales are chosen from the RMS of the quant distribution (QuantMixTest checks the
+     * RMS and mean through the reference dequantizers).
+     */
+    static void fill(ByteBuffer buf, Entry e, int nr, SplittableRandom rnd, float rms) {
         long cols = e.cols();
         String name = e.name();
         boolean norm = name.contains("norm") && name.endsWith(".weight");
         boolean bias = name.endsWith(".bias") || name.endsWith("e_score_correction_bias");
-        float rms = (float) (1.0 / Math.sqrt(cols));
         switch (e.dtype()) {
             case Q8_0 -> {
                 // int8 uniform in [-127, 127]: std ≈ 73.6; the block scale gives the row RMS ≈ 1/√cols
@@ -343,6 +352,58 @@ public final class RandomCheckpoint implements WeightSource {
                 long blocks = nr * cols / 32;
                 for (long b = 0; b < blocks; b++) {
                     buf.putShort(d);
+                    buf.putLong(rnd.nextLong());
+                    buf.putLong(rnd.nextLong());
+                }
+            }
+            case Q4_K -> {
+                // block_q4_K: f16 d, f16 dmin, scales[12] (8 packed 6-bit scale/min pairs), qs[128]; x = d·sc·q − dmin·m
+                // per sub-block of 32, q uniform in 0..15. dmin = d and m = 7.5·sc with sc in {2, 4, 6, 8} make every
+                // sub-block zero-mean, x = d·sc·(q − 7.5): E[sc²] = 30, E[(q − 7.5)²] = 21.25, RMS = d·√637.5.
+                short d = Float.floatToFloat16(rms / 25.249f);
+                int[] sc = new int[8], m = new int[8];
+                long blocks = nr * cols / 256;
+                for (long b = 0; b < blocks; b++) {
+                    buf.putShort(d).putShort(d);
+                    long r = rnd.nextLong();
+                    for (int j = 0; j < 8; j++) {
+                        sc[j] = 2 + 2 * (int) ((r >>> (2 * j)) & 3);
+                        m[j] = sc[j] * 15 / 2;
+                    }
+                    // the inverse of ggml's get_scale_min_k4: low 6 bits of sub-blocks 0..3 in bytes 0..7, the
+                    // low 4 bits of 4..7 in bytes 8..11, their high 2 bits in the top bits of bytes 0..7
+                    for (int j = 0; j < 4; j++) buf.put((byte) ((sc[j] & 63) | ((sc[j + 4] >> 4) << 6)));
+                    for (int j = 0; j < 4; j++) buf.put((byte) ((m[j] & 63) | ((m[j + 4] >> 4) << 6)));
+                    for (int j = 4; j < 8; j++) buf.put((byte) ((sc[j] & 0xF) | ((m[j] & 0xF) << 4)));
+                    for (int k = 0; k < 16; k++) buf.putLong(rnd.nextLong());
+                }
+            }
+            case Q6_K -> {
+                // block_q6_K: ql[128], qh[64], int8 scales[16], f16 d; x = d·sc·(q − 32) per 16, q uniform in 0..63.
+                // sc = ±1..4 with a random sign (so the −0.5 mean of q − 32 cancels across sub-blocks): E[sc²] = 7.5,
+                // E[(q − 32)²] = 341.5, RMS = d·√2561.25.
+                short d = Float.floatToFloat16(rms / 50.609f);
+                long blocks = nr * cols / 256;
+                for (long b = 0; b < blocks; b++) {
+                    for (int k = 0; k < 24; k++) buf.putLong(rnd.nextLong());      // ql and qh
+                    long r = rnd.nextLong();
+                    for (int j = 0; j < 16; j++) {
+                        int bits = (int) ((r >>> (3 * j)) & 7);
+                        int s = 1 + (bits & 3);
+                        buf.put((byte) ((bits & 4) != 0 ? -s : s));
+                    }
+                    buf.putShort(d);
+                }
+            }
+            case Q5_0 -> {
+                // block_q5_0: f16 d, qh[4], qs[16]; x = d·(q − 16), q uniform in 0..31: E[(q − 16)²] = 85.5, RMS = d·9.247.
+                // The sign of d is random per block, so the −0.5 mean cancels.
+                short dp = Float.floatToFloat16(rms / 9.2466f), dn = Float.floatToFloat16(-rms / 9.2466f);
+                long blocks = nr * cols / 32;
+                for (long b = 0; b < blocks; b++) {
+                    long r = rnd.nextLong();
+                    buf.putShort((r & 1) != 0 ? dn : dp);
+                    buf.putInt((int) (r >>> 32));
                     buf.putLong(rnd.nextLong());
                     buf.putLong(rnd.nextLong());
                 }

@@ -64,9 +64,9 @@ class CheckpointFormsTest {
         assertNull(cfg.vision());
         assertEquals("", cfg.textPrefix());
         // the same weights and model: equal up to float rounding (the Java Vector API kernels of a build without the
-        // native library may sum a vector's lanes in another order once C2 compiles them: 1 ulp seen); a config read
-        // wrongly moves logits by far more
-        assertArrayEquals(logits(Golden.root().resolve("a_text_only")), logits(dir), 1e-5f);
+        // native library may sum a vector's lanes in another order once C2 compiles them: 1 ulp seen, and 1.01e-5 on a
+        // logit of 2.87 after those ulps went through three layers); a config read wrongly moves logits by far more
+        assertArrayEquals(logits(Golden.root().resolve("a_text_only")), logits(dir), 5e-5f);
     }
 
     @Test
