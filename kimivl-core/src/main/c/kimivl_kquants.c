@@ -4,12 +4,13 @@
  * (output, some ffn_down), and Q5_0 / Q8_0 where a row is not a whole number of 256-blocks (llama.cpp's fallback for
  * ffn_down_exps' 1408 columns and attn_k_b's 128): without these kernels such a file decoded every row in scalar Java.
  *
- * Same contract as the Q4_0/Q8_0 kernels of kimivl_kernels.c: the activation comes quantized to int8 blocks of 32
- * (xq int8[cols], xd float[cols / 32] its scales, xs8 int32[cols / 32] = 8 × each block's Σ xq), each weight block's
- * dot product is exact in integers, and one float multiply-add per 32-block applies d_w · d_x. That is finer than
- * llama.cpp's Q8_K activations (one scale per 256 values) for the k-quants, and the same as its q8_0/q8_1 for the
- * 32-blocks. Offsets (Q4_1/Q5_1's m, the k-quants' mins, Q5_0's −16, Q6_K's −32) are applied through the activation
- * block sums, so the weights stay unsigned for vpmaddubsw.
+ * As the Q4_0/Q8_0 kernels of kimivl_kernels.c, the activation comes quantized to int8 and each weight block's dot
+ * product is exact in integers. The 32-block formats take it in blocks of 32 (xq int8[cols], xd float[cols / 32] its
+ * scales, xs8 int32[cols / 32] = 8 × each block's Σ xq: llama.cpp's q8_0/q8_1). The k-quants take it in llama.cpp's
+ * Q8_K form, one scale per 256 values (see the k-quant section): measured in cache on one core, that made Q4_K
+ * 9.6-10.3 → 14.0-18.4 GB/s and Q6_K 11.6-12.5 → 20.5-21.5 GB/s against per-32 activation scales, which need a
+ * float step and a horizontal sum per 32 values. Offsets (Q4_1/Q5_1's m, the k-quants' mins, Q5_0's −16, Q6_K's
+ * −32) are applied through the activation's block sums, so the weights stay unsigned for vpmaddubsw.
  *
  * kv_gemm_kq (prefill) runs the same row function for every token over tiles of rows that stay in L1: each result
  * equals kv_matvec_kq's bit for bit. Unlike kv_gemm_q4_0 it does not unpack a row once for all tokens, so prefill
@@ -95,7 +96,14 @@ AVX2 static float q32_row(const uint8_t *w, int nb, int bb, int off, int hb, int
     return hsum_f32(acc) + 0.125f * hsum_f32(accm);
 }
 
-/* ---------------------------------------------------------------- k-quants: Q4_K, Q5_K (super-blocks of 256) */
+/* ---------------------------------------------------------------- k-quants: Q4_K, Q5_K, Q6_K (super-blocks of 256) */
+
+/*
+ * The k-quants take the activation in llama.cpp's Q8_K form (QuantizedInput.k8): int8 values xk with one scale dk per
+ * 256, and bs, the int16 sum of every 16 values. With one activation scale per super-block, the weights' integer
+ * sub-block scales are applied in 16-bit multiply-adds and the whole super-block is summed in int32: one float
+ * multiply-add per 256 values.
+ */
 
 /* The 8 6-bit scales and 8 6-bit mins of a Q4_K/Q5_K super-block (12 bytes at p) as bytes: sc[0..7], mn[0..7].
  * Sub-blocks 0-3 keep theirs in the low 6 bits of bytes 0-3 (scales) and 4-7 (mins); 4-7 have their low 4 bits
@@ -111,26 +119,30 @@ static inline void k_scales(const uint8_t *p, uint64_t *sc, uint64_t *mn) {
     *mn = (uint64_t) (u1 & 0x3F3F3F3F) | (uint64_t) mn_hi << 32;
 }
 
-AVX2 static inline __m256 bytes8_ps(uint64_t v) {
-    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long) v)));
-}
+/* pshufb masks: int16 element k of each 128-bit half repeated over the half (k = 0..7) */
+#define REP16(k) _mm256_set1_epi16((short) ((2 * (k)) | (2 * (k) + 1) << 8))
 
 /*
- * One Q4_K (qh_at = 0) or Q5_K row: per super-block, values d·sc_k·q − dmin·m_k on sub-block k (32 values), so
- *   Σ = d · Σ_k sc_k·d_x,k·(Σ q·x)_k − dmin · Σ_k m_k·d_x,k·(Σ x)_k.
+ * One Q4_K (q5 = 0) or Q5_K row: per super-block, values d·sc_k·q − dmin·m_k on sub-block k (32 values), so
+ *   Σ = d·dk · Σ_k sc_k·(Σ q·xk)_k − dmin·dk · Σ_k m_k·(Σ xk)_k.
  * Layout: d, dmin (f16), 12 scale bytes, [Q5_K: 32 bytes of 5th bits], 128 nibble bytes; nibble byte l of 64-chunk j
  * holds value 64j + l (low) and 64j + 32 + l (high); Q5_K's 5th bits of those are bits 2j and 2j + 1 of qh[l].
+ * Integer ranges: vpmaddubsw pair sums ≤ 2·31·127 = 7874, times a 6-bit scale and paired by vpmaddwd ≤ 992124 per
+ * lane, 8 sub-blocks ≤ 7.9e6; the mins' Σ m·bs ≤ 2·63·2032 per lane.
  */
-AVX2 static float qk45_row(const uint8_t *w, int nsb, int q5, const int8_t *xq, const float *xd, const int32_t *xs8) {
+AVX2 static float qk45_row(const uint8_t *w, int nsb, int q5, const int8_t *xk, const float *dk, const int16_t *bs) {
     const int bb = q5 ? 176 : 144, qs_at = q5 ? 48 : 16;
     const __m256i m0f = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (int s = 0; s < nsb; s++) {
         const uint8_t *p = w + (int64_t) bb * s;
-        const int8_t *x = xq + 256 * s;
-        prefetch_ahead(p, 3);
+        const int8_t *x = xk + 256 * s;
+        prefetch_ahead(p, q5 ? 4 : 3);
+        uint64_t sc, mn;
+        k_scales(p + 4, &sc, &mn);
+        __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long) sc)));
         __m256i h = q5 ? _mm256_loadu_si256((const __m256i *) (p + 16)) : _mm256_setzero_si256();
-        __m256i v[8];
+        __m256i sumi = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
             __m256i raw = _mm256_loadu_si256((const __m256i *) (p + qs_at + 32 * j));
             __m256i lo = _mm256_and_si256(raw, m0f), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m0f);
@@ -140,47 +152,47 @@ AVX2 static float qk45_row(const uint8_t *w, int nsb, int q5, const int8_t *xq, 
                 hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 1), one), 4));
                 h = _mm256_srli_epi16(h, 2);
             }
-            v[2 * j] = dot32(lo, x + 64 * j);
-            v[2 * j + 1] = dot32(hi, x + 64 * j + 32);
+            __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *) (x + 64 * j))),
+                                           _mm256_shuffle_epi8(sc16, REP16(2 * j)));
+            __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *) (x + 64 * j + 32))),
+                                           _mm256_shuffle_epi8(sc16, REP16(2 * j + 1)));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
         }
-        __m256i isum = sum8x8(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);
-        uint64_t sc, mn;
-        k_scales(p + 4, &sc, &mn);
-        __m256 xdv = _mm256_loadu_ps(xd + 8 * s);
-        __m256 a = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(isum), bytes8_ps(sc)), xdv);
-        __m256 m = _mm256_mul_ps(_mm256_mul_ps(bytes8_ps(mn), xdv), _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *) (xs8 + 8 * s))));
-        acc = _mm256_fmadd_ps(a, _mm256_set1_ps(f16_at(p)), acc);
-        accm = _mm256_fmadd_ps(m, _mm256_set1_ps(f16_at(p + 2)), accm);
+        /* mins: m_k against the two 16-sums of sub-block k */
+        __m128i m8 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long) mn));
+        __m256i m16 = _mm256_set_m128i(_mm_unpackhi_epi16(m8, m8), _mm_unpacklo_epi16(m8, m8));
+        __m256i msum = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *) (bs + 16 * s)), m16);
+        float d = f16_at(p) * dk[s], dmin = f16_at(p + 2) * dk[s];
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d), acc);
+        accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_set1_ps(dmin), accm);
     }
-    return hsum_f32(acc) - 0.125f * hsum_f32(accm);
+    return hsum_f32(acc) - hsum_f32(accm);
 }
-
-/* ---------------------------------------------------------------- Q6_K */
 
 /*
  * One Q6_K row: per super-block (ql[128] low nibbles, qh[64] top 2 bits, int8 scales[16], f16 d at 208), values
  * d·sc·(q − 32), one scale per 16 values. Per half h (128 values): with A = ql[64h..+32), B = ql[64h+32..+32),
  * H = qh[32h..+32), value l + 32i (l < 32) of the half is, for i = 0..3, (A & 15 | H bits 0-1), (B & 15 | bits 2-3),
- * (A >> 4 | bits 4-5), (B >> 4 | bits 6-7), the 2 bits on top. Block 4h + i is one activation block: its two 16-value
- * halves take scales[8h + 2i] and scales[8h + 2i + 1], applied in 16 bits by vpmaddwd.
+ * (A >> 4 | bits 4-5), (B >> 4 | bits 6-7), the 2 bits on top. The two 16-value halves of 32-block 4h + i take
+ * scales[8h + 2i] and scales[8h + 2i + 1]. The −32 goes through the 16-sums: Σ sc·(q − 32)·x = Σ sc·q·x − 32·Σ sc·bs.
+ * Integer ranges: pair sums ≤ 2·63·127 = 16002, times |sc| ≤ 128 paired ≤ 4.1e6 per lane, 8 blocks ≤ 3.3e7.
  */
-AVX2 static float q6k_row(const uint8_t *w, int nsb, const int8_t *xq, const float *xd) {
-    const __m256i m0f = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30), m32 = _mm256_set1_epi8(32);
-    /* within each 128-bit half, bytes (0,1) repeated: with the scale pair as one int32 broadcast, lanes 0-7 get the
-     * first scale, lanes 8-15 the second */
-    const __m256i pick = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
-                                          2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+AVX2 static float q6k_row(const uint8_t *w, int nsb, const int8_t *xk, const float *dk, const int16_t *bs) {
+    const __m256i m0f = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
     __m256 acc = _mm256_setzero_ps();
     for (int s = 0; s < nsb; s++) {
         const uint8_t *p = w + (int64_t) 210 * s;
-        const int8_t *x = xq + 256 * s;
+        const int8_t *x = xk + 256 * s;
         prefetch_ahead(p, 4);
         __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) (p + 192)));   /* 16 scales as int16 */
-        __m256i v[8];
+        __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                        _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *) (bs + 16 * s)), sc16), 5));
         for (int h = 0; h < 2; h++) {
             __m256i A = _mm256_loadu_si256((const __m256i *) (p + 64 * h));
             __m256i B = _mm256_loadu_si256((const __m256i *) (p + 64 * h + 32));
             __m256i H = _mm256_loadu_si256((const __m256i *) (p + 128 + 32 * h));
+            /* this half's 8 scales in both 128-bit halves: pair i of them is (2i, 2i + 1) */
+            __m256i sch = _mm256_permute2x128_si256(sc16, sc16, h ? 0x11 : 0x00);
             __m256i q[4] = {
                 _mm256_or_si256(_mm256_and_si256(A, m0f), _mm256_and_si256(_mm256_slli_epi16(H, 4), m30)),
                 _mm256_or_si256(_mm256_and_si256(B, m0f), _mm256_and_si256(_mm256_slli_epi16(H, 2), m30)),
@@ -188,31 +200,34 @@ AVX2 static float q6k_row(const uint8_t *w, int nsb, const int8_t *xq, const flo
                 _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(B, 4), m0f), _mm256_and_si256(_mm256_srli_epi16(H, 2), m30)),
             };
             for (int i = 0; i < 4; i++) {
-                int b = 4 * h + i;
-                __m256i xv = _mm256_loadu_si256((const __m256i *) (x + 32 * b));
-                /* pair sums of (q − 32)·x: |q·x pairs| ≤ 16002, |32·x pairs| ≤ 8128 */
-                __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q[i], xv), _mm256_maddubs_epi16(m32, xv));
-                __m256i scp = _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(b)), pick);
-                v[b] = _mm256_madd_epi16(p16, scp);
+                /* lanes 0-7 (values 0-15 of the block) scale 2i, lanes 8-15 scale 2i + 1 */
+                __m256i scp = _mm256_shuffle_epi8(sch, _mm256_setr_epi8(4 * i, 4 * i + 1, 4 * i, 4 * i + 1, 4 * i, 4 * i + 1, 4 * i, 4 * i + 1,
+                                                                        4 * i, 4 * i + 1, 4 * i, 4 * i + 1, 4 * i, 4 * i + 1, 4 * i, 4 * i + 1,
+                                                                        4 * i + 2, 4 * i + 3, 4 * i + 2, 4 * i + 3, 4 * i + 2, 4 * i + 3, 4 * i + 2, 4 * i + 3,
+                                                                        4 * i + 2, 4 * i + 3, 4 * i + 2, 4 * i + 3, 4 * i + 2, 4 * i + 3, 4 * i + 2, 4 * i + 3));
+                __m256i xv = _mm256_loadu_si256((const __m256i *) (x + 32 * (4 * h + i)));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[i], xv), scp));
             }
         }
-        __m256i isum = sum8x8(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);
-        acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(isum), _mm256_loadu_ps(xd + 8 * s)), _mm256_set1_ps(f16_at(p + 208)), acc);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(f16_at(p + 208) * dk[s]), acc);
     }
     return hsum_f32(acc);
 }
 
 /* ---------------------------------------------------------------- entry points */
 
-/* Row r's dot product with one quantized activation; -1 from the callers for an unknown type. */
-AVX2 static inline float kq_row(int type, const uint8_t *row, int cols, const int8_t *xq, const float *xd, const int32_t *xs8) {
+static int is_k(int type) { return type == KQ_Q4_K || type == KQ_Q5_K || type == KQ_Q6_K; }
+
+/* Row r's dot product with one quantized activation: (xq, xd, xs) is the per-256 form (xk, dk, bs as int16) for the
+ * k-quants, the per-32 form (xq, xd, xs8) for the 32-block formats. */
+AVX2 static inline float kq_row(int type, const uint8_t *row, int cols, const int8_t *xq, const float *xd, const void *xs) {
     switch (type) {
-        case KQ_Q4_K: return qk45_row(row, cols / 256, 0, xq, xd, xs8);
-        case KQ_Q5_K: return qk45_row(row, cols / 256, 1, xq, xd, xs8);
-        case KQ_Q6_K: return q6k_row(row, cols / 256, xq, xd);
-        case KQ_Q4_1: return q32_row(row, cols / 32, 20, 4, 0, 2, xq, xd, xs8);
-        case KQ_Q5_0: return q32_row(row, cols / 32, 22, 6, 2, 0, xq, xd, xs8);
-        default:      return q32_row(row, cols / 32, 24, 8, 4, 2, xq, xd, xs8);     /* KQ_Q5_1 */
+        case KQ_Q4_K: return qk45_row(row, cols / 256, 0, xq, xd, (const int16_t *) xs);
+        case KQ_Q5_K: return qk45_row(row, cols / 256, 1, xq, xd, (const int16_t *) xs);
+        case KQ_Q6_K: return q6k_row(row, cols / 256, xq, xd, (const int16_t *) xs);
+        case KQ_Q4_1: return q32_row(row, cols / 32, 20, 4, 0, 2, xq, xd, (const int32_t *) xs);
+        case KQ_Q5_0: return q32_row(row, cols / 32, 22, 6, 2, 0, xq, xd, (const int32_t *) xs);
+        default:      return q32_row(row, cols / 32, 24, 8, 4, 2, xq, xd, (const int32_t *) xs);     /* KQ_Q5_1 */
     }
 }
 
@@ -230,15 +245,16 @@ static int64_t kq_row_bytes(int type, int cols) {
 
 /**
  * y[yo + r] = Σ_c W[r, c]·x'[c] for rows r in [r0, r1) of a matrix of the given type (KQ_*) whose row r starts at
- * w + r·(row bytes); x' the quantized activation (xq, xd, xs8 as in the file comment). Returns 0, or −1 (nothing
- * written) for an unknown type or a column count the type cannot hold.
+ * w + r·(row bytes). x' is the quantized activation: for the k-quants its per-256 form (xq = int8 values, xd = their
+ * scales, one per 256, xs = int16 sums of every 16 values), for the 32-block formats its per-32 form (xq, xd one
+ * scale per 32, xs = int32 8 × each block's sum). Returns 0, or −1 (nothing written) for an unknown type or a column
+ * count the type cannot hold.
  */
 AVX2 int32_t kv_matvec_kq(int32_t type, const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
-                          const int8_t *xq, const float *xd, const int32_t *xs8, float *y, int32_t yo) {
+                          const int8_t *xq, const float *xd, const void *xs, float *y, int32_t yo) {
     int64_t rb = kq_row_bytes(type, cols);
-    int block = type <= KQ_Q6_K ? 256 : 32;
-    if (rb < 0 || cols % block != 0) return -1;
-    for (int32_t r = r0; r < r1; r++) y[yo + r] = kq_row(type, w + r * rb, cols, xq, xd, xs8);
+    if (rb < 0 || cols % (is_k(type) ? 256 : 32) != 0) return -1;
+    for (int32_t r = r0; r < r1; r++) y[yo + r] = kq_row(type, w + r * rb, cols, xq, xd, xs);
     return 0;
 }
 
@@ -246,22 +262,22 @@ AVX2 int32_t kv_matvec_kq(int32_t type, const uint8_t *w, int32_t r0, int32_t r1
 #define KQ_TILE_ROWS 16
 
 /**
- * y[t·ldy + r] = Σ_c W[r, c]·x'_t[c] for rows r in [r0, r1) and tokens t in [0, n): token t's activation at
- * xq + t·cols, xd + t·cols/32, xs8 + t·cols/32. Each result equals kv_matvec_kq's bit for bit.
+ * y[t·ldy + r] = Σ_c W[r, c]·x'_t[c] for rows r in [r0, r1) and tokens t in [0, n), the n activations stored one
+ * after another in the form kv_matvec_kq takes. Each result equals kv_matvec_kq's bit for bit.
  */
 AVX2 int32_t kv_gemm_kq(int32_t type, const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
-                        const int8_t *xq, const float *xd, const int32_t *xs8, int32_t n, float *y, int32_t ldy) {
+                        const int8_t *xq, const float *xd, const void *xs, int32_t n, float *y, int32_t ldy) {
     int64_t rb = kq_row_bytes(type, cols);
-    int block = type <= KQ_Q6_K ? 256 : 32;
-    if (rb < 0 || cols % block != 0) return -1;
-    int nb = cols / 32;
+    if (rb < 0 || cols % (is_k(type) ? 256 : 32) != 0) return -1;
+    /* per token: scales and sums of the per-256 form (int16 per 16 values) or of the per-32 form (int32 per 32) */
+    int64_t nd = is_k(type) ? cols / 256 : cols / 32, xsb = is_k(type) ? (int64_t) cols / 16 * 2 : (int64_t) cols / 32 * 4;
     for (int32_t r = r0; r < r1; r += KQ_TILE_ROWS) {
         int32_t re = r + KQ_TILE_ROWS < r1 ? r + KQ_TILE_ROWS : r1;
         for (int32_t t = 0; t < n; t++) {
             const int8_t *x = xq + (int64_t) t * cols;
-            const float *d = xd + (int64_t) t * nb;
-            const int32_t *s8 = xs8 + (int64_t) t * nb;
-            for (int32_t i = r; i < re; i++) y[(int64_t) t * ldy + i] = kq_row(type, w + i * rb, cols, x, d, s8);
+            const float *d = xd + t * nd;
+            const void *sums = (const uint8_t *) xs + t * xsb;
+            for (int32_t i = r; i < re; i++) y[(int64_t) t * ldy + i] = kq_row(type, w + i * rb, cols, x, d, sums);
         }
     }
     return 0;

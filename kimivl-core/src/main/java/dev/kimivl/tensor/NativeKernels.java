@@ -183,8 +183,9 @@ public final class NativeKernels {
     static void gemmOtherFormat(DType type, MemorySegment w, int r0, int r1, QuantMatrix.QuantizedInput x, float[] y, int ldy) {
         int rc;
         try {
-            rc = (int) GEMM_KQ.invokeExact(otherFormatCode(type), w, r0, r1, x.cols, x.q8Segment, x.dSegment, x.s8Segment, x.rows,
-                    MemorySegment.ofArray(y), ldy);
+            boolean k = type.blockSize == 256;      // the k-quants take the activation's per-256 form
+            MemorySegment v = k ? x.k8Segment : x.q8Segment, sc = k ? x.kdSegment : x.dSegment, sums = k ? x.kbsSegment : x.s8Segment;
+            rc = (int) GEMM_KQ.invokeExact(otherFormatCode(type), w, r0, r1, x.cols, v, sc, sums, x.rows, MemorySegment.ofArray(y), ldy);
         } catch (RuntimeException | Error e) {
             throw e;
         } catch (Throwable t) {

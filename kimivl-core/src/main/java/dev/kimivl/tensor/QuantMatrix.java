@@ -120,7 +120,10 @@ public final class QuantMatrix implements Matrix {
             return;
         }
         if (nativeOtherFormat()) {
-            Parallel.forRange(rows, 16, (from, to) -> NativeKernels.matvec(dtype, data, from, to, cols, xq.q8Segment, xq.dSegment, xq.s8Segment, y, yo));
+            // the k-quants take the activation's per-256 form, the 32-block formats its per-32 form
+            boolean k = dtype.blockSize == 256;
+            MemorySegment v = k ? xq.k8Segment : xq.q8Segment, sc = k ? xq.kdSegment : xq.dSegment, sums = k ? xq.kbsSegment : xq.s8Segment;
+            Parallel.forRange(rows, 16, (from, to) -> NativeKernels.matvec(dtype, data, from, to, cols, v, sc, sums, y, yo));
             return;
         }
         switch (dtype) {
@@ -189,6 +192,16 @@ public final class QuantMatrix implements Matrix {
         final byte[] q8;
         final int[] s8;
         final MemorySegment q8Segment, dSegment, s8Segment;
+        /**
+         * The k-quants' form (llama.cpp's Q8_K), when cols is a multiple of 256, else null: int8 values with one scale
+         * per 256 (k8, kd = amax / 127) and the sum of every 16 values (kbs). One scale per super-block lets the
+         * Q4_K/Q5_K/Q6_K kernels apply the weights' integer sub-block scales in integers and convert to float once
+         * per 256 values (kimivl_kquants.c), where per-32 activation scales cost a float step per 32 values.
+         */
+        final byte[] k8;
+        final float[] kd;
+        final short[] kbs;
+        final MemorySegment k8Segment, kdSegment, kbsSegment;
         /** The floats it was made from (for the per-thread cache), or null. */
         private float[] source;
 
@@ -204,6 +217,13 @@ public final class QuantMatrix implements Matrix {
             this.q8Segment = MemorySegment.ofArray(q8);
             this.dSegment = MemorySegment.ofArray(d);
             this.s8Segment = MemorySegment.ofArray(s8);
+            boolean k = cols % 256 == 0;
+            this.k8 = k ? new byte[n] : null;
+            this.kd = k ? new float[n / 256] : null;
+            this.kbs = k ? new short[n / 16] : null;
+            this.k8Segment = k ? MemorySegment.ofArray(k8) : null;
+            this.kdSegment = k ? MemorySegment.ofArray(kd) : null;
+            this.kbsSegment = k ? MemorySegment.ofArray(kbs) : null;
         }
 
         /** Quantizes x[xo .. xo + cols). */
@@ -230,11 +250,19 @@ public final class QuantMatrix implements Matrix {
             System.arraycopy(q8, t * cols, r.q8, 0, cols);
             System.arraycopy(d, t * nb, r.d, 0, nb);
             System.arraycopy(s8, t * nb, r.s8, 0, nb);
+            if (k8 != null) {
+                System.arraycopy(k8, t * cols, r.k8, 0, cols);
+                System.arraycopy(kd, t * (cols / 256), r.kd, 0, cols / 256);
+                System.arraycopy(kbs, t * (cols / 16), r.kbs, 0, cols / 16);
+            }
             return r;
         }
 
         /** The value the kernels use in place of x[c]: q[c]·d[c / 32]. */
         public float value(int c) { return q[c] * d[c >> 5]; }
+
+        /** The value the k-quant kernels use in place of x[c] (one scale per 256 values); needs cols % 256 == 0. */
+        public float kValue(int c) { return k8[c] * kd[c >> 8]; }
 
         private void quantize(float[] x, int xo) {
             if (xo < 0 || xo + (long) rows * cols > x.length) throw new IndexOutOfBoundsException("x too short");
@@ -248,6 +276,26 @@ public final class QuantMatrix implements Matrix {
                 IntVector sum = round(v0, id, 32 * b).add(round(v1, id, 32 * b + 8))
                         .add(round(v2, id, 32 * b + 16)).add(round(v3, id, 32 * b + 24));
                 s8[b] = 8 * sum.reduceLanes(VectorOperators.ADD);
+            }
+            if (k8 != null) quantizeK(x, xo);
+        }
+
+        /** The k-quants' form of x[xo ..] (see k8): per 256 values amax / 127, values rounded to nearest even. */
+        private void quantizeK(float[] x, int xo) {
+            for (int sb = 0; sb < kd.length; sb++) {
+                int o = xo + 256 * sb;
+                FloatVector m = FloatVector.zero(F8);
+                for (int i = 0; i < 256; i += 8) m = m.max(FloatVector.fromArray(F8, x, o + i).abs());
+                float amax = m.reduceLanes(VectorOperators.MAX);
+                FloatVector id = FloatVector.broadcast(F8, amax != 0 ? 127f / amax : 0f), magic = FloatVector.broadcast(F8, 12582912f);
+                kd[sb] = amax / 127f;
+                for (int i = 0; i < 256; i += 16) {
+                    IntVector r0 = FloatVector.fromArray(F8, x, o + i).fma(id, magic).reinterpretAsInts().sub(0x4B400000);
+                    IntVector r1 = FloatVector.fromArray(F8, x, o + i + 8).fma(id, magic).reinterpretAsInts().sub(0x4B400000);
+                    ((ByteVector) r0.convertShape(VectorOperators.I2B, ByteVector.SPECIES_64, 0)).intoArray(k8, 256 * sb + i);
+                    ((ByteVector) r1.convertShape(VectorOperators.I2B, ByteVector.SPECIES_64, 0)).intoArray(k8, 256 * sb + i + 8);
+                    kbs[16 * sb + i / 16] = (short) (r0.reduceLanes(VectorOperators.ADD) + r1.reduceLanes(VectorOperators.ADD));
+                }
             }
         }
 

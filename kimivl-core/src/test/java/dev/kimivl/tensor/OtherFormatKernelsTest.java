@@ -13,7 +13,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 /**
  * The native integer kernels of the other ggml formats of published GGUF files (kimivl_kquants.c: Q4_K, Q5_K, Q6_K,
  * Q4_1, Q5_0, Q5_1) against the reference dequantizers (Quant, themselves checked against gguf-py in QuantTest):
- * random blocks, every bit pattern of the quants, small random f16 scales.
+ * random blocks, every bit pattern of the quants, small random f16 scales. The k-quants multiply the activation in its
+ * per-256 form (QuantizedInput.kValue), the 32-block formats in its per-32 form.
  */
 class OtherFormatKernelsTest {
     private static final ValueLayout.OfShort S16 = ValueLayout.JAVA_SHORT_UNALIGNED;
@@ -65,10 +66,37 @@ class OtherFormatKernelsTest {
                 float[] y = new float[rows + 5];
                 m.matvec(xq, y, 5);
                 String what = "native " + t + " [" + rows + ", " + cols + "]";
-                QuantTest.checkIntegerResult(dense, rows, cols, x, 3, xq, y, 5, what);
+                if (t.blockSize == 256) {       // the k-quants take the activation rounded per 256 (llama.cpp's Q8_K)
+                    QuantTest.checkIntegerResult(dense, rows, cols, x, 3, xq::kValue, 256, y, 5, what);
+                } else {
+                    QuantTest.checkIntegerResult(dense, rows, cols, x, 3, xq, y, 5, what);
+                }
                 for (int i = 0; i < 5; i++) assertEquals(0f, y[i], what + ": wrote outside its rows");
             }
         }
+    }
+
+    /** The per-256 form: values within half a step of x, one scale per 256 (amax / 127), 16-sums of the values. */
+    @Test
+    void perSuperBlockActivationForm() {
+        Random rnd = new Random(53);
+        int cols = 768, rows = 2;
+        float[] x = QuantTest.random(rnd, rows * cols, 1f);
+        x[300] = 40f;                                   // one super-block with a large amax
+        QuantMatrix.QuantizedInput q = QuantMatrix.QuantizedInput.ofRows(x, rows, cols);
+        for (int c = 0; c < rows * cols; c++) {
+            int sb = c / 256;
+            float amax = 0;
+            for (int i = 256 * sb; i < 256 * sb + 256; i++) amax = Math.max(amax, Math.abs(x[i]));
+            assertEquals(amax / 127f, q.kd[sb], 0f, "scale of super-block " + sb);
+            assertEquals(x[c], q.k8[c] * q.kd[sb], q.kd[sb] / 2 * (1 + 1e-6), "value " + c);
+        }
+        for (int g = 0; g < rows * cols / 16; g++) {
+            int sum = 0;
+            for (int i = 0; i < 16; i++) sum += q.k8[16 * g + i];
+            assertEquals(sum, q.kbs[g], "16-sum " + g);
+        }
+        assertEquals(null, QuantMatrix.QuantizedInput.of(x, 0, 96).k8, "no per-256 form for 96 columns");
     }
 
     /** Prefill gives, token by token, exactly the decode kernel's result, and writes only y[t·rows + r]. */

@@ -306,20 +306,26 @@ class QuantTest {
      * |y − exact| / bound seen (how much of the bound the rounding used).
      */
     static double checkIntegerResult(float[] dense, int rows, int cols, float[] x, int xo, QuantMatrix.QuantizedInput xq, float[] y, int yo, String what) {
+        return checkIntegerResult(dense, rows, cols, x, xo, xq::value, 32, y, yo, what);
+    }
+
+    /** As above for an activation rounded in blocks of {@code block} values (256: the k-quants' form, xq::kValue). */
+    static double checkIntegerResult(float[] dense, int rows, int cols, float[] x, int xo, java.util.function.IntToDoubleFunction xv, int block,
+                                     float[] y, int yo, String what) {
         double used = 0;
         for (int r = 0; r < rows; r++) {
             double ref = 0, refq = 0, magq = 0, mag = 0, bound = 0;
-            for (int b = 0; b < cols / 32; b++) {
+            for (int b = 0; b < cols / block; b++) {
                 double amax = 0, wsum = 0;
-                for (int j = 0; j < 32; j++) {
-                    int c = 32 * b + j;
+                for (int j = 0; j < block; j++) {
+                    int c = block * b + j;
                     double w = dense[r * cols + c];
                     amax = Math.max(amax, Math.abs(x[xo + c]));
                     wsum += Math.abs(w);
                     ref += w * x[xo + c];
-                    refq += w * xq.value(c);
+                    refq += w * xv.applyAsDouble(c);
                     mag += Math.abs(w * x[xo + c]);
-                    magq += Math.abs(w * xq.value(c));
+                    magq += Math.abs(w * xv.applyAsDouble(c));
                 }
                 bound += amax / 127 / 2 * wsum * (1 + 1e-5);
             }
