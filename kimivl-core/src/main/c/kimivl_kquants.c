@@ -18,6 +18,8 @@
  */
 #include "kimivl_common.h"
 
+#define ALWAYS_INLINE __attribute__((always_inline)) inline
+
 /* Type codes shared with dev.kimivl.tensor.NativeKernels. */
 enum { KQ_Q4_K = 0, KQ_Q5_K = 1, KQ_Q6_K = 2, KQ_Q4_1 = 3, KQ_Q5_0 = 4, KQ_Q5_1 = 5 };
 
@@ -123,26 +125,31 @@ static inline void k_scales(const uint8_t *p, uint64_t *sc, uint64_t *mn) {
 #define REP16(k) _mm256_set1_epi16((short) ((2 * (k)) | (2 * (k) + 1) << 8))
 
 /*
- * One Q4_K (q5 = 0) or Q5_K row: per super-block, values d·sc_k·q − dmin·m_k on sub-block k (32 values), so
+ * One Q4_K (q5 = 0) or Q5_K row against T = 1..4 activations (xk[t], dk[t], bs[t]): per super-block, values
+ * d·sc_k·q − dmin·m_k on sub-block k (32 values), so
  *   Σ = d·dk · Σ_k sc_k·(Σ q·xk)_k − dmin·dk · Σ_k m_k·(Σ xk)_k.
  * Layout: d, dmin (f16), 12 scale bytes, [Q5_K: 32 bytes of 5th bits], 128 nibble bytes; nibble byte l of 64-chunk j
  * holds value 64j + l (low) and 64j + 32 + l (high); Q5_K's 5th bits of those are bits 2j and 2j + 1 of qh[l].
+ * The weights are unpacked once per super-block for all T tokens (the prefill GEMM passes 4, the matvec 1: with
+ * T a constant in each inlined copy, both compute every token's sum in the same order, bit for bit).
  * Integer ranges: vpmaddubsw pair sums ≤ 2·31·127 = 7874, times a 6-bit scale and paired by vpmaddwd ≤ 992124 per
  * lane, 8 sub-blocks ≤ 7.9e6; the mins' Σ m·bs ≤ 2·63·2032 per lane.
  */
-AVX2 static float qk45_row(const uint8_t *w, int nsb, int q5, const int8_t *xk, const float *dk, const int16_t *bs) {
+AVX2 static ALWAYS_INLINE void qk45_rows(const uint8_t *w, int nsb, int q5, int T, const int8_t *const *xk,
+                                         const float *const *dk, const int16_t *const *bs, float *out) {
     const int bb = q5 ? 176 : 144, qs_at = q5 ? 48 : 16;
     const __m256i m0f = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
-    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    __m256 acc[4], accm[4];
+    for (int t = 0; t < T; t++) acc[t] = accm[t] = _mm256_setzero_ps();
     for (int s = 0; s < nsb; s++) {
         const uint8_t *p = w + (int64_t) bb * s;
-        const int8_t *x = xk + 256 * s;
         prefetch_ahead(p, q5 ? 4 : 3);
         uint64_t sc, mn;
         k_scales(p + 4, &sc, &mn);
         __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long) sc)));
         __m256i h = q5 ? _mm256_loadu_si256((const __m256i *) (p + 16)) : _mm256_setzero_si256();
-        __m256i sumi = _mm256_setzero_si256();
+        __m256i sumi[4];
+        for (int t = 0; t < T; t++) sumi[t] = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
             __m256i raw = _mm256_loadu_si256((const __m256i *) (p + qs_at + 32 * j));
             __m256i lo = _mm256_and_si256(raw, m0f), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m0f);
@@ -152,41 +159,50 @@ AVX2 static float qk45_row(const uint8_t *w, int nsb, int q5, const int8_t *xk, 
                 hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 1), one), 4));
                 h = _mm256_srli_epi16(h, 2);
             }
-            __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *) (x + 64 * j))),
-                                           _mm256_shuffle_epi8(sc16, REP16(2 * j)));
-            __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *) (x + 64 * j + 32))),
-                                           _mm256_shuffle_epi8(sc16, REP16(2 * j + 1)));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
+            __m256i sl = _mm256_shuffle_epi8(sc16, REP16(2 * j)), sh = _mm256_shuffle_epi8(sc16, REP16(2 * j + 1));
+            for (int t = 0; t < T; t++) {
+                const int8_t *x = xk[t] + 256 * s + 64 * j;
+                __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *) x)), sl);
+                __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *) (x + 32))), sh);
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(pl, ph));
+            }
         }
         /* mins: m_k against the two 16-sums of sub-block k */
         __m128i m8 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long) mn));
         __m256i m16 = _mm256_set_m128i(_mm_unpackhi_epi16(m8, m8), _mm_unpacklo_epi16(m8, m8));
-        __m256i msum = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *) (bs + 16 * s)), m16);
-        float d = f16_at(p) * dk[s], dmin = f16_at(p + 2) * dk[s];
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d), acc);
-        accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_set1_ps(dmin), accm);
+        float d = f16_at(p), dmin = f16_at(p + 2);
+        for (int t = 0; t < T; t++) {
+            __m256i msum = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *) (bs[t] + 16 * s)), m16);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[t]), _mm256_set1_ps(d * dk[t][s]), acc[t]);
+            accm[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_set1_ps(dmin * dk[t][s]), accm[t]);
+        }
     }
-    return hsum_f32(acc) - hsum_f32(accm);
+    for (int t = 0; t < T; t++) out[t] = hsum_f32(acc[t]) - hsum_f32(accm[t]);
 }
 
 /*
- * One Q6_K row: per super-block (ql[128] low nibbles, qh[64] top 2 bits, int8 scales[16], f16 d at 208), values
- * d·sc·(q − 32), one scale per 16 values. Per half h (128 values): with A = ql[64h..+32), B = ql[64h+32..+32),
- * H = qh[32h..+32), value l + 32i (l < 32) of the half is, for i = 0..3, (A & 15 | H bits 0-1), (B & 15 | bits 2-3),
- * (A >> 4 | bits 4-5), (B >> 4 | bits 6-7), the 2 bits on top. The two 16-value halves of 32-block 4h + i take
- * scales[8h + 2i] and scales[8h + 2i + 1]. The −32 goes through the 16-sums: Σ sc·(q − 32)·x = Σ sc·q·x − 32·Σ sc·bs.
+ * One Q6_K row against T = 1..4 activations: per super-block (ql[128] low nibbles, qh[64] top 2 bits, int8
+ * scales[16], f16 d at 208), values d·sc·(q − 32), one scale per 16 values. Per half h (128 values): with
+ * A = ql[64h..+32), B = ql[64h+32..+32), H = qh[32h..+32), value l + 32i (l < 32) of the half is, for i = 0..3,
+ * (A & 15 | H bits 0-1), (B & 15 | bits 2-3), (A >> 4 | bits 4-5), (B >> 4 | bits 6-7), the 2 bits on top. The two
+ * 16-value halves of 32-block 4h + i take scales[8h + 2i] and scales[8h + 2i + 1]. The −32 goes through the
+ * 16-sums: Σ sc·(q − 32)·x = Σ sc·q·x − 32·Σ sc·bs. As qk45_rows, the weights are unpacked once for all T tokens.
  * Integer ranges: pair sums ≤ 2·63·127 = 16002, times |sc| ≤ 128 paired ≤ 4.1e6 per lane, 8 blocks ≤ 3.3e7.
  */
-AVX2 static float q6k_row(const uint8_t *w, int nsb, const int8_t *xk, const float *dk, const int16_t *bs) {
+AVX2 static ALWAYS_INLINE void q6k_rows(const uint8_t *w, int nsb, int T, const int8_t *const *xk,
+                                        const float *const *dk, const int16_t *const *bs, float *out) {
     const __m256i m0f = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[4];
+    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int s = 0; s < nsb; s++) {
         const uint8_t *p = w + (int64_t) 210 * s;
-        const int8_t *x = xk + 256 * s;
         prefetch_ahead(p, 4);
         __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) (p + 192)));   /* 16 scales as int16 */
-        __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(),
-                                        _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *) (bs + 16 * s)), sc16), 5));
+        __m256i sumi[4];
+        for (int t = 0; t < T; t++) {
+            __m256i corr = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *) (bs[t] + 16 * s)), sc16);
+            sumi[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5));
+        }
         for (int h = 0; h < 2; h++) {
             __m256i A = _mm256_loadu_si256((const __m256i *) (p + 64 * h));
             __m256i B = _mm256_loadu_si256((const __m256i *) (p + 64 * h + 32));
@@ -205,29 +221,35 @@ AVX2 static float q6k_row(const uint8_t *w, int nsb, const int8_t *xk, const flo
                                                                         4 * i, 4 * i + 1, 4 * i, 4 * i + 1, 4 * i, 4 * i + 1, 4 * i, 4 * i + 1,
                                                                         4 * i + 2, 4 * i + 3, 4 * i + 2, 4 * i + 3, 4 * i + 2, 4 * i + 3, 4 * i + 2, 4 * i + 3,
                                                                         4 * i + 2, 4 * i + 3, 4 * i + 2, 4 * i + 3, 4 * i + 2, 4 * i + 3, 4 * i + 2, 4 * i + 3));
-                __m256i xv = _mm256_loadu_si256((const __m256i *) (x + 32 * (4 * h + i)));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[i], xv), scp));
+                for (int t = 0; t < T; t++) {
+                    __m256i xv = _mm256_loadu_si256((const __m256i *) (xk[t] + 256 * s + 32 * (4 * h + i)));
+                    sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[i], xv), scp));
+                }
             }
         }
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(f16_at(p + 208) * dk[s]), acc);
+        float d = f16_at(p + 208);
+        for (int t = 0; t < T; t++) acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[t]), _mm256_set1_ps(d * dk[t][s]), acc[t]);
     }
-    return hsum_f32(acc);
+    for (int t = 0; t < T; t++) out[t] = hsum_f32(acc[t]);
 }
 
 /* ---------------------------------------------------------------- entry points */
 
 static int is_k(int type) { return type == KQ_Q4_K || type == KQ_Q5_K || type == KQ_Q6_K; }
 
-/* Row r's dot product with one quantized activation: (xq, xd, xs) is the per-256 form (xk, dk, bs as int16) for the
- * k-quants, the per-32 form (xq, xd, xs8) for the 32-block formats. */
-AVX2 static inline float kq_row(int type, const uint8_t *row, int cols, const int8_t *xq, const float *xd, const void *xs) {
+/* A k-quant row against T activations in the per-256 form (token t: xk[t], dk[t], bs[t]); T a constant per call site. */
+AVX2 static ALWAYS_INLINE void k_rows(int type, const uint8_t *row, int cols, int T, const int8_t *const *xk,
+                                      const float *const *dk, const int16_t *const *bs, float *out) {
+    if (type == KQ_Q6_K) q6k_rows(row, cols / 256, T, xk, dk, bs, out);
+    else qk45_rows(row, cols / 256, type == KQ_Q5_K, T, xk, dk, bs, out);
+}
+
+/* A 32-block-format row's dot product with one activation in the per-32 form. */
+AVX2 static inline float q32_row_of(int type, const uint8_t *row, int cols, const int8_t *xq, const float *xd, const int32_t *xs8) {
     switch (type) {
-        case KQ_Q4_K: return qk45_row(row, cols / 256, 0, xq, xd, (const int16_t *) xs);
-        case KQ_Q5_K: return qk45_row(row, cols / 256, 1, xq, xd, (const int16_t *) xs);
-        case KQ_Q6_K: return q6k_row(row, cols / 256, xq, xd, (const int16_t *) xs);
-        case KQ_Q4_1: return q32_row(row, cols / 32, 20, 4, 0, 2, xq, xd, (const int32_t *) xs);
-        case KQ_Q5_0: return q32_row(row, cols / 32, 22, 6, 2, 0, xq, xd, (const int32_t *) xs);
-        default:      return q32_row(row, cols / 32, 24, 8, 4, 2, xq, xd, (const int32_t *) xs);     /* KQ_Q5_1 */
+        case KQ_Q4_1: return q32_row(row, cols / 32, 20, 4, 0, 2, xq, xd, xs8);
+        case KQ_Q5_0: return q32_row(row, cols / 32, 22, 6, 2, 0, xq, xd, xs8);
+        default:      return q32_row(row, cols / 32, 24, 8, 4, 2, xq, xd, xs8);     /* KQ_Q5_1 */
     }
 }
 
@@ -254,7 +276,12 @@ AVX2 int32_t kv_matvec_kq(int32_t type, const uint8_t *w, int32_t r0, int32_t r1
                           const int8_t *xq, const float *xd, const void *xs, float *y, int32_t yo) {
     int64_t rb = kq_row_bytes(type, cols);
     if (rb < 0 || cols % (is_k(type) ? 256 : 32) != 0) return -1;
-    for (int32_t r = r0; r < r1; r++) y[yo + r] = kq_row(type, w + r * rb, cols, xq, xd, xs);
+    if (is_k(type)) {
+        const int16_t *bs = (const int16_t *) xs;
+        for (int32_t r = r0; r < r1; r++) k_rows(type, w + r * rb, cols, 1, &xq, &xd, &bs, y + yo + r);
+    } else {
+        for (int32_t r = r0; r < r1; r++) y[yo + r] = q32_row_of(type, w + r * rb, cols, xq, xd, (const int32_t *) xs);
+    }
     return 0;
 }
 
@@ -263,21 +290,49 @@ AVX2 int32_t kv_matvec_kq(int32_t type, const uint8_t *w, int32_t r0, int32_t r1
 
 /**
  * y[t·ldy + r] = Σ_c W[r, c]·x'_t[c] for rows r in [r0, r1) and tokens t in [0, n), the n activations stored one
- * after another in the form kv_matvec_kq takes. Each result equals kv_matvec_kq's bit for bit.
+ * after another in the form kv_matvec_kq takes. The k-quants unpack each row once per 4 tokens (k_rows); the 32-block
+ * formats run the matvec's row per token over tiles of rows held in L1. Each result equals kv_matvec_kq's bit for bit.
  */
 AVX2 int32_t kv_gemm_kq(int32_t type, const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
                         const int8_t *xq, const float *xd, const void *xs, int32_t n, float *y, int32_t ldy) {
     int64_t rb = kq_row_bytes(type, cols);
     if (rb < 0 || cols % (is_k(type) ? 256 : 32) != 0) return -1;
-    /* per token: scales and sums of the per-256 form (int16 per 16 values) or of the per-32 form (int32 per 32) */
-    int64_t nd = is_k(type) ? cols / 256 : cols / 32, xsb = is_k(type) ? (int64_t) cols / 16 * 2 : (int64_t) cols / 32 * 4;
+    if (is_k(type)) {
+        int nsb = cols / 256;
+        for (int32_t r = r0; r < r1; r += KQ_TILE_ROWS) {          /* a tile of rows stays in L1 over all tokens */
+            int32_t re = r + KQ_TILE_ROWS < r1 ? r + KQ_TILE_ROWS : r1;
+            for (int32_t t0 = 0; t0 < n; t0 += 4) {
+                int T = n - t0 < 4 ? n - t0 : 4;
+                const int8_t *xk[4];
+                const float *dk[4];
+                const int16_t *bs[4];
+                for (int t = 0; t < T; t++) {
+                    xk[t] = xq + (int64_t) (t0 + t) * cols;
+                    dk[t] = xd + (int64_t) (t0 + t) * nsb;
+                    bs[t] = (const int16_t *) xs + (int64_t) (t0 + t) * nsb * 16;
+                }
+                for (int32_t i = r; i < re; i++) {
+                    float out[4];
+                    switch (T) {              /* a constant T per inlined copy */
+                        case 4: k_rows(type, w + i * rb, cols, 4, xk, dk, bs, out); break;
+                        case 3: k_rows(type, w + i * rb, cols, 3, xk, dk, bs, out); break;
+                        case 2: k_rows(type, w + i * rb, cols, 2, xk, dk, bs, out); break;
+                        default: k_rows(type, w + i * rb, cols, 1, xk, dk, bs, out); break;
+                    }
+                    for (int t = 0; t < T; t++) y[(int64_t) (t0 + t) * ldy + i] = out[t];
+                }
+            }
+        }
+        return 0;
+    }
+    int nb = cols / 32;
     for (int32_t r = r0; r < r1; r += KQ_TILE_ROWS) {
         int32_t re = r + KQ_TILE_ROWS < r1 ? r + KQ_TILE_ROWS : r1;
         for (int32_t t = 0; t < n; t++) {
             const int8_t *x = xq + (int64_t) t * cols;
-            const float *d = xd + t * nd;
-            const void *sums = (const uint8_t *) xs + t * xsb;
-            for (int32_t i = r; i < re; i++) y[(int64_t) t * ldy + i] = kq_row(type, w + i * rb, cols, x, d, sums);
+            const float *d = xd + (int64_t) t * nb;
+            const int32_t *s8 = (const int32_t *) xs + (int64_t) t * nb;
+            for (int32_t i = r; i < re; i++) y[(int64_t) t * ldy + i] = q32_row_of(type, w + i * rb, cols, x, d, s8);
         }
     }
     return 0;
