@@ -105,7 +105,9 @@ class OtherFormatKernelsTest {
         assumeTrue(NativeKernels.AVAILABLE, NativeKernels.STATUS);
         Random rnd = new Random(43);
         for (DType t : TYPES) {
-            int cols = t.blockSize == 256 ? 2048 : 1408, rows = 45, n = 7;
+          // 128 columns: the 32-block kernels' two-rows-at-a-time path (attn_k_b); 7 tokens: groups of 4 and a rest
+          for (int cols : t.blockSize == 256 ? new int[]{2048} : new int[]{1408, 128}) {
+            int rows = 45, n = 7;
             QuantMatrix m = randomMatrix(rnd, t, rows, cols);
             float[] x = QuantTest.random(rnd, n * cols, 1f);
             float[] y = new float[n * rows];
@@ -113,8 +115,14 @@ class OtherFormatKernelsTest {
             for (int tok = 0; tok < n; tok++) {
                 float[] yt = new float[rows];
                 m.matvec(QuantMatrix.QuantizedInput.of(x, tok * cols, cols), yt, 0);
-                for (int r = 0; r < rows; r++) assertEquals(yt[r], y[tok * rows + r], 0f, t + " token " + tok + " row " + r);
+                for (int r = 0; r < rows; r++) assertEquals(yt[r], y[tok * rows + r], 0f, t + " [" + rows + ", " + cols + "] token " + tok + " row " + r);
+                // a single row alone (no partner row) gives the same bits
+                float[] one = new float[rows];
+                new QuantMatrix(m.segment().asSlice(t.bytesFor((long) (rows - 2) * cols), t.bytesFor(cols)), t, 1, cols)
+                        .matvec(QuantMatrix.QuantizedInput.of(x, tok * cols, cols), one, 0);
+                assertEquals(yt[rows - 2], one[0], 0f, t + " [" + rows + ", " + cols + "] row " + (rows - 2) + " alone");
             }
+          }
         }
     }
 
