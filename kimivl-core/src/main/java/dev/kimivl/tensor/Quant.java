@@ -172,36 +172,23 @@ public final class Quant {
     }
 
     /** block_q4_K: f16 d, f16 dmin, u8 scales[12] (6-bit scale/min pairs), u8 qs[128]. */
-    public static void dequantQ4_K(MemorySegment s, long src, float[] y, int yo, int n) {
-        int[] sm = new int[2];
-        for (int b = 0; b < n / 256; b++) {
-            long o = src + b * 144L;
-            float d = f16(s, o), dmin = f16(s, o + 2);
-            long sc = o + 4, q = o + 16;
-            int out = yo + b * 256;
-            for (int j = 0, is = 0; j < 256; j += 64, is += 2) {
-                scaleMinK4(is, s, sc, sm);
-                float d1 = d * sm[0], m1 = dmin * sm[1];
-                scaleMinK4(is + 1, s, sc, sm);
-                float d2 = d * sm[0], m2 = dmin * sm[1];
-                for (int l = 0; l < 32; l++) y[out++] = d1 * (u8(s, q + l) & 0xF) - m1;
-                for (int l = 0; l < 32; l++) y[out++] = d2 * (u8(s, q + l) >> 4) - m2;
-                q += 32;
-            }
-        }
-    }
+    public static void dequantQ4_K(MemorySegment s, long src, float[] y, int yo, int n) { dequantK45(s, src, y, yo, n, false); }
 
     /**
      * block_q5_K: f16 d, f16 dmin, u8 scales[12] (packed as Q4_K), u8 qh[32], u8 qs[128]. Each 64 elements are two
      * sub-blocks of 32 sharing qs[l] (low nibble, then high nibble, as Q4_K); the fifth bit of element l of sub-block
      * i (0..7) is bit i of qh[l], so the pair at 64·k takes bits 2k and 2k + 1.
      */
-    public static void dequantQ5_K(MemorySegment s, long src, float[] y, int yo, int n) {
+    public static void dequantQ5_K(MemorySegment s, long src, float[] y, int yo, int n) { dequantK45(s, src, y, yo, n, true); }
+
+    /** Q4_K, or Q5_K when q5 (the same layout with 32 bytes of fifth bits after the scales; +0 for Q4_K is exact). */
+    private static void dequantK45(MemorySegment s, long src, float[] y, int yo, int n, boolean q5) {
         int[] sm = new int[2];
+        int bb = q5 ? 176 : 144;
         for (int b = 0; b < n / 256; b++) {
-            long o = src + b * 176L;
+            long o = src + (long) b * bb;
             float d = f16(s, o), dmin = f16(s, o + 2);
-            long sc = o + 4, qh = o + 16, q = o + 48;
+            long sc = o + 4, qh = o + 16, q = q5 ? o + 48 : o + 16;
             int out = yo + b * 256;
             for (int j = 0, is = 0; j < 256; j += 64, is += 2) {
                 scaleMinK4(is, s, sc, sm);
@@ -209,8 +196,8 @@ public final class Quant {
                 scaleMinK4(is + 1, s, sc, sm);
                 float d2 = d * sm[0], m2 = dmin * sm[1];
                 int u1 = 1 << is, u2 = 2 << is;
-                for (int l = 0; l < 32; l++) y[out++] = d1 * ((u8(s, q + l) & 0xF) + ((u8(s, qh + l) & u1) != 0 ? 16 : 0)) - m1;
-                for (int l = 0; l < 32; l++) y[out++] = d2 * ((u8(s, q + l) >> 4) + ((u8(s, qh + l) & u2) != 0 ? 16 : 0)) - m2;
+                for (int l = 0; l < 32; l++) y[out++] = d1 * ((u8(s, q + l) & 0xF) + (q5 && (u8(s, qh + l) & u1) != 0 ? 16 : 0)) - m1;
+                for (int l = 0; l < 32; l++) y[out++] = d2 * ((u8(s, q + l) >> 4) + (q5 && (u8(s, qh + l) & u2) != 0 ? 16 : 0)) - m2;
                 q += 32;
             }
         }

@@ -1,22 +1,18 @@
 package dev.kimivl.bench;
 
-import dev.kimivl.io.TensorData;
-import dev.kimivl.io.WeightSource;
 import dev.kimivl.io.gguf.GgufModel;
 import dev.kimivl.model.KvCache;
 import dev.kimivl.model.LanguageModel;
 import dev.kimivl.model.StageSink;
-import dev.kimivl.tensor.DType;
 import dev.kimivl.tensor.NativeKernels;
 import dev.kimivl.tensor.QuantMatrix;
+import dev.kimivl.testing.TestData;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.Set;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -43,7 +39,7 @@ class DefaultKernelsModelTest {
             Path[] files = RandomGguf.ensure(dir, mix, json, 7, null);
             try (GgufModel g = GgufModel.open(files)) {
                 LanguageModel fast = LanguageModel.load(g, g.config().text(), g.config().textPrefix());
-                LanguageModel exact = LanguageModel.load(decoded(g), g.config().text(), g.config().textPrefix());
+                LanguageModel exact = LanguageModel.load(TestData.decoded(g), g.config().text(), g.config().textPrefix());
                 assertEquals(KvCache.Precision.F16, fast.newCache(8).precision(), "quantized weights default to an f16 cache");
                 Map<String, float[]> a = run(fast, prompt, 77), b = run(exact, prompt, 77);
                 for (String stage : a.keySet()) {
@@ -90,18 +86,4 @@ class DefaultKernelsModelTest {
         };
     }
 
-    /** The same tensors with every quantized one decoded to F32 (so the float kernels run them); kv_b per head not offered. */
-    private static WeightSource decoded(WeightSource w) {
-        return new WeightSource() {
-            @Override public Set<String> names() { return w.names(); }
-            @Override public boolean has(String n) { return w.has(n); }
-            @Override public TensorData tensor(String n) {
-                TensorData t = w.tensor(n);
-                if (!t.dtype().isQuantized()) return t;
-                return new TensorData(n, DType.F32, t.shape(), MemorySegment.ofArray(t.toFloats()), t.origin() + " (decoded)");
-            }
-            @Override public String description() { return w.description() + ", decoded to F32"; }
-            @Override public void close() {}
-        };
-    }
 }

@@ -5,7 +5,6 @@ import dev.kimivl.config.ModelConfig;
 import dev.kimivl.config.PreprocessorConfig;
 import dev.kimivl.io.QuantizedWeights;
 import dev.kimivl.io.SafetensorsCheckpoint;
-import dev.kimivl.io.TensorData;
 import dev.kimivl.io.WeightSource;
 import dev.kimivl.tensor.DType;
 import dev.kimivl.testing.Golden;
@@ -16,10 +15,8 @@ import dev.kimivl.vision.VisionOutput;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
-import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Set;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -74,20 +71,6 @@ class QuantizedAccuracyTest {
         return out;
     }
 
-    /** The same weights with every quantized matrix decoded back to F32: isolates the quantized kernels from the rounding. */
-    static WeightSource dequantized(QuantizedWeights q) {
-        return new WeightSource() {
-            @Override public Set<String> names() { return q.names(); }
-            @Override public boolean has(String n) { return q.has(n); }
-            @Override public TensorData tensor(String n) {
-                TensorData t = q.tensor(n);
-                if (!t.dtype().isQuantized()) return t;
-                return new TensorData(n, DType.F32, t.shape(), MemorySegment.ofArray(t.toFloats()), t.origin() + " (decoded)");
-            }
-            @Override public String description() { return q.description() + ", decoded to F32"; }
-            @Override public void close() {}
-        };
-    }
 
     /**
      * The issue's bar (Q8_0 keeps top-1 everywhere, mean KL < 1e-3) is not reachable on these tiny random goldens:
@@ -109,7 +92,7 @@ class QuantizedAccuracyTest {
             DType[] types = {DType.Q8_0, DType.Q4_0};
             for (int k = 0; k < 2; k++) {
                 QuantizedWeights q = new QuantizedWeights(ckpt, types[k]);
-                float[] kernels = logits(g, q, cfg), decoded = logits(g, dequantized(q), cfg);
+                float[] kernels = logits(g, q, cfg), decoded = logits(g, dev.kimivl.testing.TestData.decoded(q), cfg);
                 double d = Golden.maxAbsDiff(kernels, decoded);
                 assertTrue(d < 2e-3, types[k] + " kernels vs decoded weights: max |Δlogit| " + d);
                 res[k] = compare(ref, kernels, V);

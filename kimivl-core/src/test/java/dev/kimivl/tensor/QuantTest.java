@@ -2,8 +2,6 @@ package dev.kimivl.tensor;
 
 import org.junit.jupiter.api.Test;
 
-import java.io.IOException;
-import java.io.InputStream;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
@@ -15,20 +13,9 @@ import java.util.Random;
 import static org.junit.jupiter.api.Assertions.*;
 
 class QuantTest {
-    static byte[] resource(String name) {
-        try (InputStream in = QuantTest.class.getResourceAsStream("/quant/" + name)) {
-            assertNotNull(in, "missing test resource quant/" + name);
-            return in.readAllBytes();
-        } catch (IOException e) {
-            throw new RuntimeException(e);
-        }
-    }
+    static byte[] resource(String name) { return dev.kimivl.testing.TestData.quantResource(name); }
 
-    static float[] floats(byte[] b) {
-        float[] f = new float[b.length / 4];
-        ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(f);
-        return f;
-    }
+    static float[] floats(byte[] b) { return dev.kimivl.testing.TestData.floats(b); }
 
     static float[] random(Random rnd, int n, float scale) {
         float[] f = new float[n];

@@ -7,7 +7,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
-import java.io.InputStream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
@@ -30,20 +29,9 @@ class GgufQuantTypesTest {
             {"b_2x64.q5_1", GgmlType.Q5_1, 2, 64}, {"k_2x512.q5_k", GgmlType.Q5_K, 2, 512},
     };
 
-    static byte[] resource(String name) {
-        try (InputStream in = GgufQuantTypesTest.class.getResourceAsStream("/quant/" + name)) {
-            assertNotNull(in, "missing test resource quant/" + name);
-            return in.readAllBytes();
-        } catch (IOException e) {
-            throw new RuntimeException(e);
-        }
-    }
+    static byte[] resource(String name) { return dev.kimivl.testing.TestData.quantResource(name); }
 
-    static float[] floats(byte[] b) {
-        float[] f = new float[b.length / 4];
-        ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(f);
-        return f;
-    }
+    static float[] floats(byte[] b) { return dev.kimivl.testing.TestData.floats(b); }
 
     static Path write(Path dir) {
         GgufWriter w = new GgufWriter().putString("general.architecture", "test");
