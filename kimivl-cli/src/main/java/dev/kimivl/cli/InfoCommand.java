@@ -52,6 +52,7 @@ final class InfoCommand implements Callable<Integer> {
                 if (t.isMoeLayer(l)) inactive += (long) (t.nRoutedExperts() - t.numExpertsPerTok()) * 3 * t.moeIntermediateSize() * t.hiddenSize();
             }
             System.out.printf("parameters   %,d total (text %,d, vision+projector %,d)%n", total, text, vision);
+            System.out.printf("weights      %s%n", weightBytes(m.weights()));
             System.out.printf("active/token %,d text parameters (all but the unselected routed experts and the embedding table)%n", text - inactive - embed);
             System.out.printf("tokenizer    %s%n", m.hasTokenizer() ? m.tokenizer().vocabSize() + " tokens" : "none (no tiktoken.model)");
             System.out.printf("kernels      %s%n", dev.kimivl.tensor.NativeKernels.STATUS);
@@ -66,5 +67,28 @@ final class InfoCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** Stored bytes by type: per file for GGUF (the text file's mix, e.g. Q4_K_M's), per dtype for safetensors. */
+    static String weightBytes(dev.kimivl.io.WeightSource w) {
+        if (w instanceof dev.kimivl.io.gguf.GgufModel g) {
+            StringBuilder sb = new StringBuilder();
+            if (g.textFile() != null) sb.append("text ").append(gb(g.textFile().bytesByType()));
+            if (g.mmprojFile() != null) sb.append(sb.isEmpty() ? "" : "; ").append("mmproj ").append(gb(g.mmprojFile().bytesByType()));
+            return sb.toString();
+        }
+        java.util.Map<String, Long> m = new java.util.LinkedHashMap<>();
+        for (String n : w.names()) {
+            TensorData t = w.tensor(n);
+            m.merge(t.dtype().name(), t.data().byteSize(), Long::sum);
+        }
+        return gb(m);
+    }
+
+    private static String gb(java.util.Map<String, Long> bytes) {
+        return bytes.entrySet().stream().sorted(java.util.Map.Entry.<String, Long>comparingByValue().reversed())
+                .map(e -> e.getValue() >= 1e8 ? String.format(java.util.Locale.ROOT, "%s %.2f GB", e.getKey(), e.getValue() / 1e9)
+                        : String.format(java.util.Locale.ROOT, "%s %.1f MB", e.getKey(), e.getValue() / 1e6))
+                .collect(java.util.stream.Collectors.joining(", "));
     }
 }

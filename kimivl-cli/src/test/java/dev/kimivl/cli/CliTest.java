@@ -105,6 +105,7 @@ class CliTest {
         Run r = run("info", "--model", TINY.toString());
         assertEquals(0, r.exit, r.err);
         assertTrue(r.out.contains("449,664 total"), r.out);
+        assertTrue(r.out.contains("weights      BF16 0.9 MB"), r.out);          // 449,664 BF16 values
     }
 
     @Test

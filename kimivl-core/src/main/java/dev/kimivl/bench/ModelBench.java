@@ -89,7 +89,7 @@ public final class ModelBench {
             GgufModel g = GgufModel.open(files);
             ck = g;
             cfg = g.config();
-            for (var t : g.textFile().tensorInfos().values()) byType.merge(t.type().name(), t.bytes() / 1e9, Double::sum);
+            g.textFile().bytesByType().forEach((type, bytes) -> byType.put(type, bytes / 1e9));
         } else {
             RandomCheckpoint r = RandomCheckpoint.open(file);
             ck = r;

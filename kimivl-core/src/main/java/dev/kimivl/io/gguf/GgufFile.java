@@ -210,6 +210,13 @@ public final class GgufFile {
     }
 
     /** The tensor's bytes (a slice of the mapping) with its PyTorch-order shape. */
+    /** Bytes of tensor data by ggml type name (F32, Q4_K, ...), in the file's order of first appearance. */
+    public java.util.Map<String, Long> bytesByType() {
+        java.util.Map<String, Long> m = new java.util.LinkedHashMap<>();
+        for (TensorInfo t : tensors.values()) m.merge(t.type.name(), t.bytes, Long::sum);
+        return m;
+    }
+
     public TensorData tensor(String name) {
         TensorInfo t = tensors.get(name);
         if (t == null) throw new CheckpointException(path + ": missing tensor '" + name + "'");
