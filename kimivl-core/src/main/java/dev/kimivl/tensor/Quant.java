@@ -203,7 +203,7 @@ public final class Quant {
         }
     }
 
-    private static void scaleMinK4(int j, MemorySegment s, long q, int[] out) {
+    static void scaleMinK4(int j, MemorySegment s, long q, int[] out) {
         if (j < 4) {
             out[0] = u8(s, q + j) & 63;
             out[1] = u8(s, q + j + 4) & 63;

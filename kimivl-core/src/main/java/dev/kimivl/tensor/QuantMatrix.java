@@ -15,8 +15,9 @@ import java.util.Arrays;
 
 /**
  * A block-quantized matrix (llama.cpp layout, ggml row-major: each row is cols/blockSize consecutive blocks)
- * over a memory segment. Q8_0 and Q4_0 have Vector API kernels; Q4_K and Q6_K decode rows with the scalar
- * reference dequantizers (correct, not fast).
+ * over a memory segment. Q8_0 and Q4_0 have Vector API kernels; the other formats (k-quants, Q4_1, Q5_x) have
+ * native integer kernels (kimivl_kquants.c) and otherwise decode rows to floats ({@link KQuantRows}: vectorized for
+ * Q4_K, Q6_K and Q5_0, the reference dequantizers for the rest).
  *
  * <p><b>Integer matvec (the default for Q8_0 and Q4_0; {@code -Dkimivl.intMatvec=false} selects the exact kernels).</b>
  * As llama.cpp does (q8_0 × q8_0, q4_0 × q8_0), the activation vector is quantized once per product to int8 blocks
@@ -591,7 +592,7 @@ public final class QuantMatrix implements Matrix {
                     }
                 }
             }
-            default -> Quant.dequantize(dtype, data, base, dst, off, cols);
+            default -> KQuantRows.decode(dtype, data, base, dst, off, cols);
         }
     }
 
@@ -635,7 +636,7 @@ public final class QuantMatrix implements Matrix {
                 }
             }
             default -> {
-                for (int i = 0; i < nr; i++) Quant.dequantize(dtype, s, (r0 + i) * rowBytes + dtype.bytesFor(c0), dst, off + i * ld, len);
+                for (int i = 0; i < nr; i++) KQuantRows.decode(dtype, s, (r0 + i) * rowBytes + dtype.bytesFor(c0), dst, off + i * ld, len);
             }
         }
     }

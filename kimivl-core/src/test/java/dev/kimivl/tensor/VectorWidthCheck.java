@@ -31,6 +31,15 @@ public class VectorWidthCheck {
                 if (e > 1e-5 || e2 > 1e-5) throw new AssertionError(t + " " + rows + "x" + cols + " t=" + tt + " r=" + r + " err " + e + " " + e2);
             }
         }
+        // the vectorized decoders of the k-quant files' formats (KQuantRows) against the scalar reference, bit for bit
+        for (DType t : new DType[]{DType.Q4_K, DType.Q6_K, DType.Q5_0}) {
+            int rows = 3, cols = t.blockSize == 256 ? 512 : 96;
+            QuantMatrix m = OtherFormatKernelsTest.randomMatrix(rnd, t, rows, cols);
+            float[] dense = new float[rows * cols];
+            Quant.dequantize(t, m.segment(), 0, dense, 0, dense.length);
+            float[] row = m.toFloatArray();
+            for (int i = 0; i < dense.length; i++) if (Float.compare(row[i], dense[i]) != 0) throw new AssertionError(t + " row() " + i);
+        }
         System.out.println("vector bits " + System.getProperty("kimivl.vectorBits") + ": all kernels agree, worst relative error " + worst);
     }
 }
