@@ -91,34 +91,13 @@ AVX2 static ALWAYS_INLINE void q32_rows_t(const uint8_t *w, int nb, int bb, int 
     for (int t = 0; t < T; t++) out[t] = hsum_f32(acc[t]) + 0.125f * hsum_f32(accm[t]);
 }
 
-/*
- * q32_rows_t's sums for one activation (decode), in the same float order (so the GEMM equals it bit for bit), with
- * each block unpacked next to its use: as q32_rows_t with T = 1 it ran 25% slower (80 → 107 ns per 1408-column Q5_0
- * row, C harness), its 8 unpacked blocks held across the group.
- */
+/* q32_rows_t for one activation (decode). Measured alternating with a copy that unpacks each block next to its use
+ * (C harness, 1408-column Q5_0 rows): within noise once the layout is a literal (see kv_matvec_kq). */
 AVX2 static ALWAYS_INLINE float q32_row(const uint8_t *w, int nb, int bb, int off, int hb, int mo,
-                          const int8_t *xq, const float *xd, const int32_t *xs8) {
-    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b += 8) {
-        int n = nb - b < 8 ? nb - b : 8;
-        const uint8_t *p = w + (int64_t) bb * b;
-        prefetch_ahead(p, (8 * bb + 63) / 64);
-        __m256i v[8];
-        for (int i = 0; i < 8; i++) {
-            v[i] = i < n ? dot32(q45_values(p + bb * i + off, hb ? p + bb * i + hb : NULL), xq + 32 * (b + i))
-                         : _mm256_setzero_si256();
-        }
-        __m256i s = sum8x8(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);
-        __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        __m256i xs = _mm256_maskload_epi32(xs8 + b, live);
-        __m256 xdv = _mm256_maskload_ps(xd + b, live);
-        if (!mo) s = _mm256_sub_epi32(s, _mm256_slli_epi32(xs, 1));              /* 16·Σx = 2 · (8·Σx) */
-        __m256 dw = n == 8 ? scales8(p, bb) : scales_first(p, bb, n), mw = _mm256_setzero_ps();
-        if (mo) mw = n == 8 ? scales8(p + mo, bb) : scales_first(p + mo, bb, n);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, xdv), acc);
-        if (mo) accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(xs), _mm256_mul_ps(mw, xdv), accm);
-    }
-    return hsum_f32(acc) + 0.125f * hsum_f32(accm);
+                                       const int8_t *xq, const float *xd, const int32_t *xs8) {
+    float out;
+    q32_rows_t(w, nb, bb, off, hb, mo, 1, &xq, &xd, &xs8, &out);
+    return out;
 }
 
 /* Lanes 0-3 and 4-7 of v each summed in hsum_f32's order for a vector whose other half is zero. */
@@ -379,7 +358,7 @@ AVX2 static ALWAYS_INLINE void q32_gemm(int bb, int off, int hb, int mo, const u
                         case 4: q32_rows_t(w + i * rb, nb, bb, off, hb, mo, 4, xt, dt, st, out); break;
                         case 3: q32_rows_t(w + i * rb, nb, bb, off, hb, mo, 3, xt, dt, st, out); break;
                         case 2: q32_rows_t(w + i * rb, nb, bb, off, hb, mo, 2, xt, dt, st, out); break;
-                        default: out[0] = q32_row(w + i * rb, nb, bb, off, hb, mo, xt[0], dt[0], st[0]); break;
+                        default: q32_rows_t(w + i * rb, nb, bb, off, hb, mo, 1, xt, dt, st, out); break;
                     }
                     for (int t = 0; t < T; t++) y[(int64_t) (t0 + t) * ldy + i] = out[t];
                 }
