@@ -19,12 +19,13 @@ import java.util.Arrays;
  * native integer kernels (kimivl_kquants.c) and otherwise decode rows to floats ({@link KQuantRows}: vectorized for
  * Q4_K, Q6_K and Q5_0, the reference dequantizers for the rest).
  *
- * <p><b>Integer matvec (the default for Q8_0 and Q4_0; {@code -Dkimivl.intMatvec=false} selects the exact kernels).</b>
- * As llama.cpp does (q8_0 × q8_0, q4_0 × q8_0), the activation vector is quantized once per product to int8 blocks
- * of 32 ({@link QuantizedInput}: one float scale per block, values rounded to nearest) and each weight block's dot
- * product is taken in integers, converted to float once per block, then multiplied by the two scales. It changes the
- * numerics: each activation moves by at most half its block's step (amax/127/2), so
- * |y_int − y_exact| ≤ Σ_blocks (amax_x/254)·Σ|w| (see QuantTest).
+ * <p><b>Integer matvec (the default for every block format with a kernel; {@code -Dkimivl.intMatvec=false} selects the
+ * exact kernels).</b> As llama.cpp does (q8_0 × q8_0, q4_0 × q8_0, q4_K × q8_K), the activation vector is quantized
+ * once per product to int8 ({@link QuantizedInput}: blocks of 32 with one float scale each, and for the k-quants also
+ * blocks of 256; values rounded to nearest) and each weight block's dot product is taken in integers, converted to
+ * float once per block, then multiplied by the two scales. It changes the numerics: each activation moves by at most
+ * half its block's step (amax/127/2), so |y_int − y_exact| ≤ Σ_blocks (amax_x/254)·Σ|w| (see QuantTest,
+ * OtherFormatKernelsTest).
  *
  * <p>It is the default because the native kernels ({@link NativeKernels}: vpmaddubsw/vpmaddwd) make it about 2x
  * faster than float activations at decode, and llama.cpp's numerics are what users of quantized files expect. The
