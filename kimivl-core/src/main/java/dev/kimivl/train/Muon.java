@@ -1,0 +1,132 @@
+package dev.kimivl.train;
+
+/**
+ * Muon for one weight matrix, in the variant Moonlight was trained with (Kimi-VL's language model; "Muon is Scalable
+ * for LLM Training"): Nesterov momentum, the update orthogonalised by a quintic Newton–Schulz iteration, decoupled
+ * weight decay, and the update scaled by 0.2·sqrt(max(rows, cols)) so that its RMS matches AdamW's (which is what
+ * lets one learning rate serve both optimizers). Per step, in float32:
+ * <pre>
+ * buf = μ·buf + g;  G = g + μ·buf (Nesterov) or buf
+ * X = G (transposed when rows &gt; cols);  X = X / (‖X‖_F + eps)
+ * 5×:  A = X·Xᵀ;  B = b·A + c·A·A;  X = a·X + B·X          (a, b, c) = (3.4445, −4.7750, 2.0315)
+ * U = X (transposed back);  p = p·(1 − lr·wd) − lr·0.2·sqrt(max(rows, cols))·U
+ * </pre>
+ * Moonlight's code iterates in bfloat16; this runs float32 with double-accumulated products (the goldens in
+ * golden/train/muon are float32: their float32 vs float64 spread is ≤ 8.3e-7 on U, ≤ 1.3e-7 on the parameters).
+ * Embeddings, norms and other vectors take {@link AdamW}, as in Moonlight.
+ */
+public final class Muon {
+    private final int rows, cols;
+    private final float lr, momentum, weightDecay, eps;
+    private final boolean nesterov;
+    private final int nsSteps;
+    private final float a, b, c;
+    private final float[] buf;                 // [rows·cols] momentum buffer
+    private float[] lastInput, lastUpdate;
+
+    /** Moonlight's settings: momentum 0.95 (Nesterov), 5 Newton–Schulz steps with its coefficients, eps 1e-7. */
+    public Muon(int rows, int cols, float lr, float weightDecay) {
+        this(rows, cols, lr, weightDecay, 0.95f, true, 5, 3.4445f, -4.7750f, 2.0315f, 1e-7f);
+    }
+
+    public Muon(int rows, int cols, float lr, float weightDecay, float momentum, boolean nesterov, int nsSteps,
+                float a, float b, float c, float eps) {
+        if (rows <= 0 || cols <= 0) throw new IllegalArgumentException("Muon needs a matrix, got [" + rows + ", " + cols + "]");
+        this.rows = rows;
+        this.cols = cols;
+        this.lr = lr;
+        this.weightDecay = weightDecay;
+        this.momentum = momentum;
+        this.nesterov = nesterov;
+        this.nsSteps = nsSteps;
+        this.a = a;
+        this.b = b;
+        this.c = c;
+        this.eps = eps;
+        this.buf = new float[rows * cols];
+    }
+
+    /** One update of param [rows·cols] in place from its gradient. */
+    public void step(float[] param, float[] grad) {
+        int n = rows * cols;
+        if (param.length != n || grad.length != n) {
+            throw new IllegalArgumentException("Muon [" + rows + ", " + cols + "]: param has " + param.length + " values, grad " + grad.length);
+        }
+        float[] g = new float[n];
+        for (int i = 0; i < n; i++) {
+            buf[i] = momentum * buf[i] + grad[i];
+            g[i] = nesterov ? grad[i] + momentum * buf[i] : buf[i];
+        }
+        lastInput = g;
+        float[] u = orthogonalize(g, rows, cols, nsSteps, a, b, c, eps);
+        lastUpdate = u;
+        float decay = 1 - lr * weightDecay, scale = lr * 0.2f * (float) Math.sqrt(Math.max(rows, cols));
+        for (int i = 0; i < n; i++) param[i] = param[i] * decay - scale * u[i];
+    }
+
+    /** The momentum buffer after the last step. */
+    public float[] momentumBuffer() { return buf.clone(); }
+
+    /** What the last step orthogonalised (the Nesterov input), or null before a step. */
+    public float[] lastInput() { return lastInput == null ? null : lastInput.clone(); }
+
+    /** The last step's orthogonalised update U (before scaling), or null before a step. */
+    public float[] lastUpdate() { return lastUpdate == null ? null : lastUpdate.clone(); }
+
+    /**
+     * The Newton–Schulz approximation of the orthogonal factor of G [rows, cols] (U·Vᵀ of its SVD, singular values
+     * pushed towards 1): iterated on the wide orientation, so that X·Xᵀ is the smaller square.
+     */
+    static float[] orthogonalize(float[] g, int rows, int cols, int steps, float a, float b, float c, float eps) {
+        boolean tall = rows > cols;
+        int r = tall ? cols : rows, k = tall ? rows : cols;      // X [r, k], r ≤ k
+        float[] x = tall ? transpose(g, rows, cols) : g.clone();
+        double ss = 0;
+        for (float v : x) ss += (double) v * v;
+        float inv = 1f / ((float) Math.sqrt(ss) + eps);
+        for (int i = 0; i < x.length; i++) x[i] *= inv;
+        for (int s = 0; s < steps; s++) {
+            float[] A = mulT(x, r, k);                       // X·Xᵀ [r, r]
+            float[] AA = mul(A, r, r, A, r);                 // A·A
+            float[] B = new float[r * r];
+            for (int i = 0; i < B.length; i++) B[i] = b * A[i] + c * AA[i];
+            float[] BX = mul(B, r, r, x, k);                 // B·X [r, k]
+            for (int i = 0; i < x.length; i++) x[i] = a * x[i] + BX[i];
+        }
+        return tall ? transpose(x, r, k) : x;
+    }
+
+    private static float[] transpose(float[] m, int rows, int cols) {
+        float[] t = new float[m.length];
+        for (int i = 0; i < rows; i++) for (int j = 0; j < cols; j++) t[j * rows + i] = m[i * cols + j];
+        return t;
+    }
+
+    /** X·Xᵀ for X [r, k]. */
+    private static float[] mulT(float[] x, int r, int k) {
+        float[] out = new float[r * r];
+        for (int i = 0; i < r; i++) {
+            for (int j = 0; j <= i; j++) {
+                double s = 0;
+                for (int t = 0; t < k; t++) s += (double) x[i * k + t] * x[j * k + t];
+                out[i * r + j] = out[j * r + i] = (float) s;
+            }
+        }
+        return out;
+    }
+
+    /** P [m, n]·Q [n, k]. */
+    private static float[] mul(float[] p, int m, int n, float[] q, int k) {
+        float[] out = new float[m * k];
+        double[] row = new double[k];
+        for (int i = 0; i < m; i++) {
+            java.util.Arrays.fill(row, 0);
+            for (int t = 0; t < n; t++) {
+                double v = p[i * n + t];
+                for (int j = 0; j < k; j++) row[j] += v * q[t * k + j];
+            }
+            for (int j = 0; j < k; j++) out[i * k + j] = (float) row[j];
+        }
+        return out;
+    }
+}
