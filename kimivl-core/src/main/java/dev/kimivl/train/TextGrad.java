@@ -1,0 +1,507 @@
+package dev.kimivl.train;
+
+import dev.kimivl.config.TextConfig;
+import dev.kimivl.io.WeightSource;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * Loss and gradients of the language model (DeepSeek-V3 / Moonlight: MLA attention, dense and MoE SwiGLU layers)
+ * for one sequence: a plain float32 reference implementation of the forward pass that keeps what the backward pass
+ * needs, then the backward pass by hand. Speed is not the point: it is the reference the training side is built and
+ * checked on (golden/train/loss_grad_case_b: PyTorch's gradients of Kimi-VL config A).
+ *
+ * <p>The forward computes what the inference path computes (dev.kimivl.model), in the decompressed MLA form of the
+ * reference: per head k = [W_UK·ĉ ; RoPE(k_pe)], v = W_UV·ĉ, ĉ = RMSNorm(kv_a(x)[:kvLora]) with eps 1e-6, RoPE on
+ * interleaved pairs, causal softmax scaled by 1/sqrt(nope + rope). Routing: sigmoid scores, top-k on scores + bias,
+ * weights = top-k scores normalised × routed_scaling_factor; the top-k choice is piecewise constant (no gradient), so
+ * the router's gradient flows through the chosen scores only, and e_score_correction_bias has none (as in PyTorch).
+ *
+ * <p>Loss: mean cross-entropy over the positions whose target is not −100 (targets already shifted: position t is
+ * scored against targets[t]). Products accumulate in double; everything stored is float32.
+ */
+public final class TextGrad {
+    private final TextConfig c;
+    private final String pre;           // tensor-name prefix, e.g. "language_model."
+    private final int D, H, nope, rope, vDim, kvLora, qHead, V;
+    private final float eps, scale;
+    private final float[] invFreq;
+    private final Map<String, float[]> w = new LinkedHashMap<>();
+
+    public TextGrad(WeightSource src, TextConfig c, String prefix) {
+        if (c.qLoraRank() != 0) throw new UnsupportedOperationException("TextGrad: q LoRA (q_a_proj/q_b_proj) not implemented yet");
+        if (c.ropeScaling() != null) throw new UnsupportedOperationException("TextGrad: YaRN rope scaling not implemented yet");
+        if (c.nGroup() > 1) throw new UnsupportedOperationException("TextGrad: group-limited routing not implemented yet");
+        if (!c.scoringFunc().equals("sigmoid")) throw new UnsupportedOperationException("TextGrad: " + c.scoringFunc() + " router scoring not implemented yet");
+        this.c = c;
+        this.pre = prefix;
+        D = c.hiddenSize();
+        H = c.numHeads();
+        nope = c.qkNopeHeadDim();
+        rope = c.qkRopeHeadDim();
+        vDim = c.vHeadDim();
+        kvLora = c.kvLoraRank();
+        qHead = nope + rope;
+        V = c.vocabSize();
+        eps = (float) c.rmsNormEps();
+        scale = (float) (1.0 / Math.sqrt(qHead));
+        invFreq = new float[rope / 2];
+        for (int i = 0; i < rope / 2; i++) invFreq[i] = 1.0f / (float) Math.pow((float) c.ropeTheta(), (float) (2 * i) / rope);
+        for (String n : src.names()) {
+            if (n.startsWith(pre) && !n.endsWith("rotary_emb.inv_freq")) w.put(n.substring(pre.length()), src.tensor(n).toFloats());
+        }
+    }
+
+    /** The loss, d loss / d parameter (full checkpoint names, same shapes, row-major) and d loss / d input embeddings. */
+    public record Result(double loss, Map<String, float[]> grads, float[] dEmbeddings) {}
+
+    /**
+     * emb [T, D]: the input embeddings (token rows, with image features already placed at the placeholder positions);
+     * ids [T] the token ids (the embedding table's gradient goes to the rows of the tokens at positions where
+     * {@code isText[t]}); targets [T] (−100: not scored).
+     */
+    public Result lossAndGrads(float[] emb, int[] ids, boolean[] isText, int[] targets) {
+        int T = ids.length;
+        Map<String, float[]> g = new LinkedHashMap<>();
+        for (var e : w.entrySet()) g.put(e.getKey(), new float[e.getValue().length]);
+
+        // ---------------------------------------------------------------- forward
+        int L = c.numLayers();
+        float[][] xIn = new float[L][];                 // [T, D] residual stream into each layer
+        LayerCache[] lc = new LayerCache[L];
+        float[] x = emb.clone();
+        for (int l = 0; l < L; l++) {
+            xIn[l] = x.clone();
+            lc[l] = new LayerCache();
+            x = layerForward(l, x, T, lc[l]);
+        }
+        float[] xFinal = x;                              // [T, D]
+        float[] normed = new float[T * D];
+        float[] normW = w.get("model.norm.weight");
+        for (int t = 0; t < T; t++) rmsNorm(xFinal, t * D, normW, eps, normed, t * D, D);
+        float[] head = w.get("lm_head.weight");          // [V, D]
+        float[] logits = linear(normed, T, D, head, V);  // [T, V]
+        int scored = 0;
+        for (int tg : targets) if (tg != -100) scored++;
+        if (scored == 0) throw new IllegalArgumentException("no position has a target");
+        double loss = 0;
+        float[] dLogits = new float[T * V];
+        for (int t = 0; t < T; t++) {
+            if (targets[t] == -100) continue;
+            double m = Double.NEGATIVE_INFINITY, s = 0;
+            for (int v = 0; v < V; v++) m = Math.max(m, logits[t * V + v]);
+            for (int v = 0; v < V; v++) s += Math.exp(logits[t * V + v] - m);
+            double lse = m + Math.log(s);
+            loss += lse - logits[t * V + targets[t]];
+            for (int v = 0; v < V; v++) dLogits[t * V + v] = (float) (Math.exp(logits[t * V + v] - lse) / scored);
+            dLogits[t * V + targets[t]] -= 1f / scored;
+        }
+        loss /= scored;
+
+        // ---------------------------------------------------------------- backward
+        float[] dNormed = new float[T * D];
+        linearBackward(dLogits, T, V, normed, D, head, dNormed, g.get("lm_head.weight"));
+        float[] dx = new float[T * D];
+        for (int t = 0; t < T; t++) rmsNormBackward(xFinal, t * D, normW, eps, dNormed, t * D, dx, t * D, g.get("model.norm.weight"), D);
+        for (int l = L - 1; l >= 0; l--) dx = layerBackward(l, xIn[l], dx, T, lc[l], g);
+        float[] dEmb = dx;
+        float[] dTable = g.get("model.embed_tokens.weight");
+        for (int t = 0; t < T; t++) {
+            if (!isText[t]) continue;
+            for (int i = 0; i < D; i++) dTable[ids[t] * D + i] += dEmb[t * D + i];
+        }
+        Map<String, float[]> named = new LinkedHashMap<>();
+        for (var e : g.entrySet()) named.put(pre + e.getKey(), e.getValue());
+        return new Result(loss, named, dEmb);
+    }
+
+    // ==================================================================== one decoder layer
+
+    /** What a layer's backward pass needs from its forward pass. */
+    private static final class LayerCache {
+        float[] attnIn;        // [T, D] RMSNorm(x) into attention
+        float[] q;             // [T, H, qHead] after RoPE
+        float[] kva;           // [T, kvLora + rope] kv_a output (before norm / RoPE)
+        float[] cHat;          // [T, kvLora] normalised latent
+        float[] kpe;           // [T, rope] k_pe after RoPE
+        float[] keys, vals;    // [H][T, qHead], [H][T, vDim]
+        float[] probs;         // [H, T, T] causal softmax
+        float[] attnOut;       // [T, H·vDim] before o_proj
+        float[] xMid;          // [T, D] residual after attention
+        float[] mlpIn;         // [T, D] RMSNorm(xMid)
+        Ffn dense;             // dense layers
+        MoeCache moe;          // MoE layers
+    }
+
+    private float[] layerForward(int l, float[] x, int T, LayerCache lc) {
+        String p = "model.layers." + l + ".";
+        lc.attnIn = new float[T * D];
+        for (int t = 0; t < T; t++) rmsNorm(x, t * D, w.get(p + "input_layernorm.weight"), eps, lc.attnIn, t * D, D);
+        float[] att = attentionForward(p + "self_attn.", lc.attnIn, T, lc);
+        lc.xMid = new float[T * D];
+        for (int i = 0; i < T * D; i++) lc.xMid[i] = x[i] + att[i];
+        lc.mlpIn = new float[T * D];
+        for (int t = 0; t < T; t++) rmsNorm(lc.xMid, t * D, w.get(p + "post_attention_layernorm.weight"), eps, lc.mlpIn, t * D, D);
+        float[] f;
+        if (c.isMoeLayer(l)) {
+            lc.moe = new MoeCache();
+            f = moeForward(p + "mlp.", lc.mlpIn, T, lc.moe);
+        } else {
+            lc.dense = new Ffn(p + "mlp.", lc.mlpIn, T);
+            f = lc.dense.out;
+        }
+        float[] out = new float[T * D];
+        for (int i = 0; i < T * D; i++) out[i] = lc.xMid[i] + f[i];
+        return out;
+    }
+
+    /** dOut [T, D] → d x [T, D] (into the layer), accumulating the layer's parameter gradients. */
+    private float[] layerBackward(int l, float[] x, float[] dOut, int T, LayerCache lc, Map<String, float[]> g) {
+        String p = "model.layers." + l + ".";
+        float[] dMlpIn = c.isMoeLayer(l) ? moeBackward(p + "mlp.", lc.mlpIn, dOut, T, lc.moe, g) : lc.dense.backward(dOut, g);
+        float[] dMid = dOut.clone();
+        for (int t = 0; t < T; t++) {
+            rmsNormBackward(lc.xMid, t * D, w.get(p + "post_attention_layernorm.weight"), eps, dMlpIn, t * D, dMid, t * D,
+                    g.get(p + "post_attention_layernorm.weight"), D);
+        }
+        float[] dAttnIn = attentionBackward(p + "self_attn.", dMid, T, lc, g);
+        float[] dx = dMid.clone();
+        for (int t = 0; t < T; t++) {
+            rmsNormBackward(x, t * D, w.get(p + "input_layernorm.weight"), eps, dAttnIn, t * D, dx, t * D, g.get(p + "input_layernorm.weight"), D);
+        }
+        return dx;
+    }
+
+    // ==================================================================== MLA attention (decompressed form)
+
+    private float[] attentionForward(String p, float[] xn, int T, LayerCache lc) {
+        int kw = kvLora + rope;
+        lc.q = linear(xn, T, D, w.get(p + "q_proj.weight"), H * qHead);
+        lc.kva = linear(xn, T, D, w.get(p + "kv_a_proj_with_mqa.weight"), kw);
+        lc.cHat = new float[T * kvLora];
+        lc.kpe = new float[T * rope];
+        for (int t = 0; t < T; t++) {
+            rmsNorm(lc.kva, t * kw, w.get(p + "kv_a_layernorm.weight"), 1e-6f, lc.cHat, t * kvLora, kvLora);
+            System.arraycopy(lc.kva, t * kw + kvLora, lc.kpe, t * rope, rope);
+            rotate(lc.kpe, t * rope, t, 1);
+            for (int h = 0; h < H; h++) rotate(lc.q, (t * H + h) * qHead + nope, t, 1);
+        }
+        float[] kvb = linear(lc.cHat, T, kvLora, w.get(p + "kv_b_proj.weight"), H * (nope + vDim));   // [T, H·(nope+v)]
+        lc.keys = new float[H * T * qHead];
+        lc.vals = new float[H * T * vDim];
+        lc.probs = new float[H * T * T];
+        lc.attnOut = new float[T * H * vDim];
+        for (int h = 0; h < H; h++) {
+            for (int t = 0; t < T; t++) {
+                int src = t * H * (nope + vDim) + h * (nope + vDim);
+                System.arraycopy(kvb, src, lc.keys, (h * T + t) * qHead, nope);
+                System.arraycopy(lc.kpe, t * rope, lc.keys, (h * T + t) * qHead + nope, rope);
+                System.arraycopy(kvb, src + nope, lc.vals, (h * T + t) * vDim, vDim);
+            }
+            for (int i = 0; i < T; i++) {
+                int qo = (i * H + h) * qHead;
+                double m = Double.NEGATIVE_INFINITY;
+                double[] s = new double[i + 1];
+                for (int j = 0; j <= i; j++) {
+                    double d = 0;
+                    for (int k = 0; k < qHead; k++) d += (double) lc.q[qo + k] * lc.keys[(h * T + j) * qHead + k];
+                    s[j] = d * scale;
+                    m = Math.max(m, s[j]);
+                }
+                double z = 0;
+                for (int j = 0; j <= i; j++) { s[j] = Math.exp(s[j] - m); z += s[j]; }
+                for (int j = 0; j <= i; j++) lc.probs[(h * T + i) * T + j] = (float) (s[j] / z);
+                for (int k = 0; k < vDim; k++) {
+                    double o = 0;
+                    for (int j = 0; j <= i; j++) o += (double) lc.probs[(h * T + i) * T + j] * lc.vals[(h * T + j) * vDim + k];
+                    lc.attnOut[i * H * vDim + h * vDim + k] = (float) o;
+                }
+            }
+        }
+        return linear(lc.attnOut, T, H * vDim, w.get(p + "o_proj.weight"), D);
+    }
+
+    /** d attention output [T, D] → d normed input [T, D]. */
+    private float[] attentionBackward(String p, float[] dOut, int T, LayerCache lc, Map<String, float[]> g) {
+        int kw = kvLora + rope;
+        float[] dAttn = new float[T * H * vDim];
+        linearBackward(dOut, T, D, lc.attnOut, H * vDim, w.get(p + "o_proj.weight"), dAttn, g.get(p + "o_proj.weight"));
+        float[] dq = new float[T * H * qHead];
+        float[] dkvb = new float[T * H * (nope + vDim)];
+        float[] dkpe = new float[T * rope];
+        for (int h = 0; h < H; h++) {
+            for (int i = 0; i < T; i++) {
+                int po = (h * T + i) * T;
+                double[] dp = new double[i + 1];
+                double dot = 0;
+                for (int j = 0; j <= i; j++) {
+                    double d = 0;
+                    for (int k = 0; k < vDim; k++) d += (double) dAttn[i * H * vDim + h * vDim + k] * lc.vals[(h * T + j) * vDim + k];
+                    dp[j] = d;
+                    dot += d * lc.probs[po + j];
+                }
+                for (int j = 0; j <= i; j++) {
+                    float pij = lc.probs[po + j];
+                    // d value_j += p_ij · dO_i
+                    int vd = j * H * (nope + vDim) + h * (nope + vDim) + nope;
+                    for (int k = 0; k < vDim; k++) dkvb[vd + k] += pij * dAttn[i * H * vDim + h * vDim + k];
+                    float ds = (float) (pij * (dp[j] - dot)) * scale;                 // d score (before the scale)
+                    int qo = (i * H + h) * qHead, ko = (h * T + j) * qHead;
+                    for (int k = 0; k < qHead; k++) dq[qo + k] += ds * lc.keys[ko + k];
+                    int kd = j * H * (nope + vDim) + h * (nope + vDim);
+                    for (int k = 0; k < nope; k++) dkvb[kd + k] += ds * lc.q[qo + k];
+                    for (int k = 0; k < rope; k++) dkpe[j * rope + k] += ds * lc.q[qo + nope + k];
+                }
+            }
+        }
+        float[] dcHat = new float[T * kvLora];
+        linearBackward(dkvb, T, H * (nope + vDim), lc.cHat, kvLora, w.get(p + "kv_b_proj.weight"), dcHat, g.get(p + "kv_b_proj.weight"));
+        float[] dkva = new float[T * kw];
+        for (int t = 0; t < T; t++) {
+            rotate(dkpe, t * rope, t, -1);                                         // RoPE⁻¹ = RoPEᵀ
+            System.arraycopy(dkpe, t * rope, dkva, t * kw + kvLora, rope);
+            rmsNormBackward(lc.kva, t * kw, w.get(p + "kv_a_layernorm.weight"), 1e-6f, dcHat, t * kvLora, dkva, t * kw,
+                    g.get(p + "kv_a_layernorm.weight"), kvLora);
+            for (int h = 0; h < H; h++) rotate(dq, (t * H + h) * qHead + nope, t, -1);
+        }
+        float[] dx = new float[T * D];
+        linearBackward(dq, T, H * qHead, lc.attnIn, D, w.get(p + "q_proj.weight"), dx, g.get(p + "q_proj.weight"));
+        linearBackward(dkva, T, kw, lc.attnIn, D, w.get(p + "kv_a_proj_with_mqa.weight"), dx, g.get(p + "kv_a_proj_with_mqa.weight"));
+        return dx;
+    }
+
+    /** RoPE on interleaved pairs (x[2i], x[2i+1]) at position t, by +θ (dir 1) or −θ (dir −1, the transpose). */
+    private void rotate(float[] x, int off, int t, int dir) {
+        float ft = t;
+        for (int i = 0; i < rope / 2; i++) {
+            float angle = ft * invFreq[i];
+            float cos = (float) Math.cos(angle), sin = dir * (float) Math.sin(angle);
+            float a = x[off + 2 * i], b = x[off + 2 * i + 1];
+            x[off + 2 * i] = a * cos - b * sin;
+            x[off + 2 * i + 1] = a * sin + b * cos;
+        }
+    }
+
+    // ==================================================================== feed-forward
+
+    /** SwiGLU y = down(silu(gate·x) ⊙ up·x) over rows x [n, D], keeping what its backward needs. */
+    private final class Ffn {
+        final String p;
+        final float[] x, gate, up, act, out;
+        final int n, I;
+
+        Ffn(String p, float[] x, int n) {
+            this.p = p;
+            this.x = x;
+            this.n = n;
+            float[] wg = w.get(p + "gate_proj.weight");
+            I = wg.length / D;
+            gate = linear(x, n, D, wg, I);
+            up = linear(x, n, D, w.get(p + "up_proj.weight"), I);
+            act = new float[n * I];
+            for (int i = 0; i < act.length; i++) act[i] = silu(gate[i]) * up[i];
+            out = linear(act, n, I, w.get(p + "down_proj.weight"), D);
+        }
+
+        /** dOut [n, D] (already weighted) → dx [n, D]. */
+        float[] backward(float[] dOut, Map<String, float[]> g) {
+            float[] dAct = new float[n * I];
+            linearBackward(dOut, n, D, act, I, w.get(p + "down_proj.weight"), dAct, g.get(p + "down_proj.weight"));
+            float[] dGate = new float[n * I], dUp = new float[n * I];
+            for (int i = 0; i < n * I; i++) {
+                float s = sigmoid(gate[i]);
+                dUp[i] = dAct[i] * gate[i] * s;
+                dGate[i] = dAct[i] * up[i] * s * (1 + gate[i] * (1 - s));
+            }
+            float[] dx = new float[n * D];
+            linearBackward(dGate, n, I, x, D, w.get(p + "gate_proj.weight"), dx, g.get(p + "gate_proj.weight"));
+            linearBackward(dUp, n, I, x, D, w.get(p + "up_proj.weight"), dx, g.get(p + "up_proj.weight"));
+            return dx;
+        }
+    }
+
+    /** What the MoE backward needs: per token the chosen experts, their scores and weights; per expert its rows. */
+    private static final class MoeCache {
+        float[] scores;        // [T, E] sigmoid(router logits)
+        int[][] chosen;        // [T][k]
+        float[][] weight;      // [T][k] final weights
+        Ffn[] experts;         // per expert over the tokens routed to it (null: none)
+        int[][] tokensOf;      // [E][n_e]
+        float[][] expertOut;   // [E][n_e, D] unweighted expert outputs
+        Ffn shared;
+    }
+
+    private float[] moeForward(String p, float[] x, int T, MoeCache mc) {
+        int E = c.nRoutedExperts(), k = c.numExpertsPerTok();
+        float[] logits = linear(x, T, D, w.get(p + "gate.weight"), E);
+        float[] bias = w.get(p + "gate.e_score_correction_bias");
+        mc.scores = new float[T * E];
+        mc.chosen = new int[T][];
+        mc.weight = new float[T][];
+        for (int t = 0; t < T; t++) {
+            float[] choice = new float[E];
+            for (int e = 0; e < E; e++) {
+                mc.scores[t * E + e] = sigmoid(logits[t * E + e]);
+                choice[e] = mc.scores[t * E + e] + (bias != null ? bias[e] : 0f);
+            }
+            int[] idx = topK(choice, k);
+            float sum = 0;
+            float[] wt = new float[k];
+            for (int i = 0; i < k; i++) { wt[i] = mc.scores[t * E + idx[i]]; sum += wt[i]; }
+            for (int i = 0; i < k; i++) {
+                if (c.normTopkProb()) wt[i] = wt[i] / (sum + 1e-20f);
+                wt[i] *= (float) c.routedScalingFactor();
+            }
+            mc.chosen[t] = idx;
+            mc.weight[t] = wt;
+        }
+        mc.tokensOf = new int[E][];
+        mc.experts = new Ffn[E];
+        mc.expertOut = new float[E][];
+        float[] y = new float[T * D];
+        for (int e = 0; e < E; e++) {
+            int n = 0;
+            for (int t = 0; t < T; t++) for (int i : mc.chosen[t]) if (i == e) n++;
+            int[] toks = new int[n];
+            n = 0;
+            for (int t = 0; t < T; t++) for (int i : mc.chosen[t]) if (i == e) toks[n++] = t;
+            mc.tokensOf[e] = toks;
+            if (n == 0) continue;
+            float[] xe = new float[n * D];
+            for (int j = 0; j < n; j++) System.arraycopy(x, toks[j] * D, xe, j * D, D);
+            mc.experts[e] = new Ffn(p + "experts." + e + ".", xe, n);
+            mc.expertOut[e] = mc.experts[e].out;
+            for (int j = 0; j < n; j++) {
+                float wgt = weightOf(mc, toks[j], e);
+                for (int i = 0; i < D; i++) y[toks[j] * D + i] += wgt * mc.expertOut[e][j * D + i];
+            }
+        }
+        if (c.nSharedExperts() > 0) {
+            mc.shared = new Ffn(p + "shared_experts.", x, T);
+            for (int i = 0; i < T * D; i++) y[i] += mc.shared.out[i];
+        }
+        return y;
+    }
+
+    private float[] moeBackward(String p, float[] x, float[] dy, int T, MoeCache mc, Map<String, float[]> g) {
+        int E = c.nRoutedExperts(), k = c.numExpertsPerTok();
+        float[] dx = mc.shared != null ? mc.shared.backward(dy, g) : new float[T * D];
+        float[][] dWeight = new float[T][k];                    // d loss / d final routing weight
+        for (int e = 0; e < E; e++) {
+            if (mc.experts[e] == null) continue;
+            int[] toks = mc.tokensOf[e];
+            int n = toks.length;
+            float[] dOut = new float[n * D];
+            for (int j = 0; j < n; j++) {
+                int t = toks[j], slot = slotOf(mc, t, e);
+                float wgt = mc.weight[t][slot];
+                double dw = 0;
+                for (int i = 0; i < D; i++) {
+                    dOut[j * D + i] = wgt * dy[t * D + i];
+                    dw += (double) dy[t * D + i] * mc.expertOut[e][j * D + i];
+                }
+                dWeight[t][slot] = (float) dw;
+            }
+            float[] dxe = mc.experts[e].backward(dOut, g);
+            for (int j = 0; j < n; j++) for (int i = 0; i < D; i++) dx[toks[j] * D + i] += dxe[j * D + i];
+        }
+        // weights w_i = α·s_i / (Σ s + 1e-20) (normalised) or α·s_i: back to the chosen scores, then through the sigmoid
+        float[] dLogits = new float[T * E];
+        float alpha = (float) c.routedScalingFactor();
+        for (int t = 0; t < T; t++) {
+            int[] idx = mc.chosen[t];
+            double sum = 0, weighted = 0;
+            for (int i = 0; i < k; i++) sum += mc.scores[t * E + idx[i]];
+            sum += 1e-20;
+            for (int i = 0; i < k; i++) weighted += (double) dWeight[t][i] * mc.scores[t * E + idx[i]];
+            for (int i = 0; i < k; i++) {
+                double ds = c.normTopkProb() ? alpha * (dWeight[t][i] / sum - weighted / (sum * sum)) : alpha * dWeight[t][i];
+                float s = mc.scores[t * E + idx[i]];
+                dLogits[t * E + idx[i]] = (float) (ds * s * (1 - s));
+            }
+        }
+        linearBackward(dLogits, T, E, x, D, w.get(p + "gate.weight"), dx, g.get(p + "gate.weight"));
+        return dx;
+    }
+
+    private static int slotOf(MoeCache mc, int t, int e) {
+        for (int i = 0; i < mc.chosen[t].length; i++) if (mc.chosen[t][i] == e) return i;
+        throw new IllegalStateException("expert " + e + " not chosen for token " + t);
+    }
+
+    private static float weightOf(MoeCache mc, int t, int e) { return mc.weight[t][slotOf(mc, t, e)]; }
+
+    /** Indices of the k largest values, largest first, ties to the lower index (as dev.kimivl.model.MoeBlock). */
+    private static int[] topK(float[] v, int k) {
+        int[] idx = new int[k];
+        boolean[] used = new boolean[v.length];
+        for (int i = 0; i < k; i++) {
+            int best = -1;
+            for (int j = 0; j < v.length; j++) if (!used[j] && (best < 0 || v[j] > v[best])) best = j;
+            used[best] = true;
+            idx[i] = best;
+        }
+        return idx;
+    }
+
+    // ==================================================================== primitives
+
+    /** y [n, out] = x [n, in] · Wᵀ, W [out, in]. */
+    static float[] linear(float[] x, int n, int in, float[] wt, int out) {
+        float[] y = new float[n * out];
+        for (int t = 0; t < n; t++) {
+            for (int o = 0; o < out; o++) {
+                double s = 0;
+                for (int i = 0; i < in; i++) s += (double) x[t * in + i] * wt[o * in + i];
+                y[t * out + o] = (float) s;
+            }
+        }
+        return y;
+    }
+
+    /** For y = x·Wᵀ: dx [n, in] += dy·W, dW [out, in] += dyᵀ·x. */
+    static void linearBackward(float[] dy, int n, int out, float[] x, int in, float[] wt, float[] dx, float[] dW) {
+        for (int t = 0; t < n; t++) {
+            for (int i = 0; i < in; i++) {
+                double s = 0;
+                for (int o = 0; o < out; o++) s += (double) dy[t * out + o] * wt[o * in + i];
+                dx[t * in + i] += (float) s;
+            }
+        }
+        for (int o = 0; o < out; o++) {
+            for (int i = 0; i < in; i++) {
+                double s = 0;
+                for (int t = 0; t < n; t++) s += (double) dy[t * out + o] * x[t * in + i];
+                dW[o * in + i] += (float) s;
+            }
+        }
+    }
+
+    /** out = w ⊙ x / sqrt(mean(x²) + eps) over x[xo .. xo + n). */
+    static void rmsNorm(float[] x, int xo, float[] wt, float eps, float[] out, int oo, int n) {
+        double ss = 0;
+        for (int i = 0; i < n; i++) ss += (double) x[xo + i] * x[xo + i];
+        float r = (float) (1.0 / Math.sqrt(ss / n + eps));
+        for (int i = 0; i < n; i++) out[oo + i] = wt[i] * (x[xo + i] * r);
+    }
+
+    /**
+     * Backward of {@link #rmsNorm}: with r = (mean(x²) + eps)^−½ and g = w ⊙ dy, dx_j += r·g_j − (r³/n)·x_j·Σ g_i x_i;
+     * dw_i += dy_i·x_i·r.
+     */
+    static void rmsNormBackward(float[] x, int xo, float[] wt, float eps, float[] dy, int dyo, float[] dx, int dxo, float[] dw, int n) {
+        double ss = 0;
+        for (int i = 0; i < n; i++) ss += (double) x[xo + i] * x[xo + i];
+        double r = 1.0 / Math.sqrt(ss / n + eps), gx = 0;
+        for (int i = 0; i < n; i++) gx += (double) wt[i] * dy[dyo + i] * x[xo + i];
+        for (int i = 0; i < n; i++) {
+            dx[dxo + i] += (float) (r * wt[i] * dy[dyo + i] - r * r * r / n * x[xo + i] * gx);
+            dw[i] += (float) (dy[dyo + i] * x[xo + i] * r);
+        }
+    }
+
+    static float sigmoid(float x) { return 1f / (1f + (float) Math.exp(-x)); }
+
+    static float silu(float x) { return x / (1f + (float) Math.exp(-x)); }
+}
