@@ -28,6 +28,7 @@ public final class TextGrad {
     private final float eps, scale;
     private final float[] invFreq;
     private final Map<String, float[]> w = new LinkedHashMap<>();
+    private final Map<String, long[]> shapes = new LinkedHashMap<>();
 
     public TextGrad(WeightSource src, TextConfig c, String prefix) {
         if (c.qLoraRank() != 0) throw new UnsupportedOperationException("TextGrad: q LoRA (q_a_proj/q_b_proj) not implemented yet");
@@ -49,8 +50,40 @@ public final class TextGrad {
         invFreq = new float[rope / 2];
         for (int i = 0; i < rope / 2; i++) invFreq[i] = 1.0f / (float) Math.pow((float) c.ropeTheta(), (float) (2 * i) / rope);
         for (String n : src.names()) {
-            if (n.startsWith(pre) && !n.endsWith("rotary_emb.inv_freq")) w.put(n.substring(pre.length()), src.tensor(n).toFloats());
+            if (n.startsWith(pre) && !n.endsWith("rotary_emb.inv_freq")) {
+                w.put(n.substring(pre.length()), src.tensor(n).toFloats());
+                shapes.put(n.substring(pre.length()), src.tensor(n).shape());
+            }
         }
+    }
+
+    /** The parameters by full checkpoint name: the live float32 arrays the passes read, for an optimizer to update in place. */
+    public Map<String, float[]> parameters() {
+        Map<String, float[]> m = new LinkedHashMap<>();
+        for (var e : w.entrySet()) m.put(pre + e.getKey(), e.getValue());
+        return m;
+    }
+
+    /** A parameter's shape (full checkpoint name). */
+    public long[] shape(String name) {
+        long[] s = shapes.get(name.startsWith(pre) ? name.substring(pre.length()) : name);
+        if (s == null) throw new IllegalArgumentException("no parameter " + name);
+        return s.clone();
+    }
+
+    /**
+     * Input embeddings [T, D] from this model's (current) embedding table: the rows of ids at text positions, and the
+     * image features (rows in order, [image tokens, D]) at the others, as the model merges them.
+     */
+    public float[] embed(int[] ids, boolean[] isText, float[] imageFeatures) {
+        float[] table = w.get("model.embed_tokens.weight"), emb = new float[ids.length * D];
+        int img = 0;
+        for (int t = 0; t < ids.length; t++) {
+            if (isText[t]) System.arraycopy(table, ids[t] * D, emb, t * D, D);
+            else System.arraycopy(imageFeatures, img++ * D, emb, t * D, D);
+        }
+        if (img * D != imageFeatures.length) throw new IllegalArgumentException(img + " image positions, " + imageFeatures.length / D + " feature rows");
+        return emb;
     }
 
     /** The loss, d loss / d parameter (full checkpoint names, same shapes, row-major) and d loss / d input embeddings. */

@@ -48,6 +48,47 @@ class TextGradTest {
         return new Case(ids, targets, isText, emb, cfg);
     }
 
+    /**
+     * The pieces compose into training: TextGrad's gradients, Muon on the 2-D hidden matrices and AdamW on the rest
+     * (embeddings, output head, norms, router, as in Moonlight), vision frozen. On the golden sequence the loss of its
+     * 9 answer tokens falls at every one of 5 steps, from 10.84 to ~0.15 (memorising them; near the minimum Muon's
+     * fixed-size steps then hover).
+     */
+    @Test
+    void muonAndAdamWStepsOnTheseGradientsLowerTheLoss() throws Exception {
+        try (SafetensorsCheckpoint ck = SafetensorsCheckpoint.open(DIR)) {
+            Case k = load(ck);
+            TextGrad tg = new TextGrad(ck, k.cfg().text(), k.cfg().textPrefix());
+            int D = k.cfg().text().hiddenSize(), images = 0;
+            for (boolean b : k.isText()) if (!b) images++;
+            float[] feats = new float[images * D];
+            for (int t = 0, i = 0; t < k.ids().length; t++) if (!k.isText()[t]) System.arraycopy(k.emb(), t * D, feats, D * i++, D);
+            assertEquals(0.0, Golden.maxAbsDiff(k.emb(), tg.embed(k.ids(), k.isText(), feats)), "TextGrad.embed rebuilds the inputs");
+            Map<String, Muon> muon = new java.util.HashMap<>();
+            Map<String, AdamW> adam = new java.util.HashMap<>();
+            for (var e : tg.parameters().entrySet()) {
+                long[] s = tg.shape(e.getKey());
+                boolean matrix = s.length == 2 && !e.getKey().contains("embed_tokens") && !e.getKey().contains("lm_head") && !e.getKey().endsWith("gate.weight");
+                if (matrix) muon.put(e.getKey(), new Muon((int) s[0], (int) s[1], 0.02f, 0.1f));
+                else adam.put(e.getKey(), new AdamW(e.getValue().length, 3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f));
+            }
+            double first = Double.NaN, prev = Double.POSITIVE_INFINITY;
+            for (int step = 0; step < 5; step++) {
+                TextGrad.Result r = tg.lossAndGrads(tg.embed(k.ids(), k.isText(), feats), k.ids(), k.isText(), k.targets());
+                System.out.printf("step %d: loss %.4f%n", step, r.loss());
+                if (step == 0) first = r.loss();
+                assertTrue(r.loss() < prev, "step " + step + ": loss " + r.loss() + " after " + prev);
+                prev = r.loss();
+                for (var e : tg.parameters().entrySet()) {
+                    float[] grad = r.grads().get(e.getKey());
+                    if (muon.containsKey(e.getKey())) muon.get(e.getKey()).step(e.getValue(), grad);
+                    else adam.get(e.getKey()).step(e.getValue(), grad);
+                }
+            }
+            assertTrue(prev < 0.1 * first, "loss " + first + " -> " + prev);
+        }
+    }
+
     static int[] ints(JsonNode a) {
         int[] r = new int[a.size()];
         for (int i = 0; i < r.length; i++) r[i] = a.get(i).asInt();
