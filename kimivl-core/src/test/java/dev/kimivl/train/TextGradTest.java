@@ -49,6 +49,35 @@ class TextGradTest {
     }
 
     /**
+     * The whole model's gradient: TextGrad's d loss / d input embeddings at the 20 image placeholder rows is d loss /
+     * d image features, which VisionGrad carries back through the projector and MoonViT. Together with the
+     * language-model test above, every one of the golden's 120 gradient tensors is checked.
+     */
+    @Test
+    void throughTheImageFeaturesIntoTheVisionTower() throws Exception {
+        try (SafetensorsCheckpoint ck = SafetensorsCheckpoint.open(DIR)) {
+            Case k = load(ck);
+            TextGrad.Result r = new TextGrad(ck, k.cfg().text(), k.cfg().textPrefix()).lossAndGrads(k.emb(), k.ids(), k.isText(), k.targets());
+            int D = k.cfg().text().hiddenSize(), n = 0;
+            for (boolean b : k.isText()) if (!b) n++;
+            float[] dFeatures = new float[n * D];
+            for (int t = 0, i = 0; t < k.ids().length; t++) if (!k.isText()[t]) System.arraycopy(r.dEmbeddings(), t * D, dFeatures, D * i++, D);
+            // the golden run's d loss / d image features, recovered from its linear_2 gradient (TrainGolden)
+            float[] want = TrainGolden.imageFeatureGradFromGolden(Golden.root());
+            double scale = 0;
+            for (float v : want) scale = Math.max(scale, Math.abs(v));
+            double d = Golden.maxAbsDiff(want, dFeatures);
+            assertTrue(d < 1e-4 * scale, "d loss / d image features: max |Δ| " + d + " of " + scale);
+            double worst = 0;
+            for (TrainGolden.GradDiff g : TrainGolden.compareWithGolden(Golden.root(), dFeatures)) {
+                assertTrue(g.relative() < 5e-5, g.name() + ": " + g.relative());
+                worst = Math.max(worst, g.relative());
+            }
+            System.out.printf("TextGrad -> VisionGrad: d image features within %.1e of %.1e; vision and projector gradients worst %.1e of max |g|%n", d, scale, worst);
+        }
+    }
+
+    /**
      * The pieces compose into training: TextGrad's gradients, Muon on the 2-D hidden matrices and AdamW on the rest
      * (embeddings, output head, norms, router, as in Moonlight), vision frozen. On the golden sequence the loss of its
      * 9 answer tokens falls at every one of 5 steps, from 10.84 to ~0.15 (memorising them; near the minimum Muon's

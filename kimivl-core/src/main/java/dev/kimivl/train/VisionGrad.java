@@ -1,0 +1,655 @@
+package dev.kimivl.train;
+
+import dev.kimivl.config.ModelConfig;
+import dev.kimivl.config.VisionConfig;
+import dev.kimivl.io.SafetensorsCheckpoint;
+import dev.kimivl.io.WeightSource;
+import dev.kimivl.vision.PreprocessedImage;
+
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Backpropagation through the vision side of Kimi-VL: MoonViT (patch embedding, bicubic-resized position table,
+ * 2-D RoPE, per-image attention, pre-norm blocks with GELU-tanh MLP, final LayerNorm), the 2×2 merge and the
+ * multi-modal projector (per-slot LayerNorm, linear_1, erf GELU, linear_2).
+ *
+ * <p>A plain reference implementation: scalar loops, no parallelism. The weights are the checkpoint's stored values
+ * (BF16 → float, exact) and every activation and gradient is computed and kept in <b>double</b>: the forward then
+ * agrees with the float32 inference path ({@code VisionEncoder}) to its own float32 rounding (~1e-6), while central
+ * finite differences on this same code are exact to ~1e-9, so a backward bug cannot hide in rounding noise.
+ * Gradients are returned as float32 arrays, keyed and shaped like the checkpoint tensors.
+ *
+ * <p>Use: {@link #forward} on one or more preprocessed images (it keeps the activations the backward needs), then
+ * {@link #backward} with d loss / d image features. Memory: the tape holds every block's activations ([L, I] for the
+ * MLP, [L, 3D] for q/k/v) but not the attention probabilities, which the backward recomputes per head; this is sized
+ * for the test checkpoints, not for the real 400M-parameter tower at full resolution.
+ *
+ * <p>Notation: L = patches of all images, D = vision hidden, H heads of d = D/H, I = MLP width, P2 = 3·14·14 values
+ * per patch, S = 4 merge slots, M = L/S merged tokens, Dt = text hidden (projector output).
+ */
+public final class VisionGrad {
+    private static final String VT = "vision_tower.";
+    private static final String PR = "multi_modal_projector.";
+    private static final double EPS = VisionConfig.LAYER_NORM_EPS;   // every LayerNorm here: vision blocks, final, pre_norm
+    private static final double GELU_TANH_C = Math.sqrt(2 / Math.PI);
+
+    private final VisionConfig cfg;
+    private final int dim, heads, headDim, inter, patchLen, slots, textHidden;
+    /** Every trainable tensor by checkpoint name, as double (row-major, checkpoint shape), in a fixed order. */
+    private final Map<String, double[]> params = new LinkedHashMap<>();
+    private final Map<String, long[]> shapes = new LinkedHashMap<>();
+    /** RoPE frequencies f_i = 1/θ^(4i/d), [d/4], computed in float32 exactly as the reference (and MoonViT) do. */
+    private final float[] ropeFreq;
+
+    private Tape tape;   // activations of the last forward
+
+    public VisionGrad(WeightSource w, VisionConfig cfg, int textHidden) {
+        this.cfg = cfg;
+        dim = cfg.hiddenSize();
+        heads = cfg.numHeads();
+        headDim = cfg.headDim();
+        inter = cfg.intermediateSize();
+        int p = cfg.patchSize();
+        patchLen = 3 * p * p;
+        slots = cfg.mergeH() * cfg.mergeW();
+        this.textHidden = textHidden;
+        load(w, VT + "patch_embed.proj.weight", dim, 3, p, p);          // conv = Linear [D, P2], (c, y, x) order
+        load(w, VT + "patch_embed.proj.bias", dim);
+        load(w, VT + "patch_embed.pos_emb.weight", cfg.posEmbHeight(), cfg.posEmbWidth(), dim);
+        for (int b = 0; b < cfg.numLayers(); b++) {
+            String bp = block(b);
+            load(w, bp + "norm0.weight", dim);
+            load(w, bp + "norm0.bias", dim);
+            load(w, bp + "wqkv.weight", 3 * dim, dim);
+            load(w, bp + "wqkv.bias", 3 * dim);
+            load(w, bp + "wo.weight", dim, dim);
+            load(w, bp + "wo.bias", dim);
+            load(w, bp + "norm1.weight", dim);
+            load(w, bp + "norm1.bias", dim);
+            load(w, bp + "mlp.fc0.weight", inter, dim);
+            load(w, bp + "mlp.fc0.bias", inter);
+            load(w, bp + "mlp.fc1.weight", dim, inter);
+            load(w, bp + "mlp.fc1.bias", dim);
+        }
+        load(w, VT + "encoder.final_layernorm.weight", dim);
+        load(w, VT + "encoder.final_layernorm.bias", dim);
+        load(w, PR + "pre_norm.weight", dim);
+        load(w, PR + "pre_norm.bias", dim);
+        load(w, PR + "linear_1.weight", slots * dim, slots * dim);
+        load(w, PR + "linear_1.bias", slots * dim);
+        load(w, PR + "linear_2.weight", textHidden, slots * dim);
+        load(w, PR + "linear_2.bias", textHidden);
+        ropeFreq = new float[headDim / 4];
+        for (int i = 0; i < ropeFreq.length; i++) {
+            ropeFreq[i] = 1.0f / (float) Math.pow(VisionConfig.ROPE_THETA, (float) (4 * i) / (float) headDim);
+        }
+    }
+
+    /** Loads the vision tower and projector of a safetensors checkpoint directory (config.json next to it). */
+    public static VisionGrad load(Path checkpointDir) {
+        ModelConfig mc = ModelConfig.load(checkpointDir);
+        try (SafetensorsCheckpoint ckpt = SafetensorsCheckpoint.open(checkpointDir)) {
+            return new VisionGrad(ckpt, mc.vision(), mc.text().hiddenSize());
+        }
+    }
+
+    private void load(WeightSource w, String name, long... shape) {
+        float[] f = w.tensor(name).requireShape(shape).toFloats();
+        double[] d = new double[f.length];
+        for (int i = 0; i < f.length; i++) d[i] = f[i];
+        params.put(name, d);
+        shapes.put(name, shape);
+    }
+
+    private static String block(int b) { return VT + "encoder.blocks." + b + "."; }
+
+    private double[] p(String name) { return params.get(name); }
+
+    /** Names of every tensor this class gives a gradient for, in checkpoint order. */
+    public List<String> parameterNames() { return List.copyOf(params.keySet()); }
+
+    /** The checkpoint shape of a parameter. */
+    public long[] shape(String name) { return shapes.get(name).clone(); }
+
+    /** The live parameter array (tests perturb it for finite differences; the next forward sees the change). */
+    double[] parameter(String name) {
+        double[] a = params.get(name);
+        if (a == null) throw new IllegalArgumentException("no parameter " + name);
+        return a;
+    }
+
+    public int textHidden() { return textHidden; }
+
+    /** Merged tokens M of the last forward. */
+    public int mergedTokens() { return tape.merged; }
+
+    /** The last forward's linear_2 input [M, S·D] (the erf-GELU output): lets a test invert linear_2's weight gradient. */
+    double[] projectorHidden() { return tape.g1.clone(); }
+
+    // =================================================================================================================
+    // Forward
+    // =================================================================================================================
+
+    /** LayerNorm activations the backward needs: the normalised input x̂ and 1/σ per row. */
+    private record LnCache(double[] xhat, double[] rstd, int rows, int width) {}
+
+    /** One encoder block's saved activations (all row-major). */
+    private record BlockTape(
+            LnCache ln0, double[] y0,      // y0 [L, D] = LN0(x_in): input of wqkv
+            double[] qkv,                  // [L, 3D] q | k | v after RoPE on q and k: attention input
+            double[] att,                  // [L, D] attention output (heads concatenated): input of wo
+            LnCache ln1, double[] z,       // z [L, D] = LN1(x_mid): input of fc0
+            double[] u, double[] h) {}     // u [L, I] = z·W0ᵀ + b0 (pre-GELU); h = gelu_tanh(u): input of fc1
+
+    /** Everything the last forward saved. */
+    private record Tape(
+            double[] pixels, int[][] grids, int[] starts, int[] counts, int patches,
+            double[] cos, double[] sin,   // [L, d/2] RoPE rotation per token and complex pair
+            BlockTape[] blocks,
+            LnCache lnFinal,
+            int merged,                   // M
+            int[] mergeSource,            // [M·S] patch index of each merged slot (the merge is a pure gather)
+            LnCache lnPre,
+            double[] xn,                  // [M, S·D] projector LayerNorm output, slots concatenated: input of linear_1
+            double[] a1,                  // [M, S·D] linear_1 output (pre-GELU)
+            double[] g1,                  // [M, S·D] erf-GELU output: input of linear_2
+            double[] features) {}         // [M, Dt]
+
+    /** Forward over preprocessed images (packed in order, attention within each image); returns [M, Dt] as float. */
+    public float[] forward(List<PreprocessedImage> images) {
+        return toFloat(forward64(images));
+    }
+
+    /** The forward in double; keeps the activations for {@link #backward}. Returns image features [M, Dt]. */
+    double[] forward64(List<PreprocessedImage> images) {
+        if (images.isEmpty()) throw new IllegalArgumentException("no images");
+        int n = images.size();
+        int[][] grids = new int[n][];
+        int[] starts = new int[n], counts = new int[n];
+        int L = 0;
+        for (int m = 0; m < n; m++) {
+            PreprocessedImage im = images.get(m);
+            if (im.gridH() % cfg.mergeH() != 0 || im.gridW() % cfg.mergeW() != 0) {
+                throw new IllegalArgumentException("grid " + im.gridH() + "x" + im.gridW() + " not divisible by the merge");
+            }
+            grids[m] = new int[]{im.gridH(), im.gridW()};
+            starts[m] = L;
+            counts[m] = im.patches();
+            L += counts[m];
+        }
+        double[] pixels = new double[L * patchLen];                    // [L, P2]
+        for (int m = 0; m < n; m++) {
+            float[] pv = images.get(m).pixelValues();
+            for (int i = 0; i < pv.length; i++) pixels[starts[m] * patchLen + i] = pv[i];
+        }
+
+        // 1. patch embedding (conv k = s = 14 = Linear over flattened patches) + position table resized per image
+        double[] x = linear(pixels, L, p(VT + "patch_embed.proj.weight"), p(VT + "patch_embed.proj.bias"), patchLen, dim);
+        double[] table = p(VT + "patch_embed.pos_emb.weight");          // [ph, pw, D]
+        for (int m = 0; m < n; m++) {
+            Bicubic by = new Bicubic(cfg.posEmbHeight(), grids[m][0]), bx = new Bicubic(cfg.posEmbWidth(), grids[m][1]);
+            for (int oy = 0; oy < grids[m][0]; oy++) {
+                for (int ox = 0; ox < grids[m][1]; ox++) {
+                    int row = (starts[m] + oy * grids[m][1] + ox) * dim;
+                    // pos(oy, ox) = Σ_r Σ_k wy[r]·wx[k]·T[iy[r], ix[k]]  (separable 4×4 taps)
+                    for (int r = 0; r < 4; r++) {
+                        for (int k = 0; k < 4; k++) {
+                            double wgt = by.weight(oy, r) * bx.weight(ox, k);
+                            int src = (by.index(oy, r) * cfg.posEmbWidth() + bx.index(ox, k)) * dim;
+                            for (int c = 0; c < dim; c++) x[row + c] += wgt * table[src + c];
+                        }
+                    }
+                }
+            }
+        }
+
+        // 2. RoPE table: pair 2i of a head turns by column·f_i, pair 2i+1 by row·f_i (the reference code's pairing).
+        // Angles in float32 as the reference computes them; cos/sin of that float angle.
+        int pairs = headDim / 2;
+        double[] cos = new double[L * pairs], sin = new double[L * pairs];
+        for (int m = 0; m < n; m++) {
+            int gw = grids[m][1];
+            for (int t = 0; t < counts[m]; t++) {
+                int row = t / gw, col = t % gw, o = (starts[m] + t) * pairs;
+                for (int i = 0; i < pairs / 2; i++) {
+                    float ac = (float) col * ropeFreq[i], ar = (float) row * ropeFreq[i];
+                    cos[o + 2 * i] = (float) Math.cos(ac);
+                    sin[o + 2 * i] = (float) Math.sin(ac);
+                    cos[o + 2 * i + 1] = (float) Math.cos(ar);
+                    sin[o + 2 * i + 1] = (float) Math.sin(ar);
+                }
+            }
+        }
+
+        // 3. encoder blocks: x += wo(attn(rope(wqkv(LN0(x))))); x += fc1(gelu_tanh(fc0(LN1(x))))
+        BlockTape[] bt = new BlockTape[cfg.numLayers()];
+        for (int b = 0; b < bt.length; b++) {
+            String bp = block(b);
+            LnCache ln0 = layerNormStats(x, L, dim);
+            double[] y0 = affine(ln0, p(bp + "norm0.weight"), p(bp + "norm0.bias"));
+            double[] qkv = linear(y0, L, p(bp + "wqkv.weight"), p(bp + "wqkv.bias"), dim, 3 * dim);
+            rope(qkv, cos, sin, L, false);
+            double[] att = attention(qkv, starts, counts, L);
+            double[] o = linear(att, L, p(bp + "wo.weight"), p(bp + "wo.bias"), dim, dim);
+            double[] xMid = add(x, o);
+            LnCache ln1 = layerNormStats(xMid, L, dim);
+            double[] z = affine(ln1, p(bp + "norm1.weight"), p(bp + "norm1.bias"));
+            double[] u = linear(z, L, p(bp + "mlp.fc0.weight"), p(bp + "mlp.fc0.bias"), dim, inter);
+            double[] h = new double[u.length];
+            for (int i = 0; i < u.length; i++) h[i] = geluTanh(u[i]);
+            x = add(xMid, linear(h, L, p(bp + "mlp.fc1.weight"), p(bp + "mlp.fc1.bias"), inter, dim));
+            bt[b] = new BlockTape(ln0, y0, qkv, att, ln1, z, u, h);
+        }
+
+        // 4. final LayerNorm → tower output [L, D]
+        LnCache lnF = layerNormStats(x, L, dim);
+        double[] tower = affine(lnF, p(VT + "encoder.final_layernorm.weight"), p(VT + "encoder.final_layernorm.bias"));
+
+        // 5. 2×2 merge: merged token (R, C) of an image gathers patches (2R+a, 2C+b) into slot a·2+b
+        int M = L / slots;
+        int[] src = new int[M * slots];
+        int q = 0;
+        for (int m = 0; m < n; m++) {
+            int gh = grids[m][0], gw = grids[m][1], mh = cfg.mergeH(), mw = cfg.mergeW();
+            for (int r = 0; r < gh / mh; r++)
+                for (int c = 0; c < gw / mw; c++)
+                    for (int a = 0; a < mh; a++)
+                        for (int bb = 0; bb < mw; bb++) src[q++] = starts[m] + (r * mh + a) * gw + (c * mw + bb);
+        }
+        double[] merged = new double[M * slots * dim];                  // [M·S, D]
+        for (int s = 0; s < M * slots; s++) System.arraycopy(tower, src[s] * dim, merged, s * dim, dim);
+
+        // 6. projector: LayerNorm per slot row, view [M, S·D], linear_1, erf GELU, linear_2
+        LnCache lnP = layerNormStats(merged, M * slots, dim);
+        double[] xn = affine(lnP, p(PR + "pre_norm.weight"), p(PR + "pre_norm.bias"));   // [M·S, D] = [M, S·D]
+        double[] a1 = linear(xn, M, p(PR + "linear_1.weight"), p(PR + "linear_1.bias"), slots * dim, slots * dim);
+        double[] g1 = new double[a1.length];
+        for (int i = 0; i < a1.length; i++) g1[i] = geluErf(a1[i]);
+        double[] features = linear(g1, M, p(PR + "linear_2.weight"), p(PR + "linear_2.bias"), slots * dim, textHidden);
+
+        tape = new Tape(pixels, grids, starts, counts, L, cos, sin, bt, lnF, M, src, lnP, xn, a1, g1, features);
+        return features;
+    }
+
+    // =================================================================================================================
+    // Backward
+    // =================================================================================================================
+
+    /**
+     * Gradients of every vision_tower.* and multi_modal_projector.* tensor given d loss / d image features of the
+     * last {@link #forward}: [M, Dt] row-major. Returned arrays are float32 with the checkpoint shapes (row-major).
+     */
+    public Map<String, float[]> backward(float[] dImageFeatures) {
+        double[] d = new double[dImageFeatures.length];
+        for (int i = 0; i < d.length; i++) d[i] = dImageFeatures[i];
+        Map<String, float[]> out = new LinkedHashMap<>();
+        for (Map.Entry<String, double[]> e : backward64(d).entrySet()) out.put(e.getKey(), toFloat(e.getValue()));
+        return out;
+    }
+
+    /** The backward in double. */
+    Map<String, double[]> backward64(double[] dFeatures) {
+        Tape t = tape;
+        if (t == null) throw new IllegalStateException("backward before forward");
+        if (dFeatures.length != t.merged * textHidden) {
+            throw new IllegalArgumentException("d image features has " + dFeatures.length + " values, expected "
+                    + t.merged + " × " + textHidden);
+        }
+        Map<String, double[]> g = new LinkedHashMap<>();
+        for (Map.Entry<String, double[]> e : params.entrySet()) g.put(e.getKey(), new double[e.getValue().length]);
+        int L = t.patches, M = t.merged, SD = slots * dim;
+
+        // 6'. projector
+        double[] dG1 = linearBackward(dFeatures, t.g1, M, p(PR + "linear_2.weight"), SD, textHidden,
+                g.get(PR + "linear_2.weight"), g.get(PR + "linear_2.bias"));                 // [M, S·D]
+        double[] dA1 = new double[dG1.length];
+        for (int i = 0; i < dA1.length; i++) dA1[i] = dG1[i] * geluErfGrad(t.a1[i]);
+        double[] dXn = linearBackward(dA1, t.xn, M, p(PR + "linear_1.weight"), SD, SD,
+                g.get(PR + "linear_1.weight"), g.get(PR + "linear_1.bias"));                 // [M, S·D] = [M·S, D]
+        double[] dMerged = layerNormBackward(t.lnPre, dXn, p(PR + "pre_norm.weight"),
+                g.get(PR + "pre_norm.weight"), g.get(PR + "pre_norm.bias"));                 // [M·S, D]
+
+        // 5'. merge is a permutation of rows: scatter each slot's gradient back to its patch
+        double[] dTower = new double[L * dim];
+        for (int s = 0; s < M * slots; s++) {
+            for (int c = 0; c < dim; c++) dTower[t.mergeSource[s] * dim + c] += dMerged[s * dim + c];
+        }
+
+        // 4'. final LayerNorm
+        double[] dx = layerNormBackward(t.lnFinal, dTower, p(VT + "encoder.final_layernorm.weight"),
+                g.get(VT + "encoder.final_layernorm.weight"), g.get(VT + "encoder.final_layernorm.bias"));
+
+        // 3'. blocks in reverse; dx is d loss / d residual stream after the block
+        for (int b = t.blocks.length - 1; b >= 0; b--) {
+            BlockTape bt = t.blocks[b];
+            String bp = block(b);
+            // x_out = x_mid + fc1(h): the residual passes dx through unchanged to x_mid
+            double[] dH = linearBackward(dx, bt.h, L, p(bp + "mlp.fc1.weight"), inter, dim,
+                    g.get(bp + "mlp.fc1.weight"), g.get(bp + "mlp.fc1.bias"));               // [L, I]
+            double[] dU = new double[dH.length];
+            for (int i = 0; i < dU.length; i++) dU[i] = dH[i] * geluTanhGrad(bt.u[i]);
+            double[] dZ = linearBackward(dU, bt.z, L, p(bp + "mlp.fc0.weight"), dim, inter,
+                    g.get(bp + "mlp.fc0.weight"), g.get(bp + "mlp.fc0.bias"));               // [L, D]
+            double[] dMid = add(dx, layerNormBackward(bt.ln1, dZ, p(bp + "norm1.weight"),
+                    g.get(bp + "norm1.weight"), g.get(bp + "norm1.bias")));
+            // x_mid = x_in + wo(att)
+            double[] dAtt = linearBackward(dMid, bt.att, L, p(bp + "wo.weight"), dim, dim,
+                    g.get(bp + "wo.weight"), g.get(bp + "wo.bias"));                         // [L, D]
+            double[] dQkv = attentionBackward(bt.qkv, dAtt, t.starts, t.counts, L);        // [L, 3D], post-RoPE
+            rope(dQkv, t.cos, t.sin, L, true);                                               // → pre-RoPE
+            double[] dY0 = linearBackward(dQkv, bt.y0, L, p(bp + "wqkv.weight"), dim, 3 * dim,
+                    g.get(bp + "wqkv.weight"), g.get(bp + "wqkv.bias"));                     // [L, D]
+            dx = add(dMid, layerNormBackward(bt.ln0, dY0, p(bp + "norm0.weight"),
+                    g.get(bp + "norm0.weight"), g.get(bp + "norm0.bias")));
+        }
+
+        // 1'. dx = d loss / d (patch embedding + position embedding), [L, D]
+        // conv as Linear: dW [D, P2] = dxᵀ·pixels, db = column sums (the pixels need no gradient)
+        accumulateWeightGrad(dx, t.pixels, L, patchLen, dim, g.get(VT + "patch_embed.proj.weight"), g.get(VT + "patch_embed.proj.bias"));
+        // position table: the transpose of the bicubic resize, i.e. each grid position's gradient scattered back
+        // onto its 4×4 source taps with the same weights (clamped taps at the border simply accumulate)
+        double[] dTable = g.get(VT + "patch_embed.pos_emb.weight");
+        for (int m = 0; m < t.grids.length; m++) {
+            int gh = t.grids[m][0], gw = t.grids[m][1];
+            Bicubic by = new Bicubic(cfg.posEmbHeight(), gh), bx = new Bicubic(cfg.posEmbWidth(), gw);
+            for (int oy = 0; oy < gh; oy++) {
+                for (int ox = 0; ox < gw; ox++) {
+                    int row = (t.starts[m] + oy * gw + ox) * dim;
+                    for (int r = 0; r < 4; r++) {
+                        for (int k = 0; k < 4; k++) {
+                            double wgt = by.weight(oy, r) * bx.weight(ox, k);
+                            int dst = (by.index(oy, r) * cfg.posEmbWidth() + bx.index(ox, k)) * dim;
+                            for (int c = 0; c < dim; c++) dTable[dst + c] += wgt * dx[row + c];
+                        }
+                    }
+                }
+            }
+        }
+        return g;
+    }
+
+    // =================================================================================================================
+    // Building blocks (forward and backward)
+    // =================================================================================================================
+
+    /** y [n, out] = x [n, in] · Wᵀ + b, W [out, in] row-major as in the checkpoint. */
+    private static double[] linear(double[] x, int n, double[] w, double[] b, int in, int out) {
+        double[] y = new double[n * out];
+        for (int t = 0; t < n; t++) {
+            for (int o = 0; o < out; o++) {
+                double s = b[o];
+                for (int i = 0; i < in; i++) s += x[t * in + i] * w[o * in + i];
+                y[t * out + o] = s;
+            }
+        }
+        return y;
+    }
+
+    /**
+     * Backward of {@link #linear}: adds dW [out, in] += dyᵀ·x and db [out] += Σ_rows dy; returns dx [n, in] = dy·W.
+     */
+    private static double[] linearBackward(double[] dy, double[] x, int n, double[] w, int in, int out, double[] dW, double[] db) {
+        accumulateWeightGrad(dy, x, n, in, out, dW, db);
+        double[] dx = new double[n * in];
+        for (int t = 0; t < n; t++) {
+            for (int o = 0; o < out; o++) {
+                double d = dy[t * out + o];
+                for (int i = 0; i < in; i++) dx[t * in + i] += d * w[o * in + i];
+            }
+        }
+        return dx;
+    }
+
+    private static void accumulateWeightGrad(double[] dy, double[] x, int n, int in, int out, double[] dW, double[] db) {
+        for (int t = 0; t < n; t++) {
+            for (int o = 0; o < out; o++) {
+                double d = dy[t * out + o];
+                db[o] += d;
+                for (int i = 0; i < in; i++) dW[o * in + i] += d * x[t * in + i];
+            }
+        }
+    }
+
+    /** Per-row mean/variance (biased) of x [rows, width]: x̂ = (x − μ)/σ, σ = sqrt(var + eps). */
+    private static LnCache layerNormStats(double[] x, int rows, int width) {
+        double[] xhat = new double[rows * width], rstd = new double[rows];
+        for (int r = 0; r < rows; r++) {
+            double mean = 0;
+            for (int c = 0; c < width; c++) mean += x[r * width + c];
+            mean /= width;
+            double var = 0;
+            for (int c = 0; c < width; c++) { double d = x[r * width + c] - mean; var += d * d; }
+            var /= width;
+            rstd[r] = 1 / Math.sqrt(var + EPS);
+            for (int c = 0; c < width; c++) xhat[r * width + c] = (x[r * width + c] - mean) * rstd[r];
+        }
+        return new LnCache(xhat, rstd, rows, width);
+    }
+
+    /** y = x̂·γ + β. */
+    private static double[] affine(LnCache ln, double[] gamma, double[] beta) {
+        double[] y = new double[ln.xhat.length];
+        for (int r = 0; r < ln.rows; r++)
+            for (int c = 0; c < ln.width; c++) y[r * ln.width + c] = ln.xhat[r * ln.width + c] * gamma[c] + beta[c];
+        return y;
+    }
+
+    /**
+     * LayerNorm backward: dγ += Σ dy·x̂, dβ += Σ dy; with g = dy·γ per row,
+     * dx = (1/σ)·(g − mean(g) − x̂·mean(g·x̂)) (the two mean terms are the gradients through μ and σ).
+     */
+    private static double[] layerNormBackward(LnCache ln, double[] dy, double[] gamma, double[] dGamma, double[] dBeta) {
+        int w = ln.width;
+        double[] dx = new double[dy.length];
+        double[] gr = new double[w];
+        for (int r = 0; r < ln.rows; r++) {
+            double meanG = 0, meanGx = 0;
+            for (int c = 0; c < w; c++) {
+                int i = r * w + c;
+                dGamma[c] += dy[i] * ln.xhat[i];
+                dBeta[c] += dy[i];
+                gr[c] = dy[i] * gamma[c];
+                meanG += gr[c];
+                meanGx += gr[c] * ln.xhat[i];
+            }
+            meanG /= w;
+            meanGx /= w;
+            for (int c = 0; c < w; c++) {
+                int i = r * w + c;
+                dx[i] = ln.rstd[r] * (gr[c] - meanG - ln.xhat[i] * meanGx);
+            }
+        }
+        return dx;
+    }
+
+    private static double[] add(double[] a, double[] b) {
+        double[] y = new double[a.length];
+        for (int i = 0; i < a.length; i++) y[i] = a[i] + b[i];
+        return y;
+    }
+
+    /**
+     * RoPE in place on the q and k column blocks of qkv [L, 3D]: complex pair k of each head (dims 2k, 2k+1) is
+     * multiplied by e^{iθ}. {@code inverse} multiplies by e^{−iθ}: a rotation's transpose is its inverse, so this
+     * maps d loss/d(rotated) to d loss/d(unrotated). v is left alone.
+     */
+    private void rope(double[] qkv, double[] cos, double[] sin, int L, boolean inverse) {
+        int pairs = headDim / 2, stride = 3 * dim;
+        for (int t = 0; t < L; t++) {
+            for (int part = 0; part < 2; part++) {                      // q, then k
+                for (int hh = 0; hh < heads; hh++) {
+                    int o = t * stride + part * dim + hh * headDim;
+                    for (int k = 0; k < pairs; k++) {
+                        double c = cos[t * pairs + k], s = inverse ? -sin[t * pairs + k] : sin[t * pairs + k];
+                        double re = qkv[o + 2 * k], im = qkv[o + 2 * k + 1];
+                        qkv[o + 2 * k] = re * c - im * s;
+                        qkv[o + 2 * k + 1] = re * s + im * c;
+                    }
+                }
+            }
+        }
+    }
+
+    /** Softmax probabilities P [n, n] of one head of one image: P = softmax(q·kᵀ/√d) row by row (non-causal). */
+    private double[] probabilities(double[] qkv, int start, int n, int h) {
+        int stride = 3 * dim;
+        double scale = 1 / Math.sqrt(headDim);
+        double[] pr = new double[n * n];
+        for (int i = 0; i < n; i++) {
+            int qo = (start + i) * stride + h * headDim;
+            double max = Double.NEGATIVE_INFINITY;
+            for (int j = 0; j < n; j++) {
+                int ko = (start + j) * stride + dim + h * headDim;
+                double s = 0;
+                for (int c = 0; c < headDim; c++) s += qkv[qo + c] * qkv[ko + c];
+                pr[i * n + j] = s * scale;
+                max = Math.max(max, pr[i * n + j]);
+            }
+            double sum = 0;
+            for (int j = 0; j < n; j++) { pr[i * n + j] = Math.exp(pr[i * n + j] - max); sum += pr[i * n + j]; }
+            for (int j = 0; j < n; j++) pr[i * n + j] /= sum;
+        }
+        return pr;
+    }
+
+    /** out [L, D]: per image and head, O = P·V (keys and values of the same image only). */
+    private double[] attention(double[] qkv, int[] starts, int[] counts, int L) {
+        int stride = 3 * dim;
+        double[] out = new double[L * dim];
+        for (int m = 0; m < starts.length; m++) {
+            int s0 = starts[m], n = counts[m];
+            for (int h = 0; h < heads; h++) {
+                double[] pr = probabilities(qkv, s0, n, h);
+                for (int i = 0; i < n; i++) {
+                    for (int j = 0; j < n; j++) {
+                        double pij = pr[i * n + j];
+                        int vo = (s0 + j) * stride + 2 * dim + h * headDim;
+                        for (int c = 0; c < headDim; c++) out[(s0 + i) * dim + h * headDim + c] += pij * qkv[vo + c];
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Attention backward, P recomputed from the saved q, k: dV = Pᵀ·dO, dP = dO·Vᵀ,
+     * dS = P ∘ (dP − rowsum(dP ∘ P)) (softmax), dq = dS·k/√d, dk = dSᵀ·q/√d. Returns d qkv [L, 3D].
+     */
+    private double[] attentionBackward(double[] qkv, double[] dOut, int[] starts, int[] counts, int L) {
+        int stride = 3 * dim;
+        double scale = 1 / Math.sqrt(headDim);
+        double[] dQkv = new double[L * stride];
+        for (int m = 0; m < starts.length; m++) {
+            int s0 = starts[m], n = counts[m];
+            for (int h = 0; h < heads; h++) {
+                double[] pr = probabilities(qkv, s0, n, h);
+                int qOff = h * headDim, kOff = dim + h * headDim, vOff = 2 * dim + h * headDim;
+                for (int i = 0; i < n; i++) {
+                    int doRow = (s0 + i) * dim + h * headDim;
+                    // dP[i, j] = dO[i]·v[j]; dV[j] += P[i, j]·dO[i]
+                    double[] dP = new double[n];
+                    double rowDot = 0;                                  // Σ_j dP[i, j]·P[i, j]
+                    for (int j = 0; j < n; j++) {
+                        int vRow = (s0 + j) * stride + vOff;
+                        double s = 0;
+                        for (int c = 0; c < headDim; c++) {
+                            s += dOut[doRow + c] * qkv[vRow + c];
+                            dQkv[vRow + c] += pr[i * n + j] * dOut[doRow + c];
+                        }
+                        dP[j] = s;
+                        rowDot += s * pr[i * n + j];
+                    }
+                    int qRow = (s0 + i) * stride + qOff;
+                    for (int j = 0; j < n; j++) {
+                        double dS = pr[i * n + j] * (dP[j] - rowDot) * scale;   // d loss / d (q·k), scale folded in
+                        int kRow = (s0 + j) * stride + kOff;
+                        for (int c = 0; c < headDim; c++) {
+                            dQkv[qRow + c] += dS * qkv[kRow + c];
+                            dQkv[kRow + c] += dS * qkv[qRow + c];
+                        }
+                    }
+                }
+            }
+        }
+        return dQkv;
+    }
+
+    /** GELU with the tanh approximation: 0.5·u·(1 + tanh(√(2/π)·(u + 0.044715u³))). */
+    static double geluTanh(double u) {
+        return 0.5 * u * (1 + Math.tanh(GELU_TANH_C * (u + 0.044715 * u * u * u)));
+    }
+
+    /** d/du of {@link #geluTanh}: 0.5(1 + t) + 0.5u(1 − t²)·√(2/π)(1 + 3·0.044715u²), t = tanh(…). */
+    static double geluTanhGrad(double u) {
+        double t = Math.tanh(GELU_TANH_C * (u + 0.044715 * u * u * u));
+        return 0.5 * (1 + t) + 0.5 * u * (1 - t * t) * GELU_TANH_C * (1 + 3 * 0.044715 * u * u);
+    }
+
+    /** Exact GELU: 0.5·x·(1 + erf(x/√2)). */
+    static double geluErf(double x) { return 0.5 * x * (1 + erf(x / Math.sqrt(2))); }
+
+    /** d/dx of {@link #geluErf}: Φ(x) + x·φ(x). */
+    static double geluErfGrad(double x) {
+        return 0.5 * (1 + erf(x / Math.sqrt(2))) + x * Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI);
+    }
+
+    /**
+     * erf in double (Java has none): erf(x) = 2/√π · e^{−x²} · Σ_n 2ⁿx^{2n+1}/(1·3·…·(2n+1)). Every term is positive,
+     * so there is no cancellation; relative accuracy ~1e-15. Beyond |x| = 6, erf = ±1 to double precision.
+     */
+    static double erf(double x) {
+        double ax = Math.abs(x);
+        if (ax >= 6) return Math.signum(x);
+        double term = ax, sum = ax;
+        for (int n = 1; term > 1e-17 * sum; n++) {
+            term *= 2 * ax * ax / (2 * n + 1);
+            sum += term;
+        }
+        return Math.signum(x) * 2 / Math.sqrt(Math.PI) * Math.exp(-ax * ax) * sum;
+    }
+
+    /**
+     * PyTorch's bicubic {@code F.interpolate(align_corners=False, antialias=False)} along one axis, in→out:
+     * 4 taps per output (clamped to the input) and their weights (A = −0.75), computed in float32 as PyTorch does.
+     * At in = out the weights are exactly (0, 1, 0, 0), an identity, as the inference path relies on.
+     */
+    private static final class Bicubic {
+        private static final float A = -0.75f;
+        private final int[] idx;     // [out, 4]
+        private final float[] w;     // [out, 4]
+
+        Bicubic(int in, int out) {
+            idx = new int[out * 4];
+            w = new float[out * 4];
+            float scale = (float) in / out;
+            for (int o = 0; o < out; o++) {
+                float src = scale * (o + 0.5f) - 0.5f;                  // not clamped (PyTorch's cubic path)
+                int i0 = (int) Math.floor(src);
+                float t = src - i0;
+                w[o * 4] = cc2(t + 1f);
+                w[o * 4 + 1] = cc1(t);
+                w[o * 4 + 2] = cc1(1f - t);
+                w[o * 4 + 3] = cc2((1f - t) + 1f);
+                for (int k = 0; k < 4; k++) idx[o * 4 + k] = Math.min(Math.max(i0 - 1 + k, 0), in - 1);
+            }
+        }
+
+        int index(int o, int k) { return idx[o * 4 + k]; }
+
+        double weight(int o, int k) { return w[o * 4 + k]; }
+
+        private static float cc1(float x) { return ((A + 2) * x - (A + 3)) * x * x + 1; }
+
+        private static float cc2(float x) { return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A; }
+    }
+
+    private static float[] toFloat(double[] d) {
+        float[] f = new float[d.length];
+        for (int i = 0; i < d.length; i++) f[i] = (float) d[i];
+        return f;
+    }
+}

@@ -1,0 +1,192 @@
+package dev.kimivl.train;
+
+import dev.kimivl.config.ModelConfig;
+import dev.kimivl.config.PreprocessorConfig;
+import dev.kimivl.io.SafeTensorsFile;
+import dev.kimivl.io.SafetensorsCheckpoint;
+import dev.kimivl.io.TensorData;
+import dev.kimivl.testing.Golden;
+import dev.kimivl.vision.ImageLoader;
+import dev.kimivl.vision.ImagePreprocessor;
+import dev.kimivl.vision.PreprocessedImage;
+import dev.kimivl.vision.VisionEncoder;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@link VisionGrad}: its forward against the float32 inference path, its backward against central finite
+ * differences (everything in double, so the check is tight), and against the PyTorch gradients of
+ * golden/train/loss_grad_case_b with the true upstream gradient recovered from the golden itself.
+ */
+class VisionGradTest {
+
+    static Path trainCase() { return TrainGolden.goldenCase(Golden.root()); }
+
+    static List<PreprocessedImage> images(Path dir) throws Exception {
+        PreprocessorConfig pre = PreprocessorConfig.load(dir);
+        var json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(dir.resolve("inputs.json").toFile());
+        List<PreprocessedImage> out = new ArrayList<>();
+        if (json.has("images")) {
+            for (var f : json.get("images")) out.add(new ImagePreprocessor(pre).process(new ImageLoader().load(dir.resolve(f.asText()))));
+        } else {
+            out.add(TrainGolden.goldenImage(dir));
+        }
+        return out;
+    }
+
+    // ---- (a) forward = inference --------------------------------------------------------------------------------
+
+    @Test
+    void forwardMatchesTheInferencePath() throws Exception {
+        for (Path dir : List.of(trainCase(), Golden.root().resolve("c_two_images"))) {
+            List<PreprocessedImage> ims = images(dir);
+            float[] want;
+            try (SafetensorsCheckpoint ckpt = SafetensorsCheckpoint.open(dir)) {
+                want = new VisionEncoder(ckpt, ModelConfig.load(dir), PreprocessorConfig.load(dir)).encodePreprocessed(ims, false).features();
+            }
+            float[] got = VisionGrad.load(dir).forward(ims);
+            double d = Golden.assertClose(dir.getFileName() + " image features vs VisionEncoder", want, got, 1e-5);
+            System.out.printf("VisionGrad forward, %s (%d image(s), %d tokens): max |Δ| vs VisionEncoder %.2e%n",
+                    dir.getFileName(), ims.size(), got.length / 64, d);
+        }
+        // and the PyTorch oracle's features for the same image and weights (golden b_one_image)
+        float[] oracle = Golden.load("b_one_image").floats("image_features");
+        float[] got = VisionGrad.load(trainCase()).forward(images(trainCase()));
+        double d = Golden.assertClose("image features vs golden b_one_image", oracle, got, 1e-5);
+        System.out.printf("VisionGrad forward vs PyTorch golden b_one_image: max |Δ| %.2e%n", d);
+    }
+
+    // ---- (b) finite differences ---------------------------------------------------------------------------------
+
+    /** Loss = Σ g·features with a fixed random g: its gradient w.r.t. the features is g. */
+    static double loss(VisionGrad vg, List<PreprocessedImage> ims, double[] g) {
+        double[] f = vg.forward64(ims);
+        double s = 0;
+        for (int i = 0; i < f.length; i++) s += g[i] * f[i];
+        return s;
+    }
+
+    static void finiteDifferenceCheck(Path dir, String[] names, int randomPerTensor) throws Exception {
+        List<PreprocessedImage> ims = images(dir);
+        VisionGrad vg = VisionGrad.load(dir);
+        int n = vg.forward64(ims).length;
+        Random rnd = new Random(12345);
+        double[] g = new double[n];
+        for (int i = 0; i < n; i++) g[i] = rnd.nextGaussian();
+        vg.forward64(ims);
+        Map<String, double[]> grads = vg.backward64(g);
+        assertEquals(vg.parameterNames(), List.copyOf(grads.keySet()));
+        double worst = 0;
+        int checked = 0;
+        for (String name : names) {
+            double[] p = vg.parameter(name), an = grads.get(name);
+            // the largest analytic coordinate, plus random ones
+            int big = 0;
+            for (int i = 0; i < an.length; i++) if (Math.abs(an[i]) > Math.abs(an[big])) big = i;
+            List<Integer> coords = new ArrayList<>(List.of(big));
+            // one random coordinate in each of randomPerTensor equal slices (so wqkv's q, k and v rows are all hit)
+            for (int k = 0; k < randomPerTensor; k++) {
+                int lo = (int) ((long) p.length * k / randomPerTensor), hi = (int) ((long) p.length * (k + 1) / randomPerTensor);
+                coords.add(lo + rnd.nextInt(Math.max(1, hi - lo)));
+            }
+            double scale = 0;                                          // max |g| of the tensor: floor for tiny coordinates
+            for (double v : an) scale = Math.max(scale, Math.abs(v));
+            double tensorWorst = 0;
+            for (int i : coords) {
+                double keep = p[i], h = 1e-5 * Math.max(1, Math.abs(keep));
+                p[i] = keep + h;
+                double lp = loss(vg, ims, g);
+                p[i] = keep - h;
+                double lm = loss(vg, ims, g);
+                p[i] = keep;
+                double num = (lp - lm) / (2 * h);
+                double err = Math.abs(num - an[i]) / Math.max(Math.max(Math.abs(num), Math.abs(an[i])), 1e-3 * scale);
+                tensorWorst = Math.max(tensorWorst, err);
+                assertTrue(err < 1e-5, name + "[" + i + "]: analytic " + an[i] + ", numeric " + num + ", rel err " + err);
+                checked++;
+            }
+            worst = Math.max(worst, tensorWorst);
+            System.out.printf("  FD %-52s %d coords, worst rel err %.1e (max|g| %.3g)%n", name, coords.size(), tensorWorst, scale);
+        }
+        System.out.printf("VisionGrad finite differences, %s: %d coordinates, worst relative error %.2e%n", dir.getFileName(), checked, worst);
+    }
+
+    @Test
+    void backwardMatchesFiniteDifferences() throws Exception {
+        finiteDifferenceCheck(trainCase(), new String[]{
+                "vision_tower.patch_embed.proj.weight", "vision_tower.patch_embed.proj.bias",
+                "vision_tower.patch_embed.pos_emb.weight",
+                "vision_tower.encoder.blocks.0.norm0.weight", "vision_tower.encoder.blocks.0.norm0.bias",
+                "vision_tower.encoder.blocks.0.wqkv.weight", "vision_tower.encoder.blocks.0.wqkv.bias",
+                "vision_tower.encoder.blocks.0.wo.weight", "vision_tower.encoder.blocks.0.norm1.weight",
+                "vision_tower.encoder.blocks.0.mlp.fc0.weight", "vision_tower.encoder.blocks.0.mlp.fc1.weight",
+                "vision_tower.encoder.blocks.1.wqkv.weight", "vision_tower.encoder.blocks.1.mlp.fc0.bias",
+                "vision_tower.encoder.blocks.1.mlp.fc1.bias", "vision_tower.encoder.blocks.1.norm1.bias",
+                "vision_tower.encoder.final_layernorm.weight", "vision_tower.encoder.final_layernorm.bias",
+                "multi_modal_projector.pre_norm.weight", "multi_modal_projector.pre_norm.bias",
+                "multi_modal_projector.linear_1.weight", "multi_modal_projector.linear_1.bias",
+                "multi_modal_projector.linear_2.weight", "multi_modal_projector.linear_2.bias"}, 6);
+    }
+
+    /** Two images of different grids (6×6 and 10×14, both resized from the 8×8 table): per-image attention and pos. */
+    @Test
+    void backwardMatchesFiniteDifferencesOnTwoImages() throws Exception {
+        finiteDifferenceCheck(Golden.root().resolve("c_two_images"), new String[]{
+                "vision_tower.patch_embed.pos_emb.weight", "vision_tower.patch_embed.proj.weight",
+                "vision_tower.encoder.blocks.0.wqkv.weight", "vision_tower.encoder.blocks.1.wo.weight",
+                "multi_modal_projector.linear_1.weight"}, 4);
+    }
+
+    @Test
+    void activationDerivatives() {
+        for (double x = -7; x <= 7; x += 0.37) {
+            double h = 1e-6;
+            assertEquals((VisionGrad.geluErf(x + h) - VisionGrad.geluErf(x - h)) / (2 * h), VisionGrad.geluErfGrad(x), 1e-8, "erf gelu' at " + x);
+            assertEquals((VisionGrad.geluTanh(x + h) - VisionGrad.geluTanh(x - h)) / (2 * h), VisionGrad.geluTanhGrad(x), 1e-8, "tanh gelu' at " + x);
+        }
+        // erf against known values
+        assertEquals(0.8427007929497149, VisionGrad.erf(1), 1e-15);
+        assertEquals(-0.9953222650189527, VisionGrad.erf(-2), 1e-15);
+        assertEquals(0.9999779095030014, VisionGrad.erf(3), 1e-15);
+        assertEquals(0.0112834155558496, VisionGrad.erf(0.01), 1e-15);
+    }
+
+    // ---- (c) against the PyTorch gradients ----------------------------------------------------------------------
+
+    @Test
+    void gradientsMatchThePyTorchGolden() {
+        float[] dF = TrainGolden.imageFeatureGradFromGolden(Golden.root());
+        Map<String, TensorData> golden = SafeTensorsFile.open(trainCase().resolve("grads.safetensors")).tensors();
+        // independent consistency check: linear_2.bias's gradient = Σ over the 20 tokens of dF
+        float[] db2 = golden.get("multi_modal_projector.linear_2.bias").toFloats();
+        int Dt = db2.length, M = dF.length / Dt;
+        double maxB = 0, refB = 0;
+        for (int o = 0; o < Dt; o++) {
+            double s = 0;
+            for (int m = 0; m < M; m++) s += dF[m * Dt + o];
+            maxB = Math.max(maxB, Math.abs(s - db2[o]));
+            refB = Math.max(refB, Math.abs(db2[o]));
+        }
+        System.out.printf("recovered d loss/d image_features [%d, %d]: Σ rows vs golden linear_2.bias grad max |Δ| %.2e (max |g| %.3g)%n", M, Dt, maxB, refB);
+        assertTrue(maxB <= 1e-4 * refB, "recovered upstream gradient inconsistent with linear_2.bias: " + maxB);
+
+        List<TrainGolden.GradDiff> diffs = TrainGolden.compareWithGolden(Golden.root(), dF);
+        assertEquals(29 + 6, diffs.size());                           // 3 + 2·12 + 2 vision tensors (config A) + 6 projector
+        double worst = 0;
+        for (TrainGolden.GradDiff d : diffs) {
+            System.out.printf("  golden %-52s max |Δ| %.2e  max |g| %.3g  rel %.1e%n", d.name(), d.maxAbs(), d.refAbsMax(), d.relative());
+            worst = Math.max(worst, d.relative());
+            assertTrue(d.relative() <= 1e-4, d.name() + ": max |Δ| " + d.maxAbs() + " vs max |g| " + d.refAbsMax());
+        }
+        assertEquals(diffs, TrainGolden.compareWithGolden(dF));       // the class-path overload the LM test can call
+        System.out.printf("VisionGrad vs PyTorch golden gradients: %d tensors, worst max|Δ|/max|g| %.2e%n", diffs.size(), worst);
+    }
+}
