@@ -206,23 +206,13 @@ public final class VisionGrad {
             }
         }
 
-        // 2. RoPE table: pair 2i of a head turns by column·f_i, pair 2i+1 by row·f_i (the reference code's pairing).
-        // Angles in float32 as the reference computes them; cos/sin of that float angle.
+        // 2. RoPE table: the inference path's (pair 2i of a head turns by column·f_i, pair 2i+1 by row·f_i; float32
+        // angles as the reference), widened to double
         int pairs = headDim / 2;
+        float[] cosF = new float[L * pairs], sinF = new float[L * pairs];
+        dev.kimivl.vision.MoonViT.ropeTable(ropeFreq, grids, counts, starts, n, cosF, sinF);
         double[] cos = new double[L * pairs], sin = new double[L * pairs];
-        for (int m = 0; m < n; m++) {
-            int gw = grids[m][1];
-            for (int t = 0; t < counts[m]; t++) {
-                int row = t / gw, col = t % gw, o = (starts[m] + t) * pairs;
-                for (int i = 0; i < pairs / 2; i++) {
-                    float ac = (float) col * ropeFreq[i], ar = (float) row * ropeFreq[i];
-                    cos[o + 2 * i] = (float) Math.cos(ac);
-                    sin[o + 2 * i] = (float) Math.sin(ac);
-                    cos[o + 2 * i + 1] = (float) Math.cos(ar);
-                    sin[o + 2 * i + 1] = (float) Math.sin(ar);
-                }
-            }
-        }
+        for (int i = 0; i < cos.length; i++) { cos[i] = cosF[i]; sin[i] = sinF[i]; }
 
         // 3. encoder blocks: x += wo(attn(rope(wqkv(LN0(x))))); x += fc1(gelu_tanh(fc0(LN1(x))))
         BlockTape[] bt = new BlockTape[cfg.numLayers()];

@@ -119,18 +119,7 @@ public final class MoonViT {
         // RoPE cos/sin per token and pair: [L, d/2]
         int pairs = headDim / 2;
         float[] cos = new float[L * pairs], sin = new float[L * pairs];
-        for (int m = 0; m < images; m++) {
-            int gw = grids[m][1];
-            for (int n = 0; n < counts[m]; n++) {
-                int row = n / gw, col = n % gw, o = (starts[m] + n) * pairs;
-                for (int i = 0; i < pairs / 2; i++) {
-                    // pair 2i turns by the column, pair 2i+1 by the row (the reference code; its docstring says otherwise)
-                    float ac = (float) col * ropeFreq[i], ar = (float) row * ropeFreq[i];
-                    cos[o + 2 * i] = (float) Math.cos(ac); sin[o + 2 * i] = (float) Math.sin(ac);
-                    cos[o + 2 * i + 1] = (float) Math.cos(ar); sin[o + 2 * i + 1] = (float) Math.sin(ar);
-                }
-            }
-        }
+        ropeTable(ropeFreq, grids, counts, starts, images, cos, sin);
 
         float[] y = new float[L * dim];                              // [L, D] normed input / attention output
         float[] qkv = new float[L * 3 * dim];                        // [L, 3D]
@@ -193,5 +182,26 @@ public final class MoonViT {
                 }
             }
         });
+    }
+
+    /**
+     * The 2D RoPE cos/sin of every packed token and pair, [tokens, d/2] (d the head width; freq: [d/4]): pair 2i of a
+     * head turns by the token's column·f_i, pair 2i+1 by its row·f_i (the reference code; its docstring says otherwise),
+     * angles in float32 as the reference computes them. Image m's tokens start at starts[m], counts[m] of them, grid
+     * grids[m] = {rows, cols}. The training pass (dev.kimivl.train.VisionGrad) uses the same table.
+     */
+    public static void ropeTable(float[] freq, int[][] grids, int[] counts, int[] starts, int images, float[] cos, float[] sin) {
+        int pairs = 2 * freq.length;
+        for (int m = 0; m < images; m++) {
+            int gw = grids[m][1];
+            for (int n = 0; n < counts[m]; n++) {
+                int row = n / gw, col = n % gw, o = (starts[m] + n) * pairs;
+                for (int i = 0; i < pairs / 2; i++) {
+                    float ac = (float) col * freq[i], ar = (float) row * freq[i];
+                    cos[o + 2 * i] = (float) Math.cos(ac); sin[o + 2 * i] = (float) Math.sin(ac);
+                    cos[o + 2 * i + 1] = (float) Math.cos(ar); sin[o + 2 * i + 1] = (float) Math.sin(ar);
+                }
+            }
+        }
     }
 }
