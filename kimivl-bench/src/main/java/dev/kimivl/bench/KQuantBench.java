@@ -2,8 +2,6 @@ package dev.kimivl.bench;
 
 import dev.kimivl.tensor.DType;
 import dev.kimivl.tensor.Quant;
-import dev.kimivl.tensor.QuantMatrix;
-import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
 import org.openjdk.jmh.annotations.Level;
@@ -14,10 +12,8 @@ import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
-import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Random;
@@ -26,7 +22,7 @@ import java.util.concurrent.TimeUnit;
 /**
  * The formats of published k-quant files (Q4_K, Q6_K, Q5_0; a Q4_K_M file of Kimi-VL-A3B is mostly these and Q8_0)
  * next to Q4_0 and Q8_0, on the library's default path (int8 activations into the native kernels). As
- * {@link KernelBench}: matvec rotates over copies totalling ≥ 256 MB so the weights come from memory (bytesPerOp / time
+ * {@link KernelBench} (see {@link WeightBench}): matvec rotates over copies totalling ≥ 256 MB so the weights come from memory (bytesPerOp / time
  * = GB/s); matmul multiplies {@link #batch} inputs (prefill). Random blocks with small f16 scales: values do not change
  * speed.
  *
@@ -38,7 +34,7 @@ import java.util.concurrent.TimeUnit;
 @Warmup(iterations = 3, time = 1)
 @Measurement(iterations = 5, time = 1)
 @Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED"})
-public class KQuantBench {
+public class KQuantBench extends WeightBench {
     /** rows x cols: an expert's gate/up [1408, 2048] and the shared experts' down [2048, 2816] (both whole 256-blocks). */
     @Param({"1408x2048", "2048x2816"})
     public String shape;
@@ -50,34 +46,13 @@ public class KQuantBench {
     @Param({"48"})
     public int batch;
 
-    private Arena arena;
-    private QuantMatrix[] copies;
-    private int next;
-    private float[] x, y, xs, ys;
-    public long bytesPerOp;
-
     @Setup(Level.Trial)
     public void setup() {
         String[] rc = shape.split("x");
         int rows = Integer.parseInt(rc[0]), cols = Integer.parseInt(rc[1]);
         DType t = DType.valueOf(type);
         Random rnd = new Random(1);
-        MemorySegment one = randomBlocks(t, rows, cols, rnd);
-        bytesPerOp = one.byteSize();
-        int n = (int) Math.max(2, Math.min(256, (256L << 20) / bytesPerOp + 1));
-        arena = Arena.ofShared();
-        copies = new QuantMatrix[n];
-        for (int k = 0; k < n; k++) {
-            MemorySegment s = arena.allocate(one.byteSize(), 64);
-            s.copyFrom(one);
-            copies[k] = new QuantMatrix(s, t, rows, cols);
-        }
-        x = new float[cols];
-        y = new float[rows];
-        for (int i = 0; i < cols; i++) x[i] = (float) rnd.nextGaussian();
-        xs = new float[batch * cols];
-        ys = new float[batch * rows];
-        for (int i = 0; i < xs.length; i++) xs[i] = (float) rnd.nextGaussian();
+        init(randomBlocks(t, rows, cols, rnd), t, rows, cols, batch, rnd);
     }
 
     /** Q4_0/Q8_0 through the quantizer; the other formats as random bytes with small f16 scale fields. */
@@ -100,24 +75,5 @@ public class KQuantBench {
             for (int so : scales) s.set(ValueLayout.JAVA_SHORT_UNALIGNED, o + so, Float.floatToFloat16((rnd.nextFloat() - 0.5f) * 0.02f));
         }
         return s;
-    }
-
-    @TearDown(Level.Trial)
-    public void tearDown() { arena.close(); }
-
-    /** One decode product on weights that are not in cache. */
-    @Benchmark
-    public float matvec() {
-        QuantMatrix m = copies[next];
-        next = next + 1 == copies.length ? 0 : next + 1;
-        m.matvec(x, 0, y, 0);
-        return y[0];
-    }
-
-    /** One prefill product of {@link #batch} inputs. */
-    @Benchmark
-    public float matmul() {
-        copies[0].matmul(xs, ys, batch);
-        return ys[0];
     }
 }

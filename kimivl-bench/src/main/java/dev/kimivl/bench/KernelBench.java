@@ -1,11 +1,7 @@
 package dev.kimivl.bench;
 
 import dev.kimivl.tensor.DType;
-import dev.kimivl.tensor.Matrix;
 import dev.kimivl.tensor.Quant;
-import dev.kimivl.tensor.QuantMatrix;
-import dev.kimivl.tensor.SegmentMatrix;
-import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
 import org.openjdk.jmh.annotations.Level;
@@ -16,11 +12,8 @@ import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
-import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
 
@@ -37,7 +30,7 @@ import java.util.concurrent.TimeUnit;
 @Warmup(iterations = 3, time = 1)
 @Measurement(iterations = 5, time = 1)
 @Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED"})
-public class KernelBench {
+public class KernelBench extends WeightBench {
     /** rows x cols: dense layer gate/up [11264, 2048] and down [2048, 11264]; expert gate/up [1408, 2048] and down [2048, 1408]. */
     @Param({"11264x2048", "2048x11264", "1408x2048", "2048x1408"})
     public String shape;
@@ -49,12 +42,6 @@ public class KernelBench {
     @Param({"512"})
     public int batch;
 
-    private Arena arena;
-    private Matrix[] copies;
-    private int next;
-    private float[] x, y, xs, ys;
-    public long bytesPerOp;
-
     @Setup(Level.Trial)
     public void setup() {
         String[] rc = shape.split("x");
@@ -63,41 +50,6 @@ public class KernelBench {
         Random rnd = new Random(1);
         float[] w = new float[rows * cols];
         for (int i = 0; i < w.length; i++) w[i] = (float) rnd.nextGaussian() * 0.05f;
-        MemorySegment one = Quant.quantize(w, rows, cols, t);
-        bytesPerOp = one.byteSize();
-        int n = (int) Math.max(2, Math.min(256, (256L << 20) / bytesPerOp + 1));
-        arena = Arena.ofShared();
-        copies = new Matrix[n];
-        for (int k = 0; k < n; k++) {
-            MemorySegment s = arena.allocate(one.byteSize(), 64);
-            s.copyFrom(one);
-            copies[k] = t.isQuantized() ? new QuantMatrix(s, t, rows, cols) : new SegmentMatrix(s, t, rows, cols);
-        }
-        x = new float[cols];
-        y = new float[rows];
-        for (int i = 0; i < cols; i++) x[i] = (float) rnd.nextGaussian();
-        xs = new float[batch * cols];
-        ys = new float[batch * rows];
-        for (int i = 0; i < xs.length; i++) xs[i] = (float) rnd.nextGaussian();
-    }
-
-    @TearDown(Level.Trial)
-    public void tearDown() { arena.close(); }
-
-    /** One decode product on weights that are not in cache. */
-    @Benchmark
-    public float matvec() {
-        Matrix m = copies[next];
-        next = next + 1 == copies.length ? 0 : next + 1;
-        m.matvec(x, 0, y, 0);
-        return y[0];
-    }
-
-    /** One prefill product of {@link #batch} inputs. */
-    @Benchmark
-    @Measurement(iterations = 3, time = 2)
-    public float matmul() {
-        copies[0].matmul(xs, ys, batch);
-        return ys[0];
+        init(Quant.quantize(w, rows, cols, t), t, rows, cols, batch, rnd);
     }
 }

@@ -128,11 +128,13 @@ public final class NativeKernels {
     }
 
     /**
-     * y[yo + r] = Σ_c W[r, c]·x'[c] for r in [r0, r1), W a Q4_0 or Q8_0 matrix of {@code cols} columns whose rows
-     * start at byte 0 of w, x' the quantized activation. Only when {@link #AVAILABLE} and cols ≤ {@link #MAX_COLS}.
+     * y[yo + r] = Σ_c W[r, c]·x'[c] for r in [r0, r1), W a matrix of a type with a native kernel ({@link #hasKernel})
+     * and {@code cols} columns whose rows start at byte 0 of w, x' the quantized activation. Only when
+     * {@link #AVAILABLE}, and for Q4_0/Q8_0 cols ≤ {@link #MAX_COLS}.
      */
-    static void matvec(DType type, MemorySegment w, int r0, int r1, int cols, MemorySegment xq, MemorySegment xd,
-                       MemorySegment xs8, float[] y, int yo) {
+    static void matvec(DType type, MemorySegment w, int r0, int r1, int cols, QuantMatrix.QuantizedInput x, float[] y, int yo) {
+        boolean k = type.blockSize == 256;             // the k-quants take the activation's per-256 form
+        MemorySegment xq = k ? x.k8Segment : x.q8Segment, xd = k ? x.kdSegment : x.dSegment, xs8 = k ? x.kbsSegment : x.s8Segment;
         try {
             if (type == DType.Q4_0) {
                 if ((int) Q4_0.invokeExact(w, r0, r1, cols, xq, xd, xs8, MemorySegment.ofArray(y), yo) != 0) {
@@ -183,7 +185,7 @@ public final class NativeKernels {
     static void gemmOtherFormat(DType type, MemorySegment w, int r0, int r1, QuantMatrix.QuantizedInput x, float[] y, int ldy) {
         int rc;
         try {
-            boolean k = type.blockSize == 256;      // the k-quants take the activation's per-256 form
+            boolean k = type.blockSize == 256;      // as in matvec
             MemorySegment v = k ? x.k8Segment : x.q8Segment, sc = k ? x.kdSegment : x.dSegment, sums = k ? x.kbsSegment : x.s8Segment;
             rc = (int) GEMM_KQ.invokeExact(otherFormatCode(type), w, r0, r1, x.cols, v, sc, sums, x.rows, MemorySegment.ofArray(y), ldy);
         } catch (RuntimeException | Error e) {

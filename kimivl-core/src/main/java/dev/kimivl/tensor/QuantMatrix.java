@@ -117,15 +117,9 @@ public final class QuantMatrix implements Matrix {
     public void matvec(QuantizedInput xq, float[] y, int yo) {
         if (xq.cols != cols) throw new IllegalArgumentException("input has " + xq.cols + " columns, matrix " + cols);
         if (yo + rows > y.length) throw new IndexOutOfBoundsException("matvec [" + rows + ", " + cols + "]: y too short");
-        if (NativeKernels.AVAILABLE && USE_NATIVE && (dtype == DType.Q8_0 || dtype == DType.Q4_0) && cols <= NativeKernels.MAX_COLS) {
-            Parallel.forRange(rows, 16, (from, to) -> NativeKernels.matvec(dtype, data, from, to, cols, xq.q8Segment, xq.dSegment, xq.s8Segment, y, yo));
-            return;
-        }
-        if (nativeOtherFormat()) {
-            // the k-quants take the activation's per-256 form, the 32-block formats its per-32 form
-            boolean k = dtype.blockSize == 256;
-            MemorySegment v = k ? xq.k8Segment : xq.q8Segment, sc = k ? xq.kdSegment : xq.dSegment, sums = k ? xq.kbsSegment : xq.s8Segment;
-            Parallel.forRange(rows, 16, (from, to) -> NativeKernels.matvec(dtype, data, from, to, cols, v, sc, sums, y, yo));
+        boolean nativeQ = NativeKernels.AVAILABLE && USE_NATIVE && (dtype == DType.Q8_0 || dtype == DType.Q4_0) && cols <= NativeKernels.MAX_COLS;
+        if (nativeQ || nativeOtherFormat()) {
+            Parallel.forRange(rows, 16, (from, to) -> NativeKernels.matvec(dtype, data, from, to, cols, xq, y, yo));
             return;
         }
         switch (dtype) {
@@ -669,7 +663,7 @@ public final class QuantMatrix implements Matrix {
         if (xq.cols != cols) throw new IllegalArgumentException("input has " + xq.cols + " columns, matrix " + cols);
         if (y.length < (long) n * rows) throw new IndexOutOfBoundsException("matmul [" + rows + ", " + cols + "] x " + n + ": y too short");
         if (nativeOtherFormat()) {
-            // one row decode per token over L1-resident tiles of rows (kv_gemm_kq); bounded calls as below
+            // each row unpacked once per 4 tokens over L1-resident tiles of rows (kv_gemm_kq); bounded calls as below
             int step = (int) Math.max(1, Math.min(rows, (1L << 26) / ((long) n * cols)));
             Parallel.forRange(rows, 8, (from, to) -> {
                 for (int r = from; r < to; r += step) NativeKernels.gemmOtherFormat(dtype, data, r, Math.min(to, r + step), xq, y, rows);

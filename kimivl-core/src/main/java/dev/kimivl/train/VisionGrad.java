@@ -82,10 +82,7 @@ public final class VisionGrad {
         load(w, PR + "linear_1.bias", slots * dim);
         load(w, PR + "linear_2.weight", textHidden, slots * dim);
         load(w, PR + "linear_2.bias", textHidden);
-        ropeFreq = new float[headDim / 4];
-        for (int i = 0; i < ropeFreq.length; i++) {
-            ropeFreq[i] = 1.0f / (float) Math.pow(VisionConfig.ROPE_THETA, (float) (4 * i) / (float) headDim);
-        }
+        ropeFreq = dev.kimivl.vision.MoonViT.ropeFrequencies(headDim);
     }
 
     /** Loads the vision tower and projector of a safetensors checkpoint directory (config.json next to it). */

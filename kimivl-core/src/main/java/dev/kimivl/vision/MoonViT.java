@@ -64,11 +64,17 @@ public final class MoonViT {
             for (PackedLinear l : new PackedLinear[]{blk.wqkv, blk.wo, blk.fc0, blk.fc1}) mp = Math.max(mp, l.packedSize());
         }
         maxPacked = mp;
-        ropeFreq = new float[headDim / 4];
-        for (int i = 0; i < ropeFreq.length; i++) {
+        ropeFreq = ropeFrequencies(headDim);
+    }
+
+    /** The 2D RoPE frequencies f_i = 1/θ^(4i/d), [d/4] for head width d, in float32 as the reference computes them. */
+    public static float[] ropeFrequencies(int headDim) {
+        float[] f = new float[headDim / 4];
+        for (int i = 0; i < f.length; i++) {
             float expo = (float) (4 * i) / (float) headDim;
-            ropeFreq[i] = 1.0f / (float) Math.pow(VisionConfig.ROPE_THETA, expo);
+            f[i] = 1.0f / (float) Math.pow(VisionConfig.ROPE_THETA, expo);
         }
+        return f;
     }
 
     static float[] vec(WeightSource w, String name, int n) { return w.tensor(name).requireShape(n).toFloats(); }
