@@ -92,7 +92,7 @@ public final class ShapesTrainer {
             dev.kimivl.vision.ImagePreprocessor pre = new dev.kimivl.vision.ImagePreprocessor(dev.kimivl.config.PreprocessorConfig.load(from));
             Map<String, float[]> visionParams = new java.util.LinkedHashMap<>();      // float32 copies the optimizers update
             for (String n : vg.parameterNames()) {
-                double[] v = vg.parameter(n);
+                float[] v = vg.parameter(n);
                 float[] f = new float[v.length];
                 for (int i = 0; i < v.length; i++) f[i] = (float) v[i];
                 visionParams.put(n, f);
@@ -132,7 +132,7 @@ public final class ShapesTrainer {
                     else adam.get(e.getKey()).step(e.getValue(), g);
                 }
                 for (var e : visionParams.entrySet()) {                  // back into the double arrays VisionGrad reads
-                    double[] v = vg.parameter(e.getKey());
+                    float[] v = vg.parameter(e.getKey());
                     float[] f = e.getValue();
                     for (int i = 0; i < f.length; i++) v[i] = f[i];
                 }

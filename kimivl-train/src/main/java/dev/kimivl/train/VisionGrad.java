@@ -39,7 +39,7 @@ public final class VisionGrad {
     private final VisionConfig cfg;
     private final int dim, heads, headDim, inter, patchLen, slots, textHidden;
     /** Every trainable tensor by checkpoint name, as double (row-major, checkpoint shape), in a fixed order. */
-    private final Map<String, double[]> params = new LinkedHashMap<>();
+    private final Map<String, float[]> params = new LinkedHashMap<>();
     private final Map<String, long[]> shapes = new LinkedHashMap<>();
     /** RoPE frequencies f_i = 1/θ^(4i/d), [d/4], computed in float32 exactly as the reference (and MoonViT) do. */
     private final float[] ropeFreq;
@@ -94,16 +94,13 @@ public final class VisionGrad {
     }
 
     private void load(WeightSource w, String name, long... shape) {
-        float[] f = w.tensor(name).requireShape(shape).toFloats();
-        double[] d = new double[f.length];
-        for (int i = 0; i < f.length; i++) d[i] = f[i];
-        params.put(name, d);
+        params.put(name, w.tensor(name).requireShape(shape).toFloats());
         shapes.put(name, shape);
     }
 
     private static String block(int b) { return VT + "encoder.blocks." + b + "."; }
 
-    private double[] p(String name) { return params.get(name); }
+    private float[] p(String name) { return params.get(name); }
 
     /** Names of every tensor this class gives a gradient for, in checkpoint order. */
     public List<String> parameterNames() { return List.copyOf(params.keySet()); }
@@ -111,9 +108,9 @@ public final class VisionGrad {
     /** The checkpoint shape of a parameter. */
     public long[] shape(String name) { return shapes.get(name).clone(); }
 
-    /** The live parameter array (tests perturb it for finite differences; the next forward sees the change). */
-    double[] parameter(String name) {
-        double[] a = params.get(name);
+    /** The live parameter array (an optimizer updates it in place; tests perturb it for finite differences). */
+    public float[] parameter(String name) {
+        float[] a = params.get(name);
         if (a == null) throw new IllegalArgumentException("no parameter " + name);
         return a;
     }
@@ -124,44 +121,39 @@ public final class VisionGrad {
     public int mergedTokens() { return tape.merged; }
 
     /** The last forward's linear_2 input [M, S·D] (the erf-GELU output): lets a test invert linear_2's weight gradient. */
-    double[] projectorHidden() { return tape.g1.clone(); }
+    float[] projectorHidden() { return tape.g1.clone(); }
 
     // =================================================================================================================
     // Forward
     // =================================================================================================================
 
     /** LayerNorm activations the backward needs: the normalised input x̂ and 1/σ per row. */
-    private record LnCache(double[] xhat, double[] rstd, int rows, int width) {}
+    private record LnCache(float[] xhat, float[] rstd, int rows, int width) {}
 
     /** One encoder block's saved activations (all row-major). */
     private record BlockTape(
-            LnCache ln0, double[] y0,      // y0 [L, D] = LN0(x_in): input of wqkv
-            double[] qkv,                  // [L, 3D] q | k | v after RoPE on q and k: attention input
-            double[] att,                  // [L, D] attention output (heads concatenated): input of wo
-            LnCache ln1, double[] z,       // z [L, D] = LN1(x_mid): input of fc0
-            double[] u, double[] h) {}     // u [L, I] = z·W0ᵀ + b0 (pre-GELU); h = gelu_tanh(u): input of fc1
+            LnCache ln0, float[] y0,      // y0 [L, D] = LN0(x_in): input of wqkv
+            float[] qkv,                  // [L, 3D] q | k | v after RoPE on q and k: attention input
+            float[] att,                  // [L, D] attention output (heads concatenated): input of wo
+            LnCache ln1, float[] z,       // z [L, D] = LN1(x_mid): input of fc0
+            float[] u, float[] h) {}     // u [L, I] = z·W0ᵀ + b0 (pre-GELU); h = gelu_tanh(u): input of fc1
 
     /** Everything the last forward saved. */
     private record Tape(
-            double[] pixels, int[][] grids, int[] starts, int[] counts, int patches,
-            double[] cos, double[] sin,   // [L, d/2] RoPE rotation per token and complex pair
+            float[] pixels, int[][] grids, int[] starts, int[] counts, int patches,
+            float[] cos, float[] sin,   // [L, d/2] RoPE rotation per token and complex pair
             BlockTape[] blocks,
             LnCache lnFinal,
             int merged,                   // M
             int[] mergeSource,            // [M·S] patch index of each merged slot (the merge is a pure gather)
             LnCache lnPre,
-            double[] xn,                  // [M, S·D] projector LayerNorm output, slots concatenated: input of linear_1
-            double[] a1,                  // [M, S·D] linear_1 output (pre-GELU)
-            double[] g1,                  // [M, S·D] erf-GELU output: input of linear_2
-            double[] features) {}         // [M, Dt]
+            float[] xn,                  // [M, S·D] projector LayerNorm output, slots concatenated: input of linear_1
+            float[] a1,                  // [M, S·D] linear_1 output (pre-GELU)
+            float[] g1,                  // [M, S·D] erf-GELU output: input of linear_2
+            float[] features) {}         // [M, Dt]
 
     /** Forward over preprocessed images (packed in order, attention within each image); returns [M, Dt] as float. */
     public float[] forward(List<PreprocessedImage> images) {
-        return toFloat(forward64(images));
-    }
-
-    /** The forward in double; keeps the activations for {@link #backward}. Returns image features [M, Dt]. */
-    double[] forward64(List<PreprocessedImage> images) {
         if (images.isEmpty()) throw new IllegalArgumentException("no images");
         int n = images.size();
         int[][] grids = new int[n][];
@@ -177,15 +169,15 @@ public final class VisionGrad {
             counts[m] = im.patches();
             L += counts[m];
         }
-        double[] pixels = new double[L * patchLen];                    // [L, P2]
+        float[] pixels = new float[L * patchLen];                    // [L, P2]
         for (int m = 0; m < n; m++) {
             float[] pv = images.get(m).pixelValues();
             for (int i = 0; i < pv.length; i++) pixels[starts[m] * patchLen + i] = pv[i];
         }
 
         // 1. patch embedding (conv k = s = 14 = Linear over flattened patches) + position table resized per image
-        double[] x = linear(pixels, L, p(VT + "patch_embed.proj.weight"), p(VT + "patch_embed.proj.bias"), patchLen, dim);
-        double[] table = p(VT + "patch_embed.pos_emb.weight");          // [ph, pw, D]
+        float[] x = linear(pixels, L, p(VT + "patch_embed.proj.weight"), p(VT + "patch_embed.proj.bias"), patchLen, dim);
+        float[] table = p(VT + "patch_embed.pos_emb.weight");          // [ph, pw, D]
         for (int m = 0; m < n; m++) {
             Bicubic by = new Bicubic(cfg.posEmbHeight(), grids[m][0]), bx = new Bicubic(cfg.posEmbWidth(), grids[m][1]);
             for (int oy = 0; oy < grids[m][0]; oy++) {
@@ -208,7 +200,7 @@ public final class VisionGrad {
         int pairs = headDim / 2;
         float[] cosF = new float[L * pairs], sinF = new float[L * pairs];
         dev.kimivl.vision.MoonViT.ropeTable(ropeFreq, grids, counts, starts, n, cosF, sinF);
-        double[] cos = new double[L * pairs], sin = new double[L * pairs];
+        float[] cos = new float[L * pairs], sin = new float[L * pairs];
         for (int i = 0; i < cos.length; i++) { cos[i] = cosF[i]; sin[i] = sinF[i]; }
 
         // 3. encoder blocks: x += wo(attn(rope(wqkv(LN0(x))))); x += fc1(gelu_tanh(fc0(LN1(x))))
@@ -216,24 +208,24 @@ public final class VisionGrad {
         for (int b = 0; b < bt.length; b++) {
             String bp = block(b);
             LnCache ln0 = layerNormStats(x, L, dim);
-            double[] y0 = affine(ln0, p(bp + "norm0.weight"), p(bp + "norm0.bias"));
-            double[] qkv = linear(y0, L, p(bp + "wqkv.weight"), p(bp + "wqkv.bias"), dim, 3 * dim);
+            float[] y0 = affine(ln0, p(bp + "norm0.weight"), p(bp + "norm0.bias"));
+            float[] qkv = linear(y0, L, p(bp + "wqkv.weight"), p(bp + "wqkv.bias"), dim, 3 * dim);
             rope(qkv, cos, sin, L, false);
-            double[] att = attention(qkv, starts, counts, L);
-            double[] o = linear(att, L, p(bp + "wo.weight"), p(bp + "wo.bias"), dim, dim);
-            double[] xMid = add(x, o);
+            float[] att = attention(qkv, starts, counts, L);
+            float[] o = linear(att, L, p(bp + "wo.weight"), p(bp + "wo.bias"), dim, dim);
+            float[] xMid = add(x, o);
             LnCache ln1 = layerNormStats(xMid, L, dim);
-            double[] z = affine(ln1, p(bp + "norm1.weight"), p(bp + "norm1.bias"));
-            double[] u = linear(z, L, p(bp + "mlp.fc0.weight"), p(bp + "mlp.fc0.bias"), dim, inter);
-            double[] h = new double[u.length];
-            for (int i = 0; i < u.length; i++) h[i] = geluTanh(u[i]);
+            float[] z = affine(ln1, p(bp + "norm1.weight"), p(bp + "norm1.bias"));
+            float[] u = linear(z, L, p(bp + "mlp.fc0.weight"), p(bp + "mlp.fc0.bias"), dim, inter);
+            float[] h = new float[u.length];
+            for (int i = 0; i < u.length; i++) h[i] = (float) geluTanh(u[i]);
             x = add(xMid, linear(h, L, p(bp + "mlp.fc1.weight"), p(bp + "mlp.fc1.bias"), inter, dim));
             bt[b] = new BlockTape(ln0, y0, qkv, att, ln1, z, u, h);
         }
 
         // 4. final LayerNorm → tower output [L, D]
         LnCache lnF = layerNormStats(x, L, dim);
-        double[] tower = affine(lnF, p(VT + "encoder.final_layernorm.weight"), p(VT + "encoder.final_layernorm.bias"));
+        float[] tower = affine(lnF, p(VT + "encoder.final_layernorm.weight"), p(VT + "encoder.final_layernorm.bias"));
 
         // 5. 2×2 merge: merged token (R, C) of an image gathers patches (2R+a, 2C+b) into slot a·2+b
         int M = L / slots;
@@ -246,16 +238,16 @@ public final class VisionGrad {
                     for (int a = 0; a < mh; a++)
                         for (int bb = 0; bb < mw; bb++) src[q++] = starts[m] + (r * mh + a) * gw + (c * mw + bb);
         }
-        double[] merged = new double[M * slots * dim];                  // [M·S, D]
+        float[] merged = new float[M * slots * dim];                  // [M·S, D]
         for (int s = 0; s < M * slots; s++) System.arraycopy(tower, src[s] * dim, merged, s * dim, dim);
 
         // 6. projector: LayerNorm per slot row, view [M, S·D], linear_1, erf GELU, linear_2
         LnCache lnP = layerNormStats(merged, M * slots, dim);
-        double[] xn = affine(lnP, p(PR + "pre_norm.weight"), p(PR + "pre_norm.bias"));   // [M·S, D] = [M, S·D]
-        double[] a1 = linear(xn, M, p(PR + "linear_1.weight"), p(PR + "linear_1.bias"), slots * dim, slots * dim);
-        double[] g1 = new double[a1.length];
-        for (int i = 0; i < a1.length; i++) g1[i] = geluErf(a1[i]);
-        double[] features = linear(g1, M, p(PR + "linear_2.weight"), p(PR + "linear_2.bias"), slots * dim, textHidden);
+        float[] xn = affine(lnP, p(PR + "pre_norm.weight"), p(PR + "pre_norm.bias"));   // [M·S, D] = [M, S·D]
+        float[] a1 = linear(xn, M, p(PR + "linear_1.weight"), p(PR + "linear_1.bias"), slots * dim, slots * dim);
+        float[] g1 = new float[a1.length];
+        for (int i = 0; i < a1.length; i++) g1[i] = (float) geluErf(a1[i]);
+        float[] features = linear(g1, M, p(PR + "linear_2.weight"), p(PR + "linear_2.bias"), slots * dim, textHidden);
 
         tape = new Tape(pixels, grids, starts, counts, L, cos, sin, bt, lnF, M, src, lnP, xn, a1, g1, features);
         return features;
@@ -269,44 +261,35 @@ public final class VisionGrad {
      * Gradients of every vision_tower.* and multi_modal_projector.* tensor given d loss / d image features of the
      * last {@link #forward}: [M, Dt] row-major. Returned arrays are float32 with the checkpoint shapes (row-major).
      */
-    public Map<String, float[]> backward(float[] dImageFeatures) {
-        double[] d = new double[dImageFeatures.length];
-        for (int i = 0; i < d.length; i++) d[i] = dImageFeatures[i];
-        Map<String, float[]> out = new LinkedHashMap<>();
-        for (Map.Entry<String, double[]> e : backward64(d).entrySet()) out.put(e.getKey(), toFloat(e.getValue()));
-        return out;
-    }
-
-    /** The backward in double. */
-    Map<String, double[]> backward64(double[] dFeatures) {
+    public Map<String, float[]> backward(float[] dFeatures) {
         Tape t = tape;
         if (t == null) throw new IllegalStateException("backward before forward");
         if (dFeatures.length != t.merged * textHidden) {
             throw new IllegalArgumentException("d image features has " + dFeatures.length + " values, expected "
                     + t.merged + " × " + textHidden);
         }
-        Map<String, double[]> g = new LinkedHashMap<>();
-        for (Map.Entry<String, double[]> e : params.entrySet()) g.put(e.getKey(), new double[e.getValue().length]);
+        Map<String, float[]> g = new LinkedHashMap<>();
+        for (Map.Entry<String, float[]> e : params.entrySet()) g.put(e.getKey(), new float[e.getValue().length]);
         int L = t.patches, M = t.merged, SD = slots * dim;
 
         // 6'. projector
-        double[] dG1 = linearBackward(dFeatures, t.g1, M, p(PR + "linear_2.weight"), SD, textHidden,
+        float[] dG1 = linearBackward(dFeatures, t.g1, M, p(PR + "linear_2.weight"), SD, textHidden,
                 g.get(PR + "linear_2.weight"), g.get(PR + "linear_2.bias"));                 // [M, S·D]
-        double[] dA1 = new double[dG1.length];
-        for (int i = 0; i < dA1.length; i++) dA1[i] = dG1[i] * geluErfGrad(t.a1[i]);
-        double[] dXn = linearBackward(dA1, t.xn, M, p(PR + "linear_1.weight"), SD, SD,
+        float[] dA1 = new float[dG1.length];
+        for (int i = 0; i < dA1.length; i++) dA1[i] = (float) (dG1[i] * geluErfGrad(t.a1[i]));
+        float[] dXn = linearBackward(dA1, t.xn, M, p(PR + "linear_1.weight"), SD, SD,
                 g.get(PR + "linear_1.weight"), g.get(PR + "linear_1.bias"));                 // [M, S·D] = [M·S, D]
-        double[] dMerged = layerNormBackward(t.lnPre, dXn, p(PR + "pre_norm.weight"),
+        float[] dMerged = layerNormBackward(t.lnPre, dXn, p(PR + "pre_norm.weight"),
                 g.get(PR + "pre_norm.weight"), g.get(PR + "pre_norm.bias"));                 // [M·S, D]
 
         // 5'. merge is a permutation of rows: scatter each slot's gradient back to its patch
-        double[] dTower = new double[L * dim];
+        float[] dTower = new float[L * dim];
         for (int s = 0; s < M * slots; s++) {
             for (int c = 0; c < dim; c++) dTower[t.mergeSource[s] * dim + c] += dMerged[s * dim + c];
         }
 
         // 4'. final LayerNorm
-        double[] dx = layerNormBackward(t.lnFinal, dTower, p(VT + "encoder.final_layernorm.weight"),
+        float[] dx = layerNormBackward(t.lnFinal, dTower, p(VT + "encoder.final_layernorm.weight"),
                 g.get(VT + "encoder.final_layernorm.weight"), g.get(VT + "encoder.final_layernorm.bias"));
 
         // 3'. blocks in reverse; dx is d loss / d residual stream after the block
@@ -314,20 +297,20 @@ public final class VisionGrad {
             BlockTape bt = t.blocks[b];
             String bp = block(b);
             // x_out = x_mid + fc1(h): the residual passes dx through unchanged to x_mid
-            double[] dH = linearBackward(dx, bt.h, L, p(bp + "mlp.fc1.weight"), inter, dim,
+            float[] dH = linearBackward(dx, bt.h, L, p(bp + "mlp.fc1.weight"), inter, dim,
                     g.get(bp + "mlp.fc1.weight"), g.get(bp + "mlp.fc1.bias"));               // [L, I]
-            double[] dU = new double[dH.length];
-            for (int i = 0; i < dU.length; i++) dU[i] = dH[i] * geluTanhGrad(bt.u[i]);
-            double[] dZ = linearBackward(dU, bt.z, L, p(bp + "mlp.fc0.weight"), dim, inter,
+            float[] dU = new float[dH.length];
+            for (int i = 0; i < dU.length; i++) dU[i] = (float) (dH[i] * geluTanhGrad(bt.u[i]));
+            float[] dZ = linearBackward(dU, bt.z, L, p(bp + "mlp.fc0.weight"), dim, inter,
                     g.get(bp + "mlp.fc0.weight"), g.get(bp + "mlp.fc0.bias"));               // [L, D]
-            double[] dMid = add(dx, layerNormBackward(bt.ln1, dZ, p(bp + "norm1.weight"),
+            float[] dMid = add(dx, layerNormBackward(bt.ln1, dZ, p(bp + "norm1.weight"),
                     g.get(bp + "norm1.weight"), g.get(bp + "norm1.bias")));
             // x_mid = x_in + wo(att)
-            double[] dAtt = linearBackward(dMid, bt.att, L, p(bp + "wo.weight"), dim, dim,
+            float[] dAtt = linearBackward(dMid, bt.att, L, p(bp + "wo.weight"), dim, dim,
                     g.get(bp + "wo.weight"), g.get(bp + "wo.bias"));                         // [L, D]
-            double[] dQkv = attentionBackward(bt.qkv, dAtt, t.starts, t.counts, L);        // [L, 3D], post-RoPE
+            float[] dQkv = attentionBackward(bt.qkv, dAtt, t.starts, t.counts, L);        // [L, 3D], post-RoPE
             rope(dQkv, t.cos, t.sin, L, true);                                               // → pre-RoPE
-            double[] dY0 = linearBackward(dQkv, bt.y0, L, p(bp + "wqkv.weight"), dim, 3 * dim,
+            float[] dY0 = linearBackward(dQkv, bt.y0, L, p(bp + "wqkv.weight"), dim, 3 * dim,
                     g.get(bp + "wqkv.weight"), g.get(bp + "wqkv.bias"));                     // [L, D]
             dx = add(dMid, layerNormBackward(bt.ln0, dY0, p(bp + "norm0.weight"),
                     g.get(bp + "norm0.weight"), g.get(bp + "norm0.bias")));
@@ -338,7 +321,7 @@ public final class VisionGrad {
         accumulateWeightGrad(dx, t.pixels, L, patchLen, dim, g.get(VT + "patch_embed.proj.weight"), g.get(VT + "patch_embed.proj.bias"));
         // position table: the transpose of the bicubic resize, i.e. each grid position's gradient scattered back
         // onto its 4×4 source taps with the same weights (clamped taps at the border simply accumulate)
-        double[] dTable = g.get(VT + "patch_embed.pos_emb.weight");
+        float[] dTable = g.get(VT + "patch_embed.pos_emb.weight");
         for (int m = 0; m < t.grids.length; m++) {
             int gh = t.grids[m][0], gw = t.grids[m][1];
             Bicubic by = new Bicubic(cfg.posEmbHeight(), gh), bx = new Bicubic(cfg.posEmbWidth(), gw);
@@ -362,47 +345,27 @@ public final class VisionGrad {
     // Building blocks (forward and backward)
     // =================================================================================================================
 
-    /** y [n, out] = x [n, in] · Wᵀ + b, W [out, in] row-major as in the checkpoint. */
-    private static double[] linear(double[] x, int n, double[] w, double[] b, int in, int out) {
-        double[] y = new double[n * out];
-        for (int t = 0; t < n; t++) {
-            for (int o = 0; o < out; o++) {
-                double s = b[o];
-                for (int i = 0; i < in; i++) s += x[t * in + i] * w[o * in + i];
-                y[t * out + o] = s;
-            }
-        }
-        return y;
+    /** y [n, out] = x [n, in] · Wᵀ + b, W [out, in] row-major as in the checkpoint (the packed GEMM). */
+    private static float[] linear(float[] x, int n, float[] w, float[] b, int in, int out) {
+        return LinearOps.forward(x, n, in, w, b, out);
     }
 
     /**
      * Backward of {@link #linear}: adds dW [out, in] += dyᵀ·x and db [out] += Σ_rows dy; returns dx [n, in] = dy·W.
      */
-    private static double[] linearBackward(double[] dy, double[] x, int n, double[] w, int in, int out, double[] dW, double[] db) {
-        accumulateWeightGrad(dy, x, n, in, out, dW, db);
-        double[] dx = new double[n * in];
-        for (int t = 0; t < n; t++) {
-            for (int o = 0; o < out; o++) {
-                double d = dy[t * out + o];
-                for (int i = 0; i < in; i++) dx[t * in + i] += d * w[o * in + i];
-            }
-        }
+    private static float[] linearBackward(float[] dy, float[] x, int n, float[] w, int in, int out, float[] dW, float[] db) {
+        float[] dx = new float[n * in];
+        LinearOps.backward(dy, n, out, x, in, w, dx, dW, db);
         return dx;
     }
 
-    private static void accumulateWeightGrad(double[] dy, double[] x, int n, int in, int out, double[] dW, double[] db) {
-        for (int t = 0; t < n; t++) {
-            for (int o = 0; o < out; o++) {
-                double d = dy[t * out + o];
-                db[o] += d;
-                for (int i = 0; i < in; i++) dW[o * in + i] += d * x[t * in + i];
-            }
-        }
+    private static void accumulateWeightGrad(float[] dy, float[] x, int n, int in, int out, float[] dW, float[] db) {
+        LinearOps.backward(dy, n, out, x, in, null, null, dW, db);
     }
 
     /** Per-row mean/variance (biased) of x [rows, width]: x̂ = (x − μ)/σ, σ = sqrt(var + eps). */
-    private static LnCache layerNormStats(double[] x, int rows, int width) {
-        double[] xhat = new double[rows * width], rstd = new double[rows];
+    private static LnCache layerNormStats(float[] x, int rows, int width) {
+        float[] xhat = new float[rows * width], rstd = new float[rows];
         for (int r = 0; r < rows; r++) {
             double mean = 0;
             for (int c = 0; c < width; c++) mean += x[r * width + c];
@@ -410,15 +373,15 @@ public final class VisionGrad {
             double var = 0;
             for (int c = 0; c < width; c++) { double d = x[r * width + c] - mean; var += d * d; }
             var /= width;
-            rstd[r] = 1 / Math.sqrt(var + EPS);
-            for (int c = 0; c < width; c++) xhat[r * width + c] = (x[r * width + c] - mean) * rstd[r];
+            rstd[r] = (float) (1 / Math.sqrt(var + EPS));
+            for (int c = 0; c < width; c++) xhat[r * width + c] = (float) ((x[r * width + c] - mean) * rstd[r]);
         }
         return new LnCache(xhat, rstd, rows, width);
     }
 
     /** y = x̂·γ + β. */
-    private static double[] affine(LnCache ln, double[] gamma, double[] beta) {
-        double[] y = new double[ln.xhat.length];
+    private static float[] affine(LnCache ln, float[] gamma, float[] beta) {
+        float[] y = new float[ln.xhat.length];
         for (int r = 0; r < ln.rows; r++)
             for (int c = 0; c < ln.width; c++) y[r * ln.width + c] = ln.xhat[r * ln.width + c] * gamma[c] + beta[c];
         return y;
@@ -428,10 +391,10 @@ public final class VisionGrad {
      * LayerNorm backward: dγ += Σ dy·x̂, dβ += Σ dy; with g = dy·γ per row,
      * dx = (1/σ)·(g − mean(g) − x̂·mean(g·x̂)) (the two mean terms are the gradients through μ and σ).
      */
-    private static double[] layerNormBackward(LnCache ln, double[] dy, double[] gamma, double[] dGamma, double[] dBeta) {
+    private static float[] layerNormBackward(LnCache ln, float[] dy, float[] gamma, float[] dGamma, float[] dBeta) {
         int w = ln.width;
-        double[] dx = new double[dy.length];
-        double[] gr = new double[w];
+        float[] dx = new float[dy.length];
+        float[] gr = new float[w];
         for (int r = 0; r < ln.rows; r++) {
             double meanG = 0, meanGx = 0;
             for (int c = 0; c < w; c++) {
@@ -446,14 +409,14 @@ public final class VisionGrad {
             meanGx /= w;
             for (int c = 0; c < w; c++) {
                 int i = r * w + c;
-                dx[i] = ln.rstd[r] * (gr[c] - meanG - ln.xhat[i] * meanGx);
+                dx[i] = (float) (ln.rstd[r] * (gr[c] - meanG - ln.xhat[i] * meanGx));
             }
         }
         return dx;
     }
 
-    private static double[] add(double[] a, double[] b) {
-        double[] y = new double[a.length];
+    private static float[] add(float[] a, float[] b) {
+        float[] y = new float[a.length];
         for (int i = 0; i < a.length; i++) y[i] = a[i] + b[i];
         return y;
     }
@@ -463,7 +426,7 @@ public final class VisionGrad {
      * multiplied by e^{iθ}. {@code inverse} multiplies by e^{−iθ}: a rotation's transpose is its inverse, so this
      * maps d loss/d(rotated) to d loss/d(unrotated). v is left alone.
      */
-    private void rope(double[] qkv, double[] cos, double[] sin, int L, boolean inverse) {
+    private void rope(float[] qkv, float[] cos, float[] sin, int L, boolean inverse) {
         int pairs = headDim / 2, stride = 3 * dim;
         for (int t = 0; t < L; t++) {
             for (int part = 0; part < 2; part++) {                      // q, then k
@@ -472,8 +435,8 @@ public final class VisionGrad {
                     for (int k = 0; k < pairs; k++) {
                         double c = cos[t * pairs + k], s = inverse ? -sin[t * pairs + k] : sin[t * pairs + k];
                         double re = qkv[o + 2 * k], im = qkv[o + 2 * k + 1];
-                        qkv[o + 2 * k] = re * c - im * s;
-                        qkv[o + 2 * k + 1] = re * s + im * c;
+                        qkv[o + 2 * k] = (float) (re * c - im * s);
+                        qkv[o + 2 * k + 1] = (float) (re * s + im * c);
                     }
                 }
             }
@@ -481,10 +444,10 @@ public final class VisionGrad {
     }
 
     /** Softmax probabilities P [n, n] of one head of one image: P = softmax(q·kᵀ/√d) row by row (non-causal). */
-    private double[] probabilities(double[] qkv, int start, int n, int h) {
+    private float[] probabilities(float[] qkv, int start, int n, int h) {
         int stride = 3 * dim;
         double scale = 1 / Math.sqrt(headDim);
-        double[] pr = new double[n * n];
+        float[] pr = new float[n * n];
         for (int i = 0; i < n; i++) {
             int qo = (start + i) * stride + h * headDim;
             double max = Double.NEGATIVE_INFINITY;
@@ -492,24 +455,24 @@ public final class VisionGrad {
                 int ko = (start + j) * stride + dim + h * headDim;
                 double s = 0;
                 for (int c = 0; c < headDim; c++) s += qkv[qo + c] * qkv[ko + c];
-                pr[i * n + j] = s * scale;
+                pr[i * n + j] = (float) (s * scale);
                 max = Math.max(max, pr[i * n + j]);
             }
             double sum = 0;
-            for (int j = 0; j < n; j++) { pr[i * n + j] = Math.exp(pr[i * n + j] - max); sum += pr[i * n + j]; }
+            for (int j = 0; j < n; j++) { pr[i * n + j] = (float) Math.exp(pr[i * n + j] - max); sum += pr[i * n + j]; }
             for (int j = 0; j < n; j++) pr[i * n + j] /= sum;
         }
         return pr;
     }
 
     /** out [L, D]: per image and head, O = P·V (keys and values of the same image only). */
-    private double[] attention(double[] qkv, int[] starts, int[] counts, int L) {
+    private float[] attention(float[] qkv, int[] starts, int[] counts, int L) {
         int stride = 3 * dim;
-        double[] out = new double[L * dim];
+        float[] out = new float[L * dim];
         for (int m = 0; m < starts.length; m++) {
             int s0 = starts[m], n = counts[m];
             for (int h = 0; h < heads; h++) {
-                double[] pr = probabilities(qkv, s0, n, h);
+                float[] pr = probabilities(qkv, s0, n, h);
                 for (int i = 0; i < n; i++) {
                     for (int j = 0; j < n; j++) {
                         double pij = pr[i * n + j];
@@ -526,19 +489,19 @@ public final class VisionGrad {
      * Attention backward, P recomputed from the saved q, k: dV = Pᵀ·dO, dP = dO·Vᵀ,
      * dS = P ∘ (dP − rowsum(dP ∘ P)) (softmax), dq = dS·k/√d, dk = dSᵀ·q/√d. Returns d qkv [L, 3D].
      */
-    private double[] attentionBackward(double[] qkv, double[] dOut, int[] starts, int[] counts, int L) {
+    private float[] attentionBackward(float[] qkv, float[] dOut, int[] starts, int[] counts, int L) {
         int stride = 3 * dim;
         double scale = 1 / Math.sqrt(headDim);
-        double[] dQkv = new double[L * stride];
+        float[] dQkv = new float[L * stride];
         for (int m = 0; m < starts.length; m++) {
             int s0 = starts[m], n = counts[m];
             for (int h = 0; h < heads; h++) {
-                double[] pr = probabilities(qkv, s0, n, h);
+                float[] pr = probabilities(qkv, s0, n, h);
                 int qOff = h * headDim, kOff = dim + h * headDim, vOff = 2 * dim + h * headDim;
                 for (int i = 0; i < n; i++) {
                     int doRow = (s0 + i) * dim + h * headDim;
                     // dP[i, j] = dO[i]·v[j]; dV[j] += P[i, j]·dO[i]
-                    double[] dP = new double[n];
+                    float[] dP = new float[n];
                     double rowDot = 0;                                  // Σ_j dP[i, j]·P[i, j]
                     for (int j = 0; j < n; j++) {
                         int vRow = (s0 + j) * stride + vOff;
@@ -547,7 +510,7 @@ public final class VisionGrad {
                             s += dOut[doRow + c] * qkv[vRow + c];
                             dQkv[vRow + c] += pr[i * n + j] * dOut[doRow + c];
                         }
-                        dP[j] = s;
+                        dP[j] = (float) s;
                         rowDot += s * pr[i * n + j];
                     }
                     int qRow = (s0 + i) * stride + qOff;
@@ -634,9 +597,4 @@ public final class VisionGrad {
         private static float cc2(float x) { return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A; }
     }
 
-    private static float[] toFloat(double[] d) {
-        float[] f = new float[d.length];
-        for (int i = 0; i < d.length; i++) f[i] = (float) d[i];
-        return f;
-    }
 }

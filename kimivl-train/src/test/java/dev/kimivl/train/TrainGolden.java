@@ -63,7 +63,7 @@ final class TrainGolden {
         VisionGrad vg = VisionGrad.load(dir);
         vg.forward(List.of(goldenImage(dir)));
         int M = vg.mergedTokens(), Dt = vg.textHidden();
-        double[] G = vg.projectorHidden();
+        float[] G = vg.projectorHidden();
         int K = G.length / M;
         float[] dW2 = SafeTensorsFile.open(dir.resolve("grads.safetensors")).tensors().get("multi_modal_projector.linear_2.weight").toFloats();
         // A = G·Gᵀ [M, M], B = G·dW2ᵀ [M, Dt]

@@ -67,8 +67,8 @@ class VisionGradTest {
     // ---- (b) finite differences ---------------------------------------------------------------------------------
 
     /** Loss = Σ g·features with a fixed random g: its gradient w.r.t. the features is g. */
-    static double loss(VisionGrad vg, List<PreprocessedImage> ims, double[] g) {
-        double[] f = vg.forward64(ims);
+    static double loss(VisionGrad vg, List<PreprocessedImage> ims, float[] g) {
+        float[] f = vg.forward(ims);
         double s = 0;
         for (int i = 0; i < f.length; i++) s += g[i] * f[i];
         return s;
@@ -77,17 +77,17 @@ class VisionGradTest {
     static void finiteDifferenceCheck(Path dir, String[] names, int randomPerTensor) throws Exception {
         List<PreprocessedImage> ims = images(dir);
         VisionGrad vg = VisionGrad.load(dir);
-        int n = vg.forward64(ims).length;
+        int n = vg.forward(ims).length;
         Random rnd = new Random(12345);
-        double[] g = new double[n];
-        for (int i = 0; i < n; i++) g[i] = rnd.nextGaussian();
-        vg.forward64(ims);
-        Map<String, double[]> grads = vg.backward64(g);
+        float[] g = new float[n];
+        for (int i = 0; i < n; i++) g[i] = (float) rnd.nextGaussian();
+        vg.forward(ims);
+        Map<String, float[]> grads = vg.backward(g);
         assertEquals(vg.parameterNames(), List.copyOf(grads.keySet()));
         double worst = 0;
         int checked = 0;
         for (String name : names) {
-            double[] p = vg.parameter(name), an = grads.get(name);
+            float[] p = vg.parameter(name), an = grads.get(name);
             // the largest analytic coordinate, plus random ones
             int big = 0;
             for (int i = 0; i < an.length; i++) if (Math.abs(an[i]) > Math.abs(an[big])) big = i;
@@ -98,19 +98,22 @@ class VisionGradTest {
                 coords.add(lo + rnd.nextInt(Math.max(1, hi - lo)));
             }
             double scale = 0;                                          // max |g| of the tensor: floor for tiny coordinates
-            for (double v : an) scale = Math.max(scale, Math.abs(v));
+            for (float v : an) scale = Math.max(scale, Math.abs(v));
             double tensorWorst = 0;
             for (int i : coords) {
-                double keep = p[i], h = 1e-5 * Math.max(1, Math.abs(keep));
+                // float32 passes: the loss (a sum over ~1e3 features) carries ~1e-5 of rounding, so the step is 1e-2 and
+                // the bound 5e-2: loose against the goldens (5e-5, TrainGolden), tight enough for a wrong formula
+                float keep = p[i];
+                float h = 1e-2f * Math.max(1, Math.abs(keep));
                 p[i] = keep + h;
                 double lp = loss(vg, ims, g);
                 p[i] = keep - h;
                 double lm = loss(vg, ims, g);
                 p[i] = keep;
                 double num = (lp - lm) / (2 * h);
-                double err = Math.abs(num - an[i]) / Math.max(Math.max(Math.abs(num), Math.abs(an[i])), 1e-3 * scale);
+                double err = Math.abs(num - an[i]) / Math.max(Math.max(Math.abs(num), Math.abs(an[i])), 1e-2 * scale);
                 tensorWorst = Math.max(tensorWorst, err);
-                assertTrue(err < 1e-5, name + "[" + i + "]: analytic " + an[i] + ", numeric " + num + ", rel err " + err);
+                assertTrue(err < 5e-2, name + "[" + i + "]: analytic " + an[i] + ", numeric " + num + ", rel err " + err);
                 checked++;
             }
             worst = Math.max(worst, tensorWorst);

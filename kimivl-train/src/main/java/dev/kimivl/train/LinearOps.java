@@ -1,0 +1,95 @@
+package dev.kimivl.train;
+
+import dev.kimivl.tensor.Parallel;
+import dev.kimivl.tensor.SegmentMatrix;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * The products of a linear layer y = x·Wᵀ (+ b) and its backward pass, all on the one packed GEMM of the inference
+ * engine ({@code dev.kimivl.tensor.Gemm}, 6×16 Vector API micro-kernel, threaded over the kernel pool) through a
+ * float matrix over the live training array ({@link SegmentMatrix#ofFloats}, no copy):
+ * <ul>
+ *   <li>forward  y [n, out] = x [n, in] · Wᵀ: the GEMM as inference runs it, W [out, in] as stored;
+ *   <li>backward dx [n, in] += dy [n, out] · W: the same GEMM over Wᵀ [in, out] (one transpose of W per call);
+ *   <li>weights  dW [out, in] += dyᵀ · x: the GEMM with xᵀ [in, n] as its matrix and the rows of dyᵀ [out, n] as its
+ *       inputs (two transposes of activations, O(n·(in + out)) moves against O(n·in·out) multiply-adds).
+ * </ul>
+ * Precision convention of the training side: float32 storage and float32 products (as PyTorch's CPU float GEMM),
+ * double only for row reductions (norm statistics, softmax sums, the loss).
+ */
+public final class LinearOps {
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+
+    private LinearOps() {}
+
+    /** y [n, out] = x [n, in] · Wᵀ, W [out, in]. */
+    public static float[] forward(float[] x, int n, int in, float[] w, int out) {
+        float[] y = new float[n * out];
+        if (n > 0) SegmentMatrix.ofFloats(w, out, in).matmul(x, y, n);
+        return y;
+    }
+
+    /** y [n, out] = x [n, in] · Wᵀ + b. */
+    public static float[] forward(float[] x, int n, int in, float[] w, float[] b, int out) {
+        float[] y = forward(x, n, in, w, out);
+        if (b != null) for (int t = 0; t < n; t++) addInto(y, t * out, b, 0, out);
+        return y;
+    }
+
+    /** dx [n, in] += dy [n, out] · W (dx may be null: nothing to propagate); dW [out, in] += dyᵀ · x; db [out] += Σ_t dy. */
+    public static void backward(float[] dy, int n, int out, float[] x, int in, float[] w, float[] dx, float[] dW, float[] db) {
+        if (n == 0) return;
+        if (dx != null) {
+            float[] wt = transpose(w, out, in);                       // [in, out]
+            float[] tmp = new float[n * in];
+            SegmentMatrix.ofFloats(wt, in, out).matmul(dy, tmp, n);
+            addInto(dx, 0, tmp, 0, n * in);
+        }
+        if (dW != null) {
+            float[] xt = transpose(x, n, in), dyt = transpose(dy, n, out);   // [in, n], [out, n]
+            float[] tmp = new float[out * in];
+            SegmentMatrix.ofFloats(xt, in, n).matmul(dyt, tmp, out);
+            addInto(dW, 0, tmp, 0, out * in);
+        }
+        if (db != null) {
+            for (int t = 0; t < n; t++) addInto(db, 0, dy, t * out, out);
+        }
+    }
+
+    /** For y = x·Wᵀ without bias: {@link #backward} with no db. */
+    public static void backward(float[] dy, int n, int out, float[] x, int in, float[] w, float[] dx, float[] dW) {
+        backward(dy, n, out, x, in, w, dx, dW, null);
+    }
+
+    /** a [rows, cols] → aᵀ [cols, rows], in 32×32 tiles (both sides stay in L1), rows split over the pool when large. */
+    public static float[] transpose(float[] a, int rows, int cols) {
+        float[] t = new float[rows * cols];
+        final int B = 32;
+        int tiles = (rows + B - 1) / B;
+        Parallel.RangeBody body = (t0, t1) -> {
+            for (int r0 = t0 * B; r0 < Math.min(rows, t1 * B); r0 += B) {
+                int r1 = Math.min(rows, r0 + B);
+                for (int c0 = 0; c0 < cols; c0 += B) {
+                    int c1 = Math.min(cols, c0 + B);
+                    for (int r = r0; r < r1; r++) {
+                        int ro = r * cols;
+                        for (int c = c0; c < c1; c++) t[c * rows + r] = a[ro + c];
+                    }
+                }
+            }
+        };
+        if ((long) rows * cols >= (1 << 16)) Parallel.forRange(tiles, 1, body);
+        else body.run(0, tiles);
+        return t;
+    }
+
+    /** dst[do .. do + n) += src[so .. so + n). */
+    public static void addInto(float[] dst, int dOff, float[] src, int sOff, int n) {
+        int i = 0;
+        for (int bound = F.loopBound(n); i < bound; i += F.length()) {
+            FloatVector.fromArray(F, dst, dOff + i).add(FloatVector.fromArray(F, src, sOff + i)).intoArray(dst, dOff + i);
+        }
+        for (; i < n; i++) dst[dOff + i] += src[sOff + i];
+    }
+}
