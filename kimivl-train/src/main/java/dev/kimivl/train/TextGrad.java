@@ -2,6 +2,8 @@ package dev.kimivl.train;
 
 import dev.kimivl.config.TextConfig;
 import dev.kimivl.io.WeightSource;
+import dev.kimivl.tensor.Parallel;
+import dev.kimivl.tensor.VectorMath;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -29,6 +31,9 @@ public final class TextGrad {
     private final float[] invFreq;
     private final Map<String, float[]> w = new LinkedHashMap<>();
     private final Map<String, long[]> shapes = new LinkedHashMap<>();
+    // the current call's packing: segment start per token, and per query row t the offset of its key range
+    // [seg[t], t] in the compact per-head probability arrays (rowOff[T] entries a head)
+    private int[] seg, rowOff;
 
     public TextGrad(WeightSource src, TextConfig c, String prefix) {
         if (c.qLoraRank() != 0) throw new UnsupportedOperationException("TextGrad: q LoRA (q_a_proj/q_b_proj) not implemented yet");
@@ -95,7 +100,26 @@ public final class TextGrad {
      * {@code isText[t]}); targets [T] (−100: not scored).
      */
     public Result lossAndGrads(float[] emb, int[] ids, boolean[] isText, int[] targets) {
+        return lossAndGrads(emb, ids, isText, targets, new int[ids.length]);
+    }
+
+    /**
+     * As {@link #lossAndGrads(float[], int[], boolean[], int[])} for several sequences packed into one row of T tokens
+     * without padding: segStart[t] is the index where token t's sequence begins. Attention stays within a sequence
+     * (block-diagonal causal mask) and RoPE positions restart at each sequence's first token, so the result equals
+     * the sequences run one by one, with the loss averaged over all their scored tokens.
+     */
+    public Result lossAndGrads(float[] emb, int[] ids, boolean[] isText, int[] targets, int[] segStart) {
         int T = ids.length;
+        if (segStart.length != T) throw new IllegalArgumentException(segStart.length + " segment starts for " + T + " tokens");
+        this.seg = segStart;
+        this.rowOff = new int[T + 1];
+        for (int t = 0; t < T; t++) {
+            if (segStart[t] < 0 || segStart[t] > t || (t > 0 && segStart[t] != segStart[t - 1] && segStart[t] != t)) {
+                throw new IllegalArgumentException("segStart[" + t + "] = " + segStart[t] + " does not start a sequence at or before " + t);
+            }
+            rowOff[t + 1] = rowOff[t] + (t - segStart[t] + 1);
+        }
         Map<String, float[]> g = new LinkedHashMap<>();
         for (var e : w.entrySet()) g.put(e.getKey(), new float[e.getValue().length]);
 
@@ -118,18 +142,23 @@ public final class TextGrad {
         int scored = 0;
         for (int tg : targets) if (tg != -100) scored++;
         if (scored == 0) throw new IllegalArgumentException("no position has a target");
-        double loss = 0;
         float[] dLogits = new float[T * V];
-        for (int t = 0; t < T; t++) {
-            if (targets[t] == -100) continue;
-            double m = Double.NEGATIVE_INFINITY, s = 0;
-            for (int v = 0; v < V; v++) m = Math.max(m, logits[t * V + v]);
-            for (int v = 0; v < V; v++) s += Math.exp(logits[t * V + v] - m);
-            double lse = m + Math.log(s);
-            loss += lse - logits[t * V + targets[t]];
-            for (int v = 0; v < V; v++) dLogits[t * V + v] = (float) (Math.exp(logits[t * V + v] - lse) / scored);
-            dLogits[t * V + targets[t]] -= 1f / scored;
-        }
+        double[] tokenLoss = new double[T];
+        final int nScored = scored;
+        Parallel.forRange(T, 16, (t0, t1) -> {
+            for (int t = t0; t < t1; t++) {
+                if (targets[t] == -100) continue;
+                double m = Double.NEGATIVE_INFINITY, s = 0;
+                for (int v = 0; v < V; v++) m = Math.max(m, logits[t * V + v]);
+                for (int v = 0; v < V; v++) s += Math.exp(logits[t * V + v] - m);
+                double lse = m + Math.log(s);
+                tokenLoss[t] = lse - logits[t * V + targets[t]];
+                for (int v = 0; v < V; v++) dLogits[t * V + v] = (float) (Math.exp(logits[t * V + v] - lse) / nScored);
+                dLogits[t * V + targets[t]] -= 1f / nScored;
+            }
+        });
+        double loss = 0;
+        for (double v : tokenLoss) loss += v;
         loss /= scored;
 
         // ---------------------------------------------------------------- backward
@@ -159,7 +188,7 @@ public final class TextGrad {
         float[] cHat;          // [T, kvLora] normalised latent
         float[] kpe;           // [T, rope] k_pe after RoPE
         float[] keys, vals;    // [H][T, qHead], [H][T, vDim]
-        float[] probs;         // [H, T, T] causal softmax
+        float[] probs;         // [H, rowOff[T]] causal softmax, per query row t its keys [seg[t], t]
         float[] attnOut;       // [T, H·vDim] before o_proj
         float[] xMid;          // [T, D] residual after attention
         float[] mlpIn;         // [T, D] RMSNorm(xMid)
@@ -215,43 +244,49 @@ public final class TextGrad {
         lc.cHat = new float[T * kvLora];
         lc.kpe = new float[T * rope];
         for (int t = 0; t < T; t++) {
+            int pos = t - seg[t];
             rmsNorm(lc.kva, t * kw, w.get(p + "kv_a_layernorm.weight"), 1e-6f, lc.cHat, t * kvLora, kvLora);
             System.arraycopy(lc.kva, t * kw + kvLora, lc.kpe, t * rope, rope);
-            rotate(lc.kpe, t * rope, t, 1);
-            for (int h = 0; h < H; h++) rotate(lc.q, (t * H + h) * qHead + nope, t, 1);
+            rotate(lc.kpe, t * rope, pos, 1);
+            for (int h = 0; h < H; h++) rotate(lc.q, (t * H + h) * qHead + nope, pos, 1);
         }
         float[] kvb = linear(lc.cHat, T, kvLora, w.get(p + "kv_b_proj.weight"), H * (nope + vDim));   // [T, H·(nope+v)]
         lc.keys = new float[H * T * qHead];
         lc.vals = new float[H * T * vDim];
-        lc.probs = new float[H * T * T];
+        lc.probs = new float[H * rowOff[T]];
         lc.attnOut = new float[T * H * vDim];
-        for (int h = 0; h < H; h++) {
-            for (int t = 0; t < T; t++) {
-                int src = t * H * (nope + vDim) + h * (nope + vDim);
-                System.arraycopy(kvb, src, lc.keys, (h * T + t) * qHead, nope);
-                System.arraycopy(lc.kpe, t * rope, lc.keys, (h * T + t) * qHead + nope, rope);
-                System.arraycopy(kvb, src + nope, lc.vals, (h * T + t) * vDim, vDim);
-            }
-            for (int i = 0; i < T; i++) {
-                int qo = (i * H + h) * qHead;
-                double m = Double.NEGATIVE_INFINITY;
-                double[] s = new double[i + 1];
-                for (int j = 0; j <= i; j++) {
-                    double d = 0;
-                    for (int k = 0; k < qHead; k++) d += (double) lc.q[qo + k] * lc.keys[(h * T + j) * qHead + k];
-                    s[j] = d * scale;
-                    m = Math.max(m, s[j]);
+        Parallel.forRange(H, 1, (h0, h1) -> {
+            for (int h = h0; h < h1; h++) {
+                for (int t = 0; t < T; t++) {
+                    int src = t * H * (nope + vDim) + h * (nope + vDim);
+                    System.arraycopy(kvb, src, lc.keys, (h * T + t) * qHead, nope);
+                    System.arraycopy(lc.kpe, t * rope, lc.keys, (h * T + t) * qHead + nope, rope);
+                    System.arraycopy(kvb, src + nope, lc.vals, (h * T + t) * vDim, vDim);
                 }
-                double z = 0;
-                for (int j = 0; j <= i; j++) { s[j] = Math.exp(s[j] - m); z += s[j]; }
-                for (int j = 0; j <= i; j++) lc.probs[(h * T + i) * T + j] = (float) (s[j] / z);
-                for (int k = 0; k < vDim; k++) {
-                    double o = 0;
-                    for (int j = 0; j <= i; j++) o += (double) lc.probs[(h * T + i) * T + j] * lc.vals[(h * T + j) * vDim + k];
-                    lc.attnOut[i * H * vDim + h * vDim + k] = (float) o;
+                for (int i = 0; i < T; i++) {
+                    int qo = (i * H + h) * qHead, s0 = seg[i], po = h * rowOff[T] + rowOff[i];
+                    float m = Float.NEGATIVE_INFINITY;
+                    for (int j = s0; j <= i; j++) {
+                        float d = VectorMath.dot(lc.q, qo, lc.keys, (h * T + j) * qHead, qHead) * scale;
+                        lc.probs[po + j - s0] = d;
+                        m = Math.max(m, d);
+                    }
+                    double z = 0;
+                    for (int j = s0; j <= i; j++) {
+                        float e = (float) Math.exp(lc.probs[po + j - s0] - m);
+                        lc.probs[po + j - s0] = e;
+                        z += e;
+                    }
+                    float inv = (float) (1 / z);
+                    int oo = i * H * vDim + h * vDim;
+                    for (int j = s0; j <= i; j++) {
+                        float pij = lc.probs[po + j - s0] * inv;
+                        lc.probs[po + j - s0] = pij;
+                        VectorMath.axpy(pij, lc.vals, (h * T + j) * vDim, lc.attnOut, oo, vDim);
+                    }
                 }
             }
-        }
+        });
         return linear(lc.attnOut, T, H * vDim, w.get(p + "o_proj.weight"), D);
     }
 
@@ -262,41 +297,47 @@ public final class TextGrad {
         linearBackward(dOut, T, D, lc.attnOut, H * vDim, w.get(p + "o_proj.weight"), dAttn, g.get(p + "o_proj.weight"));
         float[] dq = new float[T * H * qHead];
         float[] dkvb = new float[T * H * (nope + vDim)];
-        float[] dkpe = new float[T * rope];
-        for (int h = 0; h < H; h++) {
-            for (int i = 0; i < T; i++) {
-                int po = (h * T + i) * T;
-                double[] dp = new double[i + 1];
-                double dot = 0;
-                for (int j = 0; j <= i; j++) {
-                    double d = 0;
-                    for (int k = 0; k < vDim; k++) d += (double) dAttn[i * H * vDim + h * vDim + k] * lc.vals[(h * T + j) * vDim + k];
-                    dp[j] = d;
-                    dot += d * lc.probs[po + j];
-                }
-                for (int j = 0; j <= i; j++) {
-                    float pij = lc.probs[po + j];
-                    // d value_j += p_ij · dO_i
-                    int vd = j * H * (nope + vDim) + h * (nope + vDim) + nope;
-                    for (int k = 0; k < vDim; k++) dkvb[vd + k] += pij * dAttn[i * H * vDim + h * vDim + k];
-                    float ds = (float) (pij * (dp[j] - dot)) * scale;                 // d score (before the scale)
-                    int qo = (i * H + h) * qHead, ko = (h * T + j) * qHead;
-                    for (int k = 0; k < qHead; k++) dq[qo + k] += ds * lc.keys[ko + k];
-                    int kd = j * H * (nope + vDim) + h * (nope + vDim);
-                    for (int k = 0; k < nope; k++) dkvb[kd + k] += ds * lc.q[qo + k];
-                    for (int k = 0; k < rope; k++) dkpe[j * rope + k] += ds * lc.q[qo + nope + k];
+        float[][] dkpeHead = new float[H][T * rope];          // per head, summed after: heads run in parallel
+        Parallel.forRange(H, 1, (h0, h1) -> {
+            float[] dp = new float[T];
+            for (int h = h0; h < h1; h++) {
+                float[] dkpe = dkpeHead[h];
+                for (int i = 0; i < T; i++) {
+                    int s0 = seg[i], po = h * rowOff[T] + rowOff[i], ao = i * H * vDim + h * vDim;
+                    double dot = 0;
+                    for (int j = s0; j <= i; j++) {
+                        float d = VectorMath.dot(dAttn, ao, lc.vals, (h * T + j) * vDim, vDim);
+                        dp[j - s0] = d;
+                        dot += (double) d * lc.probs[po + j - s0];
+                    }
+                    int qo = (i * H + h) * qHead;
+                    for (int j = s0; j <= i; j++) {
+                        float pij = lc.probs[po + j - s0];
+                        // d value_j += p_ij · dO_i
+                        int vd = j * H * (nope + vDim) + h * (nope + vDim) + nope;
+                        VectorMath.axpy(pij, dAttn, ao, dkvb, vd, vDim);
+                        float ds = (float) (pij * (dp[j - s0] - dot)) * scale;          // d score (before the scale)
+                        int ko = (h * T + j) * qHead;
+                        VectorMath.axpy(ds, lc.keys, ko, dq, qo, qHead);
+                        int kd = j * H * (nope + vDim) + h * (nope + vDim);
+                        VectorMath.axpy(ds, lc.q, qo, dkvb, kd, nope);
+                        VectorMath.axpy(ds, lc.q, qo + nope, dkpe, j * rope, rope);
+                    }
                 }
             }
-        }
+        });
+        float[] dkpe = dkpeHead[0];
+        for (int h = 1; h < H; h++) LinearOps.addInto(dkpe, 0, dkpeHead[h], 0, T * rope);
         float[] dcHat = new float[T * kvLora];
         linearBackward(dkvb, T, H * (nope + vDim), lc.cHat, kvLora, w.get(p + "kv_b_proj.weight"), dcHat, g.get(p + "kv_b_proj.weight"));
         float[] dkva = new float[T * kw];
         for (int t = 0; t < T; t++) {
-            rotate(dkpe, t * rope, t, -1);                                         // RoPE⁻¹ = RoPEᵀ
+            int pos = t - seg[t];
+            rotate(dkpe, t * rope, pos, -1);                                       // RoPE⁻¹ = RoPEᵀ
             System.arraycopy(dkpe, t * rope, dkva, t * kw + kvLora, rope);
             rmsNormBackward(lc.kva, t * kw, w.get(p + "kv_a_layernorm.weight"), 1e-6f, dcHat, t * kvLora, dkva, t * kw,
                     g.get(p + "kv_a_layernorm.weight"), kvLora);
-            for (int h = 0; h < H; h++) rotate(dq, (t * H + h) * qHead + nope, t, -1);
+            for (int h = 0; h < H; h++) rotate(dq, (t * H + h) * qHead + nope, pos, -1);
         }
         float[] dx = new float[T * D];
         linearBackward(dq, T, H * qHead, lc.attnIn, D, w.get(p + "q_proj.weight"), dx, g.get(p + "q_proj.weight"));
@@ -480,35 +521,12 @@ public final class TextGrad {
 
     // ==================================================================== primitives
 
-    /** y [n, out] = x [n, in] · Wᵀ, W [out, in]. */
-    static float[] linear(float[] x, int n, int in, float[] wt, int out) {
-        float[] y = new float[n * out];
-        for (int t = 0; t < n; t++) {
-            for (int o = 0; o < out; o++) {
-                double s = 0;
-                for (int i = 0; i < in; i++) s += (double) x[t * in + i] * wt[o * in + i];
-                y[t * out + o] = (float) s;
-            }
-        }
-        return y;
-    }
+    /** y [n, out] = x [n, in] · Wᵀ, W [out, in] (the packed GEMM, {@link LinearOps}). */
+    static float[] linear(float[] x, int n, int in, float[] wt, int out) { return LinearOps.forward(x, n, in, wt, out); }
 
     /** For y = x·Wᵀ: dx [n, in] += dy·W, dW [out, in] += dyᵀ·x. */
     static void linearBackward(float[] dy, int n, int out, float[] x, int in, float[] wt, float[] dx, float[] dW) {
-        for (int t = 0; t < n; t++) {
-            for (int i = 0; i < in; i++) {
-                double s = 0;
-                for (int o = 0; o < out; o++) s += (double) dy[t * out + o] * wt[o * in + i];
-                dx[t * in + i] += (float) s;
-            }
-        }
-        for (int o = 0; o < out; o++) {
-            for (int i = 0; i < in; i++) {
-                double s = 0;
-                for (int t = 0; t < n; t++) s += (double) dy[t * out + o] * x[t * in + i];
-                dW[o * in + i] += (float) s;
-            }
-        }
+        LinearOps.backward(dy, n, out, x, in, wt, dx, dW);
     }
 
     /** out = w ⊙ x / sqrt(mean(x²) + eps) over x[xo .. xo + n). */

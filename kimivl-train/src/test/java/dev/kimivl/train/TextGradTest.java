@@ -155,4 +155,50 @@ class TextGradTest {
                     r.loss(), exp.get("loss").asDouble(), checked, worst, worstName);
         }
     }
+
+    /**
+     * Packing: the golden sequence and a shifted copy of it packed into one row (block-diagonal attention, positions
+     * restarting) give the loss and gradients of the two run one by one, averaged over their scored tokens.
+     */
+    @Test
+    void packedSequencesEqualSeparateRuns() throws Exception {
+        try (SafetensorsCheckpoint ck = SafetensorsCheckpoint.open(DIR)) {
+            Case k = load(ck);
+            TextGrad tg = new TextGrad(ck, k.cfg().text(), k.cfg().textPrefix());
+            int T = k.ids().length, D = k.cfg().text().hiddenSize(), cut = 7;
+            // the second sequence: the golden's last T - cut tokens (scored where the golden scores them)
+            int[] ids2 = java.util.Arrays.copyOfRange(k.ids(), cut, T), tg2 = java.util.Arrays.copyOfRange(k.targets(), cut, T);
+            boolean[] txt2 = java.util.Arrays.copyOfRange(k.isText(), cut, T);
+            float[] emb2 = java.util.Arrays.copyOfRange(k.emb(), cut * D, T * D);
+            TextGrad.Result a = tg.lossAndGrads(k.emb(), k.ids(), k.isText(), k.targets());
+            TextGrad.Result b = tg.lossAndGrads(emb2, ids2, txt2, tg2);
+            int na = 0, nb = 0;
+            for (int t : k.targets()) if (t != -100) na++;
+            for (int t : tg2) if (t != -100) nb++;
+            int P = T + ids2.length;
+            int[] ids = new int[P], targets = new int[P], seg = new int[P];
+            boolean[] isText = new boolean[P];
+            float[] emb = new float[P * D];
+            System.arraycopy(k.ids(), 0, ids, 0, T); System.arraycopy(ids2, 0, ids, T, ids2.length);
+            System.arraycopy(k.targets(), 0, targets, 0, T); System.arraycopy(tg2, 0, targets, T, tg2.length);
+            System.arraycopy(k.isText(), 0, isText, 0, T); System.arraycopy(txt2, 0, isText, T, txt2.length);
+            System.arraycopy(k.emb(), 0, emb, 0, T * D); System.arraycopy(emb2, 0, emb, T * D, emb2.length);
+            for (int t = T; t < P; t++) seg[t] = T;
+            TextGrad.Result p = tg.lossAndGrads(emb, ids, isText, targets, seg);
+            assertEquals((na * a.loss() + nb * b.loss()) / (na + nb), p.loss(), 1e-5, "packed loss");
+            double worst = 0;
+            for (var e : p.grads().entrySet()) {
+                float[] ga = a.grads().get(e.getKey()), gb = b.grads().get(e.getKey()), gp = e.getValue();
+                double scale = 1e-12, diff = 0;
+                for (int i = 0; i < gp.length; i++) {
+                    double want = (na * (double) ga[i] + nb * (double) gb[i]) / (na + nb);
+                    scale = Math.max(scale, Math.abs(want));
+                    diff = Math.max(diff, Math.abs(want - gp[i]));
+                }
+                worst = Math.max(worst, diff / scale);
+            }
+            System.out.printf("TextGrad packed vs separate: loss %.6f, worst gradient max|Δ|/max|g| %.1e%n", p.loss(), worst);
+            assertTrue(worst < 1e-4, "packed gradients differ from separate runs by " + worst + " of max |g|");
+        }
+    }
 }
