@@ -11,7 +11,7 @@ package dev.kimivl.train;
  * 5×:  A = X·Xᵀ;  B = b·A + c·A·A;  X = a·X + B·X          (a, b, c) = (3.4445, −4.7750, 2.0315)
  * U = X (transposed back);  p = p·(1 − lr·wd) − lr·0.2·sqrt(max(rows, cols))·U
  * </pre>
- * Moonlight's code iterates in bfloat16; this runs float32 with double-accumulated products (the goldens in
+ * Moonlight's code iterates in bfloat16; this runs float32 products on the packed GEMM (the goldens in
  * golden/train/muon are float32: their float32 vs float64 spread is ≤ 8.3e-7 on U, ≤ 1.3e-7 on the parameters).
  * Embeddings, norms and other vectors take {@link AdamW}, as in Moonlight.
  */
@@ -96,37 +96,13 @@ public final class Muon {
         return tall ? transpose(x, r, k) : x;
     }
 
-    private static float[] transpose(float[] m, int rows, int cols) {
-        float[] t = new float[m.length];
-        for (int i = 0; i < rows; i++) for (int j = 0; j < cols; j++) t[j * rows + i] = m[i * cols + j];
-        return t;
-    }
+    private static float[] transpose(float[] m, int rows, int cols) { return LinearOps.transpose(m, rows, cols); }
 
-    /** X·Xᵀ for X [r, k]. */
-    private static float[] mulT(float[] x, int r, int k) {
-        float[] out = new float[r * r];
-        for (int i = 0; i < r; i++) {
-            for (int j = 0; j <= i; j++) {
-                double s = 0;
-                for (int t = 0; t < k; t++) s += (double) x[i * k + t] * x[j * k + t];
-                out[i * r + j] = out[j * r + i] = (float) s;
-            }
-        }
-        return out;
-    }
+    /** X·Xᵀ for X [r, k] (the packed GEMM: X is both the matrix and the inputs). */
+    private static float[] mulT(float[] x, int r, int k) { return LinearOps.forward(x, r, k, x, r); }
 
-    /** P [m, n]·Q [n, k]. */
+    /** P [m, n]·Q [n, k] = P·(Qᵀ)ᵀ on the packed GEMM. */
     private static float[] mul(float[] p, int m, int n, float[] q, int k) {
-        float[] out = new float[m * k];
-        double[] row = new double[k];
-        for (int i = 0; i < m; i++) {
-            java.util.Arrays.fill(row, 0);
-            for (int t = 0; t < n; t++) {
-                double v = p[i * n + t];
-                for (int j = 0; j < k; j++) row[j] += v * q[t * k + j];
-            }
-            for (int j = 0; j < k; j++) out[i * k + j] = (float) row[j];
-        }
-        return out;
+        return LinearOps.forward(p, m, n, LinearOps.transpose(q, n, k), k);
     }
 }
