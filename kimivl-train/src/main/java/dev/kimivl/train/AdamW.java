@@ -26,7 +26,11 @@ public final class AdamW {
     }
 
     /** One update of param in place from its gradient. */
-    public void step(float[] param, float[] grad) {
+    public void step(float[] param, float[] grad) { step(param, grad, 1f); }
+
+    /** One update with the learning rate scaled by {@code lrScale} (a schedule's factor for this step). */
+    public void step(float[] param, float[] grad, float lrScale) {
+        float lr = this.lr * lrScale;
         if (param.length != m.length || grad.length != m.length) {
             throw new IllegalArgumentException("AdamW of " + m.length + " values: param has " + param.length + ", grad " + grad.length);
         }
@@ -47,4 +51,11 @@ public final class AdamW {
 
     /** Steps taken. */
     public int steps() { return t; }
+
+    /** The live moment arrays and step count, for a checkpoint to save and restore exactly. */
+    public float[] firstMoment() { return m; }
+
+    public float[] secondMoment() { return v; }
+
+    public void restoreSteps(int steps) { this.t = steps; }
 }

@@ -47,7 +47,11 @@ public final class Muon {
     }
 
     /** One update of param [rows·cols] in place from its gradient. */
-    public void step(float[] param, float[] grad) {
+    public void step(float[] param, float[] grad) { step(param, grad, 1f); }
+
+    /** One update with the learning rate scaled by {@code lrScale} (a schedule's factor for this step). */
+    public void step(float[] param, float[] grad, float lrScale) {
+        float lr = this.lr * lrScale;
         int n = rows * cols;
         if (param.length != n || grad.length != n) {
             throw new IllegalArgumentException("Muon [" + rows + ", " + cols + "]: param has " + param.length + " values, grad " + grad.length);
@@ -63,6 +67,9 @@ public final class Muon {
         float decay = 1 - lr * weightDecay, scale = lr * 0.2f * (float) Math.sqrt(Math.max(rows, cols));
         for (int i = 0; i < n; i++) param[i] = param[i] * decay - scale * u[i];
     }
+
+    /** The live momentum buffer, for a checkpoint to save and restore exactly. */
+    public float[] buffer() { return buf; }
 
     /** The momentum buffer after the last step. */
     public float[] momentumBuffer() { return buf.clone(); }

@@ -92,7 +92,14 @@ public final class TextGrad {
     }
 
     /** The loss, d loss / d parameter (full checkpoint names, same shapes, row-major) and d loss / d input embeddings. */
-    public record Result(double loss, Map<String, float[]> grads, float[] dEmbeddings) {}
+    /**
+     * @param tokenLoss  [T] −log p(target) at each scored position (0 elsewhere): per-sequence log-likelihoods for RL
+     * @param expertLoad [layer][expert] tokens routed to each expert (null for dense layers): the load the
+     *                   aux-loss-free bias update balances
+     * @param correct    scored positions whose most likely token is the target (token accuracy)
+     */
+    public record Result(double loss, Map<String, float[]> grads, float[] dEmbeddings, double[] tokenLoss, int[][] expertLoad,
+                         int correct) {}
 
     /**
      * emb [T, D]: the input embeddings (token rows, with image features already placed at the placeholder positions);
@@ -144,12 +151,17 @@ public final class TextGrad {
         if (scored == 0) throw new IllegalArgumentException("no position has a target");
         float[] dLogits = new float[T * V];
         double[] tokenLoss = new double[T];
+        boolean[] hit = new boolean[T];
         final int nScored = scored;
         Parallel.forRange(T, 16, (t0, t1) -> {
             for (int t = t0; t < t1; t++) {
                 if (targets[t] == -100) continue;
                 double m = Double.NEGATIVE_INFINITY, s = 0;
-                for (int v = 0; v < V; v++) m = Math.max(m, logits[t * V + v]);
+                int best = 0;
+                for (int v = 0; v < V; v++) {
+                    if (logits[t * V + v] > m) { m = logits[t * V + v]; best = v; }
+                }
+                hit[t] = best == targets[t];
                 for (int v = 0; v < V; v++) s += Math.exp(logits[t * V + v] - m);
                 double lse = m + Math.log(s);
                 tokenLoss[t] = lse - logits[t * V + targets[t]];
@@ -175,7 +187,15 @@ public final class TextGrad {
         }
         Map<String, float[]> named = new LinkedHashMap<>();
         for (var e : g.entrySet()) named.put(pre + e.getKey(), e.getValue());
-        return new Result(loss, named, dEmb);
+        int[][] load = new int[L][];
+        for (int l = 0; l < L; l++) {
+            if (lc[l].moe == null) continue;
+            load[l] = new int[c.nRoutedExperts()];
+            for (int e = 0; e < load[l].length; e++) load[l][e] = lc[l].moe.tokensOf[e].length;
+        }
+        int correct = 0;
+        for (boolean h : hit) if (h) correct++;
+        return new Result(loss, named, dEmb, tokenLoss, load, correct);
     }
 
     // ==================================================================== one decoder layer

@@ -1,0 +1,96 @@
+package dev.kimivl.train.recipe;
+
+import dev.kimivl.config.PreprocessorConfig;
+import dev.kimivl.text.ChatMessage;
+import dev.kimivl.text.ChatTemplate;
+import dev.kimivl.text.PromptEncoder;
+import dev.kimivl.text.ThinkingSplit;
+import dev.kimivl.text.Tokenizer;
+import dev.kimivl.train.data.Example;
+import dev.kimivl.vision.ImagePreprocessor;
+import dev.kimivl.vision.LoadedImage;
+import dev.kimivl.vision.PreprocessedImage;
+
+import java.awt.image.BufferedImage;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * Turns an {@link Example} into what a training step consumes, exactly as inference will see it: the user turn
+ * (images first, then the question) and the assistant's answer rendered by the model's own chat template, image
+ * placeholders expanded to one id per merged patch group, the images preprocessed by the model's own preprocessor.
+ * Only the answer's tokens and the closing {@code <|im_end|>} are scored (SFT's loss on answers).
+ */
+public final class ExampleEncoder {
+    /** ids [T], targets [T] (−100: not scored; targets[t] is the token after t), isText [T], images in prompt order. */
+    public record Encoded(int[] ids, int[] targets, boolean[] isText, List<PreprocessedImage> images, int scored) {}
+
+    private final ChatTemplate template;
+    private final PromptEncoder encoder;
+    private final ImagePreprocessor preprocessor;
+    private final PreprocessorConfig pcfg;
+    private final int imEnd, placeholder;
+
+    public ExampleEncoder(Tokenizer tokenizer, ChatTemplate template, PreprocessorConfig pcfg, int placeholderId) {
+        this.template = template;
+        this.encoder = new PromptEncoder(tokenizer);
+        this.preprocessor = new ImagePreprocessor(pcfg);
+        this.pcfg = pcfg;
+        this.imEnd = tokenizer.tokenId("<|im_end|>").orElseThrow(() -> new IllegalArgumentException("the tokenizer has no <|im_end|>"));
+        this.placeholder = placeholderId;
+    }
+
+    /** The text the assistant is taught: the answer, after its reasoning in the Thinking format when {@code thinking}. */
+    public static String target(Example ex, boolean thinking) {
+        if (!thinking) return ex.answer();
+        String why = ex.reasoning() != null ? ex.reasoning() : "";
+        return ThinkingSplit.OPEN + why + ThinkingSplit.CLOSE + ex.answer();
+    }
+
+    /** The user turn of an example: one image part per image, then the question. */
+    public static List<ChatMessage> userTurn(Example ex) {
+        List<ChatMessage.Part> parts = new ArrayList<>();
+        for (int i = 0; i < ex.images().size(); i++) parts.add(ChatMessage.imagePart());
+        parts.add(ChatMessage.textPart(ex.question()));
+        return List.of(ChatMessage.of("user", parts.toArray(ChatMessage.Part[]::new)));
+    }
+
+    public static LoadedImage toLoaded(BufferedImage im) {
+        int[] rgb = im.getRGB(0, 0, im.getWidth(), im.getHeight(), null, 0, im.getWidth());
+        return LoadedImage.ofRgb("synthetic", im.getWidth(), im.getHeight(), rgb);
+    }
+
+    public Encoded encode(Example ex, boolean thinking) {
+        return encode(ex, target(ex, thinking));
+    }
+
+    /** Encodes the example's user turn with {@code answer} as the assistant's reply (RL scores sampled answers). */
+    public Encoded encode(Example ex, String answer) {
+        List<PreprocessedImage> ims = new ArrayList<>();
+        int[] tokens = new int[ex.images().size()];
+        for (int i = 0; i < tokens.length; i++) {
+            BufferedImage b = ex.images().get(i);
+            tokens[i] = ImagePreprocessor.tokensFor(b.getWidth(), b.getHeight(), pcfg);
+            ims.add(preprocessor.process(toLoaded(b)));
+        }
+        List<ChatMessage> user = userTurn(ex);
+        int[] prompt = encoder.encode(template.render(user, true), tokens).ids();
+        List<ChatMessage> full = new ArrayList<>(user);
+        full.add(ChatMessage.assistant(answer));
+        int[] ids = encoder.encode(template.render(full, false), tokens).ids();
+        if (ids.length <= prompt.length || !Arrays.equals(prompt, 0, prompt.length, ids, 0, prompt.length)) {
+            throw new IllegalStateException("the chat template does not render the conversation as prompt + answer");
+        }
+        int end = prompt.length;
+        while (end < ids.length && ids[end] != imEnd) end++;
+        if (end == ids.length) throw new IllegalStateException("the rendered answer has no <|im_end|>");
+        int T = end + 1;                                       // nothing after the answer's <|im_end|> is trained
+        int[] id = Arrays.copyOf(ids, T), targets = new int[T];
+        Arrays.fill(targets, -100);
+        for (int t = prompt.length - 1; t < T - 1; t++) targets[t] = id[t + 1];
+        boolean[] isText = new boolean[T];
+        for (int t = 0; t < T; t++) isText[t] = id[t] != placeholder;
+        return new Encoded(id, targets, isText, ims, T - prompt.length);
+    }
+}

@@ -1,0 +1,63 @@
+package dev.kimivl.train.recipe;
+
+import dev.kimivl.train.data.Example;
+import dev.kimivl.train.data.VisualWorld;
+
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * Draws a stage's examples from the synthetic world by the stage's mix. Example b of step s of stage k comes from the
+ * seed {@link #exampleSeed}(recipe seed, k, s, b): nothing depends on what was drawn before, so a resumed run draws
+ * exactly what the uninterrupted one would have (the data cursor is the step number), and evaluation seeds (from
+ * {@link #EVAL_SEED_BASE} up) never meet training ones.
+ */
+public final class ExampleSource {
+    public static final List<String> KINDS = List.of("vqa", "caption", "compare", "chart", "reasoning", "text", "needle");
+    /** Training seeds are below this; evaluation draws from here up. */
+    public static final long EVAL_SEED_BASE = 1L << 52;
+
+    private final VisualWorld world;
+    private final String[] kinds;
+    private final double[] cumulative;
+    private final int needleChars;
+
+    public ExampleSource(VisualWorld world, Map<String, Double> mix, int needleChars) {
+        this.world = world;
+        this.kinds = mix.keySet().stream().sorted().toArray(String[]::new);    // sorted: the JSON order must not matter
+        this.cumulative = new double[kinds.length];
+        double sum = 0;
+        for (int i = 0; i < kinds.length; i++) cumulative[i] = sum += mix.get(kinds[i]);
+        if (!(sum > 0)) throw new IllegalArgumentException("the mix " + mix + " has no positive weight");
+        this.needleChars = needleChars;
+    }
+
+    /** A 52-bit seed from the recipe seed and the example's coordinates (SplitMix64 finaliser over the mixed words). */
+    public static long exampleSeed(long seed, int stage, int step, int index) {
+        long z = seed * 0x9E3779B97F4A7C15L + stage * 0xBF58476D1CE4E5B9L + step * 0x94D049BB133111EBL + index * 0x2545F4914F6CDD1DL;
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        return (z ^ (z >>> 31)) & (EVAL_SEED_BASE - 1);
+    }
+
+    public Example draw(long seed) {
+        double u = new SplittableRandom(seed ^ 0x5DEECE66DL).nextDouble() * cumulative[cumulative.length - 1];
+        int i = 0;
+        while (i < kinds.length - 1 && u >= cumulative[i]) i++;
+        return of(world, kinds[i], seed, needleChars);
+    }
+
+    static Example of(VisualWorld world, String kind, long seed, int needleChars) {
+        return switch (kind) {
+            case "vqa" -> world.vqa(seed);
+            case "caption" -> world.caption(seed);
+            case "compare" -> world.compare(seed);
+            case "chart" -> world.chart(seed);
+            case "reasoning" -> world.reasoning(seed);
+            case "text" -> world.text(seed);
+            case "needle" -> world.longContext(seed, needleChars);
+            default -> throw new IllegalArgumentException("unknown example kind " + kind);
+        };
+    }
+}

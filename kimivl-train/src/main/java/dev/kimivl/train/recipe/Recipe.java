@@ -1,0 +1,112 @@
+package dev.kimivl.train.recipe;
+
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * A training recipe: one JSON file naming the model's sizes, the tokenizer and the stages in order, as the Kimi-VL
+ * paper runs them (see {@code recipes/*.json} and the README's Training section). Every stage trains the checkpoint
+ * the previous one wrote.
+ *
+ * @param seed      the seed of everything: initial weights, every example (example b of step s of stage k is drawn
+ *                  from a seed derived from (seed, k, s, b)), so a run is reproducible and resumable exactly
+ * @param outputs   model folders to publish: output name → the stage whose checkpoint it is
+ * @param tokenizer BPE ranks to train (the vocabulary is ranks + Kimi's specials) and how many synthetic examples
+ *                  make its corpus
+ */
+public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec tokenizer, List<Stage> stages, Map<String, String> outputs) {
+
+    public record TokenizerSpec(int ranks, int corpusExamples) {}
+
+    /**
+     * One stage.
+     *
+     * @param kind      pretrain-vit | alignment | joint | cooldown | long-context | sft | long-cot-sft | rl:
+     *                  what the paper calls it (the log and model card use it); the other fields say what it does
+     * @param steps     optimizer steps
+     * @param batch     examples per step (packed into one sequence, no padding)
+     * @param lr        peak learning rate of Muon (2-D hidden matrices of the language model)
+     * @param adamLr    peak learning rate of AdamW (embeddings, output head, norms, router, biases)
+     * @param visionLr  peak learning rate of the vision tower and projector (AdamW)
+     * @param warmup    linear warm-up steps
+     * @param schedule  cosine | constant | linear (decay to {@code minLrRatio} of the peak after warm-up)
+     * @param train     which parts train: any of text, vision, projector
+     * @param mix       relative weights of the example kinds (vqa, caption, compare, chart, reasoning, text, needle)
+     * @param thinking  answers carry their reasoning in ◁think▷…◁/think▷ (the Thinking model's format)
+     * @param ropeTheta RoPE base from this stage on (long-context activation raises it), null: unchanged
+     * @param maxPositions context length from this stage on, null: unchanged
+     * @param needleChars length of the needle task's filler text in characters
+     * @param rlSamples for rl: answers sampled per prompt
+     * @param rlTau     for rl: the KL weight τ of online policy mirror descent
+     */
+    public record Stage(String name, String kind, int steps, int batch, double lr, double adamLr, double visionLr, int warmup,
+                        String schedule, double minLrRatio, List<String> train, Map<String, Double> mix, boolean thinking,
+                        Double ropeTheta, Integer maxPositions, Integer needleChars, Integer rlSamples, Double rlTau,
+                        Double lengthPenalty) {
+        static final Set<String> PARTS = Set.of("text", "vision", "projector");
+        static final Set<String> KINDS = Set.of("pretrain-vit", "alignment", "joint", "cooldown", "long-context", "sft", "long-cot-sft", "rl");
+
+        void validate(String where) {
+            if (name == null || name.isBlank()) throw new IllegalArgumentException(where + ": a stage needs a name");
+            if (!KINDS.contains(kind)) throw new IllegalArgumentException(where + " '" + name + "': kind '" + kind + "' is not one of " + KINDS);
+            if (steps < 0 || batch <= 0) throw new IllegalArgumentException(where + " '" + name + "': steps must be ≥ 0 and batch > 0");
+            if (train == null || train.isEmpty() || !PARTS.containsAll(train)) {
+                throw new IllegalArgumentException(where + " '" + name + "': train must list some of " + PARTS + ", got " + train);
+            }
+            if (mix == null || mix.isEmpty()) throw new IllegalArgumentException(where + " '" + name + "': mix is empty");
+            for (var e : mix.entrySet()) {
+                if (!ExampleSource.KINDS.contains(e.getKey())) {
+                    throw new IllegalArgumentException(where + " '" + name + "': mix kind '" + e.getKey() + "' is not one of " + ExampleSource.KINDS);
+                }
+                if (!(e.getValue() >= 0)) throw new IllegalArgumentException(where + " '" + name + "': mix weight of " + e.getKey() + " is " + e.getValue());
+            }
+            if (schedule != null && !Set.of("cosine", "constant", "linear").contains(schedule)) {
+                throw new IllegalArgumentException(where + " '" + name + "': schedule '" + schedule + "' is not cosine, constant or linear");
+            }
+        }
+
+        /** The learning-rate factor at step s (1-based) of this stage: linear warm-up, then the schedule. */
+        public double lrFactor(int s) {
+            if (warmup > 0 && s <= warmup) return (double) s / warmup;
+            if (schedule == null || schedule.equals("constant") || steps <= warmup) return 1;
+            double p = (double) (s - warmup) / Math.max(1, steps - warmup), floor = minLrRatio;
+            return switch (schedule) {
+                case "cosine" -> floor + (1 - floor) * 0.5 * (1 + Math.cos(Math.PI * p));
+                case "linear" -> floor + (1 - floor) * (1 - p);
+                default -> 1;
+            };
+        }
+    }
+
+    private static final ObjectMapper JSON = new ObjectMapper().configure(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES, true);
+
+    public static Recipe load(Path file) throws IOException {
+        Recipe r;
+        try {
+            r = JSON.readValue(file.toFile(), Recipe.class);
+        } catch (NoSuchFileException | java.io.FileNotFoundException e) {
+            throw new IllegalArgumentException("recipe " + file + " not found");
+        } catch (com.fasterxml.jackson.core.JacksonException e) {
+            throw new IllegalArgumentException("recipe " + file + ": " + e.getOriginalMessage()
+                    + (e.getLocation() != null ? " (line " + e.getLocation().getLineNr() + ")" : ""));
+        }
+        if (r.model() == null || r.tokenizer() == null || r.stages() == null || r.stages().isEmpty()) {
+            throw new IllegalArgumentException("recipe " + file + ": needs model, tokenizer and stages");
+        }
+        for (int i = 0; i < r.stages().size(); i++) r.stages().get(i).validate("recipe " + file + " stage " + (i + 1));
+        return r;
+    }
+
+    /** The recipe's bytes as a stable fingerprint: a resumed run must continue the same recipe. */
+    public static String fingerprint(Path file) throws IOException {
+        return Integer.toHexString(java.util.Arrays.hashCode(Files.readAllBytes(file)));
+    }
+}

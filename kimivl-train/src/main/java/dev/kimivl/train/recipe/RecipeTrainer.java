@@ -1,0 +1,531 @@
+package dev.kimivl.train.recipe;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.kimivl.config.ModelConfig;
+import dev.kimivl.config.PreprocessorConfig;
+import dev.kimivl.io.SafeTensorsFile;
+import dev.kimivl.io.SafeTensorsWriter;
+import dev.kimivl.io.SafetensorsCheckpoint;
+import dev.kimivl.io.TensorData;
+import dev.kimivl.text.ChatTemplate;
+import dev.kimivl.text.Tokenizer;
+import dev.kimivl.train.AdamW;
+import dev.kimivl.train.Muon;
+import dev.kimivl.train.TextGrad;
+import dev.kimivl.train.VisionGrad;
+import dev.kimivl.train.data.VisualWorld;
+import dev.kimivl.train.tokenizer.BpeTrainer;
+import dev.kimivl.train.tokenizer.SpecialIds;
+import dev.kimivl.train.tokenizer.TokenizerFiles;
+import dev.kimivl.vision.PreprocessedImage;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.stream.Stream;
+
+/**
+ * Runs a {@link Recipe}: trains the tokenizer, writes the randomly initialised model, then every stage in order, each a
+ * resumable sequence of optimizer steps over packed batches of synthetic examples ({@link ExampleSource},
+ * {@link ExampleEncoder}), on the fast float32 passes ({@link TextGrad}, {@link VisionGrad}). Muon (Moonlight's variant)
+ * takes the language model's 2-D hidden matrices, AdamW the rest; the routing bias follows the aux-loss-free update
+ * of DeepSeek-V3 (b_e += γ·sign(mean load − load_e)).
+ *
+ * <p>The output folder:
+ * <pre>
+ * tokenizer/            tiktoken.model, tokenizer_config.json
+ * current/              the newest checkpoint in the published layout + optimizer.safetensors + trainer_state.json
+ * stages/NN-name/       the checkpoint each finished stage left (published layout)
+ * &lt;output name&gt;/       the recipe's named outputs (e.g. kimivl-nano-instruct), copied from their stages
+ * train_log.jsonl       one line per logged step
+ * </pre>
+ * Every checkpoint is written to a temporary folder and renamed into place (the previous one is renamed away first and
+ * removed after), so a run killed at any moment resumes ({@code --resume}) from the last complete checkpoint; examples
+ * are drawn from seeds of (recipe seed, stage, step, index) and optimizer states are saved bit for bit, so the resumed
+ * run ends with exactly the weights of an uninterrupted one.
+ */
+public final class RecipeTrainer {
+    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+    private static final String STATE = "trainer_state.json", OPT = "optimizer.safetensors";
+    /** The aux-loss-free balancing step γ (DeepSeek-V3 uses 0.001). */
+    private static final float BIAS_STEP = 1e-3f;
+    /** Global gradient-norm clip. */
+    private static final double CLIP = 1.0;
+
+    private final Recipe recipe;
+    private final Path recipeFile, out;
+    private final PrintStream err;
+    private final int checkpointEvery, logEvery;
+    private final long stopAfterSteps;         // tests: stop (as if killed) after this many steps of this process
+
+    /** Thrown when a loss is NaN or infinite: names stage and step; the last good checkpoint stays in place. */
+    public static final class DivergedException extends RuntimeException {
+        DivergedException(String msg) { super(msg); }
+    }
+
+    public RecipeTrainer(Path recipeFile, Path out, PrintStream err, int checkpointEvery, int logEvery, long stopAfterSteps) throws IOException {
+        this.recipeFile = recipeFile;
+        this.recipe = Recipe.load(recipeFile);
+        this.out = out;
+        this.err = err;
+        this.checkpointEvery = checkpointEvery;
+        this.logEvery = Math.max(1, logEvery);
+        this.stopAfterSteps = stopAfterSteps;
+    }
+
+    /** Runs (or, with {@code resume}, continues) the recipe. Returns false if stopped early by stopAfterSteps. */
+    public boolean run(boolean resume) throws IOException {
+        Files.createDirectories(out);
+        Path current = out.resolve("current");
+        recoverInterruptedSwap(current);
+        if (Files.exists(current.resolve(STATE)) && !resume) {
+            throw new IllegalArgumentException(out + " already holds a run (current/" + STATE + "): pass --resume to continue it, or choose another --out");
+        }
+        if (!Files.exists(current.resolve(STATE))) initialise(current);
+        State st = State.load(current.resolve(STATE));
+        if (!st.fingerprint.equals(Recipe.fingerprint(recipeFile))) {
+            throw new IllegalArgumentException(out + " was started with another recipe (fingerprint " + st.fingerprint
+                    + ", " + recipeFile + " has " + Recipe.fingerprint(recipeFile) + ")");
+        }
+        long stepsThisRun = 0;
+        for (int k = st.stage; k < recipe.stages().size(); k++) {
+            Recipe.Stage stage = recipe.stages().get(k);
+            StageRun run = new StageRun(k, stage, current, k == st.stage ? st : null);
+            int done = run.train(stopAfterSteps < 0 ? Long.MAX_VALUE : stopAfterSteps - stepsThisRun);
+            stepsThisRun += done;
+            if (run.step < stage.steps()) return false;
+            Path stageDir = out.resolve("stages").resolve(String.format(Locale.ROOT, "%02d-%s", k + 1, stage.name()));
+            copyModel(current, stageDir);
+            st = new State(k + 1, 0, st.fingerprint, run.wallSeconds, run.tokensSeen);
+            st.save(current.resolve(STATE));
+        }
+        if (recipe.outputs() != null) {
+            for (var e : recipe.outputs().entrySet()) {
+                int idx = stageIndex(e.getValue());
+                Path from = out.resolve("stages").resolve(String.format(Locale.ROOT, "%02d-%s", idx + 1, e.getValue()));
+                copyModel(from, out.resolve(e.getKey()));
+                err.println("wrote " + out.resolve(e.getKey()) + " (stage " + e.getValue() + ")");
+            }
+        }
+        return true;
+    }
+
+    private int stageIndex(String name) {
+        for (int i = 0; i < recipe.stages().size(); i++) if (recipe.stages().get(i).name().equals(name)) return i;
+        throw new IllegalArgumentException("recipe output names stage '" + name + "', which the recipe does not have");
+    }
+
+    // ================================================================================================ initialisation
+
+    private void initialise(Path current) throws IOException {
+        long t0 = System.nanoTime();
+        Path tokDir = out.resolve("tokenizer");
+        VisualWorld world = new VisualWorld(VisualWorld.Options.defaults());
+        int n = recipe.tokenizer().corpusExamples();
+        err.printf(Locale.ROOT, "tokenizer: training %d ranks on the text of %d synthetic examples%n", recipe.tokenizer().ranks(), n);
+        List<byte[]> ranks = BpeTrainer.train(world.corpus(recipe.seed(), n), recipe.tokenizer().ranks());
+        SpecialIds ids = TokenizerFiles.write(tokDir, ranks);
+        Path tmp = out.resolve("current.tmp");
+        deleteTree(tmp);
+        copyFiles(tokDir, tmp);
+        recipe.model().writeInitial(tmp, ids, recipe.seed());
+        Files.writeString(tmp.resolve("generation_config.json"), "{\n  \"temperature\": 0.0,\n  \"max_new_tokens\": 256\n}\n");
+        new State(0, 0, Recipe.fingerprint(recipeFile), 0, 0).save(tmp.resolve(STATE));
+        swapInto(tmp, current);
+        err.printf(Locale.ROOT, "initialised %s: vocabulary %d (%d ranks), %.1f s%n", current, ids.vocabSize(), ranks.size(), (System.nanoTime() - t0) / 1e9);
+    }
+
+    // ================================================================================================ one stage
+
+    private final class StageRun {
+        final int k;
+        final Recipe.Stage stage;
+        final Path current;
+        final TextGrad tg;
+        final VisionGrad vg;
+        final ExampleEncoder encoder;
+        final ExampleSource source;
+        final ModelConfig cfg;
+        final Map<String, Muon> muon = new LinkedHashMap<>();
+        final Map<String, AdamW> adam = new LinkedHashMap<>();
+        final Map<String, float[]> params = new LinkedHashMap<>();
+        final boolean trainText, trainVisionSide;
+        final double flopPerTextToken, flopPerPatch, flopPerMerged;
+        int step;
+        double wallSeconds, tokensSeen;
+
+        StageRun(int k, Recipe.Stage stage, Path current, State resumed) throws IOException {
+            this.k = k;
+            this.stage = stage;
+            this.current = current;
+            if (resumed == null || resumed.step == 0) applyStageConfig(current, stage);
+            cfg = ModelConfig.load(current);
+            try (SafetensorsCheckpoint ck = SafetensorsCheckpoint.open(current)) {
+                tg = new TextGrad(ck, cfg.text(), cfg.textPrefix());
+                vg = new VisionGrad(ck, cfg.vision(), cfg.text().hiddenSize());
+            }
+            Tokenizer tok = Tokenizer.load(current);
+            encoder = new ExampleEncoder(tok, ChatTemplate.load(current), PreprocessorConfig.load(current), cfg.mediaPlaceholderTokenId());
+            source = new ExampleSource(new VisualWorld(VisualWorld.Options.defaults()), stage.mix(), stage.needleChars() == null ? 2000 : stage.needleChars());
+            trainText = stage.train().contains("text");
+            trainVisionSide = stage.train().contains("vision") || stage.train().contains("projector");
+            params.putAll(tg.parameters());
+            for (String n : vg.parameterNames()) params.put(n, vg.parameter(n));
+            for (var e : params.entrySet()) {
+                String n = e.getKey();
+                if (!trains(n)) continue;
+                boolean text = n.startsWith(cfg.textPrefix());
+                long[] s = text ? tg.shape(n) : vg.shape(n);
+                boolean hidden = text && s.length == 2 && !n.contains("embed_tokens") && !n.contains("lm_head") && !n.endsWith("mlp.gate.weight");
+                if (hidden) muon.put(n, new Muon((int) s[0], (int) s[1], (float) stage.lr(), 0.01f));
+                else adam.put(n, new AdamW(e.getValue().length, (float) (text ? stage.adamLr() : stage.visionLr()), 0.9f, 0.95f, 1e-8f,
+                        s.length == 1 ? 0f : 0.01f));
+            }
+            flopPerTextToken = 6.0 * activeTextParams(cfg);
+            flopPerPatch = 6.0 * visionParamsPerPatch(cfg);
+            flopPerMerged = 6.0 * projectorParamsPerToken(cfg);
+            if (resumed != null && resumed.step > 0) {
+                restoreOptimizers(current.resolve(OPT));
+                step = resumed.step;
+                wallSeconds = resumed.wallSeconds;
+                tokensSeen = resumed.tokensSeen;
+                err.printf(Locale.ROOT, "[%s] resumed at step %d/%d%n", stage.name(), step, stage.steps());
+            }
+        }
+
+        boolean trains(String name) {
+            if (name.startsWith(cfg.textPrefix())) return trainText;
+            if (name.startsWith("vision_tower.")) return stage.train().contains("vision");
+            return stage.train().contains("projector");
+        }
+
+        /** Runs steps until the stage ends or {@code budget} steps were taken; returns the steps taken. */
+        int train(long budget) throws IOException {
+            int taken = 0;
+            double avg = Double.NaN;
+            long t0 = System.nanoTime();
+            double wall0 = wallSeconds, flops = 0;
+            int logged = 0;
+            if (step == 0) err.printf(Locale.ROOT, "[%s] %s: %d steps of %d examples, training %s%n", stage.name(), stage.kind(), stage.steps(), stage.batch(), stage.train());
+            while (step < stage.steps() && taken < budget) {
+                StepResult r = step(step + 1);
+                step++;
+                taken++;
+                tokensSeen += r.tokens;
+                flops += r.flop;
+                avg = Double.isNaN(avg) ? r.loss : 0.95 * avg + 0.05 * r.loss;
+                wallSeconds = wall0 + (System.nanoTime() - t0) / 1e9;
+                if (step % logEvery == 0 || step == stage.steps() || step == 1) {
+                    double el = (System.nanoTime() - t0) / 1e9;
+                    double gflops = flops / el / 1e9, tps = (tokensSeen) / Math.max(1e-9, wallSeconds);
+                    double eta = el / taken * (stage.steps() - step);
+                    err.printf(Locale.ROOT, "[%s] step %d/%d  loss %.4f (avg %.4f)  acc %.3f  %.0f tok/s  %.1f GFLOP/s  load max/min %.2f  ETA %s%n",
+                            stage.name(), step, stage.steps(), r.loss, avg, r.accuracy, r.tokens / r.seconds, gflops, r.loadSpread, eta(eta));
+                    log(stage, step, r, avg, gflops);
+                    logged++;
+                }
+                if (checkpointEvery > 0 && step % checkpointEvery == 0 && step < stage.steps()) checkpoint();
+            }
+            if (taken > 0) checkpoint();
+            return taken;
+        }
+
+        record StepResult(double loss, double accuracy, int tokens, double flop, double seconds, double loadSpread, double lrFactor) {}
+
+        StepResult step(int s) {
+            long t0 = System.nanoTime();
+            // ---- batch: examples encoded and packed into one sequence, images in prompt order
+            List<ExampleEncoder.Encoded> batch = new ArrayList<>();
+            int T = 0;
+            for (int b = 0; b < stage.batch(); b++) {
+                ExampleEncoder.Encoded e = encoder.encode(source.draw(ExampleSource.exampleSeed(recipe.seed(), k, s, b)), stage.thinking());
+                batch.add(e);
+                T += e.ids().length;
+            }
+            if (T > cfg.text().maxPositionEmbeddings() * stage.batch()) throw new IllegalStateException("batch of " + T + " tokens");
+            int[] ids = new int[T], targets = new int[T], seg = new int[T];
+            boolean[] isText = new boolean[T];
+            List<PreprocessedImage> images = new ArrayList<>();
+            long patches = 0, segSq = 0;
+            for (int o = 0, i = 0; i < batch.size(); i++) {
+                ExampleEncoder.Encoded e = batch.get(i);
+                int n = e.ids().length;
+                if (n > cfg.text().maxPositionEmbeddings()) {
+                    throw new IllegalStateException("stage " + stage.name() + " step " + s + ": an example of " + n
+                            + " tokens exceeds the context of " + cfg.text().maxPositionEmbeddings());
+                }
+                System.arraycopy(e.ids(), 0, ids, o, n);
+                System.arraycopy(e.targets(), 0, targets, o, n);
+                System.arraycopy(e.isText(), 0, isText, o, n);
+                java.util.Arrays.fill(seg, o, o + n, o);
+                images.addAll(e.images());
+                for (PreprocessedImage p : e.images()) patches += p.patches();
+                segSq += (long) n * n;
+                o += n;
+            }
+            // ---- forward and backward
+            float[] feats = images.isEmpty() ? new float[0] : vg.forward(images);
+            float[] emb = tg.embed(ids, isText, feats);
+            TextGrad.Result r = tg.lossAndGrads(emb, ids, isText, targets, seg);
+            if (!Double.isFinite(r.loss())) {
+                throw new DivergedException("stage " + stage.name() + " step " + s + ": the loss is " + r.loss()
+                        + "; the last good checkpoint is " + current + " (lower the learning rate and --resume)");
+            }
+            Map<String, float[]> grads = new LinkedHashMap<>(r.grads());
+            if (trainVisionSide && !images.isEmpty()) {
+                int D = cfg.text().hiddenSize();
+                float[] dFeats = new float[feats.length];
+                for (int t = 0, i = 0; t < T; t++) if (!isText[t]) System.arraycopy(r.dEmbeddings(), t * D, dFeats, D * i++, D);
+                grads.putAll(vg.backward(dFeats));
+            }
+            // ---- global-norm clip over what trains, then the optimizers with the schedule's factor
+            double sq = 0;
+            for (var e : grads.entrySet()) {
+                if (!trains(e.getKey())) continue;
+                for (float g : e.getValue()) sq += (double) g * g;
+            }
+            double norm = Math.sqrt(sq);
+            float clip = norm > CLIP ? (float) (CLIP / norm) : 1f;
+            float f = (float) stage.lrFactor(s);
+            for (var e : params.entrySet()) {
+                float[] g = grads.get(e.getKey());
+                if (g == null || !trains(e.getKey())) continue;
+                if (clip != 1f) for (int i = 0; i < g.length; i++) g[i] *= clip;
+                Muon m = muon.get(e.getKey());
+                if (m != null) m.step(e.getValue(), g, f);
+                else adam.get(e.getKey()).step(e.getValue(), g, f);
+            }
+            // ---- aux-loss-free balancing of the routed experts (only while the language model trains)
+            double spread = 0;
+            for (int l = 0; l < r.expertLoad().length; l++) {
+                int[] load = r.expertLoad()[l];
+                if (load == null) continue;
+                double mean = 0;
+                int max = 0, min = Integer.MAX_VALUE;
+                for (int v : load) { mean += v; max = Math.max(max, v); min = Math.min(min, v); }
+                mean /= load.length;
+                spread = Math.max(spread, (double) max / Math.max(1, min));
+                if (!trainText) continue;
+                float[] bias = params.get(cfg.textPrefix() + "model.layers." + l + ".mlp.gate.e_score_correction_bias");
+                if (bias != null) for (int e = 0; e < load.length; e++) bias[e] += BIAS_STEP * Math.signum((float) (mean - load[e]));
+            }
+            int scored = 0;
+            for (ExampleEncoder.Encoded e : batch) scored += e.scored();
+            double flop = flopPerTextToken * T + 6.0 * attentionFlopPerPair(cfg) * segSq / 2
+                    + (images.isEmpty() ? 0 : flopPerPatch * patches + flopPerMerged * (patches / 4.0));
+            return new StepResult(r.loss(), (double) r.correct() / Math.max(1, scored), T, flop, (System.nanoTime() - t0) / 1e9, spread, f);
+        }
+
+        void log(Recipe.Stage stage, int s, StepResult r, double avg, double gflops) {
+            ObjectNode line = JSON.createObjectNode();
+            line.put("stage", stage.name());
+            line.put("kind", stage.kind());
+            line.put("step", s);
+            line.put("loss", r.loss);
+            line.put("loss_avg", avg);
+            line.put("token_accuracy", r.accuracy);
+            line.put("lr_factor", r.lrFactor);
+            line.put("tokens", r.tokens);
+            line.put("tokens_per_s", r.tokens / r.seconds);
+            line.put("gflop_per_s", gflops);
+            line.put("expert_load_max_over_min", r.loadSpread);
+            line.put("wall_s", wallSeconds);
+            try {
+                Files.writeString(out.resolve("train_log.jsonl"), new ObjectMapper().writeValueAsString(line) + "\n",
+                        StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+
+        /** Writes weights, optimizer states and the cursor to current/, atomically. */
+        void checkpoint() throws IOException {
+            Path tmp = out.resolve("current.tmp");
+            deleteTree(tmp);
+            Files.createDirectories(tmp);
+            try (Stream<Path> files = Files.list(current)) {
+                for (Path p : (Iterable<Path>) files::iterator) {
+                    String n = p.getFileName().toString();
+                    if (Files.isRegularFile(p) && !n.equals("model.safetensors") && !n.equals(OPT) && !n.equals(STATE)) {
+                        Files.copy(p, tmp.resolve(n));
+                    }
+                }
+            }
+            Map<String, TensorData> shapesFrom = SafeTensorsFile.open(current.resolve("model.safetensors")).tensors();
+            SafeTensorsWriter w = new SafeTensorsWriter();
+            for (var e : shapesFrom.entrySet()) {
+                float[] v = params.get(e.getKey());
+                w.f32(e.getKey(), v != null ? v : e.getValue().toFloats(), e.getValue().shape());
+            }
+            w.write(tmp.resolve("model.safetensors"));
+            SafeTensorsWriter o = new SafeTensorsWriter();
+            for (var e : muon.entrySet()) o.f32("muon." + e.getKey(), e.getValue().buffer(), e.getValue().buffer().length);
+            int[] adamSteps = new int[adam.size()];
+            int i = 0;
+            for (var e : adam.entrySet()) {
+                o.f32("adam_m." + e.getKey(), e.getValue().firstMoment(), e.getValue().firstMoment().length);
+                o.f32("adam_v." + e.getKey(), e.getValue().secondMoment(), e.getValue().secondMoment().length);
+                adamSteps[i++] = e.getValue().steps();
+            }
+            if (adamSteps.length > 0) o.i32("adam_steps", adamSteps, adamSteps.length);
+            o.write(tmp.resolve(OPT));
+            new State(k, step, Recipe.fingerprint(recipeFile), wallSeconds, tokensSeen).save(tmp.resolve(STATE));
+            swapInto(tmp, current);
+        }
+
+        void restoreOptimizers(Path file) {
+            Map<String, TensorData> t = SafeTensorsFile.open(file).tensors();
+            for (var e : muon.entrySet()) copyInto(t, "muon." + e.getKey(), e.getValue().buffer());
+            int[] steps = t.containsKey("adam_steps") ? t.get("adam_steps").toInts() : new int[0];
+            int i = 0;
+            for (var e : adam.entrySet()) {
+                copyInto(t, "adam_m." + e.getKey(), e.getValue().firstMoment());
+                copyInto(t, "adam_v." + e.getKey(), e.getValue().secondMoment());
+                e.getValue().restoreSteps(steps[i++]);
+            }
+        }
+    }
+
+    private static void copyInto(Map<String, TensorData> t, String name, float[] dst) {
+        TensorData d = t.get(name);
+        if (d == null) throw new IllegalStateException("optimizer state has no " + name);
+        float[] v = d.toFloats();
+        if (v.length != dst.length) throw new IllegalStateException("optimizer state " + name + " has " + v.length + " values, expected " + dst.length);
+        System.arraycopy(v, 0, dst, 0, v.length);
+    }
+
+    /** A stage that changes the RoPE base or the context rewrites config.json before its first step. */
+    private void applyStageConfig(Path current, Recipe.Stage stage) throws IOException {
+        if (stage.ropeTheta() == null && stage.maxPositions() == null) return;
+        ObjectNode root = (ObjectNode) JSON.readTree(current.resolve("config.json").toFile());
+        ObjectNode text = (ObjectNode) root.get("text_config");
+        if (stage.ropeTheta() != null) text.put("rope_theta", stage.ropeTheta());
+        if (stage.maxPositions() != null) text.put("max_position_embeddings", stage.maxPositions());
+        Path tmp = current.resolve("config.json.tmp");
+        Files.writeString(tmp, JSON.writeValueAsString(root));
+        Files.move(tmp, current.resolve("config.json"), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    // ================================================================================================ FLOP counts
+
+    /** Multiply-adds per token of the language model's products (attention projections, FFN as routed, output head). */
+    static double activeTextParams(ModelConfig cfg) {
+        var c = cfg.text();
+        int D = c.hiddenSize(), H = c.numHeads(), qh = c.qkNopeHeadDim() + c.qkRopeHeadDim();
+        double attn = (double) D * H * qh + (double) D * (c.kvLoraRank() + c.qkRopeHeadDim())
+                + (double) c.kvLoraRank() * H * (c.qkNopeHeadDim() + c.vHeadDim()) + (double) H * c.vHeadDim() * D;
+        double total = (double) c.vocabSize() * D;
+        for (int l = 0; l < c.numLayers(); l++) {
+            total += attn;
+            total += c.isMoeLayer(l)
+                    ? 3.0 * D * c.moeIntermediateSize() * (c.numExpertsPerTok() + c.nSharedExperts()) + (double) D * c.nRoutedExperts()
+                    : 3.0 * D * c.intermediateSize();
+        }
+        return total;
+    }
+
+    /** Multiply-adds per (query, key) pair of causal attention over all layers: q·k and p·v per head. */
+    static double attentionFlopPerPair(ModelConfig cfg) {
+        var c = cfg.text();
+        return (double) c.numLayers() * c.numHeads() * (c.qkNopeHeadDim() + c.qkRopeHeadDim() + c.vHeadDim());
+    }
+
+    static double visionParamsPerPatch(ModelConfig cfg) {
+        var v = cfg.vision();
+        double d = v.hiddenSize();
+        return 14.0 * 14 * 3 * d + v.numLayers() * (4 * d * d + 2 * d * v.intermediateSize());
+    }
+
+    static double projectorParamsPerToken(ModelConfig cfg) {
+        double sd = 4.0 * cfg.vision().hiddenSize();
+        return sd * sd + sd * cfg.text().hiddenSize();
+    }
+
+    // ================================================================================================ files
+
+    /** What a checkpoint folder's trainer_state.json holds: the next step to run is (stage, step + 1). */
+    record State(int stage, int step, String fingerprint, double wallSeconds, double tokensSeen) {
+        static State load(Path f) throws IOException {
+            JsonNode n = JSON.readTree(f.toFile());
+            return new State(n.get("stage").asInt(), n.get("step").asInt(), n.get("recipe_fingerprint").asText(),
+                    n.path("wall_s").asDouble(), n.path("tokens_seen").asDouble());
+        }
+
+        void save(Path f) throws IOException {
+            ObjectNode n = JSON.createObjectNode();
+            n.put("stage", stage);
+            n.put("step", step);
+            n.put("recipe_fingerprint", fingerprint);
+            n.put("wall_s", wallSeconds);
+            n.put("tokens_seen", tokensSeen);
+            Path tmp = f.resolveSibling(f.getFileName() + ".tmp");
+            Files.writeString(tmp, JSON.writeValueAsString(n));
+            Files.move(tmp, f, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        }
+    }
+
+    /** tmp → dst: the old dst is renamed to dst.old first and removed after, so some complete copy always exists. */
+    static void swapInto(Path tmp, Path dst) throws IOException {
+        Path old = dst.resolveSibling(dst.getFileName() + ".old");
+        deleteTree(old);
+        if (Files.exists(dst)) Files.move(dst, old, StandardCopyOption.ATOMIC_MOVE);
+        Files.move(tmp, dst, StandardCopyOption.ATOMIC_MOVE);
+        deleteTree(old);
+    }
+
+    /** A kill between the two renames of {@link #swapInto} leaves only dst.old: it is the last complete checkpoint. */
+    static void recoverInterruptedSwap(Path dst) throws IOException {
+        Path old = dst.resolveSibling(dst.getFileName() + ".old");
+        if (!Files.exists(dst) && Files.exists(old)) Files.move(old, dst, StandardCopyOption.ATOMIC_MOVE);
+        else if (Files.exists(dst) && Files.exists(old)) deleteTree(old);
+    }
+
+    /** The model files of a checkpoint (not its optimizer state) into dst, atomically. */
+    static void copyModel(Path from, Path dst) throws IOException {
+        Path tmp = dst.resolveSibling(dst.getFileName() + ".tmp");
+        deleteTree(tmp);
+        Files.createDirectories(tmp);
+        try (Stream<Path> files = Files.list(from)) {
+            for (Path p : (Iterable<Path>) files::iterator) {
+                String n = p.getFileName().toString();
+                if (Files.isRegularFile(p) && !n.equals(OPT) && !n.equals(STATE)) Files.copy(p, tmp.resolve(n));
+            }
+        }
+        Files.createDirectories(dst.getParent());
+        swapInto(tmp, dst);
+    }
+
+    static void copyFiles(Path from, Path to) throws IOException {
+        Files.createDirectories(to);
+        try (Stream<Path> files = Files.list(from)) {
+            for (Path p : (Iterable<Path>) files::iterator) if (Files.isRegularFile(p)) Files.copy(p, to.resolve(p.getFileName()), StandardCopyOption.REPLACE_EXISTING);
+        }
+    }
+
+    static void deleteTree(Path p) throws IOException {
+        if (!Files.exists(p)) return;
+        try (Stream<Path> w = Files.walk(p)) {
+            for (Path q : w.sorted(Comparator.reverseOrder()).toList()) Files.delete(q);
+        }
+    }
+
+    private static String eta(double s) {
+        if (!Double.isFinite(s)) return "?";
+        long t = Math.round(s);
+        return t >= 3600 ? String.format(Locale.ROOT, "%dh%02dm", t / 3600, t % 3600 / 60) : String.format(Locale.ROOT, "%dm%02ds", t / 60, t % 60);
+    }
+}
