@@ -7,6 +7,8 @@ import dev.kimivl.io.WeightSource;
 import dev.kimivl.vision.PreprocessedImage;
 
 import java.nio.file.Path;
+import dev.kimivl.tensor.Parallel;
+import dev.kimivl.tensor.VectorMath;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -443,88 +445,93 @@ public final class VisionGrad {
         }
     }
 
-    /** Softmax probabilities P [n, n] of one head of one image: P = softmax(q·kᵀ/√d) row by row (non-causal). */
-    private float[] probabilities(float[] qkv, int start, int n, int h) {
-        int stride = 3 * dim;
-        double scale = 1 / Math.sqrt(headDim);
+    /**
+     * Softmax probabilities P [n, n] of one head of one image: P = softmax(q·kᵀ/√d) row by row (non-causal). q and k
+     * of the head are first gathered into contiguous [n, d] rows so the dots are unit-stride vector products.
+     */
+    private float[] probabilities(float[] q, float[] k, int n) {
+        float scale = (float) (1 / Math.sqrt(headDim));
         float[] pr = new float[n * n];
         for (int i = 0; i < n; i++) {
-            int qo = (start + i) * stride + h * headDim;
-            double max = Double.NEGATIVE_INFINITY;
+            float max = Float.NEGATIVE_INFINITY;
             for (int j = 0; j < n; j++) {
-                int ko = (start + j) * stride + dim + h * headDim;
-                double s = 0;
-                for (int c = 0; c < headDim; c++) s += qkv[qo + c] * qkv[ko + c];
-                pr[i * n + j] = (float) (s * scale);
-                max = Math.max(max, pr[i * n + j]);
+                float s = VectorMath.dot(q, i * headDim, k, j * headDim, headDim) * scale;
+                pr[i * n + j] = s;
+                max = Math.max(max, s);
             }
             double sum = 0;
-            for (int j = 0; j < n; j++) { pr[i * n + j] = (float) Math.exp(pr[i * n + j] - max); sum += pr[i * n + j]; }
-            for (int j = 0; j < n; j++) pr[i * n + j] /= sum;
+            for (int j = 0; j < n; j++) { float e = (float) Math.exp(pr[i * n + j] - max); pr[i * n + j] = e; sum += e; }
+            float inv = (float) (1 / sum);
+            for (int j = 0; j < n; j++) pr[i * n + j] *= inv;
         }
         return pr;
     }
 
-    /** out [L, D]: per image and head, O = P·V (keys and values of the same image only). */
+    /** Columns [off, off + headDim) of rows [s0, s0 + n) of qkv [L, 3D] as a contiguous [n, headDim] block. */
+    private float[] gather(float[] qkv, int s0, int n, int off) {
+        float[] b = new float[n * headDim];
+        for (int i = 0; i < n; i++) System.arraycopy(qkv, (s0 + i) * 3 * dim + off, b, i * headDim, headDim);
+        return b;
+    }
+
+    /** out [L, D]: per image and head, O = P·V (keys and values of the same image only); (image, head) pairs in parallel. */
     private float[] attention(float[] qkv, int[] starts, int[] counts, int L) {
-        int stride = 3 * dim;
         float[] out = new float[L * dim];
-        for (int m = 0; m < starts.length; m++) {
-            int s0 = starts[m], n = counts[m];
-            for (int h = 0; h < heads; h++) {
-                float[] pr = probabilities(qkv, s0, n, h);
+        int pairs = starts.length * heads;
+        Parallel.forRange(pairs, 1, (p0, p1) -> {
+            for (int p = p0; p < p1; p++) {
+                int m = p / heads, h = p % heads, s0 = starts[m], n = counts[m];
+                float[] q = gather(qkv, s0, n, h * headDim), k = gather(qkv, s0, n, dim + h * headDim), v = gather(qkv, s0, n, 2 * dim + h * headDim);
+                float[] pr = probabilities(q, k, n);
                 for (int i = 0; i < n; i++) {
-                    for (int j = 0; j < n; j++) {
-                        double pij = pr[i * n + j];
-                        int vo = (s0 + j) * stride + 2 * dim + h * headDim;
-                        for (int c = 0; c < headDim; c++) out[(s0 + i) * dim + h * headDim + c] += pij * qkv[vo + c];
-                    }
+                    int o = (s0 + i) * dim + h * headDim;
+                    for (int j = 0; j < n; j++) VectorMath.axpy(pr[i * n + j], v, j * headDim, out, o, headDim);
                 }
             }
-        }
+        });
         return out;
     }
 
     /**
      * Attention backward, P recomputed from the saved q, k: dV = Pᵀ·dO, dP = dO·Vᵀ,
      * dS = P ∘ (dP − rowsum(dP ∘ P)) (softmax), dq = dS·k/√d, dk = dSᵀ·q/√d. Returns d qkv [L, 3D].
+     * Each (image, head) pair writes its own columns of d qkv, so the pairs run in parallel.
      */
     private float[] attentionBackward(float[] qkv, float[] dOut, int[] starts, int[] counts, int L) {
         int stride = 3 * dim;
-        double scale = 1 / Math.sqrt(headDim);
+        float scale = (float) (1 / Math.sqrt(headDim));
         float[] dQkv = new float[L * stride];
-        for (int m = 0; m < starts.length; m++) {
-            int s0 = starts[m], n = counts[m];
-            for (int h = 0; h < heads; h++) {
-                float[] pr = probabilities(qkv, s0, n, h);
-                int qOff = h * headDim, kOff = dim + h * headDim, vOff = 2 * dim + h * headDim;
+        int pairs = starts.length * heads;
+        Parallel.forRange(pairs, 1, (p0, p1) -> {
+            for (int p = p0; p < p1; p++) {
+                int m = p / heads, h = p % heads, s0 = starts[m], n = counts[m];
+                float[] q = gather(qkv, s0, n, h * headDim), k = gather(qkv, s0, n, dim + h * headDim), v = gather(qkv, s0, n, 2 * dim + h * headDim);
+                float[] dO = new float[n * headDim];
+                for (int i = 0; i < n; i++) System.arraycopy(dOut, (s0 + i) * dim + h * headDim, dO, i * headDim, headDim);
+                float[] pr = probabilities(q, k, n);
+                float[] dq = new float[n * headDim], dk = new float[n * headDim], dv = new float[n * headDim], dP = new float[n];
                 for (int i = 0; i < n; i++) {
-                    int doRow = (s0 + i) * dim + h * headDim;
-                    // dP[i, j] = dO[i]·v[j]; dV[j] += P[i, j]·dO[i]
-                    float[] dP = new float[n];
                     double rowDot = 0;                                  // Σ_j dP[i, j]·P[i, j]
                     for (int j = 0; j < n; j++) {
-                        int vRow = (s0 + j) * stride + vOff;
-                        double s = 0;
-                        for (int c = 0; c < headDim; c++) {
-                            s += dOut[doRow + c] * qkv[vRow + c];
-                            dQkv[vRow + c] += pr[i * n + j] * dOut[doRow + c];
-                        }
-                        dP[j] = (float) s;
-                        rowDot += s * pr[i * n + j];
+                        float pij = pr[i * n + j];
+                        dP[j] = VectorMath.dot(dO, i * headDim, v, j * headDim, headDim);
+                        VectorMath.axpy(pij, dO, i * headDim, dv, j * headDim, headDim);
+                        rowDot += (double) dP[j] * pij;
                     }
-                    int qRow = (s0 + i) * stride + qOff;
                     for (int j = 0; j < n; j++) {
-                        double dS = pr[i * n + j] * (dP[j] - rowDot) * scale;   // d loss / d (q·k), scale folded in
-                        int kRow = (s0 + j) * stride + kOff;
-                        for (int c = 0; c < headDim; c++) {
-                            dQkv[qRow + c] += dS * qkv[kRow + c];
-                            dQkv[kRow + c] += dS * qkv[qRow + c];
-                        }
+                        float dS = (float) (pr[i * n + j] * (dP[j] - rowDot)) * scale;   // d loss / d (q·k), scale folded in
+                        VectorMath.axpy(dS, k, j * headDim, dq, i * headDim, headDim);
+                        VectorMath.axpy(dS, q, i * headDim, dk, j * headDim, headDim);
                     }
                 }
+                for (int i = 0; i < n; i++) {
+                    int row = (s0 + i) * stride;
+                    System.arraycopy(dq, i * headDim, dQkv, row + h * headDim, headDim);
+                    System.arraycopy(dk, i * headDim, dQkv, row + dim + h * headDim, headDim);
+                    System.arraycopy(dv, i * headDim, dQkv, row + 2 * dim + h * headDim, headDim);
+                }
             }
-        }
+        });
         return dQkv;
     }
 

@@ -136,9 +136,19 @@ public final class RecipeTrainer {
         Path tokDir = out.resolve("tokenizer");
         VisualWorld world = new VisualWorld(VisualWorld.Options.defaults());
         int n = recipe.tokenizer().corpusExamples();
-        err.printf(Locale.ROOT, "tokenizer: training %d ranks on the text of %d synthetic examples%n", recipe.tokenizer().ranks(), n);
-        List<byte[]> ranks = BpeTrainer.train(world.corpus(recipe.seed(), n), recipe.tokenizer().ranks());
-        SpecialIds ids = TokenizerFiles.write(tokDir, ranks);
+        SpecialIds ids;
+        int numRanks;
+        if (Files.isRegularFile(tokDir.resolve("tokenizer_config.json")) && Files.isRegularFile(tokDir.resolve("tiktoken.model"))) {
+            // a run killed after its tokenizer was written: the files are complete (tokenizer_config.json comes last)
+            try (Stream<String> lines = Files.lines(tokDir.resolve("tiktoken.model"))) { numRanks = (int) lines.count(); }
+            ids = TokenizerFiles.layout(numRanks, TokenizerFiles.defaultVocabSize(numRanks));
+            err.printf(Locale.ROOT, "tokenizer: reusing %s (%d ranks)%n", tokDir, numRanks);
+        } else {
+            err.printf(Locale.ROOT, "tokenizer: training %d ranks on the text of %d synthetic examples%n", recipe.tokenizer().ranks(), n);
+            List<byte[]> ranks = BpeTrainer.train(ExampleSource.corpus(world, recipe.seed(), n), recipe.tokenizer().ranks());
+            ids = TokenizerFiles.write(tokDir, ranks);
+            numRanks = ranks.size();
+        }
         Path tmp = out.resolve("current.tmp");
         deleteTree(tmp);
         copyFiles(tokDir, tmp);
@@ -146,7 +156,7 @@ public final class RecipeTrainer {
         Files.writeString(tmp.resolve("generation_config.json"), "{\n  \"temperature\": 0.0,\n  \"max_new_tokens\": 256\n}\n");
         new State(0, 0, Recipe.fingerprint(recipeFile), 0, 0).save(tmp.resolve(STATE));
         swapInto(tmp, current);
-        err.printf(Locale.ROOT, "initialised %s: vocabulary %d (%d ranks), %.1f s%n", current, ids.vocabSize(), ranks.size(), (System.nanoTime() - t0) / 1e9);
+        err.printf(Locale.ROOT, "initialised %s: vocabulary %d (%d ranks), %.1f s%n", current, ids.vocabSize(), numRanks, (System.nanoTime() - t0) / 1e9);
     }
 
     // ================================================================================================ one stage
@@ -221,8 +231,23 @@ public final class RecipeTrainer {
             double wall0 = wallSeconds, flops = 0;
             int logged = 0;
             if (step == 0) err.printf(Locale.ROOT, "[%s] %s: %d steps of %d examples, training %s%n", stage.name(), stage.kind(), stage.steps(), stage.batch(), stage.train());
+            java.util.concurrent.ExecutorService data = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
+                Thread t = new Thread(r, "kimivl-train-data");
+                t.setDaemon(true);
+                return t;
+            });
+            java.util.concurrent.Future<List<ExampleEncoder.Encoded>> next = null;
+            try {
             while (step < stage.steps() && taken < budget) {
-                StepResult r = step(step + 1);
+                final int s = step + 1;
+                List<ExampleEncoder.Encoded> batch;
+                try {
+                    batch = next != null ? next.get() : batch(s);
+                } catch (InterruptedException | java.util.concurrent.ExecutionException e) {
+                    throw new IllegalStateException("preparing step " + s + " of stage " + stage.name() + ": " + e.getCause(), e.getCause());
+                }
+                next = s < stage.steps() && taken + 1 < budget ? data.submit(() -> batch(s + 1)) : null;
+                StepResult r = step(s, batch);
                 step++;
                 taken++;
                 tokensSeen += r.tokens;
@@ -240,22 +265,29 @@ public final class RecipeTrainer {
                 }
                 if (checkpointEvery > 0 && step % checkpointEvery == 0 && step < stage.steps()) checkpoint();
             }
+            } finally {
+                data.shutdownNow();
+            }
             if (taken > 0) checkpoint();
             return taken;
         }
 
         record StepResult(double loss, double accuracy, int tokens, double flop, double seconds, double loadSpread, double lrFactor) {}
 
-        StepResult step(int s) {
-            long t0 = System.nanoTime();
-            // ---- batch: examples encoded and packed into one sequence, images in prompt order
+        /** Step s's examples, encoded: drawn and rendered on the data thread while the previous step computes. */
+        List<ExampleEncoder.Encoded> batch(int s) {
             List<ExampleEncoder.Encoded> batch = new ArrayList<>();
-            int T = 0;
             for (int b = 0; b < stage.batch(); b++) {
-                ExampleEncoder.Encoded e = encoder.encode(source.draw(ExampleSource.exampleSeed(recipe.seed(), k, s, b)), stage.thinking());
-                batch.add(e);
-                T += e.ids().length;
+                batch.add(encoder.encode(source.draw(ExampleSource.exampleSeed(recipe.seed(), k, s, b)), stage.thinking()));
             }
+            return batch;
+        }
+
+        StepResult step(int s, List<ExampleEncoder.Encoded> batch) {
+            long t0 = System.nanoTime();
+            // ---- batch: examples packed into one sequence, images in prompt order
+            int T = 0;
+            for (ExampleEncoder.Encoded e : batch) T += e.ids().length;
             if (T > cfg.text().maxPositionEmbeddings() * stage.batch()) throw new IllegalStateException("batch of " + T + " tokens");
             int[] ids = new int[T], targets = new int[T], seg = new int[T];
             boolean[] isText = new boolean[T];
@@ -277,14 +309,17 @@ public final class RecipeTrainer {
                 segSq += (long) n * n;
                 o += n;
             }
+            long tData = System.nanoTime();
             // ---- forward and backward
             float[] feats = images.isEmpty() ? new float[0] : vg.forward(images);
+            long tVis = System.nanoTime();
             float[] emb = tg.embed(ids, isText, feats);
             TextGrad.Result r = tg.lossAndGrads(emb, ids, isText, targets, seg);
             if (!Double.isFinite(r.loss())) {
                 throw new DivergedException("stage " + stage.name() + " step " + s + ": the loss is " + r.loss()
                         + "; the last good checkpoint is " + current + " (lower the learning rate and --resume)");
             }
+            long tText = System.nanoTime();
             Map<String, float[]> grads = new LinkedHashMap<>(r.grads());
             if (trainVisionSide && !images.isEmpty()) {
                 int D = cfg.text().hiddenSize();
@@ -292,6 +327,7 @@ public final class RecipeTrainer {
                 for (int t = 0, i = 0; t < T; t++) if (!isText[t]) System.arraycopy(r.dEmbeddings(), t * D, dFeats, D * i++, D);
                 grads.putAll(vg.backward(dFeats));
             }
+            long tVisB = System.nanoTime();
             // ---- global-norm clip over what trains, then the optimizers with the schedule's factor
             double sq = 0;
             for (var e : grads.entrySet()) {
@@ -325,6 +361,11 @@ public final class RecipeTrainer {
             }
             int scored = 0;
             for (ExampleEncoder.Encoded e : batch) scored += e.scored();
+            long tEnd = System.nanoTime();
+            if (Boolean.getBoolean("kimivl.trainProfile")) {
+                err.printf(Locale.ROOT, "  profile: data %.2f s, vision fwd %.2f, text fwd+bwd %.2f, vision bwd %.2f, optimizer %.2f; T %d, patches %d%n",
+                        (tData - t0) / 1e9, (tVis - tData) / 1e9, (tText - tVis) / 1e9, (tVisB - tText) / 1e9, (tEnd - tVisB) / 1e9, T, patches);
+            }
             double flop = flopPerTextToken * T + 6.0 * attentionFlopPerPair(cfg) * segSq / 2
                     + (images.isEmpty() ? 0 : flopPerPatch * patches + flopPerMerged * (patches / 4.0));
             return new StepResult(r.loss(), (double) r.correct() / Math.max(1, scored), T, flop, (System.nanoTime() - t0) / 1e9, spread, f);

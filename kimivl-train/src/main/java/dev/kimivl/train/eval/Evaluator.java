@@ -1,0 +1,73 @@
+package dev.kimivl.train.eval;
+
+import dev.kimivl.generate.Generator;
+import dev.kimivl.generate.SamplingParams;
+import dev.kimivl.model.KimiVL;
+import dev.kimivl.text.ThinkingSplit;
+import dev.kimivl.train.data.Example;
+import dev.kimivl.train.data.VisualWorld;
+import dev.kimivl.train.recipe.ExampleEncoder;
+import dev.kimivl.train.recipe.ExampleSource;
+import dev.kimivl.vision.LoadedImage;
+
+import java.awt.image.BufferedImage;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.function.IntFunction;
+
+/**
+ * Scores a model on fresh synthetic examples through the inference path a user gets ({@link KimiVL#prompt}, greedy
+ * {@link Generator}): each example's seed is drawn from {@link ExampleSource#EVAL_SEED_BASE} up, where training never
+ * draws. The question types are dealt round-robin so that every type gets n / types examples; an answer is right
+ * when {@link VisualWorld#correct} accepts the text after a Thinking model's reasoning block.
+ */
+public final class Evaluator {
+    /** One question type's tally. */
+    public record TypeScore(String type, int right, int total) {
+        public double accuracy() { return total == 0 ? 0 : (double) right / total; }
+    }
+
+    /** The whole evaluation: overall and per type, and the first few wrong answers for a look. */
+    public record Report(String task, int right, int total, Map<String, TypeScore> byType, List<String> wrong) {
+        public double overall() { return total == 0 ? 0 : (double) right / total; }
+    }
+
+    public interface Progress { void done(int finished, int total); }
+
+    private Evaluator() {}
+
+    /** The synthetic-vqa task: {@code n} single-image questions, every VQA type equally often. */
+    public static Report syntheticVqa(KimiVL model, VisualWorld world, int n, long seed, Progress progress) {
+        List<String> types = VisualWorld.vqaTypes();
+        return run("synthetic-vqa", model, n, i -> world.vqa(evalSeed(seed, i), types.get(i % types.size())), 48, progress);
+    }
+
+    public static long evalSeed(long seed, int i) { return ExampleSource.EVAL_SEED_BASE + seed * 1_000_003L + i; }
+
+    /** Runs {@code n} examples made by {@code make} and tallies them by type. */
+    public static Report run(String task, KimiVL model, int n, IntFunction<Example> make, int maxTokens, Progress progress) {
+        Map<String, int[]> tally = new TreeMap<>();
+        List<String> wrong = new ArrayList<>();
+        int right = 0;
+        Generator gen = model.generator(0);
+        for (int i = 0; i < n; i++) {
+            Example ex = make.apply(i);
+            List<LoadedImage> ims = new ArrayList<>();
+            for (BufferedImage b : ex.images()) ims.add(ExampleEncoder.toLoaded(b));
+            KimiVL.Prompt p = model.prompt(ExampleEncoder.userTurn(ex), ims);
+            String text = gen.generate(p.embeddings(), p.ids(), SamplingParams.greedy(maxTokens), t -> {}).text();
+            String answer = ThinkingSplit.answerOf(text).strip();
+            boolean ok = VisualWorld.correct(ex, answer);
+            int[] t = tally.computeIfAbsent(ex.type(), k -> new int[2]);
+            t[1]++;
+            if (ok) { t[0]++; right++; }
+            else if (wrong.size() < 20) wrong.add(ex.type() + ": \"" + ex.question() + "\" → \"" + answer + "\" (expected \"" + ex.answer() + "\")");
+            if (progress != null) progress.done(i + 1, n);
+        }
+        Map<String, TypeScore> by = new TreeMap<>();
+        for (var e : tally.entrySet()) by.put(e.getKey(), new TypeScore(e.getKey(), e.getValue()[0], e.getValue()[1]));
+        return new Report(task, right, n, by, wrong);
+    }
+}
