@@ -22,6 +22,7 @@ import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.net.BindException;
 import java.net.InetSocketAddress;
+import java.net.ServerSocket;
 import java.net.UnknownHostException;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
@@ -76,20 +77,41 @@ public final class OpenAiServer implements AutoCloseable {
     }
 
     private static HttpServer bind(ServerOptions o) throws IOException {
-        String where = o.hostPort(o.port());
-        InetSocketAddress addr = new InetSocketAddress(o.host(), o.port());
-        if (addr.isUnresolved()) throw new UnknownHostException("cannot listen on " + where + ": the host name '" + o.host() + "' does not resolve");
         try {
-            return HttpServer.create(addr, 64);
+            return HttpServer.create(address(o), 64);
         } catch (BindException e) {
-            String m = String.valueOf(e.getMessage());
-            String why = m.contains("in use")
-                    ? "the address is already in use (another process is listening on port " + o.port() + "; stop it or choose another port)"
-                    : m.contains("assign") ? m + " (" + o.host() + " is not an address of this machine)" : m;
-            BindException b = new BindException("cannot listen on " + where + ": " + why);
-            b.initCause(e);
-            throw b;
+            throw bindError(o, e);
         }
+    }
+
+    /**
+     * Fails as the constructor would if the address cannot be bound, naming it; for {@code kimivl serve} to check
+     * before it spends minutes loading a model. The port is free again when this returns.
+     */
+    public static void checkCanBind(ServerOptions o) throws IOException {
+        try (ServerSocket probe = new ServerSocket()) {
+            probe.setReuseAddress(true);            // as HttpServer binds, so that the two agree
+            probe.bind(address(o));
+        } catch (BindException e) {
+            throw bindError(o, e);
+        }
+    }
+
+    private static InetSocketAddress address(ServerOptions o) throws UnknownHostException {
+        InetSocketAddress addr = new InetSocketAddress(o.host(), o.port());
+        if (addr.isUnresolved()) throw new UnknownHostException("cannot listen on " + o.hostPort(o.port()) + ": the host name '" + o.host() + "' does not resolve");
+        return addr;
+    }
+
+    /** The JDK says only "Address already in use": the user needs to know which address. */
+    private static BindException bindError(ServerOptions o, BindException e) {
+        String m = String.valueOf(e.getMessage());
+        String why = m.contains("in use")
+                ? "the address is already in use (another process is listening on port " + o.port() + "; stop it or choose another port)"
+                : m.contains("assign") ? m + " (" + o.host() + " is not an address of this machine)" : m;
+        BindException b = new BindException("cannot listen on " + o.hostPort(o.port()) + ": " + why);
+        b.initCause(e);
+        return b;
     }
 
     public void start() { http.start(); }

@@ -328,6 +328,23 @@ class ServerApiTest {
     }
 
     @Test
+    void aFreePortPassesTheCheckAndStaysFree() throws Exception {
+        int port;
+        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getByName("127.0.0.1"))) { port = s.getLocalPort(); }
+        OpenAiServer.checkCanBind(ServerOptions.local(port));
+        try (OpenAiServer bound = new OpenAiServer(engine, new ServerDefaults("s", 16, 0.0, 0), ServerOptions.local(port))) {
+            assertEquals(port, bound.port());
+        }
+    }
+
+    @Test
+    void anUnknownHostIsNamed() {
+        var e = assertThrows(java.net.UnknownHostException.class,
+                () -> OpenAiServer.checkCanBind(ServerOptions.local(8080).withHost("no-such-host.invalid")));
+        assertTrue(e.getMessage().contains("no-such-host.invalid:8080"), e.getMessage());
+    }
+
+    @Test
     void aBusyPortIsNamedInTheError() throws Exception {
         try (ServerSocket taken = new ServerSocket(0, 1, InetAddress.getByName("127.0.0.1"))) {
             int port = taken.getLocalPort();
@@ -335,6 +352,9 @@ class ServerApiTest {
                     () -> new OpenAiServer(engine, new ServerDefaults("s", 16, 0.0, 0), ServerOptions.local(port)));
             assertTrue(e.getMessage().contains("127.0.0.1:" + port), e.getMessage());
             assertTrue(e.getMessage().contains("already in use"), e.getMessage());
+            // serve's check before loading the model says the same
+            e = assertThrows(BindException.class, () -> OpenAiServer.checkCanBind(ServerOptions.local(port)));
+            assertTrue(e.getMessage().contains("127.0.0.1:" + port + ": the address is already in use"), e.getMessage());
         }
     }
 }
