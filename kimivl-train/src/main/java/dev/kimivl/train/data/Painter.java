@@ -10,7 +10,6 @@ import java.awt.Shape;
 import java.awt.font.FontRenderContext;
 import java.awt.font.GlyphVector;
 import java.awt.geom.AffineTransform;
-import java.awt.geom.Area;
 import java.awt.geom.Ellipse2D;
 import java.awt.geom.Line2D;
 import java.awt.geom.Path2D;
@@ -232,18 +231,31 @@ final class Painter {
      * its brightness: thin glyph strokes need brightness contrast too, which the RGB distance alone does not promise.
      */
     static double nearShare(BufferedImage im, Shape shape, double halo, Color c, double nearRgb, double lumaNear) {
-        Area a = new Area(shape);
-        if (halo > 0) a.add(new Area(new BasicStroke((float) (2 * halo)).createStrokedShape(shape)));
-        Rectangle2D b = a.getBounds2D();
-        int x0 = Math.max(0, (int) Math.floor(b.getMinX())), x1 = Math.min(im.getWidth() - 1, (int) Math.ceil(b.getMaxX()));
-        int y0 = Math.max(0, (int) Math.floor(b.getMinY())), y1 = Math.min(im.getHeight() - 1, (int) Math.ceil(b.getMaxY()));
+        // rasterise the shape and its halo into a mask rather than asking Area.contains per pixel: glyph outlines and
+        // stroked halos make Area slow, and this runs for every placement try
+        Rectangle2D b = shape.getBounds2D();
+        int x0 = Math.max(0, (int) Math.floor(b.getMinX() - halo)), x1 = Math.min(im.getWidth() - 1, (int) Math.ceil(b.getMaxX() + halo));
+        int y0 = Math.max(0, (int) Math.floor(b.getMinY() - halo)), y1 = Math.min(im.getHeight() - 1, (int) Math.ceil(b.getMaxY() + halo));
+        if (x1 < x0 || y1 < y0) return 1;
+        BufferedImage mask = new BufferedImage(x1 - x0 + 1, y1 - y0 + 1, BufferedImage.TYPE_BYTE_BINARY);
+        Graphics2D m = mask.createGraphics();
+        m.translate(-x0, -y0);
+        m.setColor(Color.WHITE);
+        m.fill(shape);
+        if (halo > 0) {
+            m.setStroke(new BasicStroke((float) (2 * halo)));
+            m.draw(shape);
+        }
+        m.dispose();
+        var raster = mask.getRaster();
         int under = 0, nearCount = 0, rgb = c.getRGB();
+        double cl = luma(rgb);
         for (int y = y0; y <= y1; y++)
             for (int x = x0; x <= x1; x++)
-                if (a.contains(x + 0.5, y + 0.5)) {
+                if (raster.getSample(x - x0, y - y0, 0) != 0) {
                     under++;
                     int px = im.getRGB(x, y);
-                    if (Palette.distance(px, rgb) < nearRgb || Math.abs(luma(px) - luma(rgb)) < lumaNear) nearCount++;
+                    if (Palette.distance(px, rgb) < nearRgb || Math.abs(luma(px) - cl) < lumaNear) nearCount++;
                 }
         return under == 0 ? 1 : (double) nearCount / under;
     }
@@ -256,7 +268,7 @@ final class Painter {
     /**
      * Places an object of a named shape and colour with nominal size in [lo, hi] (fractions of the shorter side), not
      * overlapping any placed object and on a background that contrasts with its colour. Returns null when 300 tries
-     * fail (the caller then starts the whole image again).
+     * fail or 25 clash with the background (the caller then starts the whole image again).
      */
     Obj place(String shape, String color, double lo, double hi) {
         Color c = Palette.jitter(Palette.rgb(color), rnd);
@@ -271,6 +283,7 @@ final class Painter {
         float edge = (float) Math.max(1, shortSide * rnd.nextDouble(0.005, 0.02));
         double ringShare = rnd.nextDouble(0.12, 0.22);
         double margin = Math.max(2, 0.03 * shortSide);
+        int clashes = 0;
         for (int attempt = 0; attempt < 300; attempt++) {
             // shrink the choice of size as tries fail, so that crowded images still fill
             double s = low + (max - low) * rnd.nextDouble() * (1 - attempt / 330.0);
@@ -283,7 +296,11 @@ final class Painter {
             Rectangle2D b = sh.getBounds2D();
             Rectangle2D grown = new Rectangle2D.Double(b.getX() - margin, b.getY() - margin, b.getWidth() + 2 * margin, b.getHeight() + 2 * margin);
             if (taken.stream().anyMatch(grown::intersects)) continue;
-            if (nearShare(image, sh, 2, c) > MAX_NEAR_SHARE) continue;
+            if (nearShare(image, sh, 2, c) > MAX_NEAR_SHARE) {
+                // a colour that clashes with the background in 25 places will keep clashing: a new image is cheaper
+                if (++clashes == 25) return null;
+                continue;
+            }
             g.setColor(c);
             g.fill(sh);
             if (edged) {
