@@ -181,9 +181,9 @@ record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, List<St
         if (stop.isTextual()) {
             stops.add(stop.asText());
         } else if (stop.isArray()) {
-            for (JsonNode s : stop) {
-                if (!s.isTextual()) throw ApiError.wrongType("stop", "a string or an array of strings", stop);
-                stops.add(s.asText());
+            for (int i = 0; i < stop.size(); i++) {
+                if (!stop.get(i).isTextual()) throw ApiError.wrongType("stop[" + i + "]", "a string", stop.get(i));
+                stops.add(stop.get(i).asText());
             }
         } else {
             throw ApiError.wrongType("stop", "a string or an array of strings", stop);

@@ -324,16 +324,19 @@ public final class OpenAiServer implements AutoCloseable {
             } catch (NumberFormatException e) {
                 n = -1;                                  // the JDK server refuses a malformed length before we get here
             }
-            if (n > max) throw tooLarge(n + " bytes");
+            if (n > max) throw tooLarge(ex, n + " bytes");
         }
         try (InputStream in = ex.getRequestBody()) {
             byte[] b = in.readNBytes(Math.min(max, Integer.MAX_VALUE - 16) + 1);
-            if (b.length > max) throw tooLarge("over " + max + " bytes");
+            if (b.length > max) throw tooLarge(ex, "over " + max + " bytes");
             return b;
         }
     }
 
-    private ApiError tooLarge(String size) {
+    private ApiError tooLarge(HttpExchange ex, String size) {
+        // the rest of the body stays unread, so the connection cannot carry another request: say so, or the
+        // client reuses it and its next request fails
+        ex.getResponseHeaders().set("Connection", "close");
         int max = options.maxBodyBytes();
         String limit = max % (1 << 20) == 0 ? (max >> 20) + " MiB (" + max + " bytes)" : max + " bytes";
         return new ApiError(413, "invalid_request_error", "the request body is " + size + ", over this server's request body limit of " + limit,

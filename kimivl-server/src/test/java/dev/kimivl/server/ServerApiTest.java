@@ -125,6 +125,7 @@ class ServerApiTest {
         assertError(chat("{" + HELLO + ", \"max_tokens\": 2.5}"), 400, "max_tokens", null, "must be an integer", "2.5");
         assertError(chat("{" + HELLO + ", \"max_tokens\": \"10\"}"), 400, "max_tokens", null, "must be an integer", "the string \"10\"");
         assertError(chat("{" + HELLO + ", \"stop\": 3}"), 400, "stop", null, "string or an array of strings");
+        assertError(chat("{" + HELLO + ", \"stop\": [\"end\", 3]}"), 400, "stop[1]", null, "'stop[1]' must be a string", "the number 3");
         assertError(chat("{" + HELLO + ", \"model\": 3}"), 400, "model", null, "must be a string");
         assertError(chat("{" + HELLO + ", \"seed\": \"x\"}"), 400, "seed", null, "must be an integer");
         assertError(chat("{" + HELLO + ", \"stream\": true, \"stream_options\": {\"include_usage\": \"yes\"}}"), 400,
@@ -178,6 +179,14 @@ class ServerApiTest {
             r = send(request(small, "/v1/chat/completions")
                     .POST(HttpRequest.BodyPublishers.ofInputStream(() -> new ByteArrayInputStream(body.getBytes()))).build());
             assertError(r, 413, null, "request_too_large", "request body limit of 16384 bytes", "over 16384 bytes");
+            // far over the limit: the body is left unread and the connection closed, so a client that sends again
+            // must get a fresh connection and the same answer, not a broken one
+            byte[] huge = new byte[(16 << 10) * 64];
+            for (int i = 0; i < 4; i++) {
+                r = send(request(small, "/v1/chat/completions").POST(HttpRequest.BodyPublishers.ofByteArray(huge)).build());
+                assertError(r, 413, null, "request_too_large", huge.length + " bytes");
+                assertEquals("close", r.headers().firstValue("Connection").orElse(null), "the client must not reuse the connection");
+            }
             // just under the limit is fine
             assertEquals(200, send(request(small, "/v1/chat/completions").POST(HttpRequest.BodyPublishers.ofString(
                     "{" + HELLO + ", \"pad\": \"" + "x".repeat(15 << 10) + "\"}")).build()).statusCode());
