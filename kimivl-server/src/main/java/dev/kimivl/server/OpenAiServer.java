@@ -260,8 +260,18 @@ public final class OpenAiServer implements AutoCloseable {
         event(out, first);
         ThinkingFilter filter = new ThinkingFilter(text -> delta(out, req, id, created, "content", text),
                 text -> delta(out, req, id, created, "reasoning_content", text));
-        Generator.Result r = job.generate(req.sampling(), filter);
-        filter.finish();
+        Generator.Result r;
+        try {
+            r = job.generate(req.sampling(), filter);
+            filter.finish();
+        } catch (UncheckedIOException e) {
+            throw e;                                    // the client went away: nobody to tell
+        } catch (RuntimeException e) {
+            // the 200 is already sent: the error travels as an event with OpenAI's error object, and the stream
+            // ends without [DONE] so that a client cannot take the partial answer for a whole one
+            event(out, errorBody("internal error: " + e, "server_error", null, null));
+            return;
+        }
         ObjectNode last = chunk(req, id, created);
         ObjectNode choice = (ObjectNode) last.withArray("choices").get(0);
         choice.putObject("delta");
@@ -351,11 +361,15 @@ public final class OpenAiServer implements AutoCloseable {
     }
 
     private void error(HttpExchange ex, int status, String message, String type, String param, String code) throws IOException {
+        send(ex, status, errorBody(message, type, param, code));
+    }
+
+    private ObjectNode errorBody(String message, String type, String param, String code) {
         ObjectNode err = json.createObjectNode();
         ObjectNode e = err.putObject("error").put("message", message).put("type", type);
         if (param != null) e.put("param", param); else e.putNull("param");
         if (code != null) e.put("code", code); else e.putNull("code");
-        send(ex, status, err);
+        return err;
     }
 
     /** A client-supplied string echoed in a message, cut short so a huge path cannot make a huge error. */

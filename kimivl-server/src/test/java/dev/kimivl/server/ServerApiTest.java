@@ -40,6 +40,7 @@ class ServerApiTest {
     static final class Scripted implements Engine {
         final boolean vision;
         volatile List<String> pieces = List.of("Fine", ", thanks");
+        volatile boolean failAfterPieces;
         volatile List<ChatMessage> lastMessages;
         volatile SamplingParams lastSampling;
 
@@ -53,6 +54,7 @@ class ServerApiTest {
             return (sampling, listener) -> {
                 lastSampling = sampling;
                 if (listener != null) out.forEach(listener::onText);
+                if (failAfterPieces) throw new IllegalStateException("scripted failure");
                 return new Generator.Result(new int[out.size()], String.join("", out), Generator.FinishReason.STOP, 7, 0, 0);
             };
         }
@@ -308,6 +310,29 @@ class ServerApiTest {
         JsonNode msg = JSON.readTree(chat("{" + HELLO + "}").body()).at("/choices/0/message");
         assertFalse(msg.has("reasoning_content"));
         assertEquals("Fine, thanks", msg.get("content").asText());
+    }
+
+    @Test
+    void aFailureMidStreamIsAnErrorEventAndNoDone() throws Exception {
+        engine.failAfterPieces = true;
+        try {
+            var r = chat("{" + HELLO + ", \"stream\": true}");
+            assertEquals(200, r.statusCode(), "the status went out with the first chunk");
+            assertFalse(r.body().contains("[DONE]"), "a broken answer must not look finished");
+            List<JsonNode> ev = new ArrayList<>();
+            for (String line : r.body().split("\n")) if (line.startsWith("data: ")) ev.add(JSON.readTree(line.substring(6)));
+            JsonNode e = ev.getLast().get("error");
+            assertNotNull(e, r.body());
+            assertEquals("server_error", e.get("type").asText());
+            assertTrue(e.get("param").isNull());
+            assertTrue(e.get("message").asText().contains("scripted failure"), e.toString());
+            // and without streaming it is a 500 with the same object
+            var whole = chat("{" + HELLO + "}");
+            assertEquals(500, whole.statusCode());
+            assertEquals("server_error", JSON.readTree(whole.body()).at("/error/type").asText());
+        } finally {
+            engine.failAfterPieces = false;
+        }
     }
 
     // ---- API key, bind address, busy port -----------------------------------------------------------------------
