@@ -54,13 +54,22 @@ final class Painter {
     final BufferedImage image;
     final int width, height, shortSide;
     final String background;
+    private final boolean named;
+    /** The palette name of a plain or noisy background when the painter was asked for a named one, else null. */
+    String bgName;
     private final Graphics2D g;
     private final List<Rectangle2D> taken = new ArrayList<>();
     final List<Obj> objects = new ArrayList<>();
     Text text;
 
     Painter(SplittableRandom rnd, int width, int height, String background, boolean antialias) {
+        this(rnd, width, height, background, antialias, false);
+    }
+
+    /** named: plain and noisy backgrounds take a palette colour, whose name bgName then holds (captions mention it). */
+    Painter(SplittableRandom rnd, int width, int height, String background, boolean antialias, boolean named) {
         this.rnd = rnd;
+        this.named = named;
         this.width = width;
         this.height = height;
         this.shortSide = Math.min(width, height);
@@ -82,6 +91,11 @@ final class Painter {
 
     /** A painter with a random size (sides in [minSide, maxSide], aspect 1:2..2:1), background and anti-aliasing. */
     static Painter random(SplittableRandom rnd, VisualWorld.Options o) {
+        return random(rnd, o, false);
+    }
+
+    /** As random(rnd, o), and with named: a background that can be named in a caption and no distractor lines. */
+    static Painter random(SplittableRandom rnd, VisualWorld.Options o, boolean named) {
         // log-uniform sides, so that small images are as common as large ones relative to their size
         double side = Math.exp(rnd.nextDouble(Math.log(o.minSide()), Math.log(o.maxSide()) + 1e-9));
         double aspect = Math.exp(rnd.nextDouble(Math.log(0.5), Math.log(2.0)));
@@ -89,8 +103,8 @@ final class Painter {
         w = Math.max(o.minSide(), Math.min(o.maxSide(), w));
         h = Math.max(o.minSide(), Math.min(o.maxSide(), h));
         String bg = BACKGROUNDS[rnd.nextInt(BACKGROUNDS.length)];
-        Painter p = new Painter(rnd, w, h, bg, rnd.nextInt(4) != 0);
-        if (rnd.nextInt(4) == 0) p.distractorLines(1 + rnd.nextInt(2));
+        Painter p = new Painter(rnd, w, h, bg, rnd.nextInt(4) != 0, named);
+        if (!named && rnd.nextInt(4) == 0) p.distractorLines(1 + rnd.nextInt(2));
         return p;
     }
 
@@ -98,14 +112,20 @@ final class Painter {
         return new Color(rnd.nextInt(256), rnd.nextInt(256), rnd.nextInt(256));
     }
 
+    private Color baseColor() {
+        if (!named) return randomColor();
+        bgName = Palette.COLORS.get(rnd.nextInt(Palette.COLORS.size()));
+        return Palette.jitter(Palette.rgb(bgName), rnd);
+    }
+
     private void paintBackground() {
         switch (background) {
             case "plain" -> {
-                g.setColor(randomColor());
+                g.setColor(baseColor());
                 g.fillRect(0, 0, width, height);
             }
             case "noisy" -> {
-                Color base = randomColor();
+                Color base = baseColor();
                 int amp = 8 + rnd.nextInt(28);
                 for (int y = 0; y < height; y++)
                     for (int x = 0; x < width; x++) {

@@ -9,6 +9,8 @@ import java.util.SplittableRandom;
 import java.util.function.Predicate;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.LongStream;
+import java.util.stream.Stream;
 
 /**
  * A deterministic synthetic visual world for training and evaluating a small Kimi-VL: Java2D scenes of coloured shapes
@@ -33,6 +35,10 @@ public final class VisualWorld {
     }
 
     private static final List<String> VQA_TYPES = List.of("what", "color", "shape", "count", "position", "size", "read");
+    private static final List<String> ALL_TYPES = List.of("what", "color", "shape", "count", "position", "size", "read",
+        "caption", "compare", "chart", "reasoning", "text", "needle");
+    /** The filler length of a "needle" example made by example(seed, "needle"). */
+    static final int DEFAULT_NEEDLE_CHARS = 2000;
     /** The share of images re-compressed as JPEG. */
     static final double JPEG_CHANCE = 0.3;
     static final String NEEDLE_PREFIX = "The secret word is ";
@@ -50,6 +56,27 @@ public final class VisualWorld {
     /** The single-image VQA types, in a fixed order. */
     public static List<String> vqaTypes() {
         return VQA_TYPES;
+    }
+
+    /**
+     * Every type, in a fixed order: the VQA types, then "caption", "compare" (two images), "chart", "reasoning" (with a
+     * trace), "text" (no image) and "needle" (long context).
+     */
+    public static List<String> allTypes() {
+        return ALL_TYPES;
+    }
+
+    /** An example of any type of allTypes() ("needle" with about 2000 characters of filler). */
+    public Example example(long seed, String type) {
+        return switch (type) {
+            case "caption" -> caption(seed);
+            case "compare" -> compare(seed);
+            case "chart" -> chart(seed);
+            case "reasoning" -> reasoning(seed);
+            case "text" -> text(seed);
+            case "needle" -> longContext(seed, DEFAULT_NEEDLE_CHARS);
+            default -> vqa(seed, type);
+        };
     }
 
     /** An example of a random VQA type; equal to {@code vqa(seed, t)} for the type t it picks. */
@@ -91,8 +118,13 @@ public final class VisualWorld {
      * placed and the scene satisfies ok, e.g. objects far enough apart for "left of" to be clear.
      */
     Painter scene(SplittableRandom r, List<Spec> specs, Predicate<Painter> ok) {
+        return scene(r, specs, ok, false);
+    }
+
+    /** As scene(r, specs, ok), on a background a caption can name when named is set. */
+    Painter scene(SplittableRandom r, List<Spec> specs, Predicate<Painter> ok, boolean named) {
         for (int attempt = 0; attempt < 200; attempt++) {
-            Painter p = Painter.random(r, options);
+            Painter p = Painter.random(r, options, named);
             boolean placed = true;
             for (Spec s : specs) {
                 if (p.place(s.shape(), s.color(), s.lo(), s.hi()) == null) {
@@ -320,6 +352,228 @@ public final class VisualWorld {
             return single("read", p, pick(r, qs), w + ".");
         }
         throw new IllegalStateException("could not place a word in 200 images of " + options);
+    }
+
+    // ---------------------------------------------------------------- captions, two images, charts, reasoning
+
+    /**
+     * Where an object is, in thirds of the image ("at the top left", "in the centre", "on the right"), or null when its
+     * centre is within 4% of a third's border, where a person could say either.
+     */
+    static String region(Painter.Obj o, int width, int height) {
+        int col = third(o.cx() / width), row = third(o.cy() / height);
+        if (col < 0 || row < 0) return null;
+        String[] cols = {"left", "centre", "right"}, rows = {"top", "middle", "bottom"};
+        if (row == 1) return col == 1 ? "in the centre" : "on the " + cols[col];
+        return "at the " + rows[row] + (col == 1 ? "" : " " + cols[col]);
+    }
+
+    private static int third(double t) {
+        for (int k = 1; k <= 2; k++) if (Math.abs(t - k / 3.0) < 0.04) return -1;
+        return (int) Math.min(2, Math.floor(t * 3));
+    }
+
+    /** "Describe the image." with a one-sentence answer naming the objects (left to right), where they are, and the background. */
+    public Example caption(long seed) {
+        SplittableRandom r = random(seed, "caption");
+        int n = 1 + r.nextInt(3);
+        List<Spec> specs = new ArrayList<>();
+        List<String> seen = new ArrayList<>();
+        while (specs.size() < n) {
+            String c = colorName(r), s = shapeName(r);
+            if (seen.contains(c + " " + s)) continue;
+            seen.add(c + " " + s);
+            specs.add(new Spec(s, c, 0.12, Math.min(0.3, maxRel(n))));
+        }
+        Painter p = scene(r, specs, pt -> {
+            List<String> regions = pt.objects.stream().map(o -> region(o, pt.width, pt.height)).toList();
+            // each object in its own, clear third, so that the sentence says where each one is without doubt
+            return !regions.contains(null) && regions.stream().distinct().count() == regions.size()
+                && minGap(pt.objects.stream().map(Painter.Obj::cx).toList()) >= 0.06 * pt.width;
+        }, true);
+        List<String> parts = p.objects.stream().sorted(Comparator.comparingDouble(Painter.Obj::cx))
+            .map(o -> named(o.color(), o.shape()) + " " + region(o, p.width, p.height)).toList();
+        String bg = switch (p.background) {
+            case "plain" -> named(p.bgName, "background");
+            case "noisy" -> "a noisy " + p.bgName + " background";
+            case "gradient" -> "a gradient background";
+            default -> "a rainbow background";
+        };
+        String sentence = list(parts);
+        sentence = sentence.substring(0, sentence.length() - 1) + ", on " + bg + ".";
+        String q = pick(r, List.of("Describe the image.", "Describe this picture.", "Write a caption for this image.",
+            "Give a short description of the image.", "What does this image show?"));
+        return new Example("caption", List.of(p.finish(JPEG_CHANCE)), q, sentence, null);
+    }
+
+    /** n objects of shape, and others (of other shapes) as clutter, in one image. */
+    private Painter countScene(SplittableRandom r, String shape, int n, int others) {
+        List<Spec> specs = new ArrayList<>();
+        int total = Math.max(1, n + others);
+        for (int i = 0; i < n; i++) specs.add(new Spec(shape, colorName(r), 0.12, maxRel(total)));
+        for (int i = 0; i < others; i++) {
+            String o;
+            do o = shapeName(r); while (o.equals(shape));
+            specs.add(new Spec(o, colorName(r), 0.12, maxRel(total)));
+        }
+        return scene(r, specs, p0 -> true);
+    }
+
+    /** "3 circles", "1 circle". */
+    static String counted(int n, String noun) {
+        return n + " " + (n == 1 ? noun : Palette.plural(noun));
+    }
+
+    /** Two images: which has more of a shape, how many there are together, whether the counts are equal. */
+    public Example compare(long seed) {
+        SplittableRandom r = random(seed, "compare");
+        String shape = shapeName(r), pl = Palette.plural(shape);
+        int kind = r.nextInt(3);
+        int a = r.nextInt(6), b = r.nextInt(6);
+        if (kind == 0) while (b == a) b = r.nextInt(6); // "more" needs a winner
+        if (kind == 1) { a = 1 + r.nextInt(5); b = 1 + r.nextInt(5); }
+        if (kind == 2 && r.nextBoolean()) b = a; // half the "same number" questions are yes
+        BufferedImage first = countScene(r, shape, a, r.nextInt(3)).finish(JPEG_CHANCE), second = countScene(r, shape, b, r.nextInt(3)).finish(JPEG_CHANCE);
+        String q, answer;
+        switch (kind) {
+            case 0 -> {
+                q = pick(r, List.of("Which image has more " + pl + "?", "Which of the two images shows more " + pl + "?",
+                    "In which image are there more " + pl + "?"));
+                answer = a > b ? "The first image." : "The second image.";
+            }
+            case 1 -> {
+                q = pick(r, List.of("How many " + pl + " are there in the two images together?", "How many " + pl + " are in both images combined?",
+                    "Count the " + pl + " in both images."));
+                answer = Palette.numberAnswer(a + b);
+            }
+            default -> {
+                q = pick(r, List.of("Do the two images have the same number of " + pl + "?", "Are there as many " + pl + " in the first image as in the second?"));
+                answer = a == b ? "Yes." : "No.";
+            }
+        }
+        return new Example("compare", List.of(first, second), q, answer, null);
+    }
+
+    /** A bar chart of 3-5 labelled bars with values 1-9 and gridlines, and a question about it. */
+    public Example chart(long seed) {
+        SplittableRandom r = random(seed, "chart");
+        Charts.Chart c = Charts.draw(r, options);
+        int top = 0, bottom = 0;
+        for (int i = 1; i < c.values().length; i++) {
+            if (c.values()[i] > c.values()[top]) top = i;
+            if (c.values()[i] < c.values()[bottom]) bottom = i;
+        }
+        int pickBar = r.nextInt(c.labels().size());
+        String q, answer;
+        switch (r.nextInt(4)) {
+            case 0 -> {
+                q = pick(r, List.of("Which bar is the tallest?", "Which bar is the highest?", "Which label has the largest value?"));
+                answer = c.labels().get(top) + ".";
+            }
+            case 1 -> {
+                q = pick(r, List.of("Which bar is the shortest?", "Which bar is the lowest?", "Which label has the smallest value?"));
+                answer = c.labels().get(bottom) + ".";
+            }
+            case 2 -> {
+                String label = c.labels().get(pickBar);
+                q = pick(r, List.of("What is the value of " + label + "?", "How high is the " + label + " bar?", "What value does " + label + " have?"));
+                answer = Palette.numberAnswer(c.values()[pickBar]);
+            }
+            default -> {
+                q = pick(r, List.of("How many bars are there?", "How many bars does the chart have?"));
+                answer = Palette.numberAnswer(c.labels().size());
+            }
+        }
+        return new Example("chart", List.of(c.image()), q, answer, null);
+    }
+
+    /** Multi-step questions, with the steps as the reasoning trace a Thinking model is taught to write first. */
+    public Example reasoning(long seed) {
+        SplittableRandom r = random(seed, "reasoning");
+        switch (r.nextInt(4)) {
+            case 0 -> { // add counts across two images
+                String shape = shapeName(r), pl = Palette.plural(shape);
+                int a = 1 + r.nextInt(6), b = 1 + r.nextInt(6);
+                BufferedImage i1 = countScene(r, shape, a, r.nextInt(3)).finish(JPEG_CHANCE), i2 = countScene(r, shape, b, r.nextInt(3)).finish(JPEG_CHANCE);
+                String q = pick(r, List.of("How many " + pl + " are there in the two images together?", "What is the total number of " + pl + " in both images?"));
+                String trace = "The first image has " + counted(a, shape) + ". The second image has " + counted(b, shape) + ". " + a + " + " + b + " = " + (a + b) + ".";
+                return new Example("reasoning", List.of(i1, i2), q, Palette.numberAnswer(a + b), trace);
+            }
+            case 1 -> { // compare counts across two images
+                String shape = shapeName(r), pl = Palette.plural(shape);
+                int a = 1 + r.nextInt(6), b;
+                do b = 1 + r.nextInt(6); while (b == a);
+                BufferedImage i1 = countScene(r, shape, a, r.nextInt(3)).finish(JPEG_CHANCE), i2 = countScene(r, shape, b, r.nextInt(3)).finish(JPEG_CHANCE);
+                String q = pick(r, List.of("Which image has more " + pl + "?", "Which image shows fewer " + pl + "?"));
+                boolean more = q.contains("more");
+                boolean firstWins = more == (a > b);
+                int win = firstWins ? a : b, lose = firstWins ? b : a;
+                String trace = "The first image has " + counted(a, shape) + ". The second image has " + counted(b, shape) + ". "
+                    + win + " is " + (more ? "more" : "fewer") + " than " + lose + ", so the " + (firstWins ? "first" : "second") + " image has "
+                    + (more ? "more " : "fewer ") + pl + ".";
+                return new Example("reasoning", List.of(i1, i2), q, firstWins ? "The first image." : "The second image.", trace);
+            }
+            case 2 -> { // a number read from the image plus a count
+                String shape = shapeName(r), pl = Palette.plural(shape);
+                int number = 1 + r.nextInt(9), k = 1 + r.nextInt(5);
+                Painter p = null;
+                for (int attempt = 0; attempt < 200 && p == null; attempt++) {
+                    Painter t = Painter.random(r, options);
+                    if (!t.word(Integer.toString(number), 0.15, 0.3, r.nextInt(3) == 0)) continue;
+                    boolean ok = true;
+                    for (int i = 0; i < k && ok; i++) ok = t.place(shape, colorName(r), 0.12, maxRel(k + 1)) != null;
+                    if (ok) p = t;
+                }
+                if (p == null) throw new IllegalStateException("could not draw a number and " + k + " " + pl + " in 200 images");
+                boolean plus = r.nextBoolean();
+                String q = plus ? "What is the number shown plus the number of " + pl + "?" : "What is the number shown times the number of " + pl + "?";
+                int result = plus ? number + k : number * k;
+                String trace = "The number shown is " + number + ". There " + (k == 1 ? "is " : "are ") + counted(k, shape) + ". "
+                    + number + (plus ? " + " : " * ") + k + " = " + result + ".";
+                return new Example("reasoning", List.of(p.finish(JPEG_CHANCE)), q, Palette.numberAnswer(result), trace);
+            }
+            default -> { // difference of two colour counts in one image
+                List<String> cs = distinct(r, Palette.COLORS, 2);
+                int a = 2 + r.nextInt(5), b = 1 + r.nextInt(a - 1);
+                List<Spec> specs = new ArrayList<>();
+                for (int i = 0; i < a; i++) specs.add(new Spec(shapeName(r), cs.get(0), 0.12, maxRel(a + b)));
+                for (int i = 0; i < b; i++) specs.add(new Spec(shapeName(r), cs.get(1), 0.12, maxRel(a + b)));
+                Painter p = scene(r, specs, p0 -> true);
+                String q = "How many more " + cs.get(0) + " shapes than " + cs.get(1) + " shapes are there?";
+                String trace = "There " + (a == 1 ? "is " : "are ") + a + " " + cs.get(0) + " " + (a == 1 ? "shape" : "shapes") + ". There "
+                    + (b == 1 ? "is " : "are ") + b + " " + cs.get(1) + " " + (b == 1 ? "shape" : "shapes") + ". " + a + " - " + b + " = " + (a - b) + ".";
+                return new Example("reasoning", List.of(p.finish(JPEG_CHANCE)), q, Palette.numberAnswer(a - b), trace);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- text only
+
+    /** A short text-only exchange: small talk, what the model can do, no image attached, facts of the shapes world, arithmetic. */
+    public Example text(long seed) {
+        return Conversations.text(random(seed, "text"));
+    }
+
+    /**
+     * A passkey task: about targetChars characters of filler with "The secret word is X." at a random depth, then "What
+     * is the secret word?"; the answer is "X." and {@link Example#depthPercent()} says where the sentence sits.
+     */
+    public Example longContext(long seed, int targetChars) {
+        return Conversations.needle(random(seed, "needle"), targetChars);
+    }
+
+    /**
+     * Text for training the tokenizer: the questions, answers, reasoning traces and conversations of n examples of all
+     * types (each string one of them), drawn with small images because only their text is kept.
+     */
+    public Stream<String> corpus(long seed, int n) {
+        VisualWorld small = new VisualWorld(new Options(64, 96));
+        return LongStream.range(0, n).boxed().flatMap(i -> {
+            String type = ALL_TYPES.get((int) Math.floorMod(seed + i, (long) ALL_TYPES.size()));
+            long s = seed * 1_000_003L + i;
+            Example e = type.equals("needle") ? small.longContext(s, 300 + (int) Math.floorMod(s, 1200L)) : small.example(s, type);
+            return e.reasoning() == null ? Stream.of(e.question(), e.answer()) : Stream.of(e.question(), e.reasoning(), e.answer());
+        });
     }
 
     // ---------------------------------------------------------------- checking

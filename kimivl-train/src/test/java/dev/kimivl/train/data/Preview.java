@@ -29,12 +29,12 @@ public final class Preview {
         Path dir = Path.of(args[0]);
         Files.createDirectories(dir);
         int n = args.length > 1 ? Integer.parseInt(args[1]) : 5;
-        List<String> types = args.length > 2 ? List.of(args).subList(2, args.length) : VisualWorld.vqaTypes();
+        List<String> types = args.length > 2 ? List.of(args).subList(2, args.length) : VisualWorld.allTypes();
         VisualWorld w = new VisualWorld(VisualWorld.Options.defaults());
         List<String> lines = new ArrayList<>();
         for (String t : types)
             for (long s = 0; s < n; s++) {
-                Example e = w.vqa(s, t);
+                Example e = w.example(s, t);
                 for (int i = 0; i < e.images().size(); i++) ImageIO.write(e.images().get(i), "png", new File(dir.toFile(), t + s + "_" + i + ".png"));
                 lines.add(t + s + "\t" + e.question() + "\t" + e.answer() + (e.reasoning() == null ? "" : "\t" + e.reasoning()));
             }
