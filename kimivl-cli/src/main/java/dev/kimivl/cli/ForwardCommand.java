@@ -32,9 +32,22 @@ final class ForwardCommand implements Callable<Integer> {
     @Option(names = "--out", required = true, paramLabel = "FILE", description = "Output safetensors file (F32 stages, I32 ids).")
     Path out;
 
+    @Option(names = "--max-image-pixels", paramLabel = "N", description = "Refuse images of more than N pixels before decoding them (default: ${DEFAULT-VALUE}, 8192x8192).")
+    long maxImagePixels = dev.kimivl.vision.ImageLoader.DEFAULT_MAX_PIXELS;
+
+    @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
+
     @Override
     public Integer call() throws Exception {
-        JsonNode in = new ObjectMapper().readTree(inputs.toFile());
+        if (maxImagePixels < 1) throw Errors.usage(spec, "--max-image-pixels must be positive, not " + maxImagePixels);
+        if (!java.nio.file.Files.isRegularFile(inputs)) throw new IllegalArgumentException("--inputs " + inputs + ": no such file");
+        JsonNode in;
+        try {
+            in = new ObjectMapper().readTree(inputs.toFile());
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalArgumentException(inputs + ": cannot parse JSON: " + dev.kimivl.io.JsonErrors.describe(e), e);
+        }
+        if (in == null || !in.isObject()) throw new IllegalArgumentException(inputs + ": not a JSON object");
         JsonNode idsNode = in.get("input_ids");
         if (idsNode == null || !idsNode.isArray() || idsNode.isEmpty()) throw new IllegalArgumentException(inputs + ": 'input_ids' must be a non-empty array of token ids");
         int[] ids = new int[idsNode.size()];
@@ -44,6 +57,7 @@ final class ForwardCommand implements Callable<Integer> {
         }
         int maxNew = in.has("max_new_tokens") ? in.get("max_new_tokens").asInt() : 0;
         JsonNode images = in.get("images");
+        model.checkImagesPossible(images != null && !images.isEmpty());
 
         SafeTensorsWriter w = new SafeTensorsWriter();
         Set<String> written = new LinkedHashSet<>();
@@ -58,7 +72,7 @@ final class ForwardCommand implements Callable<Integer> {
             float[] emb = lm.embed(ids);
             if (images != null && !images.isEmpty()) {
                 Path base = inputs.toAbsolutePath().getParent();
-                var v = Multimodal.encode(m, Multimodal.files(images, base), true);
+                var v = Multimodal.encode(m, Multimodal.files(images, base), new dev.kimivl.vision.ImageLoader(maxImagePixels, "--max-image-pixels"), true);
                 for (var e : v.stages().entrySet()) {
                     if (!e.getKey().equals("image_grid_hws")) sink.accept(e.getKey(), e.getValue(), v.shapes().get(e.getKey()));
                 }

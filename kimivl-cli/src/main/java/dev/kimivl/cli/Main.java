@@ -20,14 +20,16 @@ public final class Main implements Runnable {
             boolean expected = ex instanceof CheckpointException || ex instanceof IllegalArgumentException
                     || ex instanceof java.io.IOException || ex instanceof UnsupportedOperationException || ex instanceof IllegalStateException
                     || ex instanceof dev.kimivl.vision.ImageException;
-            cmd.getErr().println("kimivl " + cmd.getCommandName() + ": error: " + (ex.getMessage() != null ? ex.getMessage() : ex.toString()));
+            cmd.getErr().println("kimivl " + cmd.getCommandName() + ": error: " + (ex.getMessage() != null ? Errors.oneLine(ex.getMessage()) : ex.toString()));
             if (!expected || "1".equals(System.getenv("KIMIVL_DEBUG"))) ex.printStackTrace(cmd.getErr());
             return expected ? 1 : 70;
         });
+        cl.setParameterExceptionHandler(Errors::usage);
         return cl;
     }
 
     public static void main(String[] args) {
+        Terminal.restoreStderr();
         System.exit(commandLine().execute(args));
     }
 }

@@ -20,8 +20,7 @@ final class Multimodal {
         return files;
     }
 
-    static VisionOutput encode(KimiVL m, List<Path> files, boolean keepStages) {
-        ImageLoader loader = new ImageLoader();
+    static VisionOutput encode(KimiVL m, List<Path> files, ImageLoader loader, boolean keepStages) {
         List<LoadedImage> loaded = new ArrayList<>();
         for (Path f : files) loaded.add(loader.load(f));
         return m.vision().encode(loaded, keepStages);

@@ -10,8 +10,10 @@ import dev.kimivl.vision.ImageLoader;
 import dev.kimivl.vision.LoadedImage;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
 
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -23,6 +25,8 @@ import java.util.concurrent.Callable;
 /** kimivl run: one prompt (with optional images) through the chat template, answer streamed to stdout. */
 @Command(name = "run", mixinStandardHelpOptions = true, description = "Answer one prompt, streaming the reply as it is generated.")
 final class RunCommand implements Callable<Integer> {
+    @Spec CommandSpec spec;
+
     @Mixin ModelOption model;
 
     @Parameters(arity = "1..*", paramLabel = "PROMPT", description = "The user message ('-' reads it from standard input).")
@@ -59,8 +63,11 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--stop", paramLabel = "TEXT", description = "Stop when this text appears (repeatable).")
     List<String> stops = new ArrayList<>();
 
-    @Option(names = "--ctx", defaultValue = "0", description = "Cap the context length (default: the model's max_position_embeddings).")
-    int ctx;
+    @Option(names = "--ctx", paramLabel = "N", description = "Cap the context length at N tokens (default: the model's max_position_embeddings).")
+    Integer ctx;
+
+    @Option(names = "--max-image-pixels", paramLabel = "N", description = "Refuse images of more than N pixels before decoding them (default: ${DEFAULT-VALUE}, 8192x8192).")
+    long maxImagePixels = ImageLoader.DEFAULT_MAX_PIXELS;
 
     @Option(names = "--stats", description = "Print token counts and speeds to stderr.")
     boolean stats;
@@ -71,15 +78,22 @@ final class RunCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        // every option is checked before the (possibly large) model is loaded: a mistake costs no loading time
+        if (ctx != null && ctx < 1) throw Errors.usage(spec, "--ctx must be a positive number of tokens, not " + ctx);
+        if (maxImagePixels < 1) throw Errors.usage(spec, "--max-image-pixels must be positive, not " + maxImagePixels);
+        if (!List.of("show", "hide", "stderr").contains(thinking)) throw Errors.usage(spec, "--thinking takes show, hide or stderr, not '" + thinking + "'");
+        model.checkImagesPossible(!images.isEmpty());
         String text = String.join(" ", prompt);
         if (text.equals("-")) text = new String(System.in.readAllBytes(), StandardCharsets.UTF_8);
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
-        // sampling options are checked before the (possibly large) model is loaded
         GenerationConfig g = GenerationConfig.load(model.resolve());
         SamplingParams params = new SamplingParams(
                 or(temperature, g.temperature(), 0.2), or(topK, g.topK(), 0), or(topP, g.topP(), 1.0), minP,
                 or(repeatPenalty, g.repetitionPenalty(), 1.0), seed != null ? seed : System.nanoTime(),
                 or(maxTokens, g.maxNewTokens(), 512), stops);
+        List<LoadedImage> loaded = new ArrayList<>();
+        ImageLoader loader = new ImageLoader(maxImagePixels, "--max-image-pixels");
+        for (Path f : images) loaded.add(loader.load(f));
         try (KimiVL m = model.open()) {
             List<ChatMessage.Part> parts = new ArrayList<>();
             for (int i = 0; i < images.size(); i++) parts.add(ChatMessage.imagePart());
@@ -87,25 +101,31 @@ final class RunCommand implements Callable<Integer> {
             List<ChatMessage> messages = new ArrayList<>();
             if (system != null) messages.add(ChatMessage.system(system));
             messages.add(images.isEmpty() ? ChatMessage.user(text) : ChatMessage.of("user", parts.toArray(ChatMessage.Part[]::new)));
-            List<LoadedImage> loaded = new ArrayList<>();
-            ImageLoader loader = new ImageLoader();
-            for (Path f : images) loaded.add(loader.load(f));
             KimiVL.Prompt p = m.prompt(messages, loaded);
-            Generator gen = m.generator(ctx);
+            Generator gen = m.generator(ctx != null ? ctx : 0);
             if (p.ids().length >= 1024) {                   // a long prompt takes a while before the first token: say how far it is
-                gen.onPromptProgress((done, total) -> System.err.printf(done < total ? "kimivl: prompt %d/%d tokens\r" : "kimivl: prompt %d/%d tokens%n", done, total));
+                // one line redrawn on a terminal; a log or a pipe gets a plain line per pass (no \r frames)
+                String last = Terminal.stderrIsTerminal() ? "\r" : "%n";
+                gen.onPromptProgress((done, total) -> System.err.printf("kimivl: prompt %d/%d tokens" + (done < total ? last : "%n"), done, total));
             }
             Generator.Listener listener = out::print;
             ThinkingFilter filter = switch (thinking) {
                 case "show" -> null;
                 case "hide" -> new ThinkingFilter(out::print, null);
                 case "stderr" -> new ThinkingFilter(out::print, System.err::print);
-                default -> throw new IllegalArgumentException("--thinking takes show, hide or stderr, not '" + thinking + "'");
+                default -> throw new IllegalStateException("--thinking was checked: " + thinking);
             };
             if (filter != null) listener = filter;
             Generator.Result r = gen.generate(p.embeddings(), p.ids(), params, listener);
             if (filter != null) filter.finish();
             out.println();
+            if (r.finishReason() == Generator.FinishReason.CONTEXT) {
+                // the answer was cut, not finished: say so even without --stats, on stderr so stdout stays the answer
+                var err = spec.commandLine().getErr();
+                err.printf("kimivl run: stopped after %d tokens: the context of %d tokens is full (%s)%n", r.tokens().length, gen.contextLength(),
+                        ctx != null && gen.contextLength() < m.contextLength(0) ? "raise --ctx, up to " + m.contextLength(0) : "the model's max_position_embeddings");
+                err.flush();
+            }
             if (stats) {
                 System.err.printf("kimivl: prompt %d tokens (%.1f tok/s), generated %d tokens (%.1f tok/s), finish: %s%n",
                         r.promptTokens(), r.prefillTokensPerSecond(), r.tokens().length, r.decodeTokensPerSecond(), r.finishReason().name().toLowerCase());

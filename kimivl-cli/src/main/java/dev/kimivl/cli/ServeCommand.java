@@ -3,24 +3,37 @@ package dev.kimivl.cli;
 import dev.kimivl.model.KimiVL;
 import dev.kimivl.server.OpenAiServer;
 import dev.kimivl.server.ServerDefaults;
+import dev.kimivl.server.ServerOptions;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
+import java.net.InetAddress;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 
 /** kimivl serve: the OpenAI-compatible HTTP API over one loaded model. */
 @Command(name = "serve", mixinStandardHelpOptions = true,
-        description = "Serve the model over an OpenAI-compatible API: GET /v1/models, POST /v1/chat/completions (images as data: URLs, stream or not).")
+        description = "Serve the model over an OpenAI-compatible API: GET /v1/models, POST /v1/chat/completions (images as data: URLs, "
+                + "stream or not, a Thinking model's reasoning in reasoning_content), GET /health. Errors are OpenAI error objects.")
 final class ServeCommand implements Callable<Integer> {
     @Mixin ModelOption model;
 
-    @Option(names = "--host", defaultValue = "127.0.0.1", description = "Address to bind (default ${DEFAULT-VALUE}; 0.0.0.0 for every interface).")
+    @Option(names = "--host", defaultValue = "127.0.0.1", description = "Address to bind (default ${DEFAULT-VALUE}: this machine only; 0.0.0.0 for every interface).")
     String host;
 
     @Option(names = {"-p", "--port"}, defaultValue = "8080", description = "Port (default ${DEFAULT-VALUE}).")
     int port;
+
+    // the default comes from the environment so that the key need not appear in the process list; the
+    // description must not print ${DEFAULT-VALUE}, which would show the key in --help
+    @Option(names = "--api-key", paramLabel = "KEY", defaultValue = "${env:KIMIVL_API_KEY}",
+            description = "Require 'Authorization: Bearer KEY' on /v1 requests (401 otherwise); default: $KIMIVL_API_KEY, else no key.")
+    String apiKey;
+
+    @Option(names = "--max-body-mb", defaultValue = "64", paramLabel = "MIB",
+            description = "Largest request body in MiB (default ${DEFAULT-VALUE}); larger ones get 413. Images travel in base64, 4/3 of their size.")
+    int maxBodyMb;
 
     @Option(names = "--name", description = "Model id reported to clients (default: the model's directory or file name).")
     String name;
@@ -36,12 +49,22 @@ final class ServeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (apiKey != null && apiKey.isBlank()) {
+            throw new IllegalArgumentException("--api-key is empty (given so, or from $KIMIVL_API_KEY): give a key, or leave both out to serve without one");
+        }
+        if (maxBodyMb < 1 || maxBodyMb > 2047) throw new IllegalArgumentException("--max-body-mb must be in 1..2047, got " + maxBodyMb);
+        ServerOptions options = new ServerOptions(host, port, apiKey, maxBodyMb << 20);
+        OpenAiServer.checkCanBind(options);           // a busy port fails now, not after the model has loaded
         KimiVL m = model.open();
         String id = name != null ? name : m.dir().getFileName().toString();
-        try (OpenAiServer server = new OpenAiServer(m, new ServerDefaults(id, maxTokens, temperature, ctx), host, port)) {
+        try (OpenAiServer server = new OpenAiServer(m, new ServerDefaults(id, maxTokens, temperature, ctx), options)) {
             server.start();
-            System.err.printf("kimivl serve: %s on http://%s:%d/v1 (context %d tokens, %s)%n", id, host, server.port(),
-                    m.contextLength(ctx), m.hasVision() ? "images accepted" : "text only");
+            System.err.printf("kimivl serve: %s on http://%s:%d/v1 (context %d tokens, %s%s)%n", id,
+                    host.contains(":") ? "[" + host + "]" : host, server.port(), m.contextLength(ctx),
+                    m.hasVision() ? "images accepted" : "text only", apiKey != null ? ", API key required" : "");
+            if (apiKey == null && !InetAddress.getByName(host).isLoopbackAddress()) {
+                System.err.println("kimivl serve: warning: listening beyond this machine without --api-key; anyone who can reach the port can use the model");
+            }
             CountDownLatch stop = new CountDownLatch(1);
             Runtime.getRuntime().addShutdownHook(new Thread(stop::countDown));
             stop.await();

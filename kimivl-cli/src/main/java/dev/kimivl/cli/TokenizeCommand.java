@@ -2,6 +2,10 @@ package dev.kimivl.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.kimivl.io.CheckpointException;
+import dev.kimivl.io.JsonErrors;
+import dev.kimivl.io.gguf.GgufFile;
+import dev.kimivl.io.gguf.GgufTokenizer;
 import dev.kimivl.text.Tokenizer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -9,6 +13,8 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -21,12 +27,14 @@ import java.util.concurrent.Callable;
 public final class TokenizeCommand implements Callable<Integer> {
     @Spec CommandSpec spec;
 
-    @Option(names = "--model", required = true, paramLabel = "DIR",
-            description = "Model directory holding tiktoken.model (and optionally tokenizer_config.json).")
+    // not the ModelOption mixin: --mmproj and --kv-cache mean nothing to a tokenizer; the default model is the same
+    @Option(names = {"-m", "--model"}, paramLabel = "PATH",
+            description = "Model directory holding tiktoken.model (and optionally tokenizer_config.json), or a GGUF text model file "
+                    + "(its tokenizer metadata). Default: $KIMIVL_MODEL, else the repo's " + ModelOption.DEFAULT_RELATIVE + ".")
     Path model;
 
-    @Option(names = "--json", required = true, paramLabel = "FILE", description = "JSON file holding an array of strings.")
-    Path json;
+    @Option(names = "--json", required = true, paramLabel = "FILE", description = "JSON file holding an array of strings ('-' reads it from standard input).")
+    String json;
 
     @Override
     public Integer call() {
@@ -34,9 +42,12 @@ public final class TokenizeCommand implements Callable<Integer> {
         ObjectMapper mapper = new ObjectMapper();
         JsonNode input;
         try {
-            input = mapper.readTree(json.toFile());
+            input = json.equals("-") ? mapper.readTree(System.in) : mapper.readTree(Path.of(json).toFile());
+        } catch (java.io.FileNotFoundException | java.nio.file.NoSuchFileException e) {
+            err.println("kimivl tokenize: --json " + json + ": no such file");
+            return 1;
         } catch (IOException e) {
-            err.println("kimivl tokenize: cannot read " + json + ": " + e.getMessage());
+            err.println("kimivl tokenize: cannot read " + json + ": " + JsonErrors.describe(e));
             return 1;
         }
         if (input == null || !input.isArray()) {
@@ -53,9 +64,18 @@ public final class TokenizeCommand implements Callable<Integer> {
         }
         Tokenizer tokenizer;
         try {
-            tokenizer = Tokenizer.load(model);
-        } catch (IOException | IllegalArgumentException e) {
-            err.println("kimivl tokenize: " + e.getMessage());
+            Path m = ModelOption.resolve(model);
+            if (Files.isRegularFile(m)) {
+                // a GGUF carries its tokenizer in the metadata; mapping the file reads no weights
+                try (Arena arena = Arena.ofConfined()) {
+                    tokenizer = GgufTokenizer.load(GgufFile.open(m, arena));
+                }
+                if (tokenizer == null) throw new CheckpointException(m + ": no tokenizer in this GGUF (no tokenizer.ggml.tokens; an mmproj has none)");
+            } else {
+                tokenizer = Tokenizer.load(m);
+            }
+        } catch (IOException | IllegalArgumentException | CheckpointException e) {
+            err.println("kimivl tokenize: " + Errors.oneLine(e.getMessage()));
             return 1;
         }
         List<int[]> ids = texts.stream().map(tokenizer::encode).toList();

@@ -24,12 +24,14 @@ class CliTest {
     record Run(int exit, String out, String err) {}
 
     static Run run(String... args) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        PrintStream old = System.out;
+        // before the CommandLine exists: picocli's execution strategy remembers System.out when it is created and, if
+        // that differs at execute(), points the commands' writer (tokenize prints through it) back at the old stream
+        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
         CommandLine cl = Main.commandLine();
         StringWriter err = new StringWriter();
         cl.setErr(new PrintWriter(err, true));
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        PrintStream old = System.out;
-        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
         try {
             int code = cl.execute(args);
             return new Run(code, out.toString(StandardCharsets.UTF_8), err.toString());

@@ -67,6 +67,10 @@ class TokenizeCommandTest {
         Files.writeString(input, "[\"ok\"]");
         r = run("--model", dir.resolve("nowhere").toString(), "--json", input.toString());
         assertEquals(1, r.code());
+        assertTrue(r.err().contains("nowhere: no such file or directory"), r.err());
+
+        r = run("--model", Files.createDirectories(dir.resolve("empty")).toString(), "--json", input.toString());
+        assertEquals(1, r.code());
         assertTrue(r.err().contains("tiktoken.model"), r.err());
     }
 }

@@ -25,7 +25,7 @@ final class Json {
             if (n == null || !n.isObject()) throw new CheckpointException(file + ": not a JSON object");
             return new Json(n, file.toString());
         } catch (IOException e) {
-            throw new CheckpointException(file + ": cannot parse JSON: " + e.getMessage(), e);
+            throw new CheckpointException(file + ": cannot parse JSON: " + dev.kimivl.io.JsonErrors.describe(e), e);
         }
     }
 

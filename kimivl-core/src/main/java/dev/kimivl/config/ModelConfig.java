@@ -16,8 +16,10 @@ import java.nio.file.Path;
 public record ModelConfig(String modelType, TextConfig text, VisionConfig vision, String textPrefix, int mediaPlaceholderTokenId) {
 
     public static ModelConfig load(Path dir) {
+        if (!Files.exists(dir)) throw new CheckpointException(dir + ": no such file or directory");
+        if (!Files.isDirectory(dir)) throw new CheckpointException(dir + ": not a checkpoint directory");
         Path f = dir.resolve("config.json");
-        if (!Files.isRegularFile(f)) throw new CheckpointException(dir + ": no config.json");
+        if (!Files.isRegularFile(f)) throw new CheckpointException(dir + ": no config.json (not a Hugging Face checkpoint directory)");
         return parse(Json.read(f));
     }
 
@@ -25,7 +27,7 @@ public record ModelConfig(String modelType, TextConfig text, VisionConfig vision
         try {
             return parse(new Json(Json.MAPPER.readTree(json), where));
         } catch (java.io.IOException e) {
-            throw new CheckpointException(where + ": cannot parse JSON: " + e.getMessage(), e);
+            throw new CheckpointException(where + ": cannot parse JSON: " + dev.kimivl.io.JsonErrors.describe(e), e);
         }
     }
 
@@ -36,6 +38,8 @@ public record ModelConfig(String modelType, TextConfig text, VisionConfig vision
             VisionConfig vision = j.has("vision_config") ? VisionConfig.parse(j.child("vision_config")) : null;
             return new ModelConfig(type.isEmpty() ? "kimi_vl" : type, text, vision, "language_model.", j.integer("media_placeholder_token_id", 163605));
         }
+        // a kimi_vl config keeps the language model's settings in text_config; without it nothing can be built
+        if (type.equals("kimi_vl")) throw new CheckpointException(j.where() + ": model_type 'kimi_vl' needs the object 'text_config' (the language model's settings), which is missing");
         if (type.equals("deepseek_v3") || type.equals("deepseek_v2") || type.isEmpty()) {
             return new ModelConfig(type, TextConfig.parse(j, !type.equals("deepseek_v2")), null, "", -1);
         }

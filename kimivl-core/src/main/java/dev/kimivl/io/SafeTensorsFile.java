@@ -67,7 +67,7 @@ public final class SafeTensorsFile {
         try {
             header = JSON.readTree(new String(headerBytes, StandardCharsets.UTF_8));
         } catch (IOException e) {
-            throw new CheckpointException(file + ": header JSON (bytes 8.." + (8 + headerLen) + ") does not parse: " + e.getMessage(), e);
+            throw new CheckpointException(file + ": header JSON (bytes 8.." + (8 + headerLen) + ") does not parse: " + JsonErrors.describe(e), e);
         }
         if (header == null || !header.isObject()) throw new CheckpointException(file + ": header is not a JSON object");
         long dataStart = 8 + headerLen;

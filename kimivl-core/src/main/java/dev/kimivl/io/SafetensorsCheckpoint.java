@@ -83,7 +83,7 @@ public final class SafetensorsCheckpoint implements WeightSource {
         try {
             root = new ObjectMapper().readTree(index.toFile());
         } catch (IOException e) {
-            throw new CheckpointException(index + ": does not parse as JSON: " + e.getMessage(), e);
+            throw new CheckpointException(index + ": does not parse as JSON: " + JsonErrors.describe(e), e);
         }
         JsonNode wm = root == null ? null : root.get("weight_map");
         if (wm == null || !wm.isObject()) throw new CheckpointException(index + ": missing object 'weight_map'");

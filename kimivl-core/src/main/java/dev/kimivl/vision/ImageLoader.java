@@ -34,12 +34,17 @@ public final class ImageLoader {
     public static final long DEFAULT_MAX_PIXELS = 64L * 1024 * 1024;
 
     private final long maxPixels;
+    private final String limitName;
 
     public ImageLoader() { this(DEFAULT_MAX_PIXELS); }
 
-    public ImageLoader(long maxPixels) {
-        if (maxPixels <= 0) throw new IllegalArgumentException("maxPixels must be positive: " + maxPixels);
+    public ImageLoader(long maxPixels) { this(maxPixels, "ImageLoader's maxPixels"); }
+
+    /** {@code limitName} is what the over-the-limit error tells the user to raise (a CLI flag, a setting). */
+    public ImageLoader(long maxPixels, String limitName) {
+        if (maxPixels <= 0) throw new IllegalArgumentException(limitName + " must be positive: " + maxPixels);
         this.maxPixels = maxPixels;
+        this.limitName = limitName;
     }
 
     public long maxPixels() { return maxPixels; }
@@ -50,6 +55,8 @@ public final class ImageLoader {
         long size;
         try {
             size = Files.size(file);
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new ImageException(name + ": image file not found", e);
         } catch (IOException e) {
             throw new ImageException(name + ": cannot read image file (" + e.getMessage() + ")", e);
         }
@@ -98,7 +105,7 @@ public final class ImageLoader {
             if (w <= 0 || h <= 0) throw new ImageException(name + ": image has zero size " + w + "x" + h);
             if ((long) w * h > maxPixels) {
                 throw new ImageException(name + ": image is " + w + "x" + h + " = " + ((long) w * h)
-                        + " pixels, over the limit of " + maxPixels + " (possible decompression bomb; raise ImageLoader's maxPixels to allow it)");
+                        + " pixels, over the limit of " + maxPixels + " (possible decompression bomb; raise " + limitName + " to allow it)");
             }
             try {
                 return switch (format) {

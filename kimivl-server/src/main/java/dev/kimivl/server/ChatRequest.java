@@ -9,128 +9,219 @@ import dev.kimivl.vision.LoadedImage;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.List;
+import java.util.Set;
 
 /**
- * An OpenAI chat-completions request body, validated: every problem is a {@link BadRequest} naming the field
- * (OpenAI's "param"), e.g. {@code messages[1].content[0].image_url}.
+ * An OpenAI chat-completions request body, validated: every problem is an {@link ApiError} (400) whose param names
+ * the field as spelled in the API, e.g. {@code top_p} or {@code messages[1].content[0].image_url}.
+ * Fields this server does not know are ignored, as OpenAI does; a known field with a wrong type is always an error.
  *
- * @param images the image parts of all messages, decoded, in conversation order
+ * @param images      the image parts of all messages, decoded, in conversation order
+ * @param imageParams where each image came from ({@code messages[0].content[1].image_url}), for errors about it later
  */
-record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, SamplingParams sampling, boolean stream,
-                   boolean includeUsage) {
+record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, List<String> imageParams, SamplingParams sampling,
+                   boolean stream, boolean includeUsage) {
 
-    /** A client error: HTTP 400 with OpenAI's error object. */
-    static final class BadRequest extends RuntimeException {
-        final String param, code;
-
-        BadRequest(String message, String param, String code) {
-            super(message);
-            this.param = param;
-            this.code = code;
-        }
-
-        BadRequest(String message, String param) { this(message, param, null); }
-    }
+    /** OpenAI's roles this model's chat template understands; "developer" is OpenAI's newer name for "system". */
+    private static final Set<String> ROLES = Set.of("system", "developer", "user", "assistant");
 
     static ChatRequest parse(JsonNode body, ImageLoader loader, ServerDefaults defaults) {
-        if (body == null || !body.isObject()) throw new BadRequest("the request body must be a JSON object", null);
+        if (body == null || !body.isObject()) throw ApiError.invalid("the request body must be a JSON object, got " + ApiError.describe(body), null);
+        // any model name is answered by the one loaded model (as llama.cpp's server does); only its type is checked
+        string(body, "model");
+        string(body, "user");
         JsonNode msgs = body.get("messages");
-        if (msgs == null || !msgs.isArray() || msgs.isEmpty()) throw new BadRequest("'messages' must be a non-empty array", "messages");
+        if (msgs == null || msgs.isNull()) throw ApiError.invalid("'messages' is required: a non-empty array of messages", "messages");
+        if (!msgs.isArray()) throw ApiError.wrongType("messages", "a non-empty array of messages", msgs);
+        if (msgs.isEmpty()) throw ApiError.invalid("'messages' must not be empty", "messages");
         List<ChatMessage> messages = new ArrayList<>();
         List<LoadedImage> images = new ArrayList<>();
-        for (int i = 0; i < msgs.size(); i++) messages.add(message(msgs.get(i), "messages[" + i + "]", loader, images));
+        List<String> imageParams = new ArrayList<>();
+        for (int i = 0; i < msgs.size(); i++) messages.add(message(msgs.get(i), "messages[" + i + "]", loader, images, imageParams));
 
-        int maxTokens = integer(body, "max_completion_tokens", integer(body, "max_tokens", defaults.maxTokens()));
+        // max_completion_tokens is OpenAI's current name, max_tokens the deprecated one: the newer wins when both come
+        String maxKey = body.hasNonNull("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+        long maxTokens = integer(body, maxKey, defaults.maxTokens());
+        if (maxTokens < 1 || maxTokens > Integer.MAX_VALUE) throw ApiError.invalid("'" + maxKey + "' must be a positive integer, got " + maxTokens, maxKey);
         double temperature = number(body, "temperature", defaults.temperature());
+        if (temperature < 0) throw ApiError.invalid("'temperature' must be ≥ 0, got " + temperature, "temperature");
         double topP = number(body, "top_p", 1.0);
-        int topK = integer(body, "top_k", 0);
+        if (!(topP > 0 && topP <= 1)) throw ApiError.invalid("'top_p' must be in (0, 1], got " + topP, "top_p");
+        long topK = integer(body, "top_k", 0);
+        if (topK == -1) topK = 0;                       // vLLM's spelling of "off", which its clients send
+        if (topK < 0 || topK > Integer.MAX_VALUE) throw ApiError.invalid("'top_k' must be ≥ 0 (0 or -1: off), got " + topK, "top_k");
         double minP = number(body, "min_p", 0.0);
+        if (!(minP >= 0 && minP < 1)) throw ApiError.invalid("'min_p' must be in [0, 1), got " + minP, "min_p");
         double rep = number(body, "repetition_penalty", 1.0);
+        if (!(rep > 0)) throw ApiError.invalid("'repetition_penalty' must be > 0, got " + rep, "repetition_penalty");
+        for (String penalty : List.of("presence_penalty", "frequency_penalty")) {
+            double p = number(body, penalty, 0.0);
+            if (p < -2 || p > 2) throw ApiError.invalid("'" + penalty + "' must be in [-2, 2], got " + p, penalty);
+            if (p != 0) throw ApiError.unsupported(penalty, "a non-zero " + penalty + " (use repetition_penalty)");
+        }
         long seed = body.hasNonNull("seed") ? integer(body, "seed", 0) : System.nanoTime();
-        if (body.hasNonNull("n") && integer(body, "n", 1) != 1) throw new BadRequest("only n = 1 is supported", "n");
-        List<String> stops = new ArrayList<>();
-        JsonNode stop = body.get("stop");
-        if (stop != null && !stop.isNull()) {
-            if (stop.isTextual()) stops.add(stop.asText());
-            else if (stop.isArray()) for (JsonNode s : stop) {
-                if (!s.isTextual()) throw new BadRequest("'stop' must be a string or an array of strings", "stop");
-                stops.add(s.asText());
-            }
-            else throw new BadRequest("'stop' must be a string or an array of strings", "stop");
+        if (integer(body, "n", 1) != 1) throw ApiError.unsupported("n", "n other than 1");
+        if (bool(body, "logprobs", false)) throw ApiError.unsupported("logprobs", "logprobs");
+        if (body.hasNonNull("top_logprobs") && integer(body, "top_logprobs", 0) != 0) throw ApiError.unsupported("top_logprobs", "top_logprobs");
+        responseFormat(body.get("response_format"));
+        JsonNode tools = body.get("tools");
+        if (tools != null && !tools.isNull()) {
+            if (!tools.isArray()) throw ApiError.wrongType("tools", "an array", tools);
+            if (!tools.isEmpty()) throw ApiError.unsupported("tools", "tool calling");
         }
-        SamplingParams sampling;
-        try {
-            sampling = new SamplingParams(temperature, topK, topP, minP, rep, seed, maxTokens, stops);
-        } catch (IllegalArgumentException e) {
-            throw new BadRequest(e.getMessage(), null);
+        List<String> stops = stops(body.get("stop"));
+        SamplingParams sampling = new SamplingParams(temperature, (int) topK, topP, minP, rep, seed, (int) maxTokens, stops);
+
+        boolean stream = bool(body, "stream", false);
+        boolean usage = false;
+        JsonNode options = body.get("stream_options");
+        if (options != null && !options.isNull()) {
+            if (!options.isObject()) throw ApiError.wrongType("stream_options", "an object", options);
+            // as OpenAI and vLLM: the options describe a stream, so without one they are a mistake worth reporting
+            if (!stream) throw ApiError.invalid("'stream_options' is only allowed when 'stream' is true", "stream_options");
+            usage = bool(options, "include_usage", "stream_options.include_usage", false);
         }
-        boolean stream = body.path("stream").asBoolean(false);
-        boolean usage = body.path("stream_options").path("include_usage").asBoolean(false);
-        return new ChatRequest(messages, images, sampling, stream, usage);
+        return new ChatRequest(messages, images, imageParams, sampling, stream, usage);
     }
 
-    private static ChatMessage message(JsonNode m, String where, ImageLoader loader, List<LoadedImage> images) {
-        if (!m.isObject()) throw new BadRequest(where + " must be an object", where);
-        JsonNode role = m.get("role");
-        if (role == null || !role.isTextual()) throw new BadRequest(where + ".role must be a string", where + ".role");
+    private static ChatMessage message(JsonNode m, String where, ImageLoader loader, List<LoadedImage> images, List<String> imageParams) {
+        if (!m.isObject()) throw ApiError.wrongType(where, "a message object", m);
+        JsonNode r = m.get("role");
+        if (r == null || r.isNull()) throw ApiError.invalid("'" + where + ".role' is required", where + ".role");
+        if (!r.isTextual()) throw ApiError.wrongType(where + ".role", "a string", r);
+        String role = r.asText();
+        if (role.equals("tool") || role.equals("function")) throw ApiError.unsupported(where + ".role", "the role '" + role + "' (tool calling)");
+        if (!ROLES.contains(role)) {
+            throw ApiError.invalid("'" + where + ".role' must be one of system, developer, user, assistant; got '" + role + "'", where + ".role");
+        }
+        if (role.equals("developer")) role = "system";
+        string(m, "name", where + ".name");
         JsonNode content = m.get("content");
-        if (content == null || content.isNull()) return ChatMessage.of(role.asText(), "");
-        if (content.isTextual()) return ChatMessage.of(role.asText(), content.asText());
-        if (!content.isArray()) throw new BadRequest(where + ".content must be a string or an array of parts", where + ".content");
+        if (content == null || content.isNull()) {
+            // an assistant turn may come without content (OpenAI allows it with tool calls); a question may not
+            if (role.equals("assistant")) return ChatMessage.of(role, "");
+            throw ApiError.invalid("'" + where + ".content' is required for a " + role + " message", where + ".content");
+        }
+        if (content.isTextual()) return ChatMessage.of(role, content.asText());
+        if (!content.isArray()) throw ApiError.wrongType(where + ".content", "a string or an array of content parts", content);
         List<ChatMessage.Part> parts = new ArrayList<>();
         for (int j = 0; j < content.size(); j++) {
             JsonNode p = content.get(j);
             String pw = where + ".content[" + j + "]";
-            String type = p.path("type").asText("");
-            switch (type) {
+            if (!p.isObject()) throw ApiError.wrongType(pw, "a content part object ({\"type\": \"text\", ...})", p);
+            JsonNode t = p.get("type");
+            if (t == null || t.isNull()) throw ApiError.invalid("'" + pw + ".type' is required (text or image_url)", pw + ".type");
+            if (!t.isTextual()) throw ApiError.wrongType(pw + ".type", "a string (text or image_url)", t);
+            switch (t.asText()) {
                 case "text" -> {
-                    if (!p.path("text").isTextual()) throw new BadRequest(pw + ".text must be a string", pw + ".text");
-                    parts.add(ChatMessage.textPart(p.get("text").asText()));
+                    JsonNode text = p.get("text");
+                    if (text == null || !text.isTextual()) throw ApiError.wrongType(pw + ".text", "a string", text);
+                    parts.add(ChatMessage.textPart(text.asText()));
                 }
                 case "image_url" -> {
-                    JsonNode url = p.path("image_url");
-                    String u = url.isTextual() ? url.asText() : url.path("url").asText(null);
-                    if (u == null) throw new BadRequest(pw + ".image_url.url is missing", pw + ".image_url");
-                    images.add(image(u, pw + ".image_url", loader));
+                    images.add(image(p.get("image_url"), pw + ".image_url", loader));
+                    imageParams.add(pw + ".image_url");
                     parts.add(ChatMessage.imagePart());
                 }
-                default -> throw new BadRequest(pw + ": part type '" + type + "' is not supported (text, image_url)", pw + ".type");
+                default -> throw ApiError.invalid("'" + pw + ".type': part type '" + t.asText() + "' is not supported (text, image_url)", pw + ".type");
             }
         }
-        return ChatMessage.of(role.asText(), parts.toArray(ChatMessage.Part[]::new));
+        return ChatMessage.of(role, parts.toArray(ChatMessage.Part[]::new));
     }
 
     /** Images come inline as data: URLs; this server fetches nothing from the network. */
-    private static LoadedImage image(String url, String where, ImageLoader loader) {
+    private static LoadedImage image(JsonNode imageUrl, String where, ImageLoader loader) {
+        String url;
+        if (imageUrl != null && imageUrl.isTextual()) {
+            url = imageUrl.asText();                    // the bare-string form some clients send
+        } else if (imageUrl != null && imageUrl.isObject()) {
+            JsonNode u = imageUrl.get("url");
+            if (u == null || !u.isTextual()) throw ApiError.wrongType(where + ".url", "a string (a data: URL)", u);
+            string(imageUrl, "detail", where + ".detail");
+            url = u.asText();
+        } else {
+            throw ApiError.wrongType(where, "an object {\"url\": \"data:image/...;base64,...\"}", imageUrl);
+        }
         if (!url.startsWith("data:")) {
-            throw new BadRequest(where + ": only data: URLs (data:image/png;base64,...) are accepted; the server does not download images", where);
+            throw ApiError.invalid("'" + where + "': only data: URLs (data:image/png;base64,...) are accepted; the server does not download images", where);
         }
         int comma = url.indexOf(',');
-        if (comma < 0 || !url.substring(0, comma).endsWith(";base64")) throw new BadRequest(where + ": a data: URL must be base64 (data:image/...;base64,...)", where);
+        if (comma < 0 || !url.substring(0, comma).endsWith(";base64")) {
+            throw ApiError.invalid("'" + where + "': a data: URL must be base64 (data:image/...;base64,...)", where);
+        }
         byte[] bytes;
         try {
             bytes = Base64.getDecoder().decode(url.substring(comma + 1));
         } catch (IllegalArgumentException e) {
-            throw new BadRequest(where + ": the base64 data does not decode: " + e.getMessage(), where);
+            throw ApiError.invalid("'" + where + "': the base64 data does not decode: " + e.getMessage(), where);
         }
         try {
             return loader.load(bytes, where);
         } catch (RuntimeException e) {
-            throw new BadRequest(e.getMessage(), where);
+            throw ApiError.invalid(e.getMessage(), where);
         }
     }
 
-    private static int integer(JsonNode body, String key, int dflt) {
-        JsonNode v = body.get(key);
-        if (v == null || v.isNull()) return dflt;
-        if (!v.canConvertToInt() || !v.isIntegralNumber()) throw new BadRequest("'" + key + "' must be an integer", key);
-        return v.asInt();
+    /** response_format "text" is what this server produces; the JSON modes need constrained decoding, which it lacks. */
+    private static void responseFormat(JsonNode f) {
+        if (f == null || f.isNull()) return;
+        if (!f.isObject()) throw ApiError.wrongType("response_format", "an object {\"type\": \"text\"}", f);
+        JsonNode t = f.get("type");
+        if (t == null || !t.isTextual()) throw ApiError.wrongType("response_format.type", "a string", t);
+        switch (t.asText()) {
+            case "text" -> {}
+            case "json_object", "json_schema" -> throw ApiError.unsupported("response_format", "response_format '" + t.asText() + "'");
+            default -> throw ApiError.invalid("'response_format.type' must be text, json_object or json_schema; got '" + t.asText() + "'", "response_format.type");
+        }
     }
 
-    private static double number(JsonNode body, String key, double dflt) {
-        JsonNode v = body.get(key);
+    private static List<String> stops(JsonNode stop) {
+        List<String> stops = new ArrayList<>();
+        if (stop == null || stop.isNull()) return stops;
+        if (stop.isTextual()) {
+            stops.add(stop.asText());
+        } else if (stop.isArray()) {
+            for (int i = 0; i < stop.size(); i++) {
+                if (!stop.get(i).isTextual()) throw ApiError.wrongType("stop[" + i + "]", "a string", stop.get(i));
+                stops.add(stop.get(i).asText());
+            }
+        } else {
+            throw ApiError.wrongType("stop", "a string or an array of strings", stop);
+        }
+        // an empty stop string would end every answer before its first token
+        if (stops.contains("")) throw ApiError.invalid("'stop' must not contain an empty string", "stop");
+        return stops;
+    }
+
+    private static void string(JsonNode obj, String key) { string(obj, key, key); }
+
+    private static void string(JsonNode obj, String key, String param) {
+        JsonNode v = obj.get(key);
+        if (v != null && !v.isNull() && !v.isTextual()) throw ApiError.wrongType(param, "a string", v);
+    }
+
+    private static boolean bool(JsonNode obj, String key, boolean dflt) { return bool(obj, key, key, dflt); }
+
+    private static boolean bool(JsonNode obj, String key, String param, boolean dflt) {
+        JsonNode v = obj.get(key);
         if (v == null || v.isNull()) return dflt;
-        if (!v.isNumber()) throw new BadRequest("'" + key + "' must be a number", key);
+        if (!v.isBoolean()) throw ApiError.wrongType(param, "a boolean (true or false)", v);
+        return v.asBoolean();
+    }
+
+    /** An integer field; 5.0 counts as an integer (JSON has one number type), 5.5 and "5" do not. */
+    private static long integer(JsonNode obj, String key, long dflt) {
+        JsonNode v = obj.get(key);
+        if (v == null || v.isNull()) return dflt;
+        boolean integral = v.isIntegralNumber() || (v.isFloatingPointNumber() && v.asDouble() == Math.rint(v.asDouble()));
+        if (!integral || !v.canConvertToLong()) throw ApiError.wrongType(key, "an integer", v);
+        return v.asLong();
+    }
+
+    private static double number(JsonNode obj, String key, double dflt) {
+        JsonNode v = obj.get(key);
+        if (v == null || v.isNull()) return dflt;
+        if (!v.isNumber()) throw ApiError.wrongType(key, "a number", v);
         return v.asDouble();
     }
 }

@@ -1,5 +1,9 @@
 package dev.kimivl.server;
 
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.StreamReadConstraints;
+import com.fasterxml.jackson.core.exc.StreamConstraintsException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -8,6 +12,7 @@ import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
 import dev.kimivl.generate.ContextOverflowException;
 import dev.kimivl.generate.Generator;
+import dev.kimivl.generate.ThinkingFilter;
 import dev.kimivl.model.KimiVL;
 import dev.kimivl.vision.ImageLoader;
 
@@ -15,37 +20,98 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.UncheckedIOException;
+import java.net.BindException;
 import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.UnknownHostException;
 import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
 import java.util.UUID;
 import java.util.concurrent.Executors;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
- * An OpenAI-compatible HTTP server: {@code GET /v1/models}, {@code POST /v1/chat/completions} (text and
- * data:-URL images, streaming as server-sent events or one JSON response), {@code GET /health}.
+ * An OpenAI-compatible HTTP server: {@code GET /v1/models}, {@code GET /v1/models/{id}},
+ * {@code POST /v1/chat/completions} (text and data:-URL images, streaming as server-sent events or one JSON
+ * response; a Thinking model's reasoning in {@code reasoning_content}, its answer in {@code content}) and
+ * {@code GET /health}. Every error, 404 and 405 included, is an OpenAI error object.
  * Requests are served on virtual threads; generation runs one request at a time (the kernels already use every
  * core), in arrival order.
  */
 public final class OpenAiServer implements AutoCloseable {
-    /** Request bodies above this are refused (413): a few large images in base64 fit easily. */
-    static final int MAX_BODY_BYTES = 64 << 20;
-    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final String PATHS = "GET /health, GET /v1/models, POST /v1/chat/completions";
 
-    private final KimiVL model;
+    private final Engine engine;
     private final ServerDefaults defaults;
+    private final ServerOptions options;
+    private final byte[] apiKey;
+    private final ObjectMapper json;
     private final HttpServer http;
     private final ReentrantLock generation = new ReentrantLock(true);
     private final ImageLoader images = new ImageLoader();
 
+    /** Loopback or {@code host}, no API key, the default body limit. */
     public OpenAiServer(KimiVL model, ServerDefaults defaults, String host, int port) throws IOException {
-        this.model = model;
+        this(model, defaults, ServerOptions.local(port).withHost(host));
+    }
+
+    public OpenAiServer(KimiVL model, ServerDefaults defaults, ServerOptions options) throws IOException {
+        this(Engine.of(model, defaults.contextCap()), defaults, options);
+    }
+
+    /** Binds at once, so that a busy port fails here, naming it; {@link #start()} begins answering. */
+    OpenAiServer(Engine engine, ServerDefaults defaults, ServerOptions options) throws IOException {
+        this.engine = engine;
         this.defaults = defaults;
-        this.http = HttpServer.create(new InetSocketAddress(host, port), 64);
+        this.options = options;
+        this.apiKey = options.apiKey() == null ? null : options.apiKey().getBytes(StandardCharsets.UTF_8);
+        // Jackson's default caps a JSON string at 20M characters, which a ~15 MB photo in base64 exceeds: the
+        // server's own body limit is the one that applies, so no string may be refused below it.
+        this.json = new ObjectMapper(JsonFactory.builder()
+                .streamReadConstraints(StreamReadConstraints.builder().maxStringLength(options.maxBodyBytes()).build()).build());
+        this.http = bind(options);
         http.setExecutor(Executors.newVirtualThreadPerTaskExecutor());
-        http.createContext("/v1/models", ex -> handle(ex, "GET", this::models));
-        http.createContext("/v1/chat/completions", ex -> handle(ex, "POST", this::chat));
-        http.createContext("/health", ex -> handle(ex, "GET", e -> send(e, 200, JSON.createObjectNode().put("status", "ok"))));
+        // one context for every path: the JDK's own 404 is an HTML page, and its prefix matching would send
+        // /v1/modelsX to /v1/models
+        http.createContext("/", this::dispatch);
+    }
+
+    private static HttpServer bind(ServerOptions o) throws IOException {
+        try {
+            return HttpServer.create(address(o), 64);
+        } catch (BindException e) {
+            throw bindError(o, e);
+        }
+    }
+
+    /**
+     * Fails as the constructor would if the address cannot be bound, naming it; for {@code kimivl serve} to check
+     * before it spends minutes loading a model. The port is free again when this returns.
+     */
+    public static void checkCanBind(ServerOptions o) throws IOException {
+        try (ServerSocket probe = new ServerSocket()) {
+            probe.setReuseAddress(true);            // as HttpServer binds, so that the two agree
+            probe.bind(address(o));
+        } catch (BindException e) {
+            throw bindError(o, e);
+        }
+    }
+
+    private static InetSocketAddress address(ServerOptions o) throws UnknownHostException {
+        InetSocketAddress addr = new InetSocketAddress(o.host(), o.port());
+        if (addr.isUnresolved()) throw new UnknownHostException("cannot listen on " + o.hostPort(o.port()) + ": the host name '" + o.host() + "' does not resolve");
+        return addr;
+    }
+
+    /** The JDK says only "Address already in use": the user needs to know which address. */
+    private static BindException bindError(ServerOptions o, BindException e) {
+        String m = String.valueOf(e.getMessage());
+        String why = m.contains("in use")
+                ? "the address is already in use (another process is listening on port " + o.port() + "; stop it or choose another port)"
+                : m.contains("assign") ? m + " (" + o.host() + " is not an address of this machine)" : m;
+        BindException b = new BindException("cannot listen on " + o.hostPort(o.port()) + ": " + why);
+        b.initCause(e);
+        return b;
     }
 
     public void start() { http.start(); }
@@ -53,22 +119,44 @@ public final class OpenAiServer implements AutoCloseable {
     /** The bound port (useful with port 0). */
     public int port() { return http.getAddress().getPort(); }
 
+    /** The bound address. */
+    InetSocketAddress address() { return http.getAddress(); }
+
     @Override public void close() { http.stop(0); }
 
     @FunctionalInterface
     private interface Handler { void handle(HttpExchange ex) throws IOException; }
 
-    private void handle(HttpExchange ex, String method, Handler h) {
+    /** @param open answered without the API key (a load balancer's health check has none) */
+    private record Route(String method, boolean open, Handler handler) {}
+
+    private Route route(String path) {
+        return switch (path) {
+            case "/health" -> new Route("GET", true, ex -> send(ex, 200, json.createObjectNode().put("status", "ok")));
+            case "/v1/models" -> new Route("GET", false, this::models);
+            case "/v1/chat/completions" -> new Route("POST", false, this::chat);
+            default -> path.startsWith("/v1/models/") && path.length() > "/v1/models/".length()
+                    ? new Route("GET", false, ex -> model(ex, path.substring("/v1/models/".length())))
+                    : null;
+        };
+    }
+
+    private void dispatch(HttpExchange ex) {
         // not try-with-resources: the exchange must still be open when a catch block sends the error
         try {
-            if (!ex.getRequestMethod().equals(method)) {
-                ex.getResponseHeaders().set("Allow", method);
-                error(ex, 405, ex.getRequestMethod() + " is not allowed on " + ex.getRequestURI().getPath() + "; use " + method, "invalid_request_error", null, null);
-                return;
+            String path = ex.getRequestURI().getPath(), method = ex.getRequestMethod();
+            Route route = route(path);
+            if (route == null) {
+                throw new ApiError(404, "invalid_request_error", "Invalid URL (" + method + " " + shorten(path) + "): this server answers " + PATHS, null, "unknown_url");
             }
-            h.handle(ex);
-        } catch (ChatRequest.BadRequest e) {
-            quietly(() -> error(ex, 400, e.getMessage(), "invalid_request_error", e.param, e.code));
+            if (!route.open()) authenticate(ex);
+            if (!method.equals(route.method())) {
+                ex.getResponseHeaders().set("Allow", route.method());
+                throw new ApiError(405, "invalid_request_error", method + " is not allowed on " + path + "; use " + route.method(), null, "method_not_allowed");
+            }
+            route.handler().handle(ex);
+        } catch (ApiError e) {
+            quietly(() -> error(ex, e.status, e.getMessage(), e.type, e.param, e.code));
         } catch (ContextOverflowException e) {
             quietly(() -> error(ex, 400, e.getMessage(), "invalid_request_error", "messages", "context_length_exceeded"));
         } catch (IllegalArgumentException e) {
@@ -82,34 +170,65 @@ public final class OpenAiServer implements AutoCloseable {
         }
     }
 
+    /** With --api-key, /v1 requests must carry {@code Authorization: Bearer <key>}, as OpenAI's clients send it. */
+    private void authenticate(HttpExchange ex) {
+        if (apiKey == null) return;
+        String h = ex.getRequestHeaders().getFirst("Authorization");
+        if (h == null || h.isBlank()) {
+            ex.getResponseHeaders().set("WWW-Authenticate", "Bearer");
+            throw new ApiError(401, "invalid_request_error",
+                    "no API key: this server requires the header 'Authorization: Bearer <key>' with the key it was started with", null, "missing_api_key");
+        }
+        boolean bearer = h.regionMatches(true, 0, "Bearer ", 0, 7);
+        // constant-time comparison: the time taken must not tell how much of a guessed key was right
+        if (!bearer || !MessageDigest.isEqual(h.substring(7).strip().getBytes(StandardCharsets.UTF_8), apiKey)) {
+            ex.getResponseHeaders().set("WWW-Authenticate", "Bearer");
+            throw new ApiError(401, "invalid_request_error",
+                    bearer ? "incorrect API key provided" : "the Authorization header must be 'Bearer <key>'", null, "invalid_api_key");
+        }
+    }
+
     private void models(HttpExchange ex) throws IOException {
-        ObjectNode root = JSON.createObjectNode().put("object", "list");
-        root.putArray("data").addObject().put("id", defaults.modelName()).put("object", "model").put("created", 0).put("owned_by", "kimivl");
+        ObjectNode root = json.createObjectNode().put("object", "list");
+        root.putArray("data").add(modelObject());
         send(ex, 200, root);
     }
 
-    private void chat(HttpExchange ex) throws IOException {
-        JsonNode body;
-        try {
-            body = JSON.readTree(readBody(ex));
-        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-            throw new ChatRequest.BadRequest("the request body is not valid JSON: " + e.getOriginalMessage(), null);
+    private void model(HttpExchange ex, String id) throws IOException {
+        if (!id.equals(defaults.modelName())) {
+            throw new ApiError(404, "invalid_request_error", "The model '" + shorten(id) + "' does not exist; this server serves '" + defaults.modelName() + "'", "model", "model_not_found");
         }
-        ChatRequest req = ChatRequest.parse(body, images, defaults);
+        send(ex, 200, modelObject());
+    }
+
+    private ObjectNode modelObject() {
+        return json.createObjectNode().put("id", defaults.modelName()).put("object", "model").put("created", 0).put("owned_by", "kimivl");
+    }
+
+    private void chat(HttpExchange ex) throws IOException {
+        ChatRequest req = ChatRequest.parse(parse(readBody(ex)), images, defaults);
+        if (!req.images().isEmpty() && !engine.acceptsImages()) {
+            String where = req.imageParams().getFirst();
+            throw ApiError.invalid("'" + where + "': this model is text only (it has no vision tower); send text, or serve a model with vision", where);
+        }
         String id = "chatcmpl-" + UUID.randomUUID().toString().replace("-", "");
         long created = System.currentTimeMillis() / 1000;
         generation.lock();
         try {
-            KimiVL.Prompt prompt = model.prompt(req.messages(), req.images());
-            Generator gen = model.generator(defaults.contextCap());
-            gen.checkFits(prompt.ids().length);          // before any byte is sent: a too-long prompt is still a 400
+            Engine.Job job = engine.prepare(req.messages(), req.images());   // a too-long prompt is still a 400 here
             if (req.stream()) {
-                stream(ex, req, gen, prompt, id, created);
+                stream(ex, req, job, id, created);
             } else {
-                Generator.Result r = gen.generate(prompt.embeddings(), prompt.ids(), req.sampling(), null);
+                // the same filter as the stream, so that both split reasoning from answer identically
+                StringBuilder answer = new StringBuilder(), reasoning = new StringBuilder();
+                ThinkingFilter filter = new ThinkingFilter(answer::append, reasoning::append);
+                Generator.Result r = job.generate(req.sampling(), null);
+                filter.onText(r.text());
+                filter.finish();
                 ObjectNode root = envelope(id, created, "chat.completion");
                 ObjectNode choice = root.putArray("choices").addObject().put("index", 0);
-                choice.putObject("message").put("role", "assistant").put("content", r.text());
+                ObjectNode message = choice.putObject("message").put("role", "assistant").put("content", answer.toString());
+                if (!reasoning.isEmpty()) message.put("reasoning_content", reasoning.toString());
                 choice.put("finish_reason", finishReason(r));
                 usage(root, r);
                 send(ex, 200, root);
@@ -119,24 +238,41 @@ public final class OpenAiServer implements AutoCloseable {
         }
     }
 
-    private void stream(HttpExchange ex, ChatRequest req, Generator gen, KimiVL.Prompt prompt, String id, long created) throws IOException {
+    private JsonNode parse(byte[] body) {
+        try {
+            return json.readTree(body);
+        } catch (StreamConstraintsException e) {
+            throw ApiError.invalid("the request body goes past a limit of the JSON parser: " + e.getOriginalMessage(), null);
+        } catch (JsonProcessingException e) {
+            throw ApiError.invalid("the request body is not valid JSON: " + e.getOriginalMessage(), null);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private void stream(HttpExchange ex, ChatRequest req, Engine.Job job, String id, long created) throws IOException {
         ex.getResponseHeaders().set("Content-Type", "text/event-stream; charset=utf-8");
         ex.getResponseHeaders().set("Cache-Control", "no-cache");
         ex.sendResponseHeaders(200, 0);
         OutputStream out = ex.getResponseBody();
-        ObjectNode first = chunk(id, created);
+        ObjectNode first = chunk(req, id, created);
         ((ObjectNode) first.withArray("choices").get(0)).putObject("delta").put("role", "assistant").put("content", "");
         event(out, first);
-        Generator.Result r = gen.generate(prompt.embeddings(), prompt.ids(), req.sampling(), text -> {
-            ObjectNode c = chunk(id, created);
-            ((ObjectNode) c.withArray("choices").get(0)).putObject("delta").put("content", text);
-            try {
-                event(out, c);
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);     // client disconnected: stops generation
-            }
-        });
-        ObjectNode last = chunk(id, created);
+        ThinkingFilter filter = new ThinkingFilter(text -> delta(out, req, id, created, "content", text),
+                text -> delta(out, req, id, created, "reasoning_content", text));
+        Generator.Result r;
+        try {
+            r = job.generate(req.sampling(), filter);
+            filter.finish();
+        } catch (UncheckedIOException e) {
+            throw e;                                    // the client went away: nobody to tell
+        } catch (RuntimeException e) {
+            // the 200 is already sent: the error travels as an event with OpenAI's error object, and the stream
+            // ends without [DONE] so that a client cannot take the partial answer for a whole one
+            event(out, errorBody("internal error: " + e, "server_error", null, null));
+            return;
+        }
+        ObjectNode last = chunk(req, id, created);
         ObjectNode choice = (ObjectNode) last.withArray("choices").get(0);
         choice.putObject("delta");
         choice.put("finish_reason", finishReason(r));
@@ -151,14 +287,25 @@ public final class OpenAiServer implements AutoCloseable {
         out.flush();
     }
 
-    private ObjectNode envelope(String id, long created, String object) {
-        return JSON.createObjectNode().put("id", id).put("object", object).put("created", created).put("model", defaults.modelName());
+    private void delta(OutputStream out, ChatRequest req, String id, long created, String field, String text) {
+        ObjectNode c = chunk(req, id, created);
+        ((ObjectNode) c.withArray("choices").get(0)).putObject("delta").put(field, text);
+        try {
+            event(out, c);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);     // client disconnected: stops generation
+        }
     }
 
-    private ObjectNode chunk(String id, long created) {
+    private ObjectNode envelope(String id, long created, String object) {
+        return json.createObjectNode().put("id", id).put("object", object).put("created", created).put("model", defaults.modelName());
+    }
+
+    private ObjectNode chunk(ChatRequest req, String id, long created) {
         ObjectNode c = envelope(id, created, "chat.completion.chunk");
         ArrayNode choices = c.putArray("choices");
         choices.addObject().put("index", 0).putNull("finish_reason");
+        if (req.includeUsage()) c.putNull("usage");     // as OpenAI: every chunk has the field, the last one its value
         return c;
     }
 
@@ -171,33 +318,62 @@ public final class OpenAiServer implements AutoCloseable {
                 .put("total_tokens", r.promptTokens() + r.tokens().length);
     }
 
-    private static void event(OutputStream out, ObjectNode payload) throws IOException {
-        out.write(("data: " + JSON.writeValueAsString(payload) + "\n\n").getBytes(StandardCharsets.UTF_8));
+    private void event(OutputStream out, ObjectNode payload) throws IOException {
+        out.write(("data: " + json.writeValueAsString(payload) + "\n\n").getBytes(StandardCharsets.UTF_8));
         out.flush();
     }
 
-    private static byte[] readBody(HttpExchange ex) throws IOException {
+    /** Reads the body up to the server's limit; a declared length over it is refused before reading anything. */
+    private byte[] readBody(HttpExchange ex) throws IOException {
+        int max = options.maxBodyBytes();
+        String declared = ex.getRequestHeaders().getFirst("Content-Length");
+        if (declared != null) {
+            long n;
+            try {
+                n = Long.parseLong(declared.strip());
+            } catch (NumberFormatException e) {
+                n = -1;                                  // the JDK server refuses a malformed length before we get here
+            }
+            if (n > max) throw tooLarge(ex, n + " bytes");
+        }
         try (InputStream in = ex.getRequestBody()) {
-            byte[] b = in.readNBytes(MAX_BODY_BYTES + 1);
-            if (b.length > MAX_BODY_BYTES) throw new ChatRequest.BadRequest("the request body exceeds " + (MAX_BODY_BYTES >> 20) + " MiB", null, "request_too_large");
+            byte[] b = in.readNBytes(Math.min(max, Integer.MAX_VALUE - 16) + 1);
+            if (b.length > max) throw tooLarge(ex, "over " + max + " bytes");
             return b;
         }
     }
 
-    private static void send(HttpExchange ex, int status, ObjectNode body) throws IOException {
-        byte[] b = JSON.writeValueAsBytes(body);
+    private ApiError tooLarge(HttpExchange ex, String size) {
+        // the rest of the body stays unread, so the connection cannot carry another request: say so, or the
+        // client reuses it and its next request fails
+        ex.getResponseHeaders().set("Connection", "close");
+        int max = options.maxBodyBytes();
+        String limit = max % (1 << 20) == 0 ? (max >> 20) + " MiB (" + max + " bytes)" : max + " bytes";
+        return new ApiError(413, "invalid_request_error", "the request body is " + size + ", over this server's request body limit of " + limit,
+                null, "request_too_large");
+    }
+
+    private void send(HttpExchange ex, int status, ObjectNode body) throws IOException {
+        byte[] b = json.writeValueAsBytes(body);
         ex.getResponseHeaders().set("Content-Type", "application/json");
         ex.sendResponseHeaders(status, b.length);
         ex.getResponseBody().write(b);
     }
 
-    private static void error(HttpExchange ex, int status, String message, String type, String param, String code) throws IOException {
-        ObjectNode err = JSON.createObjectNode();
+    private void error(HttpExchange ex, int status, String message, String type, String param, String code) throws IOException {
+        send(ex, status, errorBody(message, type, param, code));
+    }
+
+    private ObjectNode errorBody(String message, String type, String param, String code) {
+        ObjectNode err = json.createObjectNode();
         ObjectNode e = err.putObject("error").put("message", message).put("type", type);
         if (param != null) e.put("param", param); else e.putNull("param");
         if (code != null) e.put("code", code); else e.putNull("code");
-        send(ex, status, err);
+        return err;
     }
+
+    /** A client-supplied string echoed in a message, cut short so a huge path cannot make a huge error. */
+    private static String shorten(String s) { return s.length() > 200 ? s.substring(0, 200) + "…" : s; }
 
     @FunctionalInterface
     private interface IoAction { void run() throws IOException; }

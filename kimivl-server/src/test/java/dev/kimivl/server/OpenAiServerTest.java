@@ -106,6 +106,43 @@ class OpenAiServerTest {
         assertTrue(JSON.readTree(r.body()).at("/usage/prompt_tokens").asInt() > 35, "the image's 35 tokens are in the prompt");
     }
 
+    /**
+     * A photo over 15 MB: its base64 passes Jackson's default 20M-character string limit, which once refused the
+     * request as "not valid JSON". The file is examples/shapes.png with 16 MB of text metadata (a tEXt chunk, as
+     * camera and editor metadata is), so the tiny model's prompt stays small while the request is as large as a photo's.
+     */
+    @Test
+    void acceptsAPhotoOver15MB() throws Exception {
+        byte[] png = Files.readAllBytes(Path.of("../examples/shapes.png"));
+        byte[] text = ("Comment\0" + "x".repeat(16 << 20)).getBytes(java.nio.charset.StandardCharsets.ISO_8859_1);
+        java.io.ByteArrayOutputStream chunk = new java.io.ByteArrayOutputStream();
+        java.io.DataOutputStream d = new java.io.DataOutputStream(chunk);
+        d.writeInt(text.length);
+        java.util.zip.CRC32 crc = new java.util.zip.CRC32();
+        crc.update("tEXt".getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+        crc.update(text);
+        d.writeBytes("tEXt");
+        d.write(text);
+        d.writeInt((int) crc.getValue());
+        int afterIhdr = 8 + 4 + 4 + 13 + 4;             // signature, then IHDR's length, type, 13 data bytes and CRC
+        java.io.ByteArrayOutputStream big = new java.io.ByteArrayOutputStream();
+        big.write(png, 0, afterIhdr);
+        big.write(chunk.toByteArray());
+        big.write(png, afterIhdr, png.length - afterIhdr);
+        assertTrue(big.size() > 16_000_000);
+        String b64 = Base64.getEncoder().encodeToString(big.toByteArray());
+        assertTrue(b64.length() > 20_000_000, "over Jackson's default string limit");
+        var r = post("/v1/chat/completions", """
+                {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,%s"}},
+                 {"type": "text", "text": "What is this?"}]}], "max_tokens": 2}""".formatted(b64));
+        assertEquals(200, r.statusCode(), r.body());
+        assertEquals(JSON.readTree(post("/v1/chat/completions", """
+                {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,%s"}},
+                 {"type": "text", "text": "What is this?"}]}], "max_tokens": 2}""".formatted(Base64.getEncoder().encodeToString(png)))
+                .body()).at("/usage/prompt_tokens").asInt(), JSON.readTree(r.body()).at("/usage/prompt_tokens").asInt(),
+                "the same pixels, the same prompt");
+    }
+
     @Test
     void badRequestsGetOpenAiErrorsNamingTheField() throws Exception {
         var r = post("/v1/chat/completions", "{not json");
@@ -113,6 +150,7 @@ class OpenAiServerTest {
         assertTrue(JSON.readTree(r.body()).at("/error/message").asText().contains("not valid JSON"));
 
         r = post("/v1/chat/completions", "{\"messages\": []}");
+        assertEquals(400, r.statusCode());
         assertEquals("messages", JSON.readTree(r.body()).at("/error/param").asText());
 
         r = post("/v1/chat/completions", """
@@ -123,6 +161,7 @@ class OpenAiServerTest {
         r = post("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"temperature\": -1}");
         assertEquals(400, r.statusCode());
         assertTrue(JSON.readTree(r.body()).at("/error/message").asText().contains("temperature"));
+        assertEquals("temperature", JSON.readTree(r.body()).at("/error/param").asText());
     }
 
     @Test
@@ -137,5 +176,6 @@ class OpenAiServerTest {
     void wrongMethodIs405() throws Exception {
         var r = client.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + "/v1/chat/completions")).GET().build(), HttpResponse.BodyHandlers.ofString());
         assertEquals(405, r.statusCode());
+        assertEquals("invalid_request_error", JSON.readTree(r.body()).at("/error/type").asText());
     }
 }

@@ -54,6 +54,8 @@ public final class BpeTrainer {
         for (int b = 0; b < 256; b++) bytes[b] = new byte[]{(byte) b};
         Map<String, Integer> specials = new LinkedHashMap<>();
         for (String name : TokenizerFiles.NAMED_SPECIALS.values()) specials.put(name, 256 + specials.size());
+        specials.put(TokenizerFiles.UNK, 256 + specials.size());
+        specials.put(TokenizerFiles.PAD, 256 + specials.size());
         // A tokenizer over the bare bytes: only its pieces() are used, which is the encoder's own split.
         this.preTokenizer = Tokenizer.create(bytes, Tokenizer.KIMI_PATTERN, specials, "BpeTrainer pre-tokenizer");
         this.specialNames = specials.keySet();
@@ -103,7 +105,7 @@ public final class BpeTrainer {
         long[] freq = new long[n];
         int[] wordLen = new int[n];
         for (int w = 0; w < n; w++) {
-            byte[] b = keys[w].getBytes(StandardCharsets.UTF_8);
+            byte[] b = utf8(keys[w]);
             words[w] = new int[b.length];
             for (int i = 0; i < b.length; i++) words[w][i] = rankOfByte[b[i] & 0xFF];
             wordLen[w] = b.length;
@@ -161,6 +163,17 @@ public final class BpeTrainer {
             for (long k : touched) pairs.push(k);
         }
         return tokens;
+    }
+
+    /** UTF-8 with a lone surrogate as U+FFFD, the bytes the encoder produces for it (getBytes would give '?'). */
+    static byte[] utf8(String s) {
+        for (int i = 0; i < s.length(); i++) {
+            if (Character.isSurrogate(s.charAt(i))) {
+                int[] cps = s.codePoints().map(cp -> Character.isSurrogate((char) cp) && cp < 0x10000 ? 0xFFFD : cp).toArray();
+                return new String(cps, 0, cps.length).getBytes(StandardCharsets.UTF_8);
+            }
+        }
+        return s.getBytes(StandardCharsets.UTF_8);
     }
 
     private static boolean contains(int[] s, int len, int a, int c) {

@@ -191,6 +191,15 @@ class BpeTrainerTest {
     }
 
     @Test
+    void aLoneSurrogateIsCountedAsTheEncoderSeesIt() {
+        // The encoder turns a lone surrogate into U+FFFD (EF BF BD); the trainer must count those bytes, not '?'.
+        List<byte[]> r = BpeTrainer.train(List.of(" \uD800".repeat(50)), 300);
+        assertEquals(259, r.size(), "three merges build the only piece");
+        assertArrayEquals(" \uFFFD".getBytes(StandardCharsets.UTF_8), r.get(258));
+        assertArrayEquals("a\uFFFDb\uD83D\uDE00".getBytes(StandardCharsets.UTF_8), BpeTrainer.utf8("a\uDC00b\uD83D\uDE00"));
+    }
+
+    @Test
     void incrementalCountsAgreeWithARecountEveryMerge() {
         List<String> c = new ArrayList<>(corpus(9, 400));
         c.add("aaaaaaa aaaa abababab abab aaabaaab ...... !!!! 1111111 0000");

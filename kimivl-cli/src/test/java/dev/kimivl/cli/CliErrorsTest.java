@@ -1,0 +1,199 @@
+package dev.kimivl.cli;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.InputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import static dev.kimivl.cli.CliTest.GOLDEN;
+import static dev.kimivl.cli.CliTest.TINY;
+import static dev.kimivl.cli.CliTest.run;
+import static org.junit.jupiter.api.Assertions.*;
+
+/** Issue 12 item 5: what a new user met on the command line, each a failure before its fix. */
+class CliErrorsTest {
+    static final Path GGUF = GOLDEN.resolve("gguf");
+    static final Path IMAGE = GOLDEN.resolve("c_two_images/image0.png");
+
+    /** The README's promise: exactly one line, naming {@code names}, no Jackson or Java internals. */
+    static void oneLine(CliTest.Run r, int exit, String... names) {
+        assertEquals(exit, r.exit(), r.err());
+        String err = r.err().stripTrailing();
+        assertFalse(err.isEmpty(), "no message");
+        assertFalse(err.contains("\n"), "more than one line:\n" + r.err());
+        assertFalse(err.contains("REDACTED") || err.contains("StreamReadFeature") || err.contains("Exception"), err);
+        for (String n : names) assertTrue(err.contains(n), "'" + n + "' not in: " + err);
+    }
+
+    static Path copyOfTiny(Path tmp) throws Exception {
+        Path m = Files.createDirectories(tmp.resolve("model"));
+        try (var files = Files.list(TINY)) {
+            for (Path f : files.toList()) Files.copy(f, m.resolve(f.getFileName()));
+        }
+        return m;
+    }
+
+    @Test
+    void aGarbageSafetensorsHeaderIsOneLineWithItsPosition(@TempDir Path tmp) throws Exception {
+        Path m = copyOfTiny(tmp);
+        byte[] json = "{garbage here!!}".getBytes(StandardCharsets.US_ASCII);
+        var b = java.nio.ByteBuffer.allocate(8 + json.length).order(java.nio.ByteOrder.LITTLE_ENDIAN).putLong(json.length).put(json);
+        Files.write(m.resolve("model.safetensors"), b.array());
+        oneLine(run("info", "--model", m.toString()), 1, "model.safetensors", "header JSON", "line 1, column 2");
+    }
+
+    @Test
+    void aCutOffConfigIsOneLineWithItsPosition(@TempDir Path tmp) throws Exception {
+        Path m = copyOfTiny(tmp);
+        String cfg = Files.readString(m.resolve("config.json"));
+        Files.writeString(m.resolve("config.json"), cfg.substring(0, cfg.length() / 2));
+        oneLine(run("info", "--model", m.toString()), 1, "config.json", "Unexpected end-of-input", "line ");
+    }
+
+    @Test
+    void aUsageMistakeIsOneLineThatPointsAtHelp() {
+        oneLine(run("run"), 2, "kimivl run: error: Missing required parameter: 'PROMPT'", "see kimivl run --help");
+        oneLine(run("run", "--ctx", "many", "hi"), 2, "'--ctx'", "see kimivl run --help");
+        oneLine(run("nosuchcommand"), 2, "'nosuchcommand'", "see kimivl --help");
+        oneLine(run("info", "--tensor"), 2, "--tensor", "did you mean", "see kimivl info --help");
+    }
+
+    @Test
+    void aKimiVlConfigWithoutTextConfigSaysWhatIsMissing(@TempDir Path tmp) throws Exception {
+        Path m = copyOfTiny(tmp);
+        var mapper = new com.fasterxml.jackson.databind.ObjectMapper();
+        var cfg = (com.fasterxml.jackson.databind.node.ObjectNode) mapper.readTree(m.resolve("config.json").toFile());
+        assertEquals("kimi_vl", cfg.get("model_type").asText());
+        cfg.remove("text_config");
+        mapper.writeValue(m.resolve("config.json").toFile(), cfg);
+        CliTest.Run r = run("info", "--model", m.toString());
+        oneLine(r, 1, "config.json", "'text_config'", "missing");
+        assertFalse(r.err().contains("not supported"), r.err());
+    }
+
+    @Test
+    void aMissingModelDirectorySaysSoAndWhereThePathCameFrom() {
+        oneLine(run("info", "--model", "/nonexistent/model"), 1, "--model /nonexistent/model", "no such file or directory");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ModelOption.resolve(null, "/nonexistent/env-model", null));
+        assertTrue(e.getMessage().contains("$KIMIVL_MODEL /nonexistent/env-model") && e.getMessage().contains("no such file or directory"), e.getMessage());
+        assertEquals(TINY, ModelOption.resolve(null, TINY.toString(), null));
+    }
+
+    @Test
+    void aMissingImageIsNotFound(@TempDir Path tmp) {
+        oneLine(run("run", "--model", TINY.toString(), "-i", tmp.resolve("nothere.png").toString(), "What is this?"), 1, "nothere.png", "not found");
+    }
+
+    @Test
+    void aContextOfZeroOrLessIsAnError() {
+        oneLine(run("run", "--model", TINY.toString(), "--ctx", "0", "hi"), 2, "--ctx must be a positive number of tokens, not 0");
+        oneLine(run("run", "--model", TINY.toString(), "--ctx", "-5", "hi"), 2, "--ctx must be a positive number of tokens, not -5");
+    }
+
+    @Test
+    void aStopAtTheFullContextIsReportedWithoutStats() {
+        // the chat-templated "hi" is 39 tokens of the tiny vocabulary: a 42-token context fills after 3 answer tokens
+        CliTest.Run r = run("run", "--model", TINY.toString(), "--ctx", "42", "-n", "100", "-t", "0", "hi");
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.err().matches("kimivl run: stopped after \\d+ tokens: the context of 42 tokens is full \\(raise --ctx, up to 4096\\)\\R"), r.err());
+        CliTest.Run enough = run("run", "--model", TINY.toString(), "-n", "3", "-t", "0", "hi");
+        assertEquals("", enough.err(), "a stop at --max-tokens is not reported");
+    }
+
+    @Test
+    void tokenizeUsesTheDefaultModelReadsGgufAndStdin(@TempDir Path tmp) throws Exception {
+        Path in = tmp.resolve("s.json");
+        Files.writeString(in, "[\"Hello there\"]");
+        System.setProperty("kimivl.home", TINY.getParent().getParent().toString());
+        CliTest.Run dflt, dir;
+        try {
+            dflt = run("tokenize", "--json", in.toString());
+            dir = run("tokenize", "--model", TINY.toString(), "--json", in.toString());
+        } finally {
+            System.clearProperty("kimivl.home");
+        }
+        if (System.getenv("KIMIVL_MODEL") == null) {
+            assertEquals(0, dflt.exit(), dflt.err());
+            assertEquals(dir.out(), dflt.out());
+        }
+        // the golden GGUF's vocabulary (its README) has no merges for plain ASCII text: ids are the byte values
+        CliTest.Run gguf = run("tokenize", "--model", GGUF.resolve("text-f32.gguf").toString(), "--json", in.toString());
+        assertEquals(0, gguf.exit(), gguf.err());
+        assertEquals("[[72,101,108,108,111,32,116,104,101,114,101]]", gguf.out().strip());
+
+        InputStream old = System.in;
+        System.setIn(new ByteArrayInputStream("[\"Hello there\"]".getBytes(StandardCharsets.UTF_8)));
+        CliTest.Run stdin;
+        try {
+            stdin = run("tokenize", "--model", GGUF.resolve("text-f32.gguf").toString(), "--json", "-");
+        } finally {
+            System.setIn(old);
+        }
+        assertEquals(0, stdin.exit(), stdin.err());
+        assertEquals(gguf.out(), stdin.out());
+    }
+
+    @Test
+    void anImageForAGgufWithoutMmprojSuggestsMmproj() {
+        oneLine(run("run", "--model", GGUF.resolve("text-f32.gguf").toString(), "-i", IMAGE.toString(), "What is this?"), 1,
+                "text-f32.gguf", "--mmproj");
+    }
+
+    @Test
+    void theTextGgufGivenAsMmprojIsNamedAsSuch() {
+        oneLine(run("run", "--model", GGUF.resolve("text-f32.gguf").toString(), "--mmproj", GGUF.resolve("text-q8_0.gguf").toString(),
+                "-i", IMAGE.toString(), "What is this?"), 1, "--mmproj", "text-q8_0.gguf", "text model", "'clip'");
+    }
+
+    @Test
+    void theImagePixelLimitIsAFlag() {
+        CliTest.Run r = run("run", "--model", TINY.toString(), "--max-image-pixels", "1000", "-i", IMAGE.toString(), "What is this?");
+        oneLine(r, 1, "image0.png", "57x83", "over the limit of 1000", "--max-image-pixels");
+        oneLine(run("run", "--model", TINY.toString(), "--max-image-pixels", "0", "hi"), 2, "--max-image-pixels must be positive");
+        assertEquals(0, run("run", "--model", TINY.toString(), "-n", "2", "--max-image-pixels", "4731", "-i", IMAGE.toString(), "hi").exit(),
+                "exactly at the limit (57x83) is allowed");
+    }
+
+    @Test
+    void progressWritesPlainLinesWhenStderrIsNotATerminal() {
+        ByteArrayOutputStream plain = new ByteArrayOutputStream(), term = new ByteArrayOutputStream();
+        ConvertCommand.Bar p = new ConvertCommand.Bar(new PrintStream(plain, true, StandardCharsets.UTF_8), "text  ", false);
+        ConvertCommand.Bar t = new ConvertCommand.Bar(new PrintStream(term, true, StandardCharsets.UTF_8), "text  ", true);
+        for (int i = 1; i <= 200; i++) {
+            p.update("blk." + i + ".weight", i, 200, i * 1_000_000L, 200_000_000L);
+            t.update("blk." + i + ".weight", i, 200, i * 1_000_000L, 200_000_000L);
+        }
+        String s = plain.toString(StandardCharsets.UTF_8);
+        assertFalse(s.contains("\r"), s);
+        String[] lines = s.split("\\R");
+        assertTrue(lines.length >= 2 && lines.length <= 11, lines.length + " lines:\n" + s);
+        assertTrue(lines[lines.length - 1].contains("100% 200/200 tensors"), s);
+        assertTrue(term.toString(StandardCharsets.UTF_8).contains("\r"), "a terminal still gets the redrawn bar");
+    }
+
+    @Test
+    void theReadmeCommandTableListsEveryCommandAndEveryRunOption() throws Exception {
+        String readme = Files.readString(Path.of("../README.md"));
+        Matcher section = Pattern.compile("(?s)\\R## Commands\\R(.*?)\\R## ").matcher(readme);
+        assertTrue(section.find(), "no '## Commands' section");
+        String commands = section.group(1);
+        for (String name : Main.commandLine().getSubcommands().keySet()) {
+            if (name.equals("help")) continue;
+            assertTrue(commands.contains("| `kimivl " + name), "the README's command table leaves out " + name);
+        }
+        // run's own options are in its row; the shared --model/--mmproj/--kv-cache in the paragraph after the table
+        for (var o : new picocli.CommandLine(new RunCommand()).getCommandSpec().options()) {
+            String longest = o.longestName();
+            if (longest.equals("--help") || longest.equals("--version")) continue;
+            assertTrue(commands.contains(longest), "the README's Commands section leaves out run's " + longest);
+        }
+    }
+}

@@ -1,0 +1,33 @@
+package dev.kimivl.server;
+
+/**
+ * Where and for whom the server listens, and how much it reads.
+ *
+ * @param host         address to bind; 127.0.0.1 keeps the server private to this machine
+ * @param port         port to bind; 0 picks a free one ({@link OpenAiServer#port()} tells which)
+ * @param apiKey       when not null, every {@code /v1} request must send {@code Authorization: Bearer <apiKey>}
+ * @param maxBodyBytes request bodies above this are refused with 413; base64 images are about 4/3 of their file size
+ */
+public record ServerOptions(String host, int port, String apiKey, int maxBodyBytes) {
+    /** 64 MiB: a few photos of 10–15 MB each, base64-encoded, fit. */
+    public static final int DEFAULT_MAX_BODY_BYTES = 64 << 20;
+
+    public ServerOptions {
+        if (host == null || host.isBlank()) throw new IllegalArgumentException("the host to bind is empty");
+        if (port < 0 || port > 65535) throw new IllegalArgumentException("the port must be in 0..65535, got " + port);
+        if (apiKey != null && apiKey.isBlank()) throw new IllegalArgumentException("the API key is empty; leave it out to serve without one");
+        if (maxBodyBytes <= 0) throw new IllegalArgumentException("the request body limit must be positive, got " + maxBodyBytes);
+    }
+
+    /** Loopback only, no API key, the default body limit. */
+    public static ServerOptions local(int port) { return new ServerOptions("127.0.0.1", port, null, DEFAULT_MAX_BODY_BYTES); }
+
+    public ServerOptions withHost(String host) { return new ServerOptions(host, port, apiKey, maxBodyBytes); }
+
+    public ServerOptions withApiKey(String apiKey) { return new ServerOptions(host, port, apiKey, maxBodyBytes); }
+
+    public ServerOptions withMaxBodyBytes(int maxBodyBytes) { return new ServerOptions(host, port, apiKey, maxBodyBytes); }
+
+    /** host:port as a URL writes it (IPv6 literals in brackets). */
+    String hostPort(int boundPort) { return (host.contains(":") ? "[" + host + "]" : host) + ":" + boundPort; }
+}

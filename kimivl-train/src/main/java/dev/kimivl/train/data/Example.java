@@ -1,0 +1,27 @@
+package dev.kimivl.train.data;
+
+import java.awt.image.BufferedImage;
+import java.util.List;
+
+/**
+ * One training or evaluation example.
+ *
+ * @param type      its question type (one of {@link VisualWorld#allTypes()}), which selects how {@link VisualWorld#correct} compares
+ * @param images    0..n images that come before the question in the user turn
+ * @param question  the user's text
+ * @param answer    the exact short answer the model is taught (always ends with a period, or "!" / "?" in small talk)
+ * @param reasoning a step-by-step trace for multi-step questions (taught to the Thinking model), else null
+ */
+public record Example(String type, List<BufferedImage> images, String question, String answer, String reasoning) {
+    public Example {
+        images = List.copyOf(images);
+    }
+
+    /** Where the needle sentence of a long-context example sits, in percent of the filler (0 = start); -1 for other examples. */
+    public int depthPercent() {
+        if (!"needle".equals(type)) return -1;
+        int at = question.indexOf(VisualWorld.NEEDLE_PREFIX), end = question.lastIndexOf("\n\n");
+        if (at < 0 || end <= 0) return -1;
+        return (int) Math.round(100.0 * at / end);
+    }
+}
