@@ -97,7 +97,7 @@ public final class Gemm {
     }
 
     private static void st(float[] y, int i, FloatVector a, boolean acc) {
-        float v = a.reduceLanes(VectorOperators.ADD);
+        float v = VectorMath.sum(a);
         y[i] = acc ? y[i] + v : v;
     }
 

@@ -84,7 +84,7 @@ public final class SegmentMatrix implements Matrix {
                     for (; c < bound; c += F.length()) {
                         acc = FloatVector.fromArray(F, farr, wb + c).fma(FloatVector.fromArray(F, x, xo + c), acc);
                     }
-                    float s = acc.reduceLanes(VectorOperators.ADD);
+                    float s = VectorMath.sum(acc);
                     for (; c < cols; c++) s += farr[wb + c] * x[xo + c];
                     return s;
                 }
@@ -103,7 +103,7 @@ public final class SegmentMatrix implements Matrix {
             }
             default -> bound = 0;
         }
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = VectorMath.sum(acc);
         for (; c < cols; c++) s += get(base, c) * x[xo + c];
         return s;
     }

@@ -18,8 +18,19 @@ public final class VectorMath {
         for (; i < bound; i += F.length()) {
             acc = FloatVector.fromArray(F, a, ao + i).fma(FloatVector.fromArray(F, b, bo + i), acc);
         }
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = sum(acc);
         for (; i < n; i++) s += a[ao + i] * b[bo + i];
+        return s;
+    }
+
+    /**
+     * Σ of the lanes in lane order. Not reduceLanes(ADD): its order is unspecified and differs between the interpreted
+     * fallback and the C2 intrinsic, so a result would depend on whether the JIT had compiled the loop yet; training
+     * (an exactly resumable run) and the f32 products need the same float every time.
+     */
+    public static float sum(FloatVector v) {
+        float s = v.lane(0);
+        for (int i = 1; i < v.length(); i++) s += v.lane(i);
         return s;
     }
 

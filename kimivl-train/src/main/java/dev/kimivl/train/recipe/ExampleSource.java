@@ -51,16 +51,13 @@ public final class ExampleSource {
     static Example of(VisualWorld world, String kind, long seed, int needleChars) {
         return switch (kind) {
             case "vqa" -> world.vqa(seed);
-            default -> throw new IllegalArgumentException("example kind " + kind + " is not generated yet");
+            case "caption" -> world.caption(seed);
+            case "compare" -> world.compare(seed);
+            case "chart" -> world.chart(seed);
+            case "reasoning" -> world.reasoning(seed);
+            case "text" -> world.text(seed);
+            case "needle" -> world.longContext(seed, needleChars);
+            default -> throw new IllegalArgumentException("unknown example kind " + kind);
         };
-    }
-
-    /** The text of {@code n} examples of every kind (questions, answers, reasoning): the tokenizer's corpus. */
-    public static java.util.stream.Stream<String> corpus(VisualWorld world, long seed, int n) {
-        return java.util.stream.LongStream.range(0, n).mapToObj(i -> {
-            long s = exampleSeed(seed, -1, (int) i, 0);
-            Example e = world.vqa(s);
-            return e.question() + "\n" + e.answer() + (e.reasoning() != null ? "\n" + e.reasoning() : "");
-        });
     }
 }

@@ -145,7 +145,7 @@ public final class RecipeTrainer {
             err.printf(Locale.ROOT, "tokenizer: reusing %s (%d ranks)%n", tokDir, numRanks);
         } else {
             err.printf(Locale.ROOT, "tokenizer: training %d ranks on the text of %d synthetic examples%n", recipe.tokenizer().ranks(), n);
-            List<byte[]> ranks = BpeTrainer.train(ExampleSource.corpus(world, recipe.seed(), n), recipe.tokenizer().ranks());
+            List<byte[]> ranks = BpeTrainer.train(world.corpus(recipe.seed(), n), recipe.tokenizer().ranks());
             ids = TokenizerFiles.write(tokDir, ranks);
             numRanks = ranks.size();
         }
@@ -330,7 +330,8 @@ public final class RecipeTrainer {
             long tVisB = System.nanoTime();
             // ---- global-norm clip over what trains, then the optimizers with the schedule's factor
             double sq = 0;
-            for (var e : grads.entrySet()) {
+            // summed in name order: the tensor order of a checkpoint file must not move the clip by a rounding
+            for (var e : new java.util.TreeMap<>(grads).entrySet()) {
                 if (!trains(e.getKey())) continue;
                 for (float g : e.getValue()) sq += (double) g * g;
             }

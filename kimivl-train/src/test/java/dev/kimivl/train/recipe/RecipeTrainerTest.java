@@ -1,0 +1,126 @@
+package dev.kimivl.train.recipe;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.kimivl.model.KimiVL;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The recipe runner on a tiny config: every implemented stage kind runs and its loss falls; a run stopped mid-stage
+ * (and once between the two renames of a checkpoint swap, as a kill can leave it) and resumed ends with exactly the
+ * weights of an uninterrupted run; the outputs load through the inference path.
+ */
+class RecipeTrainerTest {
+    static final String RECIPE = """
+            {
+              "name": "tiny", "seed": 11,
+              "model": { "hidden": 32, "layers": 2, "heads": 2, "kvLora": 16, "nopeDim": 8, "ropeDim": 8, "vDim": 8,
+                         "denseInter": 64, "moeInter": 16, "experts": 4, "topK": 2, "sharedExperts": 1, "firstDense": 1,
+                         "ropeTheta": 10000.0, "maxPositions": 512,
+                         "visionHidden": 16, "visionLayers": 1, "visionHeads": 2, "visionInter": 32, "posEmb": 4,
+                         "inTokenLimit": 64, "initStd": 0.05 },
+              "tokenizer": { "ranks": 320, "corpusExamples": 60 },
+              "stages": [
+                { "name": "align", "kind": "alignment", "steps": 3, "batch": 2, "lr": 0.01, "adamLr": 0.01, "visionLr": 0.01,
+                  "warmup": 1, "schedule": "constant", "minLrRatio": 0, "train": ["vision", "projector"], "mix": { "vqa": 1.0 } },
+                { "name": "joint", "kind": "joint", "steps": %d, "batch": 3, "lr": 0.01, "adamLr": 0.01, "visionLr": 0.01,
+                  "warmup": 2, "schedule": "cosine", "minLrRatio": 0.1, "train": ["text", "vision", "projector"],
+                  "mix": { "vqa": 0.6, "text": 0.2, "caption": 0.2 } },
+                { "name": "long", "kind": "long-context", "steps": 2, "batch": 2, "lr": 0.005, "adamLr": 0.005, "visionLr": 0.005,
+                  "warmup": 0, "schedule": "constant", "minLrRatio": 0, "train": ["text"], "ropeTheta": 40000.0, "maxPositions": 1024,
+                  "needleChars": 300, "mix": { "needle": 0.25, "vqa": 0.75 } },
+                { "name": "cot", "kind": "long-cot-sft", "steps": 2, "batch": 2, "lr": 0.005, "adamLr": 0.005, "visionLr": 0.005,
+                  "warmup": 0, "schedule": "linear", "minLrRatio": 0.5, "train": ["text", "vision", "projector"], "thinking": true,
+                  "mix": { "reasoning": 1.0 } }
+              ],
+              "outputs": { "instruct": "joint", "thinking": "cot" }
+            }
+            """;
+
+    static Path recipe(Path dir, int jointSteps) throws Exception {
+        Path f = dir.resolve("tiny.json");
+        Files.writeString(f, RECIPE.formatted(jointSteps));
+        return f;
+    }
+
+    static boolean run(Path recipe, Path out, boolean resume, long stopAfter) throws Exception {
+        return new RecipeTrainer(recipe, out, new PrintStream(new ByteArrayOutputStream()), 2, 1, stopAfter).run(resume);
+    }
+
+    @Test
+    void killedAndResumedRunEndsWithTheSameWeights(@TempDir Path tmp) throws Exception {
+        Path recipe = recipe(tmp, 5);
+        Path a = tmp.resolve("a"), b = tmp.resolve("b");
+        assertTrue(run(recipe, a, false, -1));
+        // b: stopped after 2 steps (mid-stage), then after 4 more (mid-joint), the second time left as a kill between
+        // the two renames of the checkpoint swap leaves it (only current.old), then run to the end
+        assertFalse(run(recipe, b, false, 2));
+        assertThrows(IllegalArgumentException.class, () -> run(recipe, b, false, -1), "a second start without --resume must refuse");
+        assertFalse(run(recipe, b, true, 4));
+        Files.move(b.resolve("current"), b.resolve("current.old"));
+        assertTrue(run(recipe, b, true, -1));
+        for (String out : List.of("instruct", "thinking")) {
+            assertArrayEquals(Files.readAllBytes(a.resolve(out).resolve("model.safetensors")),
+                    Files.readAllBytes(b.resolve(out).resolve("model.safetensors")), out + ": resumed weights differ");
+        }
+        // the long-context stage rewrote the RoPE base and the context in the published config
+        JsonNode cfg = new ObjectMapper().readTree(a.resolve("thinking/config.json").toFile());
+        assertEquals(40000.0, cfg.get("text_config").get("rope_theta").asDouble());
+        assertEquals(1024, cfg.get("text_config").get("max_position_embeddings").asInt());
+        // the outputs are checkpoints the inference path opens and runs
+        try (KimiVL m = KimiVL.open(a.resolve("instruct"))) {
+            assertEquals(KimiVL.class, m.getClass());
+            assertTrue(m.hasVision());
+        }
+    }
+
+    @Test
+    void everyStageRunsAndTheJointLossFalls(@TempDir Path tmp) throws Exception {
+        Path recipe = recipe(tmp, 14);
+        Path out = tmp.resolve("run");
+        assertTrue(run(recipe, out, false, -1));
+        ObjectMapper om = new ObjectMapper();
+        Map<String, List<Double>> losses = new java.util.LinkedHashMap<>();
+        for (String line : Files.readAllLines(out.resolve("train_log.jsonl"))) {
+            JsonNode n = om.readTree(line);
+            losses.computeIfAbsent(n.get("stage").asText(), k -> new ArrayList<>()).add(n.get("loss").asDouble());
+            assertTrue(n.get("gflop_per_s").asDouble() > 0);
+        }
+        assertEquals(List.of("align", "joint", "long", "cot"), List.copyOf(losses.keySet()));
+        List<Double> joint = losses.get("joint");
+        double first = (joint.get(0) + joint.get(1) + joint.get(2)) / 3, last = (joint.get(11) + joint.get(12) + joint.get(13)) / 3;
+        System.out.printf("tiny recipe: joint loss %.3f -> %.3f over 14 steps; stages %s%n", first, last, losses.keySet());
+        assertTrue(last < first * 0.8, "joint loss did not fall: " + joint);
+        for (String s : List.of("stages/01-align", "stages/02-joint", "stages/03-long", "stages/04-cot", "instruct", "thinking")) {
+            assertTrue(Files.isRegularFile(out.resolve(s).resolve("model.safetensors")), s);
+            assertFalse(Files.exists(out.resolve(s).resolve("optimizer.safetensors")), s + " must hold only the model");
+        }
+    }
+
+    @Test
+    void badRecipesAreNamed(@TempDir Path tmp) throws Exception {
+        Path f = tmp.resolve("bad.json");
+        Files.writeString(f, RECIPE.formatted(3).replace("\"kind\": \"joint\"", "\"kind\": \"jointt\""));
+        var e = assertThrows(IllegalArgumentException.class, () -> Recipe.load(f));
+        assertTrue(e.getMessage().contains("jointt") && e.getMessage().contains("stage 2"), e.getMessage());
+        Files.writeString(f, RECIPE.formatted(3).replace("\"mix\": { \"vqa\": 1.0 }", "\"mix\": { \"vqaa\": 1.0 }"));
+        e = assertThrows(IllegalArgumentException.class, () -> Recipe.load(f));
+        assertTrue(e.getMessage().contains("vqaa"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> Recipe.load(tmp.resolve("missing.json")));
+    }
+}
