@@ -27,6 +27,8 @@ final class Charts {
         "Tea", "Milk", "Rice", "Corn", "Bean", "Cat", "Dog", "Fox", "Owl", "Bee", "Cow", "Pig", "Duck", "Frog", "Bus", "Car", "Ship",
         "Mon", "Tue", "Wed", "Thu", "Fri", "Rose", "Oak", "Pine", "Tom", "Anna", "Ben", "Eva", "Max");
 
+    static final List<String> LETTERS = List.of("A", "B", "C", "D", "E", "F", "G", "H");
+
     private Charts() {}
 
     static Chart draw(SplittableRandom r, VisualWorld.Options o) {
@@ -39,8 +41,9 @@ final class Charts {
             double side = Math.exp(r.nextDouble(Math.log(min), Math.log(o.maxSide()) + 1e-9));
             double aspect = r.nextInt(4) == 0 ? r.nextDouble(0.75, 1.0) : r.nextDouble(1.0, 2.0);
             int w = clampSide((int) Math.round(side * Math.sqrt(aspect)), o), h = clampSide((int) Math.round(side / Math.sqrt(aspect)), o);
-            int shortSide = Math.min(w, h), n = 3 + r.nextInt(attempt < 100 ? 3 : 1);
-            List<String> pool = new ArrayList<>(LABELS), labels = new ArrayList<>();
+            int shortSide = Math.min(w, h), n = 3 + r.nextInt(attempt < 200 ? 3 : 1);
+            // words when they fit; letters, as many charts have, when the image is too narrow for words after 100 tries
+            List<String> pool = new ArrayList<>(attempt < 100 && r.nextInt(5) != 0 ? LABELS : LETTERS), labels = new ArrayList<>();
             for (int i = 0; i < n; i++) labels.add(pool.remove(r.nextInt(pool.size())));
             List<Integer> vpool = new ArrayList<>(List.of(1, 2, 3, 4, 5, 6, 7, 8, 9));
             int[] values = new int[n];

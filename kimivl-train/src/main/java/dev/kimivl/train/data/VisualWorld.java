@@ -26,7 +26,8 @@ public final class VisualWorld {
     /** Image sides in pixels, inclusive. */
     public record Options(int minSide, int maxSide) {
         public Options {
-            if (minSide < 32 || maxSide < minSide) throw new IllegalArgumentException("need 32 <= minSide <= maxSide, got " + minSide + ", " + maxSide);
+            // below 48 px nine objects of at least 10 px no longer fit, and nothing there could be read anyway
+            if (minSide < 48 || maxSide < minSide) throw new IllegalArgumentException("need 48 <= minSide <= maxSide, got " + minSide + ", " + maxSide);
         }
 
         public static Options defaults() {
