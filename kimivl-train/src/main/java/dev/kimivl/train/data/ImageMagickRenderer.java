@@ -327,7 +327,7 @@ public final class ImageMagickRenderer {
                 for (int i = 0; i < k; i++) specs.add(new String[]{all ? pick(r, Palette.SHAPES) : s, pick(r, Palette.COLORS)});
                 for (int i = 0; i < others; i++) {
                     String o;
-                    do o = pick(r, Palette.SHAPES); while (o.equals(s));
+                    do o = pick(r, Palette.SHAPES); while (o.equals(s) || Palette.confusable(s, o));
                     specs.add(new String[]{o, pick(r, Palette.COLORS)});
                 }
                 c = scene(r, specs, VisualWorld.maxRel(k + others), cv -> true);
