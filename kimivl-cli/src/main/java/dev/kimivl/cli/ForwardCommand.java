@@ -67,34 +67,39 @@ final class ForwardCommand implements Callable<Integer> {
             if (written.add(name)) w.f32(name, data.clone(), s);
         };
         try (KimiVL m = model.open()) {
-            LanguageModel lm = m.languageModel();
-            int T = ids.length;
-            float[] emb = lm.embed(ids);
-            if (images != null && !images.isEmpty()) {
-                Path base = inputs.toAbsolutePath().getParent();
-                var v = Multimodal.encode(m, Multimodal.files(images, base), new dev.kimivl.vision.ImageLoader(maxImagePixels, "--max-image-pixels"), true);
-                for (var e : v.stages().entrySet()) {
-                    if (!e.getKey().equals("image_grid_hws")) sink.accept(e.getKey(), e.getValue(), v.shapes().get(e.getKey()));
+            try {
+                LanguageModel lm = m.languageModel();
+                int T = ids.length;
+                float[] emb = lm.embed(ids);
+                if (images != null && !images.isEmpty()) {
+                    Path base = inputs.toAbsolutePath().getParent();
+                    var v = Multimodal.encode(m, Multimodal.files(images, base), new dev.kimivl.vision.ImageLoader(maxImagePixels, "--max-image-pixels"), true);
+                    for (var e : v.stages().entrySet()) {
+                        if (!e.getKey().equals("image_grid_hws")) sink.accept(e.getKey(), e.getValue(), v.shapes().get(e.getKey()));
+                    }
+                    int[] grids = new int[v.grids().length * 2];
+                    for (int i = 0; i < v.grids().length; i++) { grids[2 * i] = v.grids()[i][0]; grids[2 * i + 1] = v.grids()[i][1]; }
+                    w.i32("image_grid_hws", grids, v.grids().length, 2);
+                    dev.kimivl.model.ImageMerge.merge(emb, ids, m.config().mediaPlaceholderTokenId(), v.features(), v.textHidden());
                 }
-                int[] grids = new int[v.grids().length * 2];
-                for (int i = 0; i < v.grids().length; i++) { grids[2 * i] = v.grids()[i][0]; grids[2 * i + 1] = v.grids()[i][1]; }
-                w.i32("image_grid_hws", grids, v.grids().length, 2);
-                dev.kimivl.model.ImageMerge.merge(emb, ids, m.config().mediaPlaceholderTokenId(), v.features(), v.textHidden());
+                KvCache cache = lm.newCache(m.contextLength(0));
+                if (T + maxNew > cache.maxTokens()) throw new dev.kimivl.generate.ContextOverflowException(T + maxNew, cache.maxTokens());
+                float[] h = lm.forward(emb, T, cache, sink, null);
+                sink.accept("logits", lm.allLogits(h, T), T, lm.config().vocabSize());
+                w.i32("input_ids", ids, T);
+                int[] gen = new int[maxNew];
+                float[] logits = lm.logits(h, T - 1);
+                for (int i = 0; i < maxNew; i++) {
+                    gen[i] = Sampler.argmax(logits);
+                    if (i + 1 < maxNew) logits = lm.logits(lm.forward(lm.embed(new int[]{gen[i]}), 1, cache, StageSink.NONE, null), 0);
+                }
+                w.i32("generated_ids", gen, maxNew);
+                w.write(out);
+                System.err.println("kimivl forward: wrote " + (written.size() + 2 + (images != null && !images.isEmpty() ? 1 : 0)) + " tensors to " + out + "; generated_ids " + java.util.Arrays.toString(gen));
+            } catch (RuntimeException | InternalError e) {
+                ModelOption.explainFault(m, e);   // a weight file changed under the process: name it
+                throw e;
             }
-            KvCache cache = lm.newCache(m.contextLength(0));
-            if (T + maxNew > cache.maxTokens()) throw new dev.kimivl.generate.ContextOverflowException(T + maxNew, cache.maxTokens());
-            float[] h = lm.forward(emb, T, cache, sink, null);
-            sink.accept("logits", lm.allLogits(h, T), T, lm.config().vocabSize());
-            w.i32("input_ids", ids, T);
-            int[] gen = new int[maxNew];
-            float[] logits = lm.logits(h, T - 1);
-            for (int i = 0; i < maxNew; i++) {
-                gen[i] = Sampler.argmax(logits);
-                if (i + 1 < maxNew) logits = lm.logits(lm.forward(lm.embed(new int[]{gen[i]}), 1, cache, StageSink.NONE, null), 0);
-            }
-            w.i32("generated_ids", gen, maxNew);
-            w.write(out);
-            System.err.println("kimivl forward: wrote " + (written.size() + 2 + (images != null && !images.isEmpty() ? 1 : 0)) + " tensors to " + out + "; generated_ids " + java.util.Arrays.toString(gen));
         }
         return 0;
     }

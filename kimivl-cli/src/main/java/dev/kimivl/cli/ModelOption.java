@@ -74,6 +74,27 @@ final class ModelOption {
         }
     }
 
+    /**
+     * Weights are read from memory-mapped files: one truncated or rewritten under the process makes the next read of
+     * a lost page fault, which interpreted Java code sees as InternalError ("a fault occurred in an unsafe memory
+     * access operation"; native kernels and C2-compiled vector code end the JVM, see {@link dev.kimivl.io.FileStamp}). When {@code e} is
+     * or wraps such a fault and a weight file has changed since it was loaded, this throws the one-line
+     * CheckpointException naming that file instead; otherwise it returns and the caller rethrows {@code e}.
+     */
+    static void explainFault(KimiVL m, Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof InternalError) {
+                try {
+                    m.weights().checkUnchanged();
+                } catch (dev.kimivl.io.CheckpointException changed) {
+                    changed.addSuppressed(e);
+                    throw changed;
+                }
+                return;
+            }
+        }
+    }
+
     /** The text GGUF given as --mmproj (easily done: both end in .gguf) is named as such, before anything loads. */
     private void checkMmproj() {
         if (mmproj == null) return;

@@ -95,43 +95,56 @@ final class RunCommand implements Callable<Integer> {
         ImageLoader loader = new ImageLoader(maxImagePixels, "--max-image-pixels");
         for (Path f : images) loaded.add(loader.load(f));
         try (KimiVL m = model.open()) {
-            List<ChatMessage.Part> parts = new ArrayList<>();
-            for (int i = 0; i < images.size(); i++) parts.add(ChatMessage.imagePart());
-            parts.add(ChatMessage.textPart(text));
-            List<ChatMessage> messages = new ArrayList<>();
-            if (system != null) messages.add(ChatMessage.system(system));
-            messages.add(images.isEmpty() ? ChatMessage.user(text) : ChatMessage.of("user", parts.toArray(ChatMessage.Part[]::new)));
-            KimiVL.Prompt p = m.prompt(messages, loaded);
-            Generator gen = m.generator(ctx != null ? ctx : 0);
-            if (p.ids().length >= 1024) {                   // a long prompt takes a while before the first token: say how far it is
-                // one line redrawn on a terminal; a log or a pipe gets a plain line per pass (no \r frames)
-                String last = Terminal.stderrIsTerminal() ? "\r" : "%n";
-                gen.onPromptProgress((done, total) -> System.err.printf("kimivl: prompt %d/%d tokens" + (done < total ? last : "%n"), done, total));
-            }
-            Generator.Listener listener = out::print;
-            ThinkingFilter filter = switch (thinking) {
-                case "show" -> null;
-                case "hide" -> new ThinkingFilter(out::print, null);
-                case "stderr" -> new ThinkingFilter(out::print, System.err::print);
-                default -> throw new IllegalStateException("--thinking was checked: " + thinking);
-            };
-            if (filter != null) listener = filter;
-            Generator.Result r = gen.generate(p.embeddings(), p.ids(), params, listener);
-            if (filter != null) filter.finish();
-            out.println();
-            if (r.finishReason() == Generator.FinishReason.CONTEXT) {
-                // the answer was cut, not finished: say so even without --stats, on stderr so stdout stays the answer
-                var err = spec.commandLine().getErr();
-                err.printf("kimivl run: stopped after %d tokens: the context of %d tokens is full (%s)%n", r.tokens().length, gen.contextLength(),
-                        ctx != null && gen.contextLength() < m.contextLength(0) ? "raise --ctx, up to " + m.contextLength(0) : "the model's max_position_embeddings");
-                err.flush();
-            }
-            if (stats) {
-                System.err.printf("kimivl: prompt %d tokens (%.1f tok/s), generated %d tokens (%.1f tok/s), finish: %s%n",
-                        r.promptTokens(), r.prefillTokensPerSecond(), r.tokens().length, r.decodeTokensPerSecond(), r.finishReason().name().toLowerCase());
+            try {
+                answer(m, text, params, loaded, out);
+            } catch (RuntimeException | InternalError e) {
+                ModelOption.explainFault(m, e);
+                throw e;
             }
         }
         return 0;
+    }
+
+    private void answer(KimiVL m, String text, SamplingParams params, List<LoadedImage> loaded, PrintStream out) {
+        m.weights().checkUnchanged();
+        List<ChatMessage.Part> parts = new ArrayList<>();
+        for (int i = 0; i < images.size(); i++) parts.add(ChatMessage.imagePart());
+        parts.add(ChatMessage.textPart(text));
+        List<ChatMessage> messages = new ArrayList<>();
+        if (system != null) messages.add(ChatMessage.system(system));
+        messages.add(images.isEmpty() ? ChatMessage.user(text) : ChatMessage.of("user", parts.toArray(ChatMessage.Part[]::new)));
+        KimiVL.Prompt p = m.prompt(messages, loaded);
+        Generator gen = m.generator(ctx != null ? ctx : 0);
+        if (p.ids().length >= 1024) {                   // a long prompt takes a while before the first token: say how far it is
+            // one line redrawn on a terminal; a log or a pipe gets a plain line per pass (no \r frames)
+            String last = Terminal.stderrIsTerminal() ? "\r" : "%n";
+            gen.onPromptProgress((done, total) -> System.err.printf("kimivl: prompt %d/%d tokens" + (done < total ? last : "%n"), done, total));
+        }
+        Generator.Listener listener = out::print;
+        ThinkingFilter filter = switch (thinking) {
+            case "show" -> null;
+            case "hide" -> new ThinkingFilter(out::print, null);
+            case "stderr" -> new ThinkingFilter(out::print, System.err::print);
+            default -> throw new IllegalStateException("--thinking was checked: " + thinking);
+        };
+        if (filter != null) listener = filter;
+        // images can take minutes to encode on a large model: a weight file changed meanwhile is an error here, not a
+        // SIGBUS in a native kernel during the pass (one stat per file)
+        m.weights().checkUnchanged();
+        Generator.Result r = gen.generate(p.embeddings(), p.ids(), params, listener);
+        if (filter != null) filter.finish();
+        out.println();
+        if (r.finishReason() == Generator.FinishReason.CONTEXT) {
+            // the answer was cut, not finished: say so even without --stats, on stderr so stdout stays the answer
+            var err = spec.commandLine().getErr();
+            err.printf("kimivl run: stopped after %d tokens: the context of %d tokens is full (%s)%n", r.tokens().length, gen.contextLength(),
+                    ctx != null && gen.contextLength() < m.contextLength(0) ? "raise --ctx, up to " + m.contextLength(0) : "the model's max_position_embeddings");
+            err.flush();
+        }
+        if (stats) {
+            System.err.printf("kimivl: prompt %d tokens (%.1f tok/s), generated %d tokens (%.1f tok/s), finish: %s%n",
+                    r.promptTokens(), r.prefillTokensPerSecond(), r.tokens().length, r.decodeTokensPerSecond(), r.finishReason().name().toLowerCase());
+        }
     }
 
     private static <T> T or(T option, T fromCheckpoint, T builtIn) {

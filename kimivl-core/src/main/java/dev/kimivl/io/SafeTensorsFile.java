@@ -37,12 +37,14 @@ public final class SafeTensorsFile {
     private final MemorySegment data;
     private final Map<String, TensorData> tensors;
     private final Map<String, String> metadata;
+    private final FileStamp stamp;
 
-    private SafeTensorsFile(Path path, MemorySegment data, Map<String, TensorData> tensors, Map<String, String> metadata) {
+    private SafeTensorsFile(Path path, MemorySegment data, Map<String, TensorData> tensors, Map<String, String> metadata, FileStamp stamp) {
         this.path = path;
         this.data = data;
         this.tensors = tensors;
         this.metadata = metadata;
+        this.stamp = stamp;
     }
 
     /** Maps and validates the file; the mapping lives as long as {@code arena}. */
@@ -50,7 +52,9 @@ public final class SafeTensorsFile {
         String file = path.toString();
         long size;
         MemorySegment all;
+        FileStamp stamp;
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+            stamp = FileStamp.of(path, ch);
             size = ch.size();
             if (size < 8) throw new CheckpointException(file + ": " + size + " bytes is too short for a safetensors file (needs at least the 8-byte header length)");
             all = ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
@@ -120,7 +124,7 @@ public final class SafeTensorsFile {
             tensors.put(name, new TensorData(name, dtype, shape, dataSeg.asSlice(begin, end - begin), path.getFileName().toString()));
         }
         checkOverlaps(file, ranges, rangeNames);
-        return new SafeTensorsFile(path, dataSeg, Collections.unmodifiableMap(tensors), Collections.unmodifiableMap(metadata));
+        return new SafeTensorsFile(path, dataSeg, Collections.unmodifiableMap(tensors), Collections.unmodifiableMap(metadata), stamp);
     }
 
     private static void checkOverlaps(String file, List<long[]> ranges, List<String> names) {
@@ -141,6 +145,9 @@ public final class SafeTensorsFile {
     public Map<String, TensorData> tensors() { return tensors; }
 
     public Map<String, String> metadata() { return metadata; }
+
+    /** A {@link CheckpointException} if the file was truncated, rewritten or replaced since it was mapped (see {@link FileStamp}). */
+    public void checkUnchanged() { stamp.check(); }
 
     /** Convenience for small files (tests, goldens): opens with an automatic arena. */
     public static SafeTensorsFile open(Path path) { return open(path, Arena.ofAuto()); }

@@ -7,9 +7,11 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
@@ -26,11 +28,13 @@ public final class SafetensorsCheckpoint implements WeightSource {
     private final Path dir;
     private final Arena arena;
     private final Map<String, TensorData> tensors;
+    private final List<SafeTensorsFile> files;
 
-    private SafetensorsCheckpoint(Path dir, Arena arena, Map<String, TensorData> tensors) {
+    private SafetensorsCheckpoint(Path dir, Arena arena, Map<String, TensorData> tensors, List<SafeTensorsFile> files) {
         this.dir = dir;
         this.arena = arena;
         this.tensors = tensors;
+        this.files = files;
     }
 
     public static SafetensorsCheckpoint open(Path dir) {
@@ -39,6 +43,7 @@ public final class SafetensorsCheckpoint implements WeightSource {
         try {
             Path index = dir.resolve(INDEX);
             Map<String, TensorData> all = new LinkedHashMap<>();
+            List<SafeTensorsFile> files = new ArrayList<>();
             if (Files.isRegularFile(index)) {
                 Map<String, String> weightMap = readIndex(index);
                 Map<String, SafeTensorsFile> shards = new TreeMap<>();
@@ -47,6 +52,7 @@ public final class SafetensorsCheckpoint implements WeightSource {
                     if (!Files.isRegularFile(p)) throw new CheckpointException(index + ": shard '" + shard + "' listed in weight_map is missing");
                     shards.put(shard, SafeTensorsFile.open(p, arena));
                 }
+                files.addAll(shards.values());
                 for (Map.Entry<String, String> e : weightMap.entrySet()) {
                     SafeTensorsFile f = shards.get(e.getValue());
                     TensorData t = f.tensors().get(e.getKey());
@@ -61,7 +67,9 @@ public final class SafetensorsCheckpoint implements WeightSource {
                     }
                 }
             } else if (Files.isRegularFile(dir.resolve(SINGLE))) {
-                all.putAll(SafeTensorsFile.open(dir.resolve(SINGLE), arena).tensors());
+                SafeTensorsFile f = SafeTensorsFile.open(dir.resolve(SINGLE), arena);
+                files.add(f);
+                all.putAll(f.tensors());
             } else {
                 String found;
                 try (Stream<Path> s = Files.list(dir)) {
@@ -71,7 +79,7 @@ public final class SafetensorsCheckpoint implements WeightSource {
                 }
                 throw new CheckpointException(dir + ": no " + INDEX + " or " + SINGLE + " (safetensors files present: " + found + ")");
             }
-            return new SafetensorsCheckpoint(dir, arena, Collections.unmodifiableMap(all));
+            return new SafetensorsCheckpoint(dir, arena, Collections.unmodifiableMap(all), List.copyOf(files));
         } catch (RuntimeException e) {
             arena.close();
             throw e;
@@ -113,6 +121,11 @@ public final class SafetensorsCheckpoint implements WeightSource {
     }
 
     @Override public String description() { return dir.toString(); }
+
+    @Override
+    public void checkUnchanged() {
+        for (SafeTensorsFile f : files) f.checkUnchanged();
+    }
 
     @Override public void close() { arena.close(); }
 }

@@ -34,6 +34,13 @@ public interface WeightSource extends AutoCloseable {
      */
     default void releaseVisionPages() {}
 
+    /**
+     * A {@link CheckpointException} naming the file when a mapped weight file was truncated, rewritten or replaced
+     * since it was opened; one stat per file, cheap enough before every request (see {@link FileStamp} for what it
+     * cannot catch). No-op for sources that hold no mapped files.
+     */
+    default void checkUnchanged() {}
+
     /** Where the weights come from, for messages. */
     String description();
 

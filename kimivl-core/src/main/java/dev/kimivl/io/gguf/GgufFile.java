@@ -62,6 +62,7 @@ public final class GgufFile {
     private final Map<String, TensorInfo> tensors;
     private final long dataOffset;
     private final int alignment;
+    private dev.kimivl.io.FileStamp stamp;      // null for a segment not mapped from a file (tests)
 
     private GgufFile(Path path, int version, MemorySegment all, Map<String, Object> metadata, Map<String, ValueType> types,
                      Map<String, TensorInfo> tensors, long dataOffset, int alignment) {
@@ -78,12 +79,21 @@ public final class GgufFile {
     /** Maps and validates the file; the mapping lives as long as {@code arena}. */
     public static GgufFile open(Path path, Arena arena) {
         MemorySegment all;
+        dev.kimivl.io.FileStamp stamp;
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+            stamp = dev.kimivl.io.FileStamp.of(path, ch);
             all = ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena);
         } catch (IOException e) {
             throw new CheckpointException(path + ": cannot read: " + e.getMessage(), e);
         }
-        return parse(path, all);
+        GgufFile f = parse(path, all);
+        f.stamp = stamp;
+        return f;
+    }
+
+    /** A {@link CheckpointException} if the file was truncated, rewritten or replaced since it was mapped (see {@link dev.kimivl.io.FileStamp}). */
+    public void checkUnchanged() {
+        if (stamp != null) stamp.check();
     }
 
     static GgufFile parse(Path path, MemorySegment all) {

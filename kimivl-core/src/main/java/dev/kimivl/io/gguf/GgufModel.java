@@ -133,6 +133,12 @@ public final class GgufModel implements WeightSource {
 
     @Override public String description() { return description; }
 
+    @Override
+    public void checkUnchanged() {
+        if (text != null) text.checkUnchanged();
+        if (mmproj != null) mmproj.checkUnchanged();
+    }
+
     @Override public void close() { arena.close(); }
 
     private Supplier<TensorData> once(String name, Supplier<TensorData> s) {

@@ -27,11 +27,16 @@ final class Charts {
         "Tea", "Milk", "Rice", "Corn", "Bean", "Cat", "Dog", "Fox", "Owl", "Bee", "Cow", "Pig", "Duck", "Frog", "Bus", "Car", "Ship",
         "Mon", "Tue", "Wed", "Thu", "Fri", "Rose", "Oak", "Pine", "Tom", "Anna", "Ben", "Eva", "Max");
 
+    static final List<String> LETTERS = List.of("A", "B", "C", "D", "E", "F", "G", "H");
+
     private Charts() {}
 
     static Chart draw(SplittableRandom r, VisualWorld.Options o) {
         List<Font> fonts = Fonts.all();
         FontRenderContext frc = new FontRenderContext(null, true, true);
+        // words as labels in 60% of charts, letters (as many charts have) in the rest; words that do not fit in 100 tries
+        // (a narrow or square image) also give way to letters
+        boolean words = r.nextInt(5) < 3;
         for (int attempt = 0; ; attempt++) {
             if (attempt == 500) throw new IllegalStateException("could not lay out a chart in 500 tries for " + o);
             // charts are mostly landscape, and never smaller than 128 px across: labels must fit under five bars
@@ -39,8 +44,10 @@ final class Charts {
             double side = Math.exp(r.nextDouble(Math.log(min), Math.log(o.maxSide()) + 1e-9));
             double aspect = r.nextInt(4) == 0 ? r.nextDouble(0.75, 1.0) : r.nextDouble(1.0, 2.0);
             int w = clampSide((int) Math.round(side * Math.sqrt(aspect)), o), h = clampSide((int) Math.round(side / Math.sqrt(aspect)), o);
-            int shortSide = Math.min(w, h), n = 3 + r.nextInt(attempt < 100 ? 3 : 1);
-            List<String> pool = new ArrayList<>(LABELS), labels = new ArrayList<>();
+            boolean useWords = words && attempt < 100;
+            // fewer bars leave room for words: after 30 tries a word chart has three
+            int shortSide = Math.min(w, h), n = 3 + r.nextInt(useWords && attempt >= 30 || attempt >= 200 ? 1 : 3);
+            List<String> pool = new ArrayList<>(useWords ? LABELS : LETTERS), labels = new ArrayList<>();
             for (int i = 0; i < n; i++) labels.add(pool.remove(r.nextInt(pool.size())));
             List<Integer> vpool = new ArrayList<>(List.of(1, 2, 3, 4, 5, 6, 7, 8, 9));
             int[] values = new int[n];

@@ -134,14 +134,18 @@ public final class ImageMagickRenderer {
             double min = Math.max(0.12 * shortSide, 10), max = Math.max(min, hi * shortSide), low = Math.max(min, lo * shortSide);
             double margin = Math.max(2, 0.03 * shortSide), rot = shape.equals("circle") || shape.equals("ring") ? 0 : r.nextDouble(-0.2, 0.2);
             boolean vertical = r.nextBoolean();
+            int clashes = 0;
             for (int attempt = 0; attempt < 300; attempt++) {
                 double s = low + (max - low) * r.nextDouble() * (1 - attempt / 330.0), half = s / 2;
                 if (w - 2 * margin - s <= 0 || h - 2 * margin - s <= 0) continue;
                 double cx = r.nextDouble(margin + half, w - margin - half), cy = r.nextDouble(margin + half, h - margin - half);
-                Rectangle2D box = new Rectangle2D.Double(cx - half - margin, cy - half - margin, s + 2 * margin, s + 2 * margin);
-                if (taken.stream().anyMatch(box::intersects)) continue;
                 Obj o = plan(shape, color, c, cx, cy, s, rot, vertical);
-                if (Painter.nearShare(background, o.outline(), 2, c) > Painter.MAX_NEAR_SHARE) continue;
+                Rectangle2D b = o.bounds(), box = new Rectangle2D.Double(b.getX() - margin, b.getY() - margin, b.getWidth() + 2 * margin, b.getHeight() + 2 * margin);
+                if (taken.stream().anyMatch(box::intersects)) continue;
+                if (Painter.nearShare(background, o.outline(), 2, c) > Painter.MAX_NEAR_SHARE) {
+                    if (++clashes == 25) return false; // this background will keep clashing: a new one is cheaper
+                    continue;
+                }
                 taken.add(box);
                 objs.add(o);
                 draw.addAll(o.args());
@@ -279,13 +283,13 @@ public final class ImageMagickRenderer {
 
     /** A planned scene of (shape, colour) pairs that satisfies ok; new canvases until one does. */
     private Canvas scene(SplittableRandom r, List<String[]> specs, double hi, java.util.function.Predicate<Canvas> ok) {
-        for (int attempt = 0; attempt < 100; attempt++) {
+        for (int attempt = 0; attempt < 200; attempt++) {
             Canvas c = new Canvas(r);
             boolean placed = true;
             for (String[] s : specs) placed = placed && c.place(s[0], s[1], 0.12, hi);
             if (placed && ok.test(c)) return c;
         }
-        throw new IllegalStateException("ImageMagickRenderer could not plan " + specs.size() + " objects in 100 images");
+        throw new IllegalStateException("ImageMagickRenderer could not plan " + specs.size() + " objects in 200 images");
     }
 
     private Example shapes(SplittableRandom r, String type) {
@@ -323,7 +327,7 @@ public final class ImageMagickRenderer {
                 for (int i = 0; i < k; i++) specs.add(new String[]{all ? pick(r, Palette.SHAPES) : s, pick(r, Palette.COLORS)});
                 for (int i = 0; i < others; i++) {
                     String o;
-                    do o = pick(r, Palette.SHAPES); while (o.equals(s));
+                    do o = pick(r, Palette.SHAPES); while (o.equals(s) || Palette.confusable(s, o));
                     specs.add(new String[]{o, pick(r, Palette.COLORS)});
                 }
                 c = scene(r, specs, VisualWorld.maxRel(k + others), cv -> true);

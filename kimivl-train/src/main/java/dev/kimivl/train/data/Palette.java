@@ -45,6 +45,14 @@ final class Palette {
         return Math.sqrt(dr * dr + dg * dg + db * db);
     }
 
+    /**
+     * Whether a question naming target becomes unclear when other is also in the image: a ring is an outlined circle,
+     * and a square is a rectangle too ("How many rectangles?" with a square present has two defensible answers).
+     */
+    static boolean confusable(String target, String other) {
+        return target.equals("circle") && other.equals("ring") || target.equals("rectangle") && other.equals("square");
+    }
+
     static String plural(String noun) {
         return noun + "s"; // every shape name takes a plain -s
     }

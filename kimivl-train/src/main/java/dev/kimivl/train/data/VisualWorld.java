@@ -26,7 +26,8 @@ public final class VisualWorld {
     /** Image sides in pixels, inclusive. */
     public record Options(int minSide, int maxSide) {
         public Options {
-            if (minSide < 32 || maxSide < minSide) throw new IllegalArgumentException("need 32 <= minSide <= maxSide, got " + minSide + ", " + maxSide);
+            // below 48 px nine objects of at least 10 px no longer fit, and nothing there could be read anyway
+            if (minSide < 48 || maxSide < minSide) throw new IllegalArgumentException("need 48 <= minSide <= maxSide, got " + minSide + ", " + maxSide);
         }
 
         public static Options defaults() {
@@ -204,7 +205,8 @@ public final class VisualWorld {
             return single("color", p, q, Palette.capitalise(c) + ".");
         }
         int n = 2 + r.nextInt(3);
-        List<String> shapes = distinct(r, Palette.SHAPES, n);
+        List<String> shapes;
+        do shapes = distinct(r, Palette.SHAPES, n); while (confusing(shapes));
         List<Spec> specs = new ArrayList<>();
         for (String s : shapes) specs.add(new Spec(s, colorName(r), 0.12, maxRel(n)));
         Painter p = scene(r, specs, p0 -> true);
@@ -233,6 +235,11 @@ public final class VisualWorld {
         return single("shape", p, q, article(s));
     }
 
+    /** Whether "the " + shapes[0] could also mean one of the others (a circle among rings, a rectangle among squares). */
+    static boolean confusing(List<String> shapes) {
+        return shapes.stream().skip(1).anyMatch(o -> Palette.confusable(shapes.getFirst(), o));
+    }
+
     /** "A triangle." */
     private static String article(String shape) {
         return Palette.capitalise(Palette.article(shape)) + " " + shape + ".";
@@ -249,7 +256,7 @@ public final class VisualWorld {
                 for (int i = 0; i < k; i++) specs.add(new Spec(s, colorName(r), 0.12, maxRel(total)));
                 for (int i = 0; i < others; i++) {
                     String o;
-                    do o = shapeName(r); while (o.equals(s));
+                    do o = shapeName(r); while (o.equals(s) || Palette.confusable(s, o));
                     specs.add(new Spec(o, colorName(r), 0.12, maxRel(total)));
                 }
                 String pl = Palette.plural(s);
@@ -413,7 +420,7 @@ public final class VisualWorld {
         for (int i = 0; i < n; i++) specs.add(new Spec(shape, colorName(r), 0.12, maxRel(total)));
         for (int i = 0; i < others; i++) {
             String o;
-            do o = shapeName(r); while (o.equals(shape));
+            do o = shapeName(r); while (o.equals(shape) || Palette.confusable(shape, o));
             specs.add(new Spec(o, colorName(r), 0.12, maxRel(total)));
         }
         return scene(r, specs, p0 -> true);

@@ -92,7 +92,7 @@ class MoreTypesTest {
             else if (q.contains("shortest") || q.contains("lowest") || q.contains("smallest")) assertEquals(c.labels().get(min) + ".", e.answer(), q);
             else if (q.startsWith("How many bars")) assertEquals(Palette.numberAnswer(n), e.answer());
             else {
-                String label = c.labels().stream().filter(q::contains).findFirst().orElseThrow();
+                String label = c.labels().stream().filter(l -> Pattern.compile("\\b" + l + "\\b").matcher(q).find()).findFirst().orElseThrow();
                 assertEquals(Palette.numberAnswer(c.values()[c.labels().indexOf(label)]), e.answer(), q);
             }
             checked++;
@@ -117,6 +117,21 @@ class MoreTypesTest {
                 assertTrue(Math.abs(run - want) <= 4, "seed " + seed + " bar " + i + ": " + run + " px for value " + c.values()[i] + " (" + want + " px)");
             }
         }
+    }
+
+    @Test
+    void squareAndSmallImagesWorkForEveryType() {
+        // a trainer may fix the image size; charts then fall back to letter labels rather than fail
+        for (VisualWorld.Options o : List.of(new VisualWorld.Options(64, 64), new VisualWorld.Options(224, 224), new VisualWorld.Options(48, 64))) {
+            VisualWorld w = new VisualWorld(o);
+            for (String type : VisualWorld.allTypes())
+                for (long seed = 0; seed < 8; seed++)
+                    for (var im : w.example(seed, type).images()) {
+                        assertTrue(im.getWidth() >= o.minSide() && im.getWidth() <= o.maxSide(), type + " " + seed + " " + o);
+                        assertTrue(im.getHeight() >= o.minSide() && im.getHeight() <= o.maxSide(), type + " " + seed + " " + o);
+                    }
+        }
+        assertThrows(IllegalArgumentException.class, () -> new VisualWorld.Options(32, 64));
     }
 
     private static final Pattern STEP = Pattern.compile("(\\d+) ([-+*]) (\\d+) = (\\d+)\\.$");

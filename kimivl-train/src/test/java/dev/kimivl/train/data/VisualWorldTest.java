@@ -151,6 +151,15 @@ class VisualWorldTest {
     }
 
     @Test
+    void aCircleIsNotAskedAboutAmongRingsNorARectangleAmongSquares() {
+        assertTrue(VisualWorld.confusing(List.of("circle", "star", "ring")));
+        assertTrue(VisualWorld.confusing(List.of("rectangle", "square")));
+        assertFalse(VisualWorld.confusing(List.of("square", "rectangle")));
+        assertFalse(VisualWorld.confusing(List.of("ring", "circle")));
+        assertFalse(VisualWorld.confusing(List.of("circle", "star")));
+    }
+
+    @Test
     void numberWordsRoundTrip() {
         for (int n = 0; n < 100; n++) assertEquals(n, Palette.parseNumber(Palette.number(n)), Palette.number(n));
         assertEquals("twenty-one", Palette.number(21));
