@@ -116,7 +116,7 @@ class CliErrorsTest {
         CliTest.Run dflt, dir;
         try {
             dflt = run("tokenize", "--json", in.toString());
-            dir = run("tokenize", "--model", TINY.toString(), "--json", in.toString());
+            dir = run("tokenize", "--model", TINY.getParent().getParent().resolve(ModelOption.DEFAULT_RELATIVE).toString(), "--json", in.toString());
         } finally {
             System.clearProperty("kimivl.home");
         }

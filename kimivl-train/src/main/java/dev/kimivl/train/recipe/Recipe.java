@@ -57,6 +57,11 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
         void validate(String where) {
             if (name == null || name.isBlank()) throw new IllegalArgumentException(where + ": a stage needs a name");
             if (!KINDS.contains(kind)) throw new IllegalArgumentException(where + " '" + name + "': kind '" + kind + "' is not one of " + KINDS);
+            if (kind.equals("pretrain-vit") || kind.equals("rl")) {
+                // these two need losses of their own (SigLIP + caption decoder; policy mirror descent over sampled
+                // answers), which the runner does not have yet: refuse rather than run them as SFT
+                throw new IllegalArgumentException(where + " '" + name + "': kind '" + kind + "' is not implemented yet");
+            }
             if (steps < 0 || batch <= 0) throw new IllegalArgumentException(where + " '" + name + "': steps must be ≥ 0 and batch > 0");
             if (train == null || train.isEmpty() || !PARTS.containsAll(train)) {
                 throw new IllegalArgumentException(where + " '" + name + "': train must list some of " + PARTS + ", got " + train);
