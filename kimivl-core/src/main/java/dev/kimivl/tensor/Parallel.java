@@ -3,7 +3,6 @@ package dev.kimivl.tensor;
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.RecursiveAction;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -27,13 +26,21 @@ public final class Parallel {
     private static final ReentrantLock DISPATCH = new ReentrantLock();
     private static final ForkJoinPool FALLBACK;
 
-    // the current dispatch, published by the volatile write of epoch
-    private static RangeBody body;
-    private static int total, chunks;
-    /** (dispatch id << 32) | next unclaimed chunk: a thread late from an earlier dispatch cannot claim a new one's chunk. */
-    private static final AtomicLong CLAIM = new AtomicLong();
-    private static final AtomicInteger DONE = new AtomicInteger();
-    private static volatile Throwable failure;
+    /**
+     * One dispatch: its body, size and counters in one immutable-by-reference object published through the volatile
+     * {@link #job}. A worker works only on the job it read, so it can never pair one dispatch's chunk claim with
+     * another's body (the earlier design kept body, size and claim counter in separate statics; a worker that read
+     * them across two dispatches once ran a claimed chunk with a null body: an NPE in a 2-core training run).
+     */
+    private static final class Job {
+        final RangeBody body;
+        final int total, chunks;
+        final AtomicInteger claim = new AtomicInteger(), done = new AtomicInteger();
+        volatile Throwable failure;
+        Job(RangeBody body, int total, int chunks) { this.body = body; this.total = total; this.chunks = chunks; }
+    }
+
+    private static volatile Job job;
     private static volatile long epoch;
     private static volatile Thread caller;
 
@@ -85,44 +92,36 @@ public final class Parallel {
     }
 
     private static void dispatch(int n, int chunkCount, RangeBody b) {
-        body = b;
-        total = n;
-        chunks = chunkCount;
-        failure = null;
-        long id = epoch + 1;
-        DONE.set(0);
-        CLAIM.set(id << 32);
+        Job jb = new Job(b, n, chunkCount);
         caller = Thread.currentThread();
-        epoch = id;                           // publishes the fields above to the spinning workers
+        job = jb;
+        epoch = epoch + 1;                    // wakes the spinning workers; they read job after it
         for (Worker w : WORKERS) if (w.parked) LockSupport.unpark(w);
         try {
-            runChunks(id);
-            while (DONE.get() < chunkCount) Thread.onSpinWait();
+            runChunks(jb);
+            while (jb.done.get() < chunkCount) Thread.onSpinWait();
         } finally {
             caller = null;
-            body = null;
         }
-        Throwable t = failure;
+        Throwable t = jb.failure;
         if (t instanceof RuntimeException r) throw r;
         if (t instanceof Error e) throw e;
         if (t != null) throw new IllegalStateException(t);
     }
 
-    /** Claims and runs chunks of dispatch id until none is left (or that dispatch is over). */
-    private static void runChunks(long id) {
-        RangeBody b = body;
-        int n = total, c = chunks;
+    /** Claims and runs chunks of one job until none is left. */
+    private static void runChunks(Job jb) {
+        if (jb == null) return;
+        int n = jb.total, c = jb.chunks;
         while (true) {
-            long v = CLAIM.get();
-            int i = (int) v;
-            if (v >>> 32 != id || i >= c) return;
-            if (!CLAIM.compareAndSet(v, v + 1)) continue;
+            int i = jb.claim.getAndIncrement();
+            if (i >= c) return;
             try {
-                if (failure == null) b.run((int) ((long) n * i / c), (int) ((long) n * (i + 1) / c));
+                if (jb.failure == null) jb.body.run((int) ((long) n * i / c), (int) ((long) n * (i + 1) / c));
             } catch (Throwable t) {
-                failure = t;
+                jb.failure = t;
             } finally {
-                DONE.incrementAndGet();
+                jb.done.incrementAndGet();
             }
         }
     }
@@ -150,7 +149,7 @@ public final class Parallel {
                     }
                 }
                 seen = epoch;
-                runChunks(seen);              // finds nothing when faster threads already claimed every chunk
+                runChunks(job);               // finds nothing when faster threads already claimed every chunk
             }
         }
     }

@@ -72,4 +72,30 @@ class ParallelTest {
             ex.shutdownNow();
         }
     }
+
+    /**
+     * Many tiny back-to-back dispatches from two threads (a training step's data thread beside its compute thread):
+     * workers waking late must never pair one dispatch's chunk with another's body (once an NPE in a training run).
+     */
+    @Test
+    void tinyDispatchesFromTwoThreadsStayConsistent() throws Exception {
+        ExecutorService ex = Executors.newFixedThreadPool(2);
+        try {
+            Future<?>[] f = new Future<?>[2];
+            for (int c = 0; c < 2; c++) {
+                final int n = 48 + 16 * c;
+                f[c] = ex.submit(() -> {
+                    for (int rep = 0; rep < 20000; rep++) {
+                        AtomicLong sum = new AtomicLong();
+                        Parallel.forRange(n, 1, (from, to) -> { long s = 0; for (int i = from; i < to; i++) s += i; sum.addAndGet(s); });
+                        assertEquals((long) n * (n - 1) / 2, sum.get());
+                    }
+                    return null;
+                });
+            }
+            for (Future<?> x : f) x.get();
+        } finally {
+            ex.shutdownNow();
+        }
+    }
 }

@@ -103,8 +103,10 @@ final class Painter {
         w = Math.max(o.minSide(), Math.min(o.maxSide(), w));
         h = Math.max(o.minSide(), Math.min(o.maxSide(), h));
         String bg = BACKGROUNDS[rnd.nextInt(BACKGROUNDS.length)];
-        Painter p = new Painter(rnd, w, h, bg, rnd.nextInt(4) != 0, named);
-        if (!named && rnd.nextInt(4) == 0) p.distractorLines(1 + rnd.nextInt(2));
+        boolean aa = rnd.nextInt(4) != 0;
+        if (o.easy()) { bg = "plain"; aa = true; }
+        Painter p = new Painter(rnd, w, h, bg, aa, named);
+        if (!named && rnd.nextInt(4) == 0 && !o.easy()) p.distractorLines(1 + rnd.nextInt(2));
         return p;
     }
 

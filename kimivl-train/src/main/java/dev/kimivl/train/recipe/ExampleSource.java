@@ -22,8 +22,13 @@ public final class ExampleSource {
     private final String[] kinds;
     private final double[] cumulative;
     private final int needleChars;
+    private final List<String> vqaTypes;
 
-    public ExampleSource(VisualWorld world, Map<String, Double> mix, int needleChars) {
+    public ExampleSource(VisualWorld world, Map<String, Double> mix, int needleChars) { this(world, mix, needleChars, null); }
+
+    /** @param vqaTypes the VQA types to draw from (null: all of them, as {@link VisualWorld#vqa(long)} picks) */
+    public ExampleSource(VisualWorld world, Map<String, Double> mix, int needleChars, List<String> vqaTypes) {
+        this.vqaTypes = vqaTypes == null || vqaTypes.isEmpty() ? null : List.copyOf(vqaTypes);
         this.world = world;
         this.kinds = mix.keySet().stream().sorted().toArray(String[]::new);    // sorted: the JSON order must not matter
         this.cumulative = new double[kinds.length];
@@ -45,6 +50,9 @@ public final class ExampleSource {
         double u = new SplittableRandom(seed ^ 0x5DEECE66DL).nextDouble() * cumulative[cumulative.length - 1];
         int i = 0;
         while (i < kinds.length - 1 && u >= cumulative[i]) i++;
+        if (kinds[i].equals("vqa") && vqaTypes != null) {
+            return world.vqa(seed, vqaTypes.get((int) Math.floorMod(new SplittableRandom(seed ^ 0x2545F491L).nextLong(), (long) vqaTypes.size())));
+        }
         return of(world, kinds[i], seed, needleChars);
     }
 

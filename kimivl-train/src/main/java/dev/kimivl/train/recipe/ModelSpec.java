@@ -27,6 +27,10 @@ import java.util.SplittableRandom;
  * @param denseInter    intermediate size of the dense layers
  * @param moeInter      intermediate size of one routed expert (a shared expert has n_shared × that)
  * @param inTokenLimit  the image preprocessor's patch budget: larger images are downscaled to fit
+ * @param initStd       N(0, initStd) for matrices (GPT-2 style, output projections / sqrt(2·layers)); 0: fan-in
+ *                      scaling, 1/sqrt(fan-in), which is what a model trained from scratch here learns from (with
+ *                      0.02 the nano model's vision side did not start to learn colours in 100 steps; with fan-in
+ *                      scaling it did, as the oracle's tiny-random checkpoint does)
  */
 public record ModelSpec(int hidden, int layers, int heads, int kvLora, int nopeDim, int ropeDim, int vDim,
                         int denseInter, int moeInter, int experts, int topK, int sharedExperts, int firstDense,
@@ -137,9 +141,17 @@ public record ModelSpec(int hidden, int layers, int heads, int kvLora, int nopeD
             if (shape.length == 1) {
                 if (n.endsWith("weight")) java.util.Arrays.fill(v, 1f);          // RMSNorm / LayerNorm scales
             } else {
-                boolean out = n.contains("o_proj") || n.contains("down_proj") || n.contains(".wo.") || n.contains("fc1") || n.contains("linear_2");
-                int depth = n.startsWith("vision_tower") ? visionLayers : layers;
-                double std = out ? initStd / Math.sqrt(2.0 * depth) : initStd;
+                double std;
+                if (initStd > 0) {
+                    boolean out = n.contains("o_proj") || n.contains("down_proj") || n.contains(".wo.") || n.contains("fc1") || n.contains("linear_2");
+                    int depth = n.startsWith("vision_tower") ? visionLayers : layers;
+                    std = out ? initStd / Math.sqrt(2.0 * depth) : initStd;
+                } else {
+                    // fan-in scaling (PyTorch's default for Linear, as the golden oracle's random checkpoints): every
+                    // product keeps unit scale at any width; token embeddings N(0, 1), the position table N(0, 0.5)
+                    long fanIn = n.endsWith("pos_emb.weight") ? 4 : n.endsWith("embed_tokens.weight") ? 1 : shape[shape.length - 1];
+                    std = 1.0 / Math.sqrt(fanIn);
+                }
                 for (int i = 0; i < size; i++) v[i] = (float) (gaussian(rnd) * std);
             }
             w.f32(n, v, shape);

@@ -46,11 +46,13 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
      * @param needleChars length of the needle task's filler text in characters
      * @param rlSamples for rl: answers sampled per prompt
      * @param rlTau     for rl: the KL weight τ of online policy mirror descent
+     * @param vqaTypes  the VQA question types this stage draws (null: all), e.g. a curriculum's first stage
+     * @param easyImages plain backgrounds and larger objects ({@code VisualWorld.Options#easy}): a curriculum's start
      */
     public record Stage(String name, String kind, int steps, int batch, double lr, double adamLr, double visionLr, int warmup,
                         String schedule, double minLrRatio, List<String> train, Map<String, Double> mix, boolean thinking,
                         Double ropeTheta, Integer maxPositions, Integer needleChars, Integer rlSamples, Double rlTau,
-                        Double lengthPenalty) {
+                        Double lengthPenalty, List<String> vqaTypes, boolean easyImages) {
         static final Set<String> PARTS = Set.of("text", "vision", "projector");
         static final Set<String> KINDS = Set.of("pretrain-vit", "alignment", "joint", "cooldown", "long-context", "sft", "long-cot-sft", "rl");
 
@@ -72,6 +74,9 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
                     throw new IllegalArgumentException(where + " '" + name + "': mix kind '" + e.getKey() + "' is not one of " + ExampleSource.KINDS);
                 }
                 if (!(e.getValue() >= 0)) throw new IllegalArgumentException(where + " '" + name + "': mix weight of " + e.getKey() + " is " + e.getValue());
+            }
+            if (vqaTypes != null && !dev.kimivl.train.data.VisualWorld.vqaTypes().containsAll(vqaTypes)) {
+                throw new IllegalArgumentException(where + " '" + name + "': vqaTypes " + vqaTypes + " are not all among " + dev.kimivl.train.data.VisualWorld.vqaTypes());
             }
             if (schedule != null && !Set.of("cosine", "constant", "linear").contains(schedule)) {
                 throw new IllegalArgumentException(where + " '" + name + "': schedule '" + schedule + "' is not cosine, constant or linear");

@@ -190,7 +190,8 @@ public final class RecipeTrainer {
             }
             Tokenizer tok = Tokenizer.load(current);
             encoder = new ExampleEncoder(tok, ChatTemplate.load(current), PreprocessorConfig.load(current), cfg.mediaPlaceholderTokenId());
-            source = new ExampleSource(new VisualWorld(VisualWorld.Options.defaults()), stage.mix(), stage.needleChars() == null ? 2000 : stage.needleChars());
+            VisualWorld.Options d = VisualWorld.Options.defaults();
+            source = new ExampleSource(new VisualWorld(new VisualWorld.Options(d.minSide(), d.maxSide(), stage.easyImages())), stage.mix(), stage.needleChars() == null ? 2000 : stage.needleChars(), stage.vqaTypes());
             trainText = stage.train().contains("text");
             trainVisionSide = stage.train().contains("vision") || stage.train().contains("projector");
             params.putAll(tg.parameters());
@@ -336,6 +337,15 @@ public final class RecipeTrainer {
                 for (float g : e.getValue()) sq += (double) g * g;
             }
             double norm = Math.sqrt(sq);
+            if (Boolean.getBoolean("kimivl.trainProfile")) {
+                double vs = 0, ts = 0;
+                for (var e : new java.util.TreeMap<>(grads).entrySet()) {
+                    double q = 0;
+                    for (float g : e.getValue()) q += (double) g * g;
+                    if (e.getKey().startsWith(cfg.textPrefix())) ts += q; else vs += q;
+                }
+                err.printf(Locale.ROOT, "  grad norm: text %.3e, vision+projector %.3e, feature rows %d%n", Math.sqrt(ts), Math.sqrt(vs), feats.length / cfg.text().hiddenSize());
+            }
             float clip = norm > CLIP ? (float) (CLIP / norm) : 1f;
             float f = (float) stage.lrFactor(s);
             for (var e : params.entrySet()) {
