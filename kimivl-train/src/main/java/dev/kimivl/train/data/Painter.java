@@ -106,6 +106,13 @@ final class Painter {
         boolean aa = rnd.nextInt(4) != 0;
         if (o.easy()) { bg = "plain"; aa = true; }
         Painter p = new Painter(rnd, w, h, bg, aa, named);
+        if (o.easy()) {
+            // a neutral grey ground, as a first lesson: the object is whatever is not grey (on a random plain colour
+            // a model from scratch must first learn figure and ground, and did not within 2,000 examples)
+            // light or dark, so that white and black objects both have a ground they can be placed on
+            int grey = rnd.nextInt(3) != 0 ? 205 + rnd.nextInt(45) : 15 + rnd.nextInt(45);   // (white and black together: VisualWorld.scene)
+            p.fill(new Color(grey, grey, grey));
+        }
         if (!named && rnd.nextInt(4) == 0 && !o.easy()) p.distractorLines(1 + rnd.nextInt(2));
         return p;
     }

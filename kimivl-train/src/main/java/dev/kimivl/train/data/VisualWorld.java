@@ -133,7 +133,9 @@ public final class VisualWorld {
     /** As scene(r, specs, ok), on a background a caption can name when named is set. */
     Painter scene(SplittableRandom r, List<Spec> specs, Predicate<Painter> ok, boolean named) {
         for (int attempt = 0; attempt < 200; attempt++) {
-            Painter p = Painter.random(r, options, named);
+            // an easy scene whose colours no grey ground can carry (white and black together) gets an ordinary one
+            Options o = options.easy() && attempt >= 100 ? new Options(options.minSide(), options.maxSide()) : options;
+            Painter p = Painter.random(r, o, named);
             boolean placed = true;
             for (Spec s : specs) {
                 double lo = options.easy() ? Math.min(Math.max(s.lo(), 0.2), 0.8 * s.hi()) : s.lo();
