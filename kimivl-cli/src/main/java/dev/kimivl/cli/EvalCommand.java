@@ -29,6 +29,10 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "1", description = "Seed of the evaluation examples (default ${DEFAULT-VALUE}).")
     long seed;
 
+    @Option(names = "--renderer", defaultValue = "java2d", description = "Who draws the images: java2d (the training world) or imagemagick "
+            + "(the same questions drawn by ImageMagick's convert: other rasteriser, fonts and sizes) (default ${DEFAULT-VALUE}).")
+    String renderer;
+
     @Option(names = "--json", description = "Print a JSON object: overall (0..1), per type, counts.")
     boolean json;
 
@@ -38,12 +42,22 @@ final class EvalCommand implements Callable<Integer> {
         if (!task.equals("synthetic-vqa")) throw new IllegalArgumentException("--task " + task + " is not available yet (synthetic-vqa)");
         try (KimiVL m = model.open()) {
             boolean tty = System.console() != null;
-            Evaluator.Report r = Evaluator.syntheticVqa(m, new VisualWorld(VisualWorld.Options.defaults()), n, seed, (done, total) -> {
+            Evaluator.Progress progress = (done, total) -> {
                 if (done % 25 == 0 || done == total) {
                     System.err.printf(Locale.ROOT, tty ? "\reval %d/%d" : "eval %d/%d%n", done, total);
                     if (tty && done == total) System.err.println();
                 }
-            });
+            };
+            Evaluator.Report r = switch (renderer) {
+                case "java2d" -> Evaluator.syntheticVqa(m, new VisualWorld(VisualWorld.Options.defaults()), n, seed, progress);
+                case "imagemagick" -> {
+                    if (!dev.kimivl.train.data.ImageMagickRenderer.available()) {
+                        throw new IllegalArgumentException("--renderer imagemagick needs ImageMagick's convert on the PATH (apt-get install imagemagick)");
+                    }
+                    yield Evaluator.imageMagickVqa(m, new dev.kimivl.train.data.ImageMagickRenderer(VisualWorld.Options.defaults()), n, seed, progress);
+                }
+                default -> throw new IllegalArgumentException("--renderer must be java2d or imagemagick, not " + renderer);
+            };
             if (json) {
                 ObjectMapper om = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
                 ObjectNode o = om.createObjectNode();

@@ -44,6 +44,12 @@ public final class Evaluator {
         return run("synthetic-vqa", model, n, i -> world.vqa(evalSeed(seed, i), types.get(i % types.size())), 48, progress);
     }
 
+    /** The same task drawn by ImageMagick instead of Java2D (other fonts, rasteriser and sizes): out of distribution. */
+    public static Report imageMagickVqa(KimiVL model, dev.kimivl.train.data.ImageMagickRenderer im, int n, long seed, Progress progress) {
+        List<String> types = dev.kimivl.train.data.ImageMagickRenderer.types();
+        return run("synthetic-vqa (ImageMagick)", model, n, i -> im.vqa(evalSeed(seed, i), types.get(i % types.size())), 48, progress);
+    }
+
     public static long evalSeed(long seed, int i) { return ExampleSource.EVAL_SEED_BASE + seed * 1_000_003L + i; }
 
     /** Runs {@code n} examples made by {@code make} and tallies them by type. */
