@@ -20,7 +20,8 @@ import java.util.concurrent.Callable;
 final class EvalCommand implements Callable<Integer> {
     @Mixin ModelOption model;
 
-    @Option(names = "--task", defaultValue = "synthetic-vqa", description = "synthetic-vqa (default ${DEFAULT-VALUE}).")
+    @Option(names = "--task", defaultValue = "synthetic-vqa", description = "synthetic-vqa (single-image questions, every type equally often) "
+            + "or reasoning (multi-step questions; a Thinking model's reasoning block is dropped before checking) (default ${DEFAULT-VALUE}).")
     String task;
 
     @Option(names = "-n", defaultValue = "200", description = "Examples (default ${DEFAULT-VALUE}).")
@@ -39,7 +40,9 @@ final class EvalCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (n < 1) throw new IllegalArgumentException("-n must be at least 1, got " + n);
-        if (!task.equals("synthetic-vqa")) throw new IllegalArgumentException("--task " + task + " is not available yet (synthetic-vqa)");
+        if (!task.equals("synthetic-vqa") && !task.equals("reasoning")) {
+            throw new IllegalArgumentException("--task " + task + " is not available yet (synthetic-vqa, reasoning)");
+        }
         try (KimiVL m = model.open()) {
             boolean tty = System.console() != null;
             Evaluator.Progress progress = (done, total) -> {
@@ -48,7 +51,7 @@ final class EvalCommand implements Callable<Integer> {
                     if (tty && done == total) System.err.println();
                 }
             };
-            Evaluator.Report r = switch (renderer) {
+            Evaluator.Report r = task.equals("reasoning") ? Evaluator.reasoning(m, new VisualWorld(VisualWorld.Options.defaults()), n, seed, progress) : switch (renderer) {
                 case "java2d" -> Evaluator.syntheticVqa(m, new VisualWorld(VisualWorld.Options.defaults()), n, seed, progress);
                 case "imagemagick" -> {
                     if (!dev.kimivl.train.data.ImageMagickRenderer.available()) {

@@ -44,6 +44,11 @@ public final class Evaluator {
         return run("synthetic-vqa", model, n, i -> world.vqa(evalSeed(seed, i), types.get(i % types.size())), 48, progress);
     }
 
+    /** Multi-step questions (counting across two images, comparing, arithmetic on what is read): the Thinking task. */
+    public static Report reasoning(KimiVL model, VisualWorld world, int n, long seed, Progress progress) {
+        return run("reasoning", model, n, i -> world.reasoning(evalSeed(seed, i)), 160, progress);
+    }
+
     /** The same task drawn by ImageMagick instead of Java2D (other fonts, rasteriser and sizes): out of distribution. */
     public static Report imageMagickVqa(KimiVL model, dev.kimivl.train.data.ImageMagickRenderer im, int n, long seed, Progress progress) {
         List<String> types = dev.kimivl.train.data.ImageMagickRenderer.types();

@@ -1,0 +1,35 @@
+package dev.kimivl.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.Test;
+
+import static dev.kimivl.cli.CliTest.TINY;
+import static dev.kimivl.cli.CliTest.run;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** kimivl eval: the JSON report's shape, per-type counts adding up, and its errors. */
+class EvalCommandTest {
+    @Test
+    void jsonReportHasOverallAndEveryType() throws Exception {
+        CliTest.Run r = run("eval", "--model", TINY.toString(), "-n", "7", "--json");
+        assertEquals(0, r.exit(), r.err());
+        JsonNode j = new ObjectMapper().readTree(r.out());
+        double overall = j.get("overall").asDouble();
+        assertTrue(overall >= 0 && overall <= 1, r.out());
+        assertEquals(7, j.get("n").asInt());
+        int total = 0, right = 0;
+        for (JsonNode t : j.get("by_type")) { total += t.get("total").asInt(); right += t.get("right").asInt(); }
+        assertEquals(7, total, "one question of each of the 7 VQA types");
+        assertEquals(overall, right / 7.0, 1e-12);
+    }
+
+    @Test
+    void badArgumentsAreOneLine() {
+        CliTest.Run r = run("eval", "--model", TINY.toString(), "-n", "0");
+        assertTrue(r.exit() != 0 && r.err().contains("-n must be at least 1"), r.err());
+        r = run("eval", "--model", TINY.toString(), "--task", "nope", "-n", "1");
+        assertTrue(r.exit() != 0 && r.err().contains("--task nope"), r.err());
+    }
+}
