@@ -34,6 +34,10 @@ final class EvalCommand implements Callable<Integer> {
             + "(the same questions drawn by ImageMagick's convert: other rasteriser, fonts and sizes) (default ${DEFAULT-VALUE}).")
     String renderer;
 
+    @Option(names = "--easy", description = "Draw the curriculum's easy images (grey ground, larger objects, no JPEG) instead of the full variety: "
+            + "what a model has learnt before it copes with the rest.")
+    boolean easy;
+
     @Option(names = "--json", description = "Print a JSON object: overall (0..1), per type, counts.")
     boolean json;
 
@@ -51,12 +55,13 @@ final class EvalCommand implements Callable<Integer> {
                     if (tty && done == total) System.err.println();
                 }
             };
-            Evaluator.Report r = task.equals("reasoning") ? Evaluator.reasoning(m, new VisualWorld(VisualWorld.Options.defaults()), n, seed, progress) : switch (renderer) {
-                case "java2d" -> Evaluator.syntheticVqa(m, new VisualWorld(VisualWorld.Options.defaults()), n, seed, progress);
+            Evaluator.Report r = task.equals("reasoning") ? Evaluator.reasoning(m, world(), n, seed, progress) : switch (renderer) {
+                case "java2d" -> Evaluator.syntheticVqa(m, world(), n, seed, progress);
                 case "imagemagick" -> {
                     if (!dev.kimivl.train.data.ImageMagickRenderer.available()) {
                         throw new IllegalArgumentException("--renderer imagemagick needs ImageMagick's convert on the PATH (apt-get install imagemagick)");
                     }
+                    if (easy) throw new IllegalArgumentException("--easy applies to the java2d renderer only");
                     yield Evaluator.imageMagickVqa(m, new dev.kimivl.train.data.ImageMagickRenderer(VisualWorld.Options.defaults()), n, seed, progress);
                 }
                 default -> throw new IllegalArgumentException("--renderer must be java2d or imagemagick, not " + renderer);
@@ -85,5 +90,10 @@ final class EvalCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    private VisualWorld world() {
+        VisualWorld.Options d = VisualWorld.Options.defaults();
+        return new VisualWorld(new VisualWorld.Options(d.minSide(), d.maxSide(), easy));
     }
 }
