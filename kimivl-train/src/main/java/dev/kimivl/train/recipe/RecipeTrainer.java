@@ -50,6 +50,7 @@ import java.util.stream.Stream;
  * tokenizer/            tiktoken.model, tokenizer_config.json
  * current/              the newest checkpoint in the published layout + optimizer.safetensors + trainer_state.json
  * stages/NN-name/       the checkpoint each finished stage left (published layout)
+ * curves/NN-name.png    the stage's loss and token-accuracy curves
  * &lt;output name&gt;/       the recipe's named outputs (e.g. kimivl-nano-instruct), copied from their stages
  * train_log.jsonl       one line per logged step
  * </pre>
@@ -110,6 +111,9 @@ public final class RecipeTrainer {
             if (run.step < stage.steps()) return false;
             Path stageDir = out.resolve("stages").resolve(String.format(Locale.ROOT, "%02d-%s", k + 1, stage.name()));
             copyModel(current, stageDir);
+            Path png = Curves.draw(out.resolve("train_log.jsonl"), stage.name(),
+                    out.resolve("curves").resolve(String.format(Locale.ROOT, "%02d-%s.png", k + 1, stage.name())));
+            if (png != null) err.println("[" + stage.name() + "] curves: " + png);
             st = new State(k + 1, 0, st.fingerprint, run.wallSeconds, run.tokensSeen);
             st.save(current.resolve(STATE));
         }

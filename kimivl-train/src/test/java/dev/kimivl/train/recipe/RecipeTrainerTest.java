@@ -106,6 +106,10 @@ class RecipeTrainerTest {
         double first = (joint.get(0) + joint.get(1) + joint.get(2)) / 3, last = (joint.get(11) + joint.get(12) + joint.get(13)) / 3;
         System.out.printf("tiny recipe: joint loss %.3f -> %.3f over 14 steps; stages %s%n", first, last, losses.keySet());
         assertTrue(last < first * 0.8, "joint loss did not fall: " + joint);
+        for (String c : List.of("curves/01-align.png", "curves/02-joint.png", "curves/03-long.png", "curves/04-cot.png")) {
+            byte[] png = Files.readAllBytes(out.resolve(c));
+            assertTrue(png.length > 1000 && png[1] == 'P' && png[2] == 'N' && png[3] == 'G', c + " is not a PNG");
+        }
         for (String s : List.of("stages/01-align", "stages/02-joint", "stages/03-long", "stages/04-cot", "instruct", "thinking")) {
             assertTrue(Files.isRegularFile(out.resolve(s).resolve("model.safetensors")), s);
             assertFalse(Files.exists(out.resolve(s).resolve("optimizer.safetensors")), s + " must hold only the model");

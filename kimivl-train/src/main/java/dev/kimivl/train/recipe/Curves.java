@@ -1,0 +1,56 @@
+package dev.kimivl.train.recipe;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.jfree.chart.ChartFactory;
+import org.jfree.chart.ChartUtils;
+import org.jfree.chart.JFreeChart;
+import org.jfree.chart.axis.NumberAxis;
+import org.jfree.chart.plot.XYPlot;
+import org.jfree.chart.renderer.xy.XYLineAndShapeRenderer;
+import org.jfree.data.xy.XYSeries;
+import org.jfree.data.xy.XYSeriesCollection;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * The loss and token-accuracy curves of one stage, drawn from {@code train_log.jsonl} into {@code curves/NN-name.png}
+ * (JFreeChart, headless): loss and its running average on the left axis, the answer tokens' accuracy on the right.
+ */
+public final class Curves {
+    private Curves() {}
+
+    /** Writes the stage's chart; returns its path, or null when the log has no line of that stage. */
+    public static Path draw(Path log, String stage, Path png) throws IOException {
+        XYSeries loss = new XYSeries("loss"), avg = new XYSeries("loss (running average)"), acc = new XYSeries("token accuracy");
+        ObjectMapper om = new ObjectMapper();
+        for (String line : Files.readAllLines(log)) {
+            if (line.isBlank()) continue;
+            JsonNode n = om.readTree(line);
+            if (!stage.equals(n.path("stage").asText())) continue;
+            int s = n.get("step").asInt();
+            loss.addOrUpdate(s, n.get("loss").asDouble());
+            avg.addOrUpdate(s, n.get("loss_avg").asDouble());
+            acc.addOrUpdate(s, n.get("token_accuracy").asDouble());
+        }
+        if (loss.isEmpty()) return null;
+        XYSeriesCollection left = new XYSeriesCollection();
+        left.addSeries(loss);
+        left.addSeries(avg);
+        JFreeChart chart = ChartFactory.createXYLineChart("stage " + stage, "step", "loss", left);
+        XYPlot plot = chart.getXYPlot();
+        NumberAxis right = new NumberAxis("token accuracy");
+        right.setRange(0, 1);
+        plot.setRangeAxis(1, right);
+        plot.setDataset(1, new XYSeriesCollection(acc));
+        plot.mapDatasetToRangeAxis(1, 1);
+        plot.setRenderer(1, new XYLineAndShapeRenderer(true, false));
+        Files.createDirectories(png.getParent());
+        Path tmp = png.resolveSibling(png.getFileName() + ".tmp");
+        ChartUtils.saveChartAsPNG(tmp.toFile(), chart, 900, 500);
+        Files.move(tmp, png, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        return png;
+    }
+}
