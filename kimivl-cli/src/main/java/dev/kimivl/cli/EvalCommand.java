@@ -21,7 +21,8 @@ final class EvalCommand implements Callable<Integer> {
     @Mixin ModelOption model;
 
     @Option(names = "--task", defaultValue = "synthetic-vqa", description = "synthetic-vqa (single-image questions, every type equally often) "
-            + "or reasoning (multi-step questions; a Thinking model's reasoning block is dropped before checking) (default ${DEFAULT-VALUE}).")
+            + "reasoning (multi-step questions; a Thinking model's reasoning block is dropped before checking), or niah (a secret word at a "
+            + "random depth of --niah-chars of filler; accuracy by depth) (default ${DEFAULT-VALUE}).")
     String task;
 
     @Option(names = "-n", defaultValue = "200", description = "Examples (default ${DEFAULT-VALUE}).")
@@ -34,6 +35,9 @@ final class EvalCommand implements Callable<Integer> {
             + "(the same questions drawn by ImageMagick's convert: other rasteriser, fonts and sizes) (default ${DEFAULT-VALUE}).")
     String renderer;
 
+    @Option(names = "--niah-chars", defaultValue = "2000", description = "niah: characters of filler around the needle (default ${DEFAULT-VALUE}).")
+    int niahChars;
+
     @Option(names = "--easy", description = "Draw the curriculum's easy images (grey ground, larger objects, no JPEG) instead of the full variety: "
             + "what a model has learnt before it copes with the rest.")
     boolean easy;
@@ -44,9 +48,10 @@ final class EvalCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (n < 1) throw new IllegalArgumentException("-n must be at least 1, got " + n);
-        if (!task.equals("synthetic-vqa") && !task.equals("reasoning")) {
-            throw new IllegalArgumentException("--task " + task + " is not available yet (synthetic-vqa, reasoning)");
+        if (!task.equals("synthetic-vqa") && !task.equals("reasoning") && !task.equals("niah")) {
+            throw new IllegalArgumentException("--task " + task + " is not available (synthetic-vqa, reasoning, niah)");
         }
+        if (niahChars < 100) throw new IllegalArgumentException("--niah-chars must be at least 100, got " + niahChars);
         try (KimiVL m = model.open()) {
             boolean tty = System.console() != null;
             Evaluator.Progress progress = (done, total) -> {
@@ -55,7 +60,8 @@ final class EvalCommand implements Callable<Integer> {
                     if (tty && done == total) System.err.println();
                 }
             };
-            Evaluator.Report r = task.equals("reasoning") ? Evaluator.reasoning(m, world(), n, seed, progress) : switch (renderer) {
+            Evaluator.Report r = task.equals("reasoning") ? Evaluator.reasoning(m, world(), n, seed, progress)
+                    : task.equals("niah") ? Evaluator.niah(m, world(), n, seed, niahChars, progress) : switch (renderer) {
                 case "java2d" -> Evaluator.syntheticVqa(m, world(), n, seed, progress);
                 case "imagemagick" -> {
                     if (!dev.kimivl.train.data.ImageMagickRenderer.available()) {

@@ -32,4 +32,18 @@ class EvalCommandTest {
         r = run("eval", "--model", TINY.toString(), "--task", "nope", "-n", "1");
         assertTrue(r.exit() != 0 && r.err().contains("--task nope"), r.err());
     }
+
+    @Test
+    void niahReportsByDepth() throws Exception {
+        CliTest.Run r = run("eval", "--model", TINY.toString(), "--task", "niah", "--niah-chars", "300", "-n", "8", "--json");
+        assertEquals(0, r.exit(), r.err());
+        JsonNode j = new ObjectMapper().readTree(r.out());
+        int total = 0;
+        for (var it = j.get("by_type").fieldNames(); it.hasNext(); ) {
+            String k = it.next();
+            assertTrue(k.startsWith("depth "), k);
+            total += j.get("by_type").get(k).get("total").asInt();
+        }
+        assertEquals(8, total);
+    }
 }

@@ -49,6 +49,14 @@ public final class Evaluator {
         return run("reasoning", model, n, i -> world.reasoning(evalSeed(seed, i)), 160, progress);
     }
 
+    /**
+     * Needle in a haystack: a secret word at a random depth of about {@code chars} characters of filler; the report's
+     * types are depth buckets (0-24%, 25-49%, 50-74%, 75-100%), as the paper's NIAH table reads recall by depth.
+     */
+    public static Report niah(KimiVL model, VisualWorld world, int n, long seed, int chars, Progress progress) {
+        return run("niah " + chars + " chars", model, n, i -> world.longContext(evalSeed(seed, i), chars), 16, progress);
+    }
+
     /** The same task drawn by ImageMagick instead of Java2D (other fonts, rasteriser and sizes): out of distribution. */
     public static Report imageMagickVqa(KimiVL model, dev.kimivl.train.data.ImageMagickRenderer im, int n, long seed, Progress progress) {
         List<String> types = dev.kimivl.train.data.ImageMagickRenderer.types();
@@ -71,7 +79,8 @@ public final class Evaluator {
             String text = gen.generate(p.embeddings(), p.ids(), SamplingParams.greedy(maxTokens), t -> {}).text();
             String answer = ThinkingSplit.answerOf(text).strip();
             boolean ok = VisualWorld.correct(ex, answer);
-            int[] t = tally.computeIfAbsent(ex.type(), k -> new int[2]);
+            String key = ex.type().equals("needle") ? depthBucket(ex.depthPercent()) : ex.type();
+            int[] t = tally.computeIfAbsent(key, k -> new int[2]);
             t[1]++;
             if (ok) { t[0]++; right++; }
             else if (wrong.size() < 20) wrong.add(ex.type() + ": \"" + ex.question() + "\" → \"" + answer + "\" (expected \"" + ex.answer() + "\")");
@@ -80,5 +89,10 @@ public final class Evaluator {
         Map<String, TypeScore> by = new TreeMap<>();
         for (var e : tally.entrySet()) by.put(e.getKey(), new TypeScore(e.getKey(), e.getValue()[0], e.getValue()[1]));
         return new Report(task, right, n, by, wrong);
+    }
+
+    static String depthBucket(int percent) {
+        int b = Math.min(3, Math.max(0, percent) / 25);
+        return "depth " + (25 * b) + "-" + (b == 3 ? 100 : 25 * b + 24) + "%";
     }
 }
