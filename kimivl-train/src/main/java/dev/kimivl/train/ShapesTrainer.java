@@ -69,10 +69,7 @@ public final class ShapesTrainer {
         return toLoaded(new BufferedImage(ShapesData.SIZE, ShapesData.SIZE, BufferedImage.TYPE_INT_RGB));
     }
 
-    public static LoadedImage toLoaded(BufferedImage im) {
-        int[] rgb = im.getRGB(0, 0, im.getWidth(), im.getHeight(), null, 0, im.getWidth());
-        return LoadedImage.ofRgb("shapes", im.getWidth(), im.getHeight(), rgb);
-    }
+    public static LoadedImage toLoaded(BufferedImage im) { return dev.kimivl.train.recipe.ExampleEncoder.toLoaded(im); }
 
     /** Trains from the checkpoint in {@code from} and writes the result to {@code out} (config, tokenizer and all copied). */
     public static void train(Path from, Path out, Options o, PrintStream log) throws IOException {

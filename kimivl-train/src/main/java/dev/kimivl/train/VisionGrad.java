@@ -467,6 +467,11 @@ public final class VisionGrad {
         return pr;
     }
 
+    /** q, k and v of head h over rows [s0, s0 + n) of qkv [L, 3D], each a contiguous [n, headDim] block. */
+    private float[][] headQkv(float[] qkv, int s0, int n, int h) {
+        return new float[][]{gather(qkv, s0, n, h * headDim), gather(qkv, s0, n, dim + h * headDim), gather(qkv, s0, n, 2 * dim + h * headDim)};
+    }
+
     /** Columns [off, off + headDim) of rows [s0, s0 + n) of qkv [L, 3D] as a contiguous [n, headDim] block. */
     private float[] gather(float[] qkv, int s0, int n, int off) {
         float[] b = new float[n * headDim];
@@ -481,7 +486,8 @@ public final class VisionGrad {
         Parallel.forRange(pairs, 1, (p0, p1) -> {
             for (int p = p0; p < p1; p++) {
                 int m = p / heads, h = p % heads, s0 = starts[m], n = counts[m];
-                float[] q = gather(qkv, s0, n, h * headDim), k = gather(qkv, s0, n, dim + h * headDim), v = gather(qkv, s0, n, 2 * dim + h * headDim);
+                float[][] qkvH = headQkv(qkv, s0, n, h);
+                float[] q = qkvH[0], k = qkvH[1], v = qkvH[2];
                 float[] pr = probabilities(q, k, n);
                 for (int i = 0; i < n; i++) {
                     int o = (s0 + i) * dim + h * headDim;
@@ -505,7 +511,8 @@ public final class VisionGrad {
         Parallel.forRange(pairs, 1, (p0, p1) -> {
             for (int p = p0; p < p1; p++) {
                 int m = p / heads, h = p % heads, s0 = starts[m], n = counts[m];
-                float[] q = gather(qkv, s0, n, h * headDim), k = gather(qkv, s0, n, dim + h * headDim), v = gather(qkv, s0, n, 2 * dim + h * headDim);
+                float[][] qkvH = headQkv(qkv, s0, n, h);
+                float[] q = qkvH[0], k = qkvH[1], v = qkvH[2];
                 float[] dO = new float[n * headDim];
                 for (int i = 0; i < n; i++) System.arraycopy(dOut, (s0 + i) * dim + h * headDim, dO, i * headDim, headDim);
                 float[] pr = probabilities(q, k, n);

@@ -44,15 +44,13 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
      * @param ropeTheta RoPE base from this stage on (long-context activation raises it), null: unchanged
      * @param maxPositions context length from this stage on, null: unchanged
      * @param needleChars length of the needle task's filler text in characters
-     * @param rlSamples for rl: answers sampled per prompt
-     * @param rlTau     for rl: the KL weight τ of online policy mirror descent
      * @param vqaTypes  the VQA question types this stage draws (null: all), e.g. a curriculum's first stage
      * @param easyImages plain backgrounds and larger objects ({@code VisualWorld.Options#easy}): a curriculum's start
      */
     public record Stage(String name, String kind, int steps, int batch, double lr, double adamLr, double visionLr, int warmup,
                         String schedule, double minLrRatio, List<String> train, Map<String, Double> mix, boolean thinking,
-                        Double ropeTheta, Integer maxPositions, Integer needleChars, Integer rlSamples, Double rlTau,
-                        Double lengthPenalty, List<String> vqaTypes, boolean easyImages) {
+                        Double ropeTheta, Integer maxPositions, Integer needleChars, List<String> vqaTypes,
+                        boolean easyImages) {
         static final Set<String> PARTS = Set.of("text", "vision", "projector");
         static final Set<String> KINDS = Set.of("pretrain-vit", "alignment", "joint", "cooldown", "long-context", "sft", "long-cot-sft", "rl");
 

@@ -69,6 +69,7 @@ public final class RecipeTrainer {
 
     private final Recipe recipe;
     private final Path recipeFile, out;
+    private final String fingerprint;     // of the recipe file, read once: every checkpoint records it
     private final PrintStream err;
     private final int checkpointEvery, logEvery;
     private final long stopAfterSteps;         // tests: stop (as if killed) after this many steps of this process
@@ -81,6 +82,7 @@ public final class RecipeTrainer {
     public RecipeTrainer(Path recipeFile, Path out, PrintStream err, int checkpointEvery, int logEvery, long stopAfterSteps) throws IOException {
         this.recipeFile = recipeFile;
         this.recipe = Recipe.load(recipeFile);
+        this.fingerprint = Recipe.fingerprint(recipeFile);
         this.out = out;
         this.err = err;
         this.checkpointEvery = checkpointEvery;
@@ -98,9 +100,9 @@ public final class RecipeTrainer {
         }
         if (!Files.exists(current.resolve(STATE))) initialise(current);
         State st = State.load(current.resolve(STATE));
-        if (!st.fingerprint.equals(Recipe.fingerprint(recipeFile))) {
+        if (!st.fingerprint.equals(fingerprint)) {
             throw new IllegalArgumentException(out + " was started with another recipe (fingerprint " + st.fingerprint
-                    + ", " + recipeFile + " has " + Recipe.fingerprint(recipeFile) + ")");
+                    + ", " + recipeFile + " has " + fingerprint + ")");
         }
         long stepsThisRun = 0;
         for (int k = st.stage; k < recipe.stages().size(); k++) {
@@ -158,7 +160,7 @@ public final class RecipeTrainer {
         copyFiles(tokDir, tmp);
         recipe.model().writeInitial(tmp, ids, recipe.seed());
         Files.writeString(tmp.resolve("generation_config.json"), "{\n  \"temperature\": 0.0,\n  \"max_new_tokens\": 256\n}\n");
-        new State(0, 0, Recipe.fingerprint(recipeFile), 0, 0).save(tmp.resolve(STATE));
+        new State(0, 0, fingerprint, 0, 0).save(tmp.resolve(STATE));
         swapInto(tmp, current);
         err.printf(Locale.ROOT, "initialised %s: vocabulary %d (%d ranks), %.1f s%n", current, ids.vocabSize(), numRanks, (System.nanoTime() - t0) / 1e9);
     }
@@ -234,7 +236,6 @@ public final class RecipeTrainer {
             double avg = Double.NaN;
             long t0 = System.nanoTime();
             double wall0 = wallSeconds, flops = 0;
-            int logged = 0;
             if (step == 0) err.printf(Locale.ROOT, "[%s] %s: %d steps of %d examples, training %s%n", stage.name(), stage.kind(), stage.steps(), stage.batch(), stage.train());
             java.util.concurrent.ExecutorService data = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
                 Thread t = new Thread(r, "kimivl-train-data");
@@ -266,7 +267,6 @@ public final class RecipeTrainer {
                     err.printf(Locale.ROOT, "[%s] step %d/%d  loss %.4f (avg %.4f)  acc %.3f  %.0f tok/s  %.1f GFLOP/s  load max/min %.2f  ETA %s%n",
                             stage.name(), step, stage.steps(), r.loss, avg, r.accuracy, r.tokens / r.seconds, gflops, r.loadSpread, eta(eta));
                     log(stage, step, r, avg, gflops);
-                    logged++;
                 }
                 if (checkpointEvery > 0 && step % checkpointEvery == 0 && step < stage.steps()) checkpoint();
             }
@@ -293,7 +293,6 @@ public final class RecipeTrainer {
             // ---- batch: examples packed into one sequence, images in prompt order
             int T = 0;
             for (ExampleEncoder.Encoded e : batch) T += e.ids().length;
-            if (T > cfg.text().maxPositionEmbeddings() * stage.batch()) throw new IllegalStateException("batch of " + T + " tokens");
             int[] ids = new int[T], targets = new int[T], seg = new int[T];
             boolean[] isText = new boolean[T];
             List<PreprocessedImage> images = new ArrayList<>();
@@ -439,7 +438,7 @@ public final class RecipeTrainer {
             }
             if (adamSteps.length > 0) o.i32("adam_steps", adamSteps, adamSteps.length);
             o.write(tmp.resolve(OPT));
-            new State(k, step, Recipe.fingerprint(recipeFile), wallSeconds, tokensSeen).save(tmp.resolve(STATE));
+            new State(k, step, fingerprint, wallSeconds, tokensSeen).save(tmp.resolve(STATE));
             swapInto(tmp, current);
         }
 
