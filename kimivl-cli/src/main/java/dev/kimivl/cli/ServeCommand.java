@@ -9,13 +9,15 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.net.InetAddress;
+import java.time.Duration;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 
 /** kimivl serve: the OpenAI-compatible HTTP API over one loaded model. */
 @Command(name = "serve", mixinStandardHelpOptions = true,
         description = "Serve the model over an OpenAI-compatible API: GET /v1/models, POST /v1/chat/completions (images as data: URLs, "
-                + "stream or not, a Thinking model's reasoning in reasoning_content), GET /health. Errors are OpenAI error objects.")
+                + "stream or not, a Thinking model's reasoning in reasoning_content), POST /v1/completions, GET /health, "
+                + "GET /metrics (Prometheus). Errors are OpenAI error objects. SIGTERM lets running requests finish, then exits.")
 final class ServeCommand implements Callable<Integer> {
     @Mixin ModelOption model;
 
@@ -35,6 +37,17 @@ final class ServeCommand implements Callable<Integer> {
             description = "Largest request body in MiB (default ${DEFAULT-VALUE}); larger ones get 413. Images travel in base64, 4/3 of their size.")
     int maxBodyMb;
 
+    @Option(names = "--queue", defaultValue = "32", paramLabel = "N",
+            description = "Requests that may wait for their turn (default ${DEFAULT-VALUE}); more get 429 with Retry-After.")
+    int queue;
+
+    @Option(names = "--drain-seconds", defaultValue = "60", paramLabel = "S",
+            description = "On SIGTERM, wait at most this long for running requests to finish (default ${DEFAULT-VALUE}).")
+    int drainSeconds;
+
+    @Option(names = "--quiet", description = "No log line per request on stderr.")
+    boolean quiet;
+
     @Option(names = "--name", description = "Model id reported to clients (default: the model's directory or file name).")
     String name;
 
@@ -53,11 +66,14 @@ final class ServeCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--api-key is empty (given so, or from $KIMIVL_API_KEY): give a key, or leave both out to serve without one");
         }
         if (maxBodyMb < 1 || maxBodyMb > 2047) throw new IllegalArgumentException("--max-body-mb must be in 1..2047, got " + maxBodyMb);
-        ServerOptions options = new ServerOptions(host, port, apiKey, maxBodyMb << 20);
+        if (queue < 0) throw new IllegalArgumentException("--queue must be ≥ 0, got " + queue);
+        if (drainSeconds < 0) throw new IllegalArgumentException("--drain-seconds must be ≥ 0, got " + drainSeconds);
+        ServerOptions options = new ServerOptions(host, port, apiKey, maxBodyMb << 20, queue);
         OpenAiServer.checkCanBind(options);           // a busy port fails now, not after the model has loaded
         KimiVL m = model.open();
         String id = name != null ? name : m.dir().getFileName().toString();
         try (OpenAiServer server = new OpenAiServer(m, new ServerDefaults(id, maxTokens, temperature, ctx), options)) {
+            server.logTo(quiet ? line -> {} : line -> System.err.println("kimivl serve: " + line));
             server.start();
             System.err.printf("kimivl serve: %s on http://%s:%d/v1 (context %d tokens, %s%s)%n", id,
                     host.contains(":") ? "[" + host + "]" : host, server.port(), m.contextLength(ctx),
@@ -65,9 +81,9 @@ final class ServeCommand implements Callable<Integer> {
             if (apiKey == null && !InetAddress.getByName(host).isLoopbackAddress()) {
                 System.err.println("kimivl serve: warning: listening beyond this machine without --api-key; anyone who can reach the port can use the model");
             }
-            CountDownLatch stop = new CountDownLatch(1);
-            Runtime.getRuntime().addShutdownHook(new Thread(stop::countDown));
-            stop.await();
+            // SIGTERM (or Ctrl-C): running answers end whole, new requests get 503, then the JVM exits
+            server.drainOnShutdown(Duration.ofSeconds(drainSeconds));
+            new CountDownLatch(1).await();
         } finally {
             m.close();
         }

@@ -39,6 +39,36 @@ record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, List<St
         List<String> imageParams = new ArrayList<>();
         for (int i = 0; i < msgs.size(); i++) messages.add(message(msgs.get(i), "messages[" + i + "]", loader, images, imageParams));
 
+        SamplingParams sampling = sampling(body, defaults);
+        // chat's logprobs is a boolean; the text completions' one an integer (CompletionRequest)
+        if (bool(body, "logprobs", false)) throw ApiError.unsupported("logprobs", "logprobs");
+        if (body.hasNonNull("top_logprobs") && integer(body, "top_logprobs", 0) != 0) throw ApiError.unsupported("top_logprobs", "top_logprobs");
+        responseFormat(body.get("response_format"));
+        JsonNode tools = body.get("tools");
+        if (tools != null && !tools.isNull()) {
+            if (!tools.isArray()) throw ApiError.wrongType("tools", "an array", tools);
+            if (!tools.isEmpty()) throw ApiError.unsupported("tools", "tool calling");
+        }
+
+        boolean stream = bool(body, "stream", false);
+        return new ChatRequest(messages, images, imageParams, sampling, stream, includeUsage(body, stream));
+    }
+
+    /** {@code stream_options.include_usage}; the options without {@code stream: true} are an error. */
+    static boolean includeUsage(JsonNode body, boolean stream) {
+        JsonNode options = body.get("stream_options");
+        if (options == null || options.isNull()) return false;
+        if (!options.isObject()) throw ApiError.wrongType("stream_options", "an object", options);
+        // as OpenAI and vLLM: the options describe a stream, so without one they are a mistake worth reporting
+        if (!stream) throw ApiError.invalid("'stream_options' is only allowed when 'stream' is true", "stream_options");
+        return bool(options, "include_usage", "stream_options.include_usage", false);
+    }
+
+    /**
+     * The sampling fields chat and text completions share: max_tokens/max_completion_tokens, temperature, top_p,
+     * top_k, min_p, repetition_penalty, the (unsupported unless 0) presence/frequency penalties, seed, n, stop.
+     */
+    static SamplingParams sampling(JsonNode body, ServerDefaults defaults) {
         // max_completion_tokens is OpenAI's current name, max_tokens the deprecated one: the newer wins when both come
         String maxKey = body.hasNonNull("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
         long maxTokens = integer(body, maxKey, defaults.maxTokens());
@@ -61,27 +91,8 @@ record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, List<St
         }
         long seed = body.hasNonNull("seed") ? integer(body, "seed", 0) : System.nanoTime();
         if (integer(body, "n", 1) != 1) throw ApiError.unsupported("n", "n other than 1");
-        if (bool(body, "logprobs", false)) throw ApiError.unsupported("logprobs", "logprobs");
-        if (body.hasNonNull("top_logprobs") && integer(body, "top_logprobs", 0) != 0) throw ApiError.unsupported("top_logprobs", "top_logprobs");
-        responseFormat(body.get("response_format"));
-        JsonNode tools = body.get("tools");
-        if (tools != null && !tools.isNull()) {
-            if (!tools.isArray()) throw ApiError.wrongType("tools", "an array", tools);
-            if (!tools.isEmpty()) throw ApiError.unsupported("tools", "tool calling");
-        }
         List<String> stops = stops(body.get("stop"));
-        SamplingParams sampling = new SamplingParams(temperature, (int) topK, topP, minP, rep, seed, (int) maxTokens, stops);
-
-        boolean stream = bool(body, "stream", false);
-        boolean usage = false;
-        JsonNode options = body.get("stream_options");
-        if (options != null && !options.isNull()) {
-            if (!options.isObject()) throw ApiError.wrongType("stream_options", "an object", options);
-            // as OpenAI and vLLM: the options describe a stream, so without one they are a mistake worth reporting
-            if (!stream) throw ApiError.invalid("'stream_options' is only allowed when 'stream' is true", "stream_options");
-            usage = bool(options, "include_usage", "stream_options.include_usage", false);
-        }
-        return new ChatRequest(messages, images, imageParams, sampling, stream, usage);
+        return new SamplingParams(temperature, (int) topK, topP, minP, rep, seed, (int) maxTokens, stops);
     }
 
     private static ChatMessage message(JsonNode m, String where, ImageLoader loader, List<LoadedImage> images, List<String> imageParams) {
@@ -175,7 +186,7 @@ record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, List<St
         }
     }
 
-    private static List<String> stops(JsonNode stop) {
+    static List<String> stops(JsonNode stop) {
         List<String> stops = new ArrayList<>();
         if (stop == null || stop.isNull()) return stops;
         if (stop.isTextual()) {
@@ -193,16 +204,16 @@ record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, List<St
         return stops;
     }
 
-    private static void string(JsonNode obj, String key) { string(obj, key, key); }
+    static void string(JsonNode obj, String key) { string(obj, key, key); }
 
-    private static void string(JsonNode obj, String key, String param) {
+    static void string(JsonNode obj, String key, String param) {
         JsonNode v = obj.get(key);
         if (v != null && !v.isNull() && !v.isTextual()) throw ApiError.wrongType(param, "a string", v);
     }
 
-    private static boolean bool(JsonNode obj, String key, boolean dflt) { return bool(obj, key, key, dflt); }
+    static boolean bool(JsonNode obj, String key, boolean dflt) { return bool(obj, key, key, dflt); }
 
-    private static boolean bool(JsonNode obj, String key, String param, boolean dflt) {
+    static boolean bool(JsonNode obj, String key, String param, boolean dflt) {
         JsonNode v = obj.get(key);
         if (v == null || v.isNull()) return dflt;
         if (!v.isBoolean()) throw ApiError.wrongType(param, "a boolean (true or false)", v);
@@ -210,7 +221,7 @@ record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, List<St
     }
 
     /** An integer field; 5.0 counts as an integer (JSON has one number type), 5.5 and "5" do not. */
-    private static long integer(JsonNode obj, String key, long dflt) {
+    static long integer(JsonNode obj, String key, long dflt) {
         JsonNode v = obj.get(key);
         if (v == null || v.isNull()) return dflt;
         boolean integral = v.isIntegralNumber() || (v.isFloatingPointNumber() && v.asDouble() == Math.rint(v.asDouble()));
@@ -218,7 +229,7 @@ record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, List<St
         return v.asLong();
     }
 
-    private static double number(JsonNode obj, String key, double dflt) {
+    static double number(JsonNode obj, String key, double dflt) {
         JsonNode v = obj.get(key);
         if (v == null || v.isNull()) return dflt;
         if (!v.isNumber()) throw ApiError.wrongType(key, "a number", v);

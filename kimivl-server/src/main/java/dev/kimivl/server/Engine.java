@@ -21,7 +21,33 @@ interface Engine {
      */
     Job prepare(List<ChatMessage> messages, List<LoadedImage> images);
 
-    interface Job { Generator.Result generate(SamplingParams sampling, Generator.Listener listener); }
+    /**
+     * A raw prompt for {@code /v1/completions}, without the chat template: exactly one of {@code text} (encoded with
+     * special tokens recognised) and {@code ids} is given. Checks as {@link #prepare} does.
+     */
+    Job prepareRaw(String text, int[] ids);
+
+    /** Text of token ids (a completion request's {@code echo} of a prompt given as ids). */
+    String detokenize(int[] ids);
+
+    /** What the engine's caches did; an engine without caches counts nothing. */
+    default CacheStats cacheStats() { return new CacheStats(); }
+
+    interface Job {
+        Generator.Result generate(SamplingParams sampling, Generator.Listener listener);
+
+        /**
+         * As {@link #generate(SamplingParams, Generator.Listener)}, and calls {@code onToken} as each token is
+         * generated (for latency metrics). An exception thrown by the listener or by onToken ends the generation
+         * (a client that went away).
+         */
+        default Generator.Result generate(SamplingParams sampling, Generator.Listener listener, Runnable onToken) {
+            return generate(sampling, listener);
+        }
+
+        /** Prompt tokens whose KV cache is reused from an earlier request rather than computed. */
+        default int cachedTokens() { return 0; }
+    }
 
     static Engine of(KimiVL model, int contextCap) {
         return new Engine() {
@@ -29,9 +55,20 @@ interface Engine {
 
             @Override public Job prepare(List<ChatMessage> messages, List<LoadedImage> images) {
                 KimiVL.Prompt prompt = model.prompt(messages, images);
+                return job(prompt.ids(), prompt.embeddings());
+            }
+
+            @Override public Job prepareRaw(String text, int[] ids) {
+                int[] prompt = ids != null ? ids : new dev.kimivl.text.PromptEncoder(model.tokenizer()).encode(text).ids();
+                return job(prompt, model.languageModel().embed(prompt));
+            }
+
+            @Override public String detokenize(int[] ids) { return model.tokenizer().decode(ids); }
+
+            private Job job(int[] ids, float[] embeddings) {
                 Generator gen = model.generator(contextCap);
-                gen.checkFits(prompt.ids().length);
-                return (sampling, listener) -> gen.generate(prompt.embeddings(), prompt.ids(), sampling, listener);
+                gen.checkFits(ids.length);
+                return (sampling, listener) -> gen.generate(embeddings, ids, sampling, listener);
             }
         };
     }

@@ -26,20 +26,28 @@ import java.net.ServerSocket;
 import java.net.UnknownHostException;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
+import java.time.Duration;
+import java.util.Locale;
 import java.util.UUID;
 import java.util.concurrent.Executors;
-import java.util.concurrent.locks.ReentrantLock;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Consumer;
 
 /**
  * An OpenAI-compatible HTTP server: {@code GET /v1/models}, {@code GET /v1/models/{id}},
  * {@code POST /v1/chat/completions} (text and data:-URL images, streaming as server-sent events or one JSON
- * response; a Thinking model's reasoning in {@code reasoning_content}, its answer in {@code content}) and
- * {@code GET /health}. Every error, 404 and 405 included, is an OpenAI error object.
- * Requests are served on virtual threads; generation runs one request at a time (the kernels already use every
- * core), in arrival order.
+ * response; a Thinking model's reasoning in {@code reasoning_content}, its answer in {@code content}),
+ * {@code POST /v1/completions} (a raw prompt), {@code GET /health} and {@code GET /metrics} (Prometheus).
+ * Every error, 404 and 405 included, is an OpenAI error object.
+ *
+ * <p>Requests are served on virtual threads; generation runs one request at a time (the kernels already use every
+ * core), in arrival order, with at most {@link ServerOptions#queue()} requests waiting ({@link Admission}; one more
+ * gets 429 with {@code Retry-After}). A streaming client that disconnects ends its generation at the next token it
+ * would have been sent. {@link #drain} (on SIGTERM: {@link #drainOnShutdown}) lets running requests finish and
+ * refuses new ones with 503.
  */
 public final class OpenAiServer implements AutoCloseable {
-    private static final String PATHS = "GET /health, GET /v1/models, POST /v1/chat/completions";
+    private static final String PATHS = "GET /health, GET /metrics, GET /v1/models, POST /v1/chat/completions, POST /v1/completions";
 
     private final Engine engine;
     private final ServerDefaults defaults;
@@ -47,8 +55,13 @@ public final class OpenAiServer implements AutoCloseable {
     private final byte[] apiKey;
     private final ObjectMapper json;
     private final HttpServer http;
-    private final ReentrantLock generation = new ReentrantLock(true);
     private final ImageLoader images = new ImageLoader();
+    private final Admission admission;
+    private final ServerMetrics metrics;
+    /** Exchanges being handled now, of any path: what {@link #drain} waits for. */
+    private final AtomicInteger exchanges = new AtomicInteger();
+    private volatile boolean draining;
+    private volatile Consumer<String> log = line -> {};
 
     /** Loopback or {@code host}, no API key, the default body limit. */
     public OpenAiServer(KimiVL model, ServerDefaults defaults, String host, int port) throws IOException {
@@ -69,6 +82,8 @@ public final class OpenAiServer implements AutoCloseable {
         // server's own body limit is the one that applies, so no string may be refused below it.
         this.json = new ObjectMapper(JsonFactory.builder()
                 .streamReadConstraints(StreamReadConstraints.builder().maxStringLength(options.maxBodyBytes()).build()).build());
+        this.admission = new Admission(1, options.queue());
+        this.metrics = new ServerMetrics(admission, engine.cacheStats());
         this.http = bind(options);
         http.setExecutor(Executors.newVirtualThreadPerTaskExecutor());
         // one context for every path: the JDK's own 404 is an HTML page, and its prefix matching would send
@@ -124,6 +139,43 @@ public final class OpenAiServer implements AutoCloseable {
 
     @Override public void close() { http.stop(0); }
 
+    /** Where the server writes one line per generation request (queue wait, tokens, speed) and per refusal. */
+    public OpenAiServer logTo(Consumer<String> log) {
+        this.log = java.util.Objects.requireNonNull(log);
+        return this;
+    }
+
+    /**
+     * Stops taking work and lets the requests in progress finish: from now on new requests get 503 (with
+     * {@code Connection: close}); when none is left, or after {@code max}, the listening socket closes.
+     *
+     * @return true when every request finished within {@code max}
+     */
+    public boolean drain(Duration max) {
+        draining = true;
+        long deadline = System.nanoTime() + max.toNanos();
+        log.accept("draining: " + admission.active() + " request(s) generating, " + admission.waiting() + " waiting; new requests get 503");
+        while (exchanges.get() > 0 && System.nanoTime() < deadline) {
+            try {
+                Thread.sleep(20);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
+        int left = exchanges.get();
+        http.stop(0);
+        log.accept(left == 0 ? "drained: every request finished; stopped" : "stopped after " + max.toSeconds() + " s with " + left + " request(s) unfinished");
+        return left == 0;
+    }
+
+    /** On SIGTERM (or any JVM shutdown) {@link #drain} with {@code max}, so that running answers end whole. */
+    public Thread drainOnShutdown(Duration max) {
+        Thread hook = new Thread(() -> drain(max), "kimivl-serve-drain");
+        Runtime.getRuntime().addShutdownHook(hook);
+        return hook;
+    }
+
     @FunctionalInterface
     private interface Handler { void handle(HttpExchange ex) throws IOException; }
 
@@ -133,8 +185,11 @@ public final class OpenAiServer implements AutoCloseable {
     private Route route(String path) {
         return switch (path) {
             case "/health" -> new Route("GET", true, ex -> send(ex, 200, json.createObjectNode().put("status", "ok")));
+            // open as /health is, and as vLLM's is: a scraper rarely carries the API key, and the counts reveal no text
+            case "/metrics" -> new Route("GET", true, this::metrics);
             case "/v1/models" -> new Route("GET", false, this::models);
             case "/v1/chat/completions" -> new Route("POST", false, this::chat);
+            case "/v1/completions" -> new Route("POST", false, this::completions);
             default -> path.startsWith("/v1/models/") && path.length() > "/v1/models/".length()
                     ? new Route("GET", false, ex -> model(ex, path.substring("/v1/models/".length())))
                     : null;
@@ -142,10 +197,12 @@ public final class OpenAiServer implements AutoCloseable {
     }
 
     private void dispatch(HttpExchange ex) {
+        exchanges.incrementAndGet();
+        String path = ex.getRequestURI().getPath(), method = ex.getRequestMethod();
+        Route route = route(path);
+        boolean disconnected = false;        // the client left before the answer was whole: /metrics says "disconnected"
         // not try-with-resources: the exchange must still be open when a catch block sends the error
         try {
-            String path = ex.getRequestURI().getPath(), method = ex.getRequestMethod();
-            Route route = route(path);
             if (route == null) {
                 throw new ApiError(404, "invalid_request_error", "Invalid URL (" + method + " " + shorten(path) + "): this server answers " + PATHS, null, "unknown_url");
             }
@@ -163,10 +220,16 @@ public final class OpenAiServer implements AutoCloseable {
             quietly(() -> error(ex, 400, e.getMessage(), "invalid_request_error", null, null));
         } catch (UncheckedIOException | IOException e) {
             // the client went away mid-response: nothing left to tell it
+            disconnected = true;
         } catch (RuntimeException e) {
             quietly(() -> error(ex, 500, "internal error: " + e, "server_error", null, null));
         } finally {
             ex.close();
+            // a bounded set of path labels: unknown paths (anything a scanner tries) share one
+            String label = route == null ? "other" : path.startsWith("/v1/models/") ? "/v1/models/{id}" : path;
+            String status = disconnected ? "disconnected" : String.valueOf(ex.getResponseCode());
+            metrics.requests.labelValues(label, status).inc();
+            exchanges.decrementAndGet();
         }
     }
 
@@ -205,7 +268,15 @@ public final class OpenAiServer implements AutoCloseable {
         return json.createObjectNode().put("id", defaults.modelName()).put("object", "model").put("created", 0).put("owned_by", "kimivl");
     }
 
+    private void metrics(HttpExchange ex) throws IOException {
+        byte[] b = metrics.scrape();
+        ex.getResponseHeaders().set("Content-Type", metrics.contentType());
+        ex.sendResponseHeaders(200, b.length);
+        ex.getResponseBody().write(b);
+    }
+
     private void chat(HttpExchange ex) throws IOException {
+        long arrived = System.nanoTime();
         ChatRequest req = ChatRequest.parse(parse(readBody(ex)), images, defaults);
         if (!req.images().isEmpty() && !engine.acceptsImages()) {
             String where = req.imageParams().getFirst();
@@ -213,16 +284,17 @@ public final class OpenAiServer implements AutoCloseable {
         }
         String id = "chatcmpl-" + UUID.randomUUID().toString().replace("-", "");
         long created = System.currentTimeMillis() / 1000;
-        generation.lock();
-        try {
+        try (Admission.Ticket ticket = admit(ex)) {
+            Clock clock = new Clock("POST /v1/chat/completions", arrived, awaitTurn(ticket));
             Engine.Job job = engine.prepare(req.messages(), req.images());   // a too-long prompt is still a 400 here
             if (req.stream()) {
-                stream(ex, req, job, id, created);
+                stream(ex, req, job, id, created, clock);
             } else {
                 // the same filter as the stream, so that both split reasoning from answer identically
                 StringBuilder answer = new StringBuilder(), reasoning = new StringBuilder();
                 ThinkingFilter filter = new ThinkingFilter(answer::append, reasoning::append);
-                Generator.Result r = job.generate(req.sampling(), null);
+                Generator.Result r = job.generate(req.sampling(), null, clock);
+                clock.finished(r, job);
                 filter.onText(r.text());
                 filter.finish();
                 ObjectNode root = envelope(id, created, "chat.completion");
@@ -230,11 +302,163 @@ public final class OpenAiServer implements AutoCloseable {
                 ObjectNode message = choice.putObject("message").put("role", "assistant").put("content", answer.toString());
                 if (!reasoning.isEmpty()) message.put("reasoning_content", reasoning.toString());
                 choice.put("finish_reason", finishReason(r));
-                usage(root, r);
+                usage(root, r, job);
                 send(ex, 200, root);
             }
-        } finally {
-            generation.unlock();
+        }
+    }
+
+    /**
+     * {@code POST /v1/completions}: OpenAI's legacy text completions. The prompt goes to the model as it is (no chat
+     * template), and the text comes back as it is (a Thinking model's markers included: there is no message to
+     * split them into).
+     */
+    private void completions(HttpExchange ex) throws IOException {
+        long arrived = System.nanoTime();
+        CompletionRequest req = CompletionRequest.parse(parse(readBody(ex)), defaults);
+        String id = "cmpl-" + UUID.randomUUID().toString().replace("-", "");
+        long created = System.currentTimeMillis() / 1000;
+        try (Admission.Ticket ticket = admit(ex)) {
+            Clock clock = new Clock("POST /v1/completions", arrived, awaitTurn(ticket));
+            Engine.Job job;
+            try {
+                job = engine.prepareRaw(req.text(), req.ids());
+            } catch (ContextOverflowException e) {
+                throw new ApiError(400, "invalid_request_error", e.getMessage(), "prompt", "context_length_exceeded");
+            } catch (IllegalArgumentException e) {
+                throw ApiError.invalid(e.getMessage(), "prompt");     // a token id outside the vocabulary, an image placeholder
+            }
+            String echo = !req.echo() ? "" : req.text() != null ? req.text() : engine.detokenize(req.ids());
+            if (!req.stream()) {
+                Generator.Result r = job.generate(req.sampling(), null, clock);
+                clock.finished(r, job);
+                ObjectNode root = envelope(id, created, "text_completion");
+                root.putArray("choices").addObject().put("text", echo + r.text()).put("index", 0).putNull("logprobs")
+                        .put("finish_reason", finishReason(r));
+                usage(root, r, job);
+                send(ex, 200, root);
+                return;
+            }
+            startEvents(ex);
+            OutputStream out = ex.getResponseBody();
+            if (!echo.isEmpty()) event(out, textChunk(id, created, req.includeUsage(), echo));
+            Generator.Result r;
+            try {
+                r = job.generate(req.sampling(), text -> {
+                    clock.text();
+                    send(out, textChunk(id, created, req.includeUsage(), text));
+                }, clock);
+            } catch (UncheckedIOException e) {
+                throw e;                                    // the client went away: nobody to tell
+            } catch (RuntimeException e) {
+                event(out, errorBody("internal error: " + e, "server_error", null, null));
+                return;
+            }
+            clock.finished(r, job);
+            ObjectNode last = textChunk(id, created, req.includeUsage(), "");
+            ((ObjectNode) last.withArray("choices").get(0)).put("finish_reason", finishReason(r));
+            event(out, last);
+            if (req.includeUsage()) {
+                ObjectNode u = envelope(id, created, "text_completion");
+                u.putArray("choices");
+                usage(u, r, job);
+                event(out, u);
+            }
+            out.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
+            out.flush();
+        }
+    }
+
+    private ObjectNode textChunk(String id, long created, boolean includeUsage, String text) {
+        ObjectNode c = envelope(id, created, "text_completion");
+        c.putArray("choices").addObject().put("text", text).put("index", 0).putNull("logprobs").putNull("finish_reason");
+        if (includeUsage) c.putNull("usage");
+        return c;
+    }
+
+    /** Admits a generation request to the queue, or refuses it: 503 while draining, 429 when the queue is full. */
+    private Admission.Ticket admit(HttpExchange ex) {
+        if (draining) {
+            ex.getResponseHeaders().set("Connection", "close");
+            ex.getResponseHeaders().set("Retry-After", "5");
+            throw new ApiError(503, "server_error", "the server is shutting down and takes no new requests", null, "shutting_down");
+        }
+        try {
+            return admission.enter();
+        } catch (Admission.Full f) {
+            ex.getResponseHeaders().set("Retry-After", String.valueOf(f.retryAfterSeconds));
+            log.accept("429 " + ex.getRequestMethod() + " " + ex.getRequestURI().getPath() + ": queue full ("
+                    + admission.active() + " generating, " + admission.waiting() + " waiting of " + admission.queueCapacity() + ")");
+            throw new ApiError(429, "rate_limit_exceeded", f.getMessage(), null, "queue_full");
+        }
+    }
+
+    private double awaitTurn(Admission.Ticket ticket) {
+        try {
+            double waited = ticket.awaitTurn();
+            metrics.queueWait.observe(waited);
+            return waited;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new ApiError(503, "server_error", "the request was interrupted while it waited for its turn", null, null);
+        }
+    }
+
+    /**
+     * Times one generation for /metrics and the log: time to first token from the request's arrival (its queue wait
+     * included, as a client sees it), the gaps between tokens, and the totals when it ends.
+     */
+    private final class Clock implements Runnable {
+        private final String what;
+        private final long arrived;
+        private final double queueWait;
+        private long last;
+        private boolean tokens, first = true;
+        private double ttft = -1;
+
+        Clock(String what, long arrived, double queueWait) {
+            this.what = what;
+            this.arrived = arrived;
+            this.queueWait = queueWait;
+        }
+
+        /** A token was generated (engines that report tokens). */
+        @Override public void run() {
+            tokens = true;
+            tick();
+        }
+
+        /** Text went out: the first token for engines that do not report tokens. */
+        void text() { if (!tokens && first) tick(); }
+
+        private void tick() {
+            long now = System.nanoTime();
+            if (first) {
+                ttft = (now - arrived) / 1e9;
+                metrics.timeToFirstToken.observe(ttft);
+                first = false;
+            } else if (tokens) {
+                metrics.timePerOutputToken.observe((now - last) / 1e9);
+            }
+            last = now;
+        }
+
+        void finished(Generator.Result r, Engine.Job job) {
+            int cached = job.cachedTokens();
+            metrics.promptTokens.inc(r.promptTokens());
+            metrics.cachedPromptTokens.inc(cached);
+            metrics.generationTokens.inc(r.tokens().length);
+            metrics.prefillSeconds.inc(r.prefillSeconds());
+            metrics.decodeSeconds.inc(r.decodeSeconds());
+            double prefillRate = r.prefillSeconds() > 0 ? (r.promptTokens() - cached) / r.prefillSeconds() : 0;
+            if (r.prefillSeconds() > 0) metrics.prefillRate.set(prefillRate);
+            if (r.tokens().length > 1) metrics.decodeRate.set(r.decodeTokensPerSecond());
+            double total = (System.nanoTime() - arrived) / 1e9;
+            metrics.requestDuration.observe(total);
+            log.accept(String.format(Locale.ROOT, "%s: prompt %d tokens (%d cached), %d generated (%s); queue wait %.3f s (%d waiting now), "
+                            + "first token %.3f s, prefill %.1f tok/s, decode %.1f tok/s, %.3f s in all",
+                    what, r.promptTokens(), cached, r.tokens().length, finishReason(r), queueWait, admission.waiting(), Math.max(ttft, 0),
+                    prefillRate, r.decodeTokensPerSecond(), total));
         }
     }
 
@@ -250,10 +474,14 @@ public final class OpenAiServer implements AutoCloseable {
         }
     }
 
-    private void stream(HttpExchange ex, ChatRequest req, Engine.Job job, String id, long created) throws IOException {
+    private static void startEvents(HttpExchange ex) throws IOException {
         ex.getResponseHeaders().set("Content-Type", "text/event-stream; charset=utf-8");
         ex.getResponseHeaders().set("Cache-Control", "no-cache");
         ex.sendResponseHeaders(200, 0);
+    }
+
+    private void stream(HttpExchange ex, ChatRequest req, Engine.Job job, String id, long created, Clock clock) throws IOException {
+        startEvents(ex);
         OutputStream out = ex.getResponseBody();
         ObjectNode first = chunk(req, id, created);
         ((ObjectNode) first.withArray("choices").get(0)).putObject("delta").put("role", "assistant").put("content", "");
@@ -262,7 +490,10 @@ public final class OpenAiServer implements AutoCloseable {
                 text -> delta(out, req, id, created, "reasoning_content", text));
         Generator.Result r;
         try {
-            r = job.generate(req.sampling(), filter);
+            r = job.generate(req.sampling(), text -> {
+                clock.text();
+                filter.onText(text);
+            }, clock);
             filter.finish();
         } catch (UncheckedIOException e) {
             throw e;                                    // the client went away: nobody to tell
@@ -272,6 +503,7 @@ public final class OpenAiServer implements AutoCloseable {
             event(out, errorBody("internal error: " + e, "server_error", null, null));
             return;
         }
+        clock.finished(r, job);
         ObjectNode last = chunk(req, id, created);
         ObjectNode choice = (ObjectNode) last.withArray("choices").get(0);
         choice.putObject("delta");
@@ -280,7 +512,7 @@ public final class OpenAiServer implements AutoCloseable {
         if (req.includeUsage()) {
             ObjectNode u = envelope(id, created, "chat.completion.chunk");
             u.putArray("choices");
-            usage(u, r);
+            usage(u, r, job);
             event(out, u);
         }
         out.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
@@ -290,10 +522,15 @@ public final class OpenAiServer implements AutoCloseable {
     private void delta(OutputStream out, ChatRequest req, String id, long created, String field, String text) {
         ObjectNode c = chunk(req, id, created);
         ((ObjectNode) c.withArray("choices").get(0)).putObject("delta").put(field, text);
+        send(out, c);
+    }
+
+    /** An event from inside a generation: a failed write (the client went away) ends the generation by this throw. */
+    private void send(OutputStream out, ObjectNode event) {
         try {
-            event(out, c);
+            event(out, event);
         } catch (IOException e) {
-            throw new UncheckedIOException(e);     // client disconnected: stops generation
+            throw new UncheckedIOException(e);
         }
     }
 
@@ -313,9 +550,10 @@ public final class OpenAiServer implements AutoCloseable {
         return r.finishReason() == Generator.FinishReason.STOP ? "stop" : "length";
     }
 
-    private static void usage(ObjectNode root, Generator.Result r) {
-        root.putObject("usage").put("prompt_tokens", r.promptTokens()).put("completion_tokens", r.tokens().length)
+    private static void usage(ObjectNode root, Generator.Result r, Engine.Job job) {
+        ObjectNode u = root.putObject("usage").put("prompt_tokens", r.promptTokens()).put("completion_tokens", r.tokens().length)
                 .put("total_tokens", r.promptTokens() + r.tokens().length);
+        u.putObject("prompt_tokens_details").put("cached_tokens", job.cachedTokens());
     }
 
     private void event(OutputStream out, ObjectNode payload) throws IOException {

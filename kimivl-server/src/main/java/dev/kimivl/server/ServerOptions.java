@@ -7,26 +7,35 @@ package dev.kimivl.server;
  * @param port         port to bind; 0 picks a free one ({@link OpenAiServer#port()} tells which)
  * @param apiKey       when not null, every {@code /v1} request must send {@code Authorization: Bearer <apiKey>}
  * @param maxBodyBytes request bodies above this are refused with 413; base64 images are about 4/3 of their file size
+ * @param queue        generation requests that may wait for their turn; one more is refused with 429 and Retry-After
  */
-public record ServerOptions(String host, int port, String apiKey, int maxBodyBytes) {
+public record ServerOptions(String host, int port, String apiKey, int maxBodyBytes, int queue) {
     /** 64 MiB: a few photos of 10–15 MB each, base64-encoded, fit. */
     public static final int DEFAULT_MAX_BODY_BYTES = 64 << 20;
+    /** Waiting requests: 32 short answers are a few minutes of waiting on a small machine, about what a client tolerates. */
+    public static final int DEFAULT_QUEUE = 32;
 
     public ServerOptions {
         if (host == null || host.isBlank()) throw new IllegalArgumentException("the host to bind is empty");
         if (port < 0 || port > 65535) throw new IllegalArgumentException("the port must be in 0..65535, got " + port);
         if (apiKey != null && apiKey.isBlank()) throw new IllegalArgumentException("the API key is empty; leave it out to serve without one");
         if (maxBodyBytes <= 0) throw new IllegalArgumentException("the request body limit must be positive, got " + maxBodyBytes);
+        if (queue < 0) throw new IllegalArgumentException("the queue length must be ≥ 0, got " + queue);
     }
+
+    /** The default queue length. */
+    public ServerOptions(String host, int port, String apiKey, int maxBodyBytes) { this(host, port, apiKey, maxBodyBytes, DEFAULT_QUEUE); }
 
     /** Loopback only, no API key, the default body limit. */
     public static ServerOptions local(int port) { return new ServerOptions("127.0.0.1", port, null, DEFAULT_MAX_BODY_BYTES); }
 
-    public ServerOptions withHost(String host) { return new ServerOptions(host, port, apiKey, maxBodyBytes); }
+    public ServerOptions withHost(String host) { return new ServerOptions(host, port, apiKey, maxBodyBytes, queue); }
 
-    public ServerOptions withApiKey(String apiKey) { return new ServerOptions(host, port, apiKey, maxBodyBytes); }
+    public ServerOptions withApiKey(String apiKey) { return new ServerOptions(host, port, apiKey, maxBodyBytes, queue); }
 
-    public ServerOptions withMaxBodyBytes(int maxBodyBytes) { return new ServerOptions(host, port, apiKey, maxBodyBytes); }
+    public ServerOptions withMaxBodyBytes(int maxBodyBytes) { return new ServerOptions(host, port, apiKey, maxBodyBytes, queue); }
+
+    public ServerOptions withQueue(int queue) { return new ServerOptions(host, port, apiKey, maxBodyBytes, queue); }
 
     /** host:port as a URL writes it (IPv6 literals in brackets). */
     String hostPort(int boundPort) { return (host.contains(":") ? "[" + host + "]" : host) + ":" + boundPort; }

@@ -42,6 +42,7 @@ class ServerApiTest {
         volatile List<String> pieces = List.of("Fine", ", thanks");
         volatile boolean failAfterPieces;
         volatile List<ChatMessage> lastMessages;
+        volatile String lastRaw;
         volatile SamplingParams lastSampling;
 
         Scripted(boolean vision) { this.vision = vision; }
@@ -50,6 +51,22 @@ class ServerApiTest {
 
         @Override public Job prepare(List<ChatMessage> messages, List<LoadedImage> images) {
             lastMessages = messages;
+            return job();
+        }
+
+        @Override public Job prepareRaw(String text, int[] ids) {
+            lastRaw = text != null ? text : detokenize(ids);
+            return job();
+        }
+
+        /** "t1 t2 …": the ids as words, so that a test can see which came. */
+        @Override public String detokenize(int[] ids) {
+            StringBuilder b = new StringBuilder();
+            for (int id : ids) b.append(b.isEmpty() ? "" : " ").append('t').append(id);
+            return b.toString();
+        }
+
+        private Job job() {
             List<String> out = pieces;
             return (sampling, listener) -> {
                 lastSampling = sampling;
@@ -208,8 +225,8 @@ class ServerApiTest {
     @Test
     void unknownPathsAre404JsonErrors() throws Exception {
         assertError(send(request(server, "/nope").GET().build()), 404, null, "unknown_url", "Invalid URL (GET /nope)", "POST /v1/chat/completions");
-        assertError(send(request(server, "/v1/completions").POST(HttpRequest.BodyPublishers.ofString("{}")).build()), 404, null, "unknown_url",
-                "Invalid URL (POST /v1/completions)");
+        assertError(send(request(server, "/v1/completion").POST(HttpRequest.BodyPublishers.ofString("{}")).build()), 404, null, "unknown_url",
+                "Invalid URL (POST /v1/completion)", "POST /v1/completions");
         // the JDK matches contexts by prefix: /v1/modelsX must not reach /v1/models
         assertError(send(request(server, "/v1/modelsX").GET().build()), 404, null, "unknown_url", "/v1/modelsX");
         assertError(send(request(server, "/").GET().build()), 404, null, "unknown_url");
