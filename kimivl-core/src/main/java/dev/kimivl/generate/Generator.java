@@ -16,7 +16,7 @@ import java.util.List;
  * string (never emitted), at max tokens, or when the context is full.
  */
 public final class Generator {
-    public enum FinishReason { STOP, LENGTH, CONTEXT }
+    public enum FinishReason { STOP, LENGTH, CONTEXT, /** {@link GenerationOptions#cancelled()} said so */ CANCELLED }
 
     /** Receives generated text as soon as it is complete UTF-8 and cannot be the start of a stop string. */
     @FunctionalInterface
@@ -63,36 +63,95 @@ public final class Generator {
      * @param promptIds        the T prompt ids (for the repetition penalty)
      */
     public Result generate(float[] promptEmbeddings, int[] promptIds, SamplingParams params, Listener listener) {
+        return generate(promptEmbeddings, promptIds, params, listener, GenerationOptions.NONE);
+    }
+
+    /** As above, with cancellation, constrained decoding, frequency/presence penalties or a kept cache. */
+    public Result generate(float[] promptEmbeddings, int[] promptIds, SamplingParams params, Listener listener, GenerationOptions options) {
         int T = promptIds.length;
         checkFits(T);
-        KvCache cache = lm.newCache(contextLength);
+        int D = lm.config().hiddenSize();
+        PromptCache kept = options.cache();
+        KvCache cache;
+        int start = 0;
+        if (kept != null) {
+            cache = kept.prepare(lm, contextLength, promptIds, promptEmbeddings, D);
+            start = cache.length();
+        } else {
+            cache = lm.newCache(contextLength);
+        }
         Sampler sampler = new Sampler(params);
         int[] seen = Arrays.copyOf(promptIds, T + params.maxTokens());
         int seenCount = T;
+        TokenConstraint constraint = options.constraint();
+        int[] counts = options.penalised() ? new int[lm.config().vocabSize()] : null;   // [V] times generated so far
 
         long t0 = System.nanoTime();
-        float[] logits = lm.logits(lm.prefill(promptEmbeddings, T, cache, promptProgress), 0);
+        float[] rest = start == 0 ? promptEmbeddings : Arrays.copyOfRange(promptEmbeddings, start * D, T * D);
+        java.util.function.BiConsumer<Integer, Integer> progress = promptProgress == null || start == 0 ? promptProgress
+                : (done, total) -> promptProgress.accept(done + T - total, T);
+        float[] logits = lm.logits(lm.prefill(rest, T - start, cache, progress), 0);
         long t1 = System.nanoTime();
 
         StopStringFilter text = new StopStringFilter(params.stopStrings(), listener);
         IncrementalDecoder decoder = tokenizer.incrementalDecoder(true);
         List<Integer> out = new ArrayList<>();
         FinishReason reason = FinishReason.LENGTH;
-        while (true) {
-            int next = sampler.sample(logits, seen, seenCount);
-            if (isStop(next)) { reason = FinishReason.STOP; break; }
-            out.add(next);
-            seen[seenCount++] = next;
-            if (text.accept(decoder.push(next))) { reason = FinishReason.STOP; break; }
-            if (out.size() >= params.maxTokens()) break;
-            if (cache.length() >= contextLength) { reason = FinishReason.CONTEXT; break; }
-            float[] hn = lm.forward(lm.embed(new int[]{next}), 1, cache, StageSink.NONE, null);
-            logits = lm.logits(hn, 0);
+        try {
+            while (true) {
+                if (options.cancelled() != null && options.cancelled().getAsBoolean()) { reason = FinishReason.CANCELLED; break; }
+                if (constraint != null && constraint.finished()) { reason = FinishReason.STOP; break; }
+                if (counts != null) penalise(logits, counts, options);
+                int next = constraint == null ? sampler.sample(logits, seen, seenCount)
+                        : sampleConstrained(sampler, constraint, logits, seen, seenCount, params.maxTokens() - out.size());
+                if (isStop(next)) { reason = FinishReason.STOP; break; }
+                if (constraint != null) constraint.accept(next);
+                if (counts != null && next < counts.length) counts[next]++;
+                out.add(next);
+                seen[seenCount++] = next;
+                if (text.accept(decoder.push(next))) { reason = FinishReason.STOP; break; }
+                if (out.size() >= params.maxTokens()) break;
+                if (cache.length() >= contextLength) { reason = FinishReason.CONTEXT; break; }
+                float[] x = lm.embed(new int[]{next});
+                if (kept != null) kept.record(next, PromptCache.rowHash(x, 0, D));
+                float[] hn = lm.forward(x, 1, cache, StageSink.NONE, null);
+                logits = lm.logits(hn, 0);
+            }
+        } finally {
+            if (kept != null) kept.sync();
         }
         if (reason != FinishReason.STOP || !text.stopped()) text.finish(decoder.flush());
         long t2 = System.nanoTime();
         return new Result(out.stream().mapToInt(Integer::intValue).toArray(), text.emitted(), reason, T,
                 (t1 - t0) / 1e9, (t2 - t1) / 1e9);
+    }
+
+    /** OpenAI's penalties: logit -= count·frequency + (count &gt; 0)·presence, over the tokens generated so far. */
+    private static void penalise(float[] logits, int[] counts, GenerationOptions o) {
+        for (int id = 0; id < logits.length && id < counts.length; id++) {
+            int c = counts[id];
+            if (c > 0) logits[id] -= (float) (c * o.frequencyPenalty() + o.presencePenalty());
+        }
+    }
+
+    /**
+     * Samples as usual; if the constraint refuses the token drawn, masks every refused token (stop tokens count as
+     * allowed only where the constraint may stop) and samples again from the untouched logits.
+     */
+    private int sampleConstrained(Sampler sampler, TokenConstraint c, float[] logits, int[] seen, int seenCount, int remaining) {
+        float[] untouched = logits.clone();
+        int first = sampler.sample(logits, seen, seenCount);
+        if (isStop(first) ? c.mayStop() : c.allows(first, remaining)) return first;
+        boolean any = false;
+        for (int id = 0; id < untouched.length; id++) {
+            boolean ok = isStop(id) ? c.mayStop() : c.allows(id, remaining);
+            if (ok) any = true;
+            else untouched[id] = Float.NEGATIVE_INFINITY;
+        }
+        if (!any) throw new IllegalStateException("constrained decoding: no token of the vocabulary can continue the output with " + remaining + " token(s) left");
+        int next = sampler.sample(untouched, seen, seenCount);
+        // a draw can land on a masked token only through rounding at the end of the cumulative sum: take the best allowed
+        return untouched[next] == Float.NEGATIVE_INFINITY ? Sampler.argmax(untouched) : next;
     }
 
     private boolean isStop(int id) {
