@@ -3,7 +3,8 @@ package dev.kimivl.vision;
 /**
  * One image after KimiVLImageProcessor: its patches and grid.
  *
- * @param pixelValues [gridH·gridW, 3·P·P] float32; patch n = r·gridW + c, element order (channel, y, x)
+ * @param pixelValues [gridH·gridW, 3·P·P] float32; patch n = r·gridW + c, element order (channel, y, x); null in the
+ *                    images a grouped encode returns ({@link VisionEncoder#encodeInGroups}), which drops them after each pass
  * @param resizedWidth size after the token-limit downscale (= width when none happened)
  */
 public record PreprocessedImage(String source, int width, int height, int resizedWidth, int resizedHeight,

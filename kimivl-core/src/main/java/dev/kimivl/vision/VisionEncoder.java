@@ -55,13 +55,72 @@ public final class VisionEncoder {
 
     public int tokensFor(int width, int height) { return tokensFor(width, height, preprocessor.config()); }
 
+    /**
+     * Patches one encoder pass takes at most when images are encoded in groups: two images at Kimi-VL's
+     * in_token_limit (4096 patches each). A pass's activations grow with its patches (on the full-size tower
+     * about 30 KB of float32 per patch in the MLP alone), so this bounds them: 64 video frames or document pages
+     * cost the memory of a couple of images, not of all of them at once.
+     */
+    public static final int GROUP_PATCHES = 8192;
+
+    /** Features of the images in order; encoded in groups of at most {@link #GROUP_PATCHES} patches. */
     public VisionOutput encode(List<LoadedImage> images) { return encode(images, false); }
 
-    /** @param keepStages also return every intermediate stage under the golden names */
+    /**
+     * @param keepStages also return every intermediate stage under the golden names (then all images go through
+     *                   one pass, as the reference's stages are of the whole batch)
+     */
     public VisionOutput encode(List<LoadedImage> images, boolean keepStages) {
+        if (!keepStages) return encodeInGroups(images, GROUP_PATCHES);
         List<PreprocessedImage> pre = new ArrayList<>(images.size());
         for (LoadedImage im : images) pre.add(preprocessor.process(im));
         return encodePreprocessed(pre, keepStages);
+    }
+
+    /**
+     * Encodes images a group at a time: each group holds as many consecutive images as fit in {@code maxPatches}
+     * patches (an image bigger than that goes alone), is preprocessed just before its pass and dropped after it, so
+     * memory is bounded by one group plus the features. The features equal one pass over all images: MoonViT's
+     * attention is block-diagonal per image and every other step is per patch or per merged token. The returned
+     * {@link VisionOutput#images()} keep each image's sizes and grid but not its pixel values (null).
+     */
+    public VisionOutput encodeInGroups(List<LoadedImage> images, int maxPatches) {
+        if (images.isEmpty()) throw new IllegalArgumentException("no images to encode");
+        if (maxPatches < 1) throw new IllegalArgumentException("maxPatches must be positive, not " + maxPatches);
+        PreprocessorConfig cfg = preprocessor.config();
+        int n = images.size(), dt = projector.textHidden();
+        int[] patchCount = new int[n];
+        long totalTokens = 0;
+        for (int m = 0; m < n; m++) {
+            LoadedImage im = images.get(m);
+            int[] g = ImagePreprocessor.gridFor(im.width(), im.height(), cfg);
+            patchCount[m] = g[0] * g[1];
+            totalTokens += ImagePreprocessor.tokensFor(im.width(), im.height(), cfg);
+        }
+        float[] features = new float[Math.toIntExact(totalTokens * dt)];   // [M, Dt], all images
+        int[] tokens = new int[n];
+        int[][] grids = new int[n][];
+        List<PreprocessedImage> kept = new ArrayList<>(n);
+        int row = 0;
+        for (int start = 0; start < n; ) {
+            int end = start, patches = 0;
+            while (end < n && (end == start || patches + patchCount[end] <= maxPatches)) patches += patchCount[end++];
+            List<PreprocessedImage> group = new ArrayList<>(end - start);
+            for (int m = start; m < end; m++) group.add(preprocessor.process(images.get(m)));
+            VisionOutput v = encodePreprocessed(group, false);
+            System.arraycopy(v.features(), 0, features, row * dt, v.features().length);
+            row += v.features().length / dt;
+            for (int m = start; m < end; m++) {
+                PreprocessedImage p = group.get(m - start);
+                tokens[m] = v.tokens()[m - start];
+                grids[m] = v.grids()[m - start];
+                kept.add(new PreprocessedImage(p.source(), p.width(), p.height(), p.resizedWidth(), p.resizedHeight(),
+                        p.paddedWidth(), p.paddedHeight(), p.gridH(), p.gridW(), null));
+            }
+            start = end;
+        }
+        if (row != totalTokens) throw new IllegalStateException("encoded " + row + " image tokens, expected " + totalTokens);
+        return new VisionOutput(features, dt, tokens, grids, List.copyOf(kept), Map.of(), Map.of());
     }
 
     public VisionOutput encodePreprocessed(List<PreprocessedImage> images, boolean keepStages) {
