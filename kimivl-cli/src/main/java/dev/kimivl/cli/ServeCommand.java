@@ -1,6 +1,7 @@
 package dev.kimivl.cli;
 
 import dev.kimivl.model.KimiVL;
+import dev.kimivl.server.CacheOptions;
 import dev.kimivl.server.OpenAiServer;
 import dev.kimivl.server.ServerDefaults;
 import dev.kimivl.server.ServerOptions;
@@ -45,6 +46,16 @@ final class ServeCommand implements Callable<Integer> {
             description = "On SIGTERM, wait at most this long for running requests to finish (default ${DEFAULT-VALUE}).")
     int drainSeconds;
 
+    @Option(names = "--cache-mem", defaultValue = "1024", paramLabel = "MIB",
+            description = "KV caches kept so that a prompt extending an earlier one (the next turn of a conversation, a shared "
+                    + "system prompt) skips the shared part, in MiB (default ${DEFAULT-VALUE}; 0: off).")
+    long cacheMb;
+
+    @Option(names = "--image-cache-mem", defaultValue = "256", paramLabel = "MIB",
+            description = "Vision features kept per image (by a hash of its pixels) so that an image sent again is not re-encoded, "
+                    + "in MiB (default ${DEFAULT-VALUE}; 0: off).")
+    long imageCacheMb;
+
     @Option(names = "--quiet", description = "No log line per request on stderr.")
     boolean quiet;
 
@@ -68,11 +79,13 @@ final class ServeCommand implements Callable<Integer> {
         if (maxBodyMb < 1 || maxBodyMb > 2047) throw new IllegalArgumentException("--max-body-mb must be in 1..2047, got " + maxBodyMb);
         if (queue < 0) throw new IllegalArgumentException("--queue must be ≥ 0, got " + queue);
         if (drainSeconds < 0) throw new IllegalArgumentException("--drain-seconds must be ≥ 0, got " + drainSeconds);
+        if (cacheMb < 0 || imageCacheMb < 0) throw new IllegalArgumentException("--cache-mem and --image-cache-mem must be ≥ 0");
         ServerOptions options = new ServerOptions(host, port, apiKey, maxBodyMb << 20, queue);
+        CacheOptions caches = new CacheOptions(cacheMb << 20, imageCacheMb << 20);
         OpenAiServer.checkCanBind(options);           // a busy port fails now, not after the model has loaded
         KimiVL m = model.open();
         String id = name != null ? name : m.dir().getFileName().toString();
-        try (OpenAiServer server = new OpenAiServer(m, new ServerDefaults(id, maxTokens, temperature, ctx), options)) {
+        try (OpenAiServer server = new OpenAiServer(m, new ServerDefaults(id, maxTokens, temperature, ctx), options, caches)) {
             server.logTo(quiet ? line -> {} : line -> System.err.println("kimivl serve: " + line));
             server.start();
             System.err.printf("kimivl serve: %s on http://%s:%d/v1 (context %d tokens, %s%s)%n", id,

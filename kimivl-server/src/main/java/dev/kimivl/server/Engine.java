@@ -49,27 +49,6 @@ interface Engine {
         default int cachedTokens() { return 0; }
     }
 
-    static Engine of(KimiVL model, int contextCap) {
-        return new Engine() {
-            @Override public boolean acceptsImages() { return model.hasVision(); }
-
-            @Override public Job prepare(List<ChatMessage> messages, List<LoadedImage> images) {
-                KimiVL.Prompt prompt = model.prompt(messages, images);
-                return job(prompt.ids(), prompt.embeddings());
-            }
-
-            @Override public Job prepareRaw(String text, int[] ids) {
-                int[] prompt = ids != null ? ids : new dev.kimivl.text.PromptEncoder(model.tokenizer()).encode(text).ids();
-                return job(prompt, model.languageModel().embed(prompt));
-            }
-
-            @Override public String detokenize(int[] ids) { return model.tokenizer().decode(ids); }
-
-            private Job job(int[] ids, float[] embeddings) {
-                Generator gen = model.generator(contextCap);
-                gen.checkFits(ids.length);
-                return (sampling, listener) -> gen.generate(embeddings, ids, sampling, listener);
-            }
-        };
-    }
+    /** The model with the default caches. */
+    static Engine of(KimiVL model, int contextCap) { return new ModelEngine(model, contextCap, CacheOptions.DEFAULT); }
 }

@@ -69,7 +69,12 @@ public final class OpenAiServer implements AutoCloseable {
     }
 
     public OpenAiServer(KimiVL model, ServerDefaults defaults, ServerOptions options) throws IOException {
-        this(Engine.of(model, defaults.contextCap()), defaults, options);
+        this(model, defaults, options, CacheOptions.DEFAULT);
+    }
+
+    /** With the prefix and image caches bounded by {@code caches}. */
+    public OpenAiServer(KimiVL model, ServerDefaults defaults, ServerOptions options, CacheOptions caches) throws IOException {
+        this(new ModelEngine(model, defaults.contextCap(), caches), defaults, options);
     }
 
     /** Binds at once, so that a busy port fails here, naming it; {@link #start()} begins answering. */

@@ -178,4 +178,53 @@ class OpenAiServerTest {
         assertEquals(405, r.statusCode());
         assertEquals("invalid_request_error", JSON.readTree(r.body()).at("/error/type").asText());
     }
+
+    @Test
+    void aSecondTurnReportsItsCachedTokensAndMetricsCountTheHit() throws Exception {
+        String turn1 = "[{\"role\": \"system\", \"content\": \"Answer in one word.\"}, {\"role\": \"user\", \"content\": \"Which shape is round?\"}]";
+        JsonNode r1 = JSON.readTree(post("/v1/chat/completions", "{\"messages\": " + turn1 + ", \"max_tokens\": 6, \"temperature\": 0}").body());
+        String answer = r1.at("/choices/0/message/content").asText();
+        String turn2 = turn1.substring(0, turn1.length() - 1) + ", {\"role\": \"assistant\", \"content\": " + JSON.writeValueAsString(answer)
+                + "}, {\"role\": \"user\", \"content\": \"And which has corners?\"}]";
+        var r = post("/v1/chat/completions", "{\"messages\": " + turn2 + ", \"max_tokens\": 6, \"temperature\": 0, \"stream\": true,"
+                + " \"stream_options\": {\"include_usage\": true}}");
+        assertEquals(200, r.statusCode(), r.body());
+        JsonNode usage = null;
+        for (String line : r.body().split("\n")) {
+            if (line.startsWith("data: {") && line.contains("\"usage\":{")) usage = JSON.readTree(line.substring(6)).get("usage");
+        }
+        assertNotNull(usage, r.body());
+        int cached = usage.at("/prompt_tokens_details/cached_tokens").asInt();
+        assertTrue(cached >= r1.at("/usage/prompt_tokens").asInt(), "the first turn's prompt is reused: " + usage);
+        assertTrue(cached < usage.get("prompt_tokens").asInt());
+
+        String metrics = client.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + "/metrics")).build(),
+                HttpResponse.BodyHandlers.ofString()).body();
+        assertTrue(ServerOperationsTest.sample(metrics, "kimivl_prefix_cache_lookups_total{result=\"hit\"}") >= 1, metrics);
+        assertTrue(ServerOperationsTest.sample(metrics, "kimivl_prompt_tokens_cached_total") >= cached, metrics);
+    }
+
+    @Test
+    void aTextCompletionIsTheGreedyGeneratorOnTheRawPrompt() throws Exception {
+        String prompt = "<|im_user|>user<|im_middle|>Hello<|im_end|><|im_assistant|>assistant<|im_middle|>";
+        var r = post("/v1/completions", "{\"prompt\": " + JSON.writeValueAsString(prompt) + ", \"max_tokens\": 8, \"temperature\": 0}");
+        assertEquals(200, r.statusCode(), r.body());
+        JsonNode j = JSON.readTree(r.body());
+        int[] ids = new dev.kimivl.text.PromptEncoder(model.tokenizer()).encode(prompt).ids();
+        dev.kimivl.generate.Generator.Result ref = model.generator(256).generate(model.languageModel().embed(ids), ids,
+                dev.kimivl.generate.SamplingParams.greedy(8), null);
+        assertEquals(ref.text(), j.at("/choices/0/text").asText());
+        assertEquals(ids.length, j.at("/usage/prompt_tokens").asInt(), "special tokens in the prompt are recognised");
+        // the same prompt as token ids, streamed: the same text
+        StringBuilder text = new StringBuilder();
+        var s = post("/v1/completions", "{\"prompt\": " + JSON.writeValueAsString(ids) + ", \"max_tokens\": 8, \"temperature\": 0, \"stream\": true}");
+        for (String line : s.body().split("\n")) {
+            if (line.startsWith("data: {")) text.append(JSON.readTree(line.substring(6)).at("/choices/0/text").asText());
+        }
+        assertEquals(ref.text(), text.toString());
+        // a token id outside the vocabulary names the prompt
+        var bad = post("/v1/completions", "{\"prompt\": [1, 99999999]}");
+        assertEquals(400, bad.statusCode(), bad.body());
+        assertEquals("prompt", JSON.readTree(bad.body()).at("/error/param").asText());
+    }
 }

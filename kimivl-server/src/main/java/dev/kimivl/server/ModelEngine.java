@@ -1,0 +1,264 @@
+package dev.kimivl.server;
+
+import dev.kimivl.generate.CachedGenerator;
+import dev.kimivl.generate.ContextOverflowException;
+import dev.kimivl.generate.Generator;
+import dev.kimivl.generate.SamplingParams;
+import dev.kimivl.model.ImageMerge;
+import dev.kimivl.model.KimiVL;
+import dev.kimivl.model.KvCache;
+import dev.kimivl.model.LanguageModel;
+import dev.kimivl.text.ChatMessage;
+import dev.kimivl.text.PromptEncoder;
+import dev.kimivl.vision.LoadedImage;
+import dev.kimivl.vision.VisionOutput;
+
+import java.nio.ByteBuffer;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+
+/**
+ * The engine over a loaded model, with two caches that spare work a conversation repeats:
+ * <ul>
+ *   <li><b>image features</b>, keyed by a SHA-256 of the decoded pixels (size, mode and samples): an image sent again
+ *       (every turn of a conversation about a photo resends it) skips MoonViT and the projector;</li>
+ *   <li><b>KV prefixes</b>: after a generation its KV cache (prompt and answer) is kept; a later prompt that starts
+ *       with the same positions (the next turn of that conversation, or the same system prompt) takes the cache
+ *       with the longest common prefix, cuts it to that prefix and prefills only the rest.</li>
+ * </ul>
+ * Both are LRU bounded by bytes ({@link CacheOptions}). A cache position's key is its token id, or for an image
+ * position a value derived from the image's hash and the position within it (ids are non-negative, these keys
+ * negative), since every image position has the same placeholder id.
+ *
+ * <p>Thread safety: the server runs one generation at a time ({@link Admission} with one slot); the caches are
+ * still guarded, and a KV cache taken for a request is out of the pool until that request puts it back, so that two
+ * requests could never write one cache.
+ */
+final class ModelEngine implements Engine {
+    private final KimiVL model;
+    private final LanguageModel lm;
+    private final int contextLength;
+    private final CacheOptions options;
+    private final CacheStats stats = new CacheStats();
+    private final CachedGenerator generator;
+    /** Image hash → features [tokens, D], in access order (LRU first). */
+    private final LinkedHashMap<Hash, float[]> images = new LinkedHashMap<>(16, 0.75f, true);
+    private long imageBytes;
+    /** Kept KV caches, least recently used first. */
+    private final List<Prefix> prefixes = new ArrayList<>();
+
+    /** A kept cache: keys[i] is the key of position i; keys.length == cache.length(). */
+    private record Prefix(long[] keys, KvCache cache) {
+        long bytes(long perPosition) { return keys.length * perPosition; }
+    }
+
+    private record Hash(long hi, long lo) {}
+
+    ModelEngine(KimiVL model, int contextCap, CacheOptions options) {
+        this.model = model;
+        this.lm = model.languageModel();
+        this.contextLength = model.contextLength(contextCap);
+        this.options = options;
+        this.generator = new CachedGenerator(lm, model.tokenizer());
+    }
+
+    @Override public boolean acceptsImages() { return model.hasVision(); }
+
+    @Override public CacheStats cacheStats() { return stats; }
+
+    @Override public String detokenize(int[] ids) { return model.tokenizer().decode(ids); }
+
+    @Override public Job prepare(List<ChatMessage> messages, List<LoadedImage> imageList) {
+        int parts = 0;
+        for (ChatMessage m : messages) parts += m.imageCount();
+        if (parts != imageList.size()) {
+            throw new IllegalArgumentException("the conversation has " + parts + " image part(s) but " + imageList.size() + " image(s) were given");
+        }
+        String rendered = model.chatTemplate().render(messages, true);
+        PromptEncoder encoder = new PromptEncoder(model.tokenizer());
+        if (imageList.isEmpty()) return job(encoder.encode(rendered).ids(), null, null);
+        Hash[] hashes = new Hash[imageList.size()];
+        float[][] features = new float[imageList.size()][];
+        int[] tokens = new int[imageList.size()];
+        int D = lm.config().hiddenSize();
+        for (int i = 0; i < hashes.length; i++) {
+            hashes[i] = hash(imageList.get(i));
+            features[i] = imageFeatures(hashes[i], imageList.get(i));
+            tokens[i] = features[i].length / D;
+        }
+        PromptEncoder.EncodedPrompt p = encoder.encode(rendered, tokens);
+        return job(p.ids(), features, hashes);
+    }
+
+    @Override public Job prepareRaw(String text, int[] ids) {
+        int[] prompt = ids != null ? ids : new PromptEncoder(model.tokenizer()).encode(text).ids();
+        return job(prompt, null, null);
+    }
+
+    /**
+     * One image's features [tokens, D]: from the cache, or encoded alone. Alone, not packed with the request's other
+     * images, so that a cached and a fresh image give the same rows (MoonViT packs images with block-diagonal
+     * attention: the rows are the same maths, but a batch may add up in another order).
+     */
+    private float[] imageFeatures(Hash h, LoadedImage image) {
+        if (options.imageBytes() > 0) {
+            synchronized (images) {
+                float[] f = images.get(h);
+                if (f != null) {
+                    stats.imageHits.incrementAndGet();
+                    return f;
+                }
+            }
+        }
+        stats.imageMisses.incrementAndGet();
+        VisionOutput v = model.vision().encode(List.of(image));
+        model.weights().releaseVisionPages();
+        float[] f = v.features();
+        long bytes = 4L * f.length;
+        if (options.imageBytes() > 0 && bytes <= options.imageBytes()) {
+            synchronized (images) {
+                if (images.put(h, f) == null) imageBytes += bytes;
+                for (Iterator<float[]> it = images.values().iterator(); imageBytes > options.imageBytes() && it.hasNext(); ) {
+                    imageBytes -= 4L * it.next().length;
+                    it.remove();
+                }
+            }
+        }
+        return f;
+    }
+
+    private Job job(int[] ids, float[][] features, Hash[] hashes) {
+        int T = ids.length;
+        if (T + 1 > contextLength) throw new ContextOverflowException(T, contextLength);
+        float[] embeddings = lm.embed(ids);
+        long[] keys = new long[T];
+        for (int t = 0; t < T; t++) keys[t] = ids[t];
+        if (features != null) {
+            int D = lm.config().hiddenSize(), total = 0;
+            for (float[] f : features) total += f.length;
+            float[] all = new float[total];
+            int at = 0;
+            for (float[] f : features) {
+                System.arraycopy(f, 0, all, at, f.length);
+                at += f.length;
+            }
+            int placeholder = model.config().mediaPlaceholderTokenId();
+            ImageMerge.merge(embeddings, ids, placeholder, all, D);
+            // image positions: keys from the image's hash and the position in it
+            int image = 0, within = 0;
+            for (int t = 0; t < T; t++) {
+                if (ids[t] != placeholder) continue;
+                keys[t] = imageKey(hashes[image], within);
+                if (++within == features[image].length / D) {
+                    image++;
+                    within = 0;
+                }
+            }
+        }
+        Prefix taken = take(keys);
+        int cached = taken == null ? 0 : taken.cache().length();
+        KvCache cache = taken == null ? lm.newCache(contextLength) : taken.cache();
+        if (cached > 0) stats.prefixHits.incrementAndGet(); else stats.prefixMisses.incrementAndGet();
+        stats.prefixTokensReused.addAndGet(cached);
+        return new Job() {
+            private boolean used;
+
+            @Override public Generator.Result generate(SamplingParams sampling, Generator.Listener listener) {
+                return generate(sampling, listener, null);
+            }
+
+            @Override public Generator.Result generate(SamplingParams sampling, Generator.Listener listener, Runnable onToken) {
+                if (used) throw new IllegalStateException("a job generates once");
+                used = true;
+                Generator.Result r = null;
+                try {
+                    r = generator.generate(cache, embeddings, ids, sampling, listener, onToken);
+                    return r;
+                } finally {
+                    keep(keys, r, cache);
+                }
+            }
+
+            @Override public int cachedTokens() { return cached; }
+        };
+    }
+
+    /** A key for position {@code within} of an image: negative, so never a token id. */
+    private static long imageKey(Hash h, int within) {
+        return Long.MIN_VALUE | ((h.hi() ^ (h.lo() + within * 0x9E3779B97F4A7C15L)) & Long.MAX_VALUE);
+    }
+
+    /**
+     * Takes out of the pool the kept cache sharing the longest prefix with {@code keys}, cut to that prefix (at most
+     * T − 1 positions: the prompt's last position must run to give the first logits); null when none shares any.
+     */
+    private Prefix take(long[] keys) {
+        if (options.prefixBytes() == 0) return null;
+        synchronized (prefixes) {
+            int best = -1, bestLen = 0;
+            for (int i = 0; i < prefixes.size(); i++) {
+                long[] k = prefixes.get(i).keys();
+                int n = Math.min(k.length, keys.length - 1), common = 0;
+                while (common < n && k[common] == keys[common]) common++;
+                if (common > bestLen) {
+                    best = i;
+                    bestLen = common;
+                }
+            }
+            if (best < 0) return null;
+            Prefix p = prefixes.remove(best);
+            p.cache().truncate(bestLen);
+            return p;
+        }
+    }
+
+    /**
+     * Puts a used cache back into the pool, keyed by what it now holds: the prompt, then the generated tokens that
+     * ran (all but the last). After a failure (a client that went away) only the prompt's positions are trusted.
+     */
+    private void keep(long[] promptKeys, Generator.Result r, KvCache cache) {
+        if (options.prefixBytes() == 0) return;
+        int T = promptKeys.length, held = cache.length();
+        long[] keys;
+        if (r != null && held >= T && held - T <= r.tokens().length) {
+            keys = java.util.Arrays.copyOf(promptKeys, held);
+            for (int i = T; i < held; i++) keys[i] = r.tokens()[i - T];
+        } else {
+            int n = Math.min(held, T);
+            cache.truncate(n);
+            keys = java.util.Arrays.copyOf(promptKeys, n);
+        }
+        if (keys.length == 0) return;
+        long per = lm.kvBytesPerPosition();
+        synchronized (prefixes) {
+            prefixes.add(new Prefix(keys, cache));
+            long total = 0;
+            for (Prefix p : prefixes) total += p.bytes(per);
+            while (total > options.prefixBytes() && !prefixes.isEmpty()) total -= prefixes.removeFirst().bytes(per);
+        }
+    }
+
+    /** SHA-256 of an image's size, mode and samples: the same pixels give the same features, whatever the file was. */
+    static Hash hash(LoadedImage img) {
+        MessageDigest d;
+        try {
+            d = MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("the JDK has no SHA-256", e);
+        }
+        d.update(ByteBuffer.allocate(12).putInt(img.width()).putInt(img.height()).putInt(img.mode().ordinal()).array());
+        if (img.pixels() != null) {
+            d.update(img.pixels());
+        } else {
+            ByteBuffer b = ByteBuffer.allocate(4 * img.wide().length);
+            b.asIntBuffer().put(img.wide());
+            d.update(b.array());
+        }
+        ByteBuffer h = ByteBuffer.wrap(d.digest());
+        return new Hash(h.getLong(), h.getLong());
+    }
+}
