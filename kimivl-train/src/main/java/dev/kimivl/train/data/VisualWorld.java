@@ -374,6 +374,27 @@ public final class VisualWorld {
         throw new IllegalStateException("could not place a word in 200 images of " + options);
     }
 
+    /**
+     * The first lesson: one large object (a third to two thirds of the shorter side), asked its colour, its shape or
+     * both; the type is "color", "shape" or "what", so the evaluation's checker applies. A model from scratch attends
+     * nearly uniformly over the image at first, so an object's colour reaches the answer in proportion to its area:
+     * with one large object the signal is strong enough to start on (on the VQA scenes, where half the questions bind
+     * a named shape among several, a nano model stayed at chance for 300 steps; here it learns; TRAINING.md).
+     */
+    public Example object(long seed) {
+        SplittableRandom r = random(seed, "object");
+        String c = colorName(r), s = shapeName(r);
+        Painter p = scene(r, List.of(new Spec(s, c, 0.33, maxRel(1))), p0 -> true);
+        return switch (r.nextInt(3)) {
+            case 0 -> single("color", p, pick(r, List.of("What color is the shape?", "What colour is the shape?", "What color is it?",
+                "What color is the object?", "Which colour is shown?")), Palette.capitalise(c) + ".");
+            case 1 -> single("shape", p, pick(r, List.of("What shape is this?", "What shape is shown?", "What shape is in the image?",
+                "What is the shape?", "Which shape do you see?")), article(s));
+            default -> single("what", p, pick(r, List.of("What is in this picture?", "What do you see?", "What is in the image?",
+                "What is shown here?")), list(List.of(named(c, s))));
+        };
+    }
+
     // ---------------------------------------------------------------- captions, two images, charts, reasoning
 
     /**

@@ -14,7 +14,7 @@ import java.util.SplittableRandom;
  * {@link #EVAL_SEED_BASE} up) never meet training ones.
  */
 public final class ExampleSource {
-    public static final List<String> KINDS = List.of("vqa", "caption", "compare", "chart", "reasoning", "text", "needle", "shapes");
+    public static final List<String> KINDS = List.of("vqa", "caption", "compare", "chart", "reasoning", "text", "needle", "shapes", "object");
     /** Training seeds are below this; evaluation draws from here up. */
     public static final long EVAL_SEED_BASE = 1L << 52;
 
@@ -65,6 +65,7 @@ public final class ExampleSource {
             case "reasoning" -> world.reasoning(seed);
             case "text" -> world.text(seed);
             case "needle" -> world.longContext(seed, needleChars);
+            case "object" -> world.object(seed);
             case "shapes" -> {      // the earlier one-shape task (train-shapes), as a first lesson or a baseline
                 dev.kimivl.train.ShapesData.Example e = dev.kimivl.train.ShapesData.next(new java.util.Random(seed));
                 yield new Example("shapes", List.of(e.image()), e.question(), e.answer(), null);

@@ -46,11 +46,14 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
      * @param needleChars length of the needle task's filler text in characters
      * @param vqaTypes  the VQA question types this stage draws (null: all), e.g. a curriculum's first stage
      * @param easyImages plain backgrounds and larger objects ({@code VisualWorld.Options#easy}): a curriculum's start
+     * @param minSide   the smallest image side in pixels (null: 64); with maxSide a curriculum's first, small images
+     * @param maxSide   the largest image side in pixels (null: 512). Small images have few tokens: a model from
+     *                  scratch attends nearly uniformly, so an object's signal is diluted by every background token
      */
     public record Stage(String name, String kind, int steps, int batch, double lr, double adamLr, double visionLr, int warmup,
                         String schedule, double minLrRatio, List<String> train, Map<String, Double> mix, boolean thinking,
                         Double ropeTheta, Integer maxPositions, Integer needleChars, List<String> vqaTypes,
-                        boolean easyImages) {
+                        boolean easyImages, Integer minSide, Integer maxSide) {
         static final Set<String> PARTS = Set.of("text", "vision", "projector");
         static final Set<String> KINDS = Set.of("pretrain-vit", "alignment", "joint", "cooldown", "long-context", "sft", "long-cot-sft", "rl");
 
@@ -76,9 +79,21 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
             if (vqaTypes != null && !dev.kimivl.train.data.VisualWorld.vqaTypes().containsAll(vqaTypes)) {
                 throw new IllegalArgumentException(where + " '" + name + "': vqaTypes " + vqaTypes + " are not all among " + dev.kimivl.train.data.VisualWorld.vqaTypes());
             }
+            try {
+                imageOptions();
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(where + " '" + name + "': image sides: " + e.getMessage());
+            }
             if (schedule != null && !Set.of("cosine", "constant", "linear").contains(schedule)) {
                 throw new IllegalArgumentException(where + " '" + name + "': schedule '" + schedule + "' is not cosine, constant or linear");
             }
+        }
+
+        /** The images this stage draws: its sides (default 64-512 px) and whether they are the easy ones. */
+        public dev.kimivl.train.data.VisualWorld.Options imageOptions() {
+            var d = dev.kimivl.train.data.VisualWorld.Options.defaults();
+            return new dev.kimivl.train.data.VisualWorld.Options(minSide == null ? d.minSide() : minSide,
+                    maxSide == null ? d.maxSide() : maxSide, easyImages);
         }
 
         /** The learning-rate factor at step s (1-based) of this stage: linear warm-up, then the schedule. */

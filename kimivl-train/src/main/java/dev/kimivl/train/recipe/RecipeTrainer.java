@@ -196,8 +196,7 @@ public final class RecipeTrainer {
             }
             Tokenizer tok = Tokenizer.load(current);
             encoder = new ExampleEncoder(tok, ChatTemplate.load(current), PreprocessorConfig.load(current), cfg.mediaPlaceholderTokenId());
-            VisualWorld.Options d = VisualWorld.Options.defaults();
-            source = new ExampleSource(new VisualWorld(new VisualWorld.Options(d.minSide(), d.maxSide(), stage.easyImages())), stage.mix(), stage.needleChars() == null ? 2000 : stage.needleChars(), stage.vqaTypes());
+            source = new ExampleSource(new VisualWorld(stage.imageOptions()), stage.mix(), stage.needleChars() == null ? 2000 : stage.needleChars(), stage.vqaTypes());
             trainText = stage.train().contains("text");
             trainVisionSide = stage.train().contains("vision") || stage.train().contains("projector");
             params.putAll(tg.parameters());

@@ -125,6 +125,9 @@ class RecipeTrainerTest {
         Files.writeString(f, RECIPE.formatted(3).replace("\"mix\": { \"vqa\": 1.0 }", "\"mix\": { \"vqaa\": 1.0 }"));
         e = assertThrows(IllegalArgumentException.class, () -> Recipe.load(f));
         assertTrue(e.getMessage().contains("vqaa"), e.getMessage());
+        Files.writeString(f, RECIPE.formatted(3).replace("\"mix\": { \"vqa\": 1.0 }", "\"mix\": { \"object\": 1.0 }, \"minSide\": 20"));
+        e = assertThrows(IllegalArgumentException.class, () -> Recipe.load(f));
+        assertTrue(e.getMessage().contains("image sides") && e.getMessage().contains("20"), e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> Recipe.load(tmp.resolve("missing.json")));
     }
 }
