@@ -48,6 +48,20 @@ public final class KimiVL implements AutoCloseable {
         this.vision = vision;
     }
 
+    /** The JVM options an application embedding kimivl needs (the launcher passes them). */
+    public static final String JVM_OPTIONS = "--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED";
+
+    /**
+     * Fails with one line naming the JVM options when the Vector API module is missing: otherwise the first kernel
+     * dies later with a bare {@code NoClassDefFoundError: jdk/incubator/vector/Vector}.
+     */
+    public static void requireVectorModule() {
+        if (ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
+            throw new IllegalStateException("kimivl needs the JVM options " + JVM_OPTIONS
+                    + " (the Vector API module is not loaded: add them to java's command line, surefire's argLine or MAVEN_OPTS/exec's jvmArgs)");
+        }
+    }
+
     /** Opens a Hugging Face checkpoint directory, or a GGUF text file (see {@link #open(Path, Path)}). */
     public static KimiVL open(Path path) { return open(path, null); }
 
@@ -56,6 +70,7 @@ public final class KimiVL implements AutoCloseable {
      * (deepseek2) with an optional mmproj (clip, projector kimivl) for images.
      */
     public static KimiVL open(Path path, Path mmproj) {
+        requireVectorModule();
         if (Files.isRegularFile(path) || mmproj != null) return openGguf(path, mmproj);
         Path dir = path;
         ModelConfig config = ModelConfig.load(dir);

@@ -19,6 +19,8 @@ public final class Matcher {
     static final int MAX_WHITESPACE = 24;
     /** Longest number written (digits, sign, point, exponent): JSON allows more, nobody means it. */
     static final int MAX_NUMBER = 32;
+    /** Longest integer (sign included): 18 digits always fit a Java long, so the value binds to any integer field that holds it. */
+    static final int MAX_INTEGER = 19;
 
     // ------------------------------------------------------------------------------------------ frames
     sealed interface Frame {}
@@ -124,7 +126,7 @@ public final class Matcher {
             case NumF n -> {
                 int phase = number(n, b);
                 if (phase >= 0) {
-                    if (n.length() < MAX_NUMBER) out.add(new State(push(st.tail(), new NumF(n.integer(), phase, n.length() + 1)), 0));
+                    if (n.length() < (n.integer() ? MAX_INTEGER : MAX_NUMBER)) out.add(new State(push(st.tail(), new NumF(n.integer(), phase, n.length() + 1)), 0));
                 } else if (numberDone(n)) {
                     feed(st.tail(), 0, b, out);                      // the byte ends the number: it belongs to what holds it
                 }
