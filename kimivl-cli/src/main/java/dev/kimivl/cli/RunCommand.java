@@ -29,6 +29,8 @@ final class RunCommand implements Callable<Integer> {
 
     @Mixin ModelOption model;
 
+    @Mixin MediaOptions media;       // --video, --pdf and their sampling/rendering options
+
     @Parameters(arity = "1..*", paramLabel = "PROMPT", description = "The user message ('-' reads it from standard input).")
     List<String> prompt;
 
@@ -82,7 +84,8 @@ final class RunCommand implements Callable<Integer> {
         if (ctx != null && ctx < 1) throw Errors.usage(spec, "--ctx must be a positive number of tokens, not " + ctx);
         if (maxImagePixels < 1) throw Errors.usage(spec, "--max-image-pixels must be positive, not " + maxImagePixels);
         if (!List.of("show", "hide", "stderr").contains(thinking)) throw Errors.usage(spec, "--thinking takes show, hide or stderr, not '" + thinking + "'");
-        model.checkImagesPossible(!images.isEmpty());
+        media.check(spec);
+        model.checkImagesPossible(!images.isEmpty() || media.any());
         String text = String.join(" ", prompt);
         if (text.equals("-")) text = new String(System.in.readAllBytes(), StandardCharsets.UTF_8);
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
@@ -107,14 +110,21 @@ final class RunCommand implements Callable<Integer> {
 
     private void answer(KimiVL m, String text, SamplingParams params, List<LoadedImage> loaded, PrintStream out) {
         m.weights().checkUnchanged();
-        List<ChatMessage.Part> parts = new ArrayList<>();
-        for (int i = 0; i < images.size(); i++) parts.add(ChatMessage.imagePart());
-        parts.add(ChatMessage.textPart(text));
-        List<ChatMessage> messages = new ArrayList<>();
-        if (system != null) messages.add(ChatMessage.system(system));
-        messages.add(images.isEmpty() ? ChatMessage.user(text) : ChatMessage.of("user", parts.toArray(ChatMessage.Part[]::new)));
-        KimiVL.Prompt p = m.prompt(messages, loaded);
         Generator gen = m.generator(ctx != null ? ctx : 0);
+        List<ChatMessage> messages = new ArrayList<>();
+        if (media.any()) {
+            // frames and pages sized to the context before anything is decoded (docs/long-inputs.md)
+            MediaPrompt.Built b = MediaPrompt.build(m, media, system, loaded, text, gen.contextLength(), params.maxTokens(), maxImagePixels, System.err);
+            messages = b.messages();
+            loaded = b.images();
+        } else {
+            List<ChatMessage.Part> parts = new ArrayList<>();
+            for (int i = 0; i < images.size(); i++) parts.add(ChatMessage.imagePart());
+            parts.add(ChatMessage.textPart(text));
+            if (system != null) messages.add(ChatMessage.system(system));
+            messages.add(images.isEmpty() ? ChatMessage.user(text) : ChatMessage.of("user", parts.toArray(ChatMessage.Part[]::new)));
+        }
+        KimiVL.Prompt p = m.prompt(messages, loaded);
         if (p.ids().length >= 1024) {                   // a long prompt takes a while before the first token: say how far it is
             // one line redrawn on a terminal; a log or a pipe gets a plain line per pass (no \r frames)
             String last = Terminal.stderrIsTerminal() ? "\r" : "%n";
