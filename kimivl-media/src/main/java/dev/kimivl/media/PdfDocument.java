@@ -22,12 +22,14 @@ public final class PdfDocument implements AutoCloseable {
     /** PDF user space: 72 units per inch. */
     private static final float POINTS_PER_INCH = 72f;
 
-    private final Path file;
+    private final String name;          // the file, or what the caller calls the bytes: in every message
+    private final String shortName;     // the file name alone: in page names
     private final PDDocument doc;
     private final PDFRenderer renderer;
 
-    private PdfDocument(Path file, PDDocument doc) {
-        this.file = file;
+    private PdfDocument(String name, String shortName, PDDocument doc) {
+        this.name = name;
+        this.shortName = shortName;
         this.doc = doc;
         this.renderer = new PDFRenderer(doc);
     }
@@ -35,7 +37,7 @@ public final class PdfDocument implements AutoCloseable {
     public static PdfDocument open(Path file) {
         if (!Files.isRegularFile(file)) throw new MediaException(file + ": no such PDF file");
         try {
-            return new PdfDocument(file, Loader.loadPDF(file.toFile()));
+            return new PdfDocument(file.toString(), file.getFileName().toString(), Loader.loadPDF(file.toFile()));
         } catch (InvalidPasswordException e) {
             throw new MediaException(file + ": the PDF is encrypted with a password", e);
         } catch (IOException | RuntimeException e) {
@@ -43,7 +45,19 @@ public final class PdfDocument implements AutoCloseable {
         }
     }
 
-    public Path file() { return file; }
+    /** A PDF held in memory (e.g. a data: URL's bytes); {@code name} stands for it in messages. */
+    public static PdfDocument open(byte[] data, String name) {
+        try {
+            return new PdfDocument(name, name, Loader.loadPDF(data));
+        } catch (InvalidPasswordException e) {
+            throw new MediaException(name + ": the PDF is encrypted with a password", e);
+        } catch (IOException | RuntimeException e) {
+            throw new MediaException(name + ": not a PDF PDFBox can read: " + e.getMessage(), e);
+        }
+    }
+
+    /** The file, or the name given to in-memory bytes. */
+    public String name() { return name; }
 
     public int pageCount() { return doc.getNumberOfPages(); }
 
@@ -68,21 +82,21 @@ public final class PdfDocument implements AutoCloseable {
     public LoadedImage render(int page, float dpi, long maxPixels) {
         int[] s = pixelSize(page, dpi);
         if ((long) s[0] * s[1] > maxPixels) {
-            throw new MediaException(file + ": page " + page + " at " + fmt(dpi) + " dpi would be " + s[0] + "x" + s[1] + " = "
+            throw new MediaException(name + ": page " + page + " at " + fmt(dpi) + " dpi would be " + s[0] + "x" + s[1] + " = "
                     + (long) s[0] * s[1] + " pixels, more than the limit of " + maxPixels + " (lower the dpi)");
         }
         try {
             BufferedImage img = renderer.renderImageWithDPI(page - 1, dpi, ImageType.RGB);
             int w = img.getWidth(), h = img.getHeight();
             int[] rgb = img.getRGB(0, 0, w, h, null, 0, w);
-            return LoadedImage.ofRgb(file.getFileName() + " page " + page, w, h, rgb);
+            return LoadedImage.ofRgb(shortName + " page " + page, w, h, rgb);
         } catch (IOException | RuntimeException e) {
-            throw new MediaException(file + ": cannot render page " + page + ": " + e.getMessage(), e);
+            throw new MediaException(name + ": cannot render page " + page + ": " + e.getMessage(), e);
         }
     }
 
     private PDPage page(int page) {
-        if (page < 1 || page > pageCount()) throw new MediaException(file + ": no page " + page + " (the PDF has " + pageCount() + ")");
+        if (page < 1 || page > pageCount()) throw new MediaException(name + ": no page " + page + " (the PDF has " + pageCount() + ")");
         return doc.getPage(page - 1);
     }
 

@@ -6,13 +6,16 @@ import org.jcodec.api.JCodecException;
 import org.jcodec.api.PictureWithMetadata;
 import org.jcodec.common.DemuxerTrackMeta;
 import org.jcodec.common.VideoCodecMeta;
+import org.jcodec.common.io.ByteBufferSeekableByteChannel;
 import org.jcodec.common.io.FileChannelWrapper;
 import org.jcodec.common.io.NIOUtils;
+import org.jcodec.common.io.SeekableByteChannel;
 import org.jcodec.common.model.ColorSpace;
 import org.jcodec.common.model.Picture;
 import org.jcodec.scale.ColorUtil;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -44,8 +47,9 @@ public final class Video implements AutoCloseable {
         void frame(int done, int total, double seconds);
     }
 
-    private final Path file;
-    private final FileChannelWrapper channel;
+    private final String name;          // the file, or what the caller calls the bytes: in every message
+    private final String shortName;     // the file name alone: in frame names
+    private final SeekableByteChannel channel;
     private final FrameGrab grab;
     private final Info info;
     private final int[] keyframes;     // ascending frame indices of the sync samples (empty: every frame is one)
@@ -53,8 +57,9 @@ public final class Video implements AutoCloseable {
     /** H.264 reorders at most 16 pictures: past target + this, the frame is not in the stream. */
     private static final int MAX_REORDER = 32;
 
-    private Video(Path file, FileChannelWrapper channel, FrameGrab grab, Info info, int[] keyframes) {
-        this.file = file;
+    private Video(String name, String shortName, SeekableByteChannel channel, FrameGrab grab, Info info, int[] keyframes) {
+        this.name = name;
+        this.shortName = shortName;
         this.channel = channel;
         this.grab = grab;
         this.info = info;
@@ -68,33 +73,47 @@ public final class Video implements AutoCloseable {
      */
     public static Video open(Path file, long maxPixels) {
         if (!Files.isRegularFile(file)) throw new MediaException(file + ": no such video file");
-        FileChannelWrapper ch = null;
+        FileChannelWrapper ch;
         try {
             ch = NIOUtils.readableChannel(file.toFile());
+        } catch (IOException e) {
+            throw new MediaException(file + ": cannot open: " + describe(e), e);
+        }
+        return open(ch, file.toString(), file.getFileName().toString(), maxPixels);
+    }
+
+    /** A video held in memory (e.g. a data: URL's bytes); {@code name} stands for it in messages. */
+    public static Video open(byte[] data, String name, long maxPixels) {
+        return open(new ByteBufferSeekableByteChannel(ByteBuffer.wrap(data), data.length), name, name, maxPixels);
+    }
+
+    private static Video open(SeekableByteChannel ch, String name, String shortName, long maxPixels) {
+        try {
             FrameGrab g = FrameGrab.createFrameGrab(ch);
             DemuxerTrackMeta meta = g.getVideoTrack().getMeta();
             VideoCodecMeta vm = meta.getVideoCodecMeta();
-            if (vm == null || vm.getSize() == null) throw new MediaException(file + ": the video track gives no frame size");
+            if (vm == null || vm.getSize() == null) throw new MediaException(name + ": the video track gives no frame size");
             int w = vm.getSize().getWidth(), h = vm.getSize().getHeight();
             if ((long) w * h > maxPixels) {
-                throw new MediaException(file + ": video frames are " + w + "x" + h + " = " + (long) w * h + " pixels, more than the limit of " + maxPixels);
+                throw new MediaException(name + ": video frames are " + w + "x" + h + " = " + (long) w * h + " pixels, more than the limit of " + maxPixels);
             }
-            if (meta.getTotalFrames() < 1) throw new MediaException(file + ": the video track has no frames");
+            if (meta.getTotalFrames() < 1) throw new MediaException(name + ": the video track has no frames");
             int[] keys = meta.getSeekFrames() == null ? new int[0] : meta.getSeekFrames().clone();
             Arrays.sort(keys);
-            return new Video(file, ch, g, new Info(w, h, meta.getTotalFrames(), meta.getTotalDuration()), keys);
+            return new Video(name, shortName, ch, g, new Info(w, h, meta.getTotalFrames(), meta.getTotalDuration()), keys);
         } catch (MediaException e) {
             NIOUtils.closeQuietly(ch);
             throw e;
         } catch (IOException | JCodecException | RuntimeException e) {
             NIOUtils.closeQuietly(ch);
-            throw new MediaException(file + ": not a video this build can read (MP4/MOV with H.264 video): " + describe(e), e);
+            throw new MediaException(name + ": not a video this build can read (MP4/MOV with H.264 video): " + describe(e), e);
         }
     }
 
     public Info info() { return info; }
 
-    public Path file() { return file; }
+    /** The file, or the name given to in-memory bytes. */
+    public String name() { return name; }
 
     /**
      * Decodes the planned frames, in order, each passed through {@code perFrame} at once (resize it there, so only
@@ -112,7 +131,7 @@ public final class Video implements AutoCloseable {
             decodeUntil(target, (index, pic) -> {
                 Integer s = slot.get(index);
                 if (s == null || out[s] != null) return false;
-                String name = file.getFileName() + " frame " + index + " (" + Timestamps.format(plan.seconds()[s]) + ")";
+                String name = shortName + " frame " + index + " (" + Timestamps.format(plan.seconds()[s]) + ")";
                 out[s] = perFrame.apply(toRgb(pic, name));
                 if (progress != null) progress.frame(++done[0], n, plan.seconds()[s]);
                 return index == target;
@@ -126,7 +145,7 @@ public final class Video implements AutoCloseable {
         LoadedImage[] got = new LoadedImage[1];
         decodeUntil(target, (index, pic) -> {
             if (index != target) return false;
-            got[0] = toRgb(pic, file.getFileName() + " frame " + target);
+            got[0] = toRgb(pic, shortName + " frame " + target);
             return true;
         });
         return got[0];
@@ -153,20 +172,20 @@ public final class Video implements AutoCloseable {
             while (true) {
                 PictureWithMetadata pm = grab.getNativeFrameWithMetadata();
                 if (pm == null) {
-                    throw new MediaException(file + ": the video ends before frame " + target + " of the " + info.frames() + " its header lists");
+                    throw new MediaException(name + ": the video ends before frame " + target + " of the " + info.frames() + " its header lists");
                 }
                 int index = (int) Math.min(info.frames() - 1, Math.max(0, Math.round(pm.getTimestamp() * info.fps())));
                 furthest = Math.max(furthest, index);
                 if (sink.take(index, pm.getPicture())) return;
                 if (index > target + MAX_REORDER) {
-                    throw new MediaException(file + ": no picture has the timestamp of frame " + target + " (decoding reached frame " + index + ")");
+                    throw new MediaException(name + ": no picture has the timestamp of frame " + target + " (decoding reached frame " + index + ")");
                 }
             }
         } catch (IOException | RuntimeException e) {
             if (e instanceof MediaException me) throw me;
-            throw new MediaException(file + ": cannot decode frame " + target + ": " + describe(e), e);
+            throw new MediaException(name + ": cannot decode frame " + target + ": " + describe(e), e);
         } catch (JCodecException e) {
-            throw new MediaException(file + ": cannot seek to frame " + target + ": " + describe(e), e);
+            throw new MediaException(name + ": cannot seek to frame " + target + ": " + describe(e), e);
         }
     }
 

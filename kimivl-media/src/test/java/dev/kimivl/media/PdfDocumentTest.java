@@ -80,6 +80,18 @@ class PdfDocumentTest {
     }
 
     @Test
+    void readsAPdfFromBytesInMemory(@TempDir Path tmp) throws IOException {
+        try (PdfDocument pdf = PdfDocument.open(Files.readAllBytes(makePdf(tmp)), "upload.pdf")) {
+            assertEquals(3, pdf.pageCount());
+            LoadedImage im = pdf.render(3, 72, Long.MAX_VALUE);
+            assertEquals(144, im.width());
+            assertEquals("upload.pdf page 3", im.source());
+        }
+        MediaException e = assertThrows(MediaException.class, () -> PdfDocument.open("%PDF-1.4 nothing".getBytes(), "upload.pdf"));
+        assertTrue(e.getMessage().startsWith("upload.pdf: not a PDF"), e.getMessage());
+    }
+
+    @Test
     void refusesPagesOverThePixelLimitBeforeRendering(@TempDir Path tmp) throws IOException {
         try (PdfDocument pdf = PdfDocument.open(makePdf(tmp))) {
             MediaException e = assertThrows(MediaException.class, () -> pdf.render(1, 600, 10_000_000));

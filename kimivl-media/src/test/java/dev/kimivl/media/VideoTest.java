@@ -103,6 +103,19 @@ class VideoTest {
     }
 
     @Test
+    void readsTheSameFramesFromBytesInMemory() throws IOException {
+        try (Video v = Video.open(Files.readAllBytes(CLIP), "upload", Long.MAX_VALUE)) {
+            assertEquals(40, v.info().frames());
+            List<LoadedImage> frames = v.frames(FrameSampling.frames(2, 8).plan(40, 4.0), im -> im, null);
+            assertFrame(10, frames.get(0));
+            assertFrame(30, frames.get(1));
+            assertEquals("upload frame 10 (00:01)", frames.get(0).source());
+        }
+        MediaException e = assertThrows(MediaException.class, () -> Video.open(new byte[100], "upload", Long.MAX_VALUE));
+        assertTrue(e.getMessage().startsWith("upload: not a video"), e.getMessage());
+    }
+
+    @Test
     void framesAreResizedAsTheyAreDecoded() {
         try (Video v = Video.open(CLIP, Long.MAX_VALUE)) {
             var cfg = dev.kimivl.config.PreprocessorConfig.DEFAULT;
