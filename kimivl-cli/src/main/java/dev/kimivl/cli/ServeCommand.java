@@ -71,6 +71,9 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--ctx", defaultValue = "0", description = "Cap the context length (default: the model's max_position_embeddings).")
     int ctx;
 
+    @Option(names = "--media-dir", paramLabel = "DIR", description = "Let video_url/file parts name local files under DIR (repeatable; default: data: URLs only).")
+    java.util.List<java.nio.file.Path> mediaDirs = new java.util.ArrayList<>();
+
     @Override
     public Integer call() throws Exception {
         if (apiKey != null && apiKey.isBlank()) {
@@ -82,6 +85,7 @@ final class ServeCommand implements Callable<Integer> {
         if (cacheMb < 0 || imageCacheMb < 0) throw new IllegalArgumentException("--cache-mem and --image-cache-mem must be ≥ 0");
         ServerOptions options = new ServerOptions(host, port, apiKey, maxBodyMb << 20, queue);
         CacheOptions caches = new CacheOptions(cacheMb << 20, imageCacheMb << 20);
+        dev.kimivl.server.MediaParts.allowDirectories(mediaDirs);
         OpenAiServer.checkCanBind(options);           // a busy port fails now, not after the model has loaded
         KimiVL m = model.open();
         String id = name != null ? name : m.dir().getFileName().toString();

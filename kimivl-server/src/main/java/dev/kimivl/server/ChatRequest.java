@@ -121,8 +121,8 @@ record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, List<St
             String pw = where + ".content[" + j + "]";
             if (!p.isObject()) throw ApiError.wrongType(pw, "a content part object ({\"type\": \"text\", ...})", p);
             JsonNode t = p.get("type");
-            if (t == null || t.isNull()) throw ApiError.invalid("'" + pw + ".type' is required (text or image_url)", pw + ".type");
-            if (!t.isTextual()) throw ApiError.wrongType(pw + ".type", "a string (text or image_url)", t);
+            if (t == null || t.isNull()) throw ApiError.invalid("'" + pw + ".type' is required (text, image_url, video_url or file)", pw + ".type");
+            if (!t.isTextual()) throw ApiError.wrongType(pw + ".type", "a string (text, image_url, video_url or file)", t);
             switch (t.asText()) {
                 case "text" -> {
                     JsonNode text = p.get("text");
@@ -134,7 +134,9 @@ record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, List<St
                     imageParams.add(pw + ".image_url");
                     parts.add(ChatMessage.imagePart());
                 }
-                default -> throw ApiError.invalid("'" + pw + ".type': part type '" + t.asText() + "' is not supported (text, image_url)", pw + ".type");
+                // a video's frames or a PDF's pages, each an image part (MediaParts, docs/long-inputs.md)
+                case "video_url", "file" -> MediaParts.add(p, pw, t.asText(), loader, parts, images, imageParams);
+                default -> throw ApiError.invalid("'" + pw + ".type': part type '" + t.asText() + "' is not supported (text, image_url, video_url, file)", pw + ".type");
             }
         }
         return ChatMessage.of(role, parts.toArray(ChatMessage.Part[]::new));
