@@ -1,0 +1,300 @@
+package dev.kimivl.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.kimivl.config.GenerationConfig;
+import dev.kimivl.generate.GenerationOptions;
+import dev.kimivl.generate.Generator;
+import dev.kimivl.generate.PromptCache;
+import dev.kimivl.generate.SamplingParams;
+import dev.kimivl.generate.ThinkingFilter;
+import dev.kimivl.model.KimiVL;
+import dev.kimivl.text.ChatMessage;
+import dev.kimivl.vision.ImageLoader;
+import dev.kimivl.vision.LoadedImage;
+import org.jline.reader.EndOfFileException;
+import org.jline.reader.LineReader;
+import org.jline.reader.LineReaderBuilder;
+import org.jline.reader.UserInterruptException;
+import org.jline.terminal.Terminal;
+import org.jline.terminal.TerminalBuilder;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * kimivl chat: a conversation in the terminal (JLine line editing and history). Answers stream as they are
+ * generated; the KV cache is kept between turns, so each turn computes only its new tokens; Ctrl-C stops an answer
+ * (the part already written stays in the conversation) and never the program; Ctrl-D or /quit leaves.
+ */
+@Command(name = "chat", mixinStandardHelpOptions = true,
+        description = {"Chat with the model in the terminal: streaming, multi-turn (the KV cache is reused across turns), images.",
+                "In the chat: /image PATH attaches an image to the next message, /system TEXT sets the system prompt (/system alone clears it), "
+                        + "/reset starts over, /save FILE writes the conversation as JSON, /help, /quit. "
+                        + "Ctrl-C stops an answer; Ctrl-D leaves."})
+final class ChatCommand implements Callable<Integer> {
+    @Spec CommandSpec spec;
+
+    @Mixin ModelOption model;
+
+    @Option(names = "--system", paramLabel = "TEXT", description = "System prompt to start with (default: the template's).")
+    String system;
+
+    @Option(names = {"-n", "--max-tokens"}, description = "Maximum new tokens per answer (default: generation_config.json's max_new_tokens, else 1024).")
+    Integer maxTokens;
+
+    @Option(names = {"-t", "--temperature"}, description = "Sampling temperature; 0 = greedy (default: generation_config.json, else 0.2).")
+    Double temperature;
+
+    @Option(names = "--top-k", description = "Keep the k most likely tokens (default: generation_config.json, else 0 = off).")
+    Integer topK;
+
+    @Option(names = "--top-p", description = "Nucleus sampling mass (default: generation_config.json, else 1 = off).")
+    Double topP;
+
+    @Option(names = "--min-p", defaultValue = "0.0", description = "Drop tokens below min-p × the top probability (0 = off).")
+    double minP;
+
+    @Option(names = "--repeat-penalty", description = "Repetition penalty (default: generation_config.json, else 1 = off).")
+    Double repeatPenalty;
+
+    @Option(names = "--seed", description = "Random seed of the first answer; each later answer uses the next number (default: random).")
+    Long seed;
+
+    @Option(names = "--ctx", paramLabel = "N", description = "Cap the context length at N tokens (default: the model's max_position_embeddings).")
+    Integer ctx;
+
+    @Option(names = "--max-image-pixels", paramLabel = "N", description = "Refuse images of more than N pixels before decoding them (default: ${DEFAULT-VALUE}).")
+    long maxImagePixels = ImageLoader.DEFAULT_MAX_PIXELS;
+
+    @Option(names = "--thinking", defaultValue = "show", paramLabel = "show|hide",
+            description = "Thinking models' reasoning: shown dimmed (default) or hidden. Only answers stay in the conversation.")
+    String thinking;
+
+    @Option(names = "--stats", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "After each answer, a dim line: tokens, speed, and how much of the prompt came from the cache (default: on).")
+    boolean stats;
+
+    /** SGR faint: reasoning and status lines, on terminals that understand ANSI (everything but a dumb one). */
+    private static final String DIM = "\u001b[2m", PLAIN = "\u001b[0m";
+
+    // the conversation
+    private final List<ChatMessage> history = new ArrayList<>();
+    private final List<LoadedImage> images = new ArrayList<>();      // every image part of history, in order
+    private final List<String> imagePaths = new ArrayList<>();       // the same, as given (for /save)
+    private final List<LoadedImage> pendingImages = new ArrayList<>();
+    private final List<String> pendingPaths = new ArrayList<>();
+    private final PromptCache cache = new PromptCache();
+    private final AtomicBoolean stop = new AtomicBoolean();
+    private boolean ansi;
+    private long nextSeed;
+
+    @Override
+    public Integer call() throws Exception {
+        if (ctx != null && ctx < 1) throw Errors.usage(spec, "--ctx must be a positive number of tokens, not " + ctx);
+        if (maxImagePixels < 1) throw Errors.usage(spec, "--max-image-pixels must be positive, not " + maxImagePixels);
+        if (!List.of("show", "hide").contains(thinking)) throw Errors.usage(spec, "--thinking takes show or hide, not '" + thinking + "'");
+        GenerationConfig g = GenerationConfig.load(model.resolve());
+        nextSeed = seed != null ? seed : System.nanoTime();
+        ImageLoader loader = new ImageLoader(maxImagePixels, "--max-image-pixels");
+        try (KimiVL m = model.open();
+             Terminal terminal = TerminalBuilder.builder().system(true).dumb(true).build()) {
+            ansi = !Terminal.TYPE_DUMB.equals(terminal.getType()) && !Terminal.TYPE_DUMB_COLOR.equals(terminal.getType());
+            // Ctrl-C while an answer streams: stop it at the next token. While a line is edited JLine turns Ctrl-C
+            // into a UserInterruptException instead, so this handler only ever sees the generating phase.
+            terminal.handle(Terminal.Signal.INT, s -> stop.set(true));
+            LineReader reader = LineReaderBuilder.builder().terminal(terminal).appName("kimivl").build();
+            PrintWriter out = terminal.writer();
+            out.println(dim("kimivl chat · " + m.dir().getFileName() + " · /help for commands, Ctrl-C stops an answer, Ctrl-D leaves"));
+            out.flush();
+            while (true) {
+                String line;
+                // reset before reading: a Ctrl-C after Enter but before the first token still stops that answer
+                stop.set(false);
+                try {
+                    line = reader.readLine(pendingImages.isEmpty() ? "> " : "[" + pendingImages.size() + " image" + (pendingImages.size() > 1 ? "s" : "") + "] > ");
+                } catch (UserInterruptException e) {
+                    out.println(dim("(Ctrl-D or /quit to leave)"));
+                    continue;
+                } catch (EndOfFileException e) {
+                    break;
+                }
+                line = line.strip();
+                if (line.isEmpty()) continue;
+                if (line.startsWith("/")) {
+                    if (!command(line, m, loader, out)) break;
+                } else {
+                    turn(m, line, g, out);
+                }
+                out.flush();
+            }
+        }
+        return 0;
+    }
+
+    /** A slash command; false to leave. */
+    private boolean command(String line, KimiVL m, ImageLoader loader, PrintWriter out) {
+        String name = line.split("\\s+", 2)[0];
+        String arg = line.length() > name.length() ? line.substring(name.length()).strip() : "";
+        switch (name) {
+            case "/quit", "/exit" -> { return false; }
+            case "/help" -> out.println(dim("/image PATH  attach an image to the next message\n/system TEXT  set the system prompt (/system alone clears it)\n"
+                    + "/reset  forget the conversation\n/save FILE  write the conversation as JSON\n/quit  leave (or Ctrl-D)"));
+            case "/reset" -> {
+                history.clear();
+                images.clear();
+                imagePaths.clear();
+                pendingImages.clear();
+                pendingPaths.clear();
+                cache.clear();
+                out.println(dim("(conversation cleared)"));
+            }
+            case "/system" -> {
+                system = arg.isEmpty() ? null : arg;
+                out.println(dim(system == null ? "(system prompt cleared)" : "(system prompt set)"));
+            }
+            case "/image" -> {
+                if (arg.isEmpty()) { out.println(dim("usage: /image PATH")); break; }
+                if (!m.hasVision()) { out.println(dim("error: " + m.dir() + " has no vision tower: it cannot take images")); break; }
+                try {
+                    Path p = Path.of(arg.startsWith("~/") ? System.getProperty("user.home") + arg.substring(1) : arg);
+                    LoadedImage img = loader.load(p);
+                    pendingImages.add(img);
+                    pendingPaths.add(p.toString());
+                    out.println(dim("(" + p.getFileName() + ": " + img.width() + "x" + img.height() + ", sent with your next message)"));
+                } catch (RuntimeException e) {
+                    out.println(dim("error: " + Errors.oneLine(String.valueOf(e.getMessage()))));
+                }
+            }
+            case "/save" -> {
+                if (arg.isEmpty()) { out.println(dim("usage: /save FILE")); break; }
+                try {
+                    save(Path.of(arg));
+                    out.println(dim("(saved " + history.size() + " messages to " + arg + ")"));
+                } catch (IOException | RuntimeException e) {
+                    out.println(dim("error: " + arg + ": " + e.getMessage()));
+                }
+            }
+            default -> out.println(dim("unknown command " + name + " (/help lists them)"));
+        }
+        return true;
+    }
+
+    private void turn(KimiVL m, String text, GenerationConfig g, PrintWriter out) {
+        List<ChatMessage.Part> parts = new ArrayList<>();
+        for (int i = 0; i < pendingImages.size(); i++) parts.add(ChatMessage.imagePart());
+        parts.add(ChatMessage.textPart(text));
+        ChatMessage user = pendingImages.isEmpty() ? ChatMessage.user(text) : ChatMessage.of("user", parts.toArray(ChatMessage.Part[]::new));
+        List<ChatMessage> messages = new ArrayList<>();
+        if (system != null) messages.add(ChatMessage.system(system));
+        messages.addAll(history);
+        messages.add(user);
+        List<LoadedImage> allImages = new ArrayList<>(images);
+        allImages.addAll(pendingImages);
+
+        SamplingParams params = new SamplingParams(
+                or(temperature, g.temperature(), 0.2), or(topK, g.topK(), 0), or(topP, g.topP(), 1.0), minP,
+                or(repeatPenalty, g.repetitionPenalty(), 1.0), nextSeed++, or(maxTokens, g.maxNewTokens(), 1024), List.of());
+        StringBuilder answer = new StringBuilder();
+        boolean[] dimmed = {false};
+        ThinkingFilter filter = new ThinkingFilter(t -> {
+            if (dimmed[0]) { out.print(PLAIN); out.print("\n"); dimmed[0] = false; }
+            answer.append(t);
+            out.print(printable(t));
+            out.flush();
+        }, "hide".equals(thinking) ? null : t -> {
+            if (!dimmed[0] && ansi) out.print(DIM);
+            dimmed[0] = true;
+            out.print(printable(t));
+            out.flush();
+        });
+        Generator.Result r;
+        try {
+            m.weights().checkUnchanged();
+            KimiVL.Prompt p = m.prompt(messages, allImages);
+            r = m.generator(ctx != null ? ctx : 0).generate(p.embeddings(), p.ids(), params, filter,
+                    GenerationOptions.NONE.withCache(cache).withCancel(stop::get));
+            filter.finish();
+        } catch (RuntimeException e) {
+            // a prompt over the context, an image the model refuses: the conversation goes on without this message
+            if (dimmed[0]) out.print(PLAIN);
+            out.println();
+            out.println(dim("error: " + Errors.oneLine(String.valueOf(e.getMessage()))));
+            cache.clear();
+            return;
+        }
+        if (dimmed[0]) out.print(PLAIN);
+        out.println();
+        // the turn joins the conversation; a stopped answer keeps what was written (as the next prompt will show it)
+        history.add(user);
+        history.add(ChatMessage.assistant(answer.toString()));
+        images.addAll(pendingImages);
+        imagePaths.addAll(pendingPaths);
+        pendingImages.clear();
+        pendingPaths.clear();
+        String end = switch (r.finishReason()) {
+            case CANCELLED -> "[stopped] ";
+            case CONTEXT -> "[the context is full: /reset to go on] ";
+            case LENGTH -> "[max tokens reached] ";
+            case STOP -> "";
+        };
+        if (stats || !end.isEmpty()) {
+            out.println(dim(end + (stats ? String.format("%d tokens, %.1f tok/s; prompt %d tokens, %d from the cache",
+                    r.tokens().length, r.decodeTokensPerSecond(), r.promptTokens(), cache.reusedTokens()) : "")));
+        }
+        out.flush();
+    }
+
+    /** The conversation as JSON: the system prompt, then messages; image parts name their files. */
+    private void save(Path file) throws IOException {
+        List<Map<String, Object>> msgs = new ArrayList<>();
+        if (system != null) msgs.add(Map.of("role", "system", "content", system));
+        int image = 0;
+        for (ChatMessage c : history) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("role", c.role());
+            if (c.imageCount() == 0) {
+                m.put("content", c.text());
+            } else {
+                List<Map<String, String>> content = new ArrayList<>();
+                for (ChatMessage.Part part : c.parts()) {
+                    if (part instanceof ChatMessage.TextPart t) content.add(Map.of("type", "text", "text", t.text()));
+                    else content.add(Map.of("type", "image", "path", imagePaths.get(image++)));
+                }
+                m.put("content", content);
+            }
+            msgs.add(m);
+        }
+        Path parent = file.toAbsolutePath().getParent();
+        if (parent != null) Files.createDirectories(parent);
+        new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(file.toFile(), Map.of("messages", msgs));
+    }
+
+    /**
+     * Model text as the terminal shows it: control characters other than newline and tab are dropped, so an answer
+     * can never move the cursor, change colours or retitle the window with escape sequences (the conversation and
+     * /save keep the text as generated).
+     */
+    static String printable(String s) {
+        return s.replaceAll("[\\x00-\\x08\\x0b-\\x1f\\x7f\\x{9b}]", "");
+    }
+
+    private String dim(String s) { return ansi ? DIM + s + PLAIN : s; }
+
+    private static <T> T or(T option, T fromCheckpoint, T builtIn) {
+        return option != null ? option : fromCheckpoint != null ? fromCheckpoint : builtIn;
+    }
+}
