@@ -2,15 +2,15 @@ package dev.kimivl.server;
 
 import dev.kimivl.generate.Generator;
 import dev.kimivl.generate.SamplingParams;
-import dev.kimivl.model.KimiVL;
 import dev.kimivl.text.ChatMessage;
 import dev.kimivl.vision.LoadedImage;
 
 import java.util.List;
 
 /**
- * What the HTTP layer needs from the model. It is an interface so that the server's tests can script output the
- * repo's tiny random model never produces, such as a Thinking model's {@code ◁think▷…◁/think▷} reasoning.
+ * What the HTTP layer needs from the model ({@link ModelEngine} over a loaded model). It is an interface so that the
+ * server's tests can script output the repo's tiny random model never produces, such as a Thinking model's
+ * {@code ◁think▷…◁/think▷} reasoning, or take their time.
  */
 interface Engine {
     boolean acceptsImages();
@@ -48,7 +48,4 @@ interface Engine {
         /** Prompt tokens whose KV cache is reused from an earlier request rather than computed. */
         default int cachedTokens() { return 0; }
     }
-
-    /** The model with the default caches. */
-    static Engine of(KimiVL model, int contextCap) { return new ModelEngine(model, contextCap, CacheOptions.DEFAULT); }
 }

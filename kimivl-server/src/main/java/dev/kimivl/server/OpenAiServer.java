@@ -142,6 +142,12 @@ public final class OpenAiServer implements AutoCloseable {
     /** The bound address. */
     InetSocketAddress address() { return http.getAddress(); }
 
+    /** Exchanges being handled now (the load test checks that none is left behind). */
+    int exchangesInProgress() { return exchanges.get(); }
+
+    /** True when no generation request runs or waits (the load test checks that no slot leaked). */
+    boolean idle() { return admission.idle(); }
+
     @Override public void close() { http.stop(0); }
 
     /** Where the server writes one line per generation request (queue wait, tokens, speed) and per refusal. */
