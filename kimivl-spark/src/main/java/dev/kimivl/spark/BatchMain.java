@@ -1,0 +1,220 @@
+package dev.kimivl.spark;
+
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SaveMode;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.util.LongAccumulator;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+import static org.apache.spark.sql.functions.col;
+
+/**
+ * {@code kimivl batch}: one prompt over many images on Spark, results to parquet, for users who write no Spark code.
+ * Images come from Spark's binaryFile source (a folder, a glob, several of either); only their paths are listed on
+ * the driver and spread over the tasks, and each task reads its images itself, so no image bytes are shuffled.
+ * Progress lines on stderr; the summary at the end names the rows with errors.
+ */
+@Command(name = "batch", mixinStandardHelpOptions = true, sortOptions = false,
+        description = "Answer one prompt about every image of a folder or glob with Spark (local or a cluster), writing parquet.")
+public final class BatchMain implements Callable<Integer> {
+    @Option(names = "--input", required = true, paramLabel = "GLOB", description = "Images: a folder, a glob (photos/*.jpg) or a URI Spark reads (hdfs:, s3a:); repeatable.")
+    List<String> inputs = new ArrayList<>();
+
+    @Option(names = {"-p", "--prompt"}, required = true, paramLabel = "TEXT", description = "The question asked about every image.")
+    String prompt;
+
+    @Option(names = "--out", required = true, paramLabel = "DIR", description = "Where the results go (a directory of parquet, JSON or CSV files).")
+    String out;
+
+    @Option(names = "--format", defaultValue = "parquet", paramLabel = "parquet|json|csv", description = "Output format (default: ${DEFAULT-VALUE}; json: one object per line).")
+    String format;
+
+    @Option(names = "--overwrite", description = "Replace --out if it exists (default: refuse).")
+    boolean overwrite;
+
+    @Option(names = "--master", description = "Spark master: local[N], local[*] or a cluster URL (default: spark-submit's, else local[*]).")
+    String master;
+
+    @Option(names = "--model", paramLabel = "DIR", description = "Checkpoint directory or GGUF file, at the same path on every executor (default: $KIMIVL_MODEL, else models/tiny-random).")
+    String model;
+
+    @Option(names = "--mmproj", paramLabel = "FILE", description = "llama.cpp mmproj GGUF (with a GGUF --model).")
+    String mmproj;
+
+    @Option(names = "--system", paramLabel = "TEXT", description = "System prompt.")
+    String system;
+
+    @Option(names = {"-n", "--max-tokens"}, description = "Maximum new tokens per image (default: generation_config.json, else 512).")
+    Integer maxTokens;
+
+    @Option(names = {"-t", "--temperature"}, description = "0 = greedy (default: generation_config.json, else 0.2).")
+    Double temperature;
+
+    @Option(names = "--top-k") Integer topK;
+    @Option(names = "--top-p") Double topP;
+    @Option(names = "--min-p", defaultValue = "0.0") double minP;
+    @Option(names = "--repeat-penalty") Double repeatPenalty;
+
+    @Option(names = "--seed", defaultValue = "0", description = "Base seed (mixed with each image, so reruns repeat answers).")
+    long seed;
+
+    @Option(names = "--stop", paramLabel = "TEXT", description = "Stop string (repeatable).")
+    List<String> stops = new ArrayList<>();
+
+    @Option(names = "--ctx", defaultValue = "0", description = "Context cap in tokens (0 = the model's).")
+    int ctx;
+
+    @Option(names = "--max-image-pixels", paramLabel = "N", description = "Larger images are error rows (default: ${DEFAULT-VALUE}).")
+    long maxImagePixels = dev.kimivl.vision.ImageLoader.DEFAULT_MAX_PIXELS;
+
+    @Option(names = "--max-image-bytes", paramLabel = "N", description = "Larger files are error rows (default: ${DEFAULT-VALUE}).")
+    long maxImageBytes = InferenceSettings.DEFAULT_MAX_IMAGE_BYTES;
+
+    @Option(names = "--threads-per-task", defaultValue = "1", description = "Kernel threads per Spark task (default 1: one image per core at a time); also sets spark.task.cpus.")
+    int threadsPerTask;
+
+    @Option(names = "--partitions", defaultValue = "0", description = "Tasks to split the images into (default: about 25 images each, at least 2 per core).")
+    int partitions;
+
+    @Option(names = "--recursive", description = "Descend into sub-folders of a folder input.")
+    boolean recursive;
+
+    @Option(names = "--conf", paramLabel = "KEY=VALUE", description = "Extra Spark configuration (repeatable).")
+    List<String> conf = new ArrayList<>();
+
+    public static void main(String[] args) {
+        CommandLine cl = new CommandLine(new BatchMain());
+        cl.setExecutionExceptionHandler((e, line, parsed) -> {
+            System.err.println("kimivl batch: " + (e.getMessage() == null ? e.toString() : e.getMessage().lines().findFirst().orElse("")));
+            if (System.getenv("KIMIVL_DEBUG") != null) e.printStackTrace();
+            return 1;
+        });
+        System.exit(cl.execute(args));
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        if (!List.of("parquet", "json", "csv").contains(format)) {
+            throw new CommandLine.ParameterException(new CommandLine(this), "--format takes parquet, json or csv, not '" + format + "'");
+        }
+        if (threadsPerTask < 1) throw new CommandLine.ParameterException(new CommandLine(this), "--threads-per-task must be ≥ 1, not " + threadsPerTask);
+        if (!overwrite && !out.contains(":") && Files.exists(Path.of(out))) {      // a local path: refused before Spark starts
+            throw new IllegalArgumentException(out + " already exists (--overwrite replaces it)");
+        }
+        String modelPath = modelPath();
+        InferenceSettings settings = new InferenceSettings(modelPath, absoluteIfLocal(mmproj), prompt, system, temperature, topK, topP, minP,
+                repeatPenalty, seed, maxTokens, stops, ctx, maxImagePixels, maxImageBytes, threadsPerTask);
+        PrintStream err = System.err;
+        if (master == null) master = System.getProperty("spark.master", "local[*]");     // spark-submit sets spark.master
+        boolean local = master.startsWith("local");
+        SparkSession.Builder b = SparkSession.builder().master(master).appName("kimivl batch")
+                .config("spark.task.cpus", String.valueOf(threadsPerTask));
+        if (local) {
+            // local mode: nothing listens beyond this machine, and no host name lookup can fail
+            b.config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1").config("spark.ui.enabled", "false");
+        }
+        for (String kv : conf) {
+            int eq = kv.indexOf('=');
+            if (eq <= 0) throw new CommandLine.ParameterException(new CommandLine(this), "--conf takes KEY=VALUE, not '" + kv + "'");
+            b.config(kv.substring(0, eq), kv.substring(eq + 1));
+        }
+        SparkSession spark = b.getOrCreate();
+        try {
+            long t0 = System.nanoTime();
+            var reader = spark.read().format("binaryFile");
+            if (recursive) reader = reader.option("recursiveFileLookup", "true");
+            Dataset<Row> paths = reader.load(inputs.toArray(String[]::new)).select("path");   // content is never read here
+            long count = paths.count();
+            if (count == 0) throw new IllegalArgumentException("no files match " + String.join(", ", inputs));
+            int cores = spark.sparkContext().defaultParallelism();
+            int parts = partitions > 0 ? partitions : (int) Math.min(count, Math.max(2L * cores, (count + 24) / 25));
+            err.printf("kimivl batch: %d images in %d tasks on %s, model %s%n", count, parts, master, modelPath);
+
+            LongAccumulator loadMillis = spark.sparkContext().longAccumulator("kimivl model load ms");
+            LongAccumulator done = spark.sparkContext().longAccumulator("kimivl rows");
+            Dataset<Row> in = paths.repartition(parts);
+            KimiVlFunction f = KimiVlFunction.builder(settings, in.schema()).imageCol("path").loadMillis(loadMillis).rowsDone(done).build();
+            Progress progress = new Progress(err, count, done, t0);
+            progress.start();
+            long tJob = System.nanoTime();
+            try {
+                in.mapPartitions(f, f.encoder()).write().mode(overwrite ? SaveMode.Overwrite : SaveMode.ErrorIfExists).format(format)
+                        .option("header", "true").save(out);
+            } finally {
+                progress.interrupt();
+                progress.join();
+            }
+            double seconds = (System.nanoTime() - tJob) / 1e9;
+            Dataset<Row> written = spark.read().format(format).option("header", "true").schema(f.outputSchema()).load(out);
+            long rows = written.count();
+            List<Row> errors = written.where(col("error").isNotNull()).select("error").limit(5).collectAsList();
+            long errorCount = written.where(col("error").isNotNull()).count();
+            err.printf(Locale.ROOT, "kimivl batch: %d images in %.1f s (%.2f images/s), %d with errors; model opened in %d ms in total over the executors; results in %s%n",
+                    rows, seconds, rows / seconds, errorCount, loadMillis.value(), out);
+            for (Row r : errors) err.println("  error: " + r.getString(0));
+            if (errorCount > errors.size()) err.println("  … (" + (errorCount - errors.size()) + " more: the error column of " + out + ")");
+            return 0;
+        } finally {
+            spark.stop();
+        }
+    }
+
+    private String modelPath() {
+        if (model != null) return absoluteIfLocal(model);
+        String env = System.getenv("KIMIVL_MODEL");
+        if (env != null && !env.isBlank()) return absoluteIfLocal(env);
+        String home = System.getProperty("kimivl.home", ".");
+        return Path.of(home, "models", "tiny-random").toAbsolutePath().normalize().toString();
+    }
+
+    /** Executors run in other directories: a path that exists here is passed on absolute; anything else as given. */
+    private static String absoluteIfLocal(String p) {
+        if (p == null) return null;
+        Path path = Path.of(p);
+        return Files.exists(path) ? path.toAbsolutePath().normalize().toString() : p;
+    }
+
+    /** Prints how many images are done every two seconds (plain lines; one redrawn line on a terminal). */
+    private static final class Progress extends Thread {
+        private final PrintStream err;
+        private final long total, t0;
+        private final LongAccumulator done;
+
+        Progress(PrintStream err, long total, LongAccumulator done, long t0) {
+            super("kimivl-batch-progress");
+            setDaemon(true);
+            this.err = err;
+            this.total = total;
+            this.done = done;
+            this.t0 = t0;
+        }
+
+        @Override public void run() {
+            boolean tty = System.console() != null;
+            long last = -1;
+            try {
+                while (true) {
+                    Thread.sleep(2000);
+                    long n = Math.min(total, done.value());     // a retried task's rows count twice here, not in the output
+                    if (n == last) continue;
+                    last = n;
+                    double s = (System.nanoTime() - t0) / 1e9;
+                    err.printf(Locale.ROOT, "kimivl batch: %d/%d images (%.0f%%), %.2f images/s" + (tty ? "\r" : "%n"), n, total, 100.0 * n / total, n / s);
+                }
+            } catch (InterruptedException e) {
+                if (tty && last >= 0) err.println();
+            }
+        }
+    }
+}
