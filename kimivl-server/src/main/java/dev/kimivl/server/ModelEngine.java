@@ -51,9 +51,12 @@ final class ModelEngine implements Engine {
     /** Kept KV caches, least recently used first. */
     private final List<Prefix> prefixes = new ArrayList<>();
 
-    /** A kept cache: keys[i] is the key of position i; keys.length == cache.length(). */
-    private record Prefix(long[] keys, KvCache cache) {
-        long bytes(long perPosition) { return keys.length * perPosition; }
+    /**
+     * A kept cache: keys[i] is the key of position i; keys.length == cache.length(). {@code peak} is the most
+     * positions the cache ever held: its arrays keep that size when it is cut, so the memory bound counts it.
+     */
+    private record Prefix(long[] keys, KvCache cache, int peak) {
+        long bytes(long perPosition) { return (long) peak * perPosition; }
     }
 
     private record Hash(long hi, long lo) {}
@@ -161,6 +164,7 @@ final class ModelEngine implements Engine {
         }
         Prefix taken = take(keys);
         int cached = taken == null ? 0 : taken.cache().length();
+        int peak = taken == null ? 0 : taken.peak();
         KvCache cache = taken == null ? lm.newCache(contextLength) : taken.cache();
         if (cached > 0) stats.prefixHits.incrementAndGet(); else stats.prefixMisses.incrementAndGet();
         stats.prefixTokensReused.addAndGet(cached);
@@ -179,7 +183,7 @@ final class ModelEngine implements Engine {
                     r = generator.generate(cache, embeddings, ids, sampling, listener, onToken);
                     return r;
                 } finally {
-                    keep(keys, r, cache);
+                    keep(keys, r, cache, peak);
                 }
             }
 
@@ -220,9 +224,10 @@ final class ModelEngine implements Engine {
      * Puts a used cache back into the pool, keyed by what it now holds: the prompt, then the generated tokens that
      * ran (all but the last). After a failure (a client that went away) only the prompt's positions are trusted.
      */
-    private void keep(long[] promptKeys, Generator.Result r, KvCache cache) {
+    private void keep(long[] promptKeys, Generator.Result r, KvCache cache, int peak) {
         if (options.prefixBytes() == 0) return;
         int T = promptKeys.length, held = cache.length();
+        peak = Math.max(peak, held);
         long[] keys;
         if (r != null && held >= T && held - T <= r.tokens().length) {
             keys = java.util.Arrays.copyOf(promptKeys, held);
@@ -235,7 +240,7 @@ final class ModelEngine implements Engine {
         if (keys.length == 0) return;
         long per = lm.kvBytesPerPosition();
         synchronized (prefixes) {
-            prefixes.add(new Prefix(keys, cache));
+            prefixes.add(new Prefix(keys, cache, peak));
             long total = 0;
             for (Prefix p : prefixes) total += p.bytes(per);
             while (total > options.prefixBytes() && !prefixes.isEmpty()) total -= prefixes.removeFirst().bytes(per);

@@ -106,4 +106,31 @@ class ModelEngineTest {
         tokens(warm, q2, List.of(LoadedImage.of("changed", shapes.width(), shapes.height(), shapes.mode(), px)));
         assertEquals(2, warm.cacheStats().imageMisses.get());
     }
+
+    static int[] range(int from, int n) {
+        int[] ids = new int[n];
+        for (int i = 0; i < n; i++) ids[i] = from + i;
+        return ids;
+    }
+
+    @Test
+    void thePrefixCacheKeepsWithinItsBudgetLeastRecentlyUsedFirst() {
+        long per = model.languageModel().kvBytesPerPosition();
+        // room for one 20-token prompt and its answer, not for two
+        Engine small = new ModelEngine(model, CAP, new CacheOptions(per * 40, 0));
+        small.prepareRaw(null, range(1, 20)).generate(greedy(4), null);
+        small.prepareRaw(null, range(100, 20)).generate(greedy(4), null);     // shares nothing: a second cache, the first goes
+        Engine.Job again = small.prepareRaw(null, range(1, 21));
+        assertEquals(0, again.cachedTokens(), "the first prompt's cache was evicted");
+        again.generate(greedy(4), null);
+        assertEquals(0, small.cacheStats().prefixHits.get());
+
+        Engine roomy = new ModelEngine(model, CAP, new CacheOptions(per * 200, 0));
+        roomy.prepareRaw(null, range(1, 20)).generate(greedy(4), null);
+        roomy.prepareRaw(null, range(100, 20)).generate(greedy(4), null);
+        Engine.Job kept = roomy.prepareRaw(null, range(1, 21));
+        assertEquals(20, kept.cachedTokens(), "both fit: the first prompt is still there");
+        assertArrayEquals(new ModelEngine(model, CAP, CacheOptions.OFF).prepareRaw(null, range(1, 21)).generate(greedy(4), null).tokens(),
+                kept.generate(greedy(4), null).tokens());
+    }
 }
