@@ -117,6 +117,36 @@ public final class TextGrad {
      * the sequences run one by one, with the loss averaged over all their scored tokens.
      */
     public Result lossAndGrads(float[] emb, int[] ids, boolean[] isText, int[] targets, int[] segStart) {
+        return lossAndGrads(emb, ids, isText, targets, segStart, Objective.MEAN_CROSS_ENTROPY);
+    }
+
+    /**
+     * What the scored tokens' −log p become: the loss, and its derivative with respect to each token's −log p. The
+     * gradient then flows as d loss / d logits[t] = scale[t] · (softmax[t] − onehot(target[t])), since
+     * d(−log p_t) / d logits[t] = softmax[t] − onehot. Cross-entropy is the mean; RL objectives weigh whole sequences
+     * (see {@code dev.kimivl.train.recipe.PolicyMirrorDescent}).
+     */
+    public interface Objective {
+        /**
+         * @param tokenLoss [T] −log p(target) at scored positions, 0 elsewhere
+         * @param segStart  [T] where each token's sequence begins
+         * @param scale     [T] out: d loss / d tokenLoss[t] (left 0 at unscored positions)
+         * @return the loss
+         */
+        double apply(double[] tokenLoss, int[] targets, int[] segStart, double[] scale);
+
+        /** The mean −log p over all scored tokens (SFT). */
+        Objective MEAN_CROSS_ENTROPY = (tokenLoss, targets, segStart, scale) -> {
+            int scored = 0;
+            double loss = 0;
+            for (int t = 0; t < targets.length; t++) if (targets[t] != -100) { scored++; loss += tokenLoss[t]; }
+            for (int t = 0; t < targets.length; t++) if (targets[t] != -100) scale[t] = 1.0 / scored;
+            return loss / scored;
+        };
+    }
+
+    /** As {@link #lossAndGrads(float[], int[], boolean[], int[], int[])} with another objective than mean cross-entropy. */
+    public Result lossAndGrads(float[] emb, int[] ids, boolean[] isText, int[] targets, int[] segStart, Objective objective) {
         int T = ids.length;
         if (segStart.length != T) throw new IllegalArgumentException(segStart.length + " segment starts for " + T + " tokens");
         this.seg = segStart;
@@ -150,9 +180,8 @@ public final class TextGrad {
         for (int tg : targets) if (tg != -100) scored++;
         if (scored == 0) throw new IllegalArgumentException("no position has a target");
         float[] dLogits = new float[T * V];
-        double[] tokenLoss = new double[T];
+        double[] tokenLoss = new double[T], lse = new double[T], scale = new double[T];
         boolean[] hit = new boolean[T];
-        final int nScored = scored;
         Parallel.forRange(T, 16, (t0, t1) -> {
             for (int t = t0; t < t1; t++) {
                 if (targets[t] == -100) continue;
@@ -163,15 +192,18 @@ public final class TextGrad {
                 }
                 hit[t] = best == targets[t];
                 for (int v = 0; v < V; v++) s += Math.exp(logits[t * V + v] - m);
-                double lse = m + Math.log(s);
-                tokenLoss[t] = lse - logits[t * V + targets[t]];
-                for (int v = 0; v < V; v++) dLogits[t * V + v] = (float) (Math.exp(logits[t * V + v] - lse) / nScored);
-                dLogits[t * V + targets[t]] -= 1f / nScored;
+                lse[t] = m + Math.log(s);
+                tokenLoss[t] = lse[t] - logits[t * V + targets[t]];
             }
         });
-        double loss = 0;
-        for (double v : tokenLoss) loss += v;
-        loss /= scored;
+        double loss = objective.apply(tokenLoss, targets, segStart, scale);
+        Parallel.forRange(T, 16, (t0, t1) -> {
+            for (int t = t0; t < t1; t++) {
+                if (targets[t] == -100 || scale[t] == 0) continue;
+                for (int v = 0; v < V; v++) dLogits[t * V + v] = (float) (Math.exp(logits[t * V + v] - lse[t]) * scale[t]);
+                dLogits[t * V + targets[t]] -= (float) scale[t];
+            }
+        });
 
         // ---------------------------------------------------------------- backward
         float[] dNormed = new float[T * D];

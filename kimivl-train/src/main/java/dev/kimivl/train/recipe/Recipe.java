@@ -49,22 +49,28 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
      * @param minSide   the smallest image side in pixels (null: 64); with maxSide a curriculum's first, small images
      * @param maxSide   the largest image side in pixels (null: 512). Small images have few tokens: a model from
      *                  scratch attends nearly uniformly, so an object's signal is diluted by every background token
+     * @param rl        the RL stage's sampling and objective (kind rl only)
      */
     public record Stage(String name, String kind, int steps, int batch, double lr, double adamLr, double visionLr, int warmup,
                         String schedule, double minLrRatio, List<String> train, Map<String, Double> mix, boolean thinking,
                         Double ropeTheta, Integer maxPositions, Integer needleChars, List<String> vqaTypes,
-                        boolean easyImages, Integer minSide, Integer maxSide) {
+                        boolean easyImages, Integer minSide, Integer maxSide, Rl rl) {
         static final Set<String> PARTS = Set.of("text", "vision", "projector");
         static final Set<String> KINDS = Set.of("pretrain-vit", "alignment", "joint", "cooldown", "long-context", "sft", "long-cot-sft", "rl");
 
         void validate(String where) {
             if (name == null || name.isBlank()) throw new IllegalArgumentException(where + ": a stage needs a name");
             if (!KINDS.contains(kind)) throw new IllegalArgumentException(where + " '" + name + "': kind '" + kind + "' is not one of " + KINDS);
-            if (kind.equals("pretrain-vit") || kind.equals("rl")) {
-                // these two need losses of their own (SigLIP + caption decoder; policy mirror descent over sampled
-                // answers), which the runner does not have yet: refuse rather than run them as SFT
+            if (kind.equals("pretrain-vit")) {
+                // needs losses of its own (SigLIP's sigmoid contrastive loss and a caption decoder), which the runner
+                // does not have yet: refuse rather than run it as SFT
                 throw new IllegalArgumentException(where + " '" + name + "': kind '" + kind + "' is not implemented yet");
             }
+            if (kind.equals("rl") != (rl != null)) {
+                throw new IllegalArgumentException(where + " '" + name + "': " + (rl == null ? "kind rl needs an \"rl\" object (samples, tau, lengthPenalty, temperature, maxTokens)"
+                        : "only kind rl takes an \"rl\" object"));
+            }
+            if (rl != null) rl.validate(where + " '" + name + "'");
             if (steps < 0 || batch <= 0) throw new IllegalArgumentException(where + " '" + name + "': steps must be ≥ 0 and batch > 0");
             if (train == null || train.isEmpty() || !PARTS.containsAll(train)) {
                 throw new IllegalArgumentException(where + " '" + name + "': train must list some of " + PARTS + ", got " + train);
@@ -106,6 +112,22 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
                 case "linear" -> floor + (1 - floor) * (1 - p);
                 default -> 1;
             };
+        }
+    }
+
+    /**
+     * Online policy mirror descent ({@link PolicyMirrorDescent}): per prompt {@code samples} answers sampled at
+     * {@code temperature} (at most {@code maxTokens} each) from the policy at the step's start, rewarded 1/0 by the
+     * exact answer checker plus Kimi k1.5's length reward of weight {@code lengthPenalty}; each step then takes two
+     * optimizer updates on them (the first at θ = π_old, the second with the τ-regularised residuals).
+     */
+    public record Rl(int samples, double tau, double lengthPenalty, double temperature, int maxTokens) {
+        void validate(String where) {
+            if (samples < 2) throw new IllegalArgumentException(where + ": rl.samples must be ≥ 2 (the mean of a prompt's answers is the baseline), got " + samples);
+            if (!(tau > 0)) throw new IllegalArgumentException(where + ": rl.tau must be > 0, got " + tau);
+            if (!(lengthPenalty >= 0)) throw new IllegalArgumentException(where + ": rl.lengthPenalty must be ≥ 0, got " + lengthPenalty);
+            if (!(temperature > 0)) throw new IllegalArgumentException(where + ": rl.temperature must be > 0 (answers are sampled), got " + temperature);
+            if (maxTokens <= 0) throw new IllegalArgumentException(where + ": rl.maxTokens must be > 0, got " + maxTokens);
         }
     }
 

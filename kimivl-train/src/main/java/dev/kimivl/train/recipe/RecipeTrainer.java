@@ -245,14 +245,19 @@ public final class RecipeTrainer {
             try {
             while (step < stage.steps() && taken < budget) {
                 final int s = step + 1;
-                List<ExampleEncoder.Encoded> batch;
-                try {
-                    batch = next != null ? next.get() : batch(s);
-                } catch (InterruptedException | java.util.concurrent.ExecutionException e) {
-                    throw new IllegalStateException("preparing step " + s + " of stage " + stage.name() + ": " + e.getCause(), e.getCause());
+                StepResult r;
+                if (stage.rl() != null) {
+                    r = rlStep(s);      // sampled from the weights of this very step: nothing can be prepared ahead
+                } else {
+                    List<ExampleEncoder.Encoded> batch;
+                    try {
+                        batch = next != null ? next.get() : batch(s);
+                    } catch (InterruptedException | java.util.concurrent.ExecutionException e) {
+                        throw new IllegalStateException("preparing step " + s + " of stage " + stage.name() + ": " + e.getCause(), e.getCause());
+                    }
+                    next = s < stage.steps() && taken + 1 < budget ? data.submit(() -> batch(s + 1)) : null;
+                    r = step(s, batch, TextGrad.Objective.MEAN_CROSS_ENTROPY);
                 }
-                next = s < stage.steps() && taken + 1 < budget ? data.submit(() -> batch(s + 1)) : null;
-                StepResult r = step(s, batch);
                 step++;
                 taken++;
                 tokensSeen += r.tokens;
@@ -273,6 +278,7 @@ public final class RecipeTrainer {
                 data.shutdownNow();
             }
             if (taken > 0) checkpoint();
+            if (step == stage.steps()) deleteTree(out.resolve("rl-policy"));     // the RL sampler's scratch copy
             return taken;
         }
 
@@ -287,7 +293,90 @@ public final class RecipeTrainer {
             return batch;
         }
 
-        StepResult step(int s, List<ExampleEncoder.Encoded> batch) {
+        /**
+         * One RL step ({@link PolicyMirrorDescent}): the stage's batch of prompts, {@code rl.samples} answers each
+         * sampled through the inference path from the current weights (π_old), rewarded by the exact answer checker
+         * and the length reward; then two updates on those answers, the first at θ = π_old, the second with the
+         * τ-regularised residuals against the log-probabilities the first recorded.
+         */
+        StepResult rlStep(int s) throws IOException {
+            long t0 = System.nanoTime();
+            Recipe.Rl spec = stage.rl();
+            List<ExampleEncoder.Encoded> answers = new ArrayList<>();
+            List<Double> rewards = new ArrayList<>();
+            List<Integer> groups = new ArrayList<>();
+            int right = 0, sampled = 0;
+            Path policyDir = out.resolve("rl-policy");
+            writePolicy(policyDir);
+            try (dev.kimivl.model.KimiVL policy = dev.kimivl.model.KimiVL.open(policyDir)) {
+                dev.kimivl.generate.Generator gen = policy.generator(0);
+                for (int b = 0; b < stage.batch(); b++) {
+                    long seed = ExampleSource.exampleSeed(recipe.seed(), k, s, b);
+                    dev.kimivl.train.data.Example ex = source.draw(seed);
+                    List<dev.kimivl.vision.LoadedImage> ims = new ArrayList<>();
+                    for (java.awt.image.BufferedImage im : ex.images()) ims.add(ExampleEncoder.toLoaded(im));
+                    dev.kimivl.model.KimiVL.Prompt prompt = policy.prompt(ExampleEncoder.userTurn(ex), ims);
+                    boolean[] ok = new boolean[spec.samples()];
+                    int[] length = new int[spec.samples()];
+                    String[] text = new String[spec.samples()];
+                    for (int j = 0; j < spec.samples(); j++) {
+                        var params = new dev.kimivl.generate.SamplingParams(spec.temperature(), 0, 1, 0, 1,
+                                seed * 0x9E3779B97F4A7C15L + j, spec.maxTokens(), List.of());
+                        var g = gen.generate(prompt.embeddings(), prompt.ids(), params, t -> {});
+                        text[j] = g.text();
+                        length[j] = g.tokens().length;
+                        ok[j] = VisualWorld.correct(ex, dev.kimivl.text.ThinkingSplit.answerOf(g.text()).strip());
+                        if (ok[j]) right++;
+                        sampled++;
+                    }
+                    double[] r = PolicyMirrorDescent.withLengthPenalty(ok, length, spec.lengthPenalty());
+                    for (int j = 0; j < spec.samples(); j++) {
+                        answers.add(encoder.encode(ex, text[j]));
+                        rewards.add(r[j]);
+                        groups.add(b);
+                    }
+                }
+            }
+            double sampleSeconds = (System.nanoTime() - t0) / 1e9;
+            double[] reward = rewards.stream().mapToDouble(Double::doubleValue).toArray();
+            int[] group = groups.stream().mapToInt(Integer::intValue).toArray();
+            PolicyMirrorDescent first = new PolicyMirrorDescent(reward, group, spec.tau(), null);
+            StepResult a = step(s, answers, first);
+            StepResult b = step(s, answers, new PolicyMirrorDescent(reward, group, spec.tau(), first.oldLogProbs()));
+            if (Boolean.getBoolean("kimivl.trainProfile")) {
+                err.printf(Locale.ROOT, "  rl: %d answers sampled in %.2f s, %d right%n", sampled, sampleSeconds, right);
+            }
+            // accuracy: the share of sampled answers the checker accepted (the reward without the length term)
+            return new StepResult(b.loss, (double) right / Math.max(1, sampled), a.tokens + b.tokens, a.flop + b.flop,
+                    (System.nanoTime() - t0) / 1e9, Math.max(a.loadSpread, b.loadSpread), b.lrFactor);
+        }
+
+        /** The current weights as a checkpoint the inference path opens: the stage's files with these weights. */
+        void writePolicy(Path dir) throws IOException {
+            Files.createDirectories(dir);
+            try (Stream<Path> files = Files.list(current)) {
+                for (Path p : (Iterable<Path>) files::iterator) {
+                    String n = p.getFileName().toString();
+                    if (Files.isRegularFile(p) && !n.equals("model.safetensors") && !n.equals(OPT) && !n.equals(STATE)) {
+                        Files.copy(p, dir.resolve(n), StandardCopyOption.REPLACE_EXISTING);
+                    }
+                }
+            }
+            writeModel(dir.resolve("model.safetensors"));
+        }
+
+        /** The weights being trained (and those not trained, from the checkpoint), as F32 safetensors. */
+        void writeModel(Path file) throws IOException {
+            Map<String, TensorData> shapesFrom = SafeTensorsFile.open(current.resolve("model.safetensors")).tensors();
+            SafeTensorsWriter w = new SafeTensorsWriter();
+            for (var e : shapesFrom.entrySet()) {
+                float[] v = params.get(e.getKey());
+                w.f32(e.getKey(), v != null ? v : e.getValue().toFloats(), e.getValue().shape());
+            }
+            w.write(file);
+        }
+
+        StepResult step(int s, List<ExampleEncoder.Encoded> batch, TextGrad.Objective objective) {
             long t0 = System.nanoTime();
             // ---- batch: examples packed into one sequence, images in prompt order
             int T = 0;
@@ -317,7 +406,7 @@ public final class RecipeTrainer {
             float[] feats = images.isEmpty() ? new float[0] : vg.forward(images);
             long tVis = System.nanoTime();
             float[] emb = tg.embed(ids, isText, feats);
-            TextGrad.Result r = tg.lossAndGrads(emb, ids, isText, targets, seg);
+            TextGrad.Result r = tg.lossAndGrads(emb, ids, isText, targets, seg, objective);
             if (!Double.isFinite(r.loss())) {
                 throw new DivergedException("stage " + stage.name() + " step " + s + ": the loss is " + r.loss()
                         + "; the last good checkpoint is " + current + " (lower the learning rate and --resume)");
@@ -419,13 +508,7 @@ public final class RecipeTrainer {
                     }
                 }
             }
-            Map<String, TensorData> shapesFrom = SafeTensorsFile.open(current.resolve("model.safetensors")).tensors();
-            SafeTensorsWriter w = new SafeTensorsWriter();
-            for (var e : shapesFrom.entrySet()) {
-                float[] v = params.get(e.getKey());
-                w.f32(e.getKey(), v != null ? v : e.getValue().toFloats(), e.getValue().shape());
-            }
-            w.write(tmp.resolve("model.safetensors"));
+            writeModel(tmp.resolve("model.safetensors"));
             SafeTensorsWriter o = new SafeTensorsWriter();
             for (var e : muon.entrySet()) o.f32("muon." + e.getKey(), e.getValue().buffer(), e.getValue().buffer().length);
             int[] adamSteps = new int[adam.size()];

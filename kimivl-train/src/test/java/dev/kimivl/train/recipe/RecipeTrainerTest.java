@@ -46,9 +46,13 @@ class RecipeTrainerTest {
                   "needleChars": 300, "mix": { "needle": 0.25, "vqa": 0.75 } },
                 { "name": "cot", "kind": "long-cot-sft", "steps": 2, "batch": 2, "lr": 0.005, "adamLr": 0.005, "visionLr": 0.005,
                   "warmup": 0, "schedule": "linear", "minLrRatio": 0.5, "train": ["text", "vision", "projector"], "thinking": true,
-                  "mix": { "reasoning": 1.0 } }
+                  "mix": { "reasoning": 1.0 } },
+                { "name": "rl", "kind": "rl", "steps": 2, "batch": 2, "lr": 0.005, "adamLr": 0.005, "visionLr": 0.005,
+                  "warmup": 0, "schedule": "constant", "minLrRatio": 0, "train": ["text"], "thinking": true,
+                  "mix": { "reasoning": 0.5, "object": 0.5 },
+                  "rl": { "samples": 3, "tau": 0.5, "lengthPenalty": 0.1, "temperature": 1.0, "maxTokens": 10 } }
               ],
-              "outputs": { "instruct": "joint", "thinking": "cot" }
+              "outputs": { "instruct": "joint", "thinking": "cot", "rl": "rl" }
             }
             """;
 
@@ -74,7 +78,7 @@ class RecipeTrainerTest {
         assertFalse(run(recipe, b, true, 4));
         Files.move(b.resolve("current"), b.resolve("current.old"));
         assertTrue(run(recipe, b, true, -1));
-        for (String out : List.of("instruct", "thinking")) {
+        for (String out : List.of("instruct", "thinking", "rl")) {
             assertArrayEquals(Files.readAllBytes(a.resolve(out).resolve("model.safetensors")),
                     Files.readAllBytes(b.resolve(out).resolve("model.safetensors")), out + ": resumed weights differ");
         }
@@ -101,19 +105,30 @@ class RecipeTrainerTest {
             losses.computeIfAbsent(n.get("stage").asText(), k -> new ArrayList<>()).add(n.get("loss").asDouble());
             assertTrue(n.get("gflop_per_s").asDouble() > 0);
         }
-        assertEquals(List.of("align", "joint", "long", "cot"), List.copyOf(losses.keySet()));
+        assertEquals(List.of("align", "joint", "long", "cot", "rl"), List.copyOf(losses.keySet()));
         List<Double> joint = losses.get("joint");
         double first = (joint.get(0) + joint.get(1) + joint.get(2)) / 3, last = (joint.get(11) + joint.get(12) + joint.get(13)) / 3;
         System.out.printf("tiny recipe: joint loss %.3f -> %.3f over 14 steps; stages %s%n", first, last, losses.keySet());
         assertTrue(last < first * 0.8, "joint loss did not fall: " + joint);
-        for (String c : List.of("curves/01-align.png", "curves/02-joint.png", "curves/03-long.png", "curves/04-cot.png")) {
+        for (String c : List.of("curves/01-align.png", "curves/02-joint.png", "curves/03-long.png", "curves/04-cot.png", "curves/05-rl.png")) {
             byte[] png = Files.readAllBytes(out.resolve(c));
             assertTrue(png.length > 1000 && png[1] == 'P' && png[2] == 'N' && png[3] == 'G', c + " is not a PNG");
         }
-        for (String s : List.of("stages/01-align", "stages/02-joint", "stages/03-long", "stages/04-cot", "instruct", "thinking")) {
+        for (String s : List.of("stages/01-align", "stages/02-joint", "stages/03-long", "stages/04-cot", "stages/05-rl", "instruct", "thinking", "rl")) {
             assertTrue(Files.isRegularFile(out.resolve(s).resolve("model.safetensors")), s);
             assertFalse(Files.exists(out.resolve(s).resolve("optimizer.safetensors")), s + " must hold only the model");
         }
+        assertFalse(Files.exists(out.resolve("rl-policy")), "the RL sampler's scratch checkpoint is removed at the stage's end");
+        // the RL stage changed the weights it trains, and only those
+        var cot = dev.kimivl.io.SafeTensorsFile.open(out.resolve("stages/04-cot/model.safetensors")).tensors();
+        var rl = dev.kimivl.io.SafeTensorsFile.open(out.resolve("stages/05-rl/model.safetensors")).tensors();
+        boolean textMoved = false;
+        for (var e : cot.entrySet()) {
+            boolean same = java.util.Arrays.equals(e.getValue().toFloats(), rl.get(e.getKey()).toFloats());
+            if (e.getKey().startsWith("vision_tower.") || e.getKey().startsWith("multi_modal_projector.")) assertTrue(same, e.getKey() + " moved in a text-only RL stage");
+            else if (!same) textMoved = true;
+        }
+        assertTrue(textMoved, "RL changed no weight");
     }
 
     @Test
