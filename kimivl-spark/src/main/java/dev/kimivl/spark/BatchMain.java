@@ -26,9 +26,9 @@ import static org.apache.spark.sql.functions.col;
  * Progress lines on stderr; the summary at the end names the rows with errors.
  */
 @Command(name = "batch", mixinStandardHelpOptions = true, sortOptions = false,
-        description = "Answer one prompt about every image of a folder or glob with Spark (local or a cluster), writing parquet.")
+        description = "Answer one prompt about every image (or PDF, or video) of a folder or glob with Spark (local or a cluster), writing parquet.")
 public final class BatchMain implements Callable<Integer> {
-    @Option(names = "--input", required = true, paramLabel = "GLOB", description = "Images: a folder, a glob (photos/*.jpg) or a URI Spark reads (hdfs:, s3a:); repeatable.")
+    @Option(names = "--input", required = true, paramLabel = "GLOB", description = "Images, PDFs, videos (MP4/MOV): a folder, a glob (photos/*.jpg) or a URI Spark reads (hdfs:, s3a:); repeatable.")
     List<String> inputs = new ArrayList<>();
 
     @Option(names = {"-p", "--prompt"}, required = true, paramLabel = "TEXT", description = "The question asked about every image.")
@@ -84,6 +84,24 @@ public final class BatchMain implements Callable<Integer> {
     @Option(names = "--threads-per-task", defaultValue = "1", description = "Kernel threads per Spark task (default 1: one image per core at a time); also sets spark.task.cpus.")
     int threadsPerTask;
 
+    @Option(names = "--frames", defaultValue = "8", paramLabel = "N", description = "Frames taken from each video, spread evenly (default: ${DEFAULT-VALUE}).")
+    int videoFrames;
+
+    @Option(names = "--frame-tokens", defaultValue = "256", paramLabel = "N", description = "Image tokens per frame at most (default: ${DEFAULT-VALUE}).")
+    int frameTokens;
+
+    @Option(names = "--timestamps", negatable = true, defaultValue = "true", fallbackValue = "true", description = "Label frames 'Frame at mm:ss:' (default: on).")
+    boolean timestamps;
+
+    @Option(names = "--pages", paramLabel = "LIST", description = "Pages of each PDF, e.g. 1-3 (default: all).")
+    String pages;
+
+    @Option(names = "--dpi", defaultValue = "144", paramLabel = "D", description = "Resolution PDF pages are rendered at (default: ${DEFAULT-VALUE}).")
+    float dpi;
+
+    @Option(names = "--page-tokens", paramLabel = "N", description = "Shrink each page to at most N image tokens (default: as rendered).")
+    Integer pageTokens;
+
     @Option(names = "--partitions", defaultValue = "0", description = "Tasks to split the images into (default: about 25 images each, at least 2 per core).")
     int partitions;
 
@@ -114,7 +132,8 @@ public final class BatchMain implements Callable<Integer> {
         }
         String modelPath = modelPath();
         InferenceSettings settings = new InferenceSettings(modelPath, absoluteIfLocal(mmproj), prompt, system, temperature, topK, topP, minP,
-                repeatPenalty, seed, maxTokens, stops, ctx, maxImagePixels, maxImageBytes, threadsPerTask);
+                repeatPenalty, seed, maxTokens, stops, ctx, maxImagePixels, maxImageBytes, threadsPerTask,
+                new MediaSettings(videoFrames, frameTokens, timestamps, pages, dpi, pageTokens));
         PrintStream err = System.err;
         if (master == null) master = System.getProperty("spark.master", "local[*]");     // spark-submit sets spark.master
         boolean local = master.startsWith("local");

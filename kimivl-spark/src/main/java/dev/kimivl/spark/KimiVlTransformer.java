@@ -2,6 +2,7 @@ package dev.kimivl.spark;
 
 import dev.kimivl.vision.ImageLoader;
 import org.apache.spark.ml.Transformer;
+import org.apache.spark.ml.param.BooleanParam;
 import org.apache.spark.ml.param.DoubleParam;
 import org.apache.spark.ml.param.IntParam;
 import org.apache.spark.ml.param.LongParam;
@@ -20,7 +21,8 @@ import org.apache.spark.sql.types.StructType;
 import java.util.List;
 
 /**
- * Kimi-VL as a Spark ML {@link Transformer}: answers a prompt about each row's image and appends the answer column
+ * Kimi-VL as a Spark ML {@link Transformer}: answers a prompt about each row's image (or PDF, or video: see
+ * {@link MediaSettings}) and appends the answer column
  * ({@code outputCol}, default {@code answer}) and {@code reasoning, prompt_tokens, completion_tokens, finish_reason,
  * time_ms, error}. A row whose image is missing, corrupt or over the size limits gets an error and null answer; the
  * job goes on.
@@ -60,6 +62,12 @@ public class KimiVlTransformer extends Transformer implements DefaultParamsWrita
     private final LongParam maxImagePixels;
     private final LongParam maxImageBytes;
     private final IntParam threadsPerTask;
+    private final IntParam videoFrames;
+    private final IntParam frameTokens;
+    private final BooleanParam timestamps;
+    private final Param<String> pages;
+    private final DoubleParam dpi;
+    private final IntParam pageTokens;
 
     public KimiVlTransformer() { this(Identifiable$.MODULE$.randomUID("kimivl")); }
 
@@ -85,7 +93,17 @@ public class KimiVlTransformer extends Transformer implements DefaultParamsWrita
         maxImagePixels = new LongParam(this, "maxImagePixels", "larger images are error rows, refused before decoding", ParamValidators.gt(0));
         maxImageBytes = new LongParam(this, "maxImageBytes", "larger image files or values are error rows, refused before reading", ParamValidators.gt(0));
         threadsPerTask = new IntParam(this, "threadsPerTask", "kernel threads per task, 0 = spark.task.cpus", ParamValidators.gtEq(0));
+        videoFrames = new IntParam(this, "videoFrames", "frames taken from a video, spread evenly over it", ParamValidators.gtEq(1));
+        frameTokens = new IntParam(this, "frameTokens", "image tokens per video frame at most", ParamValidators.gtEq(MediaSettings.MIN_FRAME_TOKENS));
+        timestamps = new BooleanParam(this, "timestamps", "label each video frame 'Frame at mm:ss:'");
+        pages = new Param<>(this, "pages", "pages of a PDF, e.g. 1-3 or 2,5 (unset: all)");
+        dpi = new DoubleParam(this, "dpi", "resolution PDF pages are rendered at", ParamValidators.inRange(1, 1200));
+        pageTokens = new IntParam(this, "pageTokens", "shrink each PDF page to at most this many image tokens (unset: as rendered)", ParamValidators.gtEq(1));
         setDefault(outputCol, "answer");
+        setDefault(videoFrames, MediaSettings.DEFAULT.videoFrames());
+        setDefault(frameTokens, MediaSettings.DEFAULT.frameTokens());
+        setDefault(timestamps, MediaSettings.DEFAULT.timestamps());
+        setDefault(dpi, (double) MediaSettings.DEFAULT.dpi());
         setDefault(minP, 0.0);
         setDefault(seed, 0L);
         setDefault(stopStrings, new String[0]);
@@ -118,6 +136,12 @@ public class KimiVlTransformer extends Transformer implements DefaultParamsWrita
     public LongParam maxImagePixels() { return maxImagePixels; }
     public LongParam maxImageBytes() { return maxImageBytes; }
     public IntParam threadsPerTask() { return threadsPerTask; }
+    public IntParam videoFrames() { return videoFrames; }
+    public IntParam frameTokens() { return frameTokens; }
+    public BooleanParam timestamps() { return timestamps; }
+    public Param<String> pages() { return pages; }
+    public DoubleParam dpi() { return dpi; }
+    public IntParam pageTokens() { return pageTokens; }
 
     public KimiVlTransformer setModelPath(String v) { set(modelPath, v); return this; }
     public KimiVlTransformer setMmprojPath(String v) { set(mmprojPath, v); return this; }
@@ -139,6 +163,12 @@ public class KimiVlTransformer extends Transformer implements DefaultParamsWrita
     public KimiVlTransformer setMaxImagePixels(long v) { set(maxImagePixels, v); return this; }
     public KimiVlTransformer setMaxImageBytes(long v) { set(maxImageBytes, v); return this; }
     public KimiVlTransformer setThreadsPerTask(int v) { set(threadsPerTask, v); return this; }
+    public KimiVlTransformer setVideoFrames(int v) { set(videoFrames, v); return this; }
+    public KimiVlTransformer setFrameTokens(int v) { set(frameTokens, v); return this; }
+    public KimiVlTransformer setTimestamps(boolean v) { set(timestamps, v); return this; }
+    public KimiVlTransformer setPages(String v) { set(pages, v); return this; }
+    public KimiVlTransformer setDpi(double v) { set(dpi, v); return this; }
+    public KimiVlTransformer setPageTokens(int v) { set(pageTokens, v); return this; }
 
     /** The settings the executors get: paths, numbers and strings only. */
     public InferenceSettings settings() {
@@ -148,7 +178,9 @@ public class KimiVlTransformer extends Transformer implements DefaultParamsWrita
                 isDefined(topP) ? (Double) $(topP) : null, (Double) $(minP),
                 isDefined(repetitionPenalty) ? (Double) $(repetitionPenalty) : null, (Long) $(seed),
                 isDefined(maxTokens) ? (Integer) $(maxTokens) : null, List.of($(stopStrings)), (Integer) $(contextLength),
-                (Long) $(maxImagePixels), (Long) $(maxImageBytes), (Integer) $(threadsPerTask));
+                (Long) $(maxImagePixels), (Long) $(maxImageBytes), (Integer) $(threadsPerTask),
+                new MediaSettings((Integer) $(videoFrames), (Integer) $(frameTokens), (Boolean) $(timestamps), getString(pages),
+                        (float) (double) (Double) $(dpi), isDefined(pageTokens) ? (Integer) $(pageTokens) : null));
     }
 
     private String getString(Param<String> p) { return isDefined(p) ? $(p) : null; }

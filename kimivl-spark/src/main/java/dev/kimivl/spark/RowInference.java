@@ -6,6 +6,13 @@ import dev.kimivl.generate.SamplingParams;
 import dev.kimivl.model.KimiVL;
 import dev.kimivl.text.ChatMessage;
 import dev.kimivl.text.ThinkingSplit;
+import dev.kimivl.config.PreprocessorConfig;
+import dev.kimivl.media.FrameSampling;
+import dev.kimivl.media.PageRange;
+import dev.kimivl.media.PdfDocument;
+import dev.kimivl.media.Timestamps;
+import dev.kimivl.media.TokenBudget;
+import dev.kimivl.media.Video;
 import dev.kimivl.vision.ImageLoader;
 import dev.kimivl.vision.LoadedImage;
 import org.apache.hadoop.conf.Configuration;
@@ -19,7 +26,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * One row's question to the model: the image (bytes, or a path read on the executor) and the prompt in, an
+ * One row's question to the model: the image, PDF or video (bytes, or a path read on the executor) and the prompt in, an
  * {@link Outcome} out. Whatever is wrong with the row itself (no such file, a corrupt or oversized image, a prompt over
  * the context) becomes the outcome's error; only what is wrong with the executor (the model cannot be used, out of
  * memory) is thrown, so that Spark retries the task elsewhere.
@@ -70,15 +77,12 @@ public final class RowInference {
             if (text == null) return Outcome.failed(name + ": no prompt (the prompt column is null and no fixed prompt is set)", ms(t0));
             byte[] bytes = image == null ? null : image instanceof byte[] b ? checkSize(b, name) : read(image.toString());
             KimiVL m = loaded.model();
-            List<ChatMessage> messages = new ArrayList<>();
-            if (settings.systemPrompt() != null) messages.add(ChatMessage.system(settings.systemPrompt()));
-            messages.add(image == null ? ChatMessage.user(text)
-                    : ChatMessage.of("user", ChatMessage.imagePart(), ChatMessage.textPart(text)));   // images first, as `kimivl run`
             SamplingParams p = withSeed(rowSeed(bytes, text));
             Generator.Result r = loaded.gate().run(loaded.threadsPerInference(), () -> {
-                // decoding is compute too, so it runs inside the gate; reading the file above does not
-                List<LoadedImage> loadedImages = bytes == null ? List.of() : List.of(images.load(bytes, name));
-                KimiVL.Prompt encoded = m.prompt(messages, loadedImages);
+                // decoding images, rendering pages and decoding frames is compute too, so it runs inside the gate;
+                // reading the file above does not
+                Media media = bytes == null ? new Media(List.of(), List.of()) : media(m, bytes, name);
+                KimiVL.Prompt encoded = m.prompt(messages(media.labels(), text), media.images());
                 return m.generator(settings.contextLength()).generate(encoded.embeddings(), encoded.ids(), p, null);
             });
             String[] ar = answerAndReasoning(r.text());
@@ -89,6 +93,79 @@ public final class RowInference {
             // the image loader's messages name the image already; others (context overflow, template) get the name added
             return Outcome.failed(msg.startsWith(name) ? msg : name + ": " + msg, ms(t0));
         }
+    }
+
+    /** The images of a row, each with the text before it (null: none). */
+    record Media(List<String> labels, List<LoadedImage> images) {}
+
+    /** What a file's first bytes say it is. */
+    enum Kind { IMAGE, PDF, VIDEO }
+
+    static Kind kind(byte[] b) {
+        if (b.length >= 5 && b[0] == '%' && b[1] == 'P' && b[2] == 'D' && b[3] == 'F' && b[4] == '-') return Kind.PDF;
+        // ISO base media (MP4, MOV, M4V, 3GP): a box of any size whose type is ftyp
+        if (b.length >= 8 && b[4] == 'f' && b[5] == 't' && b[6] == 'y' && b[7] == 'p') return Kind.VIDEO;
+        return Kind.IMAGE;
+    }
+
+    /** An image as it is; a PDF's pages and a video's frames as kimivl run --pdf/--video makes them. */
+    private Media media(KimiVL m, byte[] bytes, String name) {
+        MediaSettings ms = settings.media();
+        return switch (kind(bytes)) {
+            case IMAGE -> {
+                List<String> none = new ArrayList<>();
+                none.add(null);
+                yield new Media(none, List.of(images.load(bytes, name)));
+            }
+            case PDF -> {
+                PreprocessorConfig cfg = m.vision().preprocessorConfig();
+                try (PdfDocument pdf = PdfDocument.open(bytes, name)) {
+                    int[] pages;
+                    try {
+                        pages = PageRange.parse(ms.pages(), pdf.pageCount());
+                    } catch (IllegalArgumentException e) {
+                        throw new IllegalArgumentException(name + ": " + e.getMessage());
+                    }
+                    List<String> labels = new ArrayList<>();
+                    List<LoadedImage> out = new ArrayList<>();
+                    for (int page : pages) {
+                        LoadedImage im = pdf.render(page, ms.dpi(), settings.maxImagePixels());
+                        out.add(ms.pageTokens() != null ? TokenBudget.fit(im, ms.pageTokens(), cfg) : im);
+                        labels.add("Page " + page + ":");
+                    }
+                    yield new Media(labels, out);
+                }
+            }
+            case VIDEO -> {
+                PreprocessorConfig cfg = m.vision().preprocessorConfig();
+                try (Video video = Video.open(bytes, name, settings.maxImagePixels())) {
+                    Video.Info info = video.info();
+                    FrameSampling.Plan plan = FrameSampling.frames(ms.videoFrames(), ms.videoFrames()).plan(info.frames(), info.durationSeconds());
+                    List<LoadedImage> frames = video.frames(plan, im -> TokenBudget.fit(im, ms.frameTokens(), cfg), null);
+                    List<String> labels = new ArrayList<>();
+                    for (double t : plan.seconds()) labels.add(ms.timestamps() ? "Frame at " + Timestamps.format(t) + ":" : null);
+                    yield new Media(labels, frames);
+                }
+            }
+        };
+    }
+
+    /** The user message: each image after its label, then the text (the order of kimivl run). */
+    private List<ChatMessage> messages(List<String> labels, String text) {
+        List<ChatMessage> messages = new ArrayList<>();
+        if (settings.systemPrompt() != null) messages.add(ChatMessage.system(settings.systemPrompt()));
+        if (labels.isEmpty()) {
+            messages.add(ChatMessage.user(text));
+            return messages;
+        }
+        List<ChatMessage.Part> parts = new ArrayList<>();
+        for (String label : labels) {
+            if (label != null) parts.add(ChatMessage.textPart(label));
+            parts.add(ChatMessage.imagePart());
+        }
+        parts.add(ChatMessage.textPart(text));
+        messages.add(ChatMessage.of("user", parts.toArray(ChatMessage.Part[]::new)));
+        return messages;
     }
 
     /**

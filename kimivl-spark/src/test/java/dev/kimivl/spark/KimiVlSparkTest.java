@@ -171,6 +171,82 @@ class KimiVlSparkTest {
         }
     }
 
+    /** A two-page PDF (a coloured square and a title on each page), made with PDFBox. */
+    static Path makePdf(Path dir) throws Exception {
+        Path f = dir.resolve("two-pages.pdf");
+        try (var doc = new org.apache.pdfbox.pdmodel.PDDocument()) {
+            java.awt.Color[] colours = {java.awt.Color.RED, java.awt.Color.BLUE};
+            for (int i = 0; i < 2; i++) {
+                var page = new org.apache.pdfbox.pdmodel.PDPage(new org.apache.pdfbox.pdmodel.common.PDRectangle(160, 120));
+                doc.addPage(page);
+                try (var cs = new org.apache.pdfbox.pdmodel.PDPageContentStream(doc, page)) {
+                    cs.setNonStrokingColor(colours[i]);
+                    cs.addRect(10, 10, 60, 60);
+                    cs.fill();
+                }
+            }
+            doc.save(f.toFile());
+        }
+        return f;
+    }
+
+    static final Path CLIP = Path.of("../kimivl-media/src/test/resources/video/clip.mp4").toAbsolutePath().normalize();
+
+    /** The prompt kimivl run --pdf/--video builds, in process with kimivl-media (each image after its label, then the text). */
+    String mediaReference(List<String> labels, List<dev.kimivl.vision.LoadedImage> ims, String prompt) {
+        List<ChatMessage.Part> parts = new ArrayList<>();
+        for (String l : labels) {
+            if (l != null) parts.add(ChatMessage.textPart(l));
+            parts.add(ChatMessage.imagePart());
+        }
+        parts.add(ChatMessage.textPart(prompt));
+        var p = direct.prompt(List.of(ChatMessage.of("user", parts.toArray(ChatMessage.Part[]::new))), ims);
+        return direct.generator(0).generate(p.embeddings(), p.ids(), SamplingParams.greedy(MAX_TOKENS), null).text();
+    }
+
+    @Test
+    void pdfPagesAndVideoFramesBecomeImagesOfTheRow() throws Exception {
+        Path pdf = makePdf(dir);
+        StructType schema = new StructType().add("path", DataTypes.StringType);
+        List<Row> in = List.of(RowFactory.create(pdf.toString()), RowFactory.create(CLIP.toString()), RowFactory.create(images.get(1).toString()));
+        KimiVlTransformer t = new KimiVlTransformer().setModelPath(MODEL).setImageCol("path").setPrompt(PROMPT)
+                .setTemperature(0).setMaxTokens(MAX_TOKENS).setVideoFrames(3).setFrameTokens(16).setDpi(72);
+        Map<String, Row> got = new HashMap<>();
+        for (Row r : t.transform(spark.createDataFrame(in, schema)).collectAsList()) got.put(r.getAs("path"), r);
+
+        var cfg = direct.vision().preprocessorConfig();
+        List<dev.kimivl.vision.LoadedImage> pages = new ArrayList<>();
+        try (var doc = dev.kimivl.media.PdfDocument.open(pdf)) {
+            for (int page = 1; page <= 2; page++) pages.add(doc.render(page, 72, ImageLoader.DEFAULT_MAX_PIXELS));
+        }
+        Row pdfRow = got.get(pdf.toString());
+        assertNull(pdfRow.getAs("error"), err(pdfRow));
+        assertEquals(mediaReference(List.of("Page 1:", "Page 2:"), pages, PROMPT), pdfRow.getAs("answer"));
+
+        List<dev.kimivl.vision.LoadedImage> frames;
+        List<String> labels = new ArrayList<>();
+        try (var v = dev.kimivl.media.Video.open(CLIP, ImageLoader.DEFAULT_MAX_PIXELS)) {
+            var plan = dev.kimivl.media.FrameSampling.frames(3, 3).plan(v.info().frames(), v.info().durationSeconds());
+            frames = v.frames(plan, im -> dev.kimivl.media.TokenBudget.fit(im, 16, cfg), null);
+            for (double sec : plan.seconds()) labels.add("Frame at " + dev.kimivl.media.Timestamps.format(sec) + ":");
+        }
+        assertEquals(3, frames.size());
+        Row videoRow = got.get(CLIP.toString());
+        assertNull(videoRow.getAs("error"), err(videoRow));
+        assertEquals(mediaReference(labels, frames, PROMPT), videoRow.getAs("answer"));
+
+        Row imageRow = got.get(images.get(1).toString());
+        assertEquals(reference(images.get(1), PROMPT), imageRow.getAs("answer"));
+        // the pages and frames are in the prompt: more tokens than one small image
+        assertTrue((Integer) pdfRow.getAs("prompt_tokens") > (Integer) imageRow.getAs("prompt_tokens"));
+        assertTrue((Integer) videoRow.getAs("prompt_tokens") > (Integer) imageRow.getAs("prompt_tokens"));
+
+        // a page past the end is an error row naming the document
+        Row bad = new KimiVlTransformer().setModelPath(MODEL).setImageCol("path").setPrompt(PROMPT).setMaxTokens(1).setPages("3")
+                .transform(spark.createDataFrame(List.of(RowFactory.create(pdf.toString())), schema)).collectAsList().get(0);
+        assertTrue(err(bad).contains("two-pages.pdf") && err(bad).contains("has 2 pages"), err(bad));
+    }
+
     /** Fails the first attempt of one task once, after some of its rows were answered. */
     static final AtomicBoolean FAILED = new AtomicBoolean();
 
