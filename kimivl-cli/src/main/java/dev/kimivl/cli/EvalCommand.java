@@ -20,7 +20,8 @@ import java.util.concurrent.Callable;
 final class EvalCommand implements Callable<Integer> {
     @Mixin ModelOption model;
 
-    @Option(names = "--task", defaultValue = "synthetic-vqa", description = "synthetic-vqa (single-image questions, every type equally often) "
+    @Option(names = "--task", defaultValue = "synthetic-vqa", description = "synthetic-vqa (single-image questions, every type equally often), "
+            + "objects (the first lesson: one large object, asked its colour, shape or both), "
             + "reasoning (multi-step questions; a Thinking model's reasoning block is dropped before checking), or niah (a secret word at a "
             + "random depth of --niah-chars of filler; accuracy by depth) (default ${DEFAULT-VALUE}).")
     String task;
@@ -38,7 +39,7 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--niah-chars", defaultValue = "2000", description = "niah: characters of filler around the needle (default ${DEFAULT-VALUE}).")
     int niahChars;
 
-    @Option(names = "--easy", description = "Draw the curriculum's easy images (grey ground, larger objects, no JPEG) instead of the full variety: "
+    @Option(names = "--easy", description = "Draw the curriculum's easy images (grey ground, larger objects, no JPEG; with imagemagick a grey ground) instead of the full variety: "
             + "what a model has learnt before it copes with the rest.")
     boolean easy;
 
@@ -48,8 +49,8 @@ final class EvalCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (n < 1) throw new IllegalArgumentException("-n must be at least 1, got " + n);
-        if (!task.equals("synthetic-vqa") && !task.equals("reasoning") && !task.equals("niah")) {
-            throw new IllegalArgumentException("--task " + task + " is not available (synthetic-vqa, reasoning, niah)");
+        if (!java.util.List.of("synthetic-vqa", "objects", "reasoning", "niah").contains(task)) {
+            throw new IllegalArgumentException("--task " + task + " is not available (synthetic-vqa, objects, reasoning, niah)");
         }
         if (niahChars < 100) throw new IllegalArgumentException("--niah-chars must be at least 100, got " + niahChars);
         try (KimiVL m = model.open()) {
@@ -62,13 +63,14 @@ final class EvalCommand implements Callable<Integer> {
             };
             Evaluator.Report r = task.equals("reasoning") ? Evaluator.reasoning(m, world(), n, seed, progress)
                     : task.equals("niah") ? Evaluator.niah(m, world(), n, seed, niahChars, progress) : switch (renderer) {
-                case "java2d" -> Evaluator.syntheticVqa(m, world(), n, seed, progress);
+                case "java2d" -> task.equals("objects") ? Evaluator.objects(m, world(), n, seed, progress)
+                        : Evaluator.syntheticVqa(m, world(), n, seed, progress);
                 case "imagemagick" -> {
                     if (!dev.kimivl.train.data.ImageMagickRenderer.available()) {
                         throw new IllegalArgumentException("--renderer imagemagick needs ImageMagick's convert on the PATH (apt-get install imagemagick)");
                     }
-                    if (easy) throw new IllegalArgumentException("--easy applies to the java2d renderer only");
-                    yield Evaluator.imageMagickVqa(m, new dev.kimivl.train.data.ImageMagickRenderer(VisualWorld.Options.defaults()), n, seed, progress);
+                    var im = new dev.kimivl.train.data.ImageMagickRenderer(options());
+                    yield task.equals("objects") ? Evaluator.imageMagickObjects(m, im, n, seed, progress) : Evaluator.imageMagickVqa(m, im, n, seed, progress);
                 }
                 default -> throw new IllegalArgumentException("--renderer must be java2d or imagemagick, not " + renderer);
             };
@@ -99,7 +101,11 @@ final class EvalCommand implements Callable<Integer> {
     }
 
     private VisualWorld world() {
+        return new VisualWorld(options());
+    }
+
+    private VisualWorld.Options options() {
         VisualWorld.Options d = VisualWorld.Options.defaults();
-        return new VisualWorld(new VisualWorld.Options(d.minSide(), d.maxSide(), easy));
+        return new VisualWorld.Options(d.minSide(), d.maxSide(), easy);
     }
 }

@@ -34,6 +34,18 @@ class EvalCommandTest {
     }
 
     @Test
+    void objectsTaskReportsColourShapeAndWhat() throws Exception {
+        CliTest.Run r = run("eval", "--model", TINY.toString(), "--task", "objects", "--easy", "-n", "6", "--json");
+        assertEquals(0, r.exit(), r.err());
+        JsonNode j = new ObjectMapper().readTree(r.out());
+        assertEquals(6, j.get("n").asInt());
+        for (var it = j.get("by_type").fieldNames(); it.hasNext(); ) {
+            String k = it.next();
+            assertTrue(java.util.Set.of("color", "shape", "what").contains(k), k);
+        }
+    }
+
+    @Test
     void niahReportsByDepth() throws Exception {
         CliTest.Run r = run("eval", "--model", TINY.toString(), "--task", "niah", "--niah-chars", "300", "-n", "8", "--json");
         assertEquals(0, r.exit(), r.err());

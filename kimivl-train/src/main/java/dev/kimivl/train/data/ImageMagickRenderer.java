@@ -66,6 +66,28 @@ public final class ImageMagickRenderer {
         return vqa(seed, types().get(new SplittableRandom(seed ^ 0x5DEECE66DL).nextInt(types().size())));
     }
 
+    /**
+     * One large object (a third to 0.6 of the shorter side), asked its colour, its shape or both, as
+     * {@link VisualWorld#object}: the lesson's questions on images drawn by another program.
+     */
+    public Example object(long seed) {
+        SplittableRandom r = new SplittableRandom(seed * 0xD1B54A32D192ED03L ^ "object".hashCode());
+        String s = pick(r, Palette.SHAPES), col = pick(r, Palette.COLORS);
+        Canvas c = null;
+        for (int attempt = 0; attempt < 200 && c == null; attempt++) {
+            Canvas cv = new Canvas(r);
+            if (cv.place(s, col, 0.33, 0.6)) c = cv;
+        }
+        if (c == null) throw new IllegalStateException("ImageMagickRenderer could not place one " + col + " " + s + " in 200 images");
+        String type = pick(r, List.of("color", "shape", "what")), q, answer;
+        switch (type) {
+            case "color" -> { q = pick(r, List.of("What color is the shape?", "What colour is the object?")); answer = Palette.capitalise(col) + "."; }
+            case "shape" -> { q = pick(r, List.of("What shape is this?", "What shape is shown?")); answer = Palette.capitalise(Palette.article(s)) + " " + s + "."; }
+            default -> { q = pick(r, List.of("What is in this picture?", "What do you see?")); answer = VisualWorld.list(List.of(VisualWorld.named(col, s))); }
+        }
+        return new Example(type, List.of(c.render()), q, answer, null);
+    }
+
     public Example vqa(long seed, String type) {
         if (!types().contains(type)) throw new IllegalArgumentException("unknown type '" + type + "'; one of " + types());
         SplittableRandom r = new SplittableRandom(seed * 0xD1B54A32D192ED03L ^ type.hashCode());
@@ -98,7 +120,15 @@ public final class ImageMagickRenderer {
             h = Math.max(options.minSide(), Math.min(options.maxSide(), (int) Math.round(side / Math.sqrt(aspect))));
             shortSide = Math.min(w, h);
             List<String> cmd = new ArrayList<>(List.of("convert", "-size", w + "x" + h));
-            switch (r.nextInt(4)) {
+            // easy images: a plain grey ground, light or dark, as VisualWorld's easy ones (the other rasteriser, sizes
+            // and shape geometry stay); otherwise one of four kinds of ground
+            int kind = options.easy() ? -1 : r.nextInt(4);
+            if (kind < 0) {
+                int g = r.nextInt(3) != 0 ? 205 + r.nextInt(45) : 15 + r.nextInt(45);
+                cmd.add("xc:" + hex(new Color(g, g, g)));
+            }
+            switch (kind) {
+                case -1 -> { }
                 case 0 -> cmd.add("xc:" + hex(randomColor()));
                 case 1 -> cmd.addAll(List.of("-define", "gradient:angle=" + r.nextInt(360), "gradient:" + hex(randomColor()) + "-" + hex(randomColor())));
                 case 2 -> { // several colours blended between points: ImageMagick's kind of rainbow
@@ -115,7 +145,7 @@ public final class ImageMagickRenderer {
                 default -> cmd.addAll(List.of("xc:" + hex(randomColor()), "-seed", Integer.toString(r.nextInt(1 << 30)), "-attenuate",
                     String.format(Locale.ROOT, "%.2f", r.nextDouble(0.2, 0.8)), "+noise", r.nextBoolean() ? "Gaussian" : "Uniform"));
             }
-            if (r.nextInt(4) == 0) { // a distractor line
+            if (kind >= 0 && r.nextInt(4) == 0) { // a distractor line
                 cmd.addAll(List.of("-stroke", hex(r.nextBoolean() ? Color.WHITE : Color.BLACK), "-strokewidth", Integer.toString(1 + r.nextInt(Math.max(1, shortSide / 40))),
                     "-draw", "line " + r.nextInt(w) + ",0 " + r.nextInt(w) + "," + (h - 1), "-stroke", "none"));
             }

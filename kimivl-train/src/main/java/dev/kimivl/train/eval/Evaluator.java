@@ -44,6 +44,16 @@ public final class Evaluator {
         return run("synthetic-vqa", model, n, i -> world.vqa(evalSeed(seed, i), types.get(i % types.size())), 48, progress);
     }
 
+    /** The first lesson's questions: one large object, its colour, shape or both ({@link VisualWorld#object}). */
+    public static Report objects(KimiVL model, VisualWorld world, int n, long seed, Progress progress) {
+        return run("objects", model, n, i -> world.object(evalSeed(seed, i)), 16, progress);
+    }
+
+    /** One large object drawn by ImageMagick ({@link dev.kimivl.train.data.ImageMagickRenderer#object}). */
+    public static Report imageMagickObjects(KimiVL model, dev.kimivl.train.data.ImageMagickRenderer im, int n, long seed, Progress progress) {
+        return run("objects (ImageMagick)", model, n, i -> im.object(evalSeed(seed, i)), 16, progress);
+    }
+
     /** Multi-step questions (counting across two images, comparing, arithmetic on what is read): the Thinking task. */
     public static Report reasoning(KimiVL model, VisualWorld world, int n, long seed, Progress progress) {
         return run("reasoning", model, n, i -> world.reasoning(evalSeed(seed, i)), 160, progress);

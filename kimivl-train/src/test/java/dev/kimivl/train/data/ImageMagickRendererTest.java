@@ -58,6 +58,27 @@ class ImageMagickRendererTest {
     }
 
     @Test
+    void objectLessonOnEasyGroundsDrawsOneLargeObjectOfTheNamedColour() {
+        ImageMagickRenderer easy = new ImageMagickRenderer(new VisualWorld.Options(64, 512, true));
+        Set<String> types = new HashSet<>();
+        for (long seed = 0; seed < 9; seed++) {
+            Example e = easy.object(seed);
+            types.add(e.type());
+            assertTrue(VisualWorld.correct(e, e.answer()), e.answer());
+            BufferedImage img = e.images().getFirst();
+            int c = img.getRGB(0, 0);
+            assertTrue((c >> 16 & 255) == (c >> 8 & 255) && (c >> 8 & 255) == (c & 255), "seed " + seed + ": the ground is not grey");
+            // the object covers at least a fraction of (a third of the side)²; a ring covers least
+            int off = 0;
+            for (int y = 0; y < img.getHeight(); y++) for (int x = 0; x < img.getWidth(); x++) if (img.getRGB(x, y) != c) off++;
+            double third = Math.min(img.getWidth(), img.getHeight()) / 3.0;
+            assertTrue(off >= 0.08 * third * third, "seed " + seed + ": " + off + " px");
+            if (seed == 0) VisualWorldTest.assertSame(e, easy.object(seed));
+        }
+        assertEquals(Set.of("color", "shape", "what"), types);
+    }
+
+    @Test
     void wordsAreDrawn() {
         for (long seed = 0; seed < 4; seed++) {
             BufferedImage img = im.vqa(seed, "read").images().getFirst();
