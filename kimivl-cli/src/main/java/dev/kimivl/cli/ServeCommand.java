@@ -42,6 +42,11 @@ final class ServeCommand implements Callable<Integer> {
             description = "Requests that may wait for their turn (default ${DEFAULT-VALUE}); more get 429 with Retry-After.")
     int queue;
 
+    @Option(names = "--time-limit", defaultValue = "0", paramLabel = "S",
+            description = "End a generation that runs longer than S seconds (from its turn, not its arrival) as max_tokens would: "
+                    + "finish_reason length (default: no limit).")
+    int timeLimit;
+
     @Option(names = "--drain-seconds", defaultValue = "60", paramLabel = "S",
             description = "On SIGTERM, wait at most this long for running requests to finish (default ${DEFAULT-VALUE}).")
     int drainSeconds;
@@ -81,9 +86,10 @@ final class ServeCommand implements Callable<Integer> {
         }
         if (maxBodyMb < 1 || maxBodyMb > 2047) throw new IllegalArgumentException("--max-body-mb must be in 1..2047, got " + maxBodyMb);
         if (queue < 0) throw new IllegalArgumentException("--queue must be ≥ 0, got " + queue);
+        if (timeLimit < 0) throw new IllegalArgumentException("--time-limit must be ≥ 0 seconds (0: none), got " + timeLimit);
         if (drainSeconds < 0) throw new IllegalArgumentException("--drain-seconds must be ≥ 0, got " + drainSeconds);
         if (cacheMb < 0 || imageCacheMb < 0) throw new IllegalArgumentException("--cache-mem and --image-cache-mem must be ≥ 0");
-        ServerOptions options = new ServerOptions(host, port, apiKey, maxBodyMb << 20, queue);
+        ServerOptions options = new ServerOptions(host, port, apiKey, maxBodyMb << 20, queue, timeLimit);
         CacheOptions caches = new CacheOptions(cacheMb << 20, imageCacheMb << 20);
         dev.kimivl.server.MediaParts.allowDirectories(mediaDirs);
         OpenAiServer.checkCanBind(options);           // a busy port fails now, not after the model has loaded

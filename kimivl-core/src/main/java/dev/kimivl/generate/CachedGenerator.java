@@ -38,10 +38,11 @@ public final class CachedGenerator {
      *                         checked), fewer than T, since the last prompt position must run to give the first logits
      * @param promptEmbeddings [T, D] input embeddings of the whole prompt (only rows ≥ cache.length() are read)
      * @param promptIds        the T prompt ids (for the repetition penalty)
-     * @param onToken          called after each generated token, before its text (may be null)
+     * @param onToken          called as each token is sampled, before its text (may be null); false ends the
+     *                         generation after that token, as max_tokens would (finish reason LENGTH): a time limit
      */
     public Generator.Result generate(KvCache cache, float[] promptEmbeddings, int[] promptIds, SamplingParams params,
-                                     Generator.Listener listener, Runnable onToken) {
+                                     Generator.Listener listener, java.util.function.BooleanSupplier onToken) {
         int T = promptIds.length, D = lm.config().hiddenSize(), reused = cache.length();
         if (reused >= T) throw new IllegalArgumentException("the cache holds " + reused + " positions of a " + T + "-token prompt; at least its last must run");
         if (T + 1 > cache.maxTokens()) throw new ContextOverflowException(T, cache.maxTokens());
@@ -60,12 +61,12 @@ public final class CachedGenerator {
         Generator.FinishReason reason = Generator.FinishReason.LENGTH;
         while (true) {
             int next = sampler.sample(logits, seen, seenCount);
-            if (onToken != null) onToken.run();
+            boolean go = onToken == null || onToken.getAsBoolean();
             if (isStop(next)) { reason = Generator.FinishReason.STOP; break; }
             out.add(next);
             seen[seenCount++] = next;
             if (text.accept(decoder.push(next))) { reason = Generator.FinishReason.STOP; break; }
-            if (out.size() >= params.maxTokens()) break;
+            if (out.size() >= params.maxTokens() || !go) break;
             if (cache.length() >= cache.maxTokens()) { reason = Generator.FinishReason.CONTEXT; break; }
             float[] hn = lm.forward(lm.embed(new int[]{next}), 1, cache, StageSink.NONE, null);
             logits = lm.logits(hn, 0);

@@ -38,10 +38,11 @@ interface Engine {
 
         /**
          * As {@link #generate(SamplingParams, Generator.Listener)}, and calls {@code onToken} as each token is
-         * generated (for latency metrics). An exception thrown by the listener or by onToken ends the generation
-         * (a client that went away).
+         * generated (for latency metrics); when it answers false the generation ends after that token with finish
+         * reason LENGTH (the server's time limit). An exception thrown by the listener ends the generation (a client
+         * that went away).
          */
-        default Generator.Result generate(SamplingParams sampling, Generator.Listener listener, Runnable onToken) {
+        default Generator.Result generate(SamplingParams sampling, Generator.Listener listener, java.util.function.BooleanSupplier onToken) {
             return generate(sampling, listener);
         }
 

@@ -175,7 +175,7 @@ final class ModelEngine implements Engine {
                 return generate(sampling, listener, null);
             }
 
-            @Override public Generator.Result generate(SamplingParams sampling, Generator.Listener listener, Runnable onToken) {
+            @Override public Generator.Result generate(SamplingParams sampling, Generator.Listener listener, java.util.function.BooleanSupplier onToken) {
                 if (used) throw new IllegalStateException("a job generates once");
                 used = true;
                 Generator.Result r = null;

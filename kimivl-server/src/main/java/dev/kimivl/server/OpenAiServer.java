@@ -417,26 +417,30 @@ public final class OpenAiServer implements AutoCloseable {
 
     /**
      * Times one generation for /metrics and the log: time to first token from the request's arrival (its queue wait
-     * included, as a client sees it), the gaps between tokens, and the totals when it ends.
+     * included, as a client sees it), the gaps between tokens, and the totals when it ends. Created when the request
+     * gets its turn, it also keeps the time limit ({@link ServerOptions#timeLimitSeconds()}) from that moment.
      */
-    private final class Clock implements Runnable {
+    private final class Clock implements java.util.function.BooleanSupplier {
         private final String what;
-        private final long arrived;
+        private final long arrived, deadline;
         private final double queueWait;
         private long last;
-        private boolean tokens, first = true;
+        private boolean tokens, first = true, timedOut;
         private double ttft = -1;
 
         Clock(String what, long arrived, double queueWait) {
             this.what = what;
             this.arrived = arrived;
             this.queueWait = queueWait;
+            this.deadline = options.timeLimitSeconds() == 0 ? 0 : System.nanoTime() + options.timeLimitSeconds() * 1_000_000_000L;
         }
 
-        /** A token was generated (engines that report tokens). */
-        @Override public void run() {
+        /** A token was generated (engines that report tokens); false once the time limit has passed. */
+        @Override public boolean getAsBoolean() {
             tokens = true;
             tick();
+            if (deadline != 0 && last - deadline > 0) timedOut = true;
+            return !timedOut;
         }
 
         /** Text went out: the first token for engines that do not report tokens. */
@@ -466,9 +470,10 @@ public final class OpenAiServer implements AutoCloseable {
             if (r.tokens().length > 1) metrics.decodeRate.set(r.decodeTokensPerSecond());
             double total = (System.nanoTime() - arrived) / 1e9;
             metrics.requestDuration.observe(total);
-            log.accept(String.format(Locale.ROOT, "%s: prompt %d tokens (%d cached), %d generated (%s); queue wait %.3f s (%d waiting now), "
+            log.accept(String.format(Locale.ROOT, "%s: prompt %d tokens (%d cached), %d generated (%s%s); queue wait %.3f s (%d waiting now), "
                             + "first token %.3f s, prefill %.1f tok/s, decode %.1f tok/s, %.3f s in all",
-                    what, r.promptTokens(), cached, r.tokens().length, finishReason(r), queueWait, admission.waiting(), Math.max(ttft, 0),
+                    what, r.promptTokens(), cached, r.tokens().length, finishReason(r),
+                    timedOut ? ": stopped at the time limit of " + options.timeLimitSeconds() + " s" : "", queueWait, admission.waiting(), Math.max(ttft, 0),
                     prefillRate, r.decodeTokensPerSecond(), total));
         }
     }

@@ -8,8 +8,11 @@ package dev.kimivl.server;
  * @param apiKey       when not null, every {@code /v1} request must send {@code Authorization: Bearer <apiKey>}
  * @param maxBodyBytes request bodies above this are refused with 413; base64 images are about 4/3 of their file size
  * @param queue        generation requests that may wait for their turn; one more is refused with 429 and Retry-After
+ * @param timeLimitSeconds a generation that runs longer ends there, as at max_tokens (finish_reason "length");
+ *                     counted from the request's turn, not its arrival, so that waiting in the queue is not held
+ *                     against it; 0: no limit
  */
-public record ServerOptions(String host, int port, String apiKey, int maxBodyBytes, int queue) {
+public record ServerOptions(String host, int port, String apiKey, int maxBodyBytes, int queue, int timeLimitSeconds) {
     /** 64 MiB: a few photos of 10–15 MB each, base64-encoded, fit. */
     public static final int DEFAULT_MAX_BODY_BYTES = 64 << 20;
     /** Waiting requests: 32 short answers are a few minutes of waiting on a small machine, about what a client tolerates. */
@@ -21,21 +24,27 @@ public record ServerOptions(String host, int port, String apiKey, int maxBodyByt
         if (apiKey != null && apiKey.isBlank()) throw new IllegalArgumentException("the API key is empty; leave it out to serve without one");
         if (maxBodyBytes <= 0) throw new IllegalArgumentException("the request body limit must be positive, got " + maxBodyBytes);
         if (queue < 0) throw new IllegalArgumentException("the queue length must be ≥ 0, got " + queue);
+        if (timeLimitSeconds < 0) throw new IllegalArgumentException("the time limit must be ≥ 0 seconds (0: none), got " + timeLimitSeconds);
     }
 
+    /** No time limit. */
+    public ServerOptions(String host, int port, String apiKey, int maxBodyBytes, int queue) { this(host, port, apiKey, maxBodyBytes, queue, 0); }
+
     /** The default queue length. */
-    public ServerOptions(String host, int port, String apiKey, int maxBodyBytes) { this(host, port, apiKey, maxBodyBytes, DEFAULT_QUEUE); }
+    public ServerOptions(String host, int port, String apiKey, int maxBodyBytes) { this(host, port, apiKey, maxBodyBytes, DEFAULT_QUEUE, 0); }
 
     /** Loopback only, no API key, the default body limit. */
     public static ServerOptions local(int port) { return new ServerOptions("127.0.0.1", port, null, DEFAULT_MAX_BODY_BYTES); }
 
-    public ServerOptions withHost(String host) { return new ServerOptions(host, port, apiKey, maxBodyBytes, queue); }
+    public ServerOptions withHost(String host) { return new ServerOptions(host, port, apiKey, maxBodyBytes, queue, timeLimitSeconds); }
 
-    public ServerOptions withApiKey(String apiKey) { return new ServerOptions(host, port, apiKey, maxBodyBytes, queue); }
+    public ServerOptions withApiKey(String apiKey) { return new ServerOptions(host, port, apiKey, maxBodyBytes, queue, timeLimitSeconds); }
 
-    public ServerOptions withMaxBodyBytes(int maxBodyBytes) { return new ServerOptions(host, port, apiKey, maxBodyBytes, queue); }
+    public ServerOptions withMaxBodyBytes(int maxBodyBytes) { return new ServerOptions(host, port, apiKey, maxBodyBytes, queue, timeLimitSeconds); }
 
-    public ServerOptions withQueue(int queue) { return new ServerOptions(host, port, apiKey, maxBodyBytes, queue); }
+    public ServerOptions withQueue(int queue) { return new ServerOptions(host, port, apiKey, maxBodyBytes, queue, timeLimitSeconds); }
+
+    public ServerOptions withTimeLimitSeconds(int s) { return new ServerOptions(host, port, apiKey, maxBodyBytes, queue, s); }
 
     /** host:port as a URL writes it (IPv6 literals in brackets). */
     String hostPort(int boundPort) { return (host.contains(":") ? "[" + host + "]" : host) + ":" + boundPort; }

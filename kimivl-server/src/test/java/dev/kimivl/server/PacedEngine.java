@@ -43,10 +43,10 @@ final class PacedEngine implements Engine {
     private Job job() {
         return new Job() {
             @Override public Generator.Result generate(SamplingParams sampling, Generator.Listener listener) {
-                return generate(sampling, listener, () -> {});
+                return generate(sampling, listener, () -> true);
             }
 
-            @Override public Generator.Result generate(SamplingParams sampling, Generator.Listener listener, Runnable onToken) {
+            @Override public Generator.Result generate(SamplingParams sampling, Generator.Listener listener, java.util.function.BooleanSupplier onToken) {
                 started.incrementAndGet();
                 maxRunning.accumulateAndGet(running.incrementAndGet(), Math::max);
                 int emitted = 0;
@@ -56,14 +56,15 @@ final class PacedEngine implements Engine {
                     int n = Math.min(pieces, sampling.maxTokens());
                     for (int i = 0; i < n; i++) {
                         Thread.sleep(millisEach);
-                        onToken.run();
+                        boolean go = onToken.getAsBoolean();
                         String w = "w" + i + " ";
                         text.append(w);
                         if (listener != null) listener.onText(w);
                         emitted = i + 1;
+                        if (!go) break;
                     }
                     finished.incrementAndGet();
-                    return new Generator.Result(new int[n], text.toString(), Generator.FinishReason.LENGTH, 5, 0.001, millisEach * n / 1e3);
+                    return new Generator.Result(new int[emitted], text.toString(), Generator.FinishReason.LENGTH, 5, 0.001, millisEach * emitted / 1e3);
                 } catch (InterruptedException e) {
                     throw new IllegalStateException(e);
                 } catch (RuntimeException e) {

@@ -134,6 +134,30 @@ class ServerOperationsTest {
         }
     }
 
+    @Test
+    void aGenerationPastTheTimeLimitEndsAsAtMaxTokens() throws Exception {
+        PacedEngine engine = new PacedEngine(1000, 5, false);    // 5 s unless stopped
+        List<String> log = Collections.synchronizedList(new ArrayList<>());
+        try (OpenAiServer s = new OpenAiServer(engine, new ServerDefaults("p", 2000, 0.0, 0), ServerOptions.local(0).withTimeLimitSeconds(1))) {
+            s.logTo(log::add);
+            s.start();
+            var r = send(chatRequest(s, ""));
+            assertEquals(200, r.statusCode(), r.body());
+            JsonNode j = JSON.readTree(r.body());
+            assertEquals("length", j.at("/choices/0/finish_reason").asText());
+            int words = j.at("/choices/0/message/content").asText().split(" ").length;
+            assertTrue(words > 0 && words < 1000, words + " words");
+            assertEquals(words, j.at("/usage/completion_tokens").asInt());
+            assertEquals(1, engine.finished.get(), "ended normally, not by an error");
+            synchronized (log) {
+                assertTrue(log.getFirst().contains("(length: stopped at the time limit of 1 s)"), log.toString());
+            }
+            // streaming ends the same way, whole
+            List<JsonNode> ev = ServerApiTest.events(send(chatRequest(s, ", \"stream\": true")));
+            assertEquals("length", ev.getLast().at("/choices/0/finish_reason").asText());
+        }
+    }
+
     /** Writes a streaming request on a raw socket, reads {@code events} data lines of the answer, then closes the socket. */
     static void readSomeThenHangUp(int port, String body, int events) throws Exception {
         try (Socket sock = new Socket("127.0.0.1", port)) {
