@@ -9,3 +9,6 @@ ffmpeg -y -loglevel error -f lavfi -i testsrc2=size=100x60:rate=10:duration=4,hu
 for n in 0 4 5 6 10 15 20 25 30 35 39; do   # 4 and 6: the neighbours of a sampled frame
   ffmpeg -y -loglevel error -i clip.mp4 -vf "select=eq(n\,$n)" -fps_mode passthrough -frames:v 1 "frame$n.png"
 done
+# the same picture at a variable frame rate: every frame n with n % 3 == 1 dropped, the others keep their times
+ffmpeg -y -loglevel error -f lavfi -i testsrc2=size=100x60:rate=10:duration=4,hue=h=40*n \
+  -vf "select='not(eq(mod(n\,3)\,1))'" -fps_mode vfr -c:v libx264 -pix_fmt yuv420p -g 10 -crf 20 vfr.mp4

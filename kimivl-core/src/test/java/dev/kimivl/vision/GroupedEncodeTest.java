@@ -54,7 +54,10 @@ class GroupedEncodeTest {
             assertEquals(70, grouped.images().size());
             assertNull(grouped.images().get(0).pixelValues(), "pixels are dropped after each group's pass");
             // the default entry point groups too and agrees
-            assertArrayEquals(grouped.features(), enc.encode(images).features());
+            // (GEMM blocking follows the row count, so passes of other sizes round differently in the last bits)
+            float[] viaEncode = enc.encode(images).features();
+            assertEquals(grouped.features().length, viaEncode.length);
+            for (int i = 0; i < viaEncode.length; i++) assertEquals(grouped.features()[i], viaEncode[i], 1e-5f, "feature " + i + " via encode()");
         }
     }
 }

@@ -20,8 +20,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashMap;
-import java.util.Map;
 import java.util.List;
 import java.util.function.UnaryOperator;
 
@@ -31,8 +29,9 @@ import java.util.function.UnaryOperator;
  *
  * <p>Decoding is sequential within a group of pictures and seeks (to the keyframe before a frame, then decoding up
  * to it) whenever a keyframe lies between the current position and the next frame wanted, so sampling a few frames
- * of a long video decodes about one group of pictures per frame, not the whole file. Frames are identified by their
- * timestamps (B-frames come out of the decoder out of display order), assuming a constant frame rate.
+ * of a long video decodes about one group of pictures per frame, not the whole file. The frame taken for a time t is
+ * the picture showing at t by the timestamps (B-frames come out of the decoder out of display order; variable frame
+ * rates work); only where to seek assumes a constant rate.
  *
  * <p>Not thread-safe; close it to release the file.
  */
@@ -53,8 +52,8 @@ public final class Video implements AutoCloseable {
     private final FrameGrab grab;
     private final Info info;
     private final int[] keyframes;     // ascending frame indices of the sync samples (empty: every frame is one)
-    private int furthest = -1;         // highest display index decoded since the last seek (-1: none yet)
-    /** H.264 reorders at most 16 pictures: past target + this, the frame is not in the stream. */
+    private double lastPts = Double.NEGATIVE_INFINITY;   // latest timestamp decoded since the last seek
+    /** H.264 reorders at most 16 pictures: after this many later ones, no earlier picture can still come. */
     private static final int MAX_REORDER = 32;
 
     private Video(String name, String shortName, SeekableByteChannel channel, FrameGrab grab, Info info, int[] keyframes) {
@@ -121,72 +120,120 @@ public final class Video implements AutoCloseable {
      */
     public List<LoadedImage> frames(FrameSampling.Plan plan, UnaryOperator<LoadedImage> perFrame, Progress progress) {
         int n = plan.size();
+        Slots slots = new Slots(plan.seconds());
         LoadedImage[] out = new LoadedImage[n];
-        Map<Integer, Integer> slot = new HashMap<>();           // frame index → position in the plan
-        for (int i = 0; i < n; i++) slot.put(plan.frames()[i], i);
-        int[] done = {0};
         for (int i = 0; i < n; i++) {
-            if (out[i] != null) continue;                       // already decoded on the way to an earlier one (B-frames)
-            int target = plan.frames()[i];
-            decodeUntil(target, (index, pic) -> {
-                Integer s = slot.get(index);
-                if (s == null || out[s] != null) return false;
-                String name = shortName + " frame " + index + " (" + Timestamps.format(plan.seconds()[s]) + ")";
-                out[s] = perFrame.apply(toRgb(pic, name));
-                if (progress != null) progress.frame(++done[0], n, plan.seconds()[s]);
-                return index == target;
-            });
+            if (!slots.done[i]) decodeFor(i, plan.frames()[i], slots);
+            LoadedImage full = slots.best[i];
+            String label = shortName + " frame at " + Timestamps.format(plan.seconds()[i]);
+            out[i] = perFrame.apply(LoadedImage.of(label, full.width(), full.height(), full.mode(), full.pixels()));
+            slots.best[i] = null;                               // only the resized copy stays
+            if (progress != null) progress.frame(i + 1, n, plan.seconds()[i]);
         }
         return List.of(out);
     }
 
-    /** Frame {@code target} (0-based, display order) as RGB, at full size. */
-    LoadedImage frame(int target) {
-        LoadedImage[] got = new LoadedImage[1];
-        decodeUntil(target, (index, pic) -> {
-            if (index != target) return false;
-            got[0] = toRgb(pic, shortName + " frame " + target);
-            return true;
-        });
-        return got[0];
-    }
-
-    /** Sees each decoded picture with its display index; true once the one wanted has been taken. */
-    private interface Sink {
-        boolean take(int index, Picture pic);
+    /** Frame {@code index} (0-based, display order; at a constant rate) as RGB, at full size. */
+    LoadedImage frame(int index) {
+        double t = info.frames() > 0 ? index * info.durationSeconds() / info.frames() : 0;
+        return frames(new FrameSampling.Plan(new int[]{index}, new double[]{t}, 1, false), im -> im, null).getFirst();
     }
 
     /**
-     * Decodes forward (seeking first when that skips work or the frame is behind us) until {@code sink} has taken
-     * frame {@code target}. jcodec returns pictures in decode order, which with B-frames is not display order, so
-     * each picture's display index comes from its timestamp, and pictures of other wanted frames met on the way are
-     * given to the sink as well; every picture is converted before the next is decoded (jcodec may reuse buffers).
+     * The pictures chosen so far for each planned time: the picture showing at time t is the one with the largest
+     * timestamp ≤ t; it is certain once its timestamp + duration passes t (the next picture starts after t).
      */
-    private void decodeUntil(int target, Sink sink) {
+    private static final class Slots {
+        final double[] t;
+        final LoadedImage[] best;      // full-size RGB of the best picture so far (null: none yet)
+        final double[] bestPts;
+        final boolean[] done;
+
+        Slots(double[] t) {
+            this.t = t;
+            best = new LoadedImage[t.length];
+            bestPts = new double[t.length];
+            Arrays.fill(bestPts, Double.NEGATIVE_INFINITY);
+            done = new boolean[t.length];
+        }
+    }
+
+    /** Timestamps within this many seconds count as equal (MP4 time bases are integers; seconds are doubles). */
+    private static final double EPS = 1e-6;
+
+    /**
+     * Decodes until the picture showing at slot {@code i}'s time is certain, seeking first (to the keyframe before
+     * the frame that would show then at a constant rate) when a keyframe lies ahead or the time is behind us.
+     *
+     * <p>jcodec returns pictures in decode order, which with B-frames is not display order, so pictures are placed
+     * by their timestamps, not their order; pictures met on the way that show at later planned times are kept for
+     * those slots. Each candidate is converted to RGB before the next picture is decoded (jcodec may reuse
+     * buffers). Variable-frame-rate videos work too: a time between two pictures gets the earlier one.
+     */
+    private void decodeFor(int i, int guess, Slots slots) {
+        double target = slots.t[i];
         try {
-            if (target <= furthest || keyframeIn(furthest + 2, target)) {
-                int k = keyframeAtOrBefore(target);
-                grab.seekToFrameSloppy(k);
-                furthest = k - 1;
+            boolean seeked = false;
+            int seekedTo = -1;
+            if (target < lastPts - EPS || keyframeIn((int) grab.getVideoTrack().getCurFrame() + 1, guess)) {
+                seekedTo = keyframeAtOrBefore(guess);
+                seek(seekedTo);
+                seeked = true;
             }
-            while (true) {
+            int beyond = 0;                                     // pictures decoded that show after the target
+            LoadedImage after = null;                           // the earliest of them, in case none shows before
+            double afterPts = Double.POSITIVE_INFINITY;
+            while (!slots.done[i]) {
                 PictureWithMetadata pm = grab.getNativeFrameWithMetadata();
-                if (pm == null) {
-                    throw new MediaException(name + ": the video ends before frame " + target + " of the " + info.frames() + " its header lists");
+                if (pm == null) {                               // end of the video: the last picture shows till the end
+                    for (int s = i; s < slots.t.length; s++) if (slots.best[s] != null) slots.done[s] = true;
+                    if (slots.best[i] == null) slots.best[i] = require(after, target);
+                    slots.done[i] = true;
+                    break;
                 }
-                int index = (int) Math.min(info.frames() - 1, Math.max(0, Math.round(pm.getTimestamp() * info.fps())));
-                furthest = Math.max(furthest, index);
-                if (sink.take(index, pm.getPicture())) return;
-                if (index > target + MAX_REORDER) {
-                    throw new MediaException(name + ": no picture has the timestamp of frame " + target + " (decoding reached frame " + index + ")");
+                double pts = pm.getTimestamp(), dur = pm.getDuration();
+                lastPts = Math.max(lastPts, pts);
+                if (seeked && pts > target + EPS && seekedTo > 0 && slots.best[i] == null && beyond == 0) {
+                    // a variable frame rate put the guess after the target: start from the keyframe before
+                    seekedTo = keyframeAtOrBefore(seekedTo - 1);
+                    seek(seekedTo);
+                    continue;
+                }
+                seeked = false;
+                LoadedImage rgb = null;
+                for (int s = i; s < slots.t.length; s++) {
+                    if (pts > slots.t[s] + EPS) continue;           // shows only after t[s]
+                    if (dur > 0 && pts + dur + EPS < slots.t[s]) break;   // over before t[s], and later slots are later
+                    if (slots.done[s] || pts <= slots.bestPts[s]) continue;
+                    if (rgb == null) rgb = toRgb(pm.getPicture(), shortName);
+                    slots.best[s] = rgb;
+                    slots.bestPts[s] = pts;
+                    if (dur <= 0 || pts + dur > slots.t[s] + EPS) slots.done[s] = true;
+                }
+                if (pts > target + EPS) {
+                    if (pts < afterPts) { after = toRgb(pm.getPicture(), shortName); afterPts = pts; }
+                    if (++beyond > MAX_REORDER) {               // reordering is over: what we have is what shows
+                        if (slots.best[i] == null) slots.best[i] = require(after, target);
+                        slots.done[i] = true;
+                    }
                 }
             }
         } catch (IOException | RuntimeException e) {
             if (e instanceof MediaException me) throw me;
-            throw new MediaException(name + ": cannot decode frame " + target + ": " + describe(e), e);
+            throw new MediaException(name + ": cannot decode the frame at " + Timestamps.format(target) + ": " + describe(e), e);
         } catch (JCodecException e) {
-            throw new MediaException(name + ": cannot seek to frame " + target + ": " + describe(e), e);
+            throw new MediaException(name + ": cannot seek to the frame at " + Timestamps.format(target) + ": " + describe(e), e);
         }
+    }
+
+    private void seek(int keyframe) throws IOException, JCodecException {
+        grab.seekToFrameSloppy(keyframe);
+        lastPts = Double.NEGATIVE_INFINITY;
+    }
+
+    private LoadedImage require(LoadedImage picture, double t) {
+        if (picture == null) throw new MediaException(name + ": no picture of the video shows at " + Timestamps.format(t) + " (" + t + " s)");
+        return picture;
     }
 
     /** Whether a keyframe has an index in [from, to]. */
