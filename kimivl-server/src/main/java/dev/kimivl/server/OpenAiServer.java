@@ -195,6 +195,7 @@ public final class OpenAiServer implements AutoCloseable {
 
     private Route route(String path) {
         return switch (path) {
+            case "/" -> new Route("GET", true, ChatPage::serve);       // the chat page: it holds no data, it asks /v1 with the key
             case "/health" -> new Route("GET", true, ex -> send(ex, 200, json.createObjectNode().put("status", "ok")));
             // open as /health is, and as vLLM's is: a scraper rarely carries the API key, and the counts reveal no text
             case "/metrics" -> new Route("GET", true, this::metrics);

@@ -229,7 +229,12 @@ class ServerApiTest {
                 "Invalid URL (POST /v1/completion)", "POST /v1/completions");
         // the JDK matches contexts by prefix: /v1/modelsX must not reach /v1/models
         assertError(send(request(server, "/v1/modelsX").GET().build()), 404, null, "unknown_url", "/v1/modelsX");
-        assertError(send(request(server, "/").GET().build()), 404, null, "unknown_url");
+        assertError(send(request(server, "/index.html").GET().build()), 404, null, "unknown_url");
+        // "/" is the chat page (ChatPageBrowserTest drives it); other methods there are the API's 405
+        var page = send(request(server, "/").GET().build());
+        assertEquals(200, page.statusCode());
+        assertTrue(page.headers().firstValue("Content-Type").orElse("").startsWith("text/html"));
+        assertEquals(405, send(request(server, "/").POST(HttpRequest.BodyPublishers.ofString("{}")).build()).statusCode());
     }
 
     @Test

@@ -1,0 +1,164 @@
+package dev.kimivl.server;
+
+import dev.kimivl.model.KimiVL;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.openqa.selenium.By;
+import org.openqa.selenium.JavascriptExecutor;
+import org.openqa.selenium.Keys;
+import org.openqa.selenium.OutputType;
+import org.openqa.selenium.TakesScreenshot;
+import org.openqa.selenium.WebDriver;
+import org.openqa.selenium.WebElement;
+import org.openqa.selenium.chrome.ChromeDriver;
+import org.openqa.selenium.chrome.ChromeDriverService;
+import org.openqa.selenium.chrome.ChromeOptions;
+import org.openqa.selenium.support.ui.WebDriverWait;
+
+import java.io.File;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * The chat page in a real headless Chromium (Debian's chromium + chromium-driver, through Selenium) against a real
+ * server on tiny-random: type, attach an image, watch the answer stream, stop a generation; the screenshot is kept
+ * as {@code chat-page.png} in the build directory. tiny-random's answers are random text: the plumbing is tested.
+ */
+class ChatPageBrowserTest {
+    static final String CHROMIUM = "/usr/bin/chromium", DRIVER = "/usr/bin/chromedriver";
+    static KimiVL model;
+    static OpenAiServer server;
+    static WebDriver browser;
+
+    @BeforeAll
+    static void start() throws Exception {
+        if (!new File(CHROMIUM).canExecute() || !new File(DRIVER).canExecute()) {
+            String msg = "ChatPageBrowserTest needs " + CHROMIUM + " and " + DRIVER + " (apt-get install -y chromium chromium-driver)";
+            if (System.getenv("CI") != null) fail(msg);
+            System.err.println("SKIPPED LOUDLY: " + msg);
+            Assumptions.abort(msg);
+        }
+        model = KimiVL.open(Path.of("../models/tiny-random"));
+        server = new OpenAiServer(model, new ServerDefaults("tiny-random", 64, 0.0, 0), "127.0.0.1", 0);
+        server.start();
+        ChromeOptions o = new ChromeOptions();
+        o.setBinary(CHROMIUM);
+        o.addArguments("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,850");
+        browser = new ChromeDriver(new ChromeDriverService.Builder().usingDriverExecutable(new File(DRIVER)).build(), o);
+    }
+
+    @AfterAll
+    static void stop() {
+        if (browser != null) browser.quit();
+        if (server != null) server.close();
+        if (model != null) model.close();
+    }
+
+    WebDriverWait waitUpTo(int seconds) { return new WebDriverWait(browser, Duration.ofSeconds(seconds), Duration.ofMillis(20)); }
+
+    Object js(String script, Object... args) { return ((JavascriptExecutor) browser).executeScript(script, args); }
+
+    void setNumber(String id, int value) {
+        WebElement e = browser.findElement(By.id(id));
+        e.clear();
+        e.sendKeys(String.valueOf(value));
+    }
+
+    @Test
+    void typeAttachStreamAndStop() throws Exception {
+        String base = "http://127.0.0.1:" + server.port() + "/";
+        var page = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(base)).build(), HttpResponse.BodyHandlers.ofString());
+        assertEquals(200, page.statusCode());
+        assertTrue(page.headers().firstValue("Content-Security-Policy").orElse("").contains("default-src 'none'"), "nothing loads from elsewhere");
+        assertFalse(Pattern.compile("(src|href)=\"(https?:)?//").matcher(page.body()).find(), "no external resources");
+
+        browser.get(base);
+        waitUpTo(20).until(d -> "tiny-random".equals(d.findElement(By.id("model")).getDomProperty("value")));
+
+        // 1. an image by the picker, a message typed, Enter: the answer streams in pieces
+        setNumber("temperature", 0);
+        setNumber("maxTokens", 40);
+        WebElement file = browser.findElement(By.id("file"));
+        js("arguments[0].hidden = false", file);                         // a person clicks "Image"; Selenium types the path
+        file.sendKeys(Path.of("../examples/shapes.png").toAbsolutePath().normalize().toString());
+        waitUpTo(10).until(d -> d.findElements(By.cssSelector("#attached img")).size() == 1);
+        js("arguments[0].hidden = true", file);
+        WebElement input = browser.findElement(By.id("input"));
+        input.sendKeys("What is in this picture?");
+        input.sendKeys(Keys.ENTER);
+        waitUpTo(60).until(d -> !d.findElements(By.cssSelector(".msg.assistant .status")).isEmpty());
+        assertEquals(1, browser.findElements(By.cssSelector(".msg.user img")).size(), "the image is in the user's message");
+        String status = browser.findElement(By.cssSelector(".msg.assistant .status")).getText();
+        Matcher m = Pattern.compile("(\\d+) tokens · prompt (\\d+) tokens").matcher(status);
+        assertTrue(m.find(), status);
+        assertTrue(Integer.parseInt(m.group(2)) > 35, "the image's tokens reached the model: " + status);
+        long updates = (Long) js("return window.kimivlUpdates || 0");
+        assertTrue(updates > 1, "the answer arrived in pieces: " + updates + " updates for " + m.group(1) + " tokens");
+        assertEquals(browser.findElements(By.cssSelector(".msg.error")).size(), 0);
+
+        // 2. a long answer, stopped: the stop button aborts the request, the page is ready for the next message
+        setNumber("maxTokens", 4000);
+        input.sendKeys("Write a very long story.");
+        input.sendKeys(Keys.ENTER);
+        WebElement stopButton = browser.findElement(By.id("stop"));
+        // (in the page: its elements are replaced as the answer grows)
+        waitUpTo(30).until(d -> (Boolean) js("const a = document.querySelectorAll('.msg.assistant');"
+                + "return !document.getElementById('stop').hidden && a.length == 2 && a[1].querySelector('.body').textContent.trim().length > 0"));
+        stopButton.click();
+        waitUpTo(10).until(d -> d.findElement(By.id("send")).isDisplayed());
+        List<WebElement> answers = browser.findElements(By.cssSelector(".msg.assistant"));
+        assertEquals("stopped", answers.get(1).findElement(By.cssSelector(".status")).getText());
+        Path shot = Path.of(ChatPageBrowserTest.class.getProtectionDomain().getCodeSource().getLocation().toURI()).getParent().resolve("chat-page.png");
+        Files.write(shot, ((TakesScreenshot) browser).getScreenshotAs(OutputType.BYTES));
+        assertTrue(Files.size(shot) > 10_000, "screenshot kept at " + shot);
+
+        // 3. the conversation survives a reload (localStorage), with its image
+        browser.navigate().refresh();
+        waitUpTo(10).until(d -> d.findElements(By.cssSelector(".msg")).size() == 4);
+        assertEquals(1, browser.findElements(By.cssSelector(".msg.user img")).size());
+        assertEquals(1, browser.findElements(By.cssSelector("#convs li")).size());
+    }
+
+    @Test
+    void markdownIsRenderedSafelyAndThinkingFolds() {
+        browser.get("http://127.0.0.1:" + server.port() + "/");
+        String html = (String) js("return markdown(arguments[0])", "**bold** `x<y` <script>alert(1)</script>\n\n```\ncode <b>\n```\n- a\n- b");
+        assertTrue(html.contains("<strong>bold</strong>"), html);
+        assertTrue(html.contains("<code>x&lt;y</code>"), html);
+        assertTrue(html.contains("&lt;script&gt;") && !html.contains("<script>"), "model text is escaped: " + html);
+        assertTrue(html.contains("<pre><code>code &lt;b&gt;\n</code></pre>"), html);
+        assertTrue(html.contains("<ul><li>a</li><li>b</li></ul>"), html);
+        String folded = (String) js("const e = messageEl({role: 'assistant', content: 'Answer', reasoning: 'Because.'});"
+                + "return e.querySelector('details.thinking') ? (e.querySelector('details.thinking').open + '|' + e.querySelector('details.thinking').textContent) : 'none'");
+        assertEquals("false|ThinkingBecause.", folded, "reasoning sits in a closed, collapsible block");
+
+        // an image dropped on the page and one pasted are attached like a picked one
+        Object attached = ((JavascriptExecutor) browser).executeAsyncScript("""
+                const done = arguments[arguments.length - 1];
+                const c = document.createElement('canvas'); c.width = 30; c.height = 20;
+                c.getContext('2d').fillRect(0, 0, 10, 10);
+                c.toBlob(blob => {
+                  const dt = new DataTransfer();
+                  dt.items.add(new File([blob], 'dropped.png', {type: 'image/png'}));
+                  document.getElementById('drop').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+                  const pasted = new DataTransfer();
+                  pasted.items.add(new File([blob], 'pasted.png', {type: 'image/png'}));
+                  document.dispatchEvent(new ClipboardEvent('paste', {clipboardData: pasted, bubbles: true, cancelable: true}));
+                  setTimeout(() => done(document.querySelectorAll('#attached img').length), 500);
+                }, 'image/png');
+                """);
+        assertEquals(2L, attached);
+    }
+}
