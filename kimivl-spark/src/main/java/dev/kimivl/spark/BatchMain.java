@@ -111,6 +111,8 @@ public final class BatchMain implements Callable<Integer> {
     @Option(names = "--conf", paramLabel = "KEY=VALUE", description = "Extra Spark configuration (repeatable).")
     List<String> conf = new ArrayList<>();
 
+    private boolean local;
+
     public static void main(String[] args) {
         CommandLine cl = new CommandLine(new BatchMain());
         cl.setExecutionExceptionHandler((e, line, parsed) -> {
@@ -130,13 +132,13 @@ public final class BatchMain implements Callable<Integer> {
         if (!overwrite && !out.contains(":") && Files.exists(Path.of(out))) {      // a local path: refused before Spark starts
             throw new IllegalArgumentException(out + " already exists (--overwrite replaces it)");
         }
+        if (master == null) master = System.getProperty("spark.master", "local[*]");     // spark-submit sets spark.master
+        local = master.startsWith("local");
         String modelPath = modelPath();
         InferenceSettings settings = new InferenceSettings(modelPath, absoluteIfLocal(mmproj), prompt, system, temperature, topK, topP, minP,
                 repeatPenalty, seed, maxTokens, stops, ctx, maxImagePixels, maxImageBytes, threadsPerTask,
                 new MediaSettings(videoFrames, frameTokens, timestamps, pages, dpi, pageTokens));
         PrintStream err = System.err;
-        if (master == null) master = System.getProperty("spark.master", "local[*]");     // spark-submit sets spark.master
-        boolean local = master.startsWith("local");
         SparkSession.Builder b = SparkSession.builder().master(master).appName("kimivl batch")
                 .config("spark.task.cpus", String.valueOf(threadsPerTask));
         if (local) {
@@ -197,9 +199,13 @@ public final class BatchMain implements Callable<Integer> {
         return Path.of(home, "models", "tiny-random").toAbsolutePath().normalize().toString();
     }
 
-    /** Executors run in other directories: a path that exists here is passed on absolute; anything else as given. */
-    private static String absoluteIfLocal(String p) {
-        if (p == null) return null;
+    /**
+     * In local mode a path that exists here is passed on absolute (Spark may run tasks in another directory); on a
+     * cluster every path is passed as given: the executors resolve it in their own working directory (where
+     * --archives unpacks) and among the --files (ExecutorModels.resolve).
+     */
+    private String absoluteIfLocal(String p) {
+        if (p == null || !local) return p;
         Path path = Path.of(p);
         return Files.exists(path) ? path.toAbsolutePath().normalize().toString() : p;
     }
