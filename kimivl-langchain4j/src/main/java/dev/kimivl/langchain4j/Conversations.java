@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.kimivl.generate.ContextOverflowException;
 import dev.kimivl.generate.GenerationOptions;
 import dev.kimivl.generate.Generator;
+import dev.kimivl.generate.PromptCache;
 import dev.kimivl.generate.SamplingParams;
 import dev.kimivl.generate.ThinkingFilter;
 import dev.kimivl.generate.TokenConstraint;
@@ -57,17 +58,27 @@ final class Conversations {
 
         /** Constrained decoding to JSON of this shape over the model's vocabulary. */
         TokenConstraint json(JsonShape shape);
+
+        /** Prompt tokens the last generation took from the kept cache. */
+        default int reusedTokens() { return 0; }
     }
 
+    /**
+     * The model in process. The KV cache of the last conversation is kept ({@link PromptCache}): a chat-memory
+     * conversation's next request computes only its new turn (generation holds the lock, so one cache suffices).
+     */
     static Backend backend(KimiVL model, int contextCap) {
         Objects.requireNonNull(model, "model");
+        PromptCache cache = new PromptCache();
         return new Backend() {
             @Override
             public Generator.Result generate(List<ChatMessage> messages, List<LoadedImage> images, SamplingParams p,
                                              Generator.Listener listener, GenerationOptions options) {
                 KimiVL.Prompt prompt = model.prompt(messages, images);
-                return model.generator(contextCap).generate(prompt.embeddings(), prompt.ids(), p, listener, options);
+                return model.generator(contextCap).generate(prompt.embeddings(), prompt.ids(), p, listener, options.withCache(cache));
             }
+
+            @Override public int reusedTokens() { return cache.reusedTokens(); }
 
             @Override
             public TokenConstraint json(JsonShape shape) {
@@ -112,6 +123,9 @@ final class Conversations {
     }
 
     ChatRequestParameters defaultParameters() { return defaults; }
+
+    /** Prompt tokens the last generation reused from the cache (tests). */
+    int reusedTokens() { return backend.reusedTokens(); }
 
     List<ChatModelListener> listeners() { return listeners; }
 

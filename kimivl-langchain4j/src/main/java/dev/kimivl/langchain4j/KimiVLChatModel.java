@@ -45,6 +45,9 @@ public final class KimiVLChatModel implements ChatModel {
 
     @Override public ChatRequestParameters defaultRequestParameters() { return conversations.defaultParameters(); }
 
+    /** Prompt tokens the last request took from the kept KV cache instead of computing them. */
+    int reusedTokens() { return conversations.reusedTokens(); }
+
     @Override public List<ChatModelListener> listeners() { return conversations.listeners(); }
 
     @Override public Set<Capability> supportedCapabilities() { return Set.of(Capability.RESPONSE_FORMAT_JSON_SCHEMA); }

@@ -71,14 +71,16 @@ class LangChain4jApplicationTest {
     void aiServiceWithChatMemorySendsTheWholeConversation() {
         List<ChatRequest> seen = Collections.synchronizedList(new ArrayList<>());
         List<ChatResponse> answered = Collections.synchronizedList(new ArrayList<>());
-        ChatModel chat = KimiVLChatModel.builder(model).maxTokens(6).listeners(new ChatModelListener() {
+        KimiVLChatModel chat = KimiVLChatModel.builder(model).maxTokens(6).listeners(new ChatModelListener() {
             @Override public void onRequest(ChatModelRequestContext c) { seen.add(c.chatRequest()); }
             @Override public void onResponse(ChatModelResponseContext c) { answered.add(c.chatResponse()); }
         }).build();
         var memory = MessageWindowChatMemory.withMaxMessages(10);
         Assistant assistant = AiServices.builder(Assistant.class).chatModel(chat).chatMemory(memory).build();
         String first = assistant.chat("Hello, my name is Ada.");
+        int firstPrompt = answered.get(0).tokenUsage().inputTokenCount();
         assistant.chat("What is my name?");
+        assertTrue(chat.reusedTokens() >= firstPrompt, "the second turn reused the first one's cache: " + chat.reusedTokens() + " of " + firstPrompt);
         assertEquals(4, memory.messages().size());
         assertEquals(2, seen.size(), "listeners hear every request");
         List<ChatMessage> second = seen.get(1).messages();
