@@ -61,6 +61,12 @@ final class MediaOptions {
         if (pageTokens != null && pageTokens < 1) throw Errors.usage(spec, "--page-tokens must be at least 1, not " + pageTokens);
     }
 
+    /** The files exist: checked before the model loads, as -i images are read before it. */
+    void checkFiles() {
+        if (video != null && !java.nio.file.Files.isRegularFile(video)) throw new IllegalArgumentException("--video " + video + ": no such file");
+        if (pdf != null && !java.nio.file.Files.isRegularFile(pdf)) throw new IllegalArgumentException("--pdf " + pdf + ": no such file");
+    }
+
     FrameSampling sampling() {
         return frames != null ? FrameSampling.frames(frames, maxFrames) : FrameSampling.perSecond(fps != null ? fps : 1.0, maxFrames);
     }

@@ -85,6 +85,7 @@ final class RunCommand implements Callable<Integer> {
         if (maxImagePixels < 1) throw Errors.usage(spec, "--max-image-pixels must be positive, not " + maxImagePixels);
         if (!List.of("show", "hide", "stderr").contains(thinking)) throw Errors.usage(spec, "--thinking takes show, hide or stderr, not '" + thinking + "'");
         media.check(spec);
+        media.checkFiles();
         model.checkImagesPossible(!images.isEmpty() || media.any());
         String text = String.join(" ", prompt);
         if (text.equals("-")) text = new String(System.in.readAllBytes(), StandardCharsets.UTF_8);

@@ -216,6 +216,15 @@ class MediaCliTest {
         }
     }
 
+    @Test
+    void aMissingFileIsNamedBeforeTheModelLoads() {
+        CliTest.Run r = CliTest.run("run", "--model", "/nonexistent", "--video", "/nonexistent/clip.mp4", "hi");
+        assertEquals(1, r.exit(), r.err());
+        assertTrue(r.err().contains("--video /nonexistent/clip.mp4: no such file"), r.err());
+        r = CliTest.run("run", "--model", "/nonexistent", "--pdf", "/nonexistent/doc.pdf", "hi");
+        assertTrue(r.err().contains("--pdf /nonexistent/doc.pdf: no such file"), r.err());
+    }
+
     static int rgb(LoadedImage im, int x, int y) {
         byte[] p = im.pixels();
         int o = (y * im.width() + x) * 3;

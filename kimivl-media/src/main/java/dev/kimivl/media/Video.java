@@ -46,6 +46,20 @@ public final class Video implements AutoCloseable {
         void frame(int done, int total, double seconds);
     }
 
+    static {
+        // jcodec's own logger prints to standard output when no sink is set, where `kimivl run` streams its answer:
+        // its warnings and errors (it passes on no lower level by default) go to stderr instead
+        org.jcodec.common.logging.Logger.addSink(m -> {
+            if (m.getLevel().ordinal() >= org.jcodec.common.logging.LogLevel.WARN.ordinal()) {
+                String text = m.getMessage();
+                if (m.getArgs() != null && m.getArgs().length > 0) {
+                    try { text = String.format(text, m.getArgs()); } catch (RuntimeException ignored) { /* the bare message */ }
+                }
+                System.err.println("jcodec: " + m.getLevel() + ": " + text);
+            }
+        });
+    }
+
     private final String name;          // the file, or what the caller calls the bytes: in every message
     private final String shortName;     // the file name alone: in frame names
     private final SeekableByteChannel channel;
