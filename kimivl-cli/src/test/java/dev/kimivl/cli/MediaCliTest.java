@@ -217,6 +217,23 @@ class MediaCliTest {
     }
 
     @Test
+    void imagesThenPagesThenFramesThenText(@TempDir Path tmp) throws IOException {
+        Path pdf = makePdf(tmp.resolve("doc.pdf"));
+        LoadedImage image = LoadedImage.ofRgb("i.png", 56, 56, new int[56 * 56]);
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        MediaPrompt.Built b = MediaPrompt.build(model, options("--pdf", pdf.toString(), "--pages", "1", "--dpi", "36",
+                        "--video", VIDEO.resolve("clip.mp4").toString(), "--frames", "2"), "Be brief.", List.of(image), "Compare.",
+                4096, 64, Long.MAX_VALUE, new PrintStream(err, true, StandardCharsets.UTF_8));
+        assertEquals("I 'Page 1:' I 'Frame at 00:01:' I 'Frame at 00:03:' I 'Compare.'", layout(b));
+        assertEquals("system", b.messages().getFirst().role());
+        assertSame(image, b.images().getFirst());
+        assertEquals(List.of(150, 150), List.of(b.images().get(1).width(), b.images().get(1).height()), "page 1: 300x300 pt at 36 dpi");
+        KimiVL.Prompt p = model.prompt(b.messages(), b.images());
+        assertEquals(List.of(4, 36, 12, 12), placeholderRuns(p.ids()));
+        assertEquals(p.ids().length, b.promptTokens());
+    }
+
+    @Test
     void aMissingFileIsNamedBeforeTheModelLoads() {
         CliTest.Run r = CliTest.run("run", "--model", "/nonexistent", "--video", "/nonexistent/clip.mp4", "hi");
         assertEquals(1, r.exit(), r.err());
