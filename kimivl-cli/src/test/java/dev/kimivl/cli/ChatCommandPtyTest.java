@@ -90,7 +90,8 @@ class ChatCommandPtyTest {
             assertTrue(fresh.find());
             assertEquals("0", fresh.group(3), fresh.group());
 
-            // 6. Ctrl-D leaves
+            // 6. Ctrl-D leaves (typed once the prompt is drawn: before that the tty's cooked mode would take it as its EOF)
+            screen.await("(?m)^> ", 10);
             type(keys, "\u0004");
             assertTrue(p.waitFor(20, TimeUnit.SECONDS), "Ctrl-D ends the chat");
             assertEquals(0, p.exitValue(), screen.text());
