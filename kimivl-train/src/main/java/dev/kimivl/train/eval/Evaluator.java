@@ -36,22 +36,28 @@ public final class Evaluator {
 
     public interface Progress { void done(int finished, int total); }
 
+    /**
+     * The token budget of a short-answer question: the answer itself needs under 20 tokens, but a Thinking model may
+     * reason first (an answer cut off inside its reasoning block counts as wrong).
+     */
+    static final int ANSWER_TOKENS = 160;
+
     private Evaluator() {}
 
     /** The synthetic-vqa task: {@code n} single-image questions, every VQA type equally often. */
     public static Report syntheticVqa(KimiVL model, VisualWorld world, int n, long seed, Progress progress) {
         List<String> types = VisualWorld.vqaTypes();
-        return run("synthetic-vqa", model, n, i -> world.vqa(evalSeed(seed, i), types.get(i % types.size())), 48, progress);
+        return run("synthetic-vqa", model, n, i -> world.vqa(evalSeed(seed, i), types.get(i % types.size())), ANSWER_TOKENS, progress);
     }
 
     /** The first lesson's questions: one large object, its colour, shape or both ({@link VisualWorld#object}). */
     public static Report objects(KimiVL model, VisualWorld world, int n, long seed, Progress progress) {
-        return run("objects", model, n, i -> world.object(evalSeed(seed, i)), 16, progress);
+        return run("objects", model, n, i -> world.object(evalSeed(seed, i)), ANSWER_TOKENS, progress);
     }
 
     /** One large object drawn by ImageMagick ({@link dev.kimivl.train.data.ImageMagickRenderer#object}). */
     public static Report imageMagickObjects(KimiVL model, dev.kimivl.train.data.ImageMagickRenderer im, int n, long seed, Progress progress) {
-        return run("objects (ImageMagick)", model, n, i -> im.object(evalSeed(seed, i)), 16, progress);
+        return run("objects (ImageMagick)", model, n, i -> im.object(evalSeed(seed, i)), ANSWER_TOKENS, progress);
     }
 
     /** Multi-step questions (counting across two images, comparing, arithmetic on what is read): the Thinking task. */
@@ -70,7 +76,7 @@ public final class Evaluator {
     /** The same task drawn by ImageMagick instead of Java2D (other fonts, rasteriser and sizes): out of distribution. */
     public static Report imageMagickVqa(KimiVL model, dev.kimivl.train.data.ImageMagickRenderer im, int n, long seed, Progress progress) {
         List<String> types = dev.kimivl.train.data.ImageMagickRenderer.types();
-        return run("synthetic-vqa (ImageMagick)", model, n, i -> im.vqa(evalSeed(seed, i), types.get(i % types.size())), 48, progress);
+        return run("synthetic-vqa (ImageMagick)", model, n, i -> im.vqa(evalSeed(seed, i), types.get(i % types.size())), ANSWER_TOKENS, progress);
     }
 
     public static long evalSeed(long seed, int i) { return ExampleSource.EVAL_SEED_BASE + seed * 1_000_003L + i; }
