@@ -125,11 +125,12 @@ final class MediaPrompt {
                 String name = o.video.getFileName().toString(), length = Timestamps.format(video.info().durationSeconds());
                 // a terminal redraws one line per frame; a log or pipe gets about ten plain lines, not one per frame
                 int every = redraw ? 1 : Math.max(1, (n + 9) / 10);
+                // one decoder per core (jcodec is single-threaded), each on a run of consecutive frames
                 all.addAll(video.frames(plan, im -> TokenBudget.fit(im, budget, cfg), (done, total, s) -> {
                     if (done % every == 0 || done == total) {
                         err.printf("kimivl: decoding %s: frame %d/%d (%s of %s)" + (done < total ? end : "%n"), name, done, total, Timestamps.format(s), length);
                     }
-                }));
+                }, Runtime.getRuntime().availableProcessors()));
             }
             int tokens = fixed;
             for (LoadedImage im : all) tokens += ImagePreprocessor.tokensFor(im.width(), im.height(), cfg);

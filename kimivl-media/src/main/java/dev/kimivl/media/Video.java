@@ -63,6 +63,7 @@ public final class Video implements AutoCloseable {
     private final String name;          // the file, or what the caller calls the bytes: in every message
     private final String shortName;     // the file name alone: in frame names
     private final SeekableByteChannel channel;
+    private java.util.function.Supplier<Video> reopen;   // another reader of the same source (parallel decoding)
     private final FrameGrab grab;
     private final Info info;
     private final int[] keyframes;     // ascending frame indices of the sync samples (empty: every frame is one)
@@ -92,12 +93,16 @@ public final class Video implements AutoCloseable {
         } catch (IOException e) {
             throw new MediaException(file + ": cannot open: " + describe(e), e);
         }
-        return open(ch, file.toString(), file.getFileName().toString(), maxPixels);
+        Video v = open(ch, file.toString(), file.getFileName().toString(), maxPixels);
+        v.reopen = () -> open(file, maxPixels);
+        return v;
     }
 
     /** A video held in memory (e.g. a data: URL's bytes); {@code name} stands for it in messages. */
     public static Video open(byte[] data, String name, long maxPixels) {
-        return open(new ByteBufferSeekableByteChannel(ByteBuffer.wrap(data), data.length), name, name, maxPixels);
+        Video v = open(new ByteBufferSeekableByteChannel(ByteBuffer.wrap(data), data.length), name, name, maxPixels);
+        v.reopen = () -> open(data, name, maxPixels);
+        return v;
     }
 
     private static Video open(SeekableByteChannel ch, String name, String shortName, long maxPixels) {
@@ -145,6 +150,53 @@ public final class Video implements AutoCloseable {
             if (progress != null) progress.frame(i + 1, n, plan.seconds()[i]);
         }
         return List.of(out);
+    }
+
+    /**
+     * {@link #frames(FrameSampling.Plan, UnaryOperator, Progress)} on {@code threads} threads: the plan is cut into
+     * that many runs of consecutive frames, each decoded by its own reader of the same source (jcodec decodes on one
+     * thread). Same frames, same order; progress counts frames as they finish. {@code perFrame} and
+     * {@code progress} must be thread-safe (progress is called under a lock).
+     */
+    public List<LoadedImage> frames(FrameSampling.Plan plan, UnaryOperator<LoadedImage> perFrame, Progress progress, int threads) {
+        int n = plan.size(), parts = Math.max(1, Math.min(threads, n / 2));    // at least two frames a run
+        if (parts == 1 || reopen == null) return frames(plan, perFrame, progress);
+        Object lock = new Object();
+        int[] done = {0};
+        Progress shared = progress == null ? null : (d, total, seconds) -> {
+            synchronized (lock) { progress.frame(++done[0], n, seconds); }
+        };
+        List<java.util.concurrent.Future<List<LoadedImage>>> runs = new ArrayList<>();
+        var pool = java.util.concurrent.Executors.newFixedThreadPool(parts - 1, r -> {
+            Thread t = new Thread(r, "kimivl-video-decode");
+            t.setDaemon(true);
+            return t;
+        });
+        try {
+            for (int k = 1; k < parts; k++) {
+                FrameSampling.Plan sub = slice(plan, k * n / parts, (k + 1) * n / parts);
+                runs.add(pool.submit(() -> {
+                    try (Video other = reopen.get()) {
+                        return other.frames(sub, perFrame, shared);
+                    }
+                }));
+            }
+            List<LoadedImage> out = new ArrayList<>(frames(slice(plan, 0, n / parts), perFrame, shared));
+            for (var r : runs) out.addAll(r.get());
+            return List.copyOf(out);
+        } catch (java.util.concurrent.ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException re) throw re;
+            throw new MediaException(name + ": " + e.getCause(), e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new MediaException(name + ": interrupted while decoding", e);
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    private static FrameSampling.Plan slice(FrameSampling.Plan p, int from, int to) {
+        return new FrameSampling.Plan(Arrays.copyOfRange(p.frames(), from, to), Arrays.copyOfRange(p.seconds(), from, to), to - from, false);
     }
 
     /** Frame {@code index} (0-based, display order; at a constant rate) as RGB, at full size. */

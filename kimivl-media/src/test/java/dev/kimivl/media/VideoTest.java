@@ -130,6 +130,29 @@ class VideoTest {
     }
 
     @Test
+    void parallelDecodingGivesTheSameFramesInOrder() throws IOException {
+        for (String clip : new String[]{"video/clip.mp4", "video/vfr.mp4"}) {
+            for (boolean bytes : new boolean[]{clip.contains("vfr")}) {          // a file, and bytes in memory
+                try (Video v = bytes ? Video.open(Files.readAllBytes(resource(clip)), clip, Long.MAX_VALUE) : Video.open(resource(clip), Long.MAX_VALUE)) {
+                    FrameSampling.Plan plan = FrameSampling.perSecond(10, 64).plan(v.info().frames(), v.info().durationSeconds());
+                    List<LoadedImage> one = v.frames(plan, im -> im, null);
+                    for (int threads : new int[]{3}) {
+                        java.util.concurrent.atomic.AtomicInteger calls = new java.util.concurrent.atomic.AtomicInteger();
+                        int[] last = {0};
+                        List<LoadedImage> many = v.frames(plan, im -> im, (done, total, sec) -> { calls.incrementAndGet(); last[0] = done; assertEquals(plan.size(), total); }, threads);
+                        assertEquals(one.size(), many.size());
+                        for (int i = 0; i < one.size(); i++) {
+                            assertArrayEquals(one.get(i).pixels(), many.get(i).pixels(), clip + " frame " + i + " on " + threads + " threads");
+                        }
+                        assertEquals(plan.size(), calls.get());
+                        assertEquals(plan.size(), last[0]);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
     void readsTheSameFramesFromBytesInMemory() throws IOException {
         try (Video v = Video.open(Files.readAllBytes(CLIP), "upload", Long.MAX_VALUE)) {
             assertEquals(40, v.info().frames());
