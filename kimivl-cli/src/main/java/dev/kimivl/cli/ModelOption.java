@@ -11,7 +11,7 @@ import java.nio.file.Path;
 
 /** The --model option shared by commands: a checkpoint directory; defaults to the model shipped in the repo. */
 final class ModelOption {
-    static final String DEFAULT_RELATIVE = "models/tiny-random";
+    static final String DEFAULT_RELATIVE = "models/kimivl-nano-instruct";
 
     @Option(names = {"-m", "--model"}, paramLabel = "PATH",
             description = "Checkpoint directory (Hugging Face layout) or a GGUF text model file (llama.cpp layout). "

@@ -1,0 +1,58 @@
+package dev.kimivl.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static dev.kimivl.cli.CliTest.run;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The model that ships in models/ (trained by recipes/nano.json, see its model card): the default answers the
+ * README's main command, and their accuracy on fresh examples stays where the cards say. The evaluation is greedy
+ * on fixed seeds, so it is deterministic; the floors sit below the measured numbers only by what another CPU's
+ * rounding could move (tiny-random, the random stand-in, scores about 0 here).
+ */
+class ShippedModelTest {
+    static final Path INSTRUCT = Path.of("../models/kimivl-nano-instruct").toAbsolutePath().normalize();
+    static final Path EXAMPLE = Path.of("../examples/blue-circle.png").toAbsolutePath().normalize();
+
+    @Test
+    void theDefaultModelIsTheTrainedInstructModel() {
+        assertEquals(Path.of("models/kimivl-nano-instruct"), Path.of(ModelOption.DEFAULT_RELATIVE));
+        assertTrue(Files.isRegularFile(INSTRUCT.resolve("model.safetensors")) && Files.isRegularFile(INSTRUCT.resolve("README.md")));
+    }
+
+    @Test
+    void theReadmesMainCommandAnswersRight() {
+        CliTest.Run r = run("run", "--model", INSTRUCT.toString(), "--image", EXAMPLE.toString(), "-t", "0", "What color is the shape?");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals("Blue.", r.out().strip());
+    }
+
+    @Test
+    void instructModelNamesTheColourOfOneObject() throws Exception {
+        JsonNode j = eval(INSTRUCT, "--task", "objects", "--easy", "-n", "120");
+        assertTrue(j.get("by_type").get("color").get("accuracy").asDouble() >= COLOR_FLOOR, j.toString());
+        assertTrue(j.get("overall").asDouble() >= OBJECTS_FLOOR, j.toString());
+    }
+
+    static JsonNode eval(Path model, String... args) throws Exception {
+        String[] all = new String[args.length + 4];
+        all[0] = "eval";
+        all[1] = "--model";
+        all[2] = model.toString();
+        System.arraycopy(args, 0, all, 3, args.length);
+        all[all.length - 1] = "--json";
+        CliTest.Run r = run(all);
+        assertEquals(0, r.exit(), r.err());
+        return new ObjectMapper().readTree(r.out());
+    }
+
+    // measured on the shipped model (models/kimivl-nano-instruct/README.md), minus a margin for other CPUs' rounding
+    static final double COLOR_FLOOR = 0.9, OBJECTS_FLOOR = 0.35;     // measured: colour 44/44, overall 54/120
+}

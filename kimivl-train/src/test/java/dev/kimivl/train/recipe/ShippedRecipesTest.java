@@ -1,0 +1,34 @@
+package dev.kimivl.train.recipe;
+
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The recipes in the repo load and validate, and nano.json publishes the two shipped models from stages it has. */
+class ShippedRecipesTest {
+    static final Path RECIPES = Path.of("../recipes").toAbsolutePath().normalize();
+
+    @Test
+    void everyRecipeLoads() throws Exception {
+        List<Path> files;
+        try (Stream<Path> s = Files.list(RECIPES)) { files = s.filter(p -> p.toString().endsWith(".json")).sorted().toList(); }
+        assertFalse(files.isEmpty());
+        for (Path f : files) Recipe.load(f);
+    }
+
+    @Test
+    void nanoPublishesTheShippedModels() throws Exception {
+        Recipe r = Recipe.load(RECIPES.resolve("nano.json"));
+        assertEquals(java.util.Set.of("kimivl-nano-instruct", "kimivl-nano-thinking"), r.outputs().keySet());
+        List<String> names = r.stages().stream().map(Recipe.Stage::name).toList();
+        assertTrue(names.containsAll(r.outputs().values()), names + " " + r.outputs());
+        assertEquals("rl", r.stages().get(names.indexOf(r.outputs().get("kimivl-nano-thinking"))).kind());
+    }
+}
