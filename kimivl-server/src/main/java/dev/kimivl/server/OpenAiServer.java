@@ -370,14 +370,7 @@ public final class OpenAiServer implements AutoCloseable {
             ObjectNode last = textChunk(id, created, req.includeUsage(), "");
             ((ObjectNode) last.withArray("choices").get(0)).put("finish_reason", finishReason(r));
             event(out, last);
-            if (req.includeUsage()) {
-                ObjectNode u = envelope(id, created, "text_completion");
-                u.putArray("choices");
-                usage(u, r, job);
-                event(out, u);
-            }
-            out.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
-            out.flush();
+            endStream(out, req.includeUsage(), envelope(id, created, "text_completion"), r, job);
         }
     }
 
@@ -526,14 +519,7 @@ public final class OpenAiServer implements AutoCloseable {
         choice.putObject("delta");
         choice.put("finish_reason", finishReason(r));
         event(out, last);
-        if (req.includeUsage()) {
-            ObjectNode u = envelope(id, created, "chat.completion.chunk");
-            u.putArray("choices");
-            usage(u, r, job);
-            event(out, u);
-        }
-        out.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
-        out.flush();
+        endStream(out, req.includeUsage(), envelope(id, created, "chat.completion.chunk"), r, job);
     }
 
     private void delta(OutputStream out, ChatRequest req, String id, long created, String field, String text) {
@@ -571,6 +557,20 @@ public final class OpenAiServer implements AutoCloseable {
         ObjectNode u = root.putObject("usage").put("prompt_tokens", r.promptTokens()).put("completion_tokens", r.tokens().length)
                 .put("total_tokens", r.promptTokens() + r.tokens().length);
         u.putObject("prompt_tokens_details").put("cached_tokens", job.cachedTokens());
+    }
+
+    /**
+     * The end of a stream after its last choice chunk: with include_usage a chunk of no choices carrying the usage
+     * (OpenAI's shape; {@code envelope} is that chunk's id/created/object), then {@code [DONE]}.
+     */
+    private void endStream(OutputStream out, boolean includeUsage, ObjectNode envelope, Generator.Result r, Engine.Job job) throws IOException {
+        if (includeUsage) {
+            envelope.putArray("choices");
+            usage(envelope, r, job);
+            event(out, envelope);
+        }
+        out.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
+        out.flush();
     }
 
     private void event(OutputStream out, ObjectNode payload) throws IOException {

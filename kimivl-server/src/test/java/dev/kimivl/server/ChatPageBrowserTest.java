@@ -112,11 +112,12 @@ class ChatPageBrowserTest {
         setNumber("maxTokens", 4000);
         input.sendKeys("Write a very long story.");
         input.sendKeys(Keys.ENTER);
-        WebElement stopButton = browser.findElement(By.id("stop"));
         // (in the page: its elements are replaced as the answer grows)
         waitUpTo(30).until(d -> (Boolean) js("const a = document.querySelectorAll('.msg.assistant');"
                 + "return !document.getElementById('stop').hidden && a.length == 2 && a[1].querySelector('.body').textContent.trim().length > 0"));
-        stopButton.click();
+        // clickable: shown and laid out (right after its hidden flag drops it can still have no box for a frame; a
+        // click then is "not interactable"), looked up afresh
+        waitUpTo(10).until(org.openqa.selenium.support.ui.ExpectedConditions.elementToBeClickable(By.id("stop"))).click();
         waitUpTo(10).until(d -> d.findElement(By.id("send")).isDisplayed());
         List<WebElement> answers = browser.findElements(By.cssSelector(".msg.assistant"));
         assertEquals("stopped", answers.get(1).findElement(By.cssSelector(".status")).getText());
