@@ -225,6 +225,7 @@ public final class OpenAiServer implements AutoCloseable {
             }
             route.handler().handle(ex);
         } catch (ApiError e) {
+            if (e.status == 413) drainRefusedBody(ex);
             quietly(() -> error(ex, e.status, e.getMessage(), e.type, e.param, e.code));
         } catch (ContextOverflowException e) {
             quietly(() -> error(ex, 400, e.getMessage(), "invalid_request_error", "messages", "context_length_exceeded"));
@@ -595,6 +596,28 @@ public final class OpenAiServer implements AutoCloseable {
             byte[] b = in.readNBytes(Math.min(max, Integer.MAX_VALUE - 16) + 1);
             if (b.length > max) throw tooLarge(ex, "over " + max + " bytes");
             return b;
+        }
+    }
+
+    /** What a refused body may still send that is read and dropped before the 413 goes out. */
+    static final int DRAIN_LIMIT = 16 << 20;
+
+    /**
+     * Reads and drops the rest of a refused body (at most {@link #DRAIN_LIMIT} bytes): a client still writing it when
+     * the 413 is sent and the connection closed would otherwise be reset by the unread data and lose the answer
+     * ("header parser received no bytes"). Beyond the limit the connection is closed anyway.
+     */
+    private static void drainRefusedBody(HttpExchange ex) {
+        try {
+            InputStream in = ex.getRequestBody();
+            byte[] buf = new byte[1 << 16];
+            for (long left = DRAIN_LIMIT; left > 0; ) {
+                int n = in.read(buf, 0, (int) Math.min(buf.length, left));
+                if (n < 0) break;
+                left -= n;
+            }
+        } catch (IOException e) {
+            // already read to the limit and closed (a chunked body), or the client went away: nothing to drain
         }
     }
 
