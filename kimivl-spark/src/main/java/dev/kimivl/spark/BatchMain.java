@@ -46,7 +46,7 @@ public final class BatchMain implements Callable<Integer> {
     @Option(names = "--master", description = "Spark master: local[N], local[*] or a cluster URL (default: spark-submit's, else local[*]).")
     String master;
 
-    @Option(names = "--model", paramLabel = "DIR", description = "Checkpoint directory or GGUF file, at the same path on every executor (default: $KIMIVL_MODEL, else models/tiny-random).")
+    @Option(names = "--model", paramLabel = "DIR", description = "Checkpoint directory or GGUF file, at the same path on every executor (default: $KIMIVL_MODEL, else models/kimivl-nano-instruct, the default model of kimivl run).")
     String model;
 
     @Option(names = "--mmproj", paramLabel = "FILE", description = "llama.cpp mmproj GGUF (with a GGUF --model).")
@@ -196,7 +196,7 @@ public final class BatchMain implements Callable<Integer> {
         String env = System.getenv("KIMIVL_MODEL");
         if (env != null && !env.isBlank()) return absoluteIfLocal(env);
         String home = System.getProperty("kimivl.home", ".");
-        return Path.of(home, "models", "tiny-random").toAbsolutePath().normalize().toString();
+        return Path.of(home, "models", "kimivl-nano-instruct").toAbsolutePath().normalize().toString();
     }
 
     /**
