@@ -12,13 +12,14 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The model that ships in models/ (trained by recipes/nano.json, see its model card): the default answers the
+ * The models that ship in models/ (trained by recipes/nano.json, see their model cards): the default answers the
  * README's main command, and their accuracy on fresh examples stays where the cards say. The evaluation is greedy
  * on fixed seeds, so it is deterministic; the floors sit below the measured numbers only by what another CPU's
  * rounding could move (tiny-random, the random stand-in, scores about 0 here).
  */
 class ShippedModelTest {
     static final Path INSTRUCT = Path.of("../models/kimivl-nano-instruct").toAbsolutePath().normalize();
+    static final Path THINKING = Path.of("../models/kimivl-nano-thinking").toAbsolutePath().normalize();
     static final Path EXAMPLE = Path.of("../examples/blue-circle.png").toAbsolutePath().normalize();
 
     @Test
@@ -39,6 +40,16 @@ class ShippedModelTest {
         JsonNode j = eval(INSTRUCT, "--task", "objects", "--easy", "-n", "120");
         assertTrue(j.get("by_type").get("color").get("accuracy").asDouble() >= COLOR_FLOOR, j.toString());
         assertTrue(j.get("overall").asDouble() >= OBJECTS_FLOOR, j.toString());
+    }
+
+    @Test
+    void thinkingModelAnswersAfterAReasoningBlock() throws Exception {
+        CliTest.Run r = run("run", "--model", THINKING.toString(), "--image", EXAMPLE.toString(), "-t", "0", "--thinking", "show", "What color is the shape?");
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().strip().startsWith("◁think▷") && r.out().contains("◁/think▷"), r.out());
+        // measured 30/200 (objects, easy, n = 200): at least the block is followed by answers in the right form
+        JsonNode j = eval(THINKING, "--task", "objects", "--easy", "-n", "60");
+        assertTrue(j.get("overall").asDouble() >= 0.05, j.toString());
     }
 
     static JsonNode eval(Path model, String... args) throws Exception {
