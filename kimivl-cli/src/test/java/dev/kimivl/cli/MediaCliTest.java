@@ -173,7 +173,9 @@ class MediaCliTest {
         }
         String err = stderr.toString(StandardCharsets.UTF_8);
         assertEquals(0, r.exit(), r.err() + err);
-        assertTrue(err.contains("kimivl: decoding many.mp4: frame 64/64 (00:06 of 00:07)"), err);
+        // the last line counts every frame; its time is the frame that finished last, which with one decoder per core
+        // is any of the last runs' frames (CI saw 00:03), so only the count and the length are fixed
+        assertTrue(err.matches("(?s).*kimivl: decoding many\\.mp4: frame 64/64 \\(00:0\\d of 00:07\\)\\R.*"), err);
         assertTrue(err.lines().filter(l -> l.contains("decoding")).count() <= 11, "about ten progress lines in a log, not 64: " + err);
         // 64 blocks of 2x2 tokens, their "Frame at" labels and the template
         int prompt = Integer.parseInt(err.replaceAll("(?s).*kimivl: prompt (\\d+) tokens \\(.*", "$1"));
