@@ -53,23 +53,7 @@ final class ChatCommand implements Callable<Integer> {
     @Option(names = "--system", paramLabel = "TEXT", description = "System prompt to start with (default: the template's).")
     String system;
 
-    @Option(names = {"-n", "--max-tokens"}, description = "Maximum new tokens per answer (default: generation_config.json's max_new_tokens, else 1024).")
-    Integer maxTokens;
-
-    @Option(names = {"-t", "--temperature"}, description = "Sampling temperature; 0 = greedy (default: generation_config.json, else 0.2).")
-    Double temperature;
-
-    @Option(names = "--top-k", description = "Keep the k most likely tokens (default: generation_config.json, else 0 = off).")
-    Integer topK;
-
-    @Option(names = "--top-p", description = "Nucleus sampling mass (default: generation_config.json, else 1 = off).")
-    Double topP;
-
-    @Option(names = "--min-p", defaultValue = "0.0", description = "Drop tokens below min-p × the top probability (0 = off).")
-    double minP;
-
-    @Option(names = "--repeat-penalty", description = "Repetition penalty (default: generation_config.json, else 1 = off).")
-    Double repeatPenalty;
+    @Mixin SamplingOptions sampling;
 
     @Option(names = "--seed", description = "Random seed of the first answer; each later answer uses the next number (default: random).")
     Long seed;
@@ -205,9 +189,7 @@ final class ChatCommand implements Callable<Integer> {
         List<LoadedImage> allImages = new ArrayList<>(images);
         allImages.addAll(pendingImages);
 
-        SamplingParams params = new SamplingParams(
-                or(temperature, g.temperature(), 0.2), or(topK, g.topK(), 0), or(topP, g.topP(), 1.0), minP,
-                or(repeatPenalty, g.repetitionPenalty(), 1.0), nextSeed++, or(maxTokens, g.maxNewTokens(), 1024), List.of());
+        SamplingParams params = sampling.params(g, nextSeed++, 1024, List.of());
         StringBuilder answer = new StringBuilder();
         boolean[] dimmed = {false};
         ThinkingFilter filter = new ThinkingFilter(t -> {
@@ -293,8 +275,4 @@ final class ChatCommand implements Callable<Integer> {
     }
 
     private String dim(String s) { return ansi ? DIM + s + PLAIN : s; }
-
-    private static <T> T or(T option, T fromCheckpoint, T builtIn) {
-        return option != null ? option : fromCheckpoint != null ? fromCheckpoint : builtIn;
-    }
 }

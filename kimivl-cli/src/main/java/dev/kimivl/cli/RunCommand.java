@@ -40,24 +40,7 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--system", paramLabel = "TEXT", description = "System prompt (default: the template's 'You are a helpful assistant').")
     String system;
 
-    // Unset sampling options take the checkpoint's generation_config.json, then the defaults named in each description.
-    @Option(names = {"-n", "--max-tokens"}, description = "Maximum new tokens (default: generation_config.json's max_new_tokens, else 512).")
-    Integer maxTokens;
-
-    @Option(names = {"-t", "--temperature"}, description = "Sampling temperature; 0 = greedy (default: generation_config.json, else 0.2, Kimi-VL-Instruct's recommendation).")
-    Double temperature;
-
-    @Option(names = "--top-k", description = "Keep the k most likely tokens (default: generation_config.json, else 0 = off).")
-    Integer topK;
-
-    @Option(names = "--top-p", description = "Nucleus sampling mass (default: generation_config.json, else 1 = off).")
-    Double topP;
-
-    @Option(names = "--min-p", defaultValue = "0.0", description = "Drop tokens below min-p × the top probability (0 = off).")
-    double minP;
-
-    @Option(names = "--repeat-penalty", description = "Repetition penalty (default: generation_config.json, else 1 = off).")
-    Double repeatPenalty;
+    @Mixin SamplingOptions sampling;
 
     @Option(names = "--seed", description = "Random seed (default: random).")
     Long seed;
@@ -91,10 +74,7 @@ final class RunCommand implements Callable<Integer> {
         if (text.equals("-")) text = new String(System.in.readAllBytes(), StandardCharsets.UTF_8);
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         GenerationConfig g = GenerationConfig.load(model.resolve());
-        SamplingParams params = new SamplingParams(
-                or(temperature, g.temperature(), 0.2), or(topK, g.topK(), 0), or(topP, g.topP(), 1.0), minP,
-                or(repeatPenalty, g.repetitionPenalty(), 1.0), seed != null ? seed : System.nanoTime(),
-                or(maxTokens, g.maxNewTokens(), 512), stops);
+        SamplingParams params = sampling.params(g, seed != null ? seed : System.nanoTime(), 512, stops);
         List<LoadedImage> loaded = new ArrayList<>();
         ImageLoader loader = new ImageLoader(maxImagePixels, "--max-image-pixels");
         for (Path f : images) loaded.add(loader.load(f));
@@ -156,9 +136,5 @@ final class RunCommand implements Callable<Integer> {
             System.err.printf("kimivl: prompt %d tokens (%.1f tok/s), generated %d tokens (%.1f tok/s), finish: %s%n",
                     r.promptTokens(), r.prefillTokensPerSecond(), r.tokens().length, r.decodeTokensPerSecond(), r.finishReason().name().toLowerCase());
         }
-    }
-
-    private static <T> T or(T option, T fromCheckpoint, T builtIn) {
-        return option != null ? option : fromCheckpoint != null ? fromCheckpoint : builtIn;
     }
 }
