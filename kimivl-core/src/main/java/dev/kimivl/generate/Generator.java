@@ -80,6 +80,18 @@ public final class Generator {
         } else {
             cache = lm.newCache(contextLength);
         }
+        return generateOn(cache, start, promptEmbeddings, promptIds, params, listener, options, null);
+    }
+
+    /**
+     * The loop itself, on {@code cache}, whose first {@code start} positions already hold the prompt's (prefilled
+     * from there). {@code onToken} (may be null) is called as each token is sampled; false ends the generation after
+     * that token, as max_tokens would (finish reason LENGTH): a time limit. Shared by {@link CachedGenerator}.
+     */
+    Result generateOn(KvCache cache, int start, float[] promptEmbeddings, int[] promptIds, SamplingParams params, Listener listener,
+                      GenerationOptions options, java.util.function.BooleanSupplier onToken) {
+        int T = promptIds.length, D = lm.config().hiddenSize();
+        PromptCache kept = options.cache();
         Sampler sampler = new Sampler(params);
         int[] seen = Arrays.copyOf(promptIds, T + params.maxTokens());
         int seenCount = T;
@@ -104,14 +116,15 @@ public final class Generator {
                 if (counts != null) penalise(logits, counts, options);
                 int next = constraint == null ? sampler.sample(logits, seen, seenCount)
                         : sampleConstrained(sampler, constraint, logits, seen, seenCount, params.maxTokens() - out.size());
+                boolean go = onToken == null || onToken.getAsBoolean();
                 if (isStop(next)) { reason = FinishReason.STOP; break; }
                 if (constraint != null) constraint.accept(next);
                 if (counts != null && next < counts.length) counts[next]++;
                 out.add(next);
                 seen[seenCount++] = next;
                 if (text.accept(decoder.push(next))) { reason = FinishReason.STOP; break; }
-                if (out.size() >= params.maxTokens()) break;
-                if (cache.length() >= contextLength) { reason = FinishReason.CONTEXT; break; }
+                if (out.size() >= params.maxTokens() || !go) break;
+                if (cache.length() >= cache.maxTokens()) { reason = FinishReason.CONTEXT; break; }
                 float[] x = lm.embed(new int[]{next});
                 if (kept != null) kept.record(next, PromptCache.rowHash(x, 0, D));
                 float[] hn = lm.forward(x, 1, cache, StageSink.NONE, null);

@@ -351,19 +351,27 @@ public final class RecipeTrainer {
                     (System.nanoTime() - t0) / 1e9, Math.max(a.loadSpread, b.loadSpread), b.lrFactor);
         }
 
-        /** The current weights as a checkpoint the inference path opens: the stage's files with these weights. */
+        /**
+         * The current weights as a checkpoint the inference path opens: the stage's files (config, tokenizer, copied
+         * once per stage run: they do not change within a stage) with these weights (written every step).
+         */
         void writePolicy(Path dir) throws IOException {
-            Files.createDirectories(dir);
-            try (Stream<Path> files = Files.list(current)) {
-                for (Path p : (Iterable<Path>) files::iterator) {
-                    String n = p.getFileName().toString();
-                    if (Files.isRegularFile(p) && !n.equals("model.safetensors") && !n.equals(OPT) && !n.equals(STATE)) {
-                        Files.copy(p, dir.resolve(n), StandardCopyOption.REPLACE_EXISTING);
+            if (!policyFilesCopied) {
+                Files.createDirectories(dir);
+                try (Stream<Path> files = Files.list(current)) {
+                    for (Path p : (Iterable<Path>) files::iterator) {
+                        String n = p.getFileName().toString();
+                        if (Files.isRegularFile(p) && !n.equals("model.safetensors") && !n.equals(OPT) && !n.equals(STATE)) {
+                            Files.copy(p, dir.resolve(n), StandardCopyOption.REPLACE_EXISTING);
+                        }
                     }
                 }
+                policyFilesCopied = true;
             }
             writeModel(dir.resolve("model.safetensors"));
         }
+
+        private boolean policyFilesCopied;
 
         /** The weights being trained (and those not trained, from the checkpoint), as F32 safetensors. */
         void writeModel(Path file) throws IOException {
