@@ -32,10 +32,30 @@ public final class CachedGenerator {
      */
     public Generator.Result generate(KvCache cache, float[] promptEmbeddings, int[] promptIds, SamplingParams params,
                                      Generator.Listener listener, java.util.function.BooleanSupplier onToken) {
+        check(cache, promptIds);
+        return generator(cache).generateOn(cache, cache.length(), promptEmbeddings, promptIds, params, listener, GenerationOptions.NONE, onToken);
+    }
+
+    /**
+     * As above with the sequence's state made by {@link #decoding} (constrained decoding, penalties, logprobs); the
+     * same loop. {@code cache} and the prompt as above.
+     */
+    public Generator.Result generate(KvCache cache, float[] promptEmbeddings, int[] promptIds, Decoding decoding) {
+        check(cache, promptIds);
+        return generator(cache).generateOn(cache, cache.length(), promptEmbeddings, promptIds, decoding, null);
+    }
+
+    /** A sequence's generation state ({@link Generator#decoding}) for {@link #generate(KvCache, float[], int[], Decoding)} or a batching scheduler. */
+    public Decoding decoding(int[] promptIds, SamplingParams params, GenerationOptions options, Generator.Listener listener,
+                             java.util.function.BooleanSupplier onToken) {
+        return new Generator(lm, tokenizer, Integer.MAX_VALUE).decoding(promptIds, params, options, listener, onToken);
+    }
+
+    private static void check(KvCache cache, int[] promptIds) {
         int T = promptIds.length, reused = cache.length();
         if (reused >= T) throw new IllegalArgumentException("the cache holds " + reused + " positions of a " + T + "-token prompt; at least its last must run");
         if (T + 1 > cache.maxTokens()) throw new ContextOverflowException(T, cache.maxTokens());
-        return new Generator(lm, tokenizer, cache.maxTokens())
-                .generateOn(cache, reused, promptEmbeddings, promptIds, params, listener, GenerationOptions.NONE, onToken);
     }
+
+    private Generator generator(KvCache cache) { return new Generator(lm, tokenizer, cache.maxTokens()); }
 }

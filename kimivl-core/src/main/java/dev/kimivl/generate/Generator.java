@@ -3,7 +3,6 @@ package dev.kimivl.generate;
 import dev.kimivl.model.KvCache;
 import dev.kimivl.model.LanguageModel;
 import dev.kimivl.model.StageSink;
-import dev.kimivl.text.IncrementalDecoder;
 import dev.kimivl.text.Tokenizer;
 
 import java.util.ArrayList;
@@ -84,47 +83,37 @@ public final class Generator {
     }
 
     /**
+     * The generation state of one sequence ({@link Decoding}: sampler, penalties, constraint, stop rules, text) for
+     * a caller that runs the forward passes itself, such as a scheduler decoding several sequences in one batched
+     * step. {@code onToken} (may be null) is called as each token is sampled; false ends the generation after that
+     * token, as max_tokens would (finish reason LENGTH).
+     */
+    public Decoding decoding(int[] promptIds, SamplingParams params, GenerationOptions options, Listener listener,
+                             java.util.function.BooleanSupplier onToken) {
+        return new Decoding(tokenizer, stopIds, promptIds, params, options, listener, onToken);
+    }
+
+    /**
      * The loop itself, on {@code cache}, whose first {@code start} positions already hold the prompt's (prefilled
      * from there). {@code onToken} (may be null) is called as each token is sampled; false ends the generation after
      * that token, as max_tokens would (finish reason LENGTH): a time limit. Shared by {@link CachedGenerator}.
      */
     Result generateOn(KvCache cache, int start, float[] promptEmbeddings, int[] promptIds, SamplingParams params, Listener listener,
                       GenerationOptions options, java.util.function.BooleanSupplier onToken) {
-        int T = promptIds.length, D = lm.config().hiddenSize();
-        PromptCache kept = options.cache();
-        Sampler sampler = new Sampler(params);
-        int[] seen = Arrays.copyOf(promptIds, T + params.maxTokens());
-        int seenCount = T;
-        TokenConstraint constraint = options.constraint();
-        int[] counts = options.penalised() ? new int[lm.config().vocabSize()] : null;   // [V] times generated so far
+        return generateOn(cache, start, promptEmbeddings, promptIds, decoding(promptIds, params, options, listener, onToken), options.cache());
+    }
 
+    /** {@link #generateOn} with the sequence's state made by the caller ({@link #decoding}); {@code kept} may be null. */
+    Result generateOn(KvCache cache, int start, float[] promptEmbeddings, int[] promptIds, Decoding d, PromptCache kept) {
+        int T = promptIds.length, D = lm.config().hiddenSize();
         long t0 = System.nanoTime();
         float[] rest = start == 0 ? promptEmbeddings : Arrays.copyOfRange(promptEmbeddings, start * D, T * D);
         java.util.function.BiConsumer<Integer, Integer> progress = promptProgress == null || start == 0 ? promptProgress
                 : (done, total) -> promptProgress.accept(done + T - total, T);
         float[] logits = lm.logits(lm.prefill(rest, T - start, cache, progress), 0);
         long t1 = System.nanoTime();
-
-        StopStringFilter text = new StopStringFilter(params.stopStrings(), listener);
-        IncrementalDecoder decoder = tokenizer.incrementalDecoder(true);
-        List<Integer> out = new ArrayList<>();
-        FinishReason reason = FinishReason.LENGTH;
         try {
-            while (true) {
-                if (options.cancelled() != null && options.cancelled().getAsBoolean()) { reason = FinishReason.CANCELLED; break; }
-                if (constraint != null && constraint.finished()) { reason = FinishReason.STOP; break; }
-                if (counts != null) penalise(logits, counts, options);
-                int next = constraint == null ? sampler.sample(logits, seen, seenCount)
-                        : sampleConstrained(sampler, constraint, logits, seen, seenCount, params.maxTokens() - out.size());
-                boolean go = onToken == null || onToken.getAsBoolean();
-                if (isStop(next)) { reason = FinishReason.STOP; break; }
-                if (constraint != null) constraint.accept(next);
-                if (counts != null && next < counts.length) counts[next]++;
-                out.add(next);
-                seen[seenCount++] = next;
-                if (text.accept(decoder.push(next))) { reason = FinishReason.STOP; break; }
-                if (out.size() >= params.maxTokens() || !go) break;
-                if (cache.length() >= cache.maxTokens()) { reason = FinishReason.CONTEXT; break; }
+            for (int next; (next = d.next(logits, cache.length() >= cache.maxTokens())) >= 0; ) {
                 float[] x = lm.embed(new int[]{next});
                 if (kept != null) kept.record(next, PromptCache.rowHash(x, 0, D));
                 float[] hn = lm.forward(x, 1, cache, StageSink.NONE, null);
@@ -133,43 +122,8 @@ public final class Generator {
         } finally {
             if (kept != null) kept.sync();
         }
-        if (reason != FinishReason.STOP || !text.stopped()) text.finish(decoder.flush());
         long t2 = System.nanoTime();
-        return new Result(out.stream().mapToInt(Integer::intValue).toArray(), text.emitted(), reason, T,
-                (t1 - t0) / 1e9, (t2 - t1) / 1e9);
-    }
-
-    /** OpenAI's penalties: logit -= count·frequency + (count &gt; 0)·presence, over the tokens generated so far. */
-    private static void penalise(float[] logits, int[] counts, GenerationOptions o) {
-        for (int id = 0; id < logits.length && id < counts.length; id++) {
-            int c = counts[id];
-            if (c > 0) logits[id] -= (float) (c * o.frequencyPenalty() + o.presencePenalty());
-        }
-    }
-
-    /**
-     * Samples as usual; if the constraint refuses the token drawn, masks every refused token (stop tokens count as
-     * allowed only where the constraint may stop) and samples again from the untouched logits.
-     */
-    private int sampleConstrained(Sampler sampler, TokenConstraint c, float[] logits, int[] seen, int seenCount, int remaining) {
-        float[] untouched = logits.clone();
-        int first = sampler.sample(logits, seen, seenCount);
-        if (isStop(first) ? c.mayStop() : c.allows(first, remaining)) return first;
-        boolean any = false;
-        for (int id = 0; id < untouched.length; id++) {
-            boolean ok = isStop(id) ? c.mayStop() : c.allows(id, remaining);
-            if (ok) any = true;
-            else untouched[id] = Float.NEGATIVE_INFINITY;
-        }
-        if (!any) throw new IllegalStateException("constrained decoding: no token of the vocabulary can continue the output with " + remaining + " token(s) left");
-        int next = sampler.sample(untouched, seen, seenCount);
-        // a draw can land on a masked token only through rounding at the end of the cumulative sum: take the best allowed
-        return untouched[next] == Float.NEGATIVE_INFINITY ? Sampler.argmax(untouched) : next;
-    }
-
-    private boolean isStop(int id) {
-        for (int s : stopIds) if (s == id) return true;
-        return false;
+        return d.result((t1 - t0) / 1e9, (t2 - t1) / 1e9);
     }
 
     /** Holds back text that may begin a stop string; cuts the output at the first stop string. */

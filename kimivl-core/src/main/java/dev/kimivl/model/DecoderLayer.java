@@ -37,6 +37,14 @@ final class DecoderLayer {
         VectorMath.add(x, f);
     }
 
+    /** One batched decode step: x [B, D] updated in place, row b at position positions[b] of caches[b]. */
+    void forwardBatch(float[] x, int B, int[] positions, KvCache[] caches) {
+        float[] normed = norm(x, B, inputNorm);
+        VectorMath.add(x, attention.decodeBatch(normed, B, positions, caches, index));
+        normed = norm(x, B, postNorm);
+        VectorMath.add(x, moe != null ? moe.forwardRows(normed, B) : dense.forwardRows(normed, B));
+    }
+
     double decodeBytes() { return attention.bytes() + (moe != null ? moe.decodeBytes() : dense.bytes()); }
 
     private float[] norm(float[] x, int T, float[] w) {

@@ -152,6 +152,47 @@ public final class LanguageModel {
     }
 
     /**
+     * One decode step of several sequences at once: x [B, D] (consumed) holds the embedding of each sequence's next
+     * token, which goes to position {@code caches[b].length()} of its own cache (the caches may be at different
+     * lengths). Every per-token part (norms, projections, router, shared and routed experts) runs on the B rows
+     * together, as a prompt's tokens do, so each weight (each selected expert) is read from memory once per step for
+     * all sequences; attention is each sequence's own over its own cache. Returns the final-normed hidden states
+     * [B, D] (logits: {@link #logitsRows}).
+     *
+     * <p>A row's result depends only on its own sequence, bit for bit: the same whichever and however many
+     * sequences share the step ({@link RowProducts}; the experts sum a token's outputs in expert order). It equals
+     * {@link #forward} of that one token to float rounding (that path multiplies by other kernels).
+     */
+    public float[] decodeBatch(float[] x, KvCache[] caches) {
+        int D = config.hiddenSize(), B = caches.length;
+        if (x.length != B * D) throw new IllegalArgumentException("decodeBatch: x has " + x.length + " floats, expected " + B + " rows of " + D);
+        int[] positions = new int[B];
+        for (int b = 0; b < B; b++) {
+            for (int a = 0; a < b; a++) {
+                if (caches[a] == caches[b]) throw new IllegalArgumentException("decodeBatch: sequences " + a + " and " + b + " share one KV cache");
+            }
+            positions[b] = caches[b].length();
+            if (positions[b] + 1 > caches[b].maxTokens()) {
+                throw new IllegalArgumentException("decodeBatch: sequence " + b + "'s cache is full (" + positions[b] + " of " + caches[b].maxTokens() + " tokens)");
+            }
+        }
+        for (DecoderLayer layer : layers) layer.forwardBatch(x, B, positions, caches);
+        for (int b = 0; b < B; b++) caches[b].advance(positions[b] + 1);
+        float[] out = new float[B * D];
+        for (int b = 0; b < B; b++) VectorMath.rmsNorm(x, b * D, finalNorm, (float) config.rmsNormEps(), out, b * D, D);
+        return out;
+    }
+
+    /** Logits [B, V] of the final-normed states h [B, D] of a {@link #decodeBatch} step, lm_head read once, each row alone. */
+    public float[] logitsRows(float[] h, int B) {
+        long t0 = PhaseTimer.start();
+        float[] out = new float[B * config.vocabSize()];
+        RowProducts.matmul(lmHead, h, out, B);
+        PhaseTimer.stop(PhaseTimer.Phase.LM_HEAD, t0);
+        return out;
+    }
+
+    /**
      * Prompt tokens per forward pass in {@link #prefill}: bounds the transient memory of long prompts (activations,
      * expert batches and decompressed keys/values grow with the tokens of one pass: ~0.5 GB at 2048 for
      * Kimi-VL-A3B) at no cost in speed (every pass is a full batch).

@@ -361,10 +361,62 @@ public final class MlaAttention {
         long t0 = PhaseTimer.start();
         float[] q = projectOne(x, pos, cache, layer);
         t0 = PhaseTimer.stop(PhaseTimer.Phase.QKV, t0);
-        int S = pos + 1, W = kvLora + rope;
         float[] o = new float[heads * vDim];
+        attendOne(q, 0, pos, cache, layer, o, 0);
+        t0 = PhaseTimer.stop(PhaseTimer.Phase.ATTENTION, t0);
+        float[] out = new float[hidden];
+        oProj.matvec(o, 0, out, 0);
+        PhaseTimer.stop(PhaseTimer.Phase.O_PROJ, t0);
+        return out;
+    }
+
+    /**
+     * One decode step of B sequences, one new token each: x [B, D] normed inputs, token b at position
+     * {@code positions[b]} of {@code caches[b]} (its latent is written there). The projections (q, kv_a, o_proj) run
+     * on all B rows at once through {@link RowProducts} (each weight read once per step, each row's result
+     * independent of the others); the attention is each sequence's own weight-absorbed pass over its own cache, as
+     * {@link #decode}. Returns [B, D].
+     */
+    float[] decodeBatch(float[] x, int B, int[] positions, KvCache[] caches, int layer) {
+        long t0 = PhaseTimer.start();
+        int w = kvLora + rope, qRow = heads * qHead;
+        float[] q = new float[B * qRow];
+        if (qProj != null) {
+            RowProducts.matmul(qProj, x, q, B);
+        } else {
+            int r = qA.rows();
+            float[] a = new float[B * r];
+            RowProducts.matmul(qA, x, a, B);
+            for (int b = 0; b < B; b++) VectorMath.rmsNorm(a, b * r, qANorm, LATENT_NORM_EPS, a, b * r, r);
+            RowProducts.matmul(qB, a, q, B);
+        }
+        float[] kva = new float[B * w];
+        RowProducts.matmul(kvA, x, kva, B);
+        for (int b = 0; b < B; b++) {
+            int pos = positions[b];
+            latent(kva, b * w, pos);
+            caches[b].ensure(layer, pos + 1);
+            caches[b].write(layer, pos, kva, b * w);
+            for (int h = 0; h < heads; h++) rotary.apply(q, b * qRow + h * qHead + nope, pos);
+        }
+        t0 = PhaseTimer.stop(PhaseTimer.Phase.QKV, t0);
+        float[] o = new float[B * heads * vDim];
+        for (int b = 0; b < B; b++) attendOne(q, b * qRow, positions[b], caches[b], layer, o, b * heads * vDim);
+        t0 = PhaseTimer.stop(PhaseTimer.Phase.ATTENTION, t0);
+        float[] out = new float[B * hidden];
+        RowProducts.matmul(oProj, o, out, B);
+        PhaseTimer.stop(PhaseTimer.Phase.O_PROJ, t0);
+        return out;
+    }
+
+    /**
+     * The weight-absorbed attention of one query (all heads, q at q[qBase ..], RoPE applied) at position pos over
+     * positions [0, pos] of the cache (pos already written); o[oBase .. + H·vDim) before o_proj.
+     */
+    private void attendOne(float[] q, int qBase, int pos, KvCache cache, int layer, float[] o, int oBase) {
+        int S = pos + 1, W = kvLora + rope;
         float[] qa = new float[heads * W];
-        RowBlocks.run(heads, h -> absorb(q, 0, h, qa));
+        RowBlocks.run(heads, h -> absorb(q, qBase, h, qa));
         if (S <= SPLIT_POSITIONS) {
             // heads in groups of 4 (what the native kernel takes), one group per task
             int per = heads % 4 == 0 ? 4 : 1;
@@ -375,7 +427,7 @@ public final class MlaAttention {
                 LatentAttention.State[] one = {st};
                 for (int h = g * per; h < (g + 1) * per; h++) {
                     LatentAttention.finish(one, h, obar, 0);
-                    unabsorb(obar, h, o, 0);
+                    unabsorb(obar, h, o, oBase);
                 }
             });
         } else {
@@ -391,14 +443,9 @@ public final class MlaAttention {
             RowBlocks.run(heads, h -> {
                 float[] obar = new float[kvLora];
                 LatentAttention.finish(parts, h, obar, 0);
-                unabsorb(obar, h, o, 0);
+                unabsorb(obar, h, o, oBase);
             });
         }
-        t0 = PhaseTimer.stop(PhaseTimer.Phase.ATTENTION, t0);
-        float[] out = new float[hidden];
-        oProj.matvec(o, 0, out, 0);
-        PhaseTimer.stop(PhaseTimer.Phase.O_PROJ, t0);
-        return out;
     }
 
     /** qa[h·W ..] = [W_UK^hᵀ q_h^nope ; q_h^pe], q_h read at q[qBase + h·qHead ..]. */

@@ -34,10 +34,24 @@ public final class MoeBlock {
     /** x [T, D] (post-attention-normed) → y [T, D]; fills routing[t] when routing is not null. */
     float[] forward(float[] x, int T, Routing[] routing) {
         if (T == 1) return forwardOne(x, routing);
+        return grouped(x, T, routing, false);
+    }
+
+    /**
+     * x [T, D] → y [T, D] for the T tokens of a batched decode step (one per sequence): the tokens grouped by expert
+     * as in a prompt, so each selected expert's weights are read once for all of them, with {@link RowProducts} so
+     * that a token's result does not depend on the others (nor on T: no one-token shortcut).
+     */
+    float[] forwardRows(float[] x, int T) {
+        return grouped(x, T, null, true);
+    }
+
+    /** Router, experts grouped by token, shared expert; {@code rowExact}: every product through {@link RowProducts}. */
+    private float[] grouped(float[] x, int T, Routing[] routing, boolean rowExact) {
         int D = c.hiddenSize(), E = c.nRoutedExperts();
         long t0 = PhaseTimer.start();
         float[] logits = new float[T * E];
-        router.matmul(x, logits, T);
+        if (rowExact) RowProducts.matmul(router, x, logits, T); else router.matmul(x, logits, T);
         Routing[] chosen = new Routing[T];
         for (int t = 0; t < T; t++) chosen[t] = route(logits, t * E);
         if (routing != null) System.arraycopy(chosen, 0, routing, 0, T);
@@ -57,14 +71,14 @@ public final class MoeBlock {
         int active = 0;
         while (active < E && count[order[active]] > 0) active++;
 
-        float[] y = shared != null ? shared.forward(x, T) : new float[T * D];
+        float[] y = shared == null ? new float[T * D] : rowExact ? shared.forwardRows(x, T) : shared.forward(x, T);
         t0 = PhaseTimer.stop(PhaseTimer.Phase.SHARED_EXPERT, t0);
         float[][] ye = new float[E][];
         RowBlocks.run(active, i -> {
             int e = order[i], n = count[e];
             float[] xe = new float[n * D];
             for (int j = 0; j < n; j++) System.arraycopy(x, tokensOf[e][j] * D, xe, j * D, D);
-            ye[e] = experts[e].forward(xe, n);
+            ye[e] = rowExact ? experts[e].forwardRows(xe, n) : experts[e].forward(xe, n);
         });
         float[] routed = new float[T * D];
         for (int e = 0; e < E; e++) {

@@ -41,6 +41,21 @@ public final class SwiGlu {
         return y;
     }
 
+    /**
+     * x [n, D] → y [n, D] with {@link RowProducts}: each row's result is the same whatever the other rows are (a
+     * batched decode step's routed experts and shared expert).
+     */
+    float[] forwardRows(float[] x, int n) {
+        int inter = gate.rows();
+        float[] g = new float[n * inter], u = new float[n * inter];
+        RowProducts.matmul(gate, x, g, n);
+        RowProducts.matmul(up, x, u, n);
+        VectorMath.siluMul(g, u, g.length);
+        float[] y = new float[n * down.rows()];
+        RowProducts.matmul(down, g, y, n);
+        return y;
+    }
+
     /** One token: gate and up in one dispatch, then down. */
     private float[] forwardOne(float[] x) {
         int inter = gate.rows();
