@@ -1,6 +1,7 @@
 package dev.kimivl.cli;
 
 import dev.kimivl.media.FrameSampling;
+import dev.kimivl.media.MediaMessages;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 
@@ -12,7 +13,7 @@ import java.nio.file.Path;
  */
 final class MediaOptions {
     /** Below this many image tokens (a 112x112 picture) a frame shows too little to be worth its place. */
-    static final int MIN_FRAME_TOKENS = 16;
+    static final int MIN_FRAME_TOKENS = MediaMessages.MIN_FRAME_TOKENS;
 
     @Option(names = "--video", paramLabel = "FILE", description = "A video (MP4/MOV, H.264) sampled to frames, each an image block after the images and pages, before the text.")
     Path video;
@@ -65,6 +66,14 @@ final class MediaOptions {
     void checkFiles() {
         if (video != null && !java.nio.file.Files.isRegularFile(video)) throw new IllegalArgumentException("--video " + video + ": no such file");
         if (pdf != null && !java.nio.file.Files.isRegularFile(pdf)) throw new IllegalArgumentException("--pdf " + pdf + ": no such file");
+    }
+
+    /** The PDF's pages, then the video's frames, as kimivl-media items (none without --pdf/--video). */
+    java.util.List<MediaMessages.Item> items() {
+        java.util.List<MediaMessages.Item> items = new java.util.ArrayList<>();
+        if (pdf != null) items.add(new MediaMessages.Pdf(MediaMessages.Source.of(pdf), pages, dpi, pageTokens));
+        if (video != null) items.add(new MediaMessages.Clip(MediaMessages.Source.of(video), sampling(), frameTokens, timestamps));
+        return items;
     }
 
     FrameSampling sampling() {
