@@ -8,6 +8,7 @@ import dev.kimivl.generate.Generator;
 import dev.kimivl.generate.PromptCache;
 import dev.kimivl.generate.SamplingParams;
 import dev.kimivl.generate.ThinkingFilter;
+import dev.kimivl.media.MediaMessages;
 import dev.kimivl.model.KimiVL;
 import dev.kimivl.text.ChatMessage;
 import dev.kimivl.vision.ImageLoader;
@@ -18,6 +19,7 @@ import org.jline.reader.LineReaderBuilder;
 import org.jline.reader.UserInterruptException;
 import org.jline.terminal.Terminal;
 import org.jline.terminal.TerminalBuilder;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -41,8 +43,10 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * (the part already written stays in the conversation) and never the program; Ctrl-D or /quit leaves.
  */
 @Command(name = "chat", mixinStandardHelpOptions = true,
-        description = {"Chat with the model in the terminal: streaming, multi-turn (the KV cache is reused across turns), images.",
-                "In the chat: /image PATH attaches an image to the next message, /system TEXT sets the system prompt (/system alone clears it), "
+        description = {"Chat with the model in the terminal: streaming, multi-turn (the KV cache is reused across turns), images, videos and PDFs.",
+                "In the chat: /image PATH attaches an image to the next message, /video FILE [--frames N|--fps F] [--max-frames N] [--frame-tokens N] "
+                        + "[--no-timestamps] a video's frames, /pdf FILE [--pages 2-5] [--dpi D] [--page-tokens N] a PDF's pages (as kimivl run --video/--pdf; "
+                        + "docs/long-inputs.md), /system TEXT sets the system prompt (/system alone clears it), "
                         + "/reset starts over, /save FILE writes the conversation as JSON, /help, /quit. "
                         + "Ctrl-C stops an answer; Ctrl-D leaves."})
 final class ChatCommand implements Callable<Integer> {
@@ -77,10 +81,10 @@ final class ChatCommand implements Callable<Integer> {
 
     // the conversation
     private final List<ChatMessage> history = new ArrayList<>();
-    private final List<LoadedImage> images = new ArrayList<>();      // every image part of history, in order
-    private final List<String> imagePaths = new ArrayList<>();       // the same, as given (for /save)
-    private final List<LoadedImage> pendingImages = new ArrayList<>();
-    private final List<String> pendingPaths = new ArrayList<>();
+    private final List<LoadedImage> images = new ArrayList<>();      // every image part of history (frames and pages too), in order
+    private final List<String> imagePaths = new ArrayList<>();       // the same, as given (for /save): a path, path#page=N, path#t=S
+    /** What goes with the next message, in the order attached: images (loaded), videos and PDFs (decoded when it is sent). */
+    private final List<MediaMessages.Item> pending = new ArrayList<>();
     private final PromptCache cache = new PromptCache();
     private final AtomicBoolean stop = new AtomicBoolean();
     private boolean ansi;
@@ -109,7 +113,7 @@ final class ChatCommand implements Callable<Integer> {
                 // reset before reading: a Ctrl-C after Enter but before the first token still stops that answer
                 stop.set(false);
                 try {
-                    line = reader.readLine(pendingImages.isEmpty() ? "> " : "[" + pendingImages.size() + " image" + (pendingImages.size() > 1 ? "s" : "") + "] > ");
+                    line = reader.readLine(pending.isEmpty() ? "> " : "[" + pendingDescription() + "] > ");
                 } catch (UserInterruptException e) {
                     out.println(dim("(Ctrl-D or /quit to leave)"));
                     continue;
@@ -135,14 +139,16 @@ final class ChatCommand implements Callable<Integer> {
         String arg = line.length() > name.length() ? line.substring(name.length()).strip() : "";
         switch (name) {
             case "/quit", "/exit" -> { return false; }
-            case "/help" -> out.println(dim("/image PATH  attach an image to the next message\n/system TEXT  set the system prompt (/system alone clears it)\n"
+            case "/help" -> out.println(dim("/image PATH  attach an image to the next message\n"
+                    + "/video FILE [--frames N | --fps F] [--max-frames N] [--frame-tokens N] [--no-timestamps]  attach a video's frames\n"
+                    + "/pdf FILE [--pages 2-5] [--dpi D] [--page-tokens N]  attach a PDF's pages\n"
+                    + "/system TEXT  set the system prompt (/system alone clears it)\n"
                     + "/reset  forget the conversation\n/save FILE  write the conversation as JSON\n/quit  leave (or Ctrl-D)"));
             case "/reset" -> {
                 history.clear();
                 images.clear();
                 imagePaths.clear();
-                pendingImages.clear();
-                pendingPaths.clear();
+                pending.clear();
                 cache.clear();
                 out.println(dim("(conversation cleared)"));
             }
@@ -156,13 +162,13 @@ final class ChatCommand implements Callable<Integer> {
                 try {
                     Path p = Path.of(arg.startsWith("~/") ? System.getProperty("user.home") + arg.substring(1) : arg);
                     LoadedImage img = loader.load(p);
-                    pendingImages.add(img);
-                    pendingPaths.add(p.toString());
+                    pending.add(new MediaMessages.Image(img, p.toString()));
                     out.println(dim("(" + p.getFileName() + ": " + img.width() + "x" + img.height() + ", sent with your next message)"));
                 } catch (RuntimeException e) {
                     out.println(dim("error: " + Errors.oneLine(String.valueOf(e.getMessage()))));
                 }
             }
+            case "/video", "/pdf" -> attach(name, arg, m, out);
             case "/save" -> {
                 if (arg.isEmpty()) { out.println(dim("usage: /save FILE")); break; }
                 try {
@@ -178,18 +184,50 @@ final class ChatCommand implements Callable<Integer> {
     }
 
     private void turn(KimiVL m, String text, GenerationConfig g, PrintWriter out) {
-        List<ChatMessage.Part> parts = new ArrayList<>();
-        for (int i = 0; i < pendingImages.size(); i++) parts.add(ChatMessage.imagePart());
-        parts.add(ChatMessage.textPart(text));
-        ChatMessage user = pendingImages.isEmpty() ? ChatMessage.user(text) : ChatMessage.of("user", parts.toArray(ChatMessage.Part[]::new));
-        List<ChatMessage> messages = new ArrayList<>();
-        if (system != null) messages.add(ChatMessage.system(system));
-        messages.addAll(history);
-        messages.add(user);
-        List<LoadedImage> allImages = new ArrayList<>(images);
-        allImages.addAll(pendingImages);
-
         SamplingParams params = sampling.params(g, nextSeed++, 1024, List.of());
+        ChatMessage user;
+        List<ChatMessage> messages = new ArrayList<>();
+        List<LoadedImage> allImages = new ArrayList<>(images);
+        List<LoadedImage> newImages = new ArrayList<>();
+        List<String> newPaths = new ArrayList<>();
+        if (pending.stream().anyMatch(i -> i instanceof MediaMessages.Pdf || i instanceof MediaMessages.Clip)) {
+            // frames and pages: sized to what the conversation leaves of the context, then decoded (with progress)
+            MediaMessages.Built b;
+            try {
+                b = MediaMessages.build(m, conversation(text), m.contextLength(ctx != null ? ctx : 0),
+                        MediaMessages.answerRoom(params.maxTokens(), m.contextLength(ctx != null ? ctx : 0)), maxImagePixels, MediaMessages.Knobs.CLI, report(out));
+            } catch (java.util.concurrent.CancellationException e) {
+                out.println(dim("(" + e.getMessage() + ": the message was not sent; the attachments stay for the next one)"));
+                return;
+            } catch (RuntimeException e) {
+                // does not fit, or the file changed since it was attached: nothing is cut; the attachments are dropped
+                // (kept, every later message would fail the same way) and the user attaches again with other options
+                pending.clear();
+                out.println(dim("error: " + Errors.oneLine(String.valueOf(e.getMessage()))));
+                out.println(dim("(the message was not sent and its attachments were dropped)"));
+                return;
+            }
+            messages = new ArrayList<>(b.messages());
+            user = messages.getLast();
+            newImages.addAll(b.images().subList(images.size(), b.images().size()));
+            newPaths.addAll(b.origins().subList(images.size(), b.origins().size()));
+            allImages = b.images();
+        } else {
+            List<ChatMessage.Part> parts = new ArrayList<>();
+            for (MediaMessages.Item i : pending) {
+                MediaMessages.Image im = (MediaMessages.Image) i;
+                parts.add(ChatMessage.imagePart());
+                newImages.add(im.image());
+                newPaths.add(im.origin());
+            }
+            parts.add(ChatMessage.textPart(text));
+            user = pending.isEmpty() ? ChatMessage.user(text) : ChatMessage.of("user", parts.toArray(ChatMessage.Part[]::new));
+            if (system != null) messages.add(ChatMessage.system(system));
+            messages.addAll(history);
+            messages.add(user);
+            allImages.addAll(newImages);
+        }
+
         StringBuilder answer = new StringBuilder();
         boolean[] dimmed = {false};
         ThinkingFilter filter = new ThinkingFilter(t -> {
@@ -223,10 +261,9 @@ final class ChatCommand implements Callable<Integer> {
         // the turn joins the conversation; a stopped answer keeps what was written (as the next prompt will show it)
         history.add(user);
         history.add(ChatMessage.assistant(answer.toString()));
-        images.addAll(pendingImages);
-        imagePaths.addAll(pendingPaths);
-        pendingImages.clear();
-        pendingPaths.clear();
+        images.addAll(newImages);
+        imagePaths.addAll(newPaths);
+        pending.clear();
         String end = switch (r.finishReason()) {
             case CANCELLED -> "[stopped] ";
             case CONTEXT -> "[the context is full: /reset to go on] ";
@@ -238,6 +275,123 @@ final class ChatCommand implements Callable<Integer> {
                     r.tokens().length, r.decodeTokensPerSecond(), r.promptTokens(), cache.reusedTokens()) : "")));
         }
         out.flush();
+    }
+
+    /** The conversation so far, then the next user message: the attachments in order, then the text. */
+    private List<MediaMessages.Draft> conversation(String text) {
+        List<MediaMessages.Draft> drafts = new ArrayList<>();
+        if (system != null) drafts.add(MediaMessages.Draft.of("system", new MediaMessages.Text(system)));
+        var earlier = images.iterator();
+        for (ChatMessage c : history) drafts.add(MediaMessages.Draft.of(c, earlier));
+        List<MediaMessages.Item> items = new ArrayList<>(pending);
+        items.add(new MediaMessages.Text(text));
+        drafts.add(new MediaMessages.Draft("user", items));
+        return drafts;
+    }
+
+    /** Notes and decoding progress as dim lines; progress redraws one line (a Ctrl-C stops decoding). */
+    private MediaMessages.Report report(PrintWriter out) {
+        return new MediaMessages.Report() {
+            @Override public void note(String text) { out.println(dim("(" + text + ")")); out.flush(); }
+
+            @Override public void progress(String text, boolean last) {
+                out.print(dim(text) + (ansi ? "\u001b[K" : "") + (last ? "\n" : "\r"));
+                out.flush();
+            }
+
+            @Override public boolean redraws() { return true; }
+
+            @Override public boolean cancelled() { return stop.get(); }
+        };
+    }
+
+    /** The options of /video and /pdf: those of kimivl run (MediaOptions), checked the same way. */
+    @Command(name = "attach")
+    static final class AttachOptions {
+        @Spec CommandSpec spec;
+        @Mixin MediaOptions media;
+    }
+
+    /**
+     * /video FILE [options] or /pdf FILE [options]: parsed and checked now, and sized against the conversation so far
+     * (a video too long for what is left of the context is refused here, before the message is typed); decoded when
+     * the next message is sent, sized again with its text.
+     */
+    private void attach(String command, String arg, KimiVL m, PrintWriter out) {
+        boolean video = command.equals("/video");
+        String usage = video ? "usage: /video FILE [--frames N | --fps F] [--max-frames N] [--frame-tokens N] [--no-timestamps]"
+                : "usage: /pdf FILE [--pages 2-5] [--dpi D] [--page-tokens N]";
+        List<String> words;
+        try {
+            words = words(arg);
+        } catch (IllegalArgumentException e) {
+            out.println(dim("error: " + e.getMessage()));
+            return;
+        }
+        if (words.isEmpty() || words.getFirst().startsWith("--")) { out.println(dim(usage)); return; }
+        if (!m.hasVision()) { out.println(dim("error: " + m.dir() + " has no vision tower: it cannot take " + (video ? "videos" : "PDFs"))); return; }
+        String file = words.getFirst();
+        if (file.startsWith("~/")) file = System.getProperty("user.home") + file.substring(1);
+        List<String> args = new ArrayList<>(List.of(video ? "--video" : "--pdf", file));
+        args.addAll(words.subList(1, words.size()));
+        AttachOptions o = new AttachOptions();
+        try {
+            new CommandLine(o).parseArgs(args.toArray(String[]::new));
+            o.media.check(o.spec);
+            if (video ? o.media.pdf != null : o.media.video != null) throw new IllegalArgumentException("attach a " + (video ? "PDF with /pdf" : "video with /video"));
+            o.media.checkFiles();
+        } catch (CommandLine.ParameterException | IllegalArgumentException e) {
+            out.println(dim("error: " + command + ": " + Errors.oneLine(e.getMessage()) + " (" + usage + ")"));
+            return;
+        }
+        MediaMessages.Item item = o.media.items().getFirst();
+        pending.add(item);
+        int context = m.contextLength(ctx != null ? ctx : 0);
+        try (MediaMessages.Layout l = MediaMessages.layout(m, conversation(""), context, MediaMessages.answerRoom(1024, context),
+                maxImagePixels, MediaMessages.Knobs.CLI, report(out))) {
+            out.println(dim("(" + l.describe(item) + ", sent with your next message)"));
+        } catch (RuntimeException e) {
+            pending.removeLast();
+            out.println(dim("error: " + Errors.oneLine(String.valueOf(e.getMessage()))));
+        }
+    }
+
+    /** The attachments waiting for the next message, for the prompt: "1 image, 1 video". */
+    private String pendingDescription() {
+        long img = pending.stream().filter(i -> i instanceof MediaMessages.Image).count();
+        long vid = pending.stream().filter(i -> i instanceof MediaMessages.Clip).count();
+        long pdf = pending.stream().filter(i -> i instanceof MediaMessages.Pdf).count();
+        List<String> what = new ArrayList<>();
+        if (img > 0) what.add(img + " image" + (img > 1 ? "s" : ""));
+        if (vid > 0) what.add(vid + " video" + (vid > 1 ? "s" : ""));
+        if (pdf > 0) what.add(pdf + " PDF" + (pdf > 1 ? "s" : ""));
+        return String.join(", ", what);
+    }
+
+    /** Splits a command's argument into words as a shell does for quotes: "my clip.mp4" and 'a b' stay one word. */
+    static List<String> words(String s) {
+        List<String> out = new ArrayList<>();
+        StringBuilder w = new StringBuilder();
+        boolean in = false;
+        char quote = 0;
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (quote != 0) {
+                if (c == quote) quote = 0;
+                else w.append(c);
+            } else if (c == '"' || c == '\'') {
+                quote = c;
+                in = true;
+            } else if (Character.isWhitespace(c)) {
+                if (in) { out.add(w.toString()); w.setLength(0); in = false; }
+            } else {
+                w.append(c);
+                in = true;
+            }
+        }
+        if (quote != 0) throw new IllegalArgumentException("unclosed " + quote + " in: " + s);
+        if (in) out.add(w.toString());
+        return out;
     }
 
     /** The conversation as JSON: the system prompt, then messages; image parts name their files. */

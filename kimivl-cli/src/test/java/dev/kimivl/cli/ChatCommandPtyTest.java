@@ -148,6 +148,9 @@ class ChatCommandPtyTest {
             t.start();
         }
 
+        /** Everything received, escape sequences included. */
+        synchronized String raw() { return raw.toString(); }
+
         synchronized String text() {
             return raw.toString().replaceAll("\u001b\\[[0-9;?$]*[a-zA-Z]|\u001b[=>]|\r", "");
         }
