@@ -32,7 +32,9 @@ public final class ConvertCommand implements Callable<Integer> {
     Path out;
 
     @Option(names = "--type", defaultValue = "q8_0", paramLabel = "TYPE",
-            description = "weight type: q4_0, q8_0, bf16 or f32 (default ${DEFAULT-VALUE}); 1-D tensors and the router stay f32")
+            description = "weight type: q4_k_m, q4_0, q8_0, bf16 or f32 (default ${DEFAULT-VALUE}); each tensor's type follows llama.cpp "
+                    + "(convert_hf_to_gguf for q8_0/bf16/f32, llama-quantize for q4_0/q4_k_m; 1-D tensors, norms, routers and "
+                    + "position embeddings f32); the mmproj of q4_0/q4_k_m is q8_0")
     String type;
 
     @Option(names = "--mmproj", paramLabel = "FILE.gguf", description = "vision GGUF to write (default: mmproj-<out name> next to --out)")
@@ -47,9 +49,9 @@ public final class ConvertCommand implements Callable<Integer> {
         boolean terminal = Terminal.stderrIsTerminal();
         Converter.Type t;
         try {
-            t = Converter.Type.valueOf(type.toUpperCase(Locale.ROOT));
+            t = Converter.Type.parse(type);
         } catch (IllegalArgumentException e) {
-            throw Errors.usage(spec, "--type must be q4_0, q8_0, bf16 or f32, not '" + type + "'");
+            throw Errors.usage(spec, e.getMessage());
         }
         if (!Files.exists(model)) throw new IllegalArgumentException("--model " + model + ": no such directory");
         if (!Files.isDirectory(model)) {
@@ -61,11 +63,11 @@ public final class ConvertCommand implements Callable<Integer> {
             long t0 = System.nanoTime();
             Path parent = out.toAbsolutePath().getParent();
             if (parent != null) Files.createDirectories(parent);
-            err.println("kimivl convert: " + model + " → " + out + " (" + t.name().toLowerCase(Locale.ROOT) + ")");
+            err.println("kimivl convert: " + model + " → " + out + " (" + t.label() + ")");
             Converter.writeText(src, cfg, model, t, name, out, new Bar(err, "text  ", terminal));
             if (cfg.hasVision() && !noMmproj) {
                 Path mm = mmproj != null ? mmproj : out.resolveSibling("mmproj-" + out.getFileName());
-                err.println("kimivl convert: vision tower + projector → " + mm);
+                err.println("kimivl convert: vision tower + projector → " + mm + " (" + t.mmproj().label() + ")");
                 PreprocessorConfig pp = Files.isRegularFile(model.resolve("preprocessor_config.json")) ? PreprocessorConfig.load(model) : null;
                 Converter.writeMmproj(src, cfg, pp, t, name, mm, new Bar(err, "vision", terminal));
             }

@@ -13,7 +13,7 @@ public final class Matrices {
         int rows = Math.toIntExact(t.shape()[0]), cols = Math.toIntExact(t.shape()[1]);
         return switch (t.dtype()) {
             case F32, BF16, F16 -> new SegmentMatrix(t.data(), t.dtype(), rows, cols);
-            case Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K -> {
+            case Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q2_K, Q3_K, IQ4_NL, IQ4_XS -> {
                 if (cols % t.dtype().blockSize != 0) {
                     throw new CheckpointException(t.origin() + ": tensor '" + t.name() + "' " + t.shapeString() + " " + t.dtype()
                             + ": rows of " + cols + " are not a whole number of " + t.dtype().blockSize + "-element blocks");

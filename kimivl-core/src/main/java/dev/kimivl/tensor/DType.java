@@ -1,7 +1,7 @@
 package dev.kimivl.tensor;
 
 /**
- * Storage types of weight tensors. Block formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) use llama.cpp's layouts:
+ * Storage types of weight tensors. Block formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, the k-quants Q2_K..Q6_K, IQ4_NL, IQ4_XS) use llama.cpp's layouts:
  * {@link #blockSize} elements are stored in {@link #blockBytes} bytes.
  */
 public enum DType {
@@ -17,7 +17,15 @@ public enum DType {
     /** As Q5_0 with an f16 offset m (value = d·q + m): 24 bytes. */
     Q5_1(32, 24),
     /** llama.cpp k-quants, super-blocks of 256 (Q4_K_M / Q5_K_M files mix them with Q5_0, Q8_0 and Q6_K). */
-    Q4_K(256, 144), Q5_K(256, 176), Q6_K(256, 210);
+    Q4_K(256, 144), Q5_K(256, 176), Q6_K(256, 210),
+    /** 2-bit k-quant: 16 sub-blocks of 16 with a 4-bit scale and a 4-bit min each, f16 d and dmin: 84 bytes per 256. */
+    Q2_K(256, 84),
+    /** 3-bit k-quant: signed values in [−4, 3] (2 low bits + a high-bit mask), 16 6-bit signed scales, f16 d: 110 bytes. */
+    Q3_K(256, 110),
+    /** Non-linear 4-bit: 32 nibbles indexing llama.cpp's 16-value int8 grid, one f16 scale: 18 bytes per 32. */
+    IQ4_NL(32, 18),
+    /** IQ4_NL's grid in super-blocks of 256: f16 d, 8 6-bit signed sub-block scales, 128 nibble bytes: 136 bytes. */
+    IQ4_XS(256, 136);
 
     public final int blockSize;
     public final int blockBytes;

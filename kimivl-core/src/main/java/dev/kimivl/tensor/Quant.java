@@ -7,7 +7,7 @@ import java.nio.ByteOrder;
 /**
  * llama.cpp block formats: reference quantizers (bit-exact with ggml's {@code quantize_row_q8_0_ref} /
  * {@code quantize_row_q4_0_ref} and gguf-py's numpy versions) and scalar row dequantizers for
- * Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K (ggml's {@code dequantize_row_*}: the same float operations in the
+ * Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS (ggml's {@code dequantize_row_*}: the same float operations in the
  * same order, without fused multiply-adds, so the results are bit-identical to gguf-py's numpy dequantizers, which
  * QuantTest checks). All offsets are in bytes for segments and in elements for float arrays.
  */
@@ -59,7 +59,7 @@ public final class Quant {
         }
     }
 
-    /** Quantizes a row-major [rows, cols] float matrix to a new native (GC-managed) segment of the given type (Q8_0, Q4_0, F16, BF16, F32). */
+    /** Quantizes a row-major [rows, cols] float matrix to a new native (GC-managed) segment of the given type (Q8_0, Q4_0, Q5_0, Q2_K, Q3_K, Q4_K, Q6_K, F16, BF16, F32). */
     public static MemorySegment quantize(float[] x, int rows, int cols, DType type) {
         MemorySegment dst = Segments.allocate(type.bytesFor((long) rows * cols));
         quantizeRows(x, 0, rows, cols, type, dst, 0);
@@ -75,6 +75,11 @@ public final class Quant {
             switch (type) {
                 case Q8_0 -> quantizeQ8_0(x, src, cols, dst, o);
                 case Q4_0 -> quantizeQ4_0(x, src, cols, dst, o);
+                case Q5_0 -> KQuantizers.quantizeQ5_0(x, src, cols, dst, o);
+                case Q4_K -> KQuantizers.quantizeQ4_K(x, src, cols, dst, o);
+                case Q6_K -> KQuantizers.quantizeQ6_K(x, src, cols, dst, o);
+                case Q2_K -> KQuantizers.quantizeQ2_K(x, src, cols, dst, o);
+                case Q3_K -> KQuantizers.quantizeQ3_K(x, src, cols, dst, o);
                 case F32 -> MemorySegment.copy(x, src, dst, ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), o, cols);
                 case F16 -> { for (int c = 0; c < cols; c++) dst.set(S16LE, o + 2L * c, Float.floatToFloat16(x[src + c])); }
                 case BF16 -> { for (int c = 0; c < cols; c++) dst.set(S16LE, o + 2L * c, VectorMath.floatToBf16(x[src + c])); }
@@ -94,6 +99,10 @@ public final class Quant {
             case Q4_K -> dequantQ4_K(seg, src, y, yo, n);
             case Q5_K -> dequantQ5_K(seg, src, y, yo, n);
             case Q6_K -> dequantQ6_K(seg, src, y, yo, n);
+            case Q2_K -> dequantQ2_K(seg, src, y, yo, n);
+            case Q3_K -> dequantQ3_K(seg, src, y, yo, n);
+            case IQ4_NL -> dequantIQ4_NL(seg, src, y, yo, n);
+            case IQ4_XS -> dequantIQ4_XS(seg, src, y, yo, n);
             case F32 -> MemorySegment.copy(seg, ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), src, y, yo, n);
             case F16 -> { for (int i = 0; i < n; i++) y[yo + i] = Float.float16ToFloat(seg.get(S16LE, src + 2L * i)); }
             case BF16 -> { for (int i = 0; i < n; i++) y[yo + i] = Float.intBitsToFloat((seg.get(S16LE, src + 2L * i) & 0xFFFF) << 16); }
@@ -236,5 +245,96 @@ public final class Quant {
                 out += 128; ql += 64; qh += 32; sc += 8;
             }
         }
+    }
+
+    /**
+     * block_q2_K: u8 scales[16] (low nibble: scale, high nibble: min, one pair per 16 values), u8 qs[64], f16 d, f16
+     * dmin. Value 128h + 32s + l (h = 0, 1; s = 0..3; l < 32) is bits 2s..2s+1 of qs[32h + l], in sub-block
+     * (128h + 32s + l) / 16; value d·sc·q − dmin·m (d·sc and dmin·m each one float product, as gguf-py).
+     */
+    public static void dequantQ2_K(MemorySegment s, long src, float[] y, int yo, int n) {
+        for (int b = 0; b < n / 256; b++) {
+            long o = src + 84L * b;
+            float d = f16(s, o + 80), dmin = f16(s, o + 82);
+            int out = yo + 256 * b;
+            for (int v = 0; v < 256; v++) {
+                int h = v >> 7, sh = (v >> 5) & 3, l = v & 31;
+                int sc = u8(s, o + v / 16);
+                float dl = d * (sc & 0xF), ml = dmin * (sc >> 4);
+                int q = (u8(s, o + 16 + 32 * h + l) >> (2 * sh)) & 3;
+                y[out + v] = dl * q - ml;
+            }
+        }
+    }
+
+    /**
+     * block_q3_K: u8 hmask[32], u8 qs[64], u8 scales[12], f16 d. Value v = 128h + 32s + l: low 2 bits as Q2_K's, high
+     * bit = bit (v / 32) of hmask[l] (set: +0, clear: −4), so q in [−4, 3]. The 16 6-bit scales (minus 32): low 4 bits
+     * of scale k in scales[k] (k &lt; 8) or its high nibble of scales[k − 8], top 2 bits at bit 2·(k / 4) of
+     * scales[8 + k % 4]. Value (d·(sc − 32))·q.
+     */
+    public static void dequantQ3_K(MemorySegment s, long src, float[] y, int yo, int n) {
+        for (int b = 0; b < n / 256; b++) {
+            long o = src + 110L * b;
+            float d = f16(s, o + 108);
+            int out = yo + 256 * b;
+            float[] dl = new float[16];
+            for (int k = 0; k < 16; k++) dl[k] = d * q3kScale(s, o + 96, k);
+            for (int v = 0; v < 256; v++) {
+                int h = v >> 7, sh = (v >> 5) & 3, l = v & 31;
+                int q = ((u8(s, o + 32 + 32 * h + l) >> (2 * sh)) & 3) - (((u8(s, o + l) >> (v >> 5)) & 1) != 0 ? 0 : 4);
+                y[out + v] = dl[v >> 4] * q;
+            }
+        }
+    }
+
+    /** Q3_K's scale k (0..15) from its 12 packed bytes at sc, minus 32. */
+    static int q3kScale(MemorySegment s, long sc, int k) {
+        int lo = k < 8 ? u8(s, sc + k) & 0xF : u8(s, sc + k - 8) >> 4;
+        int hi = (u8(s, sc + 8 + (k & 3)) >> (2 * (k >> 2))) & 3;
+        return (lo | hi << 4) - 32;
+    }
+
+    /** llama.cpp's kvalues_iq4nl: the 16 int8 levels IQ4_NL and IQ4_XS nibbles index. */
+    static final byte[] IQ4_LEVELS = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+    /** block_iq4_nl: f16 d, u8 qs[16]; value j &lt; 16: d·levels[qs[j] &amp; 15], j ≥ 16: d·levels[qs[j − 16] &gt;&gt; 4]. */
+    public static void dequantIQ4_NL(MemorySegment s, long src, float[] y, int yo, int n) {
+        for (int b = 0; b < n / 32; b++) {
+            long o = src + 18L * b;
+            float d = f16(s, o);
+            for (int j = 0; j < 16; j++) {
+                int q = u8(s, o + 2 + j);
+                y[yo + 32 * b + j] = d * IQ4_LEVELS[q & 0xF];
+                y[yo + 32 * b + 16 + j] = d * IQ4_LEVELS[q >> 4];
+            }
+        }
+    }
+
+    /**
+     * block_iq4_xs: f16 d, u16 scales_h, u8 scales_l[4], u8 qs[128]. Sub-block ib (32 values) has the 6-bit scale
+     * (nibble ib % 2 of scales_l[ib / 2]) | (bits 2ib..2ib+1 of scales_h) &lt;&lt; 4, minus 32, and the nibbles of
+     * qs[16ib .. 16ib + 16) as IQ4_NL's; value (d·sc)·levels[nibble].
+     */
+    public static void dequantIQ4_XS(MemorySegment s, long src, float[] y, int yo, int n) {
+        for (int b = 0; b < n / 256; b++) {
+            long o = src + 136L * b;
+            float d = f16(s, o);
+            for (int ib = 0; ib < 8; ib++) {
+                float dl = d * iq4xsScale(s, o, ib);
+                int out = yo + 256 * b + 32 * ib;
+                for (int j = 0; j < 16; j++) {
+                    int q = u8(s, o + 8 + 16 * ib + j);
+                    y[out + j] = dl * IQ4_LEVELS[q & 0xF];
+                    y[out + 16 + j] = dl * IQ4_LEVELS[q >> 4];
+                }
+            }
+        }
+    }
+
+    /** IQ4_XS's sub-block scale ib (0..7) of the super-block at o, minus 32. */
+    static int iq4xsScale(MemorySegment s, long o, int ib) {
+        int sh = s.get(S16LE, o + 2) & 0xFFFF;
+        return (((u8(s, o + 4 + ib / 2) >> (4 * (ib & 1))) & 0xF) | (((sh >> (2 * ib)) & 3) << 4)) - 32;
     }
 }

@@ -15,7 +15,8 @@ import java.util.Arrays;
 
 /**
  * A block-quantized matrix (llama.cpp layout, ggml row-major: each row is cols/blockSize consecutive blocks)
- * over a memory segment. Q8_0 and Q4_0 have Vector API kernels; the other formats (k-quants, Q4_1, Q5_x) have
+ * over a memory segment. Q8_0 and Q4_0 have Vector API kernels, and so do Q2_K, Q3_K, IQ4_NL and IQ4_XS
+ * ({@link LowBitKernels}); the other formats (Q4_K, Q5_K, Q6_K, Q4_1, Q5_x) have
  * native integer kernels (kimivl_kquants.c) and otherwise decode rows to floats ({@link KQuantRows}: vectorized for
  * Q4_K, Q6_K and Q5_0, the reference dequantizers for the rest).
  *
@@ -88,11 +89,12 @@ public final class QuantMatrix implements Matrix {
 
     /**
      * True when {@link #matvec(float[], int, float[], int)} quantizes its input and runs the integer kernels: Q8_0 and
-     * Q4_0 (native or Java), and the other formats of published GGUF files (Q4_K, Q5_K, Q6_K, Q4_1, Q5_0, Q5_1) when
-     * the native kernels are loaded; without them those decode rows to floats.
+     * Q4_0 (native or Java), Q2_K, Q3_K, IQ4_NL and IQ4_XS (Java, {@link LowBitKernels}), and the other formats of
+     * published GGUF files (Q4_K, Q5_K, Q6_K, Q4_1, Q5_0, Q5_1) when the native kernels are loaded; without them those
+     * decode rows to floats.
      */
     public boolean usesIntegerMatvec() {
-        return INT_MATVEC && (dtype == DType.Q8_0 || dtype == DType.Q4_0 || nativeOtherFormat());
+        return INT_MATVEC && (dtype == DType.Q8_0 || dtype == DType.Q4_0 || LowBitKernels.handles(dtype) || nativeOtherFormat());
     }
 
     /** A format of kimivl_kquants.c, and its kernels loaded. */
@@ -120,6 +122,10 @@ public final class QuantMatrix implements Matrix {
         boolean nativeQ = NativeKernels.AVAILABLE && USE_NATIVE && (dtype == DType.Q8_0 || dtype == DType.Q4_0) && cols <= NativeKernels.MAX_COLS;
         if (nativeQ || nativeOtherFormat()) {
             Parallel.forRange(rows, 16, (from, to) -> NativeKernels.matvec(dtype, data, from, to, cols, xq, y, yo));
+            return;
+        }
+        if (LowBitKernels.handles(dtype)) {        // Q2_K, Q3_K, IQ4_NL, IQ4_XS: Java kernels only
+            Parallel.forRange(rows, 16, (from, to) -> LowBitKernels.matvec(dtype, data, rowBytes, cols, from, to, xq, y, yo));
             return;
         }
         switch (dtype) {
@@ -668,6 +674,10 @@ public final class QuantMatrix implements Matrix {
             Parallel.forRange(rows, 8, (from, to) -> {
                 for (int r = from; r < to; r += step) NativeKernels.gemmOtherFormat(dtype, data, r, Math.min(to, r + step), xq, y, rows);
             });
+            return;
+        }
+        if (LowBitKernels.handles(dtype)) {       // no batched kernel: the matvec per token
+            for (int t = 0; t < n; t++) matvec(xq.row(t), y, t * rows);
             return;
         }
         if (dtype != DType.Q8_0 && dtype != DType.Q4_0) throw new UnsupportedOperationException("no integer matmul for " + dtype + " (" + NativeKernels.STATUS + ")");

@@ -66,6 +66,8 @@ class QuantTest {
         float[] x = floats(resource("x_3x96.f32"));
         assertArrayEquals(resource("x_3x96.q8_0"), Quant.quantize(x, 3, 96, DType.Q8_0).toArray(ValueLayout.JAVA_BYTE));
         assertArrayEquals(resource("x_3x96.q4_0"), Quant.quantize(x, 3, 96, DType.Q4_0).toArray(ValueLayout.JAVA_BYTE));
+        // Q5_0: what convert --type q4_k_m writes where a row is not a whole number of 256-blocks (make_quant_ref_more.py)
+        assertArrayEquals(resource("x_3x96.q5_0"), Quant.quantize(x, 3, 96, DType.Q5_0).toArray(ValueLayout.JAVA_BYTE));
     }
 
     /**
@@ -75,6 +77,9 @@ class QuantTest {
     static final Object[][] DEQUANT_REFS = {
             {"k_2x512.q4_k", DType.Q4_K, 2, 512}, {"k_2x512.q6_k", DType.Q6_K, 2, 512}, {"k_2x512.q5_k", DType.Q5_K, 2, 512},
             {"b_2x64.q4_1", DType.Q4_1, 2, 64}, {"b_2x64.q5_0", DType.Q5_0, 2, 64}, {"b_2x64.q5_1", DType.Q5_1, 2, 64},
+            // issue 15 item 4 (make_quant_ref_more.py)
+            {"k_2x512.q2_k", DType.Q2_K, 2, 512}, {"k_2x512.q3_k", DType.Q3_K, 2, 512},
+            {"k_2x512.iq4_xs", DType.IQ4_XS, 2, 512}, {"b_2x64.iq4_nl", DType.IQ4_NL, 2, 64},
     };
 
     @Test

@@ -31,17 +31,41 @@ import java.util.regex.Pattern;
 /**
  * Writes a Hugging Face Kimi-VL checkpoint as GGUF in llama.cpp's layout: the language model as a {@code deepseek2}
  * text file, the vision tower + projector as a {@code clip} mmproj file (projector {@code kimivl}). Tensor names,
- * transforms, metadata keys and per-tensor types follow llama.cpp's converter (golden/gguf/README.md): 1-D tensors
- * and the router stay F32, rows that are not a whole number of 32-blocks fall back to F16, the patch embedding
- * stays F32. Files are written to a temporary name and renamed when complete.
+ * transforms and metadata keys follow llama.cpp's converter (golden/gguf/README.md); the type of every tensor follows
+ * {@link TensorTypes}: convert_hf_to_gguf.py's rules for f32/bf16/q8_0 (1-D tensors, norms, routers, position
+ * embeddings and biases F32, the patch embedding F32, rows that are not a whole number of blocks F16), and
+ * llama-quantize's for q4_0/q4_k_m text files (made from the bf16 conversion; their mmproj is written as q8_0, as
+ * llama-quantize does not quantize mmproj files). Files are written to a temporary name and renamed when complete.
  */
 public final class Converter {
     /** Output types of {@code kimivl convert}. */
     public enum Type {
-        F32(GgmlType.F32, 0), BF16(GgmlType.BF16, 32), Q8_0(GgmlType.Q8_0, 7), Q4_0(GgmlType.Q4_0, 2);
-        final GgmlType ggml;
+        F32(GgmlType.F32, null, 0), BF16(GgmlType.BF16, null, 32), Q8_0(GgmlType.Q8_0, null, 7),
+        /** llama-quantize Q4_0 of the bf16 file: Q4_0, output.weight Q6_K. */
+        Q4_0(null, TensorTypes.Ftype.Q4_0, 2),
+        /** llama-quantize Q4_K_M of the bf16 file: Q4_K with Q6_K / Q5_0 / Q8_0 where its rules say. */
+        Q4_K_M(null, TensorTypes.Ftype.Q4_K_M, 15);
+        /** convert_hf_to_gguf's --outtype, or null for a llama-quantize file type. */
+        final GgmlType converted;
+        final TensorTypes.Ftype quantized;
         final int fileType;
-        Type(GgmlType g, int fileType) { this.ggml = g; this.fileType = fileType; }
+        Type(GgmlType converted, TensorTypes.Ftype quantized, int fileType) {
+            this.converted = converted;
+            this.quantized = quantized;
+            this.fileType = fileType;
+        }
+
+        /** The type the mmproj is written in: the same, or q8_0 for the llama-quantize types. */
+        public Type mmproj() { return quantized != null ? Q8_0 : this; }
+
+        /** The --type spelling: f32, bf16, q8_0, q4_0, q4_k_m. */
+        public String label() { return name().toLowerCase(java.util.Locale.ROOT); }
+
+        /** --type value to type (case-insensitive), or IllegalArgumentException listing the choices. */
+        public static Type parse(String s) {
+            for (Type t : values()) if (t.label().equalsIgnoreCase(s)) return t;
+            throw new IllegalArgumentException("--type must be q4_k_m, q4_0, q8_0, bf16 or f32, not '" + s + "'");
+        }
     }
 
     private static final Pattern EXPERT = Pattern.compile("model\\.layers\\.(\\d+)\\.mlp\\.experts\\.(\\d+)\\.(gate|up|down)_proj\\.weight");
@@ -50,12 +74,22 @@ public final class Converter {
 
     private Converter() {}
 
-    /** The type llama.cpp's converter gives a tensor of this GGUF name and ne when the file type is {@code type}. */
-    public static GgmlType tensorType(String ggufName, long[] ne, Type type) {
-        if (type == Type.F32 || ne.length <= 1 || ggufName.endsWith("ffn_gate_inp.weight") || ggufName.equals("v.patch_embd.weight")) return GgmlType.F32;
-        if (type.ggml.blockSize > 1 && ne[0] % type.ggml.blockSize != 0) return GgmlType.F16;
-        return type.ggml;
+    /**
+     * The type of a text-model tensor of this GGUF name and ne in a {@code type} file of a model with {@code nLayers}
+     * layers (see {@link TensorTypes}).
+     */
+    public static GgmlType textTensorType(String ggufName, long[] ne, Type type, int nLayers) {
+        if (type.quantized == null) return TensorTypes.converted(ggufName, ne, type.converted);
+        return TensorTypes.quantized(ggufName, ne, type.quantized, nLayers, TensorTypes.converted(ggufName, ne, GgmlType.BF16));
     }
+
+    /** The type of an mmproj tensor in the mmproj written next to a {@code type} text file. */
+    public static GgmlType mmprojTensorType(String ggufName, long[] ne, Type type) {
+        return TensorTypes.converted(ggufName, ne, type.mmproj().converted);
+    }
+
+    /** A tensor's type by GGUF name and ne, for one file. */
+    private interface TypeRule { GgmlType of(String ggufName, long[] ne); }
 
     private static long[] ne(long... shape) {
         long[] n = new long[shape.length];
@@ -89,19 +123,26 @@ public final class Converter {
         };
     }
 
-    private static void addPlain(GgufWriter w, String gguf, TensorData t, Type type) {
+    private static void addPlain(GgufWriter w, String gguf, TensorData t, TypeRule type) {
         long[] ne = ne(t.shape());
-        GgmlType gt = tensorType(gguf, ne, type);
+        GgmlType gt = type.of(gguf, ne);
         int cols = (int) ne[0];
         int rows = (int) (t.numel() / cols);
         w.addTensor(gguf, gt, ne, dst -> writeRows(dst, gt, rows, cols, rowsOf(t, cols)));
     }
 
-    private static void addFloats(GgufWriter w, String gguf, float[] v, long[] shape, Type type) {
+    /** A tensor computed from the checkpoint when it is written (kv_b's halves): v() is called then, not now. */
+    private static void addFloats(GgufWriter w, String gguf, java.util.function.Supplier<float[]> v, long[] shape, TypeRule type) {
         long[] ne = ne(shape);
-        GgmlType gt = tensorType(gguf, ne, type);
+        GgmlType gt = type.of(gguf, ne);
         int cols = (int) ne[0];
-        w.addTensor(gguf, gt, ne, dst -> writeRows(dst, gt, v.length / cols, cols, (from, to, d) -> System.arraycopy(v, from * cols, d, 0, (to - from) * cols)));
+        long n = 1;
+        for (long d : shape) n *= d;
+        int rows = (int) (n / cols);
+        w.addTensor(gguf, gt, ne, dst -> {
+            float[] f = v.get();
+            writeRows(dst, gt, rows, cols, (from, to, d) -> System.arraycopy(f, from * cols, d, 0, (to - from) * cols));
+        });
     }
 
     /**
@@ -110,7 +151,16 @@ public final class Converter {
      * write no tokenizer.
      */
     public static void writeText(WeightSource src, ModelConfig cfg, Path tokenizerDir, Type type, String name, Path out, GgufWriter.Progress progress) {
+        textWriter(src, cfg, tokenizerDir, type, name).write(out, progress);
+    }
+
+    /**
+     * The text GGUF of {@link #writeText}, ready to write: metadata and tensor list (names, types, dims) are set, the
+     * tensors' data is read from {@code src} and converted only when it is written.
+     */
+    public static GgufWriter textWriter(WeightSource src, ModelConfig cfg, Path tokenizerDir, Type type, String name) {
         TextConfig c = cfg.text();
+        TypeRule rule = (g, ne) -> textTensorType(g, ne, type, c.numLayers());
         String pre = cfg.textPrefix();
         GgufWriter w = new GgufWriter();
         w.putString("general.architecture", "deepseek2").putString("general.type", "model");
@@ -162,39 +212,47 @@ public final class Converter {
             Matcher m = EXPERT.matcher(n);
             if (m.matches()) {
                 if (n.equals(lastExpert.get(m.group(1)))) {
-                    for (String proj : new String[]{"down", "gate", "up"}) addExperts(w, src, pre, m.group(1), proj, experts.get(m.group(1)), type);
+                    for (String proj : new String[]{"down", "gate", "up"}) addExperts(w, src, pre, m.group(1), proj, experts.get(m.group(1)), rule);
                 }
                 continue;
             }
             m = KVB.matcher(n);
             if (m.matches()) {
-                addKvB(w, src.tensor(pre + n), m.group(1), c, type);
+                addKvB(w, src.tensor(pre + n), m.group(1), c, rule);
                 continue;
             }
             String g = KimiVlNames.textToGguf(n);
             if (g == null) throw new CheckpointException(src.description() + ": tensor '" + pre + n + "' has no GGUF name");
-            addPlain(w, g, src.tensor(pre + n), type);
+            addPlain(w, g, src.tensor(pre + n), rule);
         }
-        w.write(out, progress);
+        return w;
     }
 
-    private static void addExperts(GgufWriter w, WeightSource src, String pre, String layer, String proj, int count, Type type) {
+    private static void addExperts(GgufWriter w, WeightSource src, String pre, String layer, String proj, int count, TypeRule type) {
         TensorData[] t = new TensorData[count];
         for (int e = 0; e < count; e++) t[e] = src.tensor(pre + "model.layers." + layer + ".mlp.experts." + e + "." + proj + "_proj.weight");
         long rows = t[0].shape()[0], cols = t[0].shape()[1];
         for (TensorData x : t) x.requireShape(rows, cols);
         long[] ne = {cols, rows, count};
         String g = "blk." + layer + ".ffn_" + proj + "_exps.weight";
-        GgmlType gt = tensorType(g, ne, type);
+        GgmlType gt = type.of(g, ne);
         long per = gt.bytesFor(rows * cols);
         w.addTensor(g, gt, ne, dst -> {
             for (int e = 0; e < count; e++) writeRows(dst.asSlice(e * per, per), gt, (int) rows, (int) cols, rowsOf(t[e], (int) cols));
         });
     }
 
-    private static void addKvB(GgufWriter w, TensorData kvb, String layer, TextConfig c, Type type) {
+    private static void addKvB(GgufWriter w, TensorData kvb, String layer, TextConfig c, TypeRule type) {
         int h = c.numHeads(), nope = c.qkNopeHeadDim(), v = c.vHeadDim(), kvl = c.kvLoraRank();
         kvb.requireShape((long) h * (nope + v), kvl);
+        // read when written (each half decodes kv_b again: 16 MB in BF16 for Kimi-VL-A3B, not worth holding)
+        addFloats(w, "blk." + layer + ".attn_k_b.weight", () -> splitKvB(kvb, c)[0], new long[]{h, kvl, nope}, type);
+        addFloats(w, "blk." + layer + ".attn_v_b.weight", () -> splitKvB(kvb, c)[1], new long[]{h, v, kvl}, type);
+    }
+
+    /** kv_b [h·(nope + v), kvl] as llama.cpp's {attn_k_b [h, kvl, nope] (W_UKᵀ per head), attn_v_b [h, v, kvl]}. */
+    private static float[][] splitKvB(TensorData kvb, TextConfig c) {
+        int h = c.numHeads(), nope = c.qkNopeHeadDim(), v = c.vHeadDim(), kvl = c.kvLoraRank();
         float[] all = kvb.toFloats();
         float[] kb = new float[h * kvl * nope], vb = new float[h * v * kvl];
         for (int hh = 0; hh < h; hh++) {
@@ -203,18 +261,23 @@ public final class Converter {
             }
             System.arraycopy(all, (hh * (nope + v) + nope) * kvl, vb, hh * v * kvl, v * kvl);
         }
-        addFloats(w, "blk." + layer + ".attn_k_b.weight", kb, new long[]{h, kvl, nope}, type);
-        addFloats(w, "blk." + layer + ".attn_v_b.weight", vb, new long[]{h, v, kvl}, type);
+        return new float[][]{kb, vb};
     }
 
     /** Writes the vision tower and projector of {@code src} as a clip mmproj GGUF (projector kimivl). */
     public static void writeMmproj(WeightSource src, ModelConfig cfg, PreprocessorConfig pp, Type type, String name, Path out, GgufWriter.Progress progress) {
+        mmprojWriter(src, cfg, pp, type, name).write(out, progress);
+    }
+
+    /** The mmproj GGUF of {@link #writeMmproj}, ready to write (as {@link #textWriter}). */
+    public static GgufWriter mmprojWriter(WeightSource src, ModelConfig cfg, PreprocessorConfig pp, Type type, String name) {
         VisionConfig v = cfg.vision();
+        TypeRule rule = (g, ne) -> mmprojTensorType(g, ne, type);
         if (v == null) throw new CheckpointException(src.description() + ": the checkpoint has no vision tower");
         GgufWriter w = new GgufWriter();
         w.putString("general.architecture", "clip").putString("general.type", "mmproj");
         if (name != null) w.putString("general.name", name);
-        w.putU32("general.file_type", type.fileType).putBool("clip.has_vision_encoder", true)
+        w.putU32("general.file_type", type.mmproj().fileType).putBool("clip.has_vision_encoder", true)
                 .putU32("clip.vision.projection_dim", cfg.text() != null ? cfg.text().hiddenSize() : src.tensor("multi_modal_projector.linear_2.weight").shape()[0])
                 .putU32("clip.vision.image_size", 64L * v.patchSize()).putU32("clip.vision.patch_size", v.patchSize())
                 .putU32("clip.vision.embedding_length", v.hiddenSize()).putU32("clip.vision.feed_forward_length", v.intermediateSize())
@@ -240,7 +303,7 @@ public final class Converter {
                 for (int i = 0; i < 3; i++) {
                     long[] shape = t.shape().length == 2 ? new long[]{part, cols} : new long[]{part};
                     TensorData p = new TensorData(n + "[" + qkv[i] + "]", t.dtype(), shape, t.data().asSlice(i * partBytes, partBytes), t.origin());
-                    addPlain(w, "v.blk." + m.group(1) + ".attn_" + qkv[i] + "." + m.group(2), p, type);
+                    addPlain(w, "v.blk." + m.group(1) + ".attn_" + qkv[i] + "." + m.group(2), p, rule);
                 }
                 continue;
             }
@@ -250,9 +313,9 @@ public final class Converter {
                 long[] s = t.shape();
                 t = new TensorData(n, t.dtype(), new long[]{s[0] * s[1], s[2]}, t.data(), t.origin());
             }
-            addPlain(w, g, t, type);
+            addPlain(w, g, t, rule);
         }
-        w.write(out, progress);
+        return w;
     }
 
     // ---- tokenizer (tiktoken.model + tokenizer_config.json, as llama.cpp's converter writes Kimi's vocabulary)

@@ -76,6 +76,16 @@ public final class GgufWriter {
         return this;
     }
 
+    /** A tensor as added: name, type and ggml dims. */
+    public record TensorEntry(String name, GgmlType type, long[] ne) {}
+
+    /** The tensors added so far, in file order (what {@link #write} will write; for checks before writing). */
+    public List<TensorEntry> tensors() {
+        List<TensorEntry> out = new ArrayList<>();
+        for (Tensor t : tensors) out.add(new TensorEntry(t.name, t.type, t.ne.clone()));
+        return out;
+    }
+
     private static byte[] utf8(String s) { return s.getBytes(StandardCharsets.UTF_8); }
 
     private static void writeString(ByteBuffer b, String s) {

@@ -80,10 +80,10 @@ class ConverterTest {
     }
 
     @Test
-    void q4_0AndBf16RoundTripThroughTheReader(@TempDir Path dir) {
+    void q4_0Q4_K_MAndBf16RoundTripThroughTheReader(@TempDir Path dir) {
         ModelConfig cfg = ModelConfig.load(HF);
         try (SafetensorsCheckpoint src = SafetensorsCheckpoint.open(HF)) {
-            for (Converter.Type t : new Converter.Type[]{Converter.Type.BF16, Converter.Type.Q4_0}) {
+            for (Converter.Type t : new Converter.Type[]{Converter.Type.BF16, Converter.Type.Q4_0, Converter.Type.Q4_K_M}) {
                 Path text = dir.resolve("t-" + t + ".gguf"), mm = dir.resolve("m-" + t + ".gguf");
                 Converter.writeText(src, cfg, null, t, null, text, null);
                 Converter.writeMmproj(src, cfg, null, t, null, mm, null);

@@ -26,7 +26,9 @@ class GgufQuantTypesTest {
     /** Resource name, type, rows, cols; Q5_K last, so that its data ends the file (see {@link #truncatedLastTensor}). */
     static final Object[][] TENSORS = {
             {"b_2x64.q4_1", GgmlType.Q4_1, 2, 64}, {"b_2x64.q5_0", GgmlType.Q5_0, 2, 64},
-            {"b_2x64.q5_1", GgmlType.Q5_1, 2, 64}, {"k_2x512.q5_k", GgmlType.Q5_K, 2, 512},
+            {"b_2x64.q5_1", GgmlType.Q5_1, 2, 64}, {"k_2x512.q2_k", GgmlType.Q2_K, 2, 512},
+            {"k_2x512.q3_k", GgmlType.Q3_K, 2, 512}, {"k_2x512.iq4_xs", GgmlType.IQ4_XS, 2, 512},
+            {"b_2x64.iq4_nl", GgmlType.IQ4_NL, 2, 64}, {"k_2x512.q5_k", GgmlType.Q5_K, 2, 512},
     };
 
     static byte[] resource(String name) { return dev.kimivl.testing.TestData.quantResource(name); }
