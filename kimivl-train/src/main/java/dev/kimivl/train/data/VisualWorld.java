@@ -395,6 +395,18 @@ public final class VisualWorld {
         };
     }
 
+    /**
+     * A label for the ViT pre-training stage's contrastive loss: one object as in {@link #object}, always described in
+     * full ("A red star."), so that two images with the same label text are the same kind of picture.
+     */
+    public Example label(long seed) {
+        SplittableRandom r = random(seed, "label");
+        String c = colorName(r), s = shapeName(r);
+        Painter p = scene(r, List.of(new Spec(s, c, 0.33, maxRel(1))), p0 -> true);
+        return single("what", p, pick(r, List.of("What is in this picture?", "What do you see?", "What is in the image?",
+            "What is shown here?")), list(List.of(named(c, s))));
+    }
+
     // ---------------------------------------------------------------- captions, two images, charts, reasoning
 
     /**

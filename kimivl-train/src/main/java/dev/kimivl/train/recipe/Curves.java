@@ -17,14 +17,16 @@ import java.nio.file.Path;
 
 /**
  * The loss and token-accuracy curves of one stage, drawn from {@code train_log.jsonl} into {@code curves/NN-name.png}
- * (JFreeChart, headless): loss and its running average on the left axis, the answer tokens' accuracy on the right.
+ * (JFreeChart, headless): loss and its running average on the left axis, the answer tokens' accuracy on the right;
+ * a pretrain-vit stage adds its SigLIP loss (left) and retrieval accuracy (right).
  */
 public final class Curves {
     private Curves() {}
 
     /** Writes the stage's chart; returns its path, or null when the log has no line of that stage. */
     public static Path draw(Path log, String stage, Path png) throws IOException {
-        XYSeries loss = new XYSeries("loss"), avg = new XYSeries("loss (running average)"), acc = new XYSeries("token accuracy");
+        XYSeries loss = new XYSeries("loss"), avg = new XYSeries("loss (running average)"), acc = new XYSeries("token accuracy"),
+                siglip = new XYSeries("SigLIP loss"), retrieval = new XYSeries("SigLIP retrieval accuracy");
         ObjectMapper om = new ObjectMapper();
         for (String line : Files.readAllLines(log)) {
             if (line.isBlank()) continue;
@@ -34,17 +36,24 @@ public final class Curves {
             loss.addOrUpdate(s, n.get("loss").asDouble());
             avg.addOrUpdate(s, n.get("loss_avg").asDouble());
             acc.addOrUpdate(s, n.get("token_accuracy").asDouble());
+            if (n.has("siglip_loss")) {      // the ViT pre-training stage: its contrastive loss and retrieval accuracy too
+                siglip.addOrUpdate(s, n.get("siglip_loss").asDouble());
+                retrieval.addOrUpdate(s, n.get("retrieval_accuracy").asDouble());
+            }
         }
         if (loss.isEmpty()) return null;
         XYSeriesCollection left = new XYSeriesCollection();
         left.addSeries(loss);
         left.addSeries(avg);
+        if (!siglip.isEmpty()) left.addSeries(siglip);
         JFreeChart chart = ChartFactory.createXYLineChart("stage " + stage, "step", "loss", left);
         XYPlot plot = chart.getXYPlot();
         NumberAxis right = new NumberAxis("token accuracy");
         right.setRange(0, 1);
         plot.setRangeAxis(1, right);
-        plot.setDataset(1, new XYSeriesCollection(acc));
+        XYSeriesCollection rightSeries = new XYSeriesCollection(acc);
+        if (!retrieval.isEmpty()) rightSeries.addSeries(retrieval);
+        plot.setDataset(1, rightSeries);
         plot.mapDatasetToRangeAxis(1, 1);
         plot.setRenderer(1, new XYLineAndShapeRenderer(true, false));
         Files.createDirectories(png.getParent());

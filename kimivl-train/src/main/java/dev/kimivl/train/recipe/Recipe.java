@@ -30,7 +30,10 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
      * One stage.
      *
      * @param kind      pretrain-vit | alignment | joint | cooldown | long-context | sft | long-cot-sft | rl:
-     *                  what the paper calls it (the log and model card use it); the other fields say what it does
+     *                  what the paper calls it (the log and model card use it); the other fields say what it does.
+     *                  pretrain-vit adds SigLIP's contrastive loss ({@link dev.kimivl.train.SigLip}) between each image
+     *                  and its answer to the caption loss of the language model as the caption decoder:
+     *                  L = L_siglip + 2·L_caption, as Kimi-VL's first stage (CoCa-style)
      * @param steps     optimizer steps
      * @param batch     examples per step (packed into one sequence, no padding)
      * @param lr        peak learning rate of Muon (2-D hidden matrices of the language model)
@@ -61,10 +64,17 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
         void validate(String where) {
             if (name == null || name.isBlank()) throw new IllegalArgumentException(where + ": a stage needs a name");
             if (!KINDS.contains(kind)) throw new IllegalArgumentException(where + " '" + name + "': kind '" + kind + "' is not one of " + KINDS);
-            if (kind.equals("pretrain-vit")) {
-                // needs losses of its own (SigLIP's sigmoid contrastive loss and a caption decoder), which the runner
-                // does not have yet: refuse rather than run it as SFT
-                throw new IllegalArgumentException(where + " '" + name + "': kind '" + kind + "' is not implemented yet");
+            if (kind.equals("pretrain-vit") && mix != null) {
+                // SigLIP pairs each image with its own caption: every example must hold exactly one image
+                for (String m : mix.keySet()) {
+                    if (!ExampleSource.ONE_IMAGE_KINDS.contains(m)) {
+                        throw new IllegalArgumentException(where + " '" + name + "': a pretrain-vit stage pairs one image with its caption; mix kind '"
+                                + m + "' is not one of " + new java.util.TreeSet<>(ExampleSource.ONE_IMAGE_KINDS));
+                    }
+                }
+                if (train == null || !train.contains("vision")) {
+                    throw new IllegalArgumentException(where + " '" + name + "': a pretrain-vit stage must train the vision tower (train: [vision, ...])");
+                }
             }
             if (kind.equals("rl") != (rl != null)) {
                 throw new IllegalArgumentException(where + " '" + name + "': " + (rl == null ? "kind rl needs an \"rl\" object (samples, tau, lengthPenalty, temperature, maxTokens)"

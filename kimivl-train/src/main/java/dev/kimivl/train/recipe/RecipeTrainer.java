@@ -64,6 +64,10 @@ public final class RecipeTrainer {
     private static final String STATE = "trainer_state.json", OPT = "optimizer.safetensors";
     /** The aux-loss-free balancing step γ (DeepSeek-V3 uses 0.001). */
     private static final float BIAS_STEP = 1e-3f;
+    /** The shared embedding width of the pretrain-vit stage's contrastive towers. */
+    private static final int SIGLIP_DIM = 128;
+    /** Kimi-VL's first stage: L = L_siglip + 2·L_caption. */
+    private static final float CAPTION_WEIGHT = 2f;
     /** Global gradient-norm clip. */
     private static final double CLIP = 1.0;
 
@@ -180,6 +184,8 @@ public final class RecipeTrainer {
         final Map<String, AdamW> adam = new LinkedHashMap<>();
         final Map<String, float[]> params = new LinkedHashMap<>();
         final boolean trainText, trainVisionSide;
+        /** The ViT pre-training stage's contrastive towers (null in every other stage); saved with the optimizer state. */
+        final dev.kimivl.train.SigLip siglip;
         final double flopPerTextToken, flopPerPatch, flopPerMerged;
         int step;
         double wallSeconds, tokensSeen;
@@ -201,10 +207,20 @@ public final class RecipeTrainer {
             trainVisionSide = stage.train().contains("vision") || stage.train().contains("projector");
             params.putAll(tg.parameters());
             for (String n : vg.parameterNames()) params.put(n, vg.parameter(n));
+            if (stage.kind().equals("pretrain-vit")) {
+                siglip = new dev.kimivl.train.SigLip(cfg.text().hiddenSize(), SIGLIP_DIM, cfg.text().vocabSize(), recipe.seed() ^ (k + 1) * 0x9E3779B97F4A7C15L);
+                params.putAll(siglip.parameters());
+            } else {
+                siglip = null;
+            }
             for (var e : params.entrySet()) {
                 String n = e.getKey();
                 if (!trains(n)) continue;
                 boolean text = n.startsWith(cfg.textPrefix());
+                if (n.startsWith("siglip.")) {     // the towers: AdamW at the vision side's rate, no decay on the scale and bias
+                    adam.put(n, new AdamW(e.getValue().length, (float) stage.visionLr(), 0.9f, 0.95f, 1e-8f, e.getValue().length == 1 ? 0f : 0.01f));
+                    continue;
+                }
                 long[] s = text ? tg.shape(n) : vg.shape(n);
                 boolean hidden = text && s.length == 2 && !n.contains("embed_tokens") && !n.contains("lm_head") && !n.endsWith("mlp.gate.weight");
                 if (hidden) muon.put(n, new Muon((int) s[0], (int) s[1], (float) stage.lr(), 0.01f));
@@ -225,6 +241,7 @@ public final class RecipeTrainer {
 
         boolean trains(String name) {
             if (name.startsWith(cfg.textPrefix())) return trainText;
+            if (name.startsWith("siglip.")) return siglip != null;
             if (name.startsWith("vision_tower.")) return stage.train().contains("vision");
             return stage.train().contains("projector");
         }
@@ -268,8 +285,10 @@ public final class RecipeTrainer {
                     double el = (System.nanoTime() - t0) / 1e9;
                     double gflops = flops / el / 1e9, tps = (tokensSeen) / Math.max(1e-9, wallSeconds);
                     double eta = el / taken * (stage.steps() - step);
-                    err.printf(Locale.ROOT, "[%s] step %d/%d  loss %.4f (avg %.4f)  acc %.3f  %.0f tok/s  %.1f GFLOP/s  load max/min %.2f  ETA %s%n",
-                            stage.name(), step, stage.steps(), r.loss, avg, r.accuracy, r.tokens / r.seconds, gflops, r.loadSpread, eta(eta));
+                    err.printf(Locale.ROOT, "[%s] step %d/%d  loss %.4f (avg %.4f)  acc %.3f%s  %.0f tok/s  %.1f GFLOP/s  load max/min %.2f  ETA %s%n",
+                            stage.name(), step, stage.steps(), r.loss, avg, r.accuracy,
+                            Double.isNaN(r.siglipLoss) ? "" : String.format(Locale.ROOT, "  siglip %.4f  retrieval %.3f", r.siglipLoss, r.retrieval),
+                            r.tokens / r.seconds, gflops, r.loadSpread, eta(eta));
                     log(stage, step, r, avg, gflops);
                 }
                 if (checkpointEvery > 0 && step % checkpointEvery == 0 && step < stage.steps()) checkpoint();
@@ -282,7 +301,28 @@ public final class RecipeTrainer {
             return taken;
         }
 
-        record StepResult(double loss, double accuracy, int tokens, double flop, double seconds, double loadSpread, double lrFactor) {}
+        /**
+         * @param loss      the step's loss (pretrain-vit: L_siglip + 2·L_caption)
+         * @param accuracy  token accuracy of the scored answer tokens (RL: the share of sampled answers accepted)
+         * @param siglipLoss pretrain-vit only (else NaN): the contrastive loss, and {@code retrieval} the share of
+         *                  images whose best-scoring caption in the batch is theirs
+         */
+        record StepResult(double loss, double accuracy, int tokens, double flop, double seconds, double loadSpread, double lrFactor,
+                          double siglipLoss, double retrieval) {
+            StepResult(double loss, double accuracy, int tokens, double flop, double seconds, double loadSpread, double lrFactor) {
+                this(loss, accuracy, tokens, flop, seconds, loadSpread, lrFactor, Double.NaN, Double.NaN);
+            }
+        }
+
+        /** The caption's token ids: the scored answer tokens without the closing <|im_end|>. */
+        int[] captionIds(ExampleEncoder.Encoded e) {
+            int[] t = e.targets();
+            int n = 0;
+            for (int v : t) if (v != -100) n++;
+            int[] ids = new int[Math.max(1, n - 1)];
+            for (int i = 0, j = 0; i < t.length && j < ids.length; i++) if (t[i] != -100) ids[j++] = t[i];
+            return ids;
+        }
 
         /** Step s's examples, encoded: drawn and rendered on the data thread while the previous step computes. */
         List<ExampleEncoder.Encoded> batch(int s) {
@@ -421,10 +461,34 @@ public final class RecipeTrainer {
             }
             long tText = System.nanoTime();
             Map<String, float[]> grads = new LinkedHashMap<>(r.grads());
+            double loss = r.loss(), siglipLoss = Double.NaN, retrieval = Double.NaN;
+            float captionWeight = siglip != null ? CAPTION_WEIGHT : 1f;
+            if (captionWeight != 1f) for (float[] g : grads.values()) for (int i = 0; i < g.length; i++) g[i] *= captionWeight;
             if (trainVisionSide && !images.isEmpty()) {
                 int D = cfg.text().hiddenSize();
                 float[] dFeats = new float[feats.length];
                 for (int t = 0, i = 0; t < T; t++) if (!isText[t]) System.arraycopy(r.dEmbeddings(), t * D, dFeats, D * i++, D);
+                if (captionWeight != 1f) for (int i = 0; i < dFeats.length; i++) dFeats[i] *= captionWeight;
+                if (siglip != null) {
+                    // L = L_siglip + 2·L_caption: each image against every caption of the batch, through the towers
+                    int[] merged = new int[batch.size()];
+                    List<int[]> captions = new ArrayList<>();
+                    for (int i = 0; i < batch.size(); i++) {
+                        ExampleEncoder.Encoded e = batch.get(i);
+                        merged[i] = e.images().get(0).patches() / 4;
+                        captions.add(captionIds(e));
+                    }
+                    dev.kimivl.train.SigLip.Result sr = siglip.lossAndGrads(feats, merged, captions);
+                    for (int i = 0; i < dFeats.length; i++) dFeats[i] += sr.dFeatures()[i];
+                    grads.putAll(sr.grads());
+                    siglipLoss = sr.loss();
+                    retrieval = sr.retrievalAccuracy();
+                    loss = sr.loss() + captionWeight * r.loss();
+                    if (!Double.isFinite(loss)) {
+                        throw new DivergedException("stage " + stage.name() + " step " + s + ": the SigLIP loss is " + sr.loss()
+                                + "; the last good checkpoint is " + current + " (lower the learning rate and --resume)");
+                    }
+                }
                 grads.putAll(vg.backward(dFeats));
             }
             long tVisB = System.nanoTime();
@@ -478,7 +542,7 @@ public final class RecipeTrainer {
             }
             double flop = flopPerTextToken * T + 6.0 * attentionFlopPerPair(cfg) * segSq / 2
                     + (images.isEmpty() ? 0 : flopPerPatch * patches + flopPerMerged * (patches / 4.0));
-            return new StepResult(r.loss(), (double) r.correct() / Math.max(1, scored), T, flop, (System.nanoTime() - t0) / 1e9, spread, f);
+            return new StepResult(loss, (double) r.correct() / Math.max(1, scored), T, flop, (System.nanoTime() - t0) / 1e9, spread, f, siglipLoss, retrieval);
         }
 
         void log(Recipe.Stage stage, int s, StepResult r, double avg, double gflops) {
@@ -495,6 +559,10 @@ public final class RecipeTrainer {
             line.put("gflop_per_s", gflops);
             line.put("expert_load_max_over_min", r.loadSpread);
             line.put("wall_s", wallSeconds);
+            if (!Double.isNaN(r.siglipLoss)) {
+                line.put("siglip_loss", r.siglipLoss);
+                line.put("retrieval_accuracy", r.retrieval);
+            }
             try {
                 Files.writeString(out.resolve("train_log.jsonl"), new ObjectMapper().writeValueAsString(line) + "\n",
                         StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
@@ -527,6 +595,7 @@ public final class RecipeTrainer {
                 adamSteps[i++] = e.getValue().steps();
             }
             if (adamSteps.length > 0) o.i32("adam_steps", adamSteps, adamSteps.length);
+            if (siglip != null) for (var e : siglip.parameters().entrySet()) o.f32("param." + e.getKey(), e.getValue(), e.getValue().length);
             o.write(tmp.resolve(OPT));
             new State(k, step, fingerprint, wallSeconds, tokensSeen).save(tmp.resolve(STATE));
             swapInto(tmp, current);
@@ -542,6 +611,7 @@ public final class RecipeTrainer {
                 copyInto(t, "adam_v." + e.getKey(), e.getValue().secondMoment());
                 e.getValue().restoreSteps(steps[i++]);
             }
+            if (siglip != null) for (var e : siglip.parameters().entrySet()) copyInto(t, "param." + e.getKey(), e.getValue());
         }
     }
 

@@ -36,6 +36,9 @@ class RecipeTrainerTest {
                          "inTokenLimit": 64, "initStd": 0.05 },
               "tokenizer": { "ranks": 320, "corpusExamples": 60 },
               "stages": [
+                { "name": "vit", "kind": "pretrain-vit", "steps": 3, "batch": 3, "lr": 0.01, "adamLr": 0.01, "visionLr": 0.01,
+                  "warmup": 0, "schedule": "constant", "minLrRatio": 0, "train": ["text", "vision", "projector"],
+                  "mix": { "label": 0.5, "caption": 0.5 }, "easyImages": true, "minSide": 64, "maxSide": 96 },
                 { "name": "align", "kind": "alignment", "steps": 3, "batch": 2, "lr": 0.01, "adamLr": 0.01, "visionLr": 0.01,
                   "warmup": 1, "schedule": "constant", "minLrRatio": 0, "train": ["vision", "projector"], "mix": { "vqa": 1.0 } },
                 { "name": "joint", "kind": "joint", "steps": %d, "batch": 3, "lr": 0.01, "adamLr": 0.01, "visionLr": 0.01,
@@ -71,11 +74,11 @@ class RecipeTrainerTest {
         Path recipe = recipe(tmp, 5);
         Path a = tmp.resolve("a"), b = tmp.resolve("b");
         assertTrue(run(recipe, a, false, -1));
-        // b: stopped after 2 steps (mid-stage), then after 4 more (mid-joint), the second time left as a kill between
+        // b: stopped after 2 steps (mid-vit: the SigLIP towers' state must survive), then after 5 more (mid-joint), the second time left as a kill between
         // the two renames of the checkpoint swap leaves it (only current.old), then run to the end
         assertFalse(run(recipe, b, false, 2));
         assertThrows(IllegalArgumentException.class, () -> run(recipe, b, false, -1), "a second start without --resume must refuse");
-        assertFalse(run(recipe, b, true, 4));
+        assertFalse(run(recipe, b, true, 5));
         Files.move(b.resolve("current"), b.resolve("current.old"));
         assertTrue(run(recipe, b, true, -1));
         for (String out : List.of("instruct", "thinking", "rl")) {
@@ -104,24 +107,28 @@ class RecipeTrainerTest {
             JsonNode n = om.readTree(line);
             losses.computeIfAbsent(n.get("stage").asText(), k -> new ArrayList<>()).add(n.get("loss").asDouble());
             assertTrue(n.get("gflop_per_s").asDouble() > 0);
+            // the ViT pre-training stage logs its contrastive loss and retrieval accuracy; no other stage does
+            assertEquals(n.get("stage").asText().equals("vit"), n.has("siglip_loss") && n.get("retrieval_accuracy").asDouble() >= 0, line);
         }
-        assertEquals(List.of("align", "joint", "long", "cot", "rl"), List.copyOf(losses.keySet()));
+        assertEquals(List.of("vit", "align", "joint", "long", "cot", "rl"), List.copyOf(losses.keySet()));
         List<Double> joint = losses.get("joint");
         double first = (joint.get(0) + joint.get(1) + joint.get(2)) / 3, last = (joint.get(11) + joint.get(12) + joint.get(13)) / 3;
         System.out.printf("tiny recipe: joint loss %.3f -> %.3f over 14 steps; stages %s%n", first, last, losses.keySet());
         assertTrue(last < first * 0.8, "joint loss did not fall: " + joint);
-        for (String c : List.of("curves/01-align.png", "curves/02-joint.png", "curves/03-long.png", "curves/04-cot.png", "curves/05-rl.png")) {
+        for (String c : List.of("curves/01-vit.png", "curves/02-align.png", "curves/03-joint.png", "curves/04-long.png", "curves/05-cot.png", "curves/06-rl.png")) {
             byte[] png = Files.readAllBytes(out.resolve(c));
             assertTrue(png.length > 1000 && png[1] == 'P' && png[2] == 'N' && png[3] == 'G', c + " is not a PNG");
         }
-        for (String s : List.of("stages/01-align", "stages/02-joint", "stages/03-long", "stages/04-cot", "stages/05-rl", "instruct", "thinking", "rl")) {
+        for (String s : List.of("stages/01-vit", "stages/02-align", "stages/03-joint", "stages/04-long", "stages/05-cot", "stages/06-rl", "instruct", "thinking", "rl")) {
             assertTrue(Files.isRegularFile(out.resolve(s).resolve("model.safetensors")), s);
             assertFalse(Files.exists(out.resolve(s).resolve("optimizer.safetensors")), s + " must hold only the model");
+            assertFalse(dev.kimivl.io.SafeTensorsFile.open(out.resolve(s).resolve("model.safetensors")).tensors().keySet().stream().anyMatch(n -> n.startsWith("siglip.")),
+                    s + ": the SigLIP towers are scaffolding, not part of the model");
         }
         assertFalse(Files.exists(out.resolve("rl-policy")), "the RL sampler's scratch checkpoint is removed at the stage's end");
         // the RL stage changed the weights it trains, and only those
-        var cot = dev.kimivl.io.SafeTensorsFile.open(out.resolve("stages/04-cot/model.safetensors")).tensors();
-        var rl = dev.kimivl.io.SafeTensorsFile.open(out.resolve("stages/05-rl/model.safetensors")).tensors();
+        var cot = dev.kimivl.io.SafeTensorsFile.open(out.resolve("stages/05-cot/model.safetensors")).tensors();
+        var rl = dev.kimivl.io.SafeTensorsFile.open(out.resolve("stages/06-rl/model.safetensors")).tensors();
         boolean textMoved = false;
         for (var e : cot.entrySet()) {
             boolean same = java.util.Arrays.equals(e.getValue().toFloats(), rl.get(e.getKey()).toFloats());
@@ -136,7 +143,7 @@ class RecipeTrainerTest {
         Path f = tmp.resolve("bad.json");
         Files.writeString(f, RECIPE.formatted(3).replace("\"kind\": \"joint\"", "\"kind\": \"jointt\""));
         var e = assertThrows(IllegalArgumentException.class, () -> Recipe.load(f));
-        assertTrue(e.getMessage().contains("jointt") && e.getMessage().contains("stage 2"), e.getMessage());
+        assertTrue(e.getMessage().contains("jointt") && e.getMessage().contains("stage 3"), e.getMessage());
         Files.writeString(f, RECIPE.formatted(3).replace("\"mix\": { \"vqa\": 1.0 }", "\"mix\": { \"vqaa\": 1.0 }"));
         e = assertThrows(IllegalArgumentException.class, () -> Recipe.load(f));
         assertTrue(e.getMessage().contains("vqaa"), e.getMessage());
@@ -144,5 +151,9 @@ class RecipeTrainerTest {
         e = assertThrows(IllegalArgumentException.class, () -> Recipe.load(f));
         assertTrue(e.getMessage().contains("image sides") && e.getMessage().contains("20"), e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> Recipe.load(tmp.resolve("missing.json")));
+        // SigLIP pairs one image with one caption: a two-image kind in a pretrain-vit stage is refused by name
+        Files.writeString(f, RECIPE.formatted(3).replace("\"mix\": { \"label\": 0.5, \"caption\": 0.5 }", "\"mix\": { \"label\": 0.5, \"compare\": 0.5 }"));
+        e = assertThrows(IllegalArgumentException.class, () -> Recipe.load(f));
+        assertTrue(e.getMessage().contains("'compare'") && e.getMessage().contains("one image"), e.getMessage());
     }
 }
