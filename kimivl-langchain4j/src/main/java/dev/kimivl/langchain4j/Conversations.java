@@ -10,6 +10,9 @@ import dev.kimivl.generate.ThinkingFilter;
 import dev.kimivl.generate.TokenConstraint;
 import dev.kimivl.generate.json.JsonConstraint;
 import dev.kimivl.generate.json.JsonShape;
+import dev.kimivl.media.FrameSampling;
+import dev.kimivl.media.MediaException;
+import dev.kimivl.media.MediaMessages;
 import dev.kimivl.model.KimiVL;
 import dev.kimivl.text.ChatMessage;
 import dev.kimivl.vision.ImageLoader;
@@ -18,6 +21,8 @@ import dev.langchain4j.data.image.Image;
 import dev.langchain4j.data.message.AiMessage;
 import dev.langchain4j.data.message.Content;
 import dev.langchain4j.data.message.ImageContent;
+import dev.langchain4j.data.message.PdfFileContent;
+import dev.langchain4j.data.message.VideoContent;
 import dev.langchain4j.data.message.SystemMessage;
 import dev.langchain4j.data.message.TextContent;
 import dev.langchain4j.data.message.UserMessage;
@@ -61,6 +66,43 @@ final class Conversations {
 
         /** Prompt tokens the last generation took from the kept cache. */
         default int reusedTokens() { return 0; }
+
+        /**
+         * A conversation with videos and PDFs sized to the context (room kept for {@code maxTokens} of answer) and
+         * decoded: kimivl-media's {@link MediaMessages}, as {@code kimivl run --video/--pdf} and {@code kimivl chat}.
+         */
+        default MediaMessages.Built media(List<MediaMessages.Draft> conversation, int maxTokens, MediaOptions options) {
+            throw new UnsupportedFeatureException("this backend takes no videos or PDFs");
+        }
+    }
+
+    /**
+     * How videos and PDFs become frames and pages (VideoContent and PdfFileContent carry no such options): the
+     * defaults are those of {@code kimivl run --video/--pdf}.
+     *
+     * @param frames      a fixed number of frames spread over the video, or 0 for {@code fps}
+     * @param pageTokens  shrink pages to at most this many image tokens; null: as rendered
+     */
+    record MediaOptions(int frames, double fps, int maxFrames, int frameTokens, boolean timestamps, float dpi, Integer pageTokens,
+                        long maxPixels) {
+        static final MediaOptions DEFAULT = new MediaOptions(0, 1.0, 64, 256, true, 144, null, ImageLoader.DEFAULT_MAX_PIXELS);
+
+        MediaOptions {
+            sampling(frames, fps, maxFrames);      // the count, rate and maximum checked once, at build time
+            if (frameTokens < MediaMessages.MIN_FRAME_TOKENS) throw new IllegalArgumentException("frameTokens must be at least " + MediaMessages.MIN_FRAME_TOKENS + ", not " + frameTokens);
+            if (!(dpi >= 1 && dpi <= 1200)) throw new IllegalArgumentException("pdfDpi must be from 1 to 1200, not " + dpi);
+            if (pageTokens != null && pageTokens < 1) throw new IllegalArgumentException("pdfPageTokens must be at least 1, not " + pageTokens);
+        }
+
+        FrameSampling sampling() { return sampling(frames, fps, maxFrames); }
+
+        private static FrameSampling sampling(int frames, double fps, int maxFrames) {
+            return frames > 0 ? FrameSampling.frames(frames, maxFrames) : FrameSampling.perSecond(fps, maxFrames);
+        }
+
+        /** The builder methods, named in the advice of a "does not fit" error. */
+        static final MediaMessages.Knobs KNOBS = new MediaMessages.Knobs("videoFrames", "videoFps", "maxVideoFrames", "frameTokens",
+                "pages (split the PDF)", "pdfDpi", "pdfPageTokens", "contextLength");
     }
 
     /**
@@ -76,6 +118,13 @@ final class Conversations {
                                              Generator.Listener listener, GenerationOptions options) {
                 KimiVL.Prompt prompt = model.prompt(messages, images);
                 return model.generator(contextCap).generate(prompt.embeddings(), prompt.ids(), p, listener, options.withCache(cache));
+            }
+
+            @Override
+            public MediaMessages.Built media(List<MediaMessages.Draft> conversation, int maxTokens, MediaOptions o) {
+                int context = model.contextLength(contextCap);
+                return MediaMessages.build(model, conversation, context, MediaMessages.answerRoom(maxTokens, context), o.maxPixels(),
+                        MediaOptions.KNOBS, MediaMessages.Report.NONE);
             }
 
             @Override public int reusedTokens() { return cache.reusedTokens(); }
@@ -99,23 +148,34 @@ final class Conversations {
         };
     }
 
-    /** A checked request, ready to generate. */
+    /**
+     * A checked request, ready to generate. With videos or PDFs, {@code media} holds the conversation still to be
+     * sized and decoded (on the generating thread: a streaming chat() returns at once) and messages/images are empty.
+     */
     record Job(List<ChatMessage> messages, List<LoadedImage> images, SamplingParams sampling, GenerationOptions options,
-               JsonShape json) {}
+               JsonShape json, List<MediaMessages.Draft> media) {}
 
     private final Backend backend;
     private final String modelName;
     private final ChatRequestParameters defaults;
     private final boolean returnThinking;
     private final List<ChatModelListener> listeners;
-    private final ImageLoader images = new ImageLoader();
+    private final ImageLoader images;
+    private final MediaOptions media;
     /** One generation at a time: the kernels already use every core. */
     private final ReentrantLock lock = new ReentrantLock(true);
     private static final SplittableRandom SEEDS = new SplittableRandom();
     private static final ObjectMapper JSON = new ObjectMapper();
 
     Conversations(Backend backend, String modelName, ChatRequestParameters defaults, boolean returnThinking, List<ChatModelListener> listeners) {
+        this(backend, modelName, defaults, returnThinking, listeners, MediaOptions.DEFAULT);
+    }
+
+    Conversations(Backend backend, String modelName, ChatRequestParameters defaults, boolean returnThinking, List<ChatModelListener> listeners,
+                  MediaOptions media) {
         this.backend = backend;
+        this.media = media;
+        this.images = new ImageLoader(media.maxPixels(), "maxImagePixels");
         this.modelName = modelName;
         this.defaults = defaults;
         this.returnThinking = returnThinking;
@@ -146,7 +206,13 @@ final class Conversations {
         }
         List<ChatMessage> messages = new ArrayList<>();
         List<LoadedImage> imgs = new ArrayList<>();
-        for (dev.langchain4j.data.message.ChatMessage m : request.messages()) messages.add(convert(m, imgs));
+        List<MediaMessages.Draft> drafts = null;
+        if (request.messages().stream().anyMatch(Conversations::hasMedia)) {
+            drafts = new ArrayList<>();
+            for (dev.langchain4j.data.message.ChatMessage m : request.messages()) drafts.add(draft(m));
+        } else {
+            for (dev.langchain4j.data.message.ChatMessage m : request.messages()) messages.add(convert(m, imgs));
+        }
 
         long seed = p instanceof KimiVLChatRequestParameters k && k.seed() != null ? k.seed() : nextSeed();
         SamplingParams sampling;
@@ -165,7 +231,7 @@ final class Conversations {
         } catch (IllegalArgumentException e) {
             throw new InvalidRequestException(e.getMessage(), e);
         }
-        return new Job(messages, imgs, sampling, options, shape(p.responseFormat()));
+        return new Job(messages, imgs, sampling, options, shape(p.responseFormat()), drafts);
     }
 
     private static synchronized long nextSeed() { return SEEDS.nextLong(); }
@@ -191,7 +257,20 @@ final class Conversations {
         Generator.Result r;
         try {
             if (job.json() != null) options = options.withConstraint(backend.json(job.json()));
-            r = backend.generate(job.messages(), job.images(), job.sampling(), split, options);
+            List<ChatMessage> messages = job.messages();
+            List<LoadedImage> imgs = job.images();
+            if (job.media() != null) {
+                // frames and pages sized to the context and decoded here, on the generating thread
+                MediaMessages.Built b;
+                try {
+                    b = backend.media(job.media(), job.sampling().maxTokens(), media);
+                } catch (MediaException e) {
+                    throw new InvalidRequestException(e.getMessage(), e);
+                }
+                messages = b.messages();
+                imgs = b.images();
+            }
+            r = backend.generate(messages, imgs, job.sampling(), split, options);
             split.finish();
         } catch (ContextOverflowException e) {
             throw new InvalidRequestException(e.getMessage(), e);
@@ -212,6 +291,48 @@ final class Conversations {
                 .build();
     }
 
+    private static boolean hasMedia(dev.langchain4j.data.message.ChatMessage m) {
+        return m instanceof UserMessage u && u.contents().stream().anyMatch(c -> c instanceof VideoContent || c instanceof PdfFileContent);
+    }
+
+    /** A message of a request with videos or PDFs: its pieces, for kimivl-media to size and decode. */
+    private MediaMessages.Draft draft(dev.langchain4j.data.message.ChatMessage m) {
+        if (!(m instanceof UserMessage u) || u.hasSingleText()) {
+            List<LoadedImage> none = new ArrayList<>();
+            return MediaMessages.Draft.of(convert(m, none), none.iterator());
+        }
+        List<MediaMessages.Item> items = new ArrayList<>();
+        for (Content c : u.contents()) {
+            switch (c) {
+                case TextContent t -> items.add(new MediaMessages.Text(t.text()));
+                case ImageContent ic -> items.add(new MediaMessages.Image(load(ic.image()), null));
+                case VideoContent vc -> items.add(new MediaMessages.Clip(source("video", vc.video().base64Data(), vc.video().mimeType(), vc.video().url()),
+                        media.sampling(), media.frameTokens(), media.timestamps()));
+                case PdfFileContent pc -> items.add(new MediaMessages.Pdf(source("PDF", pc.pdfFile().base64Data(), pc.pdfFile().mimeType(), pc.pdfFile().url()),
+                        null, media.dpi(), media.pageTokens()));
+                default -> throw new UnsupportedFeatureException("content of type " + c.type() + " is not supported by kimivl (text, images, videos and PDFs are)");
+            }
+        }
+        return new MediaMessages.Draft("user", items);
+    }
+
+    /** Base64 data, or a file: URL of a local file; nothing is downloaded. */
+    private static MediaMessages.Source source(String what, String base64, String mimeType, java.net.URI url) {
+        if (base64 != null) {
+            try {
+                return MediaMessages.Source.of(Base64.getDecoder().decode(base64), what + " (" + (mimeType != null ? mimeType : "base64") + ")");
+            } catch (IllegalArgumentException e) {
+                throw new InvalidRequestException(what + ": the base64 data does not decode: " + e.getMessage(), e);
+            }
+        }
+        if (url != null && "file".equals(url.getScheme())) {
+            Path f = Path.of(url);
+            if (!java.nio.file.Files.isRegularFile(f)) throw new InvalidRequestException(what + " " + f + ": no such file");
+            return MediaMessages.Source.of(f);
+        }
+        throw new UnsupportedFeatureException(what + " " + url + ": give base64 data or a file: URL; kimivl does not download");
+    }
+
     private ChatMessage convert(dev.langchain4j.data.message.ChatMessage m, List<LoadedImage> imgs) {
         if (m instanceof SystemMessage s) return ChatMessage.system(s.text());
         if (m instanceof AiMessage a) {
@@ -227,7 +348,7 @@ final class Conversations {
                     imgs.add(load(ic.image()));
                     parts.add(ChatMessage.imagePart());
                 } else {
-                    throw new UnsupportedFeatureException("content of type " + c.type() + " is not supported by kimivl (text and images are)");
+                    throw new UnsupportedFeatureException("content of type " + c.type() + " is not supported by kimivl (text, images, videos and PDFs are)");
                 }
             }
             return ChatMessage.of("user", parts.toArray(ChatMessage.Part[]::new));

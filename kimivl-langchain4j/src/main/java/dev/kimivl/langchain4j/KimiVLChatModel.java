@@ -14,12 +14,15 @@ import java.util.List;
 import java.util.Set;
 
 /**
- * Kimi-VL as a LangChain4j {@link ChatModel}, running in process. Text and images (base64 or file: URLs) in user
- * messages; a Thinking model's reasoning is returned as {@code AiMessage.thinking()}, the answer as its text;
+ * Kimi-VL as a LangChain4j {@link ChatModel}, running in process. Text, images, videos ({@code VideoContent}) and
+ * PDFs ({@code PdfFileContent}) in user messages, as base64 data or file: URLs; a video becomes its frames and a PDF
+ * its pages, each an image block with its label, sampled and sized to the context exactly as by
+ * {@code kimivl run --video/--pdf} (kimivl-media; the options below, docs/long-inputs.md); a Thinking model's reasoning is returned as {@code AiMessage.thinking()}, the answer as its text;
  * {@code ResponseFormat.JSON} with or without a JSON schema is served by constrained decoding (the answer always
  * parses; {@link Capability#RESPONSE_FORMAT_JSON_SCHEMA}, so AiServices returning a record asks for it).
  * Errors are LangChain4j's types: {@code UnsupportedFeatureException} (tools, audio, remote images),
- * {@code InvalidRequestException} (bad parameters, a prompt over the context, an unreadable image),
+ * {@code InvalidRequestException} (bad parameters, a prompt over the context, an unreadable image, video or PDF,
+ * frames or pages that do not fit the context),
  * {@code ModelNotFoundException} (a request naming another model).
  *
  * <pre>{@code
@@ -63,6 +66,13 @@ public final class KimiVLChatModel implements ChatModel {
         boolean returnThinking = true;
         ResponseFormat responseFormat = ResponseFormat.TEXT;
         final List<ChatModelListener> listeners = new ArrayList<>();
+        int videoFrames;
+        double videoFps = 1.0;
+        int maxVideoFrames = 64, frameTokens = 256;
+        boolean videoTimestamps = true;
+        float pdfDpi = 144;
+        Integer pdfPageTokens;
+        long maxImagePixels = dev.kimivl.vision.ImageLoader.DEFAULT_MAX_PIXELS;
         Conversations.Backend backend;
 
         Builder(KimiVL model) {
@@ -90,6 +100,23 @@ public final class KimiVLChatModel implements ChatModel {
         public Builder listeners(List<ChatModelListener> l) { this.listeners.clear(); this.listeners.addAll(l); return this; }
         public Builder listeners(ChatModelListener... l) { return listeners(List.of(l)); }
 
+        /** Each video gives this many frames, spread evenly over it (instead of {@link #videoFps}). */
+        public Builder videoFrames(int n) { this.videoFrames = n; return this; }
+        /** Frames per second taken from a video (default 1); more than {@link #maxVideoFrames} are spread over the whole video instead. */
+        public Builder videoFps(double fps) { this.videoFps = fps; this.videoFrames = 0; return this; }
+        /** At most this many frames a video (default 64). */
+        public Builder maxVideoFrames(int n) { this.maxVideoFrames = n; return this; }
+        /** Image tokens per frame at most (default 256); fewer when the frames would not fit the context otherwise (at least 16, else an error). */
+        public Builder frameTokens(int n) { this.frameTokens = n; return this; }
+        /** "Frame at mm:ss:" before each frame (default true). */
+        public Builder videoTimestamps(boolean on) { this.videoTimestamps = on; return this; }
+        /** Resolution PDF pages are rendered at (default 144). Every page is taken; pages that do not fit the context are an error. */
+        public Builder pdfDpi(float dpi) { this.pdfDpi = dpi; return this; }
+        /** Shrink each PDF page to at most this many image tokens (default: as rendered). */
+        public Builder pdfPageTokens(Integer n) { this.pdfPageTokens = n; return this; }
+        /** Images, frames and pages of more pixels are refused before they are decoded (default 64 Mi). */
+        public Builder maxImagePixels(long n) { this.maxImagePixels = n; return this; }
+
         /** For tests: generation by something other than the model (the request checks stay the same). */
         Builder backend(Conversations.Backend b) { this.backend = b; return this; }
 
@@ -99,8 +126,14 @@ public final class KimiVLChatModel implements ChatModel {
                     .frequencyPenalty(frequencyPenalty).presencePenalty(presencePenalty)
                     .maxOutputTokens(maxTokens).stopSequences(List.of()).responseFormat(responseFormat)
                     .seed(seed).build();
+            Conversations.MediaOptions media;
+            try {
+                media = new Conversations.MediaOptions(videoFrames, videoFps, maxVideoFrames, frameTokens, videoTimestamps, pdfDpi, pdfPageTokens, maxImagePixels);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("KimiVLChatModel.builder: " + e.getMessage(), e);
+            }
             return new Conversations(backend != null ? backend : Conversations.backend(model, contextCap),
-                    modelName, defaults, returnThinking, listeners);
+                    modelName, defaults, returnThinking, listeners, media);
         }
 
         public KimiVLChatModel build() { return new KimiVLChatModel(conversations()); }
