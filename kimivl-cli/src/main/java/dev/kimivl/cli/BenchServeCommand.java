@@ -59,6 +59,14 @@ final class BenchServeCommand implements Callable<Integer> {
     @Option(names = "--timeout-seconds", defaultValue = "600", description = "Per-request time limit (default ${DEFAULT-VALUE}).")
     int timeoutSeconds;
 
+    @Option(names = "--parallel", defaultValue = "4", paramLabel = "N",
+            description = "Without --url: the in-process server's --parallel (default ${DEFAULT-VALUE}; 1: one request at a time).")
+    int parallel;
+
+    @Option(names = "--ignore-eos", description = "Ask for exactly --max-tokens tokens per answer (ignore_eos, as vLLM and llama.cpp "
+            + "accept): answers of equal length, so that levels compare.")
+    boolean ignoreEos;
+
     @Option(names = "--no-warmup", description = "Skip the one request sent before measuring (it compiles the hot code paths).")
     boolean noWarmup;
 
@@ -68,6 +76,7 @@ final class BenchServeCommand implements Callable<Integer> {
         if (maxTokens < 1) throw new IllegalArgumentException("--max-tokens must be ≥ 1, got " + maxTokens);
         for (int c : concurrency) if (c < 1 || c > 1024) throw new IllegalArgumentException("--concurrency values must be in 1..1024, got " + c);
         ObjectNode body = LoadGenerator.chatBody(prompt, maxTokens);
+        if (ignoreEos) body.put("ignore_eos", true);
         if (image != null) {
             if (!Files.isRegularFile(image)) throw new IllegalArgumentException("--image " + image + ": no such file");
             String mime = image.toString().toLowerCase(Locale.ROOT).endsWith(".png") ? "image/png" : "image/jpeg";
@@ -81,9 +90,9 @@ final class BenchServeCommand implements Callable<Integer> {
         int maxC = concurrency.stream().mapToInt(Integer::intValue).max().orElse(1);
         try (KimiVL m = model.open();
              OpenAiServer server = new OpenAiServer(m, new ServerDefaults(m.dir().getFileName().toString(), maxTokens, 0, 0),
-                     ServerOptions.local(0).withQueue(maxC), CacheOptions.DEFAULT)) {
+                     ServerOptions.local(0).withQueue(maxC).withParallel(parallel, ServerOptions.DEFAULT_PREFILL_CHUNK), CacheOptions.DEFAULT)) {
             server.start();
-            System.out.printf("serving %s on 127.0.0.1:%d for the benchmark%n", m.dir(), server.port());
+            System.out.printf("serving %s on 127.0.0.1:%d for the benchmark (--parallel %d)%n", m.dir(), server.port(), parallel);
             return bench("http://127.0.0.1:" + server.port(), body);
         }
     }

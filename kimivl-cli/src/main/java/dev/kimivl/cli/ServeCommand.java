@@ -42,6 +42,16 @@ final class ServeCommand implements Callable<Integer> {
             description = "Requests that may wait for their turn (default ${DEFAULT-VALUE}); more get 429 with Retry-After.")
     int queue;
 
+    @Option(names = "--parallel", defaultValue = "4", paramLabel = "N",
+            description = "Requests generating at once (default ${DEFAULT-VALUE}): their next tokens are decoded in one batched step "
+                    + "(continuous batching; each weight read once per step for all); 1: one at a time, exactly as kimivl run.")
+    int parallel;
+
+    @Option(names = "--prefill-chunk", defaultValue = "256", paramLabel = "TOKENS",
+            description = "With --parallel above 1, prompt tokens run between two decode steps, so that a new long prompt "
+                    + "does not stall the running streams (default ${DEFAULT-VALUE}).")
+    int prefillChunk;
+
     @Option(names = "--time-limit", defaultValue = "0", paramLabel = "S",
             description = "End a generation that runs longer than S seconds (from its turn, not its arrival) as max_tokens would: "
                     + "finish_reason length (default: no limit).")
@@ -89,7 +99,9 @@ final class ServeCommand implements Callable<Integer> {
         if (timeLimit < 0) throw new IllegalArgumentException("--time-limit must be ≥ 0 seconds (0: none), got " + timeLimit);
         if (drainSeconds < 0) throw new IllegalArgumentException("--drain-seconds must be ≥ 0, got " + drainSeconds);
         if (cacheMb < 0 || imageCacheMb < 0) throw new IllegalArgumentException("--cache-mem and --image-cache-mem must be ≥ 0");
-        ServerOptions options = new ServerOptions(host, port, apiKey, maxBodyMb << 20, queue, timeLimit);
+        if (parallel < 1 || parallel > ServerOptions.MAX_PARALLEL) throw new IllegalArgumentException("--parallel must be in 1.." + ServerOptions.MAX_PARALLEL + ", got " + parallel);
+        if (prefillChunk < 1) throw new IllegalArgumentException("--prefill-chunk must be ≥ 1, got " + prefillChunk);
+        ServerOptions options = new ServerOptions(host, port, apiKey, maxBodyMb << 20, queue, timeLimit, parallel, prefillChunk);
         CacheOptions caches = new CacheOptions(cacheMb << 20, imageCacheMb << 20);
         dev.kimivl.server.MediaParts.allowDirectories(mediaDirs);
         OpenAiServer.checkCanBind(options);           // a busy port fails now, not after the model has loaded
@@ -98,8 +110,8 @@ final class ServeCommand implements Callable<Integer> {
         try (OpenAiServer server = new OpenAiServer(m, new ServerDefaults(id, maxTokens, temperature, ctx), options, caches)) {
             server.logTo(quiet ? line -> {} : line -> System.err.println("kimivl serve: " + line));
             server.start();
-            System.err.printf("kimivl serve: %s on http://%s:%d/v1 (context %d tokens, %s%s)%n", id,
-                    host.contains(":") ? "[" + host + "]" : host, server.port(), m.contextLength(ctx),
+            System.err.printf("kimivl serve: %s on http://%s:%d/v1 (context %d tokens, %d parallel, %s%s)%n", id,
+                    host.contains(":") ? "[" + host + "]" : host, server.port(), m.contextLength(ctx), parallel,
                     m.hasVision() ? "images accepted" : "text only", apiKey != null ? ", API key required" : "");
             if (apiKey == null && !InetAddress.getByName(host).isLoopbackAddress()) {
                 System.err.println("kimivl serve: warning: listening beyond this machine without --api-key; anyone who can reach the port can use the model");

@@ -26,7 +26,6 @@ public final class Decoding {
      */
     public record TokenLogprob(int token, float logprob, int[] topTokens, float[] topLogprobs) {}
 
-    private final Tokenizer tokenizer;
     private final int[] stopIds;
     private final SamplingParams params;
     private final GenerationOptions options;
@@ -42,12 +41,13 @@ public final class Decoding {
     private final List<Integer> out = new ArrayList<>();
     private int topLogprobs = -1;                  // -1: no logprobs recorded
     private final List<TokenLogprob> logprobs = new ArrayList<>();
+    private java.util.function.Consumer<TokenLogprob> logprobSink;
+    private boolean ignoreStops;
     private Generator.FinishReason reason;
     private boolean closed;
 
-    Decoding(Tokenizer tokenizer, int[] stopIds, int[] promptIds, SamplingParams params, GenerationOptions options,
+    Decoding(Tokenizer tokenizer, int vocab, int[] stopIds, int[] promptIds, SamplingParams params, GenerationOptions options,
              Generator.Listener listener, BooleanSupplier onToken) {
-        this.tokenizer = tokenizer;
         this.stopIds = stopIds;
         this.params = params;
         this.options = options;
@@ -57,15 +57,29 @@ public final class Decoding {
         this.seen = Arrays.copyOf(promptIds, promptIds.length + params.maxTokens());
         this.seenCount = promptIds.length;
         this.constraint = options.constraint();
-        this.counts = options.penalised() ? new int[tokenizer.vocabSize()] : null;
+        this.counts = options.penalised() ? new int[vocab] : null;
         this.text = new Generator.StopStringFilter(params.stopStrings(), listener);
         this.decoder = tokenizer.incrementalDecoder(true);
     }
 
-    /** Records each generated token's log-probability and its {@code top} (0..20) best alternatives ({@link #logprobs()}). */
-    public Decoding withLogprobs(int top) {
+    /**
+     * Records each generated token's log-probability and its {@code top} (0..20) best alternatives
+     * ({@link #logprobs()}), and hands each to {@code sink} (may be null) as it is recorded, before the token's text
+     * goes to the listener.
+     */
+    public Decoding withLogprobs(int top, java.util.function.Consumer<TokenLogprob> sink) {
         if (top < 0 || top > 20) throw new IllegalArgumentException("top logprobs must be in 0..20, got " + top);
         this.topLogprobs = top;
+        this.logprobSink = sink;
+        return this;
+    }
+
+    /**
+     * Never stops on a stop token (they are masked before sampling): the sequence runs to max tokens, a stop string or
+     * the context. vLLM's and llama.cpp's {@code ignore_eos}, for benchmarks that need answers of a fixed length.
+     */
+    public Decoding ignoreStopTokens() {
+        this.ignoreStops = true;
         return this;
     }
 
@@ -82,13 +96,18 @@ public final class Decoding {
         if (constraint != null && constraint.finished()) return end(Generator.FinishReason.STOP);
         float[] raw = topLogprobs >= 0 ? logits.clone() : null;
         if (counts != null) penalise(logits);
+        if (ignoreStops) for (int id : stopIds) if (id < logits.length) logits[id] = Float.NEGATIVE_INFINITY;
         int next = constraint == null ? sampler.sample(logits, seen, seenCount)
                 : sampleConstrained(logits, params.maxTokens() - out.size());
         boolean go = onToken == null || onToken.getAsBoolean();
         if (isStop(next)) return end(Generator.FinishReason.STOP);
         if (constraint != null) constraint.accept(next);
         if (counts != null && next < counts.length) counts[next]++;
-        if (raw != null) logprobs.add(logprob(raw, next, topLogprobs));
+        if (raw != null) {
+            TokenLogprob lp = logprob(raw, next, topLogprobs);
+            logprobs.add(lp);
+            if (logprobSink != null) logprobSink.accept(lp);
+        }
         out.add(next);
         seen[seenCount++] = next;
         if (text.accept(decoder.push(next))) return end(Generator.FinishReason.STOP);
@@ -176,6 +195,4 @@ public final class Decoding {
         for (int i = 0; i < ids.length; i++) lp[i] = (float) (logits[ids[i]] - logZ);
         return new TokenLogprob(token, (float) (logits[token] - logZ), ids, lp);
     }
-
-    Tokenizer tokenizer() { return tokenizer; }
 }

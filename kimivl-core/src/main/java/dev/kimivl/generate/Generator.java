@@ -90,7 +90,7 @@ public final class Generator {
      */
     public Decoding decoding(int[] promptIds, SamplingParams params, GenerationOptions options, Listener listener,
                              java.util.function.BooleanSupplier onToken) {
-        return new Decoding(tokenizer, stopIds, promptIds, params, options, listener, onToken);
+        return new Decoding(tokenizer, lm.config().vocabSize(), stopIds, promptIds, params, options, listener, onToken);
     }
 
     /**

@@ -2,6 +2,7 @@ package dev.kimivl.server;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.kimivl.generate.SamplingParams;
+import dev.kimivl.generate.json.JsonShape;
 import dev.kimivl.text.ChatMessage;
 import dev.kimivl.vision.ImageLoader;
 import dev.kimivl.vision.LoadedImage;
@@ -19,8 +20,14 @@ import java.util.Set;
  * @param images      the image parts of all messages, decoded, in conversation order
  * @param imageParams where each image came from ({@code messages[0].content[1].image_url}), for errors about it later
  */
-record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, List<String> imageParams, SamplingParams sampling,
+record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, List<String> imageParams, Engine.Spec spec, int n,
                    boolean stream, boolean includeUsage) {
+    /** The most choices one request may ask for ({@code n}): each is a sequence with its own KV cache. */
+    static final int MAX_CHOICES = 16;
+
+    SamplingParams sampling() { return spec.sampling(); }
+
+    boolean logprobs() { return spec.topLogprobs() >= 0; }
 
     /** OpenAI's roles this model's chat template understands; "developer" is OpenAI's newer name for "system". */
     private static final Set<String> ROLES = Set.of("system", "developer", "user", "assistant");
@@ -40,10 +47,12 @@ record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, List<St
         for (int i = 0; i < msgs.size(); i++) messages.add(message(msgs.get(i), "messages[" + i + "]", loader, images, imageParams));
 
         SamplingParams sampling = sampling(body, defaults);
-        // chat's logprobs is a boolean; the text completions' one an integer (CompletionRequest)
-        if (bool(body, "logprobs", false)) throw ApiError.unsupported("logprobs", "logprobs");
-        if (body.hasNonNull("top_logprobs") && integer(body, "top_logprobs", 0) != 0) throw ApiError.unsupported("top_logprobs", "top_logprobs");
-        responseFormat(body.get("response_format"));
+        // chat's logprobs is a boolean with top_logprobs beside it; the text completions' one an integer (CompletionRequest)
+        boolean logprobs = bool(body, "logprobs", false);
+        long top = integer(body, "top_logprobs", 0);
+        if (top < 0 || top > 20) throw ApiError.invalid("'top_logprobs' must be an integer in 0..20, got " + top, "top_logprobs");
+        if (body.hasNonNull("top_logprobs") && !logprobs) throw ApiError.invalid("'top_logprobs' needs 'logprobs': true", "top_logprobs");
+        JsonShape format = responseFormat(body.get("response_format"));
         JsonNode tools = body.get("tools");
         if (tools != null && !tools.isNull()) {
             if (!tools.isArray()) throw ApiError.wrongType("tools", "an array", tools);
@@ -51,7 +60,23 @@ record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, List<St
         }
 
         boolean stream = bool(body, "stream", false);
-        return new ChatRequest(messages, images, imageParams, sampling, stream, includeUsage(body, stream));
+        Engine.Spec spec = new Engine.Spec(sampling, format, penalty(body, "frequency_penalty"), penalty(body, "presence_penalty"), logprobs ? (int) top : -1,
+                bool(body, "ignore_eos", false));
+        return new ChatRequest(messages, images, imageParams, spec, choices(body), stream, includeUsage(body, stream));
+    }
+
+    /** {@code n}: how many choices to generate for the one prompt, 1..{@link #MAX_CHOICES}. */
+    static int choices(JsonNode body) {
+        long n = integer(body, "n", 1);
+        if (n < 1 || n > MAX_CHOICES) throw ApiError.invalid("'n' must be in 1.." + MAX_CHOICES + " (choices per request), got " + n, "n");
+        return (int) n;
+    }
+
+    /** OpenAI's presence_penalty or frequency_penalty, in [-2, 2]. */
+    static double penalty(JsonNode body, String name) {
+        double p = number(body, name, 0.0);
+        if (!(p >= -2 && p <= 2)) throw ApiError.invalid("'" + name + "' must be in [-2, 2], got " + p, name);
+        return p;
     }
 
     /** {@code stream_options.include_usage}; the options without {@code stream: true} are an error. */
@@ -66,7 +91,7 @@ record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, List<St
 
     /**
      * The sampling fields chat and text completions share: max_tokens/max_completion_tokens, temperature, top_p,
-     * top_k, min_p, repetition_penalty, the (unsupported unless 0) presence/frequency penalties, seed, n, stop.
+     * top_k, min_p, repetition_penalty, seed, stop (the penalties and n: {@link #penalty}, {@link #choices}).
      */
     static SamplingParams sampling(JsonNode body, ServerDefaults defaults) {
         // max_completion_tokens is OpenAI's current name, max_tokens the deprecated one: the newer wins when both come
@@ -84,13 +109,7 @@ record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, List<St
         if (!(minP >= 0 && minP < 1)) throw ApiError.invalid("'min_p' must be in [0, 1), got " + minP, "min_p");
         double rep = number(body, "repetition_penalty", 1.0);
         if (!(rep > 0)) throw ApiError.invalid("'repetition_penalty' must be > 0, got " + rep, "repetition_penalty");
-        for (String penalty : List.of("presence_penalty", "frequency_penalty")) {
-            double p = number(body, penalty, 0.0);
-            if (p < -2 || p > 2) throw ApiError.invalid("'" + penalty + "' must be in [-2, 2], got " + p, penalty);
-            if (p != 0) throw ApiError.unsupported(penalty, "a non-zero " + penalty + " (use repetition_penalty)");
-        }
         long seed = body.hasNonNull("seed") ? integer(body, "seed", 0) : System.nanoTime();
-        if (integer(body, "n", 1) != 1) throw ApiError.unsupported("n", "n other than 1");
         List<String> stops = stops(body.get("stop"));
         return new SamplingParams(temperature, (int) topK, topP, minP, rep, seed, (int) maxTokens, stops);
     }
@@ -175,15 +194,35 @@ record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, List<St
         }
     }
 
-    /** response_format "text" is what this server produces; the JSON modes need constrained decoding, which it lacks. */
-    private static void responseFormat(JsonNode f) {
-        if (f == null || f.isNull()) return;
+    /**
+     * {@code response_format}: {@code text} (null), {@code json_object} (any JSON object) or {@code json_schema}
+     * ({@code {"json_schema": {"name": ..., "schema": {...}, "strict": ...}}}): the answer is then decoded under the
+     * constraint, so it always parses (and has the schema's structure and types: {@link JsonShape}).
+     */
+    static JsonShape responseFormat(JsonNode f) {
+        if (f == null || f.isNull()) return null;
         if (!f.isObject()) throw ApiError.wrongType("response_format", "an object {\"type\": \"text\"}", f);
         JsonNode t = f.get("type");
         if (t == null || !t.isTextual()) throw ApiError.wrongType("response_format.type", "a string", t);
         switch (t.asText()) {
-            case "text" -> {}
-            case "json_object", "json_schema" -> throw ApiError.unsupported("response_format", "response_format '" + t.asText() + "'");
+            case "text" -> { return null; }
+            case "json_object" -> { return JsonShape.ANY_OBJECT; }
+            case "json_schema" -> {
+                JsonNode js = f.get("json_schema");
+                if (js == null || js.isNull()) throw ApiError.invalid("'response_format.json_schema' is required for type json_schema", "response_format.json_schema");
+                if (!js.isObject()) throw ApiError.wrongType("response_format.json_schema", "an object {\"name\": ..., \"schema\": {...}}", js);
+                string(js, "name", "response_format.json_schema.name");
+                string(js, "description", "response_format.json_schema.description");
+                bool(js, "strict", "response_format.json_schema.strict", false);
+                JsonNode schema = js.get("schema");
+                if (schema == null || schema.isNull()) return JsonShape.ANY;      // OpenAI: the schema is optional
+                if (!schema.isObject()) throw ApiError.wrongType("response_format.json_schema.schema", "a JSON Schema object", schema);
+                try {
+                    return JsonShape.fromSchema(schema);
+                } catch (IllegalArgumentException e) {
+                    throw ApiError.invalid("'response_format.json_schema.schema': " + e.getMessage(), "response_format.json_schema.schema");
+                }
+            }
             default -> throw ApiError.invalid("'response_format.type' must be text, json_object or json_schema; got '" + t.asText() + "'", "response_format.type");
         }
     }

@@ -1,7 +1,9 @@
 package dev.kimivl.server;
 
+import dev.kimivl.generate.Decoding;
 import dev.kimivl.generate.Generator;
 import dev.kimivl.generate.SamplingParams;
+import dev.kimivl.generate.json.JsonShape;
 import dev.kimivl.text.ChatMessage;
 import dev.kimivl.vision.LoadedImage;
 
@@ -30,8 +32,34 @@ interface Engine {
     /** Text of token ids (a completion request's {@code echo} of a prompt given as ids). */
     String detokenize(int[] ids);
 
+    /** A token's bytes (for logprobs: a token may be part of a UTF-8 character); an engine without a tokenizer has none. */
+    default byte[] tokenBytes(int id) { return new byte[0]; }
+
+    /** Stops what the engine runs in the background (the batching scheduler's thread), after the running requests. */
+    default void close() {}
+
     /** What the engine's caches did; an engine without caches counts nothing. */
     default CacheStats cacheStats() { return new CacheStats(); }
+
+    /**
+     * What one choice is generated with beyond {@link SamplingParams}.
+     *
+     * @param format           constrained decoding to this JSON shape ({@code response_format}); null: free text
+     * @param frequencyPenalty OpenAI's frequency penalty (0: off)
+     * @param presencePenalty  OpenAI's presence penalty (0: off)
+     * @param topLogprobs      -1: no logprobs; else each token's log-probability and this many (0..20) alternatives
+     * @param ignoreEos        never stop on a stop token (vLLM's and llama.cpp's {@code ignore_eos}: benchmarks)
+     */
+    record Spec(SamplingParams sampling, JsonShape format, double frequencyPenalty, double presencePenalty, int topLogprobs,
+                boolean ignoreEos) {
+        static Spec plain(SamplingParams sampling) { return new Spec(sampling, null, 0, 0, -1, false); }
+
+        Spec withSeed(long seed) {
+            SamplingParams p = sampling;
+            return new Spec(new SamplingParams(p.temperature(), p.topK(), p.topP(), p.minP(), p.repetitionPenalty(), seed, p.maxTokens(), p.stopStrings()),
+                    format, frequencyPenalty, presencePenalty, topLogprobs, ignoreEos);
+        }
+    }
 
     interface Job {
         Generator.Result generate(SamplingParams sampling, Generator.Listener listener);
@@ -44,6 +72,20 @@ interface Engine {
          */
         default Generator.Result generate(SamplingParams sampling, Generator.Listener listener, java.util.function.BooleanSupplier onToken) {
             return generate(sampling, listener);
+        }
+
+        /**
+         * The general form: {@code spec} adds constrained JSON, penalties and logprobs; each token's logprobs go to
+         * {@code logprobs} (when asked for) before its text goes to {@code listener}, on the same thread. An engine
+         * that has only the plain form refuses a spec it cannot honour and reports no logprobs.
+         */
+        default Generator.Result generate(Spec spec, Generator.Listener listener, java.util.function.BooleanSupplier onToken,
+                                          java.util.function.Consumer<Decoding.TokenLogprob> logprobs) {
+            // logprobs are left out (none are reported); what would change the text cannot be left out
+            if (spec.format() != null || spec.frequencyPenalty() != 0 || spec.presencePenalty() != 0 || spec.ignoreEos()) {
+                throw new UnsupportedOperationException("this engine generates plain text only");
+            }
+            return generate(spec.sampling(), listener, onToken);
         }
 
         /** Prompt tokens whose KV cache is reused from an earlier request rather than computed. */

@@ -2,8 +2,11 @@ package dev.kimivl.server;
 
 import dev.kimivl.generate.CachedGenerator;
 import dev.kimivl.generate.ContextOverflowException;
+import dev.kimivl.generate.Decoding;
+import dev.kimivl.generate.GenerationOptions;
 import dev.kimivl.generate.Generator;
 import dev.kimivl.generate.SamplingParams;
+import dev.kimivl.generate.json.JsonConstraint;
 import dev.kimivl.model.ImageMerge;
 import dev.kimivl.model.KimiVL;
 import dev.kimivl.model.KvCache;
@@ -34,9 +37,12 @@ import java.util.List;
  * position a value derived from the image's hash and the position within it (ids are non-negative, these keys
  * negative), since every image position has the same placeholder id.
  *
- * <p>Thread safety: the server runs one generation at a time ({@link Admission} with one slot); the caches are
- * still guarded, and a KV cache taken for a request is out of the pool until that request puts it back, so that two
- * requests could never write one cache.
+ * <p>Generation: with one slot ({@code parallel} 1) each request runs {@link Generator}'s own loop on its thread,
+ * exactly as {@code kimivl run} does; with more, every request's sequence goes to the {@link Scheduler}, which decodes
+ * all running sequences in one batched step (continuous batching).
+ *
+ * <p>Thread safety: the caches are guarded, and a KV cache taken for a request is out of the pool until that request
+ * puts it back, so that two requests never write one cache.
  */
 final class ModelEngine implements Engine {
     private final KimiVL model;
@@ -45,6 +51,8 @@ final class ModelEngine implements Engine {
     private final CacheOptions options;
     private final CacheStats stats = new CacheStats();
     private final CachedGenerator generator;
+    /** Null with one slot: each request then runs the generation loop itself. */
+    private final Scheduler scheduler;
     /** Image hash → features [tokens, D], in access order (LRU first). */
     private final LinkedHashMap<Hash, float[]> images = new LinkedHashMap<>(16, 0.75f, true);
     private long imageBytes;
@@ -62,12 +70,36 @@ final class ModelEngine implements Engine {
     private record Hash(long hi, long lo) {}
 
     ModelEngine(KimiVL model, int contextCap, CacheOptions options) {
+        this(model, contextCap, options, 1, ServerOptions.DEFAULT_PREFILL_CHUNK);
+    }
+
+    /**
+     * @param parallel     sequences that may generate at once: 1 runs each on its request's thread; more go to the
+     *                     batching {@link Scheduler}
+     * @param prefillChunk prompt tokens the scheduler runs between two decode steps
+     */
+    ModelEngine(KimiVL model, int contextCap, CacheOptions options, int parallel, int prefillChunk) {
         this.model = model;
         this.lm = model.languageModel();
         this.contextLength = model.contextLength(contextCap);
         this.options = options;
         this.generator = new CachedGenerator(lm, model.tokenizer());
+        this.scheduler = parallel > 1 ? new Scheduler(lm, prefillChunk) : null;
     }
+
+    /** The scheduler's decode steps (their sequence counts) go to {@code steps}; nothing without a scheduler. */
+    void onDecodeStep(java.util.function.IntConsumer steps) {
+        if (scheduler != null) scheduler.onStep(steps);
+    }
+
+    @Override public void close() {
+        if (scheduler != null) scheduler.close();
+    }
+
+    /** Sequences in the batching scheduler now (0 without one): the load test checks that none is left behind. */
+    int scheduled() { return scheduler == null ? 0 : scheduler.active(); }
+
+    @Override public byte[] tokenBytes(int id) { return model.tokenizer().tokenBytes(id); }
 
     @Override public boolean acceptsImages() { return model.hasVision(); }
 
@@ -172,15 +204,33 @@ final class ModelEngine implements Engine {
             private boolean used;
 
             @Override public Generator.Result generate(SamplingParams sampling, Generator.Listener listener) {
-                return generate(sampling, listener, null);
+                return generate(Spec.plain(sampling), listener, null, null);
             }
 
             @Override public Generator.Result generate(SamplingParams sampling, Generator.Listener listener, java.util.function.BooleanSupplier onToken) {
+                return generate(Spec.plain(sampling), listener, onToken, null);
+            }
+
+            @Override public Generator.Result generate(Spec spec, Generator.Listener listener, java.util.function.BooleanSupplier onToken,
+                                                       java.util.function.Consumer<Decoding.TokenLogprob> logprobs) {
                 if (used) throw new IllegalStateException("a job generates once");
                 used = true;
+                GenerationOptions o = GenerationOptions.NONE.withPenalties(spec.frequencyPenalty(), spec.presencePenalty());
+                if (spec.format() != null) o = o.withConstraint(new JsonConstraint(spec.format(), model.tokenizer(), lm.config().vocabSize()));
+                GenerationOptions opts = o;
+                java.util.function.BiFunction<Generator.Listener, java.util.function.Consumer<Decoding.TokenLogprob>, Decoding> make = (text, lps) -> {
+                    Decoding d = generator.decoding(ids, spec.sampling(), opts, text, onToken);
+                    if (spec.ignoreEos()) d.ignoreStopTokens();
+                    return spec.topLogprobs() >= 0 ? d.withLogprobs(spec.topLogprobs(), lps) : d;
+                };
                 Generator.Result r = null;
                 try {
-                    r = generator.generate(cache, embeddings, ids, sampling, listener, onToken);
+                    if (scheduler == null) {
+                        r = generator.generate(cache, embeddings, ids, make.apply(listener, logprobs));
+                    } else {
+                        if (cache.length() >= ids.length) throw new IllegalStateException("the cache holds the whole prompt");
+                        r = scheduler.run(cache, embeddings, ids.length, make, listener, logprobs);
+                    }
                     return r;
                 } finally {
                     keep(keys, r, cache, peak);

@@ -11,6 +11,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
 import dev.kimivl.generate.ContextOverflowException;
+import dev.kimivl.generate.Decoding;
 import dev.kimivl.generate.Generator;
 import dev.kimivl.generate.ThinkingFilter;
 import dev.kimivl.model.KimiVL;
@@ -27,11 +28,15 @@ import java.net.UnknownHostException;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 import java.util.UUID;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Consumer;
+import java.util.function.IntConsumer;
+import java.util.function.IntFunction;
 
 /**
  * An OpenAI-compatible HTTP server: {@code GET /v1/models}, {@code GET /v1/models/{id}},
@@ -74,7 +79,7 @@ public final class OpenAiServer implements AutoCloseable {
 
     /** With the prefix and image caches bounded by {@code caches}. */
     public OpenAiServer(KimiVL model, ServerDefaults defaults, ServerOptions options, CacheOptions caches) throws IOException {
-        this(new ModelEngine(model, defaults.contextCap(), caches), defaults, options);
+        this(new ModelEngine(model, defaults.contextCap(), caches, options.parallel(), options.prefillChunk()), defaults, options);
     }
 
     /** Binds at once, so that a busy port fails here, naming it; {@link #start()} begins answering. */
@@ -87,8 +92,9 @@ public final class OpenAiServer implements AutoCloseable {
         // server's own body limit is the one that applies, so no string may be refused below it.
         this.json = new ObjectMapper(JsonFactory.builder()
                 .streamReadConstraints(StreamReadConstraints.builder().maxStringLength(options.maxBodyBytes()).build()).build());
-        this.admission = new Admission(1, options.queue());
+        this.admission = new Admission(options.parallel(), options.queue());
         this.metrics = new ServerMetrics(admission, engine.cacheStats());
+        if (engine instanceof ModelEngine m) m.onDecodeStep(metrics.decodeBatch::observe);
         this.http = bind(options);
         http.setExecutor(Executors.newVirtualThreadPerTaskExecutor());
         // one context for every path: the JDK's own 404 is an HTML page, and its prefix matching would send
@@ -148,7 +154,10 @@ public final class OpenAiServer implements AutoCloseable {
     /** True when no generation request runs or waits (the load test checks that no slot leaked). */
     boolean idle() { return admission.idle(); }
 
-    @Override public void close() { http.stop(0); }
+    @Override public void close() {
+        http.stop(0);
+        engine.close();
+    }
 
     /** Where the server writes one line per generation request (queue wait, tokens, speed) and per refusal. */
     public OpenAiServer logTo(Consumer<String> log) {
@@ -299,25 +308,34 @@ public final class OpenAiServer implements AutoCloseable {
         long created = System.currentTimeMillis() / 1000;
         try (Admission.Ticket ticket = admit(ex)) {
             Clock clock = new Clock("POST /v1/chat/completions", arrived, awaitTurn(ticket));
-            Engine.Job job = engine.prepare(req.messages(), req.images());   // a too-long prompt is still a 400 here
+            // one job per choice, each with its own KV cache; a too-long prompt is still a 400 here
+            List<Engine.Job> jobs = new ArrayList<>();
+            for (int i = 0; i < req.n(); i++) jobs.add(engine.prepare(req.messages(), req.images()));
             if (req.stream()) {
-                stream(ex, req, job, id, created, clock);
-            } else {
+                stream(ex, req, jobs, id, created, clock);
+                return;
+            }
+            List<List<Decoding.TokenLogprob>> lps = lists(req.n());
+            List<Generator.Result> rs = generateChoices(jobs, req.spec(), i -> null, i -> lps.get(i)::add, clock);
+            clock.finished(rs, jobs);
+            ObjectNode root = envelope(id, created, "chat.completion");
+            ArrayNode choices = root.putArray("choices");
+            for (int i = 0; i < rs.size(); i++) {
+                Generator.Result r = rs.get(i);
                 // the same filter as the stream, so that both split reasoning from answer identically
                 StringBuilder answer = new StringBuilder(), reasoning = new StringBuilder();
                 ThinkingFilter filter = new ThinkingFilter(answer::append, reasoning::append);
-                Generator.Result r = job.generate(req.sampling(), null, clock);
-                clock.finished(r, job);
                 filter.onText(r.text());
                 filter.finish();
-                ObjectNode root = envelope(id, created, "chat.completion");
-                ObjectNode choice = root.putArray("choices").addObject().put("index", 0);
+                ObjectNode choice = choices.addObject().put("index", i);
                 ObjectNode message = choice.putObject("message").put("role", "assistant").put("content", answer.toString());
                 if (!reasoning.isEmpty()) message.put("reasoning_content", reasoning.toString());
+                if (req.logprobs()) choice.set("logprobs", chatLogprobs(lps.get(i)));
+                else choice.putNull("logprobs");
                 choice.put("finish_reason", finishReason(r));
-                usage(root, r, job);
-                send(ex, 200, root);
             }
+            usage(root, rs, jobs);
+            send(ex, 200, root);
         }
     }
 
@@ -333,53 +351,170 @@ public final class OpenAiServer implements AutoCloseable {
         long created = System.currentTimeMillis() / 1000;
         try (Admission.Ticket ticket = admit(ex)) {
             Clock clock = new Clock("POST /v1/completions", arrived, awaitTurn(ticket));
-            Engine.Job job;
+            List<Engine.Job> jobs = new ArrayList<>();
             try {
-                job = engine.prepareRaw(req.text(), req.ids());
+                for (int i = 0; i < req.n(); i++) jobs.add(engine.prepareRaw(req.text(), req.ids()));
             } catch (ContextOverflowException e) {
                 throw new ApiError(400, "invalid_request_error", e.getMessage(), "prompt", "context_length_exceeded");
             } catch (IllegalArgumentException e) {
                 throw ApiError.invalid(e.getMessage(), "prompt");     // a token id outside the vocabulary, an image placeholder
             }
             String echo = !req.echo() ? "" : req.text() != null ? req.text() : engine.detokenize(req.ids());
+            int n = req.n();
+            List<List<Decoding.TokenLogprob>> lps = lists(n);
+            int[] offsets = new int[n];            // text_offset of each choice's next token (echo and logprobs exclude each other)
             if (!req.stream()) {
-                Generator.Result r = job.generate(req.sampling(), null, clock);
-                clock.finished(r, job);
+                List<Generator.Result> rs = generateChoices(jobs, req.spec(), i -> null, i -> lps.get(i)::add, clock);
+                clock.finished(rs, jobs);
                 ObjectNode root = envelope(id, created, "text_completion");
-                root.putArray("choices").addObject().put("text", echo + r.text()).put("index", 0).putNull("logprobs")
-                        .put("finish_reason", finishReason(r));
-                usage(root, r, job);
+                ArrayNode choices = root.putArray("choices");
+                for (int i = 0; i < n; i++) {
+                    ObjectNode c = choices.addObject().put("text", echo + rs.get(i).text()).put("index", i);
+                    if (req.logprobs()) c.set("logprobs", textLogprobs(lps.get(i), offsets, i));
+                    else c.putNull("logprobs");
+                    c.put("finish_reason", finishReason(rs.get(i)));
+                }
+                usage(root, rs, jobs);
                 send(ex, 200, root);
                 return;
             }
             startEvents(ex);
             OutputStream out = ex.getResponseBody();
-            if (!echo.isEmpty()) event(out, textChunk(id, created, req.includeUsage(), echo));
-            Generator.Result r;
+            if (!echo.isEmpty()) for (int i = 0; i < n; i++) event(out, textChunk(id, created, req, i, echo, null, offsets));
+            List<Generator.Result> rs;
             try {
-                r = job.generate(req.sampling(), text -> {
+                rs = generateChoices(jobs, req.spec(), i -> text -> {
                     clock.text();
-                    send(out, textChunk(id, created, req.includeUsage(), text));
-                }, clock);
+                    send(out, textChunk(id, created, req, i, text, lps.get(i), offsets));
+                }, i -> lps.get(i)::add, clock);
             } catch (UncheckedIOException e) {
                 throw e;                                    // the client went away: nobody to tell
             } catch (RuntimeException e) {
                 event(out, errorBody("internal error: " + e, "server_error", null, null));
                 return;
             }
-            clock.finished(r, job);
-            ObjectNode last = textChunk(id, created, req.includeUsage(), "");
-            ((ObjectNode) last.withArray("choices").get(0)).put("finish_reason", finishReason(r));
-            event(out, last);
-            endStream(out, req.includeUsage(), envelope(id, created, "text_completion"), r, job);
+            clock.finished(rs, jobs);
+            for (int i = 0; i < n; i++) {
+                ObjectNode last = textChunk(id, created, req, i, "", lps.get(i), offsets);
+                ((ObjectNode) last.withArray("choices").get(0)).put("finish_reason", finishReason(rs.get(i)));
+                event(out, last);
+            }
+            endStream(out, req.includeUsage(), envelope(id, created, "text_completion"), rs, jobs);
         }
     }
 
-    private ObjectNode textChunk(String id, long created, boolean includeUsage, String text) {
+    /** A text-completion chunk of choice {@code index}; with logprobs asked, those of the tokens since the last chunk. */
+    private ObjectNode textChunk(String id, long created, CompletionRequest req, int index, String text,
+                                 List<Decoding.TokenLogprob> pending, int[] offsets) {
         ObjectNode c = envelope(id, created, "text_completion");
-        c.putArray("choices").addObject().put("text", text).put("index", 0).putNull("logprobs").putNull("finish_reason");
-        if (includeUsage) c.putNull("usage");
+        ObjectNode choice = c.putArray("choices").addObject().put("text", text).put("index", index);
+        if (req.logprobs() && pending != null) choice.set("logprobs", textLogprobs(pending, offsets, index));
+        else choice.putNull("logprobs");
+        choice.putNull("finish_reason");
+        if (req.includeUsage()) c.putNull("usage");
         return c;
+    }
+
+    /**
+     * Generates each job as one choice: choice i with seed + i (so that choice 0 is the answer n = 1 gives, and the
+     * others differ). With more than one slot the choices run on their own threads, so the scheduler decodes them in
+     * one batch; with one slot, one after another. Returns when all have ended; then rethrows the first failure.
+     */
+    private List<Generator.Result> generateChoices(List<Engine.Job> jobs, Engine.Spec spec, IntFunction<Generator.Listener> listeners,
+                                                   IntFunction<Consumer<Decoding.TokenLogprob>> logprobs, Clock clock) {
+        int n = jobs.size();
+        Generator.Result[] results = new Generator.Result[n];
+        IntConsumer one = i -> results[i] = jobs.get(i).generate(i == 0 ? spec : spec.withSeed(spec.sampling().seed() + i),
+                listeners.apply(i), clock, logprobs.apply(i));
+        if (n == 1 || options.parallel() == 1) {
+            for (int i = 0; i < n; i++) one.accept(i);
+            return List.of(results);
+        }
+        RuntimeException[] failures = new RuntimeException[n];
+        Thread[] threads = new Thread[n];
+        for (int i = 0; i < n; i++) {
+            int c = i;
+            threads[i] = Thread.ofVirtual().name("kimivl-choice-" + i).start(() -> {
+                try {
+                    one.accept(c);
+                } catch (RuntimeException e) {
+                    failures[c] = e;
+                } catch (Error e) {
+                    failures[c] = new IllegalStateException("choice " + c + " failed: " + e, e);
+                }
+            });
+        }
+        boolean interrupted = false;
+        for (Thread t : threads) {
+            while (true) {
+                try {
+                    t.join();
+                    break;
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+        }
+        if (interrupted) Thread.currentThread().interrupt();
+        // a client that went away shows first: it is why the others were cancelled
+        for (RuntimeException f : failures) if (f instanceof UncheckedIOException) throw f;
+        for (RuntimeException f : failures) if (f != null) throw f;
+        return List.of(results);
+    }
+
+    private static <T> List<List<T>> lists(int n) {
+        List<List<T>> l = new ArrayList<>();
+        for (int i = 0; i < n; i++) l.add(new ArrayList<>());
+        return l;
+    }
+
+    /** A token's text for logprobs: its bytes as UTF-8 (a piece of a character shows as U+FFFD; "bytes" has it exactly). */
+    private String tokenText(int id) { return new String(engine.tokenBytes(id), StandardCharsets.UTF_8); }
+
+    /** JSON cannot carry -Infinity: OpenAI's stand-in for an impossible token. */
+    private static double finite(float logprob) { return Float.isFinite(logprob) ? logprob : -9999.0; }
+
+    private ObjectNode chatToken(int id, float logprob) {
+        ObjectNode o = json.createObjectNode().put("token", tokenText(id)).put("logprob", finite(logprob));
+        ArrayNode bytes = o.putArray("bytes");
+        for (byte b : engine.tokenBytes(id)) bytes.add(b & 0xff);
+        return o;
+    }
+
+    /** Chat's {@code logprobs}: {"content": [{token, logprob, bytes, top_logprobs: [...]}], "refusal": null}; consumes the list. */
+    private ObjectNode chatLogprobs(List<Decoding.TokenLogprob> lps) {
+        ObjectNode root = json.createObjectNode();
+        ArrayNode content = root.putArray("content");
+        for (Decoding.TokenLogprob lp : lps) {
+            ObjectNode t = chatToken(lp.token(), lp.logprob());
+            ArrayNode top = t.putArray("top_logprobs");
+            for (int k = 0; k < lp.topTokens().length; k++) top.add(chatToken(lp.topTokens()[k], lp.topLogprobs()[k]));
+            content.add(t);
+        }
+        root.putNull("refusal");
+        lps.clear();
+        return root;
+    }
+
+    /**
+     * Text completions' {@code logprobs}: {"tokens", "token_logprobs", "top_logprobs" (token → logprob maps),
+     * "text_offset"}; consumes the list and moves choice {@code i}'s offset on.
+     */
+    private ObjectNode textLogprobs(List<Decoding.TokenLogprob> lps, int[] offsets, int i) {
+        ObjectNode root = json.createObjectNode();
+        ArrayNode tokens = root.putArray("tokens"), logprobs = root.putArray("token_logprobs"), top = root.putArray("top_logprobs"),
+                offset = root.putArray("text_offset");
+        for (Decoding.TokenLogprob lp : lps) {
+            String text = tokenText(lp.token());
+            tokens.add(text);
+            logprobs.add(finite(lp.logprob()));
+            ObjectNode alternatives = top.addObject();
+            for (int k = 0; k < lp.topTokens().length; k++) alternatives.put(tokenText(lp.topTokens()[k]), finite(lp.topLogprobs()[k]));
+            offset.add(offsets[i]);
+            offsets[i] += text.length();
+        }
+        lps.clear();
+        return root;
     }
 
     /** Admits a generation request to the queue, or refuses it: 503 while draining, 429 when the queue is full. */
@@ -430,8 +565,12 @@ public final class OpenAiServer implements AutoCloseable {
             this.deadline = options.timeLimitSeconds() == 0 ? 0 : System.nanoTime() + options.timeLimitSeconds() * 1_000_000_000L;
         }
 
-        /** A token was generated (engines that report tokens); false once the time limit has passed. */
-        @Override public boolean getAsBoolean() {
+        /**
+         * A token was generated (engines that report tokens); false once the time limit has passed. Called on the
+         * thread that samples (the scheduler's with continuous batching), while {@link #text} is called on the
+         * request's: hence synchronized.
+         */
+        @Override public synchronized boolean getAsBoolean() {
             tokens = true;
             tick();
             if (deadline != 0 && last - deadline > 0) timedOut = true;
@@ -439,7 +578,7 @@ public final class OpenAiServer implements AutoCloseable {
         }
 
         /** Text went out: the first token for engines that do not report tokens. */
-        void text() { if (!tokens && first) tick(); }
+        synchronized void text() { if (!tokens && first) tick(); }
 
         private void tick() {
             long now = System.nanoTime();
@@ -453,21 +592,31 @@ public final class OpenAiServer implements AutoCloseable {
             last = now;
         }
 
-        void finished(Generator.Result r, Engine.Job job) {
-            int cached = job.cachedTokens();
-            metrics.promptTokens.inc(r.promptTokens());
-            metrics.cachedPromptTokens.inc(cached);
-            metrics.generationTokens.inc(r.tokens().length);
-            metrics.prefillSeconds.inc(r.prefillSeconds());
-            metrics.decodeSeconds.inc(r.decodeSeconds());
-            double prefillRate = r.prefillSeconds() > 0 ? (r.promptTokens() - cached) / r.prefillSeconds() : 0;
+        /** The request's choices have ended (one, or n of the same prompt). */
+        void finished(List<Generator.Result> rs, List<Engine.Job> jobs) {
+            Generator.Result r = rs.getFirst();
+            int cached = 0, generated = 0;
+            for (int i = 0; i < rs.size(); i++) {
+                Generator.Result c = rs.get(i);
+                int hit = jobs.get(i).cachedTokens();
+                cached += hit;
+                generated += c.tokens().length;
+                metrics.promptTokens.inc(c.promptTokens());
+                metrics.cachedPromptTokens.inc(hit);
+                metrics.generationTokens.inc(c.tokens().length);
+                metrics.prefillSeconds.inc(c.prefillSeconds());
+                metrics.decodeSeconds.inc(c.decodeSeconds());
+            }
+            int firstCached = jobs.getFirst().cachedTokens();
+            double prefillRate = r.prefillSeconds() > 0 ? (r.promptTokens() - firstCached) / r.prefillSeconds() : 0;
             if (r.prefillSeconds() > 0) metrics.prefillRate.set(prefillRate);
             if (r.tokens().length > 1) metrics.decodeRate.set(r.decodeTokensPerSecond());
             double total = (System.nanoTime() - arrived) / 1e9;
             metrics.requestDuration.observe(total);
-            log.accept(String.format(Locale.ROOT, "%s: prompt %d tokens (%d cached), %d generated (%s%s); queue wait %.3f s (%d waiting now), "
+            String choices = rs.size() == 1 ? "" : " in " + rs.size() + " choices";
+            log.accept(String.format(Locale.ROOT, "%s: prompt %d tokens (%d cached), %d generated%s (%s%s); queue wait %.3f s (%d waiting now), "
                             + "first token %.3f s, prefill %.1f tok/s, decode %.1f tok/s, %.3f s in all",
-                    what, r.promptTokens(), cached, r.tokens().length, finishReason(r),
+                    what, r.promptTokens(), cached, generated, choices, finishReason(r),
                     timedOut ? ": stopped at the time limit of " + options.timeLimitSeconds() + " s" : "", queueWait, admission.waiting(), Math.max(ttft, 0),
                     prefillRate, r.decodeTokensPerSecond(), total));
         }
@@ -491,21 +640,30 @@ public final class OpenAiServer implements AutoCloseable {
         ex.sendResponseHeaders(200, 0);
     }
 
-    private void stream(HttpExchange ex, ChatRequest req, Engine.Job job, String id, long created, Clock clock) throws IOException {
+    private void stream(HttpExchange ex, ChatRequest req, List<Engine.Job> jobs, String id, long created, Clock clock) throws IOException {
         startEvents(ex);
         OutputStream out = ex.getResponseBody();
-        ObjectNode first = chunk(req, id, created);
-        ((ObjectNode) first.withArray("choices").get(0)).putObject("delta").put("role", "assistant").put("content", "");
-        event(out, first);
-        ThinkingFilter filter = new ThinkingFilter(text -> delta(out, req, id, created, "content", text),
-                text -> delta(out, req, id, created, "reasoning_content", text));
-        Generator.Result r;
+        int n = jobs.size();
+        for (int i = 0; i < n; i++) {
+            ObjectNode first = chunk(req, id, created, i);
+            ((ObjectNode) first.withArray("choices").get(0)).putObject("delta").put("role", "assistant").put("content", "");
+            event(out, first);
+        }
+        // per choice: the logprobs of tokens whose text has not gone out yet (a stop string's start is held back)
+        List<List<Decoding.TokenLogprob>> pending = lists(n);
+        ThinkingFilter[] filters = new ThinkingFilter[n];
+        for (int i = 0; i < n; i++) {
+            int c = i;
+            filters[i] = new ThinkingFilter(text -> delta(out, req, id, created, c, "content", text, pending.get(c)),
+                    text -> delta(out, req, id, created, c, "reasoning_content", text, pending.get(c)));
+        }
+        List<Generator.Result> rs;
         try {
-            r = job.generate(req.sampling(), text -> {
+            rs = generateChoices(jobs, req.spec(), i -> text -> {
                 clock.text();
-                filter.onText(text);
-            }, clock);
-            filter.finish();
+                filters[i].onText(text);
+            }, i -> pending.get(i)::add, clock);
+            for (ThinkingFilter f : filters) f.finish();
         } catch (UncheckedIOException e) {
             throw e;                                    // the client went away: nobody to tell
         } catch (RuntimeException e) {
@@ -514,18 +672,25 @@ public final class OpenAiServer implements AutoCloseable {
             event(out, errorBody("internal error: " + e, "server_error", null, null));
             return;
         }
-        clock.finished(r, job);
-        ObjectNode last = chunk(req, id, created);
-        ObjectNode choice = (ObjectNode) last.withArray("choices").get(0);
-        choice.putObject("delta");
-        choice.put("finish_reason", finishReason(r));
-        event(out, last);
-        endStream(out, req.includeUsage(), envelope(id, created, "chat.completion.chunk"), r, job);
+        clock.finished(rs, jobs);
+        for (int i = 0; i < n; i++) {
+            ObjectNode last = chunk(req, id, created, i);
+            ObjectNode choice = (ObjectNode) last.withArray("choices").get(0);
+            choice.putObject("delta");
+            if (req.logprobs() && !pending.get(i).isEmpty()) choice.set("logprobs", chatLogprobs(pending.get(i)));
+            choice.put("finish_reason", finishReason(rs.get(i)));
+            event(out, last);
+        }
+        endStream(out, req.includeUsage(), envelope(id, created, "chat.completion.chunk"), rs, jobs);
     }
 
-    private void delta(OutputStream out, ChatRequest req, String id, long created, String field, String text) {
-        ObjectNode c = chunk(req, id, created);
-        ((ObjectNode) c.withArray("choices").get(0)).putObject("delta").put(field, text);
+    /** A delta of choice {@code index}; with logprobs asked, it carries those of the tokens since the last delta. */
+    private void delta(OutputStream out, ChatRequest req, String id, long created, int index, String field, String text,
+                       List<Decoding.TokenLogprob> pending) {
+        ObjectNode c = chunk(req, id, created, index);
+        ObjectNode choice = (ObjectNode) c.withArray("choices").get(0);
+        choice.putObject("delta").put(field, text);
+        if (req.logprobs()) choice.set("logprobs", chatLogprobs(pending));
         send(out, c);
     }
 
@@ -542,10 +707,10 @@ public final class OpenAiServer implements AutoCloseable {
         return json.createObjectNode().put("id", id).put("object", object).put("created", created).put("model", defaults.modelName());
     }
 
-    private ObjectNode chunk(ChatRequest req, String id, long created) {
+    private ObjectNode chunk(ChatRequest req, String id, long created, int index) {
         ObjectNode c = envelope(id, created, "chat.completion.chunk");
         ArrayNode choices = c.putArray("choices");
-        choices.addObject().put("index", 0).putNull("finish_reason");
+        choices.addObject().put("index", index).putNull("finish_reason");
         if (req.includeUsage()) c.putNull("usage");     // as OpenAI: every chunk has the field, the last one its value
         return c;
     }
@@ -554,29 +719,38 @@ public final class OpenAiServer implements AutoCloseable {
         return r.finishReason() == Generator.FinishReason.STOP ? "stop" : "length";
     }
 
-    private static void usage(ObjectNode root, Generator.Result r, Engine.Job job) {
-        ObjectNode u = root.putObject("usage").put("prompt_tokens", r.promptTokens()).put("completion_tokens", r.tokens().length)
-                .put("total_tokens", r.promptTokens() + r.tokens().length);
-        u.putObject("prompt_tokens_details").put("cached_tokens", job.cachedTokens());
+    /** Usage of a request's choices: the prompt once (as OpenAI counts it), the completions summed. */
+    private static void usage(ObjectNode root, List<Generator.Result> rs, List<Engine.Job> jobs) {
+        int prompt = rs.getFirst().promptTokens(), completion = 0;
+        for (Generator.Result r : rs) completion += r.tokens().length;
+        ObjectNode u = root.putObject("usage").put("prompt_tokens", prompt).put("completion_tokens", completion)
+                .put("total_tokens", prompt + completion);
+        u.putObject("prompt_tokens_details").put("cached_tokens", jobs.getFirst().cachedTokens());
     }
 
     /**
-     * The end of a stream after its last choice chunk: with include_usage a chunk of no choices carrying the usage
+     * The end of a stream after its last choice chunks: with include_usage a chunk of no choices carrying the usage
      * (OpenAI's shape; {@code envelope} is that chunk's id/created/object), then {@code [DONE]}.
      */
-    private void endStream(OutputStream out, boolean includeUsage, ObjectNode envelope, Generator.Result r, Engine.Job job) throws IOException {
+    private void endStream(OutputStream out, boolean includeUsage, ObjectNode envelope, List<Generator.Result> rs, List<Engine.Job> jobs) throws IOException {
         if (includeUsage) {
             envelope.putArray("choices");
-            usage(envelope, r, job);
+            usage(envelope, rs, jobs);
             event(out, envelope);
         }
-        out.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
-        out.flush();
+        synchronized (out) {
+            out.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
+            out.flush();
+        }
     }
 
+    /** One server-sent event; the choices of one request may write from their own threads, one event at a time. */
     private void event(OutputStream out, ObjectNode payload) throws IOException {
-        out.write(("data: " + json.writeValueAsString(payload) + "\n\n").getBytes(StandardCharsets.UTF_8));
-        out.flush();
+        byte[] b = ("data: " + json.writeValueAsString(payload) + "\n\n").getBytes(StandardCharsets.UTF_8);
+        synchronized (out) {
+            out.write(b);
+            out.flush();
+        }
     }
 
     /** Reads the body up to the server's limit; a declared length over it is refused before reading anything. */

@@ -48,6 +48,11 @@ final class ServerMetrics {
     final Histogram requestDuration = Histogram.builder().name("kimivl_request_duration_seconds")
             .help("Seconds from a generation request's arrival to its last byte").classicOnly().classicUpperBounds(TTFT_BOUNDS).register(registry);
 
+    /** With --parallel above 1: how many sequences each batched decode step ran (continuous batching at work). */
+    final Histogram decodeBatch = Histogram.builder().name("kimivl_decode_batch_size")
+            .help("Sequences decoded together per batched step (--parallel above 1)").classicOnly()
+            .classicUpperBounds(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64).register(registry);
+
     ServerMetrics(Admission admission, CacheStats caches) {
         GaugeWithCallback.builder().name("kimivl_requests_waiting").help("Requests waiting in the queue for a generation slot")
                 .callback(cb -> cb.call(admission.waiting())).register(registry);

@@ -97,8 +97,11 @@ class CompletionsApiTest {
         assertError(complete("{\"prompt\": [1, \"a\"]}"), 400, "prompt[1]", null, "token id", "the string \"a\"");
         assertError(complete("{\"prompt\": [1, -2]}"), 400, "prompt[1]", null, "token id", "-2");
         assertError(complete("{\"prompt\": [\"a\", \"b\"]}"), 400, "prompt", "unsupported_parameter", "more than one prompt");
-        assertError(complete("{\"prompt\": \"a\", \"logprobs\": 3}"), 400, "logprobs", "unsupported_parameter", "logprobs");
+        assertError(complete("{\"prompt\": \"a\", \"logprobs\": 21}"), 400, "logprobs", null, "0..20");
+        assertError(complete("{\"prompt\": \"a\", \"logprobs\": true}"), 400, "logprobs", null, "must be an integer");
+        assertError(complete("{\"prompt\": \"a\", \"logprobs\": 2, \"echo\": true}"), 400, "logprobs", "unsupported_parameter", "with echo");
         assertError(complete("{\"prompt\": \"a\", \"best_of\": 2}"), 400, "best_of", "unsupported_parameter", "best_of");
+        assertError(complete("{\"prompt\": \"a\", \"n\": 20}"), 400, "n", null, "1..16");
         assertError(complete("{\"prompt\": \"a\", \"suffix\": \"end\"}"), 400, "suffix", "unsupported_parameter", "suffix");
         assertError(complete("{\"prompt\": \"a\", \"echo\": \"yes\"}"), 400, "echo", null, "must be a boolean");
         assertError(complete("{\"prompt\": \"a\", \"max_tokens\": -1}"), 400, "max_tokens", null, "positive");
