@@ -33,8 +33,8 @@ import static org.junit.jupiter.api.Assertions.*;
 
 /**
  * The chat page in a real headless Chromium (Debian's chromium + chromium-driver, through Selenium) against a real
- * server on tiny-random: type, attach an image, watch the answer stream, stop a generation; the screenshot is kept
- * as {@code chat-page.png} in the build directory. tiny-random's answers are random text: the plumbing is tested.
+ * server on tiny-random: type, attach an image, a video and a PDF, watch the answer stream, stop a generation; the
+ * screenshots are kept as {@code chat-page.png} and {@code chat-page-media.png} in the build directory. tiny-random's answers are random text: the plumbing is tested.
  */
 class ChatPageBrowserTest {
     static final String CHROMIUM = "/usr/bin/chromium", DRIVER = "/usr/bin/chromedriver";
@@ -113,6 +113,86 @@ class ChatPageBrowserTest {
         waitUpTo(10).until(d -> d.findElements(By.cssSelector(".msg")).size() == 2);
         assertEquals(1, browser.findElements(By.cssSelector(".msg.user img")).size());
         assertEquals(1, browser.findElements(By.cssSelector("#convs li")).size());
+    }
+
+    /**
+     * A video and a PDF attached by the picker go as video_url and file parts (issue 16 item 5), with the frame count
+     * and pages typed next to them; the server turns them into frames and pages (MediaParts); the message shows them.
+     */
+    @Test
+    void attachAVideoAndAPdf(@org.junit.jupiter.api.io.TempDir Path tmp) throws Exception {
+        Path clip = Path.of("../kimivl-media/src/test/resources/video/clip.mp4").toAbsolutePath().normalize();   // 100x60, 40 frames
+        Path pdf = tmp.resolve("doc.pdf");
+        try (var doc = new org.apache.pdfbox.pdmodel.PDDocument()) {                  // two 100x100 pt pages
+            for (int i = 0; i < 2; i++) doc.addPage(new org.apache.pdfbox.pdmodel.PDPage(new org.apache.pdfbox.pdmodel.common.PDRectangle(100, 100)));
+            doc.save(pdf.toFile());
+        }
+        Path text = Files.writeString(tmp.resolve("notes.txt"), "not media");
+        browser.get("http://127.0.0.1:" + server.port() + "/");
+        waitUpTo(20).until(d -> "tiny-random".equals(d.findElement(By.id("model")).getDomProperty("value")));
+        browser.findElement(By.id("new")).click();
+        setNumber("temperature", 0);
+        setNumber("maxTokens", 8);
+        WebElement file = browser.findElement(By.id("file"));
+        js("arguments[0].hidden = false", file);
+        file.sendKeys(clip + "\n" + pdf + "\n" + text);
+        js("arguments[0].hidden = true", file);
+        waitUpTo(10).until(d -> d.findElements(By.cssSelector("#attached .file")).size() == 2);
+        assertEquals("notes.txt: not an image, a video or a PDF", browser.findElement(By.id("note")).getText());
+        browser.findElement(By.cssSelector("#attached .file.video input.frames")).sendKeys("2");
+        browser.findElement(By.cssSelector("#attached .file.pdf input.pages")).sendKeys("2");
+        WebElement input = browser.findElement(By.id("input"));
+        input.sendKeys("What is shown?");
+        input.sendKeys(Keys.ENTER);
+        Pattern done = Pattern.compile("(\\d+) tokens · prompt (\\d+) tokens");
+        waitUpTo(60).until(d -> !d.findElements(By.cssSelector(".msg.error")).isEmpty() || d.findElements(By.cssSelector(".msg.assistant .status")).stream()
+                .anyMatch(e -> done.matcher(e.getText()).find()));
+        assertEquals(0, browser.findElements(By.cssSelector(".msg.error")).size(),
+                () -> browser.findElements(By.cssSelector(".msg.error")).getFirst().getText());
+        assertEquals("video_url,file,text", js("return kimivlLastRequest.messages.at(-1).content.map(p => p.type).join(',')"));
+        assertEquals(2L, js("return kimivlLastRequest.messages.at(-1).content[0].video_url.frames"));
+        assertEquals("2|doc.pdf", js("const f = kimivlLastRequest.messages.at(-1).content[1].file; return f.pages + '|' + f.filename"));
+        Matcher m = done.matcher(browser.findElement(By.cssSelector(".msg.assistant .status")).getText());
+        assertTrue(m.find());
+        // 2 frames of 4x3 tokens and page 2 (200x200 px at 144 dpi: 8x8 tokens), with their labels and the text
+        assertTrue(Integer.parseInt(m.group(2)) > 2 * 12 + 64, "the frames and the page reached the model: " + m.group());
+        List<String> chips = browser.findElements(By.cssSelector(".msg.user .chip")).stream().map(WebElement::getText).toList();
+        assertEquals(List.of("Video clip.mp4 · 2 frames", "PDF doc.pdf · pages 2"), chips);
+        Path shot = Path.of(ChatPageBrowserTest.class.getProtectionDomain().getCodeSource().getLocation().toURI()).getParent().resolve("chat-page-media.png");
+        Files.write(shot, ((TakesScreenshot) browser).getScreenshotAs(OutputType.BYTES));
+    }
+
+    /**
+     * The shipped Thinking model (models/kimivl-nano-thinking) asked to count opens ◁think▷ and writes its (garbled)
+     * reasoning: the page folds it into the closed "Thinking" block, and the answer never shows the markers.
+     */
+    @Test
+    void aRealThinkingModelsReasoningIsFolded() throws Exception {
+        try (KimiVL thinker = KimiVL.open(Path.of("../models/kimivl-nano-thinking"));
+             OpenAiServer s = new OpenAiServer(thinker, new ServerDefaults("kimivl-nano-thinking", 48, 0.0, 0), "127.0.0.1", 0)) {
+            s.start();
+            browser.get("http://127.0.0.1:" + s.port() + "/");
+            waitUpTo(20).until(d -> "kimivl-nano-thinking".equals(d.findElement(By.id("model")).getDomProperty("value")));
+            browser.findElement(By.id("new")).click();
+            setNumber("temperature", 0);
+            setNumber("maxTokens", 48);
+            WebElement file = browser.findElement(By.id("file"));
+            js("arguments[0].hidden = false", file);
+            file.sendKeys(Path.of("../examples/blue-circle.png").toAbsolutePath().normalize().toString());
+            js("arguments[0].hidden = true", file);
+            waitUpTo(10).until(d -> d.findElements(By.cssSelector("#attached img")).size() == 1);
+            WebElement input = browser.findElement(By.id("input"));
+            input.sendKeys("How many shapes are there?");
+            input.sendKeys(Keys.ENTER);
+            waitUpTo(60).until(d -> !d.findElements(By.cssSelector(".msg.assistant .status, .msg.error")).isEmpty());
+            assertEquals(0, browser.findElements(By.cssSelector(".msg.error")).size());
+            WebElement answer = browser.findElement(By.cssSelector(".msg.assistant"));
+            String folded = (String) js("const d = arguments[0].querySelector('details.thinking');"
+                    + "return d ? d.open + '|' + d.textContent.replace(/^Thinking/, '') : 'none'", answer);
+            assertTrue(folded.startsWith("false|") && folded.strip().length() >= 26, "the reasoning sits in the closed block: " + folded);
+            String body = answer.findElement(By.cssSelector(".body")).getText();
+            assertFalse(body.contains("think▷") || folded.contains("think▷"), "no markers: " + folded + " / " + body);
+        }
     }
 
     /**
