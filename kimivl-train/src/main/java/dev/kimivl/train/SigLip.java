@@ -11,8 +11,8 @@ import java.util.SplittableRandom;
  * vision side (Kimi-VL §2.3, stage 1: "SigLIP loss + caption loss", CoCa-style), forward and backward side by side.
  *
  * <ul>
- *   <li>image tower: the image's projected features averaged over its merged tokens, then {@code imageProj}:
- *       x_i = W · mean_m f_i[m]  [E], u_i = x_i / |x_i|;</li>
+ *   <li>image tower: the image's pooled projected features ({@link ImagePooling}) through {@code imageProj}:
+ *       x_i = W · p_i  [E], u_i = x_i / |x_i|;</li>
  *   <li>text tower: a bag of words over the caption's token ids in its own embedding table:
  *       y_j = mean_t T[c_j[t]]  [E], v_j = y_j / |y_j|;</li>
  *   <li>logits z_ij = exp(logScale)·u_i·v_j + bias, labels s_ij = +1 when caption i and caption j are the same text
@@ -42,48 +42,33 @@ public final class SigLip {
         this.e = embedDim;
         this.vocab = vocab;
         SplittableRandom r = new SplittableRandom(seed);
-        float[] w = new float[e * dt], t = new float[vocab * e];
-        for (int i = 0; i < w.length; i++) w[i] = (float) (gaussian(r) / Math.sqrt(dt));
-        for (int i = 0; i < t.length; i++) t[i] = (float) gaussian(r);
-        params.put(IMAGE_PROJ, w);
-        params.put(TEXT_EMBED, t);
+        params.put(IMAGE_PROJ, ImagePooling.gaussian(r, e * dt, 1 / Math.sqrt(dt)));
+        params.put(TEXT_EMBED, ImagePooling.gaussian(r, vocab * e, 1));
         params.put(LOG_SCALE, new float[] {(float) Math.log(10)});
         params.put(BIAS, new float[] {-10f});
-    }
-
-    private static double gaussian(SplittableRandom r) {
-        // Box-Muller from the splittable generator: the same values on every JVM
-        double u = r.nextDouble(), v = r.nextDouble();
-        return Math.sqrt(-2 * Math.log(1 - u)) * Math.cos(2 * Math.PI * v);
     }
 
     /** The live parameters by name (an optimizer updates them in place; a checkpoint saves them). */
     public Map<String, float[]> parameters() { return params; }
 
     /** Loss and gradients of one batch. */
-    public record Result(double loss, double retrievalAccuracy, float[] dFeatures, Map<String, float[]> grads) {}
+    public record Result(double loss, double retrievalAccuracy, Map<String, float[]> grads) {}
 
     /**
-     * @param features       [M, Dt] the projected features of all images of the batch, image after image
-     * @param mergedPerImage merged tokens of each image (one image per example), summing to M
-     * @param captions       the caption token ids of each example, same order
-     * @return the loss, the share of images whose best-scoring caption is a positive one, d L / d features [M, Dt]
-     *         and the towers' gradients
+     * @param pooled   [B][Dt] each image's pooled projected features
+     * @param captions the caption token ids of each example, same order
+     * @param dPooled  [B][Dt] d L / d pooled is added here
+     * @return the loss, the share of images whose best-scoring caption is a positive one, and the towers' gradients
      */
-    public Result lossAndGrads(float[] features, int[] mergedPerImage, List<int[]> captions) {
-        int b = mergedPerImage.length;
+    public Result lossAndGrads(double[][] pooled, List<int[]> captions, double[][] dPooled) {
+        int b = pooled.length;
         if (captions.size() != b) throw new IllegalArgumentException(b + " images but " + captions.size() + " captions");
         float[] w = params.get(IMAGE_PROJ), t = params.get(TEXT_EMBED);
         double scale = Math.exp(params.get(LOG_SCALE)[0]), bias = params.get(BIAS)[0];
         // ---- forward
-        double[][] pool = new double[b][dt], x = new double[b][e], u = new double[b][e], y = new double[b][e], v = new double[b][e];
+        double[][] pool = pooled, x = new double[b][e], u = new double[b][e], y = new double[b][e], v = new double[b][e];
         double[] xn = new double[b], yn = new double[b];
-        for (int i = 0, off = 0; i < b; i++) {
-            int m = mergedPerImage[i];
-            if (m <= 0) throw new IllegalArgumentException("image " + i + " has no merged tokens");
-            for (int k = 0; k < m; k++) for (int d = 0; d < dt; d++) pool[i][d] += features[(off + k) * dt + d];
-            for (int d = 0; d < dt; d++) pool[i][d] /= m;
-            off += m;
+        for (int i = 0; i < b; i++) {
             for (int o = 0; o < e; o++) {
                 double s = 0;
                 for (int d = 0; d < dt; d++) s += w[o * dt + d] * pool[i][d];
@@ -127,19 +112,15 @@ public final class SigLip {
             if (Arrays.equals(captions.get(i), captions.get(best))) hits++;
         }
         // ---- backward through the normalisations, the projection, the pooling and the bag of words
-        float[] gw = new float[w.length], gt = new float[t.length], dFeatures = new float[features.length];
-        for (int i = 0, off = 0; i < b; i++) {
+        float[] gw = new float[w.length], gt = new float[t.length];
+        for (int i = 0; i < b; i++) {
             double[] dx = normBackward(u[i], du[i], xn[i]);
-            double[] dpool = new double[dt];
             for (int o = 0; o < e; o++) {
                 for (int d = 0; d < dt; d++) {
                     gw[o * dt + d] += (float) (dx[o] * pool[i][d]);
-                    dpool[d] += dx[o] * w[o * dt + d];
+                    dPooled[i][d] += dx[o] * w[o * dt + d];
                 }
             }
-            int m = mergedPerImage[i];
-            for (int k = 0; k < m; k++) for (int d = 0; d < dt; d++) dFeatures[(off + k) * dt + d] = (float) (dpool[d] / m);
-            off += m;
             double[] dy = normBackward(v[i], dv[i], yn[i]);
             int[] c = captions.get(i);
             for (int id : c) for (int o = 0; o < e; o++) gt[id * e + o] += (float) (dy[o] / c.length);
@@ -149,7 +130,7 @@ public final class SigLip {
         grads.put(TEXT_EMBED, gt);
         grads.put(LOG_SCALE, new float[] {(float) dScale});
         grads.put(BIAS, new float[] {(float) dBias});
-        return new Result(loss, (double) hits / b, dFeatures, grads);
+        return new Result(loss, (double) hits / b, grads);
     }
 
     private static double norm(double[] a) {

@@ -10,7 +10,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** {@link SigLip}: its loss against a direct evaluation, its gradients against central finite differences. */
+/**
+ * {@link SigLip} after {@link ImagePooling}: its loss against a direct evaluation, its gradients (through the pooling,
+ * to the features) against central finite differences.
+ */
 class SigLipTest {
     static final int DT = 6, E = 4, VOCAB = 9;
     // three images of 2, 3 and 1 merged tokens; captions 0 and 2 are the same text (a positive pair off the diagonal)
@@ -32,11 +35,19 @@ class SigLipTest {
         return s;
     }
 
+    /** Pools, runs the loss, and returns the result with d L / d features [M, Dt] in {@code dFeatures}. */
+    static SigLip.Result run(SigLip s, float[] f, float[] dFeatures) {
+        double[][] pooled = ImagePooling.mean(f, MERGED, DT), dPooled = new double[MERGED.length][DT];
+        SigLip.Result r = s.lossAndGrads(pooled, CAPTIONS, dPooled);
+        if (dFeatures != null) ImagePooling.meanBackward(dPooled, MERGED, DT, dFeatures);
+        return r;
+    }
+
     @Test
     void lossIsTheSigmoidLossOfTheCosineLogits() {
         SigLip s = head();
         float[] f = features(1);
-        double loss = s.lossAndGrads(f, MERGED, CAPTIONS).loss();
+        double loss = run(s, f, null).loss();
         // direct: pooled → projected → normalised; bag of words → normalised; Σ softplus(−s·z) / B
         float[] w = s.parameters().get(SigLip.IMAGE_PROJ), t = s.parameters().get(SigLip.TEXT_EMBED);
         double[][] u = new double[3][E], v = new double[3][E];
@@ -63,13 +74,14 @@ class SigLipTest {
     void gradientsMatchFiniteDifferences() {
         SigLip s = head();
         float[] f = features(2);
-        SigLip.Result r = s.lossAndGrads(f, MERGED, CAPTIONS);
+        float[] dF = new float[f.length];
+        SigLip.Result r = run(s, f, dF);
         // the features
-        for (int i = 0; i < f.length; i++) check("features[" + i + "]", f, i, r.dFeatures()[i], () -> s.lossAndGrads(f, MERGED, CAPTIONS).loss());
+        for (int i = 0; i < f.length; i++) check("features[" + i + "]", f, i, dF[i], () -> run(s, f, null).loss());
         // every tower parameter that the batch touches (rows of the text table for unused ids have gradient 0)
         for (Map.Entry<String, float[]> e : s.parameters().entrySet()) {
             float[] p = e.getValue(), g = r.grads().get(e.getKey());
-            for (int i = 0; i < p.length; i++) check(e.getKey() + "[" + i + "]", p, i, g[i], () -> s.lossAndGrads(f, MERGED, CAPTIONS).loss());
+            for (int i = 0; i < p.length; i++) check(e.getKey() + "[" + i + "]", p, i, g[i], () -> run(s, f, null).loss());
         }
         assertEquals(0f, r.grads().get(SigLip.TEXT_EMBED)[0 * E], "token 0 is in no caption");
     }
@@ -77,7 +89,7 @@ class SigLipTest {
     @Test
     void retrievalAccuracyCountsImagesWhoseBestCaptionIsAPositive() {
         SigLip s = head();
-        double acc = s.lossAndGrads(features(3), MERGED, CAPTIONS).retrievalAccuracy();
+        double acc = run(s, features(3), null).retrievalAccuracy();
         assertTrue(acc >= 0 && acc <= 1);
         assertEquals(0, Math.round(acc * 3) - acc * 3, 1e-12, "a multiple of 1/3");
     }
@@ -85,9 +97,12 @@ class SigLipTest {
     @Test
     void badInputsAreNamed() {
         SigLip s = head();
-        var ex = assertThrows(IllegalArgumentException.class, () -> s.lossAndGrads(features(1), MERGED, List.of(new int[] {1}, new int[] {2}, new int[] {VOCAB})));
+        double[][] pooled = ImagePooling.mean(features(1), MERGED, DT), d = new double[3][DT];
+        var ex = assertThrows(IllegalArgumentException.class, () -> s.lossAndGrads(pooled, List.of(new int[] {1}, new int[] {2}, new int[] {VOCAB}), d));
         assertTrue(ex.getMessage().contains("caption 2 has token 9 outside the vocabulary of 9"), ex.getMessage());
-        assertThrows(IllegalArgumentException.class, () -> s.lossAndGrads(features(1), MERGED, CAPTIONS.subList(0, 2)));
+        assertThrows(IllegalArgumentException.class, () -> s.lossAndGrads(pooled, CAPTIONS.subList(0, 2), d));
+        ex = assertThrows(IllegalArgumentException.class, () -> ImagePooling.mean(new float[5 * DT], MERGED, DT));
+        assertTrue(ex.getMessage().contains("5 rows, the images 6"), ex.getMessage());
     }
 
     interface Loss { double get(); }

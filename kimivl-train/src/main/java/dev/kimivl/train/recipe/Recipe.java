@@ -31,9 +31,10 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
      *
      * @param kind      pretrain-vit | alignment | joint | cooldown | long-context | sft | long-cot-sft | rl:
      *                  what the paper calls it (the log and model card use it); the other fields say what it does.
-     *                  pretrain-vit adds SigLIP's contrastive loss ({@link dev.kimivl.train.SigLip}) between each image
-     *                  and its answer to the caption loss of the language model as the caption decoder:
-     *                  L = L_siglip + 2·L_caption, as Kimi-VL's first stage (CoCa-style)
+     *                  pretrain-vit trains the vision side alone, CoCa-style as Kimi-VL's first stage:
+     *                  L = L_siglip + 2·L_caption, SigLIP's contrastive loss between each image and its answer text
+     *                  ({@link dev.kimivl.train.SigLip}) and a small caption decoder's loss
+     *                  ({@link dev.kimivl.train.CaptionDecoder}); the language model does not run
      * @param steps     optimizer steps
      * @param batch     examples per step (packed into one sequence, no padding)
      * @param lr        peak learning rate of Muon (2-D hidden matrices of the language model)
@@ -72,8 +73,10 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
                                 + m + "' is not one of " + new java.util.TreeSet<>(ExampleSource.ONE_IMAGE_KINDS));
                     }
                 }
-                if (train == null || !train.contains("vision")) {
-                    throw new IllegalArgumentException(where + " '" + name + "': a pretrain-vit stage must train the vision tower (train: [vision, ...])");
+                if (train == null || !train.contains("vision") || train.contains("text")) {
+                    // the language model does not run in this stage: its caption decoder is a small one of its own
+                    throw new IllegalArgumentException(where + " '" + name + "': a pretrain-vit stage trains the vision tower and optionally the projector"
+                            + " (train: [vision] or [vision, projector]), got " + train);
                 }
             }
             if (kind.equals("rl") != (rl != null)) {

@@ -64,8 +64,8 @@ public final class RecipeTrainer {
     private static final String STATE = "trainer_state.json", OPT = "optimizer.safetensors";
     /** The aux-loss-free balancing step γ (DeepSeek-V3 uses 0.001). */
     private static final float BIAS_STEP = 1e-3f;
-    /** The shared embedding width of the pretrain-vit stage's contrastive towers. */
-    private static final int SIGLIP_DIM = 128;
+    /** The width of the pretrain-vit stage's towers (SigLIP's shared embedding, the caption decoder's hidden). */
+    private static final int TOWER_DIM = 128;
     /** Kimi-VL's first stage: L = L_siglip + 2·L_caption. */
     private static final float CAPTION_WEIGHT = 2f;
     /** Global gradient-norm clip. */
@@ -134,6 +134,15 @@ public final class RecipeTrainer {
         return true;
     }
 
+    /** The ViT pre-training stage's scaffolding (SigLIP's towers, the caption decoder): trained, never published. */
+    static boolean isTower(String name) {
+        return name.startsWith("siglip.") || name.startsWith("caption.");
+    }
+
+    static boolean isVector(String name) {
+        return name.endsWith("bias") || name.endsWith("log_scale");
+    }
+
     private int stageIndex(String name) {
         for (int i = 0; i < recipe.stages().size(); i++) if (recipe.stages().get(i).name().equals(name)) return i;
         throw new IllegalArgumentException("recipe output names stage '" + name + "', which the recipe does not have");
@@ -184,8 +193,12 @@ public final class RecipeTrainer {
         final Map<String, AdamW> adam = new LinkedHashMap<>();
         final Map<String, float[]> params = new LinkedHashMap<>();
         final boolean trainText, trainVisionSide;
-        /** The ViT pre-training stage's contrastive towers (null in every other stage); saved with the optimizer state. */
+        /**
+         * The ViT pre-training stage's towers (null in every other stage): SigLIP's and the small caption decoder;
+         * saved with the optimizer state, never with the model.
+         */
         final dev.kimivl.train.SigLip siglip;
+        final dev.kimivl.train.CaptionDecoder captioner;
         final double flopPerTextToken, flopPerPatch, flopPerMerged;
         int step;
         double wallSeconds, tokensSeen;
@@ -208,17 +221,21 @@ public final class RecipeTrainer {
             params.putAll(tg.parameters());
             for (String n : vg.parameterNames()) params.put(n, vg.parameter(n));
             if (stage.kind().equals("pretrain-vit")) {
-                siglip = new dev.kimivl.train.SigLip(cfg.text().hiddenSize(), SIGLIP_DIM, cfg.text().vocabSize(), recipe.seed() ^ (k + 1) * 0x9E3779B97F4A7C15L);
+                long seed = recipe.seed() ^ (k + 1) * 0x9E3779B97F4A7C15L;
+                siglip = new dev.kimivl.train.SigLip(cfg.text().hiddenSize(), TOWER_DIM, cfg.text().vocabSize(), seed);
+                captioner = new dev.kimivl.train.CaptionDecoder(cfg.text().hiddenSize(), TOWER_DIM, cfg.text().vocabSize(), seed + 1);
                 params.putAll(siglip.parameters());
+                params.putAll(captioner.parameters());
             } else {
                 siglip = null;
+                captioner = null;
             }
             for (var e : params.entrySet()) {
                 String n = e.getKey();
                 if (!trains(n)) continue;
                 boolean text = n.startsWith(cfg.textPrefix());
-                if (n.startsWith("siglip.")) {     // the towers: AdamW at the vision side's rate, no decay on the scale and bias
-                    adam.put(n, new AdamW(e.getValue().length, (float) stage.visionLr(), 0.9f, 0.95f, 1e-8f, e.getValue().length == 1 ? 0f : 0.01f));
+                if (isTower(n)) {     // the towers: AdamW at the vision side's rate, no decay on vectors and scalars
+                    adam.put(n, new AdamW(e.getValue().length, (float) stage.visionLr(), 0.9f, 0.95f, 1e-8f, isVector(n) ? 0f : 0.01f));
                     continue;
                 }
                 long[] s = text ? tg.shape(n) : vg.shape(n);
@@ -241,7 +258,7 @@ public final class RecipeTrainer {
 
         boolean trains(String name) {
             if (name.startsWith(cfg.textPrefix())) return trainText;
-            if (name.startsWith("siglip.")) return siglip != null;
+            if (isTower(name)) return siglip != null;
             if (name.startsWith("vision_tower.")) return stage.train().contains("vision");
             return stage.train().contains("projector");
         }
@@ -273,7 +290,7 @@ public final class RecipeTrainer {
                         throw new IllegalStateException("preparing step " + s + " of stage " + stage.name() + ": " + e.getCause(), e.getCause());
                     }
                     next = s < stage.steps() && taken + 1 < budget ? data.submit(() -> batch(s + 1)) : null;
-                    r = step(s, batch, TextGrad.Objective.MEAN_CROSS_ENTROPY);
+                    r = siglip != null ? vitStep(s, batch) : step(s, batch, TextGrad.Objective.MEAN_CROSS_ENTROPY);
                 }
                 step++;
                 taken++;
@@ -314,14 +331,56 @@ public final class RecipeTrainer {
             }
         }
 
-        /** The caption's token ids: the scored answer tokens without the closing <|im_end|>. */
-        int[] captionIds(ExampleEncoder.Encoded e) {
-            int[] t = e.targets();
-            int n = 0;
-            for (int v : t) if (v != -100) n++;
-            int[] ids = new int[Math.max(1, n - 1)];
-            for (int i = 0, j = 0; i < t.length && j < ids.length; i++) if (t[i] != -100) ids[j++] = t[i];
-            return ids;
+        /** The caption's token ids: the scored answer tokens, ending with the closing <|im_end|>. */
+        static int[] captionIds(ExampleEncoder.Encoded e) {
+            return java.util.Arrays.stream(e.targets()).filter(v -> v != -100).toArray();
+        }
+
+        /**
+         * One step of the ViT pre-training stage: the images through MoonViT and the projector, pooled, then
+         * L = L_siglip + 2·L_caption (SigLIP against the batch's captions, the small caption decoder on each caption);
+         * the language model does not run. The logged accuracy is the caption decoder's token accuracy.
+         */
+        StepResult vitStep(int s, List<ExampleEncoder.Encoded> batch) {
+            long t0 = System.nanoTime();
+            List<PreprocessedImage> images = new ArrayList<>();
+            int[] merged = new int[batch.size()];
+            List<int[]> captions = new ArrayList<>();
+            long patches = 0;
+            int captionTokens = 0;
+            for (int i = 0; i < batch.size(); i++) {
+                ExampleEncoder.Encoded e = batch.get(i);
+                if (e.images().size() != 1) throw new IllegalStateException("stage " + stage.name() + " step " + s + ": example " + i + " has " + e.images().size() + " images, not 1");
+                images.add(e.images().get(0));
+                merged[i] = e.images().get(0).patches() / 4;
+                patches += e.images().get(0).patches();
+                captions.add(captionIds(e));
+                captionTokens += captions.get(i).length;
+            }
+            int dt = cfg.text().hiddenSize();
+            float[] feats = vg.forward(images);
+            double[][] pooled = dev.kimivl.train.ImagePooling.mean(feats, merged, dt), dPooled = new double[batch.size()][dt];
+            dev.kimivl.train.SigLip.Result sr = siglip.lossAndGrads(pooled, captions, dPooled);
+            double[][] dCaption = new double[batch.size()][dt];
+            dev.kimivl.train.CaptionDecoder.Result cr = captioner.lossAndGrads(pooled, captions, dCaption);
+            double loss = sr.loss() + CAPTION_WEIGHT * cr.loss();
+            if (!Double.isFinite(loss)) {
+                throw new DivergedException("stage " + stage.name() + " step " + s + ": the loss is " + loss + " (SigLIP " + sr.loss() + ", caption "
+                        + cr.loss() + "); the last good checkpoint is " + current + " (lower the learning rate and --resume)");
+            }
+            Map<String, float[]> grads = new LinkedHashMap<>(sr.grads());
+            for (var e : cr.grads().entrySet()) {
+                float[] g = e.getValue();
+                for (int i = 0; i < g.length; i++) g[i] *= CAPTION_WEIGHT;
+                grads.put(e.getKey(), g);
+            }
+            for (int i = 0; i < dPooled.length; i++) for (int d = 0; d < dt; d++) dPooled[i][d] += CAPTION_WEIGHT * dCaption[i][d];
+            float[] dFeats = new float[feats.length];
+            dev.kimivl.train.ImagePooling.meanBackward(dPooled, merged, dt, dFeats);
+            grads.putAll(vg.backward(dFeats));
+            update(s, grads);
+            double flop = flopPerPatch * patches + flopPerMerged * (patches / 4.0);
+            return new StepResult(loss, cr.tokenAccuracy(), captionTokens, flop, (System.nanoTime() - t0) / 1e9, 0, stage.lrFactor(s), sr.loss(), sr.retrievalAccuracy());
         }
 
         /** Step s's examples, encoded: drawn and rendered on the data thread while the previous step computes. */
@@ -461,64 +520,14 @@ public final class RecipeTrainer {
             }
             long tText = System.nanoTime();
             Map<String, float[]> grads = new LinkedHashMap<>(r.grads());
-            double loss = r.loss(), siglipLoss = Double.NaN, retrieval = Double.NaN;
-            float captionWeight = siglip != null ? CAPTION_WEIGHT : 1f;
-            if (captionWeight != 1f) for (float[] g : grads.values()) for (int i = 0; i < g.length; i++) g[i] *= captionWeight;
             if (trainVisionSide && !images.isEmpty()) {
                 int D = cfg.text().hiddenSize();
                 float[] dFeats = new float[feats.length];
                 for (int t = 0, i = 0; t < T; t++) if (!isText[t]) System.arraycopy(r.dEmbeddings(), t * D, dFeats, D * i++, D);
-                if (captionWeight != 1f) for (int i = 0; i < dFeats.length; i++) dFeats[i] *= captionWeight;
-                if (siglip != null) {
-                    // L = L_siglip + 2·L_caption: each image against every caption of the batch, through the towers
-                    int[] merged = new int[batch.size()];
-                    List<int[]> captions = new ArrayList<>();
-                    for (int i = 0; i < batch.size(); i++) {
-                        ExampleEncoder.Encoded e = batch.get(i);
-                        merged[i] = e.images().get(0).patches() / 4;
-                        captions.add(captionIds(e));
-                    }
-                    dev.kimivl.train.SigLip.Result sr = siglip.lossAndGrads(feats, merged, captions);
-                    for (int i = 0; i < dFeats.length; i++) dFeats[i] += sr.dFeatures()[i];
-                    grads.putAll(sr.grads());
-                    siglipLoss = sr.loss();
-                    retrieval = sr.retrievalAccuracy();
-                    loss = sr.loss() + captionWeight * r.loss();
-                    if (!Double.isFinite(loss)) {
-                        throw new DivergedException("stage " + stage.name() + " step " + s + ": the SigLIP loss is " + sr.loss()
-                                + "; the last good checkpoint is " + current + " (lower the learning rate and --resume)");
-                    }
-                }
                 grads.putAll(vg.backward(dFeats));
             }
             long tVisB = System.nanoTime();
-            // ---- global-norm clip over what trains, then the optimizers with the schedule's factor
-            double sq = 0;
-            // summed in name order: the tensor order of a checkpoint file must not move the clip by a rounding
-            for (var e : new java.util.TreeMap<>(grads).entrySet()) {
-                if (!trains(e.getKey())) continue;
-                for (float g : e.getValue()) sq += (double) g * g;
-            }
-            double norm = Math.sqrt(sq);
-            if (Boolean.getBoolean("kimivl.trainProfile")) {
-                double vs = 0, ts = 0;
-                for (var e : new java.util.TreeMap<>(grads).entrySet()) {
-                    double q = 0;
-                    for (float g : e.getValue()) q += (double) g * g;
-                    if (e.getKey().startsWith(cfg.textPrefix())) ts += q; else vs += q;
-                }
-                err.printf(Locale.ROOT, "  grad norm: text %.3e, vision+projector %.3e, feature rows %d%n", Math.sqrt(ts), Math.sqrt(vs), feats.length / cfg.text().hiddenSize());
-            }
-            float clip = norm > CLIP ? (float) (CLIP / norm) : 1f;
-            float f = (float) stage.lrFactor(s);
-            for (var e : params.entrySet()) {
-                float[] g = grads.get(e.getKey());
-                if (g == null || !trains(e.getKey())) continue;
-                if (clip != 1f) for (int i = 0; i < g.length; i++) g[i] *= clip;
-                Muon m = muon.get(e.getKey());
-                if (m != null) m.step(e.getValue(), g, f);
-                else adam.get(e.getKey()).step(e.getValue(), g, f);
-            }
+            update(s, grads);
             // ---- aux-loss-free balancing of the routed experts (only while the language model trains)
             double spread = 0;
             for (int l = 0; l < r.expertLoad().length; l++) {
@@ -542,7 +551,37 @@ public final class RecipeTrainer {
             }
             double flop = flopPerTextToken * T + 6.0 * attentionFlopPerPair(cfg) * segSq / 2
                     + (images.isEmpty() ? 0 : flopPerPatch * patches + flopPerMerged * (patches / 4.0));
-            return new StepResult(loss, (double) r.correct() / Math.max(1, scored), T, flop, (System.nanoTime() - t0) / 1e9, spread, f, siglipLoss, retrieval);
+            return new StepResult(r.loss(), (double) r.correct() / Math.max(1, scored), T, flop, (System.nanoTime() - t0) / 1e9, spread, stage.lrFactor(s));
+        }
+
+        /** Global-norm clip over what trains, then the optimizers with the schedule's factor for step s. */
+        void update(int s, Map<String, float[]> grads) {
+            double sq = 0;
+            // summed in name order: the tensor order of a checkpoint file must not move the clip by a rounding
+            for (var e : new java.util.TreeMap<>(grads).entrySet()) {
+                if (!trains(e.getKey())) continue;
+                for (float g : e.getValue()) sq += (double) g * g;
+            }
+            double norm = Math.sqrt(sq);
+            if (Boolean.getBoolean("kimivl.trainProfile")) {
+                double vs = 0, ts = 0;
+                for (var e : new java.util.TreeMap<>(grads).entrySet()) {
+                    double q = 0;
+                    for (float g : e.getValue()) q += (double) g * g;
+                    if (e.getKey().startsWith(cfg.textPrefix())) ts += q; else vs += q;
+                }
+                err.printf(Locale.ROOT, "  grad norm: text %.3e, vision side %.3e%n", Math.sqrt(ts), Math.sqrt(vs));
+            }
+            float clip = norm > CLIP ? (float) (CLIP / norm) : 1f;
+            float f = (float) stage.lrFactor(s);
+            for (var e : params.entrySet()) {
+                float[] g = grads.get(e.getKey());
+                if (g == null || !trains(e.getKey())) continue;
+                if (clip != 1f) for (int i = 0; i < g.length; i++) g[i] *= clip;
+                Muon m = muon.get(e.getKey());
+                if (m != null) m.step(e.getValue(), g, f);
+                else adam.get(e.getKey()).step(e.getValue(), g, f);
+            }
         }
 
         void log(Recipe.Stage stage, int s, StepResult r, double avg, double gflops) {
@@ -595,7 +634,7 @@ public final class RecipeTrainer {
                 adamSteps[i++] = e.getValue().steps();
             }
             if (adamSteps.length > 0) o.i32("adam_steps", adamSteps, adamSteps.length);
-            if (siglip != null) for (var e : siglip.parameters().entrySet()) o.f32("param." + e.getKey(), e.getValue(), e.getValue().length);
+            for (var e : params.entrySet()) if (isTower(e.getKey())) o.f32("param." + e.getKey(), e.getValue(), e.getValue().length);
             o.write(tmp.resolve(OPT));
             new State(k, step, fingerprint, wallSeconds, tokensSeen).save(tmp.resolve(STATE));
             swapInto(tmp, current);
@@ -611,7 +650,7 @@ public final class RecipeTrainer {
                 copyInto(t, "adam_v." + e.getKey(), e.getValue().secondMoment());
                 e.getValue().restoreSteps(steps[i++]);
             }
-            if (siglip != null) for (var e : siglip.parameters().entrySet()) copyInto(t, "param." + e.getKey(), e.getValue());
+            for (var e : params.entrySet()) if (isTower(e.getKey())) copyInto(t, "param." + e.getKey(), e.getValue());
         }
     }
 

@@ -37,7 +37,7 @@ class RecipeTrainerTest {
               "tokenizer": { "ranks": 320, "corpusExamples": 60 },
               "stages": [
                 { "name": "vit", "kind": "pretrain-vit", "steps": 3, "batch": 3, "lr": 0.01, "adamLr": 0.01, "visionLr": 0.01,
-                  "warmup": 0, "schedule": "constant", "minLrRatio": 0, "train": ["text", "vision", "projector"],
+                  "warmup": 0, "schedule": "constant", "minLrRatio": 0, "train": ["vision", "projector"],
                   "mix": { "label": 0.5, "caption": 0.5 }, "easyImages": true, "minSide": 64, "maxSide": 96 },
                 { "name": "align", "kind": "alignment", "steps": 3, "batch": 2, "lr": 0.01, "adamLr": 0.01, "visionLr": 0.01,
                   "warmup": 1, "schedule": "constant", "minLrRatio": 0, "train": ["vision", "projector"], "mix": { "vqa": 1.0 } },
@@ -155,5 +155,8 @@ class RecipeTrainerTest {
         Files.writeString(f, RECIPE.formatted(3).replace("\"mix\": { \"label\": 0.5, \"caption\": 0.5 }", "\"mix\": { \"label\": 0.5, \"compare\": 0.5 }"));
         e = assertThrows(IllegalArgumentException.class, () -> Recipe.load(f));
         assertTrue(e.getMessage().contains("'compare'") && e.getMessage().contains("one image"), e.getMessage());
+        Files.writeString(f, RECIPE.formatted(3).replace("\"train\": [\"vision\", \"projector\"]", "\"train\": [\"text\", \"vision\"]"));
+        e = assertThrows(IllegalArgumentException.class, () -> Recipe.load(f));
+        assertTrue(e.getMessage().contains("pretrain-vit stage trains the vision tower"), e.getMessage());
     }
 }

@@ -1,0 +1,62 @@
+package dev.kimivl.train;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** {@link CaptionDecoder}: gradients (through the pooling, to the features) against central finite differences; it learns. */
+class CaptionDecoderTest {
+    static final int DT = SigLipTest.DT, H = 5, VOCAB = SigLipTest.VOCAB;
+
+    static CaptionDecoder.Result run(CaptionDecoder c, float[] f, float[] dFeatures) {
+        double[][] pooled = ImagePooling.mean(f, SigLipTest.MERGED, DT), dPooled = new double[3][DT];
+        CaptionDecoder.Result r = c.lossAndGrads(pooled, SigLipTest.CAPTIONS, dPooled);
+        if (dFeatures != null) ImagePooling.meanBackward(dPooled, SigLipTest.MERGED, DT, dFeatures);
+        return r;
+    }
+
+    @Test
+    void gradientsMatchFiniteDifferences() {
+        CaptionDecoder c = new CaptionDecoder(DT, H, VOCAB, 3);
+        float[] f = SigLipTest.features(4);
+        float[] dF = new float[f.length];
+        CaptionDecoder.Result r = run(c, f, dF);
+        assertEquals(Math.log(VOCAB), r.loss(), 2.5, "a fresh decoder is near the uniform guess");
+        for (int i = 0; i < f.length; i++) SigLipTest.check("features[" + i + "]", f, i, dF[i], () -> run(c, f, null).loss());
+        for (Map.Entry<String, float[]> e : c.parameters().entrySet()) {
+            float[] p = e.getValue(), g = r.grads().get(e.getKey());
+            for (int i = 0; i < p.length; i++) SigLipTest.check(e.getKey() + "[" + i + "]", p, i, g[i], () -> run(c, f, null).loss());
+        }
+    }
+
+    @Test
+    void plainGradientDescentLearnsTheCaptions() {
+        CaptionDecoder c = new CaptionDecoder(DT, H, VOCAB, 3);
+        float[] f = SigLipTest.features(5);
+        double first = run(c, f, null).loss();
+        CaptionDecoder.Result r = null;
+        for (int step = 0; step < 300; step++) {
+            r = run(c, f, null);
+            for (var e : c.parameters().entrySet()) {
+                float[] p = e.getValue(), g = r.grads().get(e.getKey());
+                for (int i = 0; i < p.length; i++) p[i] -= 0.5f * g[i];
+            }
+        }
+        assertTrue(r.loss() < first / 4, first + " -> " + r.loss());
+        assertEquals(1.0, r.tokenAccuracy(), "the three captions are learnt token by token");
+    }
+
+    @Test
+    void badInputsAreNamed() {
+        CaptionDecoder c = new CaptionDecoder(DT, H, VOCAB, 3);
+        double[][] pooled = new double[2][DT], d = new double[2][DT];
+        var e = assertThrows(IllegalArgumentException.class, () -> c.lossAndGrads(pooled, List.of(new int[] {1}, new int[] {-1}), d));
+        assertTrue(e.getMessage().contains("caption 1 has token -1"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> c.lossAndGrads(pooled, List.of(new int[] {1}), d));
+    }
+}
