@@ -147,4 +147,56 @@ class BatchingTest {
             e.close();
         }
     }
+
+    @Test
+    void underLoadEveryFinishedAnswerIsRightAndNothingIsLeftBehind() throws Exception {
+        ModelEngine engine = new ModelEngine(model, CAP, CacheOptions.DEFAULT, 4, 64);
+        try (OpenAiServer s = new OpenAiServer(engine, new ServerDefaults("tiny-random", 20, 0.0, CAP), ServerOptions.local(0).withQueue(8).withParallel(4, 64));
+             java.net.http.HttpClient client = java.net.http.HttpClient.newBuilder().connectTimeout(java.time.Duration.ofSeconds(10)).build()) {
+            s.start();
+            List<String> bodies = new ArrayList<>(), expected = new ArrayList<>();
+            for (String p : PROMPTS) {
+                String body = "{\"messages\": [{\"role\": \"user\", \"content\": \"" + p + "\"}]}";
+                bodies.add(body);
+                expected.add(ServerApiTest.JSON.readTree(post(client, s, body).body()).at("/choices/0/message/content").asText());
+            }
+            AtomicInteger next = new AtomicInteger(48), ok = new AtomicInteger();
+            List<String> wrong = java.util.Collections.synchronizedList(new ArrayList<>());
+            List<Thread> clients = new ArrayList<>();
+            for (int c = 0; c < 8; c++) {
+                clients.add(Thread.ofVirtual().start(() -> {
+                    for (int n; (n = next.getAndDecrement()) > 0; ) {
+                        try {
+                            if (n % 4 == 0) {                       // a quarter hang up after the first events of a stream
+                                int status = ServerLoadTest.hangUpAfterTwoEvents(s.port());
+                                if (status != 200) wrong.add("a hanging-up client got " + status);
+                                continue;
+                            }
+                            int i = n % PROMPTS.size();
+                            boolean stream = n % 2 == 1;
+                            String body = stream ? bodies.get(i).replace("]}", "], \"stream\": true}") : bodies.get(i);
+                            var r = post(client, s, body);
+                            if (r.statusCode() != 200) { wrong.add("status " + r.statusCode() + ": " + r.body()); continue; }
+                            String text = stream ? ServerLoadTest.streamed(r.body()) : ServerApiTest.JSON.readTree(r.body()).at("/choices/0/message/content").asText();
+                            if (!text.equals(expected.get(i))) wrong.add("prompt " + i + ": '" + text + "' instead of '" + expected.get(i) + "'");
+                            else ok.incrementAndGet();
+                        } catch (Exception e) {
+                            wrong.add(e.toString());
+                        }
+                    }
+                }));
+            }
+            for (Thread t : clients) t.join(120_000);
+            assertEquals(List.of(), wrong);
+            assertEquals(36, ok.get());
+            ServerOperationsTest.waitFor("the server to be idle", () -> s.idle() && s.exchangesInProgress() == 0);
+            assertEquals(0, engine.scheduled(), "no sequence left in the scheduler");
+        }
+    }
+
+    static java.net.http.HttpResponse<String> post(java.net.http.HttpClient client, OpenAiServer s, String body) throws Exception {
+        return client.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create("http://127.0.0.1:" + s.port() + "/v1/chat/completions"))
+                .timeout(java.time.Duration.ofSeconds(60)).POST(java.net.http.HttpRequest.BodyPublishers.ofString(body)).build(),
+                java.net.http.HttpResponse.BodyHandlers.ofString());
+    }
 }

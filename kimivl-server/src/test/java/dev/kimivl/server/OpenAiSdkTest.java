@@ -120,6 +120,33 @@ class OpenAiSdkTest {
         assertEquals(expected, c.choices().getFirst().text());
     }
 
+    /** What the SDK's structured outputs turn into a JSON schema (strict: every field required, no others). */
+    public record Answer(String colour, long count, List<String> shapes) {}
+
+    @Test
+    void structuredOutputsLogprobsAndChoicesThroughTheSdk() {
+        // the SDK derives the schema from the record, sends response_format json_schema, and parses our answer back
+        var structured = ChatCompletionCreateParams.builder().model("tiny-random").addUserMessage("Describe the picture.")
+                .maxCompletionTokens(80).temperature(0.7).seed(3).n(2).responseFormat(Answer.class).build();
+        var answers = client.chat().completions().create(structured).choices();
+        assertEquals(2, answers.size());
+        for (var choice : answers) {
+            Answer a = choice.message().content().orElseThrow();
+            assertNotNull(a.colour());
+            assertNotNull(a.shapes());
+        }
+        // logprobs in the SDK's types
+        ChatCompletion c = client.chat().completions().create(ChatCompletionCreateParams.builder().model("tiny-random")
+                .addUserMessage("Hello").maxCompletionTokens(6).temperature(0.0).logprobs(true).topLogprobs(2).build());
+        var content = c.choices().getFirst().logprobs().orElseThrow().content().orElseThrow();
+        assertEquals(c.usage().orElseThrow().completionTokens(), content.size());
+        for (var t : content) {
+            assertEquals(2, t.topLogprobs().size());
+            assertEquals(t.topLogprobs().getFirst().logprob(), t.logprob(), 0.0, "greedy: the best token");
+            assertTrue(t.bytes().isPresent());
+        }
+    }
+
     @Test
     void errorsBecomeTheSdksExceptionsWithOurMessage() {
         BadRequestException e = assertThrows(BadRequestException.class, () -> client.chat().completions().create(
