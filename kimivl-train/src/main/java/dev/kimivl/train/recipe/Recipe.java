@@ -54,11 +54,14 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
      * @param maxSide   the largest image side in pixels (null: 512). Small images have few tokens: a model from
      *                  scratch attends nearly uniformly, so an object's signal is diluted by every background token
      * @param rl        the RL stage's sampling and objective (kind rl only)
+     * @param visionOptimizer adamw (null: the default) | muon: Muon at {@code visionLr} for the vision side's matrices
+     *                  (patch embedding, attention, MLP, projector; not the position table), AdamW for the rest. From
+     *                  scratch, Muon taught the nano ViT shapes about twice as fast per step (TRAINING.md, session 7)
      */
     public record Stage(String name, String kind, int steps, int batch, double lr, double adamLr, double visionLr, int warmup,
                         String schedule, double minLrRatio, List<String> train, Map<String, Double> mix, boolean thinking,
                         Double ropeTheta, Integer maxPositions, Integer needleChars, List<String> vqaTypes,
-                        boolean easyImages, Integer minSide, Integer maxSide, Rl rl) {
+                        boolean easyImages, Integer minSide, Integer maxSide, Rl rl, String visionOptimizer) {
         static final Set<String> PARTS = Set.of("text", "vision", "projector");
         static final Set<String> KINDS = Set.of("pretrain-vit", "alignment", "joint", "cooldown", "long-context", "sft", "long-cot-sft", "rl");
 
@@ -102,6 +105,9 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
                 imageOptions();
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException(where + " '" + name + "': image sides: " + e.getMessage());
+            }
+            if (visionOptimizer != null && !Set.of("adamw", "muon").contains(visionOptimizer)) {
+                throw new IllegalArgumentException(where + " '" + name + "': visionOptimizer '" + visionOptimizer + "' is not adamw or muon");
             }
             if (schedule != null && !Set.of("cosine", "constant", "linear").contains(schedule)) {
                 throw new IllegalArgumentException(where + " '" + name + "': schedule '" + schedule + "' is not cosine, constant or linear");

@@ -240,7 +240,10 @@ public final class RecipeTrainer {
                 }
                 long[] s = text ? tg.shape(n) : vg.shape(n);
                 boolean hidden = text && s.length == 2 && !n.contains("embed_tokens") && !n.contains("lm_head") && !n.endsWith("mlp.gate.weight");
+                // the vision side's matrices (a conv kernel [D, 3, p, p] as [D, 3·p·p]); the position table is a table
+                boolean visionMatrix = !text && "muon".equals(stage.visionOptimizer()) && s.length >= 2 && !n.endsWith("pos_emb.weight");
                 if (hidden) muon.put(n, new Muon((int) s[0], (int) s[1], (float) stage.lr(), 0.01f));
+                else if (visionMatrix) muon.put(n, new Muon((int) s[0], e.getValue().length / (int) s[0], (float) stage.visionLr(), 0.01f));
                 else adam.put(n, new AdamW(e.getValue().length, (float) (text ? stage.adamLr() : stage.visionLr()), 0.9f, 0.95f, 1e-8f,
                         s.length == 1 ? 0f : 0.01f));
             }
