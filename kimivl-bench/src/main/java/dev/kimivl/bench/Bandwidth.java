@@ -50,7 +50,9 @@ public final class Bandwidth {
         for (int i = 0; i < cols; i++) x[i] = (float) rnd.nextGaussian();
         try (Arena arena = Arena.ofShared()) {
             for (DType t : types) {
-                MemorySegment one = Quant.quantize(w, rows, cols, t);
+                // the block formats other than Q8_0/Q4_0 as random blocks (KQuantBench's; values do not change speed)
+                MemorySegment one = t.isQuantized() && t != DType.Q8_0 && t != DType.Q4_0
+                        ? KQuantBench.randomBlocks(t, rows, cols, rnd) : Quant.quantize(w, rows, cols, t);
                 long bytes = one.byteSize();
                 int copies = (int) Math.max(2, Math.min(64, (256L << 20) / bytes + 1));
                 Matrix[] ms = new Matrix[copies];

@@ -21,7 +21,8 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * The formats of published k-quant files (Q4_K, Q6_K, Q5_0; a Q4_K_M file of Kimi-VL-A3B is mostly these and Q8_0)
- * next to Q4_0 and Q8_0, on the library's default path (int8 activations into the native kernels). As
+ * next to Q4_0 and Q8_0, on the library's default path (int8 activations into the native kernels), and the low-bit
+ * formats with Java kernels only (Q2_K, Q3_K, IQ4_NL, IQ4_XS). As
  * {@link KernelBench} (see {@link WeightBench}): matvec rotates over copies totalling ≥ 256 MB so the weights come from memory (bytesPerOp / time
  * = GB/s); matmul multiplies {@link #batch} inputs (prefill). Random blocks with small f16 scales: values do not change
  * speed.
@@ -39,7 +40,7 @@ public class KQuantBench extends WeightBench {
     @Param({"1408x2048", "2048x2816"})
     public String shape;
 
-    @Param({"Q4_K", "Q6_K", "Q5_0", "Q4_0", "Q8_0"})
+    @Param({"Q4_K", "Q6_K", "Q5_0", "Q4_0", "Q8_0", "Q2_K", "Q3_K", "IQ4_NL", "IQ4_XS"})
     public String type;
 
     /** Inputs of the batched product (the tokens an expert gets from a 512-token prompt, about 48). */
@@ -68,7 +69,10 @@ public class KQuantBench extends WeightBench {
         int[] scales = switch (t) {
             case Q4_K -> new int[]{0, 2};
             case Q6_K -> new int[]{208};
-            case Q5_0 -> new int[]{0};
+            case Q5_0, IQ4_NL, IQ4_XS -> new int[]{0};
+            case Q4_1, Q5_1, Q5_K -> new int[]{0, 2};
+            case Q2_K -> new int[]{80, 82};
+            case Q3_K -> new int[]{108};
             default -> throw new IllegalArgumentException(t.toString());
         };
         for (long o = 0; o < b.length; o += t.blockBytes) {
