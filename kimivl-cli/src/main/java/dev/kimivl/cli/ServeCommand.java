@@ -20,6 +20,7 @@ import java.util.concurrent.CountDownLatch;
                 + "stream or not, a Thinking model's reasoning in reasoning_content), POST /v1/completions, GET /health, "
                 + "GET /metrics (Prometheus). Errors are OpenAI error objects. SIGTERM lets running requests finish, then exits.")
 final class ServeCommand implements Callable<Integer> {
+    @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
     @Mixin ModelOption model;
 
     @Option(names = "--host", defaultValue = "127.0.0.1", description = "Address to bind (default ${DEFAULT-VALUE}: this machine only; 0.0.0.0 for every interface).")
@@ -83,8 +84,8 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = {"-t", "--temperature"}, defaultValue = "0.2", description = "Default temperature (default ${DEFAULT-VALUE}).")
     double temperature;
 
-    @Option(names = "--ctx", defaultValue = "0", description = "Cap the context length (default: the model's max_position_embeddings).")
-    int ctx;
+    @Option(names = "--ctx", paramLabel = "N", description = "Cap the context length at N tokens (default: the model's max_position_embeddings).")
+    Integer ctx;
 
     @Option(names = "--media-dir", paramLabel = "DIR", description = "Let video_url/file parts name local files under DIR (repeatable; default: data: URLs only).")
     java.util.List<java.nio.file.Path> mediaDirs = new java.util.ArrayList<>();
@@ -101,17 +102,20 @@ final class ServeCommand implements Callable<Integer> {
         if (cacheMb < 0 || imageCacheMb < 0) throw new IllegalArgumentException("--cache-mem and --image-cache-mem must be ≥ 0");
         if (parallel < 1 || parallel > ServerOptions.MAX_PARALLEL) throw new IllegalArgumentException("--parallel must be in 1.." + ServerOptions.MAX_PARALLEL + ", got " + parallel);
         if (prefillChunk < 1) throw new IllegalArgumentException("--prefill-chunk must be ≥ 1, got " + prefillChunk);
+        // as run and chat: 0 or a negative cap was silently the model's whole context (issue 12)
+        if (ctx != null && ctx < 1) throw Errors.usage(spec, "--ctx must be a positive number of tokens, not " + ctx);
+        int contextCap = ctx != null ? ctx : 0;
         ServerOptions options = new ServerOptions(host, port, apiKey, maxBodyMb << 20, queue, timeLimit, parallel, prefillChunk);
         CacheOptions caches = new CacheOptions(cacheMb << 20, imageCacheMb << 20);
         dev.kimivl.server.MediaParts.allowDirectories(mediaDirs);
         OpenAiServer.checkCanBind(options);           // a busy port fails now, not after the model has loaded
         KimiVL m = model.open();
         String id = name != null ? name : m.dir().getFileName().toString();
-        try (OpenAiServer server = new OpenAiServer(m, new ServerDefaults(id, maxTokens, temperature, ctx), options, caches)) {
+        try (OpenAiServer server = new OpenAiServer(m, new ServerDefaults(id, maxTokens, temperature, contextCap), options, caches)) {
             server.logTo(quiet ? line -> {} : line -> System.err.println("kimivl serve: " + line));
             server.start();
             System.err.printf("kimivl serve: %s on http://%s:%d/v1 (context %d tokens, %d parallel, %s%s)%n", id,
-                    host.contains(":") ? "[" + host + "]" : host, server.port(), m.contextLength(ctx), parallel,
+                    host.contains(":") ? "[" + host + "]" : host, server.port(), m.contextLength(contextCap), parallel,
                     m.hasVision() ? "images accepted" : "text only", apiKey != null ? ", API key required" : "");
             if (apiKey == null && !InetAddress.getByName(host).isLoopbackAddress()) {
                 System.err.println("kimivl serve: warning: listening beyond this machine without --api-key; anyone who can reach the port can use the model");

@@ -17,6 +17,11 @@ public record PreprocessorConfig(double[] imageMean, double[] imageStd, int inTo
         if (!Files.isRegularFile(f)) return DEFAULT;
         Json j = Json.read(f);
         double[] merge = j.numbers("merge_kernel_size", new double[]{DEFAULT.mergeH, DEFAULT.mergeW});
+        if (merge.length != 2 || !(merge[0] >= 1 && merge[0] <= 64 && merge[1] >= 1 && merge[1] <= 64)) {
+            throw new dev.kimivl.io.CheckpointException(f + ": merge_kernel_size " + java.util.Arrays.toString(merge) + " must be two sizes in 1..64");
+        }
+        j.positive("patch_size", j.integer("patch_size", DEFAULT.patchSize));
+        j.positive("in_token_limit", j.integer("in_token_limit", DEFAULT.inTokenLimit));
         return new PreprocessorConfig(
                 j.numbers("image_mean", DEFAULT.imageMean), j.numbers("image_std", DEFAULT.imageStd),
                 j.integer("in_token_limit", DEFAULT.inTokenLimit), j.bool("pad_input", DEFAULT.padInput),

@@ -77,7 +77,8 @@ public record TextConfig(
         return c;
     }
 
-    private void validate(String where) {
+    /** The checks every source of a config needs (config.json, GGUF metadata); errors name {@code where}. */
+    public void validate(String where) {
         if (!scoringFunc.equals("sigmoid") && !scoringFunc.equals("softmax")) throw new CheckpointException(where + ": scoring_func '" + scoringFunc + "' is not supported");
         if (!topkMethod.equals("noaux_tc") && !topkMethod.equals("greedy") && !topkMethod.equals("group_limited_greedy")) {
             throw new CheckpointException(where + ": topk_method '" + topkMethod + "' is not supported");

@@ -12,6 +12,7 @@ public record VisionConfig(int patchSize, int hiddenSize, int numLayers, int num
 
     static VisionConfig parse(Json j) {
         double[] merge = j.numbers("merge_kernel_size", new double[]{2, 2});
+        if (merge.length != 2) throw new dev.kimivl.io.CheckpointException(j.where() + ": merge_kernel_size " + java.util.Arrays.toString(merge) + " must be [h, w]");
         VisionConfig c = new VisionConfig(
                 j.integer("patch_size", 14),
                 j.positive("hidden_size", j.integer("hidden_size")),
@@ -21,6 +22,10 @@ public record VisionConfig(int patchSize, int hiddenSize, int numLayers, int num
                 j.integer("init_pos_emb_height", 64),
                 j.integer("init_pos_emb_width", 64),
                 (int) merge[0], (int) merge[1]);
+        if (c.patchSize < 1 || c.patchSize > 1024 || c.mergeH < 1 || c.mergeW < 1 || c.mergeH > 64 || c.mergeW > 64 ) {
+            throw new dev.kimivl.io.CheckpointException(j.where() + ": patch_size " + c.patchSize + " / merge_kernel_size "
+                    + java.util.Arrays.toString(merge) + " out of range");
+        }
         if (c.hiddenSize % c.numHeads != 0 || c.headDim() % 4 != 0) {
             throw new dev.kimivl.io.CheckpointException(j.where() + ": hidden_size " + c.hiddenSize + " / heads " + c.numHeads
                     + " must give a head dim divisible by 4 (2-D RoPE)");

@@ -10,9 +10,21 @@ public final class Matrices {
 
     public static Matrix of(TensorData t) {
         if (t.shape().length != 2) throw new CheckpointException(t.origin() + ": tensor '" + t.name() + "' is not 2-D: " + t.shapeString());
-        int rows = Math.toIntExact(t.shape()[0]), cols = Math.toIntExact(t.shape()[1]);
+        long r = t.shape()[0], c = t.shape()[1];
+        if (r < 0 || c < 0 || r > Integer.MAX_VALUE || c > Integer.MAX_VALUE || (c > 0 && r > Long.MAX_VALUE / 8 / c)) {
+            throw new CheckpointException(t.origin() + ": tensor '" + t.name() + "' " + t.shapeString() + " is not a matrix kimivl can index");
+        }
+        int rows = (int) r, cols = (int) c;
         return switch (t.dtype()) {
-            case F32, BF16, F16 -> new SegmentMatrix(t.data(), t.dtype(), rows, cols);
+            case F32, BF16, F16 -> {
+                // checked here, naming the tensor: SegmentMatrix's own check does not know the name
+                long need = t.dtype().bytesFor((long) rows * cols);
+                if (t.data().byteSize() < need) {
+                    throw new CheckpointException(t.origin() + ": tensor '" + t.name() + "' " + t.shapeString() + " " + t.dtype()
+                            + " needs " + need + " bytes, has " + t.data().byteSize());
+                }
+                yield new SegmentMatrix(t.data(), t.dtype(), rows, cols);
+            }
             case Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q2_K, Q3_K, IQ4_NL, IQ4_XS -> {
                 if (cols % t.dtype().blockSize != 0) {
                     throw new CheckpointException(t.origin() + ": tensor '" + t.name() + "' " + t.shapeString() + " " + t.dtype()

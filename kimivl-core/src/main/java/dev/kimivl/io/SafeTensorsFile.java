@@ -103,7 +103,10 @@ public final class SafeTensorsFile {
                 JsonNode d = sh.get(i);
                 if (!d.canConvertToLong() || !d.isIntegralNumber() || d.asLong() < 0) throw new CheckpointException(where + ": invalid shape " + sh);
                 shape[i] = d.asLong();
-                numel = Math.multiplyExact(numel, shape[i]);
+                if (shape[i] > 0 && numel > Long.MAX_VALUE / shape[i]) {
+                    throw new CheckpointException(where + ": shape " + sh + " has more elements than any file holds");
+                }
+                numel *= shape[i];
             }
             if (off == null || !off.isArray() || off.size() != 2 || !off.get(0).isIntegralNumber() || !off.get(1).isIntegralNumber()) {
                 throw new CheckpointException(where + ": 'data_offsets' must be [begin, end]");
@@ -114,7 +117,7 @@ public final class SafeTensorsFile {
                 throw new CheckpointException(where + ": data_offsets [" + begin + ", " + end + ") end past the data section, which has "
                         + dataSize + " bytes (file truncated?)");
             }
-            long expected = Math.multiplyExact(numel, (long) dtype.blockBytes);
+            long expected = numel > Long.MAX_VALUE / dtype.blockBytes ? Long.MAX_VALUE : numel * dtype.blockBytes;
             if (end - begin != expected) {
                 throw new CheckpointException(where + ": " + (end - begin) + " bytes stored at [" + begin + ", " + end + ") but shape "
                         + sh + " of " + dtype + " needs " + expected);

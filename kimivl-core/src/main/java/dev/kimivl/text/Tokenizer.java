@@ -76,6 +76,10 @@ public final class Tokenizer {
                         + ", which is an ordinary rank (ranks are 0.." + (base - 1) + ")");
             }
             if (e.getKey().isEmpty()) throw new IllegalArgumentException(source + ": special token " + e.getValue() + " has an empty name");
+            if (e.getValue() - base >= MAX_SPECIAL_SPAN) {
+                throw new IllegalArgumentException(source + ": special token " + e.getKey() + " has id " + e.getValue()
+                        + ", more than " + MAX_SPECIAL_SPAN + " ids after the last rank " + (base - 1));
+            }
             top = Math.max(top, e.getValue() + 1);
         }
         specialNames = new String[top - base];
@@ -141,8 +145,14 @@ public final class Tokenizer {
     }
 
     private static Map<String, Integer> applyAddedTokens(Map<String, Integer> defaults, Path config) throws IOException {
-        JsonNode root = new ObjectMapper().readTree(config.toFile());
-        JsonNode added = root.get("added_tokens_decoder");
+        JsonNode root;
+        try {
+            root = new ObjectMapper().readTree(config.toFile());
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            // Jackson's own text names no file and spans two lines (found by fuzzing)
+            throw new IOException(config + ": cannot parse JSON: " + dev.kimivl.io.JsonErrors.describe(e), e);
+        }
+        JsonNode added = root == null ? null : root.get("added_tokens_decoder");
         if (added == null || added.isNull()) return defaults;
         if (!added.isObject()) throw new IOException(config + ": added_tokens_decoder must be an object of id -> {content, ...}");
         Map<Integer, String> byId = new HashMap<>();
@@ -160,6 +170,15 @@ public final class Tokenizer {
                 throw new IOException(config + ": added_tokens_decoder[\"" + e.getKey() + "\"] has no string \"content\"");
             }
             byId.put(id, content.asText());
+        }
+        int firstSpecial = defaults.values().stream().mapToInt(Integer::intValue).min().orElse(0);
+        for (var e : byId.entrySet()) {
+            // the file at fault is this one, not tiktoken.model: say so here, before Tokenizer's own checks
+            if (e.getKey() < firstSpecial || e.getKey() - firstSpecial >= MAX_SPECIAL_SPAN) {
+                throw new IOException(config + ": added_tokens_decoder id " + e.getKey() + " (\"" + e.getValue() + "\") is outside the special ids "
+                        + firstSpecial + ".." + (firstSpecial + MAX_SPECIAL_SPAN - 1) + " that follow tiktoken.model's " + firstSpecial + " ranks");
+            }
+            if (e.getValue().isEmpty()) throw new IOException(config + ": added_tokens_decoder[\"" + e.getKey() + "\"] has an empty \"content\"");
         }
         Map<String, Integer> specials = new LinkedHashMap<>();
         for (var e : byId.entrySet().stream().sorted(Map.Entry.comparingByKey()).toList()) {
@@ -208,6 +227,12 @@ public final class Tokenizer {
                 throw new IllegalArgumentException(source + ":" + lineNo + ": rank \"" + abbreviate(fields[1]) + "\" is not an integer");
             }
             if (rank < 0) throw new IllegalArgumentException(source + ":" + lineNo + ": rank " + rank + " is negative");
+            // ranks are 0..n-1 over n lines, so a rank past the lines read so far plus the bytes left is impossible;
+            // without this bound one line "QQ== 2000000000" grew the table to 2e9 slots (review, kept as a fuzz seed)
+            if (rank > lineNo + MAX_RANK_AHEAD) {
+                throw new IllegalArgumentException(source + ":" + lineNo + ": rank " + rank + " is far past the " + lineNo
+                        + " lines read so far (ranks must be 0..n-1 for n lines)");
+            }
             if (token.length == 0) throw new IllegalArgumentException(source + ":" + lineNo + ": the token is empty");
             while (byRank.size() <= rank) {
                 byRank.add(null);
@@ -228,6 +253,15 @@ public final class Tokenizer {
         }
         return byRank.toArray(byte[][]::new);
     }
+
+    /**
+     * How far ahead of its line a rank may be. Files list ranks in order (tiktoken writes them so); a shuffled file
+     * still loads as long as no rank comes more than this many lines early.
+     */
+    static final int MAX_RANK_AHEAD = 1 << 20;
+
+    /** Special ids may leave gaps after the last rank, but not more than this many ids (Kimi's table has 258). */
+    static final int MAX_SPECIAL_SPAN = 1 << 20;
 
     private static String abbreviate(String s) {
         return s.length() <= 60 ? s : s.substring(0, 60) + "...";

@@ -78,7 +78,7 @@ class SafetensorsFuzzTest {
 
     /** A header over tiny-random's data section, in its model directory: opened as a model and run. */
     @FuzzTest
-    @Timeout(30)
+    @Timeout(60)
     void header(byte[] header) {
         Path dir = scratch("st-header");
         byte[] file = new byte[8 + header.length + tinyData.length];
@@ -91,7 +91,7 @@ class SafetensorsFuzzTest {
 
     /** model.safetensors.index.json of a two-shard tiny-random. */
     @FuzzTest
-    @Timeout(30)
+    @Timeout(60)
     void index(byte[] json) {
         Path dir = scratch("st-index");
         write(dir.resolve("model.safetensors.index.json"), json);
@@ -100,7 +100,7 @@ class SafetensorsFuzzTest {
 
     /** config.json (nested Kimi-VL or plain DeepSeek) over tiny-random's weights, up to a forward. */
     @FuzzTest
-    @Timeout(30)
+    @Timeout(60)
     void config(byte[] json) {
         Path dir = scratch("st-config");
         write(dir.resolve("config.json"), json);

@@ -622,13 +622,20 @@ public final class OpenAiServer implements AutoCloseable {
         }
     }
 
-    private JsonNode parse(byte[] body) {
+    private JsonNode parse(byte[] body) { return parseBody(json, body); }
+
+    /** A request body as JSON; every malformed body is a 400 (the fuzz test ChatRequestFuzzTest calls this too). */
+    static JsonNode parseBody(ObjectMapper json, byte[] body) {
         try {
             return json.readTree(body);
         } catch (StreamConstraintsException e) {
             throw ApiError.invalid("the request body goes past a limit of the JSON parser: " + e.getOriginalMessage(), null);
         } catch (JsonProcessingException e) {
             throw ApiError.invalid("the request body is not valid JSON: " + e.getOriginalMessage(), null);
+        } catch (java.io.CharConversionException e) {
+            // Jackson guesses the encoding from the first bytes: a body it takes for UTF-32 and cannot decode lands
+            // here, not in JsonProcessingException; it was answered as a client disconnect (no answer at all; fuzzing)
+            throw ApiError.invalid("the request body is not valid JSON text (" + e.getMessage() + ")", null);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

@@ -37,67 +37,86 @@ public final class GgufConfig {
         int rope = positive(f, a + "rope.dimension_count");
         // key_length_mla/value_length_mla (per-head MLA sizes) are written since llama.cpp switched to MLA-as-MQA;
         // older files have the per-head sizes in key_length/value_length.
-        int keyMla = (int) f.integer(a + "attention.key_length_mla", f.integer(a + "attention.key_length", -1));
-        int vHead = (int) f.integer(a + "attention.value_length_mla", f.integer(a + "attention.value_length", -1));
+        int keyMla = int32(f, a + "attention.key_length_mla", f.integer(a + "attention.key_length", -1));
+        int vHead = int32(f, a + "attention.value_length_mla", f.integer(a + "attention.value_length", -1));
         if (keyMla <= rope || vHead <= 0) throw new CheckpointException(f.path() + ": attention.key_length_mla " + keyMla + " / value_length_mla " + vHead + " are missing or invalid");
-        int gating = (int) f.integer(a + "expert_gating_func", 1);
+        int gating = int32(f, a + "expert_gating_func", 1);
         boolean sigmoid = gating == 2;
-        int nRouted = (int) f.integer(a + "expert_count", 0);
+        int nRouted = int32(f, a + "expert_count", 0);
         long vocab = f.integer(a + "vocab_size", -1);
         if (vocab < 0 && f.metadata().get("tokenizer.ggml.tokens") instanceof String[] tokens) vocab = tokens.length;
-        if (vocab < 0 && f.tensorInfos().containsKey("token_embd.weight")) vocab = f.tensorInfos().get("token_embd.weight").ne()[1];
+        if (vocab < 0 && f.tensorInfos().containsKey("token_embd.weight") && f.tensorInfos().get("token_embd.weight").ne().length == 2) {
+            vocab = f.tensorInfos().get("token_embd.weight").ne()[1];
+        }
+        if (vocab < 1 || vocab > Integer.MAX_VALUE) {
+            throw new CheckpointException(f.path() + ": the vocabulary size " + vocab + " (vocab_size, else tokenizer.ggml.tokens, else token_embd.weight) is missing or invalid");
+        }
         TextConfig.RopeScaling rs = null;
         String scaling = f.string(a + "rope.scaling.type", "none");
         if (scaling.equals("yarn")) {
             double mscaleAllDim = f.number(a + "rope.scaling.yarn_log_multiplier", 0) / 0.1;
             rs = new TextConfig.RopeScaling("yarn", f.number(a + "rope.scaling.factor", 1),
-                    (int) f.integer(a + "rope.scaling.original_context_length", 4096),
+                    int32(f, a + "rope.scaling.original_context_length", 4096),
                     f.number(a + "rope.scaling.yarn_beta_fast", 32), f.number(a + "rope.scaling.yarn_beta_slow", 1),
                     mscaleAllDim == 0 ? 1 : mscaleAllDim, mscaleAllDim);
         } else if (!scaling.equals("none")) {
             throw new CheckpointException(f.path() + ": rope.scaling.type '" + scaling + "' is not supported (yarn)");
         }
-        int nGroup = (int) f.integer(a + "expert_group_count", 1);
-        return new TextConfig(
+        int nGroup = int32(f, a + "expert_group_count", 1);
+        TextConfig c = new TextConfig(
                 sigmoid ? "deepseek_v3" : "deepseek_v2",
-                Math.toIntExact(vocab), hidden,
-                (int) f.integer(a + "feed_forward_length", 0),
-                (int) f.integer(a + "expert_feed_forward_length", 0),
+                (int) vocab, hidden,
+                int32(f, a + "feed_forward_length", 0),
+                int32(f, a + "expert_feed_forward_length", 0),
                 layers, heads,
-                (int) f.integer(a + "expert_shared_count", 0),
+                int32(f, a + "expert_shared_count", 0),
                 nRouted,
                 f.number(a + "expert_weights_scale", 1.0),
                 kvLora,
-                (int) f.integer(a + "attention.q_lora_rank", 0),
+                int32(f, a + "attention.q_lora_rank", 0),
                 rope, vHead, keyMla - rope,
                 sigmoid ? "noaux_tc" : (nGroup > 1 ? "group_limited_greedy" : "greedy"),
                 nGroup,
-                (int) f.integer(a + "expert_group_used_count", 1),
-                (int) f.integer(a + "expert_used_count", 0),
+                int32(f, a + "expert_group_used_count", 1),
+                int32(f, a + "expert_used_count", 0),
                 1,
-                (int) f.integer(a + "leading_dense_block_count", 0),
+                int32(f, a + "leading_dense_block_count", 0),
                 f.bool(a + "expert_weights_norm", false),
                 sigmoid ? "sigmoid" : "softmax",
                 f.number(a + "attention.layer_norm_rms_epsilon", 1e-6),
                 f.number(a + "rope.freq_base", 10000.0),
                 rs,
-                (int) f.integer(a + "context_length", 4096),
-                (int) f.integer("tokenizer.ggml.bos_token_id", -1),
-                (int) f.integer("tokenizer.ggml.eos_token_id", -1),
+                int32(f, a + "context_length", 4096),
+                int32(f, "tokenizer.ggml.bos_token_id", -1),
+                int32(f, "tokenizer.ggml.eos_token_id", -1),
                 !f.tensorInfos().containsKey("output.weight"),
                 sigmoid);
+        c.validate(f.path().toString());              // the routing checks config.json gets (top-k within the experts, groups)
+        return c;
     }
 
     public static VisionConfig visionConfig(GgufFile f) {
         GgufFile.TensorInfo pos = f.tensorInfos().get("v.position_embd.weight");
         if (pos == null) throw new CheckpointException(f.path() + ": missing tensor 'v.position_embd.weight'");
+        if (pos.ne().length != 2) throw new CheckpointException(f.path() + ": v.position_embd.weight has ne " + java.util.Arrays.toString(pos.ne()) + ", expected [hidden, cells]");
         long cells = pos.ne()[1], side = Math.round(Math.sqrt(cells));
         if (side * side != cells) throw new CheckpointException(f.path() + ": v.position_embd.weight has " + cells + " positions, not a square grid");
-        int merge = (int) f.integer("clip.vision.projector.scale_factor", 2);
+        int merge = int32(f, "clip.vision.projector.scale_factor", 2);
+        int patch = int32(f, "clip.vision.patch_size", 14);
+        if (merge < 1 || merge > 64 || patch < 1 || patch > 1024) {
+            throw new CheckpointException(f.path() + ": clip.vision.patch_size " + patch + " / projector.scale_factor " + merge + " out of range");
+        }
         int hidden = positive(f, "clip.vision.embedding_length"), heads = positive(f, "clip.vision.attention.head_count");
         if (hidden % heads != 0 || (hidden / heads) % 4 != 0) throw new CheckpointException(f.path() + ": embedding_length " + hidden + " / head_count " + heads + " must give a head dim divisible by 4");
-        return new VisionConfig((int) f.integer("clip.vision.patch_size", 14), hidden, positive(f, "clip.vision.block_count"), heads,
+        return new VisionConfig(patch, hidden, positive(f, "clip.vision.block_count"), heads,
                 positive(f, "clip.vision.feed_forward_length"), (int) side, (int) side, merge, merge);
+    }
+
+    /** An integer value that must fit an int (a wrapped cast would turn 2^32 + 5 into 5); {@code def} when absent. */
+    private static int int32(GgufFile f, String key, long def) {
+        long v = f.integer(key, def);
+        if (v < Integer.MIN_VALUE || v > Integer.MAX_VALUE) throw new CheckpointException(f.path() + ": metadata '" + key + "' = " + v + " is out of range");
+        return (int) v;
     }
 
     private static int positive(GgufFile f, String key) {

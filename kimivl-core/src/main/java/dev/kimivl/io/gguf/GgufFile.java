@@ -147,7 +147,8 @@ public final class GgufFile {
             if (ne[0] % type.blockSize != 0) throw new CheckpointException(path + ": tensor '" + name + "' " + type + ": ne[0] = " + ne[0] + " is not a multiple of the block size " + type.blockSize);
             long off = r.i64("data offset of tensor '" + name + "'");
             if (off < 0 || off % alignment != 0) throw new CheckpointException(path + ": tensor '" + name + "' data offset " + Long.toUnsignedString(off) + " is not aligned to " + alignment);
-            TensorInfo t = new TensorInfo(name, type, ne, off, type.bytesFor(numel));
+            long bytes = numel / type.blockSize > Long.MAX_VALUE / type.blockBytes ? Long.MAX_VALUE : type.bytesFor(numel);
+            TensorInfo t = new TensorInfo(name, type, ne, off, bytes);
             if (byName.put(name, t) != null) throw new CheckpointException(path + ": tensor '" + name + "' appears twice");
             infos.add(t);
         }
@@ -160,7 +161,7 @@ public final class GgufFile {
         String prev = null;
         for (TensorInfo t : sorted) {
             if (t.offset < end) throw new CheckpointException(path + ": tensor '" + t.name + "' (data offset " + t.offset + ") overlaps tensor '" + prev + "' (ends at " + end + ")");
-            if (t.offset + t.bytes > dataSize) {
+            if (t.bytes > dataSize - t.offset) {                  // not offset + bytes: both can be near 2^63
                 throw new CheckpointException(path + ": tensor '" + t.name + "' " + t.type + " ne " + java.util.Arrays.toString(t.ne) + " needs bytes "
                         + (dataOffset + t.offset) + ".." + (dataOffset + t.offset + t.bytes) + " but the file ends at " + all.byteSize() + " (truncated?)");
             }

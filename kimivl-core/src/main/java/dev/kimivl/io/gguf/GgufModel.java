@@ -161,7 +161,8 @@ public final class GgufModel implements WeightSource {
                 String layer = m.group(1), proj = m.group(2);
                 GgufFile.TensorInfo info = f.tensorInfos().get(g);
                 if (info.ne().length != 3) throw new CheckpointException(f.path() + ": tensor '" + g + "' has ne " + java.util.Arrays.toString(info.ne()) + ", expected 3 dimensions");
-                int experts = Math.toIntExact(info.ne()[2]);
+                if (info.ne()[2] < 1 || info.ne()[2] > 1 << 16) throw new CheckpointException(f.path() + ": tensor '" + g + "' has ne " + java.util.Arrays.toString(info.ne()) + ": " + info.ne()[2] + " experts");
+                int experts = (int) info.ne()[2];
                 long rows = info.ne()[1], cols = info.ne()[0];
                 long per = info.bytes() / experts;
                 for (int e = 0; e < experts; e++) {
@@ -215,6 +216,7 @@ public final class GgufModel implements WeightSource {
                 if (g.equals("v.position_embd.weight")) {
                     out.put(hf, () -> {
                         TensorData t = f.tensor(g);
+                        if (t.shape().length != 2) throw new CheckpointException(f.path() + ": v.position_embd.weight " + t.shapeString() + " is not [cells, hidden]");
                         long cells = t.shape()[0], side = Math.round(Math.sqrt(cells));
                         if (side * side != cells) throw new CheckpointException(f.path() + ": v.position_embd.weight " + t.shapeString() + ": " + cells + " positions is not a square grid");
                         return renamed(t, hf, side, side, t.shape()[1]);

@@ -30,12 +30,20 @@ public final class GgufTokenizer {
         }
         long[] types = f.metadata().get("tokenizer.ggml.token_type") instanceof long[] t ? t : null;
         int ranks = 0;
+        if (types != null && types.length != tokens.length) {
+            throw new CheckpointException(f.path() + ": tokenizer.ggml.token_type has " + types.length + " entries but tokenizer.ggml.tokens has " + tokens.length);
+        }
         while (ranks < tokens.length && (types == null || types[ranks] == NORMAL)) ranks++;
         byte[][] bytes = new byte[ranks][];
         for (int i = 0; i < ranks; i++) bytes[i] = decode(tokens[i], f, i);
         Map<String, Integer> specials = new LinkedHashMap<>();
         for (int i = ranks; i < tokens.length; i++) specials.put(tokens[i], i);
-        return Tokenizer.create(bytes, Tokenizer.KIMI_PATTERN, specials, f.path().toString());
+        try {
+            return Tokenizer.create(bytes, Tokenizer.KIMI_PATTERN, specials, f.path().toString());
+        } catch (IllegalArgumentException e) {
+            // a vocabulary Tokenizer refuses (duplicate or missing bytes, an empty special name): a bad checkpoint
+            throw new CheckpointException(e.getMessage() + " (tokenizer.ggml.tokens)", e);
+        }
     }
 
     private static byte[] decode(String token, GgufFile f, int id) {
