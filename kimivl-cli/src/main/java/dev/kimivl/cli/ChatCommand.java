@@ -89,6 +89,7 @@ final class ChatCommand implements Callable<Integer> {
     private final AtomicBoolean stop = new AtomicBoolean();
     private boolean ansi;
     private long nextSeed;
+    private GenerationConfig generation;       // the checkpoint's generation_config.json: the answers' default length
 
     @Override
     public Integer call() throws Exception {
@@ -96,6 +97,7 @@ final class ChatCommand implements Callable<Integer> {
         if (maxImagePixels < 1) throw Errors.usage(spec, "--max-image-pixels must be positive, not " + maxImagePixels);
         if (!List.of("show", "hide").contains(thinking)) throw Errors.usage(spec, "--thinking takes show or hide, not '" + thinking + "'");
         GenerationConfig g = GenerationConfig.load(model.resolve());
+        generation = g;
         nextSeed = seed != null ? seed : System.nanoTime();
         ImageLoader loader = new ImageLoader(maxImagePixels, "--max-image-pixels");
         try (KimiVL m = model.open();
@@ -347,7 +349,8 @@ final class ChatCommand implements Callable<Integer> {
         MediaMessages.Item item = o.media.items().getFirst();
         pending.add(item);
         int context = m.contextLength(ctx != null ? ctx : 0);
-        try (MediaMessages.Layout l = MediaMessages.layout(m, conversation(""), context, MediaMessages.answerRoom(1024, context),
+        int maxTokens = sampling.params(generation, 0, 1024, List.of()).maxTokens();      // as the turn will ask
+        try (MediaMessages.Layout l = MediaMessages.layout(m, conversation(""), context, MediaMessages.answerRoom(maxTokens, context),
                 maxImagePixels, MediaMessages.Knobs.CLI, report(out))) {
             out.println(dim("(" + l.describe(item) + ", sent with your next message)"));
         } catch (RuntimeException e) {
