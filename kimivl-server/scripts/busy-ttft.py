@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # Time to first token of a new ~256-token request on an idle server, then while 3 long streams run (docs/server.md,
-# continuous batching). Usage: ./kimivl serve --port P [--parallel 4] & python3 busy-ttft.py P
+# continuous batching). Usage: ./kimivl serve --port P [--parallel 4] & python3 busy-ttft.py P [WORDS, default 80]
 import http.client, json, sys, threading, time
 port = int(sys.argv[1])
 def chat(content, max_tokens, ignore_eos=False):
@@ -17,7 +17,7 @@ def chat(content, max_tokens, ignore_eos=False):
         if first is None and j["choices"] and (j["choices"][0]["delta"].get("content") or j["choices"][0].get("finish_reason")):
             first = time.time() - t0
     return first, usage
-def prompt(i): return "Request %d: " % i + " ".join("w%d" % k for k in range(240))   # ~256 tokens with the template
+def prompt(i): return "Request %d: " % i + " ".join("w%d" % k for k in range(int(sys.argv[2]) if len(sys.argv) > 2 else 80))   # ~256 tokens on nano-instruct
 for i in range(3): chat(prompt(100 + i), 4)                                           # warm up
 idle = sorted(chat(prompt(200 + i), 4)[0] for i in range(5))[2]
 _, u = chat(prompt(300), 4); print("prompt %d tokens; idle server: ttft %.3f s (median of 5)" % (u["prompt_tokens"], idle))
