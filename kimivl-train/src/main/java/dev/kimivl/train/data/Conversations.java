@@ -100,7 +100,7 @@ final class Conversations {
         };
     }
 
-    static Example needle(SplittableRandom r, int targetChars) {
+    static Example needle(SplittableRandom r, int targetChars, boolean repeatSentence) {
         if (targetChars < 50) throw new IllegalArgumentException("targetChars " + targetChars + " leaves no room for filler");
         String secret = pick(r, Words.COMMON);
         String needle = VisualWorld.NEEDLE_PREFIX + secret + ".";
@@ -116,6 +116,6 @@ final class Conversations {
         filler.insert(at, needle + " ");
         String q = filler.toString().strip() + "\n\n" + pick(r, List.of("What is the secret word?", "What was the secret word?",
             "Which word is the secret word?"));
-        return new Example("needle", List.of(), q, Palette.capitalise(secret) + ".", null);
+        return new Example("needle", List.of(), q, repeatSentence ? needle : Palette.capitalise(secret) + ".", null);
     }
 }

@@ -612,7 +612,17 @@ public final class VisualWorld {
      * is the secret word?"; the answer is "X." and {@link Example#depthPercent()} says where the sentence sits.
      */
     public Example longContext(long seed, int targetChars) {
-        return Conversations.needle(random(seed, "needle"), targetChars);
+        return Conversations.needle(random(seed, "needle"), targetChars, false);
+    }
+
+    /**
+     * The needle task as a passkey: the same haystack and question, answered by repeating the needle sentence ("The
+     * secret word is ask."), so the answer copies the very tokens of the text. A small model from scratch did not learn
+     * the one-word form (which also turns " ask" into "Ask", a different token) in ~1,900 examples (TRAINING.md,
+     * session 7); this is the copy it has to learn first.
+     */
+    public Example passkey(long seed, int targetChars) {
+        return Conversations.needle(random(seed, "needle"), targetChars, true);
     }
 
     /**
@@ -642,7 +652,15 @@ public final class VisualWorld {
         boolean keepCase = e.type().equals("read");
         String want = normalise(e.answer(), keepCase), got = normalise(modelAnswer, keepCase);
         if (e.type().equals("what")) return items(want).equals(items(got));
+        // a needle question is answered by the word or by the needle sentence repeated ("The secret word is ask.")
+        if (e.type().equals("needle")) return secretOf(want).equals(secretOf(got));
         return want.equals(got);
+    }
+
+    /** The word of a normalised needle answer: "ask" for both "ask" and "the secret word is ask". */
+    private static String secretOf(String normalised) {
+        String prefix = normalise(NEEDLE_PREFIX, false) + " ";
+        return normalised.startsWith(prefix) ? normalised.substring(prefix.length()) : normalised;
     }
 
     private static final Pattern WORD = Pattern.compile("[a-z]+(?:-[a-z]+)?");

@@ -214,6 +214,24 @@ class MoreTypesTest {
     }
 
     @Test
+    void passkeyIsTheNeedleAnsweredByItsOwnSentence() {
+        for (long seed = 0; seed < 20; seed++) {
+            Example n = world.longContext(seed, 800), p = world.passkey(seed, 800);
+            assertEquals(n.question(), p.question(), "the same haystack and question");
+            String secret = n.answer().substring(0, n.answer().length() - 1).toLowerCase(Locale.ROOT);
+            assertEquals("The secret word is " + secret + ".", p.answer());
+            assertTrue(p.question().contains(p.answer()), "the answer copies the needle sentence");
+            assertEquals(n.depthPercent(), p.depthPercent());
+            // the checker takes the word or the repeated sentence for either form, and nothing else
+            for (Example e : List.of(n, p)) {
+                assertTrue(VisualWorld.correct(e, secret) && VisualWorld.correct(e, "The secret word is " + secret + "."), e.answer());
+                assertFalse(VisualWorld.correct(e, "The secret word is " + secret + "s."));
+                assertFalse(VisualWorld.correct(e, "The secret word is"));
+            }
+        }
+    }
+
+    @Test
     void corpusIsDeterministicAndCoversTheTypes() {
         List<String> a = world.corpus(7, 40).toList(), b = world.corpus(7, 40).toList();
         assertEquals(a, b);
