@@ -251,7 +251,7 @@ public final class GgufFile {
         Reader(String file, MemorySegment s) { this.file = file; this.s = s; }
 
         void need(long n, String what) {
-            if (n < 0 || pos + n > s.byteSize()) {
+            if (n < 0 || n > s.byteSize() - pos) {                   // not pos + n: a length near 2^63 wrapped (fuzzing)
                 throw new CheckpointException(file + ": truncated: reading " + what + " needs " + Long.toUnsignedString(n) + " bytes at offset " + pos
                         + ", the file has " + s.byteSize());
             }
