@@ -140,18 +140,24 @@ public final class KQuantizers {
         return scale;
     }
 
-    /**
-     * ggml's make_qx_quants with rmse_type 1 and no importance weights: a signed scale for x[xo .. xo + n), L in
-     * [0, 2·nmax) (value L − nmax), trying −(nmax + 0.1·is)/max for is = −9..9 and keeping the best x²-weighted fit.
-     */
-    static float makeQx(int n, int nmax, float[] x, int xo, int[] L, int lo) {
+    /** The value of x[xo .. xo + n) with the largest magnitude (the first such), sign kept: make_qx/q3_quants' "max". */
+    private static float signedMax(int n, float[] x, int xo) {
         float max = 0, amax = 0;
         for (int i = 0; i < n; i++) {
             float ax = Math.abs(x[xo + i]);
             if (ax > amax) { amax = ax; max = x[xo + i]; }
         }
-        if (amax < GROUP_MAX_EPS) {
-            for (int i = 0; i < n; i++) L[lo + i] = 0;
+        return max;
+    }
+
+    /**
+     * ggml's make_qx_quants with rmse_type 1 and no importance weights: a signed scale for x[xo .. xo + n), L in
+     * [0, 2·nmax) (value L − nmax), trying −(nmax + 0.1·is)/max for is = −9..9 and keeping the best x²-weighted fit.
+     */
+    static float makeQx(int n, int nmax, float[] x, int xo, int[] L, int lo) {
+        float max = signedMax(n, x, xo);
+        if (Math.abs(max) < GROUP_MAX_EPS) {
+            java.util.Arrays.fill(L, lo, lo + n, 0);
             return 0f;
         }
         float iscale = -nmax / max;
@@ -189,13 +195,9 @@ public final class KQuantizers {
 
     /** ggml's make_q3_quants with do_rmse: signed L in [−nmax, nmax) refined by up to 5 passes of coordinate descent (returned + nmax). */
     static float makeQ3(int n, int nmax, float[] x, int xo, int[] L, int lo) {
-        float max = 0, amax = 0;
-        for (int i = 0; i < n; i++) {
-            float ax = Math.abs(x[xo + i]);
-            if (ax > amax) { amax = ax; max = x[xo + i]; }
-        }
-        if (amax < GROUP_MAX_EPS) {
-            for (int i = 0; i < n; i++) L[lo + i] = 0;
+        float max = signedMax(n, x, xo);
+        if (Math.abs(max) < GROUP_MAX_EPS) {
+            java.util.Arrays.fill(L, lo, lo + n, 0);
             return 0f;
         }
         float iscale = -nmax / max;

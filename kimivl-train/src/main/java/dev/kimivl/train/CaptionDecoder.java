@@ -34,10 +34,10 @@ public final class CaptionDecoder {
         this.h = hidden;
         this.vocab = vocab;
         SplittableRandom r = new SplittableRandom(seed);
-        params.put(CONTEXT, ImagePooling.gaussian(r, h * dt, 1 / Math.sqrt(dt)));
+        params.put(CONTEXT, Init.normal(r, h * dt, 1 / Math.sqrt(dt)));
         params.put(CONTEXT_BIAS, new float[h]);
-        params.put(PREVIOUS, ImagePooling.gaussian(r, (vocab + 1) * h, 1));
-        params.put(OUT, ImagePooling.gaussian(r, vocab * h, 1 / Math.sqrt(h)));
+        params.put(PREVIOUS, Init.normal(r, (vocab + 1) * h, 1));
+        params.put(OUT, Init.normal(r, vocab * h, 1 / Math.sqrt(h)));
         params.put(OUT_BIAS, new float[vocab]);
     }
 

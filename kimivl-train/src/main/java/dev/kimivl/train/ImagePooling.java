@@ -1,7 +1,5 @@
 package dev.kimivl.train;
 
-import java.util.SplittableRandom;
-
 /**
  * Mean pooling of each image's merged tokens, and its backward: the image embedding the ViT pre-training stage's
  * towers ({@link SigLip}, {@link CaptionDecoder}) start from. Also their shared initialiser.
@@ -37,15 +35,5 @@ public final class ImagePooling {
             for (int k = 0; k < m; k++) for (int d = 0; d < dt; d++) dFeatures[(off + k) * dt + d] += (float) (dPooled[i][d] / m);
             off += m;
         }
-    }
-
-    /** n values of N(0, std²) from the splittable generator (Box-Muller): the same on every JVM. */
-    static float[] gaussian(SplittableRandom r, int n, double std) {
-        float[] a = new float[n];
-        for (int i = 0; i < n; i++) {
-            double u = r.nextDouble(), v = r.nextDouble();
-            a[i] = (float) (std * Math.sqrt(-2 * Math.log(1 - u)) * Math.cos(2 * Math.PI * v));
-        }
-        return a;
     }
 }

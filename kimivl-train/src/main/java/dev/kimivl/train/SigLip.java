@@ -42,8 +42,8 @@ public final class SigLip {
         this.e = embedDim;
         this.vocab = vocab;
         SplittableRandom r = new SplittableRandom(seed);
-        params.put(IMAGE_PROJ, ImagePooling.gaussian(r, e * dt, 1 / Math.sqrt(dt)));
-        params.put(TEXT_EMBED, ImagePooling.gaussian(r, vocab * e, 1));
+        params.put(IMAGE_PROJ, Init.normal(r, e * dt, 1 / Math.sqrt(dt)));
+        params.put(TEXT_EMBED, Init.normal(r, vocab * e, 1));
         params.put(LOG_SCALE, new float[] {(float) Math.log(10)});
         params.put(BIAS, new float[] {-10f});
     }
@@ -66,12 +66,12 @@ public final class SigLip {
         float[] w = params.get(IMAGE_PROJ), t = params.get(TEXT_EMBED);
         double scale = Math.exp(params.get(LOG_SCALE)[0]), bias = params.get(BIAS)[0];
         // ---- forward
-        double[][] pool = pooled, x = new double[b][e], u = new double[b][e], y = new double[b][e], v = new double[b][e];
+        double[][] x = new double[b][e], u = new double[b][e], y = new double[b][e], v = new double[b][e];
         double[] xn = new double[b], yn = new double[b];
         for (int i = 0; i < b; i++) {
             for (int o = 0; o < e; o++) {
                 double s = 0;
-                for (int d = 0; d < dt; d++) s += w[o * dt + d] * pool[i][d];
+                for (int d = 0; d < dt; d++) s += w[o * dt + d] * pooled[i][d];
                 x[i][o] = s;
             }
             xn[i] = norm(x[i]);
@@ -86,6 +86,9 @@ public final class SigLip {
             yn[i] = norm(y[i]);
             for (int o = 0; o < e; o++) v[i][o] = y[i][o] / yn[i];
         }
+        // s_ij = +1 where captions i and j are the same text; compared once, used by the loss and the retrieval count
+        boolean[][] same = new boolean[b][b];
+        for (int i = 0; i < b; i++) for (int j = 0; j < b; j++) same[i][j] = Arrays.equals(captions.get(i), captions.get(j));
         double loss = 0, dScale = 0, dBias = 0;
         int hits = 0;
         double[][] du = new double[b][e], dv = new double[b][e];
@@ -97,7 +100,7 @@ public final class SigLip {
                 for (int o = 0; o < e; o++) dot += u[i][o] * v[j][o];
                 double z = scale * dot + bias;
                 if (z > bestZ) { bestZ = z; best = j; }
-                double s = Arrays.equals(captions.get(i), captions.get(j)) ? 1 : -1;
+                double s = same[i][j] ? 1 : -1;
                 // −log σ(s·z) = softplus(−s·z), computed without overflow
                 double a = -s * z;
                 loss += (a > 0 ? a + Math.log1p(Math.exp(-a)) : Math.log1p(Math.exp(a))) / b;
@@ -109,7 +112,7 @@ public final class SigLip {
                     dv[j][o] += dz * scale * u[i][o];
                 }
             }
-            if (Arrays.equals(captions.get(i), captions.get(best))) hits++;
+            if (same[i][best]) hits++;
         }
         // ---- backward through the normalisations, the projection, the pooling and the bag of words
         float[] gw = new float[w.length], gt = new float[t.length];
@@ -117,7 +120,7 @@ public final class SigLip {
             double[] dx = normBackward(u[i], du[i], xn[i]);
             for (int o = 0; o < e; o++) {
                 for (int d = 0; d < dt; d++) {
-                    gw[o * dt + d] += (float) (dx[o] * pool[i][d]);
+                    gw[o * dt + d] += (float) (dx[o] * pooled[i][d]);
                     dPooled[i][d] += dx[o] * w[o * dt + d];
                 }
             }

@@ -152,7 +152,7 @@ public record ModelSpec(int hidden, int layers, int heads, int kvLora, int nopeD
                     long fanIn = n.endsWith("pos_emb.weight") ? 4 : n.endsWith("embed_tokens.weight") ? 1 : shape[shape.length - 1];
                     std = 1.0 / Math.sqrt(fanIn);
                 }
-                for (int i = 0; i < size; i++) v[i] = (float) (gaussian(rnd) * std);
+                for (int i = 0; i < size; i++) v[i] = (float) (dev.kimivl.train.Init.standardNormal(rnd) * std);
             }
             w.f32(n, v, shape);
         }
@@ -162,9 +162,4 @@ public record ModelSpec(int hidden, int layers, int heads, int kvLora, int nopeD
                 java.nio.file.StandardCopyOption.ATOMIC_MOVE);
     }
 
-    /** A standard normal from a splittable stream (Box–Muller; deterministic across JVMs, unlike Random's cache). */
-    static double gaussian(SplittableRandom r) {
-        double u1 = r.nextDouble(), u2 = r.nextDouble();
-        return Math.sqrt(-2 * Math.log(1 - u1)) * Math.cos(2 * Math.PI * u2);
-    }
 }
