@@ -9,6 +9,7 @@ import org.openqa.selenium.By;
 import org.openqa.selenium.JavascriptExecutor;
 import org.openqa.selenium.Keys;
 import org.openqa.selenium.OutputType;
+import org.openqa.selenium.StaleElementReferenceException;
 import org.openqa.selenium.TakesScreenshot;
 import org.openqa.selenium.WebDriver;
 import org.openqa.selenium.WebElement;
@@ -66,7 +67,12 @@ class ChatPageBrowserTest {
         if (model != null) model.close();
     }
 
-    WebDriverWait waitUpTo(int seconds) { return new WebDriverWait(browser, Duration.ofSeconds(seconds), Duration.ofMillis(20)); }
+    /** The page re-renders a streaming message's status line as pieces arrive, so an element found a moment ago may be gone. */
+    WebDriverWait waitUpTo(int seconds) {
+        WebDriverWait wait = new WebDriverWait(browser, Duration.ofSeconds(seconds), Duration.ofMillis(20));
+        wait.ignoring(StaleElementReferenceException.class);
+        return wait;
+    }
 
     Object js(String script, Object... args) { return ((JavascriptExecutor) browser).executeScript(script, args); }
 
@@ -145,15 +151,16 @@ class ChatPageBrowserTest {
         input.sendKeys("What is shown?");
         input.sendKeys(Keys.ENTER);
         Pattern done = Pattern.compile("(\\d+) tokens · prompt (\\d+) tokens");
-        waitUpTo(60).until(d -> !d.findElements(By.cssSelector(".msg.error")).isEmpty() || d.findElements(By.cssSelector(".msg.assistant .status")).stream()
-                .anyMatch(e -> done.matcher(e.getText()).find()));
+        String finalStatus = waitUpTo(60).until(d -> !d.findElements(By.cssSelector(".msg.error")).isEmpty() ? "error"
+                : d.findElements(By.cssSelector(".msg.assistant .status")).stream().map(WebElement::getText)
+                        .filter(t -> done.matcher(t).find()).findFirst().orElse(null));
         assertEquals(0, browser.findElements(By.cssSelector(".msg.error")).size(),
                 () -> browser.findElements(By.cssSelector(".msg.error")).getFirst().getText());
         assertEquals("video_url,file,text", js("return kimivlLastRequest.messages.at(-1).content.map(p => p.type).join(',')"));
         assertEquals(2L, js("return kimivlLastRequest.messages.at(-1).content[0].video_url.frames"));
         assertEquals("2|doc.pdf", js("const f = kimivlLastRequest.messages.at(-1).content[1].file; return f.pages + '|' + f.filename"));
-        Matcher m = done.matcher(browser.findElement(By.cssSelector(".msg.assistant .status")).getText());
-        assertTrue(m.find());
+        Matcher m = done.matcher(finalStatus);
+        assertTrue(m.find(), finalStatus);
         // 2 frames of 4x3 tokens and page 2 (200x200 px at 144 dpi: 8x8 tokens), with their labels and the text
         assertTrue(Integer.parseInt(m.group(2)) > 2 * 12 + 64, "the frames and the page reached the model: " + m.group());
         List<String> chips = browser.findElements(By.cssSelector(".msg.user .chip")).stream().map(WebElement::getText).toList();
