@@ -71,6 +71,8 @@ class PolicyMirrorDescentTest {
         double[] r = PolicyMirrorDescent.withLengthPenalty(new boolean[]{true, true, false, false}, new int[]{10, 30, 10, 30}, 0.2);
         assertArrayEquals(new double[]{1 + 0.2 * 0.5, 1 - 0.2 * 0.5, 0, -0.2 * 0.5}, r, 1e-12);
         assertArrayEquals(new double[]{1, 0}, PolicyMirrorDescent.withLengthPenalty(new boolean[]{true, false}, new int[]{5, 5}, 0.2), 0);
+        // a group with no right answer gets no length term: it would only teach a weak policy to stop reasoning
+        assertArrayEquals(new double[]{0, 0, 0}, PolicyMirrorDescent.withLengthPenalty(new boolean[]{false, false, false}, new int[]{5, 50, 90}, 0.2), 0);
     }
 
     @Test
