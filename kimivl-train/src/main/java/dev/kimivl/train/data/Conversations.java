@@ -100,6 +100,32 @@ final class Conversations {
         };
     }
 
+    /**
+     * A copy lesson, the circuit needle retrieval needs (find a place in the context, emit what follows it) in its
+     * barest form, as the induction-head studies train it: either "Repeat these words: w1 … wn." answered by the n
+     * words, or a word list and "Which word comes after wk?" answered "Wk+1.". Words are drawn from the common-word list
+     * (repeats allowed in the copy form; in the look-up form the asked word occurs once, so the answer is unique).
+     */
+    static Example copy(SplittableRandom r) {
+        int n = 3 + r.nextInt(r.nextBoolean() ? 8 : 28);             // 3..10 words half the time, else 3..30
+        if (r.nextBoolean()) {
+            List<String> ws = new java.util.ArrayList<>();
+            for (int i = 0; i < n; i++) ws.add(pick(r, Words.COMMON));
+            String seq = String.join(" ", ws);
+            String q = pick(r, List.of("Repeat these words: ", "Say these words again: ", "Copy this: ")) + seq + ".";
+            return new Example("copy", List.of(), q, Palette.capitalise(seq) + ".", null);
+        }
+        List<String> ws = new java.util.ArrayList<>();
+        while (ws.size() < n + 1) {
+            String w = pick(r, Words.COMMON);
+            if (!ws.contains(w)) ws.add(w);
+        }
+        int k = r.nextInt(n);                                          // the asked word has a successor
+        String q = "Words: " + String.join(" ", ws) + ".\n" + pick(r, List.of("Which word comes after " + ws.get(k) + "?",
+            "What word follows " + ws.get(k) + "?"));
+        return new Example("copy", List.of(), q, Palette.capitalise(ws.get(k + 1)) + ".", null);
+    }
+
     static Example needle(SplittableRandom r, int targetChars, boolean repeatSentence) {
         if (targetChars < 50) throw new IllegalArgumentException("targetChars " + targetChars + " leaves no room for filler");
         String secret = pick(r, Words.COMMON);

@@ -625,6 +625,11 @@ public final class VisualWorld {
         return Conversations.needle(random(seed, "needle"), targetChars, true);
     }
 
+    /** A copy lesson (repeat a word list, or name the word after a given one): see {@code Conversations.copy}. */
+    public Example copy(long seed) {
+        return Conversations.copy(random(seed, "copy"));
+    }
+
     /**
      * Text for training the tokenizer: the questions, answers, reasoning traces and conversations of n examples of all
      * types (each string one of them), drawn with small images because only their text is kept.

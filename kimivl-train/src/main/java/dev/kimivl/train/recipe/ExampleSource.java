@@ -14,7 +14,7 @@ import java.util.SplittableRandom;
  * {@link #EVAL_SEED_BASE} up) never meet training ones.
  */
 public final class ExampleSource {
-    public static final List<String> KINDS = List.of("vqa", "caption", "compare", "chart", "reasoning", "text", "needle", "shapes", "object", "label", "passkey");
+    public static final List<String> KINDS = List.of("vqa", "caption", "compare", "chart", "reasoning", "text", "needle", "shapes", "object", "label", "passkey", "copy");
     /** The kinds whose examples hold exactly one image (what the ViT pre-training stage pairs with its caption). */
     public static final java.util.Set<String> ONE_IMAGE_KINDS = java.util.Set.of("vqa", "caption", "chart", "shapes", "object", "label");
     /** Training seeds are below this; evaluation draws from here up. */
@@ -68,6 +68,7 @@ public final class ExampleSource {
             case "text" -> world.text(seed);
             case "needle" -> world.longContext(seed, needleChars);
             case "passkey" -> world.passkey(seed, needleChars);
+            case "copy" -> world.copy(seed);
             case "object" -> world.object(seed);
             case "label" -> world.label(seed);
             case "shapes" -> {      // the earlier one-shape task (train-shapes), as a first lesson or a baseline

@@ -232,6 +232,32 @@ class MoreTypesTest {
     }
 
     @Test
+    void copyLessonsAnswerFromTheirOwnText() {
+        int repeats = 0, lookups = 0;
+        for (long seed = 0; seed < 200; seed++) {
+            Example e = world.copy(seed);
+            assertEquals("copy", e.type());
+            assertTrue(e.images().isEmpty());
+            assertEquals(e, world.copy(seed), "deterministic");
+            String want = e.answer().substring(0, e.answer().length() - 1).toLowerCase(Locale.ROOT);
+            if (e.question().startsWith("Words: ")) {
+                lookups++;
+                // the asked word occurs once in the list, and the answer is the word right after it
+                String[] words = e.question().substring(7, e.question().indexOf(".\n")).split(" ");
+                String asked = e.question().replaceAll("(?s).*(?:after|follows) (\\S+)\\?$", "$1");
+                int at = List.of(words).indexOf(asked);
+                assertTrue(at >= 0 && at == List.of(words).lastIndexOf(asked) && at + 1 < words.length, e.question());
+                assertEquals(words[at + 1], want, e.question());
+            } else {
+                repeats++;
+                assertTrue(e.question().toLowerCase(Locale.ROOT).endsWith(": " + want + "."), e.question() + " / " + e.answer());
+            }
+            assertTrue(VisualWorld.correct(e, e.answer()));
+        }
+        assertTrue(repeats > 60 && lookups > 60, repeats + " repeats, " + lookups + " look-ups");
+    }
+
+    @Test
     void corpusIsDeterministicAndCoversTheTypes() {
         List<String> a = world.corpus(7, 40).toList(), b = world.corpus(7, 40).toList();
         assertEquals(a, b);
