@@ -57,11 +57,14 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
      * @param visionOptimizer adamw (null: the default) | muon: Muon at {@code visionLr} for the vision side's matrices
      *                  (patch embedding, attention, MLP, projector; not the position table), AdamW for the rest. From
      *                  scratch, Muon taught the nano ViT shapes about twice as fast per step (TRAINING.md, session 7)
+     * @param startMaxSide progressive resolution (null: off): the largest image side at the stage's first step, rising
+     *                  linearly to {@code maxSide} at its last, as Kimi-VL's ViT pre-training raises its resolution: the
+     *                  early steps are cheap (few patches) and the late ones see the detail
      */
     public record Stage(String name, String kind, int steps, int batch, double lr, double adamLr, double visionLr, int warmup,
                         String schedule, double minLrRatio, List<String> train, Map<String, Double> mix, boolean thinking,
                         Double ropeTheta, Integer maxPositions, Integer needleChars, List<String> vqaTypes,
-                        boolean easyImages, Integer minSide, Integer maxSide, Rl rl, String visionOptimizer) {
+                        boolean easyImages, Integer minSide, Integer maxSide, Rl rl, String visionOptimizer, Integer startMaxSide) {
         static final Set<String> PARTS = Set.of("text", "vision", "projector");
         static final Set<String> KINDS = Set.of("pretrain-vit", "alignment", "joint", "cooldown", "long-context", "sft", "long-cot-sft", "rl");
 
@@ -106,6 +109,10 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException(where + " '" + name + "': image sides: " + e.getMessage());
             }
+            if (startMaxSide != null && (startMaxSide < imageOptions().minSide() || startMaxSide > imageOptions().maxSide())) {
+                throw new IllegalArgumentException(where + " '" + name + "': startMaxSide " + startMaxSide + " must lie between minSide "
+                        + imageOptions().minSide() + " and maxSide " + imageOptions().maxSide());
+            }
             if (visionOptimizer != null && !Set.of("adamw", "muon").contains(visionOptimizer)) {
                 throw new IllegalArgumentException(where + " '" + name + "': visionOptimizer '" + visionOptimizer + "' is not adamw or muon");
             }
@@ -119,6 +126,18 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
             var d = dev.kimivl.train.data.VisualWorld.Options.defaults();
             return new dev.kimivl.train.data.VisualWorld.Options(minSide == null ? d.minSide() : minSide,
                     maxSide == null ? d.maxSide() : maxSide, easyImages);
+        }
+
+        /**
+         * The images of step s (1-based): {@link #imageOptions()}, with the largest side at {@code startMaxSide} on the
+         * first step rising linearly to {@code maxSide} on the last when progressive resolution is on.
+         */
+        public dev.kimivl.train.data.VisualWorld.Options imageOptionsAt(int s) {
+            var o = imageOptions();
+            if (startMaxSide == null || steps <= 1) return o;
+            double p = Math.min(1, Math.max(0, (double) (s - 1) / (steps - 1)));
+            int max = (int) Math.round(startMaxSide + p * (o.maxSide() - startMaxSide));
+            return new dev.kimivl.train.data.VisualWorld.Options(o.minSide(), max, o.easy());
         }
 
         /** The learning-rate factor at step s (1-based) of this stage: linear warm-up, then the schedule. */

@@ -215,7 +215,7 @@ public final class RecipeTrainer {
             }
             Tokenizer tok = Tokenizer.load(current);
             encoder = new ExampleEncoder(tok, ChatTemplate.load(current), PreprocessorConfig.load(current), cfg.mediaPlaceholderTokenId());
-            source = new ExampleSource(new VisualWorld(stage.imageOptions()), stage.mix(), stage.needleChars() == null ? 2000 : stage.needleChars(), stage.vqaTypes());
+            source = sourceFor(stage.imageOptions());
             trainText = stage.train().contains("text");
             trainVisionSide = stage.train().contains("vision") || stage.train().contains("projector");
             params.putAll(tg.parameters());
@@ -386,11 +386,20 @@ public final class RecipeTrainer {
             return new StepResult(loss, cr.tokenAccuracy(), captionTokens, flop, (System.nanoTime() - t0) / 1e9, 0, stage.lrFactor(s), sr.loss(), sr.retrievalAccuracy());
         }
 
+        ExampleSource sourceFor(VisualWorld.Options images) {
+            return new ExampleSource(new VisualWorld(images), stage.mix(), stage.needleChars() == null ? 2000 : stage.needleChars(), stage.vqaTypes());
+        }
+
+        /** Where step s draws its examples: the stage's source, or with progressive resolution one sized for step s. */
+        ExampleSource sourceAt(int s) {
+            return stage.startMaxSide() == null ? source : sourceFor(stage.imageOptionsAt(s));
+        }
+
         /** Step s's examples, encoded: drawn and rendered on the data thread while the previous step computes. */
         List<ExampleEncoder.Encoded> batch(int s) {
             List<ExampleEncoder.Encoded> batch = new ArrayList<>();
             for (int b = 0; b < stage.batch(); b++) {
-                batch.add(encoder.encode(source.draw(ExampleSource.exampleSeed(recipe.seed(), k, s, b)), stage.thinking()));
+                batch.add(encoder.encode(sourceAt(s).draw(ExampleSource.exampleSeed(recipe.seed(), k, s, b)), stage.thinking()));
             }
             return batch;
         }
@@ -414,7 +423,7 @@ public final class RecipeTrainer {
                 dev.kimivl.generate.Generator gen = policy.generator(0);
                 for (int b = 0; b < stage.batch(); b++) {
                     long seed = ExampleSource.exampleSeed(recipe.seed(), k, s, b);
-                    dev.kimivl.train.data.Example ex = source.draw(seed);
+                    dev.kimivl.train.data.Example ex = sourceAt(s).draw(seed);
                     List<dev.kimivl.vision.LoadedImage> ims = new ArrayList<>();
                     for (java.awt.image.BufferedImage im : ex.images()) ims.add(ExampleEncoder.toLoaded(im));
                     dev.kimivl.model.KimiVL.Prompt prompt = policy.prompt(ExampleEncoder.userTurn(ex), ims);

@@ -38,7 +38,8 @@ class RecipeTrainerTest {
               "stages": [
                 { "name": "vit", "kind": "pretrain-vit", "steps": 3, "batch": 3, "lr": 0.01, "adamLr": 0.01, "visionLr": 0.01,
                   "warmup": 0, "schedule": "constant", "minLrRatio": 0, "train": ["vision", "projector"],
-                  "mix": { "label": 0.5, "caption": 0.5 }, "easyImages": true, "minSide": 64, "maxSide": 96, "visionOptimizer": "muon" },
+                  "mix": { "label": 0.5, "caption": 0.5 }, "easyImages": true, "minSide": 64, "maxSide": 96, "visionOptimizer": "muon",
+                  "startMaxSide": 64 },
                 { "name": "align", "kind": "alignment", "steps": 3, "batch": 2, "lr": 0.01, "adamLr": 0.01, "visionLr": 0.01,
                   "warmup": 1, "schedule": "constant", "minLrRatio": 0, "train": ["vision", "projector"], "mix": { "vqa": 1.0 } },
                 { "name": "joint", "kind": "joint", "steps": %d, "batch": 3, "lr": 0.01, "adamLr": 0.01, "visionLr": 0.01,
@@ -158,5 +159,16 @@ class RecipeTrainerTest {
         Files.writeString(f, RECIPE.formatted(3).replace("\"train\": [\"vision\", \"projector\"]", "\"train\": [\"text\", \"vision\"]"));
         e = assertThrows(IllegalArgumentException.class, () -> Recipe.load(f));
         assertTrue(e.getMessage().contains("pretrain-vit stage trains the vision tower"), e.getMessage());
+        // progressive resolution: the largest side rises from startMaxSide on step 1 to maxSide on the last step
+        Files.writeString(f, RECIPE.formatted(3));
+        Recipe.Stage vit = Recipe.load(f).stages().getFirst();
+        assertEquals(List.of(64, 80, 96), java.util.stream.IntStream.rangeClosed(1, 3).mapToObj(s -> vit.imageOptionsAt(s).maxSide()).toList());
+        assertEquals(64, vit.imageOptionsAt(2).minSide());
+        Recipe.Stage align = Recipe.load(f).stages().get(1);          // no startMaxSide: the same images at every step
+        assertEquals(align.imageOptions(), align.imageOptionsAt(1));
+        assertEquals(align.imageOptions(), align.imageOptionsAt(3));
+        Files.writeString(f, RECIPE.formatted(3).replace("\"startMaxSide\": 64", "\"startMaxSide\": 200"));
+        e = assertThrows(IllegalArgumentException.class, () -> Recipe.load(f));
+        assertTrue(e.getMessage().contains("startMaxSide 200") && e.getMessage().contains("maxSide 96"), e.getMessage());
     }
 }
