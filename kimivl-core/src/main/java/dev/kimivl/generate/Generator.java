@@ -113,17 +113,107 @@ public final class Generator {
         float[] logits = lm.logits(lm.prefill(rest, T - start, cache, progress), 0);
         long t1 = System.nanoTime();
         try {
-            for (int next; (next = d.next(logits, cache.length() >= cache.maxTokens())) >= 0; ) {
-                float[] x = lm.embed(new int[]{next});
-                if (kept != null) kept.record(next, PromptCache.rowHash(x, 0, D));
-                float[] hn = lm.forward(x, 1, cache, StageSink.NONE, null);
-                logits = lm.logits(hn, 0);
+            if (speculative.enabled() && Speculative.exactFor(lm)) {
+                decodeDrafting(cache, promptIds, d, kept, logits);
+            } else {
+                for (int next; (next = d.next(logits, cache.length() >= cache.maxTokens())) >= 0; ) {
+                    float[] x = lm.embed(new int[]{next});
+                    if (kept != null) kept.record(next, PromptCache.rowHash(x, 0, D));
+                    float[] hn = lm.forward(x, 1, cache, StageSink.NONE, null);
+                    logits = lm.logits(hn, 0);
+                }
             }
         } finally {
             if (kept != null) kept.sync();
         }
         long t2 = System.nanoTime();
         return d.result((t1 - t0) / 1e9, (t2 - t1) / 1e9);
+    }
+
+    private Speculative speculative = Speculative.NONE;
+    private java.util.function.Consumer<Speculative.Stats> draftStats;
+
+    /**
+     * Drafts tokens by prompt lookup and verifies them in batched passes ({@link Speculative}); {@link Speculative#NONE}
+     * (the default of a new generator) decodes one token per pass. The tokens are the same either way. Drafting is
+     * skipped for models whose batched pass is not bit-equal to single-token decode ({@link Speculative#exactFor}).
+     */
+    public Generator drafting(Speculative s) {
+        this.speculative = java.util.Objects.requireNonNull(s);
+        return this;
+    }
+
+    public Speculative drafting() { return speculative; }
+
+    /** Hears what each generation did with its drafts, once it ends (only when drafting ran). */
+    public Generator onDraftStats(java.util.function.Consumer<Speculative.Stats> sink) {
+        this.draftStats = sink;
+        return this;
+    }
+
+    /**
+     * The decode loop with drafting: each step runs the token to run next plus k drafted tokens as one pass of k + 1
+     * positions ({@link LanguageModel#forwardRows}); {@link Decoding#next} then picks from the positions' logits in
+     * order, exactly as it would one step at a time (same logits, same sampler state), and the step ends at the first
+     * pick that differs from the draft: that pick is the next token to run, and the cache is truncated to the
+     * positions whose input was right. A step with no draft worth verifying is the plain single-token step.
+     */
+    private void decodeDrafting(KvCache cache, int[] promptIds, Decoding d, PromptCache kept, float[] logits) {
+        int D = lm.config().hiddenSize(), V = lm.config().vocabSize();
+        int maxTokens = d.params().maxTokens();
+        NgramDrafter drafter = new NgramDrafter(promptIds, speculative.maxN(), speculative.minN());
+        Speculative.Policy policy = new Speculative.Policy(speculative.adaptive());
+        int steps = 0, verifySteps = 0, drafted = 0, accepted = 0, rollbacks = 0;
+        int next = d.next(logits, cache.length() >= cache.maxTokens());
+        while (next >= 0) {
+            drafter.append(next);
+            policy.emitted(next);
+            int pos0 = cache.length();
+            // drafts beyond the room left (context, max tokens) could never be emitted: the last position's pick is
+            // emitted as well, hence the - 1
+            int room = Math.min(cache.maxTokens() - pos0 - 1, maxTokens - d.generated() - 1);
+            NgramDrafter.Draft found = drafter.draft(Math.min(speculative.maxDraft(), Math.max(0, room)));
+            int k = policy.choose(found.n(), found.tokens().length);
+            if (k < found.tokens().length) policy.shadow(found.n(), found.tokens());
+            steps++;
+            long s0 = System.nanoTime();
+            if (k == 0) {
+                float[] x = lm.embed(new int[]{next});
+                if (kept != null) kept.record(next, PromptCache.rowHash(x, 0, D));
+                logits = lm.logits(lm.forward(x, 1, cache, StageSink.NONE, null), 0);
+                policy.timed(1, (System.nanoTime() - s0) / 1e9);
+                next = d.next(logits, cache.length() >= cache.maxTokens());
+                continue;
+            }
+            policy.dropShadow();
+            int T = k + 1;
+            int[] run = new int[T];
+            run[0] = next;
+            System.arraycopy(found.tokens(), 0, run, 1, k);
+            float[] x = lm.embed(run);
+            long[] hashes = new long[T];
+            if (kept != null) for (int t = 0; t < T; t++) hashes[t] = PromptCache.rowHash(x, t, D);
+            float[] all = lm.logitsRows(lm.forwardRows(x, T, cache), T);        // [T, V]
+            policy.timed(T, (System.nanoTime() - s0) / 1e9);
+            verifySteps++;
+            drafted += k;
+            // row t's input was right (the token to run, then accepted drafts): its pick is emitted; the step ends
+            // at the first pick that is not the next draft, or when the sequence ends
+            int t = 0, pick;
+            while (true) {
+                pick = d.next(java.util.Arrays.copyOfRange(all, t * V, (t + 1) * V), pos0 + t + 1 >= cache.maxTokens());
+                if (pick < 0 || t == k || pick != run[t + 1]) break;
+                drafter.append(pick);
+                t++;
+            }
+            accepted += t;
+            policy.verified(found.n(), t, t < k && pick >= 0);
+            if (t < k) rollbacks++;
+            cache.truncate(pos0 + t + 1);
+            if (kept != null) for (int i = 0; i <= t; i++) kept.record(run[i], hashes[i]);
+            next = pick;
+        }
+        if (draftStats != null) draftStats.accept(new Speculative.Stats(steps, verifySteps, drafted, accepted, rollbacks, d.generated()));
     }
 
     /** Holds back text that may begin a stop string; cuts the output at the first stop string. */

@@ -183,6 +183,48 @@ public final class LanguageModel {
         return out;
     }
 
+    /**
+     * T consecutive tokens of ONE sequence, x [T, D] (consumed), at positions cache.length() .. + T - 1, computed as T
+     * single-token decode steps would compute them but in one pass: every row goes through {@link #decodeBatch}'s
+     * per-row path (each weight read once for all T rows, {@link RowProducts}), and row t's attention sees the cache
+     * up to its own position (rows before it included). Returns the final-normed states [T, D] (logits:
+     * {@link #logitsRows}). Speculative decoding verifies drafted tokens with it
+     * ({@link dev.kimivl.generate.Speculative}); the caller rolls rejected rows back with {@link KvCache#truncate}.
+     *
+     * <p>With float weights (F32, BF16) a row's logits equal {@link #forward} of that one token bit for bit (tested:
+     * the same dot kernels in the same order); see {@link dev.kimivl.generate.Speculative#exactFor} for other types.
+     */
+    public float[] forwardRows(float[] x, int T, KvCache cache) {
+        int D = config.hiddenSize(), pos0 = cache.length();
+        if (x.length != T * D) throw new IllegalArgumentException("forwardRows: x has " + x.length + " floats, expected " + T + " rows of " + D);
+        if (pos0 == 0) throw new IllegalArgumentException("forwardRows continues a sequence; its first position is a prompt's (prefill)");
+        if (pos0 + T > cache.maxTokens()) {
+            throw new IllegalArgumentException(T + " new tokens after " + pos0 + " cached exceed the context of " + cache.maxTokens() + " tokens");
+        }
+        int[] positions = new int[T];
+        KvCache[] caches = new KvCache[T];
+        for (int t = 0; t < T; t++) { positions[t] = pos0 + t; caches[t] = cache; }
+        // the latents of rows 0..T-1 are all written before any row attends, and row t reads only positions ≤ pos0 + t
+        for (DecoderLayer layer : layers) layer.forwardBatch(x, T, positions, caches);
+        cache.advance(pos0 + T);
+        float[] out = new float[T * D];
+        for (int t = 0; t < T; t++) VectorMath.rmsNorm(x, t * D, finalNorm, (float) config.rmsNormEps(), out, t * D, D);
+        return out;
+    }
+
+    /**
+     * True when {@link #forwardRows} is known to give single-token decode's logits bit for bit for these weights: float
+     * (F32, BF16) embeddings and lm_head, as in a float checkpoint, where every row runs the same dot kernel as the
+     * matvec (ForwardRowsTest). Quantized files (GGUF, --quantize) answer false for now: Q8_0/Q4_0 rows are bit-equal
+     * on tiny-random, but {@link #decodeBatch}'s rows are not bit-equal to single decode on the golden model yet
+     * (BatchedDecodeTest's known defect), and F16 matvec sums in another order than the batched dot.
+     */
+    public boolean rowsMatchDecode() {
+        return isFloat(lmHead.dtype()) && isFloat(embedTokens.dtype());
+    }
+
+    private static boolean isFloat(dev.kimivl.tensor.DType t) { return t == dev.kimivl.tensor.DType.F32 || t == dev.kimivl.tensor.DType.BF16; }
+
     /** Logits [B, V] of the final-normed states h [B, D] of a {@link #decodeBatch} step, lm_head read once, each row alone. */
     public float[] logitsRows(float[] h, int B) {
         long t0 = PhaseTimer.start();
