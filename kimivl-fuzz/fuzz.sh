@@ -22,7 +22,7 @@ if [[ "${1:-}" == "-t" ]]; then duration="$2"; shift 2; fi
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
   targets=(SafetensorsFuzzTest#file SafetensorsFuzzTest#header SafetensorsFuzzTest#index SafetensorsFuzzTest#config
-           GgufFuzzTest#file GgufFuzzTest#textHeader GgufFuzzTest#mmprojHeader NativeBoundaryFuzzTest#matrix
+           GgufFuzzTest#file GgufFuzzTest#textHeader GgufFuzzTest#mixedHeader GgufFuzzTest#mmprojHeader NativeBoundaryFuzzTest#matrix
            ImageFuzzTest#image TokenizerFuzzTest#tiktokenFile TokenizerFuzzTest#tokenizerConfig TokenizerFuzzTest#roundTrip
            TokenizerFuzzTest#decodeIds ChatRequestFuzzTest#body)
 fi

@@ -14,6 +14,13 @@ public final class Matrices {
         if (r < 0 || c < 0 || r > Integer.MAX_VALUE || c > Integer.MAX_VALUE || (c > 0 && r > Long.MAX_VALUE / 8 / c)) {
             throw new CheckpointException(t.origin() + ": tensor '" + t.name() + "' " + t.shapeString() + " is not a matrix kimivl can index");
         }
+        // An empty dimension holds no weights, yet rows x 0 would cost the kernels a pass over up to 2^31 rows (and
+        // the caller an output of that many floats) without one byte read: a header could declare [2^24, 0] for free
+        // (NativeBoundaryFuzzTest's regress-empty-rows timed out on it). No layer of a model has one; refused here.
+        if (r == 0 || c == 0) {
+            throw new CheckpointException(t.origin() + ": tensor '" + t.name() + "' " + t.shapeString() + " " + t.dtype()
+                    + " has an empty dimension: not a weight matrix");
+        }
         int rows = (int) r, cols = (int) c;
         return switch (t.dtype()) {
             case F32, BF16, F16 -> {

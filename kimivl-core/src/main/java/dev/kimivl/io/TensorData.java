@@ -48,6 +48,7 @@ public record TensorData(String name, DType dtype, long[] shape, MemorySegment d
             case I32 -> { for (int i = 0; i < out.length; i++) out[i] = data.get(I32LE, 4L * i); }
             default -> {
                 if (!dtype.isQuantized()) throw new CheckpointException(origin + ": tensor '" + name + "' has dtype " + dtype + ", not a float type");
+                if (n == 0) break;                          // an empty quantized tensor: no matrix (Matrices.of refuses one)
                 Matrix m = Matrices.of(this.reshaped2d());
                 for (int r = 0; r < m.rows(); r++) m.row(r, out, r * m.cols());
             }

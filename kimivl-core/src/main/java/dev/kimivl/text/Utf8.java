@@ -37,9 +37,14 @@ final class Utf8 {
     }
 
     /**
-     * Where the unfinished character at the end of b[0, len) starts: the position of a lead byte whose following
-     * bytes are all valid so far but too few. Returns {@code len} when the bytes end on a boundary, or on bytes
-     * that no further input can make valid.
+     * Where the unfinished sequence at the end of b[0, len) starts: the position of a lead byte whose following
+     * bytes are too few and could still be taken, with the bytes still to come, as one unit by Java's decoder.
+     * Returns {@code len} when the bytes end on a boundary, or on bytes that no further input can join.
+     * <p>
+     * "One unit" is Java's rule, not Table 3-7's: Java decodes a 3-byte sequence starting with ED and any
+     * continuation bytes (an encoded surrogate, ED A0..BF xx, not valid UTF-8) and replaces the whole of it by a
+     * single U+FFFD. Cutting after ED A0 would give two or three U+FFFD where {@link Tokenizer#decode} gives one
+     * (found by TokenizerFuzzTest#decodeIds, kept as its regress-surrogate-ed-split input).
      */
     static int incompleteTailStart(byte[] b, int len) {
         for (int p = len - 1; p >= Math.max(0, len - 3); p--) {
@@ -47,9 +52,15 @@ final class Utf8 {
             if ((lead & 0xC0) == 0x80) continue;
             int n = expectedLength(lead);
             if (n <= len - p) return len;
-            for (int k = 1; p + k < len; k++) if (!validContinuation(lead, k, b[p + k] & 0xFF)) return len;
+            for (int k = 1; p + k < len; k++) if (!joinedByJavaDecoder(lead, k, b[p + k] & 0xFF)) return len;
             return p;
         }
         return len;
+    }
+
+    /** {@link #validContinuation}, except that Java's decoder takes any continuation byte after ED (see above). */
+    private static boolean joinedByJavaDecoder(int lead, int index, int b) {
+        if (lead == 0xED) return b >= 0x80 && b <= 0xBF;
+        return validContinuation(lead, index, b);
     }
 }

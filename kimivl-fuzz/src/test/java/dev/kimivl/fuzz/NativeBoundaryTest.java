@@ -39,6 +39,8 @@ class NativeBoundaryTest {
             refused(tensor(arena, DType.BF16, 64, -1, 32), "a negative dimension");
             refused(tensor(arena, DType.Q4_0, 18, 1, 32, 1), "not 2-D");
             refused(tensor(arena, DType.I32, 64, 4, 4), "a type with no matrix kernel");
+            refused(tensor(arena, DType.F16, 0, 1L << 24, 0), "16M empty rows, no bytes (NativeBoundaryFuzzTest's regress-empty-rows timed out on them)");
+            refused(tensor(arena, DType.Q8_0, 0, 0, Integer.MAX_VALUE / 32 * 32), "no rows of 2^31 columns (a caller's input vector of 8 GB)");
         }
     }
 
