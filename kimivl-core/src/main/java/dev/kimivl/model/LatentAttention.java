@@ -139,10 +139,10 @@ final class LatentAttention {
                 a6 = FloatVector.fromArray(F, q, q6 + d).fma(k, a6);
                 a7 = FloatVector.fromArray(F, q, q7 + d).fma(k, a7);
             }
-            float t0 = a0.reduceLanes(VectorOperators.ADD), t1 = a1.reduceLanes(VectorOperators.ADD);
-            float t2 = a2.reduceLanes(VectorOperators.ADD), t3 = a3.reduceLanes(VectorOperators.ADD);
-            float t4 = a4.reduceLanes(VectorOperators.ADD), t5 = a5.reduceLanes(VectorOperators.ADD);
-            float t6 = a6.reduceLanes(VectorOperators.ADD), t7 = a7.reduceLanes(VectorOperators.ADD);
+            float t0 = VectorMath.sum(a0), t1 = VectorMath.sum(a1);
+            float t2 = VectorMath.sum(a2), t3 = VectorMath.sum(a3);
+            float t4 = VectorMath.sum(a4), t5 = VectorMath.sum(a5);
+            float t6 = VectorMath.sum(a6), t7 = VectorMath.sum(a7);
             for (; d < W; d++) {
                 float k = lat[lo + d];
                 t0 += q[q0 + d] * k; t1 += q[q1 + d] * k; t2 += q[q2 + d] * k; t3 += q[q3 + d] * k;
@@ -232,7 +232,7 @@ final class LatentAttention {
         for (; j < bound; j += L) {
             FloatVector e = VectorMath.expNeg(FloatVector.fromArray(F, s, so + j).sub(mv));
             e.intoArray(s, so + j);
-            sum += e.reduceLanes(VectorOperators.ADD);
+            sum += VectorMath.sum(e);
         }
         for (; j < n; j++) { float e = (float) Math.exp(s[so + j] - m); s[so + j] = e; sum += e; }
         return sum;

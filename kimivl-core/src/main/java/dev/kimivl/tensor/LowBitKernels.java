@@ -108,7 +108,7 @@ final class LowBitKernels {
             acc = ((FloatVector) p.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F8, Quant.f16(s, o + 80) * kd[sb]), acc);
             mins += (sc >> 4) * bs[step] * Quant.f16(s, o + 82) * kd[sb];
         }
-        return acc.reduceLanes(VectorOperators.ADD) - mins;
+        return VectorMath.sum(acc) - mins;
     }
 
     /** 16 values: bits shift..shift+1 of the 16 bytes at q, times 16 activations at xk[xb], times the scale, pairs summed. */
@@ -146,7 +146,7 @@ final class LowBitKernels {
                     Quant.q3kScale(s, o + 96, k));
             acc = ((FloatVector) p.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F8, Quant.f16(s, o + 108) * kd[sb]), acc);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return VectorMath.sum(acc);
     }
 
     /** 16 values: low bits 2j of the bytes at q, high bit hb of the bytes at hmask (clear: −4), times x and the scale. */
@@ -181,7 +181,7 @@ final class LowBitKernels {
             acc0 = ((FloatVector) groupIQ4(s, o + 2, xq, 32 * b).convert(VectorOperators.I2F, 0))
                     .fma(FloatVector.broadcast(F8, Quant.f16(s, o) * dx[b]), acc0);
         }
-        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        return VectorMath.sum(acc0.add(acc1));
     }
 
     private static float dotIQ4XS(MemorySegment s, long base, int nsb, short[] xq, float[] dx) {
@@ -200,6 +200,6 @@ final class LowBitKernels {
                         .fma(FloatVector.broadcast(F8, d * ls1 * dx[b + 1]), acc1);
             }
         }
-        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        return VectorMath.sum(acc0.add(acc1));
     }
 }

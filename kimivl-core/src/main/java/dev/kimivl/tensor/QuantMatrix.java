@@ -373,7 +373,7 @@ public final class QuantMatrix implements Matrix {
             acc1 = blockQ8Int(s, o + 34, xq, b + 1, Float.float16ToFloat(s.get(S16LE, o + 34)) * dx[b + 1], acc1);
         }
         if (b < blocks) acc0 = blockQ8Int(s, o, xq, b, Float.float16ToFloat(s.get(S16LE, o)) * dx[b], acc0);
-        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        return VectorMath.sum(acc0.add(acc1));
     }
 
     /** Σ (q − 8)·x over one Q4_0 block at o (low nibbles: elements 0-15, high: 16-31), as 16 shorts (|.| ≤ 2032). */
@@ -397,8 +397,8 @@ public final class QuantMatrix implements Matrix {
             a0 = accQ4(prodQ4(s, o, x0, x1), Float.float16ToFloat(s.get(S16LE, o)) * dxb, a0);
             a1 = accQ4(prodQ4(s, u, x0, x1), Float.float16ToFloat(s.get(S16LE, u)) * dxb, a1);
         }
-        y[yi] = a0.reduceLanes(VectorOperators.ADD);
-        y[yi + 1] = a1.reduceLanes(VectorOperators.ADD);
+        y[yi] = VectorMath.sum(a0);
+        y[yi + 1] = VectorMath.sum(a1);
     }
 
     /** One Q4_0 row · quantized x (the odd last row). */
@@ -410,7 +410,7 @@ public final class QuantMatrix implements Matrix {
             a0 = accQ4(prodQ4(s, o, ShortVector.fromArray(S256, xq, 32 * b), ShortVector.fromArray(S256, xq, 32 * b + 16)),
                     Float.float16ToFloat(s.get(S16LE, o)) * dx[b], a0);
         }
-        return a0.reduceLanes(VectorOperators.ADD);
+        return VectorMath.sum(a0);
     }
 
     private static final VectorSpecies<Byte> B256 = ByteVector.SPECIES_256;
@@ -467,7 +467,7 @@ public final class QuantMatrix implements Matrix {
             acc1 = blockQ8(s, o + 34, xp, 32 * b + 32).fma(FloatVector.broadcast(F, d1), acc1);
         }
         if (b < blocks) acc0 = blockQ8(s, o, xp, 32 * b).fma(FloatVector.broadcast(F, Float.float16ToFloat(s.get(S16LE, o))), acc0);
-        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        return VectorMath.sum(acc0.add(acc1));
     }
 
     /** Q4_0 row dot for 8-lane machines: bytes zero-extended to ints, nibbles taken with AND / shift, the −8 offset applied through block sums of x. */
@@ -490,7 +490,7 @@ public final class QuantMatrix implements Matrix {
             acc1 = u.fma(vd, acc1);
             corr += d * xs[b];
         }
-        return acc0.add(acc1).reduceLanes(VectorOperators.ADD) - 8 * corr;
+        return VectorMath.sum(acc0.add(acc1)) - 8 * corr;
     }
 
     /** Σ_c W[r, c]·x[xo + c] for one Q8_0 row starting at byte {@code base}; two blocks per iteration. */
@@ -517,7 +517,7 @@ public final class QuantMatrix implements Matrix {
             for (int k = 0; k < 32; k += FL) t0 = q8(s, o + 2 + k).fma(FloatVector.fromArray(F, x, xi + k), t0);
             acc0 = t0.fma(FloatVector.broadcast(F, d0), acc0);
         }
-        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        return VectorMath.sum(acc0.add(acc1));
     }
 
     /** FL int8 values at byte off as floats. */
@@ -557,7 +557,7 @@ public final class QuantMatrix implements Matrix {
             }
             acc0 = t0.fma(FloatVector.broadcast(F, d0), acc0);
         }
-        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        return VectorMath.sum(acc0.add(acc1));
     }
 
     /** Low nibbles − 8 as floats. */
