@@ -7,6 +7,7 @@ import dev.kimivl.generate.GenerationOptions;
 import dev.kimivl.generate.Generator;
 import dev.kimivl.generate.PromptCache;
 import dev.kimivl.generate.SamplingParams;
+import dev.kimivl.generate.Speculative;
 import dev.kimivl.generate.ThinkingFilter;
 import dev.kimivl.media.MediaMessages;
 import dev.kimivl.model.KimiVL;
@@ -76,6 +77,12 @@ final class ChatCommand implements Callable<Integer> {
             description = "After each answer, a dim line: tokens, speed, and how much of the prompt came from the cache (default: on).")
     boolean stats;
 
+    @Option(names = "--draft", defaultValue = "ngram", paramLabel = "ngram|ngram:K|none",
+            description = "Prompt-lookup speculative decoding where the measured costs say it pays (default: ${DEFAULT-VALUE}); none turns it off. Same answers either way (docs/speculative.md).")
+    String draft;
+
+    private Speculative drafting = Speculative.NONE;
+
     /** SGR faint: reasoning and status lines, on terminals that understand ANSI (everything but a dumb one). */
     private static final String DIM = "\u001b[2m", PLAIN = "\u001b[0m";
 
@@ -96,6 +103,11 @@ final class ChatCommand implements Callable<Integer> {
         if (ctx != null && ctx < 1) throw Errors.usage(spec, "--ctx must be a positive number of tokens, not " + ctx);
         if (maxImagePixels < 1) throw Errors.usage(spec, "--max-image-pixels must be positive, not " + maxImagePixels);
         if (!List.of("show", "hide").contains(thinking)) throw Errors.usage(spec, "--thinking takes show or hide, not '" + thinking + "'");
+        try {
+            drafting = Speculative.parse(draft);
+        } catch (IllegalArgumentException e) {
+            throw Errors.usage(spec, e.getMessage());
+        }
         GenerationConfig g = GenerationConfig.load(model.resolve());
         generation = g;
         nextSeed = seed != null ? seed : System.nanoTime();
@@ -247,7 +259,7 @@ final class ChatCommand implements Callable<Integer> {
         try {
             m.weights().checkUnchanged();
             KimiVL.Prompt p = m.prompt(messages, allImages);
-            r = m.generator(ctx != null ? ctx : 0).generate(p.embeddings(), p.ids(), params, filter,
+            r = m.generator(ctx != null ? ctx : 0).drafting(drafting).generate(p.embeddings(), p.ids(), params, filter,
                     GenerationOptions.NONE.withCache(cache).withCancel(stop::get));
             filter.finish();
         } catch (RuntimeException e) {

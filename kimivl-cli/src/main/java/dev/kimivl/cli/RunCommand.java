@@ -3,6 +3,7 @@ package dev.kimivl.cli;
 import dev.kimivl.config.GenerationConfig;
 import dev.kimivl.generate.Generator;
 import dev.kimivl.generate.SamplingParams;
+import dev.kimivl.generate.Speculative;
 import dev.kimivl.generate.ThinkingFilter;
 import dev.kimivl.model.KimiVL;
 import dev.kimivl.text.ChatMessage;
@@ -57,6 +58,10 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--stats", description = "Print token counts and speeds to stderr.")
     boolean stats;
 
+    @Option(names = "--draft", defaultValue = "ngram", paramLabel = "ngram|ngram:K|none",
+            description = "Prompt-lookup speculative decoding: draft up to 8 (K) tokens from n-grams of the prompt and the answer so far and verify them in one pass, where the measured costs say it pays (default: ${DEFAULT-VALUE}); none turns it off. The answer is the same tokens either way (docs/speculative.md).")
+    String draft;
+
     @Option(names = "--thinking", defaultValue = "show", paramLabel = "show|hide|stderr",
             description = "Thinking models' ◁think▷…◁/think▷ reasoning: show it inline (default), hide it, or send it to stderr.")
     String thinking;
@@ -67,6 +72,12 @@ final class RunCommand implements Callable<Integer> {
         if (ctx != null && ctx < 1) throw Errors.usage(spec, "--ctx must be a positive number of tokens, not " + ctx);
         if (maxImagePixels < 1) throw Errors.usage(spec, "--max-image-pixels must be positive, not " + maxImagePixels);
         if (!List.of("show", "hide", "stderr").contains(thinking)) throw Errors.usage(spec, "--thinking takes show, hide or stderr, not '" + thinking + "'");
+        Speculative drafting;
+        try {
+            drafting = Speculative.parse(draft);
+        } catch (IllegalArgumentException e) {
+            throw Errors.usage(spec, e.getMessage());
+        }
         media.check(spec);
         media.checkFiles();
         model.checkImagesPossible(!images.isEmpty() || media.any());
@@ -80,7 +91,7 @@ final class RunCommand implements Callable<Integer> {
         for (Path f : images) loaded.add(loader.load(f));
         try (KimiVL m = model.open()) {
             try {
-                answer(m, text, params, loaded, out);
+                answer(m, text, params, loaded, out, drafting);
             } catch (RuntimeException | InternalError e) {
                 ModelOption.explainFault(m, e);
                 throw e;
@@ -89,9 +100,11 @@ final class RunCommand implements Callable<Integer> {
         return 0;
     }
 
-    private void answer(KimiVL m, String text, SamplingParams params, List<LoadedImage> loaded, PrintStream out) {
+    private void answer(KimiVL m, String text, SamplingParams params, List<LoadedImage> loaded, PrintStream out, Speculative drafting) {
         m.weights().checkUnchanged();
-        Generator gen = m.generator(ctx != null ? ctx : 0);
+        Generator gen = m.generator(ctx != null ? ctx : 0).drafting(drafting);
+        Speculative.Stats[] draftStats = new Speculative.Stats[1];
+        gen.onDraftStats(s -> draftStats[0] = s);
         List<ChatMessage> messages = new ArrayList<>();
         if (media.any()) {
             // frames and pages sized to the context before anything is decoded (docs/long-inputs.md)
@@ -135,6 +148,8 @@ final class RunCommand implements Callable<Integer> {
         if (stats) {
             System.err.printf("kimivl: prompt %d tokens (%.1f tok/s), generated %d tokens (%.1f tok/s), finish: %s%n",
                     r.promptTokens(), r.prefillTokensPerSecond(), r.tokens().length, r.decodeTokensPerSecond(), r.finishReason().name().toLowerCase());
+            if (draftStats[0] != null) System.err.println("kimivl: " + draftStats[0]);
+            else if (drafting.enabled()) System.err.println("kimivl: draft: off for this model (its batched pass is not bit-equal to single-token decode; docs/speculative.md)");
         }
     }
 }

@@ -57,5 +57,20 @@ public final class CachedGenerator {
         if (T + 1 > cache.maxTokens()) throw new ContextOverflowException(T, cache.maxTokens());
     }
 
-    private Generator generator(KvCache cache) { return new Generator(lm, tokenizer, cache.maxTokens()); }
+    private Speculative speculative = Speculative.NONE;
+    private java.util.function.Consumer<Speculative.Stats> draftStats;
+
+    /**
+     * Prompt-lookup drafting ({@link Generator#drafting}); off by default: the server batches sequences instead and
+     * keeps this off. Benchmarks use it with {@link Decoding#ignoreStopTokens} for answers of a fixed length.
+     */
+    public CachedGenerator drafting(Speculative s, java.util.function.Consumer<Speculative.Stats> stats) {
+        this.speculative = java.util.Objects.requireNonNull(s);
+        this.draftStats = stats;
+        return this;
+    }
+
+    private Generator generator(KvCache cache) {
+        return new Generator(lm, tokenizer, cache.maxTokens()).drafting(speculative).onDraftStats(draftStats);
+    }
 }
