@@ -190,15 +190,31 @@ public final class MlaAttention {
      * counted at half because those products run ~2x faster than the attention kernels) costs less than what the
      * cheaper attention saves (H·(W + kvLora − qHead − vDim) MACs per causal query-key pair: 12288). A fresh prompt
      * qualifies from ~171 tokens; a 40-token turn after 8000 cached positions does not.
+     *
+     * <p>A turn of fewer than {@link #SHORT_TURN} new tokens after a cached context always takes the absorbed form: its
+     * decompression would expand every cached position for a handful of queries, and on small attention dimensions
+     * (the nano and tiny models, where the MAC count above says it pays) its per-position costs dominate: measured on
+     * tiny-random, 34 new tokens after 1,966 cached took 21 ms of CPU decompressed and 3.9 ms absorbed (a second chat
+     * turn's time to first token; docs/server.md). On Kimi-VL-A3B's dimensions the MAC count already picks the absorbed
+     * form for every continuation this short, so the rule changes nothing there.
      */
     boolean decompressionPays(int T, int pos0) { return decompressionPays(T, pos0, heads, kvLora, rope, nope, vDim); }
 
     static boolean decompressionPays(int T, int pos0, int heads, int kvLora, int rope, int nope, int vDim) {
+        if (pos0 > 0 && T < SHORT_TURN) return false;
+        return decompressionSavesMacs(T, pos0, heads, kvLora, rope, nope, vDim);
+    }
+
+    /** The multiply-add count of {@link #decompressionPays} alone. */
+    static boolean decompressionSavesMacs(int T, int pos0, int heads, int kvLora, int rope, int nope, int vDim) {
         double pairs = (double) T * (pos0 + (T + 1) / 2.0);
         double saved = (double) heads * (kvLora + rope + kvLora - (nope + rope) - vDim);
         double perKey = 0.5 * kvLora * heads * (nope + vDim);
         return pairs * saved > (pos0 + (double) T) * perKey;
     }
+
+    /** New tokens below which a continuation of a cached context always takes the absorbed form ({@link #decompressionPays}). */
+    static final int SHORT_TURN = 64;
 
     /** Query rows per native call of the decompressed form (a head's block of prompt tokens). */
     private static final int MHA_ROWS = 32;

@@ -114,5 +114,15 @@ class DecodePathsTest {
         assertTrue(!MlaAttention.decompressionPays(160, 0, 16, 512, 64, 128, 128), "a fresh 160-token prompt");
         assertTrue(!MlaAttention.decompressionPays(40, 8000, 16, 512, 64, 128, 128), "a 40-token turn after 8000 positions");
         assertTrue(MlaAttention.decompressionPays(512, 4000, 16, 512, 64, 128, 128), "a 512-token turn after 4000 positions");
+        for (int T = 1; T < MlaAttention.SHORT_TURN; T++) {
+            for (int pos0 : new int[]{1, 100, 2000, 8000}) {
+                assertTrue(!MlaAttention.decompressionSavesMacs(T, pos0, 16, 512, 64, 128, 128), "the short-turn rule changes nothing on A3B: " + T + " after " + pos0);
+            }
+        }
+        // tiny-random's dimensions (4 heads, kv_lora 32, rope 8, nope 16, v 16): a fresh prompt decompresses, a short
+        // second turn after a long first one does not (the MAC count alone would decompress its 2,000 positions)
+        assertTrue(MlaAttention.decompressionPays(2000, 0, 4, 32, 8, 16, 16), "a fresh 2000-token prompt, tiny dims");
+        assertTrue(MlaAttention.decompressionSavesMacs(34, 1966, 4, 32, 8, 16, 16), "the MAC count alone would decompress");
+        assertTrue(!MlaAttention.decompressionPays(34, 1966, 4, 32, 8, 16, 16), "a 34-token turn after 1966 positions, tiny dims");
     }
 }
