@@ -77,8 +77,8 @@ final class ChatCommand implements Callable<Integer> {
             description = "After each answer, a dim line: tokens, speed, and how much of the prompt came from the cache (default: on).")
     boolean stats;
 
-    @Option(names = "--draft", defaultValue = "ngram", paramLabel = "ngram|ngram:K|none",
-            description = "Prompt-lookup speculative decoding where the measured costs say it pays (default: ${DEFAULT-VALUE}); none turns it off. Same answers either way (docs/speculative.md).")
+    @Option(names = "--draft", defaultValue = "none", paramLabel = "ngram|ngram:K|none",
+            description = "Prompt-lookup speculative decoding where the measured costs say it pays; float checkpoints only (default: ${DEFAULT-VALUE}). Same answers either way (docs/speculative.md).")
     String draft;
 
     private Speculative drafting = Speculative.NONE;

@@ -58,8 +58,8 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--stats", description = "Print token counts and speeds to stderr.")
     boolean stats;
 
-    @Option(names = "--draft", defaultValue = "ngram", paramLabel = "ngram|ngram:K|none",
-            description = "Prompt-lookup speculative decoding: draft up to 8 (K) tokens from n-grams of the prompt and the answer so far and verify them in one pass, where the measured costs say it pays (default: ${DEFAULT-VALUE}); none turns it off. The answer is the same tokens either way (docs/speculative.md).")
+    @Option(names = "--draft", defaultValue = "none", paramLabel = "ngram|ngram:K|none",
+            description = "Prompt-lookup speculative decoding: draft up to 8 (K) tokens from n-grams of the prompt and the answer so far and verify them in one pass where the measured costs say it pays; float checkpoints only (default: ${DEFAULT-VALUE}: it did not pay on the small models measured). The answer is the same tokens either way (docs/speculative.md).")
     String draft;
 
     @Option(names = "--thinking", defaultValue = "show", paramLabel = "show|hide|stderr",
