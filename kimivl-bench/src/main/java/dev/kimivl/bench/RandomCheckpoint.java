@@ -426,36 +426,31 @@ public final class RandomCheckpoint implements WeightSource {
         }
     }
 
-    /** A one-line progress bar on the log stream (carriage-return updates, at most every 200 ms). */
+    /** A progress bar on the log stream (see {@link ProgressLine}: redrawn on a terminal, plain lines elsewhere). */
     private static final class Progress {
-        private final PrintStream out;
+        private final ProgressLine line;
         private final long total, t0 = System.nanoTime();
         private final long startDone;
-        private long lastPrint;
 
         Progress(PrintStream out, long total, long done) {
-            this.out = out;
+            this.line = out == null ? null : new ProgressLine(out, 200_000_000L);
             this.total = total;
             this.startDone = done;
         }
 
         void advance(long done) {
-            if (out == null) return;
-            long now = System.nanoTime();
-            if (now - lastPrint < 200_000_000L && done < total) return;
-            lastPrint = now;
-            double sec = (now - t0) / 1e9, rate = (done - startDone) / Math.max(1e-9, sec);
+            if (line == null) return;
+            double sec = (System.nanoTime() - t0) / 1e9, rate = (done - startDone) / Math.max(1e-9, sec);
             int w = 40, fill = (int) (w * done / total);
-            out.printf(Locale.ROOT, "\r  [%s%s] %5.1f%%  %6.2f / %.2f GB  %5.0f MB/s  eta %4.0f s ",
+            line.show(String.format(Locale.ROOT, "  [%s%s] %5.1f%%  %6.2f / %.2f GB  %5.0f MB/s  eta %4.0f s ",
                     "#".repeat(fill), " ".repeat(w - fill), 100.0 * done / total, done / 1e9, total / 1e9, rate / 1e6,
-                    (total - done) / Math.max(1, rate));
-            out.flush();
+                    (total - done) / Math.max(1, rate)), done, total, done >= total);
         }
 
         void done() {
-            if (out == null) return;
+            if (line == null) return;
             advance(total);
-            out.println();
+            line.end();
         }
     }
 

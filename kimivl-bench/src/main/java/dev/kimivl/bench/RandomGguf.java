@@ -102,14 +102,19 @@ public final class RandomGguf {
             if (text) {
                 if (log != null) log.printf(Locale.ROOT, "kimivl bench: writing a random %s Kimi-VL-A3B text model (GGUF, about %s GB) -> %s%n", mix.label(), gb(need), f[0]);
                 long t0 = System.nanoTime();
-                if (converted) Converter.writeText(src, cfg, null, convType(mix.uniform()), NAME, f[0], bar(log));
-                else writeMixed(f[0], cfg, mix, seed, bar(log));
-                if (log != null) log.printf(Locale.ROOT, "%n  written in %.0f s%n", (System.nanoTime() - t0) / 1e9);
+                ProgressLine line = log == null ? null : new ProgressLine(log, 250_000_000L);
+                if (converted) Converter.writeText(src, cfg, null, convType(mix.uniform()), NAME, f[0], bar(line));
+                else writeMixed(f[0], cfg, mix, seed, bar(line));
+                if (log != null) {
+                    line.end();
+                    log.printf(Locale.ROOT, "  written in %.0f s%n", (System.nanoTime() - t0) / 1e9);
+                }
             }
             if (mmproj) {
                 if (log != null) log.printf(Locale.ROOT, "kimivl bench: writing the random MoonViT + projector (mmproj GGUF, Q8_0) -> %s%n", f[1]);
-                Converter.writeMmproj(src, cfg, null, Converter.Type.Q8_0, NAME, f[1], bar(log));
-                if (log != null) log.println();
+                ProgressLine line = log == null ? null : new ProgressLine(log, 250_000_000L);
+                Converter.writeMmproj(src, cfg, null, Converter.Type.Q8_0, NAME, f[1], bar(line));
+                if (line != null) line.end();
             }
         }
     }
@@ -276,20 +281,16 @@ public final class RandomGguf {
 
     private static String gb(long b) { return String.format(Locale.ROOT, "%.2f", b / 1e9); }
 
-    private static GgufWriter.Progress bar(PrintStream out) {
-        if (out == null) return null;
+    /** A progress bar for the GGUF writer (see {@link ProgressLine}: redrawn on a terminal, plain lines elsewhere). */
+    private static GgufWriter.Progress bar(ProgressLine line) {
+        if (line == null) return null;
         long t0 = System.nanoTime();
-        long[] last = {0};
         return (tensor, index, count, done, total) -> {
-            long now = System.nanoTime();
-            if (now - last[0] < 250_000_000L && done < total) return;
-            last[0] = now;
-            double sec = (now - t0) / 1e9, rate = done / Math.max(1e-9, sec);
+            double sec = (System.nanoTime() - t0) / 1e9, rate = done / Math.max(1e-9, sec);
             int w = 40, fill = (int) (w * done / Math.max(1, total));
-            out.printf(Locale.ROOT, "\r  [%s%s] %5.1f%%  %6.2f / %.2f GB  %4d/%d tensors  %5.0f MB/s  eta %4.0f s ",
+            line.show(String.format(Locale.ROOT, "  [%s%s] %5.1f%%  %6.2f / %.2f GB  %4d/%d tensors  %5.0f MB/s  eta %4.0f s ",
                     "#".repeat(fill), " ".repeat(w - fill), 100.0 * done / Math.max(1, total), done / 1e9, total / 1e9, index, count,
-                    rate / 1e6, (total - done) / Math.max(1, rate));
-            out.flush();
+                    rate / 1e6, (total - done) / Math.max(1, rate)), done, total, index == count);
         };
     }
 
