@@ -163,6 +163,65 @@ class CliErrorsTest {
     }
 
     @Test
+    void everyKindOfBadInputIsOneLineNamingIt(@TempDir Path tmp) throws Exception {
+        // the inputs a new user meets, each checked by hand first (issue 12): one line naming the file and what is wrong
+        Path m = copyOfTiny(tmp);
+        byte[] st = Files.readAllBytes(m.resolve("model.safetensors"));
+        Files.write(m.resolve("model.safetensors"), java.util.Arrays.copyOf(st, st.length / 2));
+        oneLine(run("info", "--model", m.toString()), 1, "model.safetensors", "data_offsets", "past the data section", "truncated");
+        Files.write(m.resolve("model.safetensors"), new byte[] {(byte) 0xD8, (byte) 0xC3, 1, 2, 3, 4, 5, (byte) 0xAF, 9, 9, 9, 9});
+        oneLine(run("info", "--model", m.toString()), 1, "model.safetensors", "header length", "file size 12 bytes");
+
+        byte[] gguf = Files.readAllBytes(GGUF.resolve("text-q8_0.gguf"));
+        Path cut = tmp.resolve("cut.gguf"), cutHeader = tmp.resolve("cut-header.gguf");
+        Files.write(cut, java.util.Arrays.copyOf(gguf, gguf.length * 2 / 3));
+        Files.write(cutHeader, java.util.Arrays.copyOf(gguf, 300));
+        oneLine(run("run", "--model", cut.toString(), "-n", "2", "hi"), 1, "cut.gguf", "tensor '", "truncated");
+        oneLine(run("info", "--model", cutHeader.toString()), 1, "cut-header.gguf", "tensor count", "300 bytes");
+
+        Path text = tmp.resolve("notes.png");
+        Files.writeString(text, "this is not an image\n");
+        oneLine(run("run", "--model", TINY.toString(), "-i", text.toString(), "hi"), 1, "notes.png", "not a recognised image");
+        oneLine(run("run", "--model", TINY.toString(), "-i", tmp.toString(), "hi"), 1, tmp.toString(), "Is a directory");
+        oneLine(run("info", "--model", text.toString()), 1, "notes.png", "too short for a GGUF file");
+
+        // a 100000 x 100000 PNG header (68 bytes): refused from the header, before any pixel is decoded
+        Path huge = tmp.resolve("huge.png");
+        Files.write(huge, hugePng());
+        oneLine(run("run", "--model", TINY.toString(), "-i", huge.toString(), "hi"), 1, "huge.png", "100000x100000", "over the limit", "--max-image-pixels");
+
+        oneLine(run("run", "--model", TINY.toString(), "--temperature", "abc", "hi"), 2, "'--temperature'", "'abc'", "see kimivl run --help");
+        oneLine(run("run", "--model", TINY.toString(), "--ctx", "10", "hi"), 1, "the prompt has 39 tokens but the context holds 10");
+        oneLine(run("run", "--model", TINY.toString(), "--mmproj", tmp.resolve("no.gguf").toString(), "hi"), 1, "--mmproj", "no.gguf", "no such file");
+    }
+
+    private static byte[] hugePng() {
+        java.io.ByteArrayOutputStream png = new java.io.ByteArrayOutputStream();
+        png.writeBytes(new byte[] {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'});
+        java.nio.ByteBuffer ihdr = java.nio.ByteBuffer.allocate(13).putInt(100_000).putInt(100_000).put((byte) 8).put((byte) 2).put((byte) 0).put((byte) 0).put((byte) 0);
+        var deflater = new java.util.zip.Deflater();
+        deflater.setInput(new byte[10]);
+        deflater.finish();
+        byte[] idat = new byte[64];
+        idat = java.util.Arrays.copyOf(idat, deflater.deflate(idat));
+        chunk(png, "IHDR", ihdr.array());
+        chunk(png, "IDAT", idat);
+        chunk(png, "IEND", new byte[0]);
+        return png.toByteArray();
+    }
+
+    private static void chunk(java.io.ByteArrayOutputStream out, String type, byte[] data) {
+        byte[] t = type.getBytes(StandardCharsets.US_ASCII);
+        var crc = new java.util.zip.CRC32();
+        crc.update(t);
+        crc.update(data);
+        out.writeBytes(java.nio.ByteBuffer.allocate(4).putInt(data.length).array());
+        out.writeBytes(t);
+        out.writeBytes(data);
+        out.writeBytes(java.nio.ByteBuffer.allocate(4).putInt((int) crc.getValue()).array());
+    }
+
+    @Test
     void progressWritesPlainLinesWhenStderrIsNotATerminal() {
         ByteArrayOutputStream plain = new ByteArrayOutputStream(), term = new ByteArrayOutputStream();
         ConvertCommand.Bar p = new ConvertCommand.Bar(new PrintStream(plain, true, StandardCharsets.UTF_8), "text  ", false);
