@@ -1,5 +1,7 @@
 package dev.kimivl.train;
 
+import dev.kimivl.tensor.Parallel;
+
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -58,49 +60,80 @@ public final class CaptionDecoder {
         if (tokens == 0) throw new IllegalArgumentException("every caption is empty");
         Map<String, float[]> g = new LinkedHashMap<>();
         float[] gwc = new float[wc.length], gbc = new float[h], gpe = new float[pe.length], go = new float[o.length], gob = new float[vocab];
-        double loss = 0;
-        int right = 0;
-        double[] a = new double[h], hh = new double[h], z = new double[vocab], dh = new double[h];
+        // the batch's caption tokens in order: image and previous token of each
+        int[] img = new int[tokens], prevOf = new int[tokens], target = new int[tokens];
+        for (int i = 0, q = 0; i < b; i++) {
+            int[] cap = captions.get(i);
+            for (int t = 0; t < cap.length; t++, q++) {
+                int y = cap[t];
+                if (y < 0 || y >= vocab) throw new IllegalArgumentException("caption " + i + " has token " + y + " outside the vocabulary of " + vocab);
+                img[q] = i;
+                prevOf[q] = t == 0 ? vocab : cap[t - 1];
+                target[q] = y;
+            }
+        }
+        // c_i per image
+        double[][] ctx = new double[b][h];
         for (int i = 0; i < b; i++) {
             double[] p = pooled[i];
-            double[] c = new double[h], dc = new double[h];
             for (int k = 0; k < h; k++) {
                 double s = bc[k];
                 for (int d = 0; d < dt; d++) s += wc[k * dt + d] * p[d];
-                c[k] = s;
+                ctx[i][k] = s;
             }
-            int[] cap = captions.get(i);
-            for (int t = 0; t < cap.length; t++) {
-                int y = cap[t], prev = t == 0 ? vocab : cap[t - 1];
-                if (y < 0 || y >= vocab) throw new IllegalArgumentException("caption " + i + " has token " + y + " outside the vocabulary of " + vocab);
-                for (int k = 0; k < h; k++) {
-                    a[k] = c[k] + pe[prev * h + k];
-                    hh[k] = Math.tanh(a[k]);
-                }
+        }
+        // per token, independent of the others (tokens split over the pool): h_t, the logits, −log p, d L / d z and
+        // d L / d h_t. Every value is computed by the same expressions in the same order as one token at a time.
+        final int n = tokens;
+        double[] hs = new double[n * h], dhs = new double[n * h], dzs = new double[n * vocab], lossTerm = new double[n];
+        boolean[] hit = new boolean[n];
+        Parallel.forRange(n, 4, (q0, q1) -> {
+            double[] z = new double[vocab];
+            for (int q = q0; q < q1; q++) {
+                double[] c = ctx[img[q]];
+                int y = target[q], prev = prevOf[q], ho = q * h, zo = q * vocab;
+                for (int k = 0; k < h; k++) hs[ho + k] = Math.tanh(c[k] + pe[prev * h + k]);
                 double max = Double.NEGATIVE_INFINITY;
                 int arg = 0;
                 for (int v = 0; v < vocab; v++) {
                     double s = ob[v];
-                    for (int k = 0; k < h; k++) s += o[v * h + k] * hh[k];
+                    for (int k = 0; k < h; k++) s += o[v * h + k] * hs[ho + k];
                     z[v] = s;
                     if (s > max) { max = s; arg = v; }
                 }
                 double sum = 0;
                 for (int v = 0; v < vocab; v++) sum += Math.exp(z[v] - max);
-                loss += (Math.log(sum) + max - z[y]) / tokens;
-                if (arg == y) right++;
-                java.util.Arrays.fill(dh, 0);
+                lossTerm[q] = (Math.log(sum) + max - z[y]) / n;
+                hit[q] = arg == y;
                 for (int v = 0; v < vocab; v++) {
-                    double dz = (Math.exp(z[v] - max) / sum - (v == y ? 1 : 0)) / tokens;     // d L / d z_v
-                    if (Math.abs(dz) < 1e-30) continue;
-                    gob[v] += (float) dz;
-                    for (int k = 0; k < h; k++) {
-                        go[v * h + k] += (float) (dz * hh[k]);
-                        dh[k] += dz * o[v * h + k];
-                    }
+                    double dz = (Math.exp(z[v] - max) / sum - (v == y ? 1 : 0)) / n;     // d L / d z_v
+                    if (Math.abs(dz) < 1e-30) continue;                                   // dzs stays 0: skipped below too
+                    dzs[zo + v] = dz;
+                    for (int k = 0; k < h; k++) dhs[ho + k] += dz * o[v * h + k];
                 }
+            }
+        });
+        // the output layer's gradients: vocabulary rows split over the pool, each row summing the tokens in order
+        Parallel.forRange(vocab, 64, (v0, v1) -> {
+            for (int q = 0; q < n; q++) {
+                int ho = q * h, zo = q * vocab;
+                for (int v = v0; v < v1; v++) {
+                    double dz = dzs[zo + v];
+                    if (dz == 0) continue;
+                    gob[v] += (float) dz;
+                    for (int k = 0; k < h; k++) go[v * h + k] += (float) (dz * hs[ho + k]);
+                }
+            }
+        });
+        double loss = 0;
+        int right = 0;
+        for (int q = 0; q < n; q++) { loss += lossTerm[q]; if (hit[q]) right++; }
+        for (int i = 0, q = 0; i < b; i++) {
+            double[] p = pooled[i], dc = new double[h];
+            for (int t = 0; t < captions.get(i).length; t++, q++) {
+                int prev = prevOf[q], ho = q * h;
                 for (int k = 0; k < h; k++) {
-                    double da = dh[k] * (1 - hh[k] * hh[k]);
+                    double da = dhs[ho + k] * (1 - hs[ho + k] * hs[ho + k]);
                     gpe[prev * h + k] += (float) da;
                     dc[k] += da;
                 }

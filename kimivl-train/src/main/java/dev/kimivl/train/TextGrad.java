@@ -426,7 +426,8 @@ public final class TextGrad {
             gate = linear(x, n, D, wg, I);
             up = linear(x, n, D, w.get(p + "up_proj.weight"), I);
             act = new float[n * I];
-            for (int i = 0; i < act.length; i++) act[i] = silu(gate[i]) * up[i];
+            float[] g = gate, u = up, a = act;
+            VisionGrad.elementwise(act.length, (i0, i1) -> { for (int i = i0; i < i1; i++) a[i] = silu(g[i]) * u[i]; });
             out = linear(act, n, I, w.get(p + "down_proj.weight"), D);
         }
 
@@ -435,11 +436,13 @@ public final class TextGrad {
             float[] dAct = new float[n * I];
             linearBackward(dOut, n, D, act, I, w.get(p + "down_proj.weight"), dAct, g.get(p + "down_proj.weight"));
             float[] dGate = new float[n * I], dUp = new float[n * I];
-            for (int i = 0; i < n * I; i++) {
-                float s = sigmoid(gate[i]);
-                dUp[i] = dAct[i] * gate[i] * s;
-                dGate[i] = dAct[i] * up[i] * s * (1 + gate[i] * (1 - s));
-            }
+            VisionGrad.elementwise(n * I, (i0, i1) -> {
+                for (int i = i0; i < i1; i++) {
+                    float s = sigmoid(gate[i]);
+                    dUp[i] = dAct[i] * gate[i] * s;
+                    dGate[i] = dAct[i] * up[i] * s * (1 + gate[i] * (1 - s));
+                }
+            });
             float[] dx = new float[n * D];
             linearBackward(dGate, n, I, x, D, w.get(p + "gate_proj.weight"), dx, g.get(p + "gate_proj.weight"));
             linearBackward(dUp, n, I, x, D, w.get(p + "up_proj.weight"), dx, g.get(p + "up_proj.weight"));

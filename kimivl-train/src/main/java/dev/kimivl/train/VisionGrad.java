@@ -180,7 +180,8 @@ public final class VisionGrad {
         // 1. patch embedding (conv k = s = 14 = Linear over flattened patches) + position table resized per image
         float[] x = linear(pixels, L, p(VT + "patch_embed.proj.weight"), p(VT + "patch_embed.proj.bias"), patchLen, dim);
         float[] table = p(VT + "patch_embed.pos_emb.weight");          // [ph, pw, D]
-        for (int m = 0; m < n; m++) {
+        final float[] xPatch = x;
+        Parallel.forRange(n, 1, (m0, m1) -> { for (int m = m0; m < m1; m++) {    // images write disjoint rows
             Bicubic by = new Bicubic(cfg.posEmbHeight(), grids[m][0]), bx = new Bicubic(cfg.posEmbWidth(), grids[m][1]);
             for (int oy = 0; oy < grids[m][0]; oy++) {
                 for (int ox = 0; ox < grids[m][1]; ox++) {
@@ -190,12 +191,12 @@ public final class VisionGrad {
                         for (int k = 0; k < 4; k++) {
                             double wgt = by.weight(oy, r) * bx.weight(ox, k);
                             int src = (by.index(oy, r) * cfg.posEmbWidth() + bx.index(ox, k)) * dim;
-                            for (int c = 0; c < dim; c++) x[row + c] += wgt * table[src + c];
+                            for (int c = 0; c < dim; c++) xPatch[row + c] += wgt * table[src + c];
                         }
                     }
                 }
             }
-        }
+        } });
 
         // 2. RoPE table: the inference path's (pair 2i of a head turns by column·f_i, pair 2i+1 by row·f_i; float32
         // angles as the reference), widened to double
@@ -220,7 +221,7 @@ public final class VisionGrad {
             float[] z = affine(ln1, p(bp + "norm1.weight"), p(bp + "norm1.bias"));
             float[] u = linear(z, L, p(bp + "mlp.fc0.weight"), p(bp + "mlp.fc0.bias"), dim, inter);
             float[] h = new float[u.length];
-            for (int i = 0; i < u.length; i++) h[i] = (float) geluTanh(u[i]);
+            elementwise(u.length, (i0, i1) -> { for (int i = i0; i < i1; i++) h[i] = (float) geluTanh(u[i]); });
             x = add(xMid, linear(h, L, p(bp + "mlp.fc1.weight"), p(bp + "mlp.fc1.bias"), inter, dim));
             bt[b] = new BlockTape(ln0, y0, qkv, att, ln1, z, u, h);
         }
@@ -248,7 +249,7 @@ public final class VisionGrad {
         float[] xn = affine(lnP, p(PR + "pre_norm.weight"), p(PR + "pre_norm.bias"));   // [M·S, D] = [M, S·D]
         float[] a1 = linear(xn, M, p(PR + "linear_1.weight"), p(PR + "linear_1.bias"), slots * dim, slots * dim);
         float[] g1 = new float[a1.length];
-        for (int i = 0; i < a1.length; i++) g1[i] = (float) geluErf(a1[i]);
+        elementwise(a1.length, (i0, i1) -> { for (int i = i0; i < i1; i++) g1[i] = (float) geluErf(a1[i]); });
         float[] features = linear(g1, M, p(PR + "linear_2.weight"), p(PR + "linear_2.bias"), slots * dim, textHidden);
 
         tape = new Tape(pixels, grids, starts, counts, L, cos, sin, bt, lnF, M, src, lnP, xn, a1, g1, features);
@@ -278,7 +279,7 @@ public final class VisionGrad {
         float[] dG1 = linearBackward(dFeatures, t.g1, M, p(PR + "linear_2.weight"), SD, textHidden,
                 g.get(PR + "linear_2.weight"), g.get(PR + "linear_2.bias"));                 // [M, S·D]
         float[] dA1 = new float[dG1.length];
-        for (int i = 0; i < dA1.length; i++) dA1[i] = (float) (dG1[i] * geluErfGrad(t.a1[i]));
+        elementwise(dA1.length, (i0, i1) -> { for (int i = i0; i < i1; i++) dA1[i] = (float) (dG1[i] * geluErfGrad(t.a1[i])); });
         float[] dXn = linearBackward(dA1, t.xn, M, p(PR + "linear_1.weight"), SD, SD,
                 g.get(PR + "linear_1.weight"), g.get(PR + "linear_1.bias"));                 // [M, S·D] = [M·S, D]
         float[] dMerged = layerNormBackward(t.lnPre, dXn, p(PR + "pre_norm.weight"),
@@ -302,7 +303,8 @@ public final class VisionGrad {
             float[] dH = linearBackward(dx, bt.h, L, p(bp + "mlp.fc1.weight"), inter, dim,
                     g.get(bp + "mlp.fc1.weight"), g.get(bp + "mlp.fc1.bias"));               // [L, I]
             float[] dU = new float[dH.length];
-            for (int i = 0; i < dU.length; i++) dU[i] = (float) (dH[i] * geluTanhGrad(bt.u[i]));
+            float[] u = bt.u;
+            elementwise(dU.length, (i0, i1) -> { for (int i = i0; i < i1; i++) dU[i] = (float) (dH[i] * geluTanhGrad(u[i])); });
             float[] dZ = linearBackward(dU, bt.z, L, p(bp + "mlp.fc0.weight"), dim, inter,
                     g.get(bp + "mlp.fc0.weight"), g.get(bp + "mlp.fc0.bias"));               // [L, D]
             float[] dMid = add(dx, layerNormBackward(bt.ln1, dZ, p(bp + "norm1.weight"),
@@ -324,7 +326,9 @@ public final class VisionGrad {
         // position table: the transpose of the bicubic resize, i.e. each grid position's gradient scattered back
         // onto its 4×4 source taps with the same weights (clamped taps at the border simply accumulate)
         float[] dTable = g.get(VT + "patch_embed.pos_emb.weight");
-        for (int m = 0; m < t.grids.length; m++) {
+        final float[] dPatch = dx;
+        // columns split over the pool: every column's scatter keeps the serial order (images, positions, taps)
+        Parallel.forRange(dim, 16, (c0, c1) -> { for (int m = 0; m < t.grids.length; m++) {
             int gh = t.grids[m][0], gw = t.grids[m][1];
             Bicubic by = new Bicubic(cfg.posEmbHeight(), gh), bx = new Bicubic(cfg.posEmbWidth(), gw);
             for (int oy = 0; oy < gh; oy++) {
@@ -334,12 +338,12 @@ public final class VisionGrad {
                         for (int k = 0; k < 4; k++) {
                             double wgt = by.weight(oy, r) * bx.weight(ox, k);
                             int dst = (by.index(oy, r) * cfg.posEmbWidth() + bx.index(ox, k)) * dim;
-                            for (int c = 0; c < dim; c++) dTable[dst + c] += wgt * dx[row + c];
+                            for (int c = c0; c < c1; c++) dTable[dst + c] += wgt * dPatch[row + c];
                         }
                     }
                 }
             }
-        }
+        } });
         return g;
     }
 
@@ -365,61 +369,94 @@ public final class VisionGrad {
         LinearOps.backward(dy, n, out, x, in, null, null, dW, db);
     }
 
+    /**
+     * Element-wise passes split over the kernel pool in fixed ranges: each element is computed by exactly the same
+     * expression as serially, so the result does not depend on the split or on timing.
+     */
+    static void elementwise(int n, Parallel.RangeBody body) {
+        if (n >= 1 << 14) Parallel.forRange(n, 1 << 13, body);
+        else body.run(0, n);
+    }
+
+    /** Rows of a [rows, width] pass split over the pool (rows are independent: the same floats as serially). */
+    private static void byRows(int rows, int width, Parallel.RangeBody body) {
+        if ((long) rows * width >= 1 << 14) Parallel.forRange(rows, Math.max(1, (1 << 13) / Math.max(1, width)), body);
+        else body.run(0, rows);
+    }
+
     /** Per-row mean/variance (biased) of x [rows, width]: x̂ = (x − μ)/σ, σ = sqrt(var + eps). */
     private static LnCache layerNormStats(float[] x, int rows, int width) {
         float[] xhat = new float[rows * width], rstd = new float[rows];
-        for (int r = 0; r < rows; r++) {
-            double mean = 0;
-            for (int c = 0; c < width; c++) mean += x[r * width + c];
-            mean /= width;
-            double var = 0;
-            for (int c = 0; c < width; c++) { double d = x[r * width + c] - mean; var += d * d; }
-            var /= width;
-            rstd[r] = (float) (1 / Math.sqrt(var + EPS));
-            for (int c = 0; c < width; c++) xhat[r * width + c] = (float) ((x[r * width + c] - mean) * rstd[r]);
-        }
+        byRows(rows, width, (r0, r1) -> {
+            for (int r = r0; r < r1; r++) {
+                double mean = 0;
+                for (int c = 0; c < width; c++) mean += x[r * width + c];
+                mean /= width;
+                double var = 0;
+                for (int c = 0; c < width; c++) { double d = x[r * width + c] - mean; var += d * d; }
+                var /= width;
+                rstd[r] = (float) (1 / Math.sqrt(var + EPS));
+                for (int c = 0; c < width; c++) xhat[r * width + c] = (float) ((x[r * width + c] - mean) * rstd[r]);
+            }
+        });
         return new LnCache(xhat, rstd, rows, width);
     }
 
     /** y = x̂·γ + β. */
     private static float[] affine(LnCache ln, float[] gamma, float[] beta) {
         float[] y = new float[ln.xhat.length];
-        for (int r = 0; r < ln.rows; r++)
-            for (int c = 0; c < ln.width; c++) y[r * ln.width + c] = ln.xhat[r * ln.width + c] * gamma[c] + beta[c];
+        int w = ln.width;
+        byRows(ln.rows, w, (r0, r1) -> {
+            for (int r = r0; r < r1; r++)
+                for (int c = 0; c < w; c++) y[r * w + c] = ln.xhat[r * w + c] * gamma[c] + beta[c];
+        });
         return y;
     }
 
     /**
      * LayerNorm backward: dγ += Σ dy·x̂, dβ += Σ dy; with g = dy·γ per row,
      * dx = (1/σ)·(g − mean(g) − x̂·mean(g·x̂)) (the two mean terms are the gradients through μ and σ).
+     * dx is computed per row (rows split over the pool); dγ and dβ per column, each column summing its rows in row
+     * order (columns split over the pool), so every float is the same as in one serial pass.
      */
     private static float[] layerNormBackward(LnCache ln, float[] dy, float[] gamma, float[] dGamma, float[] dBeta) {
-        int w = ln.width;
+        int w = ln.width, rows = ln.rows;
         float[] dx = new float[dy.length];
-        float[] gr = new float[w];
-        for (int r = 0; r < ln.rows; r++) {
-            double meanG = 0, meanGx = 0;
-            for (int c = 0; c < w; c++) {
-                int i = r * w + c;
-                dGamma[c] += dy[i] * ln.xhat[i];
-                dBeta[c] += dy[i];
-                gr[c] = dy[i] * gamma[c];
-                meanG += gr[c];
-                meanGx += gr[c] * ln.xhat[i];
+        byRows(rows, w, (r0, r1) -> {
+            float[] gr = new float[w];
+            for (int r = r0; r < r1; r++) {
+                double meanG = 0, meanGx = 0;
+                for (int c = 0; c < w; c++) {
+                    int i = r * w + c;
+                    gr[c] = dy[i] * gamma[c];
+                    meanG += gr[c];
+                    meanGx += gr[c] * ln.xhat[i];
+                }
+                meanG /= w;
+                meanGx /= w;
+                for (int c = 0; c < w; c++) {
+                    int i = r * w + c;
+                    dx[i] = (float) (ln.rstd[r] * (gr[c] - meanG - ln.xhat[i] * meanGx));
+                }
             }
-            meanG /= w;
-            meanGx /= w;
-            for (int c = 0; c < w; c++) {
-                int i = r * w + c;
-                dx[i] = (float) (ln.rstd[r] * (gr[c] - meanG - ln.xhat[i] * meanGx));
+        });
+        Parallel.RangeBody columns = (c0, c1) -> {
+            for (int r = 0; r < rows; r++) {
+                for (int c = c0; c < c1; c++) {
+                    int i = r * w + c;
+                    dGamma[c] += dy[i] * ln.xhat[i];
+                    dBeta[c] += dy[i];
+                }
             }
-        }
+        };
+        if ((long) rows * w >= 1 << 14 && w >= 32) Parallel.forRange(w, 16, columns);
+        else columns.run(0, w);
         return dx;
     }
 
     private static float[] add(float[] a, float[] b) {
         float[] y = new float[a.length];
-        for (int i = 0; i < a.length; i++) y[i] = a[i] + b[i];
+        elementwise(a.length, (i0, i1) -> { for (int i = i0; i < i1; i++) y[i] = a[i] + b[i]; });
         return y;
     }
 
@@ -430,7 +467,7 @@ public final class VisionGrad {
      */
     private void rope(float[] qkv, float[] cos, float[] sin, int L, boolean inverse) {
         int pairs = headDim / 2, stride = 3 * dim;
-        for (int t = 0; t < L; t++) {
+        byRows(L, stride, (t0, t1) -> { for (int t = t0; t < t1; t++) {
             for (int part = 0; part < 2; part++) {                      // q, then k
                 for (int hh = 0; hh < heads; hh++) {
                     int o = t * stride + part * dim + hh * headDim;
@@ -442,20 +479,22 @@ public final class VisionGrad {
                     }
                 }
             }
-        }
+        } });
     }
 
     /**
      * Softmax probabilities P [n, n] of one head of one image: P = softmax(q·kᵀ/√d) row by row (non-causal). q and k
-     * of the head are first gathered into contiguous [n, d] rows so the dots are unit-stride vector products.
+     * of the head are gathered into contiguous [n, d] rows and kᵀ [d, n], so that a row of scores is computed eight keys
+     * at a time ({@link LinearOps#dotsT}: the same floats as one {@link VectorMath#dot} per key).
      */
-    private float[] probabilities(float[] q, float[] k, int n) {
+    private float[] probabilities(float[] q, float[] k, float[] kt, int n) {
         float scale = (float) (1 / Math.sqrt(headDim));
         float[] pr = new float[n * n];
         for (int i = 0; i < n; i++) {
+            LinearOps.dotsT(q, i * headDim, k, kt, n, headDim, pr, i * n);
             float max = Float.NEGATIVE_INFINITY;
             for (int j = 0; j < n; j++) {
-                float s = VectorMath.dot(q, i * headDim, k, j * headDim, headDim) * scale;
+                float s = pr[i * n + j] * scale;
                 pr[i * n + j] = s;
                 max = Math.max(max, s);
             }
@@ -479,7 +518,10 @@ public final class VisionGrad {
         return b;
     }
 
-    /** out [L, D]: per image and head, O = P·V (keys and values of the same image only); (image, head) pairs in parallel. */
+    /**
+     * out [L, D]: per image and head, O = P·V (keys and values of the same image only); (image, head) pairs in parallel.
+     * Each output row accumulates p_ij·v_j over j in order in registers (the floats of an axpy per key).
+     */
     private float[] attention(float[] qkv, int[] starts, int[] counts, int L) {
         float[] out = new float[L * dim];
         int pairs = starts.length * heads;
@@ -488,11 +530,8 @@ public final class VisionGrad {
                 int m = p / heads, h = p % heads, s0 = starts[m], n = counts[m];
                 float[][] qkvH = headQkv(qkv, s0, n, h);
                 float[] q = qkvH[0], k = qkvH[1], v = qkvH[2];
-                float[] pr = probabilities(q, k, n);
-                for (int i = 0; i < n; i++) {
-                    int o = (s0 + i) * dim + h * headDim;
-                    for (int j = 0; j < n; j++) VectorMath.axpy(pr[i * n + j], v, j * headDim, out, o, headDim);
-                }
+                float[] pr = probabilities(q, k, LinearOps.transpose(k, n, headDim), n);
+                for (int i = 0; i < n; i++) LinearOps.rowTimes(pr, i * n, 1, n, v, headDim, out, (s0 + i) * dim + h * headDim);
             }
         });
         return out;
@@ -501,7 +540,8 @@ public final class VisionGrad {
     /**
      * Attention backward, P recomputed from the saved q, k: dV = Pᵀ·dO, dP = dO·Vᵀ,
      * dS = P ∘ (dP − rowsum(dP ∘ P)) (softmax), dq = dS·k/√d, dk = dSᵀ·q/√d. Returns d qkv [L, 3D].
-     * Each (image, head) pair writes its own columns of d qkv, so the pairs run in parallel.
+     * Each (image, head) pair writes its own columns of d qkv, so the pairs run in parallel. Every sum runs over the
+     * same terms in the same order as one axpy / dot per (i, j) would (i outer, j inner), held in registers.
      */
     private float[] attentionBackward(float[] qkv, float[] dOut, int[] starts, int[] counts, int L) {
         int stride = 3 * dim;
@@ -515,27 +555,21 @@ public final class VisionGrad {
                 float[] q = qkvH[0], k = qkvH[1], v = qkvH[2];
                 float[] dO = new float[n * headDim];
                 for (int i = 0; i < n; i++) System.arraycopy(dOut, (s0 + i) * dim + h * headDim, dO, i * headDim, headDim);
-                float[] pr = probabilities(q, k, n);
-                float[] dq = new float[n * headDim], dk = new float[n * headDim], dv = new float[n * headDim], dP = new float[n];
+                float[] pr = probabilities(q, k, LinearOps.transpose(k, n, headDim), n);
+                float[] vt = LinearOps.transpose(v, n, headDim);
+                float[] dS = new float[n * n], dP = new float[n];
                 for (int i = 0; i < n; i++) {
+                    LinearOps.dotsT(dO, i * headDim, v, vt, n, headDim, dP, 0);   // dP[j] = dO_i · v_j
                     double rowDot = 0;                                  // Σ_j dP[i, j]·P[i, j]
-                    for (int j = 0; j < n; j++) {
-                        float pij = pr[i * n + j];
-                        dP[j] = VectorMath.dot(dO, i * headDim, v, j * headDim, headDim);
-                        VectorMath.axpy(pij, dO, i * headDim, dv, j * headDim, headDim);
-                        rowDot += (double) dP[j] * pij;
-                    }
-                    for (int j = 0; j < n; j++) {
-                        float dS = (float) (pr[i * n + j] * (dP[j] - rowDot)) * scale;   // d loss / d (q·k), scale folded in
-                        VectorMath.axpy(dS, k, j * headDim, dq, i * headDim, headDim);
-                        VectorMath.axpy(dS, q, i * headDim, dk, j * headDim, headDim);
-                    }
+                    for (int j = 0; j < n; j++) rowDot += (double) dP[j] * pr[i * n + j];
+                    for (int j = 0; j < n; j++) dS[i * n + j] = (float) (pr[i * n + j] * (dP[j] - rowDot)) * scale;   // scale folded in
                 }
+                int row = s0 * stride;
                 for (int i = 0; i < n; i++) {
-                    int row = (s0 + i) * stride;
-                    System.arraycopy(dq, i * headDim, dQkv, row + h * headDim, headDim);
-                    System.arraycopy(dk, i * headDim, dQkv, row + dim + h * headDim, headDim);
-                    System.arraycopy(dv, i * headDim, dQkv, row + 2 * dim + h * headDim, headDim);
+                    // dq_i = Σ_j dS_ij·k_j;  dk_i = Σ_r dS_ri·q_r;  dv_i = Σ_r P_ri·dO_r
+                    LinearOps.rowTimes(dS, i * n, 1, n, k, headDim, dQkv, row + i * stride + h * headDim);
+                    LinearOps.rowTimes(dS, i, n, n, q, headDim, dQkv, row + i * stride + dim + h * headDim);
+                    LinearOps.rowTimes(pr, i, n, n, dO, headDim, dQkv, row + i * stride + 2 * dim + h * headDim);
                 }
             }
         });
