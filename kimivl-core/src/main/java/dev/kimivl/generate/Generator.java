@@ -58,7 +58,8 @@ public final class Generator {
     }
 
     /**
-     * @param promptEmbeddings [T, D] input embeddings of the prompt (token embeddings with image features merged)
+     * @param promptEmbeddings [T, D] input embeddings of the prompt (token embeddings with image features merged);
+     *                         read only, so one prompt can be generated from many times
      * @param promptIds        the T prompt ids (for the repetition penalty)
      */
     public Result generate(float[] promptEmbeddings, int[] promptIds, SamplingParams params, Listener listener) {
@@ -107,7 +108,10 @@ public final class Generator {
     Result generateOn(KvCache cache, int start, float[] promptEmbeddings, int[] promptIds, Decoding d, PromptCache kept) {
         int T = promptIds.length, D = lm.config().hiddenSize();
         long t0 = System.nanoTime();
-        float[] rest = start == 0 ? promptEmbeddings : Arrays.copyOfRange(promptEmbeddings, start * D, T * D);
+        // a copy even from position 0: the forward pass consumes its input, and callers generate from one prompt's
+        // embeddings again (RL's k samples, the server's n choices, a retry); handing over the array itself once made
+        // every answer after a prompt's first one start from the last layer's states instead of the embeddings
+        float[] rest = Arrays.copyOfRange(promptEmbeddings, start * D, T * D);
         java.util.function.BiConsumer<Integer, Integer> progress = promptProgress == null || start == 0 ? promptProgress
                 : (done, total) -> promptProgress.accept(done + T - total, T);
         float[] logits = lm.logits(lm.prefill(rest, T - start, cache, progress), 0);

@@ -33,6 +33,23 @@ class GenerationOptionsTest {
         return new SamplingParams(temperature, 0, 1, 0, 1, seed, max, List.of());
     }
 
+    /**
+     * The prompt's embeddings are read, never consumed: a second generation from the same Prompt (RL's k samples of a
+     * prompt, the server's n choices) is the first one again. The forward pass works in place, and a one-chunk prompt
+     * was once handed to it as is, so every answer after the first began from the last layer's states.
+     */
+    @Test
+    void aPromptCanBeGeneratedFromAgain() {
+        KimiVL.Prompt p = prompt("Describe a red circle.");
+        float[] before = p.embeddings().clone();
+        Generator gen = model.generator(0);
+        Generator.Result first = gen.generate(p.embeddings(), p.ids(), SamplingParams.greedy(12), null);
+        assertArrayEquals(before, p.embeddings(), "the prompt's embeddings are unchanged");
+        Generator.Result second = gen.generate(p.embeddings(), p.ids(), SamplingParams.greedy(12), null);
+        assertArrayEquals(first.tokens(), second.tokens());
+        assertEquals(12, first.tokens().length, "tiny-random writes on to the budget: " + first.text());
+    }
+
     @Test
     void cancellationStopsAtOnceAndKeepsTheText() {
         KimiVL.Prompt p = prompt("Count to ten.");
