@@ -109,8 +109,8 @@ class ChatMediaPtyTest {
     }
 
     /**
-     * The shipped Thinking model (models/kimivl-nano-thinking) opens ◁think▷ and writes its (garbled) reasoning when
-     * asked to count: the chat shows that reasoning dimmed (SGR 2), never the markers, and keeps only the answer in
+     * The shipped Thinking model (models/kimivl-nano-thinking) opens ◁think▷ and writes its reasoning when
+     * asked a two-step counting question (simple ones get an empty block): the chat shows that reasoning dimmed (SGR 2), never the markers, and keeps only the answer in
      * the conversation; --thinking hide shows none of it. Greedy, 48 tokens: a few seconds.
      */
     @Test
@@ -124,7 +124,7 @@ class ChatMediaPtyTest {
                 screen.await("/help for commands", 60);
                 type(keys, "/image ../examples/blue-circle.png\r");
                 screen.await("\\[1 image\\] > ", 20);
-                type(keys, "How many shapes are there?\r");
+                type(keys, "How many more blue shapes than red shapes are there?\r");
                 Path saved = tmp.resolve(mode + ".json");
                 screen.await("\\[max tokens reached\\]|(?m)^> ", 60);
                 type(keys, "/save " + saved + "\r");
@@ -135,7 +135,7 @@ class ChatMediaPtyTest {
                 assertFalse(screen.text().contains("think▷"), "the markers are never shown: " + screen.text());
                 if (mode.equals("show")) {
                     // after the question's echo: SGR faint, then reasoning text (the model's own words), then plain again
-                    Matcher m = java.util.regex.Pattern.compile("\u001b\\[2m([^\u001b]{20,})\u001b\\[0m").matcher(raw.substring(raw.indexOf("How many shapes")));
+                    Matcher m = java.util.regex.Pattern.compile("\u001b\\[2m([^\u001b]{20,})\u001b\\[0m").matcher(raw.substring(raw.indexOf("How many more blue shapes")));
                     assertTrue(m.find(), "the reasoning is shown dimmed: " + raw);
                     reasoning = m.group(1).strip();
                     assertFalse(answer.contains(reasoning), "the reasoning is not in the answer");

@@ -178,8 +178,8 @@ class MediaContentTest {
     }
 
     /**
-     * The shipped Thinking model (models/kimivl-nano-thinking), asked to count, opens ◁think▷ and writes its
-     * (garbled) reasoning: it reaches onPartialThinking and AiMessage.thinking(), never the answer's text.
+     * The shipped Thinking model (models/kimivl-nano-thinking), asked a two-step counting question (simple ones get an empty
+     * block), opens ◁think▷ and writes its reasoning: it reaches onPartialThinking and AiMessage.thinking(), never the answer's text.
      */
     @Test
     void aRealThinkingModelsReasoningGoesToThinking() throws Exception {
@@ -188,7 +188,7 @@ class MediaContentTest {
             StringBuilder text = new StringBuilder(), thoughts = new StringBuilder();
             CompletableFuture<ChatResponse> done = new CompletableFuture<>();
             streaming.chat(List.of(UserMessage.from(ImageContent.from(Base64.getEncoder().encodeToString(Files.readAllBytes(Path.of("../examples/blue-circle.png"))), "image/png"),
-                    TextContent.from("How many shapes are there?"))), new StreamingChatResponseHandler() {
+                    TextContent.from("How many more blue shapes than red shapes are there?"))), new StreamingChatResponseHandler() {
                 @Override public void onPartialResponse(PartialResponse p, PartialResponseContext c) { text.append(p.text()); }
                 @Override public void onPartialThinking(PartialThinking p, PartialThinkingContext c) { thoughts.append(p.text()); }
                 @Override public void onCompleteResponse(ChatResponse r) { done.complete(r); }

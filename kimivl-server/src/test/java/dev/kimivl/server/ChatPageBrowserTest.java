@@ -170,7 +170,7 @@ class ChatPageBrowserTest {
     }
 
     /**
-     * The shipped Thinking model (models/kimivl-nano-thinking) asked to count opens ◁think▷ and writes its (garbled)
+     * The shipped Thinking model (models/kimivl-nano-thinking) asked a two-step counting question opens ◁think▷ and writes its
      * reasoning: the page folds it into the closed "Thinking" block, and the answer never shows the markers.
      */
     @Test
@@ -189,7 +189,7 @@ class ChatPageBrowserTest {
             js("arguments[0].hidden = true", file);
             waitUpTo(10).until(d -> d.findElements(By.cssSelector("#attached img")).size() == 1);
             WebElement input = browser.findElement(By.id("input"));
-            input.sendKeys("How many shapes are there?");
+            input.sendKeys("How many more blue shapes than red shapes are there?");
             input.sendKeys(Keys.ENTER);
             waitUpTo(60).until(d -> !d.findElements(By.cssSelector(".msg.assistant .status, .msg.error")).isEmpty());
             assertEquals(0, browser.findElements(By.cssSelector(".msg.error")).size());
