@@ -9,15 +9,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** {@link CaptionDecoder}: gradients (through the pooling, to the features) against central finite differences; it learns. */
+/** {@link CaptionDecoder}: gradients (through the attention and the pooling, to the features) against central finite differences; it learns. */
 class CaptionDecoderTest {
     static final int DT = SigLipTest.DT, H = 5, VOCAB = SigLipTest.VOCAB;
 
     static CaptionDecoder.Result run(CaptionDecoder c, float[] f, float[] dFeatures) {
-        double[][] pooled = ImagePooling.mean(f, SigLipTest.MERGED, DT), dPooled = new double[3][DT];
-        CaptionDecoder.Result r = c.lossAndGrads(pooled, SigLipTest.CAPTIONS, dPooled);
-        if (dFeatures != null) ImagePooling.meanBackward(dPooled, SigLipTest.MERGED, DT, dFeatures);
-        return r;
+        return c.lossAndGrads(f, SigLipTest.MERGED, SigLipTest.CAPTIONS, dFeatures != null ? dFeatures : new float[f.length]);
     }
 
     @Test
@@ -51,12 +48,38 @@ class CaptionDecoderTest {
         assertEquals(1.0, r.tokenAccuracy(), "the three captions are learnt token by token");
     }
 
+    /**
+     * Two images whose tokens have the same mean but differ one by one get different captions: the mean alone cannot
+     * tell them apart, so learning them needs the decoder's look at the tokens (where and how many live there).
+     */
+    @Test
+    void theAttentionSeesWhatTheMeanHides() {
+        CaptionDecoder c = new CaptionDecoder(DT, H, VOCAB, 3);
+        float[] f = new float[4 * DT];
+        int[] merged = {2, 2};
+        f[0] = 1; f[1] = 1;                   // image 0: (1, 1, 0, …), (1, −1, 0, …)
+        f[DT] = 1; f[DT + 1] = -1;
+        f[2 * DT] = 1; f[2 * DT + 2] = 1;      // image 1: (1, 0, 1, …), (1, 0, −1, …): the same mean
+        f[3 * DT] = 1; f[3 * DT + 2] = -1;
+        List<int[]> captions = List.of(new int[] {1, 2}, new int[] {1, 3});
+        CaptionDecoder.Result r = null;
+        for (int step = 0; step < 400; step++) {
+            r = c.lossAndGrads(f, merged, captions, new float[f.length]);
+            for (var e : c.parameters().entrySet()) {
+                float[] p = e.getValue(), g = r.grads().get(e.getKey());
+                for (int i = 0; i < p.length; i++) p[i] -= 0.5f * g[i];
+            }
+        }
+        assertEquals(1.0, r.tokenAccuracy(), "both captions learnt: loss " + r.loss());
+    }
+
     @Test
     void badInputsAreNamed() {
         CaptionDecoder c = new CaptionDecoder(DT, H, VOCAB, 3);
-        double[][] pooled = new double[2][DT], d = new double[2][DT];
-        var e = assertThrows(IllegalArgumentException.class, () -> c.lossAndGrads(pooled, List.of(new int[] {1}, new int[] {-1}), d));
+        float[] f = new float[2 * DT], d = new float[2 * DT];
+        int[] merged = {1, 1};
+        var e = assertThrows(IllegalArgumentException.class, () -> c.lossAndGrads(f, merged, List.of(new int[] {1}, new int[] {-1}), d));
         assertTrue(e.getMessage().contains("caption 1 has token -1"), e.getMessage());
-        assertThrows(IllegalArgumentException.class, () -> c.lossAndGrads(pooled, List.of(new int[] {1}), d));
+        assertThrows(IllegalArgumentException.class, () -> c.lossAndGrads(f, merged, List.of(new int[] {1}), d));
     }
 }

@@ -257,19 +257,19 @@ public final class TrainStepBench {
             SigLip.Result sr = siglip.lossAndGrads(pooled, captions, dPooled);
             time("siglip", t);
             t = System.nanoTime();
-            double[][] dCaption = new double[batch.size()][dt];
-            CaptionDecoder.Result cr = captioner.lossAndGrads(pooled, captions, dCaption);
+            float[] dCaption = new float[feats.length];
+            CaptionDecoder.Result cr = captioner.lossAndGrads(feats, merged, captions, dCaption);
             Map<String, float[]> grads = new LinkedHashMap<>(sr.grads());
             for (var e : cr.grads().entrySet()) {
                 float[] g = e.getValue();
                 for (int i = 0; i < g.length; i++) g[i] *= CAPTION_WEIGHT;
                 grads.put(e.getKey(), g);
             }
-            for (int i = 0; i < dPooled.length; i++) for (int d = 0; d < dt; d++) dPooled[i][d] += CAPTION_WEIGHT * dCaption[i][d];
             time("caption decoder", t);
             t = System.nanoTime();
             float[] dFeats = new float[feats.length];
             ImagePooling.meanBackward(dPooled, merged, dt, dFeats);
+            for (int i = 0; i < dFeats.length; i++) dFeats[i] += (float) (CAPTION_WEIGHT * dCaption[i]);
             grads.putAll(vg.backward(dFeats));
             time("vision backward", t);
             update(s, grads);
