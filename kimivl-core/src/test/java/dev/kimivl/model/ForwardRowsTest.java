@@ -20,8 +20,14 @@ import static org.junit.jupiter.api.Assertions.*;
  * continues exactly as if the rolled-back rows had never run.
  */
 class ForwardRowsTest {
+    /**
+     * Float weights only: with Q8_0/Q4_0 the two paths differed in the last bits under the test suite's settings
+     * ({@code -Dkimivl.intMatvec=false}: single decode then multiplies by another kernel than the rows), so they agree
+     * to rounding only, and {@link LanguageModel#rowsMatchDecode} keeps drafting off for quantized weights
+     * ({@link #floatCheckpointsAreMarkedExactAndQuantizedOnesAreNot}).
+     */
     @ParameterizedTest
-    @CsvSource({"tiny-random,BF16", "kimivl-nano-instruct,F32", "tiny-random,Q8_0", "tiny-random,Q4_0"})
+    @CsvSource({"tiny-random,BF16", "kimivl-nano-instruct,F32"})
     void rowsEqualSingleTokenDecode(String model, String type) {
         Path dir = Path.of("../models", model);
         ModelConfig cfg = ModelConfig.load(dir);
@@ -58,12 +64,12 @@ class ForwardRowsTest {
      * bit for bit as on a cache that only ever held those 2 (the rolled-back positions are overwritten, never read).
      */
     @ParameterizedTest
-    @CsvSource({"tiny-random,BF16", "tiny-random,Q8_0"})
+    @CsvSource({"tiny-random,BF16", "kimivl-nano-instruct,F32"})
     void aTruncatedCacheContinuesAsIfTheRejectedRowsNeverRan(String model, String type) {
         Path dir = Path.of("../models", model);
         ModelConfig cfg = ModelConfig.load(dir);
         try (SafetensorsCheckpoint ckpt = SafetensorsCheckpoint.open(dir)) {
-            WeightSource w = type.equals("BF16") ? ckpt : new QuantizedWeights(ckpt, DType.valueOf(type));
+            WeightSource w = type.equals("BF16") || type.equals("F32") ? ckpt : new QuantizedWeights(ckpt, DType.valueOf(type));
             LanguageModel lm = LanguageModel.load(w, cfg.text(), cfg.textPrefix());
             int V = cfg.text().vocabSize();
             Random r = new Random(5);
