@@ -38,21 +38,33 @@ public final class CaptionDecoder {
     static final int ATTENTION = 32;
 
     private final int dt, h, vocab, att = ATTENTION;
+    private final boolean attends;
     private final Map<String, float[]> params = new LinkedHashMap<>();
 
-    public CaptionDecoder(int featureDim, int hidden, int vocab, long seed) {
+    /** The decoder as CoCa has it, attending to the image's tokens. */
+    public CaptionDecoder(int featureDim, int hidden, int vocab, long seed) { this(featureDim, hidden, vocab, seed, true); }
+
+    /**
+     * @param attends whether the decoder looks at the image's tokens (the α·V term); without it, it sees their mean
+     *                only, exactly as the decoder that trained the shipped nano model (the same initial draws, the same
+     *                numbers), so recipes written before the attention still reproduce their runs
+     */
+    public CaptionDecoder(int featureDim, int hidden, int vocab, long seed, boolean attends) {
         this.dt = featureDim;
         this.h = hidden;
         this.vocab = vocab;
+        this.attends = attends;
         SplittableRandom r = new SplittableRandom(seed);
         params.put(CONTEXT, Init.normal(r, h * dt, 1 / Math.sqrt(dt)));
         params.put(CONTEXT_BIAS, new float[h]);
         params.put(PREVIOUS, Init.normal(r, (vocab + 1) * h, 1));
         params.put(OUT, Init.normal(r, vocab * h, 1 / Math.sqrt(h)));
         params.put(OUT_BIAS, new float[vocab]);
-        params.put(QUERY, Init.normal(r, (vocab + 1) * att, 1));
-        params.put(KEY, Init.normal(r, att * dt, 1 / Math.sqrt(dt)));
-        params.put(VALUE, Init.normal(r, h * dt, 1 / Math.sqrt(dt)));
+        if (attends) {
+            params.put(QUERY, Init.normal(r, (vocab + 1) * att, 1));
+            params.put(KEY, Init.normal(r, att * dt, 1 / Math.sqrt(dt)));
+            params.put(VALUE, Init.normal(r, h * dt, 1 / Math.sqrt(dt)));
+        }
     }
 
     public Map<String, float[]> parameters() { return params; }
@@ -68,7 +80,7 @@ public final class CaptionDecoder {
         if (captions.size() != b) throw new IllegalArgumentException(b + " images but " + captions.size() + " captions");
         double[][] pooled = ImagePooling.mean(features, mergedPerImage, dt), dPooled = new double[b][dt];
         float[] wc = params.get(CONTEXT), bc = params.get(CONTEXT_BIAS), pe = params.get(PREVIOUS), o = params.get(OUT), ob = params.get(OUT_BIAS);
-        float[] wq = params.get(QUERY), wk = params.get(KEY), wv = params.get(VALUE);
+        float[] wq = params.getOrDefault(QUERY, new float[0]), wk = params.getOrDefault(KEY, new float[0]), wv = params.getOrDefault(VALUE, new float[0]);
         int tokens = 0;
         for (int[] c : captions) tokens += c.length;
         if (tokens == 0) throw new IllegalArgumentException("every caption is empty");
@@ -87,9 +99,10 @@ public final class CaptionDecoder {
                 target[q] = y;
             }
         }
-        // per image: c_i, and its tokens' keys K_i [M, A] and values V_i [M, H] (rows of key/val from row0[i] on)
+        // per image: c_i, and its tokens' keys K_i [M, A] and values V_i [M, H] (rows of key/val from row0[i] on);
+        // without attention every image has no rows to look at
         int[] row0 = new int[b + 1];
-        for (int i = 0; i < b; i++) row0[i + 1] = row0[i] + mergedPerImage[i];
+        for (int i = 0; i < b; i++) row0[i + 1] = row0[i] + (attends ? mergedPerImage[i] : 0);
         double[][] ctx = new double[b][h];
         double[] key = new double[row0[b] * att], val = new double[row0[b] * h];
         Parallel.forRange(b, 1, (i0, i1) -> {
@@ -120,7 +133,7 @@ public final class CaptionDecoder {
         // in the same order as one token at a time.
         final int n = tokens;
         int[] alphaOff = new int[n + 1];
-        for (int q = 0; q < n; q++) alphaOff[q + 1] = alphaOff[q] + mergedPerImage[img[q]];
+        for (int q = 0; q < n; q++) alphaOff[q + 1] = alphaOff[q] + (row0[img[q] + 1] - row0[img[q]]);
         double scale = 1 / Math.sqrt(att);
         double[] hs = new double[n * h], dhs = new double[n * h], dzs = new double[n * vocab], lossTerm = new double[n], alpha = new double[alphaOff[n]];
         boolean[] hit = new boolean[n];
@@ -183,7 +196,7 @@ public final class CaptionDecoder {
         double[] dKey = new double[key.length], dVal = new double[val.length];
         for (int i = 0, q = 0; i < b; i++) {
             double[] p = pooled[i], dc = new double[h];
-            int r0 = row0[i], m = mergedPerImage[i];
+            int r0 = row0[i], m = row0[i + 1] - row0[i];
             double[] dAlpha = new double[m];
             for (int t = 0; t < captions.get(i).length; t++, q++) {
                 int prev = prevOf[q], ho = q * h, a0 = alphaOff[q];
@@ -241,9 +254,11 @@ public final class CaptionDecoder {
         g.put(PREVIOUS, gpe);
         g.put(OUT, go);
         g.put(OUT_BIAS, gob);
-        g.put(QUERY, gwq);
-        g.put(KEY, gwk);
-        g.put(VALUE, gwv);
+        if (attends) {
+            g.put(QUERY, gwq);
+            g.put(KEY, gwk);
+            g.put(VALUE, gwv);
+        }
         return new Result(loss, (double) right / tokens, g);
     }
 

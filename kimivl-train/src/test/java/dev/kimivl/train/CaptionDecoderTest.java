@@ -17,9 +17,11 @@ class CaptionDecoderTest {
         return c.lossAndGrads(f, SigLipTest.MERGED, SigLipTest.CAPTIONS, dFeatures != null ? dFeatures : new float[f.length]);
     }
 
-    @Test
-    void gradientsMatchFiniteDifferences() {
-        CaptionDecoder c = new CaptionDecoder(DT, H, VOCAB, 3);
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(booleans = {true, false})
+    void gradientsMatchFiniteDifferences(boolean attends) {
+        CaptionDecoder c = new CaptionDecoder(DT, H, VOCAB, 3, attends);
+        assertEquals(attends, c.parameters().containsKey(CaptionDecoder.QUERY));
         float[] f = SigLipTest.features(4);
         float[] dF = new float[f.length];
         CaptionDecoder.Result r = run(c, f, dF);

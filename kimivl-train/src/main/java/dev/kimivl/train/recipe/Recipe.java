@@ -60,11 +60,15 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
      * @param startMaxSide progressive resolution (null: off): the largest image side at the stage's first step, rising
      *                  linearly to {@code maxSide} at its last, as Kimi-VL's ViT pre-training raises its resolution: the
      *                  early steps are cheap (few patches) and the late ones see the detail
+     * @param captionAttention pretrain-vit only (null: false): the caption decoder also attends to the image's tokens,
+     *                  as CoCa's does, instead of seeing only their mean (the mean-only decoder trained the shipped
+     *                  nano model; the attending one gave the same accuracy in run V5, TRAINING.md session 8)
      */
     public record Stage(String name, String kind, int steps, int batch, double lr, double adamLr, double visionLr, int warmup,
                         String schedule, double minLrRatio, List<String> train, Map<String, Double> mix, boolean thinking,
                         Double ropeTheta, Integer maxPositions, Integer needleChars, List<String> vqaTypes,
-                        boolean easyImages, Integer minSide, Integer maxSide, Rl rl, String visionOptimizer, Integer startMaxSide) {
+                        boolean easyImages, Integer minSide, Integer maxSide, Rl rl, String visionOptimizer, Integer startMaxSide,
+                        Boolean captionAttention) {
         static final Set<String> PARTS = Set.of("text", "vision", "projector");
         static final Set<String> KINDS = Set.of("pretrain-vit", "alignment", "joint", "cooldown", "long-context", "sft", "long-cot-sft", "rl");
 
@@ -84,6 +88,9 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
                     throw new IllegalArgumentException(where + " '" + name + "': a pretrain-vit stage trains the vision tower and optionally the projector"
                             + " (train: [vision] or [vision, projector]), got " + train);
                 }
+            }
+            if (captionAttention != null && !kind.equals("pretrain-vit")) {
+                throw new IllegalArgumentException(where + " '" + name + "': captionAttention applies to a pretrain-vit stage's caption decoder only");
             }
             if (kind.equals("rl") != (rl != null)) {
                 throw new IllegalArgumentException(where + " '" + name + "': " + (rl == null ? "kind rl needs an \"rl\" object (samples, tau, lengthPenalty, temperature, maxTokens)"

@@ -223,7 +223,8 @@ public final class RecipeTrainer {
             if (stage.kind().equals("pretrain-vit")) {
                 long seed = recipe.seed() ^ (k + 1) * 0x9E3779B97F4A7C15L;
                 siglip = new dev.kimivl.train.SigLip(cfg.text().hiddenSize(), TOWER_DIM, cfg.text().vocabSize(), seed);
-                captioner = new dev.kimivl.train.CaptionDecoder(cfg.text().hiddenSize(), TOWER_DIM, cfg.text().vocabSize(), seed + 1);
+                captioner = new dev.kimivl.train.CaptionDecoder(cfg.text().hiddenSize(), TOWER_DIM, cfg.text().vocabSize(), seed + 1,
+                        Boolean.TRUE.equals(stage.captionAttention()));
                 params.putAll(siglip.parameters());
                 params.putAll(captioner.parameters());
             } else {

@@ -39,7 +39,7 @@ class RecipeTrainerTest {
                 { "name": "vit", "kind": "pretrain-vit", "steps": 3, "batch": 3, "lr": 0.01, "adamLr": 0.01, "visionLr": 0.01,
                   "warmup": 0, "schedule": "constant", "minLrRatio": 0, "train": ["vision", "projector"],
                   "mix": { "label": 0.5, "caption": 0.5 }, "easyImages": true, "minSide": 64, "maxSide": 96, "visionOptimizer": "muon",
-                  "startMaxSide": 64 },
+                  "startMaxSide": 64, "captionAttention": true },
                 { "name": "align", "kind": "alignment", "steps": 3, "batch": 2, "lr": 0.01, "adamLr": 0.01, "visionLr": 0.01,
                   "warmup": 1, "schedule": "constant", "minLrRatio": 0, "train": ["vision", "projector"], "mix": { "vqa": 1.0 } },
                 { "name": "joint", "kind": "joint", "steps": %d, "batch": 3, "lr": 0.01, "adamLr": 0.01, "visionLr": 0.01,
