@@ -72,13 +72,15 @@ public final class CaptionDecoder {
     /**
      * @param features  [rows, Dt] the images' merged tokens, image after image (mergedPerImage[i] rows each)
      * @param captions  each image's caption token ids (the targets, in order)
-     * @param dFeatures [rows, Dt] d L / d features is added here (through the attention and through the mean)
+     * @param dPooled   [B][Dt] d L / d (each image's mean token) is added here: the caller adds its other losses'
+     *                  and takes it back through the mean once ({@link ImagePooling#meanBackward}), in double
+     * @param dFeatures [rows, Dt] d L / d features through the attention is added here (nothing without it)
      * @return the loss and token accuracy; the decoder's gradients in {@link Result#grads}
      */
-    public Result lossAndGrads(float[] features, int[] mergedPerImage, List<int[]> captions, float[] dFeatures) {
+    public Result lossAndGrads(float[] features, int[] mergedPerImage, List<int[]> captions, double[][] dPooled, float[] dFeatures) {
         int b = mergedPerImage.length;
         if (captions.size() != b) throw new IllegalArgumentException(b + " images but " + captions.size() + " captions");
-        double[][] pooled = ImagePooling.mean(features, mergedPerImage, dt), dPooled = new double[b][dt];
+        double[][] pooled = ImagePooling.mean(features, mergedPerImage, dt);
         float[] wc = params.get(CONTEXT), bc = params.get(CONTEXT_BIAS), pe = params.get(PREVIOUS), o = params.get(OUT), ob = params.get(OUT_BIAS);
         float[] wq = params.getOrDefault(QUERY, new float[0]), wk = params.getOrDefault(KEY, new float[0]), wv = params.getOrDefault(VALUE, new float[0]);
         int tokens = 0;
@@ -248,7 +250,6 @@ public final class CaptionDecoder {
                 }
             }
         }
-        ImagePooling.meanBackward(dPooled, mergedPerImage, dt, dFeatures);
         g.put(CONTEXT, gwc);
         g.put(CONTEXT_BIAS, gbc);
         g.put(PREVIOUS, gpe);

@@ -14,7 +14,10 @@ class CaptionDecoderTest {
     static final int DT = SigLipTest.DT, H = 5, VOCAB = SigLipTest.VOCAB;
 
     static CaptionDecoder.Result run(CaptionDecoder c, float[] f, float[] dFeatures) {
-        return c.lossAndGrads(f, SigLipTest.MERGED, SigLipTest.CAPTIONS, dFeatures != null ? dFeatures : new float[f.length]);
+        double[][] dPooled = new double[SigLipTest.MERGED.length][DT];
+        CaptionDecoder.Result r = c.lossAndGrads(f, SigLipTest.MERGED, SigLipTest.CAPTIONS, dPooled, dFeatures != null ? dFeatures : new float[f.length]);
+        if (dFeatures != null) ImagePooling.meanBackward(dPooled, SigLipTest.MERGED, DT, dFeatures);
+        return r;
     }
 
     @org.junit.jupiter.params.ParameterizedTest
@@ -66,7 +69,7 @@ class CaptionDecoderTest {
         List<int[]> captions = List.of(new int[] {1, 2}, new int[] {1, 3});
         CaptionDecoder.Result r = null;
         for (int step = 0; step < 400; step++) {
-            r = c.lossAndGrads(f, merged, captions, new float[f.length]);
+            r = c.lossAndGrads(f, merged, captions, new double[2][DT], new float[f.length]);
             for (var e : c.parameters().entrySet()) {
                 float[] p = e.getValue(), g = r.grads().get(e.getKey());
                 for (int i = 0; i < p.length; i++) p[i] -= 0.5f * g[i];
@@ -80,8 +83,8 @@ class CaptionDecoderTest {
         CaptionDecoder c = new CaptionDecoder(DT, H, VOCAB, 3);
         float[] f = new float[2 * DT], d = new float[2 * DT];
         int[] merged = {1, 1};
-        var e = assertThrows(IllegalArgumentException.class, () -> c.lossAndGrads(f, merged, List.of(new int[] {1}, new int[] {-1}), d));
+        var e = assertThrows(IllegalArgumentException.class, () -> c.lossAndGrads(f, merged, List.of(new int[] {1}, new int[] {-1}), new double[2][DT], d));
         assertTrue(e.getMessage().contains("caption 1 has token -1"), e.getMessage());
-        assertThrows(IllegalArgumentException.class, () -> c.lossAndGrads(f, merged, List.of(new int[] {1}), d));
+        assertThrows(IllegalArgumentException.class, () -> c.lossAndGrads(f, merged, List.of(new int[] {1}), new double[2][DT], d));
     }
 }

@@ -365,8 +365,9 @@ public final class RecipeTrainer {
             float[] feats = vg.forward(images);
             double[][] pooled = dev.kimivl.train.ImagePooling.mean(feats, merged, dt), dPooled = new double[batch.size()][dt];
             dev.kimivl.train.SigLip.Result sr = siglip.lossAndGrads(pooled, captions, dPooled);
-            float[] dCaption = new float[feats.length];
-            dev.kimivl.train.CaptionDecoder.Result cr = captioner.lossAndGrads(feats, merged, captions, dCaption);
+            double[][] dCaption = new double[batch.size()][dt];             // through the mean
+            float[] dCaptionFeats = new float[feats.length];                // through the decoder's attention
+            dev.kimivl.train.CaptionDecoder.Result cr = captioner.lossAndGrads(feats, merged, captions, dCaption, dCaptionFeats);
             double loss = sr.loss() + CAPTION_WEIGHT * cr.loss();
             if (!Double.isFinite(loss)) {
                 throw new DivergedException("stage " + stage.name() + " step " + s + ": the loss is " + loss + " (SigLIP " + sr.loss() + ", caption "
@@ -378,9 +379,10 @@ public final class RecipeTrainer {
                 for (int i = 0; i < g.length; i++) g[i] *= CAPTION_WEIGHT;
                 grads.put(e.getKey(), g);
             }
+            for (int i = 0; i < dPooled.length; i++) for (int d = 0; d < dt; d++) dPooled[i][d] += CAPTION_WEIGHT * dCaption[i][d];
             float[] dFeats = new float[feats.length];
             dev.kimivl.train.ImagePooling.meanBackward(dPooled, merged, dt, dFeats);
-            for (int i = 0; i < dFeats.length; i++) dFeats[i] += (float) (CAPTION_WEIGHT * dCaption[i]);
+            for (int i = 0; i < dFeats.length; i++) dFeats[i] += (float) (CAPTION_WEIGHT * dCaptionFeats[i]);
             grads.putAll(vg.backward(dFeats));
             update(s, grads);
             double flop = flopPerPatch * patches + flopPerMerged * (patches / 4.0);

@@ -258,8 +258,9 @@ public final class TrainStepBench {
             SigLip.Result sr = siglip.lossAndGrads(pooled, captions, dPooled);
             time("siglip", t);
             t = System.nanoTime();
-            float[] dCaption = new float[feats.length];
-            CaptionDecoder.Result cr = captioner.lossAndGrads(feats, merged, captions, dCaption);
+            double[][] dCaption = new double[batch.size()][dt];             // through the mean
+            float[] dCaptionFeats = new float[feats.length];                // through the decoder's attention
+            CaptionDecoder.Result cr = captioner.lossAndGrads(feats, merged, captions, dCaption, dCaptionFeats);
             Map<String, float[]> grads = new LinkedHashMap<>(sr.grads());
             for (var e : cr.grads().entrySet()) {
                 float[] g = e.getValue();
@@ -268,9 +269,10 @@ public final class TrainStepBench {
             }
             time("caption decoder", t);
             t = System.nanoTime();
+            for (int i = 0; i < dPooled.length; i++) for (int d = 0; d < dt; d++) dPooled[i][d] += CAPTION_WEIGHT * dCaption[i][d];
             float[] dFeats = new float[feats.length];
             ImagePooling.meanBackward(dPooled, merged, dt, dFeats);
-            for (int i = 0; i < dFeats.length; i++) dFeats[i] += (float) (CAPTION_WEIGHT * dCaption[i]);
+            for (int i = 0; i < dFeats.length; i++) dFeats[i] += (float) (CAPTION_WEIGHT * dCaptionFeats[i]);
             grads.putAll(vg.backward(dFeats));
             time("vision backward", t);
             update(s, grads);
