@@ -18,10 +18,10 @@ import java.util.Map;
  * 2-D RoPE, per-image attention, pre-norm blocks with GELU-tanh MLP, final LayerNorm), the 2×2 merge and the
  * multi-modal projector (per-slot LayerNorm, linear_1, erf GELU, linear_2).
  *
- * <p>A plain reference implementation: scalar loops, no parallelism. The weights are the checkpoint's stored values
- * (BF16 → float, exact) and every activation and gradient is computed and kept in <b>double</b>: the forward then
- * agrees with the float32 inference path ({@code VisionEncoder}) to its own float32 rounding (~1e-6), while central
- * finite differences on this same code are exact to ~1e-9, so a backward bug cannot hide in rounding noise.
+ * <p>float32 activations and gradients, the training side's precision convention ({@link LinearOps}): products on
+ * the packed GEMM, attention per (image, head) pair on the pool, row reductions of the norms in double. Every pass is
+ * split over the pool in fixed ranges that never share an accumulator (or sums each accumulator in one fixed order),
+ * so the floats do not depend on the number of threads or on timing (docs/training-speed.md).
  * Gradients are returned as float32 arrays, keyed and shaped like the checkpoint tensors.
  *
  * <p>Use: {@link #forward} on one or more preprocessed images (it keeps the activations the backward needs), then
