@@ -10,6 +10,7 @@ import dev.kimivl.io.SafeTensorsFile;
 import dev.kimivl.io.SafeTensorsWriter;
 import dev.kimivl.io.SafetensorsCheckpoint;
 import dev.kimivl.io.TensorData;
+import dev.kimivl.tensor.Parallel;
 import dev.kimivl.text.ChatTemplate;
 import dev.kimivl.text.Tokenizer;
 import dev.kimivl.train.AdamW;
@@ -589,14 +590,23 @@ public final class RecipeTrainer {
             }
             float clip = norm > CLIP ? (float) (CLIP / norm) : 1f;
             float f = (float) stage.lrFactor(s);
+            List<String> orthogonalised = new ArrayList<>();
             for (var e : params.entrySet()) {
                 float[] g = grads.get(e.getKey());
                 if (g == null || !trains(e.getKey())) continue;
                 if (clip != 1f) for (int i = 0; i < g.length; i++) g[i] *= clip;
-                Muon m = muon.get(e.getKey());
-                if (m != null) m.step(e.getValue(), g, f);
+                if (muon.containsKey(e.getKey())) orthogonalised.add(e.getKey());
                 else adam.get(e.getKey()).step(e.getValue(), g, f);
             }
+            // Muon's Newton–Schulz iterations were up to half of a step, on matrices too small to keep both cores busy
+            // in one GEMM: the tensors go one per core instead. Each runs as it would alone (a GEMM inside a chunk runs
+            // inline, and every output tile is computed by one thread in a fixed order), so the weights are the same.
+            Parallel.forRange(orthogonalised.size(), 1, (i0, i1) -> {
+                for (int i = i0; i < i1; i++) {
+                    String n = orthogonalised.get(i);
+                    muon.get(n).step(params.get(n), grads.get(n), f);
+                }
+            });
         }
 
         void log(Recipe.Stage stage, int s, StepResult r, double avg, double gflops) {
