@@ -181,6 +181,39 @@ public final class RecipeTrainer {
 
     // ================================================================================================ one stage
 
+    /**
+     * One optimizer step over the trained tensors (shared by {@link StageRun} and the training benchmark): the global
+     * gradient norm over what trains, summed in name order (the tensor order of a checkpoint file must not move the
+     * clip by a rounding), clipped to {@link #CLIP}, then AdamW or Muon per tensor at {@code lrFactor} of its rate.
+     * Muon's Newton–Schulz iterations were up to half of a step, on matrices too small to keep both cores busy in one
+     * GEMM: its tensors go one per core. Each runs as it would alone (a GEMM inside a chunk runs inline, and every
+     * output tile is computed by one thread in a fixed order), so the weights are the same as one after another.
+     */
+    static void optimizerStep(Map<String, float[]> params, Map<String, float[]> grads, java.util.function.Predicate<String> trains,
+                              Map<String, Muon> muon, Map<String, AdamW> adam, float lrFactor) {
+        double sq = 0;
+        for (var e : new java.util.TreeMap<>(grads).entrySet()) {
+            if (!trains.test(e.getKey())) continue;
+            for (float g : e.getValue()) sq += (double) g * g;
+        }
+        double norm = Math.sqrt(sq);
+        float clip = norm > CLIP ? (float) (CLIP / norm) : 1f;
+        List<String> orthogonalised = new ArrayList<>();
+        for (var e : params.entrySet()) {
+            float[] g = grads.get(e.getKey());
+            if (g == null || !trains.test(e.getKey())) continue;
+            if (clip != 1f) for (int i = 0; i < g.length; i++) g[i] *= clip;
+            if (muon.containsKey(e.getKey())) orthogonalised.add(e.getKey());
+            else adam.get(e.getKey()).step(e.getValue(), g, lrFactor);
+        }
+        Parallel.forRange(orthogonalised.size(), 1, (i0, i1) -> {
+            for (int i = i0; i < i1; i++) {
+                String n = orthogonalised.get(i);
+                muon.get(n).step(params.get(n), grads.get(n), lrFactor);
+            }
+        });
+    }
+
     private final class StageRun {
         final int k;
         final Recipe.Stage stage;
@@ -402,8 +435,9 @@ public final class RecipeTrainer {
         /** Step s's examples, encoded: drawn and rendered on the data thread while the previous step computes. */
         List<ExampleEncoder.Encoded> batch(int s) {
             List<ExampleEncoder.Encoded> batch = new ArrayList<>();
+            ExampleSource stepSource = sourceAt(s);
             for (int b = 0; b < stage.batch(); b++) {
-                batch.add(encoder.encode(sourceAt(s).draw(ExampleSource.exampleSeed(recipe.seed(), k, s, b)), stage.thinking()));
+                batch.add(encoder.encode(stepSource.draw(ExampleSource.exampleSeed(recipe.seed(), k, s, b)), stage.thinking()));
             }
             return batch;
         }
@@ -425,9 +459,10 @@ public final class RecipeTrainer {
             writePolicy(policyDir);
             try (dev.kimivl.model.KimiVL policy = dev.kimivl.model.KimiVL.open(policyDir)) {
                 dev.kimivl.generate.Generator gen = policy.generator(0);
+                ExampleSource stepSource = sourceAt(s);
                 for (int b = 0; b < stage.batch(); b++) {
                     long seed = ExampleSource.exampleSeed(recipe.seed(), k, s, b);
-                    dev.kimivl.train.data.Example ex = sourceAt(s).draw(seed);
+                    dev.kimivl.train.data.Example ex = stepSource.draw(seed);
                     List<dev.kimivl.vision.LoadedImage> ims = new ArrayList<>();
                     for (java.awt.image.BufferedImage im : ex.images()) ims.add(ExampleEncoder.toLoaded(im));
                     dev.kimivl.model.KimiVL.Prompt prompt = policy.prompt(ExampleEncoder.userTurn(ex), ims);
@@ -572,13 +607,6 @@ public final class RecipeTrainer {
 
         /** Global-norm clip over what trains, then the optimizers with the schedule's factor for step s. */
         void update(int s, Map<String, float[]> grads) {
-            double sq = 0;
-            // summed in name order: the tensor order of a checkpoint file must not move the clip by a rounding
-            for (var e : new java.util.TreeMap<>(grads).entrySet()) {
-                if (!trains(e.getKey())) continue;
-                for (float g : e.getValue()) sq += (double) g * g;
-            }
-            double norm = Math.sqrt(sq);
             if (Boolean.getBoolean("kimivl.trainProfile")) {
                 double vs = 0, ts = 0;
                 for (var e : new java.util.TreeMap<>(grads).entrySet()) {
@@ -588,25 +616,7 @@ public final class RecipeTrainer {
                 }
                 err.printf(Locale.ROOT, "  grad norm: text %.3e, vision side %.3e%n", Math.sqrt(ts), Math.sqrt(vs));
             }
-            float clip = norm > CLIP ? (float) (CLIP / norm) : 1f;
-            float f = (float) stage.lrFactor(s);
-            List<String> orthogonalised = new ArrayList<>();
-            for (var e : params.entrySet()) {
-                float[] g = grads.get(e.getKey());
-                if (g == null || !trains(e.getKey())) continue;
-                if (clip != 1f) for (int i = 0; i < g.length; i++) g[i] *= clip;
-                if (muon.containsKey(e.getKey())) orthogonalised.add(e.getKey());
-                else adam.get(e.getKey()).step(e.getValue(), g, f);
-            }
-            // Muon's Newton–Schulz iterations were up to half of a step, on matrices too small to keep both cores busy
-            // in one GEMM: the tensors go one per core instead. Each runs as it would alone (a GEMM inside a chunk runs
-            // inline, and every output tile is computed by one thread in a fixed order), so the weights are the same.
-            Parallel.forRange(orthogonalised.size(), 1, (i0, i1) -> {
-                for (int i = i0; i < i1; i++) {
-                    String n = orthogonalised.get(i);
-                    muon.get(n).step(params.get(n), grads.get(n), f);
-                }
-            });
+            optimizerStep(params, grads, this::trains, muon, adam, (float) stage.lrFactor(s));
         }
 
         void log(Recipe.Stage stage, int s, StepResult r, double avg, double gflops) {

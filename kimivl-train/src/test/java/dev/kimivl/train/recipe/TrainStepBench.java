@@ -57,7 +57,6 @@ import java.util.stream.Stream;
 public final class TrainStepBench {
     private static final int TOWER_DIM = 128;          // RecipeTrainer.TOWER_DIM
     private static final float CAPTION_WEIGHT = 2f;    // RecipeTrainer.CAPTION_WEIGHT
-    private static final double CLIP = 1.0;            // RecipeTrainer.CLIP
 
     public static void main(String[] args) throws Exception {
         Path recipeFile = Path.of("recipes/nano.json"), tokenizerFrom = Path.of("models/kimivl-nano-instruct");
@@ -322,33 +321,11 @@ public final class TrainStepBench {
             return new double[]{flop, T, patches};
         }
 
-        /** RecipeTrainer's update: global-norm clip in name order, then Muon or AdamW per tensor. */
+        /** RecipeTrainer's own optimizer step (clip, AdamW, Muon one tensor per core), timed as one phase. */
         void update(int s, Map<String, float[]> grads) {
             long t = System.nanoTime();
-            double sq = 0;
-            for (var e : new TreeMap<>(grads).entrySet()) {
-                if (!trains(e.getKey())) continue;
-                for (float g : e.getValue()) sq += (double) g * g;
-            }
-            double norm = Math.sqrt(sq);
-            float clip = norm > CLIP ? (float) (CLIP / norm) : 1f;
-            float f = (float) stage.lrFactor(s);
-            long muonNanos = 0;
-            for (var e : params.entrySet()) {
-                float[] g = grads.get(e.getKey());
-                if (g == null || !trains(e.getKey())) continue;
-                if (clip != 1f) for (int i = 0; i < g.length; i++) g[i] *= clip;
-                Muon m = muon.get(e.getKey());
-                if (m != null) {
-                    long m0 = System.nanoTime();
-                    m.step(e.getValue(), g, f);
-                    muonNanos += System.nanoTime() - m0;
-                } else {
-                    adam.get(e.getKey()).step(e.getValue(), g, f);
-                }
-            }
-            phase.merge("optimizer: Muon", muonNanos / 1e9, Double::sum);
-            phase.merge("optimizer: clip + AdamW", (System.nanoTime() - t - muonNanos) / 1e9, Double::sum);
+            RecipeTrainer.optimizerStep(params, grads, this::trains, muon, adam, (float) stage.lrFactor(s));
+            time("optimizer (clip, AdamW, Muon)", t);
         }
     }
 
