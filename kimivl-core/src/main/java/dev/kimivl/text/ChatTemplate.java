@@ -123,6 +123,121 @@ public final class ChatTemplate {
         return result.getOutput();
     }
 
+    /**
+     * What {@code render(messages, addGenerationPrompt)} adds after {@code render(messages.subList(0, from), false)},
+     * rendered from {@code messages[from..]} after an empty stand-in for the first message (its role, empty content of
+     * the same kind), so that its cost is that of the new messages only: a conversation's next turn renders its new
+     * messages, not its history. With {@code from == messages.size()} it is the generation prompt (or nothing).
+     *
+     * <p>Null where that cannot stand for the whole render: the template is not {@linkplain #isAppendOnly()
+     * append-only}, or it rejected the stand-in conversation (the caller then renders the whole conversation, which
+     * raises the template's own error if it rejects that too).
+     *
+     * @param from 1 ≤ from ≤ messages.size(): the messages already rendered
+     */
+    public String renderTail(List<ChatMessage> messages, int from, boolean addGenerationPrompt) {
+        if (from < 1 || from > messages.size()) {
+            throw new IllegalArgumentException("from must be in 1.." + messages.size() + ", got " + from);
+        }
+        return isAppendOnly() ? tail(messages, from, addGenerationPrompt) : null;
+    }
+
+    private String tail(List<ChatMessage> messages, int from, boolean addGenerationPrompt) {
+        ChatMessage first = messages.getFirst();
+        ChatMessage standIn = first.text() != null ? ChatMessage.of(first.role(), "") : new ChatMessage(first.role(), null, List.of());
+        try {
+            String head = standInHeads.get(standIn);
+            if (head == null) {
+                head = render(List.of(standIn), false);
+                if (standInHeads.size() < 64) standInHeads.put(standIn, head);    // roles are few; bound it anyway
+            }
+            List<ChatMessage> shortened = new ArrayList<>(messages.size() - from + 1);
+            shortened.add(standIn);
+            shortened.addAll(messages.subList(from, messages.size()));
+            String all = render(shortened, addGenerationPrompt);
+            return all.startsWith(head) ? all.substring(head.length()) : null;
+        } catch (IllegalArgumentException rejected) {
+            return null;
+        }
+    }
+
+    /** render([stand-in], false) per stand-in first message. */
+    private final Map<ChatMessage, String> standInHeads = new java.util.concurrent.ConcurrentHashMap<>();
+
+    /**
+     * Whether this template renders a conversation as its first messages' render followed by what the later messages
+     * add, whatever came before them except the first message's role and kind of content: then {@link #renderTail}
+     * may stand for the whole render. Kimi's template is (a default system prompt depends on the first message's role
+     * only); a template that rewrites earlier turns once a later one exists (one that drops the reasoning of all but
+     * the last assistant turn, say) or numbers the messages is not.
+     *
+     * <p>Decided once per template source by rendering {@value #PROBES} random conversations (roles system, user,
+     * assistant and others; text and image parts; empty content, special-token names, thinking markers, Jinja-like
+     * text, whitespace) whole and as every split into a rendered prefix and a tail, with and without the generation
+     * prompt: append-only when every split gives the whole render (and the tail is refused wherever the whole render
+     * is). A check by examples, not a proof: a template whose history rendering depends on something no probe varies
+     * would pass; {@code -Dkimivl.promptTail=false} turns tails off (every prompt is then rendered whole).
+     */
+    public boolean isAppendOnly() {
+        if (!Boolean.parseBoolean(System.getProperty("kimivl.promptTail", "true"))) return false;
+        return APPEND_ONLY.computeIfAbsent(normalized + "\u0000" + specialTokens, k -> probeAppendOnly());
+    }
+
+    static final int PROBES = 24;
+    private static final Map<String, Boolean> APPEND_ONLY = new java.util.concurrent.ConcurrentHashMap<>();
+
+    private boolean probeAppendOnly() {
+        java.util.Random random = new java.util.Random(20261205);
+        for (int probe = 0; probe < PROBES; probe++) {
+            List<ChatMessage> m = probeConversation(random, 1 + probe % 5);
+            for (boolean gen : new boolean[] {false, true}) {
+                String whole = renderOrNull(m, gen);
+                for (int k = 1; k <= m.size(); k++) {
+                    String prefix = renderOrNull(m.subList(0, k), false);
+                    if (prefix == null) continue;               // never kept, so never extended
+                    String tail = tail(m, k, gen);
+                    if (whole == null ? tail != null : !whole.equals(tail == null ? null : prefix + tail)) return false;
+                }
+            }
+        }
+        return true;
+    }
+
+    private String renderOrNull(List<ChatMessage> messages, boolean addGenerationPrompt) {
+        try {
+            return render(messages, addGenerationPrompt);
+        } catch (IllegalArgumentException rejected) {
+            return null;
+        }
+    }
+
+    private static final String[] PROBE_ROLES = {"system", "user", "assistant", "user", "assistant", "tool", "developer"};
+    private static final String[] PROBE_TEXT = {"", "Hello", " two  words ", "\n\nlines\n", "<|im_end|>", "<|im_user|>x",
+            "◁think▷reason◁/think▷answer", "<think>why</think>so", "{{ messages }}", "{% raw %}", "é漢字 ", "  ", "42"};
+
+    private static List<ChatMessage> probeConversation(java.util.Random random, int n) {
+        List<ChatMessage> m = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            String role = PROBE_ROLES[random.nextInt(PROBE_ROLES.length)];
+            if (random.nextInt(4) > 0) {
+                m.add(ChatMessage.of(role, probeText(random)));
+            } else {
+                List<ChatMessage.Part> parts = new ArrayList<>();
+                for (int j = random.nextInt(3); j >= 0; j--) {
+                    parts.add(random.nextBoolean() ? ChatMessage.imagePart() : ChatMessage.textPart(probeText(random)));
+                }
+                m.add(new ChatMessage(role, null, parts));
+            }
+        }
+        return m;
+    }
+
+    private static String probeText(java.util.Random random) {
+        StringBuilder b = new StringBuilder();
+        for (int j = random.nextInt(3); j >= 0; j--) b.append(PROBE_TEXT[random.nextInt(PROBE_TEXT.length)]);
+        return b.toString();
+    }
+
     /** Jinjava reports a failing function by its name only; the cause says why (raise_exception's message). */
     private static String rootCause(Throwable t) {
         if (t == null) return "";

@@ -33,7 +33,14 @@ public final class PromptEncoder {
      * @throws IllegalArgumentException when the number of placeholders and of images differ
      */
     public EncodedPrompt encode(String renderedPrompt, int... tokensPerImage) {
-        int[] text = tokenizer.encode(renderedPrompt);
+        return expand(tokenizer.encode(renderedPrompt), tokensPerImage);
+    }
+
+    /**
+     * Like {@link #encode}, from the rendered prompt's ids ({@code tokenizer.encode(renderedPrompt)}, e.g. kept
+     * from an earlier turn and extended with {@link Tokenizer#encodeContinuation}).
+     */
+    public EncodedPrompt expand(int[] text, int... tokensPerImage) {
         int found = 0;
         for (int id : text) if (id == placeholder) found++;
         if (found != tokensPerImage.length) {

@@ -63,6 +63,8 @@ public final class Tokenizer {
     private final String[] specialNames;     // indexed by id - bpe.size(); null for an unused id
     private final byte[][] specialBytes;
     private final Map<Character, String[]> specialsByFirstChar;
+    /** The longest special-token name, in chars: how far back a name that crosses a cut could start. */
+    private final int longestSpecialName;
 
     private Tokenizer(String source, BytePairEncoder bpe, String regex, Map<String, Integer> specials) {
         this.source = source;
@@ -100,6 +102,7 @@ public final class Tokenizer {
         // Longest first, so that a name that is a prefix of another never hides it.
         byFirst.forEach((c, names) -> specialsByFirstChar.put(c, names.stream()
                 .sorted((a, b) -> b.length() - a.length()).toArray(String[]::new)));
+        this.longestSpecialName = specials.keySet().stream().mapToInt(String::length).max().orElse(0);
     }
 
     /**
@@ -275,6 +278,71 @@ public final class Tokenizer {
         byte[][] buf = {new byte[256]};
         forEachChunk(text, (start, end) -> encodeChunk(text, start, end, out, buf));
         return out.toArray();
+    }
+
+    /**
+     * The ids of {@code prefix + suffix} from {@code prefixIds}, the ids of {@code prefix} (as {@link #encode} gave
+     * them), and an encoding of {@code suffix} alone: the work is proportional to the suffix, so that a conversation's
+     * next turn tokenizes only its new text. Null where the two encodings are not provably the concatenation of the
+     * whole text's (the caller then encodes the whole text), which needs all of:
+     * <ol>
+     *   <li>{@code prefix} ends with a special token that its encoding matched ({@code prefixIds} ends with that
+     *       special's id): there the scan for special names restarts and the regex split has a boundary, so nothing
+     *       before the cut can merge with anything after it;</li>
+     *   <li>no special name starting in the prefix's last characters runs past the cut and matches the joined text
+     *       (the whole text's scan would then match that longer name instead);</li>
+     *   <li>the joined text is one 400,000-code-point slice, and the run of whitespace or non-whitespace that
+     *       crosses the cut (when one does) is at most {@value #MAX_RUN_CHARS} code points, so that the whole text
+     *       is cut into the same chunks as the prefix and the suffix are, plus the cut itself.</li>
+     * </ol>
+     * Under these conditions the whole text's chunking, special matches and regex pieces are the prefix's followed
+     * by the suffix's (see {@code TokenizerContinuationTest}, which compares both on random and adversarial texts).
+     */
+    public int[] encodeContinuation(String prefix, int[] prefixIds, String suffix) {
+        int k = prefix.length();
+        if (k == 0 || prefixIds.length == 0) return null;
+        int last = prefixIds[prefixIds.length - 1];
+        if (!isSpecial(last) || !prefix.endsWith(specialNames[last - bpe.size()])) return null;
+        if ((long) k + suffix.length() > MAX_ENCODE_CHARS
+                && (long) prefix.codePointCount(0, k) + suffix.codePointCount(0, suffix.length()) > MAX_ENCODE_CHARS) {
+            return null;
+        }
+        // 2. a special name that starts before the cut and ends after it
+        for (int p = Math.max(0, k - longestSpecialName + 1); p < k; p++) {
+            String[] candidates = specialsByFirstChar.get(prefix.charAt(p));
+            if (candidates == null) continue;
+            for (String name : candidates) {
+                int inPrefix = k - p;
+                if (name.length() > inPrefix && prefix.startsWith(name.substring(0, inPrefix), p)
+                        && suffix.startsWith(name.substring(inPrefix))) {
+                    return null;
+                }
+            }
+        }
+        // 3. the run that crosses the cut: prefix's trailing run + suffix's leading run of the same class
+        if (!suffix.isEmpty()) {
+            boolean space = PythonText.isSpace(prefix.codePointBefore(k));
+            if (PythonText.isSpace(suffix.codePointAt(0)) == space) {
+                int run = 0;
+                for (int i = k; i > 0 && run <= MAX_RUN_CHARS; ) {
+                    int cp = prefix.codePointBefore(i);
+                    if (PythonText.isSpace(cp) != space) break;
+                    run++;
+                    i -= Character.charCount(cp);
+                }
+                for (int i = 0; i < suffix.length() && run <= MAX_RUN_CHARS; ) {
+                    int cp = suffix.codePointAt(i);
+                    if (PythonText.isSpace(cp) != space) break;
+                    run++;
+                    i += Character.charCount(cp);
+                }
+                if (run > MAX_RUN_CHARS) return null;
+            }
+        }
+        int[] tail = encode(suffix);
+        int[] ids = java.util.Arrays.copyOf(prefixIds, prefixIds.length + tail.length);
+        System.arraycopy(tail, 0, ids, prefixIds.length, tail.length);
+        return ids;
     }
 
     /**
