@@ -1,6 +1,10 @@
 package dev.kimivl.spark;
 
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileStatus;
+import org.apache.hadoop.fs.FileSystem;
 import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Encoders;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SaveMode;
 import org.apache.spark.sql.SparkSession;
@@ -9,6 +13,7 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
+import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -156,6 +161,9 @@ public final class BatchMain implements Callable<Integer> {
             var reader = spark.read().format("binaryFile");
             if (recursive) reader = reader.option("recursiveFileLookup", "true");
             Dataset<Row> paths = reader.load(inputs.toArray(String[]::new)).select("path");   // content is never read here
+            // Spark's file sources skip zero-length files: without this an empty file (a failed upload) would have no row
+            List<String> empty = emptyFiles(spark.sparkContext().hadoopConfiguration());
+            if (!empty.isEmpty()) paths = paths.union(spark.createDataset(empty, Encoders.STRING()).toDF("path"));
             long count = paths.count();
             if (count == 0) throw new IllegalArgumentException("no files match " + String.join(", ", inputs));
             int cores = spark.sparkContext().defaultParallelism();
@@ -188,6 +196,32 @@ public final class BatchMain implements Callable<Integer> {
             return 0;
         } finally {
             spark.stop();
+        }
+    }
+
+    /**
+     * The zero-length files the inputs name (a file, a glob, or a folder's files; sub-folders with --recursive), which
+     * binaryFile lists no row for. Hidden names (starting with . or _) are skipped, as Spark skips them.
+     */
+    List<String> emptyFiles(Configuration conf) throws IOException {
+        List<String> out = new ArrayList<>();
+        for (String input : inputs) {
+            org.apache.hadoop.fs.Path p = new org.apache.hadoop.fs.Path(input);
+            FileSystem fs = p.getFileSystem(conf);
+            FileStatus[] matched = fs.globStatus(p);
+            if (matched == null) continue;            // no such path: binaryFile has failed on it already
+            for (FileStatus st : matched) collectEmpty(fs, st, true, out);
+        }
+        return out;
+    }
+
+    private void collectEmpty(FileSystem fs, FileStatus st, boolean top, List<String> out) throws IOException {
+        String name = st.getPath().getName();
+        if (!top && (name.startsWith(".") || name.startsWith("_"))) return;
+        if (st.isDirectory()) {
+            if (top || recursive) for (FileStatus child : fs.listStatus(st.getPath())) collectEmpty(fs, child, false, out);
+        } else if (st.getLen() == 0) {
+            out.add(st.getPath().toString());
         }
     }
 

@@ -76,6 +76,7 @@ public final class RowInference {
             String text = prompt != null ? prompt : settings.prompt();
             if (text == null) return Outcome.failed(name + ": no prompt (the prompt column is null and no fixed prompt is set)", ms(t0));
             byte[] bytes = image == null ? null : image instanceof byte[] b ? checkSize(b, name) : read(image.toString());
+            if (bytes != null && bytes.length == 0) return Outcome.failed(name + ": empty file (0 bytes), not an image", ms(t0));
             KimiVL m = loaded.model();
             SamplingParams p = withSeed(rowSeed(bytes, text));
             Generator.Result r = loaded.gate().run(loaded.threadsPerInference(), () -> {

@@ -24,6 +24,7 @@ class BatchMainTest {
         Path images = Files.createDirectories(tmp.resolve("in"));
         List<Path> files = TestImages.write(images, 7, 5);
         TestImages.corrupt(images, files.get(0));
+        Files.write(images.resolve("empty.png"), new byte[0]);     // Spark lists no row for it; kimivl batch adds one
         Files.writeString(images.resolve("readme.txt"), "not matched by the glob");
         Path out = tmp.resolve("answers.parquet");
         System.setProperty("spark.driver.bindAddress", "127.0.0.1");   // what BatchMain sets for local masters too
@@ -41,27 +42,28 @@ class BatchMainTest {
         }
         String log = err.toString(StandardCharsets.UTF_8);
         assertEquals(0, code, log);
-        assertTrue(log.contains("kimivl batch: 8 images in"), log);
-        assertTrue(log.contains("1 with errors") && log.contains("corrupt.png"), log);
+        assertTrue(log.contains("kimivl batch: 9 images in"), log);
+        assertTrue(log.contains("2 with errors") && log.contains("corrupt.png") && log.contains("empty.png: empty file (0 bytes)"), log);
 
         SparkSession spark = SparkSession.builder().master("local[1]").config("spark.driver.bindAddress", "127.0.0.1")
                 .config("spark.driver.host", "127.0.0.1").config("spark.ui.enabled", "false").getOrCreate();
         try {
             List<Row> rows = spark.read().parquet(out.toString()).collectAsList();
-            assertEquals(8, rows.size());
+            assertEquals(9, rows.size());
             Set<String> paths = new HashSet<>();
             int errors = 0;
             for (Row r : rows) {
                 assertTrue(paths.add(r.getAs("path")), "one row per image");
                 if (r.getAs("error") != null) {
                     errors++;
-                    assertTrue(((String) r.getAs("path")).endsWith("corrupt.png"));
+                    String path = r.getAs("path");
+                    assertTrue(path.endsWith("corrupt.png") || path.endsWith("empty.png"), path);
                 } else {
                     assertNotNull(r.getAs("answer"));
                     assertTrue((Integer) r.getAs("completion_tokens") <= 4);
                 }
             }
-            assertEquals(1, errors);
+            assertEquals(2, errors);
         } finally {
             spark.stop();
         }

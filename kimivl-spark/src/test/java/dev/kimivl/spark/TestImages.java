@@ -47,10 +47,60 @@ final class TestImages {
         return out;
     }
 
+    /** A generated picture of one shape and what it shows (for questions the default model was trained on). */
+    record Shape(Path file, String colour, String shape) {}
+
+    // the default model's visual world: these colours on a plain light ground (kimivl-train's Palette; white and grey
+    // left out, they hardly stand out from the ground)
+    private static final String[] COLOURS = {"red", "green", "blue", "yellow", "orange", "purple", "black", "pink", "brown"};
+    private static final Color[] RGB = {new Color(220, 30, 30), new Color(30, 160, 50), new Color(30, 60, 220), new Color(250, 225, 20),
+        new Color(245, 125, 10), new Color(130, 40, 180), new Color(15, 15, 15), new Color(250, 130, 200), new Color(125, 70, 25)};
+    private static final String[] SHAPES = {"circle", "square", "triangle", "rectangle"};
+
+    /**
+     * Writes {@code n} pictures shape_000.png, shape_001.png, shape_002.jpg, …: one large shape of one colour, 64-160 px,
+     * on a plain light ground (the kind of picture the default model kimivl-nano-instruct answers about).
+     */
+    static List<Shape> shapes(Path dir, int n, long seed) throws IOException {
+        Random rnd = new Random(seed);
+        List<Shape> out = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            int w = 64 + rnd.nextInt(97), h = 64 + rnd.nextInt(97);
+            int c = rnd.nextInt(COLOURS.length);
+            String shape = SHAPES[rnd.nextInt(SHAPES.length)];
+            BufferedImage img = new BufferedImage(w, h, BufferedImage.TYPE_INT_RGB);
+            Graphics2D g = img.createGraphics();
+            g.setRenderingHint(RenderingHints.KEY_ANTIALIASING, RenderingHints.VALUE_ANTIALIAS_ON);
+            int ground = 232 + rnd.nextInt(24);
+            g.setColor(new Color(ground, ground, ground));
+            g.fillRect(0, 0, w, h);
+            g.setColor(RGB[c]);
+            int side = (int) (Math.min(w, h) * (0.55 + 0.3 * rnd.nextDouble()));
+            int x = (w - side) / 2, y = (h - side) / 2;
+            switch (shape) {
+                case "circle" -> g.fillOval(x, y, side, side);
+                case "square" -> g.fillRect(x, y, side, side);
+                case "triangle" -> g.fillPolygon(new int[]{x, x + side / 2, x + side}, new int[]{y + side, y, y + side}, 3);
+                default -> g.fillRect(x, y + side / 4, side, side / 2);       // rectangle: twice as wide as high
+            }
+            g.dispose();
+            String ext = i % 3 == 2 ? "jpg" : "png";
+            Path f = dir.resolve(String.format("shape_%03d.%s", i, ext));
+            if (!ImageIO.write(img, ext.equals("jpg") ? "jpeg" : "png", f.toFile())) throw new IOException("no writer for " + ext);
+            out.add(new Shape(f, COLOURS[c], shape));
+        }
+        return out;
+    }
+
     /** A PNG cut in the middle of its pixel data: decoders fail on it. */
     static Path corrupt(Path dir, Path goodPng) throws IOException {
-        byte[] b = Files.readAllBytes(goodPng);
-        Path f = dir.resolve("corrupt.png");
+        return truncated(dir, goodPng, "corrupt.png");
+    }
+
+    /** The first half of an image file, under another name: its header is right, its data ends early. */
+    static Path truncated(Path dir, Path good, String name) throws IOException {
+        byte[] b = Files.readAllBytes(good);
+        Path f = dir.resolve(name);
         Files.write(f, Arrays.copyOf(b, Math.max(60, b.length / 2)));
         return f;
     }
