@@ -1,6 +1,7 @@
 package dev.kimivl.vision;
 
 import dev.kimivl.tensor.Parallel;
+import dev.kimivl.tensor.VectorMath;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
@@ -49,6 +50,12 @@ final class VisionKernels {
         });
     }
 
+    /**
+     * One row of {@link #layerNorm}. The lane sums add the lanes in lane order ({@link VectorMath#sum}), never
+     * {@code reduceLanes(ADD)}, whose order differs between the interpreted Vector API and C2's intrinsic: an image
+     * encoded early in a run (interpreted) and again later (compiled) must give the same features, bit for bit, or the
+     * server's image cache and batched prompts would change answers (VisionKernelJitDeterminismTest).
+     */
     static void layerNormRow(float[] x, int xo, float[] gamma, float[] beta, float eps, float[] out, int oo, int w) {
         int bound = F.loopBound(w), i = 0;
         FloatVector s0 = FloatVector.zero(F), s1 = s0;
@@ -57,7 +64,7 @@ final class VisionKernels {
             s1 = s1.add(FloatVector.fromArray(F, x, xo + i + VL));
         }
         for (; i < bound; i += VL) s0 = s0.add(FloatVector.fromArray(F, x, xo + i));
-        float sum = s0.add(s1).reduceLanes(VectorOperators.ADD);
+        float sum = VectorMath.sum(s0.add(s1));
         for (; i < w; i++) sum += x[xo + i];
         float mean = sum / w;
         FloatVector vm = FloatVector.broadcast(F, mean);
@@ -69,7 +76,7 @@ final class VisionKernels {
             s1 = d1.fma(d1, s1);
         }
         for (; i < bound; i += VL) { FloatVector d0 = FloatVector.fromArray(F, x, xo + i).sub(vm); s0 = d0.fma(d0, s0); }
-        float var = s0.add(s1).reduceLanes(VectorOperators.ADD);
+        float var = VectorMath.sum(s0.add(s1));
         for (; i < w; i++) { float d = x[xo + i] - mean; var += d * d; }
         var /= w;
         float inv = (float) (1.0 / Math.sqrt(var + eps));
@@ -188,7 +195,7 @@ final class VisionKernels {
                 float tail = 0;
                 for (; j < n; j++) { float e = (float) Math.exp(sc[o + j] - max); sc[o + j] = e; tail += e; }
                 for (; j < np; j++) sc[o + j] = 0f;
-                inv[r] = 1f / (sum.reduceLanes(VectorOperators.ADD) + tail);
+                inv[r] = 1f / (VectorMath.sum(sum) + tail);
             }
             // out [qb, d] = P·V / Σ P: rows of V are loaded once per key and feed every query of the block
             java.util.Arrays.fill(acc, 0f);
