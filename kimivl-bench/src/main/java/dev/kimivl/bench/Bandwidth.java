@@ -1,5 +1,6 @@
 package dev.kimivl.bench;
 
+import dev.kimivl.tensor.QuantizedInput;
 import dev.kimivl.tensor.DType;
 import dev.kimivl.tensor.Matrix;
 import dev.kimivl.tensor.Parallel;
@@ -23,7 +24,7 @@ import java.util.Random;
  * streaming read of the same bytes measured in the same run (the practical ceiling; ~32 GB/s with 2 threads here;
  * measured before and after the kernels, the faster one is reported). Q8_0 and Q4_0 report {@code matvec} (the integer
  * kernel unless -Dkimivl.intMatvec=false) and the integer kernel with int8 activations
- * ({@code QuantMatrix.QuantizedInput}, quantized per product) side by side; {@code -Dkimivl.threads=1} for one thread.
+ * ({@code QuantizedInput}, quantized per product) side by side; {@code -Dkimivl.threads=1} for one thread.
  * Copies of the matrix are rotated so that the working set (≥ 256 MB) is far larger than the caches.
  *
  * <pre>java --add-modules jdk.incubator.vector -cp "kimivl-bench/target/kimivl-bench.jar:kimivl-bench/target/lib/*" \
@@ -75,7 +76,7 @@ public final class Bandwidth {
                     // Q8_0/Q4_0: the exact float-activation kernel and the integer one (activation quantized per product)
                     double kernel = time(() -> { for (Matrix m : ms) m.matvec(x, 0, y, 0); }, 5);
                     double integer = both ? time(() -> {
-                        for (Matrix m : ms) ((QuantMatrix) m).matvec(QuantMatrix.QuantizedInput.of(x, 0, x.length), y, 0);
+                        for (Matrix m : ms) ((QuantMatrix) m).matvec(QuantizedInput.of(x, 0, x.length), y, 0);
                     }, 5) : 0;
                     double stream2 = time(() -> { for (MemorySegment s : segs) streamRead(s); }, 5);
                     double st = Math.min(stream, stream2);

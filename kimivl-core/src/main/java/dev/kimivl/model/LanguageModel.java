@@ -1,5 +1,7 @@
 package dev.kimivl.model;
 
+import dev.kimivl.tensor.KernelSettings;
+import dev.kimivl.tensor.Kernels;
 import dev.kimivl.config.TextConfig;
 import dev.kimivl.io.WeightSource;
 import dev.kimivl.tensor.Matrix;
@@ -16,22 +18,48 @@ public final class LanguageModel {
     private final Matrix lmHead;        // [V, D]
     private final float[] finalNorm;    // [D]
     private final DecoderLayer[] layers;
+    private final Kernels kernels;
     private volatile KvCache.Precision kvPrecision;
 
     /** Outputs of one forward pass: the final-normed hidden states of every position. */
     public record Forward(float[] finalNormed, int tokens) {}
 
-    private LanguageModel(TextConfig config, Matrix embedTokens, Matrix lmHead, float[] finalNorm, DecoderLayer[] layers) {
+    private LanguageModel(TextConfig config, Matrix embedTokens, Matrix lmHead, float[] finalNorm, DecoderLayer[] layers, Kernels kernels) {
         this.config = config;
         this.embedTokens = embedTokens;
         this.lmHead = lmHead;
         this.finalNorm = finalNorm;
         this.layers = layers;
-        this.kvPrecision = KvCache.Precision.choose(System.getProperty("kimivl.kvCache", "auto"), lmHead.dtype().isQuantized());
+        this.kernels = kernels;
+        this.kvPrecision = KvCache.Precision.choose(kernels.settings().kvCache(), lmHead.dtype().isQuantized());
     }
 
     /** Binds the weights (mapped, not copied; only norm vectors and routing biases are read onto the heap). */
     public static LanguageModel load(WeightSource w, TextConfig c, String prefix) {
+        return load(w, c, prefix, Kernels.DEFAULT);
+    }
+
+    /**
+     * The same model (weights shared, not copied) whose attention runs on other kernels, with other settings (the
+     * prefill chunk, MLA's prompt form and decode split). The quantized weight products keep each matrix's own kernels
+     * ({@link dev.kimivl.tensor.QuantMatrix#withKernels}).
+     */
+    public LanguageModel withKernels(Kernels k) {
+        DecoderLayer[] ls = new DecoderLayer[layers.length];
+        for (int i = 0; i < ls.length; i++) {
+            DecoderLayer l = layers[i];
+            ls[i] = new DecoderLayer(l.index, l.hidden, l.eps, l.inputNorm, l.postNorm, l.attention.withKernels(k), l.dense, l.moe);
+        }
+        LanguageModel m = new LanguageModel(config, embedTokens, lmHead, finalNorm, ls, k);
+        m.kvPrecision = kvPrecision;
+        return m;
+    }
+
+    /** The kernels (and settings) this model's attention and forward pass run with. */
+    public Kernels kernels() { return kernels; }
+
+    /** As {@link #load(WeightSource, TextConfig, String)} with the given kernels and settings. */
+    public static LanguageModel load(WeightSource w, TextConfig c, String prefix, Kernels kernels) {
         String m = prefix + "model.";
         int D = c.hiddenSize();
         RotaryEmbedding rotary = new RotaryEmbedding(c);
@@ -53,7 +81,7 @@ public final class LanguageModel {
                     w.tensor(p + "self_attn.kv_a_proj_with_mqa.weight").matrix(),
                     w.tensor(p + "self_attn.kv_a_layernorm.weight").toFloats(),
                     split != null ? null : w.tensor(p + "self_attn.kv_b_proj.weight").matrix(),
-                    w.tensor(p + "self_attn.o_proj.weight").matrix());
+                    w.tensor(p + "self_attn.o_proj.weight").matrix(), kernels);
             if (split != null) attn.useSplitKvB(split.ukT(), split.uv());
             SwiGlu dense = null;
             MoeBlock moe = null;
@@ -72,7 +100,7 @@ public final class LanguageModel {
         }
         Matrix embed = w.tensor(m + "embed_tokens.weight").matrix();
         Matrix head = c.tieWordEmbeddings() && !w.has(prefix + "lm_head.weight") ? embed : w.tensor(prefix + "lm_head.weight").matrix();
-        return new LanguageModel(c, embed, head, w.tensor(m + "norm.weight").toFloats(), layers);
+        return new LanguageModel(c, embed, head, w.tensor(m + "norm.weight").toFloats(), layers, kernels);
     }
 
     private static SwiGlu mlp(WeightSource w, String p) {
@@ -235,15 +263,11 @@ public final class LanguageModel {
         return out;
     }
 
-    /**
-     * Prompt tokens per forward pass in {@link #prefill}: bounds the transient memory of long prompts (activations,
-     * expert batches and decompressed keys/values grow with the tokens of one pass: ~0.5 GB at 2048 for
-     * Kimi-VL-A3B) at no cost in speed (every pass is a full batch).
-     */
-    static int PREFILL_CHUNK = Integer.getInteger("kimivl.prefillChunk", 2048);
 
     /**
-     * Runs a prompt x [T, D] (consumed) through the model in passes of at most {@link #PREFILL_CHUNK} tokens,
+     * Runs a prompt x [T, D] (consumed) through the model in passes of at most {@link KernelSettings#prefillChunk()} tokens
+     * (default 2048: it bounds the transient memory of long prompts, ~0.5 GB at 2048 for Kimi-VL-A3B, at no cost in
+     * speed since every pass is a full batch),
      * appending it to the cache; returns the final-normed hidden state of its last token [D]. {@code progress}
      * (may be null) hears (tokens done, T) before the first pass and after each.
      */
@@ -251,8 +275,9 @@ public final class LanguageModel {
         int D = config.hiddenSize();
         float[] last = null;
         if (progress != null) progress.accept(0, T);
-        for (int t0 = 0; t0 < T; t0 += PREFILL_CHUNK) {
-            int n = Math.min(PREFILL_CHUNK, T - t0);
+        int chunk = kernels.settings().prefillChunk();
+        for (int t0 = 0; t0 < T; t0 += chunk) {
+            int n = Math.min(chunk, T - t0);
             float[] part = n == T ? x : java.util.Arrays.copyOfRange(x, t0 * D, (t0 + n) * D);
             float[] h = forward(part, n, cache, StageSink.NONE, null);
             last = java.util.Arrays.copyOfRange(h, (n - 1) * D, n * D);

@@ -1,7 +1,8 @@
 package dev.kimivl.model;
 
-import dev.kimivl.tensor.NativeKernels;
+import dev.kimivl.tensor.Kernels;
 import dev.kimivl.tensor.VectorMath;
+import dev.kimivl.tensor.Vectors;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -11,22 +12,19 @@ import jdk.incubator.vector.VectorSpecies;
  * q_h^nope followed by q_h^pe) against the latent cache rows [ĉ_j ; k^pe_j] (width W, f32 or f16), softmax over
  * positions, and the weighted sum of the first R (kv_lora_rank) latent columns. This is multi-query attention over a
  * 576-wide key, so all heads share each cache row: the kernels load a row once for several heads (scores) and
- * accumulate several positions per output vector (values), streaming the cache once per call. The native kernels
- * ({@link NativeKernels}) run when loaded; the Java ones below are their fallback and test reference
- * ({@link #USE_NATIVE} also switches MlaAttention's native causal prompt kernel).
+ * accumulate several positions per output vector (values), streaming the cache once per call. The {@link Kernels}
+ * passed in run the native kernel when they are the native set and it takes the shapes; the Java ones below are the
+ * fallback and the test reference (LatentAttentionTest passes {@link Kernels#java()} and {@link Kernels#nativeKernels()}).
  *
  * <p>Softmax is computed online (flash-decoding): a {@link State} holds, per head, the running maximum m, the
  * running sum l of exp(s − m) and the unnormalised output o; partial states over disjoint position ranges (one per
  * thread) are merged exactly.
  */
 final class LatentAttention {
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Float> F = Vectors.F;
     private static final int L = F.length();
     /** Positions per block: 16 rows of 576 floats (37 KB) stay in L1 between the score and value passes. */
     static final int JB = 16;
-
-    /** Use the native kernel (NativeKernels.latentAttention) when it takes the shapes; tests turn it off to compare. */
-    static volatile boolean USE_NATIVE = true;
 
     private LatentAttention() {}
 
@@ -52,14 +50,14 @@ final class LatentAttention {
      * Accumulates positions [j0, j1) for heads [h0, h1) into st.
      * q [H·W] (row h at h·W), lat [S·W] (row j at j·W); scores are scaled by {@code scale}.
      */
-    static void accumulate(float[] q, float[] lat, int W, int R, int j0, int j1, float scale, State st) {
-        accumulate(q, lat, W, R, j0, j1, scale, st, 0);
+    static void accumulate(Kernels k, float[] q, float[] lat, int W, int R, int j0, int j1, float scale, State st) {
+        accumulate(k, q, lat, W, R, j0, j1, scale, st, 0);
     }
 
     /** As below over layer {@code layer} of the cache, f32 or f16. */
-    static void accumulate(float[] q, KvCache cache, int layer, int W, int R, int j0, int j1, float scale, State st, int qBase) {
-        if (cache.precision() == KvCache.Precision.F32) accumulate(q, cache.layer(layer), W, R, j0, j1, scale, st, qBase);
-        else accumulate(q, cache.half(layer), W, R, j0, j1, scale, st, qBase);
+    static void accumulate(Kernels k, float[] q, KvCache cache, int layer, int W, int R, int j0, int j1, float scale, State st, int qBase) {
+        if (cache.precision() == KvCache.Precision.F32) accumulate(k, q, cache.layer(layer), W, R, j0, j1, scale, st, qBase);
+        else accumulate(k, q, cache.half(layer), W, R, j0, j1, scale, st, qBase);
     }
 
     /** Positions widened per step of the Java fallback over an f16 cache (a 590 KB scratch). */
@@ -70,8 +68,8 @@ final class LatentAttention {
      * fallback widens HALF_CHUNK positions at a time and runs the float kernel on them (online softmax: the chunks
      * accumulate into the same state).
      */
-    static void accumulate(float[] q, short[] lat, int W, int R, int j0, int j1, float scale, State st, int qBase) {
-        if (USE_NATIVE && NativeKernels.latentAttentionF16(q, qBase + st.h0 * W, lat, W, R, st.heads, j0, j1, scale, st.m, st.l, st.o)) return;
+    static void accumulate(Kernels k, float[] q, short[] lat, int W, int R, int j0, int j1, float scale, State st, int qBase) {
+        if (k.latentAttentionF16(q, qBase + st.h0 * W, lat, W, R, st.heads, j0, j1, scale, st.m, st.l, st.o)) return;
         float[] chunk = new float[Math.min(HALF_CHUNK, Math.max(0, j1 - j0)) * W];
         for (int c0 = j0; c0 < j1; c0 += HALF_CHUNK) {
             int n = Math.min(HALF_CHUNK, j1 - c0);
@@ -81,12 +79,12 @@ final class LatentAttention {
     }
 
     /** Positions [j0, j1) of f32 latents, with the query rows at q[qBase + h·W ..] (one token's rows inside a batch). */
-    static void accumulate(float[] q, float[] lat, int W, int R, int j0, int j1, float scale, State st, int qBase) {
-        if (USE_NATIVE && NativeKernels.latentAttention(q, qBase + st.h0 * W, lat, W, R, st.heads, j0, j1, scale, st.m, st.l, st.o)) return;
+    static void accumulate(Kernels k, float[] q, float[] lat, int W, int R, int j0, int j1, float scale, State st, int qBase) {
+        if (k.latentAttention(q, qBase + st.h0 * W, lat, W, R, st.heads, j0, j1, scale, st.m, st.l, st.o)) return;
         accumulateFloats(q, lat, W, R, j0, j1, scale, st, qBase);
     }
 
-    /** The Java kernel of {@link #accumulate(float[], float[], int, int, int, int, float, State, int)}. */
+    /** The Java kernel of {@link #accumulate(Kernels, float[], float[], int, int, int, int, float, State, int)}. */
     private static void accumulateFloats(float[] q, float[] lat, int W, int R, int j0, int j1, float scale, State st, int qBase) {
         if (qBase != 0) {
             q = java.util.Arrays.copyOfRange(q, qBase, qBase + (st.h0 + st.heads) * W);

@@ -1,9 +1,11 @@
 package dev.kimivl.model;
 
 import dev.kimivl.config.TextConfig;
+import dev.kimivl.tensor.QuantizedInput;
 import dev.kimivl.tensor.DType;
+import dev.kimivl.tensor.KernelSettings;
+import dev.kimivl.tensor.Kernels;
 import dev.kimivl.tensor.Matrix;
-import dev.kimivl.tensor.NativeKernels;
 import dev.kimivl.tensor.Parallel;
 import dev.kimivl.tensor.Quant;
 import dev.kimivl.tensor.QuantMatrix;
@@ -37,13 +39,17 @@ public final class MlaAttention {
      * {@link #useSplitKvB}); from kv_b_proj they are derived at load ({@link #splitKvB}).
      */
     private Matrix[] kB, vB;
-    /** Above this many cached positions decode splits the positions (not the heads) across threads. */
-    static int SPLIT_POSITIONS = Integer.getInteger("kimivl.mla.split", 512);
-    /** Prompt tokens attended together in the absorbed prefill (query rows per kernel call: this × heads ≤ 64). */
-    static final int PREFILL_TOKENS = Integer.getInteger("kimivl.mla.prefillTokens", 4);
+    /**
+     * The attention kernels (native or Java) and the knobs read here: {@link KernelSettings#mlaSplit()} (above this
+     * many cached positions decode splits the positions, not the heads, across threads),
+     * {@link KernelSettings#mlaPrefillTokens()} (prompt tokens attended together in the absorbed prefill: query rows per
+     * kernel call, this × heads ≤ 64) and {@link KernelSettings#mlaPromptForm()}.
+     */
+    private final Kernels kernels;
 
     MlaAttention(TextConfig c, RotaryEmbedding rotary, Matrix qProj, Matrix qA, float[] qANorm, Matrix qB,
-                 Matrix kvA, float[] kvANorm, Matrix kvB, Matrix oProj) {
+                 Matrix kvA, float[] kvANorm, Matrix kvB, Matrix oProj, Kernels kernels) {
+        this.kernels = java.util.Objects.requireNonNull(kernels, "kernels");
         this.heads = c.numHeads();
         this.nope = c.qkNopeHeadDim();
         this.rope = c.qkRopeHeadDim();
@@ -70,6 +76,34 @@ public final class MlaAttention {
         this.kvABlocks = new RowBlocks(kvA);
         if (kvB != null) splitKvB();
     }
+
+    /** The same weights (shared) with other kernels or settings. */
+    private MlaAttention(MlaAttention o, Kernels kernels) {
+        this.kernels = java.util.Objects.requireNonNull(kernels, "kernels");
+        this.heads = o.heads;
+        this.nope = o.nope;
+        this.rope = o.rope;
+        this.vDim = o.vDim;
+        this.kvLora = o.kvLora;
+        this.qHead = o.qHead;
+        this.hidden = o.hidden;
+        this.scale = o.scale;
+        this.rotary = o.rotary;
+        this.qProj = o.qProj;
+        this.qA = o.qA;
+        this.qANorm = o.qANorm;
+        this.qB = o.qB;
+        this.kvA = o.kvA;
+        this.kvANorm = o.kvANorm;
+        this.kvB = o.kvB;
+        this.oProj = o.oProj;
+        this.qFirst = o.qFirst;
+        this.kvABlocks = o.kvABlocks;
+        this.kB = o.kB;
+        this.vB = o.vB;
+    }
+
+    MlaAttention withKernels(Kernels k) { return k == kernels ? this : new MlaAttention(this, k); }
 
     /**
      * kB and vB from kv_b_proj (safetensors): W_UV^h is a view of kv_b's rows; W_UKᵀ^h is a transposed copy, in kv_b's
@@ -167,10 +201,10 @@ public final class MlaAttention {
         long t0 = PhaseTimer.start();
         float[] q = project(x, T, pos0, cache, layer);
         t0 = PhaseTimer.stop(PhaseTimer.Phase.QKV, t0);
-        boolean decompress = switch (PROMPT_FORM) {
+        boolean decompress = switch (kernels.settings().mlaPromptForm()) {
             case DECOMPRESSED -> true;
             case ABSORBED -> false;
-            case AUTO -> NativeKernels.AVAILABLE && LatentAttention.USE_NATIVE && decompressionPays(T, pos0);
+            case AUTO -> kernels.isNative() && decompressionPays(T, pos0);
         };
         float[] o = decompress ? decompressedPrefill(q, T, pos0, cache, layer) : absorbedPrefill(q, T, pos0, cache, layer);
         t0 = PhaseTimer.stop(PhaseTimer.Phase.ATTENTION, t0);
@@ -179,11 +213,6 @@ public final class MlaAttention {
         PhaseTimer.stop(PhaseTimer.Phase.O_PROJ, t0);
         return out;
     }
-
-    /** Which form {@link #prefill} takes (tests and experiments pin one). */
-    enum PromptForm { AUTO, DECOMPRESSED, ABSORBED }
-
-    static PromptForm PROMPT_FORM = PromptForm.valueOf(System.getProperty("kimivl.mla.promptForm", "AUTO").toUpperCase(java.util.Locale.ROOT));
 
     /**
      * True when decompressing the S = pos0 + T cached latents (kvLora·H·(nope + v) MACs each: 2.1M for Kimi-VL-A3B,
@@ -230,9 +259,9 @@ public final class MlaAttention {
         int S = pos0 + T;
         float[] c = cache.columns(layer, S, 0, kvLora);      // ĉ [S, kvLora]
         float[] pe = cache.columns(layer, S, kvLora, rope);  // k_pe [S, rope] (RoPE applied), shared by the heads
-        QuantMatrix.QuantizedInput cq = vB[0] instanceof QuantMatrix qm && qm.usesIntegerMatmul()
-                ? QuantMatrix.QuantizedInput.ofRows(c, S, kvLora) : null;     // one rounding for every head's v_b
-        boolean nat = NativeKernels.AVAILABLE && LatentAttention.USE_NATIVE && qHead % 8 == 0 && qHead <= 576 && vDim % 16 == 0;
+        QuantizedInput cq = vB[0] instanceof QuantMatrix qm && qm.usesIntegerMatmul()
+                ? QuantizedInput.ofRows(c, S, kvLora) : null;     // one rounding for every head's v_b
+        boolean nat = kernels.hasCausalAttention(qHead, vDim);
         float[] o = new float[T * heads * vDim], kh = new float[S * nope], keys = new float[S * qHead], values = new float[S * vDim];
         float[] qh = nat ? new float[((T + 3) & ~3) * qHead] : null;   // one head's queries, contiguous, whole groups of 4 rows
         for (int h = 0; h < heads; h++) {
@@ -285,7 +314,7 @@ public final class MlaAttention {
                 java.util.Arrays.fill(l, 0f);
                 java.util.Arrays.fill(ob, 0f);
                 int j1 = Math.min(S, pos0 + t0 + rows);
-                if (!NativeKernels.mhaCausal(qh, t0 * qHead, qHead, qHead, keys, 0, qHead, values, 0, vDim,
+                if (!kernels.causalAttention(qh, t0 * qHead, qHead, qHead, keys, 0, qHead, values, 0, vDim,
                         vDim, rows, 0, j1, scale, pos0 + t0, m, l, ob)) {
                     throw new IllegalStateException("native causal attention declined " + rows + " rows of width " + qHead);
                 }
@@ -333,23 +362,23 @@ public final class MlaAttention {
                 System.arraycopy(q, (t * heads + h) * qHead + nope, qa, dst + kvLora, rope);
             }
         }
-        // attention over the latents, PREFILL_TOKENS tokens per task: their query rows (consecutive in qa) go through
+        // attention over the latents, mlaPrefillTokens tokens per task: their query rows (consecutive in qa) go through
         // the kernel together over the positions all of them see, so each cached latent is read once per group
         // instead of once per token (at 2048 tokens the per-token form streamed ~5 GB of latents per layer); each
         // later token of the group then adds its few extra positions as a second partial state. Groups with more
         // positions (later ones) are claimed first.
         float[] obar = new float[T * heads * kvLora];
-        int G = Math.max(1, Math.min(PREFILL_TOKENS, 64 / heads)), groups = (T + G - 1) / G;   // the native kernel takes ≤ 64 rows
+        int G = Math.max(1, Math.min(kernels.settings().mlaPrefillTokens(), 64 / heads)), groups = (T + G - 1) / G;   // the native kernel takes ≤ 64 rows
         Parallel.forRange(groups, 1, (from, to) -> {
             for (int i = from; i < to; i++) {
                 int t0 = (groups - 1 - i) * G, n = Math.min(G, T - t0);
                 LatentAttention.State all = new LatentAttention.State(0, n * heads, kvLora);
-                LatentAttention.accumulate(qa, cache, layer, W, kvLora, 0, pos0 + t0 + 1, scale, all, t0 * heads * W);
+                LatentAttention.accumulate(kernels, qa, cache, layer, W, kvLora, 0, pos0 + t0 + 1, scale, all, t0 * heads * W);
                 for (int k = 0; k < n; k++) {
                     LatentAttention.State[] parts = {all};
                     if (k > 0) {
                         LatentAttention.State own = new LatentAttention.State(k * heads, heads, kvLora);
-                        LatentAttention.accumulate(qa, cache, layer, W, kvLora, pos0 + t0 + 1, pos0 + t0 + k + 1, scale, own, t0 * heads * W);
+                        LatentAttention.accumulate(kernels, qa, cache, layer, W, kvLora, pos0 + t0 + 1, pos0 + t0 + k + 1, scale, own, t0 * heads * W);
                         parts = new LatentAttention.State[]{all, own};
                     }
                     for (int h = 0; h < heads; h++) LatentAttention.finish(parts, k * heads + h, obar, ((t0 + k) * heads + h) * kvLora);
@@ -370,7 +399,7 @@ public final class MlaAttention {
     /**
      * One new token at position pos over the cache, weight-absorbed form (spec §6.8):
      * q̃_h = W_UKᵀ q_h^nope (kvLora), scores against the latents [ĉ_j ; k^pe_j] directly (one 576-wide dot with
-     * [q̃_h ; q_h^pe]), ō_h = Σ p_j ĉ_j, o_h = W_UV ō_h. Up to {@link #SPLIT_POSITIONS} cached positions the heads
+     * [q̃_h ; q_h^pe]), ō_h = Σ p_j ĉ_j, o_h = W_UV ō_h. Up to {@link KernelSettings#mlaSplit()} cached positions the heads
      * are spread over the threads (one dispatch); beyond, the positions are (the cache is then streamed once).
      */
     float[] decode(float[] x, int pos, KvCache cache, int layer) {
@@ -433,12 +462,12 @@ public final class MlaAttention {
         int S = pos + 1, W = kvLora + rope;
         float[] qa = new float[heads * W];
         RowBlocks.run(heads, h -> absorb(q, qBase, h, qa));
-        if (S <= SPLIT_POSITIONS) {
+        if (S <= kernels.settings().mlaSplit()) {
             // heads in groups of 4 (what the native kernel takes), one group per task
             int per = heads % 4 == 0 ? 4 : 1;
             RowBlocks.run(heads / per, g -> {
                 LatentAttention.State st = new LatentAttention.State(g * per, per, kvLora);
-                LatentAttention.accumulate(qa, cache, layer, W, kvLora, 0, S, scale, st, 0);
+                LatentAttention.accumulate(kernels, qa, cache, layer, W, kvLora, 0, S, scale, st, 0);
                 float[] obar = new float[kvLora];
                 LatentAttention.State[] one = {st};
                 for (int h = g * per; h < (g + 1) * per; h++) {
@@ -453,7 +482,7 @@ public final class MlaAttention {
             RowBlocks.run(chunks, c -> {
                 int j0 = (int) ((long) S * c / chunks), j1 = (int) ((long) S * (c + 1) / chunks);
                 LatentAttention.State st = new LatentAttention.State(0, heads, kvLora);
-                LatentAttention.accumulate(qa, cache, layer, W, kvLora, j0, j1, scale, st, 0);
+                LatentAttention.accumulate(kernels, qa, cache, layer, W, kvLora, j0, j1, scale, st, 0);
                 parts[c] = st;
             });
             RowBlocks.run(heads, h -> {
@@ -482,7 +511,7 @@ public final class MlaAttention {
         float[] first = new float[qFirst.rows()];
         float[] kva = new float[w];
         int nq = qFirst.count();
-        QuantMatrix.QuantizedInput xq = qFirst.quantized(x, 0);
+        QuantizedInput xq = qFirst.quantized(x, 0);
         RowBlocks.run(nq + kvABlocks.count(), i -> {
             if (i < nq) qFirst.block(i, xq, x, 0, first, 0);
             else kvABlocks.block(i - nq, xq, x, 0, kva, 0);

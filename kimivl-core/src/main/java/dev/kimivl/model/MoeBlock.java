@@ -1,6 +1,7 @@
 package dev.kimivl.model;
 
 import dev.kimivl.config.TextConfig;
+import dev.kimivl.tensor.QuantizedInput;
 import dev.kimivl.tensor.Matrix;
 import dev.kimivl.tensor.QuantMatrix;
 import dev.kimivl.tensor.VectorMath;
@@ -119,7 +120,7 @@ public final class MoeBlock {
         for (int p = 0; p < parts; p++) first[p + 1] = first[p] + mlp[p].gateBlocks.count() + mlp[p].upBlocks.count();
         float[][] g = new float[parts][], u = new float[parts][];
         for (int p = 0; p < parts; p++) { g[p] = new float[mlp[p].inter()]; u[p] = new float[mlp[p].inter()]; }
-        QuantMatrix.QuantizedInput xq = mlp[0].gateBlocks.quantized(x, 0);
+        QuantizedInput xq = mlp[0].gateBlocks.quantized(x, 0);
         RowBlocks.run(first[parts], i -> {
             int p = 0;
             while (i >= first[p + 1]) p++;
@@ -134,7 +135,7 @@ public final class MoeBlock {
         t0 = PhaseTimer.stop(PhaseTimer.Phase.FFN_UP, t0);
         float[] y = new float[D];
         RowBlocks down0 = mlp[0].downBlocks;
-        QuantMatrix.QuantizedInput[] gq = new QuantMatrix.QuantizedInput[parts];
+        QuantizedInput[] gq = new QuantizedInput[parts];
         for (int p = 0; p < parts; p++) gq[p] = mlp[p].downBlocks.quantized(g[p], 0);
         RowBlocks.run(down0.count(), b -> {
             int r0 = down0.start[b], n = Math.min(RowBlocks.BLOCK_ROWS, D - r0);

@@ -1,5 +1,6 @@
 package dev.kimivl.model;
 
+import dev.kimivl.tensor.QuantizedInput;
 import dev.kimivl.tensor.DType;
 import dev.kimivl.tensor.Matrix;
 import dev.kimivl.tensor.Parallel;
@@ -21,7 +22,7 @@ final class RowBlocks {
      * long enough contiguous streams for the hardware prefetcher, and still enough pieces to balance 2 threads.
      * Measured on the Q4_0 bench (same session, 48 tokens): 64 rows 8.9 tok/s, 352 rows 10.9 tok/s.
      */
-    static final int BLOCK_ROWS = Integer.getInteger("kimivl.blockRows", 352);
+    static final int BLOCK_ROWS = dev.kimivl.tensor.KernelSettings.SYSTEM.blockRows();
 
     final Matrix matrix;
     final Matrix[] blocks;
@@ -50,14 +51,14 @@ final class RowBlocks {
      * quantized for the integer kernels (xq from {@link #quantized}; null when they do not apply): a dispatch over many
      * blocks quantizes its input once instead of once per block.
      */
-    void block(int b, QuantMatrix.QuantizedInput xq, float[] x, int xo, float[] y, int yo) {
+    void block(int b, QuantizedInput xq, float[] x, int xo, float[] y, int yo) {
         if (xq != null && blocks[b] instanceof QuantMatrix q && q.usesIntegerMatvec()) q.matvec(xq, y, yo + start[b]);
         else blocks[b].matvec(x, xo, y, yo + start[b]);
     }
 
     /** x[xo..] quantized the way this matrix's integer matvec would (same numerics), or null when it uses floats. */
-    QuantMatrix.QuantizedInput quantized(float[] x, int xo) {
-        return matrix instanceof QuantMatrix q && q.usesIntegerMatvec() ? QuantMatrix.QuantizedInput.of(x, xo, q.cols()) : null;
+    QuantizedInput quantized(float[] x, int xo) {
+        return matrix instanceof QuantMatrix q && q.usesIntegerMatvec() ? QuantizedInput.of(x, xo, q.cols()) : null;
     }
 
     /** Rows [r0, r0 + n) of m as a matrix over the same bytes. */

@@ -1,5 +1,6 @@
 package dev.kimivl.model;
 
+import dev.kimivl.tensor.QuantizedInput;
 import dev.kimivl.tensor.Matrix;
 import dev.kimivl.tensor.Parallel;
 import dev.kimivl.tensor.QuantMatrix;
@@ -16,7 +17,7 @@ import dev.kimivl.tensor.VectorMath;
  * per sequence when decoding is memory-bound):
  * <ul>
  *   <li>Q8_0/Q4_0 and the k-quants with native kernels: the integer GEMM, whose result for each input equals the
- *       integer matvec's bit for bit (its contract, {@link QuantMatrix#matmul(QuantMatrix.QuantizedInput, float[])});</li>
+ *       integer matvec's bit for bit (its contract, {@link QuantMatrix#matmul(QuantizedInput, float[])});</li>
  *   <li>other quantized matrices with an integer matvec but no native GEMM: one matvec per input (exact, weights read
  *       per input; only machines without the native kernels);</li>
  *   <li>float weights (F32/BF16/F16): four weight rows decoded at a time, then one {@link VectorMath#dot} per input and
@@ -34,7 +35,7 @@ final class RowProducts {
         if ((long) n * cols > x.length) throw new IllegalArgumentException("x has " + x.length + " floats, needs " + (long) n * cols);
         if ((long) n * rows > y.length) throw new IllegalArgumentException("y has " + y.length + " floats, needs " + (long) n * rows);
         if (m instanceof QuantMatrix q && q.usesIntegerMatmul()) {
-            q.matmul(QuantMatrix.QuantizedInput.ofRows(x, n, cols), y);
+            q.matmul(QuantizedInput.ofRows(x, n, cols), y);
             return;
         }
         if (m instanceof QuantMatrix q && q.usesIntegerMatvec()) {

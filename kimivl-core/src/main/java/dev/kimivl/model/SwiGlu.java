@@ -1,5 +1,6 @@
 package dev.kimivl.model;
 
+import dev.kimivl.tensor.QuantizedInput;
 import dev.kimivl.tensor.Matrix;
 import dev.kimivl.tensor.QuantMatrix;
 import dev.kimivl.tensor.VectorMath;
@@ -28,7 +29,7 @@ public final class SwiGlu {
         int inter = gate.rows();
         float[] g = new float[n * inter], u = new float[n * inter];
         if (gate instanceof QuantMatrix qg && up instanceof QuantMatrix qu && qg.usesIntegerMatmul() && qu.usesIntegerMatmul()) {
-            QuantMatrix.QuantizedInput xq = QuantMatrix.QuantizedInput.ofRows(x, n, gate.cols());   // once for both
+            QuantizedInput xq = QuantizedInput.ofRows(x, n, gate.cols());   // once for both
             qg.matmul(xq, g);
             qu.matmul(xq, u);
         } else {
@@ -61,7 +62,7 @@ public final class SwiGlu {
         int inter = gate.rows();
         float[] g = new float[inter], u = new float[inter];
         int ng = gateBlocks.count();
-        QuantMatrix.QuantizedInput xq = gateBlocks.quantized(x, 0);
+        QuantizedInput xq = gateBlocks.quantized(x, 0);
         RowBlocks.run(ng + upBlocks.count(), i -> {
             if (i < ng) gateBlocks.block(i, xq, x, 0, g, 0);
             else upBlocks.block(i - ng, xq, x, 0, u, 0);

@@ -13,19 +13,19 @@ import jdk.incubator.vector.VectorSpecies;
  * tile (n / tile times in all), so decoding costs a few percent of the multiply-adds.
  */
 public final class Gemm {
-    private static final VectorSpecies<Float> F = QuantMatrix.F;
+    private static final VectorSpecies<Float> F = Vectors.F;
     /** Inputs per micro-kernel: 4 with 32 vector registers (AVX-512), 2 with 16 (AVX2). */
     private static final int TN = F.length() >= 16 ? 4 : 2;
     /** Columns per k-block: 4 rows × KC floats = 16 KB, half an L1. */
     private static final int KC = 1024;
     private static final int RG = 4;
     /** Bytes of inputs per tile: about half an L2. */
-    private static final int TILE_BYTES = Integer.getInteger("kimivl.gemmTileBytes", 512 << 10);
+    private static final int TILE_BYTES = KernelSettings.SYSTEM.gemmTileBytes();
 
     private Gemm() {}
 
     /** Inputs from which {@link PackedGemm} (decoded weight blocks × packed inputs, 6×16 micro-kernel) is used. */
-    static final int PACKED_MIN_N = Integer.getInteger("kimivl.gemmPackedMinN", 9);
+    static final int PACKED_MIN_N = KernelSettings.SYSTEM.gemmPackedMinN();
 
     public static void matmul(Matrix m, float[] x, float[] y, int n) {
         final int rows = m.rows(), cols = m.cols();

@@ -22,7 +22,7 @@ import java.nio.ByteOrder;
 final class KQuantRows {
     private KQuantRows() {}
 
-    private static final VectorSpecies<Float> F = QuantMatrix.F;
+    private static final VectorSpecies<Float> F = Vectors.F;
     private static final int FL = F.length();
     private static final VectorSpecies<Byte> B = VectorSpecies.of(byte.class, VectorShape.forBitSize(FL * 8));
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());

@@ -14,7 +14,7 @@ import java.nio.ByteOrder;
 /**
  * Java Vector API integer matrix-vector kernels for the low-bit formats of published GGUF files that have no native
  * kernel: Q2_K, Q3_K (k-quants, 6-8 GB Kimi-VL-A3B files), IQ4_NL and IQ4_XS (non-linear 4-bit). Built as the Q4_0 /
- * Q8_0 Java kernels of {@link QuantMatrix}: the activation comes quantized to int8 ({@link QuantMatrix.QuantizedInput})
+ * Q8_0 Java kernels of {@link QuantMatrix}: the activation comes quantized to int8 ({@link QuantizedInput})
  * and each weight block's products are summed in integers, converted to float once per block.
  * <ul>
  * <li>Q2_K and Q3_K take the activation's per-256 form (llama.cpp's Q8_K: {@code k8}, one scale {@code kd} per 256,
@@ -33,7 +33,7 @@ final class LowBitKernels {
 
     private static final VectorSpecies<Byte> B128 = ByteVector.SPECIES_128;
     private static final VectorSpecies<Short> S256 = ShortVector.SPECIES_256;
-    private static final VectorSpecies<Float> F8 = FloatVector.SPECIES_256;
+    private static final VectorSpecies<Float> F8 = Vectors.F8;
     private static final ValueLayout.OfShort S16LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     private static final ByteVector LEVELS = ByteVector.fromArray(B128, Quant.IQ4_LEVELS, 0);
@@ -44,7 +44,7 @@ final class LowBitKernels {
     }
 
     /** y[yo + r] = row r · x' for r in [from, to) (rows of {@code rowBytes} at {@code s}). */
-    static void matvec(DType t, MemorySegment s, long rowBytes, int cols, int from, int to, QuantMatrix.QuantizedInput x, float[] y, int yo) {
+    static void matvec(DType t, MemorySegment s, long rowBytes, int cols, int from, int to, QuantizedInput x, float[] y, int yo) {
         switch (t) {
             case Q2_K -> {
                 short[] xk = widen(x.k8);

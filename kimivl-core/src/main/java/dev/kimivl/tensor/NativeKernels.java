@@ -49,7 +49,7 @@ public final class NativeKernels {
                 kq = null, gkq = null;
         String status;
         boolean ok = false;
-        if (!Boolean.parseBoolean(System.getProperty("kimivl.native", "true"))) {
+        if (!KernelSettings.SYSTEM.nativeKernels()) {
             status = "Java Vector API kernels (native kernels turned off by -Dkimivl.native=false)";
         } else {
             try {
@@ -132,7 +132,7 @@ public final class NativeKernels {
      * and {@code cols} columns whose rows start at byte 0 of w, x' the quantized activation. Only when
      * {@link #AVAILABLE}, and for Q4_0/Q8_0 cols ≤ {@link #MAX_COLS}.
      */
-    static void matvec(DType type, MemorySegment w, int r0, int r1, int cols, QuantMatrix.QuantizedInput x, float[] y, int yo) {
+    static void matvec(DType type, MemorySegment w, int r0, int r1, int cols, QuantizedInput x, float[] y, int yo) {
         boolean k = type.blockSize == 256;             // the k-quants take the activation's per-256 form
         MemorySegment xq = k ? x.k8Segment : x.q8Segment, xd = k ? x.kdSegment : x.dSegment, xs8 = k ? x.kbsSegment : x.s8Segment;
         try {
@@ -182,7 +182,7 @@ public final class NativeKernels {
      * (kv_gemm_kq: the row kernel of {@link #matvec} for each token over tiles of rows held in L1, so each result
      * equals the matvec's bit for bit).
      */
-    static void gemmOtherFormat(DType type, MemorySegment w, int r0, int r1, QuantMatrix.QuantizedInput x, float[] y, int ldy) {
+    static void gemmOtherFormat(DType type, MemorySegment w, int r0, int r1, QuantizedInput x, float[] y, int ldy) {
         int rc;
         try {
             boolean k = type.blockSize == 256;      // as in matvec
@@ -204,7 +204,7 @@ public final class NativeKernels {
         final int n, cols;
         final MemorySegment xp, xd, xs;
 
-        PackedActivations(QuantMatrix.QuantizedInput x) {
+        PackedActivations(QuantizedInput x) {
             n = x.rows;
             cols = x.cols;
             int groups = (cols / 32 + 7) / 8;

@@ -23,26 +23,26 @@ import jdk.incubator.vector.VectorSpecies;
  * Row blocks are spread over the one pool ({@link Parallel#forRange}).
  */
 final class PackedGemm {
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
+    private static final VectorSpecies<Float> F = Vectors.F8;
     static final int MR = 6, NR = 16;
     /** Columns per k-block: a [MC][KC] weight block of 24 KB and a 16 KB input micro-panel. */
-    static final int KC = Integer.getInteger("kimivl.gemmKc", 256);
+    static final int KC = KernelSettings.SYSTEM.gemmKc();
     /** Weight rows per block (a multiple of 6). */
-    static final int MC = Math.max(MR, Integer.getInteger("kimivl.gemmMc", 24) / MR * MR);
+    static final int MC = KernelSettings.SYSTEM.gemmMcRounded();
 
     /**
      * Decode whole rows of a block first (one sequential pass over its contiguous bytes), then copy k-blocks: 10-18%
      * faster than decoding each [24 × 256] tile in place (decodeTile, -Dkimivl.gemmTileDecode=true) when the weights
      * come from memory (an expert's do), since the tile walk touches 24 rows a few cache lines at a time.
      */
-    static final boolean FULL_ROWS = !Boolean.getBoolean("kimivl.gemmTileDecode");
+    static final boolean FULL_ROWS = !KernelSettings.SYSTEM.gemmTileDecode();
 
     private static final ThreadLocal<float[][]> SCRATCH = ThreadLocal.withInitial(() -> new float[4][]);
 
     private PackedGemm() {}
 
     /** 8-float vectors intrinsified (AVX2 or wider). */
-    static boolean supported() { return QuantMatrix.F.length() >= 8; }
+    static boolean supported() { return Vectors.FL >= 8; }
 
     /** Scratch arrays up to this many floats (16 MB) are kept per thread; larger ones (a very long prompt's packed
      *  inputs) are allocated per call so that no thread holds on to them. */

@@ -19,8 +19,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * uses a ForkJoinPool, and calls from inside a chunk run inline (the pool never nests).
  */
 public final class Parallel {
-    public static final int THREADS = Integer.getInteger("kimivl.threads", Runtime.getRuntime().availableProcessors());
-    private static final long SPIN_NANOS = 1000L * Long.getLong("kimivl.spinMicros", 200L);
+    public static final int THREADS = KernelSettings.SYSTEM.threads();
+    private static final long SPIN_NANOS = 1000L * KernelSettings.SYSTEM.spinMicros();
 
     private static final Worker[] WORKERS;
     private static final ReentrantLock DISPATCH = new ReentrantLock();

@@ -13,7 +13,7 @@ import java.nio.ByteOrder;
 
 /** A dense (F32, BF16 or F16) matrix over a memory segment: a mapped checkpoint region or a heap array. */
 public final class SegmentMatrix implements Matrix {
-    private static final VectorSpecies<Float> F = QuantMatrix.F;
+    private static final VectorSpecies<Float> F = Vectors.F;
     private static final VectorSpecies<Short> S = VectorSpecies.of(short.class, VectorShape.forBitSize(F.length() * 16));
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
     private static final ValueLayout.OfFloat F32LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);

@@ -6,7 +6,7 @@ import jdk.incubator.vector.VectorSpecies;
 
 /** Element-wise and reduction kernels on float arrays (activations live on the heap; weights may not). */
 public final class VectorMath {
-    public static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    public static final VectorSpecies<Float> F = Vectors.F;
 
     private VectorMath() {}
 

@@ -1,5 +1,6 @@
 package dev.kimivl.vision;
 
+import dev.kimivl.tensor.KernelSettings;
 import dev.kimivl.tensor.Matrix;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
@@ -29,17 +30,25 @@ import jdk.incubator.vector.VectorSpecies;
 final class PackedLinear {
     static final VectorSpecies<Float> F = VisionKernels.F;
     static final int MR = 6, NR = 16;
-    static final int KC = Integer.getInteger("kimivl.vit.kc", 256);
-    static final int MC = Integer.getInteger("kimivl.vit.mc", 96) / MR * MR;
-    static int NC = Integer.getInteger("kimivl.vit.nc", 1024);
+    static final int KC = KernelSettings.SYSTEM.vitKc();
+    static final int MC = KernelSettings.SYSTEM.vitMcRounded();
+    /** Default output columns per work item (about; -Dkimivl.vit.nc): the output block [MC, nc] stays in L2. */
+    static final int NC = KernelSettings.SYSTEM.vitNc();
 
     enum Act { NONE, GELU_TANH, GELU_ERF }
 
     private final Matrix source;
     private final float[] bias;          // [N] or null
     final int n, k;
+    /** Output columns per work item (about), {@link #NC} unless given. */
+    private final int nc;
 
-    PackedLinear(Matrix w, float[] bias) {
+    PackedLinear(Matrix w, float[] bias) { this(w, bias, NC); }
+
+    /** With nc output columns per work item (benchmarks compare sizes on one set of weights). */
+    PackedLinear(Matrix w, float[] bias, int nc) {
+        if (nc < NR) throw new IllegalArgumentException("nc " + nc + " is below one panel of " + NR + " columns");
+        this.nc = nc;
         if (F.length() != 8) throw new IllegalStateException("PackedLinear needs 8-float vectors, species is " + F);
         this.source = w;
         this.bias = bias;
@@ -93,7 +102,7 @@ final class PackedLinear {
         // columns in chunks of about NC so the output block [MC, NC] stays in L2 across the k-blocks, and enough work
         // items for dynamic balance on 2 threads
         int colSplits = Math.max(1, Math.min(panelsN,
-                Math.max((panelsN * NR + NC / 2) / NC, (4 * VisionParallel.threads() + rowBlocks - 1) / rowBlocks)));
+                Math.max((panelsN * NR + nc / 2) / nc, (4 * VisionParallel.threads() + rowBlocks - 1) / rowBlocks)));
         int tasks = rowBlocks * colSplits;
         // k in equal blocks of KC..2·KC−1 (1152 = 4 × 288, 4304 = 16 × 269): no short last block
         int kBlocks = Math.max(1, k / KC);

@@ -25,7 +25,7 @@ final class VisionAttention {
      * Keys per chunk of the exp + P·V pass: P's chunk [256][16] (16 KB) and V's [256][6] stay in L1 for the 12 head-dim
      * panels (A/B runs against one unchunked pass were within the noise of the shared machine; kept for locality).
      */
-    static final int PV_CHUNK = Integer.getInteger("kimivl.vit.pvChunk", 256);
+    static final int PV_CHUNK = dev.kimivl.tensor.KernelSettings.SYSTEM.vitPvChunk();
 
     private VisionAttention() {}
 

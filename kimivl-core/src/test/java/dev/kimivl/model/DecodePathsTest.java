@@ -1,5 +1,6 @@
 package dev.kimivl.model;
 
+import dev.kimivl.tensor.Kernels;
 import dev.kimivl.config.ModelConfig;
 import dev.kimivl.io.SafetensorsCheckpoint;
 import dev.kimivl.testing.Golden;
@@ -44,20 +45,20 @@ class DecodePathsTest {
             double[] ref = reference(q, H, lat, S, W, R, scale);
             // one state over all positions, all heads
             LatentAttention.State all = new LatentAttention.State(0, H, R);
-            LatentAttention.accumulate(q, lat, W, R, 0, S, scale, all);
+            LatentAttention.accumulate(Kernels.DEFAULT, q, lat, W, R, 0, S, scale, all);
             // three position ranges merged; and per-head states
             int[] cut = {0, S / 3, 2 * S / 3 + 1, S};
             LatentAttention.State[] parts = new LatentAttention.State[3];
             for (int c = 0; c < 3; c++) {
                 parts[c] = new LatentAttention.State(0, H, R);
-                LatentAttention.accumulate(q, lat, W, R, cut[c], cut[c + 1], scale, parts[c]);
+                LatentAttention.accumulate(Kernels.DEFAULT, q, lat, W, R, cut[c], cut[c + 1], scale, parts[c]);
             }
             float[] o1 = new float[R], o2 = new float[R], o3 = new float[R];
             for (int h = 0; h < H; h++) {
                 LatentAttention.finish(new LatentAttention.State[]{all}, h, o1, 0);
                 LatentAttention.finish(parts, h, o2, 0);
                 LatentAttention.State one = new LatentAttention.State(h, 1, R);
-                LatentAttention.accumulate(q, lat, W, R, 0, S, scale, one);
+                LatentAttention.accumulate(Kernels.DEFAULT, q, lat, W, R, 0, S, scale, one);
                 LatentAttention.finish(new LatentAttention.State[]{one}, h, o3, 0);
                 for (int k = 0; k < R; k++) {
                     double e = ref[h * R + k];
@@ -87,21 +88,18 @@ class DecodePathsTest {
         Golden golden = Golden.load("a_text_only");
         try (SafetensorsCheckpoint ckpt = SafetensorsCheckpoint.open(golden.dir)) {
             ModelConfig cfg = ModelConfig.load(golden.dir);
-            LanguageModel lm = LanguageModel.load(ckpt, cfg.text(), cfg.textPrefix());
+            LanguageModel base = LanguageModel.load(ckpt, cfg.text(), cfg.textPrefix());
             int[] prompt = {1, 5, 9, 13, 17, 2, 40, 7};
             float[][] logits = new float[2][];
-            int saved = MlaAttention.SPLIT_POSITIONS;
-            try {
+            {
                 for (int mode = 0; mode < 2; mode++) {
-                    MlaAttention.SPLIT_POSITIONS = mode == 0 ? 1 << 20 : 1;
+                    LanguageModel lm = base.withKernels(base.kernels().with(base.kernels().settings().withMlaSplit(mode == 0 ? 1 << 20 : 1)));
                     KvCache c = lm.newCache(64);
                     lm.forward(lm.embed(prompt), prompt.length, c, StageSink.NONE, null);
                     float[] h = null;
                     for (int t : new int[]{3, 8, 21, 4}) h = lm.forward(lm.embed(new int[]{t}), 1, c, StageSink.NONE, null);
                     logits[mode] = lm.logits(h, 0);
                 }
-            } finally {
-                MlaAttention.SPLIT_POSITIONS = saved;
             }
             assertArrayEquals(logits[0], logits[1], 2e-5f);
         }

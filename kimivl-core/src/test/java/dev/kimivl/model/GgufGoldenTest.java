@@ -1,5 +1,6 @@
 package dev.kimivl.model;
 
+import dev.kimivl.tensor.KernelSettings;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.kimivl.testing.Golden;
 import dev.kimivl.vision.ImageLoader;
@@ -72,13 +73,12 @@ class GgufGoldenTest {
     @Test
     void bothPromptFormsGiveTheOracleLogitsAlsoInPieces() {
         Golden g = Golden.load("gguf");
-        MlaAttention.PromptForm was = MlaAttention.PROMPT_FORM;
         try (KimiVL m = KimiVL.open(DIR.resolve("text-f32.gguf"))) {
-            LanguageModel lm = m.languageModel();
+            LanguageModel base = m.languageModel();
             int[] ids = g.inputIds();
-            int D = lm.config().hiddenSize();
-            for (MlaAttention.PromptForm f : new MlaAttention.PromptForm[]{MlaAttention.PromptForm.DECOMPRESSED, MlaAttention.PromptForm.ABSORBED}) {
-                MlaAttention.PROMPT_FORM = f;
+            int D = base.config().hiddenSize();
+            for (KernelSettings.MlaPromptForm f : new KernelSettings.MlaPromptForm[]{KernelSettings.MlaPromptForm.DECOMPRESSED, KernelSettings.MlaPromptForm.ABSORBED}) {
+                LanguageModel lm = base.withKernels(base.kernels().with(base.kernels().settings().withMlaPromptForm(f)));
                 String form = f.name().toLowerCase(java.util.Locale.ROOT);
                 float[] whole = lm.forward(lm.embed(ids), ids.length, lm.newCache(64), StageSink.NONE, null);
                 Golden.assertClose("logits, " + form + " prompt form", g.floats("logits"), lm.allLogits(whole, ids.length), 1e-4);
@@ -93,8 +93,6 @@ class GgufGoldenTest {
                 }
                 assertTrue(worst < 1e-4, form + " prefill in pieces vs one shot: max |Δ final_norm| = " + worst);
             }
-        } finally {
-            MlaAttention.PROMPT_FORM = was;
         }
     }
 

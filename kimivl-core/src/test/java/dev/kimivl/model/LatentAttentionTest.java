@@ -1,5 +1,6 @@
 package dev.kimivl.model;
 
+import dev.kimivl.tensor.Kernels;
 import dev.kimivl.tensor.NativeKernels;
 import org.junit.jupiter.api.Test;
 
@@ -110,25 +111,22 @@ class LatentAttentionTest {
 
     /** Through the f16 entry point when half is not null, else over the floats. */
     private static float[] run(float[] q, float[] lat, short[] half, int W, int R, int H, int j0, int j1, float scale, boolean nativeKernel) {
-        boolean was = LatentAttention.USE_NATIVE;
-        LatentAttention.USE_NATIVE = nativeKernel;
-        try {
+        Kernels k = nativeKernel ? Kernels.nativeKernels() : Kernels.java();
+        {
             // two partial states over a split of the range, merged: the path long-context decode takes
             int mid = (j0 + j1) / 2;
             LatentAttention.State a = new LatentAttention.State(0, H, R), b = new LatentAttention.State(0, H, R);
             if (half != null) {
-                LatentAttention.accumulate(q, half, W, R, j0, mid, scale, a, 0);
-                LatentAttention.accumulate(q, half, W, R, mid, j1, scale, b, 0);
+                LatentAttention.accumulate(k, q, half, W, R, j0, mid, scale, a, 0);
+                LatentAttention.accumulate(k, q, half, W, R, mid, j1, scale, b, 0);
             } else {
-                LatentAttention.accumulate(q, lat, W, R, j0, mid, scale, a);
-                LatentAttention.accumulate(q, lat, W, R, mid, j1, scale, b);
+                LatentAttention.accumulate(k, q, lat, W, R, j0, mid, scale, a);
+                LatentAttention.accumulate(k, q, lat, W, R, mid, j1, scale, b);
             }
             float[] out = new float[H * R];
             LatentAttention.State[] parts = mid > j0 ? new LatentAttention.State[]{a, b} : new LatentAttention.State[]{b};
             for (int h = 0; h < H; h++) LatentAttention.finish(parts, h, out, h * R);
             return out;
-        } finally {
-            LatentAttention.USE_NATIVE = was;
         }
     }
 }

@@ -1,5 +1,7 @@
 package dev.kimivl.model;
 
+import dev.kimivl.tensor.KernelSettings;
+import dev.kimivl.tensor.Kernels;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.kimivl.config.ModelConfig;
 import dev.kimivl.io.SafetensorsCheckpoint;
@@ -138,15 +140,12 @@ class TextGoldenTest {
     @Test
     void bothPromptFormsGiveTheOracleLogits() {
         int[] ids = golden.inputIds();
-        MlaAttention.PromptForm was = MlaAttention.PROMPT_FORM;
-        try {
-            for (MlaAttention.PromptForm f : new MlaAttention.PromptForm[]{MlaAttention.PromptForm.DECOMPRESSED, MlaAttention.PromptForm.ABSORBED}) {
-                MlaAttention.PROMPT_FORM = f;
-                float[] h = lm.forward(lm.embed(ids), ids.length, lm.newCache(64), StageSink.NONE, null);
+        {
+            for (KernelSettings.MlaPromptForm f : new KernelSettings.MlaPromptForm[]{KernelSettings.MlaPromptForm.DECOMPRESSED, KernelSettings.MlaPromptForm.ABSORBED}) {
+                LanguageModel pinned = lm.withKernels(lm.kernels().with(lm.kernels().settings().withMlaPromptForm(f)));
+                float[] h = pinned.forward(lm.embed(ids), ids.length, lm.newCache(64), StageSink.NONE, null);
                 Golden.assertClose("logits, " + f + " prompt form", golden.floats("logits"), lm.allLogits(h, ids.length), LOGITS_ATOL);
             }
-        } finally {
-            MlaAttention.PROMPT_FORM = was;
         }
     }
 
@@ -154,21 +153,19 @@ class TextGoldenTest {
     @Test
     void chunkedPrefillEqualsOnePass() {
         int[] ids = golden.inputIds();
-        int D = lm.config().hiddenSize(), was = LanguageModel.PREFILL_CHUNK;
+        int D = lm.config().hiddenSize();
         float[] whole = lm.forward(lm.embed(ids), ids.length, lm.newCache(64), StageSink.NONE, null);
-        LanguageModel.PREFILL_CHUNK = 7;
-        try {
-            KvCache cache = lm.newCache(64);
+        LanguageModel chunked = lm.withKernels(lm.kernels().with(lm.kernels().settings().withPrefillChunk(7)));
+        {
+            KvCache cache = chunked.newCache(64);
             java.util.List<Integer> seen = new java.util.ArrayList<>();
-            float[] last = lm.prefill(lm.embed(ids), ids.length, cache, (done, total) -> seen.add(done));
+            float[] last = chunked.prefill(lm.embed(ids), ids.length, cache, (done, total) -> seen.add(done));
             assertEquals(ids.length, cache.length());
             assertEquals(0, seen.get(0));
             assertEquals(Math.min(7, ids.length), seen.get(1));
             assertEquals(ids.length, seen.get(seen.size() - 1));
             double d = Golden.maxAbsDiff(last, Arrays.copyOfRange(whole, (ids.length - 1) * D, ids.length * D));
             assertTrue(d < 1e-4, "chunked prefill vs one pass: max |Δ| = " + d);
-        } finally {
-            LanguageModel.PREFILL_CHUNK = was;
         }
     }
 
@@ -177,14 +174,11 @@ class TextGoldenTest {
     void javaAndNativeKernelsAgree() {
         int[] ids = golden.inputIds();
         float[] nat = lm.forward(lm.embed(ids), ids.length, lm.newCache(64), StageSink.NONE, null);
-        boolean was = LatentAttention.USE_NATIVE;
-        LatentAttention.USE_NATIVE = false;
-        try {
-            float[] java = lm.forward(lm.embed(ids), ids.length, lm.newCache(64), StageSink.NONE, null);
+        {
+            LanguageModel javaLm = lm.withKernels(Kernels.java());
+            float[] java = javaLm.forward(lm.embed(ids), ids.length, lm.newCache(64), StageSink.NONE, null);
             double d = Golden.maxAbsDiff(nat, java);
             assertTrue(d < 2e-5, "final_norm, Java vs native attention: max |Δ| = " + d);
-        } finally {
-            LatentAttention.USE_NATIVE = was;
         }
     }
 

@@ -30,11 +30,10 @@ class KernelJitDeterminismTest {
         float[] w = new float[rows * cols], x = new float[cols];
         for (int i = 0; i < w.length; i++) w[i] = (float) r.nextGaussian();
         for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian();
-        QuantMatrix m = QuantMatrix.quantize(w, rows, cols, DType.valueOf(type));
-        QuantMatrix.QuantizedInput xq = QuantMatrix.QuantizedInput.of(x, 0, cols);
-        boolean wasNative = QuantMatrix.USE_NATIVE;
-        QuantMatrix.USE_NATIVE = false;             // the Java integer kernels (the native ones are C: always the same)
-        try {
+        // the Java integer kernels (the native ones are C: always the same)
+        QuantMatrix m = QuantMatrix.quantize(w, rows, cols, DType.valueOf(type)).withKernels(Kernels.java());
+        QuantizedInput xq = QuantizedInput.of(x, 0, cols);
+        {
             float[] exact0 = new float[rows], int0 = new float[rows];
             m.matvecExact(x, 0, exact0, 0);         // float activations (-Dkimivl.intMatvec=false, the tests' setting)
             m.matvec(xq, int0, 0);                  // int8 activations, Java kernels
@@ -45,8 +44,6 @@ class KernelJitDeterminismTest {
             }
             assertArrayEquals(exact0, exact, type + ": the float-activation kernel's result changed once compiled");
             assertArrayEquals(int0, integer, type + ": the Java integer kernel's result changed once compiled");
-        } finally {
-            QuantMatrix.USE_NATIVE = wasNative;
         }
     }
 }

@@ -57,7 +57,7 @@ class LowBitFormatsTest {
                 float[] x = QuantTest.random(rnd, cols + 3, 1f);
                 for (int i = 0; i < cols; i += 61) x[3 + i] *= 25;               // outliers: blocks of unequal scales
                 if (cols >= 512) Arrays.fill(x, 3 + 256, 3 + 512, 0f);           // an all-zero activation block
-                QuantMatrix.QuantizedInput xq = QuantMatrix.QuantizedInput.of(x, 3, cols);
+                QuantizedInput xq = QuantizedInput.of(x, 3, cols);
                 float[] y = new float[rows + 5];
                 m.matvec(xq, y, 5);
                 String what = t + " [" + rows + ", " + cols + "]";
@@ -67,12 +67,12 @@ class LowBitFormatsTest {
                 // a batch of inputs: each token's row equals its own matvec
                 int n = 3;
                 float[] xs = QuantTest.random(rnd, n * cols, 1f);
-                QuantMatrix.QuantizedInput batch = QuantMatrix.QuantizedInput.ofRows(xs, n, cols);
+                QuantizedInput batch = QuantizedInput.ofRows(xs, n, cols);
                 float[] yb = new float[n * rows];
                 m.matmul(batch, yb);
                 for (int tok = 0; tok < n; tok++) {
                     float[] y1 = new float[rows];
-                    m.matvec(QuantMatrix.QuantizedInput.of(xs, tok * cols, cols), y1, 0);
+                    m.matvec(QuantizedInput.of(xs, tok * cols, cols), y1, 0);
                     assertArrayEquals(y1, Arrays.copyOfRange(yb, tok * rows, (tok + 1) * rows), 0f, what + " batch token " + tok);
                 }
             }
@@ -93,7 +93,7 @@ class LowBitFormatsTest {
             dense = m.toFloatArray();
             float[] x = QuantTest.random(rnd, cols, 1f);
             for (int i = 0; i < cols; i++) x[i] += Math.copySign(0.5f, x[i]);     // no activation rounds to 0
-            QuantMatrix.QuantizedInput xq = QuantMatrix.QuantizedInput.of(x, 0, cols);
+            QuantizedInput xq = QuantizedInput.of(x, 0, cols);
             float[] y = new float[rows];
             byte orig = m.segment().get(ValueLayout.JAVA_BYTE, qByte);
             m.segment().set(ValueLayout.JAVA_BYTE, qByte, (byte) (orig ^ 0x04));

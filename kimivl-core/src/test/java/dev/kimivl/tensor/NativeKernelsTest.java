@@ -32,18 +32,13 @@ class NativeKernelsTest {
             float[] w = QuantTest.random(rnd, rows * cols, 0.1f);
             float[] x = QuantTest.random(rnd, cols + 3, 1f);
             for (int i = 0; i < cols; i += 61) x[3 + i] *= 25;
-            QuantMatrix.QuantizedInput xq = QuantMatrix.QuantizedInput.of(x, 3, cols);
+            QuantizedInput xq = QuantizedInput.of(x, 3, cols);
             for (DType t : new DType[]{DType.Q4_0, DType.Q8_0}) {
                 QuantMatrix m = QuantMatrix.quantize(w, rows, cols, t);
                 float[] dense = m.toFloatArray();
                 float[] yNative = new float[rows + 5], yJava = new float[rows + 5];
                 m.matvec(xq, yNative, 5);
-                QuantMatrix.USE_NATIVE = false;
-                try {
-                    m.matvec(xq, yJava, 5);
-                } finally {
-                    QuantMatrix.USE_NATIVE = true;
-                }
+                m.withKernels(Kernels.java()).matvec(xq, yJava, 5);
                 String what = "native " + t + " [" + rows + ", " + cols + "]";
                 QuantTest.checkIntegerResult(dense, rows, cols, x, 3, xq, yNative, 5, what);
                 for (int r = 0; r < rows; r++) {
@@ -64,9 +59,9 @@ class NativeKernelsTest {
         java.lang.foreign.MemorySegment seg = java.lang.foreign.Arena.ofAuto().allocate(34L * (cols / 32));
         float[] x = new float[cols];
         double expect = 0;
-        QuantMatrix.QuantizedInput xq;
+        QuantizedInput xq;
         for (int c = 0; c < cols; c++) x[c] = (c % 7 == 0 ? -1f : 1f) * (1 + c % 5);
-        xq = QuantMatrix.QuantizedInput.of(x, 0, cols);
+        xq = QuantizedInput.of(x, 0, cols);
         for (int b = 0; b < cols / 32; b++) {
             seg.set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, 34L * b, Float.floatToFloat16(0.5f));
             for (int j = 0; j < 32; j++) {
@@ -95,16 +90,11 @@ class NativeKernelsTest {
             float[] w = QuantTest.random(rnd, rows * cols, 0.1f), x = QuantTest.random(rnd, n * cols, 1f);
             for (DType t : new DType[]{DType.Q4_0, DType.Q8_0}) {
                 QuantMatrix m = QuantMatrix.quantize(w, rows, cols, t);
-                QuantMatrix.QuantizedInput batch = QuantMatrix.QuantizedInput.ofRows(x, n, cols);
+                QuantizedInput batch = QuantizedInput.ofRows(x, n, cols);
                 float[] y = new float[n * rows];
                 m.matmul(batch, y);
                 float[] yJava = new float[n * rows];
-                QuantMatrix.USE_NATIVE = false;
-                try {
-                    m.matmul(batch, yJava);                    // the Java fallback: the integer matvec per token
-                } finally {
-                    QuantMatrix.USE_NATIVE = true;
-                }
+                m.withKernels(Kernels.java()).matmul(batch, yJava);     // the Java fallback: the integer matvec per token
                 for (int i = 0; i < y.length; i++) {
                     double mag = 0;
                     int tok = i / rows, r = i % rows;
@@ -113,7 +103,7 @@ class NativeKernelsTest {
                 }
                 for (int tok = 0; tok < n; tok++) {
                     float[] yt = new float[rows];
-                    m.matvec(QuantMatrix.QuantizedInput.of(x, tok * cols, cols), yt, 0);
+                    m.matvec(QuantizedInput.of(x, tok * cols, cols), yt, 0);
                     for (int r = 0; r < rows; r++) {
                         assertEquals(yt[r], y[tok * rows + r], 0f, t + " [" + rows + ", " + cols + "] token " + tok + " row " + r);
                     }

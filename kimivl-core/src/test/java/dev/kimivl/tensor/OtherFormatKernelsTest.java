@@ -62,7 +62,7 @@ class OtherFormatKernelsTest {
                 float[] dense = m.toFloatArray();
                 float[] x = QuantTest.random(rnd, cols + 3, 1f);
                 for (int i = 0; i < cols; i += 61) x[3 + i] *= 25;           // outliers: blocks of unequal scales
-                QuantMatrix.QuantizedInput xq = QuantMatrix.QuantizedInput.of(x, 3, cols);
+                QuantizedInput xq = QuantizedInput.of(x, 3, cols);
                 float[] y = new float[rows + 5];
                 m.matvec(xq, y, 5);
                 String what = "native " + t + " [" + rows + ", " + cols + "]";
@@ -83,7 +83,7 @@ class OtherFormatKernelsTest {
         int cols = 768, rows = 2;
         float[] x = QuantTest.random(rnd, rows * cols, 1f);
         x[300] = 40f;                                   // one super-block with a large amax
-        QuantMatrix.QuantizedInput q = QuantMatrix.QuantizedInput.ofRows(x, rows, cols);
+        QuantizedInput q = QuantizedInput.ofRows(x, rows, cols);
         for (int c = 0; c < rows * cols; c++) {
             int sb = c / 256;
             float amax = 0;
@@ -96,7 +96,7 @@ class OtherFormatKernelsTest {
             for (int i = 0; i < 16; i++) sum += q.k8[16 * g + i];
             assertEquals(sum, q.kbs[g], "16-sum " + g);
         }
-        assertEquals(null, QuantMatrix.QuantizedInput.of(x, 0, 96).k8, "no per-256 form for 96 columns");
+        assertEquals(null, QuantizedInput.of(x, 0, 96).k8, "no per-256 form for 96 columns");
     }
 
     /** Prefill gives, token by token, exactly the decode kernel's result, and writes only y[t·rows + r]. */
@@ -111,15 +111,15 @@ class OtherFormatKernelsTest {
             QuantMatrix m = randomMatrix(rnd, t, rows, cols);
             float[] x = QuantTest.random(rnd, n * cols, 1f);
             float[] y = new float[n * rows];
-            m.matmul(QuantMatrix.QuantizedInput.ofRows(x, n, cols), y);
+            m.matmul(QuantizedInput.ofRows(x, n, cols), y);
             for (int tok = 0; tok < n; tok++) {
                 float[] yt = new float[rows];
-                m.matvec(QuantMatrix.QuantizedInput.of(x, tok * cols, cols), yt, 0);
+                m.matvec(QuantizedInput.of(x, tok * cols, cols), yt, 0);
                 for (int r = 0; r < rows; r++) assertEquals(yt[r], y[tok * rows + r], 0f, t + " [" + rows + ", " + cols + "] token " + tok + " row " + r);
                 // a single row alone (no partner row) gives the same bits
                 float[] one = new float[rows];
                 new QuantMatrix(m.segment().asSlice(t.bytesFor((long) (rows - 2) * cols), t.bytesFor(cols)), t, 1, cols)
-                        .matvec(QuantMatrix.QuantizedInput.of(x, tok * cols, cols), one, 0);
+                        .matvec(QuantizedInput.of(x, tok * cols, cols), one, 0);
                 assertEquals(yt[rows - 2], one[0], 0f, t + " [" + rows + ", " + cols + "] row " + (rows - 2) + " alone");
             }
           }
@@ -134,13 +134,9 @@ class OtherFormatKernelsTest {
             int cols = t.blockSize == 256 ? 512 : 96, rows = 6;
             QuantMatrix m = randomMatrix(rnd, t, rows, cols);
             float[] dense = m.toFloatArray(), x = QuantTest.random(rnd, cols, 1f), y = new float[rows];
-            QuantMatrix.USE_NATIVE = false;
-            try {
-                assertTrue(!m.usesIntegerMatvec(), t + " has no Java integer kernel");
-                m.matvec(x, 0, y, 0);
-            } finally {
-                QuantMatrix.USE_NATIVE = true;
-            }
+            QuantMatrix java = m.withKernels(Kernels.java());
+            assertTrue(!java.usesIntegerMatvec(), t + " has no Java integer kernel");
+            java.matvec(x, 0, y, 0);
             for (int r = 0; r < rows; r++) {
                 double ref = 0, mag = 0;
                 for (int c = 0; c < cols; c++) {

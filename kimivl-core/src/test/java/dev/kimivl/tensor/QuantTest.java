@@ -297,7 +297,7 @@ class QuantTest {
      * d = amax/127, so |Δy_r| ≤ Σ_b d_b/2 · Σ_{c∈b} |W[r, c]| (plus the same summation slack). Returns the worst
      * |y − exact| / bound seen (how much of the bound the rounding used).
      */
-    static double checkIntegerResult(float[] dense, int rows, int cols, float[] x, int xo, QuantMatrix.QuantizedInput xq, float[] y, int yo, String what) {
+    static double checkIntegerResult(float[] dense, int rows, int cols, float[] x, int xo, QuantizedInput xq, float[] y, int yo, String what) {
         return checkIntegerResult(dense, rows, cols, x, xo, xq::value, 32, y, yo, what);
     }
 
@@ -340,7 +340,7 @@ class QuantTest {
             float[] x = random(rnd, cols + 7, 1f);
             for (int i = 0; i < cols; i += 97) x[7 + i] *= 30;                 // outliers set a block's step
             if (cols >= 64) Arrays.fill(x, 7 + 32, 7 + 64, 0f);              // an all-zero block (scale 0)
-            QuantMatrix.QuantizedInput xq = QuantMatrix.QuantizedInput.of(x, 7, cols);
+            QuantizedInput xq = QuantizedInput.of(x, 7, cols);
             for (DType t : new DType[]{DType.Q8_0, DType.Q4_0}) {
                 QuantMatrix m = QuantMatrix.quantize(w, rows, cols, t);
                 float[] dense = m.toFloatArray();
@@ -363,11 +363,11 @@ class QuantTest {
         int rows = 16, cols = 256;
         float[] w = random(rnd, rows * cols, 0.1f), x = random(rnd, cols, 1f);
         QuantMatrix m = QuantMatrix.quantize(w, rows, cols, DType.Q8_0);
-        QuantMatrix.QuantizedInput xq = QuantMatrix.QuantizedInput.of(x, 0, cols);
+        QuantizedInput xq = QuantizedInput.of(x, 0, cols);
         float[] bad = x.clone();
         bad[40] = x[40] + 0.05f;                                          // ~ 2 steps of its block for N(0,1) data
         float[] y = new float[rows];
-        m.matvec(QuantMatrix.QuantizedInput.of(bad, 0, cols), y, 0);
+        m.matvec(QuantizedInput.of(bad, 0, cols), y, 0);
         assertThrows(AssertionError.class, () -> checkIntegerResult(m.toFloatArray(), rows, cols, x, 0, xq, y, 0, "perturbed"));
     }
 
@@ -377,12 +377,12 @@ class QuantTest {
         Random rnd = new Random(23);
         int cols = 512;
         float[] x = random(rnd, cols + 4, 1f);
-        QuantMatrix.QuantizedInput a = QuantMatrix.QuantizedInput.cached(x, 4, cols);
-        assertSame(a, QuantMatrix.QuantizedInput.cached(x.clone(), 4, cols), "equal floats reuse the quantized input");
+        QuantizedInput a = QuantizedInput.cached(x, 4, cols);
+        assertSame(a, QuantizedInput.cached(x.clone(), 4, cols), "equal floats reuse the quantized input");
         float before = a.value(300);
         x[4 + 300] = -x[4 + 300] + 1;
-        QuantMatrix.QuantizedInput b = QuantMatrix.QuantizedInput.cached(x, 4, cols);
-        QuantMatrix.QuantizedInput fresh = QuantMatrix.QuantizedInput.of(x, 4, cols);
+        QuantizedInput b = QuantizedInput.cached(x, 4, cols);
+        QuantizedInput fresh = QuantizedInput.of(x, 4, cols);
         for (int c = 0; c < cols; c++) assertEquals(fresh.value(c), b.value(c), 0f);
         assertNotEquals(before, b.value(300));
     }

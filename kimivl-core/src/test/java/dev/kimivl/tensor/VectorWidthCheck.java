@@ -19,7 +19,7 @@ public class VectorWidthCheck {
             QuantTest.exactMatvec(m, x, 0, y1, 0); m.matmul(x, yn, n);
             if (m instanceof QuantMatrix q && (t == DType.Q8_0 || t == DType.Q4_0)) {   // the integer kernels (fixed 256-bit)
                 float[] yi = new float[rows];
-                QuantMatrix.QuantizedInput xq = QuantMatrix.QuantizedInput.of(x, 0, cols);
+                QuantizedInput xq = QuantizedInput.of(x, 0, cols);
                 q.matvec(xq, yi, 0);
                 QuantTest.checkIntegerResult(dense, rows, cols, x, 0, xq, yi, 0, t + " integer");
             }

@@ -1,0 +1,86 @@
+package dev.kimivl.tensor;
+
+/**
+ * The one seam between the model code and the kernels that do its products: every quantized product
+ * ({@link QuantMatrix}) and the attention kernels with a native form go through a {@code Kernels}, chosen once, with
+ * its immutable {@link KernelSettings}. Two implementations:
+ * <ul>
+ *   <li>{@link #java()}: the Java Vector API kernels only (the fallback where the native library does not load, and
+ *       the reference the native kernels are tested against);</li>
+ *   <li>{@link #nativeKernels()}: the native AVX2 kernels ({@link NativeKernels}) where they take the format and
+ *       shape, the Java ones for the rest (Q2_K, Q3_K, IQ4_NL, IQ4_XS, rows wider than {@link NativeKernels#MAX_COLS}).</li>
+ * </ul>
+ * {@link #DEFAULT} is the native set when the library loaded (and {@code -Dkimivl.native} is not false), else the Java
+ * one; objects built without a choice use it. Tests build instances with one or the other
+ * ({@link QuantMatrix#withKernels}, {@code LanguageModel.withKernels}) instead of flipping a global.
+ *
+ * <p>Attention: the Java kernels of MLA live beside the model code that calls them (model.LatentAttention,
+ * MlaAttention's causal loop); {@link #latentAttention} and {@link #causalAttention} run the native kernel and return
+ * true, or return false (the Java set always does; the native set when the shapes do not fit its kernel) and the
+ * caller runs its Java kernel.
+ */
+public sealed interface Kernels permits JavaKernels, NativeFirstKernels {
+
+    /** The kernels of this process: native when loaded, else Java; settings from the system properties. */
+    Kernels DEFAULT = preferred(KernelSettings.SYSTEM);
+
+    /** The Java Vector API kernels with the process's settings. */
+    static Kernels java() { return new JavaKernels(KernelSettings.SYSTEM); }
+
+    /** The native kernels (Java where they do not apply); throws, with the reason, where the library is not loaded. */
+    static Kernels nativeKernels() {
+        if (!NativeKernels.AVAILABLE) throw new IllegalStateException("no native kernels: " + NativeKernels.STATUS);
+        return new NativeFirstKernels(KernelSettings.SYSTEM);
+    }
+
+    /** Native kernels when loaded and {@code settings.nativeKernels()}, else Java. */
+    static Kernels preferred(KernelSettings settings) {
+        return settings.nativeKernels() && NativeKernels.AVAILABLE ? new NativeFirstKernels(settings) : new JavaKernels(settings);
+    }
+
+    KernelSettings settings();
+
+    /** The same implementation with other settings. */
+    Kernels with(KernelSettings settings);
+
+    /** True for the native set. */
+    boolean isNative();
+
+    /** One line for reports. */
+    default String describe() { return isNative() ? NativeKernels.STATUS : "Java Vector API kernels"; }
+
+    // ---- quantized weights: W [rows, cols] in a block format, the activation quantized to int8 (QuantizedInput) ----
+
+    /** True when a matvec of a {@code type} matrix of {@code cols} columns quantizes its input and runs integer kernels. */
+    boolean integerMatvec(DType type, int cols);
+
+    /** True when its batched product quantizes the inputs and runs a native integer GEMM. */
+    boolean integerMatmul(DType type, int cols);
+
+    /** y[yo + r] = Σ_c W[r, c]·x'[c] for every row r of w (x' the quantized activation); xq.cols == w.cols(). */
+    void matvec(QuantMatrix w, QuantizedInput xq, float[] y, int yo);
+
+    /** y[t·rows + r] = Σ_c W[r, c]·x'_t[c] for every row t of the batch xq; each token's result equals {@link #matvec}'s bit for bit. */
+    void matmul(QuantMatrix w, QuantizedInput xq, float[] y);
+
+    // ---- attention (false: declined, the caller runs its Java kernel) ----
+
+    /**
+     * Latent attention (MLA decode): heads query rows q[qo + h·W ..] (width W) against the cache rows lat[j·W ..] for j in
+     * [j0, j1), online softmax state m [heads], l [heads], o [heads·R] updated in place.
+     */
+    boolean latentAttention(float[] q, int qo, float[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o);
+
+    /** As {@link #latentAttention} over an f16 cache (IEEE half bits). */
+    boolean latentAttentionF16(float[] q, int qo, short[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o);
+
+    /** True when {@link #causalAttention} takes heads of query/key width {@code qk} and value width {@code v}. */
+    boolean hasCausalAttention(int qk, int v);
+
+    /**
+     * Causal attention of {@code rows} query rows (row i at q[qo + i·ldq], position pos0 + i) over keys/values [j0, j1):
+     * see {@link NativeKernels#mhaCausal}.
+     */
+    boolean causalAttention(float[] q, int qo, int ldq, int dk, float[] k, int ko, int ldk, float[] v, int vo, int ldv,
+                            int dv, int rows, int j0, int j1, float scale, int pos0, float[] m, float[] l, float[] o);
+}

@@ -1,0 +1,89 @@
+package dev.kimivl.tensor;
+
+/**
+ * The native implementation of {@link Kernels}: the AVX2 kernels of {@link NativeKernels} for Q8_0 and Q4_0 (rows up
+ * to {@link NativeKernels#MAX_COLS}) and for the k-quant files' formats (Q4_K, Q5_K, Q6_K, Q4_1, Q5_0, Q5_1), matvec
+ * and batched GEMM, and MLA's latent and causal attention; the Java kernels ({@link JavaKernels}) for what they do not
+ * take. Built only where the library loaded ({@link Kernels#nativeKernels()}).
+ */
+record NativeFirstKernels(KernelSettings settings) implements Kernels {
+    NativeFirstKernels {
+        if (!NativeKernels.AVAILABLE) throw new IllegalStateException("no native kernels: " + NativeKernels.STATUS);
+    }
+
+    @Override public Kernels with(KernelSettings s) { return new NativeFirstKernels(s); }
+    @Override public boolean isNative() { return true; }
+
+    /** A format of kimivl_kquants.c. */
+    private static boolean otherFormat(DType type) { return NativeKernels.otherFormatCode(type) >= 0; }
+
+    private static boolean q8q4(DType type, int cols) {
+        return (type == DType.Q8_0 || type == DType.Q4_0) && cols <= NativeKernels.MAX_COLS;
+    }
+
+    @Override
+    public boolean integerMatvec(DType type, int cols) {
+        return settings.intMatvec() && (type == DType.Q8_0 || type == DType.Q4_0 || LowBitKernels.handles(type) || otherFormat(type));
+    }
+
+    @Override
+    public boolean integerMatmul(DType type, int cols) {
+        return integerMatvec(type, cols) && (cols <= NativeKernels.MAX_COLS || otherFormat(type));
+    }
+
+    @Override
+    public void matvec(QuantMatrix w, QuantizedInput xq, float[] y, int yo) {
+        DType dtype = w.dtype();
+        int cols = w.cols();
+        if (q8q4(dtype, cols) || otherFormat(dtype)) {
+            java.lang.foreign.MemorySegment data = w.segment();
+            Parallel.forRange(w.rows(), 16, (from, to) -> NativeKernels.matvec(dtype, data, from, to, cols, xq, y, yo));
+            return;
+        }
+        JavaKernels.javaMatvec(w, xq, y, yo);
+    }
+
+    @Override
+    public void matmul(QuantMatrix w, QuantizedInput xq, float[] y) {
+        DType dtype = w.dtype();
+        int n = xq.rows, rows = w.rows(), cols = w.cols();
+        java.lang.foreign.MemorySegment data = w.segment();
+        if (otherFormat(dtype)) {
+            // each row unpacked once per 4 tokens over L1-resident tiles of rows (kv_gemm_kq); bounded calls as below
+            int step = (int) Math.max(1, Math.min(rows, (1L << 26) / ((long) n * cols)));
+            Parallel.forRange(rows, 8, (from, to) -> {
+                for (int r = from; r < to; r += step) NativeKernels.gemmOtherFormat(dtype, data, r, Math.min(to, r + step), xq, y, rows);
+            });
+            return;
+        }
+        if (q8q4(dtype, cols)) {
+            NativeKernels.PackedActivations xp = new NativeKernels.PackedActivations(xq);
+            // a critical native call holds off safepoints (GC) while it runs: at most ~2^26 multiply-adds per call
+            int step = (int) Math.max(4, Math.min(rows, (1L << 26) / ((long) n * cols)) & ~3L);
+            Parallel.forRange(rows, 8, (from, to) -> {
+                for (int r = from; r < to; r += step) NativeKernels.gemm(dtype, data, r, Math.min(to, r + step), xp, y, rows);
+            });
+            return;
+        }
+        JavaKernels.perToken(this, w, xq, y);       // Q2_K, Q3_K, IQ4_NL, IQ4_XS, wide rows: the matvec per token
+    }
+
+    @Override
+    public boolean latentAttention(float[] q, int qo, float[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o) {
+        return NativeKernels.latentAttention(q, qo, lat, W, R, heads, j0, j1, scale, m, l, o);
+    }
+
+    @Override
+    public boolean latentAttentionF16(float[] q, int qo, short[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o) {
+        return NativeKernels.latentAttentionF16(q, qo, lat, W, R, heads, j0, j1, scale, m, l, o);
+    }
+
+    /** The shapes kv_mha_causal takes (query/key width a multiple of 8 up to 576, value width a multiple of 16). */
+    @Override public boolean hasCausalAttention(int qk, int v) { return qk % 8 == 0 && qk <= 576 && v % 16 == 0; }
+
+    @Override
+    public boolean causalAttention(float[] q, int qo, int ldq, int dk, float[] k, int ko, int ldk, float[] v, int vo, int ldv,
+                                   int dv, int rows, int j0, int j1, float scale, int pos0, float[] m, float[] l, float[] o) {
+        return NativeKernels.mhaCausal(q, qo, ldq, dk, k, ko, ldk, v, vo, ldv, dv, rows, j0, j1, scale, pos0, m, l, o);
+    }
+}
