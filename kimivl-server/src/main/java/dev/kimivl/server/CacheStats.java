@@ -13,4 +13,6 @@ final class CacheStats {
     final AtomicLong prefixTokensReused = new AtomicLong();
     /** Images whose vision features came from the cache, and those encoded. */
     final AtomicLong imageHits = new AtomicLong(), imageMisses = new AtomicLong();
+    /** Chat messages whose rendered and tokenized text came from the prompt cache, and those rendered and tokenized. */
+    final AtomicLong promptMessagesReused = new AtomicLong(), promptMessagesRendered = new AtomicLong();
 }

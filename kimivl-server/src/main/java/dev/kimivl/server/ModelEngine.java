@@ -33,9 +33,11 @@ import java.util.List;
  *       with the same positions (the next turn of that conversation, or the same system prompt) takes the cache
  *       with the longest common prefix, cuts it to that prefix and prefills only the rest.</li>
  * </ul>
- * Both are LRU bounded by bytes ({@link CacheOptions}). A cache position's key is its token id, or for an image
- * position a value derived from the image's hash and the position within it (ids are non-negative, these keys
- * negative), since every image position has the same placeholder id.
+ * Both are LRU bounded by bytes ({@link CacheOptions}). A third, {@link PromptCache}, keeps conversations' rendered
+ * and tokenized text, so that a next turn renders and tokenizes only its new messages (on with the prefix cache).
+ * A cache position's key is its token id, or for an image position a value derived from the image's hash and the
+ * position within it (ids are non-negative, these keys negative), since every image position has the same
+ * placeholder id.
  *
  * <p>Generation: with one slot ({@code parallel} 1) each request runs {@link Generator}'s own loop on its thread,
  * exactly as {@code kimivl run} does; with more, every request's sequence goes to the {@link Scheduler}, which decodes
@@ -56,6 +58,9 @@ final class ModelEngine implements Engine {
     /** Image hash → features [tokens, D], in access order (LRU first). */
     private final LinkedHashMap<Hash, float[]> images = new LinkedHashMap<>(16, 0.75f, true);
     private long imageBytes;
+    /** Rendered and tokenized conversations, so that a next turn renders and tokenizes only its new messages. */
+    private final PromptCache prompts;
+    private final PromptEncoder encoder;
     /** Kept KV caches, least recently used first. */
     private final List<Prefix> prefixes = new ArrayList<>();
 
@@ -85,6 +90,10 @@ final class ModelEngine implements Engine {
         this.options = options;
         this.generator = new CachedGenerator(lm, model.tokenizer());
         this.scheduler = parallel > 1 ? new Scheduler(lm, prefillChunk) : null;
+        this.encoder = new PromptEncoder(model.tokenizer());
+        // off with the KV prefix cache (--cache-mem 0: every prompt from scratch, for measurements)
+        this.prompts = options.prefixBytes() > 0 ? new PromptCache(model.chatTemplate(), model.tokenizer())
+                : new PromptCache(model.chatTemplate(), model.tokenizer(), 0, 0);
     }
 
     /** The scheduler's decode steps (their sequence counts) go to {@code steps}; nothing without a scheduler. */
@@ -113,9 +122,10 @@ final class ModelEngine implements Engine {
         if (parts != imageList.size()) {
             throw new IllegalArgumentException("the conversation has " + parts + " image part(s) but " + imageList.size() + " image(s) were given");
         }
-        String rendered = model.chatTemplate().render(messages, true);
-        PromptEncoder encoder = new PromptEncoder(model.tokenizer());
-        if (imageList.isEmpty()) return job(encoder.encode(rendered).ids(), null, null);
+        PromptCache.Encoded text = prompts.encode(messages);
+        stats.promptMessagesReused.addAndGet(text.reusedMessages());
+        stats.promptMessagesRendered.addAndGet(messages.size() - text.reusedMessages());
+        if (imageList.isEmpty()) return job(encoder.expand(text.ids()).ids(), null, null);
         Hash[] hashes = new Hash[imageList.size()];
         float[][] features = new float[imageList.size()][];
         int[] tokens = new int[imageList.size()];
@@ -125,12 +135,12 @@ final class ModelEngine implements Engine {
             features[i] = imageFeatures(hashes[i], imageList.get(i));
             tokens[i] = features[i].length / D;
         }
-        PromptEncoder.EncodedPrompt p = encoder.encode(rendered, tokens);
+        PromptEncoder.EncodedPrompt p = encoder.expand(text.ids(), tokens);
         return job(p.ids(), features, hashes);
     }
 
     @Override public Job prepareRaw(String text, int[] ids) {
-        int[] prompt = ids != null ? ids : new PromptEncoder(model.tokenizer()).encode(text).ids();
+        int[] prompt = ids != null ? ids : encoder.encode(text).ids();
         return job(prompt, null, null);
     }
 

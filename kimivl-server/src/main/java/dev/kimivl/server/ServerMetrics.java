@@ -72,6 +72,13 @@ final class ServerMetrics {
                     cb.call(caches.imageHits.get(), "hit");
                     cb.call(caches.imageMisses.get(), "miss");
                 }).register(registry);
+        CounterWithCallback.builder().name("kimivl_prompt_cache_messages")
+                .help("Chat messages whose rendered and tokenized text came from the prompt cache (reused) or were rendered and tokenized (rendered)")
+                .labelNames("result")
+                .callback(cb -> {
+                    cb.call(caches.promptMessagesReused.get(), "reused");
+                    cb.call(caches.promptMessagesRendered.get(), "rendered");
+                }).register(registry);
     }
 
     /** The Prometheus text exposition of every metric. */
