@@ -151,6 +151,17 @@ public final class ChatTemplate {
                 head = render(List.of(standIn), false);
                 if (standInHeads.size() < 64) standInHeads.put(standIn, head);    // roles are few; bound it anyway
             }
+            if (from == messages.size() && addGenerationPrompt) {
+                // the generation prompt alone: the same for every conversation that starts with this stand-in
+                String generation = standInGenerationPrompts.get(standIn);
+                if (generation == null) {
+                    String all = render(List.of(standIn), true);
+                    if (!all.startsWith(head)) return null;
+                    generation = all.substring(head.length());
+                    if (standInGenerationPrompts.size() < 64) standInGenerationPrompts.put(standIn, generation);
+                }
+                return generation;
+            }
             List<ChatMessage> shortened = new ArrayList<>(messages.size() - from + 1);
             shortened.add(standIn);
             shortened.addAll(messages.subList(from, messages.size()));
@@ -163,6 +174,8 @@ public final class ChatTemplate {
 
     /** render([stand-in], false) per stand-in first message. */
     private final Map<ChatMessage, String> standInHeads = new java.util.concurrent.ConcurrentHashMap<>();
+    /** What render([stand-in], true) adds to render([stand-in], false): the generation prompt. */
+    private final Map<ChatMessage, String> standInGenerationPrompts = new java.util.concurrent.ConcurrentHashMap<>();
 
     /**
      * Whether this template renders a conversation as its first messages' render followed by what the later messages
