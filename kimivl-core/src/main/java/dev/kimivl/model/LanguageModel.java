@@ -40,17 +40,19 @@ public final class LanguageModel {
     }
 
     /**
-     * The same model (weights shared, not copied) whose attention runs on other kernels, with other settings (the
-     * prefill chunk, MLA's prompt form and decode split). The quantized weight products keep each matrix's own kernels
-     * ({@link dev.kimivl.tensor.QuantMatrix#withKernels}).
+     * The same model (weights shared, not copied) on other kernels and settings: every quantized product and the
+     * attention kernels run on k, and the forward pass reads k's settings (the prefill chunk, MLA's prompt form and
+     * decode split). Tests compare the Java and native kernels this way, and pin a setting, without globals.
      */
     public LanguageModel withKernels(Kernels k) {
         DecoderLayer[] ls = new DecoderLayer[layers.length];
         for (int i = 0; i < ls.length; i++) {
             DecoderLayer l = layers[i];
-            ls[i] = new DecoderLayer(l.index, l.hidden, l.eps, l.inputNorm, l.postNorm, l.attention.withKernels(k), l.dense, l.moe);
+            ls[i] = new DecoderLayer(l.index, l.hidden, l.eps, l.inputNorm, l.postNorm, l.attention.withKernels(k),
+                    l.dense == null ? null : l.dense.withKernels(k), l.moe == null ? null : l.moe.withKernels(k));
         }
-        LanguageModel m = new LanguageModel(config, embedTokens, lmHead, finalNorm, ls, k);
+        Matrix embed = k.bind(embedTokens);
+        LanguageModel m = new LanguageModel(config, embed, lmHead == embedTokens ? embed : k.bind(lmHead), finalNorm, ls, k);
         m.kvPrecision = kvPrecision;
         return m;
     }
@@ -81,7 +83,7 @@ public final class LanguageModel {
                     w.tensor(p + "self_attn.kv_a_proj_with_mqa.weight").matrix(),
                     w.tensor(p + "self_attn.kv_a_layernorm.weight").toFloats(),
                     split != null ? null : w.tensor(p + "self_attn.kv_b_proj.weight").matrix(),
-                    w.tensor(p + "self_attn.o_proj.weight").matrix(), kernels);
+                    w.tensor(p + "self_attn.o_proj.weight").matrix(), Kernels.DEFAULT);
             if (split != null) attn.useSplitKvB(split.ukT(), split.uv());
             SwiGlu dense = null;
             MoeBlock moe = null;
@@ -100,7 +102,8 @@ public final class LanguageModel {
         }
         Matrix embed = w.tensor(m + "embed_tokens.weight").matrix();
         Matrix head = c.tieWordEmbeddings() && !w.has(prefix + "lm_head.weight") ? embed : w.tensor(prefix + "lm_head.weight").matrix();
-        return new LanguageModel(c, embed, head, w.tensor(m + "norm.weight").toFloats(), layers, kernels);
+        LanguageModel lm = new LanguageModel(c, embed, head, w.tensor(m + "norm.weight").toFloats(), layers, Kernels.DEFAULT);
+        return kernels == Kernels.DEFAULT ? lm : lm.withKernels(kernels);     // the weights' matrices are built with the default
     }
 
     private static SwiGlu mlp(WeightSource w, String p) {

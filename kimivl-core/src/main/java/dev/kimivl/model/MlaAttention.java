@@ -77,7 +77,7 @@ public final class MlaAttention {
         if (kvB != null) splitKvB();
     }
 
-    /** The same weights (shared) with other kernels or settings. */
+    /** The same weights (shared; quantized ones rebound to the given kernels) with other kernels or settings. */
     private MlaAttention(MlaAttention o, Kernels kernels) {
         this.kernels = java.util.Objects.requireNonNull(kernels, "kernels");
         this.heads = o.heads;
@@ -89,18 +89,25 @@ public final class MlaAttention {
         this.hidden = o.hidden;
         this.scale = o.scale;
         this.rotary = o.rotary;
-        this.qProj = o.qProj;
-        this.qA = o.qA;
+        this.qProj = kernels.bind(o.qProj);
+        this.qA = kernels.bind(o.qA);
         this.qANorm = o.qANorm;
-        this.qB = o.qB;
-        this.kvA = o.kvA;
+        this.qB = kernels.bind(o.qB);
+        this.kvA = kernels.bind(o.kvA);
         this.kvANorm = o.kvANorm;
-        this.kvB = o.kvB;
-        this.oProj = o.oProj;
-        this.qFirst = o.qFirst;
-        this.kvABlocks = o.kvABlocks;
-        this.kB = o.kB;
-        this.vB = o.vB;
+        this.kvB = kernels.bind(o.kvB);
+        this.oProj = kernels.bind(o.oProj);
+        this.qFirst = new RowBlocks(qProj != null ? qProj : qA);
+        this.kvABlocks = new RowBlocks(kvA);
+        this.kB = bindAll(kernels, o.kB);
+        this.vB = bindAll(kernels, o.vB);
+    }
+
+    private static Matrix[] bindAll(Kernels k, Matrix[] ms) {
+        if (ms == null) return null;
+        Matrix[] out = new Matrix[ms.length];
+        for (int i = 0; i < ms.length; i++) out[i] = k.bind(ms[i]);
+        return out;
     }
 
     MlaAttention withKernels(Kernels k) { return k == kernels ? this : new MlaAttention(this, k); }

@@ -1,5 +1,6 @@
 package dev.kimivl.model;
 
+import dev.kimivl.tensor.Kernels;
 import dev.kimivl.config.TextConfig;
 import dev.kimivl.tensor.QuantizedInput;
 import dev.kimivl.tensor.Matrix;
@@ -30,6 +31,13 @@ public final class MoeBlock {
         this.scoreBias = scoreBias;
         this.experts = experts;
         this.shared = shared;
+    }
+
+    /** The same weights with their quantized products on other kernels. */
+    MoeBlock withKernels(Kernels k) {
+        SwiGlu[] e = new SwiGlu[experts.length];
+        for (int i = 0; i < e.length; i++) e[i] = experts[i].withKernels(k);
+        return new MoeBlock(c, k.bind(router), scoreBias, e, shared == null ? null : shared.withKernels(k));
     }
 
     /** x [T, D] (post-attention-normed) → y [T, D]; fills routing[t] when routing is not null. */

@@ -64,10 +64,7 @@ final class RowBlocks {
     /** Rows [r0, r0 + n) of m as a matrix over the same bytes. */
     static Matrix slice(Matrix m, int r0, int n) {
         if (r0 == 0 && n == m.rows()) return m;
-        if (m instanceof QuantMatrix q) {
-            long rb = q.dtype().bytesFor(q.cols());
-            return new QuantMatrix(q.segment().asSlice(r0 * rb, n * rb), q.dtype(), n, q.cols());
-        }
+        if (m instanceof QuantMatrix q) return q.rowSlice(r0, n);
         if (m instanceof SegmentMatrix s) {
             long rb = (long) s.cols() * s.dtype().blockBytes;
             return new SegmentMatrix(s.segment().asSlice(r0 * rb, n * rb), s.dtype(), n, s.cols());

@@ -1,5 +1,6 @@
 package dev.kimivl.model;
 
+import dev.kimivl.tensor.Kernels;
 import dev.kimivl.tensor.QuantizedInput;
 import dev.kimivl.tensor.Matrix;
 import dev.kimivl.tensor.QuantMatrix;
@@ -18,6 +19,9 @@ public final class SwiGlu {
         this.upBlocks = new RowBlocks(up);
         this.downBlocks = new RowBlocks(down);
     }
+
+    /** The same weights with their quantized products on other kernels. */
+    SwiGlu withKernels(Kernels k) { return new SwiGlu(k.bind(gate), k.bind(up), k.bind(down)); }
 
     int inter() { return gate.rows(); }
 

@@ -40,6 +40,11 @@ public sealed interface Kernels permits JavaKernels, NativeFirstKernels {
 
     KernelSettings settings();
 
+    /** m with these kernels when it is a quantized matrix (a view of the same weights), else m itself (null stays null). */
+    default Matrix bind(Matrix m) {
+        return m instanceof QuantMatrix q ? q.withKernels(this) : m;
+    }
+
     /** The same implementation with other settings. */
     Kernels with(KernelSettings settings);
 

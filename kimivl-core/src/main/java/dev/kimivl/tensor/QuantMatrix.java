@@ -69,6 +69,12 @@ public final class QuantMatrix implements Matrix {
         return k == kernels ? this : new QuantMatrix(data, dtype, rows, cols, k);
     }
 
+    /** Rows [r0, r0 + n) [n, cols] over the same bytes, with the same kernels. */
+    public QuantMatrix rowSlice(int r0, int n) {
+        if (r0 < 0 || n < 0 || r0 + n > rows) throw new IndexOutOfBoundsException("rows [" + r0 + ", " + (r0 + n) + ") of " + rows);
+        return new QuantMatrix(data.asSlice(r0 * rowBytes, n * rowBytes), dtype, n, cols, kernels);
+    }
+
     /** The kernels that run this matrix's integer products. */
     public Kernels kernels() { return kernels; }
 

@@ -28,7 +28,7 @@ import jdk.incubator.vector.VectorSpecies;
  * accumulators before the single store, so no extra pass over the output is needed.
  */
 final class PackedLinear {
-    static final VectorSpecies<Float> F = VisionKernels.F;
+    static final VectorSpecies<Float> F = dev.kimivl.tensor.Vectors.F8;   // the 6×16 kernel is blocked for 8 lanes
     static final int MR = 6, NR = 16;
     static final int KC = KernelSettings.SYSTEM.vitKc();
     static final int MC = KernelSettings.SYSTEM.vitMcRounded();

@@ -19,7 +19,7 @@ import static dev.kimivl.vision.PackedLinear.NR;
  * head (2.4 MB) are packed once per layer and shared by both threads from L3.
  */
 final class VisionAttention {
-    private static final VectorSpecies<Float> F = VisionKernels.F;
+    private static final VectorSpecies<Float> F = dev.kimivl.tensor.Vectors.F8;   // 6-wide panels of 8-lane vectors
 
     /**
      * Keys per chunk of the exp + P·V pass: P's chunk [256][16] (16 KB) and V's [256][6] stay in L1 for the 12 head-dim

@@ -149,7 +149,7 @@ class TextGoldenTest {
         }
     }
 
-    /** A prompt run in passes of PREFILL_CHUNK tokens (long prompts) ends in the one-pass hidden state. */
+    /** A prompt run in passes of KernelSettings.prefillChunk tokens (long prompts) ends in the one-pass hidden state. */
     @Test
     void chunkedPrefillEqualsOnePass() {
         int[] ids = golden.inputIds();
