@@ -43,7 +43,7 @@ final class EvalCommand implements Callable<Integer> {
             + "what a model has learnt before it copes with the rest.")
     boolean easy;
 
-    @Option(names = "--json", description = "Print a JSON object: overall (0..1), per type, counts.")
+    @Option(names = "--json", description = "Print a JSON object: overall (0..1), per type, counts, and the first 20 wrong answers.")
     boolean json;
 
     @Override
@@ -89,6 +89,8 @@ final class EvalCommand implements Callable<Integer> {
                     x.put("right", t.right());
                     x.put("total", t.total());
                 }
+                var wrong = o.putArray("wrong");       // the first wrong answers (at most 20), to see what a model gets wrong
+                r.wrong().forEach(wrong::add);
                 System.out.println(om.writeValueAsString(o));
             } else {
                 System.out.printf(Locale.ROOT, "%-12s %8s %8s%n", "type", "right", "accuracy");

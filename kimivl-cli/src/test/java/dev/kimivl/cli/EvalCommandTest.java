@@ -23,6 +23,9 @@ class EvalCommandTest {
         for (JsonNode t : j.get("by_type")) { total += t.get("total").asInt(); right += t.get("right").asInt(); }
         assertEquals(7, total, "one question of each of the 7 VQA types");
         assertEquals(overall, right / 7.0, 1e-12);
+        // every wrong answer is listed (fewer than 20 here), each naming its type, question and expected answer
+        assertEquals(7 - right, j.get("wrong").size(), r.out());
+        for (JsonNode w : j.get("wrong")) assertTrue(w.asText().contains("(expected \""), w.asText());
     }
 
     @Test
