@@ -214,7 +214,16 @@ public final class RecipeTrainer {
         });
     }
 
-    private final class StageRun {
+    /**
+     * Stage {@code k} of the recipe set up on the checkpoint in {@code current} (its optimizers fresh), for the training
+     * benchmark to time the very steps a run takes ({@code TrainStepBench}).
+     */
+    StageRun openStage(int k, Path current) throws IOException {
+        return new StageRun(k, recipe.stages().get(k), current, null);
+    }
+
+    /** One stage being trained: its model, optimizers, towers and data source. */
+    final class StageRun {
         final int k;
         final Recipe.Stage stage;
         final Path current;
@@ -236,6 +245,15 @@ public final class RecipeTrainer {
         final double flopPerTextToken, flopPerPatch, flopPerMerged;
         int step;
         double wallSeconds, tokensSeen;
+        /** Seconds spent per phase of a step (vision forward, text fwd + bwd, ..., optimizer), summed over the steps. */
+        final Map<String, Double> phaseSeconds = new LinkedHashMap<>();
+
+        /** Adds the time since {@code since} (System.nanoTime) to a phase; returns now, the next phase's start. */
+        long phase(String name, long since) {
+            long now = System.nanoTime();
+            phaseSeconds.merge(name, (now - since) / 1e9, Double::sum);
+            return now;
+        }
 
         StageRun(int k, Recipe.Stage stage, Path current, State resumed) throws IOException {
             this.k = k;
@@ -396,9 +414,12 @@ public final class RecipeTrainer {
                 captionTokens += captions.get(i).length;
             }
             int dt = cfg.text().hiddenSize();
+            long t = System.nanoTime();
             float[] feats = vg.forward(images);
+            t = phase("vision forward", t);
             double[][] pooled = dev.kimivl.train.ImagePooling.mean(feats, merged, dt), dPooled = new double[batch.size()][dt];
             dev.kimivl.train.SigLip.Result sr = siglip.lossAndGrads(pooled, captions, dPooled);
+            t = phase("siglip", t);
             double[][] dCaption = new double[batch.size()][dt];             // through the mean
             float[] dCaptionFeats = new float[feats.length];                // through the decoder's attention
             dev.kimivl.train.CaptionDecoder.Result cr = captioner.lossAndGrads(feats, merged, captions, dCaption, dCaptionFeats);
@@ -413,11 +434,13 @@ public final class RecipeTrainer {
                 for (int i = 0; i < g.length; i++) g[i] *= CAPTION_WEIGHT;
                 grads.put(e.getKey(), g);
             }
+            t = phase("caption decoder", t);
             for (int i = 0; i < dPooled.length; i++) for (int d = 0; d < dt; d++) dPooled[i][d] += CAPTION_WEIGHT * dCaption[i][d];
             float[] dFeats = new float[feats.length];
             dev.kimivl.train.ImagePooling.meanBackward(dPooled, merged, dt, dFeats);
             for (int i = 0; i < dFeats.length; i++) dFeats[i] += (float) (CAPTION_WEIGHT * dCaptionFeats[i]);
             grads.putAll(vg.backward(dFeats));
+            phase("vision backward", t);
             update(s, grads);
             double flop = flopPerPatch * patches + flopPerMerged * (patches / 4.0);
             return new StepResult(loss, cr.tokenAccuracy(), captionTokens, flop, (System.nanoTime() - t0) / 1e9, 0, stage.lrFactor(s), sr.loss(), sr.retrievalAccuracy());
@@ -559,17 +582,17 @@ public final class RecipeTrainer {
                 segSq += (long) n * n;
                 o += n;
             }
-            long tData = System.nanoTime();
+            long tData = phase("packing", t0);
             // ---- forward and backward
             float[] feats = images.isEmpty() ? new float[0] : vg.forward(images);
-            long tVis = System.nanoTime();
+            long tVis = phase("vision forward", tData);
             float[] emb = tg.embed(ids, isText, feats);
             TextGrad.Result r = tg.lossAndGrads(emb, ids, isText, targets, seg, objective);
             if (!Double.isFinite(r.loss())) {
                 throw new DivergedException("stage " + stage.name() + " step " + s + ": the loss is " + r.loss()
                         + "; the last good checkpoint is " + current + " (lower the learning rate and --resume)");
             }
-            long tText = System.nanoTime();
+            long tText = phase("text fwd + bwd", tVis);
             Map<String, float[]> grads = new LinkedHashMap<>(r.grads());
             if (trainVisionSide && !images.isEmpty()) {
                 int D = cfg.text().hiddenSize();
@@ -577,7 +600,7 @@ public final class RecipeTrainer {
                 for (int t = 0, i = 0; t < T; t++) if (!isText[t]) System.arraycopy(r.dEmbeddings(), t * D, dFeats, D * i++, D);
                 grads.putAll(vg.backward(dFeats));
             }
-            long tVisB = System.nanoTime();
+            long tVisB = phase("vision backward", tText);
             update(s, grads);
             // ---- aux-loss-free balancing of the routed experts (only while the language model trains)
             double spread = 0;
@@ -616,7 +639,9 @@ public final class RecipeTrainer {
                 }
                 err.printf(Locale.ROOT, "  grad norm: text %.3e, vision side %.3e%n", Math.sqrt(ts), Math.sqrt(vs));
             }
+            long t = System.nanoTime();
             optimizerStep(params, grads, this::trains, muon, adam, (float) stage.lrFactor(s));
+            phase("optimizer (clip, AdamW, Muon)", t);
         }
 
         void log(Recipe.Stage stage, int s, StepResult r, double avg, double gflops) {
