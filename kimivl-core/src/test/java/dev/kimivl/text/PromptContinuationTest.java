@@ -171,4 +171,34 @@ class PromptContinuationTest {
         assertNull(alternates.renderTail(m, 2, false));
         assertThrows(IllegalArgumentException.class, () -> alternates.render(m, false));
     }
+
+    @Test
+    void aParsedTreeRendersWhatRenderForResultDoes() throws Exception {
+        ChatTemplate trailingNewline = ChatTemplate.of("{%- for m in messages -%}[{{ m.role }}]{{ m.content if m.content is string else '' }}\n"
+                + "{%- endfor -%}\n", "ends with a newline");
+        for (ChatTemplate t : List.of(ChatTemplate.builtIn(), ChatTemplateTest.reference(), trailingNewline)) {
+            Random r = new Random(13);
+            for (int c = 0; c < 200; c++) {
+                List<ChatMessage> m = randomConversation(r, 1 + r.nextInt(6));
+                boolean gen = r.nextBoolean();
+                assertEquals(t.renderUnparsed(m, gen), t.render(m, gen), () -> t.name() + ": " + m);
+            }
+        }
+        // renders on several threads at once (the server's requests): each takes its own parsed tree
+        ChatTemplate t = ChatTemplate.builtIn();
+        List<List<ChatMessage>> conversations = new ArrayList<>();
+        Random r = new Random(17);
+        for (int c = 0; c < 64; c++) conversations.add(randomConversation(r, 1 + r.nextInt(6)));
+        try (var pool = java.util.concurrent.Executors.newFixedThreadPool(8)) {
+            List<java.util.concurrent.Future<Boolean>> same = new ArrayList<>();
+            for (int rep = 0; rep < 8; rep++) {
+                for (List<ChatMessage> m : conversations) same.add(pool.submit(() -> t.render(m, true).equals(t.renderUnparsed(m, true))));
+            }
+            for (var f : same) assertTrue(f.get());
+        }
+        // a template that raises: the same error as before
+        ChatTemplate raises = ChatTemplate.of("{{ raise_exception('no, thanks') }}", "raises");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> raises.render(List.of(ChatMessage.user("hi")), true));
+        assertTrue(e.getMessage().contains("no, thanks"), e.getMessage());
+    }
 }
