@@ -3,7 +3,7 @@ package dev.kimivl.tensor;
 /**
  * The Java Vector API implementation of {@link Kernels}: integer products for Q8_0 and Q4_0 ({@link Q8Q4Kernels})
  * and for Q2_K, Q3_K, IQ4_NL and IQ4_XS ({@link LowBitKernels}); no batched integer kernel (a batch runs the matvec per
- * token) and no attention kernel here (the callers' Java kernels run).
+ * token); latent attention in {@link LatentAttentionKernels}; no causal prompt kernel (MlaAttention's Java loop runs).
  */
 record JavaKernels(KernelSettings settings) implements Kernels {
 
@@ -62,13 +62,13 @@ record JavaKernels(KernelSettings settings) implements Kernels {
     }
 
     @Override
-    public boolean latentAttention(float[] q, int qo, float[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o) {
-        return false;
+    public void latentAttention(float[] q, int qo, float[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o) {
+        LatentAttentionKernels.accumulate(q, qo, lat, W, R, heads, j0, j1, scale, m, l, o);
     }
 
     @Override
-    public boolean latentAttentionF16(float[] q, int qo, short[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o) {
-        return false;
+    public void latentAttentionF16(float[] q, int qo, short[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o) {
+        LatentAttentionKernels.accumulate(q, qo, lat, W, R, heads, j0, j1, scale, m, l, o);
     }
 
     @Override public boolean hasCausalAttention(int qk, int v) { return false; }

@@ -14,10 +14,10 @@ package dev.kimivl.tensor;
  * one; objects built without a choice use it. Tests build instances with one or the other
  * ({@link QuantMatrix#withKernels}, {@code LanguageModel.withKernels}) instead of flipping a global.
  *
- * <p>Attention: the Java kernels of MLA live beside the model code that calls them (model.LatentAttention,
- * MlaAttention's causal loop); {@link #latentAttention} and {@link #causalAttention} run the native kernel and return
- * true, or return false (the Java set always does; the native set when the shapes do not fit its kernel) and the
- * caller runs its Java kernel.
+ * <p>Attention: {@link #latentAttention} (MLA decode and absorbed prompts) has both implementations (the Java one
+ * is {@link LatentAttentionKernels}; the native set uses it where its kernel declines the shapes).
+ * {@link #causalAttention} (the decompressed prompt form) is native only: it returns false where it does not run (the
+ * Java set always), and MlaAttention then runs its Java loop; {@link #hasCausalAttention} says which beforehand.
  */
 public sealed interface Kernels permits JavaKernels, NativeFirstKernels {
 
@@ -68,23 +68,23 @@ public sealed interface Kernels permits JavaKernels, NativeFirstKernels {
     /** y[t·rows + r] = Σ_c W[r, c]·x'_t[c] for every row t of the batch xq; each token's result equals {@link #matvec}'s bit for bit. */
     void matmul(QuantMatrix w, QuantizedInput xq, float[] y);
 
-    // ---- attention (false: declined, the caller runs its Java kernel) ----
+    // ---- attention ----
 
     /**
      * Latent attention (MLA decode): heads query rows q[qo + h·W ..] (width W) against the cache rows lat[j·W ..] for j in
-     * [j0, j1), online softmax state m [heads], l [heads], o [heads·R] updated in place.
+     * [j0, j1), online softmax state m [heads], l [heads], o [heads·R] updated in place ({@link LatentAttentionKernels}).
      */
-    boolean latentAttention(float[] q, int qo, float[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o);
+    void latentAttention(float[] q, int qo, float[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o);
 
     /** As {@link #latentAttention} over an f16 cache (IEEE half bits). */
-    boolean latentAttentionF16(float[] q, int qo, short[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o);
+    void latentAttentionF16(float[] q, int qo, short[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o);
 
     /** True when {@link #causalAttention} takes heads of query/key width {@code qk} and value width {@code v}. */
     boolean hasCausalAttention(int qk, int v);
 
     /**
      * Causal attention of {@code rows} query rows (row i at q[qo + i·ldq], position pos0 + i) over keys/values [j0, j1):
-     * see {@link NativeKernels#mhaCausal}.
+     * see {@link NativeKernels#mhaCausal}. False where it did not run (the caller then runs its Java loop).
      */
     boolean causalAttention(float[] q, int qo, int ldq, int dk, float[] k, int ko, int ldk, float[] v, int vo, int ldv,
                             int dv, int rows, int j0, int j1, float scale, int pos0, float[] m, float[] l, float[] o);

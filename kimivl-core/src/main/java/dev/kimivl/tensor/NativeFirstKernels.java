@@ -69,13 +69,17 @@ record NativeFirstKernels(KernelSettings settings) implements Kernels {
     }
 
     @Override
-    public boolean latentAttention(float[] q, int qo, float[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o) {
-        return NativeKernels.latentAttention(q, qo, lat, W, R, heads, j0, j1, scale, m, l, o);
+    public void latentAttention(float[] q, int qo, float[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o) {
+        if (!NativeKernels.latentAttention(q, qo, lat, W, R, heads, j0, j1, scale, m, l, o)) {
+            LatentAttentionKernels.accumulate(q, qo, lat, W, R, heads, j0, j1, scale, m, l, o);     // shapes it declines
+        }
     }
 
     @Override
-    public boolean latentAttentionF16(float[] q, int qo, short[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o) {
-        return NativeKernels.latentAttentionF16(q, qo, lat, W, R, heads, j0, j1, scale, m, l, o);
+    public void latentAttentionF16(float[] q, int qo, short[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o) {
+        if (!NativeKernels.latentAttentionF16(q, qo, lat, W, R, heads, j0, j1, scale, m, l, o)) {
+            LatentAttentionKernels.accumulate(q, qo, lat, W, R, heads, j0, j1, scale, m, l, o);
+        }
     }
 
     /** The shapes kv_mha_causal takes (query/key width a multiple of 8 up to 576, value width a multiple of 16). */
