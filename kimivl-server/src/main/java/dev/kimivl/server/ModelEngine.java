@@ -94,6 +94,9 @@ final class ModelEngine implements Engine {
         // off with the KV prefix cache (--cache-mem 0: every prompt from scratch, for measurements)
         this.prompts = options.prefixBytes() > 0 ? new PromptCache(model.chatTemplate(), model.tokenizer())
                 : new PromptCache(model.chatTemplate(), model.tokenizer(), 0, 0);
+        // decide now whether the template is append-only (its probe conversations take a second or two on a cold
+        // JVM), so that the first request does not wait for it
+        if (options.prefixBytes() > 0) model.chatTemplate().isAppendOnly();
     }
 
     /** The scheduler's decode steps (their sequence counts) go to {@code steps}; nothing without a scheduler. */
