@@ -48,9 +48,10 @@ class ShippedModelTest {
         CliTest.Run r = run("run", "--model", THINKING.toString(), "--image", EXAMPLE.toString(), "-t", "0", "--thinking", "show", "What color is the shape?");
         assertEquals(0, r.exit(), r.err());
         assertTrue(r.out().strip().startsWith("◁think▷") && r.out().contains("◁/think▷"), r.out());
-        // measured 30/200 (objects, easy, n = 200): at least the block is followed by answers in the right form
+        // the shipped Thinking model (session 8): 33/60 here (colour 17/21), 115/200 at -n 200; greedy decoding is
+        // deterministic, so this floor only fails if a change to the model or the inference path costs answers
         JsonNode j = eval(THINKING, "--task", "objects", "--easy", "-n", "60");
-        assertTrue(j.get("overall").asDouble() >= 0.05, j.toString());
+        assertTrue(j.get("overall").asDouble() >= 0.45, j.toString());
     }
 
     static JsonNode eval(Path model, String... args) throws Exception {
