@@ -37,7 +37,7 @@ class ChatMediaPtyTest {
 
     @Test
     void videoAndPdfGoWithTheNextMessage(@TempDir Path tmp) throws Exception {
-        Path pdf = MediaCliTest.makePdf(tmp.resolve("doc.pdf"));          // 300x300, 600x300, 300x600 pt
+        Path pdf = dev.kimivl.media.testing.MediaFixtures.makePdf(tmp.resolve("doc.pdf"));          // 300x300, 600x300, 300x600 pt
         Process p = chat("--model", "../models/tiny-random", "-t", "0", "-n", "4", "--ctx", "1024");
         ChatCommandPtyTest.Screen screen = new ChatCommandPtyTest.Screen(p.getInputStream());
         OutputStream keys = p.getOutputStream();

@@ -1,27 +1,18 @@
 package dev.kimivl.cli;
 
+import static dev.kimivl.media.testing.MediaFixtures.makePdf;
+import static dev.kimivl.media.testing.MediaFixtures.makeVideo;
+import static dev.kimivl.media.testing.MediaFixtures.meanDiff;
 import dev.kimivl.model.KimiVL;
 import dev.kimivl.text.ChatMessage;
 import dev.kimivl.vision.ImagePreprocessor;
 import dev.kimivl.vision.LoadedImage;
-import org.apache.pdfbox.pdmodel.PDDocument;
-import org.apache.pdfbox.pdmodel.PDPage;
-import org.apache.pdfbox.pdmodel.PDPageContentStream;
-import org.apache.pdfbox.pdmodel.common.PDRectangle;
-import org.jcodec.api.SequenceEncoder;
-import org.jcodec.common.io.NIOUtils;
-import org.jcodec.common.model.ColorSpace;
-import org.jcodec.common.model.Picture;
-import org.jcodec.common.model.Rational;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
 
-import javax.imageio.ImageIO;
-import java.awt.Color;
-import java.awt.image.BufferedImage;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -79,21 +70,6 @@ class MediaCliTest {
 
     static int tokens(LoadedImage im) {
         return ImagePreprocessor.tokensFor(im.width(), im.height(), model.vision().preprocessorConfig());
-    }
-
-    static double meanDiff(LoadedImage a, Path png) throws IOException {
-        BufferedImage b = ImageIO.read(png.toFile());
-        assertEquals(b.getWidth(), a.width());
-        assertEquals(b.getHeight(), a.height());
-        byte[] x = a.toRgb();
-        long s = 0;
-        for (int y = 0; y < a.height(); y++) {
-            for (int xx = 0; xx < a.width(); xx++) {
-                int rgb = b.getRGB(xx, y), o = (y * a.width() + xx) * 3;
-                s += Math.abs((x[o] & 0xFF) - (rgb >> 16 & 0xFF)) + Math.abs((x[o + 1] & 0xFF) - (rgb >> 8 & 0xFF)) + Math.abs((x[o + 2] & 0xFF) - (rgb & 0xFF));
-            }
-        }
-        return s / (3.0 * a.width() * a.height());
     }
 
     /** Counts the runs of image placeholders in the prompt's ids and their lengths. */
@@ -250,50 +226,4 @@ class MediaCliTest {
         return (p[o] & 0xFF) << 16 | (p[o + 1] & 0xFF) << 8 | (p[o + 2] & 0xFF);
     }
 
-    /** Three pages: 300x300 pt green, 600x300 pt red, 300x600 pt blue (each a full-page fill). */
-    static Path makePdf(Path f) throws IOException {
-        float[][] sizes = {{300, 300}, {600, 300}, {300, 600}};
-        Color[] colours = {Color.GREEN, Color.RED, Color.BLUE};
-        try (PDDocument doc = new PDDocument()) {
-            for (int i = 0; i < 3; i++) {
-                PDPage page = new PDPage(new PDRectangle(sizes[i][0], sizes[i][1]));
-                doc.addPage(page);
-                try (PDPageContentStream cs = new PDPageContentStream(doc, page)) {
-                    cs.setNonStrokingColor(colours[i]);
-                    cs.addRect(0, 0, sizes[i][0], sizes[i][1]);
-                    cs.fill();
-                }
-            }
-            doc.save(f.toFile());
-        }
-        return f;
-    }
-
-    /** An H.264 MP4 written by jcodec: frame k is a flat colour of hue 30k degrees with a white square moving right. */
-    static Path makeVideo(Path f, int w, int h, int frames, int fps) throws IOException {
-        var ch = NIOUtils.writableChannel(f.toFile());
-        try {
-            SequenceEncoder enc = SequenceEncoder.createWithFps(ch, Rational.R(fps, 1));
-            for (int k = 0; k < frames; k++) {
-                Picture pic = Picture.create(w, h, ColorSpace.RGB);
-                byte[] d = pic.getPlaneData(0);
-                int c = Color.HSBtoRGB((k * 30 % 360) / 360f, 0.8f, 0.8f);
-                int sx = k * 4 % Math.max(1, w - 8);
-                for (int y = 0; y < h; y++) {
-                    for (int x = 0; x < w; x++) {
-                        boolean square = x >= sx && x < sx + 8 && y >= h / 2 - 4 && y < h / 2 + 4;
-                        int o = (y * w + x) * 3;
-                        d[o] = (byte) ((square ? 255 : c >> 16 & 0xFF) - 128);
-                        d[o + 1] = (byte) ((square ? 255 : c >> 8 & 0xFF) - 128);
-                        d[o + 2] = (byte) ((square ? 255 : c & 0xFF) - 128);
-                    }
-                }
-                enc.encodeNativeFrame(pic);
-            }
-            enc.finish();
-        } finally {
-            NIOUtils.closeQuietly(ch);
-        }
-        return f;
-    }
 }

@@ -1,5 +1,7 @@
 package dev.kimivl.langchain4j;
 
+import static dev.kimivl.media.testing.MediaFixtures.makePdf;
+import static dev.kimivl.media.testing.MediaFixtures.meanDiff;
 import dev.kimivl.generate.GenerationOptions;
 import dev.kimivl.generate.Generator;
 import dev.kimivl.generate.SamplingParams;
@@ -26,18 +28,11 @@ import dev.langchain4j.model.chat.response.PartialResponseContext;
 import dev.langchain4j.model.chat.response.PartialThinking;
 import dev.langchain4j.model.chat.response.PartialThinkingContext;
 import dev.langchain4j.model.chat.response.StreamingChatResponseHandler;
-import org.apache.pdfbox.pdmodel.PDDocument;
-import org.apache.pdfbox.pdmodel.PDPage;
-import org.apache.pdfbox.pdmodel.PDPageContentStream;
-import org.apache.pdfbox.pdmodel.common.PDRectangle;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import javax.imageio.ImageIO;
-import java.awt.Color;
-import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -202,37 +197,4 @@ class MediaContentTest {
         }
     }
 
-    static double meanDiff(LoadedImage a, Path png) throws IOException {
-        BufferedImage b = ImageIO.read(png.toFile());
-        assertEquals(b.getWidth(), a.width());
-        assertEquals(b.getHeight(), a.height());
-        byte[] x = a.toRgb();
-        long s = 0;
-        for (int y = 0; y < a.height(); y++) {
-            for (int xx = 0; xx < a.width(); xx++) {
-                int rgb = b.getRGB(xx, y), o = (y * a.width() + xx) * 3;
-                s += Math.abs((x[o] & 0xFF) - (rgb >> 16 & 0xFF)) + Math.abs((x[o + 1] & 0xFF) - (rgb >> 8 & 0xFF)) + Math.abs((x[o + 2] & 0xFF) - (rgb & 0xFF));
-            }
-        }
-        return s / (3.0 * a.width() * a.height());
-    }
-
-    /** Three pages: 300x300 pt green, 600x300 pt red, 300x600 pt blue. */
-    static Path makePdf(Path f) throws IOException {
-        float[][] sizes = {{300, 300}, {600, 300}, {300, 600}};
-        Color[] colours = {Color.GREEN, Color.RED, Color.BLUE};
-        try (PDDocument doc = new PDDocument()) {
-            for (int i = 0; i < 3; i++) {
-                PDPage page = new PDPage(new PDRectangle(sizes[i][0], sizes[i][1]));
-                doc.addPage(page);
-                try (PDPageContentStream cs = new PDPageContentStream(doc, page)) {
-                    cs.setNonStrokingColor(colours[i]);
-                    cs.addRect(0, 0, sizes[i][0], sizes[i][1]);
-                    cs.fill();
-                }
-            }
-            doc.save(f.toFile());
-        }
-        return f;
-    }
 }

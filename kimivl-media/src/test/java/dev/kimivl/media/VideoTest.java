@@ -1,5 +1,6 @@
 package dev.kimivl.media;
 
+import static dev.kimivl.media.testing.MediaFixtures.meanDiff;
 import dev.kimivl.vision.LoadedImage;
 import org.junit.jupiter.api.Test;
 
@@ -36,16 +37,6 @@ class VideoTest {
         } catch (IOException e) {
             throw new AssertionError(e);
         }
-    }
-
-    /** Mean absolute difference per sample (0-255). */
-    static double meanDiff(LoadedImage a, LoadedImage b) {
-        assertEquals(a.width(), b.width(), "width");
-        assertEquals(a.height(), b.height(), "height");
-        byte[] x = a.toRgb(), y = b.toRgb();
-        long s = 0;
-        for (int i = 0; i < x.length; i++) s += Math.abs((x[i] & 0xFF) - (y[i] & 0xFF));
-        return s / (double) x.length;
     }
 
     /** The decoded frame matches ffmpeg's picture of the same frame, and clearly not its neighbours' pictures. */
