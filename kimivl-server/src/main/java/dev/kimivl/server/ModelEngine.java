@@ -182,20 +182,11 @@ final class ModelEngine implements Engine {
     private Job job(int[] ids, float[][] features, Hash[] hashes) {
         int T = ids.length;
         if (T + 1 > contextLength) throw new ContextOverflowException(T, contextLength);
-        float[] embeddings = lm.embed(ids);
+        int D = lm.config().hiddenSize();
+        int placeholder = model.config().mediaPlaceholderTokenId();
         long[] keys = new long[T];
         for (int t = 0; t < T; t++) keys[t] = ids[t];
         if (features != null) {
-            int D = lm.config().hiddenSize(), total = 0;
-            for (float[] f : features) total += f.length;
-            float[] all = new float[total];
-            int at = 0;
-            for (float[] f : features) {
-                System.arraycopy(f, 0, all, at, f.length);
-                at += f.length;
-            }
-            int placeholder = model.config().mediaPlaceholderTokenId();
-            ImageMerge.merge(embeddings, ids, placeholder, all, D);
             // image positions: keys from the image's hash and the position in it
             int image = 0, within = 0;
             for (int t = 0; t < T; t++) {
@@ -207,10 +198,37 @@ final class ModelEngine implements Engine {
                 }
             }
         }
+        for (int t = 0, vocab = lm.config().vocabSize(); t < T; t++) {
+            // lm.embed's check, before a kept cache is taken out of the pool (a refused prompt must not lose it)
+            if (ids[t] < 0 || ids[t] >= vocab) {
+                throw new IllegalArgumentException("token id " + ids[t] + " at position " + t + " is outside the vocabulary (0.." + (vocab - 1) + ")");
+            }
+        }
         Prefix taken = take(keys);
         int cached = taken == null ? 0 : taken.cache().length();
         int peak = taken == null ? 0 : taken.peak();
         KvCache cache = taken == null ? lm.newCache(contextLength) : taken.cache();
+        // [T, D] input embeddings; the generation reads only the rows the cache does not hold (≥ cached), so only
+        // those are looked up: a warm turn embeds its new tokens, not its history
+        float[] embeddings = new float[T * D];
+        try {
+            float[] fresh = lm.embed(java.util.Arrays.copyOfRange(ids, cached, T));
+            System.arraycopy(fresh, 0, embeddings, cached * D, fresh.length);
+            if (features != null) {
+                int total = 0;
+                for (float[] f : features) total += f.length;
+                float[] all = new float[total];
+                int at = 0;
+                for (float[] f : features) {
+                    System.arraycopy(f, 0, all, at, f.length);
+                    at += f.length;
+                }
+                ImageMerge.merge(embeddings, ids, placeholder, all, D);
+            }
+        } catch (RuntimeException e) {
+            keep(keys, null, cache, peak);             // back into the pool, as it was taken
+            throw e;
+        }
         if (cached > 0) stats.prefixHits.incrementAndGet(); else stats.prefixMisses.incrementAndGet();
         stats.prefixTokensReused.addAndGet(cached);
         return new Job() {
