@@ -263,11 +263,14 @@ public final class ChatTemplate {
      * render at a time (taken from this pool, made anew when the pool is empty, given back after), so nothing Jinjava
      * keeps in its nodes or contexts is ever shared by two renders; what a render records in the global copy (the
      * expressions and values it resolved) is cleared ({@code Context.reset}) before the entry goes back. The pool
-     * holds at most as many entries as renders ran at once.
+     * holds at most as many entries as renders ran at once, and never more than {@value #MAX_PARSED} (each holds a
+     * copy of every filter, function and tag Jinjava registers).
      */
     private record Parsed(Node tree, Context global) {}
 
     private final java.util.concurrent.ConcurrentLinkedQueue<Parsed> parsed = new java.util.concurrent.ConcurrentLinkedQueue<>();
+    private final java.util.concurrent.atomic.AtomicInteger pooled = new java.util.concurrent.atomic.AtomicInteger();
+    static final int MAX_PARSED = 16;
     /** {@code -Dkimivl.templateParsed=false}: every render through renderForResult, as before the pool (to compare). */
     private static final boolean KEEP_PARSED = Boolean.parseBoolean(System.getProperty("kimivl.templateParsed", "true"));
     /** False once the source failed to parse cleanly: every render then goes through renderForResult. */
@@ -283,6 +286,7 @@ public final class ChatTemplate {
         if (!parseable || !KEEP_PARSED) return null;
         JinjavaConfig config = JINJAVA.getGlobalConfig();
         Parsed p = parsed.poll();
+        if (p != null) pooled.decrementAndGet();
         if (p == null) {
             JinjavaInterpreter parser = JINJAVA.newInterpreter();
             Node tree = parser.parse(normalized);
@@ -305,9 +309,11 @@ public final class ChatTemplate {
             return null;
         } finally {
             context.reset();
-            if (p != null) {
+            if (p != null && pooled.incrementAndGet() <= MAX_PARSED) {
                 p.global().reset();
                 parsed.offer(p);
+            } else if (p != null) {
+                pooled.decrementAndGet();               // the pool is full: this one is dropped
             }
         }
     }
