@@ -119,6 +119,7 @@ public final class BatchMain implements Callable<Integer> {
     private boolean local;
 
     public static void main(String[] args) {
+        restoreStderr();
         CommandLine cl = new CommandLine(new BatchMain());
         cl.setExecutionExceptionHandler((e, line, parsed) -> {
             System.err.println("kimivl batch: " + (e.getMessage() == null ? e.toString() : e.getMessage().lines().findFirst().orElse("")));
@@ -242,6 +243,32 @@ public final class BatchMain implements Callable<Integer> {
         if (p == null || !local) return p;
         Path path = Path.of(p);
         return Files.exists(path) ? path.toAbsolutePath().normalize().toString() : p;
+    }
+
+    /**
+     * bin/kimivl-batch starts the JVM with stderr piped through a filter that drops the JVM's "WARNING: Using
+     * incubator modules" line and names the real stderr's descriptor in {@code -Dkimivl.stderrFd}: putting it back on
+     * descriptor 2 ends the filter, so Spark's and kimivl's messages reach the real stderr directly (as kimivl-cli's
+     * Terminal.restoreStderr does for the kimivl launcher). Without the property (spark-submit, tests) nothing happens.
+     */
+    static void restoreStderr() {
+        String fd = System.getProperty("kimivl.stderrFd");
+        if (fd == null || fd.isBlank()) return;
+        try {
+            int saved = Integer.parseInt(fd.strip());
+            System.err.flush();
+            java.lang.foreign.Linker linker = java.lang.foreign.Linker.nativeLinker();
+            var intInt = java.lang.foreign.FunctionDescriptor.of(java.lang.foreign.ValueLayout.JAVA_INT, java.lang.foreign.ValueLayout.JAVA_INT);
+            var intIntInt = java.lang.foreign.FunctionDescriptor.of(java.lang.foreign.ValueLayout.JAVA_INT, java.lang.foreign.ValueLayout.JAVA_INT,
+                    java.lang.foreign.ValueLayout.JAVA_INT);
+            var dup2 = linker.downcallHandle(linker.defaultLookup().find("dup2").orElseThrow(), intIntInt);
+            var close = linker.downcallHandle(linker.defaultLookup().find("close").orElseThrow(), intInt);
+            if ((int) dup2.invokeExact(saved, 2) == 2) {
+                int ignored = (int) close.invokeExact(saved);
+            }
+        } catch (Throwable e) {
+            // the filter keeps forwarding stderr: nothing is lost
+        }
     }
 
     /** Prints how many images are done every two seconds (plain lines; one redrawn line on a terminal). */
