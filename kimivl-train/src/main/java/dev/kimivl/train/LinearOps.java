@@ -20,7 +20,7 @@ import jdk.incubator.vector.VectorSpecies;
  * double only for row reductions (norm statistics, softmax sums, the loss).
  */
 public final class LinearOps {
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Float> F = dev.kimivl.tensor.Vectors.F;     // the one vector width (kimivl.vectorBits)
     /** The species of {@link VectorMath}'s dot and axpy, whose floats {@link #dotsT} and {@link #rowTimes} reproduce. */
     private static final VectorSpecies<Float> VF = VectorMath.F;
 
