@@ -116,6 +116,8 @@ public final class BatchMain implements Callable<Integer> {
     @Option(names = "--conf", paramLabel = "KEY=VALUE", description = "Extra Spark configuration (repeatable).")
     List<String> conf = new ArrayList<>();
 
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;     // usage errors go to the CommandLine that runs this
+
     private boolean local;
 
     public static void main(String[] args) {
@@ -132,9 +134,13 @@ public final class BatchMain implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (!List.of("parquet", "json", "csv").contains(format)) {
-            throw new CommandLine.ParameterException(new CommandLine(this), "--format takes parquet, json or csv, not '" + format + "'");
+            throw new CommandLine.ParameterException(spec.commandLine(), "--format takes parquet, json or csv, not '" + format + "'");
         }
-        if (threadsPerTask < 1) throw new CommandLine.ParameterException(new CommandLine(this), "--threads-per-task must be ≥ 1, not " + threadsPerTask);
+        if (threadsPerTask < 1) throw new CommandLine.ParameterException(spec.commandLine(), "--threads-per-task must be ≥ 1, not " + threadsPerTask);
+        if (out.matches(".*[\\[\\]*?{}\\\\].*")) {
+            // the summary reads the results back, and Spark takes these characters in a path as a glob
+            throw new CommandLine.ParameterException(spec.commandLine(), "--out " + out + ": no [ ] * ? { } \\ in the output path, please (Spark would read it as a glob)");
+        }
         if (!overwrite && !out.contains(":") && Files.exists(Path.of(out))) {      // a local path: refused before Spark starts
             throw new IllegalArgumentException(out + " already exists (--overwrite replaces it)");
         }
@@ -153,7 +159,7 @@ public final class BatchMain implements Callable<Integer> {
         }
         for (String kv : conf) {
             int eq = kv.indexOf('=');
-            if (eq <= 0) throw new CommandLine.ParameterException(new CommandLine(this), "--conf takes KEY=VALUE, not '" + kv + "'");
+            if (eq <= 0) throw new CommandLine.ParameterException(spec.commandLine(), "--conf takes KEY=VALUE, not '" + kv + "'");
             b.config(kv.substring(0, eq), kv.substring(eq + 1));
         }
         SparkSession spark = b.getOrCreate();

@@ -8,6 +8,8 @@ import picocli.CommandLine;
 
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -79,5 +81,13 @@ class BatchMainTest {
         }
         assertNotEquals(0, code);
         assertTrue(err2.toString(StandardCharsets.UTF_8).contains("already exists"), err2.toString(StandardCharsets.UTF_8));
+
+        // an output path Spark would read back as a glob is refused before anything runs
+        StringWriter err3 = new StringWriter();
+        CommandLine cl = new CommandLine(new BatchMain());
+        cl.setErr(new PrintWriter(err3, true));
+        code = cl.execute("--input", images + "/*.png", "--prompt", "x", "--out", tmp.resolve("run[1]").toString(), "--model", KimiVlSparkTest.MODEL);
+        assertEquals(2, code, err3.toString());
+        assertTrue(err3.toString().contains("run[1]: no [ ] * ? { }"), err3.toString());
     }
 }
