@@ -28,14 +28,23 @@ public final class Matcher {
     record ValueF(JsonShape shape) implements Frame {}
     /** Inside an exact text: {@code pos} bytes of {@code bytes} matched. */
     record LitF(byte[] bytes, int pos) implements Frame {}
-    /** Inside a string after its opening quote. escape: 0 none, 1 after a backslash, 2..5 after \\u and (escape-2) hex digits. */
-    record StrF(int escape, int utf8Pending) implements Frame {}
-    /** Inside a number; see {@link #number} for the phases. */
-    record NumF(boolean integer, int phase, int length) implements Frame {}
+    /**
+     * Inside a string after its opening quote. escape: 0 none, 1 after a backslash, 2..5 after \\u and (escape-2) hex
+     * digits, 6 after \\u and a 'd' in a bounded string (a surrogate escape is refused there: it would make the
+     * code-point count depend on its partner). count: code points begun so far (the one in progress included).
+     */
+    record StrF(JsonShape.Str shape, int escape, int utf8Pending, int count) implements Frame {}
+    /**
+     * Inside a number; see {@link #number} for the phases. For an integer: negative and magnitude so far (the digits
+     * read as a long), which is what bounds are checked against.
+     */
+    record NumF(JsonShape.Num shape, int phase, int length, boolean negative, long magnitude) implements Frame {
+        boolean integer() { return shape.integer(); }
+    }
     /** Inside an object: phase, the index of the next property that may come, the value shape of the key just read. */
     record ObjF(JsonShape.Obj shape, int phase, int next, JsonShape pending) implements Frame {}
-    /** Inside an array. */
-    record ArrF(JsonShape.Arr shape, int phase) implements Frame {}
+    /** Inside an array; count: the items begun so far. */
+    record ArrF(JsonShape.Arr shape, int phase, int count) implements Frame {}
 
     static final int OPEN = 0, KEY = 1, VALUE = 2, COMMA = 3;
 
@@ -77,6 +86,13 @@ public final class Matcher {
             if (!next.isEmpty()) return true;
         }
         return false;
+    }
+
+    /** Whether {@code text} is a complete value of {@code shape} (compact or not). */
+    static boolean matches(JsonShape shape, byte[] text) {
+        Matcher m = new Matcher(shape);
+        List<State> next = m.tryFeed(text);
+        return !next.isEmpty() && m.remaining(next) == 0;
     }
 
     /** Moves on to states returned by {@link #tryFeed}. */
@@ -126,8 +142,12 @@ public final class Matcher {
             case NumF n -> {
                 int phase = number(n, b);
                 if (phase >= 0) {
-                    if (n.length() < (n.integer() ? MAX_INTEGER : MAX_NUMBER)) out.add(new State(push(st.tail(), new NumF(n.integer(), phase, n.length() + 1)), 0));
-                } else if (numberDone(n)) {
+                    if (n.length() < (n.integer() ? MAX_INTEGER : MAX_NUMBER)) {
+                        boolean digit = n.integer() && b >= '0' && b <= '9';
+                        NumF next = new NumF(n.shape(), phase, n.length() + 1, n.negative(), digit ? grow(n.magnitude(), b - '0') : n.magnitude());
+                        if (!n.shape().bounded() || extraDigits(next) >= 0) out.add(new State(push(st.tail(), next), 0));
+                    }
+                } else if (numberEnds(n)) {
                     feed(st.tail(), 0, b, out);                      // the byte ends the number: it belongs to what holds it
                 }
             }
@@ -142,18 +162,18 @@ public final class Matcher {
             case JsonShape.Any a -> {
                 switch (b) {
                     case '{' -> out.add(new State(push(below, new ObjF((JsonShape.Obj) JsonShape.ANY_OBJECT, OPEN, 0, null)), 0));
-                    case '[' -> out.add(new State(push(below, new ArrF(new JsonShape.Arr(JsonShape.ANY), OPEN)), 0));
-                    case '"' -> out.add(new State(push(below, new StrF(0, 0)), 0));
+                    case '[' -> out.add(new State(push(below, new ArrF(ANY_ARRAY, OPEN, 0)), 0));
+                    case '"' -> out.add(new State(push(below, new StrF(ANY_STRING, 0, 0, 0)), 0));
                     case 't' -> out.add(new State(push(below, new LitF(TRUE, 1)), 0));
                     case 'f' -> out.add(new State(push(below, new LitF(FALSE, 1)), 0));
                     case 'n' -> out.add(new State(push(below, new LitF(NULL, 1)), 0));
-                    default -> startNumber(false, below, b, out);
+                    default -> startNumber(ANY_NUMBER, below, b, out);
                 }
             }
             case JsonShape.Obj o -> { if (b == '{') out.add(new State(push(below, new ObjF(o, OPEN, 0, null)), 0)); }
-            case JsonShape.Arr a -> { if (b == '[') out.add(new State(push(below, new ArrF(a, OPEN)), 0)); }
-            case JsonShape.Str x -> { if (b == '"') out.add(new State(push(below, new StrF(0, 0)), 0)); }
-            case JsonShape.Num n -> startNumber(n.integer(), below, b, out);
+            case JsonShape.Arr a -> { if (b == '[') out.add(new State(push(below, new ArrF(a, OPEN, 0)), 0)); }
+            case JsonShape.Str x -> { if (b == '"') out.add(new State(push(below, new StrF(x, 0, 0, 0)), 0)); }
+            case JsonShape.Num n -> startNumber(n, below, b, out);
             case JsonShape.Bool x -> {
                 if (b == 't') out.add(new State(push(below, new LitF(TRUE, 1)), 0));
                 if (b == 'f') out.add(new State(push(below, new LitF(FALSE, 1)), 0));
@@ -171,9 +191,56 @@ public final class Matcher {
 
     private static final byte[] TRUE = "true".getBytes(), FALSE = "false".getBytes(), NULL = "null".getBytes();
 
-    private static void startNumber(boolean integer, Stack below, int b, List<State> out) {
+    private static final JsonShape.Str ANY_STRING = new JsonShape.Str();
+    private static final JsonShape.Num ANY_NUMBER = new JsonShape.Num(false);
+    private static final JsonShape.Arr ANY_ARRAY = new JsonShape.Arr(JsonShape.ANY);
+
+    private static void startNumber(JsonShape.Num shape, Stack below, int b, List<State> out) {
         int phase = b == '-' ? 0 : b == '0' ? 1 : b >= '1' && b <= '9' ? 2 : -1;
-        if (phase >= 0) out.add(new State(push(below, new NumF(integer, phase, 1)), 0));
+        if (phase < 0) return;
+        NumF n = new NumF(shape, phase, 1, b == '-', phase == 2 ? b - '0' : 0);
+        if (!shape.bounded() || extraDigits(n) >= 0) out.add(new State(push(below, n), 0));
+    }
+
+    /** magnitude * 10 + digit, or -1 once it no longer fits a long (then no bound can hold). */
+    private static long grow(long magnitude, int digit) {
+        if (magnitude < 0 || magnitude > (Long.MAX_VALUE - digit) / 10) return -1;
+        return magnitude * 10 + digit;
+    }
+
+    /**
+     * For a bounded integer: the fewest more digits after which its value lies within the bounds (0: it does now), or
+     * -1 when no continuation within {@link #MAX_INTEGER} characters does. From a prefix of magnitude p, j more
+     * digits reach exactly the magnitudes p*10^j .. p*10^j + 10^j - 1; a leading 0 ends the digits; after a lone '-'
+     * j digits reach 1 .. 10^j - 1 (a bounded integer never takes "-0", so '-' is only allowed when a negative value is).
+     */
+    static int extraDigits(NumF n) {
+        JsonShape.Num s = n.shape();
+        if (n.magnitude() < 0) return -1;
+        if (n.phase() == 1) return !n.negative() && within(s, false, 0, 0) ? 0 : -1;   // "-0" refused: bounded, '-' means below 0
+        int room = MAX_INTEGER - n.length();
+        long pow = 1;                                                // 10^j
+        for (int j = n.phase() == 0 ? 1 : 0; j <= room; j++) {
+            if (j > 0) {
+                if (pow > Long.MAX_VALUE / 10) return -1;
+                pow *= 10;
+            }
+            long lo, hi;
+            if (n.phase() == 0) { lo = 1; hi = pow - 1; }
+            else {
+                if (n.magnitude() > (Long.MAX_VALUE - (pow - 1)) / pow) return -1;
+                lo = n.magnitude() * pow;
+                hi = lo + pow - 1;
+            }
+            if (within(s, n.negative(), lo, hi)) return j;
+        }
+        return -1;
+    }
+
+    /** Whether some value with magnitude in lo..hi (negated when negative) lies within the shape's bounds. */
+    private static boolean within(JsonShape.Num s, boolean negative, long lo, long hi) {
+        long vlo = negative ? -hi : lo, vhi = negative ? -lo : hi;
+        return vlo <= s.max() && vhi >= s.min();
     }
 
     /**
@@ -200,27 +267,38 @@ public final class Matcher {
         return p == 1 || p == 2 || p == 4 || p == 7;
     }
 
+    /** The number may end here: its grammar is complete and its value within the bounds. */
+    private static boolean numberEnds(NumF n) {
+        return numberDone(n) && (!n.shape().bounded() || extraDigits(n) == 0);
+    }
+
     private static void string(StrF s, Stack below, int b, List<State> out) {
+        JsonShape.Str shape = s.shape();
+        int count = s.count();
         if (s.escape() == 1) {
-            if ("\"\\/bfnrt".indexOf(b) >= 0) out.add(new State(push(below, new StrF(0, 0)), 0));
-            else if (b == 'u') out.add(new State(push(below, new StrF(2, 0)), 0));
+            if ("\"\\/bfnrt".indexOf(b) >= 0) out.add(new State(push(below, new StrF(shape, 0, 0, count)), 0));
+            else if (b == 'u') out.add(new State(push(below, new StrF(shape, 2, 0, count)), 0));
             return;
         }
         if (s.escape() >= 2) {
             boolean hex = (b >= '0' && b <= '9') || (b >= 'a' && b <= 'f') || (b >= 'A' && b <= 'F');
-            if (hex) out.add(new State(push(below, new StrF(s.escape() == 5 ? 0 : s.escape() + 1, 0)), 0));
+            if (s.escape() == 6) hex = b >= '0' && b <= '7';          // \\uD0xx..\\uD7xx: not a surrogate
+            if (!hex) return;
+            int next = s.escape() == 2 && shape.bounded() && (b == 'd' || b == 'D') ? 6 : s.escape() == 6 ? 4 : s.escape() == 5 ? 0 : s.escape() + 1;
+            out.add(new State(push(below, new StrF(shape, next, 0, count)), 0));
             return;
         }
         if (s.utf8Pending() > 0) {                                   // inside a multi-byte character
-            if ((b & 0xC0) == 0x80) out.add(new State(push(below, new StrF(0, s.utf8Pending() - 1)), 0));
+            if ((b & 0xC0) == 0x80) out.add(new State(push(below, new StrF(shape, 0, s.utf8Pending() - 1, count)), 0));
             return;
         }
-        if (b == '"') { out.add(new State(below, 0)); return; }
-        if (b == '\\') { out.add(new State(push(below, new StrF(1, 0)), 0)); return; }
+        if (b == '"') { if (count >= shape.minLength()) out.add(new State(below, 0)); return; }
+        if (count >= shape.maxLength()) return;                      // every other byte begins one more code point
+        if (b == '\\') { out.add(new State(push(below, new StrF(shape, 1, 0, count + 1)), 0)); return; }
         if (b < 0x20) return;                                       // control characters must be escaped
-        if (b < 0x80) { out.add(new State(push(below, s), 0)); return; }
+        if (b < 0x80) { out.add(new State(push(below, new StrF(shape, 0, 0, count + 1)), 0)); return; }
         int pending = b >= 0xC2 && b <= 0xDF ? 1 : b >= 0xE0 && b <= 0xEF ? 2 : b >= 0xF0 && b <= 0xF4 ? 3 : -1;
-        if (pending > 0) out.add(new State(push(below, new StrF(0, pending)), 0));
+        if (pending > 0) out.add(new State(push(below, new StrF(shape, 0, pending, count + 1)), 0));
     }
 
     private void object(ObjF o, Stack st, int ws, int b, List<State> out) {
@@ -232,7 +310,7 @@ public final class Matcher {
                 if (b == '}' && o.phase() == OPEN && !requiredFrom(shape, o.next())) { out.add(new State(below, 0)); return; }
                 if (b != '"') return;
                 if (shape.open()) {
-                    out.add(new State(push(below, new ObjF(shape, KEY, 0, JsonShape.ANY)).push(new StrF(0, 0)), 0));
+                    out.add(new State(push(below, new ObjF(shape, KEY, 0, JsonShape.ANY)).push(new StrF(ANY_STRING, 0, 0, 0)), 0));
                     return;
                 }
                 List<JsonShape.Property> props = shape.properties();
@@ -256,16 +334,17 @@ public final class Matcher {
     private void array(ArrF a, Stack st, int ws, int b, List<State> out) {
         if (isWhitespace(b)) { if (ws < MAX_WHITESPACE) out.add(new State(st, ws + 1)); return; }
         Stack below = st.tail();
+        JsonShape.Arr shape = a.shape();
         switch (a.phase()) {
             case OPEN -> {
-                if (b == ']') { out.add(new State(below, 0)); return; }
-                start(a.shape().items(), push(below, new ArrF(a.shape(), VALUE)), b, out);
+                if (b == ']') { if (shape.minItems() == 0) out.add(new State(below, 0)); return; }
+                if (shape.maxItems() > 0) start(shape.items(), push(below, new ArrF(shape, VALUE, 1)), b, out);
             }
             case VALUE -> {
-                if (b == ']') out.add(new State(below, 0));
-                if (b == ',') out.add(new State(push(below, new ArrF(a.shape(), COMMA)), 0));
+                if (b == ']' && a.count() >= shape.minItems()) out.add(new State(below, 0));
+                if (b == ',' && a.count() < shape.maxItems()) out.add(new State(push(below, new ArrF(shape, COMMA, a.count())), 0));
             }
-            case COMMA -> start(a.shape().items(), push(below, new ArrF(a.shape(), VALUE)), b, out);
+            case COMMA -> start(shape.items(), push(below, new ArrF(shape, VALUE, a.count() + 1)), b, out);
             default -> throw new IllegalStateException("array phase " + a.phase());
         }
     }
@@ -285,18 +364,30 @@ public final class Matcher {
             sum += switch (s.head()) {
                 case ValueF v -> minLength(v.shape());
                 case LitF l -> l.bytes().length - l.pos();
-                case StrF x -> 1 + x.utf8Pending() + (x.escape() == 1 ? 1 : x.escape() >= 2 ? 6 - x.escape() : 0);
-                case NumF n -> numberDone(n) ? 0 : 1;
+                case StrF x -> 1 + x.utf8Pending() + (x.escape() == 1 ? 1 : x.escape() == 6 ? 3 : x.escape() >= 2 ? 6 - x.escape() : 0)
+                        + Math.max(0, x.shape().minLength() - x.count());       // one byte at least per missing code point
+                case NumF n -> n.shape().bounded() ? Math.max(0, extraDigits(n)) : numberDone(n) ? 0 : 1;
                 case ObjF o -> switch (o.phase()) {
                     case OPEN -> closeFrom(o.shape(), o.next(), true);
                     case VALUE -> closeFrom(o.shape(), o.next(), false);
                     case KEY -> 1 + minLength(o.pending()) + closeFrom(o.shape(), o.next(), false);
                     default -> afterComma(o);
                 };
-                case ArrF a -> a.phase() == COMMA ? minLength(a.shape().items()) + 1 : 1;
+                case ArrF a -> arrayClose(a);
             };
         }
         return sum;
+    }
+
+    /** Bytes that close an array: the item after a comma, then the items missing below minItems (",v" each), then ']'. */
+    private int arrayClose(ArrF a) {
+        JsonShape.Arr shape = a.shape();
+        int item = minLength(shape.items());
+        return switch (a.phase()) {
+            case OPEN -> shape.minItems() == 0 ? 1 : shape.minItems() * (item + 1);
+            case VALUE -> 1 + Math.max(0, shape.minItems() - a.count()) * (item + 1);
+            default -> item + 1 + Math.max(0, shape.minItems() - a.count() - 1) * (item + 1);
+        };
     }
 
     private int afterComma(ObjF o) {
