@@ -241,7 +241,12 @@ final class Conversations {
         if (format == null || format.type() == ResponseFormatType.TEXT) return null;
         if (format.jsonSchema() == null || format.jsonSchema().rootElement() == null) return JsonShape.ANY_OBJECT;
         try {
-            return JsonShape.fromSchema(JSON.valueToTree(JsonSchemaElementJsonUtils.toMap(format.jsonSchema().rootElement())));
+            // errors name the keyword's path, e.g. "responseFormat.jsonSchema.rootElement.properties.zip.pattern is not supported ..."
+            return JsonShape.fromSchema(JSON.valueToTree(JsonSchemaElementJsonUtils.toMap(format.jsonSchema().rootElement())),
+                    "responseFormat.jsonSchema.rootElement");
+        } catch (dev.kimivl.generate.json.UnsupportedSchemaException e) {
+            // a keyword constrained decoding cannot enforce (pattern, ...): refused, never silently ignored
+            throw new UnsupportedFeatureException("response format '" + format.jsonSchema().name() + "': " + e.getMessage());
         } catch (IllegalArgumentException e) {
             throw new InvalidRequestException("response format '" + format.jsonSchema().name() + "': " + e.getMessage(), e);
         }

@@ -22,6 +22,7 @@ import dev.langchain4j.model.chat.listener.ChatModelResponseContext;
 import dev.langchain4j.model.chat.request.ChatRequest;
 import dev.langchain4j.model.chat.request.ChatRequestParameters;
 import dev.langchain4j.model.chat.request.ResponseFormat;
+import dev.langchain4j.model.chat.request.ResponseFormatType;
 import dev.langchain4j.model.chat.response.ChatResponse;
 import dev.langchain4j.model.chat.response.PartialResponse;
 import dev.langchain4j.model.chat.response.PartialResponseContext;
@@ -170,6 +171,18 @@ class LangChain4jApplicationTest {
             json.fieldNames().forEachRemaining(k -> assertTrue(Set.of("name", "age", "active").contains(k), raw.get()));
         }
         assertNotNull(request.get().parameters().responseFormat().jsonSchema(), "AiServices asked for the record's schema: " + request.get());
+    }
+
+    @Test
+    void aSchemaKeywordConstrainedDecodingCannotEnforceIsRefusedNotIgnored() {
+        ChatModel chat = KimiVLChatModel.builder(model).maxTokens(20).build();
+        var schema = dev.langchain4j.model.chat.request.json.JsonSchema.builder().name("Address")
+                .rootElement(dev.langchain4j.model.chat.request.json.JsonRawSchema.from(
+                        "{\"type\":\"object\",\"properties\":{\"zip\":{\"type\":\"string\",\"pattern\":\"^[0-9]{5}$\"}}}"))
+                .build();
+        var e = assertThrows(dev.langchain4j.exception.UnsupportedFeatureException.class, () -> chat.chat(ChatRequest.builder()
+                .messages(UserMessage.from("Where?")).responseFormat(ResponseFormat.builder().type(ResponseFormatType.JSON).jsonSchema(schema).build()).build()));
+        assertTrue(e.getMessage().contains("responseFormat.jsonSchema.rootElement.properties.zip.pattern is not supported"), e.getMessage());
     }
 
     @Test

@@ -197,7 +197,8 @@ record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, List<St
     /**
      * {@code response_format}: {@code text} (null), {@code json_object} (any JSON object) or {@code json_schema}
      * ({@code {"json_schema": {"name": ..., "schema": {...}, "strict": ...}}}): the answer is then decoded under the
-     * constraint, so it always parses (and has the schema's structure and types: {@link JsonShape}).
+     * constraint, so it always parses (and has the schema's structure, types and bounds: {@link JsonShape}); a schema
+     * keyword the constraint cannot enforce is a 400 naming its path, never silently ignored.
      */
     static JsonShape responseFormat(JsonNode f) {
         if (f == null || f.isNull()) return null;
@@ -218,9 +219,11 @@ record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, List<St
                 if (schema == null || schema.isNull()) return JsonShape.ANY;      // OpenAI: the schema is optional
                 if (!schema.isObject()) throw ApiError.wrongType("response_format.json_schema.schema", "a JSON Schema object", schema);
                 try {
-                    return JsonShape.fromSchema(schema);
+                    // the message names the keyword's path from the request's root, e.g.
+                    // "response_format.json_schema.schema.properties.zip.pattern is not supported by constrained decoding"
+                    return JsonShape.fromSchema(schema, "response_format.json_schema.schema");
                 } catch (IllegalArgumentException e) {
-                    throw ApiError.invalid("'response_format.json_schema.schema': " + e.getMessage(), "response_format.json_schema.schema");
+                    throw ApiError.invalid(e.getMessage(), "response_format.json_schema.schema");
                 }
             }
             default -> throw ApiError.invalid("'response_format.type' must be text, json_object or json_schema; got '" + t.asText() + "'", "response_format.type");

@@ -169,6 +169,10 @@ class ServerApiTest {
         assertError(chat("{" + HELLO + ", \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"x\", \"strict\": \"yes\"}}}"),
                 400, "response_format.json_schema.strict", null, "must be a boolean");
         assertError(chat("{" + HELLO + ", \"response_format\": {\"type\": \"yaml\"}}"), 400, "response_format.type", null, "text, json_object or json_schema");
+        // a schema keyword constrained decoding cannot enforce is refused, named by its path (never silently ignored)
+        assertError(chat("{" + HELLO + ", \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"x\", \"schema\": "
+                        + "{\"type\": \"object\", \"properties\": {\"zip\": {\"type\": \"string\", \"pattern\": \"^[0-9]{5}$\"}}}}}}"),
+                400, "response_format.json_schema.schema", null, "response_format.json_schema.schema.properties.zip.pattern is not supported");
         // n choices from an engine of scripted text: each choice in its place, usage counting the prompt once
         var r = chat("{" + HELLO + ", \"n\": 3}");
         assertEquals(200, r.statusCode(), r.body());
