@@ -13,8 +13,8 @@ import jdk.incubator.vector.VectorSpecies;
  * The matrix products are in {@link PackedLinear} and {@link VisionAttention}. Activations are row-major float32.
  */
 final class VisionKernels {
-    /** 256-bit vectors: AVX2's width (512-bit species are not intrinsified on the AVX2 machines), and the packed GEMM's. */
-    static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
+    /** 256-bit vectors: the 8-lane kernels' width ({@link dev.kimivl.tensor.Vectors#F8}), the packed GEMM's. */
+    static final VectorSpecies<Float> F = dev.kimivl.tensor.Vectors.F8;
     private static final int VL = F.length();
     /** Queries processed together so each key/value vector load feeds this many FMAs. */
     private static final int QB = 8;
