@@ -8,7 +8,8 @@ import java.util.List;
 /**
  * Constrained decoding to JSON of a {@link JsonShape} (OpenAI's {@code response_format} {@code json_object} and
  * {@code json_schema}, LangChain4j's {@code ResponseFormat.JSON}): the output always parses and has the schema's
- * structure, and it is always finished within the token budget — a token is allowed only if the value can still be
+ * structure, types and bounds (what {@link JsonShape} enforces; a keyword it cannot enforce is refused when the schema
+ * is compiled), and it is always finished within the token budget — a token is allowed only if the value can still be
  * closed in the tokens left (every ASCII byte is a token of a byte-level BPE vocabulary, so one token per missing
  * byte always suffices). Special tokens are never allowed; stopping is allowed once the value is complete.
  */
