@@ -25,13 +25,23 @@ import java.util.Objects;
  * leaves after those and room for the answer. Frames get their frame-token budget each, or fewer (down to
  * {@link #MIN_FRAME_TOKENS}, with a note) when that does not fit. Pages are never shrunk unasked (small print would
  * become unreadable) and never dropped: pages that do not fit are an error naming pages, tokens and context; so are
- * frames that would fall below the minimum. Nothing is ever cut silently.
+ * frames that would fall below the minimum ({@link DoesNotFit}). Nothing is ever cut silently. {@code kimivl serve}'s
+ * video_url and file parts are sized here too.
  */
 public final class MediaMessages {
     /** Below this many image tokens (a 112x112 picture) a frame shows too little to be worth its place. */
     public static final int MIN_FRAME_TOKENS = 16;
 
     private MediaMessages() {}
+
+    /**
+     * Frames or pages that do not fit the context even at their smallest: a {@link MediaException} whose message
+     * names the frames or pages, their tokens and the context, so that a caller can tell "too long" (the server's
+     * context_length_exceeded) from a file that cannot be read.
+     */
+    public static final class DoesNotFit extends MediaException {
+        public DoesNotFit(String message) { super(message); }
+    }
 
     // ---- what a message holds ----------------------------------------------------------------------------------
 
@@ -286,7 +296,7 @@ public final class MediaMessages {
                 List<String> what = new ArrayList<>();
                 for (int i = 0; i < pdfs.size(); i++) what.add(pdfs.get(i).source().name() + ": " + pagesDescription(pdfPages.get(i), pdfTokens.get(i), pdfs.get(i)));
                 int other = known - pagesTotal;
-                throw new MediaException(String.join("; ", what) + " need " + pagesTotal + " image tokens, but the context of " + context
+                throw new DoesNotFit(String.join("; ", what) + " need " + pagesTotal + " image tokens, but the context of " + context
                         + " tokens leaves " + Math.max(0, context - room - other) + " after the text and images (" + other + ") and room for the answer (" + room + ")"
                         + (frameCount > 0 ? " and the video's frames (" + frameCount + " x " + MIN_FRAME_TOKENS + " at least)" : "")
                         + ": choose fewer " + knobs.pages() + ", a lower " + knobs.dpi() + " or " + knobs.pageTokens() + ", or a larger " + knobs.context());
@@ -302,7 +312,7 @@ public final class MediaMessages {
                     if (got < Math.min(want, MIN_FRAME_TOKENS)) {
                         String frames = frameCount == plans.get(i).size() ? plans.get(i).size() + " frames"
                                 : plans.get(i).size() + " frames (of " + frameCount + " in all)";
-                        throw new MediaException(c.source().name() + ": " + frames + " need at least " + MIN_FRAME_TOKENS
+                        throw new DoesNotFit(c.source().name() + ": " + frames + " need at least " + MIN_FRAME_TOKENS
                                 + " image tokens each (" + frameCount * MIN_FRAME_TOKENS + "), but the context of " + context
                                 + " tokens leaves " + Math.max(0, left) + " after the text, images and pages (" + known + ") and room for the answer ("
                                 + room + "): use fewer " + knobs.frames() + ", a lower " + knobs.fps() + " or " + knobs.maxFrames() + ", or a larger " + knobs.context());

@@ -3,6 +3,7 @@ package dev.kimivl.server;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.kimivl.generate.SamplingParams;
 import dev.kimivl.generate.json.JsonShape;
+import dev.kimivl.media.MediaMessages;
 import dev.kimivl.text.ChatMessage;
 import dev.kimivl.vision.ImageLoader;
 import dev.kimivl.vision.LoadedImage;
@@ -18,10 +19,21 @@ import java.util.Set;
  * Fields this server does not know are ignored, as OpenAI does; a known field with a wrong type is always an error.
  *
  * @param images      the image parts of all messages, decoded, in conversation order
- * @param imageParams where each image came from ({@code messages[0].content[1].image_url}), for errors about it later
+ * @param imageParams where each image came from ({@code messages[0].content[1].image_url}), for errors about it later;
+ *                    until {@link #sized} one entry per video_url/file part
+ * @param media       null when no message has a video_url or file part; else the whole conversation as
+ *                    kimivl-media items, and {@code messages}/{@code images} hold only the text and image_url parts
+ *                    until {@link #sized} replaces them with the conversation sized to the context ({@link MediaParts})
  */
 record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, List<String> imageParams, Engine.Spec spec, int n,
-                   boolean stream, boolean includeUsage) {
+                   boolean stream, boolean includeUsage, List<MediaMessages.Draft> media) {
+    /** With the videos and PDFs sized and decoded: every frame and page an image part after its label. */
+    ChatRequest sized(MediaMessages.Built b) {
+        List<String> params = new ArrayList<>();
+        for (String origin : b.origins()) params.add(MediaParts.param(origin));
+        return new ChatRequest(b.messages(), b.images(), params, spec, n, stream, includeUsage, null);
+    }
+
     /** The most choices one request may ask for ({@code n}): each is a sequence with its own KV cache. */
     static final int MAX_CHOICES = 16;
 
@@ -44,7 +56,15 @@ record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, List<St
         List<ChatMessage> messages = new ArrayList<>();
         List<LoadedImage> images = new ArrayList<>();
         List<String> imageParams = new ArrayList<>();
-        for (int i = 0; i < msgs.size(); i++) messages.add(message(msgs.get(i), "messages[" + i + "]", loader, images, imageParams));
+        List<MediaMessages.Draft> drafts = new ArrayList<>();
+        boolean media = false;
+        for (int i = 0; i < msgs.size(); i++) {
+            List<MediaMessages.Item> items = new ArrayList<>();
+            ChatMessage m = message(msgs.get(i), "messages[" + i + "]", loader, images, imageParams, items);
+            messages.add(m);
+            for (MediaMessages.Item it : items) media |= it instanceof MediaMessages.Clip || it instanceof MediaMessages.Pdf;
+            drafts.add(m.text() != null ? MediaMessages.Draft.of(m.role(), new MediaMessages.Text(m.text())) : new MediaMessages.Draft(m.role(), items));
+        }
 
         SamplingParams sampling = sampling(body, defaults);
         // chat's logprobs is a boolean with top_logprobs beside it; the text completions' one an integer (CompletionRequest)
@@ -62,7 +82,7 @@ record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, List<St
         boolean stream = bool(body, "stream", false);
         Engine.Spec spec = new Engine.Spec(sampling, format, penalty(body, "frequency_penalty"), penalty(body, "presence_penalty"), logprobs ? (int) top : -1,
                 bool(body, "ignore_eos", false));
-        return new ChatRequest(messages, images, imageParams, spec, choices(body), stream, includeUsage(body, stream));
+        return new ChatRequest(messages, images, imageParams, spec, choices(body), stream, includeUsage(body, stream), media ? drafts : null);
     }
 
     /** {@code n}: how many choices to generate for the one prompt, 1..{@link #MAX_CHOICES}. */
@@ -114,7 +134,9 @@ record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, List<St
         return new SamplingParams(temperature, (int) topK, topP, minP, rep, seed, (int) maxTokens, stops);
     }
 
-    private static ChatMessage message(JsonNode m, String where, ImageLoader loader, List<LoadedImage> images, List<String> imageParams) {
+    /** One message; {@code items} receives its content parts in order as kimivl-media items (videos and PDFs undecoded). */
+    private static ChatMessage message(JsonNode m, String where, ImageLoader loader, List<LoadedImage> images, List<String> imageParams,
+                                       List<MediaMessages.Item> items) {
         if (!m.isObject()) throw ApiError.wrongType(where, "a message object", m);
         JsonNode r = m.get("role");
         if (r == null || r.isNull()) throw ApiError.invalid("'" + where + ".role' is required", where + ".role");
@@ -147,14 +169,21 @@ record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, List<St
                     JsonNode text = p.get("text");
                     if (text == null || !text.isTextual()) throw ApiError.wrongType(pw + ".text", "a string", text);
                     parts.add(ChatMessage.textPart(text.asText()));
+                    items.add(new MediaMessages.Text(text.asText()));
                 }
                 case "image_url" -> {
-                    images.add(image(p.get("image_url"), pw + ".image_url", loader));
+                    LoadedImage im = image(p.get("image_url"), pw + ".image_url", loader);
+                    images.add(im);
                     imageParams.add(pw + ".image_url");
                     parts.add(ChatMessage.imagePart());
+                    items.add(new MediaMessages.Image(im, pw + ".image_url"));
                 }
-                // a video's frames or a PDF's pages, each an image part (MediaParts, docs/long-inputs.md)
-                case "video_url", "file" -> MediaParts.add(p, pw, t.asText(), loader, parts, images, imageParams);
+                // a video's frames or a PDF's pages, each an image part once sized to the context (MediaParts,
+                // docs/long-inputs.md); until then only an item
+                case "video_url", "file" -> {
+                    items.add(MediaParts.item(p, pw, t.asText(), loader));
+                    imageParams.add(pw + "." + t.asText());
+                }
                 default -> throw ApiError.invalid("'" + pw + ".type': part type '" + t.asText() + "' is not supported (text, image_url, video_url, file)", pw + ".type");
             }
         }

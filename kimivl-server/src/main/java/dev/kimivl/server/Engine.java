@@ -24,6 +24,16 @@ interface Engine {
     Job prepare(List<ChatMessage> messages, List<LoadedImage> images);
 
     /**
+     * A conversation with videos and PDFs (video_url and file parts) sized to this engine's context and decoded,
+     * with room for {@code maxTokens} of answer ({@link MediaParts#size}); notes go to {@code log}. An engine
+     * without a model takes none.
+     */
+    default dev.kimivl.media.MediaMessages.Built media(List<dev.kimivl.media.MediaMessages.Draft> conversation, int maxTokens, long maxPixels,
+                                                      java.util.function.Consumer<String> log) {
+        throw ApiError.unsupported("messages", "video_url and file parts on this engine");
+    }
+
+    /**
      * A raw prompt for {@code /v1/completions}, without the chat template: exactly one of {@code text} (encoded with
      * special tokens recognised) and {@code ids} is given. Checks as {@link #prepare} does.
      */

@@ -3,15 +3,12 @@ package dev.kimivl.server;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.kimivl.media.FrameSampling;
 import dev.kimivl.media.MediaException;
+import dev.kimivl.media.MediaMessages;
 import dev.kimivl.media.PageRange;
 import dev.kimivl.media.PdfDocument;
-import dev.kimivl.media.Timestamps;
-import dev.kimivl.media.TokenBudget;
 import dev.kimivl.media.Video;
-import dev.kimivl.config.PreprocessorConfig;
-import dev.kimivl.text.ChatMessage;
+import dev.kimivl.model.KimiVL;
 import dev.kimivl.vision.ImageLoader;
-import dev.kimivl.vision.LoadedImage;
 
 import java.io.IOException;
 import java.net.URI;
@@ -24,7 +21,8 @@ import java.util.List;
 /**
  * The {@code video_url} and {@code file} content parts of a chat request (docs/long-inputs.md): a video sampled to
  * frames or a PDF rendered to pages, each frame or page an image part with its label ("Frame at 00:03:",
- * "Page 2:") before it, decoded by kimivl-media exactly as {@code kimivl run --video/--pdf} does.
+ * "Page 2:") before it, sized, labelled and decoded by kimivl-media's {@link MediaMessages} exactly as
+ * {@code kimivl run --video/--pdf} does.
  *
  * <pre>
  * {"type": "video_url", "video_url": {"url": "data:video/mp4;base64,...", "fps": 1, "frames": 8, "max_frames": 64,
@@ -34,18 +32,21 @@ import java.util.List;
  * </pre>
  * A {@code url} (or {@code file_data}) may also be a local path or file: URL, but only under a directory the server
  * was started with ({@code kimivl serve --media-dir DIR}); nothing is fetched from the network. A {@code file} part
- * holds a PDF or a video (told apart by its bytes). The frames' token budget is not lowered to fit the context here
- * (the request's text is not yet measured): a prompt that does not fit is the usual context_length_exceeded error.
+ * holds a PDF or a video (told apart by its bytes).
+ *
+ * <p>Two steps: {@link #item} (while the request is parsed, without the model) checks the fields, that the bytes are
+ * a video or a PDF and the page range, and gives the part as a {@link MediaMessages.Item}; {@link #size} (once the
+ * model is known) sizes the whole conversation to the context as {@code kimivl run} does: the frames' budget is
+ * lowered when {@code frame_tokens} would not fit (a note in the server's log), and what does not fit even at
+ * {@link MediaMessages#MIN_FRAME_TOKENS} tokens a frame, or pages that do not fit, is a 400
+ * {@code context_length_exceeded} naming frames or pages, tokens and context. Nothing is cut.
  */
 public final class MediaParts {
     private static volatile List<Path> allowedDirs = List.of();
 
-    /**
-     * The geometry frame_tokens and page_tokens are counted in: 14-pixel patches merged 2x2, padded (that of every
-     * published Kimi-VL checkpoint; the request parser does not see the model's own preprocessor_config.json).
-     */
-    private static final PreprocessorConfig BUDGET_CONFIG = new PreprocessorConfig(PreprocessorConfig.DEFAULT.imageMean(),
-            PreprocessorConfig.DEFAULT.imageStd(), PreprocessorConfig.DEFAULT.inTokenLimit(), true, 14, 2, 2);
+    /** The request's field names (and the serve option for the context) in the advice of errors and notes. */
+    static final MediaMessages.Knobs KNOBS = new MediaMessages.Knobs("frames", "fps", "max_frames", "frame_tokens",
+            "pages", "dpi", "page_tokens", "context (kimivl serve --ctx)");
 
     private MediaParts() {}
 
@@ -63,10 +64,12 @@ public final class MediaParts {
         allowedDirs = List.copyOf(real);
     }
 
-    /** Adds the frames or pages of one part (type video_url or file) to the message being parsed. */
-    static void add(JsonNode part, String where, String type, ImageLoader loader,
-                    List<ChatMessage.Part> parts, List<LoadedImage> images, List<String> imageParams) {
-        PreprocessorConfig cfg = BUDGET_CONFIG;
+    /**
+     * One part (type video_url or file), checked: a {@link MediaMessages.Clip} or {@link MediaMessages.Pdf} over the
+     * part's bytes, named by the part's field ({@code messages[0].content[1].video_url}, a PDF's filename after it),
+     * so that errors and notes name it. Nothing is decoded yet.
+     */
+    static MediaMessages.Item item(JsonNode part, String where, String type, ImageLoader loader) {
         String pw = where + "." + type;
         JsonNode o = part.get(type);
         if (o == null || !o.isObject()) {
@@ -79,17 +82,15 @@ public final class MediaParts {
         byte[] bytes = read(u.asText(), pw + "." + field);
         boolean pdf = bytes.length >= 5 && new String(bytes, 0, 5, java.nio.charset.StandardCharsets.ISO_8859_1).equals("%PDF-");
         try {
-            if (pdf) pages(o, pw, bytes, loader, cfg, parts, images, imageParams);
-            else frames(o, pw, bytes, loader, cfg, parts, images, imageParams);
+            return pdf ? pages(o, pw, bytes) : frames(o, pw, bytes, loader);
         } catch (MediaException e) {
             throw ApiError.invalid(e.getMessage(), pw);
         }
     }
 
-    private static void frames(JsonNode o, String pw, byte[] bytes, ImageLoader loader, PreprocessorConfig cfg,
-                               List<ChatMessage.Part> parts, List<LoadedImage> images, List<String> imageParams) {
+    private static MediaMessages.Clip frames(JsonNode o, String pw, byte[] bytes, ImageLoader loader) {
         int maxFrames = integer(o, "max_frames", 64, 1, 1024, pw);
-        int frameTokens = integer(o, "frame_tokens", 256, 1, 1 << 16, pw);
+        int frameTokens = integer(o, "frame_tokens", 256, MediaMessages.MIN_FRAME_TOKENS, 1 << 16, pw);
         boolean timestamps = !o.has("timestamps") || bool(o.get("timestamps"), pw + ".timestamps");
         FrameSampling sampling;
         if (o.hasNonNull("frames") && o.hasNonNull("fps")) throw ApiError.invalid("'" + pw + "': give frames or fps, not both", pw + ".fps");
@@ -105,20 +106,14 @@ public final class MediaParts {
             }
             sampling = FrameSampling.perSecond(fps, maxFrames);
         }
+        // opened here only to refuse what is not a video (or too big a frame) while the part's field is known
         try (Video v = Video.open(bytes, pw, loader.maxPixels())) {
-            FrameSampling.Plan plan = sampling.plan(v.info().frames(), v.info().durationSeconds());
-            List<LoadedImage> frames = v.frames(plan, im -> TokenBudget.fit(im, frameTokens, cfg), null);
-            for (int i = 0; i < frames.size(); i++) {
-                if (timestamps) parts.add(ChatMessage.textPart("Frame at " + Timestamps.format(plan.seconds()[i]) + ":"));
-                parts.add(ChatMessage.imagePart());
-                images.add(frames.get(i));
-                imageParams.add(pw);
-            }
+            sampling.plan(v.info().frames(), v.info().durationSeconds());
         }
+        return new MediaMessages.Clip(MediaMessages.Source.of(bytes, pw), sampling, frameTokens, timestamps);
     }
 
-    private static void pages(JsonNode o, String pw, byte[] bytes, ImageLoader loader, PreprocessorConfig cfg,
-                              List<ChatMessage.Part> parts, List<LoadedImage> images, List<String> imageParams) {
+    private static MediaMessages.Pdf pages(JsonNode o, String pw, byte[] bytes) {
         JsonNode dpiNode = o.get("dpi");
         float dpi = 144;
         if (dpiNode != null && !dpiNode.isNull()) {
@@ -128,22 +123,48 @@ public final class MediaParts {
         Integer pageTokens = o.hasNonNull("page_tokens") ? integer(o, "page_tokens", 0, 1, 1 << 16, pw) : null;
         JsonNode range = o.get("pages");
         if (range != null && !range.isNull() && !range.isTextual()) throw ApiError.wrongType(pw + ".pages", "a string such as \"2-5\"", range);
+        String pages = range == null || range.isNull() ? null : range.asText();
         String name = o.hasNonNull("filename") && o.get("filename").isTextual() ? pw + " (" + o.get("filename").asText() + ")" : pw;
+        // opened here only to refuse what is not a PDF and a range past its end while the part's field is known
         try (PdfDocument doc = PdfDocument.open(bytes, name)) {
-            int[] pageNumbers;
-            try {
-                pageNumbers = PageRange.parse(range == null || range.isNull() ? null : range.asText(), doc.pageCount());
-            } catch (IllegalArgumentException e) {
-                throw ApiError.invalid("'" + pw + ".pages': " + e.getMessage(), pw + ".pages");
-            }
-            for (int p : pageNumbers) {
-                LoadedImage page = doc.render(p, dpi, loader.maxPixels());
-                parts.add(ChatMessage.textPart("Page " + p + ":"));
-                parts.add(ChatMessage.imagePart());
-                images.add(pageTokens != null ? TokenBudget.fit(page, pageTokens, cfg) : page);
-                imageParams.add(pw);
-            }
+            PageRange.parse(pages, doc.pageCount());
+        } catch (IllegalArgumentException e) {
+            throw ApiError.invalid("'" + pw + ".pages': " + e.getMessage(), pw + ".pages");
         }
+        return new MediaMessages.Pdf(MediaMessages.Source.of(bytes, name), pages, dpi, pageTokens);
+    }
+
+    /**
+     * The conversation with its videos and PDFs sized to the context and decoded (what {@code kimivl run} does:
+     * {@link MediaMessages#build} with room for {@code maxTokens} of answer, at most a quarter of the context).
+     * Frames given fewer tokens than asked are a line in {@code log}; what cannot fit is a 400
+     * {@code context_length_exceeded}, a file that fails to decode a 400 naming its part.
+     */
+    static MediaMessages.Built size(KimiVL model, List<MediaMessages.Draft> conversation, int context, int maxTokens, long maxPixels,
+                                    java.util.function.Consumer<String> log) {
+        MediaMessages.Report report = new MediaMessages.Report() {
+            @Override public void note(String text) { log.accept(text); }
+            @Override public void progress(String text, boolean last) {}
+        };
+        try {
+            return MediaMessages.build(model, conversation, context, MediaMessages.answerRoom(maxTokens, context), maxPixels, KNOBS, report);
+        } catch (MediaMessages.DoesNotFit e) {
+            throw new ApiError(400, "invalid_request_error", e.getMessage(), "messages", "context_length_exceeded");
+        } catch (MediaException | IllegalArgumentException e) {
+            String m = String.valueOf(e.getMessage());
+            throw ApiError.invalid(m, param(m.startsWith("messages[") ? m : "messages"));
+        }
+    }
+
+    /**
+     * The request field an image's origin names: {@code messages[0].content[1].video_url#t=2.5} or
+     * {@code messages[0].content[2].file (a.pdf)#page=3} (a source's name is its part's field, which holds no space
+     * or '#') is {@code messages[0].content[1].video_url}.
+     */
+    static String param(String origin) {
+        int cut = origin.length();
+        for (char c : new char[] {' ', '#', ':'}) if (origin.indexOf(c) >= 0) cut = Math.min(cut, origin.indexOf(c));
+        return origin.substring(0, cut);
     }
 
     /** A data: URL's bytes, or a file's under an allowed directory; never the network. */

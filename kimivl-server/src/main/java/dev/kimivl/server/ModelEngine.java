@@ -119,6 +119,11 @@ final class ModelEngine implements Engine {
 
     @Override public String detokenize(int[] ids) { return model.tokenizer().decode(ids); }
 
+    @Override public dev.kimivl.media.MediaMessages.Built media(List<dev.kimivl.media.MediaMessages.Draft> conversation, int maxTokens, long maxPixels,
+                                                               java.util.function.Consumer<String> log) {
+        return MediaParts.size(model, conversation, contextLength, maxTokens, maxPixels, log);
+    }
+
     @Override public Job prepare(List<ChatMessage> messages, List<LoadedImage> imageList) {
         int parts = 0;
         for (ChatMessage m : messages) parts += m.imageCount();

@@ -300,10 +300,13 @@ public final class OpenAiServer implements AutoCloseable {
     private void chat(HttpExchange ex) throws IOException {
         long arrived = System.nanoTime();
         ChatRequest req = ChatRequest.parse(parse(readBody(ex)), images, defaults);
-        if (!req.images().isEmpty() && !engine.acceptsImages()) {
+        if (!req.imageParams().isEmpty() && !engine.acceptsImages()) {
             String where = req.imageParams().getFirst();
             throw ApiError.invalid("'" + where + "': this model is text only (it has no vision tower); send text, or serve a model with vision", where);
         }
+        // videos and PDFs: sized to the context as `kimivl run` sizes them (frames given fewer tokens when needed,
+        // a note in the log), then decoded; what cannot fit is a 400 context_length_exceeded (MediaParts)
+        if (req.media() != null) req = req.sized(engine.media(req.media(), req.sampling().maxTokens(), images.maxPixels(), log));
         String id = "chatcmpl-" + UUID.randomUUID().toString().replace("-", "");
         long created = System.currentTimeMillis() / 1000;
         try (Admission.Ticket ticket = admit(ex)) {

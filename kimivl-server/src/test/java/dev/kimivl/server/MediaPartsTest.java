@@ -2,7 +2,11 @@ package dev.kimivl.server;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.kimivl.media.FrameSampling;
+import dev.kimivl.media.MediaMessages;
+import dev.kimivl.media.testing.MediaFixtures;
 import dev.kimivl.model.KimiVL;
+import dev.kimivl.vision.ImageLoader;
 import org.apache.pdfbox.pdmodel.PDDocument;
 import org.apache.pdfbox.pdmodel.PDPage;
 import org.apache.pdfbox.pdmodel.common.PDRectangle;
@@ -20,7 +24,9 @@ import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Base64;
+import java.util.Collections;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.*;
@@ -122,22 +128,95 @@ class MediaPartsTest {
         assertEquals("messages[0].content[0].video_url.url", e.get("param").asText());
         e = error(chat("{\"type\": \"video_url\", \"video_url\": {\"url\": \"" + dataUrl("video/mp4", Files.readAllBytes(CLIP)) + "\", \"frames\": 2, \"fps\": 1}}"), 400);
         assertTrue(e.get("message").asText().contains("frames or fps"), e.toString());
+        e = error(chat("{\"type\": \"video_url\", \"video_url\": {\"url\": \"" + dataUrl("video/mp4", Files.readAllBytes(CLIP)) + "\", \"frame_tokens\": 8}}"), 400);
+        assertEquals("messages[0].content[0].video_url.frame_tokens", e.get("param").asText());
+        assertTrue(e.get("message").asText().contains("must be from 16"), e.toString());
         e = error(chat("{\"type\": \"file\", \"file\": {\"file_id\": \"file-123\"}}"), 400);
         assertEquals("messages[0].content[0].file.file_id", e.get("param").asText());
     }
 
-    @Test
-    void framesBeyondTheContextAreContextLengthExceeded() throws Exception {
-        // 40 frames of 12 tokens with labels: beyond a 256-token context, refused whole (never cut)
+    /** A server capped at {@code context} tokens, answering {@code body} once. */
+    static HttpResponse<String> chatWithContext(int context, String body) throws Exception {
         try (KimiVL m = KimiVL.open(Path.of("../models/tiny-random"));
-             OpenAiServer small = new OpenAiServer(m, new ServerDefaults("tiny-random", 4, 0.0, 256), "127.0.0.1", 0)) {
+             OpenAiServer small = new OpenAiServer(m, new ServerDefaults("tiny-random", 4, 0.0, context), "127.0.0.1", 0)) {
             small.start();
-            String body = "{\"max_tokens\": 2, \"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"video_url\", \"video_url\": {\"url\": \""
-                    + dataUrl("video/mp4", Files.readAllBytes(CLIP)) + "\", \"fps\": 10}}]}]}";
-            var r = client.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + small.port() + "/v1/chat/completions"))
-                    .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
-            JsonNode e = error(r, 400);
-            assertEquals("context_length_exceeded", e.get("code").asText(), e.toString());
+            return client.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + small.port() + "/v1/chat/completions"))
+                    .timeout(Duration.ofSeconds(120)).header("Content-Type", "application/json")
+                    .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
         }
+    }
+
+    /** The lengths of the runs of image placeholders in a prompt's ids: one run per image block. */
+    static List<Integer> placeholderRuns(int[] ids) {
+        int pad = model.config().mediaPlaceholderTokenId();
+        List<Integer> runs = new ArrayList<>();
+        for (int i = 0; i < ids.length; i++) {
+            if (ids[i] != pad) continue;
+            int j = i;
+            while (j < ids.length && ids[j] == pad) j++;
+            runs.add(j - i);
+            i = j;
+        }
+        return runs;
+    }
+
+    @Test
+    void aLongVideoIsShrunkToTheContextAsKimivlRunShrinksIt(@TempDir Path tmp) throws Exception {
+        Path video = MediaFixtures.makeVideo(tmp.resolve("long.mp4"), 448, 336, 20, 10);     // 2 s; 16x12 = 192 tokens a frame
+        int context = 1024, maxTokens = 64;
+        String body = "{\"max_tokens\": " + maxTokens + ", \"temperature\": 0, \"messages\": [{\"role\": \"user\", \"content\": ["
+                + "{\"type\": \"video_url\", \"video_url\": {\"url\": \"" + dataUrl("video/mp4", Files.readAllBytes(video)) + "\", \"frames\": 16}}, "
+                + "{\"type\": \"text\", \"text\": \"What is shown?\"}]}]}";
+
+        // what `kimivl run --video long.mp4 --frames 16 --ctx 1024 -n 64 "What is shown?"` builds (cli's MediaPrompt.build)
+        MediaMessages.Built cli = MediaMessages.build(model, List.of(new MediaMessages.Draft("user", List.of(
+                        new MediaMessages.Clip(MediaMessages.Source.of(video), FrameSampling.frames(16, 64), 256, true),
+                        new MediaMessages.Text("What is shown?")))),
+                context, MediaMessages.answerRoom(maxTokens, context), ImageLoader.DEFAULT_MAX_PIXELS, MediaMessages.Knobs.CLI, MediaMessages.Report.NONE);
+        List<Integer> cliRuns = placeholderRuns(model.prompt(cli.messages(), cli.images()).ids());
+
+        // the server's parse and sizing of the same request, on an engine whose context is 1024
+        ImageLoader loader = new ImageLoader();
+        ChatRequest req = ChatRequest.parse(JSON.readTree(body), loader, new ServerDefaults("tiny-random", 4, 0.0, context));
+        assertNotNull(req.media(), "the video part waits to be sized");
+        List<String> log = new ArrayList<>();
+        ChatRequest sized = req.sized(new ModelEngine(model, context, CacheOptions.DEFAULT).media(req.media(), maxTokens, loader.maxPixels(), log::add));
+        List<Integer> runs = placeholderRuns(model.prompt(sized.messages(), sized.images()).ids());
+        assertEquals(16, runs.size(), "one image block per frame: " + runs);
+        int per = runs.getFirst();
+        assertTrue(per < 192 && per >= MediaMessages.MIN_FRAME_TOKENS, "frames shrunk to share the context: " + per + " tokens each");
+        assertEquals(Collections.nCopies(16, per), runs);
+        assertEquals(cliRuns, runs, "the sizes kimivl run computes for the same video, frames and context");
+        assertEquals(Collections.nCopies(16, "messages[0].content[0].video_url"), sized.imageParams());
+        assertEquals(List.of("16 frames of messages[0].content[0].video_url at " + per + " image tokens each (frame_tokens 256 would not fit the context of 1024 tokens)"), log);
+
+        // and through HTTP: answered, with the prompt kimivl run would have built
+        HttpResponse<String> r = chatWithContext(context, body);
+        assertEquals(cli.promptTokens(), promptTokens(r), "prompt tokens");
+        assertTrue(cli.promptTokens() <= context - maxTokens, "the prompt leaves room for the answer: " + cli.promptTokens());
+    }
+
+    @Test
+    void framesBeyondTheContextEvenAtTheMinimumAreContextLengthExceeded() throws Exception {
+        // 40 frames need 16 tokens each at least (640): beyond a 256-token context, refused whole (never cut)
+        String body = "{\"max_tokens\": 2, \"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"video_url\", \"video_url\": {\"url\": \""
+                + dataUrl("video/mp4", Files.readAllBytes(CLIP)) + "\", \"fps\": 10}}]}]}";
+        JsonNode e = error(chatWithContext(256, body), 400);
+        assertEquals("context_length_exceeded", e.get("code").asText(), e.toString());
+        String m = e.get("message").asText();
+        assertTrue(m.startsWith("messages[0].content[0].video_url: 40 frames need at least 16 image tokens each (640), but the context of 256 tokens leaves "), m);
+        assertTrue(m.endsWith("use fewer frames, a lower fps or max_frames, or a larger context (kimivl serve --ctx)"), m);
+    }
+
+    @Test
+    void pagesBeyondTheContextAreContextLengthExceeded() throws Exception {
+        // three 280x140-point pages at 144 dpi: 560x280 pixels, 20x10 = 200 tokens each; pages are never shrunk unasked
+        String body = "{\"max_tokens\": 2, \"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"file\", \"file\": {\"file_data\": \""
+                + dataUrl("application/pdf", pdf(3)) + "\", \"filename\": \"a.pdf\"}}]}]}";
+        JsonNode e = error(chatWithContext(256, body), 400);
+        assertEquals("context_length_exceeded", e.get("code").asText(), e.toString());
+        String m = e.get("message").asText();
+        assertTrue(m.startsWith("messages[0].content[0].file (a.pdf): 3 pages (all) at 144 dpi (up to 200 tokens a page) need 600 image tokens, but the context of 256 tokens"), m);
+        assertTrue(m.endsWith("choose fewer pages, a lower dpi or page_tokens, or a larger context (kimivl serve --ctx)"), m);
     }
 }
