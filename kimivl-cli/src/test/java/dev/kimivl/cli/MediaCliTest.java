@@ -1,5 +1,6 @@
 package dev.kimivl.cli;
 
+import dev.kimivl.media.testing.MediaFixtures;
 import static dev.kimivl.media.testing.MediaFixtures.makePdf;
 import static dev.kimivl.media.testing.MediaFixtures.makeVideo;
 import static dev.kimivl.media.testing.MediaFixtures.meanDiff;
@@ -72,18 +73,9 @@ class MediaCliTest {
         return ImagePreprocessor.tokensFor(im.width(), im.height(), model.vision().preprocessorConfig());
     }
 
-    /** Counts the runs of image placeholders in the prompt's ids and their lengths. */
+    /** The lengths of the runs of image placeholders in the prompt's ids: one run per image block. */
     static List<Integer> placeholderRuns(int[] ids) {
-        int pad = model.config().mediaPlaceholderTokenId();
-        List<Integer> runs = new ArrayList<>();
-        for (int i = 0; i < ids.length; i++) {
-            if (ids[i] != pad) continue;
-            int j = i;
-            while (j < ids.length && ids[j] == pad) j++;
-            runs.add(j - i);
-            i = j;
-        }
-        return runs;
+        return MediaFixtures.placeholderRuns(ids, model.config().mediaPlaceholderTokenId());
     }
 
     @Test

@@ -146,18 +146,9 @@ class MediaPartsTest {
         }
     }
 
-    /** The lengths of the runs of image placeholders in a prompt's ids: one run per image block. */
+    /** The lengths of the runs of image placeholders in the prompt's ids: one run per image block. */
     static List<Integer> placeholderRuns(int[] ids) {
-        int pad = model.config().mediaPlaceholderTokenId();
-        List<Integer> runs = new ArrayList<>();
-        for (int i = 0; i < ids.length; i++) {
-            if (ids[i] != pad) continue;
-            int j = i;
-            while (j < ids.length && ids[j] == pad) j++;
-            runs.add(j - i);
-            i = j;
-        }
-        return runs;
+        return MediaFixtures.placeholderRuns(ids, model.config().mediaPlaceholderTokenId());
     }
 
     @Test
