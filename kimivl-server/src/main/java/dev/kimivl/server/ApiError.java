@@ -35,13 +35,34 @@ final class ApiError extends RuntimeException {
         return new ApiError(400, "invalid_request_error", "'" + param + "': " + what + " is not supported by this server", param, "unsupported_parameter");
     }
 
+    /**
+     * A client's text as an error message may quote it: control characters and line or paragraph separators escaped
+     * as JSON escapes them, so a message stays one line whatever the request held.
+     */
+    static String oneLine(String s) {
+        StringBuilder b = new StringBuilder(s.length());
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            switch (c) {
+                case '\n' -> b.append("\\n");
+                case '\r' -> b.append("\\r");
+                case '\t' -> b.append("\\t");
+                default -> {
+                    if (c < 0x20 || c == 0x7F || c == 0x85 || c == 0x2028 || c == 0x2029) b.append(String.format("\\u%04x", (int) c));
+                    else b.append(c);
+                }
+            }
+        }
+        return b.toString();
+    }
+
     /** A JSON value as a message shows it: its kind, and short values themselves. */
     static String describe(JsonNode v) {
         if (v == null || v.isMissingNode()) return "nothing";
         if (v.isNull()) return "null";
         if (v.isTextual()) {
             String s = v.asText();
-            return "the string \"" + (s.length() > 40 ? s.substring(0, 40) + "…" : s) + "\"";
+            return "the string \"" + oneLine(s.length() > 40 ? s.substring(0, 40) + "…" : s) + "\"";
         }
         if (v.isBoolean()) return "the boolean " + v.asBoolean();
         if (v.isNumber()) return "the number " + v.asText();

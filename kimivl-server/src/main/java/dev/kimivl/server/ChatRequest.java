@@ -144,7 +144,7 @@ record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, List<St
         String role = r.asText();
         if (role.equals("tool") || role.equals("function")) throw ApiError.unsupported(where + ".role", "the role '" + role + "' (tool calling)");
         if (!ROLES.contains(role)) {
-            throw ApiError.invalid("'" + where + ".role' must be one of system, developer, user, assistant; got '" + role + "'", where + ".role");
+            throw ApiError.invalid("'" + where + ".role' must be one of system, developer, user, assistant; got '" + ApiError.oneLine(role) + "'", where + ".role");
         }
         if (role.equals("developer")) role = "system";
         string(m, "name", where + ".name");
@@ -255,7 +255,7 @@ record ChatRequest(List<ChatMessage> messages, List<LoadedImage> images, List<St
                     throw ApiError.invalid(e.getMessage(), "response_format.json_schema.schema");
                 }
             }
-            default -> throw ApiError.invalid("'response_format.type' must be text, json_object or json_schema; got '" + t.asText() + "'", "response_format.type");
+            default -> throw ApiError.invalid("'response_format.type' must be text, json_object or json_schema; got '" + ApiError.oneLine(t.asText()) + "'", "response_format.type");
         }
     }
 

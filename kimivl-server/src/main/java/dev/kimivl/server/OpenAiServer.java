@@ -835,7 +835,7 @@ public final class OpenAiServer implements AutoCloseable {
     }
 
     /** A client-supplied string echoed in a message, cut short so a huge path cannot make a huge error. */
-    private static String shorten(String s) { return s.length() > 200 ? s.substring(0, 200) + "…" : s; }
+    private static String shorten(String s) { return ApiError.oneLine(s.length() > 200 ? s.substring(0, 200) + "…" : s); }
 
     @FunctionalInterface
     private interface IoAction { void run() throws IOException; }
