@@ -22,6 +22,9 @@ public final class Matcher {
     /** Longest integer (sign included): 18 digits always fit a Java long, so the value binds to any integer field that holds it. */
     static final int MAX_INTEGER = 19;
 
+    /** The most characters integer n may have: 18 digits, plus its '-' (19 unsigned digits can pass Long.MAX_VALUE). */
+    private static int integerLimit(NumF n) { return n.negative() ? MAX_INTEGER : MAX_INTEGER - 1; }
+
     // ------------------------------------------------------------------------------------------ frames
     sealed interface Frame {}
     /** Before a value of this shape (whitespace may come first). */
@@ -142,7 +145,7 @@ public final class Matcher {
             case NumF n -> {
                 int phase = number(n, b);
                 if (phase >= 0) {
-                    if (n.length() < (n.integer() ? MAX_INTEGER : MAX_NUMBER)) {
+                    if (n.length() < (n.integer() ? integerLimit(n) : MAX_NUMBER)) {
                         boolean digit = n.integer() && b >= '0' && b <= '9';
                         NumF next = new NumF(n.shape(), phase, n.length() + 1, n.negative(), digit ? grow(n.magnitude(), b - '0') : n.magnitude());
                         if (!n.shape().bounded() || extraDigits(next) >= 0) out.add(new State(push(st.tail(), next), 0));
@@ -218,7 +221,7 @@ public final class Matcher {
         JsonShape.Num s = n.shape();
         if (n.magnitude() < 0) return -1;
         if (n.phase() == 1) return !n.negative() && within(s, false, 0, 0) ? 0 : -1;   // "-0" refused: bounded, '-' means below 0
-        int room = MAX_INTEGER - n.length();
+        int room = integerLimit(n) - n.length();
         long pow = 1;                                                // 10^j
         for (int j = n.phase() == 0 ? 1 : 0; j <= room; j++) {
             if (j > 0) {

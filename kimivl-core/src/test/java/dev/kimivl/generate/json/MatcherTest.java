@@ -36,6 +36,16 @@ class MatcherTest {
     }
 
     @Test
+    void integersHaveAtMost18DigitsSoTheyFitALong() {
+        JsonShape i = JsonShape.fromSchema("{\"type\": \"integer\"}");
+        assertTrue(accepts(i, "999999999999999999"), "18 digits");
+        assertTrue(accepts(i, "-999999999999999999"), "18 digits and a sign");
+        // a CI run bound 9977053556631412313 to a record's long: 19 unsigned digits can pass Long.MAX_VALUE
+        assertFalse(accepts(i, "9977053556631412313"));
+        assertFalse(accepts(i, "-1000000000000000000"));
+    }
+
+    @Test
     void schemaFixesKeysTypesAndRequiredProperties() {
         JsonShape s = JsonShape.fromSchema(PERSON);
         assertTrue(accepts(s, "{\"name\":\"Ann\",\"age\":41}"));
