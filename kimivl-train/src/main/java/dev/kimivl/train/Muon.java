@@ -46,6 +46,14 @@ public final class Muon {
         this.buf = new float[rows * cols];
     }
 
+    /**
+     * Whether a language-model tensor is one of the 2-D hidden matrices Muon takes (Moonlight's split): not the
+     * embeddings, the output head or a router's gate, which AdamW takes with the vectors.
+     */
+    public static boolean takesLanguageModelTensor(String name, long[] shape) {
+        return shape.length == 2 && !name.contains("embed_tokens") && !name.contains("lm_head") && !name.endsWith("mlp.gate.weight");
+    }
+
     /** One update of param [rows·cols] in place from its gradient. */
     public void step(float[] param, float[] grad) { step(param, grad, 1f); }
 

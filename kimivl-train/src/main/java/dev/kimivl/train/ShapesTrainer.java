@@ -81,7 +81,7 @@ public final class ShapesTrainer {
             for (var e : tg.parameters().entrySet()) {
                 long[] s = tg.shape(e.getKey());
                 String n = e.getKey();
-                boolean hidden = s.length == 2 && !n.contains("embed_tokens") && !n.contains("lm_head") && !n.endsWith("mlp.gate.weight");
+                boolean hidden = Muon.takesLanguageModelTensor(n, s);
                 if (hidden) muon.put(n, new Muon((int) s[0], (int) s[1], o.muonLr(), o.weightDecay()));
                 else adam.put(n, new AdamW(e.getValue().length, o.adamLr(), 0.9f, 0.95f, 1e-8f, o.weightDecay()));
             }

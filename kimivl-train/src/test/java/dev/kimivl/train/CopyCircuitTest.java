@@ -43,7 +43,7 @@ class CopyCircuitTest {
         for (var e : tg.parameters().entrySet()) {
             String n = e.getKey();
             long[] s = tg.shape(n);
-            boolean hidden = s.length == 2 && !n.contains("embed_tokens") && !n.contains("lm_head") && !n.endsWith("mlp.gate.weight");
+            boolean hidden = Muon.takesLanguageModelTensor(n, s);
             if (hidden) muon.put(n, new Muon((int) s[0], (int) s[1], 2e-3f, 0.01f));
             else adam.put(n, new AdamW(e.getValue().length, 2e-3f, 0.9f, 0.95f, 1e-8f, s.length == 1 ? 0f : 0.01f));
         }
