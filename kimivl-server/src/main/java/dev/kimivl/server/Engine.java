@@ -71,6 +71,13 @@ interface Engine {
         }
     }
 
+    /**
+     * What a job's {@code onToken} may also be: a request that knows when its client has gone away
+     * ({@link ConnectionWatch}). An engine that checks it stops the sequence at once, also between the chunks of its
+     * prompt; one that does not stops it at the next token, when {@code onToken} answers false.
+     */
+    interface Cancellation { boolean cancelled(); }
+
     interface Job {
         Generator.Result generate(SamplingParams sampling, Generator.Listener listener);
 

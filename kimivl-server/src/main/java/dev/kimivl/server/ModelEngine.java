@@ -253,7 +253,9 @@ final class ModelEngine implements Engine {
                 used = true;
                 GenerationOptions o = GenerationOptions.NONE.withPenalties(spec.frequencyPenalty(), spec.presencePenalty());
                 if (spec.format() != null) o = o.withConstraint(new JsonConstraint(spec.format(), model.tokenizer(), lm.config().vocabSize()));
-                GenerationOptions opts = o;
+                // a request whose client went away stops before its next token, or between two prompt chunks
+                java.util.function.BooleanSupplier cancelled = onToken instanceof Cancellation c ? c::cancelled : () -> false;
+                GenerationOptions opts = o.withCancel(cancelled);
                 java.util.function.BiFunction<Generator.Listener, java.util.function.Consumer<Decoding.TokenLogprob>, Decoding> make = (text, lps) -> {
                     Decoding d = generator.decoding(ids, spec.sampling(), opts, text, onToken);
                     if (spec.ignoreEos()) d.ignoreStopTokens();
@@ -265,7 +267,7 @@ final class ModelEngine implements Engine {
                         r = generator.generate(cache, embeddings, ids, make.apply(listener, logprobs));
                     } else {
                         if (cache.length() >= ids.length) throw new IllegalStateException("the cache holds the whole prompt");
-                        r = scheduler.run(cache, embeddings, ids.length, make, listener, logprobs);
+                        r = scheduler.run(cache, embeddings, ids.length, make, listener, logprobs, cancelled);
                     }
                     return r;
                 } finally {

@@ -47,8 +47,9 @@ import java.util.function.IntFunction;
  *
  * <p>Requests are served on virtual threads; generation runs one request at a time (the kernels already use every
  * core), in arrival order, with at most {@link ServerOptions#queue()} requests waiting ({@link Admission}; one more
- * gets 429 with {@code Retry-After}). A streaming client that disconnects ends its generation at the next token it
- * would have been sent. {@link #drain} (on SIGTERM: {@link #drainOnShutdown}) lets running requests finish and
+ * gets 429 with {@code Retry-After}). A client that disconnects, streaming or not, leaves the queue or ends its
+ * generation within a token or two ({@link ConnectionWatch}; else, where the kernel's connection tables cannot be read,
+ * a streaming one at the next chunk it would have been sent). {@link #drain} (on SIGTERM: {@link #drainOnShutdown}) lets running requests finish and
  * refuses new ones with 503.
  */
 public final class OpenAiServer implements AutoCloseable {
@@ -63,6 +64,8 @@ public final class OpenAiServer implements AutoCloseable {
     private final ImageLoader images = new ImageLoader();
     private final Admission admission;
     private final ServerMetrics metrics;
+    /** Which generation requests' clients have gone away (not knowable from HttpExchange itself). */
+    private final ConnectionWatch connections;
     /** Exchanges being handled now, of any path: what {@link #drain} waits for. */
     private final AtomicInteger exchanges = new AtomicInteger();
     private volatile boolean draining;
@@ -94,6 +97,7 @@ public final class OpenAiServer implements AutoCloseable {
                 .streamReadConstraints(StreamReadConstraints.builder().maxStringLength(options.maxBodyBytes()).build()).build());
         this.admission = new Admission(options.parallel(), options.queue());
         this.metrics = new ServerMetrics(admission, engine.cacheStats());
+        this.connections = ConnectionWatch.start(ConnectionWatch.DEFAULT_PERIOD_MILLIS);
         if (engine instanceof ModelEngine m) m.onDecodeStep(metrics.decodeBatch::observe);
         this.http = bind(options);
         http.setExecutor(Executors.newVirtualThreadPerTaskExecutor());
@@ -157,7 +161,11 @@ public final class OpenAiServer implements AutoCloseable {
     @Override public void close() {
         http.stop(0);
         engine.close();
+        connections.close();
     }
+
+    /** True when a client that goes away is noticed without a write (the kernel's connection tables are readable). */
+    boolean watchesConnections() { return connections.active(); }
 
     /** Where the server writes one line per generation request (queue wait, tokens, speed) and per refusal. */
     public OpenAiServer logTo(Consumer<String> log) {
@@ -298,6 +306,12 @@ public final class OpenAiServer implements AutoCloseable {
     }
 
     private void chat(HttpExchange ex) throws IOException {
+        try (ConnectionWatch.Watch client = connections.watch(ex.getLocalAddress(), ex.getRemoteAddress())) {
+            chat(ex, client);
+        }
+    }
+
+    private void chat(HttpExchange ex, ConnectionWatch.Watch client) throws IOException {
         long arrived = System.nanoTime();
         ChatRequest req = ChatRequest.parse(parse(readBody(ex)), images, defaults);
         if (!req.imageParams().isEmpty() && !engine.acceptsImages()) {
@@ -310,7 +324,8 @@ public final class OpenAiServer implements AutoCloseable {
         String id = "chatcmpl-" + UUID.randomUUID().toString().replace("-", "");
         long created = System.currentTimeMillis() / 1000;
         try (Admission.Ticket ticket = admit(ex)) {
-            Clock clock = new Clock("POST /v1/chat/completions", arrived, awaitTurn(ticket));
+            String what = "POST /v1/chat/completions";
+            Clock clock = new Clock(what, arrived, awaitTurn(ticket, client, what), client);
             // one job per choice, each with its own KV cache; a too-long prompt is still a 400 here
             List<Engine.Job> jobs = new ArrayList<>();
             for (int i = 0; i < req.n(); i++) jobs.add(engine.prepare(req.messages(), req.images()));
@@ -320,6 +335,7 @@ public final class OpenAiServer implements AutoCloseable {
             }
             List<List<Decoding.TokenLogprob>> lps = lists(req.n());
             List<Generator.Result> rs = generateChoices(jobs, req.spec(), i -> null, i -> lps.get(i)::add, clock);
+            if (client.gone()) throw clock.clientLeft(null);
             clock.finished(rs, jobs);
             ObjectNode root = envelope(id, created, "chat.completion");
             ArrayNode choices = root.putArray("choices");
@@ -348,12 +364,19 @@ public final class OpenAiServer implements AutoCloseable {
      * split them into).
      */
     private void completions(HttpExchange ex) throws IOException {
+        try (ConnectionWatch.Watch client = connections.watch(ex.getLocalAddress(), ex.getRemoteAddress())) {
+            completions(ex, client);
+        }
+    }
+
+    private void completions(HttpExchange ex, ConnectionWatch.Watch client) throws IOException {
         long arrived = System.nanoTime();
         CompletionRequest req = CompletionRequest.parse(parse(readBody(ex)), defaults);
         String id = "cmpl-" + UUID.randomUUID().toString().replace("-", "");
         long created = System.currentTimeMillis() / 1000;
         try (Admission.Ticket ticket = admit(ex)) {
-            Clock clock = new Clock("POST /v1/completions", arrived, awaitTurn(ticket));
+            String what = "POST /v1/completions";
+            Clock clock = new Clock(what, arrived, awaitTurn(ticket, client, what), client);
             List<Engine.Job> jobs = new ArrayList<>();
             try {
                 for (int i = 0; i < req.n(); i++) jobs.add(engine.prepareRaw(req.text(), req.ids()));
@@ -368,6 +391,7 @@ public final class OpenAiServer implements AutoCloseable {
             int[] offsets = new int[n];            // text_offset of each choice's next token (echo and logprobs exclude each other)
             if (!req.stream()) {
                 List<Generator.Result> rs = generateChoices(jobs, req.spec(), i -> null, i -> lps.get(i)::add, clock);
+                if (client.gone()) throw clock.clientLeft(null);
                 clock.finished(rs, jobs);
                 ObjectNode root = envelope(id, created, "text_completion");
                 ArrayNode choices = root.putArray("choices");
@@ -391,11 +415,12 @@ public final class OpenAiServer implements AutoCloseable {
                     send(out, textChunk(id, created, req, i, text, lps.get(i), offsets));
                 }, i -> lps.get(i)::add, clock);
             } catch (UncheckedIOException e) {
-                throw e;                                    // the client went away: nobody to tell
+                throw clock.clientLeft(e);                  // a write failed: the client went away, nobody to tell
             } catch (RuntimeException e) {
                 event(out, errorBody("internal error: " + e, "server_error", null, null));
                 return;
             }
+            if (clock.client.gone()) throw clock.clientLeft(null);     // stopped for it: no [DONE] for a partial answer
             clock.finished(rs, jobs);
             for (int i = 0; i < n; i++) {
                 ObjectNode last = textChunk(id, created, req, i, "", lps.get(i), offsets);
@@ -537,15 +562,35 @@ public final class OpenAiServer implements AutoCloseable {
         }
     }
 
-    private double awaitTurn(Admission.Ticket ticket) {
+    /**
+     * Waits for a generation slot; a client that goes away meanwhile leaves the queue at once (its place and its turn
+     * go to the next request) and the request ends as a disconnect, having generated nothing.
+     */
+    private double awaitTurn(Admission.Ticket ticket, ConnectionWatch.Watch client, String what) {
         try {
-            double waited = ticket.awaitTurn();
+            double waited = client.interruptible(ticket::awaitTurn);
             metrics.queueWait.observe(waited);
+            if (client.gone()) throw queuedClientLeft(what, waited);
             return waited;
         } catch (InterruptedException e) {
+            if (client.gone()) throw queuedClientLeft(what, -1);
             Thread.currentThread().interrupt();
             throw new ApiError(503, "server_error", "the request was interrupted while it waited for its turn", null, null);
         }
+    }
+
+    private ClientGone queuedClientLeft(String what, double waited) {
+        metrics.cancelled.labelValues("queued").inc();
+        log.accept(what + ": the client went away while the request " + (waited < 0 ? "waited in the queue" : "got its turn")
+                + ": dropped before generating (" + admission.waiting() + " waiting now)");
+        return new ClientGone();
+    }
+
+    /** A request whose client went away: ends as "disconnected" in /metrics, with nothing sent. */
+    static final class ClientGone extends UncheckedIOException {
+        ClientGone() { super(new IOException("the client closed the connection")); }
+
+        ClientGone(UncheckedIOException writeFailure) { super(writeFailure.getCause()); }
     }
 
     /**
@@ -553,16 +598,19 @@ public final class OpenAiServer implements AutoCloseable {
      * included, as a client sees it), the gaps between tokens, and the totals when it ends. Created when the request
      * gets its turn, it also keeps the time limit ({@link ServerOptions#timeLimitSeconds()}) from that moment.
      */
-    private final class Clock implements java.util.function.BooleanSupplier {
+    private final class Clock implements java.util.function.BooleanSupplier, Engine.Cancellation {
         private final String what;
+        final ConnectionWatch.Watch client;
+        private int generated;                  // tokens reported so far, all choices together
         private final long arrived, deadline;
         private final double queueWait;
         private long last;
         private boolean tokens, first = true, timedOut;
         private double ttft = -1;
 
-        Clock(String what, long arrived, double queueWait) {
+        Clock(String what, long arrived, double queueWait, ConnectionWatch.Watch client) {
             this.what = what;
+            this.client = client;
             this.arrived = arrived;
             this.queueWait = queueWait;
             this.deadline = options.timeLimitSeconds() == 0 ? 0 : System.nanoTime() + options.timeLimitSeconds() * 1_000_000_000L;
@@ -575,9 +623,27 @@ public final class OpenAiServer implements AutoCloseable {
          */
         @Override public synchronized boolean getAsBoolean() {
             tokens = true;
+            generated++;
             tick();
             if (deadline != 0 && last - deadline > 0) timedOut = true;
-            return !timedOut;
+            return !timedOut && !client.gone();
+        }
+
+        /** The client went away ({@link ConnectionWatch}): the engine stops the sequence now, its prompt included. */
+        @Override public boolean cancelled() { return client.gone(); }
+
+        /**
+         * The generation was stopped because its client went away (noticed by the watch, or {@code writeFailure}):
+         * counted and logged with the tokens generated for nobody; the exception to end the request with.
+         */
+        synchronized ClientGone clientLeft(UncheckedIOException writeFailure) {
+            if (writeFailure instanceof ClientGone g) return g;
+            metrics.cancelled.labelValues("generating").inc();
+            metrics.cancelledTokens.inc(generated);
+            metrics.generationTokens.inc(generated);
+            log.accept(String.format(Locale.ROOT, "%s: the client went away (%s) after %d generated tokens: generation stopped; %.3f s in all",
+                    what, writeFailure == null ? "connection closed" : "a write failed", generated, (System.nanoTime() - arrived) / 1e9));
+            return writeFailure == null ? new ClientGone() : new ClientGone(writeFailure);
         }
 
         /** Text went out: the first token for engines that do not report tokens. */
@@ -673,9 +739,10 @@ public final class OpenAiServer implements AutoCloseable {
                 clock.text();
                 filters[i].onText(text);
             }, i -> pending.get(i)::add, clock);
+            if (clock.client.gone()) throw clock.clientLeft(null);     // stopped for it: no [DONE] for a partial answer
             for (ThinkingFilter f : filters) f.finish();
         } catch (UncheckedIOException e) {
-            throw e;                                    // the client went away: nobody to tell
+            throw clock.clientLeft(e);                  // a write failed: the client went away, nobody to tell
         } catch (RuntimeException e) {
             // the 200 is already sent: the error travels as an event with OpenAI's error object, and the stream
             // ends without [DONE] so that a client cannot take the partial answer for a whole one

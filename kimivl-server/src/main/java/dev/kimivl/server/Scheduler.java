@@ -13,6 +13,7 @@ import java.util.List;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.function.Consumer;
 import java.util.function.BiFunction;
+import java.util.function.BooleanSupplier;
 import java.util.function.IntConsumer;
 
 /**
@@ -61,8 +62,10 @@ final class Scheduler implements AutoCloseable {
         int token = -1;                  // the sampled token to run next
         long started, firstLogits;
         volatile boolean cancel;
+        final BooleanSupplier cancelled;    // the request's own word that it is over (its client went away)
 
-        Seq(KvCache cache, float[] embeddings, int promptTokens) {
+        Seq(KvCache cache, float[] embeddings, int promptTokens, BooleanSupplier cancelled) {
+            this.cancelled = cancelled;
             this.cache = cache;
             this.embeddings = embeddings;
             this.promptTokens = promptTokens;
@@ -96,7 +99,16 @@ final class Scheduler implements AutoCloseable {
      */
     Generator.Result run(KvCache cache, float[] embeddings, int promptTokens, BiFunction<Generator.Listener, Consumer<Decoding.TokenLogprob>, Decoding> make,
                          Generator.Listener listener, Consumer<Decoding.TokenLogprob> logprobs) {
-        Seq s = new Seq(cache, embeddings, promptTokens);
+        return run(cache, embeddings, promptTokens, make, listener, logprobs, () -> false);
+    }
+
+    /**
+     * As above; once {@code cancelled} answers true (checked before every prompt chunk and decode step) the sequence
+     * leaves: a request whose client went away frees its place within a step, also while its prompt is read.
+     */
+    Generator.Result run(KvCache cache, float[] embeddings, int promptTokens, BiFunction<Generator.Listener, Consumer<Decoding.TokenLogprob>, Decoding> make,
+                         Generator.Listener listener, Consumer<Decoding.TokenLogprob> logprobs, BooleanSupplier cancelled) {
+        Seq s = new Seq(cache, embeddings, promptTokens, cancelled);
         s.d = make.apply(s.events::add, s.events::add);
         synchronized (lock) {
             if (closed) throw new IllegalStateException("the scheduler is closed");
@@ -167,7 +179,7 @@ final class Scheduler implements AutoCloseable {
     private void dropCancelled(List<Seq> list) {
         for (int i = list.size() - 1; i >= 0; i--) {
             Seq s = list.get(i);
-            if (s.cancel) {
+            if (s.cancel || s.cancelled.getAsBoolean()) {
                 list.remove(i);
                 s.d.cancel();
                 finish(s, null);

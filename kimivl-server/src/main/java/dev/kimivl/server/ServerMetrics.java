@@ -32,6 +32,13 @@ final class ServerMetrics {
     final Counter cachedPromptTokens = Counter.builder().name("kimivl_prompt_tokens_cached")
             .help("Prompt tokens whose KV cache was reused from an earlier request instead of being prefilled").register(registry);
     final Counter generationTokens = Counter.builder().name("kimivl_generation_tokens").help("Tokens generated").register(registry);
+    final Counter cancelled = Counter.builder().name("kimivl_requests_cancelled")
+            .help("Generation requests stopped because their client went away, by stage: queued (dropped before generating) "
+                    + "or generating (stopped within a token or two, its prompt included)")
+            .labelNames("stage").register(registry);
+    final Counter cancelledTokens = Counter.builder().name("kimivl_cancelled_generation_tokens")
+            .help("Tokens generated for requests whose client went away before the answer was whole (also in kimivl_generation_tokens)")
+            .register(registry);
     final Counter prefillSeconds = Counter.builder().name("kimivl_prefill_seconds").help("Seconds spent processing prompts").register(registry);
     final Counter decodeSeconds = Counter.builder().name("kimivl_decode_seconds").help("Seconds spent generating tokens after the first").register(registry);
     final Gauge prefillRate = Gauge.builder().name("kimivl_prefill_tokens_per_second")
