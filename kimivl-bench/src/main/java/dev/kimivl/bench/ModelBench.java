@@ -264,22 +264,17 @@ public final class ModelBench {
 
     // ---------------------------------------------------------------- reporting
 
-    /** llama.cpp's figures for the same shapes on this kind of machine (llama-bench, 2 threads; issue 4). */
-    record Llama(double pp512, double tg128, double tg128At4k, double vision896) {
-        static Llama of(String type) {
-            return switch (type) {
-                case "q8_0" -> new Llama(14.9, 5.2, 2.9, 138);
-                case "q4_0" -> new Llama(23.4, 8.0, 3.2, 138);
-                default -> null;
-            };
-        }
+    /** The report without a side-by-side run: llama.cpp's figures are cited from {@link LlamaReference} (other runs, with their machine and date). */
+    public static String text(Result r) {
+        return text(r, null);
     }
 
-    public static String text(Result r) {
+    /**
+     * The report; with {@code rounds} (kimivl bench --llama-bench), the side-by-side figures of this run
+     * ({@link SideBySide}) instead of the cited ones. {@code r} is the last round's kimivl result.
+     */
+    public static String text(Result r, List<SideBySide.Round> rounds) {
         StringBuilder sb = new StringBuilder();
-        Llama ll = Llama.of(r.type());
-        java.util.function.BiFunction<Double, Double, String> vs = (mine, theirs) ->
-                theirs == null ? "" : String.format(Locale.ROOT, "   (llama.cpp %.1f: %.2fx)", theirs, mine / theirs);
         sb.append(String.format(Locale.ROOT, "kimivl bench: random Kimi-VL-A3B weights, %s, %d threads, %s%s, %s KV cache%n", r.type(), r.threads(), r.jvm(),
                 r.intMatvec() ? ", integer matvec" : "", r.kvCache()));
         sb.append(String.format(Locale.ROOT, "  kernels           %s%n", r.kernels()));
@@ -291,24 +286,24 @@ public final class ModelBench {
                     .forEach(e -> t.append(t.isEmpty() ? "" : ", ").append(String.format(Locale.ROOT, "%s %.2f GB", e.getKey(), e.getValue())));
             sb.append("  text weights      ").append(t).append('\n');
         }
-        if (ll == null) sb.append("  llama.cpp         n/a (its figures on this machine exist for q4_0 and q8_0 only)\n");
         sb.append(String.format(Locale.ROOT, "  load              %.2f s (mapped; first touch of the text weights %.2f s)%n", r.loadSeconds(), r.pageInSeconds()));
         if (r.decode() != null) {
-            sb.append(String.format(Locale.ROOT, "  prefill pp%d      %.2f tok/s (%.2f s)%s%n", r.promptTokens(), r.prefillTokPerSec(), r.prefillSeconds(),
-                    vs.apply(r.prefillTokPerSec(), ll == null ? null : ll.pp512())));
-            appendDecode(sb, "decode tg" + r.decode().tokens() + "      ", r.decode(), ll == null ? null : ll.tg128(), vs, r.streamGBs());
-            appendDecode(sb, "decode @" + r.decodeLong().context() + "      ", r.decodeLong(), ll == null ? null : ll.tg128At4k(), vs, r.streamGBs());
+            sb.append(String.format(Locale.ROOT, "  prefill pp%d      %.2f tok/s (%.2f s)%n", r.promptTokens(), r.prefillTokPerSec(), r.prefillSeconds()));
+            appendDecode(sb, "decode tg" + r.decode().tokens() + "      ", r.decode(), r.streamGBs());
+            appendDecode(sb, "decode @" + r.decodeLong().context() + "      ", r.decodeLong(), r.streamGBs());
             sb.append(String.format(Locale.ROOT, "                    (the %d-token context is random latents written into the KV cache, not a prefill; %.0f%% of the short-context speed)%n",
                     r.decodeLong().context(), 100 * r.decodeLong().tokPerSec() / r.decode().tokPerSec()));
         }
         if (r.imageTokens() > 0) {
-            sb.append(String.format(Locale.ROOT, "  MoonViT+projector %.2f s for one %dx%d image (%d tokens)%s%n", r.visionSeconds(), r.imageSide(), r.imageSide(),
-                    r.imageTokens(), ll == null ? "" : String.format(Locale.ROOT, "   (llama.cpp %.0f s: %.2fx faster)", ll.vision896(), ll.vision896() / r.visionSeconds())));
+            sb.append(String.format(Locale.ROOT, "  MoonViT+projector %.2f s for one %dx%d image (%d tokens)%n", r.visionSeconds(), r.imageSide(), r.imageSide(),
+                    r.imageTokens()));
         } else {
             sb.append("  MoonViT+projector skipped\n");
         }
         sb.append(String.format(Locale.ROOT, "  peak RSS          %.2f GB (at the end: %.2f GB mapped file pages + %.2f GB anonymous: Java heap, KV caches, rebuilt/packed weights)%n",
                 r.peakRssBytes() / 1e9, r.rssFileBytes() / 1e9, r.rssAnonBytes() / 1e9));
+        if (rounds != null && !rounds.isEmpty()) sb.append(SideBySide.text(rounds));
+        else sb.append(LlamaReference.load().text(r));
         if (r.decode() == null) return sb.toString();
         sb.append(String.format(Locale.ROOT, "  weights/token     %.3f GB read per decoded token (+%.1f MB KV cache per 1k of context)%n",
                 r.weightBytesPerToken() / 1e9, (r.decodeLong().bytesPerToken() - r.decode().bytesPerToken()) / Math.max(1, r.decodeLong().context()) * 1000 / 1e6));
@@ -320,11 +315,9 @@ public final class ModelBench {
         return sb.toString();
     }
 
-    private static void appendDecode(StringBuilder sb, String label, Decode d, Double llama, java.util.function.BiFunction<Double, Double, String> vs,
-                                     double streamGBs) {
-        sb.append(String.format(Locale.ROOT, "  %s%.2f tok/s, %.1f GB/s = %.0f%% of the bandwidth ceiling (%.1f tok/s at %.0f GB/s)%s%n",
-                label, d.tokPerSec(), d.gbPerSec(), 100 * d.ofCeiling(), d.ceilingTokPerSec(), d.gbPerSec() / Math.max(1e-9, d.ofCeiling()),
-                vs.apply(d.tokPerSec(), llama)));
+    private static void appendDecode(StringBuilder sb, String label, Decode d, double streamGBs) {
+        sb.append(String.format(Locale.ROOT, "  %s%.2f tok/s, %.1f GB/s = %.0f%% of the bandwidth ceiling (%.1f tok/s at %.0f GB/s)%n",
+                label, d.tokPerSec(), d.gbPerSec(), 100 * d.ofCeiling(), d.ceilingTokPerSec(), d.gbPerSec() / Math.max(1e-9, d.ofCeiling())));
         if (streamGBs > 0) {
             sb.append(String.format(Locale.ROOT, "                    = %.0f%% of this run's measured stream read (%.1f GB/s: ceiling %.1f tok/s)%n",
                     100 * d.gbPerSec() / streamGBs, streamGBs, streamGBs * 1e9 / d.bytesPerToken()));
@@ -362,19 +355,18 @@ public final class ModelBench {
     }
 
     public static String json(Result r) {
+        return json(r, null);
+    }
+
+    /**
+     * The report as one JSON object: the result's fields, then "sideBySide" (the rounds of --llama-bench, with
+     * each figure's ratio kimivl / theirs) or, without them, "llamaCppReference" (the cited figures, other runs).
+     */
+    public static String json(Result r, List<SideBySide.Round> rounds) {
         ObjectMapper om = new ObjectMapper();
         ObjectNode n = om.valueToTree(r);
-        Llama ll = Llama.of(r.type());
-        if (ll != null && r.decode() != null) {
-            ObjectNode l = n.putObject("llamaCpp");
-            l.put("pp512", ll.pp512());
-            l.put("tg128", ll.tg128());
-            l.put("tg128At4k", ll.tg128At4k());
-            l.put("vision896Seconds", ll.vision896());
-            l.put("prefillRatio", r.prefillTokPerSec() / ll.pp512());
-            l.put("decodeRatio", r.decode().tokPerSec() / ll.tg128());
-            l.put("decodeLongRatio", r.decodeLong().tokPerSec() / ll.tg128At4k());
-        }
+        if (rounds != null && !rounds.isEmpty()) n.set("sideBySide", SideBySide.json(rounds, om));
+        else n.set("llamaCppReference", LlamaReference.load().json(r, om));
         if (r.decode() != null) n.put("decodeLongOfShort", r.decodeLong().tokPerSec() / r.decode().tokPerSec());
         try {
             return om.writeValueAsString(n);

@@ -44,7 +44,8 @@ import java.util.regex.Pattern;
  * gets Converter's metadata and tensor names and order, with each tensor in the type llama-quantize gives it
  * ({@link QuantMix#textType}) and random blocks of that type written straight into the file (no quantizer; weight
  * values do not change speed). Files are written to a temporary name and renamed when complete, so an interrupted
- * generation leaves no partial model behind (it restarts from scratch).
+ * generation leaves no partial model behind (it restarts from scratch). The text files carry a dummy Kimi tokenizer
+ * ({@link BenchTokenizer}) so that llama.cpp and ik_llama.cpp load the same files ({@code kimivl bench --llama-bench}).
  */
 public final class RandomGguf {
     private RandomGguf() {}
@@ -64,8 +65,21 @@ public final class RandomGguf {
 
     /** Writes whichever of the files is missing; returns {text, mmproj} ({text} for a config without vision). */
     public static Path[] ensure(Path dir, QuantMix mix, String configJson, long seed, PrintStream log) throws IOException {
+        return ensure(dir, mix, configJson, seed, false, log);
+    }
+
+    /**
+     * As {@link #ensure(Path, QuantMix, String, long, PrintStream)}; with {@code needTokenizer}, a cached text file
+     * written before the bench files carried a tokenizer ({@link BenchTokenizer}) is written again, since llama.cpp
+     * cannot load it ({@code kimivl bench --llama-bench}).
+     */
+    public static Path[] ensure(Path dir, QuantMix mix, String configJson, long seed, boolean needTokenizer, PrintStream log) throws IOException {
         Files.createDirectories(dir);
         Path[] f = files(dir, mix, configJson);
+        if (needTokenizer && Files.isRegularFile(f[0]) && !BenchTokenizer.present(f[0])) {
+            if (log != null) log.printf(Locale.ROOT, "kimivl bench: %s has no tokenizer section (written before the bench files carried one; llama.cpp refuses it): writing it again%n", f[0]);
+            Files.delete(f[0]);
+        }
         ModelConfig cfg = ModelConfig.parse(configJson, "benchmark config");
         Path[] out = cfg.hasVision() ? f : new Path[]{f[0]};
         boolean text = !Files.isRegularFile(f[0]), mmproj = cfg.hasVision() && !Files.isRegularFile(f[1]);
@@ -103,7 +117,11 @@ public final class RandomGguf {
                 if (log != null) log.printf(Locale.ROOT, "kimivl bench: writing a random %s Kimi-VL-A3B text model (GGUF, about %s GB) -> %s%n", mix.label(), gb(need), f[0]);
                 long t0 = System.nanoTime();
                 ProgressLine line = log == null ? null : new ProgressLine(log, 250_000_000L);
-                if (converted) Converter.writeText(src, cfg, null, convType(mix.uniform()), NAME, f[0], bar(line));
+                if (converted) {
+                    GgufWriter w = Converter.textWriter(src, cfg, null, convType(mix.uniform()), NAME);
+                    BenchTokenizer.put(w, cfg);
+                    w.write(f[0], bar(line));
+                }
                 else writeMixed(f[0], cfg, mix, seed, bar(line));
                 if (log != null) {
                     line.end();
@@ -237,7 +255,9 @@ public final class RandomGguf {
     private static GgufWriter metadata(Path out, ModelConfig cfg, QuantMix mix) {
         Path tmp = out.resolveSibling(out.getFileName() + ".meta");
         try {
-            Converter.writeText(EMPTY, cfg, null, Converter.Type.Q8_0, NAME, tmp, null);
+            GgufWriter meta = Converter.textWriter(EMPTY, cfg, null, Converter.Type.Q8_0, NAME);
+            BenchTokenizer.put(meta, cfg);
+            meta.write(tmp, null);
             GgufWriter w = new GgufWriter();
             try (Arena arena = Arena.ofConfined()) {
                 GgufFile g = GgufFile.open(tmp, arena);

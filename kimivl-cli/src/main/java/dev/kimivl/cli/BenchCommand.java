@@ -1,24 +1,31 @@
 package dev.kimivl.cli;
 
+import dev.kimivl.bench.LlamaBench;
 import dev.kimivl.bench.ModelBench;
 import dev.kimivl.bench.QuantMix;
 import dev.kimivl.bench.RandomCheckpoint;
 import dev.kimivl.bench.RandomGguf;
+import dev.kimivl.bench.SideBySide;
 import dev.kimivl.model.KvCache;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.Callable;
 
 /**
  * kimivl bench: speed on a random-weight model with exactly the Kimi-VL-A3B shapes (generated once and cached):
- * load, prefill, decode (short and long context), MoonViT, peak RSS, and the share of the memory-bandwidth ceiling.
+ * load, prefill, decode (short and long context), MoonViT, peak RSS, and the share of the memory-bandwidth ceiling;
+ * with --llama-bench, llama-bench on the same file in the same run ({@link SideBySide}).
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = {"Benchmark the full-size Kimi-VL-A3B shapes on random weights (generated once into the cache directory).",
                 "Reports load time, prefill tok/s (512-token prompt), decode tok/s (128 tokens; and after a 4096-token context),",
-                "MoonViT + projector time for one 896x896 image, peak RSS and the bandwidth ceiling, next to llama.cpp's figures (q4_0, q8_0)."})
+                "MoonViT + projector time for one 896x896 image, peak RSS and the bandwidth ceiling.",
+                "With --llama-bench PATH (repeatable), llama.cpp's / ik_llama.cpp's llama-bench runs on the same GGUF in the same run,",
+                "alternating with kimivl, and the report gives the ratios kimivl / theirs; without it, it cites their figures measured",
+                "on this machine kind (other runs, with machine and date)."})
 public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--type", defaultValue = "q4_0", description = "Weight format of the random model: q4_0, q8_0, or q4_k_m (llama.cpp's Q4_K_M mix, as the published GGUFs: Q4_K, with Q6_K/Q8_0/Q5_0 where llama-quantize puts them; GGUF only) (default ${DEFAULT-VALUE}). bf16 (32.8 GB) does not fit in RAM.")
     String type;
@@ -65,6 +72,12 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--kv-cache", paramLabel = "f16|f32", description = "How the KV cache stores the latents (default f16 for these quantized weights, as llama.cpp).")
     String kvCache;
 
+    @Option(names = "--llama-bench", paramLabel = "PATH", description = "A llama-bench binary (llama.cpp's or ik_llama.cpp's) to run on the same text GGUF in the same run, alternating with kimivl: prefill, decode and decode after --context (llama.cpp -d, ik_llama.cpp -gp), -o json, kimivl's thread count; the report gives kimivl / theirs per figure. Repeatable.")
+    List<Path> llamaBench;
+
+    @Option(names = "--rounds", defaultValue = "1", description = "With --llama-bench: rounds of kimivl then each llama-bench (default ${DEFAULT-VALUE}).")
+    int rounds;
+
     @Option(names = "--format", defaultValue = "gguf", description = "Cache format: gguf (llama.cpp layout, loaded through the GGUF reader as users run it; default) or kvlb (kimivl's flat benchmark file).")
     String format;
 
@@ -94,6 +107,18 @@ public final class BenchCommand implements Callable<Integer> {
         }
         if (prompt < 1 || gen < 1 || context < 0) throw new IllegalArgumentException("--prompt and --gen must be positive, --context not negative");
         ModelBench.Options o = new ModelBench.Options(t, dir, prompt, gen, context, image, !noVision, bandwidth, 42, profile, gguf, !noText);
+        if (llamaBench != null && !llamaBench.isEmpty()) {
+            if (!gguf) throw new IllegalArgumentException("--llama-bench needs --format gguf (llama.cpp reads GGUF files)");
+            if (noText) throw new IllegalArgumentException("--llama-bench compares prefill and decode: drop --no-text");
+            if (rounds < 1) throw new IllegalArgumentException("--rounds must be at least 1");
+            // every binary checked before minutes of generating or benchmarking
+            List<LlamaBench> others = llamaBench.stream().map(LlamaBench::probe).toList();
+            Path text = RandomGguf.ensure(dir, t, RandomCheckpoint.defaultConfigJson(), 42, true, System.err)[0];
+            List<SideBySide.Round> rs = SideBySide.run(() -> ModelBench.run(o, System.err), others, text, prompt, gen, context, rounds, System.err);
+            ModelBench.Result r = rs.getLast().kimivl();
+            System.out.print(json ? ModelBench.json(r, rs) + System.lineSeparator() : ModelBench.text(r, rs));
+            return 0;
+        }
         ModelBench.Result r = ModelBench.run(o, System.err);
         System.out.print(json ? ModelBench.json(r) + System.lineSeparator() : ModelBench.text(r));
         return 0;
