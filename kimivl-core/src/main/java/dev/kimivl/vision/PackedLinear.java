@@ -2,6 +2,7 @@ package dev.kimivl.vision;
 
 import dev.kimivl.tensor.KernelSettings;
 import dev.kimivl.tensor.Matrix;
+import dev.kimivl.tensor.MicroKernel;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -17,8 +18,9 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Layout: W [N, K] (PyTorch Linear) becomes ⌈N/16⌉ panels of [K][16] floats (16 consecutive output features per
  * k, zero-padded), so the micro-kernel streams one 64-byte row per k. Activations are packed per block into
- * [rows/6][kc][6]. The 6×16 micro-kernel keeps 12 AVX2 accumulators (6 patches × 16 outputs), two weight vectors and
- * one broadcast in the 16 ymm registers: 12 FMAs per 2 vector loads + 6 broadcasts.
+ * [rows/6][kc][6]. The 6×16 micro-kernel ({@link MicroKernel#gemm6x16}, shared with MoonViT's attention) keeps 12
+ * AVX2 accumulators (6 patches × 16 outputs), two weight vectors and one broadcast in the 16 ymm registers:
+ * 12 FMAs per 2 vector loads + 6 broadcasts.
  *
  * <p>Blocking: k in blocks of {@link #KC} (a 16 KB weight micro-panel stays in L1 while the row block passes over it),
  * rows in blocks of {@link #MC} (the packed activation block, 96 KB, stays in L2). Work items are (row block, column
@@ -29,7 +31,7 @@ import jdk.incubator.vector.VectorSpecies;
  */
 final class PackedLinear {
     static final VectorSpecies<Float> F = dev.kimivl.tensor.Vectors.F8;   // the 6×16 kernel is blocked for 8 lanes
-    static final int MR = 6, NR = 16;
+    static final int MR = MicroKernel.MR, NR = MicroKernel.NR;
     static final int KC = KernelSettings.SYSTEM.vitKc();
     static final int MC = KernelSettings.SYSTEM.vitMcRounded();
     /** Default output columns per work item (about; -Dkimivl.vit.nc): the output block [MC, nc] stays in L2. */
@@ -205,43 +207,9 @@ final class PackedLinear {
 
     /**
      * C[6, 16] (row stride ldc, at co) = (load ? C : 0) + A[6, kc]·B[kc, 16]: A packed [kc][6] at ao, B packed
-     * [kc][16] at bo. Kept free of epilogue code so C2 compiles it to a tight loop of 12 FMAs per k.
+     * [kc][16] at bo: {@link MicroKernel#gemm6x16} without column maxima.
      */
     static void kernel(float[] a, int ao, float[] b, int bo, int kc, float[] c, int co, int ldc, boolean load) {
-        // accumulators start at zero and C is added after the loop: the FMA chains do not wait for C's cache misses
-        FloatVector c00 = FloatVector.zero(F), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-        FloatVector c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-        // pointer-increment form: with kk·stride indexing C2 spills an accumulator and runs at less than half speed
-        for (int ak = ao, bk = bo, end = bo + kc * NR; bk < end; bk += NR, ak += MR) {
-            FloatVector b0 = FloatVector.fromArray(F, b, bk), b1 = FloatVector.fromArray(F, b, bk + 8);
-            FloatVector av = FloatVector.broadcast(F, a[ak]);
-            c00 = av.fma(b0, c00); c01 = av.fma(b1, c01);
-            av = FloatVector.broadcast(F, a[ak + 1]);
-            c10 = av.fma(b0, c10); c11 = av.fma(b1, c11);
-            av = FloatVector.broadcast(F, a[ak + 2]);
-            c20 = av.fma(b0, c20); c21 = av.fma(b1, c21);
-            av = FloatVector.broadcast(F, a[ak + 3]);
-            c30 = av.fma(b0, c30); c31 = av.fma(b1, c31);
-            av = FloatVector.broadcast(F, a[ak + 4]);
-            c40 = av.fma(b0, c40); c41 = av.fma(b1, c41);
-            av = FloatVector.broadcast(F, a[ak + 5]);
-            c50 = av.fma(b0, c50); c51 = av.fma(b1, c51);
-        }
-        if (load) {
-            int o = co;
-            c00 = c00.add(FloatVector.fromArray(F, c, o)); c01 = c01.add(FloatVector.fromArray(F, c, o + 8)); o += ldc;
-            c10 = c10.add(FloatVector.fromArray(F, c, o)); c11 = c11.add(FloatVector.fromArray(F, c, o + 8)); o += ldc;
-            c20 = c20.add(FloatVector.fromArray(F, c, o)); c21 = c21.add(FloatVector.fromArray(F, c, o + 8)); o += ldc;
-            c30 = c30.add(FloatVector.fromArray(F, c, o)); c31 = c31.add(FloatVector.fromArray(F, c, o + 8)); o += ldc;
-            c40 = c40.add(FloatVector.fromArray(F, c, o)); c41 = c41.add(FloatVector.fromArray(F, c, o + 8)); o += ldc;
-            c50 = c50.add(FloatVector.fromArray(F, c, o)); c51 = c51.add(FloatVector.fromArray(F, c, o + 8));
-        }
-        int o = co;
-        c00.intoArray(c, o); c01.intoArray(c, o + 8); o += ldc;
-        c10.intoArray(c, o); c11.intoArray(c, o + 8); o += ldc;
-        c20.intoArray(c, o); c21.intoArray(c, o + 8); o += ldc;
-        c30.intoArray(c, o); c31.intoArray(c, o + 8); o += ldc;
-        c40.intoArray(c, o); c41.intoArray(c, o + 8); o += ldc;
-        c50.intoArray(c, o); c51.intoArray(c, o + 8);
+        MicroKernel.gemm6x16(a, ao, b, bo, kc, c, co, ldc, load, null);
     }
 }

@@ -1,5 +1,6 @@
 package dev.kimivl.vision;
 
+import dev.kimivl.tensor.MicroKernel;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -9,7 +10,8 @@ import static dev.kimivl.vision.PackedLinear.NR;
 
 /**
  * Block-diagonal multi-head attention of MoonViT computed as two small GEMMs per (head, 16-query panel) on the
- * {@link PackedLinear#kernel 6×16 micro-kernel}, transposed so the softmax runs along whole vectors:
+ * 6×16 micro-kernel of {@link PackedLinear} ({@link MicroKernel#gemm6x16}), transposed so the softmax runs along
+ * whole vectors:
  * <pre>
  *   Sᵀ [n keys, 16 queries] = K_h [n, d] · (scale·Q_panel)ᵀ      A = keys packed [n/6][d][6], B = Q packed [d][16]
  *   P = exp(Sᵀ − max over keys), column sums                     (one vector pass per 16 queries)
@@ -97,7 +99,8 @@ final class VisionAttention {
             float[] mx = scratch.f3(NR);
             java.util.Arrays.fill(mx, 0, NR, Float.NEGATIVE_INFINITY);
             int full = n / MR;
-            for (int p = 0; p < full; p++) scores(kp, kb + p * d * MR, qp, d, st, p * MR * NR, mx);
+            // (the micro-kernel raises mx to the column maxima from its registers; see MicroKernel on why not a later pass)
+            for (int p = 0; p < full; p++) MicroKernel.gemm6x16(kp, kb + p * d * MR, qp, 0, d, st, p * MR * NR, NR, false, mx);
             if (full < keyPanels) PackedLinear.kernel(kp, kb + full * d * MR, qp, 0, d, st, full * MR * NR, NR, false);
             FloatVector m0 = FloatVector.fromArray(F, mx, 0), m1 = FloatVector.fromArray(F, mx, 8);
             for (int j = full * MR; j < n; j++) {
@@ -137,46 +140,4 @@ final class VisionAttention {
             }
         });
     }
-
-    /**
-     * The 6×16 micro-kernel for one key panel of Sᵀ (c = 0 + A·B, row stride 16) that also raises mx[0..16) to the
-     * column maxima of its 6 rows, so the softmax needs no separate pass for the maximum. Compare + blend rather than
-     * max(): Java's max() also orders −0/+0 and NaN, which costs several instructions per vector on AVX2.
-     * It repeats {@link PackedLinear#kernel}'s loop on purpose: calling that kernel and re-reading the 12 vectors
-     * for the maxima made attention 2× slower here (5.7 s vs 2.95 s for 4 layers of an 896×896 image, same run
-     * conditions), as C2 then keeps neither the accumulators nor the maxima in registers.
-     */
-    private static void scores(float[] a, int ao, float[] b, int kc, float[] c, int co, float[] mx) {
-        FloatVector c00 = FloatVector.zero(F), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-        FloatVector c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-        for (int ak = ao, bk = 0, end = kc * NR; bk < end; bk += NR, ak += MR) {
-            FloatVector b0 = FloatVector.fromArray(F, b, bk), b1 = FloatVector.fromArray(F, b, bk + 8);
-            FloatVector av = FloatVector.broadcast(F, a[ak]);
-            c00 = av.fma(b0, c00); c01 = av.fma(b1, c01);
-            av = FloatVector.broadcast(F, a[ak + 1]);
-            c10 = av.fma(b0, c10); c11 = av.fma(b1, c11);
-            av = FloatVector.broadcast(F, a[ak + 2]);
-            c20 = av.fma(b0, c20); c21 = av.fma(b1, c21);
-            av = FloatVector.broadcast(F, a[ak + 3]);
-            c30 = av.fma(b0, c30); c31 = av.fma(b1, c31);
-            av = FloatVector.broadcast(F, a[ak + 4]);
-            c40 = av.fma(b0, c40); c41 = av.fma(b1, c41);
-            av = FloatVector.broadcast(F, a[ak + 5]);
-            c50 = av.fma(b0, c50); c51 = av.fma(b1, c51);
-        }
-        int o = co;
-        c00.intoArray(c, o); c01.intoArray(c, o + 8); o += NR;
-        c10.intoArray(c, o); c11.intoArray(c, o + 8); o += NR;
-        c20.intoArray(c, o); c21.intoArray(c, o + 8); o += NR;
-        c30.intoArray(c, o); c31.intoArray(c, o + 8); o += NR;
-        c40.intoArray(c, o); c41.intoArray(c, o + 8); o += NR;
-        c50.intoArray(c, o); c51.intoArray(c, o + 8);
-        FloatVector m0 = FloatVector.fromArray(F, mx, 0), m1 = FloatVector.fromArray(F, mx, 8);
-        m0 = max(max(max(m0, c00), max(c10, c20)), max(max(c30, c40), c50));
-        m1 = max(max(max(m1, c01), max(c11, c21)), max(max(c31, c41), c51));
-        m0.intoArray(mx, 0);
-        m1.intoArray(mx, 8);
-    }
-
-    private static FloatVector max(FloatVector x, FloatVector y) { return x.blend(y, x.compare(VectorOperators.LT, y)); }
 }
