@@ -1,9 +1,7 @@
 package dev.kimivl.model;
 
 import dev.kimivl.tensor.Kernels;
-import dev.kimivl.tensor.Vectors;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorSpecies;
+import dev.kimivl.tensor.VectorMath;
 
 /**
  * The core of weight-absorbed MLA (spec §6.8; decode and short prompts): H query rows of width W (q̃_h = W_UKᵀ
@@ -19,8 +17,6 @@ import jdk.incubator.vector.VectorSpecies;
  * thread) are merged exactly.
  */
 final class LatentAttention {
-    private static final VectorSpecies<Float> F = Vectors.F;
-    private static final int L = F.length();
     private LatentAttention() {}
 
     /** Per-head partial softmax state over some positions. */
@@ -66,12 +62,6 @@ final class LatentAttention {
         k.latentAttention(q, qBase + st.h0 * W, lat, W, R, st.heads, j0, j1, scale, st.m, st.l, st.o);
     }
 
-    private static void scale(float[] o, int oo, int n, float c) {
-        int d = 0, bound = F.loopBound(n);
-        for (; d < bound; d += L) FloatVector.fromArray(F, o, oo + d).mul(c).intoArray(o, oo + d);
-        for (; d < n; d++) o[oo + d] *= c;
-    }
-
     /**
      * Merges the partial states of head h (one per position range) into out[oo..oo+R) = softmax-weighted values.
      */
@@ -86,13 +76,8 @@ final class LatentAttention {
             if (p.l[i] == 0f) continue;
             float c = (float) Math.exp(p.m[i] - M);
             l += p.l[i] * c;
-            int d = 0, bound = F.loopBound(R);
-            FloatVector cv = FloatVector.broadcast(F, c);
-            for (; d < bound; d += L) {
-                FloatVector.fromArray(F, p.o, i * R + d).fma(cv, FloatVector.fromArray(F, out, oo + d)).intoArray(out, oo + d);
-            }
-            for (; d < R; d++) out[oo + d] += p.o[i * R + d] * c;
+            VectorMath.axpy(c, p.o, i * R, out, oo, R);
         }
-        scale(out, oo, R, 1f / l);
+        VectorMath.scale(out, oo, R, 1f / l);
     }
 }

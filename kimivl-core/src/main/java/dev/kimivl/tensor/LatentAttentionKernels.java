@@ -53,7 +53,7 @@ final class LatentAttentionKernels {
                 if (mNew > mOld && l[i] != 0f) {
                     float corr = (float) Math.exp(mOld - mNew);
                     l[i] *= corr;
-                    scale(o, i * R, R, corr);
+                    VectorMath.scale(o, i * R, R, corr);
                 }
                 m[i] = mNew;
                 l[i] += exp(s, so, n, mNew);
@@ -174,17 +174,11 @@ final class LatentAttentionKernels {
         int j = 0, bound = F.loopBound(n);
         FloatVector mv = FloatVector.broadcast(F, m);
         for (; j < bound; j += L) {
-            FloatVector e = VectorMath.expNeg(FloatVector.fromArray(F, s, so + j).sub(mv));
+            FloatVector e = VectorMath.exp(FloatVector.fromArray(F, s, so + j).sub(mv));
             e.intoArray(s, so + j);
             sum += VectorMath.sum(e);
         }
         for (; j < n; j++) { float e = (float) Math.exp(s[so + j] - m); s[so + j] = e; sum += e; }
         return sum;
-    }
-
-    private static void scale(float[] o, int oo, int n, float c) {
-        int d = 0, bound = F.loopBound(n);
-        for (; d < bound; d += L) FloatVector.fromArray(F, o, oo + d).mul(c).intoArray(o, oo + d);
-        for (; d < n; d++) o[oo + d] *= c;
     }
 }

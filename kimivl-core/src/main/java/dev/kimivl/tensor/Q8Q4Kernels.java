@@ -85,8 +85,10 @@ final class Q8Q4Kernels {
         return w.and((short) 0xF).sub((short) 8).mul(x0).add(w.lanewise(VectorOperators.LSHR, 4).sub((short) 8).mul(x1));
     }
 
-    private static FloatVector accQ4(ShortVector p, float scale, FloatVector acc) {
-        return ((FloatVector) pairSumSmall(p).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F8, scale), acc);
+    /** acc + d·dxb·Σ (q − 8)·xq over the Q4_0 block at o, x's block given as its two halves x0, x1. */
+    private static FloatVector blockQ4Int(MemorySegment s, long o, ShortVector x0, ShortVector x1, float dxb, FloatVector acc) {
+        float scale = Float.float16ToFloat(s.get(S16LE, o)) * dxb;
+        return ((FloatVector) pairSumSmall(prodQ4(s, o, x0, x1)).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F8, scale), acc);
     }
 
     /** Two Q4_0 rows (at base and base + rowBytes) · quantized x into y[yi], y[yi + 1]: each x block loaded once. */
@@ -96,8 +98,8 @@ final class Q8Q4Kernels {
         for (int b = 0; b < blocks; b++, o += 18, u += 18) {
             ShortVector x0 = ShortVector.fromArray(S256, xq, 32 * b), x1 = ShortVector.fromArray(S256, xq, 32 * b + 16);
             float dxb = dx[b];
-            a0 = accQ4(prodQ4(s, o, x0, x1), Float.float16ToFloat(s.get(S16LE, o)) * dxb, a0);
-            a1 = accQ4(prodQ4(s, u, x0, x1), Float.float16ToFloat(s.get(S16LE, u)) * dxb, a1);
+            a0 = blockQ4Int(s, o, x0, x1, dxb, a0);
+            a1 = blockQ4Int(s, u, x0, x1, dxb, a1);
         }
         y[yi] = VectorMath.sum(a0);
         y[yi + 1] = VectorMath.sum(a1);
@@ -108,8 +110,7 @@ final class Q8Q4Kernels {
         FloatVector a0 = FloatVector.zero(F8);
         long o = base;
         for (int b = 0; b < blocks; b++, o += 18) {
-            a0 = accQ4(prodQ4(s, o, ShortVector.fromArray(S256, xq, 32 * b), ShortVector.fromArray(S256, xq, 32 * b + 16)),
-                    Float.float16ToFloat(s.get(S16LE, o)) * dx[b], a0);
+            a0 = blockQ4Int(s, o, ShortVector.fromArray(S256, xq, 32 * b), ShortVector.fromArray(S256, xq, 32 * b + 16), dx[b], a0);
         }
         return VectorMath.sum(a0);
     }
@@ -197,23 +198,18 @@ final class Q8Q4Kernels {
         long o = base;
         int xi = xo;
         for (; b + 1 < blocks; b += 2, o += 68, xi += 64) {
-            float d0 = Float.float16ToFloat(s.get(S16LE, o));
-            float d1 = Float.float16ToFloat(s.get(S16LE, o + 34));
-            FloatVector t0 = FloatVector.zero(F), t1 = t0;
-            for (int k = 0; k < 32; k += FL) {
-                t0 = q8(s, o + 2 + k).fma(FloatVector.fromArray(F, x, xi + k), t0);
-                t1 = q8(s, o + 36 + k).fma(FloatVector.fromArray(F, x, xi + 32 + k), t1);
-            }
-            acc0 = t0.fma(FloatVector.broadcast(F, d0), acc0);
-            acc1 = t1.fma(FloatVector.broadcast(F, d1), acc1);
+            acc0 = blockQ8Exact(s, o, x, xi, acc0);
+            acc1 = blockQ8Exact(s, o + 34, x, xi + 32, acc1);
         }
-        if (b < blocks) {
-            float d0 = Float.float16ToFloat(s.get(S16LE, o));
-            FloatVector t0 = FloatVector.zero(F);
-            for (int k = 0; k < 32; k += FL) t0 = q8(s, o + 2 + k).fma(FloatVector.fromArray(F, x, xi + k), t0);
-            acc0 = t0.fma(FloatVector.broadcast(F, d0), acc0);
-        }
+        if (b < blocks) acc0 = blockQ8Exact(s, o, x, xi, acc0);
         return VectorMath.sum(acc0.add(acc1));
+    }
+
+    /** acc + d·Σ q·x over the Q8_0 block at byte o against x[xi .. xi + 32). */
+    private static FloatVector blockQ8Exact(MemorySegment s, long o, float[] x, int xi, FloatVector acc) {
+        FloatVector t = FloatVector.zero(F);
+        for (int k = 0; k < 32; k += FL) t = q8(s, o + 2 + k).fma(FloatVector.fromArray(F, x, xi + k), t);
+        return t.fma(FloatVector.broadcast(F, Float.float16ToFloat(s.get(S16LE, o))), acc);
     }
 
     /** FL int8 values at byte off as floats. */
@@ -228,31 +224,22 @@ final class Q8Q4Kernels {
         long o = base;
         int xi = xo;
         for (; b + 1 < blocks; b += 2, o += 36, xi += 64) {
-            float d0 = Float.float16ToFloat(s.get(S16LE, o));
-            float d1 = Float.float16ToFloat(s.get(S16LE, o + 18));
-            FloatVector t0 = FloatVector.zero(F), t1 = t0;
-            for (int k = 0; k < 16; k += FL) {
-                ByteVector p0 = ByteVector.fromMemorySegment(B, s, o + 2 + k, LE);
-                ByteVector p1 = ByteVector.fromMemorySegment(B, s, o + 20 + k, LE);
-                t0 = lo(p0).fma(FloatVector.fromArray(F, x, xi + k), t0);
-                t1 = lo(p1).fma(FloatVector.fromArray(F, x, xi + 32 + k), t1);
-                t0 = hi(p0).fma(FloatVector.fromArray(F, x, xi + 16 + k), t0);
-                t1 = hi(p1).fma(FloatVector.fromArray(F, x, xi + 48 + k), t1);
-            }
-            acc0 = t0.fma(FloatVector.broadcast(F, d0), acc0);
-            acc1 = t1.fma(FloatVector.broadcast(F, d1), acc1);
+            acc0 = blockQ4Exact(s, o, x, xi, acc0);
+            acc1 = blockQ4Exact(s, o + 18, x, xi + 32, acc1);
         }
-        if (b < blocks) {
-            float d0 = Float.float16ToFloat(s.get(S16LE, o));
-            FloatVector t0 = FloatVector.zero(F);
-            for (int k = 0; k < 16; k += FL) {
-                ByteVector p0 = ByteVector.fromMemorySegment(B, s, o + 2 + k, LE);
-                t0 = lo(p0).fma(FloatVector.fromArray(F, x, xi + k), t0);
-                t0 = hi(p0).fma(FloatVector.fromArray(F, x, xi + 16 + k), t0);
-            }
-            acc0 = t0.fma(FloatVector.broadcast(F, d0), acc0);
-        }
+        if (b < blocks) acc0 = blockQ4Exact(s, o, x, xi, acc0);
         return VectorMath.sum(acc0.add(acc1));
+    }
+
+    /** acc + d·Σ (q − 8)·x over the Q4_0 block at byte o against x[xi .. xi + 32). */
+    private static FloatVector blockQ4Exact(MemorySegment s, long o, float[] x, int xi, FloatVector acc) {
+        FloatVector t = FloatVector.zero(F);
+        for (int k = 0; k < 16; k += FL) {
+            ByteVector p = ByteVector.fromMemorySegment(B, s, o + 2 + k, LE);
+            t = lo(p).fma(FloatVector.fromArray(F, x, xi + k), t);
+            t = hi(p).fma(FloatVector.fromArray(F, x, xi + 16 + k), t);
+        }
+        return t.fma(FloatVector.broadcast(F, Float.float16ToFloat(s.get(S16LE, o))), acc);
     }
 
     /** Low nibbles − 8 as floats. */

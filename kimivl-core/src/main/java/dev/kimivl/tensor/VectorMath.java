@@ -45,6 +45,13 @@ public final class VectorMath {
         for (; i < n; i++) y[yo + i] += alpha * x[xo + i];
     }
 
+    /** a[ao+i] *= c, i in [0, n). */
+    public static void scale(float[] a, int ao, int n, float c) {
+        int i = 0, bound = F.loopBound(n);
+        for (; i < bound; i += F.length()) FloatVector.fromArray(F, a, ao + i).mul(c).intoArray(a, ao + i);
+        for (; i < n; i++) a[ao + i] *= c;
+    }
+
     /** y[i] += x[i] over the whole arrays. */
     public static void add(float[] y, float[] x) {
         int n = y.length, i = 0, bound = F.loopBound(n);
@@ -61,19 +68,6 @@ public final class VectorMath {
         for (int i = 0; i < n; i++) out[oo + i] = w[i] * (x[xo + i] * inv);
     }
 
-    /** LayerNorm with biased variance: out = (x − mean)/sqrt(var + eps)·γ + β. */
-    public static void layerNorm(float[] x, int xo, float[] gamma, float[] beta, float eps, float[] out, int oo, int n) {
-        double mean = 0;
-        for (int i = 0; i < n; i++) mean += x[xo + i];
-        mean /= n;
-        double var = 0;
-        for (int i = 0; i < n; i++) { double d = x[xo + i] - mean; var += d * d; }
-        var /= n;
-        float m = (float) mean;
-        float inv = (float) (1.0 / Math.sqrt(var + eps));
-        for (int i = 0; i < n; i++) out[oo + i] = (x[xo + i] - m) * inv * gamma[i] + beta[i];
-    }
-
     /** In-place softmax of a[ao..ao+n) (max-subtracted, float32). */
     public static void softmax(float[] a, int ao, int n) {
         float max = Float.NEGATIVE_INFINITY;
@@ -87,44 +81,51 @@ public final class VectorMath {
     /**
      * g[i] = silu(g[i])·u[i] for i in [0, n): SwiGLU's gate, vectorised (the scalar {@link #silu} calls Math.exp per
      * element, ~10% of a 512-token prefill). silu(x) = x / (1 + e^−x) = x·e / (1 + e) for x < 0 with e = e^−|x| ≤ 1,
-     * so expNeg covers both signs; within a few ulp of the scalar form.
+     * so one exp of a non-positive argument covers both signs; within a few ulp of the scalar form.
      */
     public static void siluMul(float[] g, float[] u, int n) {
         int i = 0, bound = F.loopBound(n);
         for (; i < bound; i += F.length()) {
             FloatVector x = FloatVector.fromArray(F, g, i);
-            FloatVector e = expNeg(x.abs().neg());
+            FloatVector e = exp(x.abs().neg());
             FloatVector num = x.blend(x.mul(e), x.compare(VectorOperators.LT, 0f));
             num.div(e.add(1f)).mul(FloatVector.fromArray(F, u, i)).intoArray(g, i);
         }
         for (; i < n; i++) g[i] = silu(g[i]) * u[i];
     }
 
-    private static final float LOG2E = 1.44269504088896341f, LN2_HI = 0.693359375f, LN2_LO = -2.12194440e-4f;
-    private static final jdk.incubator.vector.VectorSpecies<Integer> I = F.vectorShape().withLanes(int.class);
+    /**
+     * e^x on float lanes of any width (the vector's own species: callers pass {@link Vectors#F} or {@link Vectors#F8}
+     * vectors), to ~1 ulp; the one vector exp of the engine (SwiGLU's SiLU, both attentions' softmax, MoonViT's GELU
+     * and erf). Inputs below −87 give ~e^−87 (not a subnormal), inputs above 88 are clamped. The Vector API's
+     * lanewise(EXP) falls back to a slow per-lane Java path on this JDK, so it is not used.
+     */
+    public static FloatVector exp(FloatVector x) {
+        x = x.blend(-87.0f, x.compare(VectorOperators.LT, -87.0f)).blend(88.0f, x.compare(VectorOperators.GT, 88.0f));
+        return expNoClamp(x);
+    }
 
     /**
-     * e^x for x ≤ 0 (scores minus their maximum), Cephes expf: x = n·ln2 + r, |r| ≤ ln2/2, a degree-6 polynomial for
-     * e^r, 2^n through the exponent bits; below −87 the result is 0. About 2 ulp; the Vector API's EXP falls back to
-     * a slow per-lane path on some JDK builds.
+     * {@link #exp} for −87 ≤ x ≤ 88 (the caller guarantees the range; outside it the result is garbage). Cephes expf:
+     * x = n·ln2 + r by Cody–Waite, a degree-6 polynomial in r, and 2^n added to the result's exponent bits. n comes
+     * from the 1.5·2^23 rounding trick, whose low mantissa bits shifted left by 23 are n·2^23, so there is no
+     * float→int conversion. Constants are broadcast from x ({@code x.broadcast}), so the method is width-generic and
+     * still intrinsified once inlined into a kernel with a constant species.
      */
-    public static FloatVector expNeg(FloatVector x) {
-        x = x.max(-87.0f);
-        // round(x·log2 e) for x ≤ 0: truncation of (t − 0.5) rounds toward zero, i.e. up, for negative values
-        jdk.incubator.vector.IntVector ni = (jdk.incubator.vector.IntVector) x.mul(LOG2E).sub(0.5f).convertShape(VectorOperators.F2I, I, 0);
-        FloatVector n = (FloatVector) ni.convertShape(VectorOperators.I2F, F, 0);
-        FloatVector r = n.fma(FloatVector.broadcast(F, -LN2_HI), x);
-        r = n.fma(FloatVector.broadcast(F, -LN2_LO), r);
-        FloatVector r2 = r.mul(r);
-        FloatVector p = FloatVector.broadcast(F, 1.9875691500e-4f);
-        p = p.fma(r, FloatVector.broadcast(F, 1.3981999507e-3f));
-        p = p.fma(r, FloatVector.broadcast(F, 8.3334519073e-3f));
-        p = p.fma(r, FloatVector.broadcast(F, 4.1665795894e-2f));
-        p = p.fma(r, FloatVector.broadcast(F, 1.6666665459e-1f));
-        p = p.fma(r, FloatVector.broadcast(F, 5.0000001201e-1f));
-        p = p.fma(r2, r).add(1f);
-        jdk.incubator.vector.IntVector bits = ni.add(127).lanewise(VectorOperators.LSHL, 23);
-        return p.mul(bits.reinterpretAsFloats());
+    public static FloatVector expNoClamp(FloatVector x) {
+        final float magic = 12582912f;                      // 1.5·2^23: adding it rounds to the nearest integer
+        FloatVector t = x.fma(x.broadcast(1.44269504088896341f), x.broadcast(magic));
+        FloatVector n = t.sub(magic);
+        FloatVector r = n.fma(x.broadcast(-0.693359375f), x);
+        r = n.fma(x.broadcast(2.12194440e-4f), r);
+        FloatVector p = r.fma(x.broadcast(1.9875691500E-4f), x.broadcast(1.3981999507E-3f));
+        p = p.fma(r, x.broadcast(8.3334519073E-3f));
+        p = p.fma(r, x.broadcast(4.1665795894E-2f));
+        p = p.fma(r, x.broadcast(1.6666665459E-1f));
+        p = p.fma(r, x.broadcast(5.0000001201E-1f));
+        p = p.fma(r.mul(r), r).add(1f);
+        jdk.incubator.vector.IntVector e = t.reinterpretAsInts().lanewise(VectorOperators.LSHL, 23);
+        return p.reinterpretAsInts().add(e).reinterpretAsFloats();
     }
 
     public static float silu(float x) { return x / (1f + (float) Math.exp(-x)); }

@@ -1,6 +1,7 @@
 package dev.kimivl.vision;
 
 import dev.kimivl.tensor.MicroKernel;
+import dev.kimivl.tensor.VectorMath;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -120,7 +121,7 @@ final class VisionAttention {
                     FloatVector s0 = FloatVector.fromArray(F, st, j * NR), s1 = FloatVector.fromArray(F, st, j * NR + 8);
                     s0 = s0.blend(f0, s0.compare(VectorOperators.LT, f0));
                     s1 = s1.blend(f1, s1.compare(VectorOperators.LT, f1));
-                    FloatVector e0 = VisionKernels.expNoClamp(s0.sub(m0)), e1 = VisionKernels.expNoClamp(s1.sub(m1));
+                    FloatVector e0 = VectorMath.expNoClamp(s0.sub(m0)), e1 = VectorMath.expNoClamp(s1.sub(m1));
                     e0.intoArray(st, j * NR);
                     e1.intoArray(st, j * NR + 8);
                     z0 = z0.add(e0);

@@ -8,8 +8,9 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Element-wise kernels of the vision encoder on 256-bit float lanes: LayerNorm rows, GELU (tanh and erf) and the
- * exp they and the attention softmax use; plus the first per-query attention, kept as the reference implementation.
+ * Element-wise kernels of the vision encoder on 256-bit float lanes: LayerNorm rows and GELU (tanh and erf; their e^x
+ * is {@link VectorMath#exp}, the engine's one vector exp); plus the first per-query attention, kept as the reference
+ * implementation.
  * The matrix products are in {@link PackedLinear} and {@link VisionAttention}. Activations are row-major float32.
  */
 final class VisionKernels {
@@ -33,7 +34,7 @@ final class VisionKernels {
     /** GELU with the tanh approximation on float lanes: 0.5·v·(1 + tanh(u)) = v − v/(e^{2u} + 1). */
     static FloatVector geluTanh(FloatVector v) {
         FloatVector inner = v.mul(v).mul(v).mul(0.044715f).add(v).mul((float) Math.sqrt(2.0 / Math.PI));
-        FloatVector e = exp(inner.mul(2f));
+        FloatVector e = VectorMath.exp(inner.mul(2f));
         return v.sub(v.div(e.add(1f)));
     }
 
@@ -90,35 +91,6 @@ final class VisionKernels {
     }
 
     /**
-     * e^x for float lanes, to ~1 ulp (Cephes expf): x = n·ln2 + r by Cody–Waite, a degree-6 polynomial in r, and 2^n
-     * added to the result's exponent bits. n comes from the 1.5·2^23 rounding trick, whose low mantissa bits shifted
-     * left by 23 are n·2^23, so there is no float→int conversion. Inputs below −87 give ~e^−87 (not a subnormal),
-     * inputs above 88 are clamped. The Vector API's lanewise(EXP/TANH) falls back to a slow per-lane Java path on this
-     * JDK, so it is not used.
-     */
-    static FloatVector exp(FloatVector x) {
-        x = x.blend(-87.0f, x.compare(VectorOperators.LT, -87.0f)).blend(88.0f, x.compare(VectorOperators.GT, 88.0f));
-        return expNoClamp(x);
-    }
-
-    /** {@link #exp} for −87 ≤ x ≤ 88 (the caller guarantees the range; outside it the result is garbage). */
-    static FloatVector expNoClamp(FloatVector x) {
-        final float magic = 12582912f;                      // 1.5·2^23: adding it rounds to the nearest integer
-        FloatVector t = x.fma(FloatVector.broadcast(F, 1.44269504088896341f), FloatVector.broadcast(F, magic));
-        FloatVector n = t.sub(magic);
-        FloatVector r = n.fma(FloatVector.broadcast(F, -0.693359375f), x);
-        r = n.fma(FloatVector.broadcast(F, 2.12194440e-4f), r);
-        FloatVector p = r.fma(FloatVector.broadcast(F, 1.9875691500E-4f), FloatVector.broadcast(F, 1.3981999507E-3f));
-        p = p.fma(r, FloatVector.broadcast(F, 8.3334519073E-3f));
-        p = p.fma(r, FloatVector.broadcast(F, 4.1665795894E-2f));
-        p = p.fma(r, FloatVector.broadcast(F, 1.6666665459E-1f));
-        p = p.fma(r, FloatVector.broadcast(F, 5.0000001201E-1f));
-        p = p.fma(r.mul(r), r).add(1f);
-        IntVector e = t.reinterpretAsInts().lanewise(VectorOperators.LSHL, 23);
-        return p.reinterpretAsInts().add(e).reinterpretAsFloats();
-    }
-
-    /**
      * erf on float lanes: PyTorch's own vectorised CPU erf (Abramowitz–Stegun 7.1.26, |error| ≤ 1.5e-7), which is
      * what the reference runs on x86 for the projector's exact GELU.
      */
@@ -131,7 +103,7 @@ final class VisionKernels {
                 .mul(t).add(-0.284496736f)
                 .mul(t).add(0.254829592f)
                 .mul(t);
-        FloatVector y = FloatVector.broadcast(F, 1f).sub(r.mul(exp(ax.mul(ax).neg())));
+        FloatVector y = FloatVector.broadcast(F, 1f).sub(r.mul(VectorMath.exp(ax.mul(ax).neg())));
         return y.lanewise(VectorOperators.NEG, x.compare(VectorOperators.LT, 0f));
     }
 
@@ -188,7 +160,7 @@ final class VisionKernels {
                 FloatVector vmax = FloatVector.broadcast(F, max), sum = FloatVector.zero(F);
                 int j = 0;
                 for (int bound = F.loopBound(n); j < bound; j += VL) {
-                    FloatVector e = exp(FloatVector.fromArray(F, sc, o + j).sub(vmax));
+                    FloatVector e = VectorMath.exp(FloatVector.fromArray(F, sc, o + j).sub(vmax));
                     e.intoArray(sc, o + j);
                     sum = sum.add(e);
                 }
