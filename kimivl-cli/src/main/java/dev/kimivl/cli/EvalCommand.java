@@ -23,7 +23,8 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--task", defaultValue = "synthetic-vqa", description = "synthetic-vqa (single-image questions, every type equally often), "
             + "objects (the first lesson: one large object, asked its colour, shape or both), "
             + "reasoning (multi-step questions; a Thinking model's reasoning block is dropped before checking), or niah (a secret word at a "
-            + "random depth of --niah-chars of filler; accuracy by depth) (default ${DEFAULT-VALUE}).")
+            + "random depth of --niah-chars of filler; accuracy by depth), or niah-video (one frame showing a coloured shape among --niah-frames "
+            + "plain ones, asked the colour; accuracy by frame count and depth) (default ${DEFAULT-VALUE}).")
     String task;
 
     @Option(names = "-n", defaultValue = "200", description = "Examples (default ${DEFAULT-VALUE}).")
@@ -39,6 +40,14 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--niah-chars", defaultValue = "2000", description = "niah: characters of filler around the needle (default ${DEFAULT-VALUE}).")
     int niahChars;
 
+    @Option(names = "--niah-frames", defaultValue = "4,16,48", split = ",", description = "niah-video: frame counts of the videos, "
+            + "dealt in turn; each at least 4 (default ${DEFAULT-VALUE}).")
+    int[] niahFrames;
+
+    @Option(names = "--niah-frame-side", defaultValue = "" + dev.kimivl.train.eval.VideoNeedle.DEFAULT_SIDE, description = "niah-video: "
+            + "frame width and height in pixels (default ${DEFAULT-VALUE}: 16 image tokens a frame).")
+    int niahFrameSide;
+
     @Option(names = "--easy", description = "Draw the curriculum's easy images (grey ground, larger objects, no JPEG; with imagemagick a grey ground) instead of the full variety: "
             + "what a model has learnt before it copes with the rest.")
     boolean easy;
@@ -49,9 +58,16 @@ final class EvalCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (n < 1) throw new IllegalArgumentException("-n must be at least 1, got " + n);
-        if (!java.util.List.of("synthetic-vqa", "objects", "reasoning", "niah").contains(task)) {
-            throw new IllegalArgumentException("--task " + task + " is not available (synthetic-vqa, objects, reasoning, niah)");
+        if (!java.util.List.of("synthetic-vqa", "objects", "reasoning", "niah", "niah-video").contains(task)) {
+            throw new IllegalArgumentException("--task " + task + " is not available (synthetic-vqa, objects, reasoning, niah, niah-video)");
         }
+        for (int f : niahFrames) {
+            if (f < dev.kimivl.train.eval.VideoNeedle.MIN_FRAMES) {
+                throw new IllegalArgumentException("--niah-frames " + f + ": each video needs at least " + dev.kimivl.train.eval.VideoNeedle.MIN_FRAMES
+                        + " frames (one per depth bucket)");
+            }
+        }
+        if (niahFrameSide < 48) throw new IllegalArgumentException("--niah-frame-side must be at least 48 pixels, got " + niahFrameSide);
         if (niahChars < 100) throw new IllegalArgumentException("--niah-chars must be at least 100, got " + niahChars);
         try (KimiVL m = model.open()) {
             boolean tty = System.console() != null;
@@ -62,7 +78,9 @@ final class EvalCommand implements Callable<Integer> {
                 }
             };
             Evaluator.Report r = task.equals("reasoning") ? Evaluator.reasoning(m, world(), n, seed, progress)
-                    : task.equals("niah") ? Evaluator.niah(m, world(), n, seed, niahChars, progress) : switch (renderer) {
+                    : task.equals("niah") ? Evaluator.niah(m, world(), n, seed, niahChars, progress)
+                    : task.equals("niah-video") ? Evaluator.videoNiah(m, new dev.kimivl.train.eval.VideoNeedle(niahFrameSide), n, seed, niahFrames, progress)
+                    : switch (renderer) {
                 case "java2d" -> task.equals("objects") ? Evaluator.objects(m, world(), n, seed, progress)
                         : Evaluator.syntheticVqa(m, world(), n, seed, progress);
                 case "imagemagick" -> {
@@ -93,9 +111,11 @@ final class EvalCommand implements Callable<Integer> {
                 r.wrong().forEach(wrong::add);
                 System.out.println(om.writeValueAsString(o));
             } else {
-                System.out.printf(Locale.ROOT, "%-12s %8s %8s%n", "type", "right", "accuracy");
-                for (var t : r.byType().values()) System.out.printf(Locale.ROOT, "%-12s %4d/%-4d %7.1f%%%n", t.type(), t.right(), t.total(), 100 * t.accuracy());
-                System.out.printf(Locale.ROOT, "%-12s %4d/%-4d %7.1f%%%n", "overall", r.right(), r.total(), 100 * r.overall());
+                int width = 12;                        // the type column: as wide as its longest name ("48 frames, depth 75-100%")
+                for (String k : r.byType().keySet()) width = Math.max(width, k.length());
+                System.out.printf(Locale.ROOT, "%-" + width + "s %8s %8s%n", "type", "right", "accuracy");
+                for (var t : r.byType().values()) System.out.printf(Locale.ROOT, "%-" + width + "s %4d/%-4d %7.1f%%%n", t.type(), t.right(), t.total(), 100 * t.accuracy());
+                System.out.printf(Locale.ROOT, "%-" + width + "s %4d/%-4d %7.1f%%%n", "overall", r.right(), r.total(), 100 * r.overall());
                 for (String w : r.wrong().subList(0, Math.min(5, r.wrong().size()))) System.out.println("  wrong: " + w);
             }
         }

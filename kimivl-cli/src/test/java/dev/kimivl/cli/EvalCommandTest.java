@@ -61,4 +61,23 @@ class EvalCommandTest {
         }
         assertEquals(8, total);
     }
+
+    @Test
+    void niahVideoReportsByFrameCountAndDepth() throws Exception {
+        CliTest.Run r = run("eval", "--model", TINY.toString(), "--task", "niah-video", "--niah-frames", "4,6", "-n", "8", "--json");
+        assertEquals(0, r.exit(), r.err());
+        JsonNode j = new ObjectMapper().readTree(r.out());
+        assertTrue(j.get("task").asText().startsWith("niah-video 4,6 frames of 112 px"), j.get("task").asText());
+        java.util.List<String> keys = new java.util.ArrayList<>();
+        j.get("by_type").fieldNames().forEachRemaining(keys::add);
+        assertEquals(java.util.List.of("4 frames, depth 0-24%", "4 frames, depth 25-49%", "4 frames, depth 50-74%", "4 frames, depth 75-100%",
+                "6 frames, depth 0-24%", "6 frames, depth 25-49%", "6 frames, depth 50-74%", "6 frames, depth 75-100%"), keys);
+        for (JsonNode t : j.get("by_type")) assertEquals(1, t.get("total").asInt(), j.toString());
+
+        r = run("eval", "--model", TINY.toString(), "--task", "niah-video", "--niah-frames", "4,3", "-n", "1");
+        assertTrue(r.exit() != 0 && r.err().contains("--niah-frames 3: each video needs at least 4 frames"), r.err());
+        // a video past the context is an error naming it, never a cut (tiny-random: 4096 tokens, 32 a frame)
+        r = run("eval", "--model", TINY.toString(), "--task", "niah-video", "--niah-frames", "200", "-n", "1");
+        assertTrue(r.exit() != 0 && r.err().contains("200 images) has") && r.err().contains("context holds 4096"), r.err());
+    }
 }

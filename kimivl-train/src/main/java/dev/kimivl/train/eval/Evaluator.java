@@ -73,6 +73,26 @@ public final class Evaluator {
         return run("niah " + chars + " chars", model, n, i -> world.longContext(evalSeed(seed, i), chars), 16, progress);
     }
 
+    /**
+     * Needle in a video ({@link VideoNeedle}): one marked frame among {@code frameCounts[k]} plain ones, asked its
+     * shape's colour. Example i has frameCounts[i % C] frames and its needle in depth bucket (i / C) % 4, so every
+     * frame count and depth gets n / (4C) examples; the report's types are "F frames, depth a-b%", in that order.
+     */
+    public static Report videoNiah(KimiVL model, VideoNeedle videos, int n, long seed, int[] frameCounts, Progress progress) {
+        if (frameCounts.length == 0) throw new IllegalArgumentException("no frame counts for the video needle");
+        int C = frameCounts.length;
+        Map<String, int[]> tally = new java.util.LinkedHashMap<>();
+        for (int f : frameCounts) {
+            if (f < VideoNeedle.MIN_FRAMES) throw new IllegalArgumentException("a video needle needs at least " + VideoNeedle.MIN_FRAMES + " frames, got " + f);
+            for (int b = 0; b < 4; b++) tally.put(f + " frames, " + depthBucket(25 * b), new int[2]);
+        }
+        String counts = java.util.Arrays.stream(frameCounts).mapToObj(Integer::toString).collect(java.util.stream.Collectors.joining(","));
+        return run("niah-video " + counts + " frames of " + videos.side() + " px", model, n, i -> {
+            VideoNeedle.Case c = videos.make(evalSeed(seed, i), frameCounts[i % C], (i / C) % 4);
+            return new Case(c.example(), c.userTurn(), c.bucket());
+        }, 16, progress, tally);
+    }
+
     /** The same task drawn by ImageMagick instead of Java2D (other fonts, rasteriser and sizes): out of distribution. */
     public static Report imageMagickVqa(KimiVL model, dev.kimivl.train.data.ImageMagickRenderer im, int n, long seed, Progress progress) {
         List<String> types = dev.kimivl.train.data.ImageMagickRenderer.types();
@@ -81,28 +101,52 @@ public final class Evaluator {
 
     public static long evalSeed(long seed, int i) { return ExampleSource.EVAL_SEED_BASE + seed * 1_000_003L + i; }
 
+    /** One example as asked: its user turn (the images' parts among the text) and the report row it counts in. */
+    record Case(Example example, List<dev.kimivl.text.ChatMessage> userTurn, String key) {}
+
     /** Runs {@code n} examples made by {@code make} and tallies them by type. */
     public static Report run(String task, KimiVL model, int n, IntFunction<Example> make, int maxTokens, Progress progress) {
-        Map<String, int[]> tally = new TreeMap<>();
+        return run(task, model, n, i -> {
+            Example ex = make.apply(i);
+            return new Case(ex, ExampleEncoder.userTurn(ex), ex.type().equals("needle") ? depthBucket(ex.depthPercent()) : ex.type());
+        }, maxTokens, progress, new TreeMap<>());
+    }
+
+    /**
+     * Runs {@code n} cases and tallies them by key into {@code tally} (key → {right, total}); the report lists the
+     * keys in the tally's order (sorted for a TreeMap; a LinkedHashMap given its rows beforehand keeps them, empty
+     * rows included).
+     */
+    static Report run(String task, KimiVL model, int n, IntFunction<Case> make, int maxTokens, Progress progress, Map<String, int[]> tally) {
         List<String> wrong = new ArrayList<>();
         int right = 0;
         Generator gen = model.generator(0);
         for (int i = 0; i < n; i++) {
-            Example ex = make.apply(i);
+            Case c = make.apply(i);
+            Example ex = c.example();
             List<LoadedImage> ims = new ArrayList<>();
             for (BufferedImage b : ex.images()) ims.add(ExampleEncoder.toLoaded(b));
-            KimiVL.Prompt p = model.prompt(ExampleEncoder.userTurn(ex), ims);
-            String text = gen.generate(p.embeddings(), p.ids(), SamplingParams.greedy(maxTokens), t -> {}).text();
+            KimiVL.Prompt p = model.prompt(c.userTurn(), ims);
+            String text;
+            try {
+                text = gen.generate(p.embeddings(), p.ids(), SamplingParams.greedy(maxTokens), t -> {}).text();
+            } catch (dev.kimivl.generate.ContextOverflowException e) {
+                // never cut: say which example did not fit, with its images, so the options can be changed
+                throw new IllegalArgumentException(task + ": example " + i + " (" + c.key() + ", " + ex.images().size() + " images) has "
+                        + e.promptTokens + " prompt tokens but " + model.dir().getFileName() + "'s context holds " + e.contextTokens
+                        + " (and room to answer is needed): ask for fewer or smaller images", e);
+            }
             String answer = ThinkingSplit.answerOf(text).strip();
             boolean ok = VisualWorld.correct(ex, answer);
-            String key = ex.type().equals("needle") ? depthBucket(ex.depthPercent()) : ex.type();
+            String key = c.key();
             int[] t = tally.computeIfAbsent(key, k -> new int[2]);
             t[1]++;
             if (ok) { t[0]++; right++; }
-            else if (wrong.size() < 20) wrong.add(ex.type() + ": \"" + ex.question() + "\" → \"" + answer + "\" (expected \"" + ex.answer() + "\")");
+            // the row's key where it says more than the type (a video needle's frames and depth)
+            else if (wrong.size() < 20) wrong.add((ex.type().equals("needle") || key.equals(ex.type()) ? ex.type() : key) + ": \"" + ex.question() + "\" → \"" + answer + "\" (expected \"" + ex.answer() + "\")");
             if (progress != null) progress.done(i + 1, n);
         }
-        Map<String, TypeScore> by = new TreeMap<>();
+        Map<String, TypeScore> by = new java.util.LinkedHashMap<>();
         for (var e : tally.entrySet()) by.put(e.getKey(), new TypeScore(e.getKey(), e.getValue()[0], e.getValue()[1]));
         return new Report(task, right, n, by, wrong);
     }
