@@ -320,7 +320,11 @@ public final class OpenAiServer implements AutoCloseable {
         }
         // videos and PDFs: sized to the context as `kimivl run` sizes them (frames given fewer tokens when needed,
         // a note in the log), then decoded; what cannot fit is a 400 context_length_exceeded (MediaParts)
-        if (req.media() != null) req = req.sized(engine.media(req.media(), req.sampling().maxTokens(), images.maxPixels(), log));
+        if (req.media() != null) {
+            req = req.sized(engine.media(req.media(), req.sampling().maxTokens(), images.maxPixels(), log));
+            // decoding a long video takes a while: a client that left meanwhile gets no prompt run for it
+            if (client.gone()) throw clientLeftBeforeGenerating("POST /v1/chat/completions", "while its videos and PDFs were decoded");
+        }
         String id = "chatcmpl-" + UUID.randomUUID().toString().replace("-", "");
         long created = System.currentTimeMillis() / 1000;
         try (Admission.Ticket ticket = admit(ex)) {
@@ -570,19 +574,19 @@ public final class OpenAiServer implements AutoCloseable {
         try {
             double waited = client.interruptible(ticket::awaitTurn);
             metrics.queueWait.observe(waited);
-            if (client.gone()) throw queuedClientLeft(what, waited);
+            if (client.gone()) throw clientLeftBeforeGenerating(what, "as the request got its turn");
             return waited;
         } catch (InterruptedException e) {
-            if (client.gone()) throw queuedClientLeft(what, -1);
+            if (client.gone()) throw clientLeftBeforeGenerating(what, "while the request waited in the queue");
             Thread.currentThread().interrupt();
             throw new ApiError(503, "server_error", "the request was interrupted while it waited for its turn", null, null);
         }
     }
 
-    private ClientGone queuedClientLeft(String what, double waited) {
+    /** A client gone before its generation began: counted as stage "queued" and logged; the exception to end with. */
+    private ClientGone clientLeftBeforeGenerating(String what, String when) {
         metrics.cancelled.labelValues("queued").inc();
-        log.accept(what + ": the client went away while the request " + (waited < 0 ? "waited in the queue" : "got its turn")
-                + ": dropped before generating (" + admission.waiting() + " waiting now)");
+        log.accept(what + ": the client went away " + when + ": dropped before generating (" + admission.waiting() + " waiting now)");
         return new ClientGone();
     }
 

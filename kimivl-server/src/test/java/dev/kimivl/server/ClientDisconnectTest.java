@@ -132,14 +132,18 @@ class ClientDisconnectTest {
     void aNonStreamingClientThatHangsUpStopsItsGeneration(int parallel) throws Exception {
         List<String> log = Collections.synchronizedList(new ArrayList<>());
         try (OpenAiServer s = server(log, parallel)) {
+            double before;
             try (Socket sock = post(s.port(), longRequest(false))) {
                 // decoding: its first token is out (the histogram counts it then), and a few more after it
                 waitForMetric(s, "kimivl_time_to_first_token_seconds_count", 1);
                 Thread.sleep(30);
+                // tokens so far, as the latency histograms count them live (one first token, then one gap each)
+                before = metric(s, "kimivl_time_to_first_token_seconds_count") + metric(s, "kimivl_time_per_output_token_seconds_count");
             }                                                   // hung up: nothing was written to notice it by
             waitForMetric(s, "kimivl_requests_cancelled_total{stage=\"generating\"}", 1);
             double tokens = metric(s, "kimivl_cancelled_generation_tokens_total");
-            System.err.println("non-streaming client gone (parallel " + parallel + "): " + (int) tokens + " tokens generated of " + MAX_TOKENS);
+            System.err.println("non-streaming client gone (parallel " + parallel + "): " + (int) tokens + " tokens generated of " + MAX_TOKENS
+                    + ", " + (int) (tokens - before) + " of them after the hang-up");
             assertTrue(tokens >= 1 && tokens < EARLY, "stopped early: " + tokens + " tokens of " + MAX_TOKENS);
             assertEquals(1, metric(s, "kimivl_requests_total{path=\"/v1/chat/completions\",status=\"disconnected\"}"));
             nextRequestIsServed(s);
