@@ -178,6 +178,35 @@ class ClientDisconnectTest {
     }
 
     @Test
+    void aSequenceCancelledWhileItsPromptIsReadLeavesBetweenChunks() {
+        // one prompt token a step, so that a long prompt takes hundreds of scheduler turns
+        ModelEngine engine = new ModelEngine(model, 2048, CacheOptions.DEFAULT, 2, 1);
+        try {
+            StringBuilder text = new StringBuilder();
+            for (int i = 0; i < 200; i++) text.append(i).append(' ');
+            List<dev.kimivl.text.ChatMessage> ask = List.of(dev.kimivl.text.ChatMessage.user(text.toString()));
+            java.util.concurrent.atomic.AtomicInteger polls = new java.util.concurrent.atomic.AtomicInteger();
+            final class GoneAfter20Polls implements java.util.function.BooleanSupplier, Engine.Cancellation {
+                @Override public boolean getAsBoolean() { return true; }
+
+                @Override public boolean cancelled() { return polls.incrementAndGet() > 20; }
+            }
+            var r = engine.prepare(ask, List.of()).generate(Engine.Spec.plain(dev.kimivl.generate.SamplingParams.greedy(50)), null,
+                    new GoneAfter20Polls(), null);
+            assertEquals(0, r.tokens().length);
+            assertEquals(dev.kimivl.generate.Generator.FinishReason.CANCELLED, r.finishReason());
+            // the cancelled sequence's cache goes to the prefix cache holding what ran of the prompt: the same prompt
+            // again reuses about 20 positions (one per scheduler turn polled), not the whole prompt
+            int reused = engine.prepare(ask, List.of()).cachedTokens();
+            System.err.println("cancelled after 20 polls: " + reused + " of " + r.promptTokens() + " prompt positions had run");
+            assertTrue(r.promptTokens() > 200, r.promptTokens() + " prompt tokens");
+            assertTrue(reused >= 1 && reused <= 25, reused + " of " + r.promptTokens() + " prompt positions ran before the sequence left");
+        } finally {
+            engine.close();
+        }
+    }
+
+    @Test
     void theWatchSeesAClosedConnectionAndParsesBothTables() throws Exception {
         // the kernel's notation: 127.0.0.1:8080 → 0100007F:1F90 on little-endian x86; ::ffff:127.0.0.1 in tcp6
         Map<String, Integer> states = new HashMap<>();
