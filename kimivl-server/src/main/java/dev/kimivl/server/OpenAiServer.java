@@ -97,9 +97,9 @@ public final class OpenAiServer implements AutoCloseable {
                 .streamReadConstraints(StreamReadConstraints.builder().maxStringLength(options.maxBodyBytes()).build()).build());
         this.admission = new Admission(options.parallel(), options.queue());
         this.metrics = new ServerMetrics(admission, engine.cacheStats());
-        this.connections = ConnectionWatch.start(ConnectionWatch.DEFAULT_PERIOD_MILLIS);
         if (engine instanceof ModelEngine m) m.onDecodeStep(metrics.decodeBatch::observe);
         this.http = bind(options);
+        this.connections = ConnectionWatch.start(ConnectionWatch.DEFAULT_PERIOD_MILLIS);     // after bind: a busy port leaves no thread
         http.setExecutor(Executors.newVirtualThreadPerTaskExecutor());
         // one context for every path: the JDK's own 404 is an HTML page, and its prefix matching would send
         // /v1/modelsX to /v1/models
