@@ -24,17 +24,8 @@ final class DecoderLayer {
 
     /** x [T, D] updated in place for positions pos0..pos0+T-1. */
     void forward(float[] x, int T, int pos0, KvCache cache, MoeBlock.Routing[] routing) {
-        long t0 = PhaseTimer.start();
-        float[] normed = norm(x, T, inputNorm);
-        t0 = PhaseTimer.stop(PhaseTimer.Phase.NORM, t0);
-        float[] a = T == 1 && pos0 > 0 ? attention.decode(normed, pos0, cache, index) : attention.prefill(normed, T, pos0, cache, index);
-        t0 = PhaseTimer.start();
-        VectorMath.add(x, a);
-        normed = norm(x, T, postNorm);
-        t0 = PhaseTimer.stop(PhaseTimer.Phase.NORM, t0);
-        float[] f = moe != null ? moe.forward(normed, T, routing) : dense.forward(normed, T);
-        if (moe == null) t0 = PhaseTimer.stop(PhaseTimer.Phase.DENSE_FFN, t0);
-        VectorMath.add(x, f);
+        VectorMath.add(x, attention(norm(x, T, inputNorm), T, pos0, cache));      // h = x + MLA(RMSNorm_in(x))
+        VectorMath.add(x, ffn(norm(x, T, postNorm), T, routing));                 // out = h + FFN(RMSNorm_post(h))
     }
 
     /** One batched decode step: x [B, D] updated in place, row b at position positions[b] of caches[b]. */
@@ -47,9 +38,26 @@ final class DecoderLayer {
 
     double decodeBytes() { return attention.bytes() + (moe != null ? moe.decodeBytes() : dense.bytes()); }
 
+    /** The prompt form for several tokens or a first one, else the decode form (spec §6.8). */
+    private float[] attention(float[] normed, int T, int pos0, KvCache cache) {
+        return T == 1 && pos0 > 0 ? attention.decode(normed, pos0, cache, index) : attention.prefill(normed, T, pos0, cache, index);
+    }
+
+    /** The MoE block (it times its own phases) or the dense SwiGLU. */
+    private float[] ffn(float[] normed, int T, MoeBlock.Routing[] routing) {
+        if (moe != null) return moe.forward(normed, T, routing);
+        PhaseTimer.begin();
+        float[] f = dense.forward(normed, T);
+        PhaseTimer.lap(PhaseTimer.Phase.DENSE_FFN);
+        return f;
+    }
+
+    /** RMSNorm of each of the T rows of x [T, D] into a new array. */
     private float[] norm(float[] x, int T, float[] w) {
+        PhaseTimer.begin();
         float[] out = new float[x.length];
         for (int t = 0; t < T; t++) VectorMath.rmsNorm(x, t * hidden, w, eps, out, t * hidden, hidden);
+        PhaseTimer.lap(PhaseTimer.Phase.NORM);
         return out;
     }
 }

@@ -259,10 +259,10 @@ public final class LanguageModel {
 
     /** Logits [B, V] of the final-normed states h [B, D] of a {@link #decodeBatch} step, lm_head read once, each row alone. */
     public float[] logitsRows(float[] h, int B) {
-        long t0 = PhaseTimer.start();
+        PhaseTimer.begin();
         float[] out = new float[B * config.vocabSize()];
         RowProducts.matmul(lmHead, h, out, B);
-        PhaseTimer.stop(PhaseTimer.Phase.LM_HEAD, t0);
+        PhaseTimer.lap(PhaseTimer.Phase.LM_HEAD);
         return out;
     }
 
@@ -292,7 +292,7 @@ public final class LanguageModel {
 
     /** Logits [V] of position t of the final-normed states h [T, D]. */
     public float[] logits(float[] h, int t) {
-        long t0 = PhaseTimer.start();
+        PhaseTimer.begin();
         float[] out = new float[config.vocabSize()];
         if (h.length == config.hiddenSize() && t == 0) {
             lmHead.matvec(h, 0, out, 0);
@@ -300,7 +300,7 @@ public final class LanguageModel {
             float[] row = java.util.Arrays.copyOfRange(h, t * config.hiddenSize(), (t + 1) * config.hiddenSize());
             lmHead.matvec(row, 0, out, 0);
         }
-        PhaseTimer.stop(PhaseTimer.Phase.LM_HEAD, t0);
+        PhaseTimer.lap(PhaseTimer.Phase.LM_HEAD);
         return out;
     }
 

@@ -205,19 +205,19 @@ public final class MlaAttention {
      * the absorbed form, as decode does.
      */
     float[] prefill(float[] x, int T, int pos0, KvCache cache, int layer) {
-        long t0 = PhaseTimer.start();
+        PhaseTimer.begin();
         float[] q = project(x, T, pos0, cache, layer);
-        t0 = PhaseTimer.stop(PhaseTimer.Phase.QKV, t0);
+        PhaseTimer.lap(PhaseTimer.Phase.QKV);
         boolean decompress = switch (kernels.settings().mlaPromptForm()) {
             case DECOMPRESSED -> true;
             case ABSORBED -> false;
             case AUTO -> kernels.isNative() && decompressionPays(T, pos0);
         };
         float[] o = decompress ? decompressedPrefill(q, T, pos0, cache, layer) : absorbedPrefill(q, T, pos0, cache, layer);
-        t0 = PhaseTimer.stop(PhaseTimer.Phase.ATTENTION, t0);
+        PhaseTimer.lap(PhaseTimer.Phase.ATTENTION);
         float[] out = new float[T * hidden];
         oProj.matmul(o, out, T);
-        PhaseTimer.stop(PhaseTimer.Phase.O_PROJ, t0);
+        PhaseTimer.lap(PhaseTimer.Phase.O_PROJ);
         return out;
     }
 
@@ -410,15 +410,15 @@ public final class MlaAttention {
      * are spread over the threads (one dispatch); beyond, the positions are (the cache is then streamed once).
      */
     float[] decode(float[] x, int pos, KvCache cache, int layer) {
-        long t0 = PhaseTimer.start();
+        PhaseTimer.begin();
         float[] q = projectOne(x, pos, cache, layer);
-        t0 = PhaseTimer.stop(PhaseTimer.Phase.QKV, t0);
+        PhaseTimer.lap(PhaseTimer.Phase.QKV);
         float[] o = new float[heads * vDim];
         attendOne(q, 0, pos, cache, layer, o, 0);
-        t0 = PhaseTimer.stop(PhaseTimer.Phase.ATTENTION, t0);
+        PhaseTimer.lap(PhaseTimer.Phase.ATTENTION);
         float[] out = new float[hidden];
         oProj.matvec(o, 0, out, 0);
-        PhaseTimer.stop(PhaseTimer.Phase.O_PROJ, t0);
+        PhaseTimer.lap(PhaseTimer.Phase.O_PROJ);
         return out;
     }
 
@@ -430,7 +430,7 @@ public final class MlaAttention {
      * {@link #decode}. Returns [B, D].
      */
     float[] decodeBatch(float[] x, int B, int[] positions, KvCache[] caches, int layer) {
-        long t0 = PhaseTimer.start();
+        PhaseTimer.begin();
         int w = kvLora + rope, qRow = heads * qHead;
         float[] q = new float[B * qRow];
         if (qProj != null) {
@@ -451,13 +451,13 @@ public final class MlaAttention {
             caches[b].write(layer, pos, kva, b * w);
             for (int h = 0; h < heads; h++) rotary.apply(q, b * qRow + h * qHead + nope, pos);
         }
-        t0 = PhaseTimer.stop(PhaseTimer.Phase.QKV, t0);
+        PhaseTimer.lap(PhaseTimer.Phase.QKV);
         float[] o = new float[B * heads * vDim];
         for (int b = 0; b < B; b++) attendOne(q, b * qRow, positions[b], caches[b], layer, o, b * heads * vDim);
-        t0 = PhaseTimer.stop(PhaseTimer.Phase.ATTENTION, t0);
+        PhaseTimer.lap(PhaseTimer.Phase.ATTENTION);
         float[] out = new float[B * hidden];
         RowProducts.matmul(oProj, o, out, B);
-        PhaseTimer.stop(PhaseTimer.Phase.O_PROJ, t0);
+        PhaseTimer.lap(PhaseTimer.Phase.O_PROJ);
         return out;
     }
 

@@ -58,13 +58,13 @@ public final class MoeBlock {
     /** Router, experts grouped by token, shared expert; {@code rowExact}: every product through {@link RowProducts}. */
     private float[] grouped(float[] x, int T, Routing[] routing, boolean rowExact) {
         int D = c.hiddenSize(), E = c.nRoutedExperts();
-        long t0 = PhaseTimer.start();
+        PhaseTimer.begin();
         float[] logits = new float[T * E];
         if (rowExact) RowProducts.matmul(router, x, logits, T); else router.matmul(x, logits, T);
         Routing[] chosen = new Routing[T];
         for (int t = 0; t < T; t++) chosen[t] = route(logits, t * E);
         if (routing != null) System.arraycopy(chosen, 0, routing, 0, T);
-        t0 = PhaseTimer.stop(PhaseTimer.Phase.ROUTER, t0);
+        PhaseTimer.lap(PhaseTimer.Phase.ROUTER);
 
         // group tokens by expert; the experts run in parallel, each one batched product on one thread (one dispatch
         // for all of them instead of three per expert), largest first for balance
@@ -81,7 +81,7 @@ public final class MoeBlock {
         while (active < E && count[order[active]] > 0) active++;
 
         float[] y = shared == null ? new float[T * D] : rowExact ? shared.forwardRows(x, T) : shared.forward(x, T);
-        t0 = PhaseTimer.stop(PhaseTimer.Phase.SHARED_EXPERT, t0);
+        PhaseTimer.lap(PhaseTimer.Phase.SHARED_EXPERT);
         float[][] ye = new float[E][];
         RowBlocks.run(active, i -> {
             int e = order[i], n = count[e];
@@ -97,7 +97,7 @@ public final class MoeBlock {
             }
         }
         VectorMath.add(y, routed);
-        PhaseTimer.stop(PhaseTimer.Phase.FFN_UP, t0);
+        PhaseTimer.lap(PhaseTimer.Phase.FFN_UP);
         return y;
     }
 
@@ -108,12 +108,12 @@ public final class MoeBlock {
      */
     private float[] forwardOne(float[] x, Routing[] routing) {
         int D = c.hiddenSize(), E = c.nRoutedExperts();
-        long t0 = PhaseTimer.start();
+        PhaseTimer.begin();
         float[] logits = new float[E];
         router.matvec(x, 0, logits, 0);
         Routing r = route(logits, 0);
         if (routing != null) routing[0] = r;
-        t0 = PhaseTimer.stop(PhaseTimer.Phase.ROUTER, t0);
+        PhaseTimer.lap(PhaseTimer.Phase.ROUTER);
 
         int k = r.experts().length;
         int[] ids = r.experts().clone();
@@ -140,7 +140,7 @@ public final class MoeBlock {
             float[] gp = g[p], up = u[p];
             VectorMath.siluMul(gp, up, gp.length);
         }
-        t0 = PhaseTimer.stop(PhaseTimer.Phase.FFN_UP, t0);
+        PhaseTimer.lap(PhaseTimer.Phase.FFN_UP);
         float[] y = new float[D];
         RowBlocks down0 = mlp[0].downBlocks;
         QuantizedInput[] gq = new QuantizedInput[parts];
@@ -159,7 +159,7 @@ public final class MoeBlock {
                 System.arraycopy(acc, r0, y, r0, n);
             }
         });
-        PhaseTimer.stop(PhaseTimer.Phase.FFN_DOWN, t0);
+        PhaseTimer.lap(PhaseTimer.Phase.FFN_DOWN);
         return y;
     }
 

@@ -3,10 +3,10 @@ package dev.kimivl.vision;
 import dev.kimivl.config.VisionConfig;
 import dev.kimivl.io.TensorData;
 import dev.kimivl.io.WeightSource;
+import dev.kimivl.model.StageSink;
 import dev.kimivl.tensor.Matrix;
 import dev.kimivl.tensor.Parallel;
 
-import java.util.Map;
 
 /**
  * MoonViT (spec §4): patch embedding + bicubic-resized learnable position table, 2-D RoPE, pre-norm encoder
@@ -91,10 +91,10 @@ public final class MoonViT {
     /**
      * @param pixels [L, 3·P·P] all images' patches, concatenated
      * @param grids  (gh, gw) per image; Σ gh·gw = L
-     * @param stages when not null, receives "vision.patch_embed", "vision.block{b}" ([L, D] copies)
+     * @param stages receives "vision.patch_embed", "vision.block{b}" ([L, D]; {@link StageSink#NONE} for none)
      * @return [L, D] after the final LayerNorm (before the merge)
      */
-    public float[] forward(float[] pixels, int[][] grids, Map<String, float[]> stages) {
+    public float[] forward(float[] pixels, int[][] grids, StageSink stages) {
         int images = grids.length;
         int[] starts = new int[images], counts = new int[images];
         int total = 0;
@@ -108,19 +108,17 @@ public final class MoonViT {
             throw new IllegalArgumentException("pixel_values has " + pixels.length + " floats, grids need " + L + " × " + patchLen);
         }
         // 4.1 + 4.2: x = W_pe·patch + b_pe + pos(gh, gw)
-        long tt = VisionTimer.start();
+        VisionTimer.begin();
         // one weight buffer for every linear layer of this pass: [⌈N/16⌉][K][16] of the layer being computed
         float[] wbuf = new float[maxPacked];
-        float[] pw = patch.pack(wbuf);
-        tt = VisionTimer.lap(VisionTimer.Phase.PACK, tt);
         float[] x = new float[L * dim];                              // [L, D]
-        patch.forward(pw, pixels, L, x, PackedLinear.Act.NONE);
+        linear(patch, wbuf, pixels, L, x, PackedLinear.Act.NONE, false, VisionTimer.Phase.PATCH_EMBED);
         for (int m = 0; m < images; m++) {
             float[] pos = PosEmbedding.resize(posTable, cfg.posEmbHeight(), cfg.posEmbWidth(), dim, grids[m][0], grids[m][1]);
             VisionKernels.addInto(x, starts[m] * dim, pos, 0, counts[m] * dim);
         }
-        if (stages != null) stages.put("vision.patch_embed", x.clone());
-        tt = VisionTimer.lap(VisionTimer.Phase.PATCH_EMBED, tt, 2.0 * L * patchLen * dim);
+        stages.accept("vision.patch_embed", x, L, dim);
+        VisionTimer.lap(VisionTimer.Phase.PATCH_EMBED);
 
         // RoPE cos/sin per token and pair: [L, d/2]
         int pairs = headDim / 2;
@@ -137,35 +135,38 @@ public final class MoonViT {
         for (int c : counts) attnFlop += 4.0 * c * c * dim;
         for (int b = 0; b < blocks.length; b++) {
             Block blk = blocks[b];
-            VisionKernels.layerNorm(x, blk.norm0G, blk.norm0B, eps, y, L);
-            tt = VisionTimer.lap(VisionTimer.Phase.LAYERNORM, tt);
-            pw = blk.wqkv.pack(wbuf);
-            tt = VisionTimer.lap(VisionTimer.Phase.PACK, tt);
-            blk.wqkv.forward(pw, y, L, qkv, PackedLinear.Act.NONE);             // qkv = y·Wqkvᵀ + bqkv
-            tt = VisionTimer.lap(VisionTimer.Phase.QKV, tt, 2.0 * L * dim * 3 * dim);
-            applyRope(qkv, cos, sin, L);
-            tt = VisionTimer.lap(VisionTimer.Phase.ROPE, tt);
-            VisionAttention.blockDiagonal(qkv, dim, heads, starts, counts, att, attnBuf);
-            tt = VisionTimer.lap(VisionTimer.Phase.ATTENTION, tt, attnFlop);
-            pw = blk.wo.pack(wbuf);
-            tt = VisionTimer.lap(VisionTimer.Phase.PACK, tt);
-            blk.wo.forwardAdd(pw, att, L, x);                                   // x += att·Woᵀ + bo
-            tt = VisionTimer.lap(VisionTimer.Phase.WO, tt, 2.0 * L * dim * dim);
-            VisionKernels.layerNorm(x, blk.norm1G, blk.norm1B, eps, y, L);
-            tt = VisionTimer.lap(VisionTimer.Phase.LAYERNORM, tt);
-            pw = blk.fc0.pack(wbuf);
-            tt = VisionTimer.lap(VisionTimer.Phase.PACK, tt);
-            blk.fc0.forward(pw, y, L, h, PackedLinear.Act.GELU_TANH);            // h = gelu_tanh(y·W0ᵀ + b0)
-            tt = VisionTimer.lap(VisionTimer.Phase.FC0_GELU, tt, 2.0 * L * dim * inter);
-            pw = blk.fc1.pack(wbuf);
-            tt = VisionTimer.lap(VisionTimer.Phase.PACK, tt);
-            blk.fc1.forwardAdd(pw, h, L, x);                                    // x += h·W1ᵀ + b1
-            tt = VisionTimer.lap(VisionTimer.Phase.FC1, tt, 2.0 * L * dim * inter);
-            if (stages != null) stages.put("vision.block" + b, x.clone());
+            layerNorm(x, blk.norm0G, blk.norm0B, y, L);                                    // y = LN0(x)
+            linear(blk.wqkv, wbuf, y, L, qkv, PackedLinear.Act.NONE, false, VisionTimer.Phase.QKV);   // qkv = y·Wqkvᵀ + bqkv
+            applyRope(qkv, cos, sin, L);                                                   // q, k rotated (2-D RoPE)
+            VisionTimer.lap(VisionTimer.Phase.ROPE);
+            VisionAttention.blockDiagonal(qkv, dim, heads, starts, counts, att, attnBuf);  // att = softmax(q·kᵀ/√d)·v per image
+            VisionTimer.lap(VisionTimer.Phase.ATTENTION, attnFlop);
+            linear(blk.wo, wbuf, att, L, x, PackedLinear.Act.NONE, true, VisionTimer.Phase.WO);      // x += att·Woᵀ + bo
+            layerNorm(x, blk.norm1G, blk.norm1B, y, L);                                    // y = LN1(x)
+            linear(blk.fc0, wbuf, y, L, h, PackedLinear.Act.GELU_TANH, false, VisionTimer.Phase.FC0_GELU);  // h = gelu_tanh(y·W0ᵀ + b0)
+            linear(blk.fc1, wbuf, h, L, x, PackedLinear.Act.NONE, true, VisionTimer.Phase.FC1);      // x += h·W1ᵀ + b1
+            stages.accept("vision.block" + b, x, L, dim);
         }
-        VisionKernels.layerNorm(x, finalG, finalB, eps, y, L);
-        VisionTimer.lap(VisionTimer.Phase.LAYERNORM, tt);
+        layerNorm(x, finalG, finalB, y, L);
         return y;
+    }
+
+    /** out[L, D] = LayerNorm(x[L, D]) with (gamma, beta), timed as LAYERNORM. */
+    private void layerNorm(float[] x, float[] gamma, float[] beta, float[] out, int L) {
+        VisionKernels.layerNorm(x, gamma, beta, eps, out, L);
+        VisionTimer.lap(VisionTimer.Phase.LAYERNORM);
+    }
+
+    /**
+     * out[L, N] = in[L, K]·Wᵀ + b then act, or out += in·Wᵀ + b ({@code add}); the layer's weights packed into wbuf
+     * first (timed as PACK), the product timed as {@code phase} with its 2·L·N·K operations.
+     */
+    private static void linear(PackedLinear layer, float[] wbuf, float[] in, int L, float[] out, PackedLinear.Act act,
+                               boolean add, VisionTimer.Phase phase) {
+        float[] pw = layer.pack(wbuf);
+        VisionTimer.lap(VisionTimer.Phase.PACK);
+        if (add) layer.forwardAdd(pw, in, L, out); else layer.forward(pw, in, L, out, act);
+        VisionTimer.lap(phase, 2.0 * L * layer.rows() * layer.cols());
     }
 
     /** Rotates q and k of every head: complex pair k of a head (dims 2k, 2k+1) times (cos, sin)[token, k]. */

@@ -5,6 +5,7 @@ import dev.kimivl.config.PreprocessorConfig;
 import dev.kimivl.config.VisionConfig;
 import dev.kimivl.io.CheckpointException;
 import dev.kimivl.io.WeightSource;
+import dev.kimivl.model.StageSink;
 
 import java.util.ArrayList;
 import java.util.Collections;
@@ -150,13 +151,13 @@ public final class VisionEncoder {
             for (int m = 0; m < n; m++) { g[2 * m] = grids[m][0]; g[2 * m + 1] = grids[m][1]; }
             stages.put("image_grid_hws", g);
         }
-        float[] tower = vit.forward(pixels, grids, stages);               // [L, D]
-        long tt = VisionTimer.start();
+        float[] tower = vit.forward(pixels, grids, keepStages ? (name, data, shape) -> stages.put(name, data.clone()) : StageSink.NONE);  // [L, D]
+        VisionTimer.begin();
         float[] merged = merge(tower, grids, tokens);                     // [M, slots, D]
         int mTotal = merged.length / (slots * dim);
-        tt = VisionTimer.lap(VisionTimer.Phase.MERGE, tt);
+        VisionTimer.lap(VisionTimer.Phase.MERGE);
         float[] features = projector.forward(merged, mTotal);             // [M, Dt]
-        VisionTimer.lap(VisionTimer.Phase.PROJECTOR, tt, 2.0 * mTotal * slots * dim * (slots * dim + projector.textHidden()));
+        VisionTimer.lap(VisionTimer.Phase.PROJECTOR, 2.0 * mTotal * slots * dim * (slots * dim + projector.textHidden()));
         if (keepStages) {
             stages.put("vision_tower_out", tower);
             stages.put("merged", merged);
