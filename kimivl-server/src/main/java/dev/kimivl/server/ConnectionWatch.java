@@ -8,6 +8,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -22,9 +23,17 @@ import java.util.concurrent.ConcurrentHashMap;
  * non-streaming request writes nothing until its answer is whole, so a client that gave up (a timeout, Ctrl-C) would
  * have its whole answer computed for nobody; a streaming one is noticed only at the write after the next token with
  * text, never while it waits in the queue or while its prompt is read. On Linux the kernel publishes every TCP
- * connection and its state in {@code /proc/net/tcp} and {@code /proc/net/tcp6}: one thread reads them every
- * {@code period} while any request is watched (nothing otherwise) and marks a watched connection gone when it is no
- * longer ESTABLISHED (the client closed it: CLOSE_WAIT; or it was reset and left the table).
+ * connection and its state in {@code /proc/net/tcp} and {@code /proc/net/tcp6}: one thread reads them while any
+ * request is watched (nothing otherwise) and marks a watched connection gone when it is no longer ESTABLISHED (the
+ * client closed it: CLOSE_WAIT; or it was reset and left the table).
+ *
+ * <p>Cost: the kernel walks its whole connection hash table for each read, however few connections there are: 3.4 ms
+ * of CPU per table on this machine (a Firecracker VM, 24 GB). So the pause between passes adapts to what a pass costs,
+ * {@link #CPU_SHARE} of one core at most ({@code 50 ×} the pass's CPU time; at least {@code minPeriod}, at most
+ * {@link #MAX_PERIOD_MILLIS}), and a pass reads only the tables where the watched connections were found (a server's
+ * connections are all in one: tcp6 for Java's dual-stack sockets). Here that is a pass every ~170 ms: a client is
+ * noticed within ~0.2 s, one or two tokens of the full model on this machine; on a host where a read costs 0.1 ms,
+ * every {@code minPeriod}.
  *
  * <p>A client that only half-closes (shuts its sending side down and still reads) looks the same as one that closed;
  * llama.cpp's server (a peek that reads end-of-file) and uvicorn ({@code http.disconnect} on end-of-file) treat it as
@@ -37,10 +46,15 @@ final class ConnectionWatch implements AutoCloseable {
     private static final int ESTABLISHED = 0x01;
     private static final List<Path> TABLES = List.of(Path.of("/proc/net/tcp"), Path.of("/proc/net/tcp6"));
 
-    /** The default period: under one token of the full model here (≥ 0.1 s), a few tokens of the tiny ones. */
+    /** The shortest pause between passes. */
     static final long DEFAULT_PERIOD_MILLIS = 20;
+    /** The longest pause between passes, however costly a pass. */
+    static final long MAX_PERIOD_MILLIS = 1000;
+    /** The share of one core the passes may take: the pause is the pass's CPU time / CPU_SHARE. */
+    static final double CPU_SHARE = 0.02;
 
     private final long periodMillis;
+    private final java.lang.management.ThreadMXBean cpu = java.lang.management.ManagementFactory.getThreadMXBean();
     private final List<Path> tables;
     private final Set<Watch> watched = ConcurrentHashMap.newKeySet();
     private final Object lock = new Object();
@@ -48,12 +62,15 @@ final class ConnectionWatch implements AutoCloseable {
     private volatile boolean closed;
     /** Passes over the tables so far (the test checks that the poller sleeps when nothing is watched). */
     private volatile long passes;
+    /** The pause after the last pass, in ms (what the pass cost decided). */
+    private volatile long lastPauseMillis;
 
     /** One watched connection, from the request's arrival until its last byte (close it then). */
     final class Watch implements AutoCloseable {
         private final String key;
         private volatile boolean gone, seen;
         private int looks;                       // passes that looked for it (the poller's thread only)
+        private int table = -1;                  // the table it was found in (the poller's thread only)
         private Thread waiter;                   // interrupted when the client goes, while set (guarded by this)
 
         private Watch(String key) { this.key = key; }
@@ -113,6 +130,8 @@ final class ConnectionWatch implements AutoCloseable {
 
     long passes() { return passes; }
 
+    long lastPauseMillis() { return lastPauseMillis; }
+
     /**
      * Starts watching the connection between {@code local} (the server's end) and {@code remote} (the client's);
      * a null address (not a socket) gives a watch that never fires.
@@ -142,8 +161,13 @@ final class ConnectionWatch implements AutoCloseable {
                     while (watched.isEmpty() && !closed) lock.wait();
                 }
                 if (closed) return;
+                boolean timed = cpu.isCurrentThreadCpuTimeSupported();
+                long t0 = timed ? cpu.getCurrentThreadCpuTime() : System.nanoTime();
                 look();
-                Thread.sleep(periodMillis);
+                long cost = (timed ? cpu.getCurrentThreadCpuTime() : System.nanoTime()) - t0;
+                long pause = Math.min(MAX_PERIOD_MILLIS, Math.max(periodMillis, (long) (cost / CPU_SHARE / 1e6)));
+                lastPauseMillis = pause;
+                Thread.sleep(pause);
             } catch (InterruptedException e) {
                 return;
             }
@@ -152,10 +176,19 @@ final class ConnectionWatch implements AutoCloseable {
 
     /** One pass: reads the tables and marks every watched connection that is no longer established. */
     private void look() {
-        Map<String, Integer> states = new HashMap<>();
-        for (Path t : tables) {
+        // the tables to read: those where a watched connection was found, and all of them while one is not found yet
+        boolean[] read = new boolean[tables.size()];
+        for (Watch w : watched) {
+            if (w.table < 0) java.util.Arrays.fill(read, true);
+            else read[w.table] = true;
+        }
+        List<Map<String, Integer>> states = new ArrayList<>();
+        for (int t = 0; t < tables.size(); t++) {
+            Map<String, Integer> m = new HashMap<>();
+            states.add(m);
+            if (!read[t]) continue;
             try {
-                parse(Files.readAllLines(t), states);
+                parse(Files.readAllLines(tables.get(t)), m);
             } catch (IOException | RuntimeException e) {
                 // a table that cannot be read this time: the watches stay as they are
                 return;
@@ -163,7 +196,15 @@ final class ConnectionWatch implements AutoCloseable {
         }
         passes++;
         for (Watch w : watched) {
-            Integer state = states.get(w.key);
+            Integer state = null;
+            if (w.table >= 0) {
+                state = states.get(w.table).get(w.key);
+            } else {
+                for (int t = 0; t < tables.size() && state == null; t++) {
+                    state = states.get(t).get(w.key);
+                    if (state != null) w.table = t;
+                }
+            }
             w.looks++;
             if (state != null && state == ESTABLISHED) {
                 w.seen = true;

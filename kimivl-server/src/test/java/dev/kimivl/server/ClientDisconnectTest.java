@@ -36,8 +36,12 @@ import static org.junit.jupiter.api.Assertions.*;
  * {@link ConnectionWatch} (Linux's /proc/net/tcp): on Linux a server without it fails these tests.
  */
 class ClientDisconnectTest {
-    /** Far more than the ~2 tokens a stop may take, far fewer than max_tokens: "stopped early" with room for a slow machine. */
-    static final int MAX_TOKENS = 3000, EARLY = 300;
+    /**
+     * "Stopped early": under a quarter of max_tokens. The watch notices a hang-up within one pass (~0.2 s on this
+     * machine, where a pass costs 3.4 ms of CPU per table: ConnectionWatch), which is a token or two of a real model
+     * but up to ~200 tokens of tiny-random at ~1 ms a token; the margin is for a loaded machine.
+     */
+    static final int MAX_TOKENS = 4000, EARLY = MAX_TOKENS / 4;
     static KimiVL model;
 
     @BeforeAll
@@ -231,6 +235,8 @@ class ClientDisconnectTest {
                 assertFalse(w.gone(), "an open connection is not gone");
                 client.close();
                 waitFor("the closed connection to be seen", w::gone);
+                System.err.println("connection watch: " + watch.lastPauseMillis() + " ms between passes here");
+                assertTrue(watch.lastPauseMillis() >= 5 && watch.lastPauseMillis() <= ConnectionWatch.MAX_PERIOD_MILLIS, watch.lastPauseMillis() + " ms");
                 // nothing watched: the poller sleeps
                 Thread.sleep(50);
                 long idle = watch.passes();

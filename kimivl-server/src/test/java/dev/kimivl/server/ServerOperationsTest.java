@@ -207,7 +207,9 @@ class ServerOperationsTest {
             assertEquals(1, engine.aborted.get() + engine.finished.get(), "one generation, ended");
             assertTrue(engine.lastEmitted < 400, "stopped after " + engine.lastEmitted + " of 400 words");
             assertTrue(seconds < 3.5, "stopped early: " + seconds + " s");
-            // the slot is free: with a queue of 0, the next request would get 429 if the dead one still held it
+            // the slot is freed: the request's thread closes its ticket just after the engine returns (a leaked slot
+            // would time out here), and with a queue of 0 the next request would get 429 if the dead one still held it
+            waitFor("the slot to be given back", s::idle);
             var next = send(chatRequest(s, ", \"max_tokens\": 2"));
             assertEquals(200, next.statusCode(), next.body());
             assertEquals("w0 w1 ", JSON.readTree(next.body()).at("/choices/0/message/content").asText());
