@@ -53,12 +53,15 @@ public final class VectorMath {
     }
 
     /** y[i] += x[i] over the whole arrays. */
-    public static void add(float[] y, float[] x) {
-        int n = y.length, i = 0, bound = F.loopBound(n);
+    public static void add(float[] y, float[] x) { add(y, 0, x, 0, y.length); }
+
+    /** y[yo+i] += x[xo+i], i in [0, n). */
+    public static void add(float[] y, int yo, float[] x, int xo, int n) {
+        int i = 0, bound = F.loopBound(n);
         for (; i < bound; i += F.length()) {
-            FloatVector.fromArray(F, y, i).add(FloatVector.fromArray(F, x, i)).intoArray(y, i);
+            FloatVector.fromArray(F, y, yo + i).add(FloatVector.fromArray(F, x, xo + i)).intoArray(y, yo + i);
         }
-        for (; i < n; i++) y[i] += x[i];
+        for (; i < n; i++) y[yo + i] += x[xo + i];
     }
 
     /** out[oo+i] = w[i] · x[xo+i] / sqrt(mean(x²) + eps): the RMSNorm of HF Llama/DeepSeek, in float32. */

@@ -6,6 +6,7 @@ import dev.kimivl.io.WeightSource;
 import dev.kimivl.model.StageSink;
 import dev.kimivl.tensor.Matrix;
 import dev.kimivl.tensor.Parallel;
+import dev.kimivl.tensor.VectorMath;
 
 
 /**
@@ -115,7 +116,7 @@ public final class MoonViT {
         linear(patch, wbuf, pixels, L, x, PackedLinear.Act.NONE, false, VisionTimer.Phase.PATCH_EMBED);
         for (int m = 0; m < images; m++) {
             float[] pos = PosEmbedding.resize(posTable, cfg.posEmbHeight(), cfg.posEmbWidth(), dim, grids[m][0], grids[m][1]);
-            VisionKernels.addInto(x, starts[m] * dim, pos, 0, counts[m] * dim);
+            VectorMath.add(x, starts[m] * dim, pos, 0, counts[m] * dim);
         }
         stages.accept("vision.patch_embed", x, L, dim);
         VisionTimer.lap(VisionTimer.Phase.PATCH_EMBED);

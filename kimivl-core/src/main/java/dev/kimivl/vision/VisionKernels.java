@@ -22,15 +22,6 @@ final class VisionKernels {
 
     private VisionKernels() {}
 
-    /** y[yo + i] += x[xo + i]. */
-    static void addInto(float[] y, int yo, float[] x, int xo, int n) {
-        int i = 0;
-        for (int bound = F.loopBound(n); i < bound; i += VL) {
-            FloatVector.fromArray(F, y, yo + i).add(FloatVector.fromArray(F, x, xo + i)).intoArray(y, yo + i);
-        }
-        for (; i < n; i++) y[yo + i] += x[xo + i];
-    }
-
     /** GELU with the tanh approximation on float lanes: 0.5·v·(1 + tanh(u)) = v − v/(e^{2u} + 1). */
     static FloatVector geluTanh(FloatVector v) {
         FloatVector inner = v.mul(v).mul(v).mul(0.044715f).add(v).mul((float) Math.sqrt(2.0 / Math.PI));
