@@ -107,8 +107,10 @@ public final class LlamaBench {
                     + lastLine(out.stderr, ": last stderr line: "));
         }
         JsonNode rows;
+        String json = jsonLines(out.stdout);
+        if (json.isBlank()) throw unparsable(args, out, "no JSON on stdout (" + out.stdout.lines().count() + " other lines)");
         try {
-            rows = JSON.readTree(out.stdout);
+            rows = JSON.readTree(json);
         } catch (IOException e) {
             throw unparsable(args, out, "not JSON (" + e.getMessage().lines().findFirst().orElse("") + ")");
         }
@@ -124,6 +126,21 @@ public final class LlamaBench {
                     row.path("build_commit").asText("?"), row.path("cpu_info").asText(""), row.path("model_type").asText(""));
         }
         throw unparsable(args, out, "no row with n_prompt " + nPrompt + ", n_gen " + nGen + (nDepth >= 0 ? ", n_depth " + nDepth : "") + " among " + rows.size());
+    }
+
+    /**
+     * The lines of llama-bench's stdout that its JSON printer writes ({@code [}, {@code ]}, {@code {}, {@code }},
+     * {@code "key": value}): other lines are dropped, because ggml itself prints warnings to stdout in the middle of
+     * the JSON (ik_llama.cpp: "WARNING: Behavior may be unexpected when allocating 0 bytes for ggml_calloc!" right
+     * after the opening bracket).
+     */
+    static String jsonLines(String stdout) {
+        StringBuilder sb = new StringBuilder();
+        for (String line : stdout.split("\n", -1)) {
+            String t = line.strip();
+            if (!t.isEmpty() && "[]{}\"".indexOf(t.charAt(0)) >= 0) sb.append(line).append('\n');
+        }
+        return sb.toString();
     }
 
     private IllegalStateException unparsable(List<String> args, Output out, String why) {

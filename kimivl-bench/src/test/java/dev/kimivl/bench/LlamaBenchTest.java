@@ -22,7 +22,8 @@ import static org.junit.jupiter.api.Assertions.*;
  * {@code --help} like llama.cpp's (with {@code -d, --n-depth}) or ik_llama.cpp's (with {@code -gp} and {@code -rtr}),
  * logs every invocation, refuses a model file without a tokenizer section as llama.cpp does, and prints llama-bench's
  * {@code -o json} rows (the json_printer's fields in its layout: build_commit ... n_prompt, n_gen, n_depth, test_time,
- * avg_ns, stddev_ns, avg_ts, stddev_ts, samples_ns, samples_ts) with the tok/s it is given.
+ * avg_ns, stddev_ns, avg_ts, stddev_ts, samples_ns, samples_ts) with the tok/s it is given, with the warning ggml
+ * prints to stdout inside the JSON (seen from a real ik_llama.cpp llama-bench on a bench file).
  */
 class LlamaBenchTest {
     static final String MAINLINE_HELP = """
@@ -57,7 +58,7 @@ class LlamaBenchTest {
             """;
 
     /** What the stub does when asked to run a test. */
-    enum Mode { OK, FAIL, GARBAGE, NO_ROW }
+    enum Mode { OK, FAIL, GARBAGE, BROKEN_JSON, NO_ROW }
 
     /**
      * Writes an executable stub named {@code name} into dir: help text, tok/s for prefill, decode and decode after a
@@ -93,6 +94,7 @@ class LlamaBenchTest {
                 case "@MODE@" in
                   FAIL) echo "main: error: failed to load model '$m'" >&2; exit 3;;
                   GARBAGE) echo "| model | size | params | backend | threads | test | t/s |"; echo "llama_perf: the last words" >&2; exit 0;;
+                  BROKEN_JSON) printf '[\\n  {\\n    "n_prompt": 512,\\n'; exit 0;;
                   NO_ROW) echo "[]"; exit 0;;
                 esac
                 if [ -n "$gp" ]; then np="${gp%,*}"; ng="${gp#*,}"; ts=@DEPTH@
@@ -102,6 +104,7 @@ class LlamaBenchTest {
                 fi
                 cat <<JSON
                 [
+                WARNING: Behavior may be unexpected when allocating 0 bytes for ggml_calloc!
                   {
                     "build_commit": "@NAME@c0ffee",
                     "build_number": 6190,
@@ -292,8 +295,13 @@ class LlamaBenchTest {
         LlamaBench garbage = LlamaBench.probe(stub(dir, "garbage", MAINLINE_HELP, Mode.GARBAGE, 1, 1, 1, log));
         s = assertThrows(IllegalStateException.class, () -> garbage.run(good, 2, 512, 128, 0, null));
         assertTrue(s.getMessage().startsWith("--llama-bench " + garbage.binary() + ": cannot read its output (-m "), s.getMessage());
-        assertTrue(s.getMessage().contains("): not JSON ("), s.getMessage());
+        assertTrue(s.getMessage().contains("): no JSON on stdout (1 other lines)"), s.getMessage());
         assertTrue(s.getMessage().endsWith("; last stderr line: llama_perf: the last words"), s.getMessage());
+
+        LlamaBench broken = LlamaBench.probe(stub(dir, "broken", MAINLINE_HELP, Mode.BROKEN_JSON, 1, 1, 1, log));
+        s = assertThrows(IllegalStateException.class, () -> broken.run(good, 2, 512, 128, 0, null));
+        assertTrue(s.getMessage().contains("): not JSON ("), s.getMessage());
+        assertTrue(s.getMessage().endsWith("; last stderr line: llama_model_loader: loaded meta data with 40 key-value pairs from " + good), s.getMessage());
 
         LlamaBench empty = LlamaBench.probe(stub(dir, "empty", MAINLINE_HELP, Mode.NO_ROW, 1, 1, 1, log));
         s = assertThrows(IllegalStateException.class, () -> empty.run(good, 2, 512, 128, 0, null));
