@@ -79,10 +79,7 @@ class DefaultModelSparkTest {
         Files.write(dir.resolve("empty.jpg"), new byte[0]);
         bad.put(TestImages.plain(dir, "huge.png", 500, 400).getFileName().toString(), "500x400");
         bad.put(TestImages.truncated(dir, jpg, "cut.jpg").getFileName().toString(), "cut.jpg");
-        spark = SparkSession.builder().master("local[2,2]").appName("kimivl-spark-default-model")
-                .config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
-                .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "8")
-                .getOrCreate();
+        spark = LocalSpark.start("kimivl-spark-default-model", 8);
         direct = KimiVL.open(Path.of(MODEL));
         GenerationConfig g = GenerationConfig.load(Path.of(MODEL));
         assertEquals(0.0, g.temperature(), "the default model answers greedily by its generation_config.json");
@@ -93,9 +90,7 @@ class DefaultModelSparkTest {
 
     @AfterAll
     void stop() {
-        if (spark != null) spark.stop();
-        if (direct != null) direct.close();
-        ExecutorModels.closeAll();
+        LocalSpark.stop(spark, direct);
     }
 
     static String question(int i) { return QUESTIONS[i % QUESTIONS.length]; }

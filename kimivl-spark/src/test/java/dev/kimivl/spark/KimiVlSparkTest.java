@@ -60,10 +60,7 @@ class KimiVlSparkTest {
         System.setProperty("kimivl.threads", "1");
         dir = Files.createTempDirectory("kimivl-spark-test");
         images = TestImages.write(dir, IMAGES, 11);
-        spark = SparkSession.builder().master("local[2,2]").appName("kimivl-spark-test")
-                .config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
-                .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "4")
-                .getOrCreate();
+        spark = LocalSpark.start("kimivl-spark-test", 4);
         direct = KimiVL.open(Path.of(MODEL));
         ExecutorModels.closeAll();       // whatever an earlier test class left open: this class's tasks open their own
         opensBefore = ExecutorModels.opens();
@@ -71,9 +68,7 @@ class KimiVlSparkTest {
 
     @AfterAll
     void stop() {
-        if (spark != null) spark.stop();
-        if (direct != null) direct.close();
-        ExecutorModels.closeAll();
+        LocalSpark.stop(spark, direct);
     }
 
     /** What `kimivl run -t 0 -n MAX_TOKENS -i file prompt` answers, in process (no Spark, no kimivl-spark code). */

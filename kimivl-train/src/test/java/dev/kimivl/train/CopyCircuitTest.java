@@ -30,7 +30,7 @@ class CopyCircuitTest {
     @Test
     void aTwoLayerModelLearnsToCopy(@TempDir Path dir) throws Exception {
         ModelSpec spec = new ModelSpec(128, 2, 4, 32, 16, 16, 16, 256, 64, 4, 2, 1, 1, 50000.0, 512,
-                32, 1, 2, 64, 16, 196, 0.0);
+                32, 1, 2, 64, 16, 196, 0.0, "normal");
         var ids = TokenizerFiles.layout(256, TokenizerFiles.defaultVocabSize(256));
         spec.writeInitial(dir, ids, 7);
         ModelConfig cfg = ModelConfig.load(dir);

@@ -31,12 +31,20 @@ import java.util.SplittableRandom;
  *                      scaling, 1/sqrt(fan-in), which is what a model trained from scratch here learns from (with
  *                      0.02 the nano model's vision side did not start to learn colours in 100 steps; with fan-in
  *                      scaling it did, as the oracle's tiny-random checkpoint does)
+ * @param posEmbInit    how the vision position table starts: "normal" or "sincos"
  */
 public record ModelSpec(int hidden, int layers, int heads, int kvLora, int nopeDim, int ropeDim, int vDim,
                         int denseInter, int moeInter, int experts, int topK, int sharedExperts, int firstDense,
                         double ropeTheta, int maxPositions,
                         int visionHidden, int visionLayers, int visionHeads, int visionInter, int posEmb,
-                        int inTokenLimit, double initStd) {
+                        int inTokenLimit, double initStd, String posEmbInit) {
+
+    /** {@code posEmbInit}: "normal" (the default, N(0, 0.5)) or "sincos" (see {@link #sinCosTable}). */
+    public ModelSpec {
+        if (posEmbInit == null) posEmbInit = "normal";
+        if (!posEmbInit.equals("normal") && !posEmbInit.equals("sincos"))
+            throw new IllegalArgumentException("model.posEmbInit must be \"normal\" or \"sincos\", not \"" + posEmbInit + "\"");
+    }
 
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
@@ -140,6 +148,8 @@ public record ModelSpec(int hidden, int layers, int heads, int kvLora, int nopeD
             float[] v = new float[size];
             if (shape.length == 1) {
                 if (n.endsWith("weight")) java.util.Arrays.fill(v, 1f);          // RMSNorm / LayerNorm scales
+            } else if (n.endsWith("pos_emb.weight") && posEmbInit.equals("sincos")) {
+                v = sinCosTable((int) shape[0], (int) shape[1], (int) shape[2]);
             } else {
                 double std;
                 if (initStd > 0) {
@@ -162,4 +172,27 @@ public record ModelSpec(int hidden, int layers, int heads, int kvLora, int nopeD
                 java.nio.file.StandardCopyOption.ATOMIC_MOVE);
     }
 
+
+    /**
+     * A 2-D sine-cosine position table [h, w, dim] (MAE's fixed embedding, here only the starting point of the learnt
+     * table): the first half of the channels encodes the column, the second the row, each as sin and cos pairs at
+     * dim/4 frequencies from 1 down to 1/100 per cell. A random N(0, 0.5) table carries place only weakly (a linear
+     * probe of a merged token's column from its features: R² 0.37 before training), and the position and size
+     * questions need tokens that say where they are.
+     */
+    static float[] sinCosTable(int h, int w, int dim) {
+        int quarter = dim / 4;
+        float[] t = new float[h * w * dim];
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                for (int k = 0; k < quarter; k++) {
+                    double omega = Math.pow(100.0, -(double) k / Math.max(1, quarter - 1));
+                    int base = (y * w + x) * dim;
+                    t[base + 2 * k] = (float) Math.sin(x * omega);
+                    t[base + 2 * k + 1] = (float) Math.cos(x * omega);
+                    t[base + 2 * quarter + 2 * k] = (float) Math.sin(y * omega);
+                    t[base + 2 * quarter + 2 * k + 1] = (float) Math.cos(y * omega);
+                }
+        return t;
+    }
 }
