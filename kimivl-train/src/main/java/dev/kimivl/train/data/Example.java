@@ -11,10 +11,21 @@ import java.util.List;
  * @param question  the user's text
  * @param answer    the exact short answer the model is taught (always ends with a period, or "!" / "?" in small talk)
  * @param reasoning a step-by-step trace for multi-step questions (taught to the Thinking model), else null
+ * @param followUps more questions about the same images, each asked in a user turn of its own after the previous
+ *                  answer (a multi-turn conversation; empty for a single question)
  */
-public record Example(String type, List<BufferedImage> images, String question, String answer, String reasoning) {
+public record Example(String type, List<BufferedImage> images, String question, String answer, String reasoning, List<Turn> followUps) {
+    /** One later user question and the answer taught for it. */
+    public record Turn(String question, String answer) {}
+
     public Example {
         images = List.copyOf(images);
+        followUps = followUps == null ? List.of() : List.copyOf(followUps);
+    }
+
+    /** A single question. */
+    public Example(String type, List<BufferedImage> images, String question, String answer, String reasoning) {
+        this(type, images, question, answer, reasoning, List.of());
     }
 
     /** Where the needle sentence of a long-context example sits, in percent of the filler (0 = start); -1 for other examples. */

@@ -317,7 +317,15 @@ public final class VisualWorld {
             Painter.Obj a = pt.objects.get(0), b = pt.objects.get(1);
             return horizontal ? Math.abs(a.cx() - b.cx()) >= 0.25 * pt.width : Math.abs(a.cy() - b.cy()) >= 0.25 * pt.height;
         });
-        Painter.Obj a = p.objects.get(0), b = p.objects.get(1);
+        String[] qa = positionQuestion(r, p.objects.get(0), p.objects.get(1), horizontal);
+        return single("position", p, qa[0], qa[1]);
+    }
+
+    /**
+     * A question about where a is against b, along the axis their centres are clearly apart on, and its answer:
+     * "Is the red circle left or right of the blue square?" "Left.", or a name ("Which is higher, ...?").
+     */
+    private static String[] positionQuestion(SplittableRandom r, Painter.Obj a, Painter.Obj b, boolean horizontal) {
         String na = "the " + a.color() + " " + a.shape(), nb = "the " + b.color() + " " + b.shape();
         String q, answer;
         if (r.nextInt(4) == 0) { // "which is further left" asks for a name rather than a direction
@@ -336,7 +344,90 @@ public final class VisualWorld {
             boolean above = a.cy() < b.cy();
             answer = q.contains("higher") ? (above ? "Higher." : "Lower.") : (above ? "Above." : "Below.");
         }
-        return single("position", p, q, answer);
+        return new String[]{q, answer};
+    }
+
+    /** The most questions a scene conversation asks about its one image. */
+    static final int SCENE_TURNS = 6;
+
+    /**
+     * One scene of 2-4 objects (distinct colours, distinct shapes that cannot be taken for one another, sizes from small
+     * to a third of the side) and a conversation of up to {@link #SCENE_TURNS} questions about it, each in its own user
+     * turn: where one object is against another (only along an axis where their centres are a quarter of the side
+     * apart), which of two is bigger (only where one has twice the other's area), the colour of a named shape, the
+     * shape of a named colour, how many shapes there are. Each pair of objects is asked about once at most, so no
+     * answer follows from an earlier one.
+     *
+     * <p>Why: position and size questions need the model to find a named object among the image tokens and read where
+     * it is, a binding that one question per image (one decisive answer token per example) did not teach in 16,000
+     * examples (TRAINING.md, session 9, P2). A conversation gives several such answers per image for the price of one
+     * image's tokens, as the multi-turn SFT data of real VLMs does. Type "scene": training data, not an eval type.
+     */
+    public Example conversation(long seed) {
+        SplittableRandom r = random(seed, "scene");
+        int n = 2 + r.nextInt(3);
+        List<String> colors = distinct(r, Palette.COLORS, n), shapes;
+        do shapes = distinct(r, Palette.SHAPES, n); while (anyConfusable(shapes));
+        List<Spec> specs = new ArrayList<>();
+        double hi = maxRel(n);
+        for (int i = 0; i < n; i++) {
+            boolean big = r.nextBoolean();
+            specs.add(new Spec(shapes.get(i), colors.get(i), big ? 0.6 * hi : 0.12, big ? hi : 0.5 * hi));
+        }
+        Painter p = scene(r, specs, pt -> true);
+        List<Painter.Obj> objs = p.objects;
+        List<Example.Turn> turns = new ArrayList<>();
+        List<Integer> pairs = new ArrayList<>();
+        for (int i = 0; i < n; i++) for (int j = i + 1; j < n; j++) pairs.add(i * n + j);
+        shuffle(r, pairs);
+        for (int code : pairs) {
+            Painter.Obj a = objs.get(code / n), b = objs.get(code % n);
+            if (r.nextBoolean()) { Painter.Obj t = a; a = b; b = t; }
+            boolean apartX = Math.abs(a.cx() - b.cx()) >= 0.25 * p.width, apartY = Math.abs(a.cy() - b.cy()) >= 0.25 * p.height;
+            double ratio = Math.max(a.area(), b.area()) / Math.min(a.area(), b.area());
+            boolean sizeOk = ratio >= 2;
+            if ((apartX || apartY) && (!sizeOk || r.nextInt(3) != 0)) {
+                boolean horizontal = apartX && apartY ? r.nextBoolean() : apartX;
+                String[] qa = positionQuestion(r, a, b, horizontal);
+                turns.add(new Example.Turn(qa[0], qa[1]));
+            } else if (sizeOk) {
+                Painter.Obj big = a.area() > b.area() ? a : b, small = big == a ? b : a;
+                String nBig = "the " + big.color() + " " + big.shape(), nSmall = "the " + small.color() + " " + small.shape();
+                boolean askBig = r.nextInt(3) != 0;
+                String adjective = askBig ? pick(r, List.of("bigger", "larger")) : "smaller";
+                String q = "Which is " + adjective + ", the " + a.color() + " " + a.shape() + " or the " + b.color() + " " + b.shape() + "?";
+                turns.add(new Example.Turn(q, Palette.capitalise(askBig ? nBig : nSmall) + "."));
+            }
+        }
+        for (Painter.Obj o : objs) {
+            if (r.nextBoolean()) turns.add(new Example.Turn(pick(r, List.of("What color is the " + o.shape() + "?", "What colour is the " + o.shape() + "?")),
+                    Palette.capitalise(o.color()) + "."));
+            else turns.add(new Example.Turn(pick(r, List.of("What shape is the " + o.color() + " object?", "What is the " + o.color() + " shape?")),
+                    article(o.shape())));
+        }
+        turns.add(new Example.Turn(pick(r, List.of("How many shapes are there?", "How many objects are in the image?")), Palette.numberAnswer(n)));
+        shuffle(r, turns);
+        turns = turns.subList(0, Math.min(SCENE_TURNS, turns.size()));
+        Example.Turn first = turns.getFirst();
+        return new Example("scene", List.of(p.finish(jpegChance())), first.question(), first.answer(), null, turns.subList(1, turns.size()));
+    }
+
+    /** Whether any two of the shapes could be taken for one another (a circle and a ring, a square and a rectangle). */
+    private static boolean anyConfusable(List<String> shapes) {
+        for (int i = 0; i < shapes.size(); i++)
+            for (int j = i + 1; j < shapes.size(); j++)
+                if (Palette.confusable(shapes.get(i), shapes.get(j))) return true;
+        return false;
+    }
+
+    /** Fisher-Yates with the example's own generator (Collections.shuffle would need a java.util.Random). */
+    private static <T> void shuffle(SplittableRandom r, List<T> xs) {
+        for (int i = xs.size() - 1; i > 0; i--) {
+            int j = r.nextInt(i + 1);
+            T t = xs.get(i);
+            xs.set(i, xs.get(j));
+            xs.set(j, t);
+        }
     }
 
     private Example size(SplittableRandom r) {

@@ -65,7 +65,11 @@ public final class ExampleEncoder {
         return encode(ex, target(ex, thinking));
     }
 
-    /** Encodes the example's user turn with {@code answer} as the assistant's reply (RL scores sampled answers). */
+    /**
+     * Encodes the example's user turn with {@code answer} as the assistant's reply (RL scores sampled answers), then
+     * each follow-up question as a user turn and its answer as the assistant's. Every answer and its closing
+     * {@code <|im_end|>} are scored; the questions, images and template tokens are not.
+     */
     public Encoded encode(Example ex, String answer) {
         List<PreprocessedImage> ims = new ArrayList<>();
         int[] tokens = new int[ex.images().size()];
@@ -74,23 +78,35 @@ public final class ExampleEncoder {
             tokens[i] = ImagePreprocessor.tokensFor(b.getWidth(), b.getHeight(), pcfg);
             ims.add(preprocessor.process(toLoaded(b)));
         }
-        List<ChatMessage> user = userTurn(ex);
-        int[] prompt = encoder.encode(template.render(user, true), tokens).ids();
-        List<ChatMessage> full = new ArrayList<>(user);
-        full.add(ChatMessage.assistant(answer));
-        int[] ids = encoder.encode(template.render(full, false), tokens).ids();
-        if (ids.length <= prompt.length || !Arrays.equals(prompt, 0, prompt.length, ids, 0, prompt.length)) {
-            throw new IllegalStateException("the chat template does not render the conversation as prompt + answer");
+        List<ChatMessage> conversation = new ArrayList<>(userTurn(ex));
+        int[] answerStarts = new int[1 + ex.followUps().size()];
+        answerStarts[0] = encoder.encode(template.render(conversation, true), tokens).ids().length;
+        conversation.add(ChatMessage.assistant(answer));
+        for (int k = 0; k < ex.followUps().size(); k++) {
+            conversation.add(ChatMessage.user(ex.followUps().get(k).question()));
+            answerStarts[k + 1] = encoder.encode(template.render(conversation, true), tokens).ids().length;
+            conversation.add(ChatMessage.assistant(ex.followUps().get(k).answer()));
         }
-        int end = prompt.length;
-        while (end < ids.length && ids[end] != imEnd) end++;
-        if (end == ids.length) throw new IllegalStateException("the rendered answer has no <|im_end|>");
-        int T = end + 1;                                       // nothing after the answer's <|im_end|> is trained
-        int[] id = Arrays.copyOf(ids, T), targets = new int[T];
+        int[] ids = encoder.encode(template.render(conversation, false), tokens).ids();
+        int[] targets = new int[ids.length];
         Arrays.fill(targets, -100);
-        for (int t = prompt.length - 1; t < T - 1; t++) targets[t] = id[t + 1];
+        int end = -1, scored = 0;
+        for (int k = 0; k < answerStarts.length; k++) {
+            int start = answerStarts[k];
+            if (start <= end || start >= ids.length) {
+                throw new IllegalStateException("the chat template does not render the conversation as its prompts and answers (turn " + (k + 1) + ")");
+            }
+            end = start;
+            while (end < ids.length && ids[end] != imEnd) end++;
+            if (end == ids.length) throw new IllegalStateException("the rendered answer of turn " + (k + 1) + " has no <|im_end|>");
+            for (int t = start - 1; t < end; t++) targets[t] = ids[t + 1];  // the answer's tokens and its <|im_end|>
+            scored += end + 1 - start;
+        }
+        int T = end + 1;                                       // nothing after the last answer's <|im_end|> is trained
+        int[] id = Arrays.copyOf(ids, T);
+        targets = Arrays.copyOf(targets, T);
         boolean[] isText = new boolean[T];
         for (int t = 0; t < T; t++) isText[t] = id[t] != placeholder;
-        return new Encoded(id, targets, isText, ims, T - prompt.length);
+        return new Encoded(id, targets, isText, ims, scored);
     }
 }

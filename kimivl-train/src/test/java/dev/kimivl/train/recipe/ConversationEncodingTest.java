@@ -1,0 +1,93 @@
+package dev.kimivl.train.recipe;
+
+import dev.kimivl.config.ModelConfig;
+import dev.kimivl.config.PreprocessorConfig;
+import dev.kimivl.text.ChatTemplate;
+import dev.kimivl.text.Tokenizer;
+import dev.kimivl.train.data.Example;
+import dev.kimivl.train.data.VisualWorld;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The multi-turn scene conversations: what they ask, and that every answer (and only the answers) is scored. */
+class ConversationEncodingTest {
+    static final Path MODEL = Path.of("../models/kimivl-nano-instruct");
+    private final VisualWorld world = new VisualWorld(new VisualWorld.Options(64, 256, true));
+
+    @Test
+    void everyAnswerOfAConversationIsScoredAndNothingElse() throws Exception {
+        Tokenizer tok = Tokenizer.load(MODEL);
+        ModelConfig cfg = ModelConfig.load(MODEL);
+        ExampleEncoder enc = new ExampleEncoder(tok, ChatTemplate.load(MODEL), PreprocessorConfig.load(MODEL), cfg.mediaPlaceholderTokenId());
+        int imEnd = tok.tokenId("<|im_end|>").orElseThrow();
+        for (long seed = 0; seed < 20; seed++) {
+            Example ex = world.conversation(seed);
+            ExampleEncoder.Encoded e = enc.encode(ex, false);
+            // the scored spans, read back as text, are the answers in order, each closed by <|im_end|>
+            List<String> spans = new ArrayList<>();
+            List<Integer> span = new ArrayList<>();
+            int scored = 0;
+            for (int t = 0; t < e.ids().length; t++) {
+                if (e.targets()[t] == -100) continue;
+                scored++;
+                int next = e.targets()[t];
+                assertEquals(e.ids()[t + 1], next, "the target of position " + t + " is the next token");
+                if (next == imEnd) {
+                    spans.add(tok.decode(span.stream().mapToInt(Integer::intValue).toArray()));
+                    span.clear();
+                } else span.add(next);
+            }
+            List<String> answers = new ArrayList<>(List.of(ex.answer()));
+            ex.followUps().forEach(f -> answers.add(f.answer()));
+            assertEquals(answers, spans, "seed " + seed);
+            assertEquals(scored, e.scored());
+            assertEquals(imEnd, e.ids()[e.ids().length - 1], "the sequence ends with the last answer's <|im_end|>");
+            // the questions are in the prompt, unscored
+            String all = tok.decode(e.ids());
+            assertTrue(all.contains(ex.question()) && ex.followUps().stream().allMatch(f -> all.contains(f.question())), all);
+        }
+    }
+
+    @Test
+    void conversationsAskSeveralKindsOfQuestionAboutOneImageWithoutRepeatingAPair() {
+        Pattern named = Pattern.compile("the (\\w+) (\\w+)");
+        Set<String> kinds = new HashSet<>();
+        int turns = 0, n = 80;
+        for (long seed = 0; seed < n; seed++) {
+            Example ex = world.conversation(seed);
+            assertEquals("scene", ex.type());
+            assertEquals(1, ex.images().size());
+            List<Example.Turn> all = new ArrayList<>(List.of(new Example.Turn(ex.question(), ex.answer())));
+            all.addAll(ex.followUps());
+            assertTrue(all.size() >= 2 && all.size() <= 6, "turns: " + all.size());
+            turns += all.size();
+            Set<String> pairs = new HashSet<>();
+            for (Example.Turn t : all) {
+                String q = t.question();
+                kinds.add(q.startsWith("Is ") || q.contains("further") || q.contains("higher") || q.contains("lower") ? "position"
+                        : q.contains("bigger") || q.contains("larger") || q.contains("smaller") ? "size"
+                        : q.startsWith("How many") ? "count" : q.contains("colo") ? "color" : "shape");
+                Matcher m = named.matcher(q);
+                List<String> names = new ArrayList<>();
+                while (m.find()) names.add(m.group(1) + " " + m.group(2));
+                if (names.size() == 2) assertTrue(pairs.add(String.join("|", names.stream().sorted().toList())), "pair asked twice: " + all);
+                assertTrue(t.answer().endsWith("."), t.answer());
+            }
+            assertEquals(all.size(), new HashSet<>(all.stream().map(Example.Turn::question).toList()).size(), "a question asked twice: " + all);
+        }
+        assertEquals(Set.of("position", "size", "count", "color", "shape"), kinds);
+        assertTrue(turns >= 4 * n, "on average at least 4 questions per image, got " + turns + " in " + n);
+        Example a = world.conversation(7), b = world.conversation(7);
+        assertEquals(a.question() + a.answer() + a.followUps(), b.question() + b.answer() + b.followUps(), "the same seed, the same conversation");
+    }
+}
