@@ -354,8 +354,9 @@ public final class VisualWorld {
      * One scene of 2-4 objects (distinct colours, distinct shapes that cannot be taken for one another, sizes from small
      * to a third of the side) and a conversation of up to {@link #SCENE_TURNS} questions about it, each in its own user
      * turn: where one object is against another (only along an axis where their centres are a quarter of the side
-     * apart), which of two is bigger (only where one has twice the other's area), the colour of a named shape, the
-     * shape of a named colour, how many shapes there are. Each pair of objects is asked about once at most, so no
+     * apart), which of two is bigger (only where one has twice the other's area), where one is in the image's 3 × 3
+     * grid or what is at a place of it (grounding), the colour of a named shape, the shape of a named colour, how many
+     * shapes there are. Each pair of objects is asked about once at most, so no
      * answer follows from an earlier one.
      *
      * <p>Why: position and size questions need the model to find a named object among the image tokens and read where
@@ -400,6 +401,11 @@ public final class VisualWorld {
             }
         }
         for (Painter.Obj o : objs) {
+            String where = region(o, p.width, p.height);
+            if (where != null && r.nextBoolean()) {        // grounding: the one-object form of "where", both ways round
+                if (r.nextBoolean()) turns.add(new Example.Turn("Where is the " + o.color() + " " + o.shape() + "?", Palette.capitalise(where) + "."));
+                else turns.add(new Example.Turn("What is " + where + "?", Palette.capitalise(named(o.color(), o.shape())) + "."));
+            }
             if (r.nextBoolean()) turns.add(new Example.Turn(pick(r, List.of("What color is the " + o.shape() + "?", "What colour is the " + o.shape() + "?")),
                     Palette.capitalise(o.color()) + "."));
             else turns.add(new Example.Turn(pick(r, List.of("What shape is the " + o.color() + " object?", "What is the " + o.color() + " shape?")),

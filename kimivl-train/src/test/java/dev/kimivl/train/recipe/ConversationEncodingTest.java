@@ -74,7 +74,8 @@ class ConversationEncodingTest {
             Set<String> pairs = new HashSet<>();
             for (Example.Turn t : all) {
                 String q = t.question();
-                kinds.add(q.startsWith("Is ") || q.contains("further") || q.contains("higher") || q.contains("lower") ? "position"
+                kinds.add(q.startsWith("Where") || q.startsWith("What is at") || q.startsWith("What is in the") && !q.contains("shape") || q.startsWith("What is on") ? "grounding"
+                        : q.startsWith("Is ") || q.contains("further") || q.contains("higher") || q.contains("lower") ? "position"
                         : q.contains("bigger") || q.contains("larger") || q.contains("smaller") ? "size"
                         : q.startsWith("How many") ? "count" : q.contains("colo") ? "color" : "shape");
                 Matcher m = named.matcher(q);
@@ -85,7 +86,7 @@ class ConversationEncodingTest {
             }
             assertEquals(all.size(), new HashSet<>(all.stream().map(Example.Turn::question).toList()).size(), "a question asked twice: " + all);
         }
-        assertEquals(Set.of("position", "size", "count", "color", "shape"), kinds);
+        assertEquals(Set.of("position", "size", "grounding", "count", "color", "shape"), kinds);
         assertTrue(turns >= 4 * n, "on average at least 4 questions per image, got " + turns + " in " + n);
         Example a = world.conversation(7), b = world.conversation(7);
         assertEquals(a.question() + a.answer() + a.followUps(), b.question() + b.answer() + b.followUps(), "the same seed, the same conversation");
