@@ -6,7 +6,6 @@ import org.junit.jupiter.api.Test;
 import java.io.BufferedReader;
 import java.io.InputStream;
 import java.io.InputStreamReader;
-import java.io.OutputStream;
 import java.net.Socket;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
@@ -176,14 +175,7 @@ class ServerOperationsTest {
 
     /** Writes a streaming request on a raw socket, reads {@code events} data lines of the answer, then closes the socket. */
     static void readSomeThenHangUp(int port, String body, int events) throws Exception {
-        try (Socket sock = new Socket("127.0.0.1", port)) {
-            sock.setSoTimeout(20_000);
-            byte[] b = body.getBytes(StandardCharsets.UTF_8);
-            OutputStream out = sock.getOutputStream();
-            out.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: "
-                    + b.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
-            out.write(b);
-            out.flush();
+        try (Socket sock = ClientDisconnectTest.post(port, body)) {
             BufferedReader in = new BufferedReader(new InputStreamReader(sock.getInputStream(), StandardCharsets.UTF_8));
             assertTrue(in.readLine().startsWith("HTTP/1.1 200"));
             int seen = 0;
@@ -245,14 +237,7 @@ class ServerOperationsTest {
             int port = Integer.parseInt(first.substring(5).strip());
 
             // a stream of 30 words at 50 ms: 1.5 s; SIGTERM comes after its first word
-            try (Socket sock = new Socket("127.0.0.1", port)) {
-                sock.setSoTimeout(20_000);
-                byte[] b = CHAT.formatted(", \"stream\": true").getBytes(StandardCharsets.UTF_8);
-                OutputStream os = sock.getOutputStream();
-                os.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " + b.length
-                        + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
-                os.write(b);
-                os.flush();
+            try (Socket sock = ClientDisconnectTest.post(port, CHAT.formatted(", \"stream\": true"))) {
                 InputStream is = sock.getInputStream();
                 BufferedReader in = new BufferedReader(new InputStreamReader(is, StandardCharsets.UTF_8));
                 StringBuilder text = new StringBuilder();
