@@ -19,7 +19,10 @@ interface Engine {
 
     /**
      * Renders and encodes the conversation and checks that it fits the context, throwing
-     * {@link dev.kimivl.generate.ContextOverflowException} before any response byte is sent.
+     * {@link dev.kimivl.generate.ContextOverflowException} before any response byte is sent. First it checks that the
+     * weight files are still the ones mapped at start-up ({@link dev.kimivl.io.WeightSource#checkUnchanged()}, one
+     * stat per file): a checkpoint truncated or replaced under the running server is a
+     * {@link dev.kimivl.io.CheckpointException} naming the file, not a fault in a kernel reading a lost page.
      */
     Job prepare(List<ChatMessage> messages, List<LoadedImage> images);
 

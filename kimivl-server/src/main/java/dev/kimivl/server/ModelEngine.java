@@ -125,6 +125,7 @@ final class ModelEngine implements Engine {
     }
 
     @Override public Job prepare(List<ChatMessage> messages, List<LoadedImage> imageList) {
+        model.weights().checkUnchanged();
         int parts = 0;
         for (ChatMessage m : messages) parts += m.imageCount();
         if (parts != imageList.size()) {
@@ -148,6 +149,7 @@ final class ModelEngine implements Engine {
     }
 
     @Override public Job prepareRaw(String text, int[] ids) {
+        model.weights().checkUnchanged();
         int[] prompt = ids != null ? ids : encoder.encode(text).ids();
         return job(prompt, null, null);
     }

@@ -14,6 +14,7 @@ import dev.kimivl.generate.ContextOverflowException;
 import dev.kimivl.generate.Decoding;
 import dev.kimivl.generate.Generator;
 import dev.kimivl.generate.ThinkingFilter;
+import dev.kimivl.io.CheckpointException;
 import dev.kimivl.model.KimiVL;
 import dev.kimivl.vision.ImageLoader;
 
@@ -248,6 +249,11 @@ public final class OpenAiServer implements AutoCloseable {
             quietly(() -> error(ex, 400, e.getMessage(), "invalid_request_error", "messages", "context_length_exceeded"));
         } catch (IllegalArgumentException e) {
             quietly(() -> error(ex, 400, e.getMessage(), "invalid_request_error", null, null));
+        } catch (CheckpointException e) {
+            // a weight file truncated, rewritten or replaced since start-up (Engine.prepare checks before each
+            // request): no request can be served from it until a restart; said in the log and to the client
+            log.accept(method + " " + path + ": 503: " + e.getMessage());
+            quietly(() -> error(ex, 503, e.getMessage(), "server_error", null, "model_files_changed"));
         } catch (UncheckedIOException | IOException e) {
             // the client went away mid-response: nothing left to tell it
             disconnected = true;
