@@ -116,6 +116,9 @@ final class Conversations {
             @Override
             public Generator.Result generate(List<ChatMessage> messages, List<LoadedImage> images, SamplingParams p,
                                              Generator.Listener listener, GenerationOptions options) {
+                // a weight file truncated or replaced since the model was opened: a CheckpointException naming it
+                // (one stat per file), not a fault in a kernel reading a lost page (issue 12 item 4)
+                model.weights().checkUnchanged();
                 KimiVL.Prompt prompt = model.prompt(messages, images);
                 return model.generator(contextCap).generate(prompt.embeddings(), prompt.ids(), p, listener, options.withCache(cache));
             }
