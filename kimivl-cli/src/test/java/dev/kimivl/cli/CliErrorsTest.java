@@ -239,6 +239,33 @@ class CliErrorsTest {
     }
 
     @Test
+    void longPromptAndMediaProgressWritePlainLinesWhenStderrIsNotATerminal() {
+        // under surefire (and in CI) fd 2 is a pipe; a developer running the test from a terminal gets a skip, said
+        org.junit.jupiter.api.Assumptions.assumeFalse(Terminal.stderrIsTerminal(), "stderr is a terminal here: run's progress redraws on purpose");
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        PrintStream old = System.err;
+        System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+        CliTest.Run r;
+        try {
+            // a prompt of more than 1024 tokens: run reports the prompt's passes before the first token
+            r = run("run", "--model", TINY.toString(), "-n", "1", "-t", "0", "one two three four five six seven eight nine ten ".repeat(120));
+        } finally {
+            System.setErr(old);
+        }
+        assertEquals(0, r.exit(), r.err());
+        String s = err.toString(StandardCharsets.UTF_8);
+        assertTrue(s.matches("(?s).*kimivl: prompt \\d+/\\d+ tokens\\R.*"), "no prompt progress in: " + s);
+        assertFalse(s.contains("\r"), s);
+
+        ByteArrayOutputStream media = new ByteArrayOutputStream();
+        var report = MediaPrompt.report(new PrintStream(media, true, StandardCharsets.UTF_8), false);
+        report.progress("decoding frame 1/8", false);
+        report.progress("decoding frame 8/8", true);
+        assertEquals("kimivl: decoding frame 1/8" + System.lineSeparator() + "kimivl: decoding frame 8/8" + System.lineSeparator(),
+                media.toString(StandardCharsets.UTF_8));
+    }
+
+    @Test
     void theReadmeCommandTableListsEveryCommandAndEveryRunOption() throws Exception {
         String readme = Files.readString(Path.of("../README.md"));
         Matcher section = Pattern.compile("(?s)\\R## Commands\\R(.*?)\\R## ").matcher(readme);
