@@ -266,6 +266,26 @@ class CliErrorsTest {
     }
 
     @Test
+    void theReadmesKvCacheSentenceNamesCommandsThatTakeIt() throws Exception {
+        // the README once said every --model command takes --kv-cache, and convert did not: now it names them
+        String readme = Files.readString(Path.of("../README.md")).replaceAll("\\s+", " ");
+        Matcher m = Pattern.compile("The commands that run the model \\(([^)]*)\\) take `--kv-cache").matcher(readme);
+        assertTrue(m.find(), "the README's --kv-cache sentence is gone");
+        Matcher names = Pattern.compile("`([a-z-]+)`").matcher(m.group(1));
+        var subcommands = Main.commandLine().getSubcommands();
+        int n = 0;
+        while (names.find()) {
+            var c = subcommands.get(names.group(1));
+            assertNotNull(c, "the README names a command that does not exist: " + names.group(1));
+            assertNotNull(c.getCommandSpec().findOption("--kv-cache"), "the README says " + names.group(1) + " takes --kv-cache");
+            n++;
+        }
+        assertTrue(n >= 4, m.group(1));
+        assertNull(subcommands.get("convert").getCommandSpec().findOption("--kv-cache"));
+        assertTrue(readme.contains("`convert` runs no model, so it has none"), "the README says why convert has no --kv-cache");
+    }
+
+    @Test
     void theReadmeCommandTableListsEveryCommandAndEveryRunOption() throws Exception {
         String readme = Files.readString(Path.of("../README.md"));
         Matcher section = Pattern.compile("(?s)\\R## Commands\\R(.*?)\\R## ").matcher(readme);
