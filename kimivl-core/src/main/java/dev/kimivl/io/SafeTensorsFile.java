@@ -124,7 +124,9 @@ public final class SafeTensorsFile {
             }
             ranges.add(new long[]{begin, end});
             rangeNames.add(name);
-            tensors.put(name, new TensorData(name, dtype, shape, dataSeg.asSlice(begin, end - begin), path.getFileName().toString()));
+            // the origin is the file's whole path: a later error about this tensor (Matrices.of, ExpectedTensors) names
+            // the file as the errors of open() do, not just its name (SafetensorsFuzzTest#file's regress-matrix-of-i32)
+            tensors.put(name, new TensorData(name, dtype, shape, dataSeg.asSlice(begin, end - begin), path.toString()));
         }
         checkOverlaps(file, ranges, rangeNames);
         return new SafeTensorsFile(path, dataSeg, Collections.unmodifiableMap(tensors), Collections.unmodifiableMap(metadata), stamp);
