@@ -98,15 +98,19 @@ public final class SafeTensorsFile {
             if (dtype == null) throw new CheckpointException(where + ": unsupported dtype '" + dt.asText() + "'");
             if (sh == null || !sh.isArray()) throw new CheckpointException(where + ": missing field 'shape'");
             long[] shape = new long[sh.size()];
-            long numel = 1;
+            // extent: the product of the non-zero dimensions, which must fit a long as well as numel: a zero makes
+            // numel 0, yet code that multiplies the dimensions in another order would overflow before it reaches the
+            // zero (GgufFuzzTest#file's regress-zero-times-huge-dims, the same check in GgufFile)
+            long numel = 1, extent = 1;
             for (int i = 0; i < shape.length; i++) {
                 JsonNode d = sh.get(i);
                 if (!d.canConvertToLong() || !d.isIntegralNumber() || d.asLong() < 0) throw new CheckpointException(where + ": invalid shape " + sh);
                 shape[i] = d.asLong();
-                if (shape[i] > 0 && numel > Long.MAX_VALUE / shape[i]) {
+                if (shape[i] > 0 && extent > Long.MAX_VALUE / shape[i]) {
                     throw new CheckpointException(where + ": shape " + sh + " has more elements than any file holds");
                 }
                 numel *= shape[i];
+                if (shape[i] > 0) extent *= shape[i];
             }
             if (off == null || !off.isArray() || off.size() != 2 || !off.get(0).isIntegralNumber() || !off.get(1).isIntegralNumber()) {
                 throw new CheckpointException(where + ": 'data_offsets' must be [begin, end]");

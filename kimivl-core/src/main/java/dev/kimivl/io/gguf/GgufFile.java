@@ -135,11 +135,15 @@ public final class GgufFile {
             long nd = r.u32("dimension count of tensor '" + name + "'");
             if (nd < 1 || nd > MAX_DIMS) throw new CheckpointException(path + ": tensor '" + name + "' (offset " + at + ") has " + nd + " dimensions (1.." + MAX_DIMS + ")");
             long[] ne = new long[(int) nd];
-            long numel = 1;
+            // extent: the product of the non-zero dimensions, which must fit a long as well as numel: ne [0, 2^62, 4]
+            // has numel 0, but TensorData.numel multiplies the reversed shape [4, 2^62, 0] and overflowed before the
+            // zero (GgufFuzzTest#file's regress-zero-times-huge-dims)
+            long numel = 1, extent = 1;
             for (int d = 0; d < nd; d++) {
                 ne[d] = r.i64("dimension " + d + " of tensor '" + name + "'");
-                if (ne[d] < 0 || (ne[d] > 0 && numel > Long.MAX_VALUE / ne[d])) throw new CheckpointException(path + ": tensor '" + name + "' has invalid dimension ne[" + d + "] = " + Long.toUnsignedString(ne[d]));
+                if (ne[d] < 0 || (ne[d] > 0 && extent > Long.MAX_VALUE / ne[d])) throw new CheckpointException(path + ": tensor '" + name + "' has invalid dimension ne[" + d + "] = " + Long.toUnsignedString(ne[d]));
                 numel *= ne[d];
+                if (ne[d] > 0) extent *= ne[d];
             }
             long typeId = r.u32("type of tensor '" + name + "'");
             GgmlType type = GgmlType.byId(typeId);
