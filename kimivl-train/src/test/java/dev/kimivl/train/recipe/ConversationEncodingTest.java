@@ -91,4 +91,37 @@ class ConversationEncodingTest {
         Example a = world.conversation(7), b = world.conversation(7);
         assertEquals(a.question() + a.answer() + a.followUps(), b.question() + b.answer() + b.followUps(), "the same seed, the same conversation");
     }
+
+    @Test
+    void groundingConversationsAskWhereEachObjectIsBothWaysRound() {
+        Set<String> places = Set.of("At the top left.", "At the top.", "At the top right.", "On the left.", "In the centre.",
+                "On the right.", "At the bottom left.", "At the bottom.", "At the bottom right.");
+        Pattern where = Pattern.compile("Where is the (\\w+) (\\w+)\\?"), what = Pattern.compile("What is (at the .+|on the .+|in the centre)\\?");
+        Set<String> forms = new HashSet<>();
+        for (long seed = 0; seed < 60; seed++) {
+            Example ex = world.grounding(seed);
+            assertEquals("ground", ex.type());
+            assertEquals(1, ex.images().size());
+            List<Example.Turn> all = new ArrayList<>(List.of(new Example.Turn(ex.question(), ex.answer())));
+            all.addAll(ex.followUps());
+            assertTrue(all.size() >= 1 && all.size() <= 4, "one turn per object at most: " + all);
+            Set<String> answers = new HashSet<>();
+            for (Example.Turn t : all) {
+                Matcher w = where.matcher(t.question()), q = what.matcher(t.question());
+                if (w.matches()) {
+                    forms.add(w.group(2).equals("shape") ? "by colour" : "by name");
+                    assertTrue(places.contains(t.answer()), t.answer());
+                } else {
+                    assertTrue(q.matches(), "neither form: " + t.question());
+                    forms.add("what is there");
+                    assertTrue(places.contains(Character.toUpperCase(q.group(1).charAt(0)) + q.group(1).substring(1) + "."), q.group(1));
+                    assertTrue(answers.add(Character.toUpperCase(q.group(1).charAt(0)) + q.group(1).substring(1) + "."), "a place asked twice: " + all);
+                    assertTrue(t.answer().matches("An? \\w+ \\w+\\."), t.answer());
+                }
+            }
+        }
+        assertEquals(Set.of("by colour", "by name", "what is there"), forms);
+        Example a = world.grounding(7), b = world.grounding(7);
+        assertEquals(a.question() + a.answer() + a.followUps(), b.question() + b.answer() + b.followUps(), "the same seed, the same conversation");
+    }
 }
