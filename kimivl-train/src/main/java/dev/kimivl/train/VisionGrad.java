@@ -265,6 +265,15 @@ public final class VisionGrad {
      * last {@link #forward}: [M, Dt] row-major. Returned arrays are float32 with the checkpoint shapes (row-major).
      */
     public Map<String, float[]> backward(float[] dFeatures) {
+        return backward(dFeatures, true);
+    }
+
+    /**
+     * As {@link #backward(float[])}; with {@code throughTower} false it stops after the projector and leaves the
+     * vision tower's gradients zero, for stages that train the projector on a frozen tower (the tower's backward is
+     * most of the vision side's cost, and its result would be thrown away).
+     */
+    public Map<String, float[]> backward(float[] dFeatures, boolean throughTower) {
         Tape t = tape;
         if (t == null) throw new IllegalStateException("backward before forward");
         if (dFeatures.length != t.merged * textHidden) {
@@ -284,6 +293,7 @@ public final class VisionGrad {
                 g.get(PR + "linear_1.weight"), g.get(PR + "linear_1.bias"));                 // [M, S·D] = [M·S, D]
         float[] dMerged = layerNormBackward(t.lnPre, dXn, p(PR + "pre_norm.weight"),
                 g.get(PR + "pre_norm.weight"), g.get(PR + "pre_norm.bias"));                 // [M·S, D]
+        if (!throughTower) return g;
 
         // 5'. merge is a permutation of rows: scatter each slot's gradient back to its patch
         float[] dTower = new float[L * dim];

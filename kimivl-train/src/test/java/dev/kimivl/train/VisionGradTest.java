@@ -162,6 +162,33 @@ class VisionGradTest {
         assertEquals(0.0112834155558496, VisionGrad.erf(0.01), 1e-15);
     }
 
+    @Test
+    void projectorOnlyBackwardGivesTheProjectorsGradientsAndLeavesTheTowerAtZero() throws Exception {
+        List<PreprocessedImage> ims = images(trainCase());
+        VisionGrad vg = VisionGrad.load(trainCase());
+        int n = vg.forward(ims).length;
+        Random rnd = new Random(3);
+        float[] g = new float[n];
+        for (int i = 0; i < n; i++) g[i] = (float) rnd.nextGaussian();
+        Map<String, float[]> full = vg.backward(g);
+        vg.forward(ims);
+        Map<String, float[]> head = vg.backward(g, false);
+        assertEquals(full.keySet(), head.keySet());
+        int projector = 0;
+        for (String name : full.keySet()) {
+            if (name.startsWith("multi_modal_projector.")) {
+                projector++;
+                assertTrue(java.util.Arrays.equals(full.get(name), head.get(name)), name);
+            } else {
+                for (float v : head.get(name)) assertEquals(0f, v, name);
+                float max = 0;
+                for (float v : full.get(name)) max = Math.max(max, Math.abs(v));
+                assertTrue(max > 0, name + ": the full backward gives it a gradient");
+            }
+        }
+        assertEquals(6, projector);
+    }
+
     // ---- (c) against the PyTorch gradients ----------------------------------------------------------------------
 
     @Test

@@ -598,7 +598,7 @@ public final class RecipeTrainer {
                 int D = cfg.text().hiddenSize();
                 float[] dFeats = new float[feats.length];
                 for (int t = 0, i = 0; t < T; t++) if (!isText[t]) System.arraycopy(r.dEmbeddings(), t * D, dFeats, D * i++, D);
-                grads.putAll(vg.backward(dFeats));
+                grads.putAll(vg.backward(dFeats, stage.train().contains("vision")));
             }
             long tVisB = phase("vision backward", tText);
             update(s, grads);
