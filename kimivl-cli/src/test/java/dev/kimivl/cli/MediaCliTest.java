@@ -73,11 +73,6 @@ class MediaCliTest {
         return ImagePreprocessor.tokensFor(im.width(), im.height(), model.vision().preprocessorConfig());
     }
 
-    /** The lengths of the runs of image placeholders in the prompt's ids: one run per image block. */
-    static List<Integer> placeholderRuns(int[] ids) {
-        return MediaFixtures.placeholderRuns(ids, model.config().mediaPlaceholderTokenId());
-    }
-
     @Test
     void eachSampledFrameIsAnImageBlockWithItsTimestamp() throws IOException {
         Result r = build(4096, "--video", VIDEO.resolve("clip.mp4").toString(), "--frames", "4");
@@ -92,7 +87,7 @@ class MediaCliTest {
         }
         assertTrue(r.err().contains("frame 4/4"), "progress on stderr: " + r.err());
         KimiVL.Prompt p = model.prompt(r.built().messages(), r.built().images());
-        assertEquals(List.of(12, 12, 12, 12), placeholderRuns(p.ids()), "4 blocks of (100/28 rounded up = 4) x 3 tokens");
+        assertEquals(List.of(12, 12, 12, 12), model.imageTokenCounts(p), "4 blocks of (100/28 rounded up = 4) x 3 tokens");
         assertEquals(p.ids().length, r.built().promptTokens(), "the size the budget was computed for is the prompt's");
     }
 
@@ -161,7 +156,7 @@ class MediaCliTest {
         assertEquals(0xFF0000, rgb(p2, 10, 10), "page 2 is red");
         assertEquals(0x0000FF, rgb(p3, 10, 10), "page 3 is blue");
         KimiVL.Prompt p = model.prompt(r.built().messages(), r.built().images());
-        assertEquals(List.of(11 * 6, 6 * 11), placeholderRuns(p.ids()));
+        assertEquals(List.of(11 * 6, 6 * 11), model.imageTokenCounts(p));
         // --page-tokens shrinks each page to its budget
         Result small = build(4096, "--pdf", pdf.toString(), "--pages", "1", "--page-tokens", "8");
         assertTrue(tokens(small.built().images().getFirst()) <= 8);
@@ -199,7 +194,7 @@ class MediaCliTest {
         assertSame(image, b.images().getFirst());
         assertEquals(List.of(150, 150), List.of(b.images().get(1).width(), b.images().get(1).height()), "page 1: 300x300 pt at 36 dpi");
         KimiVL.Prompt p = model.prompt(b.messages(), b.images());
-        assertEquals(List.of(4, 36, 12, 12), placeholderRuns(p.ids()));
+        assertEquals(List.of(4, 36, 12, 12), model.imageTokenCounts(p));
         assertEquals(p.ids().length, b.promptTokens());
     }
 

@@ -162,6 +162,24 @@ public final class KimiVL implements AutoCloseable {
     public record Prompt(int[] ids, float[] embeddings) {}
 
     /**
+     * How many tokens each image block of a prompt takes, in order: the lengths of its runs of the media placeholder
+     * id (one run per image, video frame or PDF page).
+     */
+    public List<Integer> imageTokenCounts(Prompt prompt) {
+        int placeholder = config().mediaPlaceholderTokenId();
+        int[] ids = prompt.ids();
+        List<Integer> runs = new java.util.ArrayList<>();
+        for (int i = 0; i < ids.length; i++) {
+            if (ids[i] != placeholder) continue;
+            int j = i;
+            while (j < ids.length && ids[j] == placeholder) j++;
+            runs.add(j - i);
+            i = j;
+        }
+        return runs;
+    }
+
+    /**
      * Renders a conversation with the chat template (adding the assistant opener), encodes it, and merges the
      * images' features at their placeholders. {@code images} are the conversation's image parts in order.
      */

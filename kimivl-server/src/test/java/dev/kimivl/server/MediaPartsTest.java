@@ -146,11 +146,6 @@ class MediaPartsTest {
         }
     }
 
-    /** The lengths of the runs of image placeholders in the prompt's ids: one run per image block. */
-    static List<Integer> placeholderRuns(int[] ids) {
-        return MediaFixtures.placeholderRuns(ids, model.config().mediaPlaceholderTokenId());
-    }
-
     @Test
     void aLongVideoIsShrunkToTheContextAsKimivlRunShrinksIt(@TempDir Path tmp) throws Exception {
         Path video = MediaFixtures.makeVideo(tmp.resolve("long.mp4"), 448, 336, 20, 10);     // 2 s; 16x12 = 192 tokens a frame
@@ -164,7 +159,7 @@ class MediaPartsTest {
                         new MediaMessages.Clip(MediaMessages.Source.of(video), FrameSampling.frames(16, 64), 256, true),
                         new MediaMessages.Text("What is shown?")))),
                 context, MediaMessages.answerRoom(maxTokens, context), ImageLoader.DEFAULT_MAX_PIXELS, MediaMessages.Knobs.CLI, MediaMessages.Report.NONE);
-        List<Integer> cliRuns = placeholderRuns(model.prompt(cli.messages(), cli.images()).ids());
+        List<Integer> cliRuns = model.imageTokenCounts(model.prompt(cli.messages(), cli.images()));
 
         // the server's parse and sizing of the same request, on an engine whose context is 1024
         ImageLoader loader = new ImageLoader();
@@ -172,7 +167,7 @@ class MediaPartsTest {
         assertNotNull(req.media(), "the video part waits to be sized");
         List<String> log = new ArrayList<>();
         ChatRequest sized = req.sized(new ModelEngine(model, context, CacheOptions.DEFAULT).media(req.media(), maxTokens, loader.maxPixels(), log::add));
-        List<Integer> runs = placeholderRuns(model.prompt(sized.messages(), sized.images()).ids());
+        List<Integer> runs = model.imageTokenCounts(model.prompt(sized.messages(), sized.images()));
         assertEquals(16, runs.size(), "one image block per frame: " + runs);
         int per = runs.getFirst();
         assertTrue(per < 192 && per >= MediaMessages.MIN_FRAME_TOKENS, "frames shrunk to share the context: " + per + " tokens each");

@@ -51,19 +51,6 @@ public final class MediaFixtures {
         return LoadedImage.ofRgb(file.getFileName().toString(), b.getWidth(), b.getHeight(), b.getRGB(0, 0, b.getWidth(), b.getHeight(), null, 0, b.getWidth()));
     }
 
-    /** The lengths of the runs of {@code placeholder} ids in a prompt's ids: one run per image block, in order. */
-    public static java.util.List<Integer> placeholderRuns(int[] ids, int placeholder) {
-        java.util.List<Integer> runs = new java.util.ArrayList<>();
-        for (int i = 0; i < ids.length; i++) {
-            if (ids[i] != placeholder) continue;
-            int j = i;
-            while (j < ids.length && ids[j] == placeholder) j++;
-            runs.add(j - i);
-            i = j;
-        }
-        return runs;
-    }
-
     /** Three pages: 300x300 pt green, 600x300 pt red, 300x600 pt blue (each a full-page fill). */
     public static Path makePdf(Path f) throws IOException {
         float[][] sizes = {{300, 300}, {600, 300}, {300, 600}};

@@ -101,20 +101,11 @@ class VideoNeedleTest {
         List<LoadedImage> ims = new ArrayList<>();
         for (BufferedImage b : c.example().images()) ims.add(ExampleEncoder.toLoaded(b));
         KimiVL.Prompt p = model.prompt(turn, ims);
-        int placeholder = model.config().mediaPlaceholderTokenId();
-        List<Integer> runs = new ArrayList<>();
-        int[] ids = p.ids();
-        for (int i = 0; i < ids.length; i++) {
-            if (ids[i] != placeholder) continue;
-            int j = i;
-            while (j < ids.length && ids[j] == placeholder) j++;
-            runs.add(j - i);
-            i = j;
-        }
+        List<Integer> runs = model.imageTokenCounts(p);
         int perFrame = ImagePreprocessor.tokensFor(112, 112, model.preprocessor());
         assertEquals(java.util.Collections.nCopies(12, perFrame), runs);
         // the labels are in the text, in order, before their frames
-        String text = model.tokenizer().decode(ids);
+        String text = model.tokenizer().decode(p.ids());
         int at = -1;
         for (int i = 0; i < 12; i++) {
             int next = text.indexOf("Frame at 00:" + String.format("%02d", i) + ":", at + 1);
