@@ -12,11 +12,14 @@ public final class PromptEncoder {
     public static final String MEDIA_PAD = "<|media_pad|>";
 
     private final Tokenizer tokenizer;
+    /** {@code <|media_pad|>}'s id, or -1 when the tokenizer has none (a text-only model: it takes no images). */
     private final int placeholder;
 
     public PromptEncoder(Tokenizer tokenizer) {
         this.tokenizer = tokenizer;
-        this.placeholder = tokenizer.specialId(MEDIA_PAD);
+        // a plain DeepSeek GGUF's vocabulary has no <|media_pad|>: its text prompts must still encode (they failed
+        // with "has no special token <|media_pad|>": GgufFuzzTest#textHeader's regress-no-media-pad)
+        this.placeholder = tokenizer.hasSpecial(MEDIA_PAD) ? tokenizer.specialId(MEDIA_PAD) : -1;
     }
 
     /**
@@ -41,6 +44,10 @@ public final class PromptEncoder {
      * from an earlier turn and extended with {@link Tokenizer#encodeContinuation}).
      */
     public EncodedPrompt expand(int[] text, int... tokensPerImage) {
+        if (placeholder < 0 && tokensPerImage.length > 0) {
+            throw new IllegalArgumentException("the tokenizer (" + tokenizer.source() + ") has no image placeholder " + MEDIA_PAD
+                    + ": a text-only model takes no images");
+        }
         int found = 0;
         for (int id : text) if (id == placeholder) found++;
         if (found != tokensPerImage.length) {
@@ -71,6 +78,6 @@ public final class PromptEncoder {
         return new EncodedPrompt(ids, offsets);
     }
 
-    /** The id that marks image positions in {@link EncodedPrompt#ids()}. */
+    /** The id that marks image positions in {@link EncodedPrompt#ids()}; -1 for a tokenizer without one. */
     public int placeholderId() { return placeholder; }
 }

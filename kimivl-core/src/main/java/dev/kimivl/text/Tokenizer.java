@@ -512,6 +512,12 @@ public final class Tokenizer {
         return slot >= 0 && slot < specialNames.length && specialNames[slot] != null;
     }
 
+    /** Where the ranks came from (a tiktoken.model path, a GGUF), as error messages name it. */
+    public String source() { return source; }
+
+    /** Whether the tokenizer has this special token (a plain DeepSeek GGUF's has no {@code <|media_pad|>}). */
+    public boolean hasSpecial(String name) { return specialIds.containsKey(name); }
+
     /** The id of a special token, e.g. {@code specialId("<|im_end|>")}. */
     public int specialId(String name) {
         Integer id = specialIds.get(name);

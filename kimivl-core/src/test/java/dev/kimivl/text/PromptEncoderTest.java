@@ -11,6 +11,20 @@ import static org.junit.jupiter.api.Assertions.*;
 
 class PromptEncoderTest {
     @Test
+    void aTokenizerWithoutMediaPadEncodesTextAndRefusesImages() {
+        // a plain DeepSeek GGUF's vocabulary: no <|media_pad|> (GgufFuzzTest#textHeader's regress-no-media-pad failed
+        // every prompt with "has no special token <|media_pad|>")
+        byte[][] ranks = new byte[256][];
+        for (int b = 0; b < 256; b++) ranks[b] = new byte[] {(byte) b};
+        Tokenizer tok = Tokenizer.create(ranks, Tokenizer.KIMI_PATTERN, java.util.Map.of("<|im_end|>", 256), "plain.gguf");
+        PromptEncoder enc = new PromptEncoder(tok);
+        assertEquals(-1, enc.placeholderId());
+        assertArrayEquals(tok.encode("hi<|im_end|>"), enc.encode("hi<|im_end|>").ids());
+        var e = assertThrows(IllegalArgumentException.class, () -> enc.encode("hi", 4));
+        assertEquals("the tokenizer (plain.gguf) has no image placeholder <|media_pad|>: a text-only model takes no images", e.getMessage());
+    }
+
+    @Test
     void expandsEachPlaceholderToItsImageTokenCount() throws IOException {
         Tokenizer tok = Tokenizer.load(TestFiles.goldenTokenizerDir());
         PromptEncoder enc = new PromptEncoder(tok);
