@@ -69,7 +69,13 @@ public final class ChatTemplate {
      */
     public static ChatTemplate load(Path modelDir) throws IOException {
         Path configFile = modelDir.resolve("tokenizer_config.json");
-        JsonNode config = Files.isRegularFile(configFile) ? new ObjectMapper().readTree(configFile.toFile()) : null;
+        JsonNode config;
+        try {
+            config = Files.isRegularFile(configFile) ? new ObjectMapper().readTree(configFile.toFile()) : null;
+        } catch (IOException e) {
+            // one line naming the file, as Tokenizer.load says it about the same file
+            throw new IOException(configFile + ": cannot parse JSON: " + dev.kimivl.io.JsonErrors.describe(e), e);
+        }
         Map<String, Object> specials = new HashMap<>();
         if (config != null) {
             for (String key : List.of("bos_token", "eos_token", "pad_token", "unk_token")) {

@@ -151,8 +151,10 @@ public final class Tokenizer {
         JsonNode root;
         try {
             root = new ObjectMapper().readTree(config.toFile());
-        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-            // Jackson's own text names no file and spans two lines (found by fuzzing)
+        } catch (IOException e) {
+            // Jackson's own text names no file and spans two lines (found by fuzzing); also its CharConversionException,
+            // not a JsonProcessingException, for bytes its encoding detection takes for UTF-32 (leading zero bytes:
+            // TokenizerFuzzTest#tokenizerConfig's regress-utf32-detected)
             throw new IOException(config + ": cannot parse JSON: " + dev.kimivl.io.JsonErrors.describe(e), e);
         }
         JsonNode added = root == null ? null : root.get("added_tokens_decoder");

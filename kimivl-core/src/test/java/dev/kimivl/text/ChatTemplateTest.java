@@ -18,6 +18,22 @@ import static dev.kimivl.text.ChatMessage.*;
 import static org.junit.jupiter.api.Assertions.*;
 
 class ChatTemplateTest {
+    @Test
+    void aTokenizerConfigThatIsNotJsonIsOneLineNamingIt(@TempDir Path dir) throws IOException {
+        // leading zero bytes make Jackson read UTF-32 and throw CharConversionException, not a JSON error
+        // (TokenizerFuzzTest#tokenizerConfig's regress-utf32-detected, for the tokenizer's own reading of the file)
+        Path cfg = dir.resolve("tokenizer_config.json");
+        byte[] utf32 = new byte[24];
+        System.arraycopy("{\"a\": 1}".getBytes(java.nio.charset.StandardCharsets.US_ASCII), 0, utf32, 12, 8);
+        Files.write(cfg, utf32);
+        IOException e = assertThrows(IOException.class, () -> ChatTemplate.load(dir));
+        assertTrue(e.getMessage().startsWith(cfg + ": cannot parse JSON: "), e.getMessage());
+        assertFalse(e.getMessage().contains("\n"), e.getMessage());
+        Files.writeString(cfg, "{\"chat_template\": ");
+        e = assertThrows(IOException.class, () -> ChatTemplate.load(dir));
+        assertTrue(e.getMessage().startsWith(cfg + ": cannot parse JSON: ") && !e.getMessage().contains("\n"), e.getMessage());
+    }
+
     static final String IMAGE = "<|media_start|>image<|media_content|><|media_pad|><|media_end|>";
     static final String DEFAULT_SYSTEM = "<|im_system|>system<|im_middle|>You are a helpful assistant<|im_end|>";
 
