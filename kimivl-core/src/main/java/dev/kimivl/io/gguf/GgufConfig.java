@@ -100,7 +100,9 @@ public final class GgufConfig {
         if (pos == null) throw new CheckpointException(f.path() + ": missing tensor 'v.position_embd.weight'");
         if (pos.ne().length != 2) throw new CheckpointException(f.path() + ": v.position_embd.weight has ne " + java.util.Arrays.toString(pos.ne()) + ", expected [hidden, cells]");
         long cells = pos.ne()[1], side = Math.round(Math.sqrt(cells));
-        if (side * side != cells) throw new CheckpointException(f.path() + ": v.position_embd.weight has " + cells + " positions, not a square grid");
+        // an empty table passed as a 0 x 0 square and failed in the first image's resize (GgufFuzzTest#mmprojHeader's
+        // regress-empty-position-table)
+        if (cells < 1 || side * side != cells) throw new CheckpointException(f.path() + ": v.position_embd.weight has " + cells + " positions, not a square grid of at least one");
         int merge = int32(f, "clip.vision.projector.scale_factor", 2);
         int patch = int32(f, "clip.vision.patch_size", 14);
         if (merge < 1 || merge > 64 || patch < 1 || patch > 1024) {

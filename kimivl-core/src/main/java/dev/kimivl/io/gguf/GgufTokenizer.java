@@ -37,7 +37,15 @@ public final class GgufTokenizer {
         byte[][] bytes = new byte[ranks][];
         for (int i = 0; i < ranks; i++) bytes[i] = decode(tokens[i], f, i);
         Map<String, Integer> specials = new LinkedHashMap<>();
-        for (int i = ranks; i < tokens.length; i++) specials.put(tokens[i], i);
+        for (int i = ranks; i < tokens.length; i++) {
+            // a name given twice would leave the first id without one: a hole the model can still sample, which
+            // failed the decoder mid-answer (GgufFuzzTest#mixedHeader's regress-duplicate-special)
+            Integer earlier = specials.put(tokens[i], i);
+            if (earlier != null) {
+                throw new CheckpointException(f.path() + ": tokenizer.ggml.tokens names special tokens " + earlier + " and " + i + " both '"
+                        + tokens[i] + "'");
+            }
+        }
         try {
             return Tokenizer.create(bytes, Tokenizer.KIMI_PATTERN, specials, f.path().toString());
         } catch (IllegalArgumentException e) {
