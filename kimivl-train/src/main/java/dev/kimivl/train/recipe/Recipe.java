@@ -68,7 +68,7 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
                         String schedule, double minLrRatio, List<String> train, Map<String, Double> mix, boolean thinking,
                         Double ropeTheta, Integer maxPositions, Integer needleChars, List<String> vqaTypes,
                         boolean easyImages, Integer minSide, Integer maxSide, Rl rl, String visionOptimizer, Integer startMaxSide,
-                        Boolean captionAttention) {
+                        Boolean captionAttention, Double tokenColourWeight) {
         static final Set<String> PARTS = Set.of("text", "vision", "projector");
         static final Set<String> KINDS = Set.of("pretrain-vit", "alignment", "joint", "cooldown", "long-context", "sft", "long-cot-sft", "rl");
 
@@ -88,6 +88,10 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
                     throw new IllegalArgumentException(where + " '" + name + "': a pretrain-vit stage trains the vision tower and optionally the projector"
                             + " (train: [vision] or [vision, projector]), got " + train);
                 }
+            }
+            if (tokenColourWeight != null && (!kind.equals("pretrain-vit") || !(tokenColourWeight >= 0) || tokenColourWeight.isInfinite())) {
+                throw new IllegalArgumentException(where + " '" + name + "': tokenColourWeight is the weight of a pretrain-vit stage's token-colour loss,"
+                        + " a finite number ≥ 0; got " + tokenColourWeight + " in a " + kind + " stage");
             }
             if (captionAttention != null && !kind.equals("pretrain-vit")) {
                 throw new IllegalArgumentException(where + " '" + name + "': captionAttention applies to a pretrain-vit stage's caption decoder only");

@@ -137,7 +137,7 @@ public final class RecipeTrainer {
 
     /** The ViT pre-training stage's scaffolding (SigLIP's towers, the caption decoder): trained, never published. */
     static boolean isTower(String name) {
-        return name.startsWith("siglip.") || name.startsWith("caption.");
+        return name.startsWith("siglip.") || name.startsWith("caption.") || name.startsWith("colour.");
     }
 
     static boolean isVector(String name) {
@@ -230,6 +230,9 @@ public final class RecipeTrainer {
         final TextGrad tg;
         final VisionGrad vg;
         final ExampleEncoder encoder;
+        final PreprocessorConfig preprocessor;
+        /** The last step's token-colour loss and accuracy (NaN without the loss), for the log. */
+        double colourLoss = Double.NaN, colourAccuracy = Double.NaN;
         final ExampleSource source;
         final ModelConfig cfg;
         final Map<String, Muon> muon = new LinkedHashMap<>();
@@ -242,6 +245,8 @@ public final class RecipeTrainer {
          */
         final dev.kimivl.train.SigLip siglip;
         final dev.kimivl.train.CaptionDecoder captioner;
+        /** The pretrain-vit stage's token-colour head (null without {@code tokenColourWeight} > 0). */
+        final dev.kimivl.train.TokenColourHead colourHead;
         final double flopPerTextToken, flopPerPatch, flopPerMerged;
         int step;
         double wallSeconds, tokensSeen;
@@ -266,7 +271,8 @@ public final class RecipeTrainer {
                 vg = new VisionGrad(ck, cfg.vision(), cfg.text().hiddenSize());
             }
             Tokenizer tok = Tokenizer.load(current);
-            encoder = new ExampleEncoder(tok, ChatTemplate.load(current), PreprocessorConfig.load(current), cfg.mediaPlaceholderTokenId());
+            preprocessor = PreprocessorConfig.load(current);
+            encoder = new ExampleEncoder(tok, ChatTemplate.load(current), preprocessor, cfg.mediaPlaceholderTokenId());
             source = sourceFor(stage.imageOptions());
             trainText = stage.train().contains("text");
             trainVisionSide = stage.train().contains("vision") || stage.train().contains("projector");
@@ -279,9 +285,13 @@ public final class RecipeTrainer {
                         Boolean.TRUE.equals(stage.captionAttention()));
                 params.putAll(siglip.parameters());
                 params.putAll(captioner.parameters());
+                boolean colour = stage.tokenColourWeight() != null && stage.tokenColourWeight() > 0;
+                colourHead = colour ? new dev.kimivl.train.TokenColourHead(cfg.text().hiddenSize(), dev.kimivl.train.data.TokenColours.CLASSES, seed + 2) : null;
+                if (colour) params.putAll(colourHead.parameters());
             } else {
                 siglip = null;
                 captioner = null;
+                colourHead = null;
             }
             for (var e : params.entrySet()) {
                 String n = e.getKey();
@@ -439,6 +449,29 @@ public final class RecipeTrainer {
             float[] dFeats = new float[feats.length];
             dev.kimivl.train.ImagePooling.meanBackward(dPooled, merged, dt, dFeats);
             for (int i = 0; i < dFeats.length; i++) dFeats[i] += (float) (CAPTION_WEIGHT * dCaptionFeats[i]);
+            if (colourHead != null) {
+                // each token names the colour under it (labels from the pixels): L += w · L_colour
+                double weight = stage.tokenColourWeight();
+                int[] labels = new int[feats.length / dt];
+                int at = 0;
+                for (PreprocessedImage im : images) {
+                    int[] l = dev.kimivl.train.data.TokenColours.of(im, preprocessor);
+                    System.arraycopy(l, 0, labels, at, l.length);
+                    at += l.length;
+                }
+                float[] dColour = new float[feats.length];
+                dev.kimivl.train.TokenColourHead.Result hr = colourHead.lossAndGrads(feats, labels, dColour);
+                loss += weight * hr.loss();
+                for (var e : hr.grads().entrySet()) {
+                    float[] g = e.getValue();
+                    for (int i = 0; i < g.length; i++) g[i] *= (float) weight;
+                    grads.put(e.getKey(), g);
+                }
+                for (int i = 0; i < dFeats.length; i++) dFeats[i] += (float) (weight * dColour[i]);
+                colourLoss = hr.loss();
+                colourAccuracy = hr.accuracy();
+                t = phase("token colours", t);
+            }
             grads.putAll(vg.backward(dFeats));
             phase("vision backward", t);
             update(s, grads);
@@ -661,6 +694,10 @@ public final class RecipeTrainer {
             if (!Double.isNaN(r.siglipLoss)) {
                 line.put("siglip_loss", r.siglipLoss);
                 line.put("retrieval_accuracy", r.retrieval);
+            }
+            if (!Double.isNaN(colourLoss)) {
+                line.put("token_colour_loss", colourLoss);
+                line.put("token_colour_accuracy", colourAccuracy);
             }
             try {
                 Files.writeString(out.resolve("train_log.jsonl"), new ObjectMapper().writeValueAsString(line) + "\n",

@@ -1,0 +1,78 @@
+package dev.kimivl.train;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * A linear classifier on each image token (the projector's output) that names the colour under it: logits = W·f + b,
+ * softmax cross-entropy averaged over the tokens. Scaffolding of the ViT pre-training stage (like the SigLIP towers and
+ * the caption decoder): trained with the tower, never published.
+ */
+public final class TokenColourHead {
+    static final String W = "colour.weight", B = "colour.bias";
+    private final int dim, classes;
+    private final Map<String, float[]> params = new LinkedHashMap<>();
+
+    /** W [classes, dim] ~ N(0, 1/dim) from the seed, b [classes] 0. */
+    public TokenColourHead(int dim, int classes, long seed) {
+        this.dim = dim;
+        this.classes = classes;
+        float[] w = new float[classes * dim];
+        SplittableRandom r = new SplittableRandom(seed);
+        for (int i = 0; i < w.length; i++) w[i] = (float) (Init.standardNormal(r) / Math.sqrt(dim));
+        params.put(W, w);
+        params.put(B, new float[classes]);
+    }
+
+    /** The live parameter arrays by name ("colour.weight", "colour.bias"), for an optimizer to update in place. */
+    public Map<String, float[]> parameters() { return params; }
+
+    /** loss, grads by parameter name, and the share of tokens whose most likely class is the label. */
+    public record Result(double loss, Map<String, float[]> grads, double accuracy) {}
+
+    /**
+     * @param features [M, dim] the image tokens of a batch
+     * @param labels   [M] each token's class
+     * @param dFeatures [M, dim] out: d loss / d features is added here
+     */
+    public Result lossAndGrads(float[] features, int[] labels, float[] dFeatures) {
+        int M = labels.length;
+        if (features.length != M * dim || dFeatures.length != features.length) {
+            throw new IllegalArgumentException(features.length + " feature values for " + M + " labels of width " + dim);
+        }
+        float[] w = params.get(W), b = params.get(B);
+        float[] gw = new float[w.length], gb = new float[b.length];
+        double loss = 0;
+        int right = 0;
+        double[] z = new double[classes];
+        for (int m = 0; m < M; m++) {
+            int y = labels[m];
+            if (y < 0 || y >= classes) throw new IllegalArgumentException("label " + y + " of token " + m + " is not in [0, " + classes + ")");
+            double max = Double.NEGATIVE_INFINITY;
+            int arg = 0;
+            for (int c = 0; c < classes; c++) {
+                double s = b[c];
+                for (int d = 0; d < dim; d++) s += (double) w[c * dim + d] * features[m * dim + d];
+                z[c] = s;
+                if (s > max) { max = s; arg = c; }
+            }
+            if (arg == y) right++;
+            double sum = 0;
+            for (int c = 0; c < classes; c++) sum += Math.exp(z[c] - max);
+            loss += Math.log(sum) + max - z[y];
+            for (int c = 0; c < classes; c++) {
+                double g = (Math.exp(z[c] - max) / sum - (c == y ? 1 : 0)) / M;     // d loss / d z[c]
+                gb[c] += (float) g;
+                for (int d = 0; d < dim; d++) {
+                    gw[c * dim + d] += (float) (g * features[m * dim + d]);
+                    dFeatures[m * dim + d] += (float) (g * w[c * dim + d]);
+                }
+            }
+        }
+        Map<String, float[]> grads = new LinkedHashMap<>();
+        grads.put(W, gw);
+        grads.put(B, gb);
+        return new Result(loss / M, grads, right / (double) M);
+    }
+}

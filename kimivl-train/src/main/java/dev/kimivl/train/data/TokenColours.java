@@ -1,0 +1,92 @@
+package dev.kimivl.train.data;
+
+import dev.kimivl.config.PreprocessorConfig;
+import dev.kimivl.vision.PreprocessedImage;
+
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * The colour under each merged image token, read from the preprocessed pixels themselves: the palette colour that
+ * covers at least {@link #MIN_COVER} of the token's 28 × 28 pixels, or {@link #NONE} (the ground, or no colour
+ * covering enough). Labels for the pre-training stage's token-colour loss.
+ *
+ * <p>Why: a language model fed ideal image tokens (one fixed vector per colour) learns to find a named object and read
+ * its place; fed the trained tower's tokens it memorises the training images instead (TRAINING.md, session 11). A
+ * per-token loss asks the tower to say, in every token, what colour lies under it, the same way in every image.
+ */
+public final class TokenColours {
+    /** The label of a token with no palette colour (over {@link #MIN_COVER} of it) but the ground. */
+    public static final int NONE = Palette.COLORS.size();
+    /** Labels: the palette's colours in {@code Palette.COLORS} order, then {@link #NONE}. */
+    public static final int CLASSES = NONE + 1;
+    /** The share of a token's pixels a colour must cover to name the token. */
+    static final double MIN_COVER = 0.3;
+    /** How far (RGB distance) a pixel may be from a palette colour, or from the ground, to count as it. */
+    static final double NEAR = 60;
+
+    private TokenColours() {}
+
+    /**
+     * [merged tokens] labels in the vision tower's merged order (row-major over the (gridH/2) × (gridW/2) merged grid,
+     * token (R, C) holding patches (2R + a, 2C + b)). The ground is the most common colour of the image (in 16-level
+     * bins); pixels of the padding count as ground.
+     */
+    public static int[] of(PreprocessedImage im, PreprocessorConfig cfg) {
+        int p = im.paddedWidth() / im.gridW(), gh = im.gridH(), gw = im.gridW(), pp = p * p;
+        int[] rgb = new int[gh * gw * pp];                                 // per patch, per pixel: 0xRRGGBB
+        float[] px = im.pixelValues();
+        for (int patch = 0; patch < gh * gw; patch++) {
+            for (int i = 0; i < pp; i++) {
+                int v = 0;
+                for (int c = 0; c < 3; c++) {
+                    double u = (px[patch * 3 * pp + c * pp + i] * cfg.imageStd()[c] + cfg.imageMean()[c]) * 255.0;
+                    v = (v << 8) | (int) Math.max(0, Math.min(255, Math.round(u)));
+                }
+                rgb[patch * pp + i] = v;
+            }
+        }
+        int ground = ground(rgb);
+        int mh = gh / 2, mw = gw / 2;
+        int[] labels = new int[mh * mw];
+        for (int r = 0; r < mh; r++) {
+            for (int c = 0; c < mw; c++) {
+                int[] count = new int[NONE];
+                for (int a = 0; a < 2; a++) {
+                    for (int b = 0; b < 2; b++) {
+                        int patch = (2 * r + a) * gw + (2 * c + b);
+                        for (int i = 0; i < pp; i++) {
+                            int k = nearest(rgb[patch * pp + i], ground);
+                            if (k >= 0) count[k]++;
+                        }
+                    }
+                }
+                int best = NONE, most = 0;
+                for (int k = 0; k < NONE; k++) if (count[k] > most) { most = count[k]; best = k; }
+                labels[r * mw + c] = most >= MIN_COVER * 4 * pp ? best : NONE;
+            }
+        }
+        return labels;
+    }
+
+    /** The palette colour a pixel is, or −1 (the ground, or between colours). */
+    static int nearest(int rgb, int ground) {
+        if (Palette.distance(rgb, ground) < NEAR) return -1;
+        int best = -1;
+        double d = NEAR;
+        for (int k = 0; k < NONE; k++) {
+            double e = Palette.distance(rgb, Palette.rgb(Palette.COLORS.get(k)).getRGB() & 0xFFFFFF);
+            if (e < d) { d = e; best = k; }
+        }
+        return best;
+    }
+
+    /** The most common colour, in 16-level bins, as the bin's centre. */
+    static int ground(int[] rgb) {
+        Map<Integer, Integer> bins = new HashMap<>();
+        for (int v : rgb) bins.merge(v & 0xF0F0F0, 1, Integer::sum);
+        int best = 0, most = -1;
+        for (var e : bins.entrySet()) if (e.getValue() > most || (e.getValue() == most && e.getKey() < best)) { most = e.getValue(); best = e.getKey(); }
+        return best | 0x080808;
+    }
+}

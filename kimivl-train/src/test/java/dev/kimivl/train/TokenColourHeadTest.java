@@ -1,0 +1,76 @@
+package dev.kimivl.train;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.Map;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The token-colour head's gradients against central finite differences, and that it learns a separable labelling. */
+class TokenColourHeadTest {
+    @Test
+    void gradientsMatchFiniteDifferences() {
+        int M = 5, D = 6, C = 4;
+        TokenColourHead h = new TokenColourHead(D, C, 3);
+        Random r = new Random(1);
+        float[] f = new float[M * D];
+        for (int i = 0; i < f.length; i++) f[i] = (float) r.nextGaussian();
+        int[] y = {0, 3, 1, 1, 2};
+        for (int i = 0; i < C; i++) h.parameters().get(TokenColourHead.B)[i] = (float) r.nextGaussian() * 0.1f;
+        float[] dF = new float[f.length];
+        TokenColourHead.Result res = h.lossAndGrads(f, y, dF);
+        double eps = 1e-2;
+        for (int i = 0; i < f.length; i++) {
+            float keep = f[i];
+            f[i] = (float) (keep + eps);
+            double up = h.lossAndGrads(f, y, new float[f.length]).loss();
+            f[i] = (float) (keep - eps);
+            double down = h.lossAndGrads(f, y, new float[f.length]).loss();
+            f[i] = keep;
+            assertEquals((up - down) / (2 * eps), dF[i], 2e-3, "d loss / d feature " + i);
+        }
+        for (Map.Entry<String, float[]> e : h.parameters().entrySet()) {
+            float[] p = e.getValue(), g = res.grads().get(e.getKey());
+            for (int i = 0; i < p.length; i++) {
+                float keep = p[i];
+                p[i] = (float) (keep + eps);
+                double up = h.lossAndGrads(f, y, new float[f.length]).loss();
+                p[i] = (float) (keep - eps);
+                double down = h.lossAndGrads(f, y, new float[f.length]).loss();
+                p[i] = keep;
+                assertEquals((up - down) / (2 * eps), g[i], 2e-3, e.getKey() + "[" + i + "]");
+            }
+        }
+    }
+
+    @Test
+    void learnsASeparableLabellingAndRefusesBadLabels() {
+        int M = 40, D = 8, C = 3;
+        TokenColourHead h = new TokenColourHead(D, C, 5);
+        float[] f = new float[M * D];
+        int[] y = new int[M];
+        Random r = new Random(2);
+        for (int m = 0; m < M; m++) {
+            y[m] = m % C;
+            for (int d = 0; d < D; d++) f[m * D + d] = (float) (0.3 * r.nextGaussian() + (d == y[m] ? 2 : 0));
+        }
+        AdamW w = new AdamW(C * D, 0.05f, 0.9f, 0.95f, 1e-8f, 0f), b = new AdamW(C, 0.05f, 0.9f, 0.95f, 1e-8f, 0f);
+        double first = Double.NaN;
+        TokenColourHead.Result res = null;
+        for (int s = 0; s < 200; s++) {
+            res = h.lossAndGrads(f, y, new float[f.length]);
+            if (s == 0) first = res.loss();
+            w.step(h.parameters().get(TokenColourHead.W), res.grads().get(TokenColourHead.W));
+            b.step(h.parameters().get(TokenColourHead.B), res.grads().get(TokenColourHead.B));
+        }
+        assertTrue(res.loss() < 0.1 * first, first + " → " + res.loss());
+        assertEquals(1.0, res.accuracy());
+        assertThrows(IllegalArgumentException.class, () -> h.lossAndGrads(f, new int[M - 1], new float[f.length]));
+        int[] bad = y.clone();
+        bad[3] = C;
+        assertThrows(IllegalArgumentException.class, () -> h.lossAndGrads(f, bad, new float[f.length]));
+    }
+}

@@ -1,0 +1,69 @@
+package dev.kimivl.train.data;
+
+import dev.kimivl.config.PreprocessorConfig;
+import dev.kimivl.train.recipe.ExampleEncoder;
+import dev.kimivl.vision.ImagePreprocessor;
+import dev.kimivl.vision.PreprocessedImage;
+import org.junit.jupiter.api.Test;
+
+import java.awt.Color;
+import java.awt.Graphics2D;
+import java.awt.image.BufferedImage;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/** The colour under each merged token, read back from the preprocessed pixels. */
+class TokenColoursTest {
+    static final PreprocessorConfig PRE = load();
+
+    static PreprocessorConfig load() {
+        try {
+            return PreprocessorConfig.load(Path.of("../models/kimivl-nano-instruct"));
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    @Test
+    void eachTokenIsNamedByTheColourCoveringItOrTheGround() {
+        // 112 × 112 px = 8 × 8 patches = 4 × 4 merged tokens of 28 px; a grey ground
+        BufferedImage b = new BufferedImage(112, 112, BufferedImage.TYPE_INT_RGB);
+        Graphics2D g = b.createGraphics();
+        g.setColor(Palette.rgb("grey"));
+        g.fillRect(0, 0, 112, 112);
+        g.setColor(Palette.rgb("red"));
+        g.fillRect(0, 0, 56, 56);              // tokens (0,0) (0,1) (1,0) (1,1)
+        g.setColor(Palette.rgb("blue"));
+        g.fillRect(84, 84, 28, 10);            // 10/28 = 36% of token (3,3): named
+        g.setColor(Palette.rgb("yellow"));
+        g.fillRect(84, 0, 28, 5);              // 5/28 = 18% of token (0,3): too little, the ground
+        g.setColor(Color.WHITE);
+        g.fillRect(56, 28, 28, 28);            // token (1,2) all white: a palette colour on a grey ground
+        g.dispose();
+        PreprocessedImage im = new ImagePreprocessor(PRE).process(ExampleEncoder.toLoaded(b));
+        assertEquals(16, im.tokens());
+        int red = Palette.COLORS.indexOf("red"), blue = Palette.COLORS.indexOf("blue"), white = Palette.COLORS.indexOf("white"), n = TokenColours.NONE;
+        assertArrayEquals(new int[]{
+                red, red, n, n,
+                red, red, white, n,
+                n, n, n, n,
+                n, n, n, blue}, TokenColours.of(im, PRE));
+    }
+
+    @Test
+    void theGroundIsTheCommonestColourWhateverItIs() {
+        // a red ground: red pixels are ground, the green square is the object
+        BufferedImage b = new BufferedImage(56, 56, BufferedImage.TYPE_INT_RGB);
+        Graphics2D g = b.createGraphics();
+        g.setColor(Palette.rgb("red"));
+        g.fillRect(0, 0, 56, 56);
+        g.setColor(Palette.rgb("green"));
+        g.fillRect(28, 28, 28, 28);
+        g.dispose();
+        PreprocessedImage im = new ImagePreprocessor(PRE).process(ExampleEncoder.toLoaded(b));
+        int n = TokenColours.NONE, green = Palette.COLORS.indexOf("green");
+        assertArrayEquals(new int[]{n, n, n, green}, TokenColours.of(im, PRE));
+    }
+}
