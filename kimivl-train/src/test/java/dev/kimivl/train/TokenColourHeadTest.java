@@ -23,27 +23,22 @@ class TokenColourHeadTest {
         float[] dF = new float[f.length];
         TokenColourHead.Result res = h.lossAndGrads(f, y, dF);
         double eps = 1e-2;
-        for (int i = 0; i < f.length; i++) {
-            float keep = f[i];
-            f[i] = (float) (keep + eps);
-            double up = h.lossAndGrads(f, y, new float[f.length]).loss();
-            f[i] = (float) (keep - eps);
-            double down = h.lossAndGrads(f, y, new float[f.length]).loss();
-            f[i] = keep;
-            assertEquals((up - down) / (2 * eps), dF[i], 2e-3, "d loss / d feature " + i);
-        }
+        for (int i = 0; i < f.length; i++) assertEquals(centralDifference(h, f, y, f, i, eps), dF[i], 2e-3, "d loss / d feature " + i);
         for (Map.Entry<String, float[]> e : h.parameters().entrySet()) {
             float[] p = e.getValue(), g = res.grads().get(e.getKey());
-            for (int i = 0; i < p.length; i++) {
-                float keep = p[i];
-                p[i] = (float) (keep + eps);
-                double up = h.lossAndGrads(f, y, new float[f.length]).loss();
-                p[i] = (float) (keep - eps);
-                double down = h.lossAndGrads(f, y, new float[f.length]).loss();
-                p[i] = keep;
-                assertEquals((up - down) / (2 * eps), g[i], 2e-3, e.getKey() + "[" + i + "]");
-            }
+            for (int i = 0; i < p.length; i++) assertEquals(centralDifference(h, f, y, p, i, eps), g[i], 2e-3, e.getKey() + "[" + i + "]");
         }
+    }
+
+    /** (loss(x[i] + eps) − loss(x[i] − eps)) / 2eps, where x is the features or one of the head's parameters. */
+    static double centralDifference(TokenColourHead h, float[] f, int[] y, float[] x, int i, double eps) {
+        float keep = x[i];
+        x[i] = (float) (keep + eps);
+        double up = h.lossAndGrads(f, y, new float[f.length]).loss();
+        x[i] = (float) (keep - eps);
+        double down = h.lossAndGrads(f, y, new float[f.length]).loss();
+        x[i] = keep;
+        return (up - down) / (2 * eps);
     }
 
     @Test
