@@ -6,7 +6,6 @@ import dev.kimivl.vision.ImagePreprocessor;
 import dev.kimivl.vision.PreprocessedImage;
 import org.junit.jupiter.api.Test;
 
-import java.awt.Color;
 import java.awt.Graphics2D;
 import java.awt.image.BufferedImage;
 import java.nio.file.Path;
@@ -26,23 +25,30 @@ class TokenColoursTest {
         }
     }
 
+    record Rect(String colour, int x, int y, int w, int h) {}
+
+    /** A side × side image of the ground colour with the rectangles filled in order, preprocessed. */
+    static PreprocessedImage draw(int side, String ground, Rect... rects) {
+        BufferedImage b = new BufferedImage(side, side, BufferedImage.TYPE_INT_RGB);
+        Graphics2D g = b.createGraphics();
+        g.setColor(Palette.rgb(ground));
+        g.fillRect(0, 0, side, side);
+        for (Rect r : rects) {
+            g.setColor(Palette.rgb(r.colour()));
+            g.fillRect(r.x(), r.y(), r.w(), r.h());
+        }
+        g.dispose();
+        return new ImagePreprocessor(PRE).process(ExampleEncoder.toLoaded(b));
+    }
+
     @Test
     void eachTokenIsNamedByTheColourCoveringItOrTheGround() {
         // 112 × 112 px = 8 × 8 patches = 4 × 4 merged tokens of 28 px; a grey ground
-        BufferedImage b = new BufferedImage(112, 112, BufferedImage.TYPE_INT_RGB);
-        Graphics2D g = b.createGraphics();
-        g.setColor(Palette.rgb("grey"));
-        g.fillRect(0, 0, 112, 112);
-        g.setColor(Palette.rgb("red"));
-        g.fillRect(0, 0, 56, 56);              // tokens (0,0) (0,1) (1,0) (1,1)
-        g.setColor(Palette.rgb("blue"));
-        g.fillRect(84, 84, 28, 10);            // 10/28 = 36% of token (3,3): named
-        g.setColor(Palette.rgb("yellow"));
-        g.fillRect(84, 0, 28, 5);              // 5/28 = 18% of token (0,3): too little, the ground
-        g.setColor(Color.WHITE);
-        g.fillRect(56, 28, 28, 28);            // token (1,2) all white: a palette colour on a grey ground
-        g.dispose();
-        PreprocessedImage im = new ImagePreprocessor(PRE).process(ExampleEncoder.toLoaded(b));
+        PreprocessedImage im = draw(112, "grey",
+                new Rect("red", 0, 0, 56, 56),        // tokens (0,0) (0,1) (1,0) (1,1)
+                new Rect("blue", 84, 84, 28, 10),     // 10/28 = 36% of token (3,3): named
+                new Rect("yellow", 84, 0, 28, 5),     // 5/28 = 18% of token (0,3): too little, the ground
+                new Rect("white", 56, 28, 28, 28));   // token (1,2) all white: a palette colour on a grey ground
         assertEquals(16, im.tokens());
         int red = Palette.COLORS.indexOf("red"), blue = Palette.COLORS.indexOf("blue"), white = Palette.COLORS.indexOf("white"), n = TokenColours.NONE;
         assertArrayEquals(new int[]{
@@ -55,14 +61,7 @@ class TokenColoursTest {
     @Test
     void theGroundIsTheCommonestColourWhateverItIs() {
         // a red ground: red pixels are ground, the green square is the object
-        BufferedImage b = new BufferedImage(56, 56, BufferedImage.TYPE_INT_RGB);
-        Graphics2D g = b.createGraphics();
-        g.setColor(Palette.rgb("red"));
-        g.fillRect(0, 0, 56, 56);
-        g.setColor(Palette.rgb("green"));
-        g.fillRect(28, 28, 28, 28);
-        g.dispose();
-        PreprocessedImage im = new ImagePreprocessor(PRE).process(ExampleEncoder.toLoaded(b));
+        PreprocessedImage im = draw(56, "red", new Rect("green", 28, 28, 28, 28));
         int n = TokenColours.NONE, green = Palette.COLORS.indexOf("green");
         assertArrayEquals(new int[]{n, n, n, green}, TokenColours.of(im, PRE));
     }
