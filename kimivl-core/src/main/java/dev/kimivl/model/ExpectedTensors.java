@@ -24,10 +24,29 @@ public final class ExpectedTensors {
     static boolean ignorable(String name) { return name.endsWith(".rotary_emb.inv_freq"); }
 
     public static Map<String, long[]> of(ModelConfig cfg) {
-        Map<String, long[]> m = new LinkedHashMap<>();
-        text(m, cfg.text(), cfg.textPrefix());
-        if (cfg.vision() != null) vision(m, cfg.vision(), cfg.text().hiddenSize());
+        return of(cfg, Long.MAX_VALUE);
+    }
+
+    /** {@link #of}, or null as soon as the list would pass {@code limit} names (the list is not finished then). */
+    private static Map<String, long[]> of(ModelConfig cfg, long limit) {
+        Map<String, long[]> m = new LinkedHashMap<>() {
+            @Override public long[] put(String name, long[] shape) {
+                if (size() >= limit && !containsKey(name)) throw new TooMany();
+                return super.put(name, shape);
+            }
+        };
+        try {
+            text(m, cfg.text(), cfg.textPrefix());
+            if (cfg.vision() != null) vision(m, cfg.vision(), cfg.text().hiddenSize());
+        } catch (TooMany e) {
+            return null;
+        }
         return m;
+    }
+
+    /** Stops {@link #of(ModelConfig, long)} at its limit; no stack trace, it is caught at once. */
+    private static final class TooMany extends RuntimeException {
+        TooMany() { super(null, null, false, false); }
     }
 
     private static void text(Map<String, long[]> m, TextConfig c, String prefix) {
@@ -104,39 +123,27 @@ public final class ExpectedTensors {
     }
 
     /**
-     * How many tensors {@link #of} lists for {@code cfg}, counted without listing them, or -1 when it is more than
-     * {@code limit}. A layer or expert count comes from the checkpoint's own config or metadata: the list built from
-     * a fuzzed {@code clip.vision.block_count} of 196,610 held 2.4 million names and took 18 s (GgufFuzzTest's
-     * regress-vision-block-count); 2^31 would exhaust the heap. Every layer and expert adds at least one name, so a
-     * count past the tensors a checkpoint holds means missing tensors, said without building the list.
+     * How many tensors {@link #of} lists for {@code cfg}, or -1 when it is more than {@code limit}, found without
+     * listing past the limit. A layer or expert count comes from the checkpoint's own config or metadata: the whole
+     * list for a fuzzed {@code clip.vision.block_count} of 196,610 held 2.4 million names and took 18 s
+     * (GgufFuzzTest's regress-vision-block-count); 2^31 would exhaust the heap. A list longer than the tensors a
+     * checkpoint holds means missing tensors, said without building it.
      */
     static long count(ModelConfig cfg, long limit) {
-        TextConfig c = cfg.text();
-        if (c.numLayers() > limit || (cfg.vision() != null && cfg.vision().numLayers() > limit)) return -1;
-        long n = 2 + (c.tieWordEmbeddings() ? 0 : 1);                       // embed_tokens, norm, lm_head
-        for (int l = 0; l < c.numLayers(); l++) {
-            n += 2 + (c.qLoraRank() > 0 ? 3 : 1) + 4;                         // norms, q, kv_a, kv_a norm, kv_b, o
-            if (c.isMoeLayer(l)) {
-                n += 1 + (c.topkMethod().equals("noaux_tc") ? 1 : 0) + 3L * c.nRoutedExperts() + (c.nSharedExperts() > 0 ? 3 : 0);
-            } else {
-                n += 3;
-            }
-            if (n > limit) return -1;
-        }
-        if (cfg.vision() != null) n += 3 + 12L * cfg.vision().numLayers() + 2 + 6;   // patch embed, blocks, final norm, projector
-        return n > limit ? -1 : n;
+        Map<String, long[]> m = of(cfg, limit);
+        return m == null ? -1 : m.size();
     }
 
     /** Throws a {@link CheckpointException} naming every problem found (up to a few of each kind). */
     public static void validate(WeightSource w, ModelConfig cfg) {
         int held = w.names().size();
-        if (count(cfg, held) < 0) {
+        Map<String, long[]> expected = of(cfg, held);
+        if (expected == null) {
             TextConfig c = cfg.text();
             throw new CheckpointException(w.description() + ": checkpoint does not match its config: the config asks for more tensors than the "
                     + held + " the checkpoint holds (" + c.numLayers() + " text layers, " + c.nRoutedExperts() + " routed experts"
                     + (cfg.vision() != null ? ", " + cfg.vision().numLayers() + " vision blocks" : "") + ")");
         }
-        Map<String, long[]> expected = of(cfg);
         List<String> problems = new ArrayList<>();
         List<String> missing = new ArrayList<>();
         for (var e : expected.entrySet()) {
