@@ -231,8 +231,6 @@ public final class RecipeTrainer {
         final VisionGrad vg;
         final ExampleEncoder encoder;
         final PreprocessorConfig preprocessor;
-        /** The last step's token-colour loss and accuracy (NaN without the loss), for the log. */
-        double colourLoss = Double.NaN, colourAccuracy = Double.NaN;
         final ExampleSource source;
         final ModelConfig cfg;
         final Map<String, Muon> muon = new LinkedHashMap<>();
@@ -389,11 +387,22 @@ public final class RecipeTrainer {
          * @param accuracy  token accuracy of the scored answer tokens (RL: the share of sampled answers accepted)
          * @param siglipLoss pretrain-vit only (else NaN): the contrastive loss, and {@code retrieval} the share of
          *                  images whose best-scoring caption in the batch is theirs
+         * @param colourLoss pretrain-vit with {@code tokenColourWeight} only (else NaN): the token-colour loss, and
+         *                  {@code colourAccuracy} the share of tokens whose colour the head names
          */
         record StepResult(double loss, double accuracy, int tokens, double flop, double seconds, double loadSpread, double lrFactor,
-                          double siglipLoss, double retrieval) {
+                          double siglipLoss, double retrieval, double colourLoss, double colourAccuracy) {
             StepResult(double loss, double accuracy, int tokens, double flop, double seconds, double loadSpread, double lrFactor) {
-                this(loss, accuracy, tokens, flop, seconds, loadSpread, lrFactor, Double.NaN, Double.NaN);
+                this(loss, accuracy, tokens, flop, seconds, loadSpread, lrFactor, Double.NaN, Double.NaN, Double.NaN, Double.NaN);
+            }
+        }
+
+        /** Adds w · each gradient of {@code from} to {@code into} under the same names (scaling in place). */
+        static void putScaled(Map<String, float[]> into, Map<String, float[]> from, float w) {
+            for (var e : from.entrySet()) {
+                float[] g = e.getValue();
+                for (int i = 0; i < g.length; i++) g[i] *= w;
+                into.put(e.getKey(), g);
             }
         }
 
@@ -439,16 +448,13 @@ public final class RecipeTrainer {
                         + cr.loss() + "); the last good checkpoint is " + current + " (lower the learning rate and --resume)");
             }
             Map<String, float[]> grads = new LinkedHashMap<>(sr.grads());
-            for (var e : cr.grads().entrySet()) {
-                float[] g = e.getValue();
-                for (int i = 0; i < g.length; i++) g[i] *= CAPTION_WEIGHT;
-                grads.put(e.getKey(), g);
-            }
+            putScaled(grads, cr.grads(), CAPTION_WEIGHT);
             t = phase("caption decoder", t);
             for (int i = 0; i < dPooled.length; i++) for (int d = 0; d < dt; d++) dPooled[i][d] += CAPTION_WEIGHT * dCaption[i][d];
             float[] dFeats = new float[feats.length];
             dev.kimivl.train.ImagePooling.meanBackward(dPooled, merged, dt, dFeats);
             for (int i = 0; i < dFeats.length; i++) dFeats[i] += (float) (CAPTION_WEIGHT * dCaptionFeats[i]);
+            double colourLoss = Double.NaN, colourAccuracy = Double.NaN;
             if (colourHead != null) {
                 // each token names the colour under it (labels from the pixels): L += w · L_colour
                 double weight = stage.tokenColourWeight();
@@ -462,11 +468,7 @@ public final class RecipeTrainer {
                 float[] dColour = new float[feats.length];
                 dev.kimivl.train.TokenColourHead.Result hr = colourHead.lossAndGrads(feats, labels, dColour);
                 loss += weight * hr.loss();
-                for (var e : hr.grads().entrySet()) {
-                    float[] g = e.getValue();
-                    for (int i = 0; i < g.length; i++) g[i] *= (float) weight;
-                    grads.put(e.getKey(), g);
-                }
+                putScaled(grads, hr.grads(), (float) weight);
                 for (int i = 0; i < dFeats.length; i++) dFeats[i] += (float) (weight * dColour[i]);
                 colourLoss = hr.loss();
                 colourAccuracy = hr.accuracy();
@@ -476,7 +478,8 @@ public final class RecipeTrainer {
             phase("vision backward", t);
             update(s, grads);
             double flop = flopPerPatch * patches + flopPerMerged * (patches / 4.0);
-            return new StepResult(loss, cr.tokenAccuracy(), captionTokens, flop, (System.nanoTime() - t0) / 1e9, 0, stage.lrFactor(s), sr.loss(), sr.retrievalAccuracy());
+            return new StepResult(loss, cr.tokenAccuracy(), captionTokens, flop, (System.nanoTime() - t0) / 1e9, 0, stage.lrFactor(s), sr.loss(), sr.retrievalAccuracy(),
+                    colourLoss, colourAccuracy);
         }
 
         ExampleSource sourceFor(VisualWorld.Options images) {
@@ -695,9 +698,9 @@ public final class RecipeTrainer {
                 line.put("siglip_loss", r.siglipLoss);
                 line.put("retrieval_accuracy", r.retrieval);
             }
-            if (!Double.isNaN(colourLoss)) {
-                line.put("token_colour_loss", colourLoss);
-                line.put("token_colour_accuracy", colourAccuracy);
+            if (!Double.isNaN(r.colourLoss)) {
+                line.put("token_colour_loss", r.colourLoss);
+                line.put("token_colour_accuracy", r.colourAccuracy);
             }
             try {
                 Files.writeString(out.resolve("train_log.jsonl"), new ObjectMapper().writeValueAsString(line) + "\n",
