@@ -63,12 +63,16 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
      * @param captionAttention pretrain-vit only (null: false): the caption decoder also attends to the image's tokens,
      *                  as CoCa's does, instead of seeing only their mean (the mean-only decoder trained the shipped
      *                  nano model; the attending one gave the same accuracy in run V5, TRAINING.md session 8)
+     * @param tokenLabels pretrain-vit only (null: none): per-token losses and their weights, added to
+     *                  L_siglip + 2·L_caption: {@code colour}, each merged token names the colour under it
+     *                  ({@code TokenColours}), and {@code place}, its cell of a 6 × 6 grid over the image
+     *                  ({@code TokenPlaces}); a linear head on the projector's output each (TRAINING.md, sessions 11-12)
      */
     public record Stage(String name, String kind, int steps, int batch, double lr, double adamLr, double visionLr, int warmup,
                         String schedule, double minLrRatio, List<String> train, Map<String, Double> mix, boolean thinking,
                         Double ropeTheta, Integer maxPositions, Integer needleChars, List<String> vqaTypes,
                         boolean easyImages, Integer minSide, Integer maxSide, Rl rl, String visionOptimizer, Integer startMaxSide,
-                        Boolean captionAttention, Double tokenColourWeight) {
+                        Boolean captionAttention, Map<String, Double> tokenLabels) {
         static final Set<String> PARTS = Set.of("text", "vision", "projector");
         static final Set<String> KINDS = Set.of("pretrain-vit", "alignment", "joint", "cooldown", "long-context", "sft", "long-cot-sft", "rl");
 
@@ -89,9 +93,21 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
                             + " (train: [vision] or [vision, projector]), got " + train);
                 }
             }
-            if (tokenColourWeight != null && (!kind.equals("pretrain-vit") || !(tokenColourWeight >= 0) || tokenColourWeight.isInfinite())) {
-                throw new IllegalArgumentException(where + " '" + name + "': tokenColourWeight is the weight of a pretrain-vit stage's token-colour loss,"
-                        + " a finite number ≥ 0; got " + tokenColourWeight + " in a " + kind + " stage");
+            if (tokenLabels != null) {
+                if (!kind.equals("pretrain-vit")) {
+                    throw new IllegalArgumentException(where + " '" + name + "': tokenLabels are the per-token losses of a pretrain-vit stage, not of a "
+                            + kind + " stage");
+                }
+                for (var e : tokenLabels.entrySet()) {
+                    if (!dev.kimivl.train.TokenLabelHead.KINDS.contains(e.getKey())) {
+                        throw new IllegalArgumentException(where + " '" + name + "': tokenLabels names '" + e.getKey() + "', not one of "
+                                + dev.kimivl.train.TokenLabelHead.KINDS);
+                    }
+                    Double w = e.getValue();
+                    if (w == null || !(w >= 0) || w.isInfinite()) {
+                        throw new IllegalArgumentException(where + " '" + name + "': tokenLabels." + e.getKey() + " is a loss weight, a finite number ≥ 0; got " + w);
+                    }
+                }
             }
             if (captionAttention != null && !kind.equals("pretrain-vit")) {
                 throw new IllegalArgumentException(where + " '" + name + "': captionAttention applies to a pretrain-vit stage's caption decoder only");

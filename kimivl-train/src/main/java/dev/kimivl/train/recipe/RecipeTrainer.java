@@ -135,9 +135,9 @@ public final class RecipeTrainer {
         return true;
     }
 
-    /** The ViT pre-training stage's scaffolding (SigLIP's towers, the caption decoder): trained, never published. */
+    /** The ViT pre-training stage's scaffolding (SigLIP's towers, the caption decoder, the token-label heads): trained, never published. */
     static boolean isTower(String name) {
-        return name.startsWith("siglip.") || name.startsWith("caption.") || name.startsWith("colour.");
+        return name.startsWith("siglip.") || name.startsWith("caption.") || dev.kimivl.train.TokenLabelHead.isHeadParameter(name);
     }
 
     static boolean isVector(String name) {
@@ -243,8 +243,8 @@ public final class RecipeTrainer {
          */
         final dev.kimivl.train.SigLip siglip;
         final dev.kimivl.train.CaptionDecoder captioner;
-        /** The pretrain-vit stage's token-colour head (null without {@code tokenColourWeight} > 0). */
-        final dev.kimivl.train.TokenColourHead colourHead;
+        /** The pretrain-vit stage's token-label heads by kind, those with a weight > 0 in {@code tokenLabels} (else empty). */
+        final Map<String, dev.kimivl.train.TokenLabelHead> labelHeads = new LinkedHashMap<>();
         final double flopPerTextToken, flopPerPatch, flopPerMerged;
         int step;
         double wallSeconds, tokensSeen;
@@ -283,13 +283,18 @@ public final class RecipeTrainer {
                         Boolean.TRUE.equals(stage.captionAttention()));
                 params.putAll(siglip.parameters());
                 params.putAll(captioner.parameters());
-                boolean colour = stage.tokenColourWeight() != null && stage.tokenColourWeight() > 0;
-                colourHead = colour ? new dev.kimivl.train.TokenColourHead(cfg.text().hiddenSize(), dev.kimivl.train.data.TokenColours.CLASSES, seed + 2) : null;
-                if (colour) params.putAll(colourHead.parameters());
+                int next = 2;
+                for (String kind : dev.kimivl.train.TokenLabelHead.KINDS) {      // a fixed order: the seeds and the parameter order stay put
+                    Double w = stage.tokenLabels() == null ? null : stage.tokenLabels().get(kind);
+                    if (w == null || w <= 0) continue;
+                    int classes = kind.equals("colour") ? dev.kimivl.train.data.TokenColours.CLASSES : dev.kimivl.train.data.TokenPlaces.CLASSES;
+                    var head = new dev.kimivl.train.TokenLabelHead(kind, cfg.text().hiddenSize(), classes, seed + next++);
+                    labelHeads.put(kind, head);
+                    params.putAll(head.parameters());
+                }
             } else {
                 siglip = null;
                 captioner = null;
-                colourHead = null;
             }
             for (var e : params.entrySet()) {
                 String n = e.getKey();
@@ -387,15 +392,18 @@ public final class RecipeTrainer {
          * @param accuracy  token accuracy of the scored answer tokens (RL: the share of sampled answers accepted)
          * @param siglipLoss pretrain-vit only (else NaN): the contrastive loss, and {@code retrieval} the share of
          *                  images whose best-scoring caption in the batch is theirs
-         * @param colourLoss pretrain-vit with {@code tokenColourWeight} only (else NaN): the token-colour loss, and
-         *                  {@code colourAccuracy} the share of tokens whose colour the head names
+         * @param tokenLabels pretrain-vit with {@code tokenLabels} only (else empty): each head's loss and the share of
+         *                  tokens whose label it names, by kind
          */
         record StepResult(double loss, double accuracy, int tokens, double flop, double seconds, double loadSpread, double lrFactor,
-                          double siglipLoss, double retrieval, double colourLoss, double colourAccuracy) {
+                          double siglipLoss, double retrieval, Map<String, LabelScore> tokenLabels) {
             StepResult(double loss, double accuracy, int tokens, double flop, double seconds, double loadSpread, double lrFactor) {
-                this(loss, accuracy, tokens, flop, seconds, loadSpread, lrFactor, Double.NaN, Double.NaN, Double.NaN, Double.NaN);
+                this(loss, accuracy, tokens, flop, seconds, loadSpread, lrFactor, Double.NaN, Double.NaN, Map.of());
             }
         }
+
+        /** A token-label head's loss and accuracy in one step. */
+        record LabelScore(double loss, double accuracy) {}
 
         /** Adds w · each gradient of {@code from} to {@code into} under the same names (scaling in place). */
         static void putScaled(Map<String, float[]> into, Map<String, float[]> from, float w) {
@@ -454,32 +462,32 @@ public final class RecipeTrainer {
             float[] dFeats = new float[feats.length];
             dev.kimivl.train.ImagePooling.meanBackward(dPooled, merged, dt, dFeats);
             for (int i = 0; i < dFeats.length; i++) dFeats[i] += (float) (CAPTION_WEIGHT * dCaptionFeats[i]);
-            double colourLoss = Double.NaN, colourAccuracy = Double.NaN;
-            if (colourHead != null) {
-                // each token names the colour under it (labels from the pixels): L += w · L_colour
-                double weight = stage.tokenColourWeight();
+            Map<String, LabelScore> scores = new LinkedHashMap<>();
+            for (var head : labelHeads.entrySet()) {
+                // each token names a label of the pixels under it (its colour, its cell of the image): L += w · L_label
+                String kind = head.getKey();
+                double weight = stage.tokenLabels().get(kind);
                 int[] labels = new int[feats.length / dt];
                 int at = 0;
                 for (PreprocessedImage im : images) {
-                    int[] l = dev.kimivl.train.data.TokenColours.of(im, preprocessor);
+                    int[] l = kind.equals("colour") ? dev.kimivl.train.data.TokenColours.of(im, preprocessor) : dev.kimivl.train.data.TokenPlaces.of(im);
                     System.arraycopy(l, 0, labels, at, l.length);
                     at += l.length;
                 }
-                float[] dColour = new float[feats.length];
-                dev.kimivl.train.TokenColourHead.Result hr = colourHead.lossAndGrads(feats, labels, dColour);
+                float[] dLabel = new float[feats.length];
+                dev.kimivl.train.TokenLabelHead.Result hr = head.getValue().lossAndGrads(feats, labels, dLabel);
                 loss += weight * hr.loss();
                 putScaled(grads, hr.grads(), (float) weight);
-                for (int i = 0; i < dFeats.length; i++) dFeats[i] += (float) (weight * dColour[i]);
-                colourLoss = hr.loss();
-                colourAccuracy = hr.accuracy();
-                t = phase("token colours", t);
+                for (int i = 0; i < dFeats.length; i++) dFeats[i] += (float) (weight * dLabel[i]);
+                scores.put(kind, new LabelScore(hr.loss(), hr.accuracy()));
+                t = phase("token " + kind, t);
             }
             grads.putAll(vg.backward(dFeats));
             phase("vision backward", t);
             update(s, grads);
             double flop = flopPerPatch * patches + flopPerMerged * (patches / 4.0);
             return new StepResult(loss, cr.tokenAccuracy(), captionTokens, flop, (System.nanoTime() - t0) / 1e9, 0, stage.lrFactor(s), sr.loss(), sr.retrievalAccuracy(),
-                    colourLoss, colourAccuracy);
+                    scores);
         }
 
         ExampleSource sourceFor(VisualWorld.Options images) {
@@ -698,9 +706,9 @@ public final class RecipeTrainer {
                 line.put("siglip_loss", r.siglipLoss);
                 line.put("retrieval_accuracy", r.retrieval);
             }
-            if (!Double.isNaN(r.colourLoss)) {
-                line.put("token_colour_loss", r.colourLoss);
-                line.put("token_colour_accuracy", r.colourAccuracy);
+            for (var e : r.tokenLabels.entrySet()) {
+                line.put("token_" + e.getKey() + "_loss", e.getValue().loss());
+                line.put("token_" + e.getKey() + "_accuracy", e.getValue().accuracy());
             }
             try {
                 Files.writeString(out.resolve("train_log.jsonl"), new ObjectMapper().writeValueAsString(line) + "\n",

@@ -39,7 +39,7 @@ class RecipeTrainerTest {
                 { "name": "vit", "kind": "pretrain-vit", "steps": 3, "batch": 3, "lr": 0.01, "adamLr": 0.01, "visionLr": 0.01,
                   "warmup": 0, "schedule": "constant", "minLrRatio": 0, "train": ["vision", "projector"],
                   "mix": { "label": 0.5, "caption": 0.5 }, "easyImages": true, "minSide": 64, "maxSide": 96, "visionOptimizer": "muon",
-                  "startMaxSide": 64, "captionAttention": true, "tokenColourWeight": 0.5 },
+                  "startMaxSide": 64, "captionAttention": true, "tokenLabels": { "colour": 0.5, "place": 0.5 } },
                 { "name": "align", "kind": "alignment", "steps": 3, "batch": 2, "lr": 0.01, "adamLr": 0.01, "visionLr": 0.01,
                   "warmup": 1, "schedule": "constant", "minLrRatio": 0, "train": ["vision", "projector"], "mix": { "vqa": 1.0 } },
                 { "name": "joint", "kind": "joint", "steps": %d, "batch": 3, "lr": 0.01, "adamLr": 0.01, "visionLr": 0.01,
@@ -108,8 +108,8 @@ class RecipeTrainerTest {
             JsonNode n = om.readTree(line);
             losses.computeIfAbsent(n.get("stage").asText(), k -> new ArrayList<>()).add(n.get("loss").asDouble());
             assertTrue(n.get("gflop_per_s").asDouble() > 0);
-            // the vit stage's token-colour loss is logged (and only there)
-            assertEquals(n.get("stage").asText().equals("vit"), n.has("token_colour_loss"), line);
+            // the vit stage's token-label losses are logged (and only there)
+            assertEquals(n.get("stage").asText().equals("vit"), n.has("token_colour_loss") && n.has("token_place_accuracy"), line);
             // the ViT pre-training stage logs its contrastive loss and retrieval accuracy; no other stage does
             assertEquals(n.get("stage").asText().equals("vit"), n.has("siglip_loss") && n.get("retrieval_accuracy").asDouble() >= 0, line);
         }
@@ -175,16 +175,18 @@ class RecipeTrainerTest {
     }
 
     @Test
-    void theTokenColourLossBelongsToTheVitStageOnly(@TempDir Path tmp) throws Exception {
+    void tokenLabelsBelongToTheVitStageOnlyAndAreKnownWeights(@TempDir Path tmp) throws Exception {
         String joint = "\"mix\": { \"vqa\": 0.6, \"text\": 0.2, \"caption\": 0.2 } }";
-        String inJoint = RECIPE.formatted(3).replace(joint, joint.substring(0, joint.length() - 2) + ", \"tokenColourWeight\": 0.5 }");
-        String negative = RECIPE.formatted(3).replace("\"tokenColourWeight\": 0.5", "\"tokenColourWeight\": -1");
-        for (String text : List.of(inJoint, negative)) {
+        String labels = "\"tokenLabels\": { \"colour\": 0.5, \"place\": 0.5 }";
+        String inJoint = RECIPE.formatted(3).replace(joint, joint.substring(0, joint.length() - 2) + ", \"tokenLabels\": { \"colour\": 0.5 } }");
+        String negative = RECIPE.formatted(3).replace(labels, "\"tokenLabels\": { \"colour\": -1 }");
+        String unknown = RECIPE.formatted(3).replace(labels, "\"tokenLabels\": { \"shape\": 1 }");
+        for (String text : List.of(inJoint, negative, unknown)) {
             assertTrue(!text.equals(RECIPE.formatted(3)), "the recipe was changed");
             Path f = tmp.resolve("bad.json");
             Files.writeString(f, text);
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Recipe.load(f));
-            assertTrue(e.getMessage().contains("tokenColourWeight"), e.getMessage());
+            assertTrue(e.getMessage().contains("tokenLabels"), e.getMessage());
         }
     }
 }

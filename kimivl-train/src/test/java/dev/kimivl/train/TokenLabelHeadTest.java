@@ -9,19 +9,19 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** The token-colour head's gradients against central finite differences, and that it learns a separable labelling. */
-class TokenColourHeadTest {
+/** The token-label head's gradients against central finite differences, and that it learns a separable labelling. */
+class TokenLabelHeadTest {
     @Test
     void gradientsMatchFiniteDifferences() {
         int M = 5, D = 6, C = 4;
-        TokenColourHead h = new TokenColourHead(D, C, 3);
+        TokenLabelHead h = new TokenLabelHead("colour", D, C, 3);
         Random r = new Random(1);
         float[] f = new float[M * D];
         for (int i = 0; i < f.length; i++) f[i] = (float) r.nextGaussian();
         int[] y = {0, 3, 1, 1, 2};
-        for (int i = 0; i < C; i++) h.parameters().get(TokenColourHead.B)[i] = (float) r.nextGaussian() * 0.1f;
+        for (int i = 0; i < C; i++) h.parameters().get(h.B)[i] = (float) r.nextGaussian() * 0.1f;
         float[] dF = new float[f.length];
-        TokenColourHead.Result res = h.lossAndGrads(f, y, dF);
+        TokenLabelHead.Result res = h.lossAndGrads(f, y, dF);
         double eps = 1e-2;
         for (int i = 0; i < f.length; i++) assertEquals(centralDifference(h, f, y, f, i, eps), dF[i], 2e-3, "d loss / d feature " + i);
         for (Map.Entry<String, float[]> e : h.parameters().entrySet()) {
@@ -31,7 +31,7 @@ class TokenColourHeadTest {
     }
 
     /** (loss(x[i] + eps) − loss(x[i] − eps)) / 2eps, where x is the features or one of the head's parameters. */
-    static double centralDifference(TokenColourHead h, float[] f, int[] y, float[] x, int i, double eps) {
+    static double centralDifference(TokenLabelHead h, float[] f, int[] y, float[] x, int i, double eps) {
         float keep = x[i];
         x[i] = (float) (keep + eps);
         double up = h.lossAndGrads(f, y, new float[f.length]).loss();
@@ -44,7 +44,7 @@ class TokenColourHeadTest {
     @Test
     void learnsASeparableLabellingAndRefusesBadLabels() {
         int M = 40, D = 8, C = 3;
-        TokenColourHead h = new TokenColourHead(D, C, 5);
+        TokenLabelHead h = new TokenLabelHead("colour", D, C, 5);
         float[] f = new float[M * D];
         int[] y = new int[M];
         Random r = new Random(2);
@@ -54,12 +54,12 @@ class TokenColourHeadTest {
         }
         AdamW w = new AdamW(C * D, 0.05f, 0.9f, 0.95f, 1e-8f, 0f), b = new AdamW(C, 0.05f, 0.9f, 0.95f, 1e-8f, 0f);
         double first = Double.NaN;
-        TokenColourHead.Result res = null;
+        TokenLabelHead.Result res = null;
         for (int s = 0; s < 200; s++) {
             res = h.lossAndGrads(f, y, new float[f.length]);
             if (s == 0) first = res.loss();
-            w.step(h.parameters().get(TokenColourHead.W), res.grads().get(TokenColourHead.W));
-            b.step(h.parameters().get(TokenColourHead.B), res.grads().get(TokenColourHead.B));
+            w.step(h.parameters().get(h.W), res.grads().get(h.W));
+            b.step(h.parameters().get(h.B), res.grads().get(h.B));
         }
         assertTrue(res.loss() < 0.1 * first, first + " → " + res.loss());
         assertEquals(1.0, res.accuracy());
@@ -67,5 +67,13 @@ class TokenColourHeadTest {
         int[] bad = y.clone();
         bad[3] = C;
         assertThrows(IllegalArgumentException.class, () -> h.lossAndGrads(f, bad, new float[f.length]));
+    }
+
+    @Test
+    void namesItsParametersByKindAndRefusesAnUnknownKind() {
+        assertEquals(java.util.Set.of("place.weight", "place.bias"), new TokenLabelHead("place", 4, 3, 1).parameters().keySet());
+        assertTrue(TokenLabelHead.isHeadParameter("colour.bias") && !TokenLabelHead.isHeadParameter("vision_tower.encoder.x"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new TokenLabelHead("shape", 4, 3, 1));
+        assertTrue(e.getMessage().contains("shape") && e.getMessage().contains("colour"), e.getMessage());
     }
 }

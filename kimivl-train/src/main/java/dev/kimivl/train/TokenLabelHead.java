@@ -5,17 +5,22 @@ import java.util.Map;
 import java.util.SplittableRandom;
 
 /**
- * A linear classifier on each image token (the projector's output) that names the colour under it: logits = W·f + b,
- * softmax cross-entropy averaged over the tokens. Scaffolding of the ViT pre-training stage (like the SigLIP towers and
- * the caption decoder): trained with the tower, never published.
+ * A linear classifier on each image token (the projector's output) that names a label of the pixels under it (its
+ * colour, its place in the image): logits = W·f + b, softmax cross-entropy averaged over the tokens. Scaffolding of the
+ * ViT pre-training stage (like the SigLIP towers and the caption decoder): trained with the tower, never published.
  */
-public final class TokenColourHead {
-    static final String W = "colour.weight", B = "colour.bias";
+public final class TokenLabelHead {
+    /** The labels a head can learn, and the prefix of its parameters' names ("colour.weight", "place.bias"). */
+    public static final java.util.List<String> KINDS = java.util.List.of("colour", "place");
+    final String W, B;
     private final int dim, classes;
     private final Map<String, float[]> params = new LinkedHashMap<>();
 
-    /** W [classes, dim] ~ N(0, 1/dim) from the seed, b [classes] 0. */
-    public TokenColourHead(int dim, int classes, long seed) {
+    /** W [classes, dim] ~ N(0, 1/dim) from the seed, b [classes] 0; parameters named {@code kind.weight}, {@code kind.bias}. */
+    public TokenLabelHead(String kind, int dim, int classes, long seed) {
+        if (!KINDS.contains(kind)) throw new IllegalArgumentException("token label '" + kind + "' is not one of " + KINDS);
+        this.W = kind + ".weight";
+        this.B = kind + ".bias";
         this.dim = dim;
         this.classes = classes;
         float[] w = new float[classes * dim];
@@ -74,5 +79,11 @@ public final class TokenColourHead {
         grads.put(W, gw);
         grads.put(B, gb);
         return new Result(loss / M, grads, right / (double) M);
+    }
+
+    /** True for the parameters of a token-label head (of any kind). */
+    public static boolean isHeadParameter(String name) {
+        for (String k : KINDS) if (name.startsWith(k + ".")) return true;
+        return false;
     }
 }
