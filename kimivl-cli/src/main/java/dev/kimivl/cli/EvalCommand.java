@@ -21,7 +21,8 @@ final class EvalCommand implements Callable<Integer> {
     @Mixin ModelOption model;
 
     @Option(names = "--task", defaultValue = "synthetic-vqa", description = "synthetic-vqa (single-image questions, every type equally often), "
-            + "objects (the first lesson: one large object, asked its colour, shape or both), "
+            + "objects (the first lesson: one large object, asked its colour, shape or both), grounding (where a named object is in the image's "
+            + "3 × 3 grid, or what is at a place, in scenes of 2-4 objects; by question form), "
             + "reasoning (multi-step questions; a Thinking model's reasoning block is dropped before checking), or niah (a secret word at a "
             + "random depth of --niah-chars of filler; accuracy by depth), or niah-video (one frame showing a coloured shape among --niah-frames "
             + "plain ones, asked the colour; accuracy by frame count and depth) (default ${DEFAULT-VALUE}).")
@@ -58,8 +59,8 @@ final class EvalCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (n < 1) throw new IllegalArgumentException("-n must be at least 1, got " + n);
-        if (!java.util.List.of("synthetic-vqa", "objects", "reasoning", "niah", "niah-video").contains(task)) {
-            throw new IllegalArgumentException("--task " + task + " is not available (synthetic-vqa, objects, reasoning, niah, niah-video)");
+        if (!java.util.List.of("synthetic-vqa", "objects", "grounding", "reasoning", "niah", "niah-video").contains(task)) {
+            throw new IllegalArgumentException("--task " + task + " is not available (synthetic-vqa, objects, grounding, reasoning, niah, niah-video)");
         }
         for (int f : niahFrames) {
             if (f < dev.kimivl.train.eval.VideoNeedle.MIN_FRAMES) {
@@ -78,6 +79,7 @@ final class EvalCommand implements Callable<Integer> {
                 }
             };
             Evaluator.Report r = task.equals("reasoning") ? Evaluator.reasoning(m, world(), n, seed, progress)
+                    : task.equals("grounding") ? Evaluator.grounding(m, world(), n, seed, progress)
                     : task.equals("niah") ? Evaluator.niah(m, world(), n, seed, niahChars, progress)
                     : task.equals("niah-video") ? Evaluator.videoNiah(m, new dev.kimivl.train.eval.VideoNeedle(niahFrameSide), n, seed, niahFrames, progress)
                     : switch (renderer) {

@@ -49,6 +49,24 @@ class EvalCommandTest {
     }
 
     @Test
+    void groundingReportsByQuestionForm() throws Exception {
+        CliTest.Run r = run("eval", "--model", TINY.toString(), "--task", "grounding", "--easy", "-n", "12", "--json");
+        assertEquals(0, r.exit(), r.err());
+        JsonNode j = new ObjectMapper().readTree(r.out());
+        java.util.List<String> keys = new java.util.ArrayList<>();
+        j.get("by_type").fieldNames().forEachRemaining(keys::add);
+        assertEquals(java.util.List.of("where (colour + shape)", "where (colour)", "what is there"), keys);
+        int total = 0;
+        for (JsonNode t : j.get("by_type")) total += t.get("total").asInt();
+        assertEquals(12, total);
+        // a where-question's expected answer is a place of the 3 × 3 grid
+        for (JsonNode w : j.get("wrong")) {
+            String t = w.asText();
+            assertTrue(!t.contains("\"Where is") || t.matches(".*\\(expected \"(At the|In the|On the) .*"), t);
+        }
+    }
+
+    @Test
     void niahReportsByDepth() throws Exception {
         CliTest.Run r = run("eval", "--model", TINY.toString(), "--task", "niah", "--niah-chars", "300", "-n", "8", "--json");
         assertEquals(0, r.exit(), r.err());

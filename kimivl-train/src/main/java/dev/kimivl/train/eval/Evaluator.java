@@ -60,6 +60,35 @@ public final class Evaluator {
         return run("objects (ImageMagick)", model, n, i -> im.object(evalSeed(seed, i)), ANSWER_TOKENS, progress);
     }
 
+    /**
+     * Grounding ({@link VisualWorld#grounding}): a scene of 2-4 objects and its conversation's first question, asked
+     * alone; the rows are the question's form: "where (colour + shape)" ("Where is the red circle?" → "At the top
+     * left."), "where (colour)" ("Where is the red shape?") and "what is there" ("What is at the top left?"). Places
+     * are the 3 × 3 regions of the image, so a model that cannot find a named object is right about one time in nine.
+     */
+    public static Report grounding(KimiVL model, VisualWorld world, int n, long seed, Progress progress) {
+        return run("grounding", model, n, i -> {
+            Example ex = world.grounding(evalSeed(seed, i));
+            Example first = new Example(ex.type(), ex.images(), ex.question(), ex.answer(), null);
+            return new Case(first, ExampleEncoder.userTurn(first), groundingForm(ex.question()));
+        }, ANSWER_TOKENS, progress, rows(GROUNDING_FORMS));
+    }
+
+    static final List<String> GROUNDING_FORMS = List.of("where (colour + shape)", "where (colour)", "what is there");
+
+    /** A tally with these rows, in this order, empty ones included. */
+    static Map<String, int[]> rows(List<String> keys) {
+        Map<String, int[]> tally = new java.util.LinkedHashMap<>();
+        for (String k : keys) tally.put(k, new int[2]);
+        return tally;
+    }
+
+    /** The row of a grounding question: its form, read from the question's fixed wording. */
+    static String groundingForm(String question) {
+        if (question.startsWith("What is ")) return "what is there";
+        return question.endsWith(" shape?") ? "where (colour)" : "where (colour + shape)";
+    }
+
     /** Multi-step questions (counting across two images, comparing, arithmetic on what is read): the Thinking task. */
     public static Report reasoning(KimiVL model, VisualWorld world, int n, long seed, Progress progress) {
         return run("reasoning", model, n, i -> world.reasoning(evalSeed(seed, i)), 160, progress);
