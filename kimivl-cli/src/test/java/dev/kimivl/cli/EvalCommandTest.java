@@ -62,7 +62,7 @@ class EvalCommandTest {
         // a where-question's expected answer is a place of the 3 × 3 grid
         for (JsonNode w : j.get("wrong")) {
             String t = w.asText();
-            assertTrue(!t.contains("\"Where is") || t.matches(".*\\(expected \"(At the|In the|On the) .*"), t);
+            assertTrue(!t.contains("\"Where is") || t.matches("(?s).*\\(expected \"(At the|In the|On the) .*"), t);
         }
     }
 
