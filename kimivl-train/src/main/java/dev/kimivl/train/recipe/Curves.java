@@ -14,11 +14,14 @@ import org.jfree.data.xy.XYSeriesCollection;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
 
 /**
  * The loss and token-accuracy curves of one stage, drawn from {@code train_log.jsonl} into {@code curves/NN-name.png}
  * (JFreeChart, headless): loss and its running average on the left axis, the answer tokens' accuracy on the right;
- * a pretrain-vit stage adds its SigLIP loss (left) and retrieval accuracy (right).
+ * a pretrain-vit stage adds its SigLIP loss (left) and retrieval accuracy (right), and the accuracy of each token-label
+ * head it trains (right: "token colour accuracy", "token place accuracy").
  */
 public final class Curves {
     private Curves() {}
@@ -27,6 +30,7 @@ public final class Curves {
     public static Path draw(Path log, String stage, Path png) throws IOException {
         XYSeries loss = new XYSeries("loss"), avg = new XYSeries("loss (running average)"), acc = new XYSeries("token accuracy"),
                 siglip = new XYSeries("SigLIP loss"), retrieval = new XYSeries("SigLIP retrieval accuracy");
+        Map<String, XYSeries> labels = new LinkedHashMap<>();      // token-label head kind → its accuracy
         ObjectMapper om = new ObjectMapper();
         for (String line : Files.readAllLines(log)) {
             if (line.isBlank()) continue;
@@ -39,6 +43,10 @@ public final class Curves {
             if (n.has("siglip_loss")) {      // the ViT pre-training stage: its contrastive loss and retrieval accuracy too
                 siglip.addOrUpdate(s, n.get("siglip_loss").asDouble());
                 retrieval.addOrUpdate(s, n.get("retrieval_accuracy").asDouble());
+            }
+            for (String kind : dev.kimivl.train.TokenLabelHead.KINDS) {
+                JsonNode a = n.get("token_" + kind + "_accuracy");
+                if (a != null) labels.computeIfAbsent(kind, k -> new XYSeries("token " + k + " accuracy")).addOrUpdate(s, a.asDouble());
             }
         }
         if (loss.isEmpty()) return null;
@@ -53,6 +61,7 @@ public final class Curves {
         plot.setRangeAxis(1, right);
         XYSeriesCollection rightSeries = new XYSeriesCollection(acc);
         if (!retrieval.isEmpty()) rightSeries.addSeries(retrieval);
+        for (XYSeries l : labels.values()) rightSeries.addSeries(l);
         plot.setDataset(1, rightSeries);
         plot.mapDatasetToRangeAxis(1, 1);
         plot.setRenderer(1, new XYLineAndShapeRenderer(true, false));
