@@ -366,9 +366,9 @@ public final class VisualWorld {
      */
     public Example conversation(long seed) {
         SplittableRandom r = random(seed, "scene");
-        int n = 2 + r.nextInt(3);
-        List<String> colors = distinct(r, Palette.COLORS, n), shapes;
-        do shapes = distinct(r, Palette.SHAPES, n); while (anyConfusable(shapes));
+        Cast cast = cast(r);
+        int n = cast.size();
+        List<String> colors = cast.colors(), shapes = cast.shapes();
         List<Spec> specs = new ArrayList<>();
         double hi = maxRel(n);
         for (int i = 0; i < n; i++) {
@@ -433,9 +433,9 @@ public final class VisualWorld {
     public Example grounding(long seed) {
         SplittableRandom r = random(seed, "ground");
         for (int attempt = 0; ; attempt++) {
-            int n = 2 + r.nextInt(3);
-            List<String> colors = distinct(r, Palette.COLORS, n), shapes;
-            do shapes = distinct(r, Palette.SHAPES, n); while (anyConfusable(shapes));
+            Cast cast = cast(r);
+            int n = cast.size();
+            List<String> colors = cast.colors(), shapes = cast.shapes();
             List<Spec> specs = new ArrayList<>();
             for (int i = 0; i < n; i++) specs.add(new Spec(shapes.get(i), colors.get(i), 0.12, maxRel(n)));
             Painter p = scene(r, specs, pt -> true);
@@ -455,6 +455,19 @@ public final class VisualWorld {
             Example.Turn first = turns.getFirst();
             return new Example("ground", List.of(p.finish(jpegChance())), first.question(), first.answer(), null, turns.subList(1, turns.size()));
         }
+    }
+
+    /** The objects of a scene conversation: their colours and shapes, pairwise distinct, i-th colour with i-th shape. */
+    private record Cast(List<String> colors, List<String> shapes) {
+        int size() { return colors.size(); }
+    }
+
+    /** 2-4 objects of distinct colours and of distinct shapes no two of which could be taken for one another. */
+    private static Cast cast(SplittableRandom r) {
+        int n = 2 + r.nextInt(3);
+        List<String> colors = distinct(r, Palette.COLORS, n), shapes;
+        do shapes = distinct(r, Palette.SHAPES, n); while (anyConfusable(shapes));
+        return new Cast(colors, shapes);
     }
 
     /** Whether any two of the shapes could be taken for one another (a circle and a ring, a square and a rectangle). */
