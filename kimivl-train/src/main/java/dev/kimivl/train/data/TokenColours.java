@@ -30,7 +30,7 @@ public final class TokenColours {
     /**
      * [merged tokens] labels in the vision tower's merged order (row-major over the (gridH/2) × (gridW/2) merged grid,
      * token (R, C) holding patches (2R + a, 2C + b)). The ground is the most common colour of the image (in 16-level
-     * bins); pixels of the padding count as ground.
+     * bins); pixels of the padding (right of and below the resized image) count as ground.
      */
     public static int[] of(PreprocessedImage im, PreprocessorConfig cfg) {
         int p = im.paddedWidth() / im.gridW(), gh = im.gridH(), gw = im.gridW(), pp = p * p;
@@ -46,6 +46,12 @@ public final class TokenColours {
                 rgb[patch * pp + i] = v;
             }
         }
+        // the padding right of and below the image (black after un-normalising) is ground, not the palette's black
+        for (int patch = 0; patch < gh * gw; patch++) {
+            int x0 = patch % gw * p, y0 = patch / gw * p;
+            if (x0 + p <= im.resizedWidth() && y0 + p <= im.resizedHeight()) continue;
+            for (int i = 0; i < pp; i++) if (x0 + i % p >= im.resizedWidth() || y0 + i / p >= im.resizedHeight()) rgb[patch * pp + i] = PADDING;
+        }
         int ground = ground(rgb);
         int mh = gh / 2, mw = gw / 2;
         int[] labels = new int[mh * mw];
@@ -56,6 +62,7 @@ public final class TokenColours {
                     for (int b = 0; b < 2; b++) {
                         int patch = (2 * r + a) * gw + (2 * c + b);
                         for (int i = 0; i < pp; i++) {
+                            if (rgb[patch * pp + i] == PADDING) continue;
                             int k = nearest(rgb[patch * pp + i], ground);
                             if (k >= 0) count[k]++;
                         }
@@ -81,10 +88,13 @@ public final class TokenColours {
         return best;
     }
 
-    /** The most common colour, in 16-level bins, as the bin's centre. */
+    /** A pixel of the padding: no colour (outside 0xRRGGBB). */
+    static final int PADDING = -1;
+
+    /** The most common colour of the image's own pixels, in 16-level bins, as the bin's centre. */
     static int ground(int[] rgb) {
         Map<Integer, Integer> bins = new HashMap<>();
-        for (int v : rgb) bins.merge(v & 0xF0F0F0, 1, Integer::sum);
+        for (int v : rgb) if (v != PADDING) bins.merge(v & 0xF0F0F0, 1, Integer::sum);
         int best = 0, most = -1;
         for (var e : bins.entrySet()) if (e.getValue() > most || (e.getValue() == most && e.getKey() < best)) { most = e.getValue(); best = e.getKey(); }
         return best | 0x080808;

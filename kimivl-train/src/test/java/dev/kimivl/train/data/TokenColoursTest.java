@@ -65,4 +65,14 @@ class TokenColoursTest {
         int n = TokenColours.NONE, green = Palette.COLORS.indexOf("green");
         assertArrayEquals(new int[]{n, n, n, green}, TokenColours.of(im, PRE));
     }
+
+    @Test
+    void thePaddingIsGroundNotBlack() {
+        // 70 px pads to 84 (3 × 3 tokens): the last column and row are 14/28 padding, black before normalisation; a
+        // white ground, so black would be a palette colour if the padding counted
+        PreprocessedImage im = draw(70, "white", new Rect("blue", 0, 0, 28, 28));
+        assertEquals(84, im.paddedWidth());
+        int n = TokenColours.NONE, blue = Palette.COLORS.indexOf("blue");
+        assertArrayEquals(new int[]{blue, n, n, n, n, n, n, n, n}, TokenColours.of(im, PRE));
+    }
 }
