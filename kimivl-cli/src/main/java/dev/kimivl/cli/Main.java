@@ -7,7 +7,7 @@ import picocli.CommandLine.Command;
 /** Entry point of the kimivl command line. */
 @Command(name = "kimivl", mixinStandardHelpOptions = true, version = "kimivl 0.1.0",
         description = "Kimi-VL vision-language models on the CPU, in Java.",
-        subcommands = {RunCommand.class, ChatCommand.class, ForwardCommand.class, InfoCommand.class, TokenizeCommand.class, ConvertCommand.class, BenchCommand.class, ServeCommand.class, BenchServeCommand.class, TrainShapesCommand.class, TrainTokenizerCommand.class, TrainCommand.class, EvalCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {RunCommand.class, ChatCommand.class, ForwardCommand.class, InfoCommand.class, TokenizeCommand.class, ConvertCommand.class, BenchCommand.class, ServeCommand.class, BenchServeCommand.class, TrainShapesCommand.class, TrainTokenizerCommand.class, TrainCommand.class, EvalCommand.class, ProbeCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 

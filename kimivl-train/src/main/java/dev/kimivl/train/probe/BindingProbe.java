@@ -1,0 +1,451 @@
+package dev.kimivl.train.probe;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.kimivl.config.ModelConfig;
+import dev.kimivl.io.SafetensorsCheckpoint;
+import dev.kimivl.tensor.Parallel;
+import dev.kimivl.train.AdamW;
+import dev.kimivl.train.Muon;
+import dev.kimivl.train.TextGrad;
+import dev.kimivl.train.data.Example;
+import dev.kimivl.train.data.VisualWorld;
+import dev.kimivl.train.recipe.ExampleEncoder;
+import dev.kimivl.train.recipe.ModelSpec;
+import dev.kimivl.train.tokenizer.SpecialIds;
+import dev.kimivl.train.tokenizer.TokenizerFiles;
+import dev.kimivl.vision.PreprocessedImage;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.TreeMap;
+import java.util.stream.Stream;
+
+/**
+ * Can a language model learn to find a named object among a frozen tower's image tokens and read its place, in a way
+ * that carries to new images? Session 11's {@code RealFeatProbe} (TRAINING.md, runs F1-F4), kept here.
+ *
+ * <p>The tower and projector of a trained checkpoint encode {@code pool} {@code grounding} scenes and {@code heldout}
+ * others (distinct seeds) once. Of each scene's questions the probe keeps those of one form ({@link Question}), each
+ * its own one-question sequence through the checkpoint's chat template ({@link ExampleEncoder}). A FRESH language
+ * model, initialised as a new run of the recipe would be ({@link ModelSpec#writeInitial}), learns the training
+ * questions' answers (answer tokens and the closing {@code <|im_end|>} scored) by {@link TextGrad}, batch 16, Muon for
+ * the 2-D hidden matrices and AdamW for the rest at a constant rate, the routing bias balanced as in a recipe run. Every
+ * {@code every} steps it prints the training and held-out loss and accuracy.
+ *
+ * <p>Accuracy is per answer: the share of answers whose every scored token (the answer's tokens and its closing
+ * {@code <|im_end|>}) gets probability &gt; 0.5 with the true answer before it (teacher forcing). A model that has
+ * learnt the look-up scores high on held-out scenes; one that memorised the training images scores high on training
+ * answers only.
+ *
+ * <p>Everything follows from the seed: the scenes, the initial weights and the order of the training questions, and
+ * {@link TextGrad}'s multithreaded passes give the same numbers on every run.
+ */
+public final class BindingProbe {
+    /** Muon's and AdamW's step sizes as the focused-lesson runs of session 11 used them. */
+    public static final double DEFAULT_LR = 2e-3;
+    /** Global gradient-norm clip, as a recipe stage. */
+    private static final double CLIP = 1.0;
+    /** The aux-loss-free routing-bias step γ, as a recipe stage. */
+    private static final float BIAS_STEP = 1e-3f;
+    /** p &gt; 0.5 for a token is −log p &lt; ln 2. */
+    private static final double LOG2 = Math.log(2);
+
+    private BindingProbe() {}
+
+    /** Which of a {@code grounding} scene's questions the probe keeps. */
+    public enum Question {
+        /** "Where is the red shape?" → "At the top left.": the colour alone names the object, the answer its 3 × 3 region. */
+        WHERE_COLOUR("where-colour"),
+        /** "Where is the red circle?" → "At the top left.": colour and shape name it. */
+        WHERE("where"),
+        /** "What is at the top left?" → "A red circle.": the region names it, the answer is the object. */
+        WHAT("what");
+
+        public final String flag;
+
+        Question(String flag) { this.flag = flag; }
+
+        boolean matches(String q) {
+            return switch (this) {
+                case WHERE_COLOUR -> q.startsWith("Where is the ") && q.endsWith(" shape?");
+                case WHERE -> q.startsWith("Where is the ") && !q.endsWith(" shape?");
+                case WHAT -> q.startsWith("What is ");
+            };
+        }
+
+        public static Question parse(String s) {
+            for (Question q : values()) if (q.flag.equals(s)) return q;
+            throw new IllegalArgumentException("question form '" + s + "' is not one of where-colour, where, what");
+        }
+    }
+
+    /**
+     * @param recipe the recipe whose {@code model} section sizes (and initialises) the fresh language model
+     * @param every  steps between progress lines (the last step always has one)
+     */
+    public record Settings(Path recipe, int steps, int pool, int heldout, VisualWorld.Options images, Question question, int every,
+                           long seed, int batch, double lr, double adamLr) {
+        public Settings {
+            if (steps < 1) throw new IllegalArgumentException("steps must be ≥ 1, got " + steps);
+            if (pool < 1 || heldout < 1) throw new IllegalArgumentException("need ≥ 1 training and ≥ 1 held-out scene, got " + pool + " and " + heldout);
+            if (every < 1) throw new IllegalArgumentException("every must be ≥ 1, got " + every);
+            if (batch < 1) throw new IllegalArgumentException("batch must be ≥ 1, got " + batch);
+            if (!(lr > 0) || !(adamLr > 0)) throw new IllegalArgumentException("learning rates must be > 0, got " + lr + " and " + adamLr);
+        }
+    }
+
+    /**
+     * One progress line. Training numbers are over the batches since the previous line, each scored before its
+     * update; held-out numbers over every held-out question after the step.
+     */
+    public record Report(int step, double trainLoss, double trainAccuracy, int trainAnswers, double heldoutLoss, double heldoutAccuracy,
+                         double seconds) {}
+
+    /**
+     * @param answers         distinct answers among the training questions
+     * @param commonShare     the held-out share of the training questions' most common answer
+     * @param chanceLoss      the loss per scored token of a model that ignores the image but knows the answers'
+     *                        frequencies: H(answer) in nats over the mean scored tokens per answer (the rest of an
+     *                        answer follows from its first words)
+     */
+    public record Summary(Settings settings, Path vision, int trainQuestions, int heldoutQuestions, int trainScenes, int heldoutScenes,
+                          int answers, double commonShare, double chanceLoss, List<Report> reports, double seconds) {
+        public Report last() { return reports.getLast(); }
+
+        public Report bestHeldout() {
+            return reports.stream().max(Comparator.comparingDouble(Report::heldoutAccuracy)).orElseThrow();
+        }
+
+        public String line() {
+            Report l = last(), b = bestHeldout();
+            return String.format(Locale.ROOT, "binding %s: %d steps on %d questions (%d scenes): held-out acc %.3f (best %.3f at step %d), "
+                            + "loss %.3f; training acc %.3f, loss %.3f; chance acc 1/%d = %.3f (most common answer %.3f), loss %.3f; %.0f s",
+                    settings.question().flag, l.step(), trainQuestions, trainScenes, l.heldoutAccuracy(), b.heldoutAccuracy(), b.step(),
+                    l.heldoutLoss(), l.trainAccuracy(), l.trainLoss(), answers, 1.0 / answers, commonShare, chanceLoss, seconds);
+        }
+
+        public ObjectNode toJson() {
+            ObjectNode o = new ObjectMapper().createObjectNode();
+            o.put("probe", "binding");
+            o.put("vision", vision.toString());
+            o.put("recipe", settings.recipe().toString());
+            o.put("question", settings.question().flag);
+            o.put("steps", settings.steps());
+            o.put("pool_scenes", settings.pool());
+            o.put("heldout_scenes", settings.heldout());
+            o.put("min_side", settings.images().minSide());
+            o.put("max_side", settings.images().maxSide());
+            o.put("easy_images", settings.images().easy());
+            o.put("seed", settings.seed());
+            o.put("batch", settings.batch());
+            o.put("lr", settings.lr());
+            o.put("adam_lr", settings.adamLr());
+            o.put("train_questions", trainQuestions);
+            o.put("heldout_questions", heldoutQuestions);
+            o.put("train_scenes_with_questions", trainScenes);
+            o.put("heldout_scenes_with_questions", heldoutScenes);
+            o.put("accuracy_definition", "share of answers whose every scored token (answer and closing <|im_end|>) has p > 0.5, teacher-forced");
+            o.put("distinct_answers", answers);
+            o.put("chance_accuracy_uniform", 1.0 / answers);
+            o.put("chance_accuracy_most_common_answer", commonShare);
+            o.put("chance_loss", chanceLoss);
+            o.put("seconds", seconds);
+            ArrayNode a = o.putArray("reports");
+            for (Report r : reports) {
+                ObjectNode x = a.addObject();
+                x.put("step", r.step());
+                x.put("train_loss", r.trainLoss());
+                x.put("train_accuracy", r.trainAccuracy());
+                x.put("train_answers", r.trainAnswers());
+                x.put("heldout_loss", r.heldoutLoss());
+                x.put("heldout_accuracy", r.heldoutAccuracy());
+                x.put("seconds", r.seconds());
+            }
+            return o;
+        }
+    }
+
+    /** One question about one scene, encoded; its image's features are the scene's. */
+    record Item(int scene, int[] ids, int[] targets, boolean[] isText, String answer) {}
+
+    /**
+     * The scene seeds of set {@code set} (0: training, 1: held-out): disjoint ranges below one 64-bit base per probe
+     * seed, so the two sets never share a scene.
+     */
+    static long[] seeds(long seed, int set, int n) {
+        long base = seed * 0x1_0000_0000L + set * 0x8000_0000L;
+        long[] s = new long[n];
+        for (int i = 0; i < n; i++) s[i] = base + i;
+        return s;
+    }
+
+    /** Runs the probe, printing progress to {@code out}; returns every report. */
+    public static Summary run(FrozenVision v, Settings s, PrintStream out) throws IOException {
+        long t0 = System.nanoTime();
+        ModelSpec spec = dev.kimivl.train.recipe.Recipe.load(s.recipe()).model();
+        TextGrad tg = freshLanguageModel(v, spec, s.seed());
+        VisualWorld world = new VisualWorld(s.images());
+        List<float[]> trainFeats = new ArrayList<>(), heldFeats = new ArrayList<>();
+        List<Item> train = questions(v, world, seeds(s.seed(), 0, s.pool()), s.question(), trainFeats);
+        List<Item> held = questions(v, world, seeds(s.seed(), 1, s.heldout()), s.question(), heldFeats);
+        if (train.isEmpty() || held.isEmpty()) {
+            throw new IllegalArgumentException("the " + s.pool() + " training and " + s.heldout() + " held-out scenes hold " + train.size() + " and "
+                    + held.size() + " '" + s.question().flag + "' questions: take more scenes");
+        }
+        // chance: an image-blind model that knows the answers' frequencies
+        Map<String, Integer> freq = new TreeMap<>();
+        long scoredTokens = 0;
+        for (Item it : train) {
+            freq.merge(it.answer(), 1, Integer::sum);
+            for (int t : it.targets()) if (t != -100) scoredTokens++;
+        }
+        double entropy = 0;
+        for (int c : freq.values()) entropy -= (double) c / train.size() * Math.log((double) c / train.size());
+        String common = freq.entrySet().stream().max(Map.Entry.comparingByValue()).orElseThrow().getKey();
+        double commonShare = held.stream().filter(it -> it.answer().equals(common)).count() / (double) held.size();
+        double chanceLoss = entropy / ((double) scoredTokens / train.size());
+        out.printf(Locale.ROOT, "binding probe: a fresh %d-layer language model (hidden %d, %s) on the frozen image tokens of %s%n",
+                spec.layers(), spec.hidden(), s.recipe(), v.dir);
+        out.printf(Locale.ROOT, "  '%s' questions: %d from %d training scenes, %d from %d held-out scenes; images %s; %d distinct answers, "
+                        + "e.g. \"%s\"; %.1f s to render and encode%n",
+                s.question().flag, train.size(), countScenes(train), held.size(), countScenes(held), TokenProbe.describe(s.images()),
+                freq.size(), common, (System.nanoTime() - t0) / 1e9);
+        out.printf(Locale.ROOT, "  batch %d, Muon %.1e (2-D hidden matrices) and AdamW %.1e (the rest), constant; seed %d%n",
+                s.batch(), s.lr(), s.adamLr(), s.seed());
+        out.println("  acc = share of answers whose every token (and the closing <|im_end|>) gets p > 0.5, teacher-forced;"
+                + " train = the batches since the last line, before each update");
+        out.printf(Locale.ROOT, "  chance: acc 1/%d = %.3f (the most common answer, \"%s\", is %.3f of the held-out ones), loss %.3f%n",
+                freq.size(), 1.0 / freq.size(), common, commonShare, chanceLoss);
+
+        Optimizers opt = new Optimizers(tg, s.lr(), s.adamLr());
+        SplittableRandom order = new SplittableRandom(s.seed() ^ 0x6A09E667F3BCC909L);
+        int[] perm = new int[train.size()];
+        int next = perm.length;
+        List<Report> reports = new ArrayList<>();
+        double lossSum = 0;
+        int lossSteps = 0, answers = 0, right = 0;
+        long tRun = System.nanoTime();
+        for (int step = 1; step <= s.steps(); step++) {
+            List<Item> batch = new ArrayList<>(s.batch());
+            for (int b = 0; b < s.batch(); b++) {
+                if (next == perm.length) {                 // a new epoch: the training questions in a fresh order
+                    for (int i = 0; i < perm.length; i++) perm[i] = i;
+                    for (int i = perm.length - 1; i > 0; i--) { int j = order.nextInt(i + 1), t = perm[i]; perm[i] = perm[j]; perm[j] = t; }
+                    next = 0;
+                }
+                batch.add(train.get(perm[next++]));
+            }
+            Scored sc = score(tg, batch, trainFeats);
+            lossSum += sc.result.loss();
+            lossSteps++;
+            answers += batch.size();
+            right += sc.right;
+            opt.step(sc.result);
+            if (step % s.every() == 0 || step == s.steps()) {
+                double[] h = heldout(tg, held, heldFeats, s.batch());
+                Report r = new Report(step, lossSum / lossSteps, (double) right / answers, answers, h[0], h[1], (System.nanoTime() - tRun) / 1e9);
+                reports.add(r);
+                out.printf(Locale.ROOT, "step %5d  train loss %.4f acc %.3f (%d answers)  held-out loss %.4f acc %.3f (%d answers)  %.0f s%n",
+                        step, r.trainLoss(), r.trainAccuracy(), r.trainAnswers(), r.heldoutLoss(), r.heldoutAccuracy(), held.size(), r.seconds());
+                out.flush();
+                lossSum = 0;
+                lossSteps = answers = right = 0;
+            }
+        }
+        Summary sum = new Summary(s, v.dir, train.size(), held.size(), countScenes(train), countScenes(held), freq.size(), commonShare,
+                chanceLoss, List.copyOf(reports), (System.nanoTime() - t0) / 1e9);
+        out.println(sum.line());
+        return sum;
+    }
+
+    private static int countScenes(List<Item> items) {
+        return (int) items.stream().mapToInt(Item::scene).distinct().count();
+    }
+
+    /**
+     * The language model a new run of {@code spec} starts from, with the checkpoint's tokenizer: the recipe's own
+     * initialisation ({@link ModelSpec#writeInitial}) into a scratch folder, read back. Only its language model is
+     * used; the image tokens come from the frozen tower.
+     */
+    static TextGrad freshLanguageModel(FrozenVision v, ModelSpec spec, long seed) throws IOException {
+        if (spec.hidden() != v.hidden()) {
+            throw new IllegalArgumentException("the recipe's language model has hidden size " + spec.hidden() + ", but " + v.dir
+                    + "'s projector gives image tokens of width " + v.hidden());
+        }
+        Path ranks = v.dir.resolve("tiktoken.model");
+        if (!Files.isRegularFile(ranks)) throw new IllegalArgumentException(v.dir + " has no tiktoken.model: the probe needs the checkpoint's own tokenizer");
+        int numRanks;
+        try (Stream<String> lines = Files.lines(ranks)) { numRanks = (int) lines.count(); }
+        SpecialIds ids = TokenizerFiles.layout(numRanks, v.config.text().vocabSize());
+        if (ids.mediaPlaceholder() != v.config.mediaPlaceholderTokenId()) {
+            throw new IllegalArgumentException(v.dir + ": media_placeholder_token_id " + v.config.mediaPlaceholderTokenId() + " is not where a trained tokenizer of "
+                    + numRanks + " ranks puts it (" + ids.mediaPlaceholder() + "): not a checkpoint of this trainer");
+        }
+        Path tmp = Files.createTempDirectory("kimivl-probe-init-");
+        try {
+            spec.writeInitial(tmp, ids, seed);
+            ModelConfig cfg = ModelConfig.load(tmp);
+            try (SafetensorsCheckpoint ck = SafetensorsCheckpoint.open(tmp)) {
+                return new TextGrad(ck, cfg.text(), cfg.textPrefix());
+            }
+        } finally {
+            try (Stream<Path> w = Files.walk(tmp)) {
+                for (Path p : w.sorted(Comparator.reverseOrder()).toList()) Files.deleteIfExists(p);
+            }
+        }
+    }
+
+    /**
+     * The questions of the chosen form in the scenes of the seeds, each its own one-question example; the features
+     * of the scenes that have any are appended to {@code feats} (the items' scene indices point into it).
+     */
+    static List<Item> questions(FrozenVision v, VisualWorld world, long[] seeds, Question form, List<float[]> feats) {
+        List<Item> items = new ArrayList<>();
+        List<PreprocessedImage> pending = new ArrayList<>();
+        for (int i = 0; i < seeds.length; i++) {
+            Example ex = world.grounding(seeds[i]);
+            List<Example.Turn> turns = new ArrayList<>();
+            turns.add(new Example.Turn(ex.question(), ex.answer()));
+            turns.addAll(ex.followUps());
+            PreprocessedImage image = null;
+            for (Example.Turn t : turns) {
+                if (!form.matches(t.question())) continue;
+                ExampleEncoder.Encoded e = v.encoder.encode(new Example(ex.type(), ex.images(), t.question(), t.answer(), null), false);
+                if (image == null) {
+                    image = e.images().getFirst();
+                    pending.add(image);
+                }
+                items.add(new Item(feats.size() + pending.size() - 1, e.ids(), e.targets(), e.isText(), t.answer()));
+            }
+            if (pending.size() == 16 || (i == seeds.length - 1 && !pending.isEmpty())) {   // the pixels are not kept
+                feats.addAll(v.features(pending));
+                pending.clear();
+            }
+        }
+        return items;
+    }
+
+    /** A pass over some items packed into one row, and how many of them were answered (every token p &gt; 0.5). */
+    private record Scored(TextGrad.Result result, int right) {}
+
+    private static Scored score(TextGrad tg, List<Item> items, List<float[]> feats) {
+        int T = 0, F = 0;
+        for (Item it : items) { T += it.ids().length; F += feats.get(it.scene()).length; }
+        int[] ids = new int[T], targets = new int[T], seg = new int[T];
+        boolean[] isText = new boolean[T];
+        float[] image = new float[F];                      // [image tokens of the row, D] in order
+        int o = 0, f = 0;
+        for (Item it : items) {
+            int n = it.ids().length;
+            System.arraycopy(it.ids(), 0, ids, o, n);
+            System.arraycopy(it.targets(), 0, targets, o, n);
+            System.arraycopy(it.isText(), 0, isText, o, n);
+            java.util.Arrays.fill(seg, o, o + n, o);
+            float[] x = feats.get(it.scene());
+            System.arraycopy(x, 0, image, f, x.length);
+            f += x.length;
+            o += n;
+        }
+        TextGrad.Result r = tg.lossAndGrads(tg.embed(ids, isText, image), ids, isText, targets, seg);
+        int right = 0;
+        o = 0;
+        for (Item it : items) {
+            boolean ok = true;
+            for (int t = o; t < o + it.ids().length; t++) if (targets[t] != -100 && !(r.tokenLoss()[t] < LOG2)) ok = false;
+            if (ok) right++;
+            o += it.ids().length;
+        }
+        return new Scored(r, right);
+    }
+
+    /** {loss per scored token, accuracy} over every held-out item, in packed rows of {@code batch}. */
+    private static double[] heldout(TextGrad tg, List<Item> held, List<float[]> feats, int batch) {
+        double loss = 0;
+        long tokens = 0;
+        int right = 0;
+        for (int i = 0; i < held.size(); i += batch) {
+            Scored sc = score(tg, held.subList(i, Math.min(held.size(), i + batch)), feats);
+            double[] tl = sc.result.tokenLoss();
+            for (double x : tl) loss += x;               // 0 at unscored positions
+            for (Item it : held.subList(i, Math.min(held.size(), i + batch))) for (int t : it.targets()) if (t != -100) tokens++;
+            right += sc.right;
+        }
+        return new double[]{loss / tokens, (double) right / held.size()};
+    }
+
+    /**
+     * A recipe stage's optimizers for a language model that trains alone: Muon for the 2-D hidden matrices
+     * ({@link Muon#takesLanguageModelTensor}), AdamW (β 0.9/0.95, decay 0.01 on matrices, none on vectors) for the
+     * embeddings, output head, router and norms; the global gradient norm clipped to 1 (summed in name order); the
+     * routing bias moved by the aux-loss-free rule, not by a gradient (it has none).
+     */
+    static final class Optimizers {
+        private final Map<String, float[]> params;
+        private final Map<String, Muon> muon = new LinkedHashMap<>();
+        private final Map<String, AdamW> adam = new LinkedHashMap<>();
+        private final Map<Integer, float[]> routingBias = new HashMap<>();
+
+        Optimizers(TextGrad tg, double lr, double adamLr) {
+            this.params = tg.parameters();
+            for (var e : params.entrySet()) {
+                String n = e.getKey();
+                if (n.endsWith("e_score_correction_bias")) {
+                    int l = Integer.parseInt(n.replaceAll(".*layers\\.(\\d+)\\..*", "$1"));
+                    routingBias.put(l, e.getValue());
+                    continue;
+                }
+                long[] s = tg.shape(n);
+                if (Muon.takesLanguageModelTensor(n, s)) muon.put(n, new Muon((int) s[0], (int) s[1], (float) lr, 0.01f));
+                else adam.put(n, new AdamW(e.getValue().length, (float) adamLr, 0.9f, 0.95f, 1e-8f, s.length == 1 ? 0f : 0.01f));
+            }
+        }
+
+        void step(TextGrad.Result r) {
+            Map<String, float[]> g = r.grads();
+            double sq = 0;
+            for (var e : new TreeMap<>(g).entrySet()) {
+                if (!muon.containsKey(e.getKey()) && !adam.containsKey(e.getKey())) continue;
+                for (float x : e.getValue()) sq += (double) x * x;
+            }
+            double norm = Math.sqrt(sq);
+            float clip = norm > CLIP ? (float) (CLIP / norm) : 1f;
+            List<String> orth = new ArrayList<>(muon.keySet());
+            for (var e : adam.entrySet()) {
+                float[] gr = g.get(e.getKey());
+                if (clip != 1f) for (int i = 0; i < gr.length; i++) gr[i] *= clip;
+                e.getValue().step(params.get(e.getKey()), gr);
+            }
+            // one matrix per core: each Newton–Schulz iteration runs as it would alone, so the result does not depend on the split
+            Parallel.forRange(orth.size(), 1, (i0, i1) -> {
+                for (int i = i0; i < i1; i++) {
+                    String n = orth.get(i);
+                    float[] gr = g.get(n);
+                    if (clip != 1f) for (int j = 0; j < gr.length; j++) gr[j] *= clip;
+                    muon.get(n).step(params.get(n), gr);
+                }
+            });
+            int[][] load = r.expertLoad();
+            for (var e : routingBias.entrySet()) {
+                int[] ld = load[e.getKey()];
+                if (ld == null) continue;
+                double mean = 0;
+                for (int x : ld) mean += x;
+                mean /= ld.length;
+                float[] bias = e.getValue();
+                for (int x = 0; x < ld.length; x++) bias[x] += BIAS_STEP * Math.signum((float) (mean - ld[x]));
+            }
+        }
+    }
+}

@@ -1,0 +1,216 @@
+package dev.kimivl.train.probe;
+
+import dev.kimivl.train.data.Example;
+import dev.kimivl.train.data.TokenColours;
+import dev.kimivl.train.data.VisualWorld;
+import dev.kimivl.vision.PreprocessedImage;
+
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * What a linear read-out finds in each merged image token of a frozen tower: the colour under it, and its place in
+ * the image. Session 11's {@code TokenColourProbe} and {@code PosProbe} (TRAINING.md), kept here.
+ *
+ * <p>Each merged token of the {@code grounding} scenes is labelled by {@link TokenColours#of} (the palette colour
+ * covering ≥ 30% of its pixels, else {@link TokenColours#NONE}) and placed at ((c + ½) / W, (r + ½) / H) of its W × H
+ * merged grid: the place relative to the image, which is what "at the top left" needs whatever the image's size.
+ * Two {@link Ridge} read-outs are fitted on the training scenes' tokens: a classifier (one-hot targets over every
+ * label, NONE included; the prediction is the largest output) and a regression onto (x, y). Scored on other scenes:
+ * the colour accuracy on object tokens (label ≠ NONE) and R² of x and of y.
+ *
+ * <p>λ: unless given, each read-out picks its own from {@link #LAMBDAS} by fitting on four fifths of the training
+ * scenes and scoring on the other fifth (split by scene, since the tokens of one image are alike), then refits on all
+ * of them. The held-out scenes play no part in the choice.
+ */
+public final class TokenProbe {
+    /** The penalties tried, on standardised features (see {@link Ridge}). */
+    public static final double[] LAMBDAS = {1e-4, 1e-3, 1e-2, 1e-1, 1};
+
+    private TokenProbe() {}
+
+    /**
+     * Every merged token of some scenes.
+     *
+     * @param features [n, dim] the tower's output per token
+     * @param colour   [n] {@link TokenColours} label
+     * @param place    [n, 2] relative (x, y) of the token's centre in its merged grid
+     * @param scene    [n] which scene (0-based, in the order given) the token is from
+     */
+    public record Tokens(float[] features, int dim, int[] colour, double[] place, int[] scene) {
+        public Tokens {
+            int n = colour.length;
+            if (features.length != n * dim || place.length != 2 * n || scene.length != n) {
+                throw new IllegalArgumentException("tokens: " + features.length + " feature values (dim " + dim + "), " + n + " colours, "
+                        + place.length + " place values, " + scene.length + " scene indices do not describe one set of tokens");
+            }
+        }
+
+        public int n() { return colour.length; }
+
+        /** The tokens whose scene passes. */
+        Tokens where(java.util.function.IntPredicate sceneOk) {
+            int m = 0;
+            for (int s : scene) if (sceneOk.test(s)) m++;
+            float[] f = new float[m * dim];
+            int[] c = new int[m], sc = new int[m];
+            double[] p = new double[2 * m];
+            for (int i = 0, j = 0; i < n(); i++) {
+                if (!sceneOk.test(scene[i])) continue;
+                System.arraycopy(features, i * dim, f, j * dim, dim);
+                c[j] = colour[i];
+                p[2 * j] = place[2 * i];
+                p[2 * j + 1] = place[2 * i + 1];
+                sc[j++] = scene[i];
+            }
+            return new Tokens(f, dim, c, p, sc);
+        }
+    }
+
+    /** The tokens of the {@code grounding} scenes of the given seeds through the frozen tower. */
+    public static Tokens collect(FrozenVision v, VisualWorld world, long[] seeds) {
+        int D = v.hidden();
+        List<float[]> feats = new ArrayList<>();
+        List<int[]> labels = new ArrayList<>();
+        List<int[]> grids = new ArrayList<>();           // merged (W, H)
+        int total = 0;
+        for (int i0 = 0; i0 < seeds.length; i0 += 16) {  // a chunk at a time: the preprocessed pixels are not kept
+            List<PreprocessedImage> ims = new ArrayList<>();
+            for (int i = i0; i < Math.min(seeds.length, i0 + 16); i++) {
+                Example ex = world.grounding(seeds[i]);
+                PreprocessedImage p = v.preprocess(ex.images().getFirst());
+                ims.add(p);
+                labels.add(TokenColours.of(p, v.preprocessorConfig));
+                grids.add(new int[]{p.gridW() / 2, p.gridH() / 2});
+                total += p.tokens();
+            }
+            feats.addAll(v.features(ims));
+        }
+        float[] f = new float[total * D];
+        int[] c = new int[total], sc = new int[total];
+        double[] place = new double[2 * total];
+        int o = 0;
+        for (int s = 0; s < seeds.length; s++) {
+            int W = grids.get(s)[0], H = grids.get(s)[1];
+            if (labels.get(s).length != W * H || feats.get(s).length != W * H * D) {
+                throw new IllegalStateException("scene " + seeds[s] + ": " + labels.get(s).length + " labels, " + feats.get(s).length / D
+                        + " token features, merged grid " + W + " × " + H);
+            }
+            System.arraycopy(feats.get(s), 0, f, o * D, W * H * D);
+            for (int t = 0; t < W * H; t++, o++) {
+                c[o] = labels.get(s)[t];
+                place[2 * o] = (t % W + 0.5) / W;
+                place[2 * o + 1] = (t / W + 0.5) / H;
+                sc[o] = s;
+            }
+        }
+        return new Tokens(f, D, c, place, sc);
+    }
+
+    /**
+     * @param colourAccuracy share of the held-out object tokens (label ≠ NONE) whose largest classifier output is
+     *                       their colour
+     * @param colourChance   share of those tokens whose colour is the training object tokens' most common one
+     * @param r2x            R² of the held-out tokens' relative column, {@code r2y} of their row
+     */
+    public record Result(int trainTokens, int testTokens, int objectTokens, double colourAccuracy, double colourChance,
+                         double r2x, double r2y, double colourLambda, double placeLambda) {}
+
+    /** Fits on {@code train}, scores on {@code test}; {@code lambda} null: chosen per read-out (see the class comment). */
+    public static Result score(Tokens train, Tokens test, Double lambda) {
+        if (train.dim() != test.dim()) throw new IllegalArgumentException("train tokens have " + train.dim() + " features, test tokens " + test.dim());
+        int K = TokenColours.CLASSES;
+        double lc = lambda != null ? lambda : choose(train, true), lp = lambda != null ? lambda : choose(train, false);
+        double[] colourPred = Ridge.of(train.features(), train.n(), train.dim(), oneHot(train.colour(), K), K).solve(lc)
+                .predict(test.features(), test.n());
+        double[] placePred = Ridge.of(train.features(), train.n(), train.dim(), train.place(), 2).solve(lp)
+                .predict(test.features(), test.n());
+        int[] counts = new int[K];
+        for (int c : train.colour()) if (c != TokenColours.NONE) counts[c]++;
+        int common = 0;
+        for (int c = 1; c < K; c++) if (counts[c] > counts[common]) common = c;
+        int objects = 0, right = 0, commonRight = 0;
+        for (int i = 0; i < test.n(); i++) {
+            int label = test.colour()[i];
+            if (label == TokenColours.NONE) continue;
+            objects++;
+            if (argmax(colourPred, i * K, K) == label) right++;
+            if (label == common) commonRight++;
+        }
+        return new Result(train.n(), test.n(), objects, objects == 0 ? Double.NaN : (double) right / objects,
+                objects == 0 ? Double.NaN : (double) commonRight / objects,
+                Ridge.r2(placePred, test.place(), 2, 0), Ridge.r2(placePred, test.place(), 2, 1), lc, lp);
+    }
+
+    /** The λ of {@link #LAMBDAS} that scores best on every fifth training scene when fitted on the others. */
+    static double choose(Tokens train, boolean colour) {
+        Tokens fit = train.where(s -> s % 5 != 4), val = train.where(s -> s % 5 == 4);
+        if (fit.n() == 0 || val.n() == 0) return 1e-2;       // too few scenes to split: a middle value
+        int K = TokenColours.CLASSES;
+        Ridge r = colour ? Ridge.of(fit.features(), fit.n(), fit.dim(), oneHot(fit.colour(), K), K)
+                : Ridge.of(fit.features(), fit.n(), fit.dim(), fit.place(), 2);
+        double best = Double.NEGATIVE_INFINITY, bestLambda = LAMBDAS[0];
+        for (double l : LAMBDAS) {
+            double[] pred;
+            try {
+                pred = r.solve(l).predict(val.features(), val.n());
+            } catch (IllegalArgumentException singular) {
+                continue;
+            }
+            double score;
+            if (colour) {
+                int objects = 0, right = 0;
+                for (int i = 0; i < val.n(); i++) {
+                    if (val.colour()[i] == TokenColours.NONE) continue;
+                    objects++;
+                    if (argmax(pred, i * K, K) == val.colour()[i]) right++;
+                }
+                score = objects == 0 ? 0 : (double) right / objects;
+            } else {
+                score = Ridge.r2(pred, val.place(), 2, 0) + Ridge.r2(pred, val.place(), 2, 1);
+            }
+            if (score > best) { best = score; bestLambda = l; }
+        }
+        return bestLambda;
+    }
+
+    static double[] oneHot(int[] labels, int k) {
+        double[] y = new double[labels.length * k];
+        for (int i = 0; i < labels.length; i++) y[i * k + labels[i]] = 1;
+        return y;
+    }
+
+    static int argmax(double[] v, int off, int k) {
+        int b = 0;
+        for (int j = 1; j < k; j++) if (v[off + j] > v[off + b]) b = j;
+        return b;
+    }
+
+    /** Renders n + heldout scenes (distinct seeds), collects, scores and prints a small table; returns the result. */
+    public static Result run(FrozenVision v, VisualWorld world, int n, int heldout, long seed, Double lambda, PrintStream out) {
+        if (n < 2 || heldout < 1) throw new IllegalArgumentException("need at least 2 training scenes and 1 held-out scene, got " + n + " and " + heldout);
+        long t0 = System.nanoTime();
+        Tokens train = collect(v, world, BindingProbe.seeds(seed, 0, n)), test = collect(v, world, BindingProbe.seeds(seed, 1, heldout));
+        Result r = score(train, test, lambda);
+        out.printf(Locale.ROOT, "token probe: %s, %d training scenes (%d tokens), %d held-out scenes (%d tokens, %d on objects), images %s; %.1f s%n",
+                v.dir, n, r.trainTokens(), heldout, r.testTokens(), r.objectTokens(), describe(world.options()), (System.nanoTime() - t0) / 1e9);
+        out.println("ridge read-outs from each merged token's features, fitted on the training scenes, scored on the held-out ones:");
+        out.printf(Locale.ROOT, "  %-44s %7s   %s%n", "measure", "value", "λ (standardised features)");
+        out.printf(Locale.ROOT, "  %-44s %7.3f   %s%n", "colour accuracy, object tokens (" + (TokenColours.CLASSES - 1) + " colours)",
+                r.colourAccuracy(), lambdaText(r.colourLambda(), lambda));
+        out.printf(Locale.ROOT, "  %-44s %7.3f%n", "  chance: the most common training colour", r.colourChance());
+        out.printf(Locale.ROOT, "  %-44s %7.3f   %s%n", "R² of x = (column + ½) / merged width", r.r2x(), lambdaText(r.placeLambda(), lambda));
+        out.printf(Locale.ROOT, "  %-44s %7.3f   %s%n", "R² of y = (row + ½) / merged height", r.r2y(), lambdaText(r.placeLambda(), lambda));
+        return r;
+    }
+
+    private static String lambdaText(double l, Double given) {
+        return String.format(Locale.ROOT, "%g", l) + (given != null ? " (given)" : " (chosen on a fifth of the training scenes)");
+    }
+
+    static String describe(VisualWorld.Options o) {
+        return (o.minSide() == o.maxSide() ? o.minSide() + " px" : o.minSide() + "-" + o.maxSide() + " px") + (o.easy() ? ", easy" : ", full variety");
+    }
+}

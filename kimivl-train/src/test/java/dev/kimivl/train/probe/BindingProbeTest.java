@@ -1,0 +1,102 @@
+package dev.kimivl.train.probe;
+
+import dev.kimivl.train.data.Example;
+import dev.kimivl.train.data.VisualWorld;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The binding probe end to end on a tiny random checkpoint: the right questions, finite numbers, the same on a rerun. */
+class BindingProbeTest {
+    static final VisualWorld.Options IMAGES = new VisualWorld.Options(64, 112, true);
+
+    @Test
+    void everyGroundingQuestionIsOfExactlyOneForm() {
+        VisualWorld w = new VisualWorld(IMAGES);
+        int[] seen = new int[3];
+        for (long s : BindingProbe.seeds(1, 0, 40)) {
+            Example ex = w.grounding(s);
+            List<Example.Turn> turns = new ArrayList<>(ex.followUps());
+            turns.add(new Example.Turn(ex.question(), ex.answer()));
+            for (Example.Turn t : turns) {
+                int forms = 0;
+                for (BindingProbe.Question q : BindingProbe.Question.values()) {
+                    if (q.matches(t.question())) { forms++; seen[q.ordinal()]++; }
+                }
+                assertEquals(1, forms, t.question());
+            }
+        }
+        for (int c : seen) assertTrue(c > 0, "every form occurs in 40 scenes: " + java.util.Arrays.toString(seen));
+        assertEquals(BindingProbe.Question.WHERE_COLOUR, BindingProbe.Question.parse("where-colour"));
+        assertThrows(IllegalArgumentException.class, () -> BindingProbe.Question.parse("when"));
+    }
+
+    @Test
+    void trainingAndHeldOutScenesAreDisjoint() {
+        long[] a = BindingProbe.seeds(3, 0, 1000), b = BindingProbe.seeds(3, 1, 1000);
+        java.util.Set<Long> s = new java.util.HashSet<>();
+        for (long x : a) s.add(x);
+        for (long x : b) assertTrue(s.add(x), "seed " + x + " in both sets");
+    }
+
+    @Test
+    void runsEndToEndWithFiniteNumbersAndTheRightCountsDeterministically(@TempDir Path tmp) throws Exception {
+        Path recipe = ProbeFixtures.write(tmp);
+        FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 5, 12, 5, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3);
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        BindingProbe.Summary a = BindingProbe.run(v, s, new PrintStream(log, true));
+        // the questions are exactly the scenes' "where is the <colour> <shape>?" turns
+        int train = 0, held = 0;
+        VisualWorld w = new VisualWorld(IMAGES);
+        for (long seed : BindingProbe.seeds(4, 0, 12)) train += countWhere(w.grounding(seed));
+        for (long seed : BindingProbe.seeds(4, 1, 5)) held += countWhere(w.grounding(seed));
+        assertEquals(train, a.trainQuestions());
+        assertEquals(held, a.heldoutQuestions());
+        assertEquals(List.of(2, 4, 5), a.reports().stream().map(BindingProbe.Report::step).toList());
+        assertEquals(List.of(8, 8, 4), a.reports().stream().map(BindingProbe.Report::trainAnswers).toList());
+        for (BindingProbe.Report r : a.reports()) {
+            assertTrue(Double.isFinite(r.trainLoss()) && r.trainLoss() > 0 && Double.isFinite(r.heldoutLoss()) && r.heldoutLoss() > 0, r.toString());
+            assertTrue(r.trainAccuracy() >= 0 && r.trainAccuracy() <= 1 && r.heldoutAccuracy() >= 0 && r.heldoutAccuracy() <= 1, r.toString());
+        }
+        assertTrue(a.answers() >= 2 && a.answers() <= 9, "regions: " + a.answers());
+        assertTrue(a.chanceLoss() > 0 && Double.isFinite(a.chanceLoss()));
+        String text = log.toString();
+        System.out.print(text);
+        assertTrue(text.contains("p > 0.5") && text.contains("chance") && text.contains("step     4"), text);
+        assertEquals(a.reports().size(), a.toJson().get("reports").size());
+        // the same seed gives the same numbers (scenes, initial weights, order, multithreaded passes)
+        BindingProbe.Summary b = BindingProbe.run(v, s, new PrintStream(new ByteArrayOutputStream()));
+        for (int i = 0; i < a.reports().size(); i++) {
+            BindingProbe.Report x = a.reports().get(i), y = b.reports().get(i);
+            assertEquals(x.trainLoss(), y.trainLoss(), 0.0);
+            assertEquals(x.heldoutLoss(), y.heldoutLoss(), 0.0);
+            assertEquals(x.heldoutAccuracy(), y.heldoutAccuracy(), 0.0);
+        }
+    }
+
+    @Test
+    void aRecipeOfAnotherWidthIsRefusedByName(@TempDir Path tmp) throws Exception {
+        Path recipe = ProbeFixtures.write(tmp);
+        java.nio.file.Files.writeString(recipe, ProbeFixtures.RECIPE.replace("\"hidden\": 32", "\"hidden\": 48"));
+        FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 1, 2, 1, IMAGES, BindingProbe.Question.WHERE, 1, 1, 2, 2e-3, 2e-3);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> BindingProbe.run(v, s, new PrintStream(new ByteArrayOutputStream())));
+        assertTrue(e.getMessage().contains("48") && e.getMessage().contains("32"), e.getMessage());
+    }
+
+    private static int countWhere(Example ex) {
+        int n = ex.question().startsWith("Where is the ") && !ex.question().endsWith(" shape?") ? 1 : 0;
+        for (Example.Turn t : ex.followUps()) if (t.question().startsWith("Where is the ") && !t.question().endsWith(" shape?")) n++;
+        return n;
+    }
+}
