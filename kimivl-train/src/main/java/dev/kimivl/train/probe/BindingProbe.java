@@ -64,11 +64,17 @@ public final class BindingProbe {
 
     private BindingProbe() {}
 
-    /** Which of a {@code grounding} scene's questions the probe keeps. */
+    /** Which of a {@code grounding} scene's questions the probe keeps, and how it asks them. */
     public enum Question {
-        /** "Where is the red shape?" → "At the top left.": the colour alone names the object, the answer its 3 × 3 region. */
+        /**
+         * "Where is the red shape?" → "At the top left.": the colour alone names the object, the answer is its 3 × 3
+         * region. Every "where" turn of a scene is asked this way ("Where is the red circle?" becomes "Where is the red
+         * shape?"): a grounding scene's colours are distinct, so the colour names the object and the answer stays
+         * true. Session 11's F1-F4 asked so (1,510 questions from 1,150 scenes); the scenes' own colour-alone turns
+         * are only a third of their "where" turns.
+         */
         WHERE_COLOUR("where-colour"),
-        /** "Where is the red circle?" → "At the top left.": colour and shape name it. */
+        /** "Where is the red circle?" → "At the top left.": colour and shape name it (the scenes' own turns of this form). */
         WHERE("where"),
         /** "What is at the top left?" → "A red circle.": the region names it, the answer is the object. */
         WHAT("what");
@@ -77,11 +83,13 @@ public final class BindingProbe {
 
         Question(String flag) { this.flag = flag; }
 
-        boolean matches(String q) {
+        /** The question to ask for a scene's turn {@code q}, or null when the turn is not of this form. */
+        String ask(String q) {
+            boolean where = q.startsWith("Where is the ") && q.endsWith("?");
             return switch (this) {
-                case WHERE_COLOUR -> q.startsWith("Where is the ") && q.endsWith(" shape?");
-                case WHERE -> q.startsWith("Where is the ") && !q.endsWith(" shape?");
-                case WHAT -> q.startsWith("What is ");
+                case WHERE_COLOUR -> where ? "Where is the " + q.substring("Where is the ".length()).split(" ")[0] + " shape?" : null;
+                case WHERE -> where && !q.endsWith(" shape?") ? q : null;
+                case WHAT -> q.startsWith("What is ") ? q : null;
             };
         }
 
@@ -314,15 +322,18 @@ public final class BindingProbe {
     static List<Item> questions(FrozenVision v, VisualWorld world, long[] seeds, Question form, List<float[]> feats) {
         List<Item> items = new ArrayList<>();
         List<PreprocessedImage> pending = new ArrayList<>();
+        List<Example> scenes = List.of();
         for (int i = 0; i < seeds.length; i++) {
-            Example ex = world.grounding(seeds[i]);
+            if (i % RENDER_CHUNK == 0) scenes = render(world, seeds, i, Math.min(seeds.length, i + RENDER_CHUNK));
+            Example ex = scenes.get(i % RENDER_CHUNK);
             List<Example.Turn> turns = new ArrayList<>();
             turns.add(new Example.Turn(ex.question(), ex.answer()));
             turns.addAll(ex.followUps());
             PreprocessedImage image = null;
             for (Example.Turn t : turns) {
-                if (!form.matches(t.question())) continue;
-                ExampleEncoder.Encoded e = v.encoder.encode(new Example(ex.type(), ex.images(), t.question(), t.answer(), null), false);
+                String q = form.ask(t.question());
+                if (q == null) continue;
+                ExampleEncoder.Encoded e = v.encoder.encode(new Example(ex.type(), ex.images(), q, t.answer(), null), false);
                 if (image == null) {
                     image = e.images().getFirst();
                     pending.add(image);
@@ -335,6 +346,14 @@ public final class BindingProbe {
             }
         }
         return items;
+    }
+
+    /** Scenes drawn at a time, on every core (drawing is most of the set-up: ~0.1 CPU-s a scene). */
+    static final int RENDER_CHUNK = 64;
+
+    /** The grounding scenes of seeds[from, to), drawn in parallel; each depends on its seed alone, so the order and result are fixed. */
+    static List<Example> render(VisualWorld world, long[] seeds, int from, int to) {
+        return java.util.Arrays.stream(seeds, from, to).parallel().mapToObj(world::grounding).toList();
     }
 
     /** A pass over some items packed into one row, and how many of them were answered (every token p &gt; 0.5). */

@@ -51,7 +51,9 @@ class TokenProbeTest {
             place[2 * i] = p.get(i)[0];
             place[2 * i + 1] = p.get(i)[1];
         }
-        return new TokenProbe.Tokens(feats, D, c.stream().mapToInt(Integer::intValue).toArray(), place, sc.stream().mapToInt(Integer::intValue).toArray());
+        boolean[] inside = new boolean[f.size()];
+        java.util.Arrays.fill(inside, true);
+        return new TokenProbe.Tokens(feats, D, c.stream().mapToInt(Integer::intValue).toArray(), place, sc.stream().mapToInt(Integer::intValue).toArray(), inside);
     }
 
     @Test
@@ -78,8 +80,17 @@ class TokenProbeTest {
         VisualWorld world = new VisualWorld(new VisualWorld.Options(64, 112, true));
         long[] seeds = BindingProbe.seeds(5, 0, 6);
         TokenProbe.Tokens t = TokenProbe.collect(v, world, seeds);
-        int expected = 0;
-        for (long s : seeds) expected += v.preprocess(world.grounding(s).images().getFirst()).tokens();
+        int expected = 0, o = 0;
+        for (long s : seeds) {
+            var p = v.preprocess(world.grounding(s).images().getFirst());
+            expected += p.tokens();
+            // images of 64-112 px are padded by less than one token (28 px): only the last column / row holds padding
+            int W = p.gridW() / 2, H = p.gridH() / 2;
+            for (int k = 0; k < W * H; k++, o++) {
+                boolean padded = (k % W == W - 1 && p.paddedWidth() > p.resizedWidth()) || (k / W == H - 1 && p.paddedHeight() > p.resizedHeight());
+                assertEquals(!padded, t.inside()[o], "scene " + s + " token " + k);
+            }
+        }
         assertEquals(expected, t.n());
         assertEquals(32, t.dim());
         int objects = 0;
