@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.kimivl.config.ModelConfig;
 import dev.kimivl.io.SafetensorsCheckpoint;
-import dev.kimivl.tensor.Parallel;
 import dev.kimivl.train.AdamW;
 import dev.kimivl.train.Muon;
 import dev.kimivl.train.TextGrad;
@@ -13,6 +12,7 @@ import dev.kimivl.train.data.Example;
 import dev.kimivl.train.data.VisualWorld;
 import dev.kimivl.train.recipe.ExampleEncoder;
 import dev.kimivl.train.recipe.ModelSpec;
+import dev.kimivl.train.recipe.RecipeTrainer;
 import dev.kimivl.train.tokenizer.SpecialIds;
 import dev.kimivl.train.tokenizer.TokenizerFiles;
 import dev.kimivl.vision.PreprocessedImage;
@@ -23,7 +23,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -55,10 +54,6 @@ import java.util.stream.Stream;
 public final class BindingProbe {
     /** Muon's and AdamW's step sizes as the focused-lesson runs of session 11 used them. */
     public static final double DEFAULT_LR = 2e-3;
-    /** Global gradient-norm clip, as a recipe stage. */
-    private static final double CLIP = 1.0;
-    /** The aux-loss-free routing-bias step γ, as a recipe stage. */
-    private static final float BIAS_STEP = 1e-3f;
     /** p &gt; 0.5 for a token is −log p &lt; ln 2. */
     private static final double LOG2 = Math.log(2);
 
@@ -414,15 +409,15 @@ public final class BindingProbe {
         private final Map<String, float[]> params;
         private final Map<String, Muon> muon = new LinkedHashMap<>();
         private final Map<String, AdamW> adam = new LinkedHashMap<>();
-        private final Map<Integer, float[]> routingBias = new HashMap<>();
+        /** The language model's tensor-name prefix ("language_model."), as the routing biases' names carry it. */
+        private String prefix = "";
 
         Optimizers(TextGrad tg, double lr, double adamLr) {
             this.params = tg.parameters();
             for (var e : params.entrySet()) {
                 String n = e.getKey();
-                if (n.endsWith("e_score_correction_bias")) {
-                    int l = Integer.parseInt(n.replaceAll(".*layers\\.(\\d+)\\..*", "$1"));
-                    routingBias.put(l, e.getValue());
+                if (n.endsWith("e_score_correction_bias")) {       // moved by the load rule, not by a gradient
+                    prefix = n.substring(0, n.indexOf("model.layers."));
                     continue;
                 }
                 long[] s = tg.shape(n);
@@ -431,40 +426,10 @@ public final class BindingProbe {
             }
         }
 
+        /** The recipe's own optimizer step (clip, AdamW, Muon) and aux-loss-free balancing, at the constant rate. */
         void step(TextGrad.Result r) {
-            Map<String, float[]> g = r.grads();
-            double sq = 0;
-            for (var e : new TreeMap<>(g).entrySet()) {
-                if (!muon.containsKey(e.getKey()) && !adam.containsKey(e.getKey())) continue;
-                for (float x : e.getValue()) sq += (double) x * x;
-            }
-            double norm = Math.sqrt(sq);
-            float clip = norm > CLIP ? (float) (CLIP / norm) : 1f;
-            List<String> orth = new ArrayList<>(muon.keySet());
-            for (var e : adam.entrySet()) {
-                float[] gr = g.get(e.getKey());
-                if (clip != 1f) for (int i = 0; i < gr.length; i++) gr[i] *= clip;
-                e.getValue().step(params.get(e.getKey()), gr);
-            }
-            // one matrix per core: each Newton–Schulz iteration runs as it would alone, so the result does not depend on the split
-            Parallel.forRange(orth.size(), 1, (i0, i1) -> {
-                for (int i = i0; i < i1; i++) {
-                    String n = orth.get(i);
-                    float[] gr = g.get(n);
-                    if (clip != 1f) for (int j = 0; j < gr.length; j++) gr[j] *= clip;
-                    muon.get(n).step(params.get(n), gr);
-                }
-            });
-            int[][] load = r.expertLoad();
-            for (var e : routingBias.entrySet()) {
-                int[] ld = load[e.getKey()];
-                if (ld == null) continue;
-                double mean = 0;
-                for (int x : ld) mean += x;
-                mean /= ld.length;
-                float[] bias = e.getValue();
-                for (int x = 0; x < ld.length; x++) bias[x] += BIAS_STEP * Math.signum((float) (mean - ld[x]));
-            }
+            RecipeTrainer.optimizerStep(params, r.grads(), n -> muon.containsKey(n) || adam.containsKey(n), muon, adam, 1f);
+            RecipeTrainer.balanceExperts(params, prefix, r.expertLoad(), true);
         }
     }
 }

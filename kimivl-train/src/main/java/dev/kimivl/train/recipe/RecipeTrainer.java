@@ -189,7 +189,7 @@ public final class RecipeTrainer {
      * GEMM: its tensors go one per core. Each runs as it would alone (a GEMM inside a chunk runs inline, and every
      * output tile is computed by one thread in a fixed order), so the weights are the same as one after another.
      */
-    static void optimizerStep(Map<String, float[]> params, Map<String, float[]> grads, java.util.function.Predicate<String> trains,
+    public static void optimizerStep(Map<String, float[]> params, Map<String, float[]> grads, java.util.function.Predicate<String> trains,
                               Map<String, Muon> muon, Map<String, AdamW> adam, float lrFactor) {
         double sq = 0;
         for (var e : new java.util.TreeMap<>(grads).entrySet()) {
@@ -212,6 +212,30 @@ public final class RecipeTrainer {
                 muon.get(n).step(params.get(n), grads.get(n), lrFactor);
             }
         });
+    }
+
+    /**
+     * DeepSeek-V3's aux-loss-free load balancing: each MoE layer's {@code e_score_correction_bias} moves a fixed step
+     * towards the experts that took fewer than the mean of the step's tokens ({@code update} false: only measure).
+     *
+     * @param expertLoad [layer][expert] tokens routed to each expert this step (null rows: dense layers)
+     * @return the worst layer's load spread, max / min tokens per expert
+     */
+    public static double balanceExperts(Map<String, float[]> params, String textPrefix, int[][] expertLoad, boolean update) {
+        double spread = 0;
+        for (int l = 0; l < expertLoad.length; l++) {
+            int[] load = expertLoad[l];
+            if (load == null) continue;
+            double mean = 0;
+            int max = 0, min = Integer.MAX_VALUE;
+            for (int v : load) { mean += v; max = Math.max(max, v); min = Math.min(min, v); }
+            mean /= load.length;
+            spread = Math.max(spread, (double) max / Math.max(1, min));
+            if (!update) continue;
+            float[] bias = params.get(textPrefix + "model.layers." + l + ".mlp.gate.e_score_correction_bias");
+            if (bias != null) for (int e = 0; e < load.length; e++) bias[e] += BIAS_STEP * Math.signum((float) (mean - load[e]));
+        }
+        return spread;
     }
 
     /**
@@ -647,19 +671,7 @@ public final class RecipeTrainer {
             long tVisB = phase("vision backward", tText);
             update(s, grads);
             // ---- aux-loss-free balancing of the routed experts (only while the language model trains)
-            double spread = 0;
-            for (int l = 0; l < r.expertLoad().length; l++) {
-                int[] load = r.expertLoad()[l];
-                if (load == null) continue;
-                double mean = 0;
-                int max = 0, min = Integer.MAX_VALUE;
-                for (int v : load) { mean += v; max = Math.max(max, v); min = Math.min(min, v); }
-                mean /= load.length;
-                spread = Math.max(spread, (double) max / Math.max(1, min));
-                if (!trainText) continue;
-                float[] bias = params.get(cfg.textPrefix() + "model.layers." + l + ".mlp.gate.e_score_correction_bias");
-                if (bias != null) for (int e = 0; e < load.length; e++) bias[e] += BIAS_STEP * Math.signum((float) (mean - load[e]));
-            }
+            double spread = balanceExperts(params, cfg.textPrefix(), r.expertLoad(), trainText);
             int scored = 0;
             for (ExampleEncoder.Encoded e : batch) scored += e.scored();
             long tEnd = System.nanoTime();
