@@ -62,6 +62,23 @@ record JavaKernels(KernelSettings settings) implements Kernels {
     }
 
     @Override
+    public void matmulTile(QuantMatrix w, QuantizedInput xq, int r0, int r1, int t0, int t1, float[] y, int yo, int ldy) {
+        javaTile(this, w, xq, r0, r1, t0, t1, y, yo, ldy);
+    }
+
+    @Override public boolean nativeTiles(DType type, int cols) { return false; }
+
+    /** A tile as one matvec of rows [r0, r1) per token (the reference the native tiles are tested against). */
+    static void javaTile(Kernels k, QuantMatrix w, QuantizedInput xq, int r0, int r1, int t0, int t1, float[] y, int yo, int ldy) {
+        if (xq.cols != w.cols()) throw new IllegalArgumentException("input has " + xq.cols + " columns, matrix " + w.cols());
+        if (r0 < 0 || r1 < r0 || r1 > w.rows() || t0 < 0 || t1 < t0 || t1 > xq.rows) {
+            throw new IndexOutOfBoundsException("tile rows [" + r0 + ", " + r1 + ") of " + w.rows() + ", tokens [" + t0 + ", " + t1 + ") of " + xq.rows);
+        }
+        QuantMatrix rows = w.rowSlice(r0, r1 - r0);
+        for (int t = t0; t < t1; t++) k.matvec(rows, xq.row(t), y, yo + (t - t0) * ldy);
+    }
+
+    @Override
     public void latentAttention(float[] q, int qo, float[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o) {
         LatentAttentionKernels.accumulate(q, qo, lat, W, R, heads, j0, j1, scale, m, l, o);
     }

@@ -68,6 +68,20 @@ public sealed interface Kernels permits JavaKernels, NativeFirstKernels {
     /** y[t·rows + r] = Σ_c W[r, c]·x'_t[c] for every row t of the batch xq; each token's result equals {@link #matvec}'s bit for bit. */
     void matmul(QuantMatrix w, QuantizedInput xq, float[] y);
 
+    /**
+     * One tile of a batched product, on the calling thread (for callers that spread tiles over the pool themselves and
+     * fuse their epilogue while the tile is in cache, as MoonViT does): y[yo + (t − t0)·ldy + (r − r0)] =
+     * Σ_c W[r, c]·x'_t[c] for rows r in [r0, r1) and tokens t in [t0, t1) of the batch xq. Each value equals
+     * {@link #matvec}'s for that token. Call {@link #prepareTiles} once per batch before sharing it between threads.
+     */
+    void matmulTile(QuantMatrix w, QuantizedInput xq, int r0, int r1, int t0, int t1, float[] y, int yo, int ldy);
+
+    /** True when {@link #matmulTile} of a {@code type} matrix of {@code cols} columns runs a native integer GEMM. */
+    boolean nativeTiles(DType type, int cols);
+
+    /** Makes what {@link #matmulTile} needs of the batch (the native GEMM's packed activations), over the pool. */
+    default void prepareTiles(QuantizedInput xq) {}
+
     // ---- attention ----
 
     /**

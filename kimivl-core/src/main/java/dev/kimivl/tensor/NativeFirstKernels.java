@@ -68,6 +68,21 @@ record NativeFirstKernels(KernelSettings settings) implements Kernels {
         JavaKernels.perToken(this, w, xq, y);       // Q2_K, Q3_K, IQ4_NL, IQ4_XS, wide rows: the matvec per token
     }
 
+    @Override public boolean nativeTiles(DType type, int cols) { return q8q4(type, cols); }
+
+    @Override public void prepareTiles(QuantizedInput xq) { xq.nativePacked(); }
+
+    @Override
+    public void matmulTile(QuantMatrix w, QuantizedInput xq, int r0, int r1, int t0, int t1, float[] y, int yo, int ldy) {
+        if (!q8q4(w.dtype(), w.cols())) {             // other formats: the matvec per token
+            JavaKernels.javaTile(this, w, xq, r0, r1, t0, t1, y, yo, ldy);
+            return;
+        }
+        if (xq.cols != w.cols()) throw new IllegalArgumentException("input has " + xq.cols + " columns, matrix " + w.cols());
+        if (r1 > w.rows()) throw new IndexOutOfBoundsException("tile rows [" + r0 + ", " + r1 + ") of " + w.rows());
+        NativeKernels.gemmTile(w.dtype(), w.segment(), w.rowBytes(), r0, r1, xq.nativePacked(), t0, t1, y, yo, ldy);
+    }
+
     @Override
     public void latentAttention(float[] q, int qo, float[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o) {
         if (!NativeKernels.latentAttention(q, qo, lat, W, R, heads, j0, j1, scale, m, l, o)) {

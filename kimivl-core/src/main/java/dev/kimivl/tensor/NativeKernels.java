@@ -211,12 +211,54 @@ public final class NativeKernels {
             xp = MemorySegment.ofArray(new byte[Math.multiplyExact(n, groups * 256)]);
             xd = MemorySegment.ofArray(new float[n * groups * 8]);
             xs = MemorySegment.ofArray(new int[n * groups * 8]);
-            try {
-                PACK.invokeExact(x.q8Segment, x.dSegment, x.s8Segment, n, cols, xp, xd, xs);
-            } catch (Throwable t) {
-                throw t instanceof RuntimeException r ? r : new IllegalStateException(t);
-            }
+            int nb = cols / 32;
+            // a vision layer's batch (thousands of patches) is packed over the pool, in token ranges of ≥ 64 KB; a
+            // prompt's in one call, as before
+            Parallel.forRange(n, Math.max(1, (1 << 16) / cols), (t0, t1) -> {
+                try {
+                    PACK.invokeExact(x.q8Segment.asSlice((long) t0 * cols), x.dSegment.asSlice(4L * t0 * nb),
+                            x.s8Segment.asSlice(4L * t0 * nb), t1 - t0, cols, xp.asSlice((long) t0 * groups * 256),
+                            xd.asSlice(4L * t0 * groups * 8), xs.asSlice(4L * t0 * groups * 8));
+                } catch (Throwable t) {
+                    throw t instanceof RuntimeException r ? r : new IllegalStateException(t);
+                }
+            });
         }
+    }
+
+    /**
+     * A tile of the batched product, on the calling thread: y[yo + (t − t0)·ldy + (r − r0)] = Σ_c W[r, c]·x'_t[c] for
+     * rows r in [r0, r1) of w (rows of rowBytes bytes from byte 0) and tokens t in [t0, t1) of x. The same kernel as
+     * {@link #gemm} over slices (the weight rows from r0, the packed tokens from t0, y from yo), so each value equals
+     * the matvec kernel's bit for bit. Callers keep a tile to milliseconds of work (a critical call).
+     */
+    static void gemmTile(DType type, MemorySegment w, long rowBytes, int r0, int r1, PackedActivations x, int t0, int t1,
+                         float[] y, int yo, int ldy) {
+        int groups = (x.cols / 32 + 7) / 8;
+        if (r0 < 0 || r1 < r0 || t0 < 0 || t1 < t0 || t1 > x.n || w.byteSize() < r1 * rowBytes) {
+            throw new IndexOutOfBoundsException("GEMM tile rows [" + r0 + ", " + r1 + ") tokens [" + t0 + ", " + t1 + ") of " + x.n);
+        }
+        if (t1 == t0 || r1 == r0) return;
+        if (yo < 0 || ldy < r1 - r0 || (long) yo + (long) (t1 - t0 - 1) * ldy + (r1 - r0) > y.length) {
+            throw new IndexOutOfBoundsException("GEMM tile: y [" + y.length + "] too short for " + (t1 - t0) + " rows of stride " + ldy + " from " + yo);
+        }
+        MemorySegment ws = w.asSlice(r0 * rowBytes), ys = MemorySegment.ofArray(y).asSlice(4L * yo);
+        MemorySegment xp = x.xp.asSlice((long) t0 * groups * 256), xd = x.xd.asSlice(4L * t0 * groups * 8), xs = x.xs.asSlice(4L * t0 * groups * 8);
+        int rc, n = t1 - t0, rows = r1 - r0;
+        try {
+            if (type == DType.Q4_0) {
+                rc = (int) GEMM_Q4_0.invokeExact(ws, 0, rows, x.cols, xp, xd, xs, n, ys, ldy);
+            } else if (type == DType.Q8_0) {
+                rc = (int) GEMM_Q8_0.invokeExact(ws, 0, rows, x.cols, xp, xd, n, ys, ldy);
+            } else {
+                throw new IllegalArgumentException("native GEMM needs Q4_0 or Q8_0, not " + type);
+            }
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+        if (rc != 0) throw new IllegalArgumentException("native GEMM refused " + x.cols + " columns (at most " + MAX_COLS + ")");
     }
 
     /**

@@ -216,6 +216,20 @@ public final class QuantMatrix implements Matrix {
         Gemm.matmul(this, x, y, n);
     }
 
+    /**
+     * One tile of the batched integer product on the calling thread: y[yo + (t − t0)·ldy + (r − r0)] = Σ_c W[r, c]·x'_t[c]
+     * for rows [r0, r1) and tokens [t0, t1) of xq ({@link Kernels#matmulTile}; call {@link #prepareTiles} first).
+     */
+    public void matmulTile(QuantizedInput xq, int r0, int r1, int t0, int t1, float[] y, int yo, int ldy) {
+        kernels.matmulTile(this, xq, r0, r1, t0, t1, y, yo, ldy);
+    }
+
+    /** Readies the batch xq for {@link #matmulTile} calls from several threads ({@link Kernels#prepareTiles}). */
+    public void prepareTiles(QuantizedInput xq) { kernels.prepareTiles(xq); }
+
+    /** True when {@link #matmulTile} runs a native integer GEMM for this matrix (Q8_0 and Q4_0 with the native kernels). */
+    public boolean usesNativeTiles() { return kernels.integerMatmul(dtype, cols) && kernels.nativeTiles(dtype, cols); }
+
     /** True when {@link #matmul(float[], float[], int)} quantizes its inputs and runs the native integer GEMM. */
     public boolean usesIntegerMatmul() {
         return kernels.integerMatmul(dtype, cols);

@@ -43,6 +43,8 @@ public final class QuantizedInput {
     final MemorySegment k8Segment, kdSegment, kbsSegment;
     /** The floats it was made from (for the per-thread cache), or null. */
     private float[] source;
+    /** The native GEMM's packed form ({@link #nativePacked}), made on first use. */
+    private NativeKernels.PackedActivations nativePacked;
 
     private QuantizedInput(int cols, int rows) {
         if (cols % 32 != 0) throw new IllegalArgumentException("quantized input needs a multiple of 32 columns, got " + cols);
@@ -81,6 +83,9 @@ public final class QuantizedInput {
 
     public int cols() { return cols; }
 
+    /** Rows of the batch (tokens). */
+    public int rows() { return rows; }
+
     /** Row t of a batch as a one-row input (a copy). */
     QuantizedInput row(int t) {
         QuantizedInput r = new QuantizedInput(cols, 1);
@@ -97,6 +102,16 @@ public final class QuantizedInput {
         return r;
     }
 
+    /**
+     * The batch in the native GEMM's layout (kv_pack_act), packed on the first call and kept: the tiles of one
+     * product ({@link Kernels#matmulTile}) share it. Pack it before handing the batch to pool threads
+     * ({@link Kernels#prepareTiles}), so the packing itself runs over the pool.
+     */
+    synchronized NativeKernels.PackedActivations nativePacked() {
+        if (nativePacked == null) nativePacked = new NativeKernels.PackedActivations(this);
+        return nativePacked;
+    }
+
     /** The value the kernels use in place of x[c]: q[c]·d[c / 32]. */
     public float value(int c) { return q[c] * d[c >> 5]; }
 
@@ -105,7 +120,16 @@ public final class QuantizedInput {
 
     private void quantize(float[] x, int xo) {
         if (xo < 0 || xo + (long) rows * cols > x.length) throw new IndexOutOfBoundsException("x too short");
-        for (int b = 0; b < q.length / 32; b++) {       // blocks never straddle rows: cols % 32 == 0
+        // a vision layer's batch (thousands of patches) over the pool, in row ranges of ≥ 64 K values; a token alone
+        // inline. Every block is quantized on its own, so the result does not depend on the split.
+        if ((long) rows * cols < (1 << 17)) quantizeRows(x, xo, 0, rows);     // decode's one token: no lambda
+        else Parallel.forRange(rows, Math.max(1, (1 << 16) / cols), (t0, t1) -> quantizeRows(x, xo, t0, t1));
+    }
+
+    /** Rows [t0, t1) of the batch x[xo ..]. */
+    private void quantizeRows(float[] x, int xo, int t0, int t1) {
+        int nb = cols / 32;
+        for (int b = t0 * nb; b < t1 * nb; b++) {       // blocks never straddle rows: cols % 32 == 0
             int o = xo + 32 * b;
             FloatVector v0 = FloatVector.fromArray(F8, x, o), v1 = FloatVector.fromArray(F8, x, o + 8),
                     v2 = FloatVector.fromArray(F8, x, o + 16), v3 = FloatVector.fromArray(F8, x, o + 24);
@@ -116,12 +140,15 @@ public final class QuantizedInput {
                     .add(round(v2, id, 32 * b + 16)).add(round(v3, id, 32 * b + 24));
             s8[b] = 8 * sum.reduceLanes(VectorOperators.ADD);
         }
-        if (k8 != null) quantizeK(x, xo);
+        if (k8 != null) quantizeK(x, xo, t0 * (cols / 256), t1 * (cols / 256));
     }
 
-    /** The k-quants' form of x[xo ..] (see k8): per 256 values amax / 127, values rounded to nearest even. */
-    private void quantizeK(float[] x, int xo) {
-        for (int sb = 0; sb < kd.length; sb++) {
+    /**
+     * The k-quants' form of x[xo ..] (see k8), super-blocks [sb0, sb1): per 256 values amax / 127, values rounded to
+     * nearest even.
+     */
+    private void quantizeK(float[] x, int xo, int sb0, int sb1) {
+        for (int sb = sb0; sb < sb1; sb++) {
             int o = xo + 256 * sb;
             FloatVector m = FloatVector.zero(F8);
             for (int i = 0; i < 256; i += 8) m = m.max(FloatVector.fromArray(F8, x, o + i).abs());

@@ -4,6 +4,7 @@ import dev.kimivl.config.VisionConfig;
 import dev.kimivl.io.TensorData;
 import dev.kimivl.io.WeightSource;
 import dev.kimivl.model.StageSink;
+import dev.kimivl.tensor.Kernels;
 import dev.kimivl.tensor.Matrix;
 import dev.kimivl.tensor.Parallel;
 import dev.kimivl.tensor.VectorMath;
@@ -14,11 +15,13 @@ import dev.kimivl.tensor.VectorMath;
  * blocks over all images packed into one sequence with block-diagonal attention, final LayerNorm.
  * Notation: L = total patches of all images, D = hidden size, d = head dim.
  *
- * <p>Linear layers are {@link PackedLinear} (6×16 AVX2 micro-kernel on float32 weight panels, bias, GELU and residual
- * adds fused into the store), attention is {@link VisionAttention} (per-head GEMMs on the same kernel).
- * {@link VisionTimer} accumulates the time of each phase. The weights stay in their checkpoint form (quantized and
- * memory-mapped for GGUF); each linear layer is packed to float32 right before its product, into one buffer that
- * every layer of a forward pass reuses, so the tower never holds more than one layer's float32 weights.
+ * <p>Linear layers are {@link PackedLinear}, attention is {@link VisionAttention} (per-head float GEMMs on the 6×16
+ * micro-kernel). {@link VisionTimer} accumulates the time of each phase. The weights stay in their checkpoint form
+ * (quantized and memory-mapped for GGUF). Q8_0 and Q4_0 layers run on their blocks through the native integer GEMM
+ * (int8 activations, as llama.cpp); no float copy of them exists. Float layers (F32, BF16, F16: in a Q8_0 mmproj
+ * fc1, whose rows of 4304 are not whole Q8_0 blocks, and the patch embedding) are packed to float32 right before
+ * their product, into one buffer that every layer of a forward pass reuses ({@link #floatBufferBytes}), so the
+ * tower never holds more than one layer's float32 weights.
  */
 public final class MoonViT {
     private static final String P = "vision_tower.";
@@ -36,7 +39,13 @@ public final class MoonViT {
     private record Block(float[] norm0G, float[] norm0B, PackedLinear wqkv, PackedLinear wo,
                          float[] norm1G, float[] norm1B, PackedLinear fc0, PackedLinear fc1) {}
 
-    public MoonViT(WeightSource w, VisionConfig cfg) {
+    public MoonViT(WeightSource w, VisionConfig cfg) { this(w, cfg, Kernels.DEFAULT); }
+
+    /**
+     * With the given kernels for the quantized layers: {@link Kernels#java()} runs every layer through the float path
+     * (the old path, kept for comparisons: tests and VisionBench measure one against the other).
+     */
+    public MoonViT(WeightSource w, VisionConfig cfg, Kernels kernels) {
         this.cfg = cfg;
         dim = cfg.hiddenSize();
         heads = cfg.numHeads();
@@ -46,7 +55,7 @@ public final class MoonViT {
         patchLen = 3 * p * p;
         TensorData conv = w.tensor(P + "patch_embed.proj.weight").requireShape(dim, 3, p, p);
         // the conv weight seen as a Linear [D, 3·P·P]: same bytes, (c, y, x) order matches the patch layout
-        patch = new PackedLinear(new TensorData(conv.name(), conv.dtype(), new long[]{dim, patchLen}, conv.data(), conv.origin()).matrix(),
+        patch = new PackedLinear(kernels.bind(new TensorData(conv.name(), conv.dtype(), new long[]{dim, patchLen}, conv.data(), conv.origin()).matrix()),
                 vec(w, P + "patch_embed.proj.bias", dim));
         posTable = w.tensor(P + "patch_embed.pos_emb.weight").requireShape(cfg.posEmbHeight(), cfg.posEmbWidth(), dim).toFloats();
         blocks = new Block[cfg.numLayers()];
@@ -54,9 +63,9 @@ public final class MoonViT {
             String bp = P + "encoder.blocks." + b + ".";
             blocks[b] = new Block(
                     vec(w, bp + "norm0.weight", dim), vec(w, bp + "norm0.bias", dim),
-                    linear(w, bp + "wqkv", 3 * dim, dim), linear(w, bp + "wo", dim, dim),
+                    linear(w, bp + "wqkv", 3 * dim, dim, kernels), linear(w, bp + "wo", dim, dim, kernels),
                     vec(w, bp + "norm1.weight", dim), vec(w, bp + "norm1.bias", dim),
-                    linear(w, bp + "mlp.fc0", inter, dim), linear(w, bp + "mlp.fc1", dim, inter));
+                    linear(w, bp + "mlp.fc0", inter, dim, kernels), linear(w, bp + "mlp.fc1", dim, inter, kernels));
         }
         finalG = vec(w, P + "encoder.final_layernorm.weight", dim);
         finalB = vec(w, P + "encoder.final_layernorm.bias", dim);
@@ -82,12 +91,27 @@ public final class MoonViT {
 
     static Matrix mat(WeightSource w, String name, int rows, int cols) { return w.tensor(name).requireShape(rows, cols).matrix(); }
 
-    /** name.weight [rows, cols] and name.bias [rows] as a linear layer (packed to float32 per call). */
-    static PackedLinear linear(WeightSource w, String name, int rows, int cols) {
-        return new PackedLinear(mat(w, name + ".weight", rows, cols), vec(w, name + ".bias", rows));
+    /** name.weight [rows, cols] and name.bias [rows] as a linear layer, its quantized weights run by kernels. */
+    static PackedLinear linear(WeightSource w, String name, int rows, int cols, Kernels kernels) {
+        return new PackedLinear(kernels.bind(mat(w, name + ".weight", rows, cols)), vec(w, name + ".bias", rows));
     }
 
     public VisionConfig config() { return cfg; }
+
+    /**
+     * Bytes of float32 weights a forward pass allocates: the one buffer its float layers are packed into in turn
+     * (the largest such layer; 0 when every linear layer runs on its quantized blocks). Nothing of it outlives the pass.
+     */
+    public long floatBufferBytes() { return 4L * maxPacked; }
+
+    /** Linear layers (patch embedding, then wqkv, wo, fc0, fc1 of each block) that run on their quantized blocks. */
+    public int integerLayers() {
+        int c = patch.isInteger() ? 1 : 0;
+        for (Block b : blocks) {
+            for (PackedLinear l : new PackedLinear[]{b.wqkv, b.wo, b.fc0, b.fc1}) if (l.isInteger()) c++;
+        }
+        return c;
+    }
 
     /**
      * @param pixels [L, 3·P·P] all images' patches, concatenated
@@ -110,7 +134,8 @@ public final class MoonViT {
         }
         // 4.1 + 4.2: x = W_pe·patch + b_pe + pos(gh, gw)
         VisionTimer.begin();
-        // one weight buffer for every linear layer of this pass: [⌈N/16⌉][K][16] of the layer being computed
+        // one weight buffer for every float linear layer of this pass: [⌈N/16⌉][K][16] of the layer being computed
+        // (empty when all run on their quantized blocks)
         float[] wbuf = new float[maxPacked];
         float[] x = new float[L * dim];                              // [L, D]
         linear(patch, wbuf, pixels, L, x, PackedLinear.Act.NONE, false, VisionTimer.Phase.PATCH_EMBED);
@@ -164,8 +189,11 @@ public final class MoonViT {
      */
     private static void linear(PackedLinear layer, float[] wbuf, float[] in, int L, float[] out, PackedLinear.Act act,
                                boolean add, VisionTimer.Phase phase) {
-        float[] pw = layer.pack(wbuf);
-        VisionTimer.lap(VisionTimer.Phase.PACK);
+        float[] pw = wbuf;
+        if (!layer.isInteger()) {
+            pw = layer.pack(wbuf);
+            VisionTimer.lap(VisionTimer.Phase.PACK);
+        }
         if (add) layer.forwardAdd(pw, in, L, out); else layer.forward(pw, in, L, out, act);
         VisionTimer.lap(phase, 2.0 * L * layer.rows() * layer.cols());
     }

@@ -3,31 +3,43 @@ package dev.kimivl.vision;
 import dev.kimivl.tensor.KernelSettings;
 import dev.kimivl.tensor.Matrix;
 import dev.kimivl.tensor.MicroKernel;
+import dev.kimivl.tensor.QuantMatrix;
+import dev.kimivl.tensor.QuantizedInput;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * A vision Linear layer y = x·Wᵀ + b computed as a dense float32 GEMM on weights converted into a packed panel layout,
- * for the compute-bound vision tower (thousands of patches per call).
+ * A vision Linear layer y = x·Wᵀ + b over thousands of patches per call (compute-bound), in one of two forms chosen
+ * from the weights when the layer is built:
  *
- * <p>The packed float32 copy is not kept: the caller packs ({@link #pack}) right before the product, into a buffer it
- * reuses layer after layer, and the source matrix (quantized, memory-mapped) stays the only resident copy. Kept
- * resident, the tower's panels were 1.8 GB of heap for a 0.6 GB Q8_0 mmproj. Packing is a dequantize + transpose of
- * each weight once per encode: 0.7 s wall (1.2 CPU-s) for the full-size Q8_0 tower on 2 threads, against 40-100 s for
- * an 896×896 image (16 s for 448×448).
+ * <p><b>Integer (Q8_0 and Q4_0 weights with the native kernels, {@link QuantMatrix#usesNativeTiles}).</b> The weights
+ * stay in their GGUF blocks (memory-mapped); no float copy of them is made. The activations are quantized per row to
+ * int8 blocks of 32 (llama.cpp's q8_0, {@link QuantizedInput}) once per product, and the language model's prefill GEMM
+ * ({@link QuantMatrix#matmulTile}: vpmaddubsw/vpmaddwd, kimivl_kernels.c) computes tiles of [{@link #INT_TOKENS} patches
+ * × {@link #INT_ROWS} outputs]; bias, GELU and the residual add are applied to each tile while it is in L1. These are
+ * the numerics llama.cpp's CLIP runs a Q8_0 mmproj with (its CPU mul_mat also quantizes the activations to q8_0); they
+ * differ from the float path by each activation's rounding to its block's int8 step (QuantVisionTest bounds it).
+ * Tiles are taken dynamically by the pool threads, those of one patch block one after another, so the block's packed
+ * activations (INT_TOKENS × K bytes) stay in L2 while the layer's weights stream past.
  *
- * <p>Layout: W [N, K] (PyTorch Linear) becomes ⌈N/16⌉ panels of [K][16] floats (16 consecutive output features per
- * k, zero-padded), so the micro-kernel streams one 64-byte row per k. Activations are packed per block into
+ * <p><b>Float (F32, BF16, F16 weights; quantized ones without the native kernels or with -Dkimivl.intMatvec=false).</b>
+ * A dense float32 GEMM on weights converted into a packed panel layout. The packed copy is not kept: the caller packs
+ * ({@link #pack}) right before the product, into a buffer it reuses layer after layer, and the source matrix stays the
+ * only resident copy. Kept resident, the tower's panels were 1.8 GB of heap for a 0.6 GB Q8_0 mmproj. Packing is a
+ * dequantize + transpose of each weight once per encode.
+ *
+ * <p>Float layout: W [N, K] (PyTorch Linear) becomes ⌈N/16⌉ panels of [K][16] floats (16 consecutive output features
+ * per k, zero-padded), so the micro-kernel streams one 64-byte row per k. Activations are packed per block into
  * [rows/6][kc][6]. The 6×16 micro-kernel ({@link MicroKernel#gemm6x16}, shared with MoonViT's attention) keeps 12
  * AVX2 accumulators (6 patches × 16 outputs), two weight vectors and one broadcast in the 16 ymm registers:
  * 12 FMAs per 2 vector loads + 6 broadcasts.
  *
- * <p>Blocking: k in blocks of {@link #KC} (a 16 KB weight micro-panel stays in L1 while the row block passes over it),
- * rows in blocks of {@link #MC} (the packed activation block, 96 KB, stays in L2). Work items are (row block, column
- * range) pairs taken dynamically by the pool threads, so a core slowed by other load does not stall the other.
+ * <p>Float blocking: k in blocks of {@link #KC} (a 16 KB weight micro-panel stays in L1 while the row block passes
+ * over it), rows in blocks of {@link #MC} (the packed activation block, 96 KB, stays in L2). Work items are (row block,
+ * column range) pairs taken dynamically by the pool threads, so a core slowed by other load does not stall the other.
  *
- * <p>Epilogues are fused: bias, residual accumulate (y += x·Wᵀ + b) and GELU (tanh or erf) are applied to the
- * accumulators before the single store, so no extra pass over the output is needed.
+ * <p>Epilogues are fused in both forms: bias, residual accumulate (y += x·Wᵀ + b) and GELU (tanh or erf) are applied
+ * before the single store, so no extra pass over the output is needed.
  */
 final class PackedLinear {
     static final VectorSpecies<Float> F = dev.kimivl.tensor.Vectors.F8;   // the 6×16 kernel is blocked for 8 lanes
@@ -37,9 +49,19 @@ final class PackedLinear {
     /** Default output columns per work item (about; -Dkimivl.vit.nc): the output block [MC, nc] stays in L2. */
     static final int NC = KernelSettings.SYSTEM.vitNc();
 
+    /**
+     * Patches per tile of the integer form: their int8 activations (INT_TOKENS × K bytes, 147 KB for K = 1152) stay in
+     * L2 while every weight row of the layer passes; each 4-row weight group is unpacked once per tile.
+     */
+    static final int INT_TOKENS = 128;
+    /** Output features per tile of the integer form (a multiple of the kernel's 4 rows): a [128 × 64] tile is 32 KB. */
+    static final int INT_ROWS = 64;
+
     enum Act { NONE, GELU_TANH, GELU_ERF }
 
     private final Matrix source;
+    /** The weights when the integer form runs them ({@link QuantMatrix#usesNativeTiles}), else null. */
+    private final QuantMatrix integer;
     private final float[] bias;          // [N] or null
     final int n, k;
     /** Output columns per work item (about), {@link #NC} unless given. */
@@ -53,6 +75,7 @@ final class PackedLinear {
         this.nc = nc;
         if (F.length() != 8) throw new IllegalStateException("PackedLinear needs 8-float vectors, species is " + F);
         this.source = w;
+        this.integer = w instanceof QuantMatrix q && q.usesNativeTiles() ? q : null;
         this.bias = bias;
         this.n = w.rows();
         this.k = w.cols();
@@ -63,14 +86,21 @@ final class PackedLinear {
 
     int cols() { return k; }
 
-    /** Floats of the packed weights: ⌈N/16⌉·16·K. */
-    int packedSize() { return Math.multiplyExact((n + NR - 1) / NR * NR, k); }
+    /** True when the products run on the quantized weights (int8 activations), with no float copy of W. */
+    boolean isInteger() { return integer != null; }
+
+    /** The weights as given (mapped or heap). */
+    Matrix source() { return source; }
+
+    /** Floats of the packed weights: ⌈N/16⌉·16·K, or 0 for the integer form (it packs nothing). */
+    int packedSize() { return integer != null ? 0 : Math.multiplyExact((n + NR - 1) / NR * NR, k); }
 
     /**
      * Packs W into panels [⌈N/16⌉][K][16] (in parallel): into buf when it holds {@link #packedSize()} floats (its
      * first packedSize floats are overwritten, the rest left alone), else into a new array. Returns the panels.
      */
     float[] pack(float[] buf) {
+        if (integer != null) return buf;                       // nothing to pack: the kernel reads the blocks
         int np = (n + NR - 1) / NR;
         float[] out = buf != null && buf.length >= packedSize() ? buf : new float[packedSize()];
         Matrix w = source;
@@ -95,6 +125,7 @@ final class PackedLinear {
     void forwardAdd(float[] w, float[] x, int m, float[] y) { run(w, x, m, y, true, Act.NONE); }
 
     private void run(float[] w, float[] x, int m, float[] y, boolean accumulate, Act act) {
+        if (integer != null) { runInteger(x, m, y, accumulate, act); return; }
         if (w.length < packedSize()) throw new IllegalArgumentException("packed weights have " + w.length + " floats, need " + packedSize());
         if ((long) m * k > x.length) throw new IllegalArgumentException("x has " + x.length + " floats, needs " + (long) m * k);
         if ((long) m * n > y.length) throw new IllegalArgumentException("y has " + y.length + " floats, needs " + (long) m * n);
@@ -148,6 +179,60 @@ final class PackedLinear {
                 }
             }
         });
+    }
+
+    /**
+     * The integer form: y[m, N] (+)= x'[m, K]·Wᵀ + b then act, x' = x quantized per row to int8 blocks of 32. Tiles of
+     * [INT_TOKENS patches × INT_ROWS outputs] go to the pool threads in patch-block order; each is computed into the
+     * thread's scratch and stored through {@link #storeRow}.
+     */
+    private void runInteger(float[] x, int m, float[] y, boolean accumulate, Act act) {
+        if ((long) m * k > x.length) throw new IllegalArgumentException("x has " + x.length + " floats, needs " + (long) m * k);
+        if ((long) m * n > y.length) throw new IllegalArgumentException("y has " + y.length + " floats, needs " + (long) m * n);
+        if (m == 0) return;
+        QuantMatrix q = integer;
+        QuantizedInput xq = QuantizedInput.ofRows(x, m, k);            // [m, K] → int8 blocks of 32 + scales
+        q.prepareTiles(xq);
+        int tokenBlocks = (m + INT_TOKENS - 1) / INT_TOKENS, rowChunks = (n + INT_ROWS - 1) / INT_ROWS;
+        VisionParallel.forTasks(tokenBlocks * rowChunks, (task, scratch) -> {
+            int t0 = task / rowChunks * INT_TOKENS, t1 = Math.min(m, t0 + INT_TOKENS);
+            int r0 = task % rowChunks * INT_ROWS, r1 = Math.min(n, r0 + INT_ROWS), w = r1 - r0;
+            float[] tile = scratch.f1(INT_TOKENS * INT_ROWS);          // [t1 − t0, w]
+            q.matmulTile(xq, r0, r1, t0, t1, tile, 0, w);
+            for (int t = t0; t < t1; t++) storeRow(tile, (t - t0) * w, y, t * n + r0, w, bias, r0, act, accumulate, scratch);
+        });
+    }
+
+    /**
+     * y[yo + j] = act(t[to + j] + b[bo + j]) for j in [0, w), or y[yo + j] += t[to + j] + b[bo + j] ({@code add}; act is
+     * then NONE). A last partial vector goes through an 8-float scratch so the activation stays one vector call.
+     */
+    private static void storeRow(float[] t, int to, float[] y, int yo, int w, float[] b, int bo, Act act, boolean add,
+                                 VisionParallel.Scratch scratch) {
+        int j = 0;
+        for (int bound = F.loopBound(w); j < bound; j += 8) storeVector(t, to + j, y, yo + j, b, bo + j, act, add);
+        if (j < w) {
+            int rest = w - j;
+            float[] tt = scratch.tail;                            // [t | y | b] of the last partial vector, 8 each
+            java.util.Arrays.fill(tt, 0f);
+            System.arraycopy(t, to + j, tt, 0, rest);
+            System.arraycopy(y, yo + j, tt, 8, rest);
+            if (b != null) System.arraycopy(b, bo + j, tt, 16, rest);
+            storeVector(tt, 0, tt, 8, b != null ? tt : null, 16, act, add);
+            System.arraycopy(tt, 8, y, yo + j, rest);
+        }
+    }
+
+    private static void storeVector(float[] t, int to, float[] y, int yo, float[] b, int bo, Act act, boolean add) {
+        FloatVector v = FloatVector.fromArray(F, t, to);
+        if (b != null) v = v.add(FloatVector.fromArray(F, b, bo));
+        switch (act) {
+            case NONE -> { }
+            case GELU_TANH -> v = VisionKernels.geluTanh(v);
+            case GELU_ERF -> v = VisionKernels.geluErf(v);
+        }
+        if (add) v = v.add(FloatVector.fromArray(F, y, yo));
+        v.intoArray(y, yo);
     }
 
     /**

@@ -6,6 +6,7 @@ import dev.kimivl.config.VisionConfig;
 import dev.kimivl.io.CheckpointException;
 import dev.kimivl.io.WeightSource;
 import dev.kimivl.model.StageSink;
+import dev.kimivl.tensor.Kernels;
 
 import java.util.ArrayList;
 import java.util.Collections;
@@ -29,6 +30,14 @@ public final class VisionEncoder {
 
     /** For callers without a full config.json (benchmarks, tests): the vision config and the LM hidden size Dt. */
     public VisionEncoder(WeightSource weights, VisionConfig vision, int textHidden, PreprocessorConfig pre) {
+        this(weights, vision, textHidden, pre, Kernels.DEFAULT);
+    }
+
+    /**
+     * With the given kernels for quantized weights: {@link Kernels#java()} keeps every linear layer on the float path
+     * (the comparison VisionBench and the tests make).
+     */
+    public VisionEncoder(WeightSource weights, VisionConfig vision, int textHidden, PreprocessorConfig pre, Kernels kernels) {
         this.vcfg = vision;
         if (pre.patchSize() != vcfg.patchSize() || pre.mergeH() != vcfg.mergeH() || pre.mergeW() != vcfg.mergeW()) {
             throw new CheckpointException(weights.description() + ": preprocessor patch " + pre.patchSize() + " / merge "
@@ -36,8 +45,8 @@ public final class VisionEncoder {
                     + " / merge " + vcfg.mergeH() + "x" + vcfg.mergeW());
         }
         this.preprocessor = new ImagePreprocessor(pre);
-        this.vit = new MoonViT(weights, vcfg);
-        this.projector = new Projector(weights, vcfg.hiddenSize(), vcfg.mergeH() * vcfg.mergeW(), textHidden);
+        this.vit = new MoonViT(weights, vcfg, kernels);
+        this.projector = new Projector(weights, vcfg.hiddenSize(), vcfg.mergeH() * vcfg.mergeW(), textHidden, kernels);
     }
 
     private static VisionConfig requireVision(WeightSource weights, ModelConfig config) {
@@ -48,6 +57,12 @@ public final class VisionEncoder {
     public PreprocessorConfig preprocessorConfig() { return preprocessor.config(); }
 
     public int textHidden() { return projector.textHidden(); }
+
+    /** Bytes of float32 weights an encode allocates at most (its float layers' packing buffer; 0 for none). */
+    public long floatBufferBytes() { return Math.max(vit.floatBufferBytes(), projector.floatBufferBytes()); }
+
+    /** The tower (for reports and tests). */
+    public MoonViT tower() { return vit; }
 
     /** Image tokens an image of this size produces with this processor configuration (for building prompts). */
     public static int tokensFor(int width, int height, PreprocessorConfig pre) {

@@ -17,6 +17,8 @@ final class VisionParallel {
         final float[] packA = new float[PackedLinear.MC * 2 * PackedLinear.KC];
         final float[] tile = new float[PackedLinear.MR * PackedLinear.NR];
         final float[] biasTile = new float[PackedLinear.NR];
+        /** The integer form's last partial vector of a row: tile, output and bias, 8 floats each. */
+        final float[] tail = new float[24];
         float[] f0 = new float[0], f1 = new float[0], f2 = new float[0], f3 = new float[0];
 
         float[] f0(int n) { if (f0.length < n) f0 = new float[n]; return f0; }

@@ -5,6 +5,7 @@ import org.junit.jupiter.api.Test;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -49,6 +50,49 @@ class KernelsTest {
                     assertEquals(yj[i], yn[i], 2e-6 * mag + 1e-7, what + ": native vs Java batched product");
                     if (tok == 0) assertEquals(vj[r], vn[r], 2e-6 * mag + 1e-7, what + ": native vs Java matvec");
                 }
+            }
+        }
+    }
+
+    /**
+     * A tile of the batched product (MoonViT's integer linear layers): native and Java agree, each value equals the
+     * matvec of its token, it lands at yo + (t − t0)·ldy + (r − r0), and nothing outside the tile is written. Bounds
+     * not on the kernel's 4-row / 2-token steps, and a batch quantized and packed over the pool (64 K values and up).
+     */
+    @Test
+    void tilesOfTheBatchedProductAgreeAndStayInPlace() {
+        assumeTrue(NativeKernels.AVAILABLE, NativeKernels.STATUS);
+        Kernels nat = Kernels.nativeKernels(), java = Kernels.java();
+        Random rnd = new Random(72);
+        int rows = 70, cols = 1152, n = 90;
+        float[] w = QuantTest.random(rnd, rows * cols, 0.1f), x = QuantTest.random(rnd, n * cols, 1f);
+        QuantizedInput batch = QuantizedInput.ofRows(x, n, cols);
+        assertEquals(n, batch.rows());
+        int r0 = 5, r1 = 66, t0 = 3, t1 = 88, yo = 7, ldy = 64;
+        for (DType t : new DType[]{DType.Q8_0, DType.Q4_0}) {
+            QuantMatrix m = QuantMatrix.quantize(w, rows, cols, t);
+            assertTrue(nat.nativeTiles(t, cols) && !java.nativeTiles(t, cols));
+            m.withKernels(nat).prepareTiles(batch);
+            float[] yn = new float[yo + (t1 - t0) * ldy + 5], yj = new float[yn.length];
+            Arrays.fill(yn, -99f);
+            Arrays.fill(yj, -99f);
+            m.withKernels(nat).matmulTile(batch, r0, r1, t0, t1, yn, yo, ldy);
+            m.withKernels(java).matmulTile(batch, r0, r1, t0, t1, yj, yo, ldy);
+            float[] all = new float[n * rows];
+            m.withKernels(nat).matmul(batch, all);
+            for (int i = 0; i < yn.length; i++) {
+                int rel = i - yo, tok = t0 + Math.floorDiv(rel, ldy), r = r0 + Math.floorMod(rel, ldy);
+                boolean inTile = rel >= 0 && tok < t1 && r < r1;
+                if (!inTile) {
+                    assertEquals(-99f, yn[i], t + ": native tile wrote outside itself at " + i);
+                    assertEquals(-99f, yj[i], t + ": Java tile wrote outside itself at " + i);
+                    continue;
+                }
+                double mag = 0;
+                for (int c = 0; c < cols; c++) mag += Math.abs(w[r * cols + c] * x[tok * cols + c]);
+                String what = t + " token " + tok + " row " + r;
+                assertEquals(all[tok * rows + r], yn[i], what + ": the native tile equals the batched product bit for bit");
+                assertEquals(yj[i], yn[i], 2e-6 * mag + 1e-7, what + ": native vs Java tile");
             }
         }
     }
