@@ -1,7 +1,8 @@
 /*
  * kimivl native kernels for x86-64 with AVX2 + FMA + F16C:
  *   - kv_matvec_q4_0 / kv_matvec_q8_0: the quantized matrix-vector products of token decode;
- *   - kv_pack_act + kv_gemm_q4_0 / kv_gemm_q8_0: the same products batched over a prompt's tokens (prefill);
+ *   - kv_pack_act + kv_gemm_q4_0 / kv_gemm_q8_0: the same products batched over a prompt's tokens (prefill) and
+ *     MoonViT's patches; kv_gemm_q8_0_vnni: Q8_0's with AVX-VNNI where the CPU has it (kv_cpu_vnni), same results;
  *   - kv_latent_attention(_f16): weight-absorbed MLA attention over the f32 or f16 latent KV cache (decode, short
  *     prompts);
  *   - kv_mha_causal: causal attention over decompressed per-head keys and values (prompt processing);
@@ -32,7 +33,7 @@
 
 
 /** ABI version: NativeKernels refuses a library whose version differs from the one it was written for. */
-int32_t kv_version(void) { return 10; }
+int32_t kv_version(void) { return 11; }
 
 /** 1 when this CPU and OS support AVX2, FMA and F16C (with the YMM state enabled by the OS), else 0. */
 int32_t kv_cpu_ok(void) {
@@ -46,6 +47,17 @@ int32_t kv_cpu_ok(void) {
     if (__get_cpuid_max(0, 0) < 7) return 0;
     __cpuid_count(7, 0, a, b, c, d);
     return (b >> 5) & 1;                               /* AVX2 */
+}
+
+/**
+ * 1 when this CPU also has AVX-VNNI (VEX-encoded vpdpbusd on ymm registers: CPUID.(EAX=7, ECX=1):EAX bit 4; Zen 5,
+ * Alder Lake and later), for kv_gemm_q8_0_vnni; else 0.
+ */
+int32_t kv_cpu_vnni(void) {
+    if (!kv_cpu_ok()) return 0;
+    unsigned a, b, c, d;
+    __cpuid_count(7, 1, a, b, c, d);
+    return (a >> 4) & 1;
 }
 
 AVX2 static inline int32_t hsum_i32(__m256i v) {
@@ -454,6 +466,105 @@ AVX2 int32_t kv_gemm_q8_0(const uint8_t *w, int32_t r0, int32_t r1, int32_t cols
                           const int8_t *xp, const float *xdp, int32_t n, float *y, int32_t ldy) {
     if (cols > GEMM_MAX_COLS) return -1;
     gemm(1, w, r0, r1, cols / 32, xp, xdp, 0, n, y, ldy);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- Q8_0 GEMM with AVX-VNNI */
+
+/*
+ * vpdpbusd multiplies unsigned bytes by signed bytes and adds each group of 4 products into an int32 lane, in one
+ * instruction and without vpmaddubsw's int16 saturation. Q8_0 weights are signed, so the unpacked row holds w + 128
+ * (unsigned 1..255; the xor flips the sign bit) and the product is corrected per block:
+ *     Σ (w + 128)·x = Σ w·x + 128·Σ x,   128·Σ x = 16 · (8·Σ x) = 16 · xs8   (kv_pack_act's block sums)
+ * The int32 block sums are then exactly those of q8_tile4 (sign trick, vpmaddubsw + vpmaddwd), and the float steps
+ * after them are the same instructions in the same order, so the results equal kv_gemm_q8_0's bit for bit. Per 32
+ * weights and 2 tokens: 1 weight load and 2 vpdpbusd, against 2 loads, 2 vpsignb, 2 vpmaddubsw, 2 vpmaddwd, 2 vpaddd.
+ */
+#define VNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
+
+/* Q8_0 row → transposed w + 128 as unsigned bytes (wu) and the block scales (ws, padding zero). */
+VNNI static void unpack_q8_row_vnni(const uint8_t *p, int nb, uint8_t *wu, float *ws) {
+    const __m256i flip = _mm256_set1_epi8((char) 0x80);
+    int G = (nb + 7) / 8;
+    for (int g = 0; g < G; g++) {
+        __m256i r[8];
+        for (int i = 0; i < 8; i++) {
+            int b = 8 * g + i;
+            if (b < nb) {
+                r[i] = _mm256_loadu_si256((const __m256i *) (p + 34 * b + 2));
+                ws[b] = _cvtsh_ss(load_u16(p + 34 * b));
+            } else {
+                r[i] = _mm256_setzero_si256();   /* padding: 128 after the flip, times zero activations, scale 0 */
+                ws[b] = 0.0f;
+            }
+        }
+        /* the transpose only moves dwords: flipping before or after it is the same */
+        for (int i = 0; i < 8; i++) r[i] = _mm256_xor_si256(r[i], flip);
+        transpose8x8(r);
+        for (int k = 0; k < 8; k++) _mm256_store_si256((__m256i *) (wu + 256 * g + 32 * k), r[k]);
+    }
+}
+
+/* 4 rows × 2 tokens of Q8_0 with vpdpbusd: out as q8_tile4's, bit for bit. */
+VNNI static void q8_tile4_vnni(const urow *rw, const int8_t *x0, const int8_t *x1,
+                               const float *d0, const float *d1, const int32_t *s0, const int32_t *s1, int G, float *out) {
+    __m256 f[8];
+    for (int i = 0; i < 8; i++) f[i] = _mm256_setzero_ps();
+    for (int g = 0; g < G; g++) {
+        __m256i a[8];
+        for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_si256();
+#pragma GCC unroll 1
+        for (int k = 0; k < 8; k++) {
+            int o = 256 * g + 32 * k;
+            __m256i xa = _mm256_loadu_si256((const __m256i *) (x0 + o)), xb = _mm256_loadu_si256((const __m256i *) (x1 + o));
+            for (int i = 0; i < 4; i++) {
+                __m256i u = _mm256_load_si256((const __m256i *) (rw[i].a + o));
+                a[2 * i] = _mm256_dpbusd_avx_epi32(a[2 * i], u, xa);
+                a[2 * i + 1] = _mm256_dpbusd_avx_epi32(a[2 * i + 1], u, xb);
+            }
+        }
+        /* − 128·Σx per block: 16 × the packed 8·Σx */
+        __m256i c0 = _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *) (s0 + 8 * g)), 4);
+        __m256i c1 = _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *) (s1 + 8 * g)), 4);
+        __m256 xd0 = _mm256_loadu_ps(d0 + 8 * g), xd1 = _mm256_loadu_ps(d1 + 8 * g);
+        for (int i = 0; i < 4; i++) {
+            __m256 sw = _mm256_load_ps(rw[i].s + 8 * g);
+            f[2 * i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(a[2 * i], c0)), _mm256_mul_ps(sw, xd0), f[2 * i]);
+            f[2 * i + 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(a[2 * i + 1], c1)), _mm256_mul_ps(sw, xd1), f[2 * i + 1]);
+        }
+    }
+    for (int i = 0; i < 8; i++) out[i] = hsum_f32(f[i]);
+}
+
+/**
+ * As kv_gemm_q8_0, with AVX-VNNI (only where kv_cpu_vnni() is 1); xsp: the packed block sums of kv_pack_act, which
+ * the unsigned-weight form needs. The same driver: rows in tiles of 4 unpacked once, tokens in pairs.
+ */
+VNNI int32_t kv_gemm_q8_0_vnni(const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
+                               const int8_t *xp, const float *xdp, const int32_t *xsp, int32_t n, float *y, int32_t ldy) {
+    if (cols > GEMM_MAX_COLS) return -1;
+    int nb = cols / 32, G = (nb + 7) / 8;
+    int64_t rb = (int64_t) nb * 34;
+    gemm_rows buf;
+    float out[8];
+    for (int32_t r = r0; r < r1; r += 4) {
+        int m = r1 - r < 4 ? r1 - r : 4;
+        urow rw[4];
+        for (int i = 0; i < 4; i++) {
+            if (i < m) unpack_q8_row_vnni(w + (r + i) * rb, nb, buf.a[i], buf.s[i]);
+            int k = i < m ? i : m - 1;
+            rw[i] = (urow) {buf.a[k], 0, buf.s[k]};
+        }
+        for (int32_t t = 0; t < n; t += 2) {
+            int32_t u = t + 1 < n ? t + 1 : t;
+            q8_tile4_vnni(rw, xp + (int64_t) t * G * 256, xp + (int64_t) u * G * 256, xdp + (int64_t) t * G * 8, xdp + (int64_t) u * G * 8,
+                          xsp + (int64_t) t * G * 8, xsp + (int64_t) u * G * 8, G, out);
+            for (int i = 0; i < m; i++) {
+                y[(int64_t) t * ldy + r + i] = out[2 * i];
+                if (u != t) y[(int64_t) u * ldy + r + i] = out[2 * i + 1];
+            }
+        }
+    }
     return 0;
 }
 

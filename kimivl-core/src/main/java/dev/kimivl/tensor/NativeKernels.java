@@ -32,7 +32,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * each call to milliseconds of work (a range of rows, a range of positions); a GC then waits at most that long.
  */
 public final class NativeKernels {
-    private static final int ABI_VERSION = 10;
+    private static final int ABI_VERSION = 11;
     /** Widest row the native kernels take (their per-call buffers live on the C stack). */
     public static final int MAX_COLS = 32768;
     private static final String RESOURCE = "/dev/kimivl/native/linux-x86_64/libkimivl.so";
@@ -42,13 +42,19 @@ public final class NativeKernels {
     /** One line for reports: which kernels run decode, and why not the native ones. */
     public static final String STATUS;
 
-    private static final MethodHandle Q4_0, Q8_0, GEMM_Q4_0, GEMM_Q8_0, PACK, LATENT, LATENT_F16, MHA, STREAM, KQ, GEMM_KQ;
+    /**
+     * True when the CPU has AVX-VNNI, so the batched Q8_0 product takes kv_gemm_q8_0_vnni (vpdpbusd: half the vector
+     * instructions per weight of the vpmaddubsw form; the results are the same bit for bit, NativeKernelsTest).
+     */
+    public static final boolean VNNI;
+
+    private static final MethodHandle Q4_0, Q8_0, GEMM_Q4_0, GEMM_Q8_0, GEMM_Q8_0_VNNI, PACK, LATENT, LATENT_F16, MHA, STREAM, KQ, GEMM_KQ;
 
     static {
-        MethodHandle q4 = null, q8 = null, g4 = null, g8 = null, pack = null, latent = null, latentF16 = null, mha = null, stream = null,
+        MethodHandle q4 = null, q8 = null, g4 = null, g8 = null, g8v = null, pack = null, latent = null, latentF16 = null, mha = null, stream = null,
                 kq = null, gkq = null;
         String status;
-        boolean ok = false;
+        boolean ok = false, vnni = false;
         if (!KernelSettings.SYSTEM.nativeKernels()) {
             status = "Java Vector API kernels (native kernels turned off by -Dkimivl.native=false)";
         } else {
@@ -71,6 +77,11 @@ public final class NativeKernels {
                             ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT), critical);
                     g8 = linker.downcallHandle(lib.findOrThrow("kv_gemm_q8_0"), FunctionDescriptor.of(JAVA_INT,
                             ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT), critical);
+                    vnni = (int) linker.downcallHandle(lib.findOrThrow("kv_cpu_vnni"), FunctionDescriptor.of(JAVA_INT)).invokeExact() == 1;
+                    if (vnni) {
+                        g8v = linker.downcallHandle(lib.findOrThrow("kv_gemm_q8_0_vnni"), FunctionDescriptor.of(JAVA_INT,
+                                ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT), critical);
+                    }
                     pack = linker.downcallHandle(lib.findOrThrow("kv_pack_act"), FunctionDescriptor.ofVoid(
                             ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS), critical);
                     latent = linker.downcallHandle(lib.findOrThrow("kv_latent_attention"), FunctionDescriptor.of(JAVA_INT,
@@ -86,7 +97,8 @@ public final class NativeKernels {
                     gkq = linker.downcallHandle(lib.findOrThrow("kv_gemm_kq"), FunctionDescriptor.of(JAVA_INT,
                             JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT), critical);
                     ok = true;
-                    status = "native AVX2 kernels (libkimivl.so): Q4_0/Q8_0/Q4_K/Q5_K/Q6_K/Q4_1/Q5_0/Q5_1 matvec and prefill GEMM, latent attention (f32/f16 cache), causal prompt attention";
+                    status = "native AVX2 kernels (libkimivl.so): Q4_0/Q8_0/Q4_K/Q5_K/Q6_K/Q4_1/Q5_0/Q5_1 matvec and prefill GEMM"
+                            + (vnni ? " (Q8_0 with AVX-VNNI)" : "") + ", latent attention (f32/f16 cache), causal prompt attention";
                 }
             } catch (Throwable t) {
                 status = "Java Vector API kernels (native kernels unavailable: " + t.getMessage() + ")";
@@ -96,6 +108,8 @@ public final class NativeKernels {
         Q8_0 = q8;
         GEMM_Q4_0 = g4;
         GEMM_Q8_0 = g8;
+        GEMM_Q8_0_VNNI = g8v;
+        VNNI = vnni;
         PACK = pack;
         LATENT = latent;
         LATENT_F16 = latentF16;
@@ -234,6 +248,13 @@ public final class NativeKernels {
      */
     static void gemmTile(DType type, MemorySegment w, long rowBytes, int r0, int r1, PackedActivations x, int t0, int t1,
                          float[] y, int yo, int ldy) {
+        gemmTile(type, w, rowBytes, r0, r1, x, t0, t1, y, yo, ldy, VNNI);
+    }
+
+    /** As {@link #gemmTile}, choosing the Q8_0 kernel: with {@code vnni} kv_gemm_q8_0_vnni (needs {@link #VNNI}). */
+    static void gemmTile(DType type, MemorySegment w, long rowBytes, int r0, int r1, PackedActivations x, int t0, int t1,
+                         float[] y, int yo, int ldy, boolean vnni) {
+        if (vnni && !VNNI) throw new IllegalStateException("this CPU has no AVX-VNNI");
         int groups = (x.cols / 32 + 7) / 8;
         if (r0 < 0 || r1 < r0 || t0 < 0 || t1 < t0 || t1 > x.n || w.byteSize() < r1 * rowBytes) {
             throw new IndexOutOfBoundsException("GEMM tile rows [" + r0 + ", " + r1 + ") tokens [" + t0 + ", " + t1 + ") of " + x.n);
@@ -248,6 +269,8 @@ public final class NativeKernels {
         try {
             if (type == DType.Q4_0) {
                 rc = (int) GEMM_Q4_0.invokeExact(ws, 0, rows, x.cols, xp, xd, xs, n, ys, ldy);
+            } else if (type == DType.Q8_0 && vnni) {
+                rc = (int) GEMM_Q8_0_VNNI.invokeExact(ws, 0, rows, x.cols, xp, xd, xs, n, ys, ldy);
             } else if (type == DType.Q8_0) {
                 rc = (int) GEMM_Q8_0.invokeExact(ws, 0, rows, x.cols, xp, xd, n, ys, ldy);
             } else {
@@ -270,6 +293,8 @@ public final class NativeKernels {
         try {
             if (type == DType.Q4_0) {
                 rc = (int) GEMM_Q4_0.invokeExact(w, r0, r1, x.cols, x.xp, x.xd, x.xs, x.n, MemorySegment.ofArray(y), ldy);
+            } else if (type == DType.Q8_0 && VNNI) {
+                rc = (int) GEMM_Q8_0_VNNI.invokeExact(w, r0, r1, x.cols, x.xp, x.xd, x.xs, x.n, MemorySegment.ofArray(y), ldy);
             } else if (type == DType.Q8_0) {
                 rc = (int) GEMM_Q8_0.invokeExact(w, r0, r1, x.cols, x.xp, x.xd, x.n, MemorySegment.ofArray(y), ldy);
             } else {

@@ -21,6 +21,36 @@ class NativeKernelsTest {
         assertTrue(NativeKernels.AVAILABLE, "native kernels expected on linux x86-64 with gcc: " + NativeKernels.STATUS);
     }
 
+    /**
+     * The Q8_0 GEMM with AVX-VNNI (vpdpbusd on w + 128, corrected by the activations' block sums) equals the
+     * vpmaddubsw form bit for bit: widths with a partial last group of 8 blocks (1152: MoonViT's), odd rows and token
+     * counts, activations at ±127 against weights of both signs, and weight bytes of −128 (which Q8_0 files may hold
+     * though llama.cpp's rounding never writes them: the sign trick and the flip must both get 128·x right).
+     */
+    @Test
+    void vnniQ8GemmEqualsTheMaddubsForm() {
+        assumeTrue(NativeKernels.AVAILABLE, NativeKernels.STATUS);
+        assumeTrue(NativeKernels.VNNI, "this CPU has no AVX-VNNI");
+        Random rnd = new Random(29);
+        int[][] shapes = {{7, 32, 3}, {13, 1152, 9}, {32, 4608, 4}, {5, 288, 1}};
+        for (int[] s : shapes) {
+            int rows = s[0], cols = s[1], n = s[2];
+            float[] w = QuantTest.random(rnd, rows * cols, 0.1f), x = QuantTest.random(rnd, n * cols, 1f);
+            for (int i = 0; i < x.length; i += 37) x[i] = (i & 1) == 0 ? 40f : -40f;   // blocks whose amax hits ±127
+            java.lang.foreign.MemorySegment q = Quant.quantize(w, rows, cols, DType.Q8_0);
+            long rowBytes = DType.Q8_0.bytesFor(cols);
+            for (int r = 0; r < rows; r += 3) q.set(java.lang.foreign.ValueLayout.JAVA_BYTE, r * rowBytes + 2 + (r % 32), (byte) -128);
+            NativeKernels.PackedActivations xp = QuantizedInput.ofRows(x, n, cols).nativePacked();
+            float[] a = new float[n * rows], b = new float[n * rows];
+            NativeKernels.gemmTile(DType.Q8_0, q, rowBytes, 0, rows, xp, 0, n, a, 0, rows, true);
+            NativeKernels.gemmTile(DType.Q8_0, q, rowBytes, 0, rows, xp, 0, n, b, 0, rows, false);
+            for (int i = 0; i < a.length; i++) {
+                assertEquals(Float.floatToRawIntBits(b[i]), Float.floatToRawIntBits(a[i]),
+                        "[" + rows + ", " + cols + "] x " + n + " at token " + i / rows + " row " + i % rows + ": " + a[i] + " vs " + b[i]);
+            }
+        }
+    }
+
     /** Shapes cover the 8-block main loop, tails of 1-7 blocks, single rows and the model's widths. */
     @Test
     void nativeMatchesJavaIntegerKernels() {
