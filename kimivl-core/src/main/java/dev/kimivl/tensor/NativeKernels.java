@@ -225,7 +225,13 @@ public final class NativeKernels {
             xp = MemorySegment.ofArray(new byte[Math.multiplyExact(n, groups * 256)]);
             xd = MemorySegment.ofArray(new float[n * groups * 8]);
             xs = MemorySegment.ofArray(new int[n * groups * 8]);
-            int nb = cols / 32;
+            pack(x);
+        }
+
+        /** Packs x (of this shape) into these arrays: a reused batch's new values. */
+        void pack(QuantizedInput x) {
+            if (x.rows != n || x.cols != cols) throw new IllegalArgumentException("packing [" + x.rows + ", " + x.cols + "] into [" + n + ", " + cols + "]");
+            int groups = (cols / 32 + 7) / 8, nb = cols / 32;
             // a vision layer's batch (thousands of patches) is packed over the pool, in token ranges of ≥ 64 KB; a
             // prompt's in one call, as before
             Parallel.forRange(n, Math.max(1, (1 << 16) / cols), (t0, t1) -> {

@@ -137,8 +137,9 @@ public final class MoonViT {
         // one weight buffer for every float linear layer of this pass: [⌈N/16⌉][K][16] of the layer being computed
         // (empty when all run on their quantized blocks)
         float[] wbuf = new float[maxPacked];
+        PackedLinear.InputBuffer ibuf = new PackedLinear.InputBuffer();   // the integer layers' int8 activations
         float[] x = new float[L * dim];                              // [L, D]
-        linear(patch, wbuf, pixels, L, x, PackedLinear.Act.NONE, false, VisionTimer.Phase.PATCH_EMBED);
+        linear(patch, wbuf, ibuf, pixels, L, x, PackedLinear.Act.NONE, false, VisionTimer.Phase.PATCH_EMBED);
         for (int m = 0; m < images; m++) {
             float[] pos = PosEmbedding.resize(posTable, cfg.posEmbHeight(), cfg.posEmbWidth(), dim, grids[m][0], grids[m][1]);
             VectorMath.add(x, starts[m] * dim, pos, 0, counts[m] * dim);
@@ -162,15 +163,15 @@ public final class MoonViT {
         for (int b = 0; b < blocks.length; b++) {
             Block blk = blocks[b];
             layerNorm(x, blk.norm0G, blk.norm0B, y, L);                                    // y = LN0(x)
-            linear(blk.wqkv, wbuf, y, L, qkv, PackedLinear.Act.NONE, false, VisionTimer.Phase.QKV);   // qkv = y·Wqkvᵀ + bqkv
+            linear(blk.wqkv, wbuf, ibuf, y, L, qkv, PackedLinear.Act.NONE, false, VisionTimer.Phase.QKV);   // qkv = y·Wqkvᵀ + bqkv
             applyRope(qkv, cos, sin, L);                                                   // q, k rotated (2-D RoPE)
             VisionTimer.lap(VisionTimer.Phase.ROPE);
             VisionAttention.blockDiagonal(qkv, dim, heads, starts, counts, att, attnBuf);  // att = softmax(q·kᵀ/√d)·v per image
             VisionTimer.lap(VisionTimer.Phase.ATTENTION, attnFlop);
-            linear(blk.wo, wbuf, att, L, x, PackedLinear.Act.NONE, true, VisionTimer.Phase.WO);      // x += att·Woᵀ + bo
+            linear(blk.wo, wbuf, ibuf, att, L, x, PackedLinear.Act.NONE, true, VisionTimer.Phase.WO);      // x += att·Woᵀ + bo
             layerNorm(x, blk.norm1G, blk.norm1B, y, L);                                    // y = LN1(x)
-            linear(blk.fc0, wbuf, y, L, h, PackedLinear.Act.GELU_TANH, false, VisionTimer.Phase.FC0_GELU);  // h = gelu_tanh(y·W0ᵀ + b0)
-            linear(blk.fc1, wbuf, h, L, x, PackedLinear.Act.NONE, true, VisionTimer.Phase.FC1);      // x += h·W1ᵀ + b1
+            linear(blk.fc0, wbuf, ibuf, y, L, h, PackedLinear.Act.GELU_TANH, false, VisionTimer.Phase.FC0_GELU);  // h = gelu_tanh(y·W0ᵀ + b0)
+            linear(blk.fc1, wbuf, ibuf, h, L, x, PackedLinear.Act.NONE, true, VisionTimer.Phase.FC1);      // x += h·W1ᵀ + b1
             stages.accept("vision.block" + b, x, L, dim);
         }
         layerNorm(x, finalG, finalB, y, L);
@@ -187,14 +188,14 @@ public final class MoonViT {
      * out[L, N] = in[L, K]·Wᵀ + b then act, or out += in·Wᵀ + b ({@code add}); the layer's weights packed into wbuf
      * first (timed as PACK), the product timed as {@code phase} with its 2·L·N·K operations.
      */
-    private static void linear(PackedLinear layer, float[] wbuf, float[] in, int L, float[] out, PackedLinear.Act act,
-                               boolean add, VisionTimer.Phase phase) {
+    private static void linear(PackedLinear layer, float[] wbuf, PackedLinear.InputBuffer ibuf, float[] in, int L, float[] out,
+                               PackedLinear.Act act, boolean add, VisionTimer.Phase phase) {
         float[] pw = wbuf;
         if (!layer.isInteger()) {
             pw = layer.pack(wbuf);
             VisionTimer.lap(VisionTimer.Phase.PACK);
         }
-        if (add) layer.forwardAdd(pw, in, L, out); else layer.forward(pw, in, L, out, act);
+        if (add) layer.forwardAdd(pw, in, L, out, ibuf); else layer.forward(pw, in, L, out, act, ibuf);
         VisionTimer.lap(phase, 2.0 * L * layer.rows() * layer.cols());
     }
 

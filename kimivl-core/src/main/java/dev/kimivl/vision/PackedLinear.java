@@ -118,14 +118,42 @@ final class PackedLinear {
         return out;
     }
 
+    /**
+     * The integer form's int8 activations, kept by one forward pass for its next layers with inputs of the same shape
+     * (MoonViT's wqkv, wo and fc0 take [L, D], fc1 [L, I]): a batch of arrays per input shape and pass instead of one
+     * per product. Two shapes, the older one replaced by a third. One pass at a time (other encodes have their own).
+     */
+    static final class InputBuffer {
+        private QuantizedInput last, before;
+
+        /** A kept batch of [rows, cols], or null. */
+        QuantizedInput get(int rows, int cols) {
+            for (QuantizedInput q : new QuantizedInput[]{last, before}) {
+                if (q != null && q.rows() == rows && q.cols() == cols) return q;
+            }
+            return null;
+        }
+
+        /** q becomes the most recent batch (the other kept one, if not q, the older). */
+        void keep(QuantizedInput q) {
+            if (q != last) { before = last; last = q; }
+        }
+    }
+
     /** y[m, N] = x[m, K]·Wᵀ + b, then the activation; w: this layer's {@link #pack packed} weights. */
-    void forward(float[] w, float[] x, int m, float[] y, Act act) { run(w, x, m, y, false, act); }
+    void forward(float[] w, float[] x, int m, float[] y, Act act) { run(w, x, m, y, false, act, null); }
+
+    /** As {@link #forward(float[], float[], int, float[], Act)}, the integer form quantizing x into buf's batch. */
+    void forward(float[] w, float[] x, int m, float[] y, Act act, InputBuffer buf) { run(w, x, m, y, false, act, buf); }
 
     /** y[m, N] += x[m, K]·Wᵀ + b (a residual connection fused into the store); w: this layer's packed weights. */
-    void forwardAdd(float[] w, float[] x, int m, float[] y) { run(w, x, m, y, true, Act.NONE); }
+    void forwardAdd(float[] w, float[] x, int m, float[] y) { run(w, x, m, y, true, Act.NONE, null); }
 
-    private void run(float[] w, float[] x, int m, float[] y, boolean accumulate, Act act) {
-        if (integer != null) { runInteger(x, m, y, accumulate, act); return; }
+    /** As {@link #forwardAdd(float[], float[], int, float[])}, the integer form quantizing x into buf's batch. */
+    void forwardAdd(float[] w, float[] x, int m, float[] y, InputBuffer buf) { run(w, x, m, y, true, Act.NONE, buf); }
+
+    private void run(float[] w, float[] x, int m, float[] y, boolean accumulate, Act act, InputBuffer buf) {
+        if (integer != null) { runInteger(x, m, y, accumulate, act, buf); return; }
         if (w.length < packedSize()) throw new IllegalArgumentException("packed weights have " + w.length + " floats, need " + packedSize());
         if ((long) m * k > x.length) throw new IllegalArgumentException("x has " + x.length + " floats, needs " + (long) m * k);
         if ((long) m * n > y.length) throw new IllegalArgumentException("y has " + y.length + " floats, needs " + (long) m * n);
@@ -186,12 +214,14 @@ final class PackedLinear {
      * [INT_TOKENS patches × INT_ROWS outputs] go to the pool threads in patch-block order; each is computed into the
      * thread's scratch and stored through {@link #storeRow}.
      */
-    private void runInteger(float[] x, int m, float[] y, boolean accumulate, Act act) {
+    private void runInteger(float[] x, int m, float[] y, boolean accumulate, Act act, InputBuffer buf) {
         if ((long) m * k > x.length) throw new IllegalArgumentException("x has " + x.length + " floats, needs " + (long) m * k);
         if ((long) m * n > y.length) throw new IllegalArgumentException("y has " + y.length + " floats, needs " + (long) m * n);
         if (m == 0) return;
         QuantMatrix q = integer;
-        QuantizedInput xq = QuantizedInput.ofRows(x, m, k);            // [m, K] → int8 blocks of 32 + scales
+        // [m, K] → int8 blocks of 32 + scales, into the pass's batch when it has this shape
+        QuantizedInput xq = QuantizedInput.ofRows(x, m, k, buf != null ? buf.get(m, k) : null);
+        if (buf != null) buf.keep(xq);
         q.prepareTiles(xq);
         int tokenBlocks = (m + INT_TOKENS - 1) / INT_TOKENS, rowChunks = (n + INT_ROWS - 1) / INT_ROWS;
         VisionParallel.forTasks(tokenBlocks * rowChunks, (task, scratch) -> {

@@ -40,9 +40,10 @@ public final class Projector {
         // linear_1's packed weights [4D/16][4D][16], then linear_2's [Dt/16][4D][16] in the same buffer (none for
         // layers that run on their quantized blocks)
         float[] wbuf = new float[Math.max(w1.packedSize(), w2.packedSize())];
-        w1.forward(w1.pack(wbuf), x, m, h, PackedLinear.Act.GELU_ERF);   // h = gelu_erf(x·W1ᵀ + b1)
+        PackedLinear.InputBuffer ibuf = new PackedLinear.InputBuffer();  // int8 activations [M, 4D], both layers
+        w1.forward(w1.pack(wbuf), x, m, h, PackedLinear.Act.GELU_ERF, ibuf);   // h = gelu_erf(x·W1ᵀ + b1)
         float[] out = new float[m * textHidden];                         // [M, Dt]
-        w2.forward(w2.pack(wbuf), h, m, out, PackedLinear.Act.NONE);     // out = h·W2ᵀ + b2
+        w2.forward(w2.pack(wbuf), h, m, out, PackedLinear.Act.NONE, ibuf);     // out = h·W2ᵀ + b2
         return out;
     }
 

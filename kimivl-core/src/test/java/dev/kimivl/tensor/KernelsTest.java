@@ -10,7 +10,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -95,6 +97,28 @@ class KernelsTest {
                 assertEquals(yj[i], yn[i], 2e-6 * mag + 1e-7, what + ": native vs Java tile");
             }
         }
+    }
+
+    /**
+     * A batch quantized into a reused one (MoonViT's layers) gives what a new one gives, its native packed form included
+     * (packed again after the reuse, not the previous values); another shape gets a new batch.
+     */
+    @Test
+    void reusedBatchEqualsANewOne() {
+        assumeTrue(NativeKernels.AVAILABLE, NativeKernels.STATUS);
+        Random rnd = new Random(73);
+        int rows = 9, cols = 288, n = 70;
+        float[] w = QuantTest.random(rnd, rows * cols, 0.1f), x1 = QuantTest.random(rnd, n * cols, 1f), x2 = QuantTest.random(rnd, n * cols, 3f);
+        QuantMatrix m = QuantMatrix.quantize(w, rows, cols, DType.Q8_0).withKernels(Kernels.nativeKernels());
+        QuantizedInput a = QuantizedInput.ofRows(x1, n, cols);
+        m.prepareTiles(a);
+        QuantizedInput b = QuantizedInput.ofRows(x2, n, cols, a);
+        assertSame(a, b, "same shape: the arrays are reused");
+        float[] reused = new float[n * rows], fresh = new float[n * rows];
+        m.matmulTile(b, 0, rows, 0, n, reused, 0, rows);
+        m.matmulTile(QuantizedInput.ofRows(x2, n, cols), 0, rows, 0, n, fresh, 0, rows);
+        assertArrayEquals(fresh, reused, "a reused batch multiplies as a new one");
+        assertNotSame(a, QuantizedInput.ofRows(x2, n - 1, cols, a), "another shape: a new batch");
     }
 
     /** Which kernels each set runs for each format (docs/tuning.md and QuantMatrix's javadoc say the same). */
