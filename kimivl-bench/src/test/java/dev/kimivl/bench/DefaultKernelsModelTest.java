@@ -60,6 +60,38 @@ class DefaultKernelsModelTest {
         }
     }
 
+    /**
+     * MoonViT + projector from the bench's Q8_0 mmproj, through the real loading path (GgufModel: attn_q/k/v stacked
+     * into wqkv, the flattened position table), on the default kernels: every tower layer runs on its Q8_0 blocks
+     * (int8 activations, no float copy of the weights), and the features follow the float path on the same weights
+     * decoded to F32 within the activations' int8 rounding (measured 0.87% here; QuantVisionTest bounds each stage).
+     */
+    @Test
+    void q8MmprojOnTheDefaultKernelsFollowsItsDecodedWeights(@TempDir Path dir) throws Exception {
+        assertTrue(QuantMatrix.INT_MATVEC, "this class must run without -Dkimivl.intMatvec=false (its own surefire execution)");
+        org.junit.jupiter.api.Assumptions.assumeTrue(NativeKernels.AVAILABLE, NativeKernels.STATUS);
+        Path[] files = RandomGguf.ensure(dir, QuantMix.Q4_0, QuantMixTest.tinyConfig(), 7, null);
+        try (GgufModel g = GgufModel.open(files)) {
+            dev.kimivl.config.VisionConfig vc = g.config().vision();
+            dev.kimivl.config.PreprocessorConfig pre = new dev.kimivl.config.PreprocessorConfig(new double[]{0.5, 0.5, 0.5},
+                    new double[]{0.5, 0.5, 0.5}, 4096, true, vc.patchSize(), vc.mergeH(), vc.mergeW());
+            int th = g.config().text().hiddenSize();
+            dev.kimivl.vision.VisionEncoder fast = new dev.kimivl.vision.VisionEncoder(g, vc, th, pre);
+            dev.kimivl.vision.VisionEncoder exact = new dev.kimivl.vision.VisionEncoder(TestData.decoded(g), vc, th, pre);
+            assertEquals(4 * vc.numLayers(), fast.tower().integerLayers(), "wqkv, wo, fc0, fc1 on their Q8_0 blocks");
+            assertEquals(0, exact.tower().integerLayers());
+            int side = 14 * 16;
+            int[] rgb = new int[side * side];
+            java.util.SplittableRandom rnd = new java.util.SplittableRandom(3);
+            for (int i = 0; i < rgb.length; i++) rgb[i] = rnd.nextInt(1 << 24);
+            java.util.List<dev.kimivl.vision.LoadedImage> img = java.util.List.of(dev.kimivl.vision.LoadedImage.ofRgb("random", side, side, rgb));
+            float[] a = fast.encode(img).features(), b = exact.encode(img).features();
+            double rel = relative(a, b);
+            System.out.printf("Q8_0 mmproj on the default kernels vs its decoded weights: image features relative error %.2e%n", rel);
+            assertTrue(rel > 0 && rel < 0.03, "image features: " + rel);
+        }
+    }
+
     private static double relative(float[] x, float[] ref) {
         double d = 0, n = 0;
         for (int i = 0; i < x.length; i++) {

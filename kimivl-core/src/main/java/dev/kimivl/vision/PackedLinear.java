@@ -15,10 +15,11 @@ import jdk.incubator.vector.VectorSpecies;
  * <p><b>Integer (Q8_0 and Q4_0 weights with the native kernels, {@link QuantMatrix#usesNativeTiles}).</b> The weights
  * stay in their GGUF blocks (memory-mapped); no float copy of them is made. The activations are quantized per row to
  * int8 blocks of 32 (llama.cpp's q8_0, {@link QuantizedInput}) once per product, and the language model's prefill GEMM
- * ({@link QuantMatrix#matmulTile}: vpmaddubsw/vpmaddwd, kimivl_kernels.c) computes tiles of [{@link #INT_TOKENS} patches
- * × {@link #INT_ROWS} outputs]; bias, GELU and the residual add are applied to each tile while it is in L1. These are
- * the numerics llama.cpp's CLIP runs a Q8_0 mmproj with (its CPU mul_mat also quantizes the activations to q8_0); they
- * differ from the float path by each activation's rounding to its block's int8 step (QuantVisionTest bounds it).
+ * ({@link QuantMatrix#matmulTile}: vpmaddubsw/vpmaddwd, or vpdpbusd where the CPU has AVX-VNNI; kimivl_kernels.c)
+ * computes tiles of [{@link #INT_TOKENS} patches × {@link #INT_ROWS} outputs]; bias, GELU and the residual add are
+ * applied to each tile while it is in L1. These are the numerics llama.cpp's CLIP runs a Q8_0 mmproj with (its CPU
+ * mul_mat also quantizes the activations to q8_0); they differ from the float path by each activation's rounding to
+ * its block's int8 step (QuantVisionTest bounds it).
  * Tiles are taken dynamically by the pool threads, those of one patch block one after another, so the block's packed
  * activations (INT_TOKENS × K bytes) stay in L2 while the layer's weights stream past.
  *
@@ -88,9 +89,6 @@ final class PackedLinear {
 
     /** True when the products run on the quantized weights (int8 activations), with no float copy of W. */
     boolean isInteger() { return integer != null; }
-
-    /** The weights as given (mapped or heap). */
-    Matrix source() { return source; }
 
     /** Floats of the packed weights: ⌈N/16⌉·16·K, or 0 for the integer form (it packs nothing). */
     int packedSize() { return integer != null ? 0 : Math.multiplyExact((n + NR - 1) / NR * NR, k); }
