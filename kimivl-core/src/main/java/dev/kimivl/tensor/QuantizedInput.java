@@ -86,7 +86,8 @@ public final class QuantizedInput {
      * As {@link #ofRows(float[], int, int)}, into {@code reuse}'s arrays when it has the same shape (its packed form, if
      * made, is packed again on its next use), else into a new batch. For a caller that quantizes one activation shape
      * product after product (MoonViT's layers): a batch is megabytes, and new ones each time pile up as garbage
-     * between collections (peak RSS +200 MB on a 4-layer tower). The caller owns reuse: nothing else may use it then.
+     * between collections (about +100 MB of peak RSS on a 4-layer tower at 896x896). The caller owns reuse: nothing
+     * else may use it then.
      */
     public static QuantizedInput ofRows(float[] x, int rows, int cols, QuantizedInput reuse) {
         if (reuse == null || reuse.rows != rows || reuse.cols != cols || reuse.source != null) return ofRows(x, rows, cols);

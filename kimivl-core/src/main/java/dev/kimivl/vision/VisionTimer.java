@@ -11,7 +11,10 @@ import java.util.Map;
  * breakdown; {@link #reset()} clears it (benchmarks only; concurrent encodes simply add up).
  */
 public final class VisionTimer {
-    /** PACK: converting each linear layer's weights to float32 panels right before its product (see PackedLinear). */
+    /**
+     * PACK: converting a float linear layer's weights to float32 panels right before its product (see PackedLinear;
+     * Q8_0/Q4_0 layers pack nothing).
+     */
     public enum Phase { PACK, PATCH_EMBED, LAYERNORM, QKV, ROPE, ATTENTION, WO, FC0_GELU, FC1, MERGE, PROJECTOR }
 
     private static final Phases<Phase> PHASES = new Phases<>(Phase.class, true, true);
