@@ -271,23 +271,7 @@ public final class NativeKernels {
         }
         MemorySegment ws = w.asSlice(r0 * rowBytes), ys = MemorySegment.ofArray(y).asSlice(4L * yo);
         MemorySegment xp = x.xp.asSlice((long) t0 * groups * 256), xd = x.xd.asSlice(4L * t0 * groups * 8), xs = x.xs.asSlice(4L * t0 * groups * 8);
-        int rc, n = t1 - t0, rows = r1 - r0;
-        try {
-            if (type == DType.Q4_0) {
-                rc = (int) GEMM_Q4_0.invokeExact(ws, 0, rows, x.cols, xp, xd, xs, n, ys, ldy);
-            } else if (type == DType.Q8_0 && vnni) {
-                rc = (int) GEMM_Q8_0_VNNI.invokeExact(ws, 0, rows, x.cols, xp, xd, xs, n, ys, ldy);
-            } else if (type == DType.Q8_0) {
-                rc = (int) GEMM_Q8_0.invokeExact(ws, 0, rows, x.cols, xp, xd, n, ys, ldy);
-            } else {
-                throw new IllegalArgumentException("native GEMM needs Q4_0 or Q8_0, not " + type);
-            }
-        } catch (RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
-        }
-        if (rc != 0) throw new IllegalArgumentException("native GEMM refused " + x.cols + " columns (at most " + MAX_COLS + ")");
+        callGemm(type, vnni, ws, 0, r1 - r0, x.cols, xp, xd, xs, t1 - t0, ys, ldy);
     }
 
     /**
@@ -295,14 +279,24 @@ public final class NativeKernels {
      * Only when {@link #AVAILABLE}, cols ≤ {@link #MAX_COLS}. Each result equals the matvec kernel's bit for bit.
      */
     static void gemm(DType type, MemorySegment w, int r0, int r1, PackedActivations x, float[] y, int ldy) {
+        callGemm(type, VNNI, w, r0, r1, x.cols, x.xp, x.xd, x.xs, x.n, MemorySegment.ofArray(y), ldy);
+    }
+
+    /**
+     * The native batched product over weight rows [r0, r1) of {@code w} and {@code n} packed tokens, by weight type:
+     * kv_gemm_q4_0, kv_gemm_q8_0, or with {@code vnni} kv_gemm_q8_0_vnni (the block sums {@code xs} only where the
+     * kernel corrects by them).
+     */
+    private static void callGemm(DType type, boolean vnni, MemorySegment w, int r0, int r1, int cols, MemorySegment xp, MemorySegment xd,
+                                 MemorySegment xs, int n, MemorySegment y, int ldy) {
         int rc;
         try {
             if (type == DType.Q4_0) {
-                rc = (int) GEMM_Q4_0.invokeExact(w, r0, r1, x.cols, x.xp, x.xd, x.xs, x.n, MemorySegment.ofArray(y), ldy);
-            } else if (type == DType.Q8_0 && VNNI) {
-                rc = (int) GEMM_Q8_0_VNNI.invokeExact(w, r0, r1, x.cols, x.xp, x.xd, x.xs, x.n, MemorySegment.ofArray(y), ldy);
+                rc = (int) GEMM_Q4_0.invokeExact(w, r0, r1, cols, xp, xd, xs, n, y, ldy);
+            } else if (type == DType.Q8_0 && vnni) {
+                rc = (int) GEMM_Q8_0_VNNI.invokeExact(w, r0, r1, cols, xp, xd, xs, n, y, ldy);
             } else if (type == DType.Q8_0) {
-                rc = (int) GEMM_Q8_0.invokeExact(w, r0, r1, x.cols, x.xp, x.xd, x.n, MemorySegment.ofArray(y), ldy);
+                rc = (int) GEMM_Q8_0.invokeExact(w, r0, r1, cols, xp, xd, n, y, ldy);
             } else {
                 throw new IllegalArgumentException("native GEMM needs Q4_0 or Q8_0, not " + type);
             }
@@ -311,7 +305,7 @@ public final class NativeKernels {
         } catch (Throwable t) {
             throw new IllegalStateException(t);
         }
-        if (rc != 0) throw new IllegalArgumentException("native GEMM refused " + x.cols + " columns (at most " + MAX_COLS + ")");
+        if (rc != 0) throw new IllegalArgumentException("native GEMM refused " + cols + " columns (at most " + MAX_COLS + ")");
     }
 
     /**
