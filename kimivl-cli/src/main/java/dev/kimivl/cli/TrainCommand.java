@@ -28,13 +28,23 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--log-every", paramLabel = "STEPS", description = "Steps between progress lines (default ${DEFAULT-VALUE}).", defaultValue = "10")
     int logEvery;
 
+    @Option(names = "--start-at", paramLabel = "STAGE", description = "Begin a new run at this stage of the recipe, from the checkpoint --from "
+            + "(its weights, config and tokenizer) instead of the recipe's tokenizer and initial weights; the stages before it do not run.")
+    String startAt;
+
+    @Option(names = "--from", paramLabel = "DIR", description = "With --start-at: the checkpoint to begin from, e.g. another run's stages/01-vit.")
+    Path from;
+
     @Option(names = "--stop-after", paramLabel = "STEPS", hidden = true, description = "Stop after this many steps (testing resume).", defaultValue = "-1")
     long stopAfter;
 
     @Override
     public Integer call() throws Exception {
         if (checkpointEvery < 0) throw new IllegalArgumentException("--checkpoint-every must be ≥ 0");
-        boolean done = new RecipeTrainer(recipe, out, System.err, checkpointEvery, logEvery, stopAfter).run(resume);
+        if ((startAt == null) != (from == null)) throw new IllegalArgumentException("--start-at STAGE and --from DIR go together");
+        RecipeTrainer trainer = new RecipeTrainer(recipe, out, System.err, checkpointEvery, logEvery, stopAfter);
+        if (startAt != null) trainer.startingAt(startAt, from);
+        boolean done = trainer.run(resume);
         return done ? 0 : 3;
     }
 }

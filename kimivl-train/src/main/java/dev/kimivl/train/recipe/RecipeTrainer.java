@@ -78,6 +78,9 @@ public final class RecipeTrainer {
     private final PrintStream err;
     private final int checkpointEvery, logEvery;
     private final long stopAfterSteps;         // tests: stop (as if killed) after this many steps of this process
+    /** {@link #startingAt}: the stage a new run begins at and the checkpoint it begins from (else null). */
+    private String startStage;
+    private Path startFrom;
 
     /** Thrown when a loss is NaN or infinite: names stage and step; the last good checkpoint stays in place. */
     public static final class DivergedException extends RuntimeException {
@@ -95,6 +98,21 @@ public final class RecipeTrainer {
         this.stopAfterSteps = stopAfterSteps;
     }
 
+    /**
+     * A new run begins at stage {@code stage} with the weights, config and tokenizer of {@code from} (a stage output
+     * such as {@code runs/x/stages/01-vit}, or a model folder) instead of the recipe's tokenizer and initial weights:
+     * for experiments on later stages without re-running the earlier ones. The stages before it do not run, and outputs
+     * naming them are skipped. Started from the very checkpoint an earlier run of the same recipe wrote after the stage
+     * before, it ends with that run's weights (the data seeds depend on stage and step, and each stage starts with
+     * fresh optimizers).
+     */
+    public RecipeTrainer startingAt(String stage, Path from) {
+        stageIndex(stage);
+        this.startStage = stage;
+        this.startFrom = from;
+        return this;
+    }
+
     /** Runs (or, with {@code resume}, continues) the recipe. Returns false if stopped early by stopAfterSteps. */
     public boolean run(boolean resume) throws IOException {
         Files.createDirectories(out);
@@ -103,6 +121,8 @@ public final class RecipeTrainer {
         if (Files.exists(current.resolve(STATE)) && !resume) {
             throw new IllegalArgumentException(out + " already holds a run (current/" + STATE + "): pass --resume to continue it, or choose another --out");
         }
+        if (startStage != null && resume) throw new IllegalArgumentException("--resume continues a run; starting at a stage begins a new one");
+        if (startStage != null) initialiseFrom(current, stageIndex(startStage), startFrom);
         if (!Files.exists(current.resolve(STATE))) initialise(current);
         State st = State.load(current.resolve(STATE));
         if (!st.fingerprint.equals(fingerprint)) {
@@ -128,6 +148,10 @@ public final class RecipeTrainer {
             for (var e : recipe.outputs().entrySet()) {
                 int idx = stageIndex(e.getValue());
                 Path from = out.resolve("stages").resolve(String.format(Locale.ROOT, "%02d-%s", idx + 1, e.getValue()));
+                if (!Files.isDirectory(from)) {      // a run started at a later stage (startingAt) never ran it
+                    err.println("skipped output " + e.getKey() + ": stage " + e.getValue() + " did not run in " + out);
+                    continue;
+                }
                 copyModel(from, out.resolve(e.getKey()));
                 err.println("wrote " + out.resolve(e.getKey()) + " (stage " + e.getValue() + ")");
             }
@@ -146,7 +170,23 @@ public final class RecipeTrainer {
 
     private int stageIndex(String name) {
         for (int i = 0; i < recipe.stages().size(); i++) if (recipe.stages().get(i).name().equals(name)) return i;
-        throw new IllegalArgumentException("recipe output names stage '" + name + "', which the recipe does not have");
+        throw new IllegalArgumentException(recipeFile + " has no stage '" + name + "' (its stages: "
+                + recipe.stages().stream().map(Recipe.Stage::name).toList() + ")");
+    }
+
+    /** current/ := the model files of {@code from}, with a cursor at step 0 of stage k (see {@link #startingAt}). */
+    private void initialiseFrom(Path current, int k, Path from) throws IOException {
+        for (String f : List.of("config.json", "model.safetensors", "tiktoken.model", "tokenizer_config.json", "preprocessor_config.json")) {
+            if (!Files.isRegularFile(from.resolve(f))) {
+                throw new IllegalArgumentException(from + " is not a checkpoint to start stage " + recipe.stages().get(k).name() + " from: it has no " + f);
+            }
+        }
+        Path tmp = out.resolve("current.tmp");
+        deleteTree(tmp);
+        copyModelFiles(from, tmp);
+        new State(k, 0, fingerprint, 0, 0).save(tmp.resolve(STATE));
+        swapInto(tmp, current);
+        err.printf(Locale.ROOT, "starting at stage %d (%s) from %s%n", k + 1, recipe.stages().get(k).name(), from);
     }
 
     // ================================================================================================ initialisation
@@ -869,16 +909,21 @@ public final class RecipeTrainer {
     }
 
     /** The model files of a checkpoint (not its optimizer state) into dst, atomically. */
-    static void copyModel(Path from, Path dst) throws IOException {
-        Path tmp = dst.resolveSibling(dst.getFileName() + ".tmp");
-        deleteTree(tmp);
-        Files.createDirectories(tmp);
+    /** The model files of a checkpoint folder (all but the optimizer state and the cursor) into {@code to}, created. */
+    static void copyModelFiles(Path from, Path to) throws IOException {
+        Files.createDirectories(to);
         try (Stream<Path> files = Files.list(from)) {
             for (Path p : (Iterable<Path>) files::iterator) {
                 String n = p.getFileName().toString();
-                if (Files.isRegularFile(p) && !n.equals(OPT) && !n.equals(STATE)) Files.copy(p, tmp.resolve(n));
+                if (Files.isRegularFile(p) && !n.equals(OPT) && !n.equals(STATE)) Files.copy(p, to.resolve(n));
             }
         }
+    }
+
+    static void copyModel(Path from, Path dst) throws IOException {
+        Path tmp = dst.resolveSibling(dst.getFileName() + ".tmp");
+        deleteTree(tmp);
+        copyModelFiles(from, tmp);
         Files.createDirectories(dst.getParent());
         swapInto(tmp, dst);
     }

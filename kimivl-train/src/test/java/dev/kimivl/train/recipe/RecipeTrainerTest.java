@@ -86,6 +86,21 @@ class RecipeTrainerTest {
             assertArrayEquals(Files.readAllBytes(a.resolve(out).resolve("model.safetensors")),
                     Files.readAllBytes(b.resolve(out).resolve("model.safetensors")), out + ": resumed weights differ");
         }
+        // a new run started at stage "long" from a's output of the stage before ends with a's weights; outputs of
+        // stages it did not run are skipped
+        Path c = tmp.resolve("c");
+        assertTrue(new RecipeTrainer(recipe, c, new PrintStream(new ByteArrayOutputStream()), 2, 1, -1).startingAt("long", a.resolve("stages/03-joint")).run(false));
+        assertFalse(Files.exists(c.resolve("instruct")), "the joint stage did not run in c");
+        for (String out : List.of("thinking", "rl")) {
+            assertArrayEquals(Files.readAllBytes(a.resolve(out).resolve("model.safetensors")),
+                    Files.readAllBytes(c.resolve(out).resolve("model.safetensors")), out + ": the run started at 'long' differs");
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> new RecipeTrainer(recipe, tmp.resolve("d"), System.err, 2, 1, -1).startingAt("nope", a.resolve("stages/03-joint")));
+        assertTrue(e.getMessage().contains("no stage 'nope'"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> new RecipeTrainer(recipe, tmp.resolve("d"), System.err, 2, 1, -1).startingAt("long", tmp).run(false));
+        assertTrue(e.getMessage().contains("has no config.json"), e.getMessage());
         // the long-context stage rewrote the RoPE base and the context in the published config
         JsonNode cfg = new ObjectMapper().readTree(a.resolve("thinking/config.json").toFile());
         assertEquals(40000.0, cfg.get("text_config").get("rope_theta").asDouble());
