@@ -457,6 +457,21 @@ public final class VisualWorld {
         }
     }
 
+    /** The three forms of a {@link #grounding} question, told apart by the fixed wording that method gives them. */
+    public enum GroundingForm {
+        /** "Where is the red circle?" */
+        WHERE_NAMED,
+        /** "Where is the red shape?" */
+        WHERE_BY_COLOUR,
+        /** "What is at the top left?" */
+        WHAT_IS_THERE;
+
+        public static GroundingForm of(String question) {
+            if (question.startsWith("What is ")) return WHAT_IS_THERE;
+            return question.endsWith(" shape?") ? WHERE_BY_COLOUR : WHERE_NAMED;
+        }
+    }
+
     /** The objects of a scene conversation: their colours and shapes, pairwise distinct, i-th colour with i-th shape. */
     private record Cast(List<String> colors, List<String> shapes) {
         int size() { return colors.size(); }

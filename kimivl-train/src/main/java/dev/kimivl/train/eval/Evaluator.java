@@ -83,10 +83,13 @@ public final class Evaluator {
         return tally;
     }
 
-    /** The row of a grounding question: its form, read from the question's fixed wording. */
+    /** The row of a grounding question: its form ({@link VisualWorld.GroundingForm}). */
     static String groundingForm(String question) {
-        if (question.startsWith("What is ")) return "what is there";
-        return question.endsWith(" shape?") ? "where (colour)" : "where (colour + shape)";
+        return switch (VisualWorld.GroundingForm.of(question)) {
+            case WHAT_IS_THERE -> "what is there";
+            case WHERE_BY_COLOUR -> "where (colour)";
+            case WHERE_NAMED -> "where (colour + shape)";
+        };
     }
 
     /** Multi-step questions (counting across two images, comparing, arithmetic on what is read): the Thinking task. */

@@ -29,7 +29,6 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
-import java.util.stream.Stream;
 
 /**
  * Can a language model learn to find a named object among a frozen tower's image tokens and read its place, in a way
@@ -80,11 +79,12 @@ public final class BindingProbe {
 
         /** The question to ask for a scene's turn {@code q}, or null when the turn is not of this form. */
         String ask(String q) {
-            boolean where = q.startsWith("Where is the ") && q.endsWith("?");
+            VisualWorld.GroundingForm f = VisualWorld.GroundingForm.of(q);
+            boolean where = f != VisualWorld.GroundingForm.WHAT_IS_THERE;
             return switch (this) {
                 case WHERE_COLOUR -> where ? "Where is the " + q.substring("Where is the ".length()).split(" ")[0] + " shape?" : null;
-                case WHERE -> where && !q.endsWith(" shape?") ? q : null;
-                case WHAT -> q.startsWith("What is ") ? q : null;
+                case WHERE -> f == VisualWorld.GroundingForm.WHERE_NAMED ? q : null;
+                case WHAT -> where ? null : q;
             };
         }
 
@@ -289,8 +289,7 @@ public final class BindingProbe {
         }
         Path ranks = v.dir.resolve("tiktoken.model");
         if (!Files.isRegularFile(ranks)) throw new IllegalArgumentException(v.dir + " has no tiktoken.model: the probe needs the checkpoint's own tokenizer");
-        int numRanks;
-        try (Stream<String> lines = Files.lines(ranks)) { numRanks = (int) lines.count(); }
+        int numRanks = TokenizerFiles.ranksIn(v.dir);
         SpecialIds ids = TokenizerFiles.layout(numRanks, v.config.text().vocabSize());
         if (ids.mediaPlaceholder() != v.config.mediaPlaceholderTokenId()) {
             throw new IllegalArgumentException(v.dir + ": media_placeholder_token_id " + v.config.mediaPlaceholderTokenId() + " is not where a trained tokenizer of "
@@ -304,9 +303,7 @@ public final class BindingProbe {
                 return new TextGrad(ck, cfg.text(), cfg.textPrefix());
             }
         } finally {
-            try (Stream<Path> w = Files.walk(tmp)) {
-                for (Path p : w.sorted(Comparator.reverseOrder()).toList()) Files.deleteIfExists(p);
-            }
+            RecipeTrainer.deleteTree(tmp);
         }
     }
 

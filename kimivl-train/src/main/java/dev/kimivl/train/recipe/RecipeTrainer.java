@@ -200,7 +200,7 @@ public final class RecipeTrainer {
         int numRanks;
         if (Files.isRegularFile(tokDir.resolve("tokenizer_config.json")) && Files.isRegularFile(tokDir.resolve("tiktoken.model"))) {
             // a run killed after its tokenizer was written: the files are complete (tokenizer_config.json comes last)
-            try (Stream<String> lines = Files.lines(tokDir.resolve("tiktoken.model"))) { numRanks = (int) lines.count(); }
+            numRanks = TokenizerFiles.ranksIn(tokDir);
             ids = TokenizerFiles.layout(numRanks, TokenizerFiles.defaultVocabSize(numRanks));
             err.printf(Locale.ROOT, "tokenizer: reusing %s (%d ranks)%n", tokDir, numRanks);
         } else {
@@ -935,7 +935,8 @@ public final class RecipeTrainer {
         }
     }
 
-    static void deleteTree(Path p) throws IOException {
+    /** Deletes a folder and everything in it (nothing when it does not exist). */
+    public static void deleteTree(Path p) throws IOException {
         if (!Files.exists(p)) return;
         try (Stream<Path> w = Files.walk(p)) {
             for (Path q : w.sorted(Comparator.reverseOrder()).toList()) Files.delete(q);

@@ -100,6 +100,11 @@ public final class TokenizerFiles {
         return ids;
     }
 
+    /** The ranks of a trained tokenizer in {@code dir}: the lines of its tiktoken.model (one rank a line). */
+    public static int ranksIn(Path dir) throws IOException {
+        try (java.util.stream.Stream<String> lines = Files.lines(dir.resolve("tiktoken.model"))) { return (int) lines.count(); }
+    }
+
     /** Where the specials go for {@code numRanks} ranks and a model vocabulary of {@code vocabSize}. */
     public static SpecialIds layout(int numRanks, int vocabSize) {
         if (numRanks < 256) throw new IllegalArgumentException("only " + numRanks + " ranks; a byte-level vocabulary has at least the 256 single bytes");
