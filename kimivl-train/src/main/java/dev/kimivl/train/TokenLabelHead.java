@@ -6,12 +6,14 @@ import java.util.SplittableRandom;
 
 /**
  * A linear classifier on each image token (the projector's output) that names a label of the pixels under it (its
- * colour, its place in the image): logits = W·f + b, softmax cross-entropy averaged over the tokens. Scaffolding of the
- * ViT pre-training stage (like the SigLIP towers and the caption decoder): trained with the tower, never published.
+ * colour, its place in the image, the shape it is part of): logits = W·f + b, softmax cross-entropy averaged over the
+ * scored tokens (label ≥ 0; a negative label is not scored). Scaffolding like the SigLIP towers and the caption decoder:
+ * trained with the tower, in the ViT pre-training stage and in any later stage that trains the vision side, never
+ * published.
  */
 public final class TokenLabelHead {
     /** The labels a head can learn, and the prefix of its parameters' names ("colour.weight", "place.bias"). */
-    public static final java.util.List<String> KINDS = java.util.List.of("colour", "place");
+    public static final java.util.List<String> KINDS = java.util.List.of("colour", "place", "shape");
     final String W, B;
     private final int dim, classes;
     private final Map<String, float[]> params = new LinkedHashMap<>();
@@ -33,12 +35,25 @@ public final class TokenLabelHead {
     /** The live parameter arrays by name ("colour.weight", "colour.bias"), for an optimizer to update in place. */
     public Map<String, float[]> parameters() { return params; }
 
-    /** loss, grads by parameter name, and the share of tokens whose most likely class is the label. */
-    public record Result(double loss, Map<String, float[]> grads, double accuracy) {}
+    /** The number of classes of a kind's labels. */
+    public static int classes(String kind) {
+        return switch (kind) {
+            case "colour" -> dev.kimivl.train.data.TokenColours.CLASSES;
+            case "place" -> dev.kimivl.train.data.TokenPlaces.CLASSES;
+            case "shape" -> dev.kimivl.train.data.TokenShapes.CLASSES;
+            default -> throw new IllegalArgumentException("token label '" + kind + "' is not one of " + KINDS);
+        };
+    }
+
+    /**
+     * loss (0 when no token is scored), grads by parameter name, the share of scored tokens whose most likely class is
+     * the label (NaN when none is), and the number scored.
+     */
+    public record Result(double loss, Map<String, float[]> grads, double accuracy, int scored) {}
 
     /**
      * @param features [M, dim] the image tokens of a batch
-     * @param labels   [M] each token's class
+     * @param labels   [M] each token's class, or &lt; 0: not scored
      * @param dFeatures [M, dim] out: d loss / d features is added here
      */
     public Result lossAndGrads(float[] features, int[] labels, float[] dFeatures) {
@@ -49,11 +64,13 @@ public final class TokenLabelHead {
         float[] w = params.get(W), b = params.get(B);
         float[] gw = new float[w.length], gb = new float[b.length];
         double loss = 0;
-        int right = 0;
+        int right = 0, scored = 0;
+        for (int y : labels) if (y >= 0) scored++;
         double[] z = new double[classes];
         for (int m = 0; m < M; m++) {
             int y = labels[m];
-            if (y < 0 || y >= classes) throw new IllegalArgumentException("label " + y + " of token " + m + " is not in [0, " + classes + ")");
+            if (y < 0) continue;
+            if (y >= classes) throw new IllegalArgumentException("label " + y + " of token " + m + " is not in [0, " + classes + ")");
             double max = Double.NEGATIVE_INFINITY;
             int arg = 0;
             for (int c = 0; c < classes; c++) {
@@ -67,7 +84,7 @@ public final class TokenLabelHead {
             for (int c = 0; c < classes; c++) sum += Math.exp(z[c] - max);
             loss += Math.log(sum) + max - z[y];
             for (int c = 0; c < classes; c++) {
-                double g = (Math.exp(z[c] - max) / sum - (c == y ? 1 : 0)) / M;     // d loss / d z[c]
+                double g = (Math.exp(z[c] - max) / sum - (c == y ? 1 : 0)) / scored;     // d loss / d z[c]
                 gb[c] += (float) g;
                 for (int d = 0; d < dim; d++) {
                     gw[c * dim + d] += (float) (g * features[m * dim + d]);
@@ -78,7 +95,7 @@ public final class TokenLabelHead {
         Map<String, float[]> grads = new LinkedHashMap<>();
         grads.put(W, gw);
         grads.put(B, gb);
-        return new Result(loss / M, grads, right / (double) M);
+        return new Result(scored == 0 ? 0 : loss / scored, grads, scored == 0 ? Double.NaN : right / (double) scored, scored);
     }
 
     /** True for the parameters of a token-label head (of any kind). */

@@ -70,10 +70,39 @@ class TokenLabelHeadTest {
     }
 
     @Test
+    void unlabelledTokensAreNotScored() {
+        // tokens labelled −1 (an image with no shape map) add nothing: the result is the head's on the other tokens alone
+        int D = 5, C = 3;
+        TokenLabelHead h = new TokenLabelHead("shape", D, C, 7);
+        Random r = new Random(4);
+        float[] f = new float[3 * D];
+        for (int i = 0; i < f.length; i++) f[i] = (float) r.nextGaussian();
+        float[] kept = new float[2 * D];
+        System.arraycopy(f, 0, kept, 0, D);
+        System.arraycopy(f, 2 * D, kept, D, D);
+        float[] dF = new float[f.length], dKept = new float[kept.length];
+        TokenLabelHead.Result mixed = h.lossAndGrads(f, new int[]{2, -1, 0}, dF), alone = h.lossAndGrads(kept, new int[]{2, 0}, dKept);
+        assertEquals(alone.loss(), mixed.loss(), 1e-12);
+        assertEquals(2, mixed.scored());
+        for (String n : h.parameters().keySet()) org.junit.jupiter.api.Assertions.assertArrayEquals(alone.grads().get(n), mixed.grads().get(n), 1e-7f, n);
+        for (int d = 0; d < D; d++) {
+            assertEquals(dKept[d], dF[d], 1e-7);
+            assertEquals(0, dF[D + d]);
+            assertEquals(dKept[D + d], dF[2 * D + d], 1e-7);
+        }
+        TokenLabelHead.Result none = h.lossAndGrads(f, new int[]{-1, -1, -1}, new float[f.length]);
+        assertEquals(0, none.loss());
+        assertEquals(0, none.scored());
+        assertTrue(Double.isNaN(none.accuracy()));
+    }
+
+    @Test
     void namesItsParametersByKindAndRefusesAnUnknownKind() {
         assertEquals(java.util.Set.of("place.weight", "place.bias"), new TokenLabelHead("place", 4, 3, 1).parameters().keySet());
         assertTrue(TokenLabelHead.isHeadParameter("colour.bias") && !TokenLabelHead.isHeadParameter("vision_tower.encoder.x"));
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new TokenLabelHead("shape", 4, 3, 1));
-        assertTrue(e.getMessage().contains("shape") && e.getMessage().contains("colour"), e.getMessage());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new TokenLabelHead("size", 4, 3, 1));
+        assertTrue(e.getMessage().contains("size") && e.getMessage().contains("colour"), e.getMessage());
+        assertEquals(dev.kimivl.train.data.TokenShapes.CLASSES, TokenLabelHead.classes("shape"));
+        assertThrows(IllegalArgumentException.class, () -> TokenLabelHead.classes("size"));
     }
 }

@@ -60,6 +60,8 @@ final class Painter {
     private final Graphics2D g;
     private final List<Rectangle2D> taken = new ArrayList<>();
     final List<Obj> objects = new ArrayList<>();
+    /** Each object's filled outline, in {@link #objects} order: the shape map of the finished image ({@link TokenShapes}). */
+    private final List<Shape> outlines = new ArrayList<>();
     Text text;
 
     Painter(SplittableRandom rnd, int width, int height, String background, boolean antialias) {
@@ -342,6 +344,7 @@ final class Painter {
             double area = area(shape.equals("ring") ? outline("circle", cx, cy, s, 0, false, 0) : sh);
             Obj o = new Obj(shape, color, cx, cy, s, area, b);
             objects.add(o);
+            outlines.add(sh);
             return o;
         }
         return null;
@@ -396,11 +399,14 @@ final class Painter {
         return false;
     }
 
-    /** The finished image: with probability jpegChance re-compressed as a JPEG of quality 50..95, as photos and web images are. */
+    /**
+     * The finished image: with probability jpegChance re-compressed as a JPEG of quality 50..95, as photos and web images
+     * are; it carries the map of where each shape was drawn ({@link TokenShapes#mapOf}).
+     */
     BufferedImage finish(double jpegChance) {
         g.dispose();
-        if (rnd.nextDouble() >= jpegChance) return image;
-        return jpeg(image, (float) rnd.nextDouble(0.50, 0.95));
+        BufferedImage out = rnd.nextDouble() >= jpegChance ? image : jpeg(image, (float) rnd.nextDouble(0.50, 0.95));
+        return TokenShapes.attach(out, TokenShapes.ShapeMap.of(width, height, outlines, objects.stream().map(Obj::shape).toList()));
     }
 
     static BufferedImage jpeg(BufferedImage im, float quality) {

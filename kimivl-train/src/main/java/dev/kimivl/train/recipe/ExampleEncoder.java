@@ -24,7 +24,11 @@ import java.util.List;
  */
 public final class ExampleEncoder {
     /** ids [T], targets [T] (−100: not scored; targets[t] is the token after t), isText [T], images in prompt order. */
-    public record Encoded(int[] ids, int[] targets, boolean[] isText, List<PreprocessedImage> images, int scored) {}
+    /**
+     * @param images  the example's images as the vision tower takes them
+     * @param sources the images as drawn, in the same order (their painter's shape maps: the token-label heads' labels)
+     */
+    public record Encoded(int[] ids, int[] targets, boolean[] isText, List<PreprocessedImage> images, int scored, List<BufferedImage> sources) {}
 
     private final ChatTemplate template;
     private final PromptEncoder encoder;
@@ -107,6 +111,6 @@ public final class ExampleEncoder {
         targets = Arrays.copyOf(targets, T);
         boolean[] isText = new boolean[T];
         for (int t = 0; t < T; t++) isText[t] = id[t] != placeholder;
-        return new Encoded(id, targets, isText, ims, scored);
+        return new Encoded(id, targets, isText, ims, scored, ex.images());
     }
 }

@@ -63,10 +63,12 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
      * @param captionAttention pretrain-vit only (null: false): the caption decoder also attends to the image's tokens,
      *                  as CoCa's does, instead of seeing only their mean (the mean-only decoder trained the shipped
      *                  nano model; the attending one gave the same accuracy in run V5, TRAINING.md session 8)
-     * @param tokenLabels pretrain-vit only (null: none): per-token losses and their weights, added to
-     *                  L_siglip + 2·L_caption: {@code colour}, each merged token names the colour under it
-     *                  ({@code TokenColours}), and {@code place}, its cell of a 6 × 6 grid over the image
-     *                  ({@code TokenPlaces}); a linear head on the projector's output each (TRAINING.md, sessions 11-12)
+     * @param tokenLabels null: none; per-token losses and their weights, added to the stage's loss
+     *                  (L_siglip + 2·L_caption, or the language model's): {@code colour}, each merged token names the
+     *                  colour under it ({@code TokenColours}), {@code place}, its cell of a 6 × 6 grid over the image
+     *                  ({@code TokenPlaces}), and {@code shape}, the shape of the drawn object covering it
+     *                  ({@code TokenShapes}); a linear head on the projector's output each (TRAINING.md, sessions
+     *                  11-13). Any stage that trains the vision side or the projector, except rl
      */
     public record Stage(String name, String kind, int steps, int batch, double lr, double adamLr, double visionLr, int warmup,
                         String schedule, double minLrRatio, List<String> train, Map<String, Double> mix, boolean thinking,
@@ -94,9 +96,11 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
                 }
             }
             if (tokenLabels != null) {
-                if (!kind.equals("pretrain-vit")) {
-                    throw new IllegalArgumentException(where + " '" + name + "': tokenLabels are the per-token losses of a pretrain-vit stage, not of a "
-                            + kind + " stage");
+                if (kind.equals("rl") || train == null || !(train.contains("vision") || train.contains("projector"))) {
+                    // the heads read the projector's output and train it: a stage whose vision side is frozen has
+                    // nothing for them to shape (and RL's samples are scored by the answer checker alone)
+                    throw new IllegalArgumentException(where + " '" + name + "': tokenLabels train the vision side through per-token losses; a "
+                            + kind + " stage training " + train + " cannot take them (train vision or projector, not in an rl stage)");
                 }
                 for (var e : tokenLabels.entrySet()) {
                     if (!dev.kimivl.train.TokenLabelHead.KINDS.contains(e.getKey())) {

@@ -307,7 +307,7 @@ public final class RecipeTrainer {
          */
         final dev.kimivl.train.SigLip siglip;
         final dev.kimivl.train.CaptionDecoder captioner;
-        /** The pretrain-vit stage's token-label heads by kind, those with a weight > 0 in {@code tokenLabels} (else empty). */
+        /** The stage's token-label heads by kind, those with a weight > 0 in {@code tokenLabels} (else empty). */
         final Map<String, dev.kimivl.train.TokenLabelHead> labelHeads = new LinkedHashMap<>();
         final double flopPerTextToken, flopPerPatch, flopPerMerged;
         int step;
@@ -340,25 +340,24 @@ public final class RecipeTrainer {
             trainVisionSide = stage.train().contains("vision") || stage.train().contains("projector");
             params.putAll(tg.parameters());
             for (String n : vg.parameterNames()) params.put(n, vg.parameter(n));
+            long seed = recipe.seed() ^ (k + 1) * 0x9E3779B97F4A7C15L;
             if (stage.kind().equals("pretrain-vit")) {
-                long seed = recipe.seed() ^ (k + 1) * 0x9E3779B97F4A7C15L;
                 siglip = new dev.kimivl.train.SigLip(cfg.text().hiddenSize(), TOWER_DIM, cfg.text().vocabSize(), seed);
                 captioner = new dev.kimivl.train.CaptionDecoder(cfg.text().hiddenSize(), TOWER_DIM, cfg.text().vocabSize(), seed + 1,
                         Boolean.TRUE.equals(stage.captionAttention()));
                 params.putAll(siglip.parameters());
                 params.putAll(captioner.parameters());
-                int next = 2;
-                for (String kind : dev.kimivl.train.TokenLabelHead.KINDS) {      // a fixed order: the seeds and the parameter order stay put
-                    Double w = stage.tokenLabels() == null ? null : stage.tokenLabels().get(kind);
-                    if (w == null || w <= 0) continue;
-                    int classes = kind.equals("colour") ? dev.kimivl.train.data.TokenColours.CLASSES : dev.kimivl.train.data.TokenPlaces.CLASSES;
-                    var head = new dev.kimivl.train.TokenLabelHead(kind, cfg.text().hiddenSize(), classes, seed + next++);
-                    labelHeads.put(kind, head);
-                    params.putAll(head.parameters());
-                }
             } else {
                 siglip = null;
                 captioner = null;
+            }
+            int next = 2;
+            for (String kind : dev.kimivl.train.TokenLabelHead.KINDS) {      // a fixed order: the seeds and the parameter order stay put
+                Double w = stage.tokenLabels() == null ? null : stage.tokenLabels().get(kind);
+                if (w == null || w <= 0) continue;
+                var head = new dev.kimivl.train.TokenLabelHead(kind, cfg.text().hiddenSize(), dev.kimivl.train.TokenLabelHead.classes(kind), seed + next++);
+                labelHeads.put(kind, head);
+                params.putAll(head.parameters());
             }
             for (var e : params.entrySet()) {
                 String n = e.getKey();
@@ -391,6 +390,7 @@ public final class RecipeTrainer {
 
         boolean trains(String name) {
             if (name.startsWith(cfg.textPrefix())) return trainText;
+            if (dev.kimivl.train.TokenLabelHead.isHeadParameter(name)) return labelHeads.containsKey(name.substring(0, name.indexOf('.')));
             if (isTower(name)) return siglip != null;
             if (name.startsWith("vision_tower.")) return stage.train().contains("vision");
             return stage.train().contains("projector");
@@ -456,8 +456,8 @@ public final class RecipeTrainer {
          * @param accuracy  token accuracy of the scored answer tokens (RL: the share of sampled answers accepted)
          * @param siglipLoss pretrain-vit only (else NaN): the contrastive loss, and {@code retrieval} the share of
          *                  images whose best-scoring caption in the batch is theirs
-         * @param tokenLabels pretrain-vit with {@code tokenLabels} only (else empty): each head's loss and the share of
-         *                  tokens whose label it names, by kind
+         * @param tokenLabels a stage with {@code tokenLabels} (else empty): each head's loss and the share of tokens
+         *                  whose label it names, by kind
          */
         record StepResult(double loss, double accuracy, int tokens, double flop, double seconds, double loadSpread, double lrFactor,
                           double siglipLoss, double retrieval, Map<String, LabelScore> tokenLabels) {
@@ -527,31 +527,55 @@ public final class RecipeTrainer {
             dev.kimivl.train.ImagePooling.meanBackward(dPooled, merged, dt, dFeats);
             for (int i = 0; i < dFeats.length; i++) dFeats[i] += (float) (CAPTION_WEIGHT * dCaptionFeats[i]);
             Map<String, LabelScore> scores = new LinkedHashMap<>();
-            for (var head : labelHeads.entrySet()) {
-                // each token names a label of the pixels under it (its colour, its cell of the image): L += w · L_label
-                String kind = head.getKey();
-                double weight = stage.tokenLabels().get(kind);
-                int[] labels = new int[feats.length / dt];
-                int at = 0;
-                for (PreprocessedImage im : images) {
-                    int[] l = kind.equals("colour") ? dev.kimivl.train.data.TokenColours.of(im, preprocessor) : dev.kimivl.train.data.TokenPlaces.of(im);
-                    System.arraycopy(l, 0, labels, at, l.length);
-                    at += l.length;
-                }
-                float[] dLabel = new float[feats.length];
-                dev.kimivl.train.TokenLabelHead.Result hr = head.getValue().lossAndGrads(feats, labels, dLabel);
-                loss += weight * hr.loss();
-                putScaled(grads, hr.grads(), (float) weight);
-                for (int i = 0; i < dFeats.length; i++) dFeats[i] += (float) (weight * dLabel[i]);
-                scores.put(kind, new LabelScore(hr.loss(), hr.accuracy()));
-                t = phase("token " + kind, t);
-            }
+            loss += tokenLabelLosses(feats, images, batch.stream().flatMap(e -> e.sources().stream()).toList(), dFeats, grads, scores);
+            t = System.nanoTime();
             grads.putAll(vg.backward(dFeats));
             phase("vision backward", t);
             update(s, grads);
             double flop = flopPerPatch * patches + flopPerMerged * (patches / 4.0);
             return new StepResult(loss, cr.tokenAccuracy(), captionTokens, flop, (System.nanoTime() - t0) / 1e9, 0, stage.lrFactor(s), sr.loss(), sr.retrievalAccuracy(),
                     scores);
+        }
+
+        /**
+         * The stage's token-label heads on a batch's image tokens: each token names a label of the pixels under it (its
+         * colour, its cell of the image, the shape it is part of), L += w · L_label for each head. Adds each head's
+         * d loss / d feats to {@code dFeats}, its weighted gradients to {@code grads} and its score to {@code scores};
+         * returns Σ w · L_label.
+         *
+         * @param feats   [merged tokens of all images, hidden] the projector's output, images in order
+         * @param images  the images as the tower took them, and {@code sources} as drawn (their shape maps)
+         */
+        double tokenLabelLosses(float[] feats, List<PreprocessedImage> images, List<java.awt.image.BufferedImage> sources, float[] dFeats,
+                                Map<String, float[]> grads, Map<String, LabelScore> scores) {
+            int dt = cfg.text().hiddenSize();
+            double loss = 0;
+            for (var head : labelHeads.entrySet()) {
+                long t = System.nanoTime();
+                String kind = head.getKey();
+                double weight = stage.tokenLabels().get(kind);
+                int[] labels = new int[feats.length / dt];
+                int at = 0;
+                for (int i = 0; i < images.size(); i++) {
+                    PreprocessedImage im = images.get(i);
+                    int[] l = switch (kind) {
+                        case "colour" -> dev.kimivl.train.data.TokenColours.of(im, preprocessor);
+                        case "place" -> dev.kimivl.train.data.TokenPlaces.of(im);
+                        default -> dev.kimivl.train.data.TokenShapes.of(im, sources.get(i));
+                    };
+                    System.arraycopy(l, 0, labels, at, l.length);
+                    at += l.length;
+                }
+                if (at != labels.length) throw new IllegalStateException(at + " token labels for " + labels.length + " image tokens");
+                float[] dLabel = new float[feats.length];
+                dev.kimivl.train.TokenLabelHead.Result hr = head.getValue().lossAndGrads(feats, labels, dLabel);
+                loss += weight * hr.loss();
+                putScaled(grads, hr.grads(), (float) weight);
+                for (int i = 0; i < dFeats.length; i++) dFeats[i] += (float) (weight * dLabel[i]);
+                if (hr.scored() > 0) scores.put(kind, new LabelScore(hr.loss(), hr.accuracy()));
+                phase("token " + kind, t);
+            }
+            return loss;
         }
 
         ExampleSource sourceFor(VisualWorld.Options images) {
@@ -702,10 +726,14 @@ public final class RecipeTrainer {
             }
             long tText = phase("text fwd + bwd", tVis);
             Map<String, float[]> grads = new LinkedHashMap<>(r.grads());
+            Map<String, LabelScore> labelScores = new LinkedHashMap<>();
             if (trainVisionSide && !images.isEmpty()) {
                 int D = cfg.text().hiddenSize();
                 float[] dFeats = new float[feats.length];
                 for (int t = 0, i = 0; t < T; t++) if (!isText[t]) System.arraycopy(r.dEmbeddings(), t * D, dFeats, D * i++, D);
+                // the token-label heads keep the tokens' colour, place and shape plain while the language model's
+                // gradient reshapes the tower (their loss is logged apart from the language model's)
+                tokenLabelLosses(feats, images, batch.stream().flatMap(e -> e.sources().stream()).toList(), dFeats, grads, labelScores);
                 grads.putAll(vg.backward(dFeats, stage.train().contains("vision")));
             }
             long tVisB = phase("vision backward", tText);
@@ -721,7 +749,8 @@ public final class RecipeTrainer {
             }
             double flop = flopPerTextToken * T + 6.0 * attentionFlopPerPair(cfg) * segSq / 2
                     + (images.isEmpty() ? 0 : flopPerPatch * patches + flopPerMerged * (patches / 4.0));
-            return new StepResult(r.loss(), (double) r.correct() / Math.max(1, scored), T, flop, (System.nanoTime() - t0) / 1e9, spread, stage.lrFactor(s));
+            return new StepResult(r.loss(), (double) r.correct() / Math.max(1, scored), T, flop, (System.nanoTime() - t0) / 1e9, spread, stage.lrFactor(s),
+                    Double.NaN, Double.NaN, labelScores);
         }
 
         /** Global-norm clip over what trains, then the optimizers with the schedule's factor for step s. */

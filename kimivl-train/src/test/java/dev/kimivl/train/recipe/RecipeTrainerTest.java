@@ -41,7 +41,8 @@ class RecipeTrainerTest {
                   "mix": { "label": 0.5, "caption": 0.5 }, "easyImages": true, "minSide": 64, "maxSide": 96, "visionOptimizer": "muon",
                   "startMaxSide": 64, "captionAttention": true, "tokenLabels": { "colour": 0.5, "place": 0.5 } },
                 { "name": "align", "kind": "alignment", "steps": 3, "batch": 2, "lr": 0.01, "adamLr": 0.01, "visionLr": 0.01,
-                  "warmup": 1, "schedule": "constant", "minLrRatio": 0, "train": ["vision", "projector"], "mix": { "vqa": 1.0 } },
+                  "warmup": 1, "schedule": "constant", "minLrRatio": 0, "train": ["vision", "projector"], "mix": { "vqa": 1.0 },
+                  "tokenLabels": { "shape": 0.5, "place": 0.25 } },
                 { "name": "joint", "kind": "joint", "steps": %d, "batch": 3, "lr": 0.01, "adamLr": 0.01, "visionLr": 0.01,
                   "warmup": 2, "schedule": "cosine", "minLrRatio": 0.1, "train": ["text", "vision", "projector"],
                   "mix": { "vqa": 0.6, "text": 0.2, "caption": 0.2 } },
@@ -123,8 +124,11 @@ class RecipeTrainerTest {
             JsonNode n = om.readTree(line);
             losses.computeIfAbsent(n.get("stage").asText(), k -> new ArrayList<>()).add(n.get("loss").asDouble());
             assertTrue(n.get("gflop_per_s").asDouble() > 0);
-            // the vit stage's token-label losses are logged (and only there)
-            assertEquals(n.get("stage").asText().equals("vit"), n.has("token_colour_loss") && n.has("token_place_accuracy"), line);
+            // the token-label losses are logged in the stages that have heads: colour and place in vit, shape and place in align
+            String st = n.get("stage").asText();
+            assertEquals(st.equals("vit"), n.has("token_colour_loss"), line);
+            assertEquals(st.equals("vit") || st.equals("align"), n.has("token_place_accuracy"), line);
+            assertEquals(st.equals("align"), n.has("token_shape_loss") && n.get("token_shape_accuracy").asDouble() >= 0, line);
             // the ViT pre-training stage logs its contrastive loss and retrieval accuracy; no other stage does
             assertEquals(n.get("stage").asText().equals("vit"), n.has("siglip_loss") && n.get("retrieval_accuracy").asDouble() >= 0, line);
         }
@@ -190,13 +194,16 @@ class RecipeTrainerTest {
     }
 
     @Test
-    void tokenLabelsBelongToTheVitStageOnlyAndAreKnownWeights(@TempDir Path tmp) throws Exception {
-        String joint = "\"mix\": { \"vqa\": 0.6, \"text\": 0.2, \"caption\": 0.2 } }";
+    void tokenLabelsNeedATrainedVisionSideAndKnownWeights(@TempDir Path tmp) throws Exception {
         String labels = "\"tokenLabels\": { \"colour\": 0.5, \"place\": 0.5 }";
-        String inJoint = RECIPE.formatted(3).replace(joint, joint.substring(0, joint.length() - 2) + ", \"tokenLabels\": { \"colour\": 0.5 } }");
+        String longStage = "\"needleChars\": 300,";
+        String rlStage = "\"rl\": { \"samples\": 3";
+        // the long stage trains the text side only, and RL's samples are scored by the checker alone
+        String frozenVision = RECIPE.formatted(3).replace(longStage, longStage + " \"tokenLabels\": { \"colour\": 0.5 },");
+        String inRl = RECIPE.formatted(3).replace(rlStage, "\"tokenLabels\": { \"place\": 1 }, " + rlStage);
         String negative = RECIPE.formatted(3).replace(labels, "\"tokenLabels\": { \"colour\": -1 }");
-        String unknown = RECIPE.formatted(3).replace(labels, "\"tokenLabels\": { \"shape\": 1 }");
-        for (String text : List.of(inJoint, negative, unknown)) {
+        String unknown = RECIPE.formatted(3).replace(labels, "\"tokenLabels\": { \"size\": 1 }");
+        for (String text : List.of(frozenVision, inRl, negative, unknown)) {
             assertTrue(!text.equals(RECIPE.formatted(3)), "the recipe was changed");
             Path f = tmp.resolve("bad.json");
             Files.writeString(f, text);
