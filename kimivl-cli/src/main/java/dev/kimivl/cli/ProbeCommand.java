@@ -103,11 +103,15 @@ final class ProbeCommand implements Runnable {
         @Option(names = "--json", paramLabel = "FILE", description = "Also write the settings and every progress line as JSON to FILE.")
         Path json;
 
+        @Option(names = "--grid", description = "Scenes whose objects each fill their own cell of the 3×3 grid (the ground-grid lesson) "
+                + "instead of free placement.")
+        boolean grid;
+
         @Override
         public Integer call() throws Exception {
             Path r = resolveRecipe(recipe);
             BindingProbe.Settings s = new BindingProbe.Settings(r, steps, pool, heldout, common.images(), BindingProbe.Question.parse(question),
-                    every, common.seed, batch, lr, adamLr);
+                    every, common.seed, batch, lr, adamLr, grid);
             FrozenVision v = common.load();
             BindingProbe.Summary sum = BindingProbe.run(v, s, System.out);
             if (json != null) {

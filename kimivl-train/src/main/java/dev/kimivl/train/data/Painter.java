@@ -302,6 +302,14 @@ final class Painter {
      * fail or 25 clash with the background (the caller then starts the whole image again).
      */
     Obj place(String shape, String color, double lo, double hi) {
+        return placeIn(shape, color, lo, hi, new Rectangle2D.Double(0, 0, width, height));
+    }
+
+    /**
+     * As {@link #place}, with the whole object (and its margin) inside {@code box}: a grounding lesson puts each object
+     * in one cell of the image's 3 × 3 grid ({@link VisualWorld#groundingOnGrid}).
+     */
+    Obj placeIn(String shape, String color, double lo, double hi, Rectangle2D box) {
         Color c = Palette.jitter(Palette.rgb(color), rnd);
         double min = minSize(), max = Math.max(min, hi * shortSide), low = Math.max(min, lo * shortSide);
         double rot = switch (shape) {
@@ -320,7 +328,8 @@ final class Painter {
             double s = low + (max - low) * rnd.nextDouble() * (1 - attempt / 330.0);
             Shape probe = outline(shape, 0, 0, s, rot, vertical, Math.max(2, s * ringShare));
             Rectangle2D pb = probe.getBounds2D();
-            double xlo = margin - pb.getMinX(), xhi = width - margin - pb.getMaxX(), ylo = margin - pb.getMinY(), yhi = height - margin - pb.getMaxY();
+            double xlo = box.getMinX() + margin - pb.getMinX(), xhi = box.getMaxX() - margin - pb.getMaxX();
+            double ylo = box.getMinY() + margin - pb.getMinY(), yhi = box.getMaxY() - margin - pb.getMaxY();
             if (xhi <= xlo || yhi <= ylo) continue;
             double cx = rnd.nextDouble(xlo, xhi), cy = rnd.nextDouble(ylo, yhi);
             Shape sh = outline(shape, cx, cy, s, rot, vertical, Math.max(2, s * ringShare));

@@ -97,9 +97,11 @@ public final class BindingProbe {
     /**
      * @param recipe the recipe whose {@code model} section sizes (and initialises) the fresh language model
      * @param every  steps between progress lines (the last step always has one)
+     * @param onGrid the scenes of {@link VisualWorld#groundingOnGrid} (each object filling its own cell of the 3 × 3
+     *               grid) instead of {@link VisualWorld#grounding}'s free ones
      */
     public record Settings(Path recipe, int steps, int pool, int heldout, VisualWorld.Options images, Question question, int every,
-                           long seed, int batch, double lr, double adamLr) {
+                           long seed, int batch, double lr, double adamLr, boolean onGrid) {
         public Settings {
             if (steps < 1) throw new IllegalArgumentException("steps must be ≥ 1, got " + steps);
             if (pool < 1 || heldout < 1) throw new IllegalArgumentException("need ≥ 1 training and ≥ 1 held-out scene, got " + pool + " and " + heldout);
@@ -151,6 +153,7 @@ public final class BindingProbe {
             o.put("min_side", settings.images().minSide());
             o.put("max_side", settings.images().maxSide());
             o.put("easy_images", settings.images().easy());
+            o.put("scenes", settings.onGrid() ? "ground-grid" : "ground");
             o.put("seed", settings.seed());
             o.put("batch", settings.batch());
             o.put("lr", settings.lr());
@@ -201,8 +204,8 @@ public final class BindingProbe {
         TextGrad tg = freshLanguageModel(v, spec, s.seed());
         VisualWorld world = new VisualWorld(s.images());
         List<float[]> trainFeats = new ArrayList<>(), heldFeats = new ArrayList<>();
-        List<Item> train = questions(v, world, seeds(s.seed(), 0, s.pool()), s.question(), trainFeats);
-        List<Item> held = questions(v, world, seeds(s.seed(), 1, s.heldout()), s.question(), heldFeats);
+        List<Item> train = questions(v, world, seeds(s.seed(), 0, s.pool()), s.question(), s.onGrid(), trainFeats);
+        List<Item> held = questions(v, world, seeds(s.seed(), 1, s.heldout()), s.question(), s.onGrid(), heldFeats);
         if (train.isEmpty() || held.isEmpty()) {
             throw new IllegalArgumentException("the " + s.pool() + " training and " + s.heldout() + " held-out scenes hold " + train.size() + " and "
                     + held.size() + " '" + s.question().flag + "' questions: take more scenes");
@@ -221,9 +224,10 @@ public final class BindingProbe {
         double chanceLoss = entropy / ((double) scoredTokens / train.size());
         out.printf(Locale.ROOT, "binding probe: a fresh %d-layer language model (hidden %d, %s) on the frozen image tokens of %s%n",
                 spec.layers(), spec.hidden(), s.recipe(), v.dir);
-        out.printf(Locale.ROOT, "  '%s' questions: %d from %d training scenes, %d from %d held-out scenes; images %s; %d distinct answers, "
+        out.printf(Locale.ROOT, "  '%s' questions: %d from %d training scenes, %d from %d held-out scenes%s; images %s; %d distinct answers, "
                         + "e.g. \"%s\"; %.1f s to render and encode%n",
-                s.question().flag, train.size(), countScenes(train), held.size(), countScenes(held), TokenProbe.describe(s.images()),
+                s.question().flag, train.size(), countScenes(train), held.size(), countScenes(held),
+                s.onGrid() ? " (each object in its own cell of the 3 × 3 grid)" : "", TokenProbe.describe(s.images()),
                 freq.size(), common, (System.nanoTime() - t0) / 1e9);
         out.printf(Locale.ROOT, "  batch %d, Muon %.1e (2-D hidden matrices) and AdamW %.1e (the rest), constant; seed %d%n",
                 s.batch(), s.lr(), s.adamLr(), s.seed());
@@ -311,12 +315,12 @@ public final class BindingProbe {
      * The questions of the chosen form in the scenes of the seeds, each its own one-question example; the features
      * of the scenes that have any are appended to {@code feats} (the items' scene indices point into it).
      */
-    static List<Item> questions(FrozenVision v, VisualWorld world, long[] seeds, Question form, List<float[]> feats) {
+    static List<Item> questions(FrozenVision v, VisualWorld world, long[] seeds, Question form, boolean onGrid, List<float[]> feats) {
         List<Item> items = new ArrayList<>();
         List<PreprocessedImage> pending = new ArrayList<>();
         List<Example> scenes = List.of();
         for (int i = 0; i < seeds.length; i++) {
-            if (i % RENDER_CHUNK == 0) scenes = render(world, seeds, i, Math.min(seeds.length, i + RENDER_CHUNK));
+            if (i % RENDER_CHUNK == 0) scenes = render(world, seeds, i, Math.min(seeds.length, i + RENDER_CHUNK), onGrid);
             Example ex = scenes.get(i % RENDER_CHUNK);
             List<Example.Turn> turns = new ArrayList<>();
             turns.add(new Example.Turn(ex.question(), ex.answer()));
@@ -343,9 +347,12 @@ public final class BindingProbe {
     /** Scenes drawn at a time, on every core (drawing is most of the set-up: ~0.1 CPU-s a scene). */
     static final int RENDER_CHUNK = 64;
 
-    /** The grounding scenes of seeds[from, to), drawn in parallel; each depends on its seed alone, so the order and result are fixed. */
-    static List<Example> render(VisualWorld world, long[] seeds, int from, int to) {
-        return java.util.Arrays.stream(seeds, from, to).parallel().mapToObj(world::grounding).toList();
+    /**
+     * The grounding scenes (on the grid, or free) of seeds[from, to), drawn in parallel; each depends on its seed
+     * alone, so the order and result are fixed.
+     */
+    static List<Example> render(VisualWorld world, long[] seeds, int from, int to, boolean onGrid) {
+        return java.util.Arrays.stream(seeds, from, to).parallel().mapToObj(onGrid ? world::groundingOnGrid : world::grounding).toList();
     }
 
     /** A pass over some items packed into one row, and how many of them were answered (every token p &gt; 0.5). */

@@ -435,10 +435,12 @@ public final class RecipeTrainer {
                     double el = (System.nanoTime() - t0) / 1e9;
                     double gflops = flops / el / 1e9, tps = (tokensSeen) / Math.max(1e-9, wallSeconds);
                     double eta = el / taken * (stage.steps() - step);
-                    err.printf(Locale.ROOT, "[%s] step %d/%d  loss %.4f (avg %.4f)  acc %.3f%s  %.0f tok/s  %.1f GFLOP/s  load max/min %.2f  ETA %s%n",
+                    StringBuilder heads = new StringBuilder();     // each token-label head's accuracy on this step's tokens
+                    for (var e : r.tokenLabels.entrySet()) heads.append(String.format(Locale.ROOT, " %s %.3f", e.getKey(), e.getValue().accuracy()));
+                    err.printf(Locale.ROOT, "[%s] step %d/%d  loss %.4f (avg %.4f)  acc %.3f%s%s  %.0f tok/s  %.1f GFLOP/s  load max/min %.2f  ETA %s%n",
                             stage.name(), step, stage.steps(), r.loss, avg, r.accuracy,
                             Double.isNaN(r.siglipLoss) ? "" : String.format(Locale.ROOT, "  siglip %.4f  retrieval %.3f", r.siglipLoss, r.retrieval),
-                            r.tokens / r.seconds, gflops, r.loadSpread, eta(eta));
+                            heads.isEmpty() ? "" : "  tokens:" + heads, r.tokens / r.seconds, gflops, r.loadSpread, eta(eta));
                     log(stage, step, r, avg, gflops);
                 }
                 if (checkpointEvery > 0 && step % checkpointEvery == 0 && step < stage.steps()) checkpoint();

@@ -65,7 +65,7 @@ class BindingProbeTest {
     void runsEndToEndWithFiniteNumbersAndTheRightCountsDeterministically(@TempDir Path tmp) throws Exception {
         Path recipe = ProbeFixtures.write(tmp);
         FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
-        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 5, 12, 5, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3);
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 5, 12, 5, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, false);
         ByteArrayOutputStream log = new ByteArrayOutputStream();
         BindingProbe.Summary a = BindingProbe.run(v, s, new PrintStream(log, true));
         // the questions are exactly the scenes' "where is the <colour> <shape>?" turns
@@ -98,11 +98,26 @@ class BindingProbeTest {
     }
 
     @Test
+    void onTheGridItAsksAboutTheGridScenes(@TempDir Path tmp) throws Exception {
+        Path recipe = ProbeFixtures.write(tmp);
+        FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 2, 10, 4, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, true);
+        BindingProbe.Summary a = BindingProbe.run(v, s, new PrintStream(new ByteArrayOutputStream()));
+        int train = 0, held = 0;
+        VisualWorld w = new VisualWorld(IMAGES);
+        for (long seed : BindingProbe.seeds(4, 0, 10)) train += countWhere(w.groundingOnGrid(seed));
+        for (long seed : BindingProbe.seeds(4, 1, 4)) held += countWhere(w.groundingOnGrid(seed));
+        assertEquals(train, a.trainQuestions());
+        assertEquals(held, a.heldoutQuestions());
+        assertEquals("ground-grid", a.toJson().get("scenes").asText());
+    }
+
+    @Test
     void aRecipeOfAnotherWidthIsRefusedByName(@TempDir Path tmp) throws Exception {
         Path recipe = ProbeFixtures.write(tmp);
         java.nio.file.Files.writeString(recipe, ProbeFixtures.RECIPE.replace("\"hidden\": 32", "\"hidden\": 48"));
         FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
-        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 1, 2, 1, IMAGES, BindingProbe.Question.WHERE, 1, 1, 2, 2e-3, 2e-3);
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 1, 2, 1, IMAGES, BindingProbe.Question.WHERE, 1, 1, 2, 2e-3, 2e-3, false);
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> BindingProbe.run(v, s, new PrintStream(new ByteArrayOutputStream())));
         assertTrue(e.getMessage().contains("48") && e.getMessage().contains("32"), e.getMessage());
     }

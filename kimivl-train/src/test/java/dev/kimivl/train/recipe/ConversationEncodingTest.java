@@ -124,4 +124,50 @@ class ConversationEncodingTest {
         Example a = world.grounding(7), b = world.grounding(7);
         assertEquals(a.question() + a.answer() + a.followUps(), b.question() + b.answer() + b.followUps(), "the same seed, the same conversation");
     }
+    @Test
+    void gridGroundingPutsEachObjectInItsOwnCellWhereTheAnswerSaysItIs() {
+        String[] rows = {"top", "middle", "bottom"}, cols = {"left", "centre", "right"};
+        Pattern where = Pattern.compile("Where is the (\\w+) (\\w+)\\?");
+        int asked = 0;
+        for (long seed = 0; seed < 40; seed++) {
+            Example ex = world.groundingOnGrid(seed);
+            assertEquals("ground-grid", ex.type());
+            List<Example.Turn> all = new ArrayList<>(List.of(new Example.Turn(ex.question(), ex.answer())));
+            all.addAll(ex.followUps());
+            var map = dev.kimivl.train.data.TokenShapes.mapOf(ex.images().getFirst());
+            Set<String> answers = new HashSet<>();
+            for (Example.Turn t : all) {
+                Matcher w = where.matcher(t.question());
+                if (!w.matches() || w.group(2).equals("shape")) continue;
+                // the named shape's pixels in the painter's map: their centre must lie in the region the answer names
+                int k = java.util.List.of("circle", "square", "rectangle", "triangle", "star", "hexagon", "ring").indexOf(w.group(2)) + 1;
+                double sx = 0, sy = 0;
+                int count = 0, x0 = map.width(), x1 = -1, y0 = map.height(), y1 = -1;
+                for (int i = 0; i < map.shapes().length; i++) {
+                    if (map.shapes()[i] != k) continue;
+                    int x = i % map.width(), y = i / map.width();
+                    sx += x;
+                    sy += y;
+                    count++;
+                    x0 = Math.min(x0, x);
+                    x1 = Math.max(x1, x);
+                    y0 = Math.min(y0, y);
+                    y1 = Math.max(y1, y);
+                }
+                // it fills much of its cell: its box spans at least 40% of the cell's shorter side (a nominal size ≥ 60%, less a star's or a turned shape's slack)
+                double cellSide = Math.min(map.width(), map.height()) / 3.0;
+                assertTrue(count > 0 && Math.max(x1 - x0, y1 - y0) + 1 >= 0.4 * cellSide,
+                        "a large object: " + (x1 - x0 + 1) + " × " + (y1 - y0 + 1) + " px in a cell of side " + cellSide);
+                int col = (int) (3 * sx / count / map.width()), row = (int) (3 * sy / count / map.height());
+                String expected = row == 1 ? (col == 1 ? "In the centre." : "On the " + cols[col] + ".")
+                        : "At the " + rows[row] + (col == 1 ? "" : " " + cols[col]) + ".";
+                assertEquals(expected, t.answer(), t.question() + " (seed " + seed + ")");
+                assertTrue(answers.add(t.answer()), "two objects in one cell: " + all);
+                asked++;
+            }
+        }
+        assertTrue(asked > 40, asked + " questions by name");
+        Example a = world.groundingOnGrid(3), b = world.groundingOnGrid(3);
+        assertEquals(a.question() + a.answer() + a.followUps(), b.question() + b.answer() + b.followUps(), "the same seed, the same conversation");
+    }
 }
