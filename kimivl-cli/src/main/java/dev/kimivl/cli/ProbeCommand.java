@@ -107,11 +107,15 @@ final class ProbeCommand implements Runnable {
                 + "instead of free placement.")
         boolean grid;
 
+        @Option(names = "--ideal-tokens", description = "Replace each image token by fixed vectors of its colour, shape and cell labels "
+                + "(what the token-label heads teach): the ceiling a perfect tower would give, on the same scenes.")
+        boolean idealTokens;
+
         @Override
         public Integer call() throws Exception {
             Path r = resolveRecipe(recipe);
             BindingProbe.Settings s = new BindingProbe.Settings(r, steps, pool, heldout, common.images(), BindingProbe.Question.parse(question),
-                    every, common.seed, batch, lr, adamLr, grid);
+                    every, common.seed, batch, lr, adamLr, grid, idealTokens);
             FrozenVision v = common.load();
             BindingProbe.Summary sum = BindingProbe.run(v, s, System.out);
             if (json != null) {

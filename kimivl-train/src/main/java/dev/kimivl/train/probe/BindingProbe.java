@@ -99,9 +99,13 @@ public final class BindingProbe {
      * @param every  steps between progress lines (the last step always has one)
      * @param onGrid the scenes of {@link VisualWorld#groundingOnGrid} (each object filling its own cell of the 3 × 3
      *               grid) instead of {@link VisualWorld#grounding}'s free ones
+     * @param idealTokens each image token replaced by the sum of fixed random vectors for its labels (colour, shape,
+     *               6 × 6 cell: {@link #idealTokens}) instead of the tower's features: what the language model learns
+     *               from tokens that carry exactly what the token-label heads are taught, with the real images'
+     *               coverage (objects split over tokens, partly covering them)
      */
     public record Settings(Path recipe, int steps, int pool, int heldout, VisualWorld.Options images, Question question, int every,
-                           long seed, int batch, double lr, double adamLr, boolean onGrid) {
+                           long seed, int batch, double lr, double adamLr, boolean onGrid, boolean idealTokens) {
         public Settings {
             if (steps < 1) throw new IllegalArgumentException("steps must be ≥ 1, got " + steps);
             if (pool < 1 || heldout < 1) throw new IllegalArgumentException("need ≥ 1 training and ≥ 1 held-out scene, got " + pool + " and " + heldout);
@@ -154,6 +158,7 @@ public final class BindingProbe {
             o.put("max_side", settings.images().maxSide());
             o.put("easy_images", settings.images().easy());
             o.put("scenes", settings.onGrid() ? "ground-grid" : "ground");
+            o.put("ideal_tokens", settings.idealTokens());
             o.put("seed", settings.seed());
             o.put("batch", settings.batch());
             o.put("lr", settings.lr());
@@ -204,8 +209,8 @@ public final class BindingProbe {
         TextGrad tg = freshLanguageModel(v, spec, s.seed());
         VisualWorld world = new VisualWorld(s.images());
         List<float[]> trainFeats = new ArrayList<>(), heldFeats = new ArrayList<>();
-        List<Item> train = questions(v, world, seeds(s.seed(), 0, s.pool()), s.question(), s.onGrid(), trainFeats);
-        List<Item> held = questions(v, world, seeds(s.seed(), 1, s.heldout()), s.question(), s.onGrid(), heldFeats);
+        List<Item> train = questions(v, world, seeds(s.seed(), 0, s.pool()), s, trainFeats);
+        List<Item> held = questions(v, world, seeds(s.seed(), 1, s.heldout()), s, heldFeats);
         if (train.isEmpty() || held.isEmpty()) {
             throw new IllegalArgumentException("the " + s.pool() + " training and " + s.heldout() + " held-out scenes hold " + train.size() + " and "
                     + held.size() + " '" + s.question().flag + "' questions: take more scenes");
@@ -222,8 +227,9 @@ public final class BindingProbe {
         String common = freq.entrySet().stream().max(Map.Entry.comparingByValue()).orElseThrow().getKey();
         double commonShare = held.stream().filter(it -> it.answer().equals(common)).count() / (double) held.size();
         double chanceLoss = entropy / ((double) scoredTokens / train.size());
-        out.printf(Locale.ROOT, "binding probe: a fresh %d-layer language model (hidden %d, %s) on the frozen image tokens of %s%n",
-                spec.layers(), spec.hidden(), s.recipe(), v.dir);
+        out.printf(Locale.ROOT, "binding probe: a fresh %d-layer language model (hidden %d, %s) on %s%n",
+                spec.layers(), spec.hidden(), s.recipe(), s.idealTokens() ? "ideal image tokens (fixed vectors of each token's colour, shape and cell labels)"
+                        : "the frozen image tokens of " + v.dir);
         out.printf(Locale.ROOT, "  '%s' questions: %d from %d training scenes, %d from %d held-out scenes%s; images %s; %d distinct answers, "
                         + "e.g. \"%s\"; %.1f s to render and encode%n",
                 s.question().flag, train.size(), countScenes(train), held.size(), countScenes(held),
@@ -315,9 +321,12 @@ public final class BindingProbe {
      * The questions of the chosen form in the scenes of the seeds, each its own one-question example; the features
      * of the scenes that have any are appended to {@code feats} (the items' scene indices point into it).
      */
-    static List<Item> questions(FrozenVision v, VisualWorld world, long[] seeds, Question form, boolean onGrid, List<float[]> feats) {
+    static List<Item> questions(FrozenVision v, VisualWorld world, long[] seeds, Settings s, List<float[]> feats) {
+        Question form = s.question();
+        boolean onGrid = s.onGrid();
         List<Item> items = new ArrayList<>();
         List<PreprocessedImage> pending = new ArrayList<>();
+        List<java.awt.image.BufferedImage> sources = new ArrayList<>();
         List<Example> scenes = List.of();
         for (int i = 0; i < seeds.length; i++) {
             if (i % RENDER_CHUNK == 0) scenes = render(world, seeds, i, Math.min(seeds.length, i + RENDER_CHUNK), onGrid);
@@ -333,15 +342,48 @@ public final class BindingProbe {
                 if (image == null) {
                     image = e.images().getFirst();
                     pending.add(image);
+                    sources.add(ex.images().getFirst());
                 }
                 items.add(new Item(feats.size() + pending.size() - 1, e.ids(), e.targets(), e.isText(), t.answer()));
             }
             if (pending.size() == 16 || (i == seeds.length - 1 && !pending.isEmpty())) {   // the pixels are not kept
-                feats.addAll(v.features(pending));
+                if (s.idealTokens()) {
+                    for (int k = 0; k < pending.size(); k++) feats.add(idealTokens(pending.get(k), sources.get(k), v.preprocessorConfig, v.hidden(), s.seed()));
+                } else {
+                    feats.addAll(v.features(pending));
+                }
                 pending.clear();
+                sources.clear();
             }
         }
         return items;
+    }
+
+    /**
+     * [tokens, dim] one image's ideal tokens: per merged token E_colour[c] + E_shape[s] + E_cell[p] over its
+     * {@link dev.kimivl.train.data.TokenColours}, {@link dev.kimivl.train.data.TokenShapes} and
+     * {@link dev.kimivl.train.data.TokenPlaces} labels, each table N(0, 1/3) per component from the seed (so a token
+     * has about unit RMS), the same tables for every image. Session 11's oracle tokens, with the real images' labels.
+     */
+    static float[] idealTokens(PreprocessedImage im, java.awt.image.BufferedImage source, dev.kimivl.config.PreprocessorConfig pc, int dim, long seed) {
+        int[] colour = dev.kimivl.train.data.TokenColours.of(im, pc), shape = dev.kimivl.train.data.TokenShapes.of(im, source),
+                cell = dev.kimivl.train.data.TokenPlaces.of(im);
+        float[][] cTable = table(dev.kimivl.train.data.TokenColours.CLASSES, dim, seed ^ 0xC010L),
+                sTable = table(dev.kimivl.train.data.TokenShapes.CLASSES, dim, seed ^ 0x5A4EL),
+                pTable = table(dev.kimivl.train.data.TokenPlaces.CLASSES, dim, seed ^ 0x91ACEL);
+        float[] out = new float[colour.length * dim];
+        for (int t = 0; t < colour.length; t++) {
+            int sh = shape[t] < 0 ? dev.kimivl.train.data.TokenShapes.NONE : shape[t];
+            for (int d = 0; d < dim; d++) out[t * dim + d] = cTable[colour[t]][d] + sTable[sh][d] + pTable[cell[t]][d];
+        }
+        return out;
+    }
+
+    private static float[][] table(int rows, int dim, long seed) {
+        java.util.SplittableRandom r = new java.util.SplittableRandom(seed);
+        float[][] t = new float[rows][dim];
+        for (float[] row : t) for (int d = 0; d < dim; d++) row[d] = (float) (dev.kimivl.train.Init.standardNormal(r) / Math.sqrt(3));
+        return t;
     }
 
     /** Scenes drawn at a time, on every core (drawing is most of the set-up: ~0.1 CPU-s a scene). */

@@ -65,7 +65,7 @@ class BindingProbeTest {
     void runsEndToEndWithFiniteNumbersAndTheRightCountsDeterministically(@TempDir Path tmp) throws Exception {
         Path recipe = ProbeFixtures.write(tmp);
         FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
-        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 5, 12, 5, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, false);
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 5, 12, 5, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, false, false);
         ByteArrayOutputStream log = new ByteArrayOutputStream();
         BindingProbe.Summary a = BindingProbe.run(v, s, new PrintStream(log, true));
         // the questions are exactly the scenes' "where is the <colour> <shape>?" turns
@@ -101,7 +101,7 @@ class BindingProbeTest {
     void onTheGridItAsksAboutTheGridScenes(@TempDir Path tmp) throws Exception {
         Path recipe = ProbeFixtures.write(tmp);
         FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
-        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 2, 10, 4, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, true);
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 2, 10, 4, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, true, false);
         BindingProbe.Summary a = BindingProbe.run(v, s, new PrintStream(new ByteArrayOutputStream()));
         int train = 0, held = 0;
         VisualWorld w = new VisualWorld(IMAGES);
@@ -113,11 +113,40 @@ class BindingProbeTest {
     }
 
     @Test
+    void idealTokensAreTheSameVectorForTheSameLabelsInEveryImage(@TempDir Path tmp) throws Exception {
+        Path recipe = ProbeFixtures.write(tmp);
+        FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
+        VisualWorld w = new VisualWorld(IMAGES);
+        java.util.Map<String, float[]> byLabels = new java.util.HashMap<>();
+        int D = v.hidden(), tokens = 0;
+        double sq = 0;
+        for (long seed : BindingProbe.seeds(2, 0, 6)) {
+            Example ex = w.grounding(seed);
+            var im = v.preprocess(ex.images().getFirst());
+            float[] f = BindingProbe.idealTokens(im, ex.images().getFirst(), v.preprocessorConfig, D, 9);
+            int[] c = dev.kimivl.train.data.TokenColours.of(im, v.preprocessorConfig), sh = dev.kimivl.train.data.TokenShapes.of(im, ex.images().getFirst()),
+                    p = dev.kimivl.train.data.TokenPlaces.of(im);
+            assertEquals(c.length * D, f.length);
+            for (int t = 0; t < c.length; t++, tokens++) {
+                float[] vec = java.util.Arrays.copyOfRange(f, t * D, (t + 1) * D);
+                for (float x : vec) sq += x * x;
+                float[] before = byLabels.putIfAbsent(c[t] + "/" + sh[t] + "/" + p[t], vec);
+                if (before != null) org.junit.jupiter.api.Assertions.assertArrayEquals(before, vec, "labels " + c[t] + "/" + sh[t] + "/" + p[t]);
+            }
+        }
+        assertTrue(byLabels.size() > 10, byLabels.size() + " label combinations");
+        assertEquals(1.0, Math.sqrt(sq / tokens / D), 0.25, "RMS of a token");
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 2, 8, 3, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, false, true);
+        BindingProbe.Summary a = BindingProbe.run(v, s, new PrintStream(new ByteArrayOutputStream()));
+        assertTrue(a.toJson().get("ideal_tokens").asBoolean() && Double.isFinite(a.reports().getLast().heldoutLoss()));
+    }
+
+    @Test
     void aRecipeOfAnotherWidthIsRefusedByName(@TempDir Path tmp) throws Exception {
         Path recipe = ProbeFixtures.write(tmp);
         java.nio.file.Files.writeString(recipe, ProbeFixtures.RECIPE.replace("\"hidden\": 32", "\"hidden\": 48"));
         FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
-        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 1, 2, 1, IMAGES, BindingProbe.Question.WHERE, 1, 1, 2, 2e-3, 2e-3, false);
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 1, 2, 1, IMAGES, BindingProbe.Question.WHERE, 1, 1, 2, 2e-3, 2e-3, false, false);
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> BindingProbe.run(v, s, new PrintStream(new ByteArrayOutputStream())));
         assertTrue(e.getMessage().contains("48") && e.getMessage().contains("32"), e.getMessage());
     }
