@@ -16,6 +16,8 @@ public final class TokenLabelHead {
     public static final java.util.List<String> KINDS = java.util.List.of("colour", "place", "shape");
     final String W, B;
     private final int dim, classes;
+    /** The class of "nothing here" (the ground, no shape), or −1 (every token has a place). */
+    private final int background;
     private final Map<String, float[]> params = new LinkedHashMap<>();
 
     /** W [classes, dim] ~ N(0, 1/dim) from the seed, b [classes] 0; parameters named {@code kind.weight}, {@code kind.bias}. */
@@ -25,6 +27,7 @@ public final class TokenLabelHead {
         this.B = kind + ".bias";
         this.dim = dim;
         this.classes = classes;
+        this.background = kind.equals("place") ? -1 : classes - 1;
         float[] w = new float[classes * dim];
         SplittableRandom r = new SplittableRandom(seed);
         for (int i = 0; i < w.length; i++) w[i] = (float) (Init.standardNormal(r) / Math.sqrt(dim));
@@ -35,7 +38,7 @@ public final class TokenLabelHead {
     /** The live parameter arrays by name ("colour.weight", "colour.bias"), for an optimizer to update in place. */
     public Map<String, float[]> parameters() { return params; }
 
-    /** The number of classes of a kind's labels. */
+    /** The number of classes of a kind's labels; for colour and shape the last is "none" (the ground, no object). */
     public static int classes(String kind) {
         return switch (kind) {
             case "colour" -> dev.kimivl.train.data.TokenColours.CLASSES;
@@ -47,9 +50,10 @@ public final class TokenLabelHead {
 
     /**
      * loss (0 when no token is scored), grads by parameter name, the share of scored tokens whose most likely class is
-     * the label (NaN when none is), and the number scored.
+     * the label (NaN when none is), the number scored, and the accuracy on the scored tokens of an object alone (label
+     * not the "none" class; NaN when there are none): most tokens are ground, so the overall accuracy flatters.
      */
-    public record Result(double loss, Map<String, float[]> grads, double accuracy, int scored) {}
+    public record Result(double loss, Map<String, float[]> grads, double accuracy, int scored, double objectAccuracy) {}
 
     /**
      * @param features [M, dim] the image tokens of a batch
@@ -64,7 +68,7 @@ public final class TokenLabelHead {
         float[] w = params.get(W), b = params.get(B);
         float[] gw = new float[w.length], gb = new float[b.length];
         double loss = 0;
-        int right = 0, scored = 0;
+        int right = 0, scored = 0, objects = 0, objectsRight = 0;
         for (int y : labels) if (y >= 0) scored++;
         double[] z = new double[classes];
         for (int m = 0; m < M; m++) {
@@ -80,6 +84,10 @@ public final class TokenLabelHead {
                 if (s > max) { max = s; arg = c; }
             }
             if (arg == y) right++;
+            if (background >= 0 && y != background) {
+                objects++;
+                if (arg == y) objectsRight++;
+            }
             double sum = 0;
             for (int c = 0; c < classes; c++) sum += Math.exp(z[c] - max);
             loss += Math.log(sum) + max - z[y];
@@ -95,7 +103,8 @@ public final class TokenLabelHead {
         Map<String, float[]> grads = new LinkedHashMap<>();
         grads.put(W, gw);
         grads.put(B, gb);
-        return new Result(scored == 0 ? 0 : loss / scored, grads, scored == 0 ? Double.NaN : right / (double) scored, scored);
+        return new Result(scored == 0 ? 0 : loss / scored, grads, scored == 0 ? Double.NaN : right / (double) scored, scored,
+                objects == 0 ? Double.NaN : objectsRight / (double) objects);
     }
 
     /** True for the parameters of a token-label head (of any kind). */

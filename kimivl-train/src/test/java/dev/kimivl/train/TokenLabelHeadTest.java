@@ -63,6 +63,13 @@ class TokenLabelHeadTest {
         }
         assertTrue(res.loss() < 0.1 * first, first + " → " + res.loss());
         assertEquals(1.0, res.accuracy());
+        assertEquals(1.0, res.objectAccuracy());     // the labels 0 and 1 (2, the last class, is "none")
+        // a fresh head names the "none" class rarely right by chance: the object accuracy counts labels 0 and 1 alone
+        TokenLabelHead fresh = new TokenLabelHead("colour", D, C, 6);
+        int[] noneOnly = new int[M];
+        java.util.Arrays.fill(noneOnly, C - 1);
+        assertTrue(Double.isNaN(fresh.lossAndGrads(f, noneOnly, new float[f.length]).objectAccuracy()));
+        assertTrue(Double.isNaN(new TokenLabelHead("place", D, C, 6).lossAndGrads(f, y, new float[f.length]).objectAccuracy()), "a place is never \"none\"");
         assertThrows(IllegalArgumentException.class, () -> h.lossAndGrads(f, new int[M - 1], new float[f.length]));
         int[] bad = y.clone();
         bad[3] = C;

@@ -436,7 +436,11 @@ public final class RecipeTrainer {
                     double gflops = flops / el / 1e9, tps = (tokensSeen) / Math.max(1e-9, wallSeconds);
                     double eta = el / taken * (stage.steps() - step);
                     StringBuilder heads = new StringBuilder();     // each token-label head's accuracy on this step's tokens
-                    for (var e : r.tokenLabels.entrySet()) heads.append(String.format(Locale.ROOT, " %s %.3f", e.getKey(), e.getValue().accuracy()));
+                    for (var e : r.tokenLabels.entrySet()) {
+                        double obj = e.getValue().objectAccuracy();
+                        heads.append(String.format(Locale.ROOT, " %s %.3f", e.getKey(), e.getValue().accuracy()))
+                                .append(Double.isNaN(obj) ? "" : String.format(Locale.ROOT, " (objects %.3f)", obj));
+                    }
                     err.printf(Locale.ROOT, "[%s] step %d/%d  loss %.4f (avg %.4f)  acc %.3f%s%s  %.0f tok/s  %.1f GFLOP/s  load max/min %.2f  ETA %s%n",
                             stage.name(), step, stage.steps(), r.loss, avg, r.accuracy,
                             Double.isNaN(r.siglipLoss) ? "" : String.format(Locale.ROOT, "  siglip %.4f  retrieval %.3f", r.siglipLoss, r.retrieval),
@@ -468,8 +472,8 @@ public final class RecipeTrainer {
             }
         }
 
-        /** A token-label head's loss and accuracy in one step. */
-        record LabelScore(double loss, double accuracy) {}
+        /** A token-label head's loss and accuracy in one step, and its accuracy on object tokens (NaN: none, or place). */
+        record LabelScore(double loss, double accuracy, double objectAccuracy) {}
 
         /** Adds w · each gradient of {@code from} to {@code into} under the same names (scaling in place). */
         static void putScaled(Map<String, float[]> into, Map<String, float[]> from, float w) {
@@ -574,7 +578,7 @@ public final class RecipeTrainer {
                 loss += weight * hr.loss();
                 putScaled(grads, hr.grads(), (float) weight);
                 for (int i = 0; i < dFeats.length; i++) dFeats[i] += (float) (weight * dLabel[i]);
-                if (hr.scored() > 0) scores.put(kind, new LabelScore(hr.loss(), hr.accuracy()));
+                if (hr.scored() > 0) scores.put(kind, new LabelScore(hr.loss(), hr.accuracy(), hr.objectAccuracy()));
                 phase("token " + kind, t);
             }
             return loss;
@@ -792,6 +796,7 @@ public final class RecipeTrainer {
             for (var e : r.tokenLabels.entrySet()) {
                 line.put("token_" + e.getKey() + "_loss", e.getValue().loss());
                 line.put("token_" + e.getKey() + "_accuracy", e.getValue().accuracy());
+                if (!Double.isNaN(e.getValue().objectAccuracy())) line.put("token_" + e.getKey() + "_object_accuracy", e.getValue().objectAccuracy());
             }
             try {
                 Files.writeString(out.resolve("train_log.jsonl"), new ObjectMapper().writeValueAsString(line) + "\n",
