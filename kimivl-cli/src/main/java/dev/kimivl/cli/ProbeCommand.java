@@ -103,9 +103,9 @@ final class ProbeCommand implements Runnable {
         @Option(names = "--json", paramLabel = "FILE", description = "Also write the settings and every progress line as JSON to FILE.")
         Path json;
 
-        @Option(names = "--grid", description = "Scenes whose objects each fill their own cell of the 3×3 grid (the ground-grid lesson) "
-                + "instead of free placement.")
-        boolean grid;
+        @Option(names = "--scenes", defaultValue = "ground", description = "ground (2-4 objects placed freely), ground-grid (each object "
+                + "filling its own cell of the 3×3 grid) or ground-one (one object: reading a place, nothing to bind) (default ${DEFAULT-VALUE}).")
+        String scenes;
 
         @Option(names = "--ideal-tokens", description = "Replace each image token by fixed vectors of its colour, shape and cell labels "
                 + "(what the token-label heads teach): the ceiling a perfect tower would give, on the same scenes.")
@@ -115,7 +115,7 @@ final class ProbeCommand implements Runnable {
         public Integer call() throws Exception {
             Path r = resolveRecipe(recipe);
             BindingProbe.Settings s = new BindingProbe.Settings(r, steps, pool, heldout, common.images(), BindingProbe.Question.parse(question),
-                    every, common.seed, batch, lr, adamLr, grid, idealTokens);
+                    every, common.seed, batch, lr, adamLr, scenes, idealTokens);
             FrozenVision v = common.load();
             BindingProbe.Summary sum = BindingProbe.run(v, s, System.out);
             if (json != null) {

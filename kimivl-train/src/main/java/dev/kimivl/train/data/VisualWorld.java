@@ -477,6 +477,20 @@ public final class VisualWorld {
         throw new IllegalStateException("could not draw a grid grounding scene in 200 images of " + options + " (seed " + seed + ")");
     }
 
+    /**
+     * The first grounding lesson: one object (of {@link #grounding}'s sizes) and where it is, by its colour and shape
+     * or by its colour alone, or what is at its place. Nothing to bind, only a place to read: type "ground-one".
+     */
+    public Example groundingAlone(long seed) {
+        SplittableRandom r = random(seed, "ground-one");
+        for (int attempt = 0; attempt < 200; attempt++) {
+            Painter p = scene(r, List.of(new Spec(shapeName(r), colorName(r), 0.12, maxRel(2))), pt -> true);
+            List<Example.Turn> turns = groundingTurns(r, p);
+            if (!turns.isEmpty()) return groundingExample("ground-one", p, turns);
+        }
+        throw new IllegalStateException("no object off the grid lines in 200 one-object scenes (seed " + seed + ")");
+    }
+
     /** The grounding questions about each object of a scene with a clear place, in random order (see {@link #grounding}). */
     private static List<Example.Turn> groundingTurns(SplittableRandom r, Painter p) {
         List<Example.Turn> turns = new ArrayList<>();

@@ -58,6 +58,9 @@ public final class BindingProbe {
 
     private BindingProbe() {}
 
+    /** The kinds of grounding scene the probe can draw (their names as recipe mix kinds). */
+    public static final List<String> SCENES = List.of("ground", "ground-grid", "ground-one");
+
     /** Which of a {@code grounding} scene's questions the probe keeps, and how it asks them. */
     public enum Question {
         /**
@@ -97,21 +100,23 @@ public final class BindingProbe {
     /**
      * @param recipe the recipe whose {@code model} section sizes (and initialises) the fresh language model
      * @param every  steps between progress lines (the last step always has one)
-     * @param onGrid the scenes of {@link VisualWorld#groundingOnGrid} (each object filling its own cell of the 3 × 3
-     *               grid) instead of {@link VisualWorld#grounding}'s free ones
+     * @param scenes which grounding scenes ({@link #SCENES}): "ground" ({@link VisualWorld#grounding}: 2-4 objects
+     *               placed freely), "ground-grid" ({@link VisualWorld#groundingOnGrid}: each filling its own cell of
+     *               the 3 × 3 grid) or "ground-one" ({@link VisualWorld#groundingAlone}: one object, nothing to bind)
      * @param idealTokens each image token replaced by the sum of fixed random vectors for its labels (colour, shape,
      *               6 × 6 cell: {@link #idealTokens}) instead of the tower's features: what the language model learns
      *               from tokens that carry exactly what the token-label heads are taught, with the real images'
      *               coverage (objects split over tokens, partly covering them)
      */
     public record Settings(Path recipe, int steps, int pool, int heldout, VisualWorld.Options images, Question question, int every,
-                           long seed, int batch, double lr, double adamLr, boolean onGrid, boolean idealTokens) {
+                           long seed, int batch, double lr, double adamLr, String scenes, boolean idealTokens) {
         public Settings {
             if (steps < 1) throw new IllegalArgumentException("steps must be ≥ 1, got " + steps);
             if (pool < 1 || heldout < 1) throw new IllegalArgumentException("need ≥ 1 training and ≥ 1 held-out scene, got " + pool + " and " + heldout);
             if (every < 1) throw new IllegalArgumentException("every must be ≥ 1, got " + every);
             if (batch < 1) throw new IllegalArgumentException("batch must be ≥ 1, got " + batch);
             if (!(lr > 0) || !(adamLr > 0)) throw new IllegalArgumentException("learning rates must be > 0, got " + lr + " and " + adamLr);
+            if (!SCENES.contains(scenes)) throw new IllegalArgumentException("scenes '" + scenes + "' is not one of " + SCENES);
         }
     }
 
@@ -157,7 +162,7 @@ public final class BindingProbe {
             o.put("min_side", settings.images().minSide());
             o.put("max_side", settings.images().maxSide());
             o.put("easy_images", settings.images().easy());
-            o.put("scenes", settings.onGrid() ? "ground-grid" : "ground");
+            o.put("scenes", settings.scenes());
             o.put("ideal_tokens", settings.idealTokens());
             o.put("seed", settings.seed());
             o.put("batch", settings.batch());
@@ -233,7 +238,7 @@ public final class BindingProbe {
         out.printf(Locale.ROOT, "  '%s' questions: %d from %d training scenes, %d from %d held-out scenes%s; images %s; %d distinct answers, "
                         + "e.g. \"%s\"; %.1f s to render and encode%n",
                 s.question().flag, train.size(), countScenes(train), held.size(), countScenes(held),
-                s.onGrid() ? " (each object in its own cell of the 3 × 3 grid)" : "", TokenProbe.describe(s.images()),
+                s.scenes().equals("ground") ? "" : " (" + s.scenes() + ")", TokenProbe.describe(s.images()),
                 freq.size(), common, (System.nanoTime() - t0) / 1e9);
         out.printf(Locale.ROOT, "  batch %d, Muon %.1e (2-D hidden matrices) and AdamW %.1e (the rest), constant; seed %d%n",
                 s.batch(), s.lr(), s.adamLr(), s.seed());
@@ -323,13 +328,12 @@ public final class BindingProbe {
      */
     static List<Item> questions(FrozenVision v, VisualWorld world, long[] seeds, Settings s, List<float[]> feats) {
         Question form = s.question();
-        boolean onGrid = s.onGrid();
         List<Item> items = new ArrayList<>();
         List<PreprocessedImage> pending = new ArrayList<>();
         List<java.awt.image.BufferedImage> sources = new ArrayList<>();
         List<Example> scenes = List.of();
         for (int i = 0; i < seeds.length; i++) {
-            if (i % RENDER_CHUNK == 0) scenes = render(world, seeds, i, Math.min(seeds.length, i + RENDER_CHUNK), onGrid);
+            if (i % RENDER_CHUNK == 0) scenes = render(world, seeds, i, Math.min(seeds.length, i + RENDER_CHUNK), s.scenes());
             Example ex = scenes.get(i % RENDER_CHUNK);
             List<Example.Turn> turns = new ArrayList<>();
             turns.add(new Example.Turn(ex.question(), ex.answer()));
@@ -390,11 +394,16 @@ public final class BindingProbe {
     static final int RENDER_CHUNK = 64;
 
     /**
-     * The grounding scenes (on the grid, or free) of seeds[from, to), drawn in parallel; each depends on its seed
+     * The grounding scenes of a kind ({@link #SCENES}) of seeds[from, to), drawn in parallel; each depends on its seed
      * alone, so the order and result are fixed.
      */
-    static List<Example> render(VisualWorld world, long[] seeds, int from, int to, boolean onGrid) {
-        return java.util.Arrays.stream(seeds, from, to).parallel().mapToObj(onGrid ? world::groundingOnGrid : world::grounding).toList();
+    static List<Example> render(VisualWorld world, long[] seeds, int from, int to, String kind) {
+        java.util.function.LongFunction<Example> draw = switch (kind) {
+            case "ground-grid" -> world::groundingOnGrid;
+            case "ground-one" -> world::groundingAlone;
+            default -> world::grounding;
+        };
+        return java.util.Arrays.stream(seeds, from, to).parallel().mapToObj(draw).toList();
     }
 
     /** A pass over some items packed into one row, and how many of them were answered (every token p &gt; 0.5). */

@@ -109,7 +109,7 @@ public final class TokenProbe {
         int total = 0;
         for (int i0 = 0; i0 < seeds.length; i0 += 16) {  // a chunk at a time: the preprocessed pixels are not kept
             List<PreprocessedImage> ims = new ArrayList<>();
-            List<Example> scenes = BindingProbe.render(world, seeds, i0, Math.min(seeds.length, i0 + 16), false);
+            List<Example> scenes = BindingProbe.render(world, seeds, i0, Math.min(seeds.length, i0 + 16), "ground");
             for (int i = i0; i < Math.min(seeds.length, i0 + 16); i++) {
                 Example ex = scenes.get(i - i0);
                 PreprocessedImage p = v.preprocess(ex.images().getFirst());

@@ -14,7 +14,7 @@ import java.util.SplittableRandom;
  * {@link #EVAL_SEED_BASE} up) never meet training ones.
  */
 public final class ExampleSource {
-    public static final List<String> KINDS = List.of("vqa", "caption", "compare", "chart", "reasoning", "text", "needle", "shapes", "object", "label", "passkey", "copy", "scene", "ground", "ground-grid");
+    public static final List<String> KINDS = List.of("vqa", "caption", "compare", "chart", "reasoning", "text", "needle", "shapes", "object", "label", "passkey", "copy", "scene", "ground", "ground-grid", "ground-one");
     /** The kinds whose examples hold exactly one image (what the ViT pre-training stage pairs with its caption). */
     public static final java.util.Set<String> ONE_IMAGE_KINDS = java.util.Set.of("vqa", "caption", "chart", "shapes", "object", "label");
     /** Training seeds are below this; evaluation draws from here up. */
@@ -73,6 +73,7 @@ public final class ExampleSource {
             case "scene" -> world.conversation(seed);
             case "ground" -> world.grounding(seed);
             case "ground-grid" -> world.groundingOnGrid(seed);
+            case "ground-one" -> world.groundingAlone(seed);
             case "label" -> world.label(seed);
             case "shapes" -> {      // the earlier one-shape task (train-shapes), as a first lesson or a baseline
                 dev.kimivl.train.ShapesData.Example e = dev.kimivl.train.ShapesData.next(new java.util.Random(seed));

@@ -65,7 +65,7 @@ class BindingProbeTest {
     void runsEndToEndWithFiniteNumbersAndTheRightCountsDeterministically(@TempDir Path tmp) throws Exception {
         Path recipe = ProbeFixtures.write(tmp);
         FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
-        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 5, 12, 5, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, false, false);
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 5, 12, 5, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground", false);
         ByteArrayOutputStream log = new ByteArrayOutputStream();
         BindingProbe.Summary a = BindingProbe.run(v, s, new PrintStream(log, true));
         // the questions are exactly the scenes' "where is the <colour> <shape>?" turns
@@ -101,7 +101,7 @@ class BindingProbeTest {
     void onTheGridItAsksAboutTheGridScenes(@TempDir Path tmp) throws Exception {
         Path recipe = ProbeFixtures.write(tmp);
         FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
-        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 2, 10, 4, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, true, false);
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 2, 10, 4, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground-grid", false);
         BindingProbe.Summary a = BindingProbe.run(v, s, new PrintStream(new ByteArrayOutputStream()));
         int train = 0, held = 0;
         VisualWorld w = new VisualWorld(IMAGES);
@@ -110,6 +110,9 @@ class BindingProbeTest {
         assertEquals(train, a.trainQuestions());
         assertEquals(held, a.heldoutQuestions());
         assertEquals("ground-grid", a.toJson().get("scenes").asText());
+        var e = assertThrows(IllegalArgumentException.class, () -> new BindingProbe.Settings(recipe, 2, 10, 4, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4,
+                2e-3, 2e-3, "ground-two", false));
+        assertTrue(e.getMessage().contains("ground-two") && e.getMessage().contains("ground-one"), e.getMessage());
     }
 
     @Test
@@ -136,7 +139,7 @@ class BindingProbeTest {
         }
         assertTrue(byLabels.size() > 10, byLabels.size() + " label combinations");
         assertEquals(1.0, Math.sqrt(sq / tokens / D), 0.25, "RMS of a token");
-        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 2, 8, 3, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, false, true);
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 2, 8, 3, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground", true);
         BindingProbe.Summary a = BindingProbe.run(v, s, new PrintStream(new ByteArrayOutputStream()));
         assertTrue(a.toJson().get("ideal_tokens").asBoolean() && Double.isFinite(a.reports().getLast().heldoutLoss()));
     }
@@ -146,7 +149,7 @@ class BindingProbeTest {
         Path recipe = ProbeFixtures.write(tmp);
         java.nio.file.Files.writeString(recipe, ProbeFixtures.RECIPE.replace("\"hidden\": 32", "\"hidden\": 48"));
         FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
-        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 1, 2, 1, IMAGES, BindingProbe.Question.WHERE, 1, 1, 2, 2e-3, 2e-3, false, false);
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 1, 2, 1, IMAGES, BindingProbe.Question.WHERE, 1, 1, 2, 2e-3, 2e-3, "ground", false);
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> BindingProbe.run(v, s, new PrintStream(new ByteArrayOutputStream())));
         assertTrue(e.getMessage().contains("48") && e.getMessage().contains("32"), e.getMessage());
     }

@@ -126,12 +126,31 @@ class ConversationEncodingTest {
     }
     @Test
     void gridGroundingPutsEachObjectInItsOwnCellWhereTheAnswerSaysItIs() {
+        int asked = answersMatchTheShapeMap(world::groundingOnGrid, "ground-grid", true);
+        assertTrue(asked > 40, asked + " questions by name");
+        Example a = world.groundingOnGrid(3), b = world.groundingOnGrid(3);
+        assertEquals(a.question() + a.answer() + a.followUps(), b.question() + b.answer() + b.followUps(), "the same seed, the same conversation");
+    }
+
+    @Test
+    void theOneObjectLessonAsksAboutItsOnlyObject() {
+        int asked = answersMatchTheShapeMap(world::groundingAlone, "ground-one", false);
+        assertTrue(asked > 15, asked + " questions by name");
+        for (long seed = 0; seed < 40; seed++) assertEquals(List.of(), world.groundingAlone(seed).followUps(), "one object, one question");
+    }
+
+    /**
+     * Over 40 scenes of a generator: every "Where is the red circle?" answer names the region of the circle's pixels
+     * in the painter's map, no two objects share a region, and (on the grid) each object fills much of its cell.
+     * Returns the questions checked.
+     */
+    private static int answersMatchTheShapeMap(java.util.function.LongFunction<Example> scenes, String type, boolean onGrid) {
         String[] rows = {"top", "middle", "bottom"}, cols = {"left", "centre", "right"};
         Pattern where = Pattern.compile("Where is the (\\w+) (\\w+)\\?");
         int asked = 0;
         for (long seed = 0; seed < 40; seed++) {
-            Example ex = world.groundingOnGrid(seed);
-            assertEquals("ground-grid", ex.type());
+            Example ex = scenes.apply(seed);
+            assertEquals(type, ex.type());
             List<Example.Turn> all = new ArrayList<>(List.of(new Example.Turn(ex.question(), ex.answer())));
             all.addAll(ex.followUps());
             var map = dev.kimivl.train.data.TokenShapes.mapOf(ex.images().getFirst());
@@ -156,7 +175,7 @@ class ConversationEncodingTest {
                 }
                 // it fills much of its cell: its box spans at least 40% of the cell's shorter side (a nominal size ≥ 60%, less a star's or a turned shape's slack)
                 double cellSide = Math.min(map.width(), map.height()) / 3.0;
-                assertTrue(count > 0 && Math.max(x1 - x0, y1 - y0) + 1 >= 0.4 * cellSide,
+                assertTrue(count > 0 && (!onGrid || Math.max(x1 - x0, y1 - y0) + 1 >= 0.4 * cellSide),
                         "a large object: " + (x1 - x0 + 1) + " × " + (y1 - y0 + 1) + " px in a cell of side " + cellSide);
                 int col = (int) (3 * sx / count / map.width()), row = (int) (3 * sy / count / map.height());
                 String expected = row == 1 ? (col == 1 ? "In the centre." : "On the " + cols[col] + ".")
@@ -166,8 +185,6 @@ class ConversationEncodingTest {
                 asked++;
             }
         }
-        assertTrue(asked > 40, asked + " questions by name");
-        Example a = world.groundingOnGrid(3), b = world.groundingOnGrid(3);
-        assertEquals(a.question() + a.answer() + a.followUps(), b.question() + b.answer() + b.followUps(), "the same seed, the same conversation");
+        return asked;
     }
 }
