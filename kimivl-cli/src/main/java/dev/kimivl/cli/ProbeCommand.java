@@ -107,6 +107,10 @@ final class ProbeCommand implements Runnable {
                 + "filling its own cell of the 3×3 grid) or ground-one (one object: reading a place, nothing to bind) (default ${DEFAULT-VALUE}).")
         String scenes;
 
+        @Option(names = "--first", paramLabel = "SCENES:STEPS", description = "A first lesson: the first STEPS steps train on --pool scenes "
+                + "of kind SCENES (e.g. ground-one:200), then the --scenes pool takes over.")
+        String first;
+
         @Option(names = "--ideal-tokens", description = "Replace each image token by fixed vectors of its colour, shape and cell labels "
                 + "(what the token-label heads teach): the ceiling a perfect tower would give, on the same scenes.")
         boolean idealTokens;
@@ -115,7 +119,7 @@ final class ProbeCommand implements Runnable {
         public Integer call() throws Exception {
             Path r = resolveRecipe(recipe);
             BindingProbe.Settings s = new BindingProbe.Settings(r, steps, pool, heldout, common.images(), BindingProbe.Question.parse(question),
-                    every, common.seed, batch, lr, adamLr, scenes, idealTokens);
+                    every, common.seed, batch, lr, adamLr, scenes, idealTokens, first == null ? null : first.split(":")[0], firstSteps(first));
             FrozenVision v = common.load();
             BindingProbe.Summary sum = BindingProbe.run(v, s, System.out);
             if (json != null) {
@@ -123,6 +127,18 @@ final class ProbeCommand implements Runnable {
                 System.err.println("probe: wrote " + json);
             }
             return 0;
+        }
+
+        /** The steps of a --first SCENES:STEPS (0 without one). */
+        static int firstSteps(String first) {
+            if (first == null) return 0;
+            String[] p = first.split(":");
+            if (p.length != 2) throw new IllegalArgumentException("--first " + first + ": expected SCENES:STEPS, e.g. ground-one:200");
+            try {
+                return Integer.parseInt(p[1]);
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("--first " + first + ": '" + p[1] + "' is not a number of steps");
+            }
         }
 
         /** recipes/nano.json from the working folder, else from the kimivl checkout (the launcher's kimivl.home). */

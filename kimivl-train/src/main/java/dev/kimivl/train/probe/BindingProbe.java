@@ -107,9 +107,13 @@ public final class BindingProbe {
      *               6 × 6 cell: {@link #idealTokens}) instead of the tower's features: what the language model learns
      *               from tokens that carry exactly what the token-label heads are taught, with the real images'
      *               coverage (objects split over tokens, partly covering them)
+     * @param warmupScenes null, or the kind of scene ({@link #SCENES}) of a first lesson: the first {@code warmupSteps}
+     *               steps draw their questions from {@code pool} scenes of that kind (other seeds), the rest from the
+     *               main pool; the held-out score is always the main kind's
      */
     public record Settings(Path recipe, int steps, int pool, int heldout, VisualWorld.Options images, Question question, int every,
-                           long seed, int batch, double lr, double adamLr, String scenes, boolean idealTokens) {
+                           long seed, int batch, double lr, double adamLr, String scenes, boolean idealTokens,
+                           String warmupScenes, int warmupSteps) {
         public Settings {
             if (steps < 1) throw new IllegalArgumentException("steps must be ≥ 1, got " + steps);
             if (pool < 1 || heldout < 1) throw new IllegalArgumentException("need ≥ 1 training and ≥ 1 held-out scene, got " + pool + " and " + heldout);
@@ -117,6 +121,17 @@ public final class BindingProbe {
             if (batch < 1) throw new IllegalArgumentException("batch must be ≥ 1, got " + batch);
             if (!(lr > 0) || !(adamLr > 0)) throw new IllegalArgumentException("learning rates must be > 0, got " + lr + " and " + adamLr);
             if (!SCENES.contains(scenes)) throw new IllegalArgumentException("scenes '" + scenes + "' is not one of " + SCENES);
+            if (warmupSteps < 0 || (warmupSteps > 0) != (warmupScenes != null)) {
+                throw new IllegalArgumentException("a first lesson needs both its scenes and a number of steps ≥ 1, got " + warmupScenes + " for " + warmupSteps + " steps");
+            }
+            if (warmupScenes != null && !SCENES.contains(warmupScenes)) {
+                throw new IllegalArgumentException("first-lesson scenes '" + warmupScenes + "' is not one of " + SCENES);
+            }
+        }
+
+        /** These settings with other scenes (and no first lesson): what the first lesson itself draws. */
+        Settings withScenes(String kind) {
+            return new Settings(recipe, steps, pool, heldout, images, question, every, seed, batch, lr, adamLr, kind, idealTokens, null, 0);
         }
     }
 
@@ -164,6 +179,10 @@ public final class BindingProbe {
             o.put("easy_images", settings.images().easy());
             o.put("scenes", settings.scenes());
             o.put("ideal_tokens", settings.idealTokens());
+            if (settings.warmupScenes() != null) {
+                o.put("first_lesson_scenes", settings.warmupScenes());
+                o.put("first_lesson_steps", settings.warmupSteps());
+            }
             o.put("seed", settings.seed());
             o.put("batch", settings.batch());
             o.put("lr", settings.lr());
@@ -216,6 +235,9 @@ public final class BindingProbe {
         List<float[]> trainFeats = new ArrayList<>(), heldFeats = new ArrayList<>();
         List<Item> train = questions(v, world, seeds(s.seed(), 0, s.pool()), s, trainFeats);
         List<Item> held = questions(v, world, seeds(s.seed(), 1, s.heldout()), s, heldFeats);
+        List<float[]> warmFeats = new ArrayList<>();
+        List<Item> warm = s.warmupSteps() == 0 ? List.of()
+                : questions(v, world, seeds(s.seed(), 2, s.pool()), s.withScenes(s.warmupScenes()), warmFeats);
         if (train.isEmpty() || held.isEmpty()) {
             throw new IllegalArgumentException("the " + s.pool() + " training and " + s.heldout() + " held-out scenes hold " + train.size() + " and "
                     + held.size() + " '" + s.question().flag + "' questions: take more scenes");
@@ -242,6 +264,9 @@ public final class BindingProbe {
                 freq.size(), common, (System.nanoTime() - t0) / 1e9);
         out.printf(Locale.ROOT, "  batch %d, Muon %.1e (2-D hidden matrices) and AdamW %.1e (the rest), constant; seed %d%n",
                 s.batch(), s.lr(), s.adamLr(), s.seed());
+        if (!warm.isEmpty()) {
+            out.printf(Locale.ROOT, "  first lesson: steps 1-%d on %d questions from %d %s scenes%n", s.warmupSteps(), warm.size(), countScenes(warm), s.warmupScenes());
+        }
         out.println("  acc = share of answers whose every token (and the closing <|im_end|>) gets p > 0.5, teacher-forced;"
                 + " train = the batches since the last line, before each update");
         out.printf(Locale.ROOT, "  chance: acc 1/%d = %.3f (the most common answer, \"%s\", is %.3f of the held-out ones), loss %.3f%n",
@@ -249,23 +274,15 @@ public final class BindingProbe {
 
         Optimizers opt = new Optimizers(tg, s.lr(), s.adamLr());
         SplittableRandom order = new SplittableRandom(s.seed() ^ 0x6A09E667F3BCC909L);
-        int[] perm = new int[train.size()];
-        int next = perm.length;
+        Pool main = new Pool(train, trainFeats), first = new Pool(warm, warmFeats);
         List<Report> reports = new ArrayList<>();
         double lossSum = 0;
         int lossSteps = 0, answers = 0, right = 0;
         long tRun = System.nanoTime();
         for (int step = 1; step <= s.steps(); step++) {
-            List<Item> batch = new ArrayList<>(s.batch());
-            for (int b = 0; b < s.batch(); b++) {
-                if (next == perm.length) {                 // a new epoch: the training questions in a fresh order
-                    for (int i = 0; i < perm.length; i++) perm[i] = i;
-                    for (int i = perm.length - 1; i > 0; i--) { int j = order.nextInt(i + 1), t = perm[i]; perm[i] = perm[j]; perm[j] = t; }
-                    next = 0;
-                }
-                batch.add(train.get(perm[next++]));
-            }
-            Scored sc = score(tg, batch, trainFeats);
+            Pool pool = step <= s.warmupSteps() ? first : main;
+            List<Item> batch = pool.batch(s.batch(), order);
+            Scored sc = score(tg, batch, pool.feats);
             lossSum += sc.result.loss();
             lossSteps++;
             answers += batch.size();
@@ -286,6 +303,34 @@ public final class BindingProbe {
                 chanceLoss, List.copyOf(reports), (System.nanoTime() - t0) / 1e9);
         out.println(sum.line());
         return sum;
+    }
+
+    /** Training questions and their scenes' features, drawn in epochs, each in a fresh order. */
+    private static final class Pool {
+        final List<Item> items;
+        final List<float[]> feats;
+        final int[] perm;
+        int next;
+
+        Pool(List<Item> items, List<float[]> feats) {
+            this.items = items;
+            this.feats = feats;
+            perm = new int[items.size()];
+            next = perm.length;
+        }
+
+        List<Item> batch(int size, SplittableRandom order) {
+            List<Item> batch = new ArrayList<>(size);
+            for (int b = 0; b < size; b++) {
+                if (next == perm.length) {                 // a new epoch: the training questions in a fresh order
+                    for (int i = 0; i < perm.length; i++) perm[i] = i;
+                    for (int i = perm.length - 1; i > 0; i--) { int j = order.nextInt(i + 1), t = perm[i]; perm[i] = perm[j]; perm[j] = t; }
+                    next = 0;
+                }
+                batch.add(items.get(perm[next++]));
+            }
+            return batch;
+        }
     }
 
     private static int countScenes(List<Item> items) {

@@ -65,7 +65,7 @@ class BindingProbeTest {
     void runsEndToEndWithFiniteNumbersAndTheRightCountsDeterministically(@TempDir Path tmp) throws Exception {
         Path recipe = ProbeFixtures.write(tmp);
         FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
-        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 5, 12, 5, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground", false);
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 5, 12, 5, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground", false, null, 0);
         ByteArrayOutputStream log = new ByteArrayOutputStream();
         BindingProbe.Summary a = BindingProbe.run(v, s, new PrintStream(log, true));
         // the questions are exactly the scenes' "where is the <colour> <shape>?" turns
@@ -101,7 +101,7 @@ class BindingProbeTest {
     void onTheGridItAsksAboutTheGridScenes(@TempDir Path tmp) throws Exception {
         Path recipe = ProbeFixtures.write(tmp);
         FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
-        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 2, 10, 4, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground-grid", false);
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 2, 10, 4, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground-grid", false, null, 0);
         BindingProbe.Summary a = BindingProbe.run(v, s, new PrintStream(new ByteArrayOutputStream()));
         int train = 0, held = 0;
         VisualWorld w = new VisualWorld(IMAGES);
@@ -111,8 +111,29 @@ class BindingProbeTest {
         assertEquals(held, a.heldoutQuestions());
         assertEquals("ground-grid", a.toJson().get("scenes").asText());
         var e = assertThrows(IllegalArgumentException.class, () -> new BindingProbe.Settings(recipe, 2, 10, 4, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4,
-                2e-3, 2e-3, "ground-two", false));
+                2e-3, 2e-3, "ground-two", false, null, 0));
         assertTrue(e.getMessage().contains("ground-two") && e.getMessage().contains("ground-one"), e.getMessage());
+    }
+
+    @Test
+    void aFirstLessonTrainsOnItsOwnScenesBeforeTheMainOnes(@TempDir Path tmp) throws Exception {
+        Path recipe = ProbeFixtures.write(tmp);
+        FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 3, 8, 3, IMAGES, BindingProbe.Question.WHERE, 3, 4, 4, 2e-3, 2e-3, "ground", false, "ground-one", 2);
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        BindingProbe.Summary a = BindingProbe.run(v, s, new PrintStream(log, true));
+        int first = 0, scenes = 0;
+        VisualWorld w = new VisualWorld(IMAGES);
+        for (long seed : BindingProbe.seeds(4, 2, 8)) {      // the first lesson's own seeds, apart from the training and held-out ones
+            int n = countWhere(w.groundingAlone(seed));
+            first += n;
+            if (n > 0) scenes++;
+        }
+        assertTrue(log.toString().contains("first lesson: steps 1-2 on " + first + " questions from " + scenes + " ground-one scenes"), log.toString());
+        assertEquals("ground-one", a.toJson().get("first_lesson_scenes").asText());
+        assertEquals(List.of(3), a.reports().stream().map(BindingProbe.Report::step).toList());
+        assertThrows(IllegalArgumentException.class, () -> new BindingProbe.Settings(recipe, 3, 8, 3, IMAGES, BindingProbe.Question.WHERE, 3, 4, 4,
+                2e-3, 2e-3, "ground", false, null, 2));
     }
 
     @Test
@@ -139,7 +160,7 @@ class BindingProbeTest {
         }
         assertTrue(byLabels.size() > 10, byLabels.size() + " label combinations");
         assertEquals(1.0, Math.sqrt(sq / tokens / D), 0.25, "RMS of a token");
-        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 2, 8, 3, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground", true);
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 2, 8, 3, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground", true, null, 0);
         BindingProbe.Summary a = BindingProbe.run(v, s, new PrintStream(new ByteArrayOutputStream()));
         assertTrue(a.toJson().get("ideal_tokens").asBoolean() && Double.isFinite(a.reports().getLast().heldoutLoss()));
     }
@@ -149,7 +170,7 @@ class BindingProbeTest {
         Path recipe = ProbeFixtures.write(tmp);
         java.nio.file.Files.writeString(recipe, ProbeFixtures.RECIPE.replace("\"hidden\": 32", "\"hidden\": 48"));
         FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
-        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 1, 2, 1, IMAGES, BindingProbe.Question.WHERE, 1, 1, 2, 2e-3, 2e-3, "ground", false);
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 1, 2, 1, IMAGES, BindingProbe.Question.WHERE, 1, 1, 2, 2e-3, 2e-3, "ground", false, null, 0);
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> BindingProbe.run(v, s, new PrintStream(new ByteArrayOutputStream())));
         assertTrue(e.getMessage().contains("48") && e.getMessage().contains("32"), e.getMessage());
     }
