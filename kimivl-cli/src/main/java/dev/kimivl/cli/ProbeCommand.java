@@ -115,11 +115,15 @@ final class ProbeCommand implements Runnable {
                 + "(what the token-label heads teach): the ceiling a perfect tower would give, on the same scenes.")
         boolean idealTokens;
 
+        @Option(names = "--align-colours", description = "With --ideal-tokens: a token's colour vector is the fresh language model's input "
+                + "embedding of the colour's word, so the question's \"red\" and a red token start out alike.")
+        boolean alignColours;
+
         @Override
         public Integer call() throws Exception {
             Path r = resolveRecipe(recipe);
             BindingProbe.Settings s = new BindingProbe.Settings(r, steps, pool, heldout, common.images(), BindingProbe.Question.parse(question),
-                    every, common.seed, batch, lr, adamLr, scenes, idealTokens, first == null ? null : first.split(":")[0], firstSteps(first));
+                    every, common.seed, batch, lr, adamLr, scenes, idealTokens, alignColours, first == null ? null : first.split(":")[0], firstSteps(first));
             FrozenVision v = common.load();
             BindingProbe.Summary sum = BindingProbe.run(v, s, System.out);
             if (json != null) {

@@ -27,6 +27,11 @@ public final class TokenColours {
 
     private TokenColours() {}
 
+    /** The colours' names: label k names {@code names().get(k)} (k &lt; {@link #NONE}). */
+    public static java.util.List<String> names() {
+        return Palette.COLORS;
+    }
+
     /**
      * [merged tokens] labels in the vision tower's merged order (row-major over the (gridH/2) × (gridW/2) merged grid,
      * token (R, C) holding patches (2R + a, 2C + b)). The ground is the most common colour of the image (in 16-level

@@ -107,12 +107,15 @@ public final class BindingProbe {
      *               6 × 6 cell: {@link #idealTokens}) instead of the tower's features: what the language model learns
      *               from tokens that carry exactly what the token-label heads are taught, with the real images'
      *               coverage (objects split over tokens, partly covering them)
+     * @param alignColours with idealTokens: a token's colour vector is the fresh language model's own input embedding
+     *               of the colour's word (scaled as the other vectors), so "red" in the question and a red image token
+     *               start out alike; without, a random vector of its own
      * @param warmupScenes null, or the kind of scene ({@link #SCENES}) of a first lesson: the first {@code warmupSteps}
      *               steps draw their questions from {@code pool} scenes of that kind (other seeds), the rest from the
      *               main pool; the held-out score is always the main kind's
      */
     public record Settings(Path recipe, int steps, int pool, int heldout, VisualWorld.Options images, Question question, int every,
-                           long seed, int batch, double lr, double adamLr, String scenes, boolean idealTokens,
+                           long seed, int batch, double lr, double adamLr, String scenes, boolean idealTokens, boolean alignColours,
                            String warmupScenes, int warmupSteps) {
         public Settings {
             if (steps < 1) throw new IllegalArgumentException("steps must be ≥ 1, got " + steps);
@@ -121,6 +124,7 @@ public final class BindingProbe {
             if (batch < 1) throw new IllegalArgumentException("batch must be ≥ 1, got " + batch);
             if (!(lr > 0) || !(adamLr > 0)) throw new IllegalArgumentException("learning rates must be > 0, got " + lr + " and " + adamLr);
             if (!SCENES.contains(scenes)) throw new IllegalArgumentException("scenes '" + scenes + "' is not one of " + SCENES);
+            if (alignColours && !idealTokens) throw new IllegalArgumentException("aligned colours are a form of ideal tokens: set both");
             if (warmupSteps < 0 || (warmupSteps > 0) != (warmupScenes != null)) {
                 throw new IllegalArgumentException("a first lesson needs both its scenes and a number of steps ≥ 1, got " + warmupScenes + " for " + warmupSteps + " steps");
             }
@@ -131,7 +135,7 @@ public final class BindingProbe {
 
         /** These settings with other scenes (and no first lesson): what the first lesson itself draws. */
         Settings withScenes(String kind) {
-            return new Settings(recipe, steps, pool, heldout, images, question, every, seed, batch, lr, adamLr, kind, idealTokens, null, 0);
+            return new Settings(recipe, steps, pool, heldout, images, question, every, seed, batch, lr, adamLr, kind, idealTokens, alignColours, null, 0);
         }
     }
 
@@ -179,6 +183,7 @@ public final class BindingProbe {
             o.put("easy_images", settings.images().easy());
             o.put("scenes", settings.scenes());
             o.put("ideal_tokens", settings.idealTokens());
+            o.put("aligned_colours", settings.alignColours());
             if (settings.warmupScenes() != null) {
                 o.put("first_lesson_scenes", settings.warmupScenes());
                 o.put("first_lesson_steps", settings.warmupSteps());
@@ -233,11 +238,12 @@ public final class BindingProbe {
         TextGrad tg = freshLanguageModel(v, spec, s.seed());
         VisualWorld world = new VisualWorld(s.images());
         List<float[]> trainFeats = new ArrayList<>(), heldFeats = new ArrayList<>();
-        List<Item> train = questions(v, world, seeds(s.seed(), 0, s.pool()), s, trainFeats);
-        List<Item> held = questions(v, world, seeds(s.seed(), 1, s.heldout()), s, heldFeats);
+        float[][] colours = s.alignColours() ? colourWords(tg, v) : null;
+        List<Item> train = questions(v, world, seeds(s.seed(), 0, s.pool()), s, colours, trainFeats);
+        List<Item> held = questions(v, world, seeds(s.seed(), 1, s.heldout()), s, colours, heldFeats);
         List<float[]> warmFeats = new ArrayList<>();
         List<Item> warm = s.warmupSteps() == 0 ? List.of()
-                : questions(v, world, seeds(s.seed(), 2, s.pool()), s.withScenes(s.warmupScenes()), warmFeats);
+                : questions(v, world, seeds(s.seed(), 2, s.pool()), s.withScenes(s.warmupScenes()), colours, warmFeats);
         if (train.isEmpty() || held.isEmpty()) {
             throw new IllegalArgumentException("the " + s.pool() + " training and " + s.heldout() + " held-out scenes hold " + train.size() + " and "
                     + held.size() + " '" + s.question().flag + "' questions: take more scenes");
@@ -255,7 +261,8 @@ public final class BindingProbe {
         double commonShare = held.stream().filter(it -> it.answer().equals(common)).count() / (double) held.size();
         double chanceLoss = entropy / ((double) scoredTokens / train.size());
         out.printf(Locale.ROOT, "binding probe: a fresh %d-layer language model (hidden %d, %s) on %s%n",
-                spec.layers(), spec.hidden(), s.recipe(), s.idealTokens() ? "ideal image tokens (fixed vectors of each token's colour, shape and cell labels)"
+                spec.layers(), spec.hidden(), s.recipe(), s.idealTokens() ? "ideal image tokens (fixed vectors of each token's colour, shape and cell labels"
+                        + (s.alignColours() ? "; a colour's vector is its word's input embedding)" : ")")
                         : "the frozen image tokens of " + v.dir);
         out.printf(Locale.ROOT, "  '%s' questions: %d from %d training scenes, %d from %d held-out scenes%s; images %s; %d distinct answers, "
                         + "e.g. \"%s\"; %.1f s to render and encode%n",
@@ -371,7 +378,7 @@ public final class BindingProbe {
      * The questions of the chosen form in the scenes of the seeds, each its own one-question example; the features
      * of the scenes that have any are appended to {@code feats} (the items' scene indices point into it).
      */
-    static List<Item> questions(FrozenVision v, VisualWorld world, long[] seeds, Settings s, List<float[]> feats) {
+    static List<Item> questions(FrozenVision v, VisualWorld world, long[] seeds, Settings s, float[][] colours, List<float[]> feats) {
         Question form = s.question();
         List<Item> items = new ArrayList<>();
         List<PreprocessedImage> pending = new ArrayList<>();
@@ -397,7 +404,7 @@ public final class BindingProbe {
             }
             if (pending.size() == 16 || (i == seeds.length - 1 && !pending.isEmpty())) {   // the pixels are not kept
                 if (s.idealTokens()) {
-                    for (int k = 0; k < pending.size(); k++) feats.add(idealTokens(pending.get(k), sources.get(k), v.preprocessorConfig, v.hidden(), s.seed()));
+                    for (int k = 0; k < pending.size(); k++) feats.add(idealTokens(pending.get(k), sources.get(k), v.preprocessorConfig, v.hidden(), s.seed(), colours));
                 } else {
                     feats.addAll(v.features(pending));
                 }
@@ -413,11 +420,13 @@ public final class BindingProbe {
      * {@link dev.kimivl.train.data.TokenColours}, {@link dev.kimivl.train.data.TokenShapes} and
      * {@link dev.kimivl.train.data.TokenPlaces} labels, each table N(0, 1/3) per component from the seed (so a token
      * has about unit RMS), the same tables for every image. Session 11's oracle tokens, with the real images' labels.
+     * {@code colours}: null, or the colour table to use instead of a random one (rows in {@code TokenColours} order).
      */
-    static float[] idealTokens(PreprocessedImage im, java.awt.image.BufferedImage source, dev.kimivl.config.PreprocessorConfig pc, int dim, long seed) {
+    static float[] idealTokens(PreprocessedImage im, java.awt.image.BufferedImage source, dev.kimivl.config.PreprocessorConfig pc, int dim, long seed,
+                               float[][] colours) {
         int[] colour = dev.kimivl.train.data.TokenColours.of(im, pc), shape = dev.kimivl.train.data.TokenShapes.of(im, source),
                 cell = dev.kimivl.train.data.TokenPlaces.of(im);
-        float[][] cTable = table(dev.kimivl.train.data.TokenColours.CLASSES, dim, seed ^ 0xC010L),
+        float[][] cTable = colours != null ? colours : table(dev.kimivl.train.data.TokenColours.CLASSES, dim, seed ^ 0xC010L),
                 sTable = table(dev.kimivl.train.data.TokenShapes.CLASSES, dim, seed ^ 0x5A4EL),
                 pTable = table(dev.kimivl.train.data.TokenPlaces.CLASSES, dim, seed ^ 0x91ACEL);
         float[] out = new float[colour.length * dim];
@@ -426,6 +435,27 @@ public final class BindingProbe {
             for (int d = 0; d < dim; d++) out[t * dim + d] = cTable[colour[t]][d] + sTable[sh][d] + pTable[cell[t]][d];
         }
         return out;
+    }
+
+    /**
+     * The colour table of aligned ideal tokens: for each palette colour the language model's input embedding of the
+     * first token of " red" (as the word appears inside a question), scaled to RMS 1/√3 per component like the random
+     * tables; the "none" row random.
+     */
+    static float[][] colourWords(TextGrad tg, FrozenVision v) {
+        int dim = v.hidden();
+        float[] embed = tg.parameters().entrySet().stream().filter(e -> e.getKey().endsWith("model.embed_tokens.weight")).findFirst()
+                .orElseThrow(() -> new IllegalStateException("the language model has no embed_tokens")).getValue();
+        List<String> names = dev.kimivl.train.data.TokenColours.names();
+        float[][] t = table(dev.kimivl.train.data.TokenColours.CLASSES, dim, 0xC010L);
+        for (int c = 0; c < names.size(); c++) {
+            int id = v.tokenizer.encode(" " + names.get(c))[0];
+            double sq = 0;
+            for (int d = 0; d < dim; d++) sq += (double) embed[id * dim + d] * embed[id * dim + d];
+            double scale = 1 / Math.sqrt(3) / Math.sqrt(sq / dim);
+            for (int d = 0; d < dim; d++) t[c][d] = (float) (embed[id * dim + d] * scale);
+        }
+        return t;
     }
 
     private static float[][] table(int rows, int dim, long seed) {

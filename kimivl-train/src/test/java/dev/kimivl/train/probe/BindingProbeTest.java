@@ -1,5 +1,7 @@
 package dev.kimivl.train.probe;
 
+import dev.kimivl.train.TextGrad;
+
 import dev.kimivl.train.data.Example;
 import dev.kimivl.train.data.VisualWorld;
 import org.junit.jupiter.api.Test;
@@ -65,7 +67,7 @@ class BindingProbeTest {
     void runsEndToEndWithFiniteNumbersAndTheRightCountsDeterministically(@TempDir Path tmp) throws Exception {
         Path recipe = ProbeFixtures.write(tmp);
         FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
-        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 5, 12, 5, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground", false, null, 0);
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 5, 12, 5, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground", false, false, null, 0);
         ByteArrayOutputStream log = new ByteArrayOutputStream();
         BindingProbe.Summary a = BindingProbe.run(v, s, new PrintStream(log, true));
         // the questions are exactly the scenes' "where is the <colour> <shape>?" turns
@@ -101,7 +103,7 @@ class BindingProbeTest {
     void onTheGridItAsksAboutTheGridScenes(@TempDir Path tmp) throws Exception {
         Path recipe = ProbeFixtures.write(tmp);
         FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
-        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 2, 10, 4, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground-grid", false, null, 0);
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 2, 10, 4, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground-grid", false, false, null, 0);
         BindingProbe.Summary a = BindingProbe.run(v, s, new PrintStream(new ByteArrayOutputStream()));
         int train = 0, held = 0;
         VisualWorld w = new VisualWorld(IMAGES);
@@ -111,7 +113,7 @@ class BindingProbeTest {
         assertEquals(held, a.heldoutQuestions());
         assertEquals("ground-grid", a.toJson().get("scenes").asText());
         var e = assertThrows(IllegalArgumentException.class, () -> new BindingProbe.Settings(recipe, 2, 10, 4, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4,
-                2e-3, 2e-3, "ground-two", false, null, 0));
+                2e-3, 2e-3, "ground-two", false, false, null, 0));
         assertTrue(e.getMessage().contains("ground-two") && e.getMessage().contains("ground-one"), e.getMessage());
     }
 
@@ -119,7 +121,7 @@ class BindingProbeTest {
     void aFirstLessonTrainsOnItsOwnScenesBeforeTheMainOnes(@TempDir Path tmp) throws Exception {
         Path recipe = ProbeFixtures.write(tmp);
         FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
-        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 3, 8, 3, IMAGES, BindingProbe.Question.WHERE, 3, 4, 4, 2e-3, 2e-3, "ground", false, "ground-one", 2);
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 3, 8, 3, IMAGES, BindingProbe.Question.WHERE, 3, 4, 4, 2e-3, 2e-3, "ground", false, false, "ground-one", 2);
         ByteArrayOutputStream log = new ByteArrayOutputStream();
         BindingProbe.Summary a = BindingProbe.run(v, s, new PrintStream(log, true));
         int first = 0, scenes = 0;
@@ -133,7 +135,7 @@ class BindingProbeTest {
         assertEquals("ground-one", a.toJson().get("first_lesson_scenes").asText());
         assertEquals(List.of(3), a.reports().stream().map(BindingProbe.Report::step).toList());
         assertThrows(IllegalArgumentException.class, () -> new BindingProbe.Settings(recipe, 3, 8, 3, IMAGES, BindingProbe.Question.WHERE, 3, 4, 4,
-                2e-3, 2e-3, "ground", false, null, 2));
+                2e-3, 2e-3, "ground", false, false, null, 2));
     }
 
     @Test
@@ -147,7 +149,7 @@ class BindingProbeTest {
         for (long seed : BindingProbe.seeds(2, 0, 6)) {
             Example ex = w.grounding(seed);
             var im = v.preprocess(ex.images().getFirst());
-            float[] f = BindingProbe.idealTokens(im, ex.images().getFirst(), v.preprocessorConfig, D, 9);
+            float[] f = BindingProbe.idealTokens(im, ex.images().getFirst(), v.preprocessorConfig, D, 9, null);
             int[] c = dev.kimivl.train.data.TokenColours.of(im, v.preprocessorConfig), sh = dev.kimivl.train.data.TokenShapes.of(im, ex.images().getFirst()),
                     p = dev.kimivl.train.data.TokenPlaces.of(im);
             assertEquals(c.length * D, f.length);
@@ -160,9 +162,26 @@ class BindingProbeTest {
         }
         assertTrue(byLabels.size() > 10, byLabels.size() + " label combinations");
         assertEquals(1.0, Math.sqrt(sq / tokens / D), 0.25, "RMS of a token");
-        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 2, 8, 3, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground", true, null, 0);
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 2, 8, 3, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground", true, false, null, 0);
         BindingProbe.Summary a = BindingProbe.run(v, s, new PrintStream(new ByteArrayOutputStream()));
         assertTrue(a.toJson().get("ideal_tokens").asBoolean() && Double.isFinite(a.reports().getLast().heldoutLoss()));
+        // aligned: a colour's vector points the way of its word's input embedding in the fresh language model
+        TextGrad tg = BindingProbe.freshLanguageModel(v, dev.kimivl.train.recipe.Recipe.load(recipe).model(), 4);
+        float[][] colours = BindingProbe.colourWords(tg, v);
+        float[] embed = tg.parameters().entrySet().stream().filter(e -> e.getKey().endsWith("model.embed_tokens.weight")).findFirst().orElseThrow().getValue();
+        int red = v.tokenizer.encode(" red")[0];
+        double dot = 0, a2 = 0, b2 = 0;
+        for (int d = 0; d < D; d++) {
+            float x = colours[0][d], y = embed[red * D + d];
+            dot += x * y;
+            a2 += x * x;
+            b2 += y * y;
+        }
+        assertEquals(1.0, dot / Math.sqrt(a2 * b2), 1e-5, "cosine of red's row and the embedding of ' red'");
+        BindingProbe.Settings aligned = new BindingProbe.Settings(recipe, 2, 8, 3, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground", true, true, null, 0);
+        assertTrue(BindingProbe.run(v, aligned, new PrintStream(new ByteArrayOutputStream())).toJson().get("aligned_colours").asBoolean());
+        assertThrows(IllegalArgumentException.class, () -> new BindingProbe.Settings(recipe, 2, 8, 3, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4,
+                2e-3, 2e-3, "ground", false, true, null, 0));
     }
 
     @Test
@@ -170,7 +189,7 @@ class BindingProbeTest {
         Path recipe = ProbeFixtures.write(tmp);
         java.nio.file.Files.writeString(recipe, ProbeFixtures.RECIPE.replace("\"hidden\": 32", "\"hidden\": 48"));
         FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
-        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 1, 2, 1, IMAGES, BindingProbe.Question.WHERE, 1, 1, 2, 2e-3, 2e-3, "ground", false, null, 0);
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 1, 2, 1, IMAGES, BindingProbe.Question.WHERE, 1, 1, 2, 2e-3, 2e-3, "ground", false, false, null, 0);
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> BindingProbe.run(v, s, new PrintStream(new ByteArrayOutputStream())));
         assertTrue(e.getMessage().contains("48") && e.getMessage().contains("32"), e.getMessage());
     }
