@@ -159,7 +159,10 @@ public final class RecipeTrainer {
         return true;
     }
 
-    /** The ViT pre-training stage's scaffolding (SigLIP's towers, the caption decoder, the token-label heads): trained, never published. */
+    /**
+     * Scaffolding saved with the optimizer state, trained, never published: the ViT pre-training stage's SigLIP towers
+     * and caption decoder, and the token-label heads of any stage that has them.
+     */
     static boolean isTower(String name) {
         return name.startsWith("siglip.") || name.startsWith("caption.") || dev.kimivl.train.TokenLabelHead.isHeadParameter(name);
     }

@@ -71,12 +71,9 @@ class BindingProbeTest {
         ByteArrayOutputStream log = new ByteArrayOutputStream();
         BindingProbe.Summary a = BindingProbe.run(v, s, new PrintStream(log, true));
         // the questions are exactly the scenes' "where is the <colour> <shape>?" turns
-        int train = 0, held = 0;
         VisualWorld w = new VisualWorld(IMAGES);
-        for (long seed : BindingProbe.seeds(4, 0, 12)) train += countWhere(w.grounding(seed));
-        for (long seed : BindingProbe.seeds(4, 1, 5)) held += countWhere(w.grounding(seed));
-        assertEquals(train, a.trainQuestions());
-        assertEquals(held, a.heldoutQuestions());
+        assertEquals(countWhere(w::grounding, BindingProbe.seeds(4, 0, 12)), a.trainQuestions());
+        assertEquals(countWhere(w::grounding, BindingProbe.seeds(4, 1, 5)), a.heldoutQuestions());
         assertEquals(List.of(2, 4, 5), a.reports().stream().map(BindingProbe.Report::step).toList());
         assertEquals(List.of(8, 8, 4), a.reports().stream().map(BindingProbe.Report::trainAnswers).toList());
         for (BindingProbe.Report r : a.reports()) {
@@ -105,12 +102,9 @@ class BindingProbeTest {
         FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
         BindingProbe.Settings s = new BindingProbe.Settings(recipe, 2, 10, 4, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground-grid", false, false, null, 0);
         BindingProbe.Summary a = BindingProbe.run(v, s, new PrintStream(new ByteArrayOutputStream()));
-        int train = 0, held = 0;
         VisualWorld w = new VisualWorld(IMAGES);
-        for (long seed : BindingProbe.seeds(4, 0, 10)) train += countWhere(w.groundingOnGrid(seed));
-        for (long seed : BindingProbe.seeds(4, 1, 4)) held += countWhere(w.groundingOnGrid(seed));
-        assertEquals(train, a.trainQuestions());
-        assertEquals(held, a.heldoutQuestions());
+        assertEquals(countWhere(w::groundingOnGrid, BindingProbe.seeds(4, 0, 10)), a.trainQuestions());
+        assertEquals(countWhere(w::groundingOnGrid, BindingProbe.seeds(4, 1, 4)), a.heldoutQuestions());
         assertEquals("ground-grid", a.toJson().get("scenes").asText());
         var e = assertThrows(IllegalArgumentException.class, () -> new BindingProbe.Settings(recipe, 2, 10, 4, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4,
                 2e-3, 2e-3, "ground-two", false, false, null, 0));
@@ -192,6 +186,13 @@ class BindingProbeTest {
         BindingProbe.Settings s = new BindingProbe.Settings(recipe, 1, 2, 1, IMAGES, BindingProbe.Question.WHERE, 1, 1, 2, 2e-3, 2e-3, "ground", false, false, null, 0);
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> BindingProbe.run(v, s, new PrintStream(new ByteArrayOutputStream())));
         assertTrue(e.getMessage().contains("48") && e.getMessage().contains("32"), e.getMessage());
+    }
+
+    /** The "where is the <colour> <shape>?" turns of the scenes of the seeds. */
+    private static int countWhere(java.util.function.LongFunction<Example> scenes, long[] seeds) {
+        int n = 0;
+        for (long seed : seeds) n += countWhere(scenes.apply(seed));
+        return n;
     }
 
     private static int countWhere(Example ex) {
