@@ -39,30 +39,60 @@ public final class TokenShapes {
 
     /**
      * Where each shape was drawn: [height · width] pixels, each 0 (no object) or 1 + the shape's index in
-     * {@code Palette.SHAPES}.
+     * {@code Palette.SHAPES}. The painter attaches one to every image it finishes, but only the token-label heads'
+     * stages read it, so the pixels are rendered from the outlines on first use, not when the image is drawn.
      */
-    public record ShapeMap(int width, int height, byte[] shapes) {
-        public ShapeMap {
-            if (shapes.length != width * height) throw new IllegalArgumentException(shapes.length + " map pixels for " + width + " × " + height);
+    public static final class ShapeMap {
+        private final int width, height;
+        private final List<Shape> outlines;
+        private final int[] shapeIndex;
+        private byte[] shapes;                             // rendered on first use, under the lock
+
+        private ShapeMap(int width, int height, List<Shape> outlines, int[] shapeIndex) {
+            this.width = width;
+            this.height = height;
+            this.outlines = outlines;
+            this.shapeIndex = shapeIndex;
         }
 
-        /** The map of the given filled outlines (no anti-aliasing: a pixel is in or out), shape names alongside. */
+        /**
+         * The map of the given filled outlines (no anti-aliasing: a pixel is in or out), shape names alongside; the
+         * names are checked now, the pixels drawn when first asked for.
+         */
         static ShapeMap of(int width, int height, List<Shape> outlines, List<String> names) {
+            if (outlines.size() != names.size()) throw new IllegalArgumentException(outlines.size() + " outlines for " + names.size() + " shape names");
+            int[] k = new int[names.size()];
+            for (int i = 0; i < k.length; i++) {
+                k[i] = Palette.SHAPES.indexOf(names.get(i));
+                if (k[i] < 0) throw new IllegalArgumentException("'" + names.get(i) + "' is not one of " + Palette.SHAPES);
+            }
+            return new ShapeMap(width, height, List.copyOf(outlines), k);
+        }
+
+        public int width() { return width; }
+
+        public int height() { return height; }
+
+        /** [height · width] the shape of each pixel (the array itself: do not change it). */
+        public synchronized byte[] shapes() {
+            if (shapes == null) shapes = render();
+            return shapes;
+        }
+
+        private byte[] render() {
             // an RGB canvas stores the index exactly (a grey one would pass it through a colour conversion)
             BufferedImage canvas = new BufferedImage(width, height, BufferedImage.TYPE_INT_RGB);
             Graphics2D g = canvas.createGraphics();
             g.setRenderingHint(RenderingHints.KEY_ANTIALIASING, RenderingHints.VALUE_ANTIALIAS_OFF);
             for (int i = 0; i < outlines.size(); i++) {
-                int k = Palette.SHAPES.indexOf(names.get(i));
-                if (k < 0) throw new IllegalArgumentException("'" + names.get(i) + "' is not one of " + Palette.SHAPES);
-                g.setColor(new Color(k + 1));
+                g.setColor(new Color(shapeIndex[i] + 1));
                 g.fill(outlines.get(i));
             }
             g.dispose();
             int[] rgb = canvas.getRGB(0, 0, width, height, null, 0, width);
-            byte[] shapes = new byte[rgb.length];
-            for (int i = 0; i < rgb.length; i++) shapes[i] = (byte) (rgb[i] & 0xFF);
-            return new ShapeMap(width, height, shapes);
+            byte[] out = new byte[rgb.length];
+            for (int i = 0; i < rgb.length; i++) out[i] = (byte) (rgb[i] & 0xFF);
+            return out;
         }
     }
 
@@ -100,6 +130,7 @@ public final class TokenShapes {
         int merged = 2 * im.paddedWidth() / im.gridW();                    // 28 for 14-px patches
         double sx = (double) im.width() / im.resizedWidth(), sy = (double) im.height() / im.resizedHeight();
         int[] count = new int[NONE + 1];
+        byte[] pixels = map.shapes();
         for (int r = 0; r < mh; r++) {
             for (int c = 0; c < mw; c++) {
                 Arrays.fill(count, 0);
@@ -107,7 +138,7 @@ public final class TokenShapes {
                     int oy = Math.min(im.height() - 1, (int) ((y + 0.5) * sy));
                     for (int x = c * merged; x < Math.min((c + 1) * merged, im.resizedWidth()); x++) {
                         int ox = Math.min(im.width() - 1, (int) ((x + 0.5) * sx));
-                        count[map.shapes()[oy * im.width() + ox]]++;
+                        count[pixels[oy * im.width() + ox]]++;
                     }
                 }
                 int best = NONE, most = 0;
