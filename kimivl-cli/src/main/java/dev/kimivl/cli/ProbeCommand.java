@@ -84,8 +84,10 @@ final class ProbeCommand implements Runnable {
         int heldout;
 
         @Option(names = "--question", defaultValue = "where-colour",
-                description = "where-colour (\"Where is the red shape?\": colour → 3×3 region), where (colour and shape → region) or what "
-                        + "(region → object) (default ${DEFAULT-VALUE}).")
+                description = "where-colour (\"Where is the red shape?\": colour → 3×3 region), where (colour and shape → region), what "
+                        + "(region → object), where-echo (where-colour answered \"Red at the top left.\": the place right after the colour word) "
+                        + "or where-all (one question per scene: \"Where are the red and blue shapes?\" \"Red at the top left and blue in the centre.\") "
+                        + "(default ${DEFAULT-VALUE}).")
         String question;
 
         @Option(names = {"--log-every", "--every"}, paramLabel = "STEPS", defaultValue = "100", description = "Steps between progress lines with the held-out score (default ${DEFAULT-VALUE}).")
@@ -111,6 +113,9 @@ final class ProbeCommand implements Runnable {
                 + "of kind SCENES (e.g. ground-one:200), then the --scenes pool takes over.")
         String first;
 
+        @Option(names = "--first-question", paramLabel = "FORM", description = "The first lesson's question form (as --question; default: the same as --question).")
+        String firstQuestion;
+
         @Option(names = "--ideal-tokens", description = "Replace each image token by fixed vectors of its colour, shape and cell labels "
                 + "(what the token-label heads teach): the ceiling a perfect tower would give, on the same scenes.")
         boolean idealTokens;
@@ -123,7 +128,8 @@ final class ProbeCommand implements Runnable {
         public Integer call() throws Exception {
             Path r = resolveRecipe(recipe);
             BindingProbe.Settings s = new BindingProbe.Settings(r, steps, pool, heldout, common.images(), BindingProbe.Question.parse(question),
-                    every, common.seed, batch, lr, adamLr, scenes, idealTokens, alignColours, first == null ? null : first.split(":")[0], firstSteps(first));
+                    every, common.seed, batch, lr, adamLr, scenes, idealTokens, alignColours, first == null ? null : first.split(":")[0], firstSteps(first),
+                    firstQuestion == null ? null : BindingProbe.Question.parse(firstQuestion));
             FrozenVision v = common.load();
             BindingProbe.Summary sum = BindingProbe.run(v, s, System.out);
             if (json != null) {

@@ -74,7 +74,20 @@ public final class BindingProbe {
         /** "Where is the red circle?" → "At the top left.": colour and shape name it (the scenes' own turns of this form). */
         WHERE("where"),
         /** "What is at the top left?" → "A red circle.": the region names it, the answer is the object. */
-        WHAT("what");
+        WHAT("what"),
+        /**
+         * "Where is the red shape?" → "Red at the top left.": {@link #WHERE_COLOUR} with the colour said again first, so
+         * the token that names the place comes right after the colour word: the language model can match the colour
+         * word's own embedding against the image tokens (one look-up) instead of first carrying the question's colour
+         * to the answer (two).
+         */
+        WHERE_ECHO("where-echo"),
+        /**
+         * "Where are the red, blue and green shapes?" → "Red at the top left, blue in the centre and green at the bottom
+         * right.": every object of the scene with a clear place, one question per scene, each place right after its
+         * colour word (as {@link #WHERE_ECHO}), the colours in the question's order.
+         */
+        WHERE_ALL("where-all");
 
         public final String flag;
 
@@ -88,12 +101,59 @@ public final class BindingProbe {
                 case WHERE_COLOUR -> where ? "Where is the " + q.substring("Where is the ".length()).split(" ")[0] + " shape?" : null;
                 case WHERE -> f == VisualWorld.GroundingForm.WHERE_NAMED ? q : null;
                 case WHAT -> where ? null : q;
+                case WHERE_ECHO -> WHERE_COLOUR.ask(q);
+                case WHERE_ALL -> throw new IllegalStateException("where-all asks one question per scene: see sceneQuestion");
             };
+        }
+
+        /** The answer to teach for a turn kept by {@link #ask} whose scene answer is {@code answer}. */
+        String answer(String q, String answer) {
+            if (this != WHERE_ECHO) return answer;
+            return capitalise(colourOf(q)) + " " + lowerFirst(answer);
+        }
+
+        /**
+         * {@link #WHERE_ALL}'s one question about a scene's "where" turns, and its answer; null when it has none.
+         * {question, answer}.
+         */
+        static String[] sceneQuestion(List<Example.Turn> turns) {
+            List<String> colours = new ArrayList<>(), places = new ArrayList<>();
+            for (Example.Turn t : turns) {
+                if (WHERE_COLOUR.ask(t.question()) == null) continue;
+                colours.add(colourOf(t.question()));
+                String a = lowerFirst(t.answer());
+                places.add(a.endsWith(".") ? a.substring(0, a.length() - 1) : a);
+            }
+            if (colours.isEmpty()) return null;
+            String q = colours.size() == 1 ? "Where is the " + colours.getFirst() + " shape?"
+                    : "Where are the " + list(colours) + " shapes?";
+            List<String> said = new ArrayList<>();
+            for (int i = 0; i < colours.size(); i++) said.add(colours.get(i) + " " + places.get(i));
+            return new String[]{q, capitalise(list(said)) + "."};
+        }
+
+        /** "red" of "Where is the red circle?" (a grounding turn's wording). */
+        private static String colourOf(String q) {
+            return q.substring("Where is the ".length()).split(" ")[0];
+        }
+
+        private static String capitalise(String s) {
+            return s.isEmpty() ? s : Character.toUpperCase(s.charAt(0)) + s.substring(1);
+        }
+
+        private static String lowerFirst(String s) {
+            return s.isEmpty() ? s : Character.toLowerCase(s.charAt(0)) + s.substring(1);
+        }
+
+        /** "a", "a and b", "a, b and c". */
+        private static String list(List<String> xs) {
+            if (xs.size() == 1) return xs.getFirst();
+            return String.join(", ", xs.subList(0, xs.size() - 1)) + " and " + xs.getLast();
         }
 
         public static Question parse(String s) {
             for (Question q : values()) if (q.flag.equals(s)) return q;
-            throw new IllegalArgumentException("question form '" + s + "' is not one of where-colour, where, what");
+            throw new IllegalArgumentException("question form '" + s + "' is not one of where-colour, where, what, where-echo, where-all");
         }
     }
 
@@ -116,7 +176,15 @@ public final class BindingProbe {
      */
     public record Settings(Path recipe, int steps, int pool, int heldout, VisualWorld.Options images, Question question, int every,
                            long seed, int batch, double lr, double adamLr, String scenes, boolean idealTokens, boolean alignColours,
-                           String warmupScenes, int warmupSteps) {
+                           String warmupScenes, int warmupSteps, Question warmupQuestion) {
+        /** Settings whose first lesson, if any, asks the main question form. */
+        public Settings(Path recipe, int steps, int pool, int heldout, VisualWorld.Options images, Question question, int every,
+                        long seed, int batch, double lr, double adamLr, String scenes, boolean idealTokens, boolean alignColours,
+                        String warmupScenes, int warmupSteps) {
+            this(recipe, steps, pool, heldout, images, question, every, seed, batch, lr, adamLr, scenes, idealTokens, alignColours,
+                    warmupScenes, warmupSteps, null);
+        }
+
         public Settings {
             if (steps < 1) throw new IllegalArgumentException("steps must be ≥ 1, got " + steps);
             if (pool < 1 || heldout < 1) throw new IllegalArgumentException("need ≥ 1 training and ≥ 1 held-out scene, got " + pool + " and " + heldout);
@@ -128,14 +196,18 @@ public final class BindingProbe {
             if (warmupSteps < 0 || (warmupSteps > 0) != (warmupScenes != null)) {
                 throw new IllegalArgumentException("a first lesson needs both its scenes and a number of steps ≥ 1, got " + warmupScenes + " for " + warmupSteps + " steps");
             }
+            if (warmupQuestion != null && warmupScenes == null) {
+                throw new IllegalArgumentException("a first lesson's question form (" + warmupQuestion.flag + ") needs a first lesson: give its scenes and steps");
+            }
             if (warmupScenes != null && !SCENES.contains(warmupScenes)) {
                 throw new IllegalArgumentException("first-lesson scenes '" + warmupScenes + "' is not one of " + SCENES);
             }
         }
 
-        /** These settings with other scenes (and no first lesson): what the first lesson itself draws. */
-        Settings withScenes(String kind) {
-            return new Settings(recipe, steps, pool, heldout, images, question, every, seed, batch, lr, adamLr, kind, idealTokens, alignColours, null, 0);
+        /** The first lesson's own settings: its scenes and question form (the main form unless it has its own), no first lesson. */
+        Settings firstLesson() {
+            return new Settings(recipe, steps, pool, heldout, images, warmupQuestion != null ? warmupQuestion : question, every, seed, batch,
+                    lr, adamLr, warmupScenes, idealTokens, alignColours, null, 0, null);
         }
     }
 
@@ -187,6 +259,7 @@ public final class BindingProbe {
             if (settings.warmupScenes() != null) {
                 o.put("first_lesson_scenes", settings.warmupScenes());
                 o.put("first_lesson_steps", settings.warmupSteps());
+                o.put("first_lesson_question", settings.firstLesson().question().flag);
             }
             o.put("seed", settings.seed());
             o.put("batch", settings.batch());
@@ -243,7 +316,7 @@ public final class BindingProbe {
         List<Item> held = questions(v, world, seeds(s.seed(), 1, s.heldout()), s, colours, heldFeats);
         List<float[]> warmFeats = new ArrayList<>();
         List<Item> warm = s.warmupSteps() == 0 ? List.of()
-                : questions(v, world, seeds(s.seed(), 2, s.pool()), s.withScenes(s.warmupScenes()), colours, warmFeats);
+                : questions(v, world, seeds(s.seed(), 2, s.pool()), s.firstLesson(), colours, warmFeats);
         if (train.isEmpty() || held.isEmpty()) {
             throw new IllegalArgumentException("the " + s.pool() + " training and " + s.heldout() + " held-out scenes hold " + train.size() + " and "
                     + held.size() + " '" + s.question().flag + "' questions: take more scenes");
@@ -272,7 +345,8 @@ public final class BindingProbe {
         out.printf(Locale.ROOT, "  batch %d, Muon %.1e (2-D hidden matrices) and AdamW %.1e (the rest), constant; seed %d%n",
                 s.batch(), s.lr(), s.adamLr(), s.seed());
         if (!warm.isEmpty()) {
-            out.printf(Locale.ROOT, "  first lesson: steps 1-%d on %d questions from %d %s scenes%n", s.warmupSteps(), warm.size(), countScenes(warm), s.warmupScenes());
+            out.printf(Locale.ROOT, "  first lesson: steps 1-%d on %d '%s' questions from %d %s scenes%n", s.warmupSteps(), warm.size(),
+                    s.firstLesson().question().flag, countScenes(warm), s.warmupScenes());
         }
         out.println("  acc = share of answers whose every token (and the closing <|im_end|>) gets p > 0.5, teacher-forced;"
                 + " train = the batches since the last line, before each update");
@@ -390,17 +464,22 @@ public final class BindingProbe {
             List<Example.Turn> turns = new ArrayList<>();
             turns.add(new Example.Turn(ex.question(), ex.answer()));
             turns.addAll(ex.followUps());
+            if (form == Question.WHERE_ALL) {
+                String[] qa = Question.sceneQuestion(turns);
+                turns = qa == null ? List.of() : List.of(new Example.Turn(qa[0], qa[1]));
+            }
             PreprocessedImage image = null;
             for (Example.Turn t : turns) {
-                String q = form.ask(t.question());
+                String q = form == Question.WHERE_ALL ? t.question() : form.ask(t.question());
                 if (q == null) continue;
-                ExampleEncoder.Encoded e = v.encoder.encode(new Example(ex.type(), ex.images(), q, t.answer(), null), false);
+                String answer = form.answer(t.question(), t.answer());
+                ExampleEncoder.Encoded e = v.encoder.encode(new Example(ex.type(), ex.images(), q, answer, null), false);
                 if (image == null) {
                     image = e.images().getFirst();
                     pending.add(image);
                     sources.add(ex.images().getFirst());
                 }
-                items.add(new Item(feats.size() + pending.size() - 1, e.ids(), e.targets(), e.isText(), t.answer()));
+                items.add(new Item(feats.size() + pending.size() - 1, e.ids(), e.targets(), e.isText(), answer));
             }
             if (pending.size() == 16 || (i == seeds.length - 1 && !pending.isEmpty())) {   // the pixels are not kept
                 if (s.idealTokens()) {

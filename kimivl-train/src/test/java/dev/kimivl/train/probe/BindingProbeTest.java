@@ -56,6 +56,26 @@ class BindingProbeTest {
     }
 
     @Test
+    void echoAndAllFormsPutEachPlaceRightAfterItsColour() {
+        BindingProbe.Question echo = BindingProbe.Question.WHERE_ECHO;
+        assertEquals("Where is the red shape?", echo.ask("Where is the red circle?"));
+        assertEquals("Red at the top left.", echo.answer("Where is the red circle?", "At the top left."));
+        assertEquals("Blue in the centre.", echo.answer("Where is the blue shape?", "In the centre."));
+        assertEquals(null, echo.ask("What is at the top left?"));
+        assertEquals("At the top left.", BindingProbe.Question.WHERE_COLOUR.answer("Where is the red circle?", "At the top left."));
+
+        List<Example.Turn> turns = List.of(new Example.Turn("Where is the red circle?", "At the top left."),
+                new Example.Turn("What is in the centre?", "A green star."),
+                new Example.Turn("Where is the blue shape?", "In the centre."),
+                new Example.Turn("Where is the green star?", "On the right."));
+        assertEquals(List.of("Where are the red, blue and green shapes?", "Red at the top left, blue in the centre and green on the right."),
+                List.of(BindingProbe.Question.sceneQuestion(turns)));
+        assertEquals(List.of("Where is the red shape?", "Red at the top left."), List.of(BindingProbe.Question.sceneQuestion(turns.subList(0, 2))));
+        assertEquals(null, BindingProbe.Question.sceneQuestion(turns.subList(1, 2)));
+        assertEquals(BindingProbe.Question.WHERE_ALL, BindingProbe.Question.parse("where-all"));
+    }
+
+    @Test
     void trainingAndHeldOutScenesAreDisjoint() {
         long[] a = BindingProbe.seeds(3, 0, 1000), b = BindingProbe.seeds(3, 1, 1000);
         java.util.Set<Long> s = new java.util.HashSet<>();
@@ -125,11 +145,26 @@ class BindingProbeTest {
             first += n;
             if (n > 0) scenes++;
         }
-        assertTrue(log.toString().contains("first lesson: steps 1-2 on " + first + " questions from " + scenes + " ground-one scenes"), log.toString());
+        assertTrue(log.toString().contains("first lesson: steps 1-2 on " + first + " 'where' questions from " + scenes + " ground-one scenes"), log.toString());
         assertEquals("ground-one", a.toJson().get("first_lesson_scenes").asText());
         assertEquals(List.of(3), a.reports().stream().map(BindingProbe.Report::step).toList());
         assertThrows(IllegalArgumentException.class, () -> new BindingProbe.Settings(recipe, 3, 8, 3, IMAGES, BindingProbe.Question.WHERE, 3, 4, 4,
                 2e-3, 2e-3, "ground", false, false, null, 2));
+        assertThrows(IllegalArgumentException.class, () -> new BindingProbe.Settings(recipe, 3, 8, 3, IMAGES, BindingProbe.Question.WHERE, 3, 4, 4,
+                2e-3, 2e-3, "ground", false, false, null, 0, BindingProbe.Question.WHERE_ALL));
+
+        // a first lesson with its own question form: one where-all question per scene that has a "where" turn
+        BindingProbe.Settings all = new BindingProbe.Settings(recipe, 3, 8, 3, IMAGES, BindingProbe.Question.WHERE, 3, 4, 4, 2e-3, 2e-3, "ground",
+                false, false, "ground", 2, BindingProbe.Question.WHERE_ALL);
+        log.reset();
+        BindingProbe.Summary b = BindingProbe.run(v, all, new PrintStream(log, true));
+        int withWhere = 0;
+        for (long seed : BindingProbe.seeds(4, 2, 8)) {
+            Example ex = w.grounding(seed);
+            if (ex.question().startsWith("Where is the ") || ex.followUps().stream().anyMatch(t -> t.question().startsWith("Where is the "))) withWhere++;
+        }
+        assertTrue(log.toString().contains("first lesson: steps 1-2 on " + withWhere + " 'where-all' questions from " + withWhere + " ground scenes"), log.toString());
+        assertEquals("where-all", b.toJson().get("first_lesson_question").asText());
     }
 
     @Test
