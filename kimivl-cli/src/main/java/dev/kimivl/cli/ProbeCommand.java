@@ -116,6 +116,11 @@ final class ProbeCommand implements Runnable {
         @Option(names = "--first-question", paramLabel = "FORM", description = "The first lesson's question form (as --question; default: the same as --question).")
         String firstQuestion;
 
+        @Option(names = "--bind-head", paramLabel = "LAYER[:WEIGHT]", description = "A scaffold head on the residual stream after LAYER "
+                + "that names, at each colour word of the question, its object's 3×3 region (weight default 1): the look-up asked where "
+                + "the colour word is, not only through the answer.")
+        String bindHead;
+
         @Option(names = "--ideal-tokens", description = "Replace each image token by fixed vectors of its colour, shape and cell labels "
                 + "(what the token-label heads teach): the ceiling a perfect tower would give, on the same scenes.")
         boolean idealTokens;
@@ -129,7 +134,7 @@ final class ProbeCommand implements Runnable {
             Path r = resolveRecipe(recipe);
             BindingProbe.Settings s = new BindingProbe.Settings(r, steps, pool, heldout, common.images(), BindingProbe.Question.parse(question),
                     every, common.seed, batch, lr, adamLr, scenes, idealTokens, alignColours, first == null ? null : first.split(":")[0], firstSteps(first),
-                    firstQuestion == null ? null : BindingProbe.Question.parse(firstQuestion));
+                    firstQuestion == null ? null : BindingProbe.Question.parse(firstQuestion), bindHead(bindHead));
             FrozenVision v = common.load();
             BindingProbe.Summary sum = BindingProbe.run(v, s, System.out);
             if (json != null) {
@@ -137,6 +142,18 @@ final class ProbeCommand implements Runnable {
                 System.err.println("probe: wrote " + json);
             }
             return 0;
+        }
+
+        /** A --bind-head LAYER[:WEIGHT] (null without one). */
+        static BindingProbe.BindHead bindHead(String spec) {
+            if (spec == null) return null;
+            String[] p = spec.split(":");
+            try {
+                if (p.length > 2) throw new NumberFormatException();
+                return new BindingProbe.BindHead(Integer.parseInt(p[0]), p.length == 2 ? Double.parseDouble(p[1]) : 1.0);
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("--bind-head " + spec + ": expected LAYER or LAYER:WEIGHT, e.g. 2 or 2:0.5");
+            }
         }
 
         /** The steps of a --first SCENES:STEPS (0 without one). */

@@ -145,8 +145,29 @@ public final class TextGrad {
         };
     }
 
+    /**
+     * A second loss on the residual stream after one layer (a scaffold head that asks the hidden state at some
+     * positions for a label, as the token-label heads ask the image tokens): its gradient joins the main loss's on
+     * the way down. Its loss is its own (kept by the implementation), not part of {@link Result#loss()}.
+     */
+    public interface HiddenLoss {
+        /** After which layer, 1..L (L: the last layer's output, before the final norm). */
+        int layer();
+
+        /**
+         * @param hidden  [T, D] the residual stream after {@link #layer()}
+         * @param dHidden [T, D] d main loss / d hidden so far: this loss's gradient is added here
+         */
+        void apply(float[] hidden, int T, float[] dHidden);
+    }
+
     /** As {@link #lossAndGrads(float[], int[], boolean[], int[], int[])} with another objective than mean cross-entropy. */
     public Result lossAndGrads(float[] emb, int[] ids, boolean[] isText, int[] targets, int[] segStart, Objective objective) {
+        return lossAndGrads(emb, ids, isText, targets, segStart, objective, null);
+    }
+
+    /** As {@link #lossAndGrads(float[], int[], boolean[], int[], int[], Objective)} plus a loss on a layer's output (null: none). */
+    public Result lossAndGrads(float[] emb, int[] ids, boolean[] isText, int[] targets, int[] segStart, Objective objective, HiddenLoss hiddenLoss) {
         int T = ids.length;
         if (segStart.length != T) throw new IllegalArgumentException(segStart.length + " segment starts for " + T + " tokens");
         this.seg = segStart;
@@ -162,6 +183,9 @@ public final class TextGrad {
 
         // ---------------------------------------------------------------- forward
         int L = c.numLayers();
+        if (hiddenLoss != null && (hiddenLoss.layer() < 1 || hiddenLoss.layer() > L)) {
+            throw new IllegalArgumentException("a hidden-state loss after layer " + hiddenLoss.layer() + " of a " + L + "-layer model");
+        }
         float[][] xIn = new float[L][];                 // [T, D] residual stream into each layer
         LayerCache[] lc = new LayerCache[L];
         float[] x = emb.clone();
@@ -210,7 +234,10 @@ public final class TextGrad {
         linearBackward(dLogits, T, V, normed, D, head, dNormed, g.get("lm_head.weight"));
         float[] dx = new float[T * D];
         for (int t = 0; t < T; t++) rmsNormBackward(xFinal, t * D, normW, eps, dNormed, t * D, dx, t * D, g.get("model.norm.weight"), D);
-        for (int l = L - 1; l >= 0; l--) dx = layerBackward(l, xIn[l], dx, T, lc[l], g);
+        for (int l = L - 1; l >= 0; l--) {
+            if (hiddenLoss != null && hiddenLoss.layer() == l + 1) hiddenLoss.apply(l + 1 < L ? xIn[l + 1] : xFinal, T, dx);   // dx = d / d(layer l's output)
+            dx = layerBackward(l, xIn[l], dx, T, lc[l], g);
+        }
         float[] dEmb = dx;
         float[] dTable = g.get("model.embed_tokens.weight");
         for (int t = 0; t < T; t++) {

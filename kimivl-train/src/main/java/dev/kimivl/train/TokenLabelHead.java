@@ -22,12 +22,28 @@ public final class TokenLabelHead {
 
     /** W [classes, dim] ~ N(0, 1/dim) from the seed, b [classes] 0; parameters named {@code kind.weight}, {@code kind.bias}. */
     public TokenLabelHead(String kind, int dim, int classes, long seed) {
+        this(checked(kind), dim, classes, kind.equals("place") ? -1 : classes - 1, seed);
+    }
+
+    /**
+     * A head of the same form on other rows than image tokens (a language model's hidden states), every class an
+     * object class (no "none"); parameters named {@code name.weight}, {@code name.bias}.
+     */
+    public static TokenLabelHead onRows(String name, int dim, int classes, long seed) {
+        return new TokenLabelHead(name, dim, classes, -1, seed);
+    }
+
+    private static String checked(String kind) {
         if (!KINDS.contains(kind)) throw new IllegalArgumentException("token label '" + kind + "' is not one of " + KINDS);
+        return kind;
+    }
+
+    private TokenLabelHead(String kind, int dim, int classes, int background, long seed) {
         this.W = kind + ".weight";
         this.B = kind + ".bias";
         this.dim = dim;
         this.classes = classes;
-        this.background = kind.equals("place") ? -1 : classes - 1;
+        this.background = background;
         float[] w = new float[classes * dim];
         SplittableRandom r = new SplittableRandom(seed);
         for (int i = 0; i < w.length; i++) w[i] = (float) (Init.standardNormal(r) / Math.sqrt(dim));

@@ -201,4 +201,58 @@ class TextGradTest {
             assertTrue(worst < 1e-4, "packed gradients differ from separate runs by " + worst + " of max |g|");
         }
     }
+    /**
+     * A loss on layer 1's output (a fixed linear functional of the hidden states, as a scaffold head is to first
+     * order) leaves the main loss and every gradient above layer 1 unchanged and adds its own below: checked against
+     * central differences of main + hidden loss on layer 0's weights.
+     */
+    @Test
+    void aLossOnALayersOutputAddsItsGradientBelowThatLayerOnly() throws Exception {
+        try (SafetensorsCheckpoint ck = SafetensorsCheckpoint.open(DIR)) {
+            Case k = load(ck);
+            TextGrad tg = new TextGrad(ck, k.cfg().text(), k.cfg().textPrefix());
+            int T = k.ids().length, D = k.cfg().text().hiddenSize();
+            float[] c = new float[T * D];
+            java.util.SplittableRandom r = new java.util.SplittableRandom(7);
+            for (int i = 0; i < c.length; i++) c[i] = (float) (r.nextDouble(-1, 1) / T);
+            double[] hiddenLoss = new double[1];
+            TextGrad.HiddenLoss h = new TextGrad.HiddenLoss() {
+                @Override public int layer() { return 1; }
+
+                @Override public void apply(float[] hidden, int n, float[] dHidden) {
+                    double sum = 0;
+                    for (int i = 0; i < hidden.length; i++) { sum += (double) c[i] * hidden[i]; dHidden[i] += c[i]; }
+                    hiddenLoss[0] = sum;
+                }
+            };
+            int[] seg = new int[T];
+            TextGrad.Result plain = tg.lossAndGrads(k.emb(), k.ids(), k.isText(), k.targets(), seg, TextGrad.Objective.MEAN_CROSS_ENTROPY, null);
+            TextGrad.Result with = tg.lossAndGrads(k.emb(), k.ids(), k.isText(), k.targets(), seg, TextGrad.Objective.MEAN_CROSS_ENTROPY, h);
+            assertEquals(plain.loss(), with.loss(), 0.0, "the main loss is the main loss");
+            int changed = 0;
+            for (var e : with.grads().entrySet()) {
+                boolean below = e.getKey().contains("layers.0.") || e.getKey().endsWith("embed_tokens.weight");
+                if (!below) org.junit.jupiter.api.Assertions.assertArrayEquals(plain.grads().get(e.getKey()), e.getValue(), e.getKey() + " is above the loss");
+                else if (!java.util.Arrays.equals(plain.grads().get(e.getKey()), e.getValue())) changed++;
+            }
+            assertTrue(changed > 3, "the hidden loss reaches layer 0's weights (" + changed + " tensors changed)");
+
+            String name = with.grads().keySet().stream().filter(n -> n.contains("layers.0.") && n.endsWith("kv_a_proj_with_mqa.weight")).findFirst().orElseThrow();
+            float[] w = tg.parameters().get(name), g = with.grads().get(name), g0 = plain.grads().get(name);
+            Integer[] idx = new Integer[g.length];
+            for (int i = 0; i < idx.length; i++) idx[i] = i;
+            java.util.Arrays.sort(idx, (a, b) -> Float.compare(Math.abs(g[b] - g0[b]), Math.abs(g[a] - g0[a])));
+            for (int q = 0; q < 3; q++) {
+                int i = idx[q];
+                float orig = w[i], eps = 1e-2f;
+                w[i] = orig + eps;
+                double plus = tg.lossAndGrads(k.emb(), k.ids(), k.isText(), k.targets(), seg, TextGrad.Objective.MEAN_CROSS_ENTROPY, h).loss() + hiddenLoss[0];
+                w[i] = orig - eps;
+                double minus = tg.lossAndGrads(k.emb(), k.ids(), k.isText(), k.targets(), seg, TextGrad.Objective.MEAN_CROSS_ENTROPY, h).loss() + hiddenLoss[0];
+                w[i] = orig;
+                double fd = (plus - minus) / (2 * eps);
+                assertEquals(fd, g[i], 0.02 * Math.abs(fd) + 1e-4, name + "[" + i + "]: central difference " + fd + " (without the hidden loss " + g0[i] + ")");
+            }
+        }
+    }
 }

@@ -635,10 +635,15 @@ public final class VisualWorld {
     static String region(Painter.Obj o, int width, int height) {
         int col = third(o.cx() / width), row = third(o.cy() / height);
         if (col < 0 || row < 0) return null;
-        String[] cols = {"left", "centre", "right"}, rows = {"top", "middle", "bottom"};
-        if (row == 1) return col == 1 ? "in the centre" : "on the " + cols[col];
-        return "at the " + rows[row] + (col == 1 ? "" : " " + cols[col]);
+        return REGIONS.get(row * 3 + col);
     }
+
+    /** The nine phrases {@link #region} gives, row by row from the top left; a phrase's index is its 3 × 3 cell. */
+    public static final List<String> REGIONS = java.util.stream.IntStream.range(0, 9).mapToObj(k -> {
+        String[] cols = {"left", "centre", "right"}, rows = {"top", "middle", "bottom"};
+        int row = k / 3, col = k % 3;
+        return row == 1 ? (col == 1 ? "in the centre" : "on the " + cols[col]) : "at the " + rows[row] + (col == 1 ? "" : " " + cols[col]);
+    }).toList();
 
     private static int third(double t) {
         for (int k = 1; k <= 2; k++) if (Math.abs(t - k / 3.0) < 0.04) return -1;

@@ -8,6 +8,7 @@ import dev.kimivl.io.SafetensorsCheckpoint;
 import dev.kimivl.train.AdamW;
 import dev.kimivl.train.Muon;
 import dev.kimivl.train.TextGrad;
+import dev.kimivl.train.TokenLabelHead;
 import dev.kimivl.train.data.Example;
 import dev.kimivl.train.data.VisualWorld;
 import dev.kimivl.train.recipe.ExampleEncoder;
@@ -133,7 +134,7 @@ public final class BindingProbe {
         }
 
         /** "red" of "Where is the red circle?" (a grounding turn's wording). */
-        private static String colourOf(String q) {
+        static String colourOf(String q) {
             return q.substring("Where is the ".length()).split(" ")[0];
         }
 
@@ -141,7 +142,7 @@ public final class BindingProbe {
             return s.isEmpty() ? s : Character.toUpperCase(s.charAt(0)) + s.substring(1);
         }
 
-        private static String lowerFirst(String s) {
+        static String lowerFirst(String s) {
             return s.isEmpty() ? s : Character.toLowerCase(s.charAt(0)) + s.substring(1);
         }
 
@@ -154,6 +155,20 @@ public final class BindingProbe {
         public static Question parse(String s) {
             for (Question q : values()) if (q.flag.equals(s)) return q;
             throw new IllegalArgumentException("question form '" + s + "' is not one of where-colour, where, what, where-echo, where-all");
+        }
+    }
+
+    /**
+     * A scaffold head on the fresh language model (never published): a linear classifier on the residual stream after
+     * {@code layer} that names, at each colour word of a question, the 3 × 3 region of the object of that colour
+     * ({@link VisualWorld#REGIONS}), its loss weighted by {@code weight} and added to the answers'. It asks for the
+     * look-up at the colour word itself, where the word's own embedding can be matched against the image tokens (one
+     * step), instead of waiting for the answer's gradient to reach it through the answer's look-up of the colour word.
+     */
+    public record BindHead(int layer, double weight) {
+        public BindHead {
+            if (layer < 1) throw new IllegalArgumentException("the binding head reads the output of a layer ≥ 1, got " + layer);
+            if (!(weight > 0)) throw new IllegalArgumentException("the binding head's weight must be > 0, got " + weight);
         }
     }
 
@@ -176,16 +191,27 @@ public final class BindingProbe {
      */
     public record Settings(Path recipe, int steps, int pool, int heldout, VisualWorld.Options images, Question question, int every,
                            long seed, int batch, double lr, double adamLr, String scenes, boolean idealTokens, boolean alignColours,
-                           String warmupScenes, int warmupSteps, Question warmupQuestion) {
+                           String warmupScenes, int warmupSteps, Question warmupQuestion, BindHead bindHead) {
+        /** Settings without a binding head. */
+        public Settings(Path recipe, int steps, int pool, int heldout, VisualWorld.Options images, Question question, int every,
+                        long seed, int batch, double lr, double adamLr, String scenes, boolean idealTokens, boolean alignColours,
+                        String warmupScenes, int warmupSteps, Question warmupQuestion) {
+            this(recipe, steps, pool, heldout, images, question, every, seed, batch, lr, adamLr, scenes, idealTokens, alignColours,
+                    warmupScenes, warmupSteps, warmupQuestion, null);
+        }
+
         /** Settings whose first lesson, if any, asks the main question form. */
         public Settings(Path recipe, int steps, int pool, int heldout, VisualWorld.Options images, Question question, int every,
                         long seed, int batch, double lr, double adamLr, String scenes, boolean idealTokens, boolean alignColours,
                         String warmupScenes, int warmupSteps) {
             this(recipe, steps, pool, heldout, images, question, every, seed, batch, lr, adamLr, scenes, idealTokens, alignColours,
-                    warmupScenes, warmupSteps, null);
+                    warmupScenes, warmupSteps, null, null);
         }
 
         public Settings {
+            if (bindHead != null && question == Question.WHAT) {
+                throw new IllegalArgumentException("a binding head reads the place of a colour named in the question: not for 'what' questions");
+            }
             if (steps < 1) throw new IllegalArgumentException("steps must be ≥ 1, got " + steps);
             if (pool < 1 || heldout < 1) throw new IllegalArgumentException("need ≥ 1 training and ≥ 1 held-out scene, got " + pool + " and " + heldout);
             if (every < 1) throw new IllegalArgumentException("every must be ≥ 1, got " + every);
@@ -207,7 +233,7 @@ public final class BindingProbe {
         /** The first lesson's own settings: its scenes and question form (the main form unless it has its own), no first lesson. */
         Settings firstLesson() {
             return new Settings(recipe, steps, pool, heldout, images, warmupQuestion != null ? warmupQuestion : question, every, seed, batch,
-                    lr, adamLr, warmupScenes, idealTokens, alignColours, null, 0, null);
+                    lr, adamLr, warmupScenes, idealTokens, alignColours, null, 0, null, bindHead);
         }
     }
 
@@ -216,7 +242,7 @@ public final class BindingProbe {
      * update; held-out numbers over every held-out question after the step.
      */
     public record Report(int step, double trainLoss, double trainAccuracy, int trainAnswers, double heldoutLoss, double heldoutAccuracy,
-                         double seconds) {}
+                         double seconds, double bindAccuracy) {}
 
     /**
      * @param answers         distinct answers among the training questions
@@ -256,6 +282,10 @@ public final class BindingProbe {
             o.put("scenes", settings.scenes());
             o.put("ideal_tokens", settings.idealTokens());
             o.put("aligned_colours", settings.alignColours());
+            if (settings.bindHead() != null) {
+                o.put("binding_head_layer", settings.bindHead().layer());
+                o.put("binding_head_weight", settings.bindHead().weight());
+            }
             if (settings.warmupScenes() != null) {
                 o.put("first_lesson_scenes", settings.warmupScenes());
                 o.put("first_lesson_steps", settings.warmupSteps());
@@ -285,13 +315,18 @@ public final class BindingProbe {
                 x.put("heldout_loss", r.heldoutLoss());
                 x.put("heldout_accuracy", r.heldoutAccuracy());
                 x.put("seconds", r.seconds());
+                if (!Double.isNaN(r.bindAccuracy())) x.put("binding_head_heldout_accuracy", r.bindAccuracy());
             }
             return o;
         }
     }
 
     /** One question about one scene, encoded; its image's features are the scene's. */
-    record Item(int scene, int[] ids, int[] targets, boolean[] isText, String answer) {}
+    /**
+     * bindPos: the positions of the question's colour words; bindLabel: the region of each one's object
+     * ({@link VisualWorld#REGIONS}), what a {@link BindHead} is asked.
+     */
+    record Item(int scene, int[] ids, int[] targets, boolean[] isText, String answer, int[] bindPos, int[] bindLabel) {}
 
     /**
      * The scene seeds of set {@code set} (0: training, 1: held-out): disjoint ranges below one 64-bit base per probe
@@ -354,6 +389,11 @@ public final class BindingProbe {
                 freq.size(), 1.0 / freq.size(), common, commonShare, chanceLoss);
 
         Optimizers opt = new Optimizers(tg, s.lr(), s.adamLr());
+        Binder binder = s.bindHead() == null ? null : new Binder(s.bindHead(), spec.hidden(), s.adamLr(), s.seed());
+        if (binder != null) {
+            out.printf(Locale.ROOT, "  binding head: the residual stream after layer %d names each question colour word's 3 × 3 region, weight %.2f (bind = its accuracy)%n",
+                    s.bindHead().layer(), s.bindHead().weight());
+        }
         SplittableRandom order = new SplittableRandom(s.seed() ^ 0x6A09E667F3BCC909L);
         Pool main = new Pool(train, trainFeats), first = new Pool(warm, warmFeats);
         List<Report> reports = new ArrayList<>();
@@ -363,18 +403,20 @@ public final class BindingProbe {
         for (int step = 1; step <= s.steps(); step++) {
             Pool pool = step <= s.warmupSteps() ? first : main;
             List<Item> batch = pool.batch(s.batch(), order);
-            Scored sc = score(tg, batch, pool.feats);
+            Scored sc = score(tg, batch, pool.feats, binder);
             lossSum += sc.result.loss();
             lossSteps++;
             answers += batch.size();
             right += sc.right;
             opt.step(sc.result);
+            if (binder != null) binder.step();
             if (step % s.every() == 0 || step == s.steps()) {
-                double[] h = heldout(tg, held, heldFeats, s.batch());
-                Report r = new Report(step, lossSum / lossSteps, (double) right / answers, answers, h[0], h[1], (System.nanoTime() - tRun) / 1e9);
+                double[] h = heldout(tg, held, heldFeats, s.batch(), binder);
+                Report r = new Report(step, lossSum / lossSteps, (double) right / answers, answers, h[0], h[1], (System.nanoTime() - tRun) / 1e9, h[2]);
                 reports.add(r);
-                out.printf(Locale.ROOT, "step %5d  train loss %.4f acc %.3f (%d answers)  held-out loss %.4f acc %.3f (%d answers)  %.0f s%n",
-                        step, r.trainLoss(), r.trainAccuracy(), r.trainAnswers(), r.heldoutLoss(), r.heldoutAccuracy(), held.size(), r.seconds());
+                out.printf(Locale.ROOT, "step %5d  train loss %.4f acc %.3f (%d answers)  held-out loss %.4f acc %.3f (%d answers)%s  %.0f s%n",
+                        step, r.trainLoss(), r.trainAccuracy(), r.trainAnswers(), r.heldoutLoss(), r.heldoutAccuracy(), held.size(),
+                        Double.isNaN(r.bindAccuracy()) ? "" : String.format(Locale.ROOT, " bind %.3f", r.bindAccuracy()), r.seconds());
                 out.flush();
                 lossSum = 0;
                 lossSteps = answers = right = 0;
@@ -464,6 +506,7 @@ public final class BindingProbe {
             List<Example.Turn> turns = new ArrayList<>();
             turns.add(new Example.Turn(ex.question(), ex.answer()));
             turns.addAll(ex.followUps());
+            List<Example.Turn> sceneTurns = turns;
             if (form == Question.WHERE_ALL) {
                 String[] qa = Question.sceneQuestion(turns);
                 turns = qa == null ? List.of() : List.of(new Example.Turn(qa[0], qa[1]));
@@ -474,12 +517,13 @@ public final class BindingProbe {
                 if (q == null) continue;
                 String answer = form.answer(t.question(), t.answer());
                 ExampleEncoder.Encoded e = v.encoder.encode(new Example(ex.type(), ex.images(), q, answer, null), false);
+                int[][] bind = form == Question.WHAT ? new int[2][0] : colourWordPlaces(v, e.ids(), sceneTurns, form == Question.WHERE_ALL ? null : t);
                 if (image == null) {
                     image = e.images().getFirst();
                     pending.add(image);
                     sources.add(ex.images().getFirst());
                 }
-                items.add(new Item(feats.size() + pending.size() - 1, e.ids(), e.targets(), e.isText(), answer));
+                items.add(new Item(feats.size() + pending.size() - 1, e.ids(), e.targets(), e.isText(), answer, bind[0], bind[1]));
             }
             if (pending.size() == 16 || (i == seeds.length - 1 && !pending.isEmpty())) {   // the pixels are not kept
                 if (s.idealTokens()) {
@@ -492,6 +536,31 @@ public final class BindingProbe {
             }
         }
         return items;
+    }
+
+    /**
+     * {positions, regions} of the colour words in a question's tokens: for {@code turn} alone (its colour and its
+     * answer's region), or with {@code turn} null for every "where" turn of the scene ({@link Question#WHERE_ALL}).
+     * A colour word is its last token in the text after the image (" red" inside a question); the first match is taken.
+     */
+    static int[][] colourWordPlaces(FrozenVision v, int[] ids, List<Example.Turn> turns, Example.Turn turn) {
+        int start = 0;
+        for (int t = 0; t < ids.length; t++) if (ids[t] == v.config.mediaPlaceholderTokenId()) start = t + 1;
+        List<Integer> pos = new ArrayList<>(), label = new ArrayList<>();
+        for (Example.Turn t : turn != null ? List.of(turn) : turns) {
+            if (Question.WHERE_COLOUR.ask(t.question()) == null) continue;
+            String colour = Question.colourOf(t.question());
+            String a = t.answer().endsWith(".") ? t.answer().substring(0, t.answer().length() - 1) : t.answer();
+            int region = VisualWorld.REGIONS.indexOf(Question.lowerFirst(a));
+            if (region < 0) throw new IllegalStateException("'" + t.answer() + "' is not one of the regions " + VisualWorld.REGIONS);
+            int[] word = v.tokenizer.encode(" " + colour);
+            int tok = word[word.length - 1], at = -1;
+            for (int k = start; k < ids.length && at < 0; k++) if (ids[k] == tok) at = k;
+            if (at < 0) throw new IllegalStateException("the colour word '" + colour + "' is not among the question's tokens");
+            pos.add(at);
+            label.add(region);
+        }
+        return new int[][]{pos.stream().mapToInt(Integer::intValue).toArray(), label.stream().mapToInt(Integer::intValue).toArray()};
     }
 
     /**
@@ -560,10 +629,55 @@ public final class BindingProbe {
         return java.util.Arrays.stream(seeds, from, to).parallel().mapToObj(draw).toList();
     }
 
-    /** A pass over some items packed into one row, and how many of them were answered (every token p &gt; 0.5). */
-    private record Scored(TextGrad.Result result, int right) {}
+    /**
+     * A pass over some items packed into one row, how many of them were answered (every token p &gt; 0.5), and how
+     * many colour words the binding head named the region of, of how many (0 of 0 without a head).
+     */
+    private record Scored(TextGrad.Result result, int right, int bindRight, int bindScored) {}
+
+    /** A {@link BindHead} being trained: the head, its AdamW state, and the step's gradients. */
+    static final class Binder {
+        final BindHead cfg;
+        final TokenLabelHead head;
+        private final Map<String, AdamW> adam = new LinkedHashMap<>();
+        private TokenLabelHead.Result last;
+
+        Binder(BindHead cfg, int dim, double lr, long seed) {
+            this.cfg = cfg;
+            this.head = TokenLabelHead.onRows("binding", dim, VisualWorld.REGIONS.size(), seed ^ 0xB14DL);
+            for (var e : head.parameters().entrySet()) {
+                adam.put(e.getKey(), new AdamW(e.getValue().length, (float) lr, 0.9f, 0.95f, 1e-8f, e.getKey().endsWith(".bias") ? 0f : 0.01f));
+            }
+        }
+
+        /** The head's loss on a row whose labels are {@code labels} [T] (−1: not a colour word), weighted into the gradient. */
+        TextGrad.HiddenLoss loss(int[] labels) {
+            return new TextGrad.HiddenLoss() {
+                @Override public int layer() { return cfg.layer(); }
+
+                @Override public void apply(float[] hidden, int T, float[] dHidden) {
+                    float[] d = new float[hidden.length];
+                    last = head.lossAndGrads(hidden, labels, d);
+                    for (int i = 0; i < d.length; i++) dHidden[i] += (float) (cfg.weight() * d[i]);
+                }
+            };
+        }
+
+        /** AdamW on the head with the last pass's gradients, weighted as its loss is. */
+        void step() {
+            for (var e : head.parameters().entrySet()) {
+                float[] g = last.grads().get(e.getKey()).clone();
+                for (int i = 0; i < g.length; i++) g[i] *= (float) cfg.weight();
+                adam.get(e.getKey()).step(e.getValue(), g);
+            }
+        }
+    }
 
     private static Scored score(TextGrad tg, List<Item> items, List<float[]> feats) {
+        return score(tg, items, feats, null);
+    }
+
+    private static Scored score(TextGrad tg, List<Item> items, List<float[]> feats, Binder binder) {
         int T = 0, F = 0;
         for (Item it : items) { T += it.ids().length; F += feats.get(it.scene()).length; }
         int[] ids = new int[T], targets = new int[T], seg = new int[T];
@@ -581,7 +695,18 @@ public final class BindingProbe {
             f += x.length;
             o += n;
         }
-        TextGrad.Result r = tg.lossAndGrads(tg.embed(ids, isText, image), ids, isText, targets, seg);
+        TextGrad.HiddenLoss hidden = null;
+        if (binder != null) {
+            int[] labels = new int[T];
+            java.util.Arrays.fill(labels, -1);
+            o = 0;
+            for (Item it : items) {
+                for (int k = 0; k < it.bindPos().length; k++) labels[o + it.bindPos()[k]] = it.bindLabel()[k];
+                o += it.ids().length;
+            }
+            hidden = binder.loss(labels);
+        }
+        TextGrad.Result r = tg.lossAndGrads(tg.embed(ids, isText, image), ids, isText, targets, seg, TextGrad.Objective.MEAN_CROSS_ENTROPY, hidden);
         int right = 0;
         o = 0;
         for (Item it : items) {
@@ -590,22 +715,28 @@ public final class BindingProbe {
             if (ok) right++;
             o += it.ids().length;
         }
-        return new Scored(r, right);
+        if (binder == null || binder.last.scored() == 0) return new Scored(r, right, 0, 0);
+        return new Scored(r, right, (int) Math.round(binder.last.accuracy() * binder.last.scored()), binder.last.scored());
     }
 
-    /** {loss per scored token, accuracy} over every held-out item, in packed rows of {@code batch}. */
-    private static double[] heldout(TextGrad tg, List<Item> held, List<float[]> feats, int batch) {
+    /**
+     * {loss per scored token, accuracy, the binding head's accuracy (NaN without one)} over every held-out item, in
+     * packed rows of {@code batch}.
+     */
+    private static double[] heldout(TextGrad tg, List<Item> held, List<float[]> feats, int batch, Binder binder) {
         double loss = 0;
         long tokens = 0;
-        int right = 0;
+        int right = 0, bindRight = 0, bindScored = 0;
         for (int i = 0; i < held.size(); i += batch) {
-            Scored sc = score(tg, held.subList(i, Math.min(held.size(), i + batch)), feats);
+            Scored sc = score(tg, held.subList(i, Math.min(held.size(), i + batch)), feats, binder);
+            bindRight += sc.bindRight;
+            bindScored += sc.bindScored;
             double[] tl = sc.result.tokenLoss();
             for (double x : tl) loss += x;               // 0 at unscored positions
             for (Item it : held.subList(i, Math.min(held.size(), i + batch))) for (int t : it.targets()) if (t != -100) tokens++;
             right += sc.right;
         }
-        return new double[]{loss / tokens, (double) right / held.size()};
+        return new double[]{loss / tokens, (double) right / held.size(), bindScored == 0 ? Double.NaN : (double) bindRight / bindScored};
     }
 
     /**

@@ -76,6 +76,45 @@ class BindingProbeTest {
     }
 
     @Test
+    void theBindingHeadIsAskedAtEachColourWordForItsObjectsRegion(@TempDir Path tmp) throws Exception {
+        Path recipe = ProbeFixtures.write(tmp);
+        FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
+        VisualWorld w = new VisualWorld(IMAGES);
+        int checked = 0;
+        for (long seed : BindingProbe.seeds(2, 0, 6)) {
+            Example ex = w.grounding(seed);
+            List<Example.Turn> turns = new ArrayList<>(ex.followUps());
+            turns.add(0, new Example.Turn(ex.question(), ex.answer()));
+            String[] qa = BindingProbe.Question.sceneQuestion(turns);
+            if (qa == null) continue;
+            var e = v.encoder.encode(new Example(ex.type(), ex.images(), qa[0], qa[1], null), false);
+            int[][] bind = BindingProbe.colourWordPlaces(v, e.ids(), turns, null);
+            for (int k = 0; k < bind[0].length; k++, checked++) {
+                String word = v.tokenizer.decode(new int[]{e.ids()[bind[0][k]]}).strip();
+                String region = VisualWorld.REGIONS.get(bind[1][k]);
+                // the answer says "<colour> <region>" for that word, in the question's order
+                assertTrue(qa[1].toLowerCase(java.util.Locale.ROOT).contains(word + " " + region), qa[1] + " / " + word + " " + region);
+                if (k > 0) assertTrue(bind[0][k] > bind[0][k - 1], "colour words in the question's order");
+            }
+        }
+        assertTrue(checked >= 6, checked + " colour words checked");
+
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 2, 8, 3, IMAGES, BindingProbe.Question.WHERE_COLOUR, 2, 4, 4, 2e-3, 2e-3, "ground",
+                false, false, null, 0, null, new BindingProbe.BindHead(1, 0.5));
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        BindingProbe.Summary a = BindingProbe.run(v, s, new PrintStream(log, true));
+        double bind = a.reports().getLast().bindAccuracy();
+        assertTrue(bind >= 0 && bind <= 1, "held-out binding-head accuracy " + bind);
+        assertTrue(log.toString().contains(" bind "), log.toString());
+        assertEquals(1, a.toJson().get("binding_head_layer").asInt());
+        assertTrue(Double.isNaN(BindingProbe.run(v, new BindingProbe.Settings(recipe, 2, 8, 3, IMAGES, BindingProbe.Question.WHERE_COLOUR, 2, 4, 4, 2e-3,
+                2e-3, "ground", false, false, null, 0), new PrintStream(new ByteArrayOutputStream())).reports().getLast().bindAccuracy()));
+        assertThrows(IllegalArgumentException.class, () -> new BindingProbe.BindHead(0, 1));
+        assertThrows(IllegalArgumentException.class, () -> new BindingProbe.Settings(recipe, 2, 8, 3, IMAGES, BindingProbe.Question.WHAT, 2, 4, 4,
+                2e-3, 2e-3, "ground", false, false, null, 0, null, new BindingProbe.BindHead(1, 1)));
+    }
+
+    @Test
     void trainingAndHeldOutScenesAreDisjoint() {
         long[] a = BindingProbe.seeds(3, 0, 1000), b = BindingProbe.seeds(3, 1, 1000);
         java.util.Set<Long> s = new java.util.HashSet<>();
