@@ -188,6 +188,8 @@ public final class BindingProbe {
      * @param warmupScenes null, or the kind of scene ({@link #SCENES}) of a first lesson: the first {@code warmupSteps}
      *               steps draw their questions from {@code pool} scenes of that kind (other seeds), the rest from the
      *               main pool; the held-out score is always the main kind's
+     * @param warmupQuestion null, or the first lesson's own question form (else the main one)
+     * @param bindHead null, or a {@link BindHead} trained with the language model
      */
     public record Settings(Path recipe, int steps, int pool, int heldout, VisualWorld.Options images, Question question, int every,
                            long seed, int batch, double lr, double adamLr, String scenes, boolean idealTokens, boolean alignColours,
