@@ -116,6 +116,10 @@ final class ProbeCommand implements Runnable {
         @Option(names = "--first-question", paramLabel = "FORM", description = "The first lesson's question form (as --question; default: the same as --question).")
         String firstQuestion;
 
+        @Option(names = "--first-side", paramLabel = "PX", description = "The first lesson's images all this many pixels square "
+                + "(one token grid); the main pool keeps --side or --min-side/--max-side.")
+        Integer firstSide;
+
         @Option(names = "--bind-head", paramLabel = "LAYER[:WEIGHT]", description = "A scaffold head on the residual stream after LAYER "
                 + "that names, at each colour word of the question, its object's 3×3 region (weight default 1): the look-up asked where "
                 + "the colour word is, not only through the answer.")
@@ -134,7 +138,8 @@ final class ProbeCommand implements Runnable {
             Path r = resolveRecipe(recipe);
             BindingProbe.Settings s = new BindingProbe.Settings(r, steps, pool, heldout, common.images(), BindingProbe.Question.parse(question),
                     every, common.seed, batch, lr, adamLr, scenes, idealTokens, alignColours, first == null ? null : first.split(":")[0], firstSteps(first),
-                    firstQuestion == null ? null : BindingProbe.Question.parse(firstQuestion), bindHead(bindHead));
+                    firstQuestion == null ? null : BindingProbe.Question.parse(firstQuestion), bindHead(bindHead),
+                    firstSide == null ? null : new VisualWorld.Options(firstSide, firstSide, common.images().easy()));
             FrozenVision v = common.load();
             BindingProbe.Summary sum = BindingProbe.run(v, s, System.out);
             if (json != null) {

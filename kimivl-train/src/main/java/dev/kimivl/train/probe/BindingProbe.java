@@ -190,10 +190,19 @@ public final class BindingProbe {
      *               main pool; the held-out score is always the main kind's
      * @param warmupQuestion null, or the first lesson's own question form (else the main one)
      * @param bindHead null, or a {@link BindHead} trained with the language model
+     * @param warmupImages null, or how the first lesson's images are drawn (else as the main pool's)
      */
     public record Settings(Path recipe, int steps, int pool, int heldout, VisualWorld.Options images, Question question, int every,
                            long seed, int batch, double lr, double adamLr, String scenes, boolean idealTokens, boolean alignColours,
-                           String warmupScenes, int warmupSteps, Question warmupQuestion, BindHead bindHead) {
+                           String warmupScenes, int warmupSteps, Question warmupQuestion, BindHead bindHead, VisualWorld.Options warmupImages) {
+        /** Settings whose first lesson, if any, draws its images as the main pool does. */
+        public Settings(Path recipe, int steps, int pool, int heldout, VisualWorld.Options images, Question question, int every,
+                        long seed, int batch, double lr, double adamLr, String scenes, boolean idealTokens, boolean alignColours,
+                        String warmupScenes, int warmupSteps, Question warmupQuestion, BindHead bindHead) {
+            this(recipe, steps, pool, heldout, images, question, every, seed, batch, lr, adamLr, scenes, idealTokens, alignColours,
+                    warmupScenes, warmupSteps, warmupQuestion, bindHead, null);
+        }
+
         /** Settings without a binding head. */
         public Settings(Path recipe, int steps, int pool, int heldout, VisualWorld.Options images, Question question, int every,
                         long seed, int batch, double lr, double adamLr, String scenes, boolean idealTokens, boolean alignColours,
@@ -224,8 +233,8 @@ public final class BindingProbe {
             if (warmupSteps < 0 || (warmupSteps > 0) != (warmupScenes != null)) {
                 throw new IllegalArgumentException("a first lesson needs both its scenes and a number of steps ≥ 1, got " + warmupScenes + " for " + warmupSteps + " steps");
             }
-            if (warmupQuestion != null && warmupScenes == null) {
-                throw new IllegalArgumentException("a first lesson's question form (" + warmupQuestion.flag + ") needs a first lesson: give its scenes and steps");
+            if ((warmupQuestion != null || warmupImages != null) && warmupScenes == null) {
+                throw new IllegalArgumentException("a first lesson's question form or images need a first lesson: give its scenes and steps");
             }
             if (warmupScenes != null && !SCENES.contains(warmupScenes)) {
                 throw new IllegalArgumentException("first-lesson scenes '" + warmupScenes + "' is not one of " + SCENES);
@@ -234,8 +243,8 @@ public final class BindingProbe {
 
         /** The first lesson's own settings: its scenes and question form (the main form unless it has its own), no first lesson. */
         Settings firstLesson() {
-            return new Settings(recipe, steps, pool, heldout, images, warmupQuestion != null ? warmupQuestion : question, every, seed, batch,
-                    lr, adamLr, warmupScenes, idealTokens, alignColours, null, 0, null, bindHead);
+            return new Settings(recipe, steps, pool, heldout, warmupImages != null ? warmupImages : images, warmupQuestion != null ? warmupQuestion : question,
+                    every, seed, batch, lr, adamLr, warmupScenes, idealTokens, alignColours, null, 0, null, bindHead, null);
         }
     }
 
@@ -292,6 +301,8 @@ public final class BindingProbe {
                 o.put("first_lesson_scenes", settings.warmupScenes());
                 o.put("first_lesson_steps", settings.warmupSteps());
                 o.put("first_lesson_question", settings.firstLesson().question().flag);
+                o.put("first_lesson_min_side", settings.firstLesson().images().minSide());
+                o.put("first_lesson_max_side", settings.firstLesson().images().maxSide());
             }
             o.put("seed", settings.seed());
             o.put("batch", settings.batch());
@@ -353,7 +364,7 @@ public final class BindingProbe {
         List<Item> held = questions(v, world, seeds(s.seed(), 1, s.heldout()), s, colours, heldFeats);
         List<float[]> warmFeats = new ArrayList<>();
         List<Item> warm = s.warmupSteps() == 0 ? List.of()
-                : questions(v, world, seeds(s.seed(), 2, s.pool()), s.firstLesson(), colours, warmFeats);
+                : questions(v, new VisualWorld(s.firstLesson().images()), seeds(s.seed(), 2, s.pool()), s.firstLesson(), colours, warmFeats);
         if (train.isEmpty() || held.isEmpty()) {
             throw new IllegalArgumentException("the " + s.pool() + " training and " + s.heldout() + " held-out scenes hold " + train.size() + " and "
                     + held.size() + " '" + s.question().flag + "' questions: take more scenes");
@@ -382,8 +393,9 @@ public final class BindingProbe {
         out.printf(Locale.ROOT, "  batch %d, Muon %.1e (2-D hidden matrices) and AdamW %.1e (the rest), constant; seed %d%n",
                 s.batch(), s.lr(), s.adamLr(), s.seed());
         if (!warm.isEmpty()) {
-            out.printf(Locale.ROOT, "  first lesson: steps 1-%d on %d '%s' questions from %d %s scenes%n", s.warmupSteps(), warm.size(),
-                    s.firstLesson().question().flag, countScenes(warm), s.warmupScenes());
+            out.printf(Locale.ROOT, "  first lesson: steps 1-%d on %d '%s' questions from %d %s scenes%s%n", s.warmupSteps(), warm.size(),
+                    s.firstLesson().question().flag, countScenes(warm), s.warmupScenes(),
+                    s.warmupImages() == null ? "" : ", images " + TokenProbe.describe(s.warmupImages()));
         }
         out.println("  acc = share of answers whose every token (and the closing <|im_end|>) gets p > 0.5, teacher-forced;"
                 + " train = the batches since the last line, before each update");

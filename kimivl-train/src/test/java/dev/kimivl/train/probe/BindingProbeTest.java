@@ -193,13 +193,18 @@ class BindingProbeTest {
                 2e-3, 2e-3, "ground", false, false, null, 0, BindingProbe.Question.WHERE_ALL));
 
         // a first lesson with its own question form: one where-all question per scene that has a "where" turn
+        // ... and its own images: every one 80 px square
+        VisualWorld.Options square = new VisualWorld.Options(80, 80, true);
         BindingProbe.Settings all = new BindingProbe.Settings(recipe, 3, 8, 3, IMAGES, BindingProbe.Question.WHERE, 3, 4, 4, 2e-3, 2e-3, "ground",
-                false, false, "ground", 2, BindingProbe.Question.WHERE_ALL);
+                false, false, "ground", 2, BindingProbe.Question.WHERE_ALL, null, square);
         log.reset();
         BindingProbe.Summary b = BindingProbe.run(v, all, new PrintStream(log, true));
+        assertEquals(80, b.toJson().get("first_lesson_max_side").asInt());
+        assertTrue(log.toString().contains("images 80 px"), log.toString());
+        VisualWorld firstWorld = new VisualWorld(square);
         int withWhere = 0;
         for (long seed : BindingProbe.seeds(4, 2, 8)) {
-            Example ex = w.grounding(seed);
+            Example ex = firstWorld.grounding(seed);
             if (ex.question().startsWith("Where is the ") || ex.followUps().stream().anyMatch(t -> t.question().startsWith("Where is the "))) withWhere++;
         }
         assertTrue(log.toString().contains("first lesson: steps 1-2 on " + withWhere + " 'where-all' questions from " + withWhere + " ground scenes"), log.toString());
