@@ -150,12 +150,12 @@ final class ProbeCommand implements Runnable {
         }
 
         /** A --bind-head LAYER[:WEIGHT] (null without one). */
-        static BindingProbe.BindHead bindHead(String spec) {
+        static dev.kimivl.train.BindingHead.Spec bindHead(String spec) {
             if (spec == null) return null;
             String[] p = spec.split(":");
             try {
                 if (p.length > 2) throw new NumberFormatException();
-                return new BindingProbe.BindHead(Integer.parseInt(p[0]), p.length == 2 ? Double.parseDouble(p[1]) : 1.0);
+                return new dev.kimivl.train.BindingHead.Spec(Integer.parseInt(p[0]), p.length == 2 ? Double.parseDouble(p[1]) : 1.0);
             } catch (NumberFormatException e) {
                 throw new IllegalArgumentException("--bind-head " + spec + ": expected LAYER or LAYER:WEIGHT, e.g. 2 or 2:0.5");
             }

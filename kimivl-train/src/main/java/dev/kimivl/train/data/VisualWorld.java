@@ -527,6 +527,39 @@ public final class VisualWorld {
         }
     }
 
+    /** The example types of the grounding lessons ({@link #grounding}, {@link #groundingOnGrid}, {@link #groundingAlone}). */
+    public static final List<String> GROUNDING_TYPES = List.of("ground", "ground-grid", "ground-one");
+
+    /**
+     * colour → 3 × 3 region ({@link #REGIONS} index) of each object a grounding conversation places, read back from
+     * its turns' fixed wording ("Where is the red circle?" → "At the top left.", "What is at the top left?" → "A red
+     * circle."); empty for every other example. A scene's colours are distinct, so a colour names one object.
+     */
+    public static java.util.Map<String, Integer> groundingPlaces(Example ex) {
+        java.util.Map<String, Integer> places = new java.util.LinkedHashMap<>();
+        if (!GROUNDING_TYPES.contains(ex.type())) return places;
+        List<Example.Turn> turns = new ArrayList<>();
+        turns.add(new Example.Turn(ex.question(), ex.answer()));
+        turns.addAll(ex.followUps());
+        for (Example.Turn t : turns) {
+            String colour, phrase;
+            if (GroundingForm.of(t.question()) == GroundingForm.WHAT_IS_THERE) {
+                phrase = t.question().substring("What is ".length(), t.question().length() - 1);
+                colour = t.answer().split(" ")[1];                      // "A red circle."
+            } else {
+                colour = t.question().substring("Where is the ".length()).split(" ")[0];
+                String a = t.answer().substring(0, t.answer().length() - 1);
+                phrase = Character.toLowerCase(a.charAt(0)) + a.substring(1);
+            }
+            int region = REGIONS.indexOf(phrase);
+            if (region < 0 || !Palette.COLORS.contains(colour)) {
+                throw new IllegalStateException("grounding turn '" + t.question() + "' → '" + t.answer() + "' does not name a colour and one of " + REGIONS);
+            }
+            places.put(colour, region);
+        }
+        return places;
+    }
+
     /** The objects of a scene conversation: their colours and shapes, pairwise distinct, i-th colour with i-th shape. */
     private record Cast(List<String> colors, List<String> shapes) {
         int size() { return colors.size(); }

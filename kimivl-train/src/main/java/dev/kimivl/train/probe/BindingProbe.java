@@ -6,9 +6,9 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.kimivl.config.ModelConfig;
 import dev.kimivl.io.SafetensorsCheckpoint;
 import dev.kimivl.train.AdamW;
+import dev.kimivl.train.BindingHead;
 import dev.kimivl.train.Muon;
 import dev.kimivl.train.TextGrad;
-import dev.kimivl.train.TokenLabelHead;
 import dev.kimivl.train.data.Example;
 import dev.kimivl.train.data.VisualWorld;
 import dev.kimivl.train.recipe.ExampleEncoder;
@@ -60,7 +60,7 @@ public final class BindingProbe {
     private BindingProbe() {}
 
     /** The kinds of grounding scene the probe can draw (their names as recipe mix kinds). */
-    public static final List<String> SCENES = List.of("ground", "ground-grid", "ground-one");
+    public static final List<String> SCENES = VisualWorld.GROUNDING_TYPES;
 
     /** Which of a {@code grounding} scene's questions the probe keeps, and how it asks them. */
     public enum Question {
@@ -158,19 +158,6 @@ public final class BindingProbe {
         }
     }
 
-    /**
-     * A scaffold head on the fresh language model (never published): a linear classifier on the residual stream after
-     * {@code layer} that names, at each colour word of a question, the 3 × 3 region of the object of that colour
-     * ({@link VisualWorld#REGIONS}), its loss weighted by {@code weight} and added to the answers'. It asks for the
-     * look-up at the colour word itself, where the word's own embedding can be matched against the image tokens (one
-     * step), instead of waiting for the answer's gradient to reach it through the answer's look-up of the colour word.
-     */
-    public record BindHead(int layer, double weight) {
-        public BindHead {
-            if (layer < 1) throw new IllegalArgumentException("the binding head reads the output of a layer ≥ 1, got " + layer);
-            if (!(weight > 0)) throw new IllegalArgumentException("the binding head's weight must be > 0, got " + weight);
-        }
-    }
 
     /**
      * @param recipe the recipe whose {@code model} section sizes (and initialises) the fresh language model
@@ -189,16 +176,16 @@ public final class BindingProbe {
      *               steps draw their questions from {@code pool} scenes of that kind (other seeds), the rest from the
      *               main pool; the held-out score is always the main kind's
      * @param warmupQuestion null, or the first lesson's own question form (else the main one)
-     * @param bindHead null, or a {@link BindHead} trained with the language model
+     * @param bindHead null, or a {@link BindingHead} trained with the language model
      * @param warmupImages null, or how the first lesson's images are drawn (else as the main pool's)
      */
     public record Settings(Path recipe, int steps, int pool, int heldout, VisualWorld.Options images, Question question, int every,
                            long seed, int batch, double lr, double adamLr, String scenes, boolean idealTokens, boolean alignColours,
-                           String warmupScenes, int warmupSteps, Question warmupQuestion, BindHead bindHead, VisualWorld.Options warmupImages) {
+                           String warmupScenes, int warmupSteps, Question warmupQuestion, BindingHead.Spec bindHead, VisualWorld.Options warmupImages) {
         /** Settings whose first lesson, if any, draws its images as the main pool does. */
         public Settings(Path recipe, int steps, int pool, int heldout, VisualWorld.Options images, Question question, int every,
                         long seed, int batch, double lr, double adamLr, String scenes, boolean idealTokens, boolean alignColours,
-                        String warmupScenes, int warmupSteps, Question warmupQuestion, BindHead bindHead) {
+                        String warmupScenes, int warmupSteps, Question warmupQuestion, BindingHead.Spec bindHead) {
             this(recipe, steps, pool, heldout, images, question, every, seed, batch, lr, adamLr, scenes, idealTokens, alignColours,
                     warmupScenes, warmupSteps, warmupQuestion, bindHead, null);
         }
@@ -337,7 +324,7 @@ public final class BindingProbe {
     /** One question about one scene, encoded; its image's features are the scene's. */
     /**
      * bindPos: the positions of the question's colour words; bindLabel: the region of each one's object
-     * ({@link VisualWorld#REGIONS}), what a {@link BindHead} is asked.
+     * ({@link VisualWorld#REGIONS}), what a {@link BindingHead} is asked.
      */
     record Item(int scene, int[] ids, int[] targets, boolean[] isText, String answer, int[] bindPos, int[] bindLabel) {}
 
@@ -649,41 +636,22 @@ public final class BindingProbe {
      */
     private record Scored(TextGrad.Result result, int right, int bindRight, int bindScored) {}
 
-    /** A {@link BindHead} being trained: the head, its AdamW state, and the step's gradients. */
+    /** A {@link BindingHead} trained beside the fresh language model, with its own AdamW. */
     static final class Binder {
-        final BindHead cfg;
-        final TokenLabelHead head;
+        final BindingHead head;
         private final Map<String, AdamW> adam = new LinkedHashMap<>();
-        private TokenLabelHead.Result last;
 
-        Binder(BindHead cfg, int dim, double lr, long seed) {
-            this.cfg = cfg;
-            this.head = TokenLabelHead.onRows("binding", dim, VisualWorld.REGIONS.size(), seed ^ 0xB14DL);
+        Binder(BindingHead.Spec cfg, int dim, double lr, long seed) {
+            this.head = new BindingHead(cfg, dim, seed ^ 0xB14DL);
             for (var e : head.parameters().entrySet()) {
                 adam.put(e.getKey(), new AdamW(e.getValue().length, (float) lr, 0.9f, 0.95f, 1e-8f, e.getKey().endsWith(".bias") ? 0f : 0.01f));
             }
         }
 
-        /** The head's loss on a row whose labels are {@code labels} [T] (−1: not a colour word), weighted into the gradient. */
-        TextGrad.HiddenLoss loss(int[] labels) {
-            return new TextGrad.HiddenLoss() {
-                @Override public int layer() { return cfg.layer(); }
-
-                @Override public void apply(float[] hidden, int T, float[] dHidden) {
-                    float[] d = new float[hidden.length];
-                    last = head.lossAndGrads(hidden, labels, d);
-                    for (int i = 0; i < d.length; i++) dHidden[i] += (float) (cfg.weight() * d[i]);
-                }
-            };
-        }
-
         /** AdamW on the head with the last pass's gradients, weighted as its loss is. */
         void step() {
-            for (var e : head.parameters().entrySet()) {
-                float[] g = last.grads().get(e.getKey()).clone();
-                for (int i = 0; i < g.length; i++) g[i] *= (float) cfg.weight();
-                adam.get(e.getKey()).step(e.getValue(), g);
-            }
+            Map<String, float[]> g = head.weightedGrads();
+            for (var e : head.parameters().entrySet()) adam.get(e.getKey()).step(e.getValue(), g.get(e.getKey()));
         }
     }
 
@@ -718,7 +686,7 @@ public final class BindingProbe {
                 for (int k = 0; k < it.bindPos().length; k++) labels[o + it.bindPos()[k]] = it.bindLabel()[k];
                 o += it.ids().length;
             }
-            hidden = binder.loss(labels);
+            hidden = binder.head.loss(labels);
         }
         TextGrad.Result r = tg.lossAndGrads(tg.embed(ids, isText, image), ids, isText, targets, seg, TextGrad.Objective.MEAN_CROSS_ENTROPY, hidden);
         int right = 0;
@@ -729,8 +697,9 @@ public final class BindingProbe {
             if (ok) right++;
             o += it.ids().length;
         }
-        if (binder == null || binder.last.scored() == 0) return new Scored(r, right, 0, 0);
-        return new Scored(r, right, (int) Math.round(binder.last.accuracy() * binder.last.scored()), binder.last.scored());
+        if (binder == null || binder.head.last().scored() == 0) return new Scored(r, right, 0, 0);
+        var last = binder.head.last();
+        return new Scored(r, right, (int) Math.round(last.accuracy() * last.scored()), last.scored());
     }
 
     /**

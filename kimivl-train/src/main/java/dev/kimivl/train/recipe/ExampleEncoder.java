@@ -23,12 +23,26 @@ import java.util.List;
  * Only the answer's tokens and the closing {@code <|im_end|>} are scored (SFT's loss on answers).
  */
 public final class ExampleEncoder {
-    /** ids [T], targets [T] (−100: not scored; targets[t] is the token after t), isText [T], images in prompt order. */
     /**
+     * ids [T], targets [T] (−100: not scored; targets[t] is the token after t), isText [T], images in prompt order.
+     *
      * @param images  the example's images as the vision tower takes them
      * @param sources the images as drawn, in the same order (their painter's shape maps: the token-label heads' labels)
+     * @param bindLabels null, or [T] the region a {@link dev.kimivl.train.BindingHead} is asked for at each position
+     *                (−1: nothing asked), set by a stage that trains one
      */
-    public record Encoded(int[] ids, int[] targets, boolean[] isText, List<PreprocessedImage> images, int scored, List<BufferedImage> sources) {}
+    public record Encoded(int[] ids, int[] targets, boolean[] isText, List<PreprocessedImage> images, int scored, List<BufferedImage> sources,
+                          int[] bindLabels) {
+        public Encoded(int[] ids, int[] targets, boolean[] isText, List<PreprocessedImage> images, int scored, List<BufferedImage> sources) {
+            this(ids, targets, isText, images, scored, sources, null);
+        }
+
+        /** This example with a binding head's labels [T]. */
+        public Encoded withBindLabels(int[] labels) {
+            if (labels.length != ids.length) throw new IllegalArgumentException(labels.length + " binding labels for " + ids.length + " tokens");
+            return new Encoded(ids, targets, isText, images, scored, sources, labels);
+        }
+    }
 
     private final ChatTemplate template;
     private final PromptEncoder encoder;

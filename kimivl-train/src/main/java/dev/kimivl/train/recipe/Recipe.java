@@ -69,12 +69,16 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
      *                  ({@code TokenPlaces}), and {@code shape}, the shape of the drawn object covering it
      *                  ({@code TokenShapes}); a linear head on the projector's output each (TRAINING.md, sessions
      *                  11-13). Any stage that trains the vision side or the projector, except rl
+     * @param bindHead  null: none; a scaffold head on the language model's residual stream after {@code layer} that
+     *                  names, at each colour word of a grounding conversation, the 3 × 3 region of that colour's object
+     *                  ({@link dev.kimivl.train.BindingHead}), its loss times {@code weight} added to the answers'.
+     *                  Any stage that trains the language model, except rl and pretrain-vit; never published
      */
     public record Stage(String name, String kind, int steps, int batch, double lr, double adamLr, double visionLr, int warmup,
                         String schedule, double minLrRatio, List<String> train, Map<String, Double> mix, boolean thinking,
                         Double ropeTheta, Integer maxPositions, Integer needleChars, List<String> vqaTypes,
                         boolean easyImages, Integer minSide, Integer maxSide, Rl rl, String visionOptimizer, Integer startMaxSide,
-                        Boolean captionAttention, Map<String, Double> tokenLabels) {
+                        Boolean captionAttention, Map<String, Double> tokenLabels, dev.kimivl.train.BindingHead.Spec bindHead) {
         static final Set<String> PARTS = Set.of("text", "vision", "projector");
         static final Set<String> KINDS = Set.of("pretrain-vit", "alignment", "joint", "cooldown", "long-context", "sft", "long-cot-sft", "rl");
 
@@ -112,6 +116,11 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
                         throw new IllegalArgumentException(where + " '" + name + "': tokenLabels." + e.getKey() + " is a loss weight, a finite number ≥ 0; got " + w);
                     }
                 }
+            }
+            if (bindHead != null && (kind.equals("rl") || kind.equals("pretrain-vit") || train == null || !train.contains("text"))) {
+                // the head reads the language model's hidden states and shapes them: it needs the language model to run and train
+                throw new IllegalArgumentException(where + " '" + name + "': bindHead trains the language model through a loss on its hidden states; a "
+                        + kind + " stage training " + train + " cannot take it (train text, not in an rl or pretrain-vit stage)");
             }
             if (captionAttention != null && !kind.equals("pretrain-vit")) {
                 throw new IllegalArgumentException(where + " '" + name + "': captionAttention applies to a pretrain-vit stage's caption decoder only");

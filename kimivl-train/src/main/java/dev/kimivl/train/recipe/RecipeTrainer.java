@@ -164,7 +164,8 @@ public final class RecipeTrainer {
      * and caption decoder, and the token-label heads of any stage that has them.
      */
     static boolean isTower(String name) {
-        return name.startsWith("siglip.") || name.startsWith("caption.") || dev.kimivl.train.TokenLabelHead.isHeadParameter(name);
+        return name.startsWith("siglip.") || name.startsWith("caption.") || dev.kimivl.train.TokenLabelHead.isHeadParameter(name)
+                || dev.kimivl.train.BindingHead.isParameter(name);
     }
 
     static boolean isVector(String name) {
@@ -312,6 +313,9 @@ public final class RecipeTrainer {
         final dev.kimivl.train.CaptionDecoder captioner;
         /** The stage's token-label heads by kind, those with a weight > 0 in {@code tokenLabels} (else empty). */
         final Map<String, dev.kimivl.train.TokenLabelHead> labelHeads = new LinkedHashMap<>();
+        /** The stage's binding head on the language model ({@code bindHead}), else null. */
+        final dev.kimivl.train.BindingHead binding;
+        final Tokenizer tokenizer;
         final double flopPerTextToken, flopPerPatch, flopPerMerged;
         int step;
         double wallSeconds, tokensSeen;
@@ -336,6 +340,7 @@ public final class RecipeTrainer {
                 vg = new VisionGrad(ck, cfg.vision(), cfg.text().hiddenSize());
             }
             Tokenizer tok = Tokenizer.load(current);
+            tokenizer = tok;
             preprocessor = PreprocessorConfig.load(current);
             encoder = new ExampleEncoder(tok, ChatTemplate.load(current), preprocessor, cfg.mediaPlaceholderTokenId());
             source = sourceFor(stage.imageOptions());
@@ -362,12 +367,23 @@ public final class RecipeTrainer {
                 labelHeads.put(kind, head);
                 params.putAll(head.parameters());
             }
+            if (stage.bindHead() != null) {
+                if (stage.bindHead().layer() > cfg.text().numLayers()) {
+                    throw new IllegalArgumentException("stage " + stage.name() + ": bindHead.layer " + stage.bindHead().layer()
+                            + " is past the language model's " + cfg.text().numLayers() + " layers");
+                }
+                binding = new dev.kimivl.train.BindingHead(stage.bindHead(), cfg.text().hiddenSize(), seed + next++);
+                params.putAll(binding.parameters());
+            } else {
+                binding = null;
+            }
             for (var e : params.entrySet()) {
                 String n = e.getKey();
                 if (!trains(n)) continue;
                 boolean text = n.startsWith(cfg.textPrefix());
-                if (isTower(n)) {     // the towers: AdamW at the vision side's rate, no decay on vectors and scalars
-                    adam.put(n, new AdamW(e.getValue().length, (float) stage.visionLr(), 0.9f, 0.95f, 1e-8f, isVector(n) ? 0f : 0.01f));
+                if (isTower(n)) {     // the towers: AdamW at the vision side's rate (the binding head: the language model's), no decay on vectors and scalars
+                    double lr = dev.kimivl.train.BindingHead.isParameter(n) ? stage.adamLr() : stage.visionLr();
+                    adam.put(n, new AdamW(e.getValue().length, (float) lr, 0.9f, 0.95f, 1e-8f, isVector(n) ? 0f : 0.01f));
                     continue;
                 }
                 long[] s = text ? tg.shape(n) : vg.shape(n);
@@ -394,6 +410,7 @@ public final class RecipeTrainer {
         boolean trains(String name) {
             if (name.startsWith(cfg.textPrefix())) return trainText;
             if (dev.kimivl.train.TokenLabelHead.isHeadParameter(name)) return labelHeads.containsKey(name.substring(0, name.indexOf('.')));
+            if (dev.kimivl.train.BindingHead.isParameter(name)) return binding != null;
             if (isTower(name)) return siglip != null;
             if (name.startsWith("vision_tower.")) return stage.train().contains("vision");
             return stage.train().contains("projector");
@@ -440,14 +457,17 @@ public final class RecipeTrainer {
                     double eta = el / taken * (stage.steps() - step);
                     StringBuilder heads = new StringBuilder();     // each token-label head's accuracy on this step's tokens
                     for (var e : r.tokenLabels.entrySet()) {
+                        if (e.getKey().equals(BIND)) continue;
                         double obj = e.getValue().objectAccuracy();
                         heads.append(String.format(Locale.ROOT, " %s %.3f", e.getKey(), e.getValue().accuracy()))
                                 .append(Double.isNaN(obj) ? "" : String.format(Locale.ROOT, " (objects %.3f)", obj));
                     }
+                    LabelScore bind = r.tokenLabels.get(BIND);
+                    if (bind != null) heads.append(String.format(Locale.ROOT, "  bind %.3f", bind.accuracy()));
                     err.printf(Locale.ROOT, "[%s] step %d/%d  loss %.4f (avg %.4f)  acc %.3f%s%s  %.0f tok/s  %.1f GFLOP/s  load max/min %.2f  ETA %s%n",
                             stage.name(), step, stage.steps(), r.loss, avg, r.accuracy,
                             Double.isNaN(r.siglipLoss) ? "" : String.format(Locale.ROOT, "  siglip %.4f  retrieval %.3f", r.siglipLoss, r.retrieval),
-                            heads.isEmpty() ? "" : "  tokens:" + heads, r.tokens / r.seconds, gflops, r.loadSpread, eta(eta));
+                            heads.isEmpty() ? "" : (heads.charAt(0) == ' ' && heads.charAt(1) != ' ' ? "  tokens:" : "") + heads, r.tokens / r.seconds, gflops, r.loadSpread, eta(eta));
                     log(stage, step, r, avg, gflops);
                 }
                 if (checkpointEvery > 0 && step % checkpointEvery == 0 && step < stage.steps()) checkpoint();
@@ -466,7 +486,8 @@ public final class RecipeTrainer {
          * @param siglipLoss pretrain-vit only (else NaN): the contrastive loss, and {@code retrieval} the share of
          *                  images whose best-scoring caption in the batch is theirs
          * @param tokenLabels a stage with {@code tokenLabels} (else empty): each head's loss and the share of tokens
-         *                  whose label it names, by kind
+         *                  whose label it names, by kind; and a stage with a binding head, its loss and accuracy at the
+         *                  colour words under {@link #BIND}
          */
         record StepResult(double loss, double accuracy, int tokens, double flop, double seconds, double loadSpread, double lrFactor,
                           double siglipLoss, double retrieval, Map<String, LabelScore> tokenLabels) {
@@ -477,6 +498,9 @@ public final class RecipeTrainer {
 
         /** A token-label head's loss and accuracy in one step, and its accuracy on object tokens (NaN: none, or place). */
         record LabelScore(double loss, double accuracy, double objectAccuracy) {}
+
+        /** The binding head's key among a step's {@link LabelScore}s (logged as bind_loss and bind_accuracy). */
+        static final String BIND = "bind";
 
         /** Adds w · each gradient of {@code from} to {@code into} under the same names (scaling in place). */
         static void putScaled(Map<String, float[]> into, Map<String, float[]> from, float w) {
@@ -601,9 +625,18 @@ public final class RecipeTrainer {
             List<ExampleEncoder.Encoded> batch = new ArrayList<>();
             ExampleSource stepSource = sourceAt(s);
             for (int b = 0; b < stage.batch(); b++) {
-                batch.add(encoder.encode(stepSource.draw(ExampleSource.exampleSeed(recipe.seed(), k, s, b)), stage.thinking()));
+                dev.kimivl.train.data.Example ex = stepSource.draw(ExampleSource.exampleSeed(recipe.seed(), k, s, b));
+                ExampleEncoder.Encoded e = encoder.encode(ex, stage.thinking());
+                if (binding != null) e = e.withBindLabels(dev.kimivl.train.BindingHead.labels(ex, e.ids(), cfg.mediaPlaceholderTokenId(), this::colourToken));
+                batch.add(e);
             }
             return batch;
+        }
+
+        /** The token of a colour word as it appears inside a sentence (" red"; its last token if it has several). */
+        int colourToken(String colour) {
+            int[] t = tokenizer.encode(" " + colour);
+            return t[t.length - 1];
         }
 
         /**
@@ -728,7 +761,18 @@ public final class RecipeTrainer {
             float[] feats = images.isEmpty() ? new float[0] : vg.forward(images);
             long tVis = phase("vision forward", tData);
             float[] emb = tg.embed(ids, isText, feats);
-            TextGrad.Result r = tg.lossAndGrads(emb, ids, isText, targets, seg, objective);
+            TextGrad.HiddenLoss bindLoss = null;
+            if (binding != null) {      // the examples' labels packed as their tokens are (none: −1)
+                int[] labels = new int[T];
+                java.util.Arrays.fill(labels, -1);
+                int o = 0;
+                for (ExampleEncoder.Encoded e : batch) {
+                    if (e.bindLabels() != null) System.arraycopy(e.bindLabels(), 0, labels, o, e.ids().length);
+                    o += e.ids().length;
+                }
+                bindLoss = binding.loss(labels);
+            }
+            TextGrad.Result r = tg.lossAndGrads(emb, ids, isText, targets, seg, objective, bindLoss);
             if (!Double.isFinite(r.loss())) {
                 throw new DivergedException("stage " + stage.name() + " step " + s + ": the loss is " + r.loss()
                         + "; the last good checkpoint is " + current + " (lower the learning rate and --resume)");
@@ -736,6 +780,11 @@ public final class RecipeTrainer {
             long tText = phase("text fwd + bwd", tVis);
             Map<String, float[]> grads = new LinkedHashMap<>(r.grads());
             Map<String, LabelScore> labelScores = new LinkedHashMap<>();
+            if (binding != null) {
+                grads.putAll(binding.weightedGrads());
+                var b = binding.last();
+                if (b.scored() > 0) labelScores.put(BIND, new LabelScore(b.loss(), b.accuracy(), Double.NaN));
+            }
             if (trainVisionSide && !images.isEmpty()) {
                 int D = cfg.text().hiddenSize();
                 float[] dFeats = new float[feats.length];
@@ -797,8 +846,9 @@ public final class RecipeTrainer {
                 line.put("retrieval_accuracy", r.retrieval);
             }
             for (var e : r.tokenLabels.entrySet()) {
-                line.put("token_" + e.getKey() + "_loss", e.getValue().loss());
-                line.put("token_" + e.getKey() + "_accuracy", e.getValue().accuracy());
+                String key = e.getKey().equals(BIND) ? e.getKey() : "token_" + e.getKey();
+                line.put(key + "_loss", e.getValue().loss());
+                line.put(key + "_accuracy", e.getValue().accuracy());
                 if (!Double.isNaN(e.getValue().objectAccuracy())) line.put("token_" + e.getKey() + "_object_accuracy", e.getValue().objectAccuracy());
             }
             try {

@@ -100,7 +100,7 @@ class BindingProbeTest {
         assertTrue(checked >= 6, checked + " colour words checked");
 
         BindingProbe.Settings s = new BindingProbe.Settings(recipe, 2, 8, 3, IMAGES, BindingProbe.Question.WHERE_COLOUR, 2, 4, 4, 2e-3, 2e-3, "ground",
-                false, false, null, 0, null, new BindingProbe.BindHead(1, 0.5));
+                false, false, null, 0, null, new dev.kimivl.train.BindingHead.Spec(1, 0.5));
         ByteArrayOutputStream log = new ByteArrayOutputStream();
         BindingProbe.Summary a = BindingProbe.run(v, s, new PrintStream(log, true));
         double bind = a.reports().getLast().bindAccuracy();
@@ -109,9 +109,9 @@ class BindingProbeTest {
         assertEquals(1, a.toJson().get("binding_head_layer").asInt());
         assertTrue(Double.isNaN(BindingProbe.run(v, new BindingProbe.Settings(recipe, 2, 8, 3, IMAGES, BindingProbe.Question.WHERE_COLOUR, 2, 4, 4, 2e-3,
                 2e-3, "ground", false, false, null, 0), new PrintStream(new ByteArrayOutputStream())).reports().getLast().bindAccuracy()));
-        assertThrows(IllegalArgumentException.class, () -> new BindingProbe.BindHead(0, 1));
+        assertThrows(IllegalArgumentException.class, () -> new dev.kimivl.train.BindingHead.Spec(0, 1));
         assertThrows(IllegalArgumentException.class, () -> new BindingProbe.Settings(recipe, 2, 8, 3, IMAGES, BindingProbe.Question.WHAT, 2, 4, 4,
-                2e-3, 2e-3, "ground", false, false, null, 0, null, new BindingProbe.BindHead(1, 1)));
+                2e-3, 2e-3, "ground", false, false, null, 0, null, new dev.kimivl.train.BindingHead.Spec(1, 1)));
     }
 
     @Test

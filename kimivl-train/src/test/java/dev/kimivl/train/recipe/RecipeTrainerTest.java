@@ -45,7 +45,7 @@ class RecipeTrainerTest {
                   "tokenLabels": { "shape": 0.5, "place": 0.25 } },
                 { "name": "joint", "kind": "joint", "steps": %d, "batch": 3, "lr": 0.01, "adamLr": 0.01, "visionLr": 0.01,
                   "warmup": 2, "schedule": "cosine", "minLrRatio": 0.1, "train": ["text", "vision", "projector"],
-                  "mix": { "vqa": 0.6, "text": 0.2, "caption": 0.2 } },
+                  "mix": { "vqa": 0.4, "text": 0.2, "caption": 0.1, "ground": 0.3 }, "bindHead": { "layer": 1, "weight": 0.5 } },
                 { "name": "long", "kind": "long-context", "steps": 2, "batch": 2, "lr": 0.005, "adamLr": 0.005, "visionLr": 0.005,
                   "warmup": 0, "schedule": "constant", "minLrRatio": 0, "train": ["text"], "ropeTheta": 40000.0, "maxPositions": 1024,
                   "needleChars": 300, "mix": { "needle": 0.25, "vqa": 0.75 } },
@@ -120,6 +120,7 @@ class RecipeTrainerTest {
         assertTrue(run(recipe, out, false, -1));
         ObjectMapper om = new ObjectMapper();
         Map<String, List<Double>> losses = new java.util.LinkedHashMap<>();
+        int bindLines = 0;
         for (String line : Files.readAllLines(out.resolve("train_log.jsonl"))) {
             JsonNode n = om.readTree(line);
             losses.computeIfAbsent(n.get("stage").asText(), k -> new ArrayList<>()).add(n.get("loss").asDouble());
@@ -129,10 +130,14 @@ class RecipeTrainerTest {
             assertEquals(st.equals("vit"), n.has("token_colour_loss"), line);
             assertEquals(st.equals("vit") || st.equals("align"), n.has("token_place_accuracy"), line);
             assertEquals(st.equals("align"), n.has("token_shape_loss") && n.get("token_shape_accuracy").asDouble() >= 0, line);
+            // the binding head's loss is logged in the joint stage, whose grounding conversations ask it something
+            if (n.has("bind_loss")) assertEquals("joint", st, line);
+            if (st.equals("joint") && n.has("bind_accuracy")) bindLines++;
             // the ViT pre-training stage logs its contrastive loss and retrieval accuracy; no other stage does
             assertEquals(n.get("stage").asText().equals("vit"), n.has("siglip_loss") && n.get("retrieval_accuracy").asDouble() >= 0, line);
         }
         assertEquals(List.of("vit", "align", "joint", "long", "cot", "rl"), List.copyOf(losses.keySet()));
+        assertTrue(bindLines > 0, "the joint stage's binding head was never asked");
         List<Double> joint = losses.get("joint");
         double first = (joint.get(0) + joint.get(1) + joint.get(2)) / 3, last = (joint.get(11) + joint.get(12) + joint.get(13)) / 3;
         System.out.printf("tiny recipe: joint loss %.3f -> %.3f over 14 steps; stages %s%n", first, last, losses.keySet());
@@ -144,8 +149,8 @@ class RecipeTrainerTest {
         for (String s : List.of("stages/01-vit", "stages/02-align", "stages/03-joint", "stages/04-long", "stages/05-cot", "stages/06-rl", "instruct", "thinking", "rl")) {
             assertTrue(Files.isRegularFile(out.resolve(s).resolve("model.safetensors")), s);
             assertFalse(Files.exists(out.resolve(s).resolve("optimizer.safetensors")), s + " must hold only the model");
-            assertFalse(dev.kimivl.io.SafeTensorsFile.open(out.resolve(s).resolve("model.safetensors")).tensors().keySet().stream().anyMatch(n -> n.startsWith("siglip.")),
-                    s + ": the SigLIP towers are scaffolding, not part of the model");
+            assertFalse(dev.kimivl.io.SafeTensorsFile.open(out.resolve(s).resolve("model.safetensors")).tensors().keySet().stream().anyMatch(n -> n.startsWith("siglip.") || n.startsWith("binding.")),
+                    s + ": the SigLIP towers and the binding head are scaffolding, not part of the model");
         }
         assertFalse(Files.exists(out.resolve("rl-policy")), "the RL sampler's scratch checkpoint is removed at the stage's end");
         // the RL stage changed the weights it trains, and only those
@@ -191,6 +196,26 @@ class RecipeTrainerTest {
         Files.writeString(f, RECIPE.formatted(3).replace("\"startMaxSide\": 64", "\"startMaxSide\": 200"));
         e = assertThrows(IllegalArgumentException.class, () -> Recipe.load(f));
         assertTrue(e.getMessage().contains("startMaxSide 200") && e.getMessage().contains("maxSide 96"), e.getMessage());
+    }
+
+    @Test
+    void aBindingHeadNeedsATrainedLanguageModelAndALayerItHas(@TempDir Path tmp) throws Exception {
+        String head = "\"bindHead\": { \"layer\": 1, \"weight\": 0.5 }";
+        String base = RECIPE.formatted(3);
+        Path f = tmp.resolve("bad.json");
+        // the align stage trains only the vision side; RL's samples are scored by the checker alone; a layer must be ≥ 1
+        for (String text : List.of(base.replace("\"tokenLabels\": { \"shape\": 0.5, \"place\": 0.25 }", "\"tokenLabels\": { \"shape\": 0.5 }, " + head),
+                base.replace("\"rl\": { \"samples\": 3", head + ", \"rl\": { \"samples\": 3"),
+                base.replace(head, "\"bindHead\": { \"layer\": 0, \"weight\": 0.5 }"))) {
+            assertTrue(!text.equals(base), "the recipe was changed");
+            Files.writeString(f, text);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Recipe.load(f));
+            assertTrue(e.getMessage().contains("bindHead") || e.getMessage().contains("binding head"), e.getMessage());
+        }
+        // a layer past the model's is refused when the stage starts, naming both
+        Files.writeString(f, base.replace(head, "\"bindHead\": { \"layer\": 3, \"weight\": 0.5 }"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> run(f, tmp.resolve("out"), false, -1));
+        assertTrue(e.getMessage().contains("bindHead.layer 3") && e.getMessage().contains("2 layers"), e.getMessage());
     }
 
     @Test
