@@ -137,9 +137,7 @@ final class ProbeCommand implements Runnable {
         public Integer call() throws Exception {
             Path r = resolveRecipe(recipe);
             BindingProbe.Settings s = new BindingProbe.Settings(r, steps, pool, heldout, common.images(), BindingProbe.Question.parse(question),
-                    every, common.seed, batch, lr, adamLr, scenes, idealTokens, alignColours, first == null ? null : first.split(":")[0], firstSteps(first),
-                    firstQuestion == null ? null : BindingProbe.Question.parse(firstQuestion), bindHead(bindHead),
-                    firstSide == null ? null : new VisualWorld.Options(firstSide, firstSide, common.images().easy()));
+                    every, common.seed, batch, lr, adamLr, scenes, idealTokens, alignColours, firstLesson(), bindHead(bindHead));
             FrozenVision v = common.load();
             BindingProbe.Summary sum = BindingProbe.run(v, s, System.out);
             if (json != null) {
@@ -159,6 +157,19 @@ final class ProbeCommand implements Runnable {
             } catch (NumberFormatException e) {
                 throw new IllegalArgumentException("--bind-head " + spec + ": expected LAYER or LAYER:WEIGHT, e.g. 2 or 2:0.5");
             }
+        }
+
+        /** The --first lesson with its --first-question and --first-side (null without --first; they alone are refused). */
+        BindingProbe.FirstLesson firstLesson() {
+            if (first == null) {
+                if (firstQuestion != null || firstSide != null) {
+                    throw new IllegalArgumentException("--first-question and --first-side shape a first lesson: give it with --first SCENES:STEPS");
+                }
+                return null;
+            }
+            return new BindingProbe.FirstLesson(first.split(":")[0], firstSteps(first),
+                    firstQuestion == null ? null : BindingProbe.Question.parse(firstQuestion),
+                    firstSide == null ? null : new VisualWorld.Options(firstSide, firstSide, common.images().easy()));
         }
 
         /** The steps of a --first SCENES:STEPS (0 without one). */

@@ -5,8 +5,11 @@ import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
 
-/** The names of the visual world: shapes, colours with their RGB values, and number words. */
-final class Palette {
+/**
+ * The names of the visual world: shapes, colours with their RGB values, and number words; and the two case helpers
+ * the worded answers use (public for the probes that reword them).
+ */
+public final class Palette {
     static final List<String> SHAPES = List.of("circle", "square", "rectangle", "triangle", "star", "hexagon", "ring");
     static final List<String> COLORS = List.of("red", "green", "blue", "yellow", "orange", "purple", "black", "white", "pink", "brown", "grey");
     // Chosen so that every pair is at least 100 apart in RGB (checked by PaletteTest): a model must be able to name
@@ -87,7 +90,13 @@ final class Palette {
         return -1;
     }
 
-    static String capitalise(String s) {
+    /** "at the top left" → "At the top left". */
+    public static String capitalise(String s) {
         return s.isEmpty() ? s : s.substring(0, 1).toUpperCase(Locale.ROOT) + s.substring(1);
+    }
+
+    /** "At the top left" → "at the top left". */
+    public static String lowerFirst(String s) {
+        return s.isEmpty() ? s : s.substring(0, 1).toLowerCase(Locale.ROOT) + s.substring(1);
     }
 }

@@ -548,8 +548,7 @@ public final class VisualWorld {
                 colour = t.answer().split(" ")[1];                      // "A red circle."
             } else {
                 colour = t.question().substring("Where is the ".length()).split(" ")[0];
-                String a = t.answer().substring(0, t.answer().length() - 1);
-                phrase = Character.toLowerCase(a.charAt(0)) + a.substring(1);
+                phrase = Palette.lowerFirst(t.answer().substring(0, t.answer().length() - 1));
             }
             int region = REGIONS.indexOf(phrase);
             if (region < 0 || !Palette.COLORS.contains(colour)) {

@@ -10,6 +10,7 @@ import dev.kimivl.train.BindingHead;
 import dev.kimivl.train.Muon;
 import dev.kimivl.train.TextGrad;
 import dev.kimivl.train.data.Example;
+import dev.kimivl.train.data.Palette;
 import dev.kimivl.train.data.VisualWorld;
 import dev.kimivl.train.recipe.ExampleEncoder;
 import dev.kimivl.train.recipe.ModelSpec;
@@ -110,7 +111,7 @@ public final class BindingProbe {
         /** The answer to teach for a turn kept by {@link #ask} whose scene answer is {@code answer}. */
         String answer(String q, String answer) {
             if (this != WHERE_ECHO) return answer;
-            return capitalise(colourOf(q)) + " " + lowerFirst(answer);
+            return Palette.capitalise(colourOf(q)) + " " + Palette.lowerFirst(answer);
         }
 
         /**
@@ -122,7 +123,7 @@ public final class BindingProbe {
             for (Example.Turn t : turns) {
                 if (WHERE_COLOUR.ask(t.question()) == null) continue;
                 colours.add(colourOf(t.question()));
-                String a = lowerFirst(t.answer());
+                String a = Palette.lowerFirst(t.answer());
                 places.add(a.endsWith(".") ? a.substring(0, a.length() - 1) : a);
             }
             if (colours.isEmpty()) return null;
@@ -130,20 +131,12 @@ public final class BindingProbe {
                     : "Where are the " + list(colours) + " shapes?";
             List<String> said = new ArrayList<>();
             for (int i = 0; i < colours.size(); i++) said.add(colours.get(i) + " " + places.get(i));
-            return new String[]{q, capitalise(list(said)) + "."};
+            return new String[]{q, Palette.capitalise(list(said)) + "."};
         }
 
         /** "red" of "Where is the red circle?" (a grounding turn's wording). */
         static String colourOf(String q) {
             return q.substring("Where is the ".length()).split(" ")[0];
-        }
-
-        private static String capitalise(String s) {
-            return s.isEmpty() ? s : Character.toUpperCase(s.charAt(0)) + s.substring(1);
-        }
-
-        static String lowerFirst(String s) {
-            return s.isEmpty() ? s : Character.toLowerCase(s.charAt(0)) + s.substring(1);
         }
 
         /** "a", "a and b", "a, b and c". */
@@ -172,38 +165,16 @@ public final class BindingProbe {
      * @param alignColours with idealTokens: a token's colour vector is the fresh language model's own input embedding
      *               of the colour's word (scaled as the other vectors), so "red" in the question and a red image token
      *               start out alike; without, a random vector of its own
-     * @param warmupScenes null, or the kind of scene ({@link #SCENES}) of a first lesson: the first {@code warmupSteps}
-     *               steps draw their questions from {@code pool} scenes of that kind (other seeds), the rest from the
-     *               main pool; the held-out score is always the main kind's
-     * @param warmupQuestion null, or the first lesson's own question form (else the main one)
+     * @param first  null, or a first lesson ({@link FirstLesson}) before the main pool
      * @param bindHead null, or a {@link BindingHead} trained with the language model
-     * @param warmupImages null, or how the first lesson's images are drawn (else as the main pool's)
      */
     public record Settings(Path recipe, int steps, int pool, int heldout, VisualWorld.Options images, Question question, int every,
                            long seed, int batch, double lr, double adamLr, String scenes, boolean idealTokens, boolean alignColours,
-                           String warmupScenes, int warmupSteps, Question warmupQuestion, BindingHead.Spec bindHead, VisualWorld.Options warmupImages) {
-        /** Settings whose first lesson, if any, draws its images as the main pool does. */
+                           FirstLesson first, BindingHead.Spec bindHead) {
+        /** Settings without a first lesson or a binding head. */
         public Settings(Path recipe, int steps, int pool, int heldout, VisualWorld.Options images, Question question, int every,
-                        long seed, int batch, double lr, double adamLr, String scenes, boolean idealTokens, boolean alignColours,
-                        String warmupScenes, int warmupSteps, Question warmupQuestion, BindingHead.Spec bindHead) {
-            this(recipe, steps, pool, heldout, images, question, every, seed, batch, lr, adamLr, scenes, idealTokens, alignColours,
-                    warmupScenes, warmupSteps, warmupQuestion, bindHead, null);
-        }
-
-        /** Settings without a binding head. */
-        public Settings(Path recipe, int steps, int pool, int heldout, VisualWorld.Options images, Question question, int every,
-                        long seed, int batch, double lr, double adamLr, String scenes, boolean idealTokens, boolean alignColours,
-                        String warmupScenes, int warmupSteps, Question warmupQuestion) {
-            this(recipe, steps, pool, heldout, images, question, every, seed, batch, lr, adamLr, scenes, idealTokens, alignColours,
-                    warmupScenes, warmupSteps, warmupQuestion, null);
-        }
-
-        /** Settings whose first lesson, if any, asks the main question form. */
-        public Settings(Path recipe, int steps, int pool, int heldout, VisualWorld.Options images, Question question, int every,
-                        long seed, int batch, double lr, double adamLr, String scenes, boolean idealTokens, boolean alignColours,
-                        String warmupScenes, int warmupSteps) {
-            this(recipe, steps, pool, heldout, images, question, every, seed, batch, lr, adamLr, scenes, idealTokens, alignColours,
-                    warmupScenes, warmupSteps, null, null);
+                        long seed, int batch, double lr, double adamLr, String scenes, boolean idealTokens, boolean alignColours) {
+            this(recipe, steps, pool, heldout, images, question, every, seed, batch, lr, adamLr, scenes, idealTokens, alignColours, null, null);
         }
 
         public Settings {
@@ -217,22 +188,37 @@ public final class BindingProbe {
             if (!(lr > 0) || !(adamLr > 0)) throw new IllegalArgumentException("learning rates must be > 0, got " + lr + " and " + adamLr);
             if (!SCENES.contains(scenes)) throw new IllegalArgumentException("scenes '" + scenes + "' is not one of " + SCENES);
             if (alignColours && !idealTokens) throw new IllegalArgumentException("aligned colours are a form of ideal tokens: set both");
-            if (warmupSteps < 0 || (warmupSteps > 0) != (warmupScenes != null)) {
-                throw new IllegalArgumentException("a first lesson needs both its scenes and a number of steps ≥ 1, got " + warmupScenes + " for " + warmupSteps + " steps");
-            }
-            if ((warmupQuestion != null || warmupImages != null) && warmupScenes == null) {
-                throw new IllegalArgumentException("a first lesson's question form or images need a first lesson: give its scenes and steps");
-            }
-            if (warmupScenes != null && !SCENES.contains(warmupScenes)) {
-                throw new IllegalArgumentException("first-lesson scenes '" + warmupScenes + "' is not one of " + SCENES);
-            }
         }
 
-        /** The first lesson's own settings: its scenes and question form (the main form unless it has its own), no first lesson. */
+        /** Steps of the first lesson (0 without one). */
+        int firstSteps() { return first == null ? 0 : first.steps(); }
+
+        /** The first lesson's own settings: its scenes, question form and images (the main ones where it has none), no first lesson. */
         Settings firstLesson() {
-            return new Settings(recipe, steps, pool, heldout, warmupImages != null ? warmupImages : images, warmupQuestion != null ? warmupQuestion : question,
-                    every, seed, batch, lr, adamLr, warmupScenes, idealTokens, alignColours, null, 0, null, bindHead, null);
+            return new Settings(recipe, steps, pool, heldout, first.images() != null ? first.images() : images,
+                    first.question() != null ? first.question() : question, every, seed, batch, lr, adamLr, first.scenes(), idealTokens,
+                    alignColours, null, bindHead);
         }
+    }
+
+    /**
+     * A first lesson: the first {@code steps} steps draw their questions from {@code pool} scenes of the kind
+     * {@code scenes} ({@link #SCENES}, other seeds than the main pool's), the rest from the main pool; the held-out
+     * score is always the main kind's.
+     *
+     * @param question null, or the first lesson's own question form (else the main one)
+     * @param images   null, or how the first lesson's images are drawn (else as the main pool's)
+     */
+    public record FirstLesson(String scenes, int steps, Question question, VisualWorld.Options images) {
+        public FirstLesson {
+            if (scenes == null || steps < 1) {
+                throw new IllegalArgumentException("a first lesson needs both its scenes and a number of steps ≥ 1, got " + scenes + " for " + steps + " steps");
+            }
+            if (!SCENES.contains(scenes)) throw new IllegalArgumentException("first-lesson scenes '" + scenes + "' is not one of " + SCENES);
+        }
+
+        /** A first lesson that asks the main form on images drawn as the main pool's. */
+        public FirstLesson(String scenes, int steps) { this(scenes, steps, null, null); }
     }
 
     /**
@@ -284,9 +270,9 @@ public final class BindingProbe {
                 o.put("binding_head_layer", settings.bindHead().layer());
                 o.put("binding_head_weight", settings.bindHead().weight());
             }
-            if (settings.warmupScenes() != null) {
-                o.put("first_lesson_scenes", settings.warmupScenes());
-                o.put("first_lesson_steps", settings.warmupSteps());
+            if (settings.first() != null) {
+                o.put("first_lesson_scenes", settings.first().scenes());
+                o.put("first_lesson_steps", settings.first().steps());
                 o.put("first_lesson_question", settings.firstLesson().question().flag);
                 o.put("first_lesson_min_side", settings.firstLesson().images().minSide());
                 o.put("first_lesson_max_side", settings.firstLesson().images().maxSide());
@@ -350,7 +336,7 @@ public final class BindingProbe {
         List<Item> train = questions(v, world, seeds(s.seed(), 0, s.pool()), s, colours, trainFeats);
         List<Item> held = questions(v, world, seeds(s.seed(), 1, s.heldout()), s, colours, heldFeats);
         List<float[]> warmFeats = new ArrayList<>();
-        List<Item> warm = s.warmupSteps() == 0 ? List.of()
+        List<Item> warm = s.first() == null ? List.of()
                 : questions(v, new VisualWorld(s.firstLesson().images()), seeds(s.seed(), 2, s.pool()), s.firstLesson(), colours, warmFeats);
         if (train.isEmpty() || held.isEmpty()) {
             throw new IllegalArgumentException("the " + s.pool() + " training and " + s.heldout() + " held-out scenes hold " + train.size() + " and "
@@ -380,9 +366,9 @@ public final class BindingProbe {
         out.printf(Locale.ROOT, "  batch %d, Muon %.1e (2-D hidden matrices) and AdamW %.1e (the rest), constant; seed %d%n",
                 s.batch(), s.lr(), s.adamLr(), s.seed());
         if (!warm.isEmpty()) {
-            out.printf(Locale.ROOT, "  first lesson: steps 1-%d on %d '%s' questions from %d %s scenes%s%n", s.warmupSteps(), warm.size(),
-                    s.firstLesson().question().flag, countScenes(warm), s.warmupScenes(),
-                    s.warmupImages() == null ? "" : ", images " + TokenProbe.describe(s.warmupImages()));
+            out.printf(Locale.ROOT, "  first lesson: steps 1-%d on %d '%s' questions from %d %s scenes%s%n", s.first().steps(), warm.size(),
+                    s.firstLesson().question().flag, countScenes(warm), s.first().scenes(),
+                    s.first().images() == null ? "" : ", images " + TokenProbe.describe(s.first().images()));
         }
         out.println("  acc = share of answers whose every token (and the closing <|im_end|>) gets p > 0.5, teacher-forced;"
                 + " train = the batches since the last line, before each update");
@@ -402,7 +388,7 @@ public final class BindingProbe {
         int lossSteps = 0, answers = 0, right = 0;
         long tRun = System.nanoTime();
         for (int step = 1; step <= s.steps(); step++) {
-            Pool pool = step <= s.warmupSteps() ? first : main;
+            Pool pool = step <= s.firstSteps() ? first : main;
             List<Item> batch = pool.batch(s.batch(), order);
             Scored sc = score(tg, batch, pool.feats, binder);
             lossSum += sc.result.loss();
@@ -552,7 +538,7 @@ public final class BindingProbe {
             if (Question.WHERE_COLOUR.ask(t.question()) == null) continue;
             String colour = Question.colourOf(t.question());
             String a = t.answer().endsWith(".") ? t.answer().substring(0, t.answer().length() - 1) : t.answer();
-            int region = VisualWorld.REGIONS.indexOf(Question.lowerFirst(a));
+            int region = VisualWorld.REGIONS.indexOf(Palette.lowerFirst(a));
             if (region < 0) throw new IllegalStateException("'" + t.answer() + "' is not one of the regions " + VisualWorld.REGIONS);
             int[] word = v.tokenizer.encode(" " + colour);
             int tok = word[word.length - 1], at = -1;

@@ -100,7 +100,7 @@ class BindingProbeTest {
         assertTrue(checked >= 6, checked + " colour words checked");
 
         BindingProbe.Settings s = new BindingProbe.Settings(recipe, 2, 8, 3, IMAGES, BindingProbe.Question.WHERE_COLOUR, 2, 4, 4, 2e-3, 2e-3, "ground",
-                false, false, null, 0, null, new dev.kimivl.train.BindingHead.Spec(1, 0.5));
+                false, false, null, new dev.kimivl.train.BindingHead.Spec(1, 0.5));
         ByteArrayOutputStream log = new ByteArrayOutputStream();
         BindingProbe.Summary a = BindingProbe.run(v, s, new PrintStream(log, true));
         double bind = a.reports().getLast().bindAccuracy();
@@ -108,10 +108,10 @@ class BindingProbeTest {
         assertTrue(log.toString().contains(" bind "), log.toString());
         assertEquals(1, a.toJson().get("binding_head_layer").asInt());
         assertTrue(Double.isNaN(BindingProbe.run(v, new BindingProbe.Settings(recipe, 2, 8, 3, IMAGES, BindingProbe.Question.WHERE_COLOUR, 2, 4, 4, 2e-3,
-                2e-3, "ground", false, false, null, 0), new PrintStream(new ByteArrayOutputStream())).reports().getLast().bindAccuracy()));
+                2e-3, "ground", false, false), new PrintStream(new ByteArrayOutputStream())).reports().getLast().bindAccuracy()));
         assertThrows(IllegalArgumentException.class, () -> new dev.kimivl.train.BindingHead.Spec(0, 1));
         assertThrows(IllegalArgumentException.class, () -> new BindingProbe.Settings(recipe, 2, 8, 3, IMAGES, BindingProbe.Question.WHAT, 2, 4, 4,
-                2e-3, 2e-3, "ground", false, false, null, 0, null, new dev.kimivl.train.BindingHead.Spec(1, 1)));
+                2e-3, 2e-3, "ground", false, false, null, new dev.kimivl.train.BindingHead.Spec(1, 1)));
     }
 
     @Test
@@ -126,7 +126,7 @@ class BindingProbeTest {
     void runsEndToEndWithFiniteNumbersAndTheRightCountsDeterministically(@TempDir Path tmp) throws Exception {
         Path recipe = ProbeFixtures.write(tmp);
         FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
-        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 5, 12, 5, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground", false, false, null, 0);
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 5, 12, 5, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground", false, false);
         ByteArrayOutputStream log = new ByteArrayOutputStream();
         BindingProbe.Summary a = BindingProbe.run(v, s, new PrintStream(log, true));
         // the questions are exactly the scenes' "where is the <colour> <shape>?" turns
@@ -159,14 +159,14 @@ class BindingProbeTest {
     void onTheGridItAsksAboutTheGridScenes(@TempDir Path tmp) throws Exception {
         Path recipe = ProbeFixtures.write(tmp);
         FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
-        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 2, 10, 4, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground-grid", false, false, null, 0);
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 2, 10, 4, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground-grid", false, false);
         BindingProbe.Summary a = BindingProbe.run(v, s, new PrintStream(new ByteArrayOutputStream()));
         VisualWorld w = new VisualWorld(IMAGES);
         assertEquals(countWhere(w::groundingOnGrid, BindingProbe.seeds(4, 0, 10)), a.trainQuestions());
         assertEquals(countWhere(w::groundingOnGrid, BindingProbe.seeds(4, 1, 4)), a.heldoutQuestions());
         assertEquals("ground-grid", a.toJson().get("scenes").asText());
         var e = assertThrows(IllegalArgumentException.class, () -> new BindingProbe.Settings(recipe, 2, 10, 4, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4,
-                2e-3, 2e-3, "ground-two", false, false, null, 0));
+                2e-3, 2e-3, "ground-two", false, false));
         assertTrue(e.getMessage().contains("ground-two") && e.getMessage().contains("ground-one"), e.getMessage());
     }
 
@@ -174,7 +174,7 @@ class BindingProbeTest {
     void aFirstLessonTrainsOnItsOwnScenesBeforeTheMainOnes(@TempDir Path tmp) throws Exception {
         Path recipe = ProbeFixtures.write(tmp);
         FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
-        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 3, 8, 3, IMAGES, BindingProbe.Question.WHERE, 3, 4, 4, 2e-3, 2e-3, "ground", false, false, "ground-one", 2);
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 3, 8, 3, IMAGES, BindingProbe.Question.WHERE, 3, 4, 4, 2e-3, 2e-3, "ground", false, false, new BindingProbe.FirstLesson("ground-one", 2), null);
         ByteArrayOutputStream log = new ByteArrayOutputStream();
         BindingProbe.Summary a = BindingProbe.run(v, s, new PrintStream(log, true));
         int first = 0, scenes = 0;
@@ -187,16 +187,15 @@ class BindingProbeTest {
         assertTrue(log.toString().contains("first lesson: steps 1-2 on " + first + " 'where' questions from " + scenes + " ground-one scenes"), log.toString());
         assertEquals("ground-one", a.toJson().get("first_lesson_scenes").asText());
         assertEquals(List.of(3), a.reports().stream().map(BindingProbe.Report::step).toList());
-        assertThrows(IllegalArgumentException.class, () -> new BindingProbe.Settings(recipe, 3, 8, 3, IMAGES, BindingProbe.Question.WHERE, 3, 4, 4,
-                2e-3, 2e-3, "ground", false, false, null, 2));
-        assertThrows(IllegalArgumentException.class, () -> new BindingProbe.Settings(recipe, 3, 8, 3, IMAGES, BindingProbe.Question.WHERE, 3, 4, 4,
-                2e-3, 2e-3, "ground", false, false, null, 0, BindingProbe.Question.WHERE_ALL));
+        // a first lesson needs its scenes and ≥ 1 step; a question form or images without a first lesson cannot be said
+        assertThrows(IllegalArgumentException.class, () -> new BindingProbe.FirstLesson(null, 2));
+        assertThrows(IllegalArgumentException.class, () -> new BindingProbe.FirstLesson("ground", 0, BindingProbe.Question.WHERE_ALL, null));
 
         // a first lesson with its own question form: one where-all question per scene that has a "where" turn
         // ... and its own images: every one 80 px square
         VisualWorld.Options square = new VisualWorld.Options(80, 80, true);
         BindingProbe.Settings all = new BindingProbe.Settings(recipe, 3, 8, 3, IMAGES, BindingProbe.Question.WHERE, 3, 4, 4, 2e-3, 2e-3, "ground",
-                false, false, "ground", 2, BindingProbe.Question.WHERE_ALL, null, square);
+                false, false, new BindingProbe.FirstLesson("ground", 2, BindingProbe.Question.WHERE_ALL, square), null);
         log.reset();
         BindingProbe.Summary b = BindingProbe.run(v, all, new PrintStream(log, true));
         assertEquals(80, b.toJson().get("first_lesson_max_side").asInt());
@@ -235,7 +234,7 @@ class BindingProbeTest {
         }
         assertTrue(byLabels.size() > 10, byLabels.size() + " label combinations");
         assertEquals(1.0, Math.sqrt(sq / tokens / D), 0.25, "RMS of a token");
-        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 2, 8, 3, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground", true, false, null, 0);
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 2, 8, 3, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground", true, false);
         BindingProbe.Summary a = BindingProbe.run(v, s, new PrintStream(new ByteArrayOutputStream()));
         assertTrue(a.toJson().get("ideal_tokens").asBoolean() && Double.isFinite(a.reports().getLast().heldoutLoss()));
         // aligned: a colour's vector points the way of its word's input embedding in the fresh language model
@@ -251,10 +250,10 @@ class BindingProbeTest {
             b2 += y * y;
         }
         assertEquals(1.0, dot / Math.sqrt(a2 * b2), 1e-5, "cosine of red's row and the embedding of ' red'");
-        BindingProbe.Settings aligned = new BindingProbe.Settings(recipe, 2, 8, 3, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground", true, true, null, 0);
+        BindingProbe.Settings aligned = new BindingProbe.Settings(recipe, 2, 8, 3, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground", true, true);
         assertTrue(BindingProbe.run(v, aligned, new PrintStream(new ByteArrayOutputStream())).toJson().get("aligned_colours").asBoolean());
         assertThrows(IllegalArgumentException.class, () -> new BindingProbe.Settings(recipe, 2, 8, 3, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4,
-                2e-3, 2e-3, "ground", false, true, null, 0));
+                2e-3, 2e-3, "ground", false, true));
     }
 
     @Test
@@ -262,7 +261,7 @@ class BindingProbeTest {
         Path recipe = ProbeFixtures.write(tmp);
         java.nio.file.Files.writeString(recipe, ProbeFixtures.RECIPE.replace("\"hidden\": 32", "\"hidden\": 48"));
         FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
-        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 1, 2, 1, IMAGES, BindingProbe.Question.WHERE, 1, 1, 2, 2e-3, 2e-3, "ground", false, false, null, 0);
+        BindingProbe.Settings s = new BindingProbe.Settings(recipe, 1, 2, 1, IMAGES, BindingProbe.Question.WHERE, 1, 1, 2, 2e-3, 2e-3, "ground", false, false);
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> BindingProbe.run(v, s, new PrintStream(new ByteArrayOutputStream())));
         assertTrue(e.getMessage().contains("48") && e.getMessage().contains("32"), e.getMessage());
     }
