@@ -53,6 +53,13 @@ final class EvalCommand implements Callable<Integer> {
             + "what a model has learnt before it copes with the rest.")
     boolean easy;
 
+    @Option(names = "--min-side", paramLabel = "PX", description = "The smallest image side drawn (default ${DEFAULT-VALUE}; the issue's range is 64-512): "
+            + "with --max-side, to evaluate at the sizes a stage trained on.", defaultValue = "64")
+    int minSide;
+
+    @Option(names = "--max-side", paramLabel = "PX", description = "The largest image side drawn (default ${DEFAULT-VALUE}).", defaultValue = "512")
+    int maxSide;
+
     @Option(names = "--json", description = "Print a JSON object: overall (0..1), per type, counts, and the first 20 wrong answers.")
     boolean json;
 
@@ -101,6 +108,8 @@ final class EvalCommand implements Callable<Integer> {
                 o.put("model", m.dir().toString());
                 o.put("n", r.total());
                 o.put("seed", seed);
+            o.put("min_side", minSide);
+            o.put("max_side", maxSide);
                 o.put("overall", r.overall());
                 ObjectNode by = o.putObject("by_type");
                 for (var t : r.byType().values()) {
@@ -129,7 +138,10 @@ final class EvalCommand implements Callable<Integer> {
     }
 
     private VisualWorld.Options options() {
-        VisualWorld.Options d = VisualWorld.Options.defaults();
-        return new VisualWorld.Options(d.minSide(), d.maxSide(), easy);
+        try {
+            return new VisualWorld.Options(minSide, maxSide, easy);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--min-side " + minSide + " --max-side " + maxSide + ": " + e.getMessage());
+        }
     }
 }

@@ -34,6 +34,18 @@ class EvalCommandTest {
         assertTrue(r.exit() != 0 && r.err().contains("-n must be at least 1"), r.err());
         r = run("eval", "--model", TINY.toString(), "--task", "nope", "-n", "1");
         assertTrue(r.exit() != 0 && r.err().contains("--task nope"), r.err());
+        r = run("eval", "--model", TINY.toString(), "--min-side", "200", "--max-side", "100", "-n", "1");
+        assertTrue(r.exit() != 0 && r.err().contains("--min-side 200 --max-side 100"), r.err());
+    }
+
+    @Test
+    void imageSidesCanBeChosen() throws Exception {
+        CliTest.Run r = run("eval", "--model", TINY.toString(), "--task", "grounding", "--easy", "--min-side", "128", "--max-side", "128", "-n", "3", "--json");
+        assertEquals(0, r.exit(), r.err());
+        JsonNode j = new ObjectMapper().readTree(r.out());
+        assertEquals(128, j.get("min_side").asInt());
+        assertEquals(128, j.get("max_side").asInt());
+        assertEquals(3, j.get("n").asInt());
     }
 
     @Test
