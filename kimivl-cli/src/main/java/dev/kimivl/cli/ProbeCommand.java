@@ -125,6 +125,10 @@ final class ProbeCommand implements Runnable {
                 + "the colour word is, not only through the answer.")
         String bindHead;
 
+        @Option(names = "--language-model", paramLabel = "DIR", description = "Start from this checkpoint's trained language model "
+                + "(e.g. a recipe stage's) instead of a fresh one: does what it learnt before help or hinder the look-up?")
+        Path languageModel;
+
         @Option(names = "--ideal-tokens", description = "Replace each image token by fixed vectors of its colour, shape and cell labels "
                 + "(what the token-label heads teach): the ceiling a perfect tower would give, on the same scenes.")
         boolean idealTokens;
@@ -137,7 +141,7 @@ final class ProbeCommand implements Runnable {
         public Integer call() throws Exception {
             Path r = resolveRecipe(recipe);
             BindingProbe.Settings s = new BindingProbe.Settings(r, steps, pool, heldout, common.images(), BindingProbe.Question.parse(question),
-                    every, common.seed, batch, lr, adamLr, scenes, idealTokens, alignColours, firstLesson(), bindHead(bindHead));
+                    every, common.seed, batch, lr, adamLr, scenes, idealTokens, alignColours, firstLesson(), bindHead(bindHead), languageModel);
             FrozenVision v = common.load();
             BindingProbe.Summary sum = BindingProbe.run(v, s, System.out);
             if (json != null) {

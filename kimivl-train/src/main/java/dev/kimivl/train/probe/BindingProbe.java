@@ -167,14 +167,24 @@ public final class BindingProbe {
      *               start out alike; without, a random vector of its own
      * @param first  null, or a first lesson ({@link FirstLesson}) before the main pool
      * @param bindHead null, or a {@link BindingHead} trained with the language model
+     * @param languageModel null: a fresh language model from the recipe's {@code model} section; else a checkpoint
+     *               whose trained language model the probe starts from (e.g. a recipe stage's, to ask whether what it
+     *               learnt before helps or hinders the look-up)
      */
     public record Settings(Path recipe, int steps, int pool, int heldout, VisualWorld.Options images, Question question, int every,
                            long seed, int batch, double lr, double adamLr, String scenes, boolean idealTokens, boolean alignColours,
-                           FirstLesson first, BindingHead.Spec bindHead) {
+                           FirstLesson first, BindingHead.Spec bindHead, Path languageModel) {
+        /** Settings whose language model is a fresh one. */
+        public Settings(Path recipe, int steps, int pool, int heldout, VisualWorld.Options images, Question question, int every,
+                        long seed, int batch, double lr, double adamLr, String scenes, boolean idealTokens, boolean alignColours,
+                        FirstLesson first, BindingHead.Spec bindHead) {
+            this(recipe, steps, pool, heldout, images, question, every, seed, batch, lr, adamLr, scenes, idealTokens, alignColours, first, bindHead, null);
+        }
+
         /** Settings without a first lesson or a binding head. */
         public Settings(Path recipe, int steps, int pool, int heldout, VisualWorld.Options images, Question question, int every,
                         long seed, int batch, double lr, double adamLr, String scenes, boolean idealTokens, boolean alignColours) {
-            this(recipe, steps, pool, heldout, images, question, every, seed, batch, lr, adamLr, scenes, idealTokens, alignColours, null, null);
+            this(recipe, steps, pool, heldout, images, question, every, seed, batch, lr, adamLr, scenes, idealTokens, alignColours, null, null, null);
         }
 
         public Settings {
@@ -197,7 +207,7 @@ public final class BindingProbe {
         Settings firstLesson() {
             return new Settings(recipe, steps, pool, heldout, first.images() != null ? first.images() : images,
                     first.question() != null ? first.question() : question, every, seed, batch, lr, adamLr, first.scenes(), idealTokens,
-                    alignColours, null, bindHead);
+                    alignColours, null, bindHead, languageModel);
         }
     }
 
@@ -264,6 +274,7 @@ public final class BindingProbe {
             o.put("max_side", settings.images().maxSide());
             o.put("easy_images", settings.images().easy());
             o.put("scenes", settings.scenes());
+            if (settings.languageModel() != null) o.put("language_model", settings.languageModel().toString());
             o.put("ideal_tokens", settings.idealTokens());
             o.put("aligned_colours", settings.alignColours());
             if (settings.bindHead() != null) {
@@ -329,7 +340,7 @@ public final class BindingProbe {
     public static Summary run(FrozenVision v, Settings s, PrintStream out) throws IOException {
         long t0 = System.nanoTime();
         ModelSpec spec = dev.kimivl.train.recipe.Recipe.load(s.recipe()).model();
-        TextGrad tg = freshLanguageModel(v, spec, s.seed());
+        TextGrad tg = s.languageModel() == null ? freshLanguageModel(v, spec, s.seed()) : trainedLanguageModel(v, s.languageModel());
         VisualWorld world = new VisualWorld(s.images());
         List<float[]> trainFeats = new ArrayList<>(), heldFeats = new ArrayList<>();
         float[][] colours = s.alignColours() ? colourWords(tg, v) : null;
@@ -354,8 +365,9 @@ public final class BindingProbe {
         String common = freq.entrySet().stream().max(Map.Entry.comparingByValue()).orElseThrow().getKey();
         double commonShare = held.stream().filter(it -> it.answer().equals(common)).count() / (double) held.size();
         double chanceLoss = entropy / ((double) scoredTokens / train.size());
-        out.printf(Locale.ROOT, "binding probe: a fresh %d-layer language model (hidden %d, %s) on %s%n",
-                spec.layers(), spec.hidden(), s.recipe(), s.idealTokens() ? "ideal image tokens (fixed vectors of each token's colour, shape and cell labels"
+        out.printf(Locale.ROOT, "binding probe: %s on %s%n",
+                s.languageModel() == null ? String.format(Locale.ROOT, "a fresh %d-layer language model (hidden %d, %s)", spec.layers(), spec.hidden(), s.recipe())
+                        : "the trained language model of " + s.languageModel(), s.idealTokens() ? "ideal image tokens (fixed vectors of each token's colour, shape and cell labels"
                         + (s.alignColours() ? "; a colour's vector is its word's input embedding)" : ")")
                         : "the frozen image tokens of " + v.dir);
         out.printf(Locale.ROOT, "  '%s' questions: %d from %d training scenes, %d from %d held-out scenes%s; images %s; %d distinct answers, "
@@ -452,6 +464,19 @@ public final class BindingProbe {
      * initialisation ({@link ModelSpec#writeInitial}) into a scratch folder, read back. Only its language model is
      * used; the image tokens come from the frozen tower.
      */
+    /** The language model of a checkpoint, refused unless it reads the tower's tokens and the tokenizer's ids. */
+    static TextGrad trainedLanguageModel(FrozenVision v, Path dir) throws IOException {
+        ModelConfig cfg = ModelConfig.load(dir);
+        if (cfg.text().hiddenSize() != v.hidden() || cfg.text().vocabSize() != v.config.text().vocabSize()
+                || cfg.mediaPlaceholderTokenId() != v.config.mediaPlaceholderTokenId()) {
+            throw new IllegalArgumentException(dir + ": its language model (hidden " + cfg.text().hiddenSize() + ", vocabulary " + cfg.text().vocabSize()
+                    + ") does not read the tokens of " + v.dir + " (hidden " + v.hidden() + ", vocabulary " + v.config.text().vocabSize() + ")");
+        }
+        try (SafetensorsCheckpoint ck = SafetensorsCheckpoint.open(dir)) {
+            return new TextGrad(ck, cfg.text(), cfg.textPrefix());
+        }
+    }
+
     static TextGrad freshLanguageModel(FrozenVision v, ModelSpec spec, long seed) throws IOException {
         if (spec.hidden() != v.hidden()) {
             throw new IllegalArgumentException("the recipe's language model has hidden size " + spec.hidden() + ", but " + v.dir

@@ -156,6 +156,27 @@ class BindingProbeTest {
     }
 
     @Test
+    void aTrainedLanguageModelCanBeTheStartAndAMismatchedOneIsRefused(@TempDir Path tmp) throws Exception {
+        Path recipe = ProbeFixtures.write(tmp);
+        Path ck = ProbeFixtures.checkpoint(tmp);
+        FrozenVision v = FrozenVision.load(ck);
+        BindingProbe.Settings fresh = new BindingProbe.Settings(recipe, 2, 8, 3, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground", false, false);
+        BindingProbe.Settings trained = new BindingProbe.Settings(recipe, 2, 8, 3, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground",
+                false, false, null, null, ck);
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        BindingProbe.Summary a = BindingProbe.run(v, trained, new PrintStream(log, true)), b = BindingProbe.run(v, fresh, new PrintStream(new ByteArrayOutputStream()));
+        assertTrue(log.toString().contains("the trained language model of " + ck), log.toString());
+        assertEquals(ck.toString(), a.toJson().get("language_model").asText());
+        // the checkpoint's weights (its own seed) are not the fresh model's (the probe's seed): other losses
+        assertTrue(a.reports().getFirst().trainLoss() != b.reports().getFirst().trainLoss(), a.reports() + " / " + b.reports());
+        // the shipped nano model's language model (hidden 256) cannot read this tower's 32-wide tokens
+        BindingProbe.Settings nano = new BindingProbe.Settings(recipe, 2, 8, 3, IMAGES, BindingProbe.Question.WHERE, 2, 4, 4, 2e-3, 2e-3, "ground",
+                false, false, null, null, ProbeFixtures.NANO);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> BindingProbe.run(v, nano, new PrintStream(new ByteArrayOutputStream())));
+        assertTrue(e.getMessage().contains("hidden 256") && e.getMessage().contains("hidden 32"), e.getMessage());
+    }
+
+    @Test
     void onTheGridItAsksAboutTheGridScenes(@TempDir Path tmp) throws Exception {
         Path recipe = ProbeFixtures.write(tmp);
         FrozenVision v = FrozenVision.load(ProbeFixtures.checkpoint(tmp));
