@@ -339,10 +339,9 @@ public final class RecipeTrainer {
                 tg = new TextGrad(ck, cfg.text(), cfg.textPrefix());
                 vg = new VisionGrad(ck, cfg.vision(), cfg.text().hiddenSize());
             }
-            Tokenizer tok = Tokenizer.load(current);
-            tokenizer = tok;
+            tokenizer = Tokenizer.load(current);
             preprocessor = PreprocessorConfig.load(current);
-            encoder = new ExampleEncoder(tok, ChatTemplate.load(current), preprocessor, cfg.mediaPlaceholderTokenId());
+            encoder = new ExampleEncoder(tokenizer, ChatTemplate.load(current), preprocessor, cfg.mediaPlaceholderTokenId());
             source = sourceFor(stage.imageOptions());
             trainText = stage.train().contains("text");
             trainVisionSide = stage.train().contains("vision") || stage.train().contains("projector");
@@ -462,12 +461,12 @@ public final class RecipeTrainer {
                         heads.append(String.format(Locale.ROOT, " %s %.3f", e.getKey(), e.getValue().accuracy()))
                                 .append(Double.isNaN(obj) ? "" : String.format(Locale.ROOT, " (objects %.3f)", obj));
                     }
-                    LabelScore bind = r.tokenLabels.get(BIND);
-                    if (bind != null) heads.append(String.format(Locale.ROOT, "  bind %.3f", bind.accuracy()));
+                    LabelScore bind = r.tokenLabels.get(BIND);          // the binding head's accuracy at this step's colour words
+                    String scaffolds = (heads.isEmpty() ? "" : "  tokens:" + heads) + (bind == null ? "" : String.format(Locale.ROOT, "  bind %.3f", bind.accuracy()));
                     err.printf(Locale.ROOT, "[%s] step %d/%d  loss %.4f (avg %.4f)  acc %.3f%s%s  %.0f tok/s  %.1f GFLOP/s  load max/min %.2f  ETA %s%n",
                             stage.name(), step, stage.steps(), r.loss, avg, r.accuracy,
                             Double.isNaN(r.siglipLoss) ? "" : String.format(Locale.ROOT, "  siglip %.4f  retrieval %.3f", r.siglipLoss, r.retrieval),
-                            heads.isEmpty() ? "" : (heads.charAt(0) == ' ' && heads.charAt(1) != ' ' ? "  tokens:" : "") + heads, r.tokens / r.seconds, gflops, r.loadSpread, eta(eta));
+                            scaffolds, r.tokens / r.seconds, gflops, r.loadSpread, eta(eta));
                     log(stage, step, r, avg, gflops);
                 }
                 if (checkpointEvery > 0 && step % checkpointEvery == 0 && step < stage.steps()) checkpoint();
