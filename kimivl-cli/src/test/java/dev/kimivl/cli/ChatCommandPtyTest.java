@@ -33,7 +33,9 @@ class ChatCommandPtyTest {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         String cp = System.getProperty("surefire.test.class.path", System.getProperty("java.class.path"));
         String cmd = String.join(" ", List.of(java, "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
-                "-cp", "'" + cp + "'", "dev.kimivl.cli.Main", "chat", "--model", "../models/tiny-random", "-t", "0", "-n", "4000", "--ctx", "4096"));
+                "-cp", "'" + cp + "'", "dev.kimivl.cli.Main", "chat", "--model", "../models/tiny-random", "-t", "0", "-n", "1500", "--ctx", "4096"));
+        // -n 1500: two answers of random text (the stopped story, then "Hello there"'s) and the image turn always fit
+        // the 4,096 tokens; with -n 4000 a story stopped late on a loaded machine left the image turn over the context
         // a pipe gives script's pseudo-terminal no size: give it one, as a terminal window has
         Process p = new ProcessBuilder("script", "-qfec", "stty cols 120 rows 40; exec " + cmd, "/dev/null").redirectErrorStream(true).start();
         Screen screen = new Screen(p.getInputStream());
