@@ -151,7 +151,6 @@ public final class BindingProbe {
         }
     }
 
-
     /**
      * @param recipe the recipe whose {@code model} section sizes (and initialises) the fresh language model
      * @param every  steps between progress lines (the last step always has one)
@@ -318,9 +317,8 @@ public final class BindingProbe {
         }
     }
 
-    /** One question about one scene, encoded; its image's features are the scene's. */
     /**
-     * bindPos: the positions of the question's colour words; bindLabel: the region of each one's object
+     * One question about one scene, encoded; its image's features are the scene's. bindPos: the positions of the question's colour words; bindLabel: the region of each one's object
      * ({@link VisualWorld#REGIONS}), what a {@link BindingHead} is asked.
      */
     record Item(int scene, int[] ids, int[] targets, boolean[] isText, String answer, int[] bindPos, int[] bindLabel) {}

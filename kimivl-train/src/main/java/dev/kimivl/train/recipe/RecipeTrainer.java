@@ -632,11 +632,15 @@ public final class RecipeTrainer {
             return batch;
         }
 
-        /** The token of a colour word as it appears inside a sentence (" red"; its last token if it has several). */
+        /** The token of a colour word as it appears inside a sentence (" red"; its last token if it has several), encoded once per colour. */
         int colourToken(String colour) {
-            int[] t = tokenizer.encode(" " + colour);
-            return t[t.length - 1];
+            return colourTokens.computeIfAbsent(colour, c -> {
+                int[] t = tokenizer.encode(" " + c);
+                return t[t.length - 1];
+            });
         }
+
+        private final Map<String, Integer> colourTokens = new java.util.concurrent.ConcurrentHashMap<>();
 
         /**
          * One RL step ({@link PolicyMirrorDescent}): the stage's batch of prompts, {@code rl.samples} answers each
