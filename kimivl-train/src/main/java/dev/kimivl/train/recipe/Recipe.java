@@ -73,12 +73,18 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
      *                  names, at each colour word of a grounding conversation, the 3 × 3 region of that colour's object
      *                  ({@link dev.kimivl.train.BindingHead}), its loss times {@code weight} added to the answers'.
      *                  Any stage that trains the language model, except rl and pretrain-vit; never published
+     * @param continueHeads null or false: the stage's scaffold heads ({@code tokenLabels}, {@code bindHead}) start
+     *                  fresh; true: each starts from the previous stage's final weights of the same head where that
+     *                  stage had it (in the same run; a run started at this stage with {@code --start-at} has no previous
+     *                  heads). A fresh binding head on a trained model's residual stream starts at a loss of ~46 against
+     *                  ln 9 ≈ 2.2 at chance and mis-steers the layers below it while it learns (TRAINING.md, session 15)
      */
     public record Stage(String name, String kind, int steps, int batch, double lr, double adamLr, double visionLr, int warmup,
                         String schedule, double minLrRatio, List<String> train, Map<String, Double> mix, boolean thinking,
                         Double ropeTheta, Integer maxPositions, Integer needleChars, List<String> vqaTypes,
                         boolean easyImages, Integer minSide, Integer maxSide, Rl rl, String visionOptimizer, Integer startMaxSide,
-                        Boolean captionAttention, Map<String, Double> tokenLabels, dev.kimivl.train.BindingHead.Spec bindHead) {
+                        Boolean captionAttention, Map<String, Double> tokenLabels, dev.kimivl.train.BindingHead.Spec bindHead,
+                        Boolean continueHeads) {
         static final Set<String> PARTS = Set.of("text", "vision", "projector");
         static final Set<String> KINDS = Set.of("pretrain-vit", "alignment", "joint", "cooldown", "long-context", "sft", "long-cot-sft", "rl");
 
@@ -121,6 +127,10 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
                 // the head reads the language model's hidden states and shapes them: it needs the language model to run and train
                 throw new IllegalArgumentException(where + " '" + name + "': bindHead trains the language model through a loss on its hidden states; a "
                         + kind + " stage training " + train + " cannot take it (train text, not in an rl or pretrain-vit stage)");
+            }
+            if (Boolean.TRUE.equals(continueHeads) && tokenLabels == null && bindHead == null) {
+                throw new IllegalArgumentException(where + " '" + name + "': continueHeads carries the previous stage's scaffold heads into this one's"
+                        + " tokenLabels or bindHead; this stage has neither");
             }
             if (captionAttention != null && !kind.equals("pretrain-vit")) {
                 throw new IllegalArgumentException(where + " '" + name + "': captionAttention applies to a pretrain-vit stage's caption decoder only");

@@ -376,6 +376,7 @@ public final class RecipeTrainer {
             } else {
                 binding = null;
             }
+            if (Boolean.TRUE.equals(stage.continueHeads()) && (resumed == null || resumed.step == 0)) continueHeads(current.resolve(OPT));
             for (var e : params.entrySet()) {
                 String n = e.getKey();
                 if (!trains(n)) continue;
@@ -404,6 +405,29 @@ public final class RecipeTrainer {
                 tokensSeen = resumed.tokensSeen;
                 err.printf(Locale.ROOT, "[%s] resumed at step %d/%d%n", stage.name(), step, stage.steps());
             }
+        }
+
+        /**
+         * A stage's first step: its scaffold heads take the previous stage's final weights where it had the same head
+         * ({@code continueHeads}). That stage's last checkpoint is still in current/ until this stage writes its first,
+         * so a run killed before then carries the same weights when resumed.
+         */
+        private void continueHeads(Path previous) {
+            Map<String, TensorData> t = Files.isRegularFile(previous) ? SafeTensorsFile.open(previous).tensors() : Map.of();
+            List<String> carried = new ArrayList<>(), fresh = new ArrayList<>();
+            for (var e : params.entrySet()) {
+                String n = e.getKey();
+                if (!dev.kimivl.train.TokenLabelHead.isHeadParameter(n) && !dev.kimivl.train.BindingHead.isParameter(n)) continue;
+                TensorData d = t.get("param." + n);
+                if (d != null && d.toFloats().length == e.getValue().length) {
+                    System.arraycopy(d.toFloats(), 0, e.getValue(), 0, e.getValue().length);
+                    carried.add(n);
+                } else {
+                    fresh.add(n);
+                }
+            }
+            err.printf(Locale.ROOT, "[%s] scaffold heads from the previous stage: %s%s%n", stage.name(), carried.isEmpty() ? "none" : carried,
+                    fresh.isEmpty() ? "" : "; fresh: " + fresh);
         }
 
         boolean trains(String name) {

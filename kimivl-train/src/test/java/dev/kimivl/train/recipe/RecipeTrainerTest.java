@@ -2,6 +2,8 @@ package dev.kimivl.train.recipe;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.kimivl.io.SafeTensorsFile;
+import dev.kimivl.io.TensorData;
 import dev.kimivl.model.KimiVL;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -216,6 +218,32 @@ class RecipeTrainerTest {
         Files.writeString(f, base.replace(head, "\"bindHead\": { \"layer\": 3, \"weight\": 0.5 }"));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> run(f, tmp.resolve("out"), false, -1));
         assertTrue(e.getMessage().contains("bindHead.layer 3") && e.getMessage().contains("2 layers"), e.getMessage());
+    }
+
+    @Test
+    void continuedHeadsStartFromThePreviousStagesAndOnlyTheirs(@TempDir Path tmp) throws Exception {
+        String alignHeads = "\"tokenLabels\": { \"shape\": 0.5, \"place\": 0.25 }";
+        Path f = tmp.resolve("carry.json");
+        Files.writeString(f, RECIPE.formatted(3).replace(alignHeads, alignHeads + ", \"continueHeads\": true"));
+        Path out = tmp.resolve("run");
+        // stopped at the end of the vit stage: its heads (colour, place) are in the checkpoint the align stage opens on
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        assertFalse(new RecipeTrainer(f, out, new PrintStream(log), 2, 1, 3).run(false));
+        Map<String, TensorData> vit = SafeTensorsFile.open(out.resolve("current/optimizer.safetensors")).tensors();
+        assertTrue(log.toString().contains("[align] scaffold heads from the previous stage: [place.weight, place.bias]; fresh: [shape.weight, shape.bias]"),
+                log.toString());
+        var carried = new RecipeTrainer(f, out, new PrintStream(new ByteArrayOutputStream()), 2, 1, -1).openStage(1, out.resolve("current"));
+        assertArrayEquals(vit.get("param.place.weight").toFloats(), carried.params.get("place.weight"), "the place head goes on from the vit stage's");
+        assertArrayEquals(vit.get("param.place.bias").toFloats(), carried.params.get("place.bias"));
+        // without continueHeads the same stage starts the head afresh (and the vit stage did train it away from that start)
+        Path g = tmp.resolve("fresh.json");
+        Files.writeString(g, RECIPE.formatted(3));
+        var fresh = new RecipeTrainer(g, tmp.resolve("other"), new PrintStream(new ByteArrayOutputStream()), 2, 1, -1).openStage(1, out.resolve("current"));
+        assertFalse(java.util.Arrays.equals(vit.get("param.place.weight").toFloats(), fresh.params.get("place.weight")));
+        // a stage without heads cannot continue them
+        Files.writeString(f, RECIPE.formatted(3).replace("\"needleChars\": 300,", "\"needleChars\": 300, \"continueHeads\": true,"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Recipe.load(f));
+        assertTrue(e.getMessage().contains("continueHeads") && e.getMessage().contains("'long'"), e.getMessage());
     }
 
     @Test
