@@ -419,8 +419,9 @@ public final class RecipeTrainer {
                 String n = e.getKey();
                 if (!dev.kimivl.train.TokenLabelHead.isHeadParameter(n) && !dev.kimivl.train.BindingHead.isParameter(n)) continue;
                 TensorData d = t.get("param." + n);
-                if (d != null && d.toFloats().length == e.getValue().length) {
-                    System.arraycopy(d.toFloats(), 0, e.getValue(), 0, e.getValue().length);
+                float[] previousWeights = d == null ? null : d.toFloats();
+                if (previousWeights != null && previousWeights.length == e.getValue().length) {
+                    System.arraycopy(previousWeights, 0, e.getValue(), 0, previousWeights.length);
                     carried.add(n);
                 } else {
                     fresh.add(n);
