@@ -32,7 +32,7 @@ final class TrainCommand implements Callable<Integer> {
             + "(its weights, config and tokenizer) instead of the recipe's tokenizer and initial weights; the stages before it do not run.")
     String startAt;
 
-    @Option(names = "--from", paramLabel = "DIR", description = "With --start-at: the checkpoint to begin from, e.g. another run's stages/01-vit.")
+    @Option(names = "--from", paramLabel = "DIR", description = "With --start-at: the checkpoint to begin from, e.g. another run's stages/01-vit, or its current/ (then a stage with continueHeads goes on from the scaffold heads in its optimizer state).")
     Path from;
 
     @Option(names = "--stop-after", paramLabel = "STEPS", hidden = true, description = "Stop after this many steps (testing resume).", defaultValue = "-1")

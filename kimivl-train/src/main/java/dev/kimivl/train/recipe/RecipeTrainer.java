@@ -104,7 +104,8 @@ public final class RecipeTrainer {
      * for experiments on later stages without re-running the earlier ones. The stages before it do not run, and outputs
      * naming them are skipped. Started from the very checkpoint an earlier run of the same recipe wrote after the stage
      * before, it ends with that run's weights (the data seeds depend on stage and step, and each stage starts with
-     * fresh optimizers).
+     * fresh optimizers). From a run's {@code current/} folder, whose optimizer state holds the scaffold heads of the stage
+     * it last trained, a stage with {@code continueHeads} goes on from those heads.
      */
     public RecipeTrainer startingAt(String stage, Path from) {
         stageIndex(stage);
@@ -188,6 +189,9 @@ public final class RecipeTrainer {
         Path tmp = out.resolve("current.tmp");
         deleteTree(tmp);
         copyModelFiles(from, tmp);
+        // a run's current/: its optimizer state carries the scaffold heads a continueHeads stage starts from (its
+        // moments are not used: a stage starts with fresh optimizers)
+        if (Files.isRegularFile(from.resolve(OPT))) Files.copy(from.resolve(OPT), tmp.resolve(OPT));
         new State(k, 0, fingerprint, 0, 0).save(tmp.resolve(STATE));
         swapInto(tmp, current);
         err.printf(Locale.ROOT, "starting at stage %d (%s) from %s%n", k + 1, recipe.stages().get(k).name(), from);

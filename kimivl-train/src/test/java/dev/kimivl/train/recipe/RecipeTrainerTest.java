@@ -235,6 +235,13 @@ class RecipeTrainerTest {
         var carried = new RecipeTrainer(f, out, new PrintStream(new ByteArrayOutputStream()), 2, 1, -1).openStage(1, out.resolve("current"));
         assertArrayEquals(vit.get("param.place.weight").toFloats(), carried.params.get("place.weight"), "the place head goes on from the vit stage's");
         assertArrayEquals(vit.get("param.place.bias").toFloats(), carried.params.get("place.bias"));
+        // a new run started at align from that run's current/ (optimizer state and all) carries the same heads
+        ByteArrayOutputStream startLog = new ByteArrayOutputStream();
+        assertFalse(new RecipeTrainer(f, tmp.resolve("started"), new PrintStream(startLog), 2, 1, 0).startingAt("align", out.resolve("current")).run(false));
+        assertTrue(startLog.toString().contains("[align] scaffold heads from the previous stage: [place.weight, place.bias]"), startLog.toString());
+        var started = new RecipeTrainer(f, tmp.resolve("started"), new PrintStream(new ByteArrayOutputStream()), 2, 1, -1)
+                .openStage(1, tmp.resolve("started/current"));
+        assertArrayEquals(vit.get("param.place.weight").toFloats(), started.params.get("place.weight"));
         // without continueHeads the same stage starts the head afresh (and the vit stage did train it away from that start)
         Path g = tmp.resolve("fresh.json");
         Files.writeString(g, RECIPE.formatted(3));
