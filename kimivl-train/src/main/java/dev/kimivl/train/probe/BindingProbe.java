@@ -318,8 +318,9 @@ public final class BindingProbe {
     }
 
     /**
-     * One question about one scene, encoded; its image's features are the scene's. bindPos: the positions of the question's colour words; bindLabel: the region of each one's object
-     * ({@link VisualWorld#REGIONS}), what a {@link BindingHead} is asked.
+     * One question about one scene, encoded; its image's features are the scene's. bindPos: the positions of the
+     * question's colour words; bindLabel: the region of each one's object ({@link VisualWorld#REGIONS}), what a
+     * {@link BindingHead} is asked.
      */
     record Item(int scene, int[] ids, int[] targets, boolean[] isText, String answer, int[] bindPos, int[] bindLabel) {}
 

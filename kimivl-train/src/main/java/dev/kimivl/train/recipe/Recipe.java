@@ -75,8 +75,8 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
      *                  Any stage that trains the language model, except rl and pretrain-vit; never published
      * @param continueHeads null or false: the stage's scaffold heads ({@code tokenLabels}, {@code bindHead}) start
      *                  fresh; true: each starts from the previous stage's final weights of the same head where that
-     *                  stage had it (in the same run; a run started at this stage with {@code --start-at} has no previous
-     *                  heads). A fresh binding head on a trained model's residual stream starts at a loss of ~46 against
+     *                  stage had it (in the same run, or in the run whose {@code current/} a {@code --start-at} run
+     *                  began from; a stage output folder holds no heads). A fresh binding head on a trained model's residual stream starts at a loss of ~46 against
      *                  ln 9 ≈ 2.2 at chance and mis-steers the layers below it while it learns (TRAINING.md, session 15)
      */
     public record Stage(String name, String kind, int steps, int batch, double lr, double adamLr, double visionLr, int warmup,

@@ -165,8 +165,12 @@ public final class RecipeTrainer {
      * and caption decoder, and the token-label heads of any stage that has them.
      */
     static boolean isTower(String name) {
-        return name.startsWith("siglip.") || name.startsWith("caption.") || dev.kimivl.train.TokenLabelHead.isHeadParameter(name)
-                || dev.kimivl.train.BindingHead.isParameter(name);
+        return name.startsWith("siglip.") || name.startsWith("caption.") || isScaffoldHead(name);
+    }
+
+    /** The per-stage scaffold heads among them (token-label heads, binding head): what {@code continueHeads} carries. */
+    static boolean isScaffoldHead(String name) {
+        return dev.kimivl.train.TokenLabelHead.isHeadParameter(name) || dev.kimivl.train.BindingHead.isParameter(name);
     }
 
     static boolean isVector(String name) {
@@ -421,7 +425,7 @@ public final class RecipeTrainer {
             List<String> carried = new ArrayList<>(), fresh = new ArrayList<>();
             for (var e : params.entrySet()) {
                 String n = e.getKey();
-                if (!dev.kimivl.train.TokenLabelHead.isHeadParameter(n) && !dev.kimivl.train.BindingHead.isParameter(n)) continue;
+                if (!isScaffoldHead(n)) continue;
                 TensorData d = t.get("param." + n);
                 float[] previousWeights = d == null ? null : d.toFloats();
                 if (previousWeights != null && previousWeights.length == e.getValue().length) {
