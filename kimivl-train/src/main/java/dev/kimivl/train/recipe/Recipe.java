@@ -76,8 +76,9 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
      * @param continueHeads null or false: the stage's scaffold heads ({@code tokenLabels}, {@code bindHead}) start
      *                  fresh; true: each starts from the previous stage's final weights of the same head where that
      *                  stage had it (in the same run, or in the run whose {@code current/} a {@code --start-at} run
-     *                  began from; a stage output folder holds no heads). A fresh binding head on a trained model's residual stream starts at a loss of ~46 against
-     *                  ln 9 ≈ 2.2 at chance and mis-steers the layers below it while it learns (TRAINING.md, session 15)
+     *                  began from; a stage output folder holds no heads). A fresh binding head on a trained model's
+     *                  residual stream starts at a loss of ~46 against ln 9 ≈ 2.2 at chance and mis-steers the layers
+     *                  below it while it learns (TRAINING.md, session 15)
      */
     public record Stage(String name, String kind, int steps, int batch, double lr, double adamLr, double visionLr, int warmup,
                         String schedule, double minLrRatio, List<String> train, Map<String, Double> mix, boolean thinking,
