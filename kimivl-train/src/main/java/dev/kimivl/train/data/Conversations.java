@@ -126,6 +126,32 @@ final class Conversations {
         return new Example("copy", List.of(), q, Palette.capitalise(ws.get(k + 1)) + ".", null);
     }
 
+    /**
+     * A repeat lesson, the induction circuit in the form the passkey answer uses it: "Words: w1 … wn." and a request to
+     * repeat them, answered "Words: w1 … wn.", so every answer token after the first is a copy of the token that follows
+     * the same place in the prompt (no capitalised first word, which is another token). In half of the lists the words
+     * come from a pool of 3-6, so a word recurs and its successor is found only by matching more than the one token
+     * before it, as "The secret word is" is told from the filler's other "is".
+     */
+    static Example repeat(SplittableRandom r) {
+        int n = 4 + r.nextInt(r.nextBoolean() ? 9 : 21);             // 4..12 words half the time, else 4..24
+        List<String> pool = Words.COMMON;
+        if (r.nextBoolean()) {
+            List<String> few = new java.util.ArrayList<>();
+            int size = 3 + r.nextInt(4);
+            while (few.size() < size) {
+                String w = pick(r, Words.COMMON);
+                if (!few.contains(w)) few.add(w);
+            }
+            pool = few;
+        }
+        List<String> ws = new java.util.ArrayList<>();
+        for (int i = 0; i < n; i++) ws.add(pick(r, pool));
+        String list = "Words: " + String.join(" ", ws) + ".";
+        String q = list + "\n" + pick(r, List.of("Repeat the words.", "Say them again.", "Copy the list.", "Repeat the list."));
+        return new Example("repeat", List.of(), q, list, null);
+    }
+
     static Example needle(SplittableRandom r, int targetChars, boolean repeatSentence) {
         if (targetChars < 50) throw new IllegalArgumentException("targetChars " + targetChars + " leaves no room for filler");
         String secret = pick(r, Words.COMMON);

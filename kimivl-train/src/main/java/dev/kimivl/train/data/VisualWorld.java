@@ -881,6 +881,20 @@ public final class VisualWorld {
         return Conversations.needle(random(seed, "needle"), targetChars, true);
     }
 
+    /** A repeat lesson (a word list repeated token for token): see {@code Conversations.repeat}. */
+    public Example repeat(long seed) {
+        return Conversations.repeat(random(seed, "repeat"));
+    }
+
+    /**
+     * {@link #passkey} with a haystack of 60 up to maxChars characters (uniform), so one stage trains every length from
+     * a sentence or two to its longest, short ones first in effect (the copy is easiest to find there).
+     */
+    public Example passkeySweep(long seed, int maxChars) {
+        SplittableRandom r = random(seed, "passkey-sweep");
+        return Conversations.needle(r, 60 + r.nextInt(Math.max(1, maxChars - 59)), true);
+    }
+
     /** A copy lesson (repeat a word list, or name the word after a given one): see {@code Conversations.copy}. */
     public Example copy(long seed) {
         return Conversations.copy(random(seed, "copy"));

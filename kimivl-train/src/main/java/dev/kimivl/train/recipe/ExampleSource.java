@@ -14,7 +14,7 @@ import java.util.SplittableRandom;
  * {@link #EVAL_SEED_BASE} up) never meet training ones.
  */
 public final class ExampleSource {
-    public static final List<String> KINDS = List.of("vqa", "caption", "compare", "chart", "reasoning", "text", "needle", "shapes", "object", "label", "passkey", "copy", "scene", "ground", "ground-grid", "ground-one");
+    public static final List<String> KINDS = List.of("vqa", "caption", "compare", "chart", "reasoning", "text", "needle", "shapes", "object", "label", "passkey", "passkey-sweep", "copy", "repeat", "scene", "ground", "ground-grid", "ground-one");
     /** The kinds whose examples hold exactly one image (what the ViT pre-training stage pairs with its caption). */
     public static final java.util.Set<String> ONE_IMAGE_KINDS = java.util.Set.of("vqa", "caption", "chart", "shapes", "object", "label");
     /** Training seeds are below this; evaluation draws from here up. */
@@ -68,7 +68,9 @@ public final class ExampleSource {
             case "text" -> world.text(seed);
             case "needle" -> world.longContext(seed, needleChars);
             case "passkey" -> world.passkey(seed, needleChars);
+            case "passkey-sweep" -> world.passkeySweep(seed, needleChars);
             case "copy" -> world.copy(seed);
+            case "repeat" -> world.repeat(seed);
             case "object" -> world.object(seed);
             case "scene" -> world.conversation(seed);
             case "ground" -> world.grounding(seed);

@@ -209,9 +209,19 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
      * {@code temperature} (at most {@code maxTokens} each) from the policy at the step's start, rewarded 1/0 by the
      * exact answer checker plus Kimi k1.5's length reward of weight {@code lengthPenalty}; each step then takes two
      * optimizer updates on them (the first at θ = π_old, the second with the τ-regularised residuals).
+     * {@code optimizer} muon (null: the default) trains the hidden matrices with Muon at the stage's {@code lr}, as the
+     * other stages do; adamw trains every language-model tensor with AdamW at {@code adamLr}. Muon's update has the
+     * same size whatever the gradient's, so on a batch whose groups are nearly all right or all wrong (a gradient of
+     * little but noise) it still takes a full step.
      */
-    public record Rl(int samples, double tau, double lengthPenalty, double temperature, int maxTokens) {
+    public record Rl(int samples, double tau, double lengthPenalty, double temperature, int maxTokens, String optimizer) {
+        /** True when the language model's hidden matrices train with AdamW instead of Muon. */
+        public boolean adamOnly() { return "adamw".equals(optimizer); }
+
         void validate(String where) {
+            if (optimizer != null && !Set.of("adamw", "muon").contains(optimizer)) {
+                throw new IllegalArgumentException(where + ": rl.optimizer '" + optimizer + "' is not adamw or muon");
+            }
             if (samples < 2) throw new IllegalArgumentException(where + ": rl.samples must be ≥ 2 (the mean of a prompt's answers is the baseline), got " + samples);
             if (!(tau > 0)) throw new IllegalArgumentException(where + ": rl.tau must be > 0, got " + tau);
             if (!(lengthPenalty >= 0)) throw new IllegalArgumentException(where + ": rl.lengthPenalty must be ≥ 0, got " + lengthPenalty);

@@ -395,7 +395,7 @@ public final class RecipeTrainer {
                     continue;
                 }
                 long[] s = text ? tg.shape(n) : vg.shape(n);
-                boolean hidden = text && Muon.takesLanguageModelTensor(n, s);
+                boolean hidden = text && Muon.takesLanguageModelTensor(n, s) && !(stage.rl() != null && stage.rl().adamOnly());
                 // the vision side's matrices (a conv kernel [D, 3, p, p] as [D, 3·p·p]); the position table is a table
                 boolean visionMatrix = !text && "muon".equals(stage.visionOptimizer()) && s.length >= 2 && !n.endsWith("pos_emb.weight");
                 if (hidden) muon.put(n, new Muon((int) s[0], (int) s[1], (float) stage.lr(), 0.01f));

@@ -258,6 +258,43 @@ class MoreTypesTest {
     }
 
     @Test
+    void repeatLessonsAnswerWithTheirOwnListTokenForToken() {
+        int withRecurringWords = 0;
+        for (long seed = 0; seed < 200; seed++) {
+            Example e = world.repeat(seed);
+            assertEquals("repeat", e.type());
+            assertTrue(e.images().isEmpty());
+            assertEquals(e, world.repeat(seed), "deterministic");
+            // the answer is the prompt's first line exactly, so every token after the first is a copy
+            assertTrue(e.answer().startsWith("Words: ") && e.answer().endsWith("."), e.answer());
+            assertEquals(e.answer(), e.question().substring(0, e.question().indexOf('\n')));
+            String[] words = e.answer().substring(7, e.answer().length() - 1).split(" ");
+            assertTrue(words.length >= 4 && words.length <= 24, e.answer());
+            if (new HashSet<>(List.of(words)).size() < words.length) withRecurringWords++;
+            assertTrue(VisualWorld.correct(e, e.answer()));
+            assertFalse(VisualWorld.correct(e, "Words: " + String.join(" ", java.util.Arrays.copyOf(words, words.length - 1)) + "."));
+        }
+        // half the lists draw from a pool of 3-6 words, so a word recurs and one token of context does not find its successor
+        assertTrue(withRecurringWords > 80, withRecurringWords + " lists with a recurring word");
+    }
+
+    @Test
+    void passkeySweepDrawsEveryHaystackLengthUpToItsLimit() {
+        int shortest = Integer.MAX_VALUE, longest = 0;
+        for (long seed = 0; seed < 100; seed++) {
+            Example e = world.passkeySweep(seed, 1000);
+            assertEquals("needle", e.type());
+            assertEquals(e, world.passkeySweep(seed, 1000), "deterministic");
+            assertTrue(e.question().contains(e.answer()) && e.answer().startsWith("The secret word is "), e.answer());
+            int filler = e.question().indexOf("\n\n");
+            shortest = Math.min(shortest, filler);
+            longest = Math.max(longest, filler);
+            assertTrue(filler <= 1000 + 200, "filler of " + filler + " characters for a limit of 1000");
+        }
+        assertTrue(shortest < 250 && longest > 800, "filler lengths " + shortest + ".." + longest);
+    }
+
+    @Test
     void corpusIsDeterministicAndCoversTheTypes() {
         List<String> a = world.corpus(7, 40).toList(), b = world.corpus(7, 40).toList();
         assertEquals(a, b);
