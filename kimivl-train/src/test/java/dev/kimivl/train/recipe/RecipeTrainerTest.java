@@ -198,6 +198,14 @@ class RecipeTrainerTest {
         Files.writeString(f, RECIPE.formatted(3).replace("\"startMaxSide\": 64", "\"startMaxSide\": 200"));
         e = assertThrows(IllegalArgumentException.class, () -> Recipe.load(f));
         assertTrue(e.getMessage().contains("startMaxSide 200") && e.getMessage().contains("maxSide 96"), e.getMessage());
+        // RL's optimizer for the hidden matrices: muon (the default) or adamw, nothing else
+        Files.writeString(f, RECIPE.formatted(3).replace("\"maxTokens\": 10 }", "\"maxTokens\": 10, \"optimizer\": \"sgd\" }"));
+        e = assertThrows(IllegalArgumentException.class, () -> Recipe.load(f));
+        assertTrue(e.getMessage().contains("rl.optimizer 'sgd'"), e.getMessage());
+        Files.writeString(f, RECIPE.formatted(3).replace("\"maxTokens\": 10 }", "\"maxTokens\": 10, \"optimizer\": \"adamw\" }"));
+        assertTrue(Recipe.load(f).stages().getLast().rl().adamOnly());
+        Files.writeString(f, RECIPE.formatted(3));
+        assertFalse(Recipe.load(f).stages().getLast().rl().adamOnly());
     }
 
     @Test
