@@ -53,7 +53,7 @@ import java.util.stream.Stream;
  * stages/NN-name/       the checkpoint each finished stage left (published layout)
  * curves/NN-name.png    the stage's loss and token-accuracy curves
  * &lt;output name&gt;/       the recipe's named outputs (e.g. kimivl-nano-instruct), copied from their stages
- * train_log.jsonl       one line per logged step
+ * train_log.jsonl       one line per step (the progress line on stderr comes every logEvery steps)
  * </pre>
  * Every checkpoint is written to a temporary folder and renamed into place (the previous one is renamed away first and
  * removed after), so a run killed at any moment resumes ({@code --resume}) from the last complete checkpoint; examples
@@ -483,9 +483,12 @@ public final class RecipeTrainer {
                 flops += r.flop;
                 avg = Double.isNaN(avg) ? r.loss : 0.95 * avg + 0.05 * r.loss;
                 wallSeconds = wall0 + (System.nanoTime() - t0) / 1e9;
+                double el = (System.nanoTime() - t0) / 1e9;
+                double gflops = flops / el / 1e9;
+                // every step goes to the JSONL log: one step's figures are noisy (an RL step's accuracy is 8 prompts'),
+                // and means over many steps need them all; the progress line comes every logEvery steps
+                log(stage, step, r, avg, gflops);
                 if (step % logEvery == 0 || step == stage.steps() || step == 1) {
-                    double el = (System.nanoTime() - t0) / 1e9;
-                    double gflops = flops / el / 1e9, tps = (tokensSeen) / Math.max(1e-9, wallSeconds);
                     double eta = el / taken * (stage.steps() - step);
                     StringBuilder heads = new StringBuilder();     // each token-label head's accuracy on this step's tokens
                     for (var e : r.tokenLabels.entrySet()) {
@@ -500,7 +503,6 @@ public final class RecipeTrainer {
                             stage.name(), step, stage.steps(), r.loss, avg, r.accuracy,
                             Double.isNaN(r.siglipLoss) ? "" : String.format(Locale.ROOT, "  siglip %.4f  retrieval %.3f", r.siglipLoss, r.retrieval),
                             scaffolds, r.tokens / r.seconds, gflops, r.loadSpread, eta(eta));
-                    log(stage, step, r, avg, gflops);
                 }
                 if (checkpointEvery > 0 && step % checkpointEvery == 0 && step < stage.steps()) checkpoint();
             }
