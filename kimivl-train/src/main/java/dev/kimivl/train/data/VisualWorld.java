@@ -888,7 +888,7 @@ public final class VisualWorld {
 
     /**
      * {@link #passkey} with a haystack of 60 up to maxChars characters (uniform), so one stage trains every length from
-     * a sentence or two to its longest, short ones first in effect (the copy is easiest to find there).
+     * a sentence or two to its longest (the copy is easiest to find in the short ones).
      */
     public Example passkeySweep(long seed, int maxChars) {
         SplittableRandom r = random(seed, "passkey-sweep");

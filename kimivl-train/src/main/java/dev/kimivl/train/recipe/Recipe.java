@@ -43,7 +43,8 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
      * @param warmup    linear warm-up steps
      * @param schedule  cosine | constant | linear (decay to {@code minLrRatio} of the peak after warm-up)
      * @param train     which parts train: any of text, vision, projector
-     * @param mix       relative weights of the example kinds (vqa, caption, compare, chart, reasoning, text, needle)
+     * @param mix       relative weights of the example kinds ({@link ExampleSource#KINDS}: vqa, object, ground, text,
+     *                  reasoning, needle, repeat, passkey-sweep, …)
      * @param thinking  answers carry their reasoning in ◁think▷…◁/think▷ (the Thinking model's format)
      * @param ropeTheta RoPE base from this stage on (long-context activation raises it), null: unchanged
      * @param maxPositions context length from this stage on, null: unchanged
