@@ -115,11 +115,7 @@ final class Conversations {
             String q = pick(r, List.of("Repeat these words: ", "Say these words again: ", "Copy this: ")) + seq + ".";
             return new Example("copy", List.of(), q, Palette.capitalise(seq) + ".", null);
         }
-        List<String> ws = new java.util.ArrayList<>();
-        while (ws.size() < n + 1) {
-            String w = pick(r, Words.COMMON);
-            if (!ws.contains(w)) ws.add(w);
-        }
+        List<String> ws = distinctWords(r, n + 1);
         int k = r.nextInt(n);                                          // the asked word has a successor
         String q = "Words: " + String.join(" ", ws) + ".\n" + pick(r, List.of("Which word comes after " + ws.get(k) + "?",
             "What word follows " + ws.get(k) + "?"));
@@ -135,21 +131,22 @@ final class Conversations {
      */
     static Example repeat(SplittableRandom r) {
         int n = 4 + r.nextInt(r.nextBoolean() ? 9 : 21);             // 4..12 words half the time, else 4..24
-        List<String> pool = Words.COMMON;
-        if (r.nextBoolean()) {
-            List<String> few = new java.util.ArrayList<>();
-            int size = 3 + r.nextInt(4);
-            while (few.size() < size) {
-                String w = pick(r, Words.COMMON);
-                if (!few.contains(w)) few.add(w);
-            }
-            pool = few;
-        }
+        List<String> pool = r.nextBoolean() ? distinctWords(r, 3 + r.nextInt(4)) : Words.COMMON;
         List<String> ws = new java.util.ArrayList<>();
         for (int i = 0; i < n; i++) ws.add(pick(r, pool));
         String list = "Words: " + String.join(" ", ws) + ".";
         String q = list + "\n" + pick(r, List.of("Repeat the words.", "Say them again.", "Copy the list.", "Repeat the list."));
         return new Example("repeat", List.of(), q, list, null);
+    }
+
+    /** k different words of the common-word list, in the order drawn. */
+    private static List<String> distinctWords(SplittableRandom r, int k) {
+        List<String> ws = new java.util.ArrayList<>();
+        while (ws.size() < k) {
+            String w = pick(r, Words.COMMON);
+            if (!ws.contains(w)) ws.add(w);
+        }
+        return ws;
     }
 
     static Example needle(SplittableRandom r, int targetChars, boolean repeatSentence) {

@@ -62,6 +62,8 @@ import java.util.stream.Stream;
  */
 public final class RecipeTrainer {
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+    /** One line per object, for train_log.jsonl (written every step: one mapper, not one per line). */
+    private static final ObjectMapper JSON_LINE = new ObjectMapper();
     private static final String STATE = "trainer_state.json", OPT = "optimizer.safetensors";
     /** The aux-loss-free balancing step γ (DeepSeek-V3 uses 0.001). */
     private static final float BIAS_STEP = 1e-3f;
@@ -385,6 +387,7 @@ public final class RecipeTrainer {
                 binding = null;
             }
             if (Boolean.TRUE.equals(stage.continueHeads()) && (resumed == null || resumed.step == 0)) continueHeads(current.resolve(OPT));
+            boolean rlOnAdam = stage.rl() != null && stage.rl().adamOnly();     // rl.optimizer adamw: no Muon in the language model
             for (var e : params.entrySet()) {
                 String n = e.getKey();
                 if (!trains(n)) continue;
@@ -395,7 +398,7 @@ public final class RecipeTrainer {
                     continue;
                 }
                 long[] s = text ? tg.shape(n) : vg.shape(n);
-                boolean hidden = text && Muon.takesLanguageModelTensor(n, s) && !(stage.rl() != null && stage.rl().adamOnly());
+                boolean hidden = text && Muon.takesLanguageModelTensor(n, s) && !rlOnAdam;
                 // the vision side's matrices (a conv kernel [D, 3, p, p] as [D, 3·p·p]); the position table is a table
                 boolean visionMatrix = !text && "muon".equals(stage.visionOptimizer()) && s.length >= 2 && !n.endsWith("pos_emb.weight");
                 if (hidden) muon.put(n, new Muon((int) s[0], (int) s[1], (float) stage.lr(), 0.01f));
@@ -482,8 +485,8 @@ public final class RecipeTrainer {
                 tokensSeen += r.tokens;
                 flops += r.flop;
                 avg = Double.isNaN(avg) ? r.loss : 0.95 * avg + 0.05 * r.loss;
-                wallSeconds = wall0 + (System.nanoTime() - t0) / 1e9;
                 double el = (System.nanoTime() - t0) / 1e9;
+                wallSeconds = wall0 + el;
                 double gflops = flops / el / 1e9;
                 // every step goes to the JSONL log: one step's figures are noisy (an RL step's accuracy is 8 prompts'),
                 // and means over many steps need them all; the progress line comes every logEvery steps
@@ -890,7 +893,7 @@ public final class RecipeTrainer {
                 if (!Double.isNaN(e.getValue().objectAccuracy())) line.put("token_" + e.getKey() + "_object_accuracy", e.getValue().objectAccuracy());
             }
             try {
-                Files.writeString(out.resolve("train_log.jsonl"), new ObjectMapper().writeValueAsString(line) + "\n",
+                Files.writeString(out.resolve("train_log.jsonl"), JSON_LINE.writeValueAsString(line) + "\n",
                         StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
