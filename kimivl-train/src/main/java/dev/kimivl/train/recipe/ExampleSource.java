@@ -8,8 +8,8 @@ import java.util.Map;
 import java.util.SplittableRandom;
 
 /**
- * Draws a stage's examples from the synthetic world by the stage's mix. Example b of step s of stage k comes from the
- * seed {@link #exampleSeed}(recipe seed, k, s, b): nothing depends on what was drawn before, so a resumed run draws
+ * Draws a stage's examples from the synthetic world by the stage's mix. Example b of step s of a stage comes from the
+ * seed {@link #exampleSeed}(recipe seed, the stage's {@link Recipe#depth}, s, b): nothing depends on what was drawn before, so a resumed run draws
  * exactly what the uninterrupted one would have (the data cursor is the step number), and evaluation seeds (from
  * {@link #EVAL_SEED_BASE} up) never meet training ones.
  */

@@ -14,10 +14,10 @@ import java.util.Set;
 /**
  * A training recipe: one JSON file naming the model's sizes, the tokenizer and the stages in order, as the Kimi-VL
  * paper runs them (see {@code recipes/*.json} and the README's Training section). Every stage trains the checkpoint
- * the previous one wrote.
+ * the previous one wrote, unless it names another with {@code from} (a branch).
  *
- * @param seed      the seed of everything: initial weights, every example (example b of step s of stage k is drawn
- *                  from a seed derived from (seed, k, s, b)), so a run is reproducible and resumable exactly
+ * @param seed      the seed of everything: initial weights, every example (example b of step s of a stage is drawn
+ *                  from a seed derived from (seed, {@link #depth}, s, b)), so a run is reproducible and resumable exactly
  * @param outputs   model folders to publish: output name → the stage whose checkpoint it is
  * @param tokenizer BPE ranks to train (the vocabulary is ranks + Kimi's specials) and how many synthetic examples
  *                  make its corpus
@@ -80,13 +80,17 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
      *                  began from; a stage output folder holds no heads). A fresh binding head on a trained model's
      *                  residual stream starts at a loss of ~46 against ln 9 ≈ 2.2 at chance and mis-steers the layers
      *                  below it while it learns (TRAINING.md, session 15)
+     * @param from      null: the stage trains the checkpoint the stage before it wrote; the name of an earlier stage:
+     *                  that stage's final checkpoint instead (a branch: nano.json's Thinking stages start from the
+     *                  instruct model's `easy` stage while its trunk goes on to the long-context stages). Its examples
+     *                  are those it would draw in a recipe holding only the stages it descends from ({@link #depth})
      */
     public record Stage(String name, String kind, int steps, int batch, double lr, double adamLr, double visionLr, int warmup,
                         String schedule, double minLrRatio, List<String> train, Map<String, Double> mix, boolean thinking,
                         Double ropeTheta, Integer maxPositions, Integer needleChars, List<String> vqaTypes,
                         boolean easyImages, Integer minSide, Integer maxSide, Rl rl, String visionOptimizer, Integer startMaxSide,
                         Boolean captionAttention, Map<String, Double> tokenLabels, dev.kimivl.train.BindingHead.Spec bindHead,
-                        Boolean continueHeads) {
+                        Boolean continueHeads, String from) {
         static final Set<String> PARTS = Set.of("text", "vision", "projector");
         static final Set<String> KINDS = Set.of("pretrain-vit", "alignment", "joint", "cooldown", "long-context", "sft", "long-cot-sft", "rl");
 
@@ -246,8 +250,39 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
         if (r.model() == null || r.tokenizer() == null || r.stages() == null || r.stages().isEmpty()) {
             throw new IllegalArgumentException("recipe " + file + ": needs model, tokenizer and stages");
         }
-        for (int i = 0; i < r.stages().size(); i++) r.stages().get(i).validate("recipe " + file + " stage " + (i + 1));
+        for (int i = 0; i < r.stages().size(); i++) {
+            Stage s = r.stages().get(i);
+            String where = "recipe " + file + " stage " + (i + 1);
+            s.validate(where);
+            if (s.from() == null) continue;
+            int from = r.stageIndex(s.from());
+            if (from < 0 || from >= i) {
+                throw new IllegalArgumentException(where + " '" + s.name() + "': from '" + s.from() + "' must name a stage before it; the stages before it: "
+                        + r.stages().subList(0, i).stream().map(Stage::name).toList());
+            }
+            if (Boolean.TRUE.equals(s.continueHeads())) {
+                // the heads continueHeads carries are the previous stage's in run order, not the branch point's
+                throw new IllegalArgumentException(where + " '" + s.name() + "': a stage that starts from another stage's checkpoint (from) cannot continueHeads");
+            }
+        }
         return r;
+    }
+
+    /** The index of the stage with this name, or -1. */
+    public int stageIndex(String name) {
+        for (int i = 0; i < stages.size(); i++) if (stages.get(i).name().equals(name)) return i;
+        return -1;
+    }
+
+    /**
+     * Stage k's depth: its position along the chain of stages it descends from (through {@code from} or the stage
+     * before it), which numbers its examples and seeds. In a recipe without branches it is k, so a branch stage draws
+     * exactly what it draws in the recipe of its own chain alone, and a branch added to a recipe changes no weights.
+     */
+    public int depth(int k) {
+        if (k == 0) return 0;
+        String from = stages.get(k).from();
+        return 1 + depth(from == null ? k - 1 : stageIndex(from));
     }
 
     /** The recipe's bytes as a stable fingerprint: a resumed run must continue the same recipe. */

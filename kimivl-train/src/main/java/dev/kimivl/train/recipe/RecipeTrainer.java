@@ -139,18 +139,19 @@ public final class RecipeTrainer {
             int done = run.train(stopAfterSteps < 0 ? Long.MAX_VALUE : stopAfterSteps - stepsThisRun);
             stepsThisRun += done;
             if (run.step < stage.steps()) return false;
-            Path stageDir = out.resolve("stages").resolve(String.format(Locale.ROOT, "%02d-%s", k + 1, stage.name()));
+            Path stageDir = stageDir(k);
             copyModel(current, stageDir);
             Path png = Curves.draw(out.resolve("train_log.jsonl"), stage.name(),
                     out.resolve("curves").resolve(String.format(Locale.ROOT, "%02d-%s.png", k + 1, stage.name())));
             if (png != null) err.println("[" + stage.name() + "] curves: " + png);
             st = new State(k + 1, 0, st.fingerprint, run.wallSeconds, run.tokensSeen);
-            st.save(current.resolve(STATE));
+            if (k + 1 < recipe.stages().size() && recipe.stages().get(k + 1).from() != null) branchInto(current, k + 1, st);
+            else st.save(current.resolve(STATE));
         }
         if (recipe.outputs() != null) {
             for (var e : recipe.outputs().entrySet()) {
                 int idx = stageIndex(e.getValue());
-                Path from = out.resolve("stages").resolve(String.format(Locale.ROOT, "%02d-%s", idx + 1, e.getValue()));
+                Path from = stageDir(idx);
                 if (!Files.isDirectory(from)) {      // a run started at a later stage (startingAt) never ran it
                     err.println("skipped output " + e.getKey() + ": stage " + e.getValue() + " did not run in " + out);
                     continue;
@@ -180,9 +181,35 @@ public final class RecipeTrainer {
     }
 
     private int stageIndex(String name) {
-        for (int i = 0; i < recipe.stages().size(); i++) if (recipe.stages().get(i).name().equals(name)) return i;
+        int i = recipe.stageIndex(name);
+        if (i >= 0) return i;
         throw new IllegalArgumentException(recipeFile + " has no stage '" + name + "' (its stages: "
                 + recipe.stages().stream().map(Recipe.Stage::name).toList() + ")");
+    }
+
+    /**
+     * A branch: stage k starts from the final checkpoint of the stage its {@code from} names, not from current/.
+     * current/ := that stage's folder with the cursor {@code st} in one swap, so a run killed before it resumes at the
+     * end of the stage before, which has nothing left to do and comes here again.
+     */
+    private void branchInto(Path current, int k, State st) throws IOException {
+        Recipe.Stage stage = recipe.stages().get(k);
+        int from = stageIndex(stage.from());
+        Path dir = stageDir(from);
+        if (!Files.isRegularFile(dir.resolve("model.safetensors"))) {
+            throw new IllegalArgumentException("stage " + stage.name() + " starts from stage " + stage.from() + "'s checkpoint, which this run did not make ("
+                    + dir + " is missing: the run started after it); start it with --start-at " + stage.name() + " --from <that checkpoint>");
+        }
+        Path tmp = out.resolve("current.tmp");
+        deleteTree(tmp);
+        copyModelFiles(dir, tmp);
+        st.save(tmp.resolve(STATE));
+        swapInto(tmp, current);
+        err.printf(Locale.ROOT, "[%s] starts from stage %s's checkpoint (%s)%n", stage.name(), stage.from(), dir);
+    }
+
+    private Path stageDir(int k) {
+        return out.resolve("stages").resolve(String.format(Locale.ROOT, "%02d-%s", k + 1, recipe.stages().get(k).name()));
     }
 
     /** current/ := the model files of {@code from}, with a cursor at step 0 of stage k (see {@link #startingAt}). */
@@ -303,6 +330,8 @@ public final class RecipeTrainer {
     /** One stage being trained: its model, optimizers, towers and data source. */
     final class StageRun {
         final int k;
+        /** {@link Recipe#depth}(k): what numbers the stage's examples and seeds (k itself in a recipe without branches) */
+        final int depth;
         final Recipe.Stage stage;
         final Path current;
         final TextGrad tg;
@@ -341,6 +370,7 @@ public final class RecipeTrainer {
 
         StageRun(int k, Recipe.Stage stage, Path current, State resumed) throws IOException {
             this.k = k;
+            this.depth = recipe.depth(k);
             this.stage = stage;
             this.current = current;
             if (resumed == null || resumed.step == 0) applyStageConfig(current, stage);
@@ -357,7 +387,7 @@ public final class RecipeTrainer {
             trainVisionSide = stage.train().contains("vision") || stage.train().contains("projector");
             params.putAll(tg.parameters());
             for (String n : vg.parameterNames()) params.put(n, vg.parameter(n));
-            long seed = recipe.seed() ^ (k + 1) * 0x9E3779B97F4A7C15L;
+            long seed = recipe.seed() ^ (depth + 1) * 0x9E3779B97F4A7C15L;
             if (stage.kind().equals("pretrain-vit")) {
                 siglip = new dev.kimivl.train.SigLip(cfg.text().hiddenSize(), TOWER_DIM, cfg.text().vocabSize(), seed);
                 captioner = new dev.kimivl.train.CaptionDecoder(cfg.text().hiddenSize(), TOWER_DIM, cfg.text().vocabSize(), seed + 1,
@@ -662,7 +692,7 @@ public final class RecipeTrainer {
             List<ExampleEncoder.Encoded> batch = new ArrayList<>();
             ExampleSource stepSource = sourceAt(s);
             for (int b = 0; b < stage.batch(); b++) {
-                dev.kimivl.train.data.Example ex = stepSource.draw(ExampleSource.exampleSeed(recipe.seed(), k, s, b));
+                dev.kimivl.train.data.Example ex = stepSource.draw(ExampleSource.exampleSeed(recipe.seed(), depth, s, b));
                 ExampleEncoder.Encoded e = encoder.encode(ex, stage.thinking());
                 if (binding != null) e = e.withBindLabels(dev.kimivl.train.BindingHead.labels(ex, e.ids(), cfg.mediaPlaceholderTokenId(), this::colourToken));
                 batch.add(e);
@@ -699,7 +729,7 @@ public final class RecipeTrainer {
                 dev.kimivl.generate.Generator gen = policy.generator(0);
                 ExampleSource stepSource = sourceAt(s);
                 for (int b = 0; b < stage.batch(); b++) {
-                    long seed = ExampleSource.exampleSeed(recipe.seed(), k, s, b);
+                    long seed = ExampleSource.exampleSeed(recipe.seed(), depth, s, b);
                     dev.kimivl.train.data.Example ex = stepSource.draw(seed);
                     List<dev.kimivl.vision.LoadedImage> ims = new ArrayList<>();
                     for (java.awt.image.BufferedImage im : ex.images()) ims.add(ExampleEncoder.toLoaded(im));
@@ -1038,7 +1068,6 @@ public final class RecipeTrainer {
         else if (Files.exists(dst) && Files.exists(old)) deleteTree(old);
     }
 
-    /** The model files of a checkpoint (not its optimizer state) into dst, atomically. */
     /** The model files of a checkpoint folder (all but the optimizer state and the cursor) into {@code to}, created. */
     static void copyModelFiles(Path from, Path to) throws IOException {
         Files.createDirectories(to);
@@ -1050,6 +1079,7 @@ public final class RecipeTrainer {
         }
     }
 
+    /** The model files of a checkpoint (not its optimizer state) into dst, atomically. */
     static void copyModel(Path from, Path dst) throws IOException {
         Path tmp = dst.resolveSibling(dst.getFileName() + ".tmp");
         deleteTree(tmp);

@@ -229,6 +229,48 @@ class RecipeTrainerTest {
     }
 
     @Test
+    void aBranchStageTrainsTheNamedStagesCheckpointAsInARecipeOfItsOwnChain(@TempDir Path tmp) throws Exception {
+        String cot = "{ \"name\": \"cot\", \"kind\": \"long-cot-sft\"";
+        String base = RECIPE.formatted(3);
+        assertTrue(base.contains(cot));
+        // branched: vit, align, joint, long, cot (from joint), rl; linear: the same without long
+        Path branched = tmp.resolve("branched.json"), linear = tmp.resolve("linear.json");
+        Files.writeString(branched, base.replace(cot, cot + ", \"from\": \"joint\""));
+        int longAt = base.indexOf("{ \"name\": \"long\""), longEnd = base.indexOf(cot);
+        Files.writeString(linear, base.substring(0, longAt) + base.substring(longEnd));
+        Recipe r = Recipe.load(branched);
+        assertEquals(List.of(0, 1, 2, 3, 3, 4), java.util.stream.IntStream.range(0, 6).map(r::depth).boxed().toList());
+        Path b = tmp.resolve("b"), l = tmp.resolve("l"), k = tmp.resolve("k");
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        assertTrue(new RecipeTrainer(branched, b, new PrintStream(log), 2, 1, -1).run(false));
+        assertTrue(log.toString().contains("[cot] starts from stage joint's checkpoint"), log.toString());
+        assertTrue(run(linear, l, false, -1));
+        for (String out : List.of("instruct", "thinking", "rl")) {
+            assertArrayEquals(Files.readAllBytes(l.resolve(out).resolve("model.safetensors")),
+                    Files.readAllBytes(b.resolve(out).resolve("model.safetensors")), out + ": the branch differs from its own chain");
+        }
+        assertFalse(java.util.Arrays.equals(Files.readAllBytes(b.resolve("stages/04-long/model.safetensors")),
+                Files.readAllBytes(b.resolve("stages/05-cot/model.safetensors"))));
+        // killed at the end of long (the stage before the branch) and resumed: the same weights
+        assertFalse(run(branched, k, false, 3 + 3 + 3 + 2));
+        assertTrue(run(branched, k, true, -1));
+        assertArrayEquals(Files.readAllBytes(b.resolve("rl/model.safetensors")), Files.readAllBytes(k.resolve("rl/model.safetensors")));
+        // a run started after the branch point has no checkpoint of it to branch from: named
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> new RecipeTrainer(branched, tmp.resolve("late"), System.err, 2, 1, -1).startingAt("long", b.resolve("stages/03-joint")).run(false));
+        assertTrue(e.getMessage().contains("stage cot starts from stage joint's checkpoint") && e.getMessage().contains("--start-at cot"), e.getMessage());
+        // from must name an earlier stage, and cannot go with continueHeads
+        for (String bad : List.of("\"rl\"", "\"cot\"", "\"nope\"")) {
+            Files.writeString(branched, base.replace(cot, cot + ", \"from\": " + bad));
+            e = assertThrows(IllegalArgumentException.class, () -> Recipe.load(branched));
+            assertTrue(e.getMessage().contains("must name a stage before it"), e.getMessage());
+        }
+        Files.writeString(branched, base.replace(cot, cot + ", \"from\": \"joint\", \"continueHeads\": true, \"bindHead\": { \"layer\": 1, \"weight\": 0.5 }"));
+        e = assertThrows(IllegalArgumentException.class, () -> Recipe.load(branched));
+        assertTrue(e.getMessage().contains("cannot continueHeads"), e.getMessage());
+    }
+
+    @Test
     void continuedHeadsStartFromThePreviousStagesAndOnlyTheirs(@TempDir Path tmp) throws Exception {
         String alignHeads = "\"tokenLabels\": { \"shape\": 0.5, \"place\": 0.25 }";
         Path f = tmp.resolve("carry.json");

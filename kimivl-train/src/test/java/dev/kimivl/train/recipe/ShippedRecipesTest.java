@@ -32,5 +32,8 @@ class ShippedRecipesTest {
         List<String> names = r.stages().stream().map(Recipe.Stage::name).toList();
         assertTrue(names.containsAll(r.outputs().values()), names + " " + r.outputs());
         assertEquals("rl", r.stages().get(names.indexOf(r.outputs().get("kimivl-nano-thinking"))).kind());
+        // the default model has had the long-context stage (its needle retrieval: ShippedModelTest)
+        int instruct = names.indexOf(r.outputs().get("kimivl-nano-instruct"));
+        assertTrue(r.stages().subList(0, instruct + 1).stream().anyMatch(s -> s.kind().equals("long-context")), names.toString());
     }
 }
