@@ -145,8 +145,14 @@ public final class RecipeTrainer {
                     out.resolve("curves").resolve(String.format(Locale.ROOT, "%02d-%s.png", k + 1, stage.name())));
             if (png != null) err.println("[" + stage.name() + "] curves: " + png);
             st = new State(k + 1, 0, st.fingerprint, run.wallSeconds, run.tokensSeen);
-            if (k + 1 < recipe.stages().size() && recipe.stages().get(k + 1).from() != null) branchInto(current, k + 1, st);
-            else st.save(current.resolve(STATE));
+            if (k + 1 < recipe.stages().size() && recipe.stages().get(k + 1).from() != null) {
+                if (!branchInto(current, k + 1, st)) {
+                    st.save(current.resolve(STATE));
+                    break;                                  // what ran is published below; the rest is named
+                }
+            } else {
+                st.save(current.resolve(STATE));
+            }
         }
         if (recipe.outputs() != null) {
             for (var e : recipe.outputs().entrySet()) {
@@ -190,15 +196,17 @@ public final class RecipeTrainer {
     /**
      * A branch: stage k starts from the final checkpoint of the stage its {@code from} names, not from current/.
      * current/ := that stage's folder with the cursor {@code st} in one swap, so a run killed before it resumes at the
-     * end of the stage before, which has nothing left to do and comes here again.
+     * end of the stage before, which has nothing left to do and comes here again. False (and said) when this run has
+     * no such checkpoint: it began ({@code --start-at}) after that stage, so the branch and what follows do not run.
      */
-    private void branchInto(Path current, int k, State st) throws IOException {
+    private boolean branchInto(Path current, int k, State st) throws IOException {
         Recipe.Stage stage = recipe.stages().get(k);
         int from = stageIndex(stage.from());
         Path dir = stageDir(from);
         if (!Files.isRegularFile(dir.resolve("model.safetensors"))) {
-            throw new IllegalArgumentException("stage " + stage.name() + " starts from stage " + stage.from() + "'s checkpoint, which this run did not make ("
-                    + dir + " is missing: the run started after it); start it with --start-at " + stage.name() + " --from <that checkpoint>");
+            err.printf(Locale.ROOT, "[%s] not run, nor the stages after it: it starts from stage %s's checkpoint, which this run did not make"
+                    + " (it began after that stage); run it with --start-at %s --from <stage %s's checkpoint>%n", stage.name(), stage.from(), stage.name(), stage.from());
+            return false;
         }
         Path tmp = out.resolve("current.tmp");
         deleteTree(tmp);
@@ -206,6 +214,7 @@ public final class RecipeTrainer {
         st.save(tmp.resolve(STATE));
         swapInto(tmp, current);
         err.printf(Locale.ROOT, "[%s] starts from stage %s's checkpoint (%s)%n", stage.name(), stage.from(), dir);
+        return true;
     }
 
     private Path stageDir(int k) {

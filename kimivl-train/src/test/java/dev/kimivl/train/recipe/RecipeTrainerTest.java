@@ -255,10 +255,16 @@ class RecipeTrainerTest {
         assertFalse(run(branched, k, false, 3 + 3 + 3 + 2));
         assertTrue(run(branched, k, true, -1));
         assertArrayEquals(Files.readAllBytes(b.resolve("rl/model.safetensors")), Files.readAllBytes(k.resolve("rl/model.safetensors")));
-        // a run started after the branch point has no checkpoint of it to branch from: named
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> new RecipeTrainer(branched, tmp.resolve("late"), System.err, 2, 1, -1).startingAt("long", b.resolve("stages/03-joint")).run(false));
-        assertTrue(e.getMessage().contains("stage cot starts from stage joint's checkpoint") && e.getMessage().contains("--start-at cot"), e.getMessage());
+        // a run started after the branch point has no checkpoint of it to branch from: it stops before the branch,
+        // says so, and publishes what it ran
+        ByteArrayOutputStream lateLog = new ByteArrayOutputStream();
+        Path late = tmp.resolve("late");
+        assertTrue(new RecipeTrainer(branched, late, new PrintStream(lateLog), 2, 1, -1).startingAt("long", b.resolve("stages/03-joint")).run(false));
+        assertTrue(lateLog.toString().contains("[cot] not run, nor the stages after it: it starts from stage joint's checkpoint")
+                && lateLog.toString().contains("--start-at cot --from"), lateLog.toString());
+        assertArrayEquals(Files.readAllBytes(b.resolve("stages/04-long/model.safetensors")), Files.readAllBytes(late.resolve("stages/04-long/model.safetensors")));
+        assertFalse(Files.exists(late.resolve("stages/05-cot")) || Files.exists(late.resolve("thinking")) || Files.exists(late.resolve("rl")));
+        IllegalArgumentException e;
         // from must name an earlier stage, and cannot go with continueHeads
         for (String bad : List.of("\"rl\"", "\"cot\"", "\"nope\"")) {
             Files.writeString(branched, base.replace(cot, cot + ", \"from\": " + bad));
