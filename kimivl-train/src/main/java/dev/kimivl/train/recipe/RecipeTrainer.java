@@ -139,10 +139,8 @@ public final class RecipeTrainer {
             int done = run.train(stopAfterSteps < 0 ? Long.MAX_VALUE : stopAfterSteps - stepsThisRun);
             stepsThisRun += done;
             if (run.step < stage.steps()) return false;
-            Path stageDir = stageDir(k);
-            copyModel(current, stageDir);
-            Path png = Curves.draw(out.resolve("train_log.jsonl"), stage.name(),
-                    out.resolve("curves").resolve(String.format(Locale.ROOT, "%02d-%s.png", k + 1, stage.name())));
+            copyModel(current, stageDir(k));
+            Path png = Curves.draw(out.resolve("train_log.jsonl"), stage.name(), out.resolve("curves").resolve(stageLabel(k) + ".png"));
             if (png != null) err.println("[" + stage.name() + "] curves: " + png);
             st = new State(k + 1, 0, st.fingerprint, run.wallSeconds, run.tokensSeen);
             if (k + 1 < recipe.stages().size() && recipe.stages().get(k + 1).from() != null) {
@@ -217,8 +215,14 @@ public final class RecipeTrainer {
         return true;
     }
 
+    /** Stage k's final checkpoint, stages/NN-name. */
     private Path stageDir(int k) {
-        return out.resolve("stages").resolve(String.format(Locale.ROOT, "%02d-%s", k + 1, recipe.stages().get(k).name()));
+        return out.resolve("stages").resolve(stageLabel(k));
+    }
+
+    /** "NN-name": the stage's number in the recipe file and its name (its checkpoint folder and curves file). */
+    private String stageLabel(int k) {
+        return String.format(Locale.ROOT, "%02d-%s", k + 1, recipe.stages().get(k).name());
     }
 
     /** current/ := the model files of {@code from}, with a cursor at step 0 of stage k (see {@link #startingAt}). */
