@@ -37,22 +37,55 @@ import java.util.SplittableRandom;
  */
 public final class ModelBench {
     /** What to run. */
-    public record Options(QuantMix type, Path cacheDir, int promptTokens, int decodeTokens, int longContext,
+    public record Options(QuantMix type, Path cacheDir, int promptTokens, int decodeTokens, List<Integer> contexts, ContextFill fill,
                           int imageSide, boolean vision, double bandwidthGBs, long seed, boolean profile, boolean gguf, boolean text) {
+        public Options {
+            contexts = List.copyOf(contexts);
+            if (contexts.isEmpty()) throw new IllegalArgumentException("--context needs at least one value (0: decode after an empty context)");
+            for (int c : contexts) if (c < 0) throw new IllegalArgumentException("--context must not be negative: " + c);
+        }
+
         public static Options defaults(QuantMix type, Path cacheDir) {
-            return new Options(type, cacheDir, 512, 128, 4096, 896, true, 32.0, 42, false, true, true);
+            return new Options(type, cacheDir, 512, 128, List.of(4096), ContextFill.RANDOM, 896, true, 32.0, 42, false, true, true);
+        }
+
+        /** The first context (the one compared side by side with llama-bench's depth figure); 0 when none. */
+        public int longContext() { return contexts.isEmpty() ? 0 : contexts.getFirst(); }
+    }
+
+    /**
+     * How the context before a long-context decode is made. RANDOM writes random latents straight into the KV
+     * cache (seconds, even at 128K, and the decode reads exactly the bytes a real cache holds); PREFILL runs a real
+     * prefill of random tokens in the model's chunks, as llama-bench's {@code -d} / {@code -gp} do, and reports
+     * its time (minutes at 8K on 2 cores; attention grows with the square of the context).
+     */
+    public enum ContextFill {
+        RANDOM, PREFILL;
+
+        public static ContextFill parse(String s) {
+            return switch (s.toLowerCase(Locale.ROOT)) {
+                case "random" -> RANDOM;
+                case "prefill" -> PREFILL;
+                default -> throw new IllegalArgumentException("--context-fill must be random or prefill, not '" + s + "'");
+            };
         }
     }
 
-    /** One decode measurement. */
+    /**
+     * One decode measurement after {@code context} positions. {@code fill}: how the context was made ("none",
+     * "random", "prefill"), {@code fillSeconds} its time (a prefill's; 0 for random latents); {@code kvCacheBytes}
+     * the bytes the KV cache held (every layer's latents at that context plus the decoded tokens); {@code rssBytes}
+     * the process's resident memory right after the decode (mapped weights, Java heap with that cache).
+     */
     public record Decode(int context, int tokens, double seconds, double tokPerSec, double bytesPerToken, double gbPerSec,
-                         double ceilingTokPerSec, double ofCeiling, Map<String, Double> phases) {}
+                         double ceilingTokPerSec, double ofCeiling, Map<String, Double> phases,
+                         String fill, double fillSeconds, long kvCacheBytes, long rssBytes) {}
 
     /** Everything {@code kimivl bench} reports. */
     public record Result(String type, int threads, String file, double fileGB, double generateSeconds, double loadSeconds,
                          double pageInSeconds, int promptTokens, double prefillSeconds, double prefillTokPerSec,
                          Map<String, Double> prefillPhases,
-                         Decode decode, Decode decodeLong, boolean longContextRandomFill,
+                         Decode decode, Decode decodeLong, List<Decode> decodeAt, boolean longContextRandomFill,
                          int imageSide, int imageTokens, double visionSeconds,
                          long peakRssBytes, long rssFileBytes, long rssAnonBytes, double weightBytesPerToken, double bandwidthGBs, String jvm, boolean intMatvec,
                          String kernels, double streamGBs, String kvCache, Map<String, Double> textGBByType) {}
@@ -103,7 +136,8 @@ public final class ModelBench {
         double pageInSec = 0, weightBytes = lm.bytesPerDecodedToken(), prefillSec = Double.NaN;
         int P = o.promptTokens();
         Map<String, Double> prefillPhases = Map.of();
-        Decode dec = null, decLong = null;
+        Decode dec = null;
+        List<Decode> decAt = new ArrayList<>();
         // the image first, as in a real image prompt (encoded before the prompt's prefill)
         SplittableRandom vrnd = new SplittableRandom(o.seed() + 1);
 
@@ -162,14 +196,15 @@ public final class ModelBench {
             h = null;
 
             dec = decode(lm, 0, o, weightBytes, kvBytesPerCtx, rnd, log);
-            decLong = decode(lm, o.longContext(), o, weightBytes, kvBytesPerCtx, rnd, log);
+            for (int ctx : o.contexts()) decAt.add(decode(lm, ctx, o, weightBytes, kvBytesPerCtx, rnd, log));
             PhaseTimer.enable(false);
         }
         long rss = peakRss();
         long fileBytes = 0;
         for (Path p : files) fileBytes += Files.size(p);
         Result r = new Result(o.type().label(), Parallel.THREADS, String.join(" + ", java.util.Arrays.stream(files).map(Path::toString).toList()), fileBytes / 1e9, genSec,
-                loadSec, pageInSec, P, prefillSec, P / prefillSec, prefillPhases, dec, decLong, true,
+                loadSec, pageInSec, P, prefillSec, P / prefillSec, prefillPhases, dec, decAt.isEmpty() ? null : decAt.getFirst(), List.copyOf(decAt),
+                o.fill() == ContextFill.RANDOM,
                 o.imageSide(), imageTokens, visionSec, rss, procStatus("RssFile:"), procStatus("RssAnon:"), weightBytes, o.bandwidthGBs(), Runtime.version().toString(),
                 dev.kimivl.tensor.QuantMatrix.INT_MATVEC, dev.kimivl.tensor.NativeKernels.STATUS,
                 o.text() ? streamReadGBs() : 0, lm.kvCachePrecision().name().toLowerCase(Locale.ROOT), byType);                   // after the peak RSS was read: its buffer is not counted
@@ -177,12 +212,28 @@ public final class ModelBench {
         return r;
     }
 
-    /** Decodes o.decodeTokens() tokens greedily after a context of {@code context} random latents (0: empty). */
+    /**
+     * Decodes o.decodeTokens() tokens greedily after a context of {@code context} positions (0: empty), made as
+     * {@link Options#fill()} says: random latents, or a chunked prefill of random tokens (timed, with progress).
+     */
     private static Decode decode(LanguageModel lm, int context, Options o, double weightBytes, double kvBytesPerCtx,
                                  SplittableRandom rnd, PrintStream log) {
         int N = o.decodeTokens();
         KvCache c = lm.newCache(context + N + 1);
-        if (context > 0) c.fillRandom(context, rnd.nextLong());
+        double fillSec = 0;
+        String fill = context == 0 ? "none" : o.fill().name().toLowerCase(Locale.ROOT);
+        if (context > 0 && o.fill() == ContextFill.RANDOM) {
+            c.fillRandom(context, rnd.nextLong());
+        } else if (context > 0) {
+            int[] ids = randomIds(rnd, context, lm.config().vocabSize());
+            ProgressLine progress = new ProgressLine(log, 2_000_000_000L);
+            long f0 = System.nanoTime();
+            lm.prefill(lm.embed(ids), context, c, (done, total) -> progress.show(String.format(Locale.ROOT,
+                    "prefill of the %d-token context: %d/%d tokens, %.0f s", context, done, total, (System.nanoTime() - f0) / 1e9), done, total, done.equals(total)));
+            fillSec = (System.nanoTime() - f0) / 1e9;
+            progress.end();
+            log.printf(Locale.ROOT, "prefill of the %d-token context: %.1f s, %.2f tok/s%s%n", context, fillSec, context / fillSec, rssNow());
+        }
         PhaseTimer.reset();
         int next = rnd.nextInt(lm.config().vocabSize());
         long t0 = System.nanoTime();
@@ -195,9 +246,9 @@ public final class ModelBench {
         double bytes = weightBytes + kvBytesPerCtx * avgCtx;
         double gbs = bytes * tps / 1e9;
         double ceiling = o.bandwidthGBs() * 1e9 / bytes;
-        log.printf(Locale.ROOT, "decode %d tokens after %d: %.2f s, %.2f tok/s, %.2f GB/token -> %.1f GB/s (%.0f%% of the %.1f tok/s ceiling at %.0f GB/s)%s%n",
-                N, context, sec, tps, bytes / 1e9, gbs, 100 * tps / ceiling, ceiling, o.bandwidthGBs(), rssNow());
-        return new Decode(context, N, sec, tps, bytes, gbs, ceiling, tps / ceiling, PhaseTimer.seconds());
+        log.printf(Locale.ROOT, "decode %d tokens after %d: %.2f s, %.2f tok/s, %.2f GB/token -> %.1f GB/s (%.0f%% of the %.1f tok/s ceiling at %.0f GB/s); KV cache %.3f GB%s%n",
+                N, context, sec, tps, bytes / 1e9, gbs, 100 * tps / ceiling, ceiling, o.bandwidthGBs(), c.bytesHeld() / 1e9, rssNow());
+        return new Decode(context, N, sec, tps, bytes, gbs, ceiling, tps / ceiling, PhaseTimer.seconds(), fill, fillSec, c.bytesHeld(), procStatus("VmRSS:"));
     }
 
     /** Touches one byte per 4 KiB page of every selected tensor; returns the bytes covered. */
@@ -290,9 +341,16 @@ public final class ModelBench {
         if (r.decode() != null) {
             sb.append(String.format(Locale.ROOT, "  prefill pp%d      %.2f tok/s (%.2f s)%n", r.promptTokens(), r.prefillTokPerSec(), r.prefillSeconds()));
             appendDecode(sb, "decode tg" + r.decode().tokens() + "      ", r.decode(), r.streamGBs());
-            appendDecode(sb, "decode @" + r.decodeLong().context() + "      ", r.decodeLong(), r.streamGBs());
-            sb.append(String.format(Locale.ROOT, "                    (the %d-token context is random latents written into the KV cache, not a prefill; %.0f%% of the short-context speed)%n",
-                    r.decodeLong().context(), 100 * r.decodeLong().tokPerSec() / r.decode().tokPerSec()));
+            for (Decode d : r.decodeAt()) {
+                appendDecode(sb, String.format(Locale.ROOT, "%-18s", "decode @" + d.context()), d, r.streamGBs());
+                String how = d.fill().equals("prefill")
+                        ? String.format(Locale.ROOT, "made by a prefill of %d random tokens: %.1f s, %.2f tok/s", d.context(), d.fillSeconds(), d.context() / d.fillSeconds())
+                        : "random latents written into the KV cache, not a prefill";
+                sb.append(String.format(Locale.ROOT, "                    (the %d-token context is %s; %.0f%% of the short-context speed)%n",
+                        d.context(), how, 100 * d.tokPerSec() / r.decode().tokPerSec()));
+                sb.append(String.format(Locale.ROOT, "                    KV cache %.3f GB (%s, %d positions), RSS after %.2f GB%n",
+                        d.kvCacheBytes() / 1e9, r.kvCache(), d.context() + d.tokens() + 1, d.rssBytes() / 1e9));
+            }
         }
         if (r.imageTokens() > 0) {
             sb.append(String.format(Locale.ROOT, "  MoonViT+projector %.2f s for one %dx%d image (%d tokens)%n", r.visionSeconds(), r.imageSide(), r.imageSide(),
@@ -310,7 +368,7 @@ public final class ModelBench {
         if (!r.decode().phases().isEmpty()) {
             sb.append("  profile (s)       prefill ").append(fmt(r.prefillPhases())).append('\n');
             sb.append("                    decode ").append(fmt(r.decode().phases())).append('\n');
-            sb.append("                    decode@long ").append(fmt(r.decodeLong().phases())).append('\n');
+            for (Decode d : r.decodeAt()) sb.append("                    decode@" + d.context() + " ").append(fmt(d.phases())).append('\n');
         }
         return sb.toString();
     }

@@ -95,8 +95,9 @@ public final class SideBySide {
             }
         }
         if (first.decodeLong() != null && first.decodeLong().context() > 0) {
-            sb.append(String.format(Locale.ROOT, "                    (their @%d context is a real prefill; kimivl's is random latents written into its KV cache)%n",
-                    first.decodeLong().context()));
+            sb.append(String.format(Locale.ROOT, "                    (their @%d context is a real prefill; kimivl's is %s)%n",
+                    first.decodeLong().context(), first.decodeLong().fill().equals("prefill")
+                            ? "a real prefill too (--context-fill prefill)" : "random latents written into its KV cache (--context-fill prefill makes it a real one)"));
         }
         sb.append("    commands: ");
         boolean firstCmd = true;

@@ -212,7 +212,7 @@ class QuantMixTest {
         }
 
         // and the whole benchmark on it: the report names the mix's types and cites llama.cpp's figures (other runs)
-        ModelBench.Options o = new ModelBench.Options(QuantMix.Q4_K_M, dir, 16, 4, 32, 56, true, 32.0, 42, false, true, true);
+        ModelBench.Options o = new ModelBench.Options(QuantMix.Q4_K_M, dir, 16, 4, java.util.List.of(32), ModelBench.ContextFill.RANDOM, 56, true, 32.0, 42, false, true, true);
         ByteArrayOutputStream log = new ByteArrayOutputStream();
         ModelBench.Result r = ModelBench.run(o, json, new PrintStream(log, true, StandardCharsets.UTF_8));
         String text = ModelBench.text(r);

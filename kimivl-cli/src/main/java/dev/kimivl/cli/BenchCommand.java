@@ -45,8 +45,13 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--gen", defaultValue = "128", description = "Tokens decoded per decode measurement (default ${DEFAULT-VALUE}).")
     int gen;
 
-    @Option(names = "--context", defaultValue = "4096", description = "Context (random KV-cache latents) before the long-context decode (default ${DEFAULT-VALUE}).")
-    int context;
+    @Option(names = "--context", defaultValue = "4096", split = ",", paramLabel = "N[,N...]",
+            description = "Contexts before the long-context decodes, e.g. 4096,32768,131072 (default ${DEFAULT-VALUE}); each reports decode tok/s, the KV cache's bytes and the RSS. The first is the one --llama-bench compares (-d / -gp).")
+    List<Integer> context;
+
+    @Option(names = "--context-fill", defaultValue = "random", paramLabel = "random|prefill",
+            description = "How each context is made: random latents written into the KV cache (default; seconds even at 128K) or a real chunked prefill of random tokens, timed (as llama-bench's -d / -gp; minutes at 8K on 2 cores).")
+    String contextFill;
 
     @Option(names = "--image", defaultValue = "896", description = "Side of the square image for the MoonViT measurement (default ${DEFAULT-VALUE}).")
     int image;
@@ -105,8 +110,8 @@ public final class BenchCommand implements Callable<Integer> {
             }
             return 0;
         }
-        if (prompt < 1 || gen < 1 || context < 0) throw new IllegalArgumentException("--prompt and --gen must be positive, --context not negative");
-        ModelBench.Options o = new ModelBench.Options(t, dir, prompt, gen, context, image, !noVision, bandwidth, 42, profile, gguf, !noText);
+        if (prompt < 1 || gen < 1) throw new IllegalArgumentException("--prompt and --gen must be positive");
+        ModelBench.Options o = new ModelBench.Options(t, dir, prompt, gen, context, ModelBench.ContextFill.parse(contextFill), image, !noVision, bandwidth, 42, profile, gguf, !noText);
         if (llamaBench != null && !llamaBench.isEmpty()) {
             if (!gguf) throw new IllegalArgumentException("--llama-bench needs --format gguf (llama.cpp reads GGUF files)");
             if (noText) throw new IllegalArgumentException("--llama-bench compares prefill and decode: drop --no-text");
@@ -114,7 +119,7 @@ public final class BenchCommand implements Callable<Integer> {
             // every binary checked before minutes of generating or benchmarking
             List<LlamaBench> others = llamaBench.stream().map(LlamaBench::probe).toList();
             Path text = RandomGguf.ensure(dir, t, RandomCheckpoint.defaultConfigJson(), 42, true, System.err)[0];
-            List<SideBySide.Round> rs = SideBySide.run(() -> ModelBench.run(o, System.err), others, text, prompt, gen, context, rounds, System.err);
+            List<SideBySide.Round> rs = SideBySide.run(() -> ModelBench.run(o, System.err), others, text, prompt, gen, o.longContext(), rounds, System.err);
             ModelBench.Result r = rs.getLast().kimivl();
             System.out.print(json ? ModelBench.json(r, rs) + System.lineSeparator() : ModelBench.text(r, rs));
             return 0;

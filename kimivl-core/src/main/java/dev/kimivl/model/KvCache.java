@@ -74,6 +74,13 @@ public final class KvCache {
     /** Bytes per cached position (all layers). */
     public long bytesPerPosition() { return bytesPerPosition(layers, width, precision); }
 
+    /** Bytes the cache's arrays hold now (all layers; capacity, not only the filled positions: it grows by doubling up to maxTokens). */
+    public long bytesHeld() {
+        long n = 0;
+        for (int l = 0; l < layers; l++) n += data != null ? 4L * data[l].length : 2L * half[l].length;
+        return n;
+    }
+
     /** Bytes a cache of these dimensions holds per position (all layers). */
     static long bytesPerPosition(int layers, int width, Precision precision) {
         return (long) layers * width * (precision == Precision.F32 ? 4 : 2);

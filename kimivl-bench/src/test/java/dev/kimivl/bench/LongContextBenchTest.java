@@ -1,0 +1,68 @@
+package dev.kimivl.bench;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * {@code kimivl bench --context 24,40 --context-fill prefill|random} on a tiny Kimi-VL-shaped Q4_0 file: one decode
+ * per context, each with the KV cache's bytes and how its context was made (issue 16's 4K / 32K / 128K figures
+ * are this measurement at full size).
+ */
+class LongContextBenchTest {
+    private static ModelBench.Result run(Path dir, ModelBench.ContextFill fill, ByteArrayOutputStream log) throws Exception {
+        ModelBench.Options o = new ModelBench.Options(QuantMix.Q4_0, dir, 16, 4, List.of(24, 40), fill, 56, false, 32.0, 42, false, true, true);
+        return ModelBench.run(o, QuantMixTest.tinyConfig(), new PrintStream(log, true, StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void eachContextIsDecodedAfterARealPrefillOrRandomLatentsWithItsCacheBytes(@TempDir Path dir) throws Exception {
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        ModelBench.Result pre = run(dir, ModelBench.ContextFill.PREFILL, log);
+        String text = ModelBench.text(pre);
+        System.out.print(text);
+        assertEquals(List.of(24, 40), pre.decodeAt().stream().map(ModelBench.Decode::context).toList());
+        assertSame(pre.decodeAt().getFirst(), pre.decodeLong(), "the first context is the one compared with llama-bench");
+        assertFalse(pre.longContextRandomFill());
+        // 27 layers x 576 latents x 2 or 4 bytes (the tiny file's f32 lm_head gives an f32 cache) x (context + 4 decoded + 1)
+        long perPosition = 27L * 576 * (pre.kvCache().equals("f16") ? 2 : 4);
+        for (ModelBench.Decode d : pre.decodeAt()) {
+            assertEquals("prefill", d.fill());
+            assertTrue(d.fillSeconds() > 0, "the prefill was timed");
+            assertEquals(perPosition * (d.context() + 4 + 1), d.kvCacheBytes(), "the cache holds exactly its positions");
+            assertTrue(d.rssBytes() > 0);
+            assertTrue(text.contains("(the " + d.context() + "-token context is made by a prefill of " + d.context() + " random tokens: "), text);
+        }
+        assertTrue(text.contains(String.format(java.util.Locale.ROOT, "KV cache %.3f GB (%s, 29 positions)", perPosition * 29 / 1e9, pre.kvCache())), text);
+        assertTrue(log.toString(StandardCharsets.UTF_8).contains("prefill of the 40-token context: 40/40 tokens"), log.toString(StandardCharsets.UTF_8));
+        assertTrue(ModelBench.json(pre).contains("\"fill\":\"prefill\""));
+
+        ModelBench.Result rnd = run(dir, ModelBench.ContextFill.RANDOM, new ByteArrayOutputStream());
+        for (ModelBench.Decode d : rnd.decodeAt()) {
+            assertEquals("random", d.fill());
+            assertEquals(0, d.fillSeconds());
+            assertEquals(perPosition * (d.context() + 4 + 1), d.kvCacheBytes());
+        }
+        assertTrue(ModelBench.text(rnd).contains("(the 40-token context is random latents written into the KV cache, not a prefill;"));
+        assertEquals("none", rnd.decode().fill());
+    }
+
+    @Test
+    void badContextOptionsAreNamed() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ModelBench.ContextFill.parse("prompt"));
+        assertEquals("--context-fill must be random or prefill, not 'prompt'", e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> new ModelBench.Options(QuantMix.Q4_0, Path.of("x"), 16, 4, List.of(),
+                ModelBench.ContextFill.RANDOM, 56, false, 32, 42, false, true, true));
+        assertTrue(e.getMessage().startsWith("--context needs at least one value"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> new ModelBench.Options(QuantMix.Q4_0, Path.of("x"), 16, 4, List.of(4096, -1),
+                ModelBench.ContextFill.RANDOM, 56, false, 32, 42, false, true, true));
+        assertEquals("--context must not be negative: -1", e.getMessage());
+    }
+}
