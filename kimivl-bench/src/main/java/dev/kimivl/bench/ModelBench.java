@@ -38,15 +38,17 @@ import java.util.SplittableRandom;
 public final class ModelBench {
     /** What to run. */
     public record Options(QuantMix type, Path cacheDir, int promptTokens, int decodeTokens, List<Integer> contexts, ContextFill fill,
-                          int imageSide, boolean vision, double bandwidthGBs, long seed, boolean profile, boolean gguf, boolean text) {
+                          List<Integer> verifyRows, int imageSide, boolean vision, double bandwidthGBs, long seed, boolean profile, boolean gguf, boolean text) {
         public Options {
             contexts = List.copyOf(contexts);
+            verifyRows = List.copyOf(verifyRows);
+            for (int k : verifyRows) if (k < 1) throw new IllegalArgumentException("--verify-rows must be positive: " + k);
             if (contexts.isEmpty()) throw new IllegalArgumentException("--context needs at least one value (0: decode after an empty context)");
             for (int c : contexts) if (c < 0) throw new IllegalArgumentException("--context must not be negative: " + c);
         }
 
         public static Options defaults(QuantMix type, Path cacheDir) {
-            return new Options(type, cacheDir, 512, 128, List.of(4096), ContextFill.RANDOM, 896, true, 32.0, 42, false, true, true);
+            return new Options(type, cacheDir, 512, 128, List.of(4096), ContextFill.RANDOM, List.of(), 896, true, 32.0, 42, false, true, true);
         }
 
         /** The first context (the one compared side by side with llama-bench's depth figure); 0 when none. */
@@ -81,6 +83,15 @@ public final class ModelBench {
                          double ceilingTokPerSec, double ofCeiling, Map<String, Double> phases,
                          String fill, double fillSeconds, long kvCacheBytes, long rssBytes) {}
 
+    /**
+     * One pass of {@code rows} consecutive tokens through {@link LanguageModel#forwardRows} (what verifying a draft of
+     * rows - 1 tokens costs in speculative decoding), {@code seconds} a pass (median of the repetitions), and that
+     * against one single-token decode step ({@code ofDecodeStep}): a draft accepted whole yields {@code rows} tokens
+     * for that cost. {@code exact}: the rows equal single decode bit for bit here ({@link LanguageModel#rowsMatchDecode}),
+     * so {@code --draft} may run on these weights and kernels.
+     */
+    public record VerifyPass(int rows, int context, double seconds, double ofDecodeStep, boolean exact) {}
+
     /** Everything {@code kimivl bench} reports. */
     public record Result(String type, int threads, String file, double fileGB, double generateSeconds, double loadSeconds,
                          double pageInSeconds, int promptTokens, double prefillSeconds, double prefillTokPerSec,
@@ -88,7 +99,7 @@ public final class ModelBench {
                          Decode decode, Decode decodeLong, List<Decode> decodeAt, boolean longContextRandomFill,
                          int imageSide, int imageTokens, double visionSeconds,
                          long peakRssBytes, long rssFileBytes, long rssAnonBytes, double weightBytesPerToken, double bandwidthGBs, String jvm, boolean intMatvec,
-                         String kernels, double streamGBs, String kvCache, Map<String, Double> textGBByType) {}
+                         String kernels, double streamGBs, String kvCache, Map<String, Double> textGBByType, List<VerifyPass> verify) {}
 
     private ModelBench() {}
 
@@ -138,6 +149,7 @@ public final class ModelBench {
         Map<String, Double> prefillPhases = Map.of();
         Decode dec = null;
         List<Decode> decAt = new ArrayList<>();
+        List<VerifyPass> verify = new ArrayList<>();
         // the image first, as in a real image prompt (encoded before the prompt's prefill)
         SplittableRandom vrnd = new SplittableRandom(o.seed() + 1);
 
@@ -197,6 +209,7 @@ public final class ModelBench {
 
             dec = decode(lm, 0, o, weightBytes, kvBytesPerCtx, rnd, log);
             for (int ctx : o.contexts()) decAt.add(decode(lm, ctx, o, weightBytes, kvBytesPerCtx, rnd, log));
+            for (int k : o.verifyRows()) verify.add(verifyPass(lm, k, dec.seconds() / dec.tokens(), rnd, log));
             PhaseTimer.enable(false);
         }
         long rss = peakRss();
@@ -207,7 +220,7 @@ public final class ModelBench {
                 o.fill() == ContextFill.RANDOM,
                 o.imageSide(), imageTokens, visionSec, rss, procStatus("RssFile:"), procStatus("RssAnon:"), weightBytes, o.bandwidthGBs(), Runtime.version().toString(),
                 dev.kimivl.tensor.QuantMatrix.INT_MATVEC, dev.kimivl.tensor.NativeKernels.STATUS,
-                o.text() ? streamReadGBs() : 0, lm.kvCachePrecision().name().toLowerCase(Locale.ROOT), byType);                   // after the peak RSS was read: its buffer is not counted
+                o.text() ? streamReadGBs() : 0, lm.kvCachePrecision().name().toLowerCase(Locale.ROOT), byType, List.copyOf(verify));                   // after the peak RSS was read: its buffer is not counted
         ck.close();
         return r;
     }
@@ -249,6 +262,28 @@ public final class ModelBench {
         log.printf(Locale.ROOT, "decode %d tokens after %d: %.2f s, %.2f tok/s, %.2f GB/token -> %.1f GB/s (%.0f%% of the %.1f tok/s ceiling at %.0f GB/s); KV cache %.3f GB%s%n",
                 N, context, sec, tps, bytes / 1e9, gbs, 100 * tps / ceiling, ceiling, o.bandwidthGBs(), c.bytesHeld() / 1e9, rssNow());
         return new Decode(context, N, sec, tps, bytes, gbs, ceiling, tps / ceiling, PhaseTimer.seconds(), fill, fillSec, c.bytesHeld(), procStatus("VmRSS:"));
+    }
+
+    /**
+     * Times a {@link LanguageModel#forwardRows} pass of k random tokens (each row routed to its own experts, as drafted
+     * tokens are) plus their logits after a 256-position context: 5 passes, the cache truncated back after each.
+     */
+    private static VerifyPass verifyPass(LanguageModel lm, int k, double stepSeconds, SplittableRandom rnd, PrintStream log) {
+        int ctx = 256, reps = 5;
+        KvCache c = lm.newCache(ctx + k + 1);
+        c.fillRandom(ctx, rnd.nextLong());
+        double[] t = new double[reps];
+        for (int r = 0; r < reps; r++) {
+            int[] ids = randomIds(rnd, k, lm.config().vocabSize());
+            long t0 = System.nanoTime();
+            lm.logitsRows(lm.forwardRows(lm.embed(ids), k, c), k);
+            t[r] = (System.nanoTime() - t0) / 1e9;
+            c.truncate(ctx);
+        }
+        java.util.Arrays.sort(t);
+        double sec = t[reps / 2];
+        log.printf(Locale.ROOT, "verify pass of %d rows after %d: %.1f ms = %.2f decode steps (%.1f ms)%n", k, ctx, sec * 1e3, sec / stepSeconds, stepSeconds * 1e3);
+        return new VerifyPass(k, ctx, sec, sec / stepSeconds, lm.rowsMatchDecode());
     }
 
     /** Touches one byte per 4 KiB page of every selected tensor; returns the bytes covered. */
@@ -351,6 +386,10 @@ public final class ModelBench {
                 sb.append(String.format(Locale.ROOT, "                    KV cache %.3f GB (%s, %d positions), RSS after %.2f GB%n",
                         d.kvCacheBytes() / 1e9, r.kvCache(), d.context() + d.tokens() + 1, d.rssBytes() / 1e9));
             }
+        }
+        for (VerifyPass v : r.verify()) {
+            sb.append(String.format(Locale.ROOT, "  verify %d rows     %.1f ms a pass = %.2f decode steps (a draft of %d accepted whole: up to %.2fx a step's tokens; speculative decoding %s)%n",
+                    v.rows(), v.seconds() * 1e3, v.ofDecodeStep(), v.rows() - 1, v.rows() / v.ofDecodeStep(), v.exact() ? "exact on these weights" : "NOT exact here: --draft stays off"));
         }
         if (r.imageTokens() > 0) {
             sb.append(String.format(Locale.ROOT, "  MoonViT+projector %.2f s for one %dx%d image (%d tokens)%n", r.visionSeconds(), r.imageSide(), r.imageSide(),

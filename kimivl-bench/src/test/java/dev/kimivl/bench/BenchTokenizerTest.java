@@ -85,7 +85,7 @@ class BenchTokenizerTest {
         Path cache = dir.resolve("cache");
         Path log = dir.resolve("order.log");
         LlamaBench stub = LlamaBench.probe(LlamaBenchTest.stub(dir, "llama-bench", LlamaBenchTest.MAINLINE_HELP, LlamaBenchTest.Mode.OK, 8.0, 4.0, 2.0, log));
-        ModelBench.Options o = new ModelBench.Options(QuantMix.Q8_0, cache, 16, 4, java.util.List.of(32), ModelBench.ContextFill.RANDOM, 56, false, 32.0, 42, false, true, true);
+        ModelBench.Options o = new ModelBench.Options(QuantMix.Q8_0, cache, 16, 4, java.util.List.of(32), ModelBench.ContextFill.RANDOM, java.util.List.of(), 56, false, 32.0, 42, false, true, true);
         Path text = RandomGguf.ensure(cache, QuantMix.Q8_0, json, 42, true, null)[0];
         assertEquals(RandomGguf.files(cache, QuantMix.Q8_0, json)[0], text);
         PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);

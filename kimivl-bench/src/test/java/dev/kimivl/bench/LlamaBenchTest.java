@@ -168,7 +168,7 @@ class LlamaBenchTest {
     static ModelBench.Result result(String type, int threads, double prefill, double tg, double tgLong, int context) {
         return new ModelBench.Result(type, threads, "/cache/x.gguf", 10.2, 0, 0.5, 3, 512, 512 / prefill, prefill, Map.of(),
                 decode(0, tg), decode(context, tgLong), List.of(decode(context, tgLong)), true, 896, 0, 0, 11_000_000_000L, 10_000_000_000L, 1_000_000_000L,
-                1.5e9, 32, "25", true, "native", 30, "f16", Map.of());
+                1.5e9, 32, "25", true, "native", 30, "f16", Map.of(), List.of());
     }
 
     static List<String> lines(Path log) throws Exception {
@@ -338,7 +338,7 @@ class LlamaBenchTest {
 
         // other sizes than the anchors': no ratio where the shapes differ (prompt 16, context 8192 has its own figure)
         ModelBench.Result small = new ModelBench.Result("q4_k_m", 2, "x", 1, 0, 0, 0, 16, 1, 16, Map.of(), decode(0, 10), decode(2048, 8),
-                List.of(decode(2048, 8)), true, 896, 0, 0, 1, 1, 1, 1, 32, "25", true, "native", 30, "f16", Map.of());
+                List.of(decode(2048, 8)), true, 896, 0, 0, 1, 1, 1, 1, 32, "25", true, "native", 30, "f16", Map.of(), List.of());
         String t2 = ModelBench.text(small);
         assertTrue(t2.contains("llama.cpp 34af94cd9: pp512 15.86-18.34; tg128 8.50-9.54 (kimivl about 1.05-1.18x); tg @2048 n/a;"), t2);
 

@@ -18,7 +18,7 @@ import static org.junit.jupiter.api.Assertions.*;
  */
 class LongContextBenchTest {
     private static ModelBench.Result run(Path dir, ModelBench.ContextFill fill, ByteArrayOutputStream log) throws Exception {
-        ModelBench.Options o = new ModelBench.Options(QuantMix.Q4_0, dir, 16, 4, List.of(24, 40), fill, 56, false, 32.0, 42, false, true, true);
+        ModelBench.Options o = new ModelBench.Options(QuantMix.Q4_0, dir, 16, 4, List.of(24, 40), fill, List.of(3), 56, false, 32.0, 42, false, true, true);
         return ModelBench.run(o, QuantMixTest.tinyConfig(), new PrintStream(log, true, StandardCharsets.UTF_8));
     }
 
@@ -43,6 +43,12 @@ class LongContextBenchTest {
         assertTrue(text.contains(String.format(java.util.Locale.ROOT, "KV cache %.3f GB (%s, 29 positions)", perPosition * 29 / 1e9, pre.kvCache())), text);
         assertTrue(log.toString(StandardCharsets.UTF_8).contains("prefill of the 40-token context: 40/40 tokens"), log.toString(StandardCharsets.UTF_8));
         assertTrue(ModelBench.json(pre).contains("\"fill\":\"prefill\""));
+        // --verify-rows 3: one forwardRows pass of 3 tokens timed against a decode step
+        ModelBench.VerifyPass v = pre.verify().getFirst();
+        assertEquals(3, v.rows());
+        assertTrue(v.seconds() > 0 && v.ofDecodeStep() > 0);
+        assertTrue(text.contains("  verify 3 rows     "), text);
+        assertTrue(text.contains(v.exact() ? "exact on these weights" : "NOT exact here"), text);
 
         ModelBench.Result rnd = run(dir, ModelBench.ContextFill.RANDOM, new ByteArrayOutputStream());
         for (ModelBench.Decode d : rnd.decodeAt()) {
@@ -59,10 +65,10 @@ class LongContextBenchTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ModelBench.ContextFill.parse("prompt"));
         assertEquals("--context-fill must be random or prefill, not 'prompt'", e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> new ModelBench.Options(QuantMix.Q4_0, Path.of("x"), 16, 4, List.of(),
-                ModelBench.ContextFill.RANDOM, 56, false, 32, 42, false, true, true));
+                ModelBench.ContextFill.RANDOM, List.of(), 56, false, 32, 42, false, true, true));
         assertTrue(e.getMessage().startsWith("--context needs at least one value"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> new ModelBench.Options(QuantMix.Q4_0, Path.of("x"), 16, 4, List.of(4096, -1),
-                ModelBench.ContextFill.RANDOM, 56, false, 32, 42, false, true, true));
+                ModelBench.ContextFill.RANDOM, List.of(), 56, false, 32, 42, false, true, true));
         assertEquals("--context must not be negative: -1", e.getMessage());
     }
 }

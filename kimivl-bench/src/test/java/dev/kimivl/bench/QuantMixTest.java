@@ -166,6 +166,34 @@ class QuantMixTest {
         return om.writeValueAsString(root);
     }
 
+    /**
+     * Speculative decoding's verify pass on the k-quants (Q4_K, Q6_K, with Q5_0/Q8_0 where llama-quantize falls back):
+     * with the integer matvec (the CLI's default) the rows of one {@code forwardRows} pass give single-token decode's
+     * logits bit for bit, so {@code rowsMatchDecode} lets such a file draft (ForwardRowsTest checks the other types).
+     */
+    @Test
+    void q4KMVerifyRowsEqualSingleTokenDecode(@TempDir Path dir) throws Exception {
+        String json = tinyConfig();
+        try (GgufModel g = GgufModel.open(RandomGguf.ensure(dir, QuantMix.Q4_K_M, json, 42, null))) {
+            LanguageModel base = LanguageModel.load(g, g.config().text(), g.config().textPrefix());
+            LanguageModel lm = base.withKernels(dev.kimivl.tensor.Kernels.preferred(base.kernels().settings().withIntMatvec(true)));
+            org.junit.jupiter.api.Assumptions.assumeTrue(dev.kimivl.tensor.NativeKernels.AVAILABLE, "the k-quants' integer matvec is native");
+            assertTrue(lm.rowsMatchDecode());
+            assertFalse(base.withKernels(dev.kimivl.tensor.Kernels.preferred(base.kernels().settings().withIntMatvec(false))).rowsMatchDecode());
+            int V = lm.config().vocabSize();
+            SplittableRandom r = new SplittableRandom(3);
+            int[] prompt = ModelBench.randomIds(r, 7, V), next = ModelBench.randomIds(r, 5, V);
+            KvCache single = lm.newCache(32), rows = lm.newCache(32);
+            lm.forward(lm.embed(prompt), prompt.length, single, StageSink.NONE, null);
+            lm.forward(lm.embed(prompt), prompt.length, rows, StageSink.NONE, null);
+            float[] all = lm.logitsRows(lm.forwardRows(lm.embed(next), next.length, rows), next.length);
+            for (int t = 0; t < next.length; t++) {
+                float[] one = lm.logits(lm.forward(lm.embed(new int[]{next[t]}), 1, single, StageSink.NONE, null), 0);
+                assertArrayEquals(one, java.util.Arrays.copyOfRange(all, t * V, (t + 1) * V), 0f, "row " + t);
+            }
+        }
+    }
+
     @Test
     void tinyQ4KMFileHasConvertersLayoutAndRuns(@TempDir Path dir) throws Exception {
         String json = tinyConfig();
@@ -212,7 +240,7 @@ class QuantMixTest {
         }
 
         // and the whole benchmark on it: the report names the mix's types and cites llama.cpp's figures (other runs)
-        ModelBench.Options o = new ModelBench.Options(QuantMix.Q4_K_M, dir, 16, 4, java.util.List.of(32), ModelBench.ContextFill.RANDOM, 56, true, 32.0, 42, false, true, true);
+        ModelBench.Options o = new ModelBench.Options(QuantMix.Q4_K_M, dir, 16, 4, java.util.List.of(32), ModelBench.ContextFill.RANDOM, java.util.List.of(), 56, true, 32.0, 42, false, true, true);
         ByteArrayOutputStream log = new ByteArrayOutputStream();
         ModelBench.Result r = ModelBench.run(o, json, new PrintStream(log, true, StandardCharsets.UTF_8));
         String text = ModelBench.text(r);

@@ -53,6 +53,10 @@ public final class BenchCommand implements Callable<Integer> {
             description = "How each context is made: random latents written into the KV cache (default; seconds even at 128K) or a real chunked prefill of random tokens, timed (as llama-bench's -d / -gp; minutes at 8K on 2 cores).")
     String contextFill;
 
+    @Option(names = "--verify-rows", split = ",", paramLabel = "K[,K...]",
+            description = "Also time a speculative-decoding verify pass of K tokens (forwardRows + logits) against a single decode step, e.g. 2,4,8.")
+    List<Integer> verifyRows = new java.util.ArrayList<>();
+
     @Option(names = "--image", defaultValue = "896", description = "Side of the square image for the MoonViT measurement (default ${DEFAULT-VALUE}).")
     int image;
 
@@ -111,7 +115,7 @@ public final class BenchCommand implements Callable<Integer> {
             return 0;
         }
         if (prompt < 1 || gen < 1) throw new IllegalArgumentException("--prompt and --gen must be positive");
-        ModelBench.Options o = new ModelBench.Options(t, dir, prompt, gen, context, ModelBench.ContextFill.parse(contextFill), image, !noVision, bandwidth, 42, profile, gguf, !noText);
+        ModelBench.Options o = new ModelBench.Options(t, dir, prompt, gen, context, ModelBench.ContextFill.parse(contextFill), verifyRows, image, !noVision, bandwidth, 42, profile, gguf, !noText);
         if (llamaBench != null && !llamaBench.isEmpty()) {
             if (!gguf) throw new IllegalArgumentException("--llama-bench needs --format gguf (llama.cpp reads GGUF files)");
             if (noText) throw new IllegalArgumentException("--llama-bench compares prefill and decode: drop --no-text");

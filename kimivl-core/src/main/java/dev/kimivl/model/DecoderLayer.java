@@ -36,6 +36,11 @@ final class DecoderLayer {
         VectorMath.add(x, moe != null ? moe.forwardRows(normed, B) : dense.forwardRows(normed, B));
     }
 
+    void forEachRowProduct(java.util.function.Consumer<dev.kimivl.tensor.Matrix> f) {
+        attention.forEachRowProduct(f);
+        if (moe != null) moe.forEachRowProduct(f); else dense.forEachRowProduct(f);
+    }
+
     double decodeBytes() { return attention.bytes() + (moe != null ? moe.decodeBytes() : dense.bytes()); }
 
     /** The prompt form for several tokens or a first one, else the decode form (spec §6.8). */

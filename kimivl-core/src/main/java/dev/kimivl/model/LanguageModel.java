@@ -244,18 +244,29 @@ public final class LanguageModel {
     }
 
     /**
-     * True when {@link #forwardRows} is known to give single-token decode's logits bit for bit for these weights: float
-     * (F32, BF16) embeddings and lm_head, as in a float checkpoint, where every row runs the same dot kernel as the
-     * matvec (ForwardRowsTest). Quantized files (GGUF, --quantize) answer false for now: Q8_0/Q4_0 rows are bit-equal
-     * to single decode on tiny-random, but that is the only model checked, the k-quants and IQ types are not checked
-     * at all, and F16 matvec sums in another order than the batched dot. A row in ForwardRowsTest for a type (on a
-     * model with realistic widths) is what it takes to add it here.
+     * True when {@link #forwardRows} gives single-token decode's logits bit for bit for these weights and kernels
+     * (ForwardRowsTest), i.e. when every matrix the rows multiply by through {@link RowProducts} where single decode
+     * uses the matvec (the projections, experts, router and lm_head; not the attention's per-head k_b/v_b, which both
+     * paths multiply by alike) is one of:
+     * <ul>
+     *   <li>F32 or BF16: every row runs the same dot kernel as the matvec;</li>
+     *   <li>quantized with the integer matvec (int8 activations, the CLI's default, llama.cpp's numerics): the rows
+     *       take the integer GEMM, whose result for each row equals the matvec's by contract, or one matvec per row.</li>
+     * </ul>
+     * Not: F16 (its matvec sums in another order than the batched dot), and quantized weights with exact float
+     * activations ({@code kimivl.intMatvec=false}, or a type the kernel set has no integer matvec for, as the Java set
+     * for the k-quants): their matvec is another kernel than the rows' product.
      */
     public boolean rowsMatchDecode() {
-        return isFloat(lmHead.dtype()) && isFloat(embedTokens.dtype());
+        boolean[] exact = {rowExact(lmHead)};
+        for (DecoderLayer l : layers) l.forEachRowProduct(m -> exact[0] &= rowExact(m));
+        return exact[0];
     }
 
-    private static boolean isFloat(dev.kimivl.tensor.DType t) { return t == dev.kimivl.tensor.DType.F32 || t == dev.kimivl.tensor.DType.BF16; }
+    private static boolean rowExact(Matrix m) {
+        if (m instanceof dev.kimivl.tensor.QuantMatrix q) return q.usesIntegerMatvec();
+        return m.dtype() == dev.kimivl.tensor.DType.F32 || m.dtype() == dev.kimivl.tensor.DType.BF16;
+    }
 
     /** Logits [B, V] of the final-normed states h [B, D] of a {@link #decodeBatch} step, lm_head read once, each row alone. */
     public float[] logitsRows(float[] h, int B) {

@@ -140,6 +140,14 @@ public final class MlaAttention {
         return (qProj != null ? qProj.bytes() : qA.bytes() + qB.bytes()) + kvA.bytes() + kv + oProj.bytes();
     }
 
+    /**
+     * The matrices {@link #decodeBatch} multiplies by through {@link RowProducts} where {@link #decode} uses the matvec:
+     * the projections. The per-head kB/vB are not among them: both run {@link #attendOne}, the same products.
+     */
+    void forEachRowProduct(java.util.function.Consumer<Matrix> f) {
+        for (Matrix m : new Matrix[]{qProj, qA, qB, kvA, oProj}) if (m != null) f.accept(m);
+    }
+
     /** Uses per-head W_UKᵀ [kvLora, nope] and W_UV [v, kvLora] matrices for decode (see {@link #kB}). */
     void useSplitKvB(Matrix[] kB, Matrix[] vB) {
         if (kB.length != heads || vB.length != heads) throw new IllegalArgumentException("need " + heads + " per-head k_b/v_b matrices");

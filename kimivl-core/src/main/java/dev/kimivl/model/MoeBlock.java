@@ -40,6 +40,12 @@ public final class MoeBlock {
         return new MoeBlock(c, k.bind(router), scoreBias, e, shared == null ? null : shared.withKernels(k));
     }
 
+    void forEachRowProduct(java.util.function.Consumer<Matrix> f) {
+        f.accept(router);
+        for (SwiGlu e : experts) e.forEachRowProduct(f);
+        if (shared != null) shared.forEachRowProduct(f);
+    }
+
     /** x [T, D] (post-attention-normed) → y [T, D]; fills routing[t] when routing is not null. */
     float[] forward(float[] x, int T, Routing[] routing) {
         if (T == 1) return forwardOne(x, routing);

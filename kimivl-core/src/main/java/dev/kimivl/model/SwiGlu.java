@@ -27,6 +27,8 @@ public final class SwiGlu {
 
     long bytes() { return gate.bytes() + up.bytes() + down.bytes(); }
 
+    void forEachRowProduct(java.util.function.Consumer<Matrix> f) { f.accept(gate); f.accept(up); f.accept(down); }
+
     /** x [n, D] → y [n, D]. */
     float[] forward(float[] x, int n) {
         if (n == 1) return forwardOne(x);

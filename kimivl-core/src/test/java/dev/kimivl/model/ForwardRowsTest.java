@@ -5,6 +5,9 @@ import dev.kimivl.io.QuantizedWeights;
 import dev.kimivl.io.SafetensorsCheckpoint;
 import dev.kimivl.io.WeightSource;
 import dev.kimivl.tensor.DType;
+import dev.kimivl.tensor.KernelSettings;
+import dev.kimivl.tensor.Kernels;
+import dev.kimivl.tensor.NativeKernels;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -21,20 +24,45 @@ import static org.junit.jupiter.api.Assertions.*;
  */
 class ForwardRowsTest {
     /**
-     * Float weights only: with Q8_0/Q4_0 the two paths differed in the last bits under the test suite's settings
-     * ({@code -Dkimivl.intMatvec=false}: single decode then multiplies by another kernel than the rows), so they agree
-     * to rounding only, and {@link LanguageModel#rowsMatchDecode} keeps drafting off for quantized weights
-     * ({@link #floatCheckpointsAreMarkedExactAndQuantizedOnesAreNot}).
+     * The models a row is checked on: float checkpoints as they are; quantized ones (tiny-random quantized on load,
+     * the golden GGUF files: Q8_0, and Q4_1/Q5_0/Q5_1 with a Q8_0 embedding) with the integer matvec, the CLI's
+     * default (the suite runs with {@code -Dkimivl.intMatvec=false}, under which they are not exact and
+     * {@link LanguageModel#rowsMatchDecode} says so: {@link #rowsMatchDecodeFollowsTheWeightsAndTheKernels}).
      */
-    @ParameterizedTest
-    @CsvSource({"tiny-random,BF16", "kimivl-nano-instruct,F32"})
-    void rowsEqualSingleTokenDecode(String model, String type) {
+    static LanguageModel model(String model, String type, AutoCloseable[] open) {
+        if (model.endsWith(".gguf")) {
+            KimiVL m = KimiVL.open(GgufGoldenTest.DIR.resolve(model));
+            open[0] = m;
+            return integer(m.languageModel());
+        }
         Path dir = Path.of("../models", model);
         ModelConfig cfg = ModelConfig.load(dir);
-        try (SafetensorsCheckpoint ckpt = SafetensorsCheckpoint.open(dir)) {
-            WeightSource w = type.equals("BF16") || type.equals("F32") ? ckpt : new QuantizedWeights(ckpt, DType.valueOf(type));
-            LanguageModel lm = LanguageModel.load(w, cfg.text(), cfg.textPrefix());
-            int V = cfg.text().vocabSize(), D = cfg.text().hiddenSize();
+        SafetensorsCheckpoint ckpt = SafetensorsCheckpoint.open(dir);
+        open[0] = ckpt;
+        boolean isFloat = type.equals("BF16") || type.equals("F32");
+        WeightSource w = isFloat ? ckpt : new QuantizedWeights(ckpt, DType.valueOf(type));
+        LanguageModel lm = LanguageModel.load(w, cfg.text(), cfg.textPrefix());
+        return isFloat ? lm : integer(lm);
+    }
+
+    /** The same weights with the integer matvec (int8 activations), the native kernels where they are loaded. */
+    static LanguageModel integer(LanguageModel lm) {
+        return lm.withKernels(Kernels.preferred(lm.kernels().settings().withIntMatvec(true)));
+    }
+
+    @ParameterizedTest
+    @CsvSource({"tiny-random,BF16", "kimivl-nano-instruct,F32", "tiny-random,Q8_0", "tiny-random,Q4_0", "text-q8_0.gguf,Q8_0", "text-mixed.gguf,Q4_1/Q5_0/Q5_1"})
+    void rowsEqualSingleTokenDecode(String model, String type) throws Exception {
+        AutoCloseable[] open = new AutoCloseable[1];
+        try (AutoCloseable ignored = () -> open[0].close()) {
+            LanguageModel lm = model(model, type, open);
+            if (!lm.rowsMatchDecode()) {
+                // only the Java kernel set (no native library) lacks an integer matvec for the 32-block formats
+                assertFalse(NativeKernels.AVAILABLE, model + ": with the native kernels every type has an integer matvec");
+                return;
+            }
+            var cfg = lm.config();
+            int V = cfg.vocabSize();
             Random r = new Random(11);
             int[] prompt = ids(r, 9, V), next = ids(r, 7, V);
             KvCache single = lm.newCache(64), rows = lm.newCache(64);
@@ -64,14 +92,13 @@ class ForwardRowsTest {
      * bit for bit as on a cache that only ever held those 2 (the rolled-back positions are overwritten, never read).
      */
     @ParameterizedTest
-    @CsvSource({"tiny-random,BF16", "kimivl-nano-instruct,F32"})
-    void aTruncatedCacheContinuesAsIfTheRejectedRowsNeverRan(String model, String type) {
-        Path dir = Path.of("../models", model);
-        ModelConfig cfg = ModelConfig.load(dir);
-        try (SafetensorsCheckpoint ckpt = SafetensorsCheckpoint.open(dir)) {
-            WeightSource w = type.equals("BF16") || type.equals("F32") ? ckpt : new QuantizedWeights(ckpt, DType.valueOf(type));
-            LanguageModel lm = LanguageModel.load(w, cfg.text(), cfg.textPrefix());
-            int V = cfg.text().vocabSize();
+    @CsvSource({"tiny-random,BF16", "kimivl-nano-instruct,F32", "tiny-random,Q4_0", "text-q8_0.gguf,Q8_0"})
+    void aTruncatedCacheContinuesAsIfTheRejectedRowsNeverRan(String model, String type) throws Exception {
+        AutoCloseable[] open = new AutoCloseable[1];
+        try (AutoCloseable ignored = () -> open[0].close()) {
+            LanguageModel lm = model(model, type, open);
+            assertTrue(lm.rowsMatchDecode(), model);
+            int V = lm.config().vocabSize();
             Random r = new Random(5);
             int[] prompt = ids(r, 6, V), drafted = ids(r, 5, V), after = ids(r, 4, V);
             KvCache reference = lm.newCache(32), rolled = lm.newCache(32);
@@ -98,12 +125,21 @@ class ForwardRowsTest {
     }
 
     @org.junit.jupiter.api.Test
-    void floatCheckpointsAreMarkedExactAndQuantizedOnesAreNot() {
+    void rowsMatchDecodeFollowsTheWeightsAndTheKernels() {
         Path dir = Path.of("../models/tiny-random");
         ModelConfig cfg = ModelConfig.load(dir);
         try (SafetensorsCheckpoint ckpt = SafetensorsCheckpoint.open(dir)) {
-            assertTrue(LanguageModel.load(ckpt, cfg.text(), cfg.textPrefix()).rowsMatchDecode());
-            assertFalse(LanguageModel.load(new QuantizedWeights(ckpt, DType.Q8_0), cfg.text(), cfg.textPrefix()).rowsMatchDecode());
+            assertTrue(LanguageModel.load(ckpt, cfg.text(), cfg.textPrefix()).rowsMatchDecode(), "BF16");
+            LanguageModel q8 = LanguageModel.load(new QuantizedWeights(ckpt, DType.Q8_0), cfg.text(), cfg.textPrefix());
+            KernelSettings s = q8.kernels().settings();
+            assertTrue(q8.withKernels(Kernels.preferred(s.withIntMatvec(true))).rowsMatchDecode(), "Q8_0, int8 activations");
+            assertTrue(q8.withKernels(Kernels.java().with(s.withIntMatvec(true))).rowsMatchDecode(), "Q8_0, Java integer matvec");
+            assertFalse(q8.withKernels(Kernels.preferred(s.withIntMatvec(false))).rowsMatchDecode(), "Q8_0, exact float activations");
+        }
+        try (KimiVL m = KimiVL.open(GgufGoldenTest.DIR.resolve("text-mixed.gguf"))) {
+            KernelSettings s = m.languageModel().kernels().settings().withIntMatvec(true);
+            assertFalse(m.languageModel().withKernels(Kernels.java().with(s)).rowsMatchDecode(), "Q4_1/Q5_0/Q5_1: no Java integer matvec");
+            if (NativeKernels.AVAILABLE) assertTrue(m.languageModel().withKernels(Kernels.nativeKernels().with(s)).rowsMatchDecode(), "native");
         }
     }
 
