@@ -78,8 +78,9 @@ public final class LlamaReference {
                 int ctx = r.decodeLong().context();
                 if (ctx > 0) line.append(figure("tg @" + ctx, decodeAfter(e, r.type(), ctx), r.decodeLong().tokPerSec()));
             }
-            sb.append(String.format(Locale.ROOT, "                    %s %s:%s%n", e.path("name").asText(), e.path("build").asText().split(" ")[0],
-                    line.isEmpty() ? " (text not measured)" : line));
+            // an engine measured on another day than the file's date says so (the VM's speed differs from day to day)
+            sb.append(String.format(Locale.ROOT, "                    %s %s%s:%s%n", e.path("name").asText(), e.path("build").asText().split(" ")[0],
+                    e.has("date") ? " on " + e.path("date").asText() : "", line.isEmpty() ? " (text not measured)" : line));
         }
         JsonNode v = root.path("vision");
         if (r.imageTokens() > 0 && v.has("seconds") && r.imageSide() == v.path("imageSide").asInt()) {
