@@ -182,6 +182,7 @@ public final class GgufWriter {
                 file.force();
             }
             Files.move(tmp, out, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            dev.kimivl.io.PageCache.drop(out);      // the first run reads it back instead of the writer's pages (PageCache)
         } catch (IOException | RuntimeException e) {
             try { Files.deleteIfExists(tmp); } catch (IOException ignored) { }
             if (e instanceof CheckpointException ce) throw ce;
