@@ -34,13 +34,9 @@ final class RowProducts {
         int rows = m.rows(), cols = m.cols();
         if ((long) n * cols > x.length) throw new IllegalArgumentException("x has " + x.length + " floats, needs " + (long) n * cols);
         if ((long) n * rows > y.length) throw new IllegalArgumentException("y has " + y.length + " floats, needs " + (long) n * rows);
-        if (m instanceof QuantMatrix q && q.usesIntegerMatvec() && n == 1) {
-            // one input (e.g. an expert only one row of a verify pass or of a batched step chose): the decode
-            // matvec kernel, built to stream one input's weights; the GEMM gives the same result (its contract)
-            q.matvec(x, 0, y, 0);
-            return;
-        }
-        if (m instanceof QuantMatrix q && q.usesIntegerMatmul()) {
+        // one input (e.g. an expert only one row of a verify pass or of a batched step chose) takes the decode matvec
+        // kernel, built to stream one input's weights, even where the GEMM exists (same result: its contract)
+        if (m instanceof QuantMatrix q && q.usesIntegerMatmul() && n > 1) {
             q.matmul(QuantizedInput.ofRows(x, n, cols), y);
             return;
         }

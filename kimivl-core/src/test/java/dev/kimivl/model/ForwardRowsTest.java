@@ -29,20 +29,23 @@ class ForwardRowsTest {
      * default (the suite runs with {@code -Dkimivl.intMatvec=false}, under which they are not exact and
      * {@link LanguageModel#rowsMatchDecode} says so: {@link #rowsMatchDecodeFollowsTheWeightsAndTheKernels}).
      */
-    static LanguageModel model(String model, String type, AutoCloseable[] open) {
+    static Loaded model(String model, String type) {
         if (model.endsWith(".gguf")) {
             KimiVL m = KimiVL.open(GgufGoldenTest.DIR.resolve(model));
-            open[0] = m;
-            return integer(m.languageModel());
+            return new Loaded(integer(m.languageModel()), m);
         }
         Path dir = Path.of("../models", model);
         ModelConfig cfg = ModelConfig.load(dir);
         SafetensorsCheckpoint ckpt = SafetensorsCheckpoint.open(dir);
-        open[0] = ckpt;
         boolean isFloat = type.equals("BF16") || type.equals("F32");
         WeightSource w = isFloat ? ckpt : new QuantizedWeights(ckpt, DType.valueOf(type));
         LanguageModel lm = LanguageModel.load(w, cfg.text(), cfg.textPrefix());
-        return isFloat ? lm : integer(lm);
+        return new Loaded(isFloat ? lm : integer(lm), ckpt);
+    }
+
+    /** A model and what holds its weights open. */
+    record Loaded(LanguageModel lm, AutoCloseable weights) implements AutoCloseable {
+        @Override public void close() throws Exception { weights.close(); }
     }
 
     /** The same weights with the integer matvec (int8 activations), the native kernels where they are loaded. */
@@ -53,9 +56,8 @@ class ForwardRowsTest {
     @ParameterizedTest
     @CsvSource({"tiny-random,BF16", "kimivl-nano-instruct,F32", "tiny-random,Q8_0", "tiny-random,Q4_0", "text-q8_0.gguf,Q8_0", "text-mixed.gguf,Q4_1/Q5_0/Q5_1"})
     void rowsEqualSingleTokenDecode(String model, String type) throws Exception {
-        AutoCloseable[] open = new AutoCloseable[1];
-        try (AutoCloseable ignored = () -> open[0].close()) {
-            LanguageModel lm = model(model, type, open);
+        try (Loaded loaded = model(model, type)) {
+            LanguageModel lm = loaded.lm();
             if (!lm.rowsMatchDecode()) {
                 // only the Java kernel set (no native library) lacks an integer matvec for the 32-block formats
                 assertFalse(NativeKernels.AVAILABLE, model + ": with the native kernels every type has an integer matvec");
@@ -94,9 +96,8 @@ class ForwardRowsTest {
     @ParameterizedTest
     @CsvSource({"tiny-random,BF16", "kimivl-nano-instruct,F32", "tiny-random,Q4_0", "text-q8_0.gguf,Q8_0"})
     void aTruncatedCacheContinuesAsIfTheRejectedRowsNeverRan(String model, String type) throws Exception {
-        AutoCloseable[] open = new AutoCloseable[1];
-        try (AutoCloseable ignored = () -> open[0].close()) {
-            LanguageModel lm = model(model, type, open);
+        try (Loaded loaded = model(model, type)) {
+            LanguageModel lm = loaded.lm();
             assertTrue(lm.rowsMatchDecode(), model);
             int V = lm.config().vocabSize();
             Random r = new Random(5);

@@ -143,14 +143,10 @@ public final class RecipeTrainer {
             Path png = Curves.draw(out.resolve("train_log.jsonl"), stage.name(), out.resolve("curves").resolve(stageLabel(k) + ".png"));
             if (png != null) err.println("[" + stage.name() + "] curves: " + png);
             st = new State(k + 1, 0, st.fingerprint, run.wallSeconds, run.tokensSeen);
-            if (k + 1 < recipe.stages().size() && recipe.stages().get(k + 1).from() != null) {
-                if (!branchInto(current, k + 1, st)) {
-                    st.save(current.resolve(STATE));
-                    break;                                  // what ran is published below; the rest is named
-                }
-            } else {
-                st.save(current.resolve(STATE));
-            }
+            boolean branch = k + 1 < recipe.stages().size() && recipe.stages().get(k + 1).from() != null;
+            if (branch && branchInto(current, k + 1, st)) continue;     // the cursor went in with the branch's checkpoint
+            st.save(current.resolve(STATE));
+            if (branch) break;                              // no checkpoint to branch from: what ran is published below; the rest is named
         }
         if (recipe.outputs() != null) {
             for (var e : recipe.outputs().entrySet()) {
@@ -206,13 +202,22 @@ public final class RecipeTrainer {
                     + " (it began after that stage); run it with --start-at %s --from <stage %s's checkpoint>%n", stage.name(), stage.from(), stage.name(), stage.from());
             return false;
         }
-        Path tmp = out.resolve("current.tmp");
-        deleteTree(tmp);
-        copyModelFiles(dir, tmp);
-        st.save(tmp.resolve(STATE));
-        swapInto(tmp, current);
+        replaceCurrent(current, dir, st, false);
         err.printf(Locale.ROOT, "[%s] starts from stage %s's checkpoint (%s)%n", stage.name(), stage.from(), dir);
         return true;
+    }
+
+    /**
+     * current/ := the model files of {@code from} (and its optimizer state when {@code withOptimizer} and it has one)
+     * with the cursor {@code st}, in one swap: a run killed on either side of it resumes correctly.
+     */
+    private void replaceCurrent(Path current, Path from, State st, boolean withOptimizer) throws IOException {
+        Path tmp = out.resolve("current.tmp");
+        deleteTree(tmp);
+        copyModelFiles(from, tmp);
+        if (withOptimizer && Files.isRegularFile(from.resolve(OPT))) Files.copy(from.resolve(OPT), tmp.resolve(OPT));
+        st.save(tmp.resolve(STATE));
+        swapInto(tmp, current);
     }
 
     /** Stage k's final checkpoint, stages/NN-name. */
@@ -232,14 +237,9 @@ public final class RecipeTrainer {
                 throw new IllegalArgumentException(from + " is not a checkpoint to start stage " + recipe.stages().get(k).name() + " from: it has no " + f);
             }
         }
-        Path tmp = out.resolve("current.tmp");
-        deleteTree(tmp);
-        copyModelFiles(from, tmp);
         // a run's current/: its optimizer state carries the scaffold heads a continueHeads stage starts from (its
         // moments are not used: a stage starts with fresh optimizers)
-        if (Files.isRegularFile(from.resolve(OPT))) Files.copy(from.resolve(OPT), tmp.resolve(OPT));
-        new State(k, 0, fingerprint, 0, 0).save(tmp.resolve(STATE));
-        swapInto(tmp, current);
+        replaceCurrent(current, from, new State(k, 0, fingerprint, 0, 0), true);
         err.printf(Locale.ROOT, "starting at stage %d (%s) from %s%n", k + 1, recipe.stages().get(k).name(), from);
     }
 
