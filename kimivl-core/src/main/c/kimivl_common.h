@@ -75,4 +75,29 @@ AVX2 static inline __m256 tail_group(__m256i s, const uint8_t *p, int stride, in
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_maskload_ps(xd, live)), acc);
 }
 
+/*
+ * The prefill GEMM's transposed block layout (kimivl_kernels.c, kv_pack_act): a group of 8 blocks (256 values) as 8
+ * vectors of 32 bytes, vector k holding bytes 4k..4k+3 of each of the 8 blocks (lane i = block i), so that each int32
+ * lane of a multiply-add accumulates one block.
+ */
+/* In place: r[i] = 8 dwords of row i  →  r[s] = dword s of rows 0..7 (an 8×8 transpose of 32-bit elements). */
+AVX2 static inline void transpose8x8(__m256i *r) {
+    __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+    __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+    __m256i t4 = _mm256_unpacklo_epi32(r[4], r[5]), t5 = _mm256_unpackhi_epi32(r[4], r[5]);
+    __m256i t6 = _mm256_unpacklo_epi32(r[6], r[7]), t7 = _mm256_unpackhi_epi32(r[6], r[7]);
+    __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+    __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+    __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
+    __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
+    r[0] = _mm256_permute2x128_si256(u0, u4, 0x20); r[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
+    r[1] = _mm256_permute2x128_si256(u1, u5, 0x20); r[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
+    r[2] = _mm256_permute2x128_si256(u2, u6, 0x20); r[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
+    r[3] = _mm256_permute2x128_si256(u3, u7, 0x20); r[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
+}
+
+/* Where a packed activation keeps group g's vector k (bytes from the token's start): groups in pairs, so that the
+ * 512-bit kernels (kimivl_avx512.c) load vector k of groups 2p and 2p + 1 as one 64-byte vector. */
+static inline int gemm_x_at(int g, int k) { return 512 * (g >> 1) + 64 * k + 32 * (g & 1); }
+
 #endif

@@ -33,7 +33,7 @@
 
 
 /** ABI version: NativeKernels refuses a library whose version differs from the one it was written for. */
-int32_t kv_version(void) { return 11; }
+int32_t kv_version(void) { return 12; }
 
 /** 1 when this CPU and OS support AVX2, FMA and F16C (with the YMM state enabled by the OS), else 0. */
 int32_t kv_cpu_ok(void) {
@@ -247,45 +247,32 @@ AVX2 void kv_matvec_q8_0(const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
  * used for every token; tiles of 2 rows × 2 tokens share every load.
  */
 
-/* In place: r[i] = 8 dwords of row i  →  r[s] = dword s of rows 0..7 (an 8×8 transpose of 32-bit elements). */
-AVX2 static inline void transpose8x8(__m256i *r) {
-    __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
-    __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
-    __m256i t4 = _mm256_unpacklo_epi32(r[4], r[5]), t5 = _mm256_unpackhi_epi32(r[4], r[5]);
-    __m256i t6 = _mm256_unpacklo_epi32(r[6], r[7]), t7 = _mm256_unpackhi_epi32(r[6], r[7]);
-    __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
-    __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
-    __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
-    __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
-    r[0] = _mm256_permute2x128_si256(u0, u4, 0x20); r[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
-    r[1] = _mm256_permute2x128_si256(u1, u5, 0x20); r[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
-    r[2] = _mm256_permute2x128_si256(u2, u6, 0x20); r[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
-    r[3] = _mm256_permute2x128_si256(u3, u7, 0x20); r[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
-}
 
 /**
  * Packs n quantized activations (xq int8[n·cols], xd float[n·nb], xs8 int32[n·nb], nb = cols / 32) into the GEMM
- * layout: G = ceil(nb / 8) groups per token, xp int8[n·G·256] transposed as above, xdp float[n·G·8] and
- * xsp int32[n·G·8], blocks past nb zero (they then add nothing).
+ * layout: G = ceil(nb / 8) groups per token, transposed as above, in pairs of groups so that a 512-bit kernel reads
+ * both halves of a pair with one load: P = ceil(G / 2) pairs per token, xp int8[n·P·512] with group g's vector k at
+ * 512·(g / 2) + 64·k + 32·(g % 2) (gemm_x_at), xdp float[n·P·16] and xsp int32[n·P·16] (group g's 8 values at 8·g,
+ * as if unpaired). Blocks past nb, and the missing half of an odd last pair, are zero (they then add nothing).
  */
 AVX2 void kv_pack_act(const int8_t *xq, const float *xd, const int32_t *xs8, int32_t n, int32_t cols,
                       int8_t *xp, float *xdp, int32_t *xsp) {
-    int nb = cols / 32, G = (nb + 7) / 8;
+    int nb = cols / 32, G = (nb + 7) / 8, P = (G + 1) / 2;
     for (int32_t t = 0; t < n; t++) {
         const int8_t *x = xq + (int64_t) t * cols;
-        int8_t *o = xp + (int64_t) t * G * 256;
-        for (int g = 0; g < G; g++) {
+        int8_t *o = xp + (int64_t) t * P * 512;
+        for (int g = 0; g < 2 * P; g++) {
             __m256i r[8];
             for (int i = 0; i < 8; i++) {
                 int b = 8 * g + i;
                 r[i] = b < nb ? _mm256_loadu_si256((const __m256i *) (x + 32 * b)) : _mm256_setzero_si256();
             }
             transpose8x8(r);
-            for (int k = 0; k < 8; k++) _mm256_storeu_si256((__m256i *) (o + 256 * g + 32 * k), r[k]);
+            for (int k = 0; k < 8; k++) _mm256_storeu_si256((__m256i *) (o + gemm_x_at(g, k)), r[k]);
         }
-        for (int b = 0; b < 8 * G; b++) {
-            xdp[(int64_t) t * G * 8 + b] = b < nb ? xd[(int64_t) t * nb + b] : 0.0f;
-            xsp[(int64_t) t * G * 8 + b] = b < nb ? xs8[(int64_t) t * nb + b] : 0;
+        for (int b = 0; b < 16 * P; b++) {
+            xdp[(int64_t) t * P * 16 + b] = b < nb ? xd[(int64_t) t * nb + b] : 0.0f;
+            xsp[(int64_t) t * P * 16 + b] = b < nb ? xs8[(int64_t) t * nb + b] : 0;
         }
     }
 }
@@ -353,8 +340,8 @@ AVX2 static void q4_tile4(const urow *rw, const int8_t *x0, const int8_t *x1,
         __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
 #pragma GCC unroll 1
         for (int k = 0; k < 8; k++) {
-            int o = 256 * g + 32 * k;
-            __m256i xa = _mm256_loadu_si256((const __m256i *) (x0 + o)), xb = _mm256_loadu_si256((const __m256i *) (x1 + o));
+            int o = 256 * g + 32 * k, ox = gemm_x_at(g, k);
+            __m256i xa = _mm256_loadu_si256((const __m256i *) (x0 + ox)), xb = _mm256_loadu_si256((const __m256i *) (x1 + ox));
             __m256i v = _mm256_load_si256((const __m256i *) (w0 + o));
             a0 = _mm256_add_epi16(a0, _mm256_maddubs_epi16(v, xa)); a1 = _mm256_add_epi16(a1, _mm256_maddubs_epi16(v, xb));
             v = _mm256_load_si256((const __m256i *) (w1 + o));
@@ -388,8 +375,8 @@ AVX2 static void q8_tile4(const urow *rw, const int8_t *x0, const int8_t *x1,
         for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_si256();
 #pragma GCC unroll 1
         for (int k = 0; k < 8; k++) {
-            int o = 256 * g + 32 * k;
-            __m256i xa = _mm256_loadu_si256((const __m256i *) (x0 + o)), xb = _mm256_loadu_si256((const __m256i *) (x1 + o));
+            int o = 256 * g + 32 * k, ox = gemm_x_at(g, k);
+            __m256i xa = _mm256_loadu_si256((const __m256i *) (x0 + ox)), xb = _mm256_loadu_si256((const __m256i *) (x1 + ox));
             for (int i = 0; i < 4; i++) {
                 __m256i u = _mm256_load_si256((const __m256i *) (rw[i].a + o)), v = _mm256_load_si256((const __m256i *) (rw[i].v + o));
                 a[2 * i] = _mm256_add_epi32(a[2 * i], _mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_sign_epi8(xa, v)), ones));
@@ -419,7 +406,7 @@ typedef struct {
  */
 AVX2 static void gemm(int q8, const uint8_t *w, int32_t r0, int32_t r1, int nb,
                       const int8_t *xp, const float *xdp, const int32_t *xsp, int32_t n, float *y, int32_t ldy) {
-    int G = (nb + 7) / 8;
+    int G = (nb + 7) / 8, X = 16 * ((G + 1) / 2);          /* X: 32-byte vectors per packed token (16 per pair) */
     int64_t rb = (int64_t) nb * (q8 ? 34 : 18);
     gemm_rows buf;
     float out[8];
@@ -436,9 +423,9 @@ AVX2 static void gemm(int q8, const uint8_t *w, int32_t r0, int32_t r1, int nb,
         }
         for (int32_t t = 0; t < n; t += 2) {
             int32_t u = t + 1 < n ? t + 1 : t;
-            const int8_t *x0 = xp + (int64_t) t * G * 256, *x1 = xp + (int64_t) u * G * 256;
-            const float *d0 = xdp + (int64_t) t * G * 8, *d1 = xdp + (int64_t) u * G * 8;
-            const int32_t *s0 = xsp ? xsp + (int64_t) t * G * 8 : 0, *s1 = xsp ? xsp + (int64_t) u * G * 8 : 0;
+            const int8_t *x0 = xp + (int64_t) t * X * 32, *x1 = xp + (int64_t) u * X * 32;
+            const float *d0 = xdp + (int64_t) t * X, *d1 = xdp + (int64_t) u * X;
+            const int32_t *s0 = xsp ? xsp + (int64_t) t * X : 0, *s1 = xsp ? xsp + (int64_t) u * X : 0;
             if (q8) q8_tile4(rw, x0, x1, d0, d1, s0, s1, G, out);
             else q4_tile4(rw, x0, x1, d0, d1, s0, s1, G, out);
             for (int i = 0; i < m; i++) {
@@ -515,8 +502,8 @@ VNNI static void q8_tile4_vnni(const urow *rw, const int8_t *x0, const int8_t *x
         for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_si256();
 #pragma GCC unroll 1
         for (int k = 0; k < 8; k++) {
-            int o = 256 * g + 32 * k;
-            __m256i xa = _mm256_loadu_si256((const __m256i *) (x0 + o)), xb = _mm256_loadu_si256((const __m256i *) (x1 + o));
+            int o = 256 * g + 32 * k, ox = gemm_x_at(g, k);
+            __m256i xa = _mm256_loadu_si256((const __m256i *) (x0 + ox)), xb = _mm256_loadu_si256((const __m256i *) (x1 + ox));
             for (int i = 0; i < 4; i++) {
                 __m256i u = _mm256_load_si256((const __m256i *) (rw[i].a + o));
                 a[2 * i] = _mm256_dpbusd_avx_epi32(a[2 * i], u, xa);
@@ -543,7 +530,7 @@ VNNI static void q8_tile4_vnni(const urow *rw, const int8_t *x0, const int8_t *x
 VNNI int32_t kv_gemm_q8_0_vnni(const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
                                const int8_t *xp, const float *xdp, const int32_t *xsp, int32_t n, float *y, int32_t ldy) {
     if (cols > GEMM_MAX_COLS) return -1;
-    int nb = cols / 32, G = (nb + 7) / 8;
+    int nb = cols / 32, G = (nb + 7) / 8, X = 16 * ((G + 1) / 2);    /* as gemm() */
     int64_t rb = (int64_t) nb * 34;
     gemm_rows buf;
     float out[8];
@@ -557,8 +544,8 @@ VNNI int32_t kv_gemm_q8_0_vnni(const uint8_t *w, int32_t r0, int32_t r1, int32_t
         }
         for (int32_t t = 0; t < n; t += 2) {
             int32_t u = t + 1 < n ? t + 1 : t;
-            q8_tile4_vnni(rw, xp + (int64_t) t * G * 256, xp + (int64_t) u * G * 256, xdp + (int64_t) t * G * 8, xdp + (int64_t) u * G * 8,
-                          xsp + (int64_t) t * G * 8, xsp + (int64_t) u * G * 8, G, out);
+            q8_tile4_vnni(rw, xp + (int64_t) t * X * 32, xp + (int64_t) u * X * 32, xdp + (int64_t) t * X, xdp + (int64_t) u * X,
+                          xsp + (int64_t) t * X, xsp + (int64_t) u * X, G, out);
             for (int i = 0; i < m; i++) {
                 y[(int64_t) t * ldy + r + i] = out[2 * i];
                 if (u != t) y[(int64_t) u * ldy + r + i] = out[2 * i + 1];

@@ -19,6 +19,8 @@ import java.util.function.UnaryOperator;
  * @param vectorBits       kimivl.vectorBits: float vector width of the machine-width kernels, 256 or 512
  * @param intMatvec        kimivl.intMatvec: quantize activations to int8 for the block-format products (llama.cpp's numerics)
  * @param nativeKernels    kimivl.native: load the native AVX2 kernels (false: Java Vector API kernels only)
+ * @param nativeIsa        kimivl.nativeIsa: which instruction set the native kernels use, auto (the best this CPU runs),
+ *                         avx2, avx-vnni or avx512 (NativeKernels.Isa; the results are the same bit for bit)
  * @param gemmTileBytes    kimivl.gemmTileBytes: bytes of inputs per tile of the row-decoding GEMM
  * @param gemmPackedMinN   kimivl.gemmPackedMinN: inputs from which float GEMM takes the packed 6×16 kernel
  * @param gemmKc           kimivl.gemmKc: columns per k-block of the packed GEMM
@@ -36,7 +38,7 @@ import java.util.function.UnaryOperator;
  * @param vitPvChunk       kimivl.vit.pvChunk: MoonViT attention keys per exp + P·V chunk
  */
 public record KernelSettings(
-        int threads, long spinMicros, int vectorBits, boolean intMatvec, boolean nativeKernels,
+        int threads, long spinMicros, int vectorBits, boolean intMatvec, boolean nativeKernels, String nativeIsa,
         int gemmTileBytes, int gemmPackedMinN, int gemmKc, int gemmMc, boolean gemmTileDecode,
         int blockRows, int mlaSplit, int mlaPrefillTokens, MlaPromptForm mlaPromptForm, int prefillChunk, String kvCache,
         int vitKc, int vitMc, int vitNc, int vitPvChunk) {
@@ -52,6 +54,9 @@ public record KernelSettings(
         check("kimivl.spinMicros", spinMicros, 0, 10_000_000);
         if (vectorBits != 256 && vectorBits != 512) {
             throw bad("kimivl.vectorBits", String.valueOf(vectorBits), "256 or 512 (128-bit machines are not supported)");
+        }
+        if (!java.util.List.of("auto", "avx2", "avx-vnni", "avx512").contains(nativeIsa)) {
+            throw bad("kimivl.nativeIsa", nativeIsa, "auto, avx2, avx-vnni or avx512");
         }
         check("kimivl.gemmTileBytes", gemmTileBytes, 4096, 1 << 30);
         check("kimivl.gemmPackedMinN", gemmPackedMinN, 2, Integer.MAX_VALUE);
@@ -80,6 +85,7 @@ public record KernelSettings(
                 p.integer("kimivl.vectorBits", jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.vectorBitSize() >= 512 ? 512 : 256),
                 p.bool("kimivl.intMatvec", true),
                 p.bool("kimivl.native", true),
+                p.string("kimivl.nativeIsa", "auto").toLowerCase(Locale.ROOT),
                 p.integer("kimivl.gemmTileBytes", 512 << 10),
                 p.integer("kimivl.gemmPackedMinN", 9),
                 p.integer("kimivl.gemmKc", 256),
@@ -104,22 +110,28 @@ public record KernelSettings(
     public int vitMcRounded() { return vitMc / 6 * 6; }
 
     public KernelSettings withMlaSplit(int positions) {
-        return new KernelSettings(threads, spinMicros, vectorBits, intMatvec, nativeKernels, gemmTileBytes, gemmPackedMinN, gemmKc,
+        return new KernelSettings(threads, spinMicros, vectorBits, intMatvec, nativeKernels, nativeIsa, gemmTileBytes, gemmPackedMinN, gemmKc,
                 gemmMc, gemmTileDecode, blockRows, positions, mlaPrefillTokens, mlaPromptForm, prefillChunk, kvCache, vitKc, vitMc, vitNc, vitPvChunk);
     }
 
     public KernelSettings withMlaPromptForm(MlaPromptForm form) {
-        return new KernelSettings(threads, spinMicros, vectorBits, intMatvec, nativeKernels, gemmTileBytes, gemmPackedMinN, gemmKc,
+        return new KernelSettings(threads, spinMicros, vectorBits, intMatvec, nativeKernels, nativeIsa, gemmTileBytes, gemmPackedMinN, gemmKc,
                 gemmMc, gemmTileDecode, blockRows, mlaSplit, mlaPrefillTokens, form, prefillChunk, kvCache, vitKc, vitMc, vitNc, vitPvChunk);
     }
 
     public KernelSettings withPrefillChunk(int tokens) {
-        return new KernelSettings(threads, spinMicros, vectorBits, intMatvec, nativeKernels, gemmTileBytes, gemmPackedMinN, gemmKc,
+        return new KernelSettings(threads, spinMicros, vectorBits, intMatvec, nativeKernels, nativeIsa, gemmTileBytes, gemmPackedMinN, gemmKc,
                 gemmMc, gemmTileDecode, blockRows, mlaSplit, mlaPrefillTokens, mlaPromptForm, tokens, kvCache, vitKc, vitMc, vitNc, vitPvChunk);
     }
 
+    /** These settings with the native kernels in another instruction set (auto, avx2, avx-vnni, avx512). */
+    public KernelSettings withNativeIsa(String isa) {
+        return new KernelSettings(threads, spinMicros, vectorBits, intMatvec, nativeKernels, isa, gemmTileBytes, gemmPackedMinN, gemmKc,
+                gemmMc, gemmTileDecode, blockRows, mlaSplit, mlaPrefillTokens, mlaPromptForm, prefillChunk, kvCache, vitKc, vitMc, vitNc, vitPvChunk);
+    }
+
     public KernelSettings withIntMatvec(boolean on) {
-        return new KernelSettings(threads, spinMicros, vectorBits, on, nativeKernels, gemmTileBytes, gemmPackedMinN, gemmKc,
+        return new KernelSettings(threads, spinMicros, vectorBits, on, nativeKernels, nativeIsa, gemmTileBytes, gemmPackedMinN, gemmKc,
                 gemmMc, gemmTileDecode, blockRows, mlaSplit, mlaPrefillTokens, mlaPromptForm, prefillChunk, kvCache, vitKc, vitMc, vitNc, vitPvChunk);
     }
 

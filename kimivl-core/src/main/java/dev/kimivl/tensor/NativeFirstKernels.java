@@ -4,14 +4,26 @@ package dev.kimivl.tensor;
  * The native implementation of {@link Kernels}: the AVX2 kernels of {@link NativeKernels} for Q8_0 and Q4_0 (rows up
  * to {@link NativeKernels#MAX_COLS}) and for the k-quant files' formats (Q4_K, Q5_K, Q6_K, Q4_1, Q5_0, Q5_1), matvec
  * and batched GEMM, and MLA's latent and causal attention; the Java kernels ({@link JavaKernels}) for what they do not
- * take. Built only where the library loaded ({@link Kernels#nativeKernels()}).
+ * take. Built only where the library loaded ({@link Kernels#nativeKernels()}). {@code isa}: the instruction set of
+ * the kernels that come in several ({@link NativeKernels.Isa}: the same results, bit for bit), from
+ * {@link KernelSettings#nativeIsa}.
  */
-record NativeFirstKernels(KernelSettings settings) implements Kernels {
+record NativeFirstKernels(KernelSettings settings, NativeKernels.Isa isa) implements Kernels {
     NativeFirstKernels {
         if (!NativeKernels.AVAILABLE) throw new IllegalStateException("no native kernels: " + NativeKernels.STATUS);
+        if (!isa.supported()) throw new IllegalArgumentException("this CPU has no " + isa.id() + " kernels");
+    }
+
+    NativeFirstKernels(KernelSettings settings) {
+        this(settings, NativeKernels.Isa.resolve(settings.nativeIsa()));
     }
 
     @Override public Kernels with(KernelSettings s) { return new NativeFirstKernels(s); }
+
+    @Override
+    public String describe() {
+        return NativeKernels.STATUS + (isa == NativeKernels.BEST ? "" : "; running the " + isa.id() + " forms (-Dkimivl.nativeIsa)");
+    }
     @Override public boolean isNative() { return true; }
 
     /** A format of kimivl_kquants.c. */
@@ -57,11 +69,12 @@ record NativeFirstKernels(KernelSettings settings) implements Kernels {
             return;
         }
         if (q8q4(dtype, cols)) {
-            NativeKernels.PackedActivations xp = new NativeKernels.PackedActivations(xq);
+            // packed once per batch and kept with it: gate and up (and every expert's tile) share one packing
+            NativeKernels.PackedActivations xp = xq.nativePacked();
             // a critical native call holds off safepoints (GC) while it runs: at most ~2^26 multiply-adds per call
             int step = (int) Math.max(4, Math.min(rows, (1L << 26) / ((long) n * cols)) & ~3L);
             Parallel.forRange(rows, 8, (from, to) -> {
-                for (int r = from; r < to; r += step) NativeKernels.gemm(dtype, data, r, Math.min(to, r + step), xp, y, rows);
+                for (int r = from; r < to; r += step) NativeKernels.gemm(dtype, data, r, Math.min(to, r + step), xp, y, rows, isa);
             });
             return;
         }
@@ -80,7 +93,7 @@ record NativeFirstKernels(KernelSettings settings) implements Kernels {
         }
         if (xq.cols != w.cols()) throw new IllegalArgumentException("input has " + xq.cols + " columns, matrix " + w.cols());
         if (r1 > w.rows()) throw new IndexOutOfBoundsException("tile rows [" + r0 + ", " + r1 + ") of " + w.rows());
-        NativeKernels.gemmTile(w.dtype(), w.segment(), w.rowBytes(), r0, r1, xq.nativePacked(), t0, t1, y, yo, ldy);
+        NativeKernels.gemmTile(w.dtype(), w.segment(), w.rowBytes(), r0, r1, xq.nativePacked(), t0, t1, y, yo, ldy, isa);
     }
 
     @Override

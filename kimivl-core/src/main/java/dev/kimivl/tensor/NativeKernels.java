@@ -32,7 +32,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * each call to milliseconds of work (a range of rows, a range of positions); a GC then waits at most that long.
  */
 public final class NativeKernels {
-    private static final int ABI_VERSION = 11;
+    private static final int ABI_VERSION = 12;
     /** Widest row the native kernels take (their per-call buffers live on the C stack). */
     public static final int MAX_COLS = 32768;
     private static final String RESOURCE = "/dev/kimivl/native/linux-x86_64/libkimivl.so";
@@ -48,13 +48,60 @@ public final class NativeKernels {
      */
     public static final boolean VNNI;
 
-    private static final MethodHandle Q4_0, Q8_0, GEMM_Q4_0, GEMM_Q8_0, GEMM_Q8_0_VNNI, PACK, LATENT, LATENT_F16, MHA, STREAM, KQ, GEMM_KQ;
+    /**
+     * The instruction sets the native kernels come in. Each form gives the others' results bit for bit (the integer block
+     * sums are exact, the float steps the same in the same order; NativeKernelsTest), so the choice changes speed only.
+     */
+    public enum Isa {
+        /** vpmaddubsw + vpmaddwd on 256-bit vectors: every x86-64 CPU with AVX2, FMA and F16C. */
+        AVX2,
+        /** AVX2, with the Q8_0 GEMM in VEX-encoded vpdpbusd (AVX-VNNI: Zen 5, Alder Lake and later). */
+        AVX_VNNI,
+        /** 512-bit vpdpbusd (AVX-512 F/BW/VL/DQ + AVX512-VNNI: Zen 4, Zen 5, Ice Lake and later) for the Q4_0/Q8_0 GEMMs. */
+        AVX512;
+
+        /** The name -Dkimivl.nativeIsa takes. */
+        public String id() { return name().toLowerCase(java.util.Locale.ROOT).replace("_", "-"); }
+
+        /** True when this CPU runs this form (and the library is loaded). */
+        public boolean supported() {
+            return AVAILABLE && switch (this) {
+                case AVX2 -> true;
+                case AVX_VNNI -> VNNI;
+                case AVX512 -> AVX512_OK;
+            };
+        }
+
+        /**
+         * The form a {@code -Dkimivl.nativeIsa} value names: "auto" the best this CPU runs ({@link #BEST}), else that one,
+         * refused with the reason where this CPU lacks it.
+         */
+        public static Isa resolve(String id) {
+            if (id.equals("auto")) return BEST;
+            for (Isa i : values()) {
+                if (i.id().equals(id)) {
+                    if (!i.supported()) throw new IllegalArgumentException("-Dkimivl.nativeIsa=" + id + ": this CPU (or build) has no " + i.id()
+                            + " kernels; it runs " + BEST.id());
+                    return i;
+                }
+            }
+            throw new IllegalArgumentException("-Dkimivl.nativeIsa=" + id + ": expected auto, avx2, avx-vnni or avx512 (docs/tuning.md)");
+        }
+    }
+
+    /** True when the CPU has AVX-512 F/BW/VL/DQ and AVX512-VNNI (kv_cpu_avx512) for kimivl_avx512.c's kernels. */
+    private static final boolean AVX512_OK;
+    /** The fastest form this CPU runs (AVX2 where the library is not loaded: it is then never called). */
+    public static final Isa BEST;
+
+    private static final MethodHandle Q4_0, Q8_0, GEMM_Q4_0, GEMM_Q8_0, GEMM_Q8_0_VNNI, GEMM_Q4_0_512, GEMM_Q8_0_512, PACK, LATENT, LATENT_F16,
+            MHA, STREAM, KQ, GEMM_KQ;
 
     static {
-        MethodHandle q4 = null, q8 = null, g4 = null, g8 = null, g8v = null, pack = null, latent = null, latentF16 = null, mha = null, stream = null,
+        MethodHandle q4 = null, q8 = null, g4 = null, g8 = null, g8v = null, g4w = null, g8w = null, pack = null, latent = null, latentF16 = null, mha = null, stream = null,
                 kq = null, gkq = null;
         String status;
-        boolean ok = false, vnni = false;
+        boolean ok = false, vnni = false, avx512 = false;
         if (!KernelSettings.SYSTEM.nativeKernels()) {
             status = "Java Vector API kernels (native kernels turned off by -Dkimivl.native=false)";
         } else {
@@ -82,6 +129,13 @@ public final class NativeKernels {
                         g8v = linker.downcallHandle(lib.findOrThrow("kv_gemm_q8_0_vnni"), FunctionDescriptor.of(JAVA_INT,
                                 ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT), critical);
                     }
+                    avx512 = (int) linker.downcallHandle(lib.findOrThrow("kv_cpu_avx512"), FunctionDescriptor.of(JAVA_INT)).invokeExact() == 1;
+                    if (avx512) {
+                        FunctionDescriptor gemm512 = FunctionDescriptor.of(JAVA_INT,
+                                ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT);
+                        g4w = linker.downcallHandle(lib.findOrThrow("kv_gemm_q4_0_512"), gemm512, critical);
+                        g8w = linker.downcallHandle(lib.findOrThrow("kv_gemm_q8_0_512"), gemm512, critical);
+                    }
                     pack = linker.downcallHandle(lib.findOrThrow("kv_pack_act"), FunctionDescriptor.ofVoid(
                             ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS), critical);
                     latent = linker.downcallHandle(lib.findOrThrow("kv_latent_attention"), FunctionDescriptor.of(JAVA_INT,
@@ -98,7 +152,7 @@ public final class NativeKernels {
                             JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT), critical);
                     ok = true;
                     status = "native AVX2 kernels (libkimivl.so): Q4_0/Q8_0/Q4_K/Q5_K/Q6_K/Q4_1/Q5_0/Q5_1 matvec and prefill GEMM"
-                            + (vnni ? " (Q8_0 with AVX-VNNI)" : "") + ", latent attention (f32/f16 cache), causal prompt attention";
+                            + (avx512 ? " (Q4_0/Q8_0 with AVX-512 VNNI)" : vnni ? " (Q8_0 with AVX-VNNI)" : "") + ", latent attention (f32/f16 cache), causal prompt attention";
                 }
             } catch (Throwable t) {
                 status = "Java Vector API kernels (native kernels unavailable: " + t.getMessage() + ")";
@@ -109,7 +163,11 @@ public final class NativeKernels {
         GEMM_Q4_0 = g4;
         GEMM_Q8_0 = g8;
         GEMM_Q8_0_VNNI = g8v;
+        GEMM_Q4_0_512 = g4w;
+        GEMM_Q8_0_512 = g8w;
         VNNI = vnni;
+        AVX512_OK = avx512;
+        BEST = avx512 ? Isa.AVX512 : vnni ? Isa.AVX_VNNI : Isa.AVX2;
         PACK = pack;
         LATENT = latent;
         LATENT_F16 = latentF16;
@@ -212,7 +270,9 @@ public final class NativeKernels {
 
     /**
      * n quantized activations in the GEMM's layout (kimivl_kernels.c, kv_pack_act): groups of 8 blocks transposed so
-     * that each int32 lane accumulates one block, padded to whole groups with zeros.
+     * that each int32 lane accumulates one block, stored in pairs of groups (a 512-bit kernel loads both halves of a
+     * pair at once), padded to whole pairs with zeros. Per token: {@link #vectors} · 32 bytes of values and as many
+     * block scales and block sums.
      */
     static final class PackedActivations {
         final int n, cols;
@@ -221,24 +281,30 @@ public final class NativeKernels {
         PackedActivations(QuantizedInput x) {
             n = x.rows;
             cols = x.cols;
-            int groups = (cols / 32 + 7) / 8;
-            xp = MemorySegment.ofArray(new byte[Math.multiplyExact(n, groups * 256)]);
-            xd = MemorySegment.ofArray(new float[n * groups * 8]);
-            xs = MemorySegment.ofArray(new int[n * groups * 8]);
+            int v = vectors(cols);
+            xp = MemorySegment.ofArray(new byte[Math.multiplyExact(n, v * 32)]);
+            xd = MemorySegment.ofArray(new float[Math.multiplyExact(n, v)]);
+            xs = MemorySegment.ofArray(new int[n * v]);
             pack(x);
+        }
+
+        /** 32-byte vectors per packed token: 16 per pair of groups of 8 blocks (also its scales and sums per token). */
+        static int vectors(int cols) {
+            int groups = (cols / 32 + 7) / 8;
+            return 16 * ((groups + 1) / 2);
         }
 
         /** Packs x (of this shape) into these arrays: a reused batch's new values. */
         void pack(QuantizedInput x) {
             if (x.rows != n || x.cols != cols) throw new IllegalArgumentException("packing [" + x.rows + ", " + x.cols + "] into [" + n + ", " + cols + "]");
-            int groups = (cols / 32 + 7) / 8, nb = cols / 32;
+            int v = vectors(cols), nb = cols / 32;
             // a vision layer's batch (thousands of patches) is packed over the pool, in token ranges of ≥ 64 KB; a
             // prompt's in one call, as before
             Parallel.forRange(n, Math.max(1, (1 << 16) / cols), (t0, t1) -> {
                 try {
                     PACK.invokeExact(x.q8Segment.asSlice((long) t0 * cols), x.dSegment.asSlice(4L * t0 * nb),
-                            x.s8Segment.asSlice(4L * t0 * nb), t1 - t0, cols, xp.asSlice((long) t0 * groups * 256),
-                            xd.asSlice(4L * t0 * groups * 8), xs.asSlice(4L * t0 * groups * 8));
+                            x.s8Segment.asSlice(4L * t0 * nb), t1 - t0, cols, xp.asSlice((long) t0 * v * 32),
+                            xd.asSlice(4L * t0 * v), xs.asSlice(4L * t0 * v));
                 } catch (Throwable t) {
                     throw t instanceof RuntimeException r ? r : new IllegalStateException(t);
                 }
@@ -253,15 +319,9 @@ public final class NativeKernels {
      * the matvec kernel's bit for bit. Callers keep a tile to milliseconds of work (a critical call).
      */
     static void gemmTile(DType type, MemorySegment w, long rowBytes, int r0, int r1, PackedActivations x, int t0, int t1,
-                         float[] y, int yo, int ldy) {
-        gemmTile(type, w, rowBytes, r0, r1, x, t0, t1, y, yo, ldy, VNNI);
-    }
-
-    /** As {@link #gemmTile}, choosing the Q8_0 kernel: with {@code vnni} kv_gemm_q8_0_vnni (needs {@link #VNNI}). */
-    static void gemmTile(DType type, MemorySegment w, long rowBytes, int r0, int r1, PackedActivations x, int t0, int t1,
-                         float[] y, int yo, int ldy, boolean vnni) {
-        if (vnni && !VNNI) throw new IllegalStateException("this CPU has no AVX-VNNI");
-        int groups = (x.cols / 32 + 7) / 8;
+                         float[] y, int yo, int ldy, Isa isa) {
+        if (!isa.supported()) throw new IllegalStateException("this CPU has no " + isa.id() + " kernels");
+        int v = PackedActivations.vectors(x.cols);
         if (r0 < 0 || r1 < r0 || t0 < 0 || t1 < t0 || t1 > x.n || w.byteSize() < r1 * rowBytes) {
             throw new IndexOutOfBoundsException("GEMM tile rows [" + r0 + ", " + r1 + ") tokens [" + t0 + ", " + t1 + ") of " + x.n);
         }
@@ -270,30 +330,35 @@ public final class NativeKernels {
             throw new IndexOutOfBoundsException("GEMM tile: y [" + y.length + "] too short for " + (t1 - t0) + " rows of stride " + ldy + " from " + yo);
         }
         MemorySegment ws = w.asSlice(r0 * rowBytes), ys = MemorySegment.ofArray(y).asSlice(4L * yo);
-        MemorySegment xp = x.xp.asSlice((long) t0 * groups * 256), xd = x.xd.asSlice(4L * t0 * groups * 8), xs = x.xs.asSlice(4L * t0 * groups * 8);
-        callGemm(type, vnni, ws, 0, r1 - r0, x.cols, xp, xd, xs, t1 - t0, ys, ldy);
+        MemorySegment xp = x.xp.asSlice((long) t0 * v * 32), xd = x.xd.asSlice(4L * t0 * v), xs = x.xs.asSlice(4L * t0 * v);
+        callGemm(type, isa, ws, 0, r1 - r0, x.cols, xp, xd, xs, t1 - t0, ys, ldy);
     }
 
     /**
-     * y[t·ldy + r] = Σ_c W[r, c]·x'_t[c] for r in [r0, r1), t in [0, n): the batched form of {@link #matvec}.
-     * Only when {@link #AVAILABLE}, cols ≤ {@link #MAX_COLS}. Each result equals the matvec kernel's bit for bit.
+     * y[t·ldy + r] = Σ_c W[r, c]·x'_t[c] for r in [r0, r1), t in [0, n): the batched form of {@link #matvec}, in the
+     * form {@code isa}. Only when {@link #AVAILABLE}, cols ≤ {@link #MAX_COLS}. Each result equals the matvec kernel's
+     * bit for bit.
      */
-    static void gemm(DType type, MemorySegment w, int r0, int r1, PackedActivations x, float[] y, int ldy) {
-        callGemm(type, VNNI, w, r0, r1, x.cols, x.xp, x.xd, x.xs, x.n, MemorySegment.ofArray(y), ldy);
+    static void gemm(DType type, MemorySegment w, int r0, int r1, PackedActivations x, float[] y, int ldy, Isa isa) {
+        callGemm(type, isa, w, r0, r1, x.cols, x.xp, x.xd, x.xs, x.n, MemorySegment.ofArray(y), ldy);
     }
 
     /**
-     * The native batched product over weight rows [r0, r1) of {@code w} and {@code n} packed tokens, by weight type:
-     * kv_gemm_q4_0, kv_gemm_q8_0, or with {@code vnni} kv_gemm_q8_0_vnni (the block sums {@code xs} only where the
-     * kernel corrects by them).
+     * The native batched product over weight rows [r0, r1) of {@code w} and {@code n} packed tokens, by weight type and
+     * instruction set: kv_gemm_q4_0 / kv_gemm_q8_0 (AVX2), kv_gemm_q8_0_vnni (AVX-VNNI, Q8_0 only), kv_gemm_q4_0_512 /
+     * kv_gemm_q8_0_512 (AVX-512 VNNI); the block sums {@code xs} only where the kernel corrects by them.
      */
-    private static void callGemm(DType type, boolean vnni, MemorySegment w, int r0, int r1, int cols, MemorySegment xp, MemorySegment xd,
+    private static void callGemm(DType type, Isa isa, MemorySegment w, int r0, int r1, int cols, MemorySegment xp, MemorySegment xd,
                                  MemorySegment xs, int n, MemorySegment y, int ldy) {
         int rc;
         try {
-            if (type == DType.Q4_0) {
+            if (type == DType.Q4_0 && isa == Isa.AVX512) {
+                rc = (int) GEMM_Q4_0_512.invokeExact(w, r0, r1, cols, xp, xd, xs, n, y, ldy);
+            } else if (type == DType.Q4_0) {
                 rc = (int) GEMM_Q4_0.invokeExact(w, r0, r1, cols, xp, xd, xs, n, y, ldy);
-            } else if (type == DType.Q8_0 && vnni) {
+            } else if (type == DType.Q8_0 && isa == Isa.AVX512) {
+                rc = (int) GEMM_Q8_0_512.invokeExact(w, r0, r1, cols, xp, xd, xs, n, y, ldy);
+            } else if (type == DType.Q8_0 && isa == Isa.AVX_VNNI) {
                 rc = (int) GEMM_Q8_0_VNNI.invokeExact(w, r0, r1, cols, xp, xd, xs, n, y, ldy);
             } else if (type == DType.Q8_0) {
                 rc = (int) GEMM_Q8_0.invokeExact(w, r0, r1, cols, xp, xd, n, y, ldy);

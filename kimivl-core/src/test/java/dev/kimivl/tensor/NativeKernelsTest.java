@@ -5,6 +5,7 @@ import org.junit.jupiter.api.Test;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -22,33 +23,60 @@ class NativeKernelsTest {
     }
 
     /**
-     * The Q8_0 GEMM with AVX-VNNI (vpdpbusd on w + 128, corrected by the activations' block sums) equals the
-     * vpmaddubsw form bit for bit: widths with a partial last group of 8 blocks (1152: MoonViT's), odd rows and token
-     * counts, activations at ±127 against weights of both signs, and weight bytes of −128 (which Q8_0 files may hold
-     * though llama.cpp's rounding never writes them: the sign trick and the flip must both get 128·x right).
+     * Every instruction-set form of the Q4_0 and Q8_0 GEMMs (AVX-VNNI: Q8_0's vpdpbusd on w + 128, corrected by the
+     * activations' block sums; AVX-512: 512-bit vpdpbusd over pairs of groups, 4 rows × 1-4 tokens) equals the AVX2
+     * vpmaddubsw form bit for bit: widths with a partial last group of 8 blocks and an odd number of groups (1152:
+     * MoonViT's, 5 groups; 32: one block), odd rows and token counts (every 1-4 token tail), activations at ±127
+     * against weights of both signs, and Q8_0 weight bytes of −128 (which Q8_0 files may hold though llama.cpp's
+     * rounding never writes them: the sign trick and the flip must both get 128·x right). Runs the forms this CPU has.
      */
     @Test
-    void vnniQ8GemmEqualsTheMaddubsForm() {
+    void everyIsaFormOfTheGemmEqualsTheAvx2Form() {
         assumeTrue(NativeKernels.AVAILABLE, NativeKernels.STATUS);
-        assumeTrue(NativeKernels.VNNI, "this CPU has no AVX-VNNI");
+        assumeTrue(NativeKernels.BEST != NativeKernels.Isa.AVX2, "this CPU runs only the AVX2 forms");
         Random rnd = new Random(29);
-        int[][] shapes = {{7, 32, 3}, {13, 1152, 9}, {32, 4608, 4}, {5, 288, 1}};
+        int[][] shapes = {{7, 32, 3}, {13, 1152, 9}, {32, 4608, 4}, {5, 288, 1}, {6, 2048, 7}, {9, 1408, 6}, {4, 11264, 2}};
+        int compared = 0;
         for (int[] s : shapes) {
             int rows = s[0], cols = s[1], n = s[2];
             float[] w = QuantTest.random(rnd, rows * cols, 0.1f), x = QuantTest.random(rnd, n * cols, 1f);
             for (int i = 0; i < x.length; i += 37) x[i] = (i & 1) == 0 ? 40f : -40f;   // blocks whose amax hits ±127
-            java.lang.foreign.MemorySegment q = Quant.quantize(w, rows, cols, DType.Q8_0);
-            long rowBytes = DType.Q8_0.bytesFor(cols);
-            for (int r = 0; r < rows; r += 3) q.set(java.lang.foreign.ValueLayout.JAVA_BYTE, r * rowBytes + 2 + (r % 32), (byte) -128);
             NativeKernels.PackedActivations xp = QuantizedInput.ofRows(x, n, cols).nativePacked();
-            float[] a = new float[n * rows], b = new float[n * rows];
-            NativeKernels.gemmTile(DType.Q8_0, q, rowBytes, 0, rows, xp, 0, n, a, 0, rows, true);
-            NativeKernels.gemmTile(DType.Q8_0, q, rowBytes, 0, rows, xp, 0, n, b, 0, rows, false);
-            for (int i = 0; i < a.length; i++) {
-                assertEquals(Float.floatToRawIntBits(b[i]), Float.floatToRawIntBits(a[i]),
-                        "[" + rows + ", " + cols + "] x " + n + " at token " + i / rows + " row " + i % rows + ": " + a[i] + " vs " + b[i]);
+            for (DType type : new DType[]{DType.Q4_0, DType.Q8_0}) {
+                java.lang.foreign.MemorySegment q = Quant.quantize(w, rows, cols, type);
+                long rowBytes = type.bytesFor(cols);
+                if (type == DType.Q8_0) {
+                    for (int r = 0; r < rows; r += 3) q.set(java.lang.foreign.ValueLayout.JAVA_BYTE, r * rowBytes + 2 + (r % 32), (byte) -128);
+                }
+                float[] ref = new float[n * rows];
+                NativeKernels.gemmTile(type, q, rowBytes, 0, rows, xp, 0, n, ref, 0, rows, NativeKernels.Isa.AVX2);
+                for (NativeKernels.Isa isa : NativeKernels.Isa.values()) {
+                    if (isa == NativeKernels.Isa.AVX2 || !isa.supported()) continue;
+                    float[] a = new float[n * rows];
+                    NativeKernels.gemmTile(type, q, rowBytes, 0, rows, xp, 0, n, a, 0, rows, isa);
+                    for (int i = 0; i < a.length; i++) {
+                        assertEquals(Float.floatToRawIntBits(ref[i]), Float.floatToRawIntBits(a[i]), type + " " + isa + " [" + rows + ", " + cols
+                                + "] x " + n + " at token " + i / rows + " row " + i % rows + ": " + a[i] + " vs " + ref[i]);
+                    }
+                    compared++;
+                }
             }
         }
+        assertTrue(compared >= shapes.length, "compared " + compared + " forms");
+    }
+
+    /** -Dkimivl.nativeIsa names a form; one this CPU lacks, or an unknown name, is refused with the reason. */
+    @Test
+    void nativeIsaSettingIsResolvedOrRefused() {
+        assumeTrue(NativeKernels.AVAILABLE, NativeKernels.STATUS);
+        assertEquals(NativeKernels.BEST, NativeKernels.Isa.resolve("auto"));
+        assertEquals(NativeKernels.Isa.AVX2, NativeKernels.Isa.resolve("avx2"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> NativeKernels.Isa.resolve("sse2"));
+        assertTrue(e.getMessage().contains("kimivl.nativeIsa"), e.getMessage());
+        assertThrows(IllegalArgumentException.class,
+                () -> KernelSettings.fromProperties(p -> p.equals("kimivl.nativeIsa") ? "neon" : null));
+        Kernels k = Kernels.preferred(KernelSettings.SYSTEM.withNativeIsa("avx2"));
+        assertTrue(k.describe().contains("avx2") || NativeKernels.BEST == NativeKernels.Isa.AVX2, k.describe());
     }
 
     /** Shapes cover the 8-block main loop, tails of 1-7 blocks, single rows and the model's widths. */
