@@ -75,6 +75,19 @@ AVX2 static inline __m256 tail_group(__m256i s, const uint8_t *p, int stride, in
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_maskload_ps(xd, live)), acc);
 }
 
+/* ---- Q4_0: 2-byte f16 d, 16 bytes of nibbles (18 B) */
+
+/* Σ q·x over one Q4_0 block as 8 int32 partial sums, q the unsigned nibble 0..15 (the −8 is applied per block
+ * through the activation block sums). Low nibbles are elements 0-15, high nibbles 16-31 (llama.cpp's layout). */
+AVX2 static inline __m256i q4_dot(const uint8_t *qs, const int8_t *x) {
+    const __m256i m0f = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1), shift = _mm256_set_epi64x(4, 4, 0, 0);
+    /* the 16 bytes in both halves (one load), the upper half shifted right by 4: low nibbles, then high nibbles */
+    __m256i raw = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *) qs));
+    __m256i q = _mm256_and_si256(_mm256_srlv_epi64(raw, shift), m0f);
+    /* unsigned 0..15 times signed −127..127: pair sums ≤ 3810, no saturation */
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *) x)), ones);
+}
+
 /*
  * The prefill GEMM's transposed block layout (kimivl_kernels.c, kv_pack_act): a group of 8 blocks (256 values) as 8
  * vectors of 32 bytes, vector k holding bytes 4k..4k+3 of each of the 8 blocks (lane i = block i), so that each int32

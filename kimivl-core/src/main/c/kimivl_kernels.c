@@ -86,16 +86,6 @@ AVX2 static inline void pair_out(__m256i s, __m256 dd, float *y) {
 
 /* ---------------------------------------------------------------- Q4_0: 2-byte f16 d, 16 bytes of nibbles (18 B) */
 
-/* Σ q·x over one Q4_0 block as 8 int32 partial sums, q the unsigned nibble 0..15 (the −8 is applied per block
- * through the activation block sums). Low nibbles are elements 0-15, high nibbles 16-31 (llama.cpp's layout). */
-AVX2 static inline __m256i q4_dot(const uint8_t *qs, const int8_t *x) {
-    const __m256i m0f = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1), shift = _mm256_set_epi64x(4, 4, 0, 0);
-    /* the 16 bytes in both halves (one load), the upper half shifted right by 4: low nibbles, then high nibbles */
-    __m256i raw = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *) qs));
-    __m256i q = _mm256_and_si256(_mm256_srlv_epi64(raw, shift), m0f);
-    /* unsigned 0..15 times signed −127..127: pair sums ≤ 3810, no saturation */
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *) x)), ones);
-}
 
 /*
  * Blocks b and b + 4 of a group at once: their 16 nibble bytes in the two 128-bit halves of one vector, so one AND

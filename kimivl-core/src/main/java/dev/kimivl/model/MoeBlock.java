@@ -2,6 +2,7 @@ package dev.kimivl.model;
 
 import dev.kimivl.tensor.Kernels;
 import dev.kimivl.config.TextConfig;
+import dev.kimivl.tensor.Parallel;
 import dev.kimivl.tensor.QuantizedInput;
 import dev.kimivl.tensor.Matrix;
 import dev.kimivl.tensor.QuantMatrix;
@@ -129,6 +130,7 @@ public final class MoeBlock {
         float[] w = new float[parts];
         for (int i = 0; i < k; i++) { mlp[i] = experts[ids[i]]; w[i] = weightOf(r, ids[i]); }
         if (shared != null) mlp[k] = shared;
+        if (parts >= 2 * Parallel.THREADS) return partPerThread(x, mlp, w, k, parts);
         // items: for each part, its gate blocks then its up blocks
         int[] first = new int[parts + 1];
         for (int p = 0; p < parts; p++) first[p + 1] = first[p] + mlp[p].gateBlocks.count() + mlp[p].upBlocks.count();
@@ -165,6 +167,41 @@ public final class MoeBlock {
                 System.arraycopy(acc, r0, y, r0, n);
             }
         });
+        PhaseTimer.lap(PhaseTimer.Phase.FFN_DOWN);
+        return y;
+    }
+
+    /**
+     * One token with each part (a chosen expert, the shared expert) whole on one thread: gate, up, SiLU and down with no
+     * barrier between the up and the down projections, so each core streams its experts' 4.9 MB (Q4_0) without
+     * waiting for the other. Taken where the parts keep every thread busy (at least two per thread: 7 parts on 2
+     * cores, the shared expert counting double and going first). Measured on the Q4_0 bench, alternating 3 rounds in one
+     * session: the MoE phases 1.75-1.95 → 1.66-1.75 s per 64 tokens, decode +3-5%. The sum is forwardOne's: routed
+     * parts in ascending expert order, weighted, then the shared one, so the result is the same bit for bit. (The
+     * profile counts the whole experts under ffn_up here, and the sum under ffn_down.)
+     */
+    private float[] partPerThread(float[] x, SwiGlu[] mlp, float[] w, int k, int parts) {
+        int D = c.hiddenSize();
+        QuantizedInput xq = mlp[0].gateBlocks.quantized(x, 0);
+        float[][] yp = new float[parts][];
+        RowBlocks.run(parts, i -> {
+            int p = shared != null ? (i + parts - 1) % parts : i;     // the shared expert (twice an expert's rows) first
+            SwiGlu m = mlp[p];
+            int inter = m.inter();
+            float[] g = new float[inter], u = new float[inter];
+            for (int b = 0; b < m.gateBlocks.count(); b++) m.gateBlocks.block(b, xq, x, 0, g, 0);
+            for (int b = 0; b < m.upBlocks.count(); b++) m.upBlocks.block(b, xq, x, 0, u, 0);
+            VectorMath.siluMul(g, u, inter);
+            QuantizedInput gq = m.downBlocks.quantized(g, 0);
+            float[] y = new float[D];
+            for (int b = 0; b < m.downBlocks.count(); b++) m.downBlocks.block(b, gq, g, 0, y, 0);
+            yp[p] = y;
+        });
+        PhaseTimer.lap(PhaseTimer.Phase.FFN_UP);
+        float[] acc = new float[D], y = new float[D];
+        for (int p = 0; p < k; p++) for (int i = 0; i < D; i++) acc[i] = Math.fma(yp[p][i], w[p], acc[i]);
+        if (shared != null) for (int i = 0; i < D; i++) y[i] = yp[k][i] + acc[i];
+        else System.arraycopy(acc, 0, y, 0, D);
         PhaseTimer.lap(PhaseTimer.Phase.FFN_DOWN);
         return y;
     }

@@ -49,7 +49,7 @@ record NativeFirstKernels(KernelSettings settings, NativeKernels.Isa isa) implem
         int cols = w.cols();
         if (q8q4(dtype, cols) || otherFormat(dtype)) {
             java.lang.foreign.MemorySegment data = w.segment();
-            Parallel.forRange(w.rows(), 16, (from, to) -> NativeKernels.matvec(dtype, data, from, to, cols, xq, y, yo));
+            Parallel.forRange(w.rows(), 16, (from, to) -> NativeKernels.matvec(dtype, data, from, to, cols, xq, y, yo, isa));
             return;
         }
         JavaKernels.javaMatvec(w, xq, y, yo);

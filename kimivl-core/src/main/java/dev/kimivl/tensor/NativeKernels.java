@@ -57,7 +57,10 @@ public final class NativeKernels {
         AVX2,
         /** AVX2, with the Q8_0 GEMM in VEX-encoded vpdpbusd (AVX-VNNI: Zen 5, Alder Lake and later). */
         AVX_VNNI,
-        /** 512-bit vpdpbusd (AVX-512 F/BW/VL/DQ + AVX512-VNNI: Zen 4, Zen 5, Ice Lake and later) for the Q4_0/Q8_0 GEMMs. */
+        /**
+         * 512-bit vpdpbusd and byte permutes (AVX-512 F/BW/VL/DQ/VBMI + AVX512-VNNI: Zen 4, Zen 5, Ice Lake and later)
+         * for the Q4_0/Q8_0 GEMMs and the Q4_0 matvec.
+         */
         AVX512;
 
         /** The name -Dkimivl.nativeIsa takes. */
@@ -94,11 +97,11 @@ public final class NativeKernels {
     /** The fastest form this CPU runs (AVX2 where the library is not loaded: it is then never called). */
     public static final Isa BEST;
 
-    private static final MethodHandle Q4_0, Q8_0, GEMM_Q4_0, GEMM_Q8_0, GEMM_Q8_0_VNNI, GEMM_Q4_0_512, GEMM_Q8_0_512, PACK, LATENT, LATENT_F16,
+    private static final MethodHandle Q4_0, Q4_0_512, Q8_0, GEMM_Q4_0, GEMM_Q8_0, GEMM_Q8_0_VNNI, GEMM_Q4_0_512, GEMM_Q8_0_512, PACK, LATENT, LATENT_F16,
             MHA, STREAM, KQ, GEMM_KQ;
 
     static {
-        MethodHandle q4 = null, q8 = null, g4 = null, g8 = null, g8v = null, g4w = null, g8w = null, pack = null, latent = null, latentF16 = null, mha = null, stream = null,
+        MethodHandle q4 = null, q4w = null, q8 = null, g4 = null, g8 = null, g8v = null, g4w = null, g8w = null, pack = null, latent = null, latentF16 = null, mha = null, stream = null,
                 kq = null, gkq = null;
         String status;
         boolean ok = false, vnni = false, avx512 = false;
@@ -135,6 +138,8 @@ public final class NativeKernels {
                                 ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT);
                         g4w = linker.downcallHandle(lib.findOrThrow("kv_gemm_q4_0_512"), gemm512, critical);
                         g8w = linker.downcallHandle(lib.findOrThrow("kv_gemm_q8_0_512"), gemm512, critical);
+                        q4w = linker.downcallHandle(lib.findOrThrow("kv_matvec_q4_0_512"), FunctionDescriptor.of(JAVA_INT,
+                                ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), critical);
                     }
                     pack = linker.downcallHandle(lib.findOrThrow("kv_pack_act"), FunctionDescriptor.ofVoid(
                             ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS), critical);
@@ -152,13 +157,14 @@ public final class NativeKernels {
                             JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT), critical);
                     ok = true;
                     status = "native AVX2 kernels (libkimivl.so): Q4_0/Q8_0/Q4_K/Q5_K/Q6_K/Q4_1/Q5_0/Q5_1 matvec and prefill GEMM"
-                            + (avx512 ? " (Q4_0/Q8_0 with AVX-512 VNNI)" : vnni ? " (Q8_0 with AVX-VNNI)" : "") + ", latent attention (f32/f16 cache), causal prompt attention";
+                            + (avx512 ? " (Q4_0 matvec, Q4_0/Q8_0 GEMM with AVX-512 VNNI)" : vnni ? " (Q8_0 GEMM with AVX-VNNI)" : "") + ", latent attention (f32/f16 cache), causal prompt attention";
                 }
             } catch (Throwable t) {
                 status = "Java Vector API kernels (native kernels unavailable: " + t.getMessage() + ")";
             }
         }
         Q4_0 = q4;
+        Q4_0_512 = q4w;
         Q8_0 = q8;
         GEMM_Q4_0 = g4;
         GEMM_Q8_0 = g8;
@@ -201,15 +207,17 @@ public final class NativeKernels {
 
     /**
      * y[yo + r] = Σ_c W[r, c]·x'[c] for r in [r0, r1), W a matrix of a type with a native kernel ({@link #hasKernel})
-     * and {@code cols} columns whose rows start at byte 0 of w, x' the quantized activation. Only when
-     * {@link #AVAILABLE}, and for Q4_0/Q8_0 cols ≤ {@link #MAX_COLS}.
+     * and {@code cols} columns whose rows start at byte 0 of w, x' the quantized activation, in the form {@code isa}
+     * (Q4_0 has an AVX-512 one; the others run AVX2 in every form). Only when {@link #AVAILABLE}, and for Q4_0/Q8_0
+     * cols ≤ {@link #MAX_COLS}.
      */
-    static void matvec(DType type, MemorySegment w, int r0, int r1, int cols, QuantizedInput x, float[] y, int yo) {
+    static void matvec(DType type, MemorySegment w, int r0, int r1, int cols, QuantizedInput x, float[] y, int yo, Isa isa) {
         boolean k = type.blockSize == 256;             // the k-quants take the activation's per-256 form
         MemorySegment xq = k ? x.k8Segment : x.q8Segment, xd = k ? x.kdSegment : x.dSegment, xs8 = k ? x.kbsSegment : x.s8Segment;
         try {
             if (type == DType.Q4_0) {
-                if ((int) Q4_0.invokeExact(w, r0, r1, cols, xq, xd, xs8, MemorySegment.ofArray(y), yo) != 0) {
+                MethodHandle kernel = isa == Isa.AVX512 ? Q4_0_512 : Q4_0;
+                if ((int) kernel.invokeExact(w, r0, r1, cols, xq, xd, xs8, MemorySegment.ofArray(y), yo) != 0) {
                     throw new IllegalArgumentException("native matvec refused " + cols + " columns (at most " + MAX_COLS + ")");
                 }
             } else if (type == DType.Q8_0) {
