@@ -15,6 +15,7 @@
 #include "kimivl_common.h"
 
 #define AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi")))
+#include <string.h>
 #define ALWAYS_INLINE __attribute__((always_inline)) inline
 
 /**
@@ -122,12 +123,46 @@ AVX512 static void unpack_q8_row512(const uint8_t *p, int nb, uint8_t *wu, float
 }
 
 /*
+ * As unpack_q4_row512 for Q5_0 (22-byte blocks: f16 d, 4 bytes of 5th bits, 16 nibble bytes): the values q = w + 16,
+ * 0..31, corrected by 16·Σx per block. Block by block (the 5th bits make the 16-block transpose of Q4_0 awkward); a
+ * row is unpacked once for all the tokens of a block of 64, so this is a small share of the product.
+ */
+AVX512 static void unpack_q5_0_row512(const uint8_t *p, int nb, uint8_t *wq, float *ws) {
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201LL), m0f = _mm256_set1_epi8(0x0F);
+    int G = (nb + 7) / 8, P = (G + 1) / 2;
+    for (int g = 0; g < 2 * P; g++) {
+        __m256i r[8];
+        for (int i = 0; i < 8; i++) {
+            int b = 8 * g + i;
+            if (b < nb) {
+                const uint8_t *blk = p + 22 * b;
+                __m128i raw = _mm_loadu_si128((const __m128i *) (blk + 6));
+                __m256i q = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(raw), _mm_srli_epi16(raw, 4), 1), m0f);
+                uint32_t h;
+                memcpy(&h, blk + 2, 4);
+                __m256i hb = _mm256_shuffle_epi8(_mm256_set1_epi32((int) h), spread);    /* byte i: bit i of h */
+                q = _mm256_or_si256(q, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, bit), bit), _mm256_set1_epi8(0x10)));
+                r[i] = q;
+                ws[b] = _cvtsh_ss(load_u16(blk));
+            } else {
+                r[i] = _mm256_setzero_si256();
+                ws[b] = 0.0f;
+            }
+        }
+        transpose8x8(r);
+        for (int k = 0; k < 8; k++) _mm256_store_si256((__m256i *) (wq + gemm_x_at(g, k)), r[k]);
+    }
+}
+
+/*
  * 4 unpacked rows × T = 1..4 packed tokens (T a constant per inlined copy): out[4·i + t] = row i · token t.
  * Per pair of groups, 8 steps of 64 bytes: each weight load feeds T vpdpbusd, each activation load 4; the int32
  * lane j of an accumulator ends as block j's Σ w·x (lanes 0-7 the pair's first group, 8-15 its second). Then, per
  * group, the AVX2 kernel's float step: (Σ w·x − corr)·(d_w·d_x) fused-added into 8 float lanes. corr: the packed
  * block sums xs (8·Σx) shifted left by xs_shift: Q4_0's nibbles are q = w + 8, so Σ w·x = Σ q·x − 8·Σx (shift 0);
- * Q8_0's unsigned bytes are w + 128 (shift 4: 128·Σx = 16·(8·Σx)).
+ * Q5_0's values are w + 16 (shift 1); Q8_0's unsigned bytes are w + 128 (shift 4: 128·Σx = 16·(8·Σx)).
  */
 AVX512 static ALWAYS_INLINE void tile4_512(const uint8_t *const *wa, const float *const *wsc, const int8_t *x, int64_t xbytes,
                                            const float *xd, const int32_t *xs, int64_t xfloats, int G, int T, int xs_shift,
@@ -177,13 +212,15 @@ typedef struct {
  * from L3 once per 4 rows. */
 #define GEMM512_TOKEN_BLOCK 64
 
-/* The GEMM driver of both formats (q8 selects Q8_0): tokens in blocks held in L2; per block, rows in tiles of 4
+enum { G512_Q4_0, G512_Q5_0, G512_Q8_0 };
+
+/* The GEMM driver of the 32-block formats (fmt: G512_*): tokens in blocks held in L2; per block, rows in tiles of 4
  * unpacked once each, then tokens in fours. */
-AVX512 static void gemm512(int q8, const uint8_t *w, int32_t r0, int32_t r1, int nb,
+AVX512 static void gemm512(int fmt, const uint8_t *w, int32_t r0, int32_t r1, int nb,
                            const int8_t *xp, const float *xdp, const int32_t *xsp, int32_t n, float *y, int32_t ldy) {
     int G = (nb + 7) / 8, P = (G + 1) / 2;
-    int64_t rb = (int64_t) nb * (q8 ? 34 : 18), xbytes = (int64_t) P * 512, xfloats = (int64_t) P * 16;
-    int shift = q8 ? 4 : 0;
+    int64_t rb = (int64_t) nb * (fmt == G512_Q8_0 ? 34 : fmt == G512_Q5_0 ? 22 : 18), xbytes = (int64_t) P * 512, xfloats = (int64_t) P * 16;
+    int shift = fmt == G512_Q8_0 ? 4 : fmt == G512_Q5_0 ? 1 : 0;
     gemm512_rows buf;
     float out[16];
     for (int32_t tb = 0; tb < n; tb += GEMM512_TOKEN_BLOCK) {
@@ -194,7 +231,8 @@ AVX512 static void gemm512(int q8, const uint8_t *w, int32_t r0, int32_t r1, int
             const float *ws[4];
             for (int i = 0; i < 4; i++) {
                 if (i < m) {
-                    if (q8) unpack_q8_row512(w + (r + i) * rb, nb, buf.a[i], buf.s[i]);
+                    if (fmt == G512_Q8_0) unpack_q8_row512(w + (r + i) * rb, nb, buf.a[i], buf.s[i]);
+                    else if (fmt == G512_Q5_0) unpack_q5_0_row512(w + (r + i) * rb, nb, buf.a[i], buf.s[i]);
                     else unpack_q4_row512(w + (r + i) * rb, nb, buf.a[i], buf.s[i]);
                 }
                 int k = i < m ? i : m - 1;              /* a missing row repeats the last one, not stored */
@@ -218,6 +256,8 @@ AVX512 static void gemm512(int q8, const uint8_t *w, int32_t r0, int32_t r1, int
                     case 2: tile4_512(wa, ws, x, xbytes, xd, xs, xfloats, G, 2, shift, out); break;
                     default: tile4_512(wa, ws, x, xbytes, xd, xs, xfloats, G, 1, shift, out); break;
                 }
+                /* Q5_0: kimivl_kquants.c's 32-block rows end with + 0.125·(a sum of zeros), which turns −0 into +0 */
+                if (fmt == G512_Q5_0) for (int i = 0; i < 16; i++) out[i] += 0.0f;
                 for (int i = 0; i < m; i++)
                     for (int j = 0; j < T; j++) y[(int64_t) (t + j) * ldy + r + i] = out[4 * i + j];
             }
@@ -233,7 +273,18 @@ AVX512 static void gemm512(int q8, const uint8_t *w, int32_t r0, int32_t r1, int
 AVX512 int32_t kv_gemm_q4_0_512(const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
                                 const int8_t *xp, const float *xdp, const int32_t *xsp, int32_t n, float *y, int32_t ldy) {
     if (cols > GEMM512_MAX_COLS) return -1;
-    gemm512(0, w, r0, r1, cols / 32, xp, xdp, xsp, n, y, ldy);
+    gemm512(G512_Q4_0, w, r0, r1, cols / 32, xp, xdp, xsp, n, y, ldy);
+    return 0;
+}
+
+/**
+ * The batched Q5_0 product with AVX-512 VNNI over activations packed by kv_pack_act: each result equals the AVX2
+ * 32-block matvec's (kv_matvec_kq, KQ_Q5_0) bit for bit. (Q4_K_M files store ffn_down_exps, 1408 columns, in Q5_0.)
+ */
+AVX512 int32_t kv_gemm_q5_0_512(const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
+                                const int8_t *xp, const float *xdp, const int32_t *xsp, int32_t n, float *y, int32_t ldy) {
+    if (cols > GEMM512_MAX_COLS) return -1;
+    gemm512(G512_Q5_0, w, r0, r1, cols / 32, xp, xdp, xsp, n, y, ldy);
     return 0;
 }
 
@@ -241,7 +292,7 @@ AVX512 int32_t kv_gemm_q4_0_512(const uint8_t *w, int32_t r0, int32_t r1, int32_
 AVX512 int32_t kv_gemm_q8_0_512(const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
                                 const int8_t *xp, const float *xdp, const int32_t *xsp, int32_t n, float *y, int32_t ldy) {
     if (cols > GEMM512_MAX_COLS) return -1;
-    gemm512(1, w, r0, r1, cols / 32, xp, xdp, xsp, n, y, ldy);
+    gemm512(G512_Q8_0, w, r0, r1, cols / 32, xp, xdp, xsp, n, y, ldy);
     return 0;
 }
 
@@ -337,5 +388,192 @@ AVX512 int32_t kv_matvec_q4_0_512(const uint8_t *w, int32_t r0, int32_t r1, int3
     _Alignas(64) int8_t xa[MATVEC512_MAX_COLS];
     quad_x(xq, nb / 8, xa);
     for (int32_t r = r0; r < r1; r++) y[yo + r] = q4_row512(w + r * rb, nb, xq, xa, xd, xs8);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- k-quants: Q4_K and Q5_K (matvec and GEMM) */
+
+/*
+ * kimivl_kquants.c's AVX2 k-quant rows sum, per super-block, 8 int32 lanes: lane l gets, over the four 64-value chunks
+ * j, sc_{2j}·(bytes 4l..4l+3 of the low values) + sc_{2j+1}·(the same of the high values), each as
+ * vpmaddwd(vpmaddubsw(q, x), scale) plus an add. Here two chunks share a 512-bit vector (chunk 2h in the low half,
+ * 2h + 1 in the high half) and vpdpwssd fuses the vpmaddwd and the add: per super-block and token 4 vpmaddubsw and
+ * 4 vpdpwssd, against 8, 8 and 8. Adding the two halves gives lane l exactly the AVX2 lane's integer, and the float
+ * steps after it are the AVX2 ones, so the results are the same bit for bit.
+ */
+
+int32_t kv_matvec_kq(int32_t type, const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
+                     const int8_t *xq, const float *xd, const void *xs, float *y, int32_t yo);
+int32_t kv_gemm_kq(int32_t type, const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
+                   const int8_t *xq, const float *xd, const void *xs, int32_t n, float *y, int32_t ldy);
+
+enum { KQ512_Q4_K = 0, KQ512_Q5_K = 1 };           /* the type codes of kimivl_kquants.c */
+
+/* The 8 6-bit scales and mins of a Q4_K/Q5_K super-block (as kimivl_kquants.c's k_scales). */
+static inline void k_scales512(const uint8_t *p, uint64_t *sc, uint64_t *mn) {
+    uint32_t u0, u1, u2;
+    memcpy(&u0, p, 4);
+    memcpy(&u1, p + 4, 4);
+    memcpy(&u2, p + 8, 4);
+    uint32_t sc_hi = (u2 & 0x0F0F0F0F) | ((u0 >> 6) & 0x03030303) << 4;
+    uint32_t mn_hi = ((u2 >> 4) & 0x0F0F0F0F) | ((u1 >> 6) & 0x03030303) << 4;
+    *sc = (uint64_t) (u0 & 0x3F3F3F3F) | (uint64_t) sc_hi << 32;
+    *mn = (uint64_t) (u1 & 0x3F3F3F3F) | (uint64_t) mn_hi << 32;
+}
+
+/*
+ * An activation's Q8_K values (xk, cols wide) arranged to meet the weight vectors: per super-block 256 bytes, per
+ * h = 0, 1: [x 128h + 0..31 | x 128h + 64..95] (the low values of chunks 2h and 2h + 1), then
+ * [x 128h + 32..63 | x 128h + 96..127] (their high values).
+ */
+AVX512 static void kx_arrange(const int8_t *xk, int nsb, int8_t *xa) {
+    for (int s = 0; s < nsb; s++) {
+        for (int h = 0; h < 2; h++) {
+            const int8_t *src = xk + 256 * s + 128 * h;
+            int8_t *o = xa + 256 * s + 128 * h;
+            __m256i a = _mm256_loadu_si256((const __m256i *) src), b = _mm256_loadu_si256((const __m256i *) (src + 32));
+            __m256i c = _mm256_loadu_si256((const __m256i *) (src + 64)), d = _mm256_loadu_si256((const __m256i *) (src + 96));
+            _mm256_storeu_si256((__m256i *) o, a);
+            _mm256_storeu_si256((__m256i *) (o + 32), c);
+            _mm256_storeu_si256((__m256i *) (o + 64), b);
+            _mm256_storeu_si256((__m256i *) (o + 96), d);
+        }
+    }
+}
+
+/* Tokens per pass over a row in the batched product: each super-block's weights are unpacked once for this many. */
+#define KQ512_T 8
+
+/*
+ * One Q4_K (q5 = 0) or Q5_K row against T = 1..KQ512_T activations arranged by kx_arrange (xa[t]), with their per-256
+ * scales dk[t] and 16-sums bs[t]: kimivl_kquants.c's qk45_rows, the same result bit for bit.
+ */
+AVX512 static ALWAYS_INLINE void qk45_rows512(const uint8_t *w, int nsb, int q5, int T, const int8_t *const *xa,
+                                              const float *const *dk, const int16_t *const *bs, float *out) {
+    const int bb = q5 ? 176 : 144, qs_at = q5 ? 48 : 16;
+    const __m512i m0f = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
+    /* int16 lanes 0-15 take scale a, 16-31 scale b: the index vectors of the four (low/high × h) scale pairs */
+    const __m512i i_lo0 = _mm512_set_epi32(0x00020002, 0x00020002, 0x00020002, 0x00020002, 0x00020002, 0x00020002, 0x00020002, 0x00020002,
+                                           0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i one16 = _mm512_set1_epi16(1), four16 = _mm512_set1_epi16(4);
+    /* Q5_K: the 5th bits of chunk j are bits 2j (low) and 2j + 1 (high) of qh; per half, the chunk's shift */
+    const __m512i sh_lo0 = _mm512_set_epi32(0x00020002, 0x00020002, 0x00020002, 0x00020002, 0x00020002, 0x00020002, 0x00020002, 0x00020002,
+                                            0, 0, 0, 0, 0, 0, 0, 0);
+    __m256 acc[KQ512_T], accm[KQ512_T];
+    for (int t = 0; t < T; t++) acc[t] = accm[t] = _mm256_setzero_ps();
+    for (int s = 0; s < nsb; s++) {
+        const uint8_t *p = w + (int64_t) bb * s;
+        prefetch_ahead(p, q5 ? 4 : 3);
+        uint64_t sc, mn;
+        k_scales512(p + 4, &sc, &mn);
+        __m512i sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long) sc)));
+        /* chunk j low: sc[2j], high: sc[2j + 1]; zmm h holds chunks 2h (low half) and 2h + 1 */
+        __m512i sl0 = _mm512_permutexvar_epi16(i_lo0, sc16);                                 /* sc0 | sc2 */
+        __m512i sh0 = _mm512_permutexvar_epi16(_mm512_add_epi16(i_lo0, one16), sc16);      /* sc1 | sc3 */
+        __m512i sl1 = _mm512_permutexvar_epi16(_mm512_add_epi16(i_lo0, four16), sc16);     /* sc4 | sc6 */
+        __m512i sh1 = _mm512_permutexvar_epi16(_mm512_add_epi16(_mm512_add_epi16(i_lo0, four16), one16), sc16);   /* sc5 | sc7 */
+        __m512i raw0 = _mm512_loadu_si512((const void *) (p + qs_at)), raw1 = _mm512_loadu_si512((const void *) (p + qs_at + 64));
+        __m512i lo0 = _mm512_and_si512(raw0, m0f), hi0 = _mm512_and_si512(_mm512_srli_epi16(raw0, 4), m0f);
+        __m512i lo1 = _mm512_and_si512(raw1, m0f), hi1 = _mm512_and_si512(_mm512_srli_epi16(raw1, 4), m0f);
+        if (q5) {
+            __m512i hq = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *) (p + 16)));
+            /* bit 2j of each byte for chunk j's low values: shifts [0 | 2] (h = 0) and [4 | 6] (h = 1), high +1 */
+            __m512i s0 = sh_lo0, s1 = _mm512_add_epi16(sh_lo0, four16);
+            lo0 = _mm512_or_si512(lo0, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hq, s0), one), 4));
+            hi0 = _mm512_or_si512(hi0, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hq, _mm512_add_epi16(s0, one16)), one), 4));
+            lo1 = _mm512_or_si512(lo1, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hq, s1), one), 4));
+            hi1 = _mm512_or_si512(hi1, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hq, _mm512_add_epi16(s1, one16)), one), 4));
+        }
+        __m128i m8 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long) mn));
+        __m256i m16 = _mm256_set_m128i(_mm_unpackhi_epi16(m8, m8), _mm_unpacklo_epi16(m8, m8));
+        float d = _cvtsh_ss(load_u16(p)), dmin = _cvtsh_ss(load_u16(p + 2));
+        for (int t = 0; t < T; t++) {
+            const int8_t *x = xa[t] + 256 * s;
+            __m512i a = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(lo0, _mm512_loadu_si512((const void *) x)), sl0);
+            a = _mm512_dpwssd_epi32(a, _mm512_maddubs_epi16(hi0, _mm512_loadu_si512((const void *) (x + 64))), sh0);
+            a = _mm512_dpwssd_epi32(a, _mm512_maddubs_epi16(lo1, _mm512_loadu_si512((const void *) (x + 128))), sl1);
+            a = _mm512_dpwssd_epi32(a, _mm512_maddubs_epi16(hi1, _mm512_loadu_si512((const void *) (x + 192))), sh1);
+            __m256i sumi = _mm256_add_epi32(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64(a, 1));
+            __m256i msum = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *) (bs[t] + 16 * s)), m16);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d * dk[t][s]), acc[t]);
+            accm[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_set1_ps(dmin * dk[t][s]), accm[t]);
+        }
+    }
+    for (int t = 0; t < T; t++) out[t] = hsum_f32(acc[t]) - hsum_f32(accm[t]);
+}
+
+/* Widest k-quant row of the 512-bit kernels (their arranged activations live on the stack: 4 tokens). */
+#define KQ512_MAX_COLS 16384
+#define KQ512_TILE_ROWS 16
+
+/**
+ * kv_matvec_kq with AVX-512 for Q4_K and Q5_K (the other types, and rows wider than KQ512_MAX_COLS, take kv_matvec_kq
+ * itself): the same arguments and results bit for bit.
+ */
+AVX512 int32_t kv_matvec_kq_512(int32_t type, const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
+                                const int8_t *xq, const float *xd, const void *xs, float *y, int32_t yo) {
+    if ((type != KQ512_Q4_K && type != KQ512_Q5_K) || cols % 256 != 0 || cols > KQ512_MAX_COLS) {
+        return kv_matvec_kq(type, w, r0, r1, cols, xq, xd, xs, y, yo);
+    }
+    int nsb = cols / 256, q5 = type == KQ512_Q5_K;
+    int64_t rb = (int64_t) nsb * (q5 ? 176 : 144);
+    _Alignas(64) int8_t xa[KQ512_MAX_COLS];
+    kx_arrange(xq, nsb, xa);
+    const int8_t *xt = xa;
+    const int16_t *bs = (const int16_t *) xs;
+    for (int32_t r = r0; r < r1; r++) {
+        if (q5) qk45_rows512(w + r * rb, nsb, 1, 1, &xt, &xd, &bs, y + yo + r);
+        else qk45_rows512(w + r * rb, nsb, 0, 1, &xt, &xd, &bs, y + yo + r);
+    }
+    return 0;
+}
+
+/* The batched form for one k-quant type (q5 a constant per inlined copy): tiles of rows held in L1, KQ512_T tokens
+ * at a time, each group of tokens arranged once per tile. */
+AVX512 static ALWAYS_INLINE void gemm_kq512(int q5, const uint8_t *w, int32_t r0, int32_t r1, int cols, const int8_t *xq,
+                                            const float *xd, const int16_t *xs, int32_t n, float *y, int32_t ldy) {
+    int nsb = cols / 256;
+    int64_t rb = (int64_t) nsb * (q5 ? 176 : 144);
+    _Alignas(64) int8_t xa[KQ512_T][KQ512_MAX_COLS];
+    for (int32_t r = r0; r < r1; r += KQ512_TILE_ROWS) {
+        int32_t re = r + KQ512_TILE_ROWS < r1 ? r + KQ512_TILE_ROWS : r1;
+        for (int32_t t0 = 0; t0 < n; t0 += KQ512_T) {
+            int T = n - t0 < KQ512_T ? n - t0 : KQ512_T;
+            const int8_t *xt[KQ512_T];
+            const float *dk[KQ512_T];
+            const int16_t *bs[KQ512_T];
+            for (int t = 0; t < T; t++) {
+                kx_arrange(xq + (int64_t) (t0 + t) * cols, nsb, xa[t]);
+                xt[t] = xa[t];
+                dk[t] = xd + (int64_t) (t0 + t) * nsb;
+                bs[t] = xs + (int64_t) (t0 + t) * nsb * 16;
+            }
+            for (int32_t i = r; i < re; i++) {
+                float out[KQ512_T];
+                const uint8_t *row = w + i * rb;
+                switch (T) {                  /* a constant T per inlined copy */
+                    case 8: qk45_rows512(row, nsb, q5, 8, xt, dk, bs, out); break;
+                    case 7: qk45_rows512(row, nsb, q5, 7, xt, dk, bs, out); break;
+                    case 6: qk45_rows512(row, nsb, q5, 6, xt, dk, bs, out); break;
+                    case 5: qk45_rows512(row, nsb, q5, 5, xt, dk, bs, out); break;
+                    case 4: qk45_rows512(row, nsb, q5, 4, xt, dk, bs, out); break;
+                    case 3: qk45_rows512(row, nsb, q5, 3, xt, dk, bs, out); break;
+                    case 2: qk45_rows512(row, nsb, q5, 2, xt, dk, bs, out); break;
+                    default: qk45_rows512(row, nsb, q5, 1, xt, dk, bs, out); break;
+                }
+                for (int t = 0; t < T; t++) y[(int64_t) (t0 + t) * ldy + i] = out[t];
+            }
+        }
+    }
+}
+
+/** kv_gemm_kq with AVX-512 for Q4_K and Q5_K (other types, and wider rows, take kv_gemm_kq): same results bit for bit. */
+AVX512 int32_t kv_gemm_kq_512(int32_t type, const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
+                              const int8_t *xq, const float *xd, const void *xs, int32_t n, float *y, int32_t ldy) {
+    if ((type != KQ512_Q4_K && type != KQ512_Q5_K) || cols % 256 != 0 || cols > KQ512_MAX_COLS) {
+        return kv_gemm_kq(type, w, r0, r1, cols, xq, xd, xs, n, y, ldy);
+    }
+    if (type == KQ512_Q5_K) gemm_kq512(1, w, r0, r1, cols, xq, xd, (const int16_t *) xs, n, y, ldy);
+    else gemm_kq512(0, w, r0, r1, cols, xq, xd, (const int16_t *) xs, n, y, ldy);
     return 0;
 }

@@ -55,20 +55,28 @@ record NativeFirstKernels(KernelSettings settings, NativeKernels.Isa isa) implem
         JavaKernels.javaMatvec(w, xq, y, yo);
     }
 
+    /**
+     * True when the batched product takes activations packed once (kv_pack_act) and rows unpacked once for a block of
+     * tokens: Q4_0 and Q8_0, and Q5_0 in the AVX-512 form (Q4_K_M files' ffn_down_exps).
+     */
+    private boolean packedGemm(DType type, int cols) {
+        return q8q4(type, cols) || (isa == NativeKernels.Isa.AVX512 && type == DType.Q5_0 && cols <= NativeKernels.MAX_COLS);
+    }
+
     @Override
     public void matmul(QuantMatrix w, QuantizedInput xq, float[] y) {
         DType dtype = w.dtype();
         int n = xq.rows, rows = w.rows(), cols = w.cols();
         java.lang.foreign.MemorySegment data = w.segment();
-        if (otherFormat(dtype)) {
+        if (otherFormat(dtype) && !packedGemm(dtype, cols)) {
             // each row unpacked once per 4 tokens over L1-resident tiles of rows (kv_gemm_kq); bounded calls as below
             int step = (int) Math.max(1, Math.min(rows, (1L << 26) / ((long) n * cols)));
             Parallel.forRange(rows, 8, (from, to) -> {
-                for (int r = from; r < to; r += step) NativeKernels.gemmOtherFormat(dtype, data, r, Math.min(to, r + step), xq, y, rows);
+                for (int r = from; r < to; r += step) NativeKernels.gemmOtherFormat(dtype, data, r, Math.min(to, r + step), xq, y, rows, isa);
             });
             return;
         }
-        if (q8q4(dtype, cols)) {
+        if (packedGemm(dtype, cols)) {
             // packed once per batch and kept with it: gate and up (and every expert's tile) share one packing
             NativeKernels.PackedActivations xp = xq.nativePacked();
             // a critical native call holds off safepoints (GC) while it runs: at most ~2^26 multiply-adds per call

@@ -58,8 +58,8 @@ public final class NativeKernels {
         /** AVX2, with the Q8_0 GEMM in VEX-encoded vpdpbusd (AVX-VNNI: Zen 5, Alder Lake and later). */
         AVX_VNNI,
         /**
-         * 512-bit vpdpbusd and byte permutes (AVX-512 F/BW/VL/DQ/VBMI + AVX512-VNNI: Zen 4, Zen 5, Ice Lake and later)
-         * for the Q4_0/Q8_0 GEMMs and the Q4_0 matvec.
+         * 512-bit vpdpbusd / vpdpwssd and byte permutes (AVX-512 F/BW/VL/DQ/VBMI + AVX512-VNNI: Zen 4, Zen 5, Ice Lake
+         * and later) for the Q4_0/Q5_0/Q8_0 GEMMs, the Q4_0 matvec and the Q4_K/Q5_K matvec and GEMM.
          */
         AVX512;
 
@@ -97,12 +97,12 @@ public final class NativeKernels {
     /** The fastest form this CPU runs (AVX2 where the library is not loaded: it is then never called). */
     public static final Isa BEST;
 
-    private static final MethodHandle Q4_0, Q4_0_512, Q8_0, GEMM_Q4_0, GEMM_Q8_0, GEMM_Q8_0_VNNI, GEMM_Q4_0_512, GEMM_Q8_0_512, PACK, LATENT, LATENT_F16,
-            MHA, STREAM, KQ, GEMM_KQ;
+    private static final MethodHandle Q4_0, Q4_0_512, Q8_0, GEMM_Q4_0, GEMM_Q8_0, GEMM_Q8_0_VNNI, GEMM_Q4_0_512, GEMM_Q5_0_512, GEMM_Q8_0_512, PACK, LATENT, LATENT_F16,
+            MHA, STREAM, KQ, GEMM_KQ, KQ_512, GEMM_KQ_512;
 
     static {
-        MethodHandle q4 = null, q4w = null, q8 = null, g4 = null, g8 = null, g8v = null, g4w = null, g8w = null, pack = null, latent = null, latentF16 = null, mha = null, stream = null,
-                kq = null, gkq = null;
+        MethodHandle q4 = null, q4w = null, q8 = null, g4 = null, g8 = null, g8v = null, g4w = null, g5w = null, g8w = null, pack = null, latent = null, latentF16 = null, mha = null, stream = null,
+                kq = null, gkq = null, kqw = null, gkqw = null;
         String status;
         boolean ok = false, vnni = false, avx512 = false;
         if (!KernelSettings.SYSTEM.nativeKernels()) {
@@ -138,6 +138,11 @@ public final class NativeKernels {
                                 ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT);
                         g4w = linker.downcallHandle(lib.findOrThrow("kv_gemm_q4_0_512"), gemm512, critical);
                         g8w = linker.downcallHandle(lib.findOrThrow("kv_gemm_q8_0_512"), gemm512, critical);
+                        g5w = linker.downcallHandle(lib.findOrThrow("kv_gemm_q5_0_512"), gemm512, critical);
+                        kqw = linker.downcallHandle(lib.findOrThrow("kv_matvec_kq_512"), FunctionDescriptor.of(JAVA_INT,
+                                JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), critical);
+                        gkqw = linker.downcallHandle(lib.findOrThrow("kv_gemm_kq_512"), FunctionDescriptor.of(JAVA_INT,
+                                JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT), critical);
                         q4w = linker.downcallHandle(lib.findOrThrow("kv_matvec_q4_0_512"), FunctionDescriptor.of(JAVA_INT,
                                 ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), critical);
                     }
@@ -157,7 +162,7 @@ public final class NativeKernels {
                             JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT), critical);
                     ok = true;
                     status = "native AVX2 kernels (libkimivl.so): Q4_0/Q8_0/Q4_K/Q5_K/Q6_K/Q4_1/Q5_0/Q5_1 matvec and prefill GEMM"
-                            + (avx512 ? " (Q4_0 matvec, Q4_0/Q8_0 GEMM with AVX-512 VNNI)" : vnni ? " (Q8_0 GEMM with AVX-VNNI)" : "") + ", latent attention (f32/f16 cache), causal prompt attention";
+                            + (avx512 ? " (Q4_0/Q4_K/Q5_K matvec and GEMM, Q5_0/Q8_0 GEMM with AVX-512 VNNI)" : vnni ? " (Q8_0 GEMM with AVX-VNNI)" : "") + ", latent attention (f32/f16 cache), causal prompt attention";
                 }
             } catch (Throwable t) {
                 status = "Java Vector API kernels (native kernels unavailable: " + t.getMessage() + ")";
@@ -171,6 +176,7 @@ public final class NativeKernels {
         GEMM_Q8_0_VNNI = g8v;
         GEMM_Q4_0_512 = g4w;
         GEMM_Q8_0_512 = g8w;
+        GEMM_Q5_0_512 = g5w;
         VNNI = vnni;
         AVX512_OK = avx512;
         BEST = avx512 ? Isa.AVX512 : vnni ? Isa.AVX_VNNI : Isa.AVX2;
@@ -181,6 +187,8 @@ public final class NativeKernels {
         STREAM = stream;
         KQ = kq;
         GEMM_KQ = gkq;
+        KQ_512 = kqw;
+        GEMM_KQ_512 = gkqw;
         AVAILABLE = ok;
         STATUS = status;
     }
@@ -208,7 +216,7 @@ public final class NativeKernels {
     /**
      * y[yo + r] = Σ_c W[r, c]·x'[c] for r in [r0, r1), W a matrix of a type with a native kernel ({@link #hasKernel})
      * and {@code cols} columns whose rows start at byte 0 of w, x' the quantized activation, in the form {@code isa}
-     * (Q4_0 has an AVX-512 one; the others run AVX2 in every form). Only when {@link #AVAILABLE}, and for Q4_0/Q8_0
+     * (Q4_0, Q4_K and Q5_K have an AVX-512 one; the others run AVX2 in every form). Only when {@link #AVAILABLE}, and for Q4_0/Q8_0
      * cols ≤ {@link #MAX_COLS}.
      */
     static void matvec(DType type, MemorySegment w, int r0, int r1, int cols, QuantizedInput x, float[] y, int yo, Isa isa) {
@@ -223,7 +231,8 @@ public final class NativeKernels {
             } else if (type == DType.Q8_0) {
                 Q8_0.invokeExact(w, r0, r1, cols, xq, xd, MemorySegment.ofArray(y), yo);
             } else if (otherFormatCode(type) >= 0) {
-                if ((int) KQ.invokeExact(otherFormatCode(type), w, r0, r1, cols, xq, xd, xs8, MemorySegment.ofArray(y), yo) != 0) {
+                MethodHandle kernel = isa == Isa.AVX512 ? KQ_512 : KQ;     // kv_matvec_kq_512 takes Q4_K/Q5_K, hands on the rest
+                if ((int) kernel.invokeExact(otherFormatCode(type), w, r0, r1, cols, xq, xd, xs8, MemorySegment.ofArray(y), yo) != 0) {
                     throw new IllegalArgumentException("native " + type + " matvec refused " + cols + " columns");
                 }
             } else {
@@ -262,12 +271,13 @@ public final class NativeKernels {
      * (kv_gemm_kq: the row kernel of {@link #matvec} for each token over tiles of rows held in L1, so each result
      * equals the matvec's bit for bit).
      */
-    static void gemmOtherFormat(DType type, MemorySegment w, int r0, int r1, QuantizedInput x, float[] y, int ldy) {
+    static void gemmOtherFormat(DType type, MemorySegment w, int r0, int r1, QuantizedInput x, float[] y, int ldy, Isa isa) {
         int rc;
         try {
             boolean k = type.blockSize == 256;      // as in matvec
             MemorySegment v = k ? x.k8Segment : x.q8Segment, sc = k ? x.kdSegment : x.dSegment, sums = k ? x.kbsSegment : x.s8Segment;
-            rc = (int) GEMM_KQ.invokeExact(otherFormatCode(type), w, r0, r1, x.cols, v, sc, sums, x.rows, MemorySegment.ofArray(y), ldy);
+            MethodHandle kernel = isa == Isa.AVX512 ? GEMM_KQ_512 : GEMM_KQ;
+            rc = (int) kernel.invokeExact(otherFormatCode(type), w, r0, r1, x.cols, v, sc, sums, x.rows, MemorySegment.ofArray(y), ldy);
         } catch (RuntimeException | Error e) {
             throw e;
         } catch (Throwable t) {
@@ -354,7 +364,8 @@ public final class NativeKernels {
     /**
      * The native batched product over weight rows [r0, r1) of {@code w} and {@code n} packed tokens, by weight type and
      * instruction set: kv_gemm_q4_0 / kv_gemm_q8_0 (AVX2), kv_gemm_q8_0_vnni (AVX-VNNI, Q8_0 only), kv_gemm_q4_0_512 /
-     * kv_gemm_q8_0_512 (AVX-512 VNNI); the block sums {@code xs} only where the kernel corrects by them.
+     * kv_gemm_q5_0_512 / kv_gemm_q8_0_512 (AVX-512 VNNI); the block sums {@code xs} only where the kernel corrects by
+     * them.
      */
     private static void callGemm(DType type, Isa isa, MemorySegment w, int r0, int r1, int cols, MemorySegment xp, MemorySegment xd,
                                  MemorySegment xs, int n, MemorySegment y, int ldy) {
@@ -364,6 +375,8 @@ public final class NativeKernels {
                 rc = (int) GEMM_Q4_0_512.invokeExact(w, r0, r1, cols, xp, xd, xs, n, y, ldy);
             } else if (type == DType.Q4_0) {
                 rc = (int) GEMM_Q4_0.invokeExact(w, r0, r1, cols, xp, xd, xs, n, y, ldy);
+            } else if (type == DType.Q5_0 && isa == Isa.AVX512) {
+                rc = (int) GEMM_Q5_0_512.invokeExact(w, r0, r1, cols, xp, xd, xs, n, y, ldy);
             } else if (type == DType.Q8_0 && isa == Isa.AVX512) {
                 rc = (int) GEMM_Q8_0_512.invokeExact(w, r0, r1, cols, xp, xd, xs, n, y, ldy);
             } else if (type == DType.Q8_0 && isa == Isa.AVX_VNNI) {
@@ -371,7 +384,7 @@ public final class NativeKernels {
             } else if (type == DType.Q8_0) {
                 rc = (int) GEMM_Q8_0.invokeExact(w, r0, r1, cols, xp, xd, n, y, ldy);
             } else {
-                throw new IllegalArgumentException("native GEMM needs Q4_0 or Q8_0, not " + type);
+                throw new IllegalArgumentException("native packed GEMM needs Q4_0 or Q8_0 (or Q5_0 in the AVX-512 form), not " + type + " in " + isa.id());
             }
         } catch (RuntimeException | Error e) {
             throw e;

@@ -49,6 +49,45 @@ class OtherFormatKernelsTest {
                 : new int[][]{{1, 32}, {3, 224}, {37, 128}, {64, 1408}, {9, 2048}};
     }
 
+    /**
+     * The AVX-512 k-quant rows (Q4_K, Q5_K: two chunks per 512-bit vector, vpmaddubsw + vpdpwssd) give the AVX2 rows'
+     * results bit for bit, matvec and batched product (8 tokens per pass and tails of them, tiles of 16 rows), through instances of the
+     * kernel seam; the other formats pass through unchanged.
+     */
+    @Test
+    void avx512FormsEqualTheAvx2Forms() {
+        assumeTrue(NativeKernels.AVAILABLE, NativeKernels.STATUS);
+        assumeTrue(NativeKernels.Isa.AVX512.supported(), "this CPU has no AVX-512 kernels");
+        Kernels avx2 = Kernels.preferred(KernelSettings.SYSTEM.withNativeIsa("avx2"));
+        Kernels wide = Kernels.preferred(KernelSettings.SYSTEM.withNativeIsa("avx512"));
+        Random rnd = new Random(43);
+        for (DType t : TYPES) {
+            for (int[] s : shapes(t)) {
+                int rows = s[0] + 17, cols = s[1];
+                QuantMatrix m = randomMatrix(rnd, t, rows, cols);
+                for (int n : new int[]{1, 3, 6, 9}) {
+                    float[] x = new float[n * cols];
+                    for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian() * (i % 97 == 0 ? 20 : 1);
+                    QuantizedInput xq = QuantizedInput.ofRows(x, n, cols);
+                    float[] a = new float[n * rows], b = new float[n * rows];
+                    m.withKernels(avx2).matmul(xq, a);
+                    m.withKernels(wide).matmul(xq, b);
+                    for (int i = 0; i < a.length; i++) {
+                        assertEquals(Float.floatToRawIntBits(a[i]), Float.floatToRawIntBits(b[i]),
+                                t + " GEMM [" + rows + ", " + cols + "] x " + n + " at " + i + ": " + b[i] + " vs " + a[i]);
+                    }
+                    float[] va = new float[rows], vb = new float[rows];
+                    QuantizedInput x0 = QuantizedInput.of(x, 0, cols);
+                    m.withKernels(avx2).matvec(x0, va, 0);
+                    m.withKernels(wide).matvec(x0, vb, 0);
+                    for (int r = 0; r < rows; r++) {
+                        assertEquals(Float.floatToRawIntBits(va[r]), Float.floatToRawIntBits(vb[r]), t + " matvec [" + rows + ", " + cols + "] row " + r);
+                    }
+                }
+            }
+        }
+    }
+
     @Test
     void integerKernelsMatchTheDequantizedWeights() {
         assumeTrue(NativeKernels.AVAILABLE, NativeKernels.STATUS);
