@@ -6,6 +6,7 @@
 #define KIMIVL_COMMON_H
 #include <stdint.h>
 #include <string.h>
+#include <math.h>
 #include <immintrin.h>
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -73,6 +74,75 @@ AVX2 static inline __m256 tail_group(__m256i s, const uint8_t *p, int stride, in
     __m256 dw = scales_first(p, stride, n);
     if (xs8 != NULL) s = _mm256_sub_epi32(s, _mm256_maskload_epi32(xs8, live));
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_maskload_ps(xd, live)), acc);
+}
+
+/* ---- attention helpers (kimivl_kernels.c's AVX2 attention, kimivl_avx512.c's) */
+
+/* e^x for x ≤ 0, the Cephes expf polynomial of VectorMath.expNeg (about 2 ulp; 0 below −87). */
+AVX2 static inline __m256 exp_neg(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 r2 = _mm256_mul_ps(r, r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/* [Σ a0, ..., Σ a7] of 8 float vectors. */
+AVX2 static inline __m256 fsum8x8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m256 a5, __m256 a6, __m256 a7) {
+    __m256 h01 = _mm256_hadd_ps(a0, a1), h23 = _mm256_hadd_ps(a2, a3), h45 = _mm256_hadd_ps(a4, a5), h67 = _mm256_hadd_ps(a6, a7);
+    __m256 h0123 = _mm256_hadd_ps(h01, h23), h4567 = _mm256_hadd_ps(h45, h67);
+    return _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20), _mm256_permute2f128_ps(h0123, h4567, 0x31));
+}
+
+#define ATT_JB 32   /* positions per block: 32 rows of 576 floats (74 KB) stay in L2 between scores and values */
+
+/*
+ * The online-softmax step of one block of n positions (from jb) for H query rows, between the scores and the values:
+ * s[h·stride + j] holds row h's scaled scores and becomes its weights e^(s − m); the running max m[h], sum l[h] and
+ * unnormalised output o[h·R ..] are rescaled where the max grows. With maskBase ≥ 0 row h sees keys j ≤ maskBase + h
+ * (the others' weights become 0). Shared by the AVX2 and AVX-512 attention kernels, so both give the same results.
+ */
+AVX2 static inline void softmax_rows(float *s, int stride, int n, int H, int32_t jb, int32_t maskBase, int32_t R,
+                                     float *m, float *l, float *o) {
+    for (int h = 0; h < H; h++) {
+        float *sh = s + h * stride;
+        int nv = n;                                /* keys of this block that row h sees */
+        if (maskBase >= 0) {
+            int64_t lim = (int64_t) maskBase + h + 1 - jb;
+            nv = lim < 0 ? 0 : lim < n ? (int) lim : n;
+        }
+        for (int j = nv; j < n; j++) sh[j] = 0.0f;
+        if (nv == 0) continue;
+        float mb = -INFINITY;
+        for (int j = 0; j < nv; j++) mb = sh[j] > mb ? sh[j] : mb;
+        float mOld = m[h], mNew = mOld > mb ? mOld : mb;
+        if (mNew > mOld && l[h] != 0.0f) {
+            float corr = expf(mOld - mNew);
+            l[h] *= corr;
+            __m256 c = _mm256_set1_ps(corr);
+            for (int d = 0; d < R; d += 8) _mm256_storeu_ps(o + (int64_t) h * R + d, _mm256_mul_ps(_mm256_loadu_ps(o + (int64_t) h * R + d), c));
+        }
+        m[h] = mNew;
+        __m256 mv = _mm256_set1_ps(mNew), sum = _mm256_setzero_ps();
+        int j = 0;
+        for (; j + 8 <= nv; j += 8) {
+            __m256 e = exp_neg(_mm256_sub_ps(_mm256_loadu_ps(sh + j), mv));
+            _mm256_storeu_ps(sh + j, e);
+            sum = _mm256_add_ps(sum, e);
+        }
+        float ls = hsum_f32(sum);
+        for (; j < nv; j++) { float e = expf(sh[j] - mNew); sh[j] = e; ls += e; }
+        l[h] += ls;
+    }
 }
 
 /* ---- Q4_0: 2-byte f16 d, 16 bytes of nibbles (18 B) */

@@ -547,32 +547,6 @@ VNNI int32_t kv_gemm_q8_0_vnni(const uint8_t *w, int32_t r0, int32_t r1, int32_t
 
 /* ---------------------------------------------------------------- latent attention (decode) */
 
-/* e^x for x ≤ 0, the Cephes expf polynomial of VectorMath.expNeg (about 2 ulp; 0 below −87). */
-AVX2 static inline __m256 exp_neg(__m256 x) {
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 r2 = _mm256_mul_ps(r, r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
-/* [Σ a0, ..., Σ a7] of 8 float vectors. */
-AVX2 static inline __m256 fsum8x8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m256 a5, __m256 a6, __m256 a7) {
-    __m256 h01 = _mm256_hadd_ps(a0, a1), h23 = _mm256_hadd_ps(a2, a3), h45 = _mm256_hadd_ps(a4, a5), h67 = _mm256_hadd_ps(a6, a7);
-    __m256 h0123 = _mm256_hadd_ps(h01, h23), h4567 = _mm256_hadd_ps(h45, h67);
-    return _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20), _mm256_permute2f128_ps(h0123, h4567, 0x31));
-}
-
-#define ATT_JB 32   /* positions per block: 32 rows of 576 floats (74 KB) stay in L2 between scores and values */
 
 /*
  * The latent cache holds f32 or f16 (IEEE half) values: LAT8(p, i) loads 8 of them from element i as floats. The
@@ -671,36 +645,7 @@ AVX2 static ALWAYS_INLINE int32_t attention(const float *q, int32_t qs, int32_t 
                 scores_4x3(q4, D, l0, l1, l2, scale, s + h * ATT_JB, j, cnt, f16);
             }
         }
-        for (int h = 0; h < H; h++) {
-            float *sh = s + h * ATT_JB;
-            int nv = n;                                /* keys of this block that row h sees */
-            if (maskBase >= 0) {
-                int64_t lim = (int64_t) maskBase + h + 1 - jb;
-                nv = lim < 0 ? 0 : lim < n ? (int) lim : n;
-            }
-            for (int j = nv; j < n; j++) sh[j] = 0.0f;
-            if (nv == 0) continue;
-            float mb = -INFINITY;
-            for (int j = 0; j < nv; j++) mb = sh[j] > mb ? sh[j] : mb;
-            float mOld = m[h], mNew = mOld > mb ? mOld : mb;
-            if (mNew > mOld && l[h] != 0.0f) {
-                float corr = expf(mOld - mNew);
-                l[h] *= corr;
-                __m256 c = _mm256_set1_ps(corr);
-                for (int d = 0; d < R; d += 8) _mm256_storeu_ps(o + (int64_t) h * R + d, _mm256_mul_ps(_mm256_loadu_ps(o + (int64_t) h * R + d), c));
-            }
-            m[h] = mNew;
-            __m256 mv = _mm256_set1_ps(mNew), sum = _mm256_setzero_ps();
-            int j = 0;
-            for (; j + 8 <= nv; j += 8) {
-                __m256 e = exp_neg(_mm256_sub_ps(_mm256_loadu_ps(sh + j), mv));
-                _mm256_storeu_ps(sh + j, e);
-                sum = _mm256_add_ps(sum, e);
-            }
-            float ls = hsum_f32(sum);
-            for (; j < nv; j++) { float e = expf(sh[j] - mNew); sh[j] = e; ls += e; }
-            l[h] += ls;
-        }
+        softmax_rows(s, ATT_JB, n, H, jb, maskBase, R, m, l, o);
         for (int h = 0; h < H; h += 4) values_4(s + h * ATT_JB, n, vb, vs, o + (int64_t) h * R, R, f16);
     }
     return 0;

@@ -247,6 +247,7 @@ public final class ModelBench {
             progress.end();
             log.printf(Locale.ROOT, "prefill of the %d-token context: %.1f s, %.2f tok/s%s%n", context, fillSec, context / fillSec, rssNow());
         }
+        c.reserve(context + N + 1);                    // as a generation does (Generator): no doubling copy while timed
         PhaseTimer.reset();
         int next = rnd.nextInt(lm.config().vocabSize());
         long t0 = System.nanoTime();

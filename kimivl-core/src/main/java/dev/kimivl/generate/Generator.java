@@ -112,6 +112,9 @@ public final class Generator {
         // embeddings again (RL's k samples, the server's n choices, a retry); handing over the array itself once made
         // every answer after a prompt's first one start from the last layer's states instead of the embeddings
         float[] rest = Arrays.copyOfRange(promptEmbeddings, start * D, T * D);
+        // room for the prompt and the answer's first 4096 tokens at once: no doubling copies of the cache while the prompt
+        // is prefilled and the answer decodes (a 4096 cap keeps a long max_tokens from reserving gigabytes up front)
+        cache.reserve(T + Math.min(d.params().maxTokens(), 4096) + 1);
         java.util.function.BiConsumer<Integer, Integer> progress = promptProgress == null || start == 0 ? promptProgress
                 : (done, total) -> promptProgress.accept(done + T - total, T);
         float[] logits = lm.logits(lm.prefill(rest, T - start, cache, progress), 0);

@@ -106,14 +106,14 @@ record NativeFirstKernels(KernelSettings settings, NativeKernels.Isa isa) implem
 
     @Override
     public void latentAttention(float[] q, int qo, float[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o) {
-        if (!NativeKernels.latentAttention(q, qo, lat, W, R, heads, j0, j1, scale, m, l, o)) {
+        if (!NativeKernels.latentAttention(q, qo, lat, W, R, heads, j0, j1, scale, m, l, o, isa)) {
             LatentAttentionKernels.accumulate(q, qo, lat, W, R, heads, j0, j1, scale, m, l, o);     // shapes it declines
         }
     }
 
     @Override
     public void latentAttentionF16(float[] q, int qo, short[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o) {
-        if (!NativeKernels.latentAttentionF16(q, qo, lat, W, R, heads, j0, j1, scale, m, l, o)) {
+        if (!NativeKernels.latentAttentionF16(q, qo, lat, W, R, heads, j0, j1, scale, m, l, o, isa)) {
             LatentAttentionKernels.accumulate(q, qo, lat, W, R, heads, j0, j1, scale, m, l, o);
         }
     }
@@ -124,6 +124,6 @@ record NativeFirstKernels(KernelSettings settings, NativeKernels.Isa isa) implem
     @Override
     public boolean causalAttention(float[] q, int qo, int ldq, int dk, float[] k, int ko, int ldk, float[] v, int vo, int ldv,
                                    int dv, int rows, int j0, int j1, float scale, int pos0, float[] m, float[] l, float[] o) {
-        return NativeKernels.mhaCausal(q, qo, ldq, dk, k, ko, ldk, v, vo, ldv, dv, rows, j0, j1, scale, pos0, m, l, o);
+        return NativeKernels.mhaCausal(q, qo, ldq, dk, k, ko, ldk, v, vo, ldv, dv, rows, j0, j1, scale, pos0, m, l, o, isa);
     }
 }

@@ -98,11 +98,11 @@ public final class NativeKernels {
     public static final Isa BEST;
 
     private static final MethodHandle Q4_0, Q4_0_512, Q8_0, GEMM_Q4_0, GEMM_Q8_0, GEMM_Q8_0_VNNI, GEMM_Q4_0_512, GEMM_Q5_0_512, GEMM_Q8_0_512, PACK, LATENT, LATENT_F16,
-            MHA, STREAM, KQ, GEMM_KQ, KQ_512, GEMM_KQ_512;
+            MHA, STREAM, KQ, GEMM_KQ, KQ_512, GEMM_KQ_512, LATENT_512, LATENT_F16_512, MHA_512;
 
     static {
         MethodHandle q4 = null, q4w = null, q8 = null, g4 = null, g8 = null, g8v = null, g4w = null, g5w = null, g8w = null, pack = null, latent = null, latentF16 = null, mha = null, stream = null,
-                kq = null, gkq = null, kqw = null, gkqw = null;
+                kq = null, gkq = null, kqw = null, gkqw = null, latentW = null, latentF16W = null, mhaW = null;
         String status;
         boolean ok = false, vnni = false, avx512 = false;
         if (!KernelSettings.SYSTEM.nativeKernels()) {
@@ -148,13 +148,19 @@ public final class NativeKernels {
                     }
                     pack = linker.downcallHandle(lib.findOrThrow("kv_pack_act"), FunctionDescriptor.ofVoid(
                             ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS), critical);
-                    latent = linker.downcallHandle(lib.findOrThrow("kv_latent_attention"), FunctionDescriptor.of(JAVA_INT,
-                            ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT, ADDRESS, ADDRESS, ADDRESS), critical);
-                    latentF16 = linker.downcallHandle(lib.findOrThrow("kv_latent_attention_f16"), FunctionDescriptor.of(JAVA_INT,
-                            ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT, ADDRESS, ADDRESS, ADDRESS), critical);
-                    mha = linker.downcallHandle(lib.findOrThrow("kv_mha_causal"), FunctionDescriptor.of(JAVA_INT,
+                    FunctionDescriptor latentD = FunctionDescriptor.of(JAVA_INT,
+                            ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_FLOAT, ADDRESS, ADDRESS, ADDRESS);
+                    FunctionDescriptor mhaD = FunctionDescriptor.of(JAVA_INT,
                             ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
-                            JAVA_FLOAT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS), critical);
+                            JAVA_FLOAT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS);
+                    latent = linker.downcallHandle(lib.findOrThrow("kv_latent_attention"), latentD, critical);
+                    latentF16 = linker.downcallHandle(lib.findOrThrow("kv_latent_attention_f16"), latentD, critical);
+                    mha = linker.downcallHandle(lib.findOrThrow("kv_mha_causal"), mhaD, critical);
+                    if (avx512) {
+                        latentW = linker.downcallHandle(lib.findOrThrow("kv_latent_attention_512"), latentD, critical);
+                        latentF16W = linker.downcallHandle(lib.findOrThrow("kv_latent_attention_f16_512"), latentD, critical);
+                        mhaW = linker.downcallHandle(lib.findOrThrow("kv_mha_causal_512"), mhaD, critical);
+                    }
                     stream = linker.downcallHandle(lib.findOrThrow("kv_stream_read"), FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_LONG), critical);
                     kq = linker.downcallHandle(lib.findOrThrow("kv_matvec_kq"), FunctionDescriptor.of(JAVA_INT,
                             JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), critical);
@@ -162,7 +168,7 @@ public final class NativeKernels {
                             JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT), critical);
                     ok = true;
                     status = "native AVX2 kernels (libkimivl.so): Q4_0/Q8_0/Q4_K/Q5_K/Q6_K/Q4_1/Q5_0/Q5_1 matvec and prefill GEMM"
-                            + (avx512 ? " (Q4_0/Q4_K/Q5_K matvec and GEMM, Q5_0/Q8_0 GEMM with AVX-512 VNNI)" : vnni ? " (Q8_0 GEMM with AVX-VNNI)" : "") + ", latent attention (f32/f16 cache), causal prompt attention";
+                            + (avx512 ? " (Q4_0/Q4_K/Q5_K matvec and GEMM, Q5_0/Q8_0 GEMM and attention with AVX-512)" : vnni ? " (Q8_0 GEMM with AVX-VNNI)" : "") + ", latent attention (f32/f16 cache), causal prompt attention";
                 }
             } catch (Throwable t) {
                 status = "Java Vector API kernels (native kernels unavailable: " + t.getMessage() + ")";
@@ -184,6 +190,9 @@ public final class NativeKernels {
         LATENT = latent;
         LATENT_F16 = latentF16;
         MHA = mha;
+        LATENT_512 = latentW;
+        LATENT_F16_512 = latentF16W;
+        MHA_512 = mhaW;
         STREAM = stream;
         KQ = kq;
         GEMM_KQ = gkq;
@@ -402,13 +411,26 @@ public final class NativeKernels {
      */
     public static boolean latentAttention(float[] q, int qo, float[] lat, int w, int r, int heads, int j0, int j1, float scale,
                                           float[] m, float[] l, float[] o) {
-        return latent(LATENT, q, qo, MemorySegment.ofArray(lat), lat.length, w, r, heads, j0, j1, scale, m, l, o);
+        return latentAttention(q, qo, lat, w, r, heads, j0, j1, scale, m, l, o, BEST);
+    }
+
+    /** {@link #latentAttention} in the form {@code isa} (the AVX-512 one gives the same results bit for bit). */
+    public static boolean latentAttention(float[] q, int qo, float[] lat, int w, int r, int heads, int j0, int j1, float scale,
+                                          float[] m, float[] l, float[] o, Isa isa) {
+        return latent(isa == Isa.AVX512 ? LATENT_512 : LATENT, q, qo, MemorySegment.ofArray(lat), lat.length, w, r, heads, j0, j1, scale, m, l, o);
     }
 
     /** {@link #latentAttention} over an f16 latent cache (IEEE half bits, same layout). */
     public static boolean latentAttentionF16(float[] q, int qo, short[] lat, int w, int r, int heads, int j0, int j1, float scale,
                                              float[] m, float[] l, float[] o) {
-        return latent(LATENT_F16, q, qo, MemorySegment.ofArray(lat), lat.length, w, r, heads, j0, j1, scale, m, l, o);
+        return latentAttentionF16(q, qo, lat, w, r, heads, j0, j1, scale, m, l, o, BEST);
+    }
+
+    /** {@link #latentAttentionF16} in the form {@code isa}. */
+    public static boolean latentAttentionF16(float[] q, int qo, short[] lat, int w, int r, int heads, int j0, int j1, float scale,
+                                             float[] m, float[] l, float[] o, Isa isa) {
+        return latent(isa == Isa.AVX512 ? LATENT_F16_512 : LATENT_F16, q, qo, MemorySegment.ofArray(lat), lat.length, w, r, heads, j0, j1,
+                scale, m, l, o);
     }
 
     /** One of the latent-attention entry points (a call takes microseconds to milliseconds: a non-constant handle is fine). */
@@ -440,6 +462,12 @@ public final class NativeKernels {
      */
     public static boolean mhaCausal(float[] q, int qo, int qs, int d, float[] k, int ko, int ks, float[] v, int vo, int vs, int r,
                                     int rows, int j0, int j1, float scale, int maskBase, float[] m, float[] l, float[] o) {
+        return mhaCausal(q, qo, qs, d, k, ko, ks, v, vo, vs, r, rows, j0, j1, scale, maskBase, m, l, o, BEST);
+    }
+
+    /** {@link #mhaCausal} in the form {@code isa} (the AVX-512 one gives the same results bit for bit). */
+    public static boolean mhaCausal(float[] q, int qo, int qs, int d, float[] k, int ko, int ks, float[] v, int vo, int vs, int r,
+                                    int rows, int j0, int j1, float scale, int maskBase, float[] m, float[] l, float[] o, Isa isa) {
         if (!AVAILABLE || rows % 4 != 0 || rows > 64 || d % 8 != 0 || d > 576 || r % 16 != 0) return false;
         if (qo < 0 || (long) qo + (long) (rows - 1) * qs + d > q.length || j0 < 0 || j1 < j0
                 || (j1 > j0 && ((long) ko + (long) (j1 - 1) * ks + d > k.length || (long) vo + (long) (j1 - 1) * vs + r > v.length))
@@ -448,7 +476,8 @@ public final class NativeKernels {
         }
         int rc;
         try {
-            rc = (int) MHA.invokeExact(MemorySegment.ofArray(q), qo, qs, d, MemorySegment.ofArray(k).asSlice(4L * ko), ks,
+            MethodHandle kernel = isa == Isa.AVX512 ? MHA_512 : MHA;
+            rc = (int) kernel.invokeExact(MemorySegment.ofArray(q), qo, qs, d, MemorySegment.ofArray(k).asSlice(4L * ko), ks,
                     MemorySegment.ofArray(v).asSlice(4L * vo), vs, r, rows, j0, j1, scale, maskBase,
                     MemorySegment.ofArray(m), MemorySegment.ofArray(l), MemorySegment.ofArray(o));
         } catch (RuntimeException | Error e) {

@@ -58,4 +58,23 @@ class KvCacheTest {
         assertThrows(IllegalStateException.class, () -> c.write(0, 1, row, 0));
         new KvCache(1, 8, 4, 16, KvCache.Precision.F32).write(0, 0, row, 0);      // f32 stores whatever it is given
     }
+
+    /** reserve makes room in every layer at once, never shrinks, stops at maxTokens and keeps the contents. */
+    @Test
+    void reserveGrowsEveryLayerOnceAndKeepsTheContents() {
+        KvCache c = new KvCache(3, 8, 4, 1000, KvCache.Precision.F16);
+        float[] row = new float[12];
+        for (int i = 0; i < 12; i++) row[i] = i + 0.5f;
+        for (int l = 0; l < 3; l++) c.write(l, 5, row, 0);
+        c.reserve(700);
+        assertEquals(700L * c.bytesPerPosition(), c.bytesHeld());
+        c.reserve(300);
+        assertEquals(700L * c.bytesPerPosition(), c.bytesHeld(), "never shrinks");
+        c.reserve(5000);
+        assertEquals(1000L * c.bytesPerPosition(), c.bytesHeld(), "capped at maxTokens");
+        for (int l = 0; l < 3; l++) {
+            assertArrayEquals(new float[]{5.5f, 6.5f}, java.util.Arrays.copyOfRange(c.columns(l, 6, 5, 2), 10, 12), 0f, "layer " + l + " kept position 5");
+        }
+        assertEquals(0, c.length());
+    }
 }

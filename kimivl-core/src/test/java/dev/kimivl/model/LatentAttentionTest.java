@@ -100,6 +100,71 @@ class LatentAttentionTest {
         assertTrue(!NativeKernels.mhaCausal(q, 0, qs, D, k, 0, D, kv, vo, kvw, R, 6, 0, 5, scale, 0, m, l, o), "rows % 4 != 0 is declined");
     }
 
+    /**
+     * The AVX-512 attention kernels give the AVX2 ones' state bit for bit: latent decode over f32 and f16 caches (16
+     * heads, 576-wide latents, 512-wide values, position ranges that end mid-block and mid-tile of 6), and the causal
+     * prompt kernel with its mask (rows seeing 0..all keys of a block), split in two calls.
+     */
+    @Test
+    void avx512FormsEqualTheAvx2Forms() {
+        assumeTrue(NativeKernels.AVAILABLE, NativeKernels.STATUS);
+        assumeTrue(NativeKernels.Isa.AVX512.supported(), "this CPU has no AVX-512 kernels");
+        var avx2 = NativeKernels.Isa.AVX2;
+        var wide = NativeKernels.Isa.AVX512;
+        Random rnd = new Random(13);
+        int H = 16, W = 576, R = 512;
+        for (int S : new int[]{1, 5, 31, 32, 77, 200}) {
+            float[] q = new float[H * W], lat = new float[S * W];
+            short[] lat16 = new short[S * W];
+            for (int i = 0; i < q.length; i++) q[i] = (float) rnd.nextGaussian() * 0.2f;
+            for (int i = 0; i < lat.length; i++) { lat[i] = (float) rnd.nextGaussian(); lat16[i] = Float.floatToFloat16(lat[i]); }
+            for (int f16 = 0; f16 < 2; f16++) {
+                float[][] st = new float[2][];
+                for (int form = 0; form < 2; form++) {
+                    float[] m = new float[H], l = new float[H], o = new float[H * R];
+                    java.util.Arrays.fill(m, Float.NEGATIVE_INFINITY);
+                    var isa = form == 0 ? avx2 : wide;
+                    int mid = S / 3;
+                    for (int[] range : new int[][]{{0, mid}, {mid, S}}) {
+                        assertTrue(f16 == 0 ? NativeKernels.latentAttention(q, 0, lat, W, R, H, range[0], range[1], 0.07f, m, l, o, isa)
+                                : NativeKernels.latentAttentionF16(q, 0, lat16, W, R, H, range[0], range[1], 0.07f, m, l, o, isa));
+                    }
+                    float[] all = new float[2 * H + H * R];
+                    System.arraycopy(m, 0, all, 0, H);
+                    System.arraycopy(l, 0, all, H, H);
+                    System.arraycopy(o, 0, all, 2 * H, H * R);
+                    st[form] = all;
+                }
+                for (int i = 0; i < st[0].length; i++) {
+                    assertEquals(Float.floatToRawIntBits(st[0][i]), Float.floatToRawIntBits(st[1][i]),
+                            (f16 == 1 ? "f16" : "f32") + " cache, " + S + " positions, state " + i + ": " + st[1][i] + " vs " + st[0][i]);
+                }
+            }
+        }
+        int heads = 16, D = 192, Rv = 128, pos0 = 45, T = 30, S = pos0 + T, qs = heads * D, kvw = heads * 256, h = 3;
+        float[] q = new float[(T + 2) * qs], k = new float[S * D], kv = new float[S * kvw];
+        for (int i = 0; i < q.length; i++) q[i] = (float) rnd.nextGaussian() * 0.3f;
+        for (int i = 0; i < k.length; i++) k[i] = (float) rnd.nextGaussian();
+        for (int i = 0; i < kv.length; i++) kv[i] = (float) rnd.nextGaussian();
+        int t0 = 12, rows = 20, j1 = Math.min(S, pos0 + t0 + rows), vo = h * 256 + 128;
+        float[][] st = new float[2][];
+        for (int form = 0; form < 2; form++) {
+            var isa = form == 0 ? avx2 : wide;
+            float[] m = new float[rows], l = new float[rows], o = new float[rows * Rv];
+            java.util.Arrays.fill(m, Float.NEGATIVE_INFINITY);
+            assertTrue(NativeKernels.mhaCausal(q, t0 * qs + h * D, qs, D, k, 0, D, kv, vo, kvw, Rv, rows, 0, 33, 0.2f, pos0 + t0, m, l, o, isa));
+            assertTrue(NativeKernels.mhaCausal(q, t0 * qs + h * D, qs, D, k, 0, D, kv, vo, kvw, Rv, rows, 33, j1, 0.2f, pos0 + t0, m, l, o, isa));
+            float[] all = new float[2 * rows + rows * Rv];
+            System.arraycopy(m, 0, all, 0, rows);
+            System.arraycopy(l, 0, all, rows, rows);
+            System.arraycopy(o, 0, all, 2 * rows, rows * Rv);
+            st[form] = all;
+        }
+        for (int i = 0; i < st[0].length; i++) {
+            assertEquals(Float.floatToRawIntBits(st[0][i]), Float.floatToRawIntBits(st[1][i]), "causal prompt state " + i + ": " + st[1][i] + " vs " + st[0][i]);
+        }
+    }
+
     /** Unsupported shapes (heads not a multiple of 4) are declined, not computed wrongly. */
     @Test
     void declinesUnsupportedShapes() {
