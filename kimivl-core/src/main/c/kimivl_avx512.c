@@ -583,7 +583,8 @@ AVX512 int32_t kv_gemm_kq_512(int32_t type, const uint8_t *w, int32_t r0, int32_
 /*
  * The AVX2 attention (kimivl_kernels.c) with 512-bit FMAs, the same results bit for bit: every float lane does the
  * same operations in the same order. Scores: a 512-bit accumulator holds two of the AVX2 kernel's 8-lane ones (one
- * head, two positions: the query's 8 values broadcast to both halves, the two key rows side by side), and each
+ * head, two positions: the query's 8 values broadcast to both halves, the two key rows side by side), 4 heads × 8
+ * positions per tile, and each
  * (head, position)'s 8 lanes are summed by fsum8x8 as there. Values: each output column's chain of FMAs over the
  * positions is the AVX2 one, 16 columns per instruction. The softmax step between them is softmax_rows, shared.
  */
@@ -599,7 +600,7 @@ AVX512 int32_t kv_gemm_kq_512(int32_t type, const uint8_t *w, int32_t r0, int32_
 /*
  * A block's key rows as floats, two positions side by side for the scores (kp_pack): pair P, 8-column step k at
  * kp[(P·steps + k)·16 ..] = [row 2P, columns 8k..8k+8 | row 2P + 1, the same]; a missing odd row repeats row n − 1
- * (its scores are not stored), and the 3 pairs after the last are zeros. Widened from f16 once per block instead of once per 4 heads, and each step of the
+ * (its scores are not stored), and the pairs up to the next multiple of 4 are zeros. Widened from f16 once per block instead of once per 4 heads, and each step of the
  * scores is then one aligned load per pair of positions.
  */
 AVX512 static ALWAYS_INLINE void kp_pack(const uint8_t *kb, int64_t krow, int n, int D, float *kp, int f16) {
@@ -608,66 +609,70 @@ AVX512 static ALWAYS_INLINE void kp_pack(const uint8_t *kb, int64_t krow, int n,
         const uint8_t *a = kb + (int64_t) (2 * P) * krow, *b = 2 * P + 1 < n ? a + krow : kb + (int64_t) (n - 1) * krow;
         for (int k = 0; k < steps; k++) _mm512_store_ps(kp + ((int64_t) P * steps + k) * 16, LAT8X2(a, b, 8 * k));
     }
-    /* the pairs a last, partial tile of 6 positions reads past the block: zeros (scored, never stored) */
+    /* the pairs a last, partial tile of 8 positions reads past the block's rows: zeros (scored, never stored) */
     int used = (n + 1) / 2;
-    for (int P = used; P < used + 3; P++)
+    for (int P = used; P < (used + 3) / 4 * 4; P++)
         for (int k = 0; k < steps; k++) _mm512_store_ps(kp + ((int64_t) P * steps + k) * 16, _mm512_setzero_ps());
 }
 
 /*
- * Scores of 4 heads × 6 positions (pairs P0..P0 + 2 of kp): s[i·ATT_JB + jj + k] = scale · q_i · lat_k over D (k < cnt;
+ * Scores of 4 heads × 8 positions (pairs P0..P0 + 3 of kp): s[i·ATT_JB + jj + k] = scale · q_i · lat_k over D (k < cnt;
  * rows past cnt are not stored). Accumulator [i][p] = head i against positions 2p (low half) and 2p + 1 (high half).
+ * 8 positions divide ATT_JB: no tile scores rows past the block.
  */
-AVX512 static ALWAYS_INLINE void scores_4x6_512(const float *q0, int D, const float *kp, int P0, float scale, float *s, int jj, int cnt) {
+AVX512 static ALWAYS_INLINE void scores_4x8_512(const float *q0, int D, const float *kp, int P0, float scale, float *s, int jj, int cnt) {
     int steps = D / 8;
-    const float *k0 = kp + (int64_t) P0 * steps * 16, *k1 = k0 + steps * 16, *k2 = k1 + steps * 16;
-    __m512 a[4][3];
+    const float *k0 = kp + (int64_t) P0 * steps * 16, *k1 = k0 + steps * 16, *k2 = k1 + steps * 16, *k3 = k2 + steps * 16;
+    __m512 a[4][4];
     for (int i = 0; i < 4; i++)
-        for (int p = 0; p < 3; p++) a[i][p] = _mm512_setzero_ps();
+        for (int p = 0; p < 4; p++) a[i][p] = _mm512_setzero_ps();
     for (int k = 0; k < steps; k++) {
-        __m512 L0 = _mm512_load_ps(k0 + 16 * k), L1 = _mm512_load_ps(k1 + 16 * k), L2 = _mm512_load_ps(k2 + 16 * k);
+        __m512 L0 = _mm512_load_ps(k0 + 16 * k), L1 = _mm512_load_ps(k1 + 16 * k);
+        __m512 L2 = _mm512_load_ps(k2 + 16 * k), L3 = _mm512_load_ps(k3 + 16 * k);
         for (int i = 0; i < 4; i++) {
             __m512 x = _mm512_broadcast_f32x8(_mm256_loadu_ps(q0 + i * D + 8 * k));
             a[i][0] = _mm512_fmadd_ps(x, L0, a[i][0]);
             a[i][1] = _mm512_fmadd_ps(x, L1, a[i][1]);
             a[i][2] = _mm512_fmadd_ps(x, L2, a[i][2]);
+            a[i][3] = _mm512_fmadd_ps(x, L3, a[i][3]);
         }
     }
-    /* the AVX2 kernel's 8-lane accumulators, head-major: v[6·i + k] = head i, position k */
-    __m256 v[24];
-    for (int i = 0; i < 4; i++)
-        for (int p = 0; p < 3; p++) {
-            v[6 * i + 2 * p] = _mm512_castps512_ps256(a[i][p]);
-            v[6 * i + 2 * p + 1] = _mm512_extractf32x8_ps(a[i][p], 1);
-        }
-    _Alignas(32) float t[24];
+    /* the AVX2 kernel's 8-lane accumulators, head-major: v[8·i + k] = head i, position k; fsum8x8 per head */
+    _Alignas(32) float t[32];
     __m256 sc = _mm256_set1_ps(scale);
-    for (int g = 0; g < 3; g++) {
-        __m256 *u = v + 8 * g;
-        _mm256_store_ps(t + 8 * g, _mm256_mul_ps(fsum8x8(u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7]), sc));
+    for (int i = 0; i < 4; i++) {
+        __m256 v[8];
+        for (int p = 0; p < 4; p++) {
+            v[2 * p] = _mm512_castps512_ps256(a[i][p]);
+            v[2 * p + 1] = _mm512_extractf32x8_ps(a[i][p], 1);
+        }
+        _mm256_store_ps(t + 8 * i, _mm256_mul_ps(fsum8x8(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]), sc));
     }
     for (int i = 0; i < 4; i++)
-        for (int k = 0; k < cnt; k++) s[i * ATT_JB + jj + k] = t[6 * i + k];
+        for (int k = 0; k < cnt; k++) s[i * ATT_JB + jj + k] = t[8 * i + k];
 }
 
-/* o_i[0..R) += Σ_j p_i[j] · lat_j[0..R) for 4 heads (p_i = s + i·ATT_JB), 32 columns at a time (R % 32 == 0). */
-AVX512 static ALWAYS_INLINE void values_4_512(const float *s, int n, const void *lat, int W, float *o0, int R, int f16) {
+/*
+ * o_i[0..R) += Σ_j p_i[j] · lat_j[0..R) for NH = 4 or 8 heads (p_i = s + i·ATT_JB), 32 columns at a time (R % 32 == 0):
+ * each value row's 32 columns are loaded (and widened) once for all NH heads.
+ */
+AVX512 static ALWAYS_INLINE void values_512(const float *s, int n, const void *lat, int W, float *o0, int R, int NH, int f16) {
     for (int d = 0; d < R; d += 32) {
-        __m512 a[4], b[4];
-        for (int i = 0; i < 4; i++) {
+        __m512 a[8], b[8];
+        for (int i = 0; i < NH; i++) {
             a[i] = _mm512_loadu_ps(o0 + i * R + d);
             b[i] = _mm512_loadu_ps(o0 + i * R + d + 16);
         }
         for (int j = 0; j < n; j++) {
             int64_t lj = (int64_t) j * W + d;
             __m512 u = LAT16(lat, lj), w = LAT16(lat, lj + 16);
-            for (int i = 0; i < 4; i++) {
+            for (int i = 0; i < NH; i++) {
                 __m512 p = _mm512_set1_ps(s[i * ATT_JB + j]);
                 a[i] = _mm512_fmadd_ps(u, p, a[i]);
                 b[i] = _mm512_fmadd_ps(w, p, b[i]);
             }
         }
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < NH; i++) {
             _mm512_storeu_ps(o0 + i * R + d, a[i]);
             _mm512_storeu_ps(o0 + i * R + d + 16, b[i]);
         }
@@ -683,8 +688,8 @@ AVX512 static ALWAYS_INLINE int32_t attention512(const float *q, int32_t qs, int
     const int es = f16 ? 2 : 4;
     const int64_t krow = (int64_t) ks * es;
     _Alignas(64) float qbuf[4 * 576];                 /* 4 query rows made contiguous when qs != D */
-    /* the block's keys widened, in pairs, plus 3 pairs of zeros (kp_pack) */
-    _Alignas(64) float kp[(ATT_JB / 2 + 3) * 576 / 8 * 16];
+    /* the block's keys widened, in pairs, padded with zeros to whole tiles (kp_pack) */
+    _Alignas(64) float kp[(ATT_JB / 2) * 576 / 8 * 16];
     for (int32_t jb = j0; jb < j1; jb += ATT_JB) {
         int n = j1 - jb < ATT_JB ? j1 - jb : ATT_JB;
         const uint8_t *kb = (const uint8_t *) k + (int64_t) jb * krow;
@@ -696,10 +701,12 @@ AVX512 static ALWAYS_INLINE int32_t attention512(const float *q, int32_t qs, int
                 for (int i = 0; i < 4; i++) memcpy(qbuf + i * D, q + (int64_t) (h + i) * qs, (size_t) D * sizeof(float));
                 q4 = qbuf;
             }
-            for (int j = 0; j < n; j += 6) scores_4x6_512(q4, D, kp, j / 2, scale, s + h * ATT_JB, j, n - j < 6 ? n - j : 6);
+            for (int j = 0; j < n; j += 8) scores_4x8_512(q4, D, kp, j / 2, scale, s + h * ATT_JB, j, n - j < 8 ? n - j : 8);
         }
         softmax_rows(s, ATT_JB, n, H, jb, maskBase, R, m, l, o);
-        for (int h = 0; h < H; h += 4) values_4_512(s + h * ATT_JB, n, vb, vs, o + (int64_t) h * R, R, f16);
+        int h = 0;
+        for (; h + 8 <= H; h += 8) values_512(s + h * ATT_JB, n, vb, vs, o + (int64_t) h * R, R, 8, f16);
+        for (; h < H; h += 4) values_512(s + h * ATT_JB, n, vb, vs, o + (int64_t) h * R, R, 4, f16);
     }
     return 0;
 }

@@ -45,6 +45,12 @@ public class LatentAttentionBench {
     @Param({"f32", "f16"})
     public String cache;
 
+    /** The kernels' instruction set (NativeKernels.Isa: avx2, avx512; both give the same results). */
+    @Param({"avx512", "avx2"})
+    public String isa;
+
+    private NativeKernels.Isa form;
+
     private float[][] lat32;
     private short[][] lat16;
     private float[] q, m, l, o;
@@ -53,6 +59,7 @@ public class LatentAttentionBench {
     @Setup
     public void setup() {
         if (!NativeKernels.AVAILABLE) throw new IllegalStateException(NativeKernels.STATUS);
+        form = NativeKernels.Isa.resolve(isa);
         SplittableRandom rnd = new SplittableRandom(3);
         q = new float[rows * W];
         m = new float[rows];
@@ -83,8 +90,8 @@ public class LatentAttentionBench {
         Arrays.fill(l, 0f);
         Arrays.fill(o, 0f);
         boolean ok = cache.equals("f32")
-                ? NativeKernels.latentAttention(q, 0, lat32[k], W, R, rows, 0, positions, 0.07f, m, l, o)
-                : NativeKernels.latentAttentionF16(q, 0, lat16[k], W, R, rows, 0, positions, 0.07f, m, l, o);
+                ? NativeKernels.latentAttention(q, 0, lat32[k], W, R, rows, 0, positions, 0.07f, m, l, o, form)
+                : NativeKernels.latentAttentionF16(q, 0, lat16[k], W, R, rows, 0, positions, 0.07f, m, l, o, form);
         if (!ok) throw new IllegalStateException("the kernel declined the shape");
         return o[0] + l[0];
     }
