@@ -183,10 +183,12 @@ public final class ModelBench {
             SplittableRandom rnd = new SplittableRandom(o.seed());
             int V = tc.vocabSize();
 
-            // warm-up: compiles the kernels (prefill and decode paths)
+            // warm-up: compiles the kernels (prefill and decode paths) on the measured prompt length, as llama-bench's
+            // warm-up run does: a 32-token warm-up left the first timed pp512 of a run up to 1.4x slower than later ones
             {
-                KvCache c = lm.newCache(64);
-                int[] ids = randomIds(rnd, 32, V);
+                int W = Math.max(32, P);
+                KvCache c = lm.newCache(W + 16);
+                int[] ids = randomIds(rnd, W, V);
                 float[] h = lm.forward(lm.embed(ids), ids.length, c, StageSink.NONE, null);
                 int next = argmax(lm.logits(h, ids.length - 1));
                 for (int i = 0; i < 8; i++) next = argmax(lm.logits(lm.forward(lm.embed(new int[]{next}), 1, c, StageSink.NONE, null), 0));
