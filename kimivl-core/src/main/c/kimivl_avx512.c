@@ -37,6 +37,12 @@ int32_t kv_cpu_avx512(void) {
 /* Widest row of the GEMM (as kimivl_kernels.c's GEMM_MAX_COLS). */
 #define GEMM512_MAX_COLS 32768
 
+/* Group g of an unpacked row (r[i]: block i's 32 values as bytes) transposed and stored in the pair layout. */
+AVX512 static inline void store_group(__m256i *r, uint8_t *row, int g) {
+    transpose8x8(r);
+    for (int k = 0; k < 8; k++) _mm256_store_si256((__m256i *) (row + gemm_x_at(g, k)), r[k]);
+}
+
 /*
  * One weight row unpacked in the activations' pair layout (gemm_x_at): 2·P groups (P = ceil(G / 2)), an odd G's last
  * group zero. Q4_0: the nibble values 0..15. Scales ws[16·P], zero past nb.
@@ -95,8 +101,7 @@ AVX512 static void unpack_q4_row512(const uint8_t *p, int nb, uint8_t *wq, float
                     ws[b] = 0.0f;
                 }
             }
-            transpose8x8(r);
-            for (int k = 0; k < 8; k++) _mm256_store_si256((__m256i *) (wq + gemm_x_at(g, k)), r[k]);
+            store_group(r, wq, g);
         }
     }
 }
@@ -117,8 +122,7 @@ AVX512 static void unpack_q8_row512(const uint8_t *p, int nb, uint8_t *wu, float
                 ws[b] = 0.0f;
             }
         }
-        transpose8x8(r);
-        for (int k = 0; k < 8; k++) _mm256_store_si256((__m256i *) (wu + gemm_x_at(g, k)), r[k]);
+        store_group(r, wu, g);
     }
 }
 
@@ -151,8 +155,7 @@ AVX512 static void unpack_q5_0_row512(const uint8_t *p, int nb, uint8_t *wq, flo
                 ws[b] = 0.0f;
             }
         }
-        transpose8x8(r);
-        for (int k = 0; k < 8; k++) _mm256_store_si256((__m256i *) (wq + gemm_x_at(g, k)), r[k]);
+        store_group(r, wq, g);
     }
 }
 
@@ -409,17 +412,6 @@ int32_t kv_gemm_kq(int32_t type, const uint8_t *w, int32_t r0, int32_t r1, int32
 
 enum { KQ512_Q4_K = 0, KQ512_Q5_K = 1 };           /* the type codes of kimivl_kquants.c */
 
-/* The 8 6-bit scales and mins of a Q4_K/Q5_K super-block (as kimivl_kquants.c's k_scales). */
-static inline void k_scales512(const uint8_t *p, uint64_t *sc, uint64_t *mn) {
-    uint32_t u0, u1, u2;
-    memcpy(&u0, p, 4);
-    memcpy(&u1, p + 4, 4);
-    memcpy(&u2, p + 8, 4);
-    uint32_t sc_hi = (u2 & 0x0F0F0F0F) | ((u0 >> 6) & 0x03030303) << 4;
-    uint32_t mn_hi = ((u2 >> 4) & 0x0F0F0F0F) | ((u1 >> 6) & 0x03030303) << 4;
-    *sc = (uint64_t) (u0 & 0x3F3F3F3F) | (uint64_t) sc_hi << 32;
-    *mn = (uint64_t) (u1 & 0x3F3F3F3F) | (uint64_t) mn_hi << 32;
-}
 
 /*
  * An activation's Q8_K values (xk, cols wide) arranged to meet the weight vectors: per super-block 256 bytes, per
@@ -465,7 +457,7 @@ AVX512 static ALWAYS_INLINE void qk45_rows512(const uint8_t *w, int nsb, int q5,
         const uint8_t *p = w + (int64_t) bb * s;
         prefetch_ahead(p, q5 ? 4 : 3);
         uint64_t sc, mn;
-        k_scales512(p + 4, &sc, &mn);
+        k_scales(p + 4, &sc, &mn);
         __m512i sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long) sc)));
         /* chunk j low: sc[2j], high: sc[2j + 1]; zmm h holds chunks 2h (low half) and 2h + 1 */
         __m512i sl0 = _mm512_permutexvar_epi16(i_lo0, sc16);                                 /* sc0 | sc2 */
@@ -696,11 +688,7 @@ AVX512 static ALWAYS_INLINE int32_t attention512(const float *q, int32_t qs, int
         const uint8_t *vb = (const uint8_t *) v + (int64_t) jb * vs * es;
         kp_pack(kb, krow, n, D, kp, f16);
         for (int h = 0; h < H; h += 4) {
-            const float *q4 = q + (int64_t) h * qs;
-            if (qs != D) {
-                for (int i = 0; i < 4; i++) memcpy(qbuf + i * D, q + (int64_t) (h + i) * qs, (size_t) D * sizeof(float));
-                q4 = qbuf;
-            }
+            const float *q4 = quad_rows(q, h, qs, D, qbuf);
             for (int j = 0; j < n; j += 8) scores_4x8_512(q4, D, kp, j / 2, scale, s + h * ATT_JB, j, n - j < 8 ? n - j : 8);
         }
         softmax_rows(s, ATT_JB, n, H, jb, maskBase, R, m, l, o);

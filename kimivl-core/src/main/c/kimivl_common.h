@@ -76,6 +76,22 @@ AVX2 static inline __m256 tail_group(__m256i s, const uint8_t *p, int stride, in
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_maskload_ps(xd, live)), acc);
 }
 
+/* ---- k-quants */
+
+/* The 8 6-bit scales and 8 6-bit mins of a Q4_K/Q5_K super-block (12 bytes at p) as bytes: sc[0..7], mn[0..7].
+ * Sub-blocks 0-3 keep theirs in the low 6 bits of bytes 0-3 (scales) and 4-7 (mins); 4-7 have their low 4 bits
+ * in bytes 8-11 (scale: low nibble, min: high nibble) and their top 2 bits in the top bits of bytes 0-3 / 4-7. */
+static inline void k_scales(const uint8_t *p, uint64_t *sc, uint64_t *mn) {
+    uint32_t u0, u1, u2;
+    memcpy(&u0, p, 4);
+    memcpy(&u1, p + 4, 4);
+    memcpy(&u2, p + 8, 4);
+    uint32_t sc_hi = (u2 & 0x0F0F0F0F) | ((u0 >> 6) & 0x03030303) << 4;
+    uint32_t mn_hi = ((u2 >> 4) & 0x0F0F0F0F) | ((u1 >> 6) & 0x03030303) << 4;
+    *sc = (uint64_t) (u0 & 0x3F3F3F3F) | (uint64_t) sc_hi << 32;
+    *mn = (uint64_t) (u1 & 0x3F3F3F3F) | (uint64_t) mn_hi << 32;
+}
+
 /* ---- attention helpers (kimivl_kernels.c's AVX2 attention, kimivl_avx512.c's) */
 
 /* e^x for x ≤ 0, the Cephes expf polynomial of VectorMath.expNeg (about 2 ulp; 0 below −87). */
@@ -104,6 +120,14 @@ AVX2 static inline __m256 fsum8x8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __
 }
 
 #define ATT_JB 32   /* positions per block: 32 rows of 576 floats (74 KB) stay in L2 between scores and values */
+
+/* Query rows h..h+3 (q + i·qs, D wide) as one contiguous [4, D] block: in place when qs == D, else copied to qbuf. */
+static inline const float *quad_rows(const float *q, int h, int32_t qs, int32_t D, float *qbuf) {
+    const float *q4 = q + (int64_t) h * qs;
+    if (qs == D) return q4;
+    for (int i = 0; i < 4; i++) memcpy(qbuf + i * D, q + (int64_t) (h + i) * qs, (size_t) D * sizeof(float));
+    return qbuf;
+}
 
 /*
  * The online-softmax step of one block of n positions (from jb) for H query rows, between the scores and the values:

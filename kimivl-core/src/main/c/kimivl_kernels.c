@@ -634,11 +634,7 @@ AVX2 static ALWAYS_INLINE int32_t attention(const float *q, int32_t qs, int32_t 
         const uint8_t *kb = (const uint8_t *) k + (int64_t) jb * krow;
         const uint8_t *vb = (const uint8_t *) v + (int64_t) jb * vs * es;
         for (int h = 0; h < H; h += 4) {
-            const float *q4 = q + (int64_t) h * qs;
-            if (qs != D) {
-                for (int i = 0; i < 4; i++) memcpy(qbuf + i * D, q + (int64_t) (h + i) * qs, (size_t) D * sizeof(float));
-                q4 = qbuf;
-            }
+            const float *q4 = quad_rows(q, h, qs, D, qbuf);
             for (int j = 0; j < n; j += 3) {
                 int cnt = n - j < 3 ? n - j : 3;
                 const uint8_t *l0 = kb + j * krow, *l1 = cnt > 1 ? l0 + krow : l0, *l2 = cnt > 2 ? l0 + 2 * krow : l1;

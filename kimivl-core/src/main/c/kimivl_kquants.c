@@ -142,19 +142,6 @@ AVX2 static ALWAYS_INLINE void q32_rowpair4(const uint8_t *p, int bb, int off, i
  * multiply-add per 256 values.
  */
 
-/* The 8 6-bit scales and 8 6-bit mins of a Q4_K/Q5_K super-block (12 bytes at p) as bytes: sc[0..7], mn[0..7].
- * Sub-blocks 0-3 keep theirs in the low 6 bits of bytes 0-3 (scales) and 4-7 (mins); 4-7 have their low 4 bits
- * in bytes 8-11 (scale: low nibble, min: high nibble) and their top 2 bits in the top bits of bytes 0-3 / 4-7. */
-static inline void k_scales(const uint8_t *p, uint64_t *sc, uint64_t *mn) {
-    uint32_t u0, u1, u2;
-    memcpy(&u0, p, 4);
-    memcpy(&u1, p + 4, 4);
-    memcpy(&u2, p + 8, 4);
-    uint32_t sc_hi = (u2 & 0x0F0F0F0F) | ((u0 >> 6) & 0x03030303) << 4;
-    uint32_t mn_hi = ((u2 >> 4) & 0x0F0F0F0F) | ((u1 >> 6) & 0x03030303) << 4;
-    *sc = (uint64_t) (u0 & 0x3F3F3F3F) | (uint64_t) sc_hi << 32;
-    *mn = (uint64_t) (u1 & 0x3F3F3F3F) | (uint64_t) mn_hi << 32;
-}
 
 /* pshufb masks: int16 element k of each 128-bit half repeated over the half (k = 0..7) */
 #define REP16(k) _mm256_set1_epi16((short) ((2 * (k)) | (2 * (k) + 1) << 8))

@@ -129,11 +129,7 @@ class LatentAttentionTest {
                         assertTrue(f16 == 0 ? NativeKernels.latentAttention(q, 0, lat, W, R, H, range[0], range[1], 0.07f, m, l, o, isa)
                                 : NativeKernels.latentAttentionF16(q, 0, lat16, W, R, H, range[0], range[1], 0.07f, m, l, o, isa));
                     }
-                    float[] all = new float[2 * H + H * R];
-                    System.arraycopy(m, 0, all, 0, H);
-                    System.arraycopy(l, 0, all, H, H);
-                    System.arraycopy(o, 0, all, 2 * H, H * R);
-                    st[form] = all;
+                    st[form] = state(m, l, o);
                 }
                 for (int i = 0; i < st[0].length; i++) {
                     assertEquals(Float.floatToRawIntBits(st[0][i]), Float.floatToRawIntBits(st[1][i]),
@@ -154,15 +150,20 @@ class LatentAttentionTest {
             java.util.Arrays.fill(m, Float.NEGATIVE_INFINITY);
             assertTrue(NativeKernels.mhaCausal(q, t0 * qs + h * D, qs, D, k, 0, D, kv, vo, kvw, Rv, rows, 0, 33, 0.2f, pos0 + t0, m, l, o, isa));
             assertTrue(NativeKernels.mhaCausal(q, t0 * qs + h * D, qs, D, k, 0, D, kv, vo, kvw, Rv, rows, 33, j1, 0.2f, pos0 + t0, m, l, o, isa));
-            float[] all = new float[2 * rows + rows * Rv];
-            System.arraycopy(m, 0, all, 0, rows);
-            System.arraycopy(l, 0, all, rows, rows);
-            System.arraycopy(o, 0, all, 2 * rows, rows * Rv);
-            st[form] = all;
+            st[form] = state(m, l, o);
         }
         for (int i = 0; i < st[0].length; i++) {
             assertEquals(Float.floatToRawIntBits(st[0][i]), Float.floatToRawIntBits(st[1][i]), "causal prompt state " + i + ": " + st[1][i] + " vs " + st[0][i]);
         }
+    }
+
+    /** An online-softmax state (m, l, o) as one array, to compare two kernels' states value by value. */
+    private static float[] state(float[] m, float[] l, float[] o) {
+        float[] all = new float[m.length + l.length + o.length];
+        System.arraycopy(m, 0, all, 0, m.length);
+        System.arraycopy(l, 0, all, m.length, l.length);
+        System.arraycopy(o, 0, all, m.length + l.length, o.length);
+        return all;
     }
 
     /** Unsupported shapes (heads not a multiple of 4) are declined, not computed wrongly. */
