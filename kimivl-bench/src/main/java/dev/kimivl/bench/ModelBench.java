@@ -221,7 +221,7 @@ public final class ModelBench {
                 loadSec, pageInSec, P, prefillSec, P / prefillSec, prefillPhases, dec, decAt.isEmpty() ? null : decAt.getFirst(), List.copyOf(decAt),
                 o.fill() == ContextFill.RANDOM,
                 o.imageSide(), imageTokens, visionSec, rss, procStatus("RssFile:"), procStatus("RssAnon:"), weightBytes, o.bandwidthGBs(), Runtime.version().toString(),
-                dev.kimivl.tensor.QuantMatrix.INT_MATVEC, dev.kimivl.tensor.NativeKernels.STATUS,
+                dev.kimivl.tensor.QuantMatrix.INT_MATVEC, dev.kimivl.tensor.Kernels.DEFAULT.describe(),
                 o.text() ? streamReadGBs() : 0, lm.kvCachePrecision().name().toLowerCase(Locale.ROOT), byType, List.copyOf(verify));                   // after the peak RSS was read: its buffer is not counted
         ck.close();
         return r;

@@ -55,7 +55,7 @@ final class InfoCommand implements Callable<Integer> {
             System.out.printf("weights      %s%n", weightBytes(m.weights()));
             System.out.printf("active/token %,d text parameters (all but the unselected routed experts and the embedding table)%n", text - inactive - embed);
             System.out.printf("tokenizer    %s%n", m.hasTokenizer() ? m.tokenizer().vocabSize() + " tokens" : "none (no tiktoken.model)");
-            System.out.printf("kernels      %s%n", dev.kimivl.tensor.NativeKernels.STATUS);
+            System.out.printf("kernels      %s%n", dev.kimivl.tensor.Kernels.DEFAULT.describe());
             var lm = m.languageModel();
             System.out.printf("kv cache     %s, %.1f MB per 1K tokens of context%n", lm.kvCachePrecision().name().toLowerCase(java.util.Locale.ROOT),
                     lm.kvBytesPerPosition() * 1000 / 1e6);

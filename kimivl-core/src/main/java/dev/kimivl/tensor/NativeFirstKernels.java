@@ -22,7 +22,7 @@ record NativeFirstKernels(KernelSettings settings, NativeKernels.Isa isa) implem
 
     @Override
     public String describe() {
-        return NativeKernels.STATUS + (isa == NativeKernels.BEST ? "" : "; running the " + isa.id() + " forms (-Dkimivl.nativeIsa)");
+        return NativeKernels.STATUS + "; running the " + isa.id() + " forms" + (isa == NativeKernels.BEST ? "" : " (-Dkimivl.nativeIsa)");
     }
     @Override public boolean isNative() { return true; }
 

@@ -167,8 +167,8 @@ public final class NativeKernels {
                     gkq = linker.downcallHandle(lib.findOrThrow("kv_gemm_kq"), FunctionDescriptor.of(JAVA_INT,
                             JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT), critical);
                     ok = true;
-                    status = "native AVX2 kernels (libkimivl.so): Q4_0/Q8_0/Q4_K/Q5_K/Q6_K/Q4_1/Q5_0/Q5_1 matvec and prefill GEMM"
-                            + (avx512 ? " (Q4_0/Q4_K/Q5_K matvec and GEMM, Q5_0/Q8_0 GEMM and attention with AVX-512)" : vnni ? " (Q8_0 GEMM with AVX-VNNI)" : "") + ", latent attention (f32/f16 cache), causal prompt attention";
+                    status = "native kernels (libkimivl.so; forms this CPU has: avx2" + (vnni ? ", avx-vnni" : "") + (avx512 ? ", avx512" : "")
+                            + "): Q4_0/Q8_0/Q4_K/Q5_K/Q6_K/Q4_1/Q5_0/Q5_1 matvec and prefill GEMM, latent attention (f32/f16 cache), causal prompt attention";
                 }
             } catch (Throwable t) {
                 status = "Java Vector API kernels (native kernels unavailable: " + t.getMessage() + ")";
