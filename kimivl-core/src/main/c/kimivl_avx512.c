@@ -43,6 +43,36 @@ AVX512 static inline void store_group(__m256i *r, uint8_t *row, int g) {
     for (int k = 0; k < 8; k++) _mm256_store_si256((__m256i *) (row + gemm_x_at(g, k)), r[k]);
 }
 
+/* The 32-block formats of the prefill GEMM. */
+enum { G512_Q4_0, G512_Q5_0, G512_Q8_0 };
+
+/*
+ * Groups [g0, g1) of a row of a 32-block format (fmt: G512_*) unpacked block by block into the activations' pair
+ * layout (gemm_x_at), zeros past nb. The values the GEMM multiplies: Q4_0's nibbles q = w + 8 (0..15), Q5_0's
+ * q = w + 16 (0..31, the 5th bits added), Q8_0's w + 128 as unsigned bytes (the sign bit flipped); each is corrected
+ * through the activation's block sums (tile4_512). Scales ws[b], zero past nb.
+ */
+AVX512 static ALWAYS_INLINE void unpack_groups512(int fmt, const uint8_t *p, int nb, int g0, int g1, uint8_t *w, float *ws) {
+    const int bb = fmt == G512_Q8_0 ? 34 : fmt == G512_Q5_0 ? 22 : 18;
+    for (int g = g0; g < g1; g++) {
+        __m256i r[8];
+        for (int i = 0; i < 8; i++) {
+            int b = 8 * g + i;
+            if (b < nb) {
+                const uint8_t *blk = p + (int64_t) bb * b;
+                if (fmt == G512_Q8_0) r[i] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *) (blk + 2)), _mm256_set1_epi8((char) 0x80));
+                else if (fmt == G512_Q5_0) r[i] = q45_values(blk + 6, blk + 2);
+                else r[i] = q45_values(blk + 2, NULL);
+                ws[b] = _cvtsh_ss(load_u16(blk));
+            } else {
+                r[i] = _mm256_setzero_si256();
+                ws[b] = 0.0f;
+            }
+        }
+        store_group(r, w, g);
+    }
+}
+
 /*
  * One weight row unpacked in the activations' pair layout (gemm_x_at): 2·P groups (P = ceil(G / 2)), an odd G's last
  * group zero. Q4_0: the nibble values 0..15. Scales ws[16·P], zero past nb.
@@ -86,76 +116,7 @@ AVX512 static void unpack_q4_row512(const uint8_t *p, int nb, uint8_t *wq, float
             _mm256_store_ps(ws + b0 + 8, scales8(p + 18 * (b0 + 8), 18));
             continue;
         }
-        /* the last, partial pair: block by block, zeros past nb */
-        for (int g = 2 * q; g < 2 * q + 2; g++) {
-            __m256i r[8];
-            for (int i = 0; i < 8; i++) {
-                int b = 8 * g + i;
-                if (b < nb) {
-                    __m128i raw = _mm_loadu_si128((const __m128i *) (p + 18 * b + 2));
-                    r[i] = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(raw), _mm_srli_epi16(raw, 4), 1),
-                                            _mm256_set1_epi8(0x0F));
-                    ws[b] = _cvtsh_ss(load_u16(p + 18 * b));
-                } else {
-                    r[i] = _mm256_setzero_si256();
-                    ws[b] = 0.0f;
-                }
-            }
-            store_group(r, wq, g);
-        }
-    }
-}
-
-/* As unpack_q4_row512 for Q8_0: w + 128 as unsigned bytes (the sign bit flipped), corrected by 128·Σx per block. */
-AVX512 static void unpack_q8_row512(const uint8_t *p, int nb, uint8_t *wu, float *ws) {
-    const __m256i flip = _mm256_set1_epi8((char) 0x80);
-    int G = (nb + 7) / 8, P = (G + 1) / 2;
-    for (int g = 0; g < 2 * P; g++) {
-        __m256i r[8];
-        for (int i = 0; i < 8; i++) {
-            int b = 8 * g + i;
-            if (b < nb) {
-                r[i] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *) (p + 34 * b + 2)), flip);
-                ws[b] = _cvtsh_ss(load_u16(p + 34 * b));
-            } else {
-                r[i] = _mm256_setzero_si256();
-                ws[b] = 0.0f;
-            }
-        }
-        store_group(r, wu, g);
-    }
-}
-
-/*
- * As unpack_q4_row512 for Q5_0 (22-byte blocks: f16 d, 4 bytes of 5th bits, 16 nibble bytes): the values q = w + 16,
- * 0..31, corrected by 16·Σx per block. Block by block (the 5th bits make the 16-block transpose of Q4_0 awkward); a
- * row is unpacked once for all the tokens of a block of 64, so this is a small share of the product.
- */
-AVX512 static void unpack_q5_0_row512(const uint8_t *p, int nb, uint8_t *wq, float *ws) {
-    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
-                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201LL), m0f = _mm256_set1_epi8(0x0F);
-    int G = (nb + 7) / 8, P = (G + 1) / 2;
-    for (int g = 0; g < 2 * P; g++) {
-        __m256i r[8];
-        for (int i = 0; i < 8; i++) {
-            int b = 8 * g + i;
-            if (b < nb) {
-                const uint8_t *blk = p + 22 * b;
-                __m128i raw = _mm_loadu_si128((const __m128i *) (blk + 6));
-                __m256i q = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(raw), _mm_srli_epi16(raw, 4), 1), m0f);
-                uint32_t h;
-                memcpy(&h, blk + 2, 4);
-                __m256i hb = _mm256_shuffle_epi8(_mm256_set1_epi32((int) h), spread);    /* byte i: bit i of h */
-                q = _mm256_or_si256(q, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, bit), bit), _mm256_set1_epi8(0x10)));
-                r[i] = q;
-                ws[b] = _cvtsh_ss(load_u16(blk));
-            } else {
-                r[i] = _mm256_setzero_si256();
-                ws[b] = 0.0f;
-            }
-        }
-        store_group(r, wq, g);
+        unpack_groups512(G512_Q4_0, p, nb, 2 * q, 2 * q + 2, wq, ws);     /* the last, partial pair */
     }
 }
 
@@ -215,8 +176,6 @@ typedef struct {
  * from L3 once per 4 rows. */
 #define GEMM512_TOKEN_BLOCK 64
 
-enum { G512_Q4_0, G512_Q5_0, G512_Q8_0 };
-
 /* The GEMM driver of the 32-block formats (fmt: G512_*): tokens in blocks held in L2; per block, rows in tiles of 4
  * unpacked once each, then tokens in fours. */
 AVX512 static void gemm512(int fmt, const uint8_t *w, int32_t r0, int32_t r1, int nb,
@@ -234,9 +193,11 @@ AVX512 static void gemm512(int fmt, const uint8_t *w, int32_t r0, int32_t r1, in
             const float *ws[4];
             for (int i = 0; i < 4; i++) {
                 if (i < m) {
-                    if (fmt == G512_Q8_0) unpack_q8_row512(w + (r + i) * rb, nb, buf.a[i], buf.s[i]);
-                    else if (fmt == G512_Q5_0) unpack_q5_0_row512(w + (r + i) * rb, nb, buf.a[i], buf.s[i]);
-                    else unpack_q4_row512(w + (r + i) * rb, nb, buf.a[i], buf.s[i]);
+                    /* Q4_0 by the 16-block transpose; Q5_0 and Q8_0 block by block (a row is unpacked once for a
+                     * block of 64 tokens, so this is a small share of the product) */
+                    if (fmt == G512_Q4_0) unpack_q4_row512(w + (r + i) * rb, nb, buf.a[i], buf.s[i]);
+                    else if (fmt == G512_Q5_0) unpack_groups512(G512_Q5_0, w + (r + i) * rb, nb, 0, 2 * P, buf.a[i], buf.s[i]);
+                    else unpack_groups512(G512_Q8_0, w + (r + i) * rb, nb, 0, 2 * P, buf.a[i], buf.s[i]);
                 }
                 int k = i < m ? i : m - 1;              /* a missing row repeats the last one, not stored */
                 wa[i] = buf.a[k];

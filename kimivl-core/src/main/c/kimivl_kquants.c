@@ -31,28 +31,6 @@ AVX2 static inline __m256i dot32(__m256i q, const int8_t *x) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *) x)), _mm256_set1_epi16(1));
 }
 
-/* The 32 bits of a little-endian word as 32 bytes, 0x10 where the bit is set (the 5th bit of Q5 values). */
-AVX2 static inline __m256i bits_to_0x10(uint32_t bits) {
-    /* byte i of the result looks at byte i / 8 of the word, and the bit i % 8 of it */
-    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
-                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201LL);
-    __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int) bits), spread);
-    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(b, bit), bit), _mm256_set1_epi8(0x10));
-}
-
-/* The 32 values of a 4/5-bit 32-block as bytes 0..31: nibbles at qs (low = values 0..15, high = 16..31), plus the
- * 5th bits when qh is not NULL. */
-AVX2 static inline __m256i q45_values(const uint8_t *qs, const uint8_t *qh) {
-    __m256i raw = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *) qs));
-    __m256i q = _mm256_and_si256(_mm256_srlv_epi64(raw, _mm256_set_epi64x(4, 4, 0, 0)), _mm256_set1_epi8(0x0F));
-    if (qh != NULL) {
-        uint32_t h;
-        memcpy(&h, qh, 4);
-        q = _mm256_or_si256(q, bits_to_0x10(h));
-    }
-    return q;
-}
 
 /* ---------------------------------------------------------------- 32-blocks: Q4_1, Q5_0, Q5_1 */
 

@@ -134,12 +134,17 @@ public final class KvCache {
     /** Makes room for positions up to {@code tokens} in layer l. */
     void ensure(int l, int tokens) {
         if (tokens > maxTokens) throw new IllegalStateException("KV cache holds at most " + maxTokens + " tokens, asked for " + tokens);
-        int capacity = (data != null ? data[l].length : half[l].length) / width;
-        if (tokens > capacity) {
-            int cap = (int) Math.min(maxTokens, Math.max(tokens, 2L * capacity));
-            if (data != null) data[l] = Arrays.copyOf(data[l], cap * width);
-            else half[l] = Arrays.copyOf(half[l], cap * width);
-        }
+        int capacity = capacity(l);
+        if (tokens > capacity) grow(l, (int) Math.min(maxTokens, Math.max(tokens, 2L * capacity)));
+    }
+
+    /** Positions layer l's array has room for. */
+    private int capacity(int l) { return (data != null ? data[l].length : half[l].length) / width; }
+
+    /** Layer l's array copied into one of room for {@code positions}. */
+    private void grow(int l, int positions) {
+        if (data != null) data[l] = Arrays.copyOf(data[l], positions * width);
+        else half[l] = Arrays.copyOf(half[l], positions * width);
     }
 
     /**
@@ -150,12 +155,7 @@ public final class KvCache {
      */
     public void reserve(int tokens) {
         int want = Math.min(tokens, maxTokens);
-        for (int l = 0; l < layers; l++) {
-            int capacity = (data != null ? data[l].length : half[l].length) / width;
-            if (want <= capacity) continue;
-            if (data != null) data[l] = Arrays.copyOf(data[l], want * width);
-            else half[l] = Arrays.copyOf(half[l], want * width);
-        }
+        for (int l = 0; l < layers; l++) if (want > capacity(l)) grow(l, want);
     }
 
     /** Called once a forward pass has written positions [length, newLength) in every layer. */

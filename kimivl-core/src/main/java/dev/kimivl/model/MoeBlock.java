@@ -186,16 +186,7 @@ public final class MoeBlock {
         float[][] yp = new float[parts][];
         RowBlocks.run(parts, i -> {
             int p = shared != null ? (i + parts - 1) % parts : i;     // the shared expert (twice an expert's rows) first
-            SwiGlu m = mlp[p];
-            int inter = m.inter();
-            float[] g = new float[inter], u = new float[inter];
-            for (int b = 0; b < m.gateBlocks.count(); b++) m.gateBlocks.block(b, xq, x, 0, g, 0);
-            for (int b = 0; b < m.upBlocks.count(); b++) m.upBlocks.block(b, xq, x, 0, u, 0);
-            VectorMath.siluMul(g, u, inter);
-            QuantizedInput gq = m.downBlocks.quantized(g, 0);
-            float[] y = new float[D];
-            for (int b = 0; b < m.downBlocks.count(); b++) m.downBlocks.block(b, gq, g, 0, y, 0);
-            yp[p] = y;
+            yp[p] = mlp[p].forwardOne(x, xq);
         });
         PhaseTimer.lap(PhaseTimer.Phase.FFN_UP);
         float[] acc = new float[D], y = new float[D];

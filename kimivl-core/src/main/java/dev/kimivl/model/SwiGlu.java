@@ -65,10 +65,17 @@ public final class SwiGlu {
 
     /** One token: gate and up in one dispatch, then down. */
     private float[] forwardOne(float[] x) {
+        return forwardOne(x, gateBlocks.quantized(x, 0));
+    }
+
+    /**
+     * One token with its input already quantized the way gate's integer matvec does (xq, or null: floats); from inside
+     * a pool task (MoeBlock's experts, one per thread) the dispatches run on the calling thread.
+     */
+    float[] forwardOne(float[] x, QuantizedInput xq) {
         int inter = gate.rows();
         float[] g = new float[inter], u = new float[inter];
         int ng = gateBlocks.count();
-        QuantizedInput xq = gateBlocks.quantized(x, 0);
         RowBlocks.run(ng + upBlocks.count(), i -> {
             if (i < ng) gateBlocks.block(i, xq, x, 0, g, 0);
             else upBlocks.block(i - ng, xq, x, 0, u, 0);
