@@ -147,6 +147,65 @@ public final class MicroKernel {
         c50.intoArray(c, o); c51.intoArray(c, o + 8);
     }
 
+    /** The 16-lane species of {@link #rows12x16} (AVX-512: one zmm register holds a whole 16-input row of C). */
+    private static final VectorSpecies<Float> F16 = FloatVector.SPECIES_512;
+
+    /** Whether {@link #rows12x16} runs here: 512-bit vectors intrinsified ({@code kimivl.vectorBits} 512). */
+    public static final boolean WIDE = Vectors.FL >= 16;
+
+    /**
+     * {@link #rows6x16} for two 6-row groups at once with 512-bit vectors (AVX-512's 32 registers): 12 accumulators
+     * (12 weight rows × the panel's 16 inputs, one zmm each), one input vector and one broadcast; 12 FMAs of 16 lanes
+     * per load + 12 broadcasts, against 12 FMAs of 8 lanes per 2 loads + 6 broadcasts. C[r][j] is the same FMA chain
+     * over k as in rows6x16 (one chain per element, k in order, from zero, then + C), so the floats are identical.
+     * Only for {@link #WIDE} machines: elsewhere a 512-bit species is emulated, far slower.
+     */
+    public static void rows12x16(float[] a, int ao, float[] b, int bo, int kc, float[] c, int co, boolean load) {
+        FloatVector c0 = FloatVector.zero(F16), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+        FloatVector c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+        for (int ak = ao, bk = bo, end = bo + kc * NR; bk < end; bk += NR, ak++) {
+            FloatVector b0 = FloatVector.fromArray(F16, b, bk);
+            c0 = FloatVector.broadcast(F16, a[ak]).fma(b0, c0);
+            c1 = FloatVector.broadcast(F16, a[ak + ROWS_KC]).fma(b0, c1);
+            c2 = FloatVector.broadcast(F16, a[ak + 2 * ROWS_KC]).fma(b0, c2);
+            c3 = FloatVector.broadcast(F16, a[ak + 3 * ROWS_KC]).fma(b0, c3);
+            c4 = FloatVector.broadcast(F16, a[ak + 4 * ROWS_KC]).fma(b0, c4);
+            c5 = FloatVector.broadcast(F16, a[ak + 5 * ROWS_KC]).fma(b0, c5);
+            c6 = FloatVector.broadcast(F16, a[ak + 6 * ROWS_KC]).fma(b0, c6);
+            c7 = FloatVector.broadcast(F16, a[ak + 7 * ROWS_KC]).fma(b0, c7);
+            c8 = FloatVector.broadcast(F16, a[ak + 8 * ROWS_KC]).fma(b0, c8);
+            c9 = FloatVector.broadcast(F16, a[ak + 9 * ROWS_KC]).fma(b0, c9);
+            c10 = FloatVector.broadcast(F16, a[ak + 10 * ROWS_KC]).fma(b0, c10);
+            c11 = FloatVector.broadcast(F16, a[ak + 11 * ROWS_KC]).fma(b0, c11);
+        }
+        if (load) {
+            c0 = c0.add(FloatVector.fromArray(F16, c, co));
+            c1 = c1.add(FloatVector.fromArray(F16, c, co + NR));
+            c2 = c2.add(FloatVector.fromArray(F16, c, co + 2 * NR));
+            c3 = c3.add(FloatVector.fromArray(F16, c, co + 3 * NR));
+            c4 = c4.add(FloatVector.fromArray(F16, c, co + 4 * NR));
+            c5 = c5.add(FloatVector.fromArray(F16, c, co + 5 * NR));
+            c6 = c6.add(FloatVector.fromArray(F16, c, co + 6 * NR));
+            c7 = c7.add(FloatVector.fromArray(F16, c, co + 7 * NR));
+            c8 = c8.add(FloatVector.fromArray(F16, c, co + 8 * NR));
+            c9 = c9.add(FloatVector.fromArray(F16, c, co + 9 * NR));
+            c10 = c10.add(FloatVector.fromArray(F16, c, co + 10 * NR));
+            c11 = c11.add(FloatVector.fromArray(F16, c, co + 11 * NR));
+        }
+        c0.intoArray(c, co);
+        c1.intoArray(c, co + NR);
+        c2.intoArray(c, co + 2 * NR);
+        c3.intoArray(c, co + 3 * NR);
+        c4.intoArray(c, co + 4 * NR);
+        c5.intoArray(c, co + 5 * NR);
+        c6.intoArray(c, co + 6 * NR);
+        c7.intoArray(c, co + 7 * NR);
+        c8.intoArray(c, co + 8 * NR);
+        c9.intoArray(c, co + 9 * NR);
+        c10.intoArray(c, co + 10 * NR);
+        c11.intoArray(c, co + 11 * NR);
+    }
+
     /**
      * 12 weight rows (two 6-row groups, row stride ROWS_KC) × the first 8 inputs of a panel: 12 FMAs per load and 12
      * broadcasts, for a last panel of at most 8 inputs (the 6×8 kernel does 6 FMAs per 7 loads).

@@ -18,8 +18,9 @@ import jdk.incubator.vector.VectorSpecies;
  *       per call;
  *   <li>the 6×16 micro-kernel ({@link MicroKernel#rows6x16}, its row-major-A form) keeps 12 accumulators (6 weight
  *       rows × 16 inputs), two input vectors and one broadcast in the 16 AVX2 registers: 12 FMAs per 2 loads + 6
- *       broadcasts. Tiles are accumulated over the k-blocks in a small per-thread buffer and transposed into y once
- *       per row block.
+ *       broadcasts; with AVX-512, {@link MicroKernel#rows12x16} holds 12 weight rows × 16 inputs in 12 zmm registers
+ *       (same floats, 1.4-2× the multiply-adds per second). Tiles are accumulated over the k-blocks in a small
+ *       per-thread buffer and transposed into y once per row block.
  * </ul>
  * Row blocks are spread over the one pool ({@link Parallel#forRange}).
  */
@@ -58,6 +59,11 @@ final class PackedGemm {
     }
 
     static void matmul(Matrix m, float[] x, float[] y, int n) {
+        matmul(m, x, y, n, MicroKernel.WIDE);
+    }
+
+    /** {@link #matmul} with the 512-bit kernel ({@link MicroKernel#rows12x16}) or the 8-lane ones: tests compare both. */
+    static void matmul(Matrix m, float[] x, float[] y, int n, boolean wide) {
         final int rows = m.rows(), cols = m.cols();
         if (n <= 0 || rows == 0) return;
         final int groups = (n + NR - 1) / NR;
@@ -77,12 +83,12 @@ final class PackedGemm {
             float[] w = ranged ? null : scratch(1, MC * cols);
             float[] a = scratch(2, MC * KC);
             float[] c = scratch(3, groups * NR * MC);
-            for (int b = b0; b < b1; b++) block(m, ranged, rows, cols, b * MC, xp, n, groups, y, w, a, c);
+            for (int b = b0; b < b1; b++) block(m, ranged, rows, cols, b * MC, xp, n, groups, y, w, a, c, wide);
         });
     }
 
     private static void block(Matrix m, boolean ranged, int rows, int cols, int r0, float[] xp, int n, int groups,
-                              float[] y, float[] w, float[] a, float[] c) {
+                              float[] y, float[] w, float[] a, float[] c, boolean wide) {
         int nr = Math.min(MC, rows - r0);
         int mg = (nr + MR - 1) / MR;
         if (!ranged) for (int i = 0; i < nr; i++) m.row(r0 + i, w, i * cols);
@@ -101,7 +107,13 @@ final class PackedGemm {
             for (int g = 0; g < groups; g++) {
                 int bo = (g * cols + pc) * NR;
                 int co = g * MC * NR;
-                if (n - g * NR > 8) {
+                if (wide) {
+                    // AVX-512: 12 rows × 16 inputs in zmm registers for every panel (a short last panel's zero lanes
+                    // cost no more than the 8-lane forms' extra loads)
+                    int ir = 0;
+                    for (; ir + 2 <= mg; ir += 2) MicroKernel.rows12x16(a, ir * MR * KC, xp, bo, kc, c, co + ir * MR * NR, load);
+                    if (ir < mg) MicroKernel.rows6x16(a, ir * MR * KC, xp, bo, kc, c, co + ir * MR * NR, load);
+                } else if (n - g * NR > 8) {
                     for (int ir = 0; ir < mg; ir++) MicroKernel.rows6x16(a, ir * MR * KC, xp, bo, kc, c, co + ir * MR * NR, load);
                 } else {
                     // a last panel of ≤ 8 inputs: 12 rows × 8 inputs (12 accumulators) where two 6-row groups remain

@@ -242,6 +242,27 @@ class QuantTest {
         assertArrayEquals(y1, y3, 1e-4f, "packed vs row-decoding path");
     }
 
+    /**
+     * The AVX-512 kernel (MicroKernel.rows12x16, 12 weight rows a call) gives the 8-lane kernels' floats bit for bit:
+     * row counts that leave a lone 6-row group (67 rows: 24 + 24 + 19) and none (48), several k-blocks (cols 600 with
+     * k-blocks of 256, the second and third added to C), panels full, short (n = 21: 16 + 5) and of ≤ 8 inputs (n = 3).
+     * On a machine without AVX-512 the 512-bit species is emulated: slow, but the same floats.
+     */
+    @Test
+    void wideKernelMatchesNarrowBitForBit() {
+        Random rnd = new Random(29);
+        for (int rows : new int[]{67, 48}) {
+            for (int n : new int[]{3, 21, 48}) {
+                int cols = 600;
+                SegmentMatrix m = SegmentMatrix.ofFloats(random(rnd, rows * cols, 0.1f), rows, cols);
+                float[] x = random(rnd, n * cols, 1f), narrow = new float[n * rows], wide = new float[n * rows];
+                PackedGemm.matmul(m, x, narrow, n, false);
+                PackedGemm.matmul(m, x, wide, n, true);
+                assertArrayEquals(narrow, wide, 0f, "rows " + rows + ", n " + n);
+            }
+        }
+    }
+
     /** An input large enough to be packed over the pool (n·cols ≥ 2^18), 5 panels, the last of 6 inputs. */
     @Test
     void packedGemmLargeInput() {

@@ -4,6 +4,7 @@ import dev.kimivl.tensor.Parallel;
 import dev.kimivl.tensor.SegmentMatrix;
 import dev.kimivl.tensor.VectorMath;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -97,38 +98,56 @@ public final class LinearOps {
     }
 
     /**
-     * out[oo + j] = {@link VectorMath#dot}(a[ao ..], b_j) for the n rows b_j of b [n, d], bit for bit, eight (one vector
-     * of) rows at a time from bt = bᵀ [d, n]: lane l of the dot's accumulator becomes a vector p_l over the rows
-     * (the products a[c]·b_j[c] of c ≡ l mod 8, fused in increasing c), and the lane sum ((p_0 + p_1) + …) + p_7 then
-     * the scalar tail are the dot's own. About 5× fewer instructions than a dot per row at d = 32.
+     * out[oo + j] = {@link VectorMath#dot}(a[ao ..], b_j) for the n rows b_j of b [n, d], bit for bit, from bt = bᵀ [d, n].
+     * See {@link #dotsT(float[], int, float[], int, int, int, int, float[], int)}.
      */
-    public static void dotsT(float[] a, int ao, float[] b, float[] bt, int n, int d, float[] out, int oo) {
-        final int L = VF.length(), bound = VF.loopBound(d);
-        int j = 0;
-        for (; j + L <= n; j += L) {
-            FloatVector s = null;
-            for (int l = 0; l < L; l++) {
-                FloatVector p = FloatVector.zero(VF);
-                for (int c = l; c < bound; c += L) p = FloatVector.broadcast(VF, a[ao + c]).fma(FloatVector.fromArray(VF, bt, c * n + j), p);
-                s = l == 0 ? p : s.add(p);
-            }
-            for (int c = bound; c < d; c++) s = s.add(FloatVector.fromArray(VF, bt, c * n + j).mul(a[ao + c]));
-            s.intoArray(out, oo + j);
-        }
-        for (; j < n; j++) out[oo + j] = VectorMath.dot(a, ao, b, j * d, d);
+    public static void dotsT(float[] a, int ao, float[] bt, int n, int d, float[] out, int oo) {
+        dotsT(a, ao, bt, n, 0, n, d, out, oo);
     }
 
     /**
-     * out[oo .. oo + d) = Σ_r coef[co + r·cs]·x_r over the n rows x_r of x [n, d], r in increasing order, each term
+     * out[oo + j] = {@link VectorMath#dot}(a[ao .. ao + d), b_{j0 + j}) for j in [0, n), bit for bit, where the rows b_r
+     * are the columns of bt = bᵀ [d, ldb] (row stride ldb), a vector of L rows at a time: lane l of the dot's
+     * accumulator becomes a vector p_l over the rows (the products a[c]·b_j[c] of c ≡ l mod L, fused in increasing c),
+     * and the lane sum ((p_0 + p_1) + …) + p_{L−1}, then the scalar tail, are the dot's own. About 5× fewer instructions
+     * than a dot per row at d = 32; the last n mod L rows go through a lane mask (the same operations per lane).
+     */
+    public static void dotsT(float[] a, int ao, float[] bt, int ldb, int j0, int n, int d, float[] out, int oo) {
+        final int L = VF.length(), bound = VF.loopBound(d);
+        for (int j = 0; j < n; j += L) {
+            VectorMask<Float> m = j + L <= n ? VF.maskAll(true) : VF.indexInRange(j, n);
+            int col = j0 + j;
+            // l = 0 first, so that no vector is ever null: a null-or-vector merge makes C2 box every vector of the loop
+            FloatVector s = partialDot(a, ao, bt, ldb, col, m, 0, bound, L);
+            for (int l = 1; l < L; l++) s = s.add(partialDot(a, ao, bt, ldb, col, m, l, bound, L));
+            for (int c = bound; c < d; c++) s = s.add(FloatVector.fromArray(VF, bt, c * ldb + col, m).mul(a[ao + c]));
+            s.intoArray(out, oo + j, m);
+        }
+    }
+
+    /** Σ over c = l, l + L, … < bound of a[ao + c]·bt[c, col .. col + L) (masked-off lanes read as 0), fused from zero. */
+    private static FloatVector partialDot(float[] a, int ao, float[] bt, int ldb, int col, VectorMask<Float> m, int l, int bound, int L) {
+        FloatVector p = FloatVector.zero(VF);
+        for (int c = l; c < bound; c += L) p = FloatVector.broadcast(VF, a[ao + c]).fma(FloatVector.fromArray(VF, bt, c * ldb + col, m), p);
+        return p;
+    }
+
+    /** {@link #rowTimes(float[], int, int, int, float[], int, int, int, float[], int)} over contiguous rows x [n, d]. */
+    public static void rowTimes(float[] coef, int co, int cs, int n, float[] x, int d, float[] out, int oo) {
+        rowTimes(coef, co, cs, n, x, 0, d, d, out, oo);
+    }
+
+    /**
+     * out[oo .. oo + d) = Σ_r coef[co + r·cs]·x_r over the n rows x_r = x[xo0 + r·xs .. + d), r in increasing order, each term
      * fused into the sum as {@link VectorMath#axpy} does (and the scalar tail as its tail): the floats of n axpys into a
      * zeroed row, with the row held in registers (up to four vectors at a time) instead of stored n times.
      */
-    public static void rowTimes(float[] coef, int co, int cs, int n, float[] x, int d, float[] out, int oo) {
+    public static void rowTimes(float[] coef, int co, int cs, int n, float[] x, int xo0, int xs, int d, float[] out, int oo) {
         final int L = VF.length(), bound = VF.loopBound(d);
         int c = 0;
         for (; c + 4 * L <= bound; c += 4 * L) {
             FloatVector s0 = FloatVector.zero(VF), s1 = s0, s2 = s0, s3 = s0;
-            for (int r = 0, ci = co, xo = c; r < n; r++, ci += cs, xo += d) {
+            for (int r = 0, ci = co, xo = xo0 + c; r < n; r++, ci += cs, xo += xs) {
                 FloatVector w = FloatVector.broadcast(VF, coef[ci]);
                 s0 = FloatVector.fromArray(VF, x, xo).fma(w, s0);
                 s1 = FloatVector.fromArray(VF, x, xo + L).fma(w, s1);
@@ -142,12 +161,12 @@ public final class LinearOps {
         }
         for (; c < bound; c += L) {
             FloatVector s0 = FloatVector.zero(VF);
-            for (int r = 0, ci = co, xo = c; r < n; r++, ci += cs, xo += d) s0 = FloatVector.fromArray(VF, x, xo).fma(FloatVector.broadcast(VF, coef[ci]), s0);
+            for (int r = 0, ci = co, xo = xo0 + c; r < n; r++, ci += cs, xo += xs) s0 = FloatVector.fromArray(VF, x, xo).fma(FloatVector.broadcast(VF, coef[ci]), s0);
             s0.intoArray(out, oo + c);
         }
         for (; c < d; c++) {
             float s = 0;
-            for (int r = 0, ci = co; r < n; r++, ci += cs) s += coef[ci] * x[r * d + c];
+            for (int r = 0, ci = co; r < n; r++, ci += cs) s += coef[ci] * x[xo0 + r * xs + c];
             out[oo + c] = s;
         }
     }

@@ -342,27 +342,28 @@ public final class TextGrad {
                     System.arraycopy(lc.kpe, t * rope, lc.keys, (h * T + t) * qHead + nope, rope);
                     System.arraycopy(kvb, src + nope, lc.vals, (h * T + t) * vDim, vDim);
                 }
+                // scores of query row i against keys [s0, i] from kᵀ [qHead, T] of the head, a vector of keys at a
+                // time (LinearOps.dotsT: the floats of one VectorMath.dot per key)
+                float[] kt = LinearOps.transpose(java.util.Arrays.copyOfRange(lc.keys, h * T * qHead, (h + 1) * T * qHead), T, qHead);
                 for (int i = 0; i < T; i++) {
-                    int qo = (i * H + h) * qHead, s0 = seg[i], po = h * rowOff[T] + rowOff[i];
+                    int qo = (i * H + h) * qHead, s0 = seg[i], po = h * rowOff[T] + rowOff[i], n = i - s0 + 1;
+                    LinearOps.dotsT(lc.q, qo, kt, T, s0, n, qHead, lc.probs, po);
                     float m = Float.NEGATIVE_INFINITY;
-                    for (int j = s0; j <= i; j++) {
-                        float d = VectorMath.dot(lc.q, qo, lc.keys, (h * T + j) * qHead, qHead) * scale;
-                        lc.probs[po + j - s0] = d;
+                    for (int j = 0; j < n; j++) {
+                        float d = lc.probs[po + j] * scale;
+                        lc.probs[po + j] = d;
                         m = Math.max(m, d);
                     }
                     double z = 0;
-                    for (int j = s0; j <= i; j++) {
-                        float e = (float) Math.exp(lc.probs[po + j - s0] - m);
-                        lc.probs[po + j - s0] = e;
+                    for (int j = 0; j < n; j++) {
+                        float e = (float) Math.exp(lc.probs[po + j] - m);
+                        lc.probs[po + j] = e;
                         z += e;
                     }
                     float inv = (float) (1 / z);
-                    int oo = i * H * vDim + h * vDim;
-                    for (int j = s0; j <= i; j++) {
-                        float pij = lc.probs[po + j - s0] * inv;
-                        lc.probs[po + j - s0] = pij;
-                        VectorMath.axpy(pij, lc.vals, (h * T + j) * vDim, lc.attnOut, oo, vDim);
-                    }
+                    for (int j = 0; j < n; j++) lc.probs[po + j] *= inv;
+                    // out_i = Σ_j p_ij·v_j, j in order, in registers (the floats of one axpy per key into the zeroed row)
+                    LinearOps.rowTimes(lc.probs, po, 1, n, lc.vals, (h * T + s0) * vDim, vDim, vDim, lc.attnOut, i * H * vDim + h * vDim);
                 }
             }
         });
@@ -377,31 +378,37 @@ public final class TextGrad {
         float[] dq = new float[T * H * qHead];
         float[] dkvb = new float[T * H * (nope + vDim)];
         float[][] dkpeHead = new float[H][T * rope];          // per head, summed after: heads run in parallel
+        int hv = H * vDim, kvStride = H * (nope + vDim);
         Parallel.forRange(H, 1, (h0, h1) -> {
-            float[] dp = new float[T];
+            float[] dp = new float[T], col = new float[T];
+            float[] dS = new float[rowOff[T]];                   // d scores of the head (before the scale), as probs
             for (int h = h0; h < h1; h++) {
                 float[] dkpe = dkpeHead[h];
+                int ph = h * rowOff[T];
+                float[] vt = LinearOps.transpose(java.util.Arrays.copyOfRange(lc.vals, h * T * vDim, (h + 1) * T * vDim), T, vDim);
                 for (int i = 0; i < T; i++) {
-                    int s0 = seg[i], po = h * rowOff[T] + rowOff[i], ao = i * H * vDim + h * vDim;
+                    int s0 = seg[i], po = ph + rowOff[i], ao = i * hv + h * vDim, n = i - s0 + 1;
+                    LinearOps.dotsT(dAttn, ao, vt, T, s0, n, vDim, dp, 0);          // dp_j = dO_i · v_j
                     double dot = 0;
-                    for (int j = s0; j <= i; j++) {
-                        float d = VectorMath.dot(dAttn, ao, lc.vals, (h * T + j) * vDim, vDim);
-                        dp[j - s0] = d;
-                        dot += (double) d * lc.probs[po + j - s0];
-                    }
-                    int qo = (i * H + h) * qHead;
-                    for (int j = s0; j <= i; j++) {
-                        float pij = lc.probs[po + j - s0];
-                        // d value_j += p_ij · dO_i
-                        int vd = j * H * (nope + vDim) + h * (nope + vDim) + nope;
-                        VectorMath.axpy(pij, dAttn, ao, dkvb, vd, vDim);
-                        float ds = (float) (pij * (dp[j - s0] - dot)) * scale;          // d score (before the scale)
-                        int ko = (h * T + j) * qHead;
-                        VectorMath.axpy(ds, lc.keys, ko, dq, qo, qHead);
-                        int kd = j * H * (nope + vDim) + h * (nope + vDim);
-                        VectorMath.axpy(ds, lc.q, qo, dkvb, kd, nope);
-                        VectorMath.axpy(ds, lc.q, qo + nope, dkpe, j * rope, rope);
-                    }
+                    for (int j = 0; j < n; j++) dot += (double) dp[j] * lc.probs[po + j];
+                    for (int j = 0; j < n; j++) dS[rowOff[i] + j] = (float) (lc.probs[po + j] * (dp[j] - dot)) * scale;
+                    // dq_i = Σ_j ds_ij·k_j (the only writer of dq's row: the floats of one axpy per key into zeros)
+                    LinearOps.rowTimes(dS, rowOff[i], 1, n, lc.keys, (h * T + s0) * qHead, qHead, qHead, dq, (i * H + h) * qHead);
+                }
+                // per key j, over the queries i ≥ j of its segment in increasing order (as the i-outer loop of one
+                // axpy per (i, j) accumulates them): d value_j = Σ_i p_ij·dO_i, d key_j = Σ_i ds_ij·q_i (nope part
+                // into kv_b's gradient, rope part into k_pe's)
+                for (int j = 0; j < T; j++) {
+                    int end = j + 1;
+                    while (end < T && seg[end] == seg[j]) end++;
+                    int cnt = end - j, sj = j - seg[j];
+                    for (int i = j, r = 0; i < end; i++, r++) col[r] = lc.probs[ph + rowOff[i] + sj];
+                    int vd = j * kvStride + h * (nope + vDim);
+                    LinearOps.rowTimes(col, 0, 1, cnt, dAttn, j * hv + h * vDim, hv, vDim, dkvb, vd + nope);
+                    for (int i = j, r = 0; i < end; i++, r++) col[r] = dS[rowOff[i] + sj];
+                    int qj = (j * H + h) * qHead, qs = H * qHead;
+                    LinearOps.rowTimes(col, 0, 1, cnt, lc.q, qj, qs, nope, dkvb, vd);
+                    LinearOps.rowTimes(col, 0, 1, cnt, lc.q, qj + nope, qs, rope, dkpe, j * rope);
                 }
             }
         });

@@ -501,7 +501,7 @@ public final class VisionGrad {
         float scale = (float) (1 / Math.sqrt(headDim));
         float[] pr = new float[n * n];
         for (int i = 0; i < n; i++) {
-            LinearOps.dotsT(q, i * headDim, k, kt, n, headDim, pr, i * n);
+            LinearOps.dotsT(q, i * headDim, kt, n, headDim, pr, i * n);
             float max = Float.NEGATIVE_INFINITY;
             for (int j = 0; j < n; j++) {
                 float s = pr[i * n + j] * scale;
@@ -569,7 +569,7 @@ public final class VisionGrad {
                 float[] vt = LinearOps.transpose(v, n, headDim);
                 float[] dS = new float[n * n], dP = new float[n];
                 for (int i = 0; i < n; i++) {
-                    LinearOps.dotsT(dO, i * headDim, v, vt, n, headDim, dP, 0);   // dP[j] = dO_i · v_j
+                    LinearOps.dotsT(dO, i * headDim, vt, n, headDim, dP, 0);   // dP[j] = dO_i · v_j
                     double rowDot = 0;                                  // Σ_j dP[i, j]·P[i, j]
                     for (int j = 0; j < n; j++) rowDot += (double) dP[j] * pr[i * n + j];
                     for (int j = 0; j < n; j++) dS[i * n + j] = (float) (pr[i * n + j] * (dP[j] - rowDot)) * scale;   // scale folded in

@@ -38,13 +38,14 @@ import java.util.stream.Stream;
  * thread (PackedGemm.kernel16, Parallel$Worker.run = a worker spinning idle, ...).
  *
  * <p>Run (docs/training-speed.md): {@code java --add-modules jdk.incubator.vector -cp ... dev.kimivl.train.recipe.TrainStepBench
- * --recipe recipes/nano.json --steps 10 [--kind vit|joint|both] [--profile]}.
+ * --recipe recipes/nano.json --steps 10 [--kind vit|joint|both | --stage NAME] [--profile]}; {@code --stage} times the
+ * named stage's step instead (e.g. {@code long}, whose long text makes attention the larger part).
  */
 public final class TrainStepBench {
     public static void main(String[] args) throws Exception {
         Path recipeFile = Path.of("recipes/nano.json"), tokenizerFrom = Path.of("models/kimivl-nano-instruct");
         int steps = 10, warmup = 2;
-        String kind = "both";
+        String kind = "both", stageName = null;
         boolean profile = false;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
@@ -53,9 +54,10 @@ public final class TrainStepBench {
                 case "--steps" -> steps = Integer.parseInt(args[++i]);
                 case "--warmup" -> warmup = Integer.parseInt(args[++i]);
                 case "--kind" -> kind = args[++i];
+                case "--stage" -> stageName = args[++i];
                 case "--profile" -> profile = true;
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]
-                        + " (--recipe FILE --tokenizer-from MODEL_DIR --steps N --warmup N --kind vit|joint|both --profile)");
+                        + " (--recipe FILE --tokenizer-from MODEL_DIR --steps N --warmup N --kind vit|joint|both --stage NAME --profile)");
             }
         }
         Recipe recipe = Recipe.load(recipeFile);
@@ -70,6 +72,13 @@ public final class TrainStepBench {
             RecipeTrainer trainer = new RecipeTrainer(recipeFile, dir, System.err, 0, 1, -1);
             System.out.printf(Locale.ROOT, "recipe %s, model %s; threads %d; %d warm-up + %d timed steps per kind%n",
                     recipeFile, recipe.model(), dev.kimivl.tensor.Parallel.THREADS, warmup, steps);
+            if (stageName != null) {
+                int index = -1;
+                for (int i = 0; i < recipe.stages().size(); i++) if (recipe.stages().get(i).name().equals(stageName)) index = i;
+                if (index < 0) throw new IllegalArgumentException(recipeFile + " has no stage named " + stageName);
+                bench(trainer, recipe, index, dir.resolve("current"), warmup, steps, profile);
+                return;
+            }
             List<String> kinds = kind.equals("both") ? List.of("vit", "joint") : List.of(kind);
             for (String k : kinds) {
                 Recipe.Stage stage = null;
