@@ -27,6 +27,33 @@ public final class Gemm {
     /** Inputs from which {@link PackedGemm} (decoded weight blocks × packed inputs, 6×16 micro-kernel) is used. */
     static final int PACKED_MIN_N = KernelSettings.SYSTEM.gemmPackedMinN();
 
+    /** Whether {@link #matmul} takes the packed GEMM for n inputs (else the row-decoding path, other float order). */
+    public static boolean packed(int n) { return n >= PACKED_MIN_N && PackedGemm.supported(); }
+
+    /**
+     * C [m, n] = A [m, k]·B [k, n], all float32 row-major, on the packed GEMM without transposing anything: A's rows
+     * are the weight rows, B's columns the inputs. The floats of {@code ofFloats(Bᵀ).matmul(A)} (see
+     * {@link PackedGemm#run}). Needs {@link #packed}(m) (the transposing form's input count).
+     */
+    public static void matmulNN(float[] a, int m, int k, float[] b, int n, float[] c) {
+        checkPacked(m);
+        PackedGemm.run(SegmentMatrix.ofFloats(a, m, k), b, true, n, c, true, MicroKernel.WIDE);
+    }
+
+    /**
+     * C [m, n] = Aᵀ·B for A [k, m], B [k, n], float32 row-major (a weight gradient dyᵀ·x): A read through
+     * {@link TransposedFloats}, B's columns packed from its rows; the floats of {@code ofFloats(Bᵀ).matmul(Aᵀ)}.
+     * Needs {@link #packed}(m).
+     */
+    public static void matmulTN(float[] a, int k, int m, float[] b, int n, float[] c) {
+        checkPacked(m);
+        PackedGemm.run(new TransposedFloats(a, k, m), b, true, n, c, true, MicroKernel.WIDE);
+    }
+
+    private static void checkPacked(int inputs) {
+        if (!packed(inputs)) throw new IllegalArgumentException(inputs + " rows: below the packed GEMM's " + PACKED_MIN_N + " (or no 8-lane vectors), whose floats these forms give");
+    }
+
     public static void matmul(Matrix m, float[] x, float[] y, int n) {
         final int rows = m.rows(), cols = m.cols();
         if ((long) n * cols > x.length) throw new IllegalArgumentException("x has " + x.length + " floats, needs " + (long) n * cols);

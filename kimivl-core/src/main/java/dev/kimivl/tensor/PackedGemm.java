@@ -64,31 +64,44 @@ final class PackedGemm {
 
     /** {@link #matmul} with the 512-bit kernel ({@link MicroKernel#rows12x16}) or the 8-lane ones: tests compare both. */
     static void matmul(Matrix m, float[] x, float[] y, int n, boolean wide) {
+        run(m, x, false, n, y, false, wide);
+    }
+
+    /**
+     * The general form: the n inputs are the rows of x [n, cols] ({@code xColumns} false) or the columns of
+     * x [cols, n] (true: B of C = A·B, packed straight from its rows, no transpose); the result goes to y[t·rows + r]
+     * ({@code yByRow} false) or y[r·n + t] (true: C [rows, n] row-major, copied from the tiles as they are). Every
+     * element is the same FMA chain over the columns in k-blocks of {@link #KC} whichever the layouts, so the floats
+     * are those of the transposing forms.
+     */
+    static void run(Matrix m, float[] x, boolean xColumns, int n, float[] y, boolean yByRow, boolean wide) {
         final int rows = m.rows(), cols = m.cols();
         if (n <= 0 || rows == 0) return;
         final int groups = (n + NR - 1) / NR;
         final float[] xp = scratch(0, Math.multiplyExact(groups * NR, cols));
         // packing is ~1/100 of the multiply-adds' time, but single-threaded it would leave the other core idle: split
         // over the pool when there are several panels of a large input
+        Parallel.RangeBody pack = xColumns ? (g0, g1) -> packColumns(x, n, cols, g0, g1, xp) : (g0, g1) -> packX(x, n, cols, g0, g1, xp);
         if (groups >= 4 && (long) n * cols >= (1 << 18)) {
-            Parallel.forRange(groups, 2, (g0, g1) -> packX(x, n, cols, g0, g1, xp));
+            Parallel.forRange(groups, 2, pack);
         } else {
-            packX(x, n, cols, 0, groups, xp);
+            pack.run(0, groups);
         }
         int blocks = (rows + MC - 1) / MC;
         // QuantMatrix / SegmentMatrix decode each k-block straight into the [MC][KC] block; other kinds decode whole
         // rows into a scratch first
-        final boolean ranged = !FULL_ROWS && ((m instanceof QuantMatrix q && KC % q.dtype().blockSize == 0) || m instanceof SegmentMatrix);
+        final boolean ranged = (!FULL_ROWS && ((m instanceof QuantMatrix q && KC % q.dtype().blockSize == 0) || m instanceof SegmentMatrix))
+                || m instanceof TransposedFloats;
         Parallel.forRange(blocks, 1, (b0, b1) -> {
             float[] w = ranged ? null : scratch(1, MC * cols);
             float[] a = scratch(2, MC * KC);
             float[] c = scratch(3, groups * NR * MC);
-            for (int b = b0; b < b1; b++) block(m, ranged, rows, cols, b * MC, xp, n, groups, y, w, a, c, wide);
+            for (int b = b0; b < b1; b++) block(m, ranged, rows, cols, b * MC, xp, n, groups, y, yByRow, w, a, c, wide);
         });
     }
 
     private static void block(Matrix m, boolean ranged, int rows, int cols, int r0, float[] xp, int n, int groups,
-                              float[] y, float[] w, float[] a, float[] c, boolean wide) {
+                              float[] y, boolean yByRow, float[] w, float[] a, float[] c, boolean wide) {
         int nr = Math.min(MC, rows - r0);
         int mg = (nr + MR - 1) / MR;
         if (!ranged) for (int i = 0; i < nr; i++) m.row(r0 + i, w, i * cols);
@@ -98,6 +111,8 @@ final class PackedGemm {
                 q.decodeTile(r0, nr, pc, kc, a, 0, KC);
             } else if (m instanceof SegmentMatrix sm && ranged) {
                 sm.decodeTile(r0, nr, pc, kc, a, 0, KC);
+            } else if (m instanceof TransposedFloats tf) {
+                tf.decodeTile(r0, nr, pc, kc, a, 0, KC);
             } else {
                 for (int i = 0; i < nr; i++) System.arraycopy(w, i * cols + pc, a, i * KC, kc);
             }
@@ -123,12 +138,31 @@ final class PackedGemm {
                 }
             }
         }
+        if (yByRow) {
+            // c[g][row in block][16 inputs] → y[r·n + t]: 16 contiguous floats per row and panel
+            for (int g = 0; g < groups; g++) {
+                int nt = Math.min(NR, n - g * NR);
+                for (int i = 0; i < nr; i++) System.arraycopy(c, g * MC * NR + i * NR, y, (r0 + i) * n + g * NR, nt);
+            }
+            return;
+        }
         // c[g][row in block][16 inputs] → y[t·rows + r]
         for (int g = 0; g < groups; g++) {
             int nt = Math.min(NR, n - g * NR);
             for (int j = 0; j < nt; j++) {
                 int yo = (g * NR + j) * rows + r0, co = g * MC * NR + j;
                 for (int i = 0; i < nr; i++) y[yo + i] = c[co + i * NR];
+            }
+        }
+    }
+
+    /** xp[g][k][j] = x[k·n + 16g + j] (input t is column t of x [cols, n]), zero past n: 16 contiguous floats per k. */
+    static void packColumns(float[] x, int n, int cols, int g0, int g1, float[] xp) {
+        for (int g = g0; g < g1; g++) {
+            int t0 = g * NR, nt = Math.min(NR, n - t0), base = g * cols * NR;
+            for (int k = 0; k < cols; k++) {
+                System.arraycopy(x, k * n + t0, xp, base + k * NR, nt);
+                if (nt < NR) Arrays.fill(xp, base + k * NR + nt, base + (k + 1) * NR, 0f);
             }
         }
     }

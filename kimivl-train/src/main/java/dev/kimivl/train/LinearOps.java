@@ -1,5 +1,6 @@
 package dev.kimivl.train;
 
+import dev.kimivl.tensor.Gemm;
 import dev.kimivl.tensor.Parallel;
 import dev.kimivl.tensor.SegmentMatrix;
 import dev.kimivl.tensor.VectorMath;
@@ -13,10 +14,13 @@ import jdk.incubator.vector.VectorSpecies;
  * float matrix over the live training array ({@link SegmentMatrix#ofFloats}, no copy):
  * <ul>
  *   <li>forward  y [n, out] = x [n, in] · Wᵀ: the GEMM as inference runs it, W [out, in] as stored;
- *   <li>backward dx [n, in] += dy [n, out] · W: the same GEMM over Wᵀ [in, out] (one transpose of W per call);
- *   <li>weights  dW [out, in] += dyᵀ · x: the GEMM with xᵀ [in, n] as its matrix and the rows of dyᵀ [out, n] as its
- *       inputs (two transposes of activations, O(n·(in + out)) moves against O(n·in·out) multiply-adds).
+ *   <li>backward dx [n, in] += dy [n, out] · W: {@code Gemm.matmulNN}, dy's rows as the GEMM's rows and W's columns
+ *       as its inputs, packed straight from W's rows;
+ *   <li>weights  dW [out, in] += dyᵀ · x: {@code Gemm.matmulTN}, dy read by columns, x's columns as the inputs.
  * </ul>
+ * Both give the floats of the GEMM over transposed copies (Wᵀ; xᵀ and dyᵀ), which they replace where that GEMM is the
+ * packed one (≥ {@code kimivl.gemmPackedMinN} inputs); below it (a MoE expert with a handful of tokens) the
+ * transposing form stays, with the row path's floats.
  * Precision convention of the training side: float32 storage and float32 products (as PyTorch's CPU float GEMM),
  * double only for row reductions (norm statistics, softmax sums, the loss).
  */
@@ -45,15 +49,22 @@ public final class LinearOps {
     public static void backward(float[] dy, int n, int out, float[] x, int in, float[] w, float[] dx, float[] dW, float[] db) {
         if (n == 0) return;
         if (dx != null) {
-            float[] wt = transpose(w, out, in);                       // [in, out]
             float[] tmp = new float[n * in];
-            SegmentMatrix.ofFloats(wt, in, out).matmul(dy, tmp, n);
+            if (Gemm.packed(n)) {
+                Gemm.matmulNN(dy, n, out, w, in, tmp);                   // dy [n, out]·W [out, in], W's columns packed as read
+            } else {
+                SegmentMatrix.ofFloats(transpose(w, out, in), in, out).matmul(dy, tmp, n);
+            }
             addInto(dx, 0, tmp, 0, n * in);
         }
         if (dW != null) {
-            float[] xt = transpose(x, n, in), dyt = transpose(dy, n, out);   // [in, n], [out, n]
             float[] tmp = new float[out * in];
-            SegmentMatrix.ofFloats(xt, in, n).matmul(dyt, tmp, out);
+            if (Gemm.packed(out)) {
+                Gemm.matmulTN(dy, n, out, x, in, tmp);                   // dyᵀ·x, dy read by columns, x's columns packed as read
+            } else {
+                float[] xt = transpose(x, n, in), dyt = transpose(dy, n, out);   // [in, n], [out, n]
+                SegmentMatrix.ofFloats(xt, in, n).matmul(dyt, tmp, out);
+            }
             addInto(dW, 0, tmp, 0, out * in);
         }
         if (db != null) {

@@ -102,7 +102,7 @@ public final class Muon {
         for (int i = 0; i < x.length; i++) x[i] *= inv;
         for (int s = 0; s < steps; s++) {
             float[] A = mulT(x, r, k);                       // X·Xᵀ [r, r]
-            float[] AA = mul(A, r, r, A, r);                 // A·A
+            float[] AA = mul(A, r, r, A, r);                 // A·A (A = X·Xᵀ is symmetric to the bit)
             float[] B = new float[r * r];
             for (int i = 0; i < B.length; i++) B[i] = b * A[i] + c * AA[i];
             float[] BX = mul(B, r, r, x, k);                 // B·X [r, k]
@@ -116,8 +116,11 @@ public final class Muon {
     /** X·Xᵀ for X [r, k] (the packed GEMM: X is both the matrix and the inputs). */
     private static float[] mulT(float[] x, int r, int k) { return LinearOps.forward(x, r, k, x, r); }
 
-    /** P [m, n]·Q [n, k] = P·(Qᵀ)ᵀ on the packed GEMM. */
+    /** P [m, n]·Q [n, k] on the packed GEMM (Gemm.matmulNN: no transpose of Q; the same floats as P·(Qᵀ)ᵀ). */
     private static float[] mul(float[] p, int m, int n, float[] q, int k) {
-        return LinearOps.forward(p, m, n, LinearOps.transpose(q, n, k), k);
+        if (!dev.kimivl.tensor.Gemm.packed(m)) return LinearOps.forward(p, m, n, LinearOps.transpose(q, n, k), k);
+        float[] y = new float[m * k];
+        dev.kimivl.tensor.Gemm.matmulNN(p, m, n, q, k, y);
+        return y;
     }
 }
