@@ -135,6 +135,33 @@ public final class VectorMath {
 
     public static float sigmoid(float x) { return 1f / (1f + (float) Math.exp(-x)); }
 
+    /**
+     * GELU with the tanh approximation on float lanes of any width: 0.5·v·(1 + tanh(u)) = v − v/(e^{2u} + 1),
+     * u = √(2/π)(v + 0.044715v³), e^x by {@link #exp}. MoonViT's MLP in inference ({@code PackedLinear}) and in
+     * training ({@code VisionGrad}): one formula, so training's forward is inference's to the bit. Lanes are
+     * independent, so the width does not change a float.
+     */
+    public static FloatVector geluTanh(FloatVector v) {
+        FloatVector inner = v.mul(v).mul(v).mul(0.044715f).add(v).mul((float) Math.sqrt(2.0 / Math.PI));
+        FloatVector e = exp(inner.mul(2f));
+        return v.sub(v.div(e.add(1f)));
+    }
+
+    /**
+     * d/dv of {@link #geluTanh(FloatVector)}: 0.5(1 + t) + 0.5v(1 − t²)·u' with t = tanh(u), u' = √(2/π)(1 + 3·0.044715v²).
+     * Written through e = e^{2u} (the forward's) and q = 1/(e + 1), as 1 + t = 2e·q and 1 − t² = 4e·q², to
+     * e·q·(1 + 2v·u'·q): no 1 − t² cancelling to nothing where t is near ±1. For training's backward.
+     */
+    public static FloatVector geluTanhGrad(FloatVector v) {
+        final float c = (float) Math.sqrt(2.0 / Math.PI);
+        FloatVector v2 = v.mul(v);
+        FloatVector inner = v2.mul(v).mul(0.044715f).add(v).mul(c);
+        FloatVector e = exp(inner.mul(2f));
+        FloatVector q = v.broadcast(1f).div(e.add(1f));
+        FloatVector dInner = v2.mul(3 * 0.044715f).add(1f).mul(c);
+        return e.mul(q).mul(v.mul(2f).mul(dInner).fma(q, v.broadcast(1f)));
+    }
+
     /** GELU with the tanh approximation (PyTorch gelu(approximate='tanh')), used by the MoonViT MLP. */
     public static float geluTanh(float x) {
         double inner = Math.sqrt(2.0 / Math.PI) * (x + 0.044715 * x * x * x);

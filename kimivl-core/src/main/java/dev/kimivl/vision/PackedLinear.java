@@ -1,5 +1,7 @@
 package dev.kimivl.vision;
 
+import dev.kimivl.tensor.VectorMath;
+
 import dev.kimivl.tensor.KernelSettings;
 import dev.kimivl.tensor.Matrix;
 import dev.kimivl.tensor.MicroKernel;
@@ -256,7 +258,7 @@ final class PackedLinear {
         if (b != null) v = v.add(FloatVector.fromArray(F, b, bo));
         switch (act) {
             case NONE -> { }
-            case GELU_TANH -> v = VisionKernels.geluTanh(v);
+            case GELU_TANH -> v = VectorMath.geluTanh(v);
             case GELU_ERF -> v = VisionKernels.geluErf(v);
         }
         if (add) v = v.add(FloatVector.fromArray(F, y, yo));
@@ -289,7 +291,7 @@ final class PackedLinear {
             int o = co + (i >> 1) * ldc + (i & 1) * 8;
             FloatVector v = FloatVector.fromArray(F, c, o);
             if (bias != null) v = v.add(FloatVector.fromArray(F, bias, bi + (i & 1) * 8));
-            VisionKernels.geluTanh(v).intoArray(c, o);
+            VectorMath.geluTanh(v).intoArray(c, o);
         }
     }
 

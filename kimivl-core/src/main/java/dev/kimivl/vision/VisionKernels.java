@@ -22,13 +22,6 @@ final class VisionKernels {
 
     private VisionKernels() {}
 
-    /** GELU with the tanh approximation on float lanes: 0.5·v·(1 + tanh(u)) = v − v/(e^{2u} + 1). */
-    static FloatVector geluTanh(FloatVector v) {
-        FloatVector inner = v.mul(v).mul(v).mul(0.044715f).add(v).mul((float) Math.sqrt(2.0 / Math.PI));
-        FloatVector e = VectorMath.exp(inner.mul(2f));
-        return v.sub(v.div(e.add(1f)));
-    }
-
     /** Exact (erf) GELU on float lanes, erf as in {@link #erf}. */
     static FloatVector geluErf(FloatVector v) {
         return v.mul(0.5f).mul(erf(v.mul((float) (1 / Math.sqrt(2)))).add(1f));

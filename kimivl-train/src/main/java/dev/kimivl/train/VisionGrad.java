@@ -1,5 +1,7 @@
 package dev.kimivl.train;
 
+
+
 import dev.kimivl.config.ModelConfig;
 import dev.kimivl.config.VisionConfig;
 import dev.kimivl.io.SafetensorsCheckpoint;
@@ -9,6 +11,9 @@ import dev.kimivl.vision.PreprocessedImage;
 import java.nio.file.Path;
 import dev.kimivl.tensor.Parallel;
 import dev.kimivl.tensor.VectorMath;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorSpecies;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -221,7 +226,7 @@ public final class VisionGrad {
             float[] z = affine(ln1, p(bp + "norm1.weight"), p(bp + "norm1.bias"));
             float[] u = linear(z, L, p(bp + "mlp.fc0.weight"), p(bp + "mlp.fc0.bias"), dim, inter);
             float[] h = new float[u.length];
-            elementwise(u.length, (i0, i1) -> { for (int i = i0; i < i1; i++) h[i] = (float) geluTanh(u[i]); });
+            elementwise(u.length, (i0, i1) -> geluTanhInto(u, h, null, i0, i1));            // inference's vector GELU
             x = add(xMid, linear(h, L, p(bp + "mlp.fc1.weight"), p(bp + "mlp.fc1.bias"), inter, dim));
             bt[b] = new BlockTape(ln0, y0, qkv, att, ln1, z, u, h);
         }
@@ -314,7 +319,7 @@ public final class VisionGrad {
                     g.get(bp + "mlp.fc1.weight"), g.get(bp + "mlp.fc1.bias"));               // [L, I]
             float[] dU = new float[dH.length];
             float[] u = bt.u;
-            elementwise(dU.length, (i0, i1) -> { for (int i = i0; i < i1; i++) dU[i] = (float) (dH[i] * geluTanhGrad(u[i])); });
+            elementwise(dU.length, (i0, i1) -> geluTanhInto(u, dU, dH, i0, i1));
             float[] dZ = linearBackward(dU, bt.z, L, p(bp + "mlp.fc0.weight"), dim, inter,
                     g.get(bp + "mlp.fc0.weight"), g.get(bp + "mlp.fc0.bias"));               // [L, D]
             float[] dMid = add(dx, layerNormBackward(bt.ln1, dZ, p(bp + "norm1.weight"),
@@ -586,7 +591,22 @@ public final class VisionGrad {
         return dQkv;
     }
 
-    /** GELU with the tanh approximation: 0.5·u·(1 + tanh(√(2/π)·(u + 0.044715u³))). */
+    /**
+     * out[i] = gelu_tanh(u[i]) for i in [i0, i1) ({@code dOut} null: the forward), or out[i] = dOut[i]·gelu_tanh'(u[i])
+     * (the backward), on float lanes ({@link VectorMath#geluTanh(FloatVector)}, the MoonViT MLP's own GELU in inference;
+     * its derivative {@link VectorMath#geluTanhGrad}); the last lanes through a mask, with the same operations.
+     */
+    static void geluTanhInto(float[] u, float[] out, float[] dOut, int i0, int i1) {
+        VectorSpecies<Float> f = dev.kimivl.tensor.Vectors.F;
+        for (int i = i0; i < i1; i += f.length()) {
+            VectorMask<Float> m = f.indexInRange(i, i1);
+            FloatVector v = FloatVector.fromArray(f, u, i, m);
+            FloatVector r = dOut == null ? VectorMath.geluTanh(v) : VectorMath.geluTanhGrad(v).mul(FloatVector.fromArray(f, dOut, i, m));
+            r.intoArray(out, i, m);
+        }
+    }
+
+    /** GELU with the tanh approximation in double: 0.5·u·(1 + tanh(√(2/π)·(u + 0.044715u³))); the tests' reference for {@link #geluTanhInto}. */
     static double geluTanh(double u) {
         return 0.5 * u * (1 + Math.tanh(GELU_TANH_C * (u + 0.044715 * u * u * u)));
     }

@@ -148,6 +148,22 @@ class VisionGradTest {
                 "multi_modal_projector.linear_1.weight"}, 4);
     }
 
+    /** The vector GELU pass (inference's VectorMath.geluTanh and its derivative) against the double formulas. */
+    @Test
+    void vectorGeluMatchesTheDoubleFormulas() {
+        int n = 1000;
+        float[] u = new float[n], dOut = new float[n], h = new float[n], du = new float[n];
+        for (int i = 0; i < n; i++) { u[i] = -12f + 24f * i / (n - 1); dOut[i] = 1f + (i % 7) * 0.25f; }
+        VisionGrad.geluTanhInto(u, h, null, 0, n - 3);                 // a last block through the lane mask
+        VisionGrad.geluTanhInto(u, du, dOut, 0, n - 3);
+        for (int i = 0; i < n - 3; i++) {
+            double want = VisionGrad.geluTanh(u[i]), wantGrad = dOut[i] * VisionGrad.geluTanhGrad(u[i]);
+            assertEquals(want, h[i], 3e-6 * Math.max(1, Math.abs(want)), "gelu at " + u[i]);
+            assertEquals(wantGrad, du[i], 3e-6 * Math.max(1, Math.abs(wantGrad)), "gelu' at " + u[i]);
+        }
+        for (int i = n - 3; i < n; i++) assertEquals(0f, h[i], "nothing written past the range");
+    }
+
     @Test
     void activationDerivatives() {
         for (double x = -7; x <= 7; x += 0.37) {
