@@ -143,6 +143,21 @@ public final class LinearOps {
         return p;
     }
 
+    /**
+     * dst[dOff + i] = e^{src[so + i] − shift} for i in [0, n) on float lanes ({@link VectorMath#exp}, the exp of the
+     * engine's own softmaxes; the last lanes through a mask), and returns Σ_i dst[dOff + i] added in index order in
+     * double: a softmax's numerators and normaliser. dst may be src.
+     */
+    public static double expShifted(float[] src, int so, int n, float shift, float[] dst, int dOff) {
+        for (int i = 0; i < n; i += F.length()) {
+            VectorMask<Float> m = F.indexInRange(i, n);
+            VectorMath.exp(FloatVector.fromArray(F, src, so + i, m).sub(shift)).intoArray(dst, dOff + i, m);
+        }
+        double sum = 0;
+        for (int i = 0; i < n; i++) sum += dst[dOff + i];
+        return sum;
+    }
+
     /** {@link #rowTimes(float[], int, int, int, float[], int, int, int, float[], int)} over contiguous rows x [n, d]. */
     public static void rowTimes(float[] coef, int co, int cs, int n, float[] x, int d, float[] out, int oo) {
         rowTimes(coef, co, cs, n, x, 0, d, d, out, oo);

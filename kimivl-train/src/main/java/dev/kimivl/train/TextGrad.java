@@ -207,15 +207,16 @@ public final class TextGrad {
         double[] tokenLoss = new double[T], lse = new double[T], scale = new double[T];
         boolean[] hit = new boolean[T];
         Parallel.forRange(T, 16, (t0, t1) -> {
+            float[] e = new float[V];
             for (int t = t0; t < t1; t++) {
                 if (targets[t] == -100) continue;
-                double m = Double.NEGATIVE_INFINITY, s = 0;
+                float m = Float.NEGATIVE_INFINITY;
                 int best = 0;
                 for (int v = 0; v < V; v++) {
                     if (logits[t * V + v] > m) { m = logits[t * V + v]; best = v; }
                 }
                 hit[t] = best == targets[t];
-                for (int v = 0; v < V; v++) s += Math.exp(logits[t * V + v] - m);
+                double s = LinearOps.expShifted(logits, t * V, V, m, e, 0);
                 lse[t] = m + Math.log(s);
                 tokenLoss[t] = lse[t] - logits[t * V + targets[t]];
             }
@@ -224,7 +225,9 @@ public final class TextGrad {
         Parallel.forRange(T, 16, (t0, t1) -> {
             for (int t = t0; t < t1; t++) {
                 if (targets[t] == -100 || scale[t] == 0) continue;
-                for (int v = 0; v < V; v++) dLogits[t * V + v] = (float) (Math.exp(logits[t * V + v] - lse[t]) * scale[t]);
+                // softmax·scale on float lanes (lse rounded to float: ~1e-7 of the exponent)
+                LinearOps.expShifted(logits, t * V, V, (float) lse[t], dLogits, t * V);
+                VectorMath.scale(dLogits, t * V, V, (float) scale[t]);
                 dLogits[t * V + targets[t]] -= (float) scale[t];
             }
         });
@@ -354,12 +357,7 @@ public final class TextGrad {
                         lc.probs[po + j] = d;
                         m = Math.max(m, d);
                     }
-                    double z = 0;
-                    for (int j = 0; j < n; j++) {
-                        float e = (float) Math.exp(lc.probs[po + j] - m);
-                        lc.probs[po + j] = e;
-                        z += e;
-                    }
+                    double z = LinearOps.expShifted(lc.probs, po, n, m, lc.probs, po);
                     float inv = (float) (1 / z);
                     for (int j = 0; j < n; j++) lc.probs[po + j] *= inv;
                     // out_i = Σ_j p_ij·v_j, j in order, in registers (the floats of one axpy per key into the zeroed row)

@@ -513,8 +513,7 @@ public final class VisionGrad {
                 pr[i * n + j] = s;
                 max = Math.max(max, s);
             }
-            double sum = 0;
-            for (int j = 0; j < n; j++) { float e = (float) Math.exp(pr[i * n + j] - max); pr[i * n + j] = e; sum += e; }
+            double sum = LinearOps.expShifted(pr, i * n, n, max, pr, i * n);
             float inv = (float) (1 / sum);
             for (int j = 0; j < n; j++) pr[i * n + j] *= inv;
         }
