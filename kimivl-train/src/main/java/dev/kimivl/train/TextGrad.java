@@ -5,6 +5,7 @@ import dev.kimivl.io.WeightSource;
 import dev.kimivl.tensor.Parallel;
 import dev.kimivl.tensor.VectorMath;
 
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -347,7 +348,7 @@ public final class TextGrad {
                 }
                 // scores of query row i against keys [s0, i] from kᵀ [qHead, T] of the head, a vector of keys at a
                 // time (LinearOps.dotsT: the floats of one VectorMath.dot per key)
-                float[] kt = LinearOps.transpose(java.util.Arrays.copyOfRange(lc.keys, h * T * qHead, (h + 1) * T * qHead), T, qHead);
+                float[] kt = LinearOps.transpose(Arrays.copyOfRange(lc.keys, h * T * qHead, (h + 1) * T * qHead), T, qHead);
                 for (int i = 0; i < T; i++) {
                     int qo = (i * H + h) * qHead, s0 = seg[i], po = h * rowOff[T] + rowOff[i], n = i - s0 + 1;
                     LinearOps.dotsT(lc.q, qo, kt, T, s0, n, qHead, lc.probs, po);
@@ -383,7 +384,7 @@ public final class TextGrad {
             for (int h = h0; h < h1; h++) {
                 float[] dkpe = dkpeHead[h];
                 int ph = h * rowOff[T];
-                float[] vt = LinearOps.transpose(java.util.Arrays.copyOfRange(lc.vals, h * T * vDim, (h + 1) * T * vDim), T, vDim);
+                float[] vt = LinearOps.transpose(Arrays.copyOfRange(lc.vals, h * T * vDim, (h + 1) * T * vDim), T, vDim);
                 for (int i = 0; i < T; i++) {
                     int s0 = seg[i], po = ph + rowOff[i], ao = i * hv + h * vDim, n = i - s0 + 1;
                     LinearOps.dotsT(dAttn, ao, vt, T, s0, n, vDim, dp, 0);          // dp_j = dO_i · v_j
