@@ -84,6 +84,55 @@ public final class Generator {
     }
 
     /**
+     * One answer per entry of {@code params} to the same prompt (an RL group's k samples, n choices): the prompt is
+     * prefilled once, its cache copied for each answer, and the unfinished answers decode together, one batched step
+     * ({@link LanguageModel#decodeBatch}) per token, so each weight is read once per step for all of them. Where the
+     * batched step is bit-equal to single-token decode ({@link Speculative#exactFor}: float weights) each answer is
+     * token for token the one {@link #generate} gives with the same params; otherwise equal to float rounding.
+     * The results' timings are the whole group's.
+     */
+    public List<Result> generateEach(float[] promptEmbeddings, int[] promptIds, List<SamplingParams> params) {
+        int T = promptIds.length, k = params.size(), D = lm.config().hiddenSize(), V = lm.config().vocabSize();
+        checkFits(T);
+        if (k == 0) return List.of();
+        long t0 = System.nanoTime();
+        KvCache prompt = lm.newCache(contextLength);
+        int longest = 0;
+        for (SamplingParams sp : params) longest = Math.max(longest, sp.maxTokens());
+        prompt.reserve(T + Math.min(longest, 4096) + 1);
+        float[] first = lm.logits(lm.prefill(Arrays.copyOf(promptEmbeddings, T * D), T, prompt, promptProgress), 0);
+        long t1 = System.nanoTime();
+        Decoding[] d = new Decoding[k];
+        KvCache[] caches = new KvCache[k];
+        int[] token = new int[k];
+        List<Integer> live = new ArrayList<>();
+        for (int j = 0; j < k; j++) {
+            d[j] = decoding(promptIds, params.get(j), GenerationOptions.NONE, null, null);
+            caches[j] = j == k - 1 ? prompt : prompt.copy();
+            token[j] = d[j].next(first.clone(), caches[j].length() >= caches[j].maxTokens());
+            if (token[j] >= 0) live.add(j);
+        }
+        while (!live.isEmpty()) {
+            int B = live.size();
+            int[] ids = new int[B];
+            KvCache[] cs = new KvCache[B];
+            for (int b = 0; b < B; b++) { ids[b] = token[live.get(b)]; cs[b] = caches[live.get(b)]; }
+            float[] logits = lm.logitsRows(lm.decodeBatch(lm.embed(ids), cs), B);
+            List<Integer> still = new ArrayList<>();
+            for (int b = 0; b < B; b++) {
+                int j = live.get(b);
+                token[j] = d[j].next(Arrays.copyOfRange(logits, b * V, (b + 1) * V), caches[j].length() >= caches[j].maxTokens());
+                if (token[j] >= 0) still.add(j);
+            }
+            live = still;
+        }
+        long t2 = System.nanoTime();
+        List<Result> out = new ArrayList<>();
+        for (Decoding dj : d) out.add(dj.result((t1 - t0) / 1e9, (t2 - t1) / 1e9));
+        return out;
+    }
+
+    /**
      * The generation state of one sequence ({@link Decoding}: sampler, penalties, constraint, stop rules, text) for
      * a caller that runs the forward passes itself, such as a scheduler decoding several sequences in one batched
      * step. {@code onToken} (may be null) is called as each token is sampled; false ends the generation after that

@@ -61,6 +61,20 @@ public final class KvCache {
         }
     }
 
+    /**
+     * An independent cache holding the same positions (one prefilled prompt continued several ways: an RL group's
+     * answers, the server's n choices); the copy has this one's capacity and grows on its own.
+     */
+    public KvCache copy() {
+        KvCache c = new KvCache(layers, kvLoraRank, width - kvLoraRank, maxTokens, precision);
+        for (int l = 0; l < layers; l++) {
+            if (data != null) c.data[l] = data[l].clone();
+            else c.half[l] = half[l].clone();
+        }
+        c.length = length;
+        return c;
+    }
+
     public int length() { return length; }
 
     public int maxTokens() { return maxTokens; }

@@ -50,6 +50,30 @@ class GenerationOptionsTest {
         assertEquals(12, first.tokens().length, "tiny-random writes on to the budget: " + first.text());
     }
 
+    /**
+     * generateEach (one prefill, the answers decoded in batched steps, each from its own copy of the prompt's cache)
+     * gives, answer by answer, what generate gives with the same params: sampled and greedy, different budgets (so the
+     * batch shrinks as answers end), and the prompt's embeddings unchanged.
+     */
+    @Test
+    void generateEachGivesEachAnswerGenerateGives() {
+        KimiVL.Prompt p = prompt("Describe a red circle.");
+        float[] before = p.embeddings().clone();
+        Generator gen = model.generator(0);
+        List<SamplingParams> params = List.of(sampling(0.8, 1, 12), sampling(0.8, 2, 5), SamplingParams.greedy(9), sampling(1.2, 3, 12));
+        List<Generator.Result> each = gen.generateEach(p.embeddings(), p.ids(), params);
+        assertArrayEquals(before, p.embeddings(), "the prompt's embeddings are unchanged");
+        assertEquals(params.size(), each.size());
+        for (int j = 0; j < params.size(); j++) {
+            Generator.Result one = gen.generate(p.embeddings(), p.ids(), params.get(j), null);
+            assertArrayEquals(one.tokens(), each.get(j).tokens(), "answer " + j + ": " + one.text() + " | " + each.get(j).text());
+            assertEquals(one.text(), each.get(j).text());
+            assertEquals(one.finishReason(), each.get(j).finishReason());
+        }
+        assertEquals(5, each.get(1).tokens().length, "answers end on their own budgets");
+        assertNotEquals(Arrays.toString(each.get(0).tokens()), Arrays.toString(each.get(3).tokens()), "different seeds, different answers");
+    }
+
     @Test
     void cancellationStopsAtOnceAndKeepsTheText() {
         KimiVL.Prompt p = prompt("Count to ten.");

@@ -16,6 +16,33 @@ class KvCacheTest {
         assertTrue(e.getMessage().contains("'bf16'"), e.getMessage());
     }
 
+    /** A copy holds the same rows and grows and changes on its own. */
+    @Test
+    void aCopyIsIndependent() {
+        int layers = 2, lora = 8, rope = 4, W = lora + rope;
+        for (KvCache.Precision p : KvCache.Precision.values()) {
+            KvCache c = new KvCache(layers, lora, rope, 1000, p);
+            float[] row = new float[W];
+            for (int j = 0; j < 10; j++) {
+                java.util.Arrays.fill(row, j + 0.5f);
+                for (int l = 0; l < layers; l++) c.write(l, j, row, 0);
+            }
+            c.advance(10);
+            KvCache d = c.copy();
+            assertEquals(10, d.length());
+            assertEquals(c.maxTokens(), d.maxTokens());
+            assertEquals(p, d.precision());
+            java.util.Arrays.fill(row, -7f);
+            for (int l = 0; l < layers; l++) d.write(l, 3, row, 0);        // the copy changes, the original does not
+            for (int l = 0; l < layers; l++) d.write(l, 400, row, 0);      // and grows past its capacity alone
+            for (int l = 0; l < layers; l++) {
+                assertEquals(3.5f, c.columns(l, 10, 0, W)[3 * W], "original row 3, layer " + l);
+                assertEquals(-7f, d.columns(l, 10, 0, W)[3 * W], "copy row 3, layer " + l);
+                assertEquals(9.5f, d.columns(l, 10, 0, W)[9 * W], "copy row 9, layer " + l);
+            }
+        }
+    }
+
     @Test
     void rowsSurviveGrowthInBothPrecisions() {
         int layers = 2, lora = 8, rope = 4, W = lora + rope, n = 300;            // grows past the initial 256 positions

@@ -64,6 +64,27 @@ class VisionGradTest {
         System.out.printf("VisionGrad forward vs PyTorch golden b_one_image: max |Δ| %.2e%n", d);
     }
 
+    /**
+     * An image's features do not depend on the images packed with it (block-diagonal attention, row-wise products):
+     * what lets a frozen tower encode each distinct image of a batch once (RecipeTrainer's RL steps share one image
+     * among k answers). Bit for bit: the two images together, each alone, and the second twice with the first between.
+     */
+    @Test
+    void anImagesFeaturesDoNotDependOnTheBatch() throws Exception {
+        Path dir = Golden.root().resolve("c_two_images");
+        List<PreprocessedImage> ims = images(dir);
+        VisionGrad vg = VisionGrad.load(dir);
+        float[] both = vg.forward(ims);
+        float[] first = vg.forward(List.of(ims.get(0))), second = vg.forward(List.of(ims.get(1)));
+        float[] mixed = vg.forward(List.of(ims.get(1), ims.get(0), ims.get(1)));
+        int a = first.length, b = second.length;
+        org.junit.jupiter.api.Assertions.assertArrayEquals(first, java.util.Arrays.copyOfRange(both, 0, a));
+        org.junit.jupiter.api.Assertions.assertArrayEquals(second, java.util.Arrays.copyOfRange(both, a, a + b));
+        org.junit.jupiter.api.Assertions.assertArrayEquals(second, java.util.Arrays.copyOfRange(mixed, 0, b));
+        org.junit.jupiter.api.Assertions.assertArrayEquals(first, java.util.Arrays.copyOfRange(mixed, b, b + a));
+        org.junit.jupiter.api.Assertions.assertArrayEquals(second, java.util.Arrays.copyOfRange(mixed, b + a, 2 * b + a));
+    }
+
     // ---- (b) finite differences ---------------------------------------------------------------------------------
 
     /** Loss = Σ g·features with a fixed random g: its gradient w.r.t. the features is g. */

@@ -750,10 +750,15 @@ public final class RecipeTrainer {
                     boolean[] ok = new boolean[spec.samples()];
                     int[] length = new int[spec.samples()];
                     String[] text = new String[spec.samples()];
+                    List<dev.kimivl.generate.SamplingParams> params = new ArrayList<>();
                     for (int j = 0; j < spec.samples(); j++) {
-                        var params = new dev.kimivl.generate.SamplingParams(spec.temperature(), 0, 1, 0, 1,
-                                seed * 0x9E3779B97F4A7C15L + j, spec.maxTokens(), List.of());
-                        var g = gen.generate(prompt.embeddings(), prompt.ids(), params, t -> {});
+                        params.add(new dev.kimivl.generate.SamplingParams(spec.temperature(), 0, 1, 0, 1,
+                                seed * 0x9E3779B97F4A7C15L + j, spec.maxTokens(), List.of()));
+                    }
+                    // the k answers together: one prefill, batched decode steps (each the answer generate() gives)
+                    List<dev.kimivl.generate.Generator.Result> group = gen.generateEach(prompt.embeddings(), prompt.ids(), params);
+                    for (int j = 0; j < spec.samples(); j++) {
+                        var g = group.get(j);
                         text[j] = g.text();
                         length[j] = g.tokens().length;
                         ok[j] = VisualWorld.correct(ex, dev.kimivl.text.ThinkingSplit.answerOf(g.text()).strip());
@@ -772,8 +777,14 @@ public final class RecipeTrainer {
             double[] reward = rewards.stream().mapToDouble(Double::doubleValue).toArray();
             int[] group = groups.stream().mapToInt(Integer::intValue).toArray();
             PolicyMirrorDescent first = new PolicyMirrorDescent(reward, group, spec.tau(), null);
-            StepResult a = step(s, answers, first);
-            StepResult b = step(s, answers, new PolicyMirrorDescent(reward, group, spec.tau(), first.oldLogProbs()));
+            StepResult a, b;
+            featureCache = trainVisionSide ? null : new java.util.HashMap<>();   // both updates: one encode per image
+            try {
+                a = step(s, answers, first);
+                b = step(s, answers, new PolicyMirrorDescent(reward, group, spec.tau(), first.oldLogProbs()));
+            } finally {
+                featureCache = null;
+            }
             if (Boolean.getBoolean("kimivl.trainProfile")) {
                 err.printf(Locale.ROOT, "  rl: %d answers sampled in %.2f s, %d right%n", sampled, sampleSeconds, right);
             }
@@ -842,7 +853,9 @@ public final class RecipeTrainer {
             }
             long tData = phase("packing", t0);
             // ---- forward and backward
-            float[] feats = images.isEmpty() ? new float[0] : vg.forward(images);
+            long[] encodedPatches = {patches};
+            float[] feats = images.isEmpty() ? new float[0]
+                    : trainVisionSide ? vg.forward(images) : frozenFeatures(images, encodedPatches);
             long tVis = phase("vision forward", tData);
             float[] emb = tg.embed(ids, isText, feats);
             TextGrad.HiddenLoss bindLoss = null;
@@ -889,10 +902,69 @@ public final class RecipeTrainer {
                 err.printf(Locale.ROOT, "  profile: data %.2f s, vision fwd %.2f, text fwd+bwd %.2f, vision bwd %.2f, optimizer %.2f; T %d, patches %d%n",
                         (tData - t0) / 1e9, (tVis - tData) / 1e9, (tText - tVis) / 1e9, (tVisB - tText) / 1e9, (tEnd - tVisB) / 1e9, T, patches);
             }
+            // the tower's work as done: a frozen tower encodes each distinct image once
+            long visionPatches = trainVisionSide ? patches : encodedPatches[0];
             double flop = flopPerTextToken * T + 6.0 * attentionFlopPerPair(cfg) * segSq / 2
-                    + (images.isEmpty() ? 0 : flopPerPatch * patches + flopPerMerged * (patches / 4.0));
+                    + (images.isEmpty() ? 0 : flopPerPatch * visionPatches + flopPerMerged * (visionPatches / 4.0));
             return new StepResult(r.loss(), (double) r.correct() / Math.max(1, scored), T, flop, (System.nanoTime() - t0) / 1e9, spread, stage.lrFactor(s),
                     Double.NaN, Double.NaN, labelScores);
+        }
+
+        /**
+         * While an RL step runs, the frozen tower's features of the images it has encoded (its two updates see the same
+         * k answers per prompt, hence the same images 2k times); null otherwise.
+         */
+        private Map<ImageKey, float[]> featureCache;
+
+        /** A preprocessed image by content (pixels and grid), for {@link #frozenFeatures}. */
+        private record ImageKey(int gridH, int gridW, float[] pixels, int hash) {
+            static ImageKey of(PreprocessedImage p) {
+                return new ImageKey(p.gridH(), p.gridW(), p.pixelValues(), 31 * (31 * p.gridH() + p.gridW()) + java.util.Arrays.hashCode(p.pixelValues()));
+            }
+
+            @Override public boolean equals(Object o) {
+                return o instanceof ImageKey k && k.hash == hash && k.gridH == gridH && k.gridW == gridW && java.util.Arrays.equals(k.pixels, pixels);
+            }
+
+            @Override public int hashCode() { return hash; }
+        }
+
+        /**
+         * The frozen tower's merged features [Σ tokens, D] of images, in order, each distinct image (by content) encoded
+         * once: the k sampled answers of an RL prompt share its image. A tower's output for an image does not depend on
+         * the other images packed with it (block-diagonal attention, row-wise products), so this gives the floats of
+         * {@code vg.forward(images)}. encodedPatches[0] is set to the patches actually encoded.
+         */
+        private float[] frozenFeatures(List<PreprocessedImage> images, long[] encodedPatches) {
+            int D = cfg.text().hiddenSize();
+            Map<ImageKey, float[]> known = featureCache != null ? featureCache : new java.util.HashMap<>();
+            List<PreprocessedImage> todo = new ArrayList<>();
+            java.util.Set<ImageKey> queued = new java.util.HashSet<>();
+            for (PreprocessedImage p : images) {
+                ImageKey k = ImageKey.of(p);
+                if (!known.containsKey(k) && queued.add(k)) todo.add(p);
+            }
+            long encoded = 0;
+            if (!todo.isEmpty()) {
+                float[] f = vg.forward(todo);
+                for (int i = 0, o = 0; i < todo.size(); i++) {
+                    PreprocessedImage p = todo.get(i);
+                    int n = p.tokens() * D;
+                    known.put(ImageKey.of(p), java.util.Arrays.copyOfRange(f, o, o + n));
+                    o += n;
+                    encoded += p.patches();
+                }
+            }
+            encodedPatches[0] = encoded;
+            int total = 0;
+            for (PreprocessedImage p : images) total += p.tokens() * D;
+            float[] feats = new float[total];
+            for (int i = 0, o = 0; i < images.size(); i++) {
+                float[] f = known.get(ImageKey.of(images.get(i)));
+                System.arraycopy(f, 0, feats, o, f.length);
+                o += f.length;
+            }
+            return feats;
         }
 
         /** Global-norm clip over what trains, then the optimizers with the schedule's factor for step s. */
