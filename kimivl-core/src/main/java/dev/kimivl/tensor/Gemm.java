@@ -37,6 +37,7 @@ public final class Gemm {
      */
     public static void matmulNN(float[] a, int m, int k, float[] b, int n, float[] c) {
         checkPacked(m);
+        checkSizes("A", a, m, k, b, k, n, c, m, n);
         PackedGemm.run(SegmentMatrix.ofFloats(a, m, k), b, true, n, c, true, MicroKernel.WIDE);
     }
 
@@ -47,7 +48,14 @@ public final class Gemm {
      */
     public static void matmulTN(float[] a, int k, int m, float[] b, int n, float[] c) {
         checkPacked(m);
+        checkSizes("A (stored [k, m])", a, k, m, b, k, n, c, m, n);
         PackedGemm.run(new TransposedFloats(a, k, m), b, true, n, c, true, MicroKernel.WIDE);
+    }
+
+    private static void checkSizes(String aName, float[] a, int ar, int ac, float[] b, int br, int bc, float[] c, int cr, int cc) {
+        if ((long) ar * ac > a.length) throw new IllegalArgumentException(aName + " [" + ar + ", " + ac + "] needs " + (long) ar * ac + " floats, has " + a.length);
+        if ((long) br * bc > b.length) throw new IllegalArgumentException("B [" + br + ", " + bc + "] needs " + (long) br * bc + " floats, has " + b.length);
+        if ((long) cr * cc > c.length) throw new IllegalArgumentException("C [" + cr + ", " + cc + "] needs " + (long) cr * cc + " floats, has " + c.length);
     }
 
     private static void checkPacked(int inputs) {

@@ -51,5 +51,9 @@ class GemmFormsTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> Gemm.matmulNN(new float[8], 2, 4, new float[8], 2, new float[4]));
         assertTrue(e.getMessage().contains("2 rows"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> Gemm.matmulNN(new float[16 * 4], 16, 4, new float[7], 2, new float[32]));
+        assertTrue(e.getMessage().contains("B [4, 2] needs 8 floats, has 7"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> Gemm.matmulTN(new float[4 * 16], 4, 16, new float[8], 2, new float[31]));
+        assertTrue(e.getMessage().contains("C [16, 2] needs 32 floats, has 31"), e.getMessage());
     }
 }
