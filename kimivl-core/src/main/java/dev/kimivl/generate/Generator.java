@@ -92,15 +92,14 @@ public final class Generator {
      * The results' timings are the whole group's.
      */
     public List<Result> generateEach(float[] promptEmbeddings, int[] promptIds, List<SamplingParams> params) {
-        int T = promptIds.length, k = params.size(), D = lm.config().hiddenSize(), V = lm.config().vocabSize();
+        int T = promptIds.length, k = params.size(), V = lm.config().vocabSize();
         checkFits(T);
         if (k == 0) return List.of();
         long t0 = System.nanoTime();
         KvCache prompt = lm.newCache(contextLength);
         int longest = 0;
         for (SamplingParams sp : params) longest = Math.max(longest, sp.maxTokens());
-        prompt.reserve(T + Math.min(longest, 4096) + 1);
-        float[] first = lm.logits(lm.prefill(Arrays.copyOf(promptEmbeddings, T * D), T, prompt, promptProgress), 0);
+        float[] first = prefillPrompt(prompt, 0, promptEmbeddings, T, longest);
         long t1 = System.nanoTime();
         Decoding[] d = new Decoding[k];
         KvCache[] caches = new KvCache[k];
@@ -157,16 +156,7 @@ public final class Generator {
     Result generateOn(KvCache cache, int start, float[] promptEmbeddings, int[] promptIds, Decoding d, PromptCache kept) {
         int T = promptIds.length, D = lm.config().hiddenSize();
         long t0 = System.nanoTime();
-        // a copy even from position 0: the forward pass consumes its input, and callers generate from one prompt's
-        // embeddings again (RL's k samples, the server's n choices, a retry); handing over the array itself once made
-        // every answer after a prompt's first one start from the last layer's states instead of the embeddings
-        float[] rest = Arrays.copyOfRange(promptEmbeddings, start * D, T * D);
-        // room for the prompt and the answer's first 4096 tokens at once: no doubling copies of the cache while the prompt
-        // is prefilled and the answer decodes (a 4096 cap keeps a long max_tokens from reserving gigabytes up front)
-        cache.reserve(T + Math.min(d.params().maxTokens(), 4096) + 1);
-        java.util.function.BiConsumer<Integer, Integer> progress = promptProgress == null || start == 0 ? promptProgress
-                : (done, total) -> promptProgress.accept(done + T - total, T);
-        float[] logits = lm.logits(lm.prefill(rest, T - start, cache, progress), 0);
+        float[] logits = prefillPrompt(cache, start, promptEmbeddings, T, d.params().maxTokens());
         long t1 = System.nanoTime();
         try {
             if (speculative.enabled() && Speculative.exactFor(lm)) {
@@ -184,6 +174,24 @@ public final class Generator {
         }
         long t2 = System.nanoTime();
         return d.result((t1 - t0) / 1e9, (t2 - t1) / 1e9);
+    }
+
+    /**
+     * Prefills prompt positions [start, T) into cache (whose first start positions hold the prompt's) and returns the
+     * logits of the last: the first answer token's distribution.
+     */
+    private float[] prefillPrompt(KvCache cache, int start, float[] promptEmbeddings, int T, int maxTokens) {
+        int D = lm.config().hiddenSize();
+        // a copy even from position 0: the forward pass consumes its input, and callers generate from one prompt's
+        // embeddings again (RL's k samples, the server's n choices, a retry); handing over the array itself once made
+        // every answer after a prompt's first one start from the last layer's states instead of the embeddings
+        float[] rest = Arrays.copyOfRange(promptEmbeddings, start * D, T * D);
+        // room for the prompt and the answer's first 4096 tokens at once: no doubling copies of the cache while the prompt
+        // is prefilled and the answer decodes (a 4096 cap keeps a long max_tokens from reserving gigabytes up front)
+        cache.reserve(T + Math.min(maxTokens, 4096) + 1);
+        java.util.function.BiConsumer<Integer, Integer> progress = promptProgress == null || start == 0 ? promptProgress
+                : (done, total) -> promptProgress.accept(done + T - total, T);
+        return lm.logits(lm.prefill(rest, T - start, cache, progress), 0);
     }
 
     private Speculative speculative = Speculative.NONE;

@@ -66,13 +66,23 @@ public final class KvCache {
      * answers, the server's n choices); the copy has this one's capacity and grows on its own.
      */
     public KvCache copy() {
-        KvCache c = new KvCache(layers, kvLoraRank, width - kvLoraRank, maxTokens, precision);
+        return new KvCache(this);
+    }
+
+    /** {@link #copy}: the source's dimensions, a clone of each layer's array, its length. */
+    private KvCache(KvCache src) {
+        this.layers = src.layers;
+        this.kvLoraRank = src.kvLoraRank;
+        this.width = src.width;
+        this.maxTokens = src.maxTokens;
+        this.precision = src.precision;
+        this.data = src.data == null ? null : new float[layers][];
+        this.half = src.half == null ? null : new short[layers][];
         for (int l = 0; l < layers; l++) {
-            if (data != null) c.data[l] = data[l].clone();
-            else c.half[l] = half[l].clone();
+            if (data != null) data[l] = src.data[l].clone();
+            else half[l] = src.half[l].clone();
         }
-        c.length = length;
-        return c;
+        this.length = src.length;
     }
 
     public int length() { return length; }

@@ -66,6 +66,17 @@ class NativeKernelsTest {
     }
 
     /**
+     * The native kernels with -Dkimivl.nativeIsa's avx2 and avx512 settings (instances: no global flipped), for the
+     * tests comparing the two; skipped where the library or AVX-512 is missing.
+     */
+    static Kernels[] avx2AndAvx512() {
+        assumeTrue(NativeKernels.AVAILABLE, NativeKernels.STATUS);
+        assumeTrue(NativeKernels.Isa.AVX512.supported(), "this CPU has no AVX-512 kernels");
+        return new Kernels[]{Kernels.preferred(KernelSettings.SYSTEM.withNativeIsa("avx2")),
+                Kernels.preferred(KernelSettings.SYSTEM.withNativeIsa("avx512"))};
+    }
+
+    /**
      * The Q4_0 matvec of decode in every form equals the AVX2 form bit for bit, through the kernel seam (instances built
      * with -Dkimivl.nativeIsa's setting, no global flipped): whole groups of 8 blocks, tails of 1-7 blocks, rows of 4
      * blocks (which the AVX-512 form hands to the AVX2 kernel's row pairs), the model's widths, and activations with
@@ -73,10 +84,8 @@ class NativeKernelsTest {
      */
     @Test
     void everyIsaFormOfTheQ4MatvecEqualsTheAvx2Form() {
-        assumeTrue(NativeKernels.AVAILABLE, NativeKernels.STATUS);
-        assumeTrue(NativeKernels.Isa.AVX512.supported(), "this CPU has no AVX-512 kernels");
-        Kernels avx2 = Kernels.preferred(KernelSettings.SYSTEM.withNativeIsa("avx2"));
-        Kernels wide = Kernels.preferred(KernelSettings.SYSTEM.withNativeIsa("avx512"));
+        Kernels[] forms = avx2AndAvx512();
+        Kernels avx2 = forms[0], wide = forms[1];
         Random rnd = new Random(31);
         int[][] shapes = {{1, 32}, {3, 224}, {37, 128}, {17, 256}, {5, 288}, {64, 1408}, {40, 2048}, {9, 11264}, {6, 2016}};
         for (int[] s : shapes) {

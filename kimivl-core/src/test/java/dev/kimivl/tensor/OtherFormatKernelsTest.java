@@ -56,10 +56,8 @@ class OtherFormatKernelsTest {
      */
     @Test
     void avx512FormsEqualTheAvx2Forms() {
-        assumeTrue(NativeKernels.AVAILABLE, NativeKernels.STATUS);
-        assumeTrue(NativeKernels.Isa.AVX512.supported(), "this CPU has no AVX-512 kernels");
-        Kernels avx2 = Kernels.preferred(KernelSettings.SYSTEM.withNativeIsa("avx2"));
-        Kernels wide = Kernels.preferred(KernelSettings.SYSTEM.withNativeIsa("avx512"));
+        Kernels[] forms = NativeKernelsTest.avx2AndAvx512();
+        Kernels avx2 = forms[0], wide = forms[1];
         Random rnd = new Random(43);
         for (DType t : TYPES) {
             for (int[] s : shapes(t)) {

@@ -79,6 +79,11 @@ public final class LinearOps {
 
     /** a [rows, cols] → aᵀ [cols, rows], in 32×32 tiles (both sides stay in L1), rows split over the pool when large. */
     public static float[] transpose(float[] a, int rows, int cols) {
+        return transpose(a, 0, rows, cols);
+    }
+
+    /** {@link #transpose(float[], int, int)} of the [rows, cols] block at a[ao ..] (one head's rows of a larger array). */
+    public static float[] transpose(float[] a, int ao, int rows, int cols) {
         float[] t = new float[rows * cols];
         final int B = 32;
         int tiles = (rows + B - 1) / B;
@@ -88,7 +93,7 @@ public final class LinearOps {
                 for (int c0 = 0; c0 < cols; c0 += B) {
                     int c1 = Math.min(cols, c0 + B);
                     for (int r = r0; r < r1; r++) {
-                        int ro = r * cols;
+                        int ro = ao + r * cols;
                         for (int c = c0; c < c1; c++) t[c * rows + r] = a[ro + c];
                     }
                 }

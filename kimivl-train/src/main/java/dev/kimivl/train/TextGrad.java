@@ -5,7 +5,6 @@ import dev.kimivl.io.WeightSource;
 import dev.kimivl.tensor.Parallel;
 import dev.kimivl.tensor.VectorMath;
 
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -33,8 +32,9 @@ public final class TextGrad {
     private final Map<String, float[]> w = new LinkedHashMap<>();
     private final Map<String, long[]> shapes = new LinkedHashMap<>();
     // the current call's packing: segment start per token, and per query row t the offset of its key range
-    // [seg[t], t] in the compact per-head probability arrays (rowOff[T] entries a head)
-    private int[] seg, rowOff;
+    // [seg[t], t] in the compact per-head probability arrays (rowOff[T] entries a head); segEnd[t]: one past the last
+    // token of t's sequence
+    private int[] seg, rowOff, segEnd;
 
     public TextGrad(WeightSource src, TextConfig c, String prefix) {
         if (c.qLoraRank() != 0) throw new UnsupportedOperationException("TextGrad: q LoRA (q_a_proj/q_b_proj) not implemented yet");
@@ -179,6 +179,8 @@ public final class TextGrad {
             }
             rowOff[t + 1] = rowOff[t] + (t - segStart[t] + 1);
         }
+        this.segEnd = new int[T];
+        for (int t = T - 1; t >= 0; t--) segEnd[t] = t + 1 < T && segStart[t + 1] == segStart[t] ? segEnd[t + 1] : t + 1;
         Map<String, float[]> g = new LinkedHashMap<>();
         for (var e : w.entrySet()) g.put(e.getKey(), new float[e.getValue().length]);
 
@@ -348,7 +350,7 @@ public final class TextGrad {
                 }
                 // scores of query row i against keys [s0, i] from kᵀ [qHead, T] of the head, a vector of keys at a
                 // time (LinearOps.dotsT: the floats of one VectorMath.dot per key)
-                float[] kt = LinearOps.transpose(Arrays.copyOfRange(lc.keys, h * T * qHead, (h + 1) * T * qHead), T, qHead);
+                float[] kt = LinearOps.transpose(lc.keys, h * T * qHead, T, qHead);
                 for (int i = 0; i < T; i++) {
                     int qo = (i * H + h) * qHead, s0 = seg[i], po = h * rowOff[T] + rowOff[i], n = i - s0 + 1;
                     LinearOps.dotsT(lc.q, qo, kt, T, s0, n, qHead, lc.probs, po);
@@ -384,7 +386,7 @@ public final class TextGrad {
             for (int h = h0; h < h1; h++) {
                 float[] dkpe = dkpeHead[h];
                 int ph = h * rowOff[T];
-                float[] vt = LinearOps.transpose(Arrays.copyOfRange(lc.vals, h * T * vDim, (h + 1) * T * vDim), T, vDim);
+                float[] vt = LinearOps.transpose(lc.vals, h * T * vDim, T, vDim);
                 for (int i = 0; i < T; i++) {
                     int s0 = seg[i], po = ph + rowOff[i], ao = i * hv + h * vDim, n = i - s0 + 1;
                     LinearOps.dotsT(dAttn, ao, vt, T, s0, n, vDim, dp, 0);          // dp_j = dO_i · v_j
@@ -398,9 +400,7 @@ public final class TextGrad {
                 // axpy per (i, j) accumulates them): d value_j = Σ_i p_ij·dO_i, d key_j = Σ_i ds_ij·q_i (nope part
                 // into kv_b's gradient, rope part into k_pe's)
                 for (int j = 0; j < T; j++) {
-                    int end = j + 1;
-                    while (end < T && seg[end] == seg[j]) end++;
-                    int cnt = end - j, sj = j - seg[j];
+                    int end = segEnd[j], cnt = end - j, sj = j - seg[j];
                     for (int i = j, r = 0; i < end; i++, r++) col[r] = lc.probs[ph + rowOff[i] + sj];
                     int vd = j * kvStride + h * (nope + vDim);
                     LinearOps.rowTimes(col, 0, 1, cnt, dAttn, j * hv + h * vDim, hv, vDim, dkvb, vd + nope);

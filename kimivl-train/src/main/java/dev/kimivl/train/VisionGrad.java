@@ -1,7 +1,5 @@
 package dev.kimivl.train;
 
-
-
 import dev.kimivl.config.ModelConfig;
 import dev.kimivl.config.VisionConfig;
 import dev.kimivl.io.SafetensorsCheckpoint;

@@ -938,29 +938,29 @@ public final class RecipeTrainer {
         private float[] frozenFeatures(List<PreprocessedImage> images, long[] encodedPatches) {
             int D = cfg.text().hiddenSize();
             Map<ImageKey, float[]> known = featureCache != null ? featureCache : new java.util.HashMap<>();
+            ImageKey[] keys = new ImageKey[images.size()];
             List<PreprocessedImage> todo = new ArrayList<>();
-            java.util.Set<ImageKey> queued = new java.util.HashSet<>();
-            for (PreprocessedImage p : images) {
-                ImageKey k = ImageKey.of(p);
-                if (!known.containsKey(k) && queued.add(k)) todo.add(p);
+            List<ImageKey> todoKeys = new ArrayList<>();
+            for (int i = 0; i < keys.length; i++) {
+                keys[i] = ImageKey.of(images.get(i));
+                if (!known.containsKey(keys[i]) && !todoKeys.contains(keys[i])) { todo.add(images.get(i)); todoKeys.add(keys[i]); }
             }
             long encoded = 0;
             if (!todo.isEmpty()) {
                 float[] f = vg.forward(todo);
                 for (int i = 0, o = 0; i < todo.size(); i++) {
-                    PreprocessedImage p = todo.get(i);
-                    int n = p.tokens() * D;
-                    known.put(ImageKey.of(p), java.util.Arrays.copyOfRange(f, o, o + n));
+                    int n = todo.get(i).tokens() * D;
+                    known.put(todoKeys.get(i), java.util.Arrays.copyOfRange(f, o, o + n));
                     o += n;
-                    encoded += p.patches();
+                    encoded += todo.get(i).patches();
                 }
             }
             encodedPatches[0] = encoded;
             int total = 0;
             for (PreprocessedImage p : images) total += p.tokens() * D;
             float[] feats = new float[total];
-            for (int i = 0, o = 0; i < images.size(); i++) {
-                float[] f = known.get(ImageKey.of(images.get(i)));
+            for (int i = 0, o = 0; i < keys.length; i++) {
+                float[] f = known.get(keys[i]);
                 System.arraycopy(f, 0, feats, o, f.length);
                 o += f.length;
             }
