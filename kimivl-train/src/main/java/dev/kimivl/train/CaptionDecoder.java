@@ -87,8 +87,6 @@ public final class CaptionDecoder {
         for (int[] c : captions) tokens += c.length;
         if (tokens == 0) throw new IllegalArgumentException("every caption is empty");
         Map<String, float[]> g = new LinkedHashMap<>();
-        float[] gwc = new float[wc.length], gbc = new float[h], gpe = new float[pe.length], go = new float[o.length], gob = new float[vocab];
-        float[] gwq = new float[wq.length], gwk = new float[wk.length], gwv = new float[wv.length];
         // the batch's caption tokens in order: image, previous token and target of each
         int[] img = new int[tokens], prevOf = new int[tokens], target = new int[tokens];
         for (int i = 0, q = 0; i < b; i++) {
@@ -102,37 +100,25 @@ public final class CaptionDecoder {
             }
         }
         // per image: c_i, and its tokens' keys K_i [M, A] and values V_i [M, H] (rows of key/val from row0[i] on);
-        // without attention every image has no rows to look at
+        // without attention every image has no rows to look at. Products in double (Doubles: vector lanes, fixed order).
         int[] row0 = new int[b + 1];
         for (int i = 0; i < b; i++) row0[i + 1] = row0[i] + (attends ? mergedPerImage[i] : 0);
+        final int rows = row0[b];
+        double[] wcD = Doubles.of(wc), oD = Doubles.of(o), wqD = Doubles.of(wq), wkD = Doubles.of(wk), wvD = Doubles.of(wv);
+        double[] feat = attends ? Doubles.of(features) : new double[0];            // [rows, Dt]
         double[][] ctx = new double[b][h];
-        double[] key = new double[row0[b] * att], val = new double[row0[b] * h];
+        double[] key = new double[rows * att], val = new double[rows * h];
         Parallel.forRange(b, 1, (i0, i1) -> {
             for (int i = i0; i < i1; i++) {
-                double[] p = pooled[i];
-                for (int k = 0; k < h; k++) {
-                    double s = bc[k];
-                    for (int d = 0; d < dt; d++) s += wc[k * dt + d] * p[d];
-                    ctx[i][k] = s;
-                }
+                for (int k = 0; k < h; k++) ctx[i][k] = bc[k] + Doubles.dot(wcD, k * dt, pooled[i], 0, dt);
                 for (int r = row0[i]; r < row0[i + 1]; r++) {
-                    int f0 = r * dt;
-                    for (int j = 0; j < att; j++) {
-                        double s = 0;
-                        for (int d = 0; d < dt; d++) s += wk[j * dt + d] * features[f0 + d];
-                        key[r * att + j] = s;
-                    }
-                    for (int k = 0; k < h; k++) {
-                        double s = 0;
-                        for (int d = 0; d < dt; d++) s += wv[k * dt + d] * features[f0 + d];
-                        val[r * h + k] = s;
-                    }
+                    for (int j = 0; j < att; j++) key[r * att + j] = Doubles.dot(wkD, j * dt, feat, r * dt, dt);
+                    for (int k = 0; k < h; k++) val[r * h + k] = Doubles.dot(wvD, k * dt, feat, r * dt, dt);
                 }
             }
         });
         // per token, independent of the others (tokens split over the pool): the attention α_t over its image's
-        // tokens, h_t, the logits, −log p, d L / d z and d L / d h_t. Every value is computed by the same expressions
-        // in the same order as one token at a time.
+        // tokens, h_t, the logits, −log p, d L / d z and d L / d h_t
         final int n = tokens;
         int[] alphaOff = new int[n + 1];
         for (int q = 0; q < n; q++) alphaOff[q + 1] = alphaOff[q] + (row0[img[q] + 1] - row0[img[q]]);
@@ -140,54 +126,52 @@ public final class CaptionDecoder {
         double[] hs = new double[n * h], dhs = new double[n * h], dzs = new double[n * vocab], lossTerm = new double[n], alpha = new double[alphaOff[n]];
         boolean[] hit = new boolean[n];
         Parallel.forRange(n, 4, (q0, q1) -> {
-            double[] z = new double[vocab];
+            double[] z = new double[vocab], look = new double[h];
             for (int q = q0; q < q1; q++) {
                 double[] c = ctx[img[q]];
                 int y = target[q], prev = prevOf[q], ho = q * h, zo = q * vocab, a0 = alphaOff[q], r0 = row0[img[q]], m = alphaOff[q + 1] - a0;
                 double top = Double.NEGATIVE_INFINITY;
                 for (int r = 0; r < m; r++) {
-                    double s = 0;
-                    for (int j = 0; j < att; j++) s += wq[prev * att + j] * key[(r0 + r) * att + j];
-                    alpha[a0 + r] = s * scale;
+                    alpha[a0 + r] = Doubles.dot(wqD, prev * att, key, (r0 + r) * att, att) * scale;
                     top = Math.max(top, alpha[a0 + r]);
                 }
                 double norm = 0;
                 for (int r = 0; r < m; r++) norm += alpha[a0 + r] = Math.exp(alpha[a0 + r] - top);
-                for (int r = 0; r < m; r++) alpha[a0 + r] /= norm;
-                for (int k = 0; k < h; k++) {
-                    double look = 0;                      // α_tᵀ · V_i, component k
-                    for (int r = 0; r < m; r++) look += alpha[a0 + r] * val[(r0 + r) * h + k];
-                    hs[ho + k] = Math.tanh(c[k] + pe[prev * h + k] + look);
+                java.util.Arrays.fill(look, 0);                   // α_tᵀ · V_i
+                for (int r = 0; r < m; r++) {
+                    alpha[a0 + r] /= norm;
+                    Doubles.axpy(alpha[a0 + r], val, (r0 + r) * h, look, 0, h);
                 }
+                for (int k = 0; k < h; k++) hs[ho + k] = Math.tanh(c[k] + pe[prev * h + k] + look[k]);
                 double max = Double.NEGATIVE_INFINITY;
                 int arg = 0;
                 for (int v = 0; v < vocab; v++) {
-                    double s = ob[v];
-                    for (int k = 0; k < h; k++) s += o[v * h + k] * hs[ho + k];
+                    double s = ob[v] + Doubles.dot(oD, v * h, hs, ho, h);
                     z[v] = s;
                     if (s > max) { max = s; arg = v; }
                 }
-                double sum = 0;
-                for (int v = 0; v < vocab; v++) sum += Math.exp(z[v] - max);
-                lossTerm[q] = (Math.log(sum) + max - z[y]) / n;
+                double zy = z[y], sum = 0;
+                for (int v = 0; v < vocab; v++) sum += z[v] = Math.exp(z[v] - max);      // z now holds e^(z − max)
+                lossTerm[q] = (Math.log(sum) + max - zy) / n;
                 hit[q] = arg == y;
                 for (int v = 0; v < vocab; v++) {
-                    double dz = (Math.exp(z[v] - max) / sum - (v == y ? 1 : 0)) / n;     // d L / d z_v
+                    double dz = (z[v] / sum - (v == y ? 1 : 0)) / n;                       // d L / d z_v
                     if (Math.abs(dz) < 1e-30) continue;                                   // dzs stays 0: skipped below too
                     dzs[zo + v] = dz;
-                    for (int k = 0; k < h; k++) dhs[ho + k] += dz * o[v * h + k];
+                    Doubles.axpy(dz, oD, v * h, dhs, ho, h);
                 }
             }
         });
         // the output layer's gradients: vocabulary rows split over the pool, each row summing the tokens in order
+        double[] goD = new double[o.length], gobD = new double[vocab];
         Parallel.forRange(vocab, 64, (v0, v1) -> {
             for (int q = 0; q < n; q++) {
                 int ho = q * h, zo = q * vocab;
                 for (int v = v0; v < v1; v++) {
                     double dz = dzs[zo + v];
                     if (dz == 0) continue;
-                    gob[v] += (float) dz;
-                    for (int k = 0; k < h; k++) go[v * h + k] += (float) (dz * hs[ho + k]);
+                    gobD[v] += dz;
+                    Doubles.axpy(dz, hs, ho, goD, v * h, h);
                 }
             }
         });
@@ -196,60 +180,60 @@ public final class CaptionDecoder {
         for (int q = 0; q < n; q++) { loss += lossTerm[q]; if (hit[q]) right++; }
         // back through tanh, the attention and c_i, token after token in order
         double[] dKey = new double[key.length], dVal = new double[val.length];
+        double[] gwcD = new double[wc.length], gbcD = new double[h], gpeD = new double[pe.length], gwqD = new double[wq.length], da = new double[h];
         for (int i = 0, q = 0; i < b; i++) {
             double[] p = pooled[i], dc = new double[h];
             int r0 = row0[i], m = row0[i + 1] - row0[i];
             double[] dAlpha = new double[m];
             for (int t = 0; t < captions.get(i).length; t++, q++) {
                 int prev = prevOf[q], ho = q * h, a0 = alphaOff[q];
-                java.util.Arrays.fill(dAlpha, 0);
-                for (int k = 0; k < h; k++) {
-                    double da = dhs[ho + k] * (1 - hs[ho + k] * hs[ho + k]);
-                    gpe[prev * h + k] += (float) da;
-                    dc[k] += da;
-                    for (int r = 0; r < m; r++) {
-                        dAlpha[r] += da * val[(r0 + r) * h + k];
-                        dVal[(r0 + r) * h + k] += alpha[a0 + r] * da;
-                    }
-                }
+                for (int k = 0; k < h; k++) da[k] = dhs[ho + k] * (1 - hs[ho + k] * hs[ho + k]);
+                Doubles.axpy(1, da, 0, gpeD, prev * h, h);
+                Doubles.axpy(1, da, 0, dc, 0, h);
                 double dot = 0;                                   // Σ_r α_r · dα_r, for the softmax's backward
-                for (int r = 0; r < m; r++) dot += alpha[a0 + r] * dAlpha[r];
+                for (int r = 0; r < m; r++) {
+                    dAlpha[r] = Doubles.dot(da, 0, val, (r0 + r) * h, h);
+                    Doubles.axpy(alpha[a0 + r], da, 0, dVal, (r0 + r) * h, h);
+                    dot += alpha[a0 + r] * dAlpha[r];
+                }
                 for (int r = 0; r < m; r++) {
                     double ds = alpha[a0 + r] * (dAlpha[r] - dot) * scale;    // d L / d (q · k_r)
-                    for (int j = 0; j < att; j++) {
-                        gwq[prev * att + j] += (float) (ds * key[(r0 + r) * att + j]);
-                        dKey[(r0 + r) * att + j] += ds * wq[prev * att + j];
+                    Doubles.axpy(ds, key, (r0 + r) * att, gwqD, prev * att, att);
+                    Doubles.axpy(ds, wqD, prev * att, dKey, (r0 + r) * att, att);
+                }
+            }
+            for (int k = 0; k < h; k++) {
+                gbcD[k] += dc[k];
+                Doubles.axpy(dc[k], p, 0, gwcD, k * dt, dt);
+                Doubles.axpy(dc[k], wcD, k * dt, dPooled[i], 0, dt);
+            }
+        }
+        // keys and values back to the features (rows split over the pool) and to W_k, W_v (their rows split)
+        double[] gwkD = new double[wk.length], gwvD = new double[wv.length];
+        if (rows > 0) {
+            Parallel.forRange(rows, 8, (ra, rb) -> {
+                double[] dF = new double[dt];
+                for (int r = ra; r < rb; r++) {
+                    java.util.Arrays.fill(dF, 0);
+                    for (int j = 0; j < att; j++) if (dKey[r * att + j] != 0) Doubles.axpy(dKey[r * att + j], wkD, j * dt, dF, 0, dt);
+                    for (int k = 0; k < h; k++) if (dVal[r * h + k] != 0) Doubles.axpy(dVal[r * h + k], wvD, k * dt, dF, 0, dt);
+                    for (int d = 0; d < dt; d++) dFeatures[r * dt + d] += (float) dF[d];
+                }
+            });
+            Parallel.forRange(att + h, 4, (ja, jb) -> {
+                for (int j = ja; j < jb; j++) {
+                    boolean isKey = j < att;
+                    double[] dOut = isKey ? dKey : dVal, gOut = isKey ? gwkD : gwvD;
+                    int width = isKey ? att : h, row = isKey ? j : j - att;
+                    for (int r = 0; r < rows; r++) {
+                        double dk = dOut[r * width + row];
+                        if (dk != 0) Doubles.axpy(dk, feat, r * dt, gOut, row * dt, dt);
                     }
                 }
-            }
-            for (int k = 0; k < h; k++) {
-                gbc[k] += (float) dc[k];
-                for (int d = 0; d < dt; d++) {
-                    gwc[k * dt + d] += (float) (dc[k] * p[d]);
-                    dPooled[i][d] += dc[k] * wc[k * dt + d];
-                }
-            }
+            });
         }
-        // keys and values back to W_k, W_v and the features, row after row in order
-        for (int r = 0; r < row0[b]; r++) {
-            int f0 = r * dt;
-            for (int j = 0; j < att; j++) {
-                double dk = dKey[r * att + j];
-                if (dk == 0) continue;
-                for (int d = 0; d < dt; d++) {
-                    gwk[j * dt + d] += (float) (dk * features[f0 + d]);
-                    dFeatures[f0 + d] += (float) (dk * wk[j * dt + d]);
-                }
-            }
-            for (int k = 0; k < h; k++) {
-                double dv = dVal[r * h + k];
-                if (dv == 0) continue;
-                for (int d = 0; d < dt; d++) {
-                    gwv[k * dt + d] += (float) (dv * features[f0 + d]);
-                    dFeatures[f0 + d] += (float) (dv * wv[k * dt + d]);
-                }
-            }
-        }
+        float[] gwc = Doubles.toFloats(gwcD), gbc = Doubles.toFloats(gbcD), gpe = Doubles.toFloats(gpeD), go = Doubles.toFloats(goD),
+                gob = Doubles.toFloats(gobD), gwq = Doubles.toFloats(gwqD), gwk = Doubles.toFloats(gwkD), gwv = Doubles.toFloats(gwvD);
         g.put(CONTEXT, gwc);
         g.put(CONTEXT_BIAS, gbc);
         g.put(PREVIOUS, gpe);

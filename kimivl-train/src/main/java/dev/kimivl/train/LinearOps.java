@@ -130,10 +130,20 @@ public final class LinearOps {
      */
     public static void dotsT(float[] a, int ao, float[] bt, int ldb, int j0, int n, int d, float[] out, int oo) {
         final int L = VF.length(), bound = VF.loopBound(d);
-        for (int j = 0; j < n; j += L) {
-            VectorMask<Float> m = j + L <= n ? VF.maskAll(true) : VF.indexInRange(j, n);
+        int j = 0;
+        // whole blocks of L rows with unmasked loads (on AVX2 a masked load per vector is far slower), then the last
+        // n mod L rows through a lane mask: the same operations per lane
+        for (; j + L <= n; j += L) {
             int col = j0 + j;
             // l = 0 first, so that no vector is ever null: a null-or-vector merge makes C2 box every vector of the loop
+            FloatVector s = partialDot(a, ao, bt, ldb, col, 0, bound, L);
+            for (int l = 1; l < L; l++) s = s.add(partialDot(a, ao, bt, ldb, col, l, bound, L));
+            for (int c = bound; c < d; c++) s = s.add(FloatVector.fromArray(VF, bt, c * ldb + col).mul(a[ao + c]));
+            s.intoArray(out, oo + j);
+        }
+        if (j < n) {
+            VectorMask<Float> m = VF.indexInRange(j, n);
+            int col = j0 + j;
             FloatVector s = partialDot(a, ao, bt, ldb, col, m, 0, bound, L);
             for (int l = 1; l < L; l++) s = s.add(partialDot(a, ao, bt, ldb, col, m, l, bound, L));
             for (int c = bound; c < d; c++) s = s.add(FloatVector.fromArray(VF, bt, c * ldb + col, m).mul(a[ao + c]));
@@ -141,7 +151,14 @@ public final class LinearOps {
         }
     }
 
-    /** Σ over c = l, l + L, … < bound of a[ao + c]·bt[c, col .. col + L) (masked-off lanes read as 0), fused from zero. */
+    /** Σ over c = l, l + L, … < bound of a[ao + c]·bt[c, col .. col + L), fused from zero. */
+    private static FloatVector partialDot(float[] a, int ao, float[] bt, int ldb, int col, int l, int bound, int L) {
+        FloatVector p = FloatVector.zero(VF);
+        for (int c = l; c < bound; c += L) p = FloatVector.broadcast(VF, a[ao + c]).fma(FloatVector.fromArray(VF, bt, c * ldb + col), p);
+        return p;
+    }
+
+    /** {@link #partialDot(float[], int, float[], int, int, int, int, int)} over the lanes of m (the others read as 0). */
     private static FloatVector partialDot(float[] a, int ao, float[] bt, int ldb, int col, VectorMask<Float> m, int l, int bound, int L) {
         FloatVector p = FloatVector.zero(VF);
         for (int c = l; c < bound; c += L) p = FloatVector.broadcast(VF, a[ao + c]).fma(FloatVector.fromArray(VF, bt, c * ldb + col, m), p);
@@ -154,12 +171,16 @@ public final class LinearOps {
      * double: a softmax's numerators and normaliser. dst may be src.
      */
     public static double expShifted(float[] src, int so, int n, float shift, float[] dst, int dOff) {
-        for (int i = 0; i < n; i += F.length()) {
+        int i = 0;
+        for (int bound = F.loopBound(n); i < bound; i += F.length()) {
+            VectorMath.exp(FloatVector.fromArray(F, src, so + i).sub(shift)).intoArray(dst, dOff + i);
+        }
+        if (i < n) {
             VectorMask<Float> m = F.indexInRange(i, n);
             VectorMath.exp(FloatVector.fromArray(F, src, so + i, m).sub(shift)).intoArray(dst, dOff + i, m);
         }
         double sum = 0;
-        for (int i = 0; i < n; i++) sum += dst[dOff + i];
+        for (int k = 0; k < n; k++) sum += dst[dOff + k];
         return sum;
     }
 

@@ -460,7 +460,7 @@ public final class TextGrad {
             up = linear(x, n, D, w.get(p + "up_proj.weight"), I);
             act = new float[n * I];
             float[] g = gate, u = up, a = act;
-            VisionGrad.elementwise(act.length, (i0, i1) -> { for (int i = i0; i < i1; i++) a[i] = silu(g[i]) * u[i]; });
+            VisionGrad.elementwise(act.length, (i0, i1) -> siluTimes(g, u, a, i0, i1));
             out = linear(act, n, I, w.get(p + "down_proj.weight"), D);
         }
 
@@ -469,13 +469,7 @@ public final class TextGrad {
             float[] dAct = new float[n * I];
             linearBackward(dOut, n, D, act, I, w.get(p + "down_proj.weight"), dAct, g.get(p + "down_proj.weight"));
             float[] dGate = new float[n * I], dUp = new float[n * I];
-            VisionGrad.elementwise(n * I, (i0, i1) -> {
-                for (int i = i0; i < i1; i++) {
-                    float s = sigmoid(gate[i]);
-                    dUp[i] = dAct[i] * gate[i] * s;
-                    dGate[i] = dAct[i] * up[i] * s * (1 + gate[i] * (1 - s));
-                }
-            });
+            VisionGrad.elementwise(n * I, (i0, i1) -> siluTimesBackward(gate, up, dAct, dGate, dUp, i0, i1));
             float[] dx = new float[n * D];
             linearBackward(dGate, n, I, x, D, w.get(p + "gate_proj.weight"), dx, g.get(p + "gate_proj.weight"));
             linearBackward(dUp, n, I, x, D, w.get(p + "up_proj.weight"), dx, g.get(p + "up_proj.weight"));
@@ -643,4 +637,43 @@ public final class TextGrad {
     static float sigmoid(float x) { return 1f / (1f + (float) Math.exp(-x)); }
 
     static float silu(float x) { return x / (1f + (float) Math.exp(-x)); }
+
+    private static final jdk.incubator.vector.VectorSpecies<Float> VF = dev.kimivl.tensor.Vectors.F;
+
+    /** σ(x) on float lanes: with e = e^−|x| (one exp of a non-positive argument for both signs), 1/(1 + e) or e/(1 + e). */
+    private static jdk.incubator.vector.FloatVector sigmoid(jdk.incubator.vector.FloatVector x) {
+        var e = dev.kimivl.tensor.VectorMath.exp(x.abs().neg());
+        var r = e.add(1f);
+        return x.broadcast(1f).blend(e, x.compare(jdk.incubator.vector.VectorOperators.LT, 0f)).div(r);
+    }
+
+    /** a[i] = silu(g[i])·u[i] for i in [i0, i1): whole vectors on float lanes, the last partial one scalar. */
+    static void siluTimes(float[] g, float[] u, float[] a, int i0, int i1) {
+        int i = i0;
+        for (int bound = i0 + VF.loopBound(i1 - i0); i < bound; i += VF.length()) {
+            var x = jdk.incubator.vector.FloatVector.fromArray(VF, g, i);
+            x.mul(sigmoid(x)).mul(jdk.incubator.vector.FloatVector.fromArray(VF, u, i)).intoArray(a, i);
+        }
+        for (; i < i1; i++) a[i] = silu(g[i]) * u[i];
+    }
+
+    /**
+     * The backward of {@link #siluTimes} for i in [i0, i1), with s = σ(g): dUp = dA·g·s, dGate = dA·u·s·(1 + g·(1 − s)).
+     */
+    static void siluTimesBackward(float[] g, float[] u, float[] dA, float[] dGate, float[] dUp, int i0, int i1) {
+        int i = i0;
+        for (int bound = i0 + VF.loopBound(i1 - i0); i < bound; i += VF.length()) {
+            var x = jdk.incubator.vector.FloatVector.fromArray(VF, g, i);
+            var s = sigmoid(x);
+            var da = jdk.incubator.vector.FloatVector.fromArray(VF, dA, i);
+            da.mul(x).mul(s).intoArray(dUp, i);
+            var oneMinus = s.neg().add(1f);
+            da.mul(jdk.incubator.vector.FloatVector.fromArray(VF, u, i)).mul(s).mul(x.mul(oneMinus).add(1f)).intoArray(dGate, i);
+        }
+        for (; i < i1; i++) {
+            float s = sigmoid(g[i]);
+            dUp[i] = dA[i] * g[i] * s;
+            dGate[i] = dA[i] * u[i] * s * (1 + g[i] * (1 - s));
+        }
+    }
 }

@@ -595,7 +595,15 @@ public final class VisionGrad {
      */
     static void geluTanhInto(float[] u, float[] out, float[] dOut, int i0, int i1) {
         VectorSpecies<Float> f = dev.kimivl.tensor.Vectors.F;
-        for (int i = i0; i < i1; i += f.length()) {
+        // whole vectors unmasked: on AVX2 a mask per vector (indexInRange) is built lane by lane and keeps C2 from
+        // intrinsifying the GELU's derivative (JFR: lanewiseTemplate); only the last partial vector takes a mask
+        int i = i0;
+        for (int bound = i0 + f.loopBound(i1 - i0); i < bound; i += f.length()) {
+            FloatVector v = FloatVector.fromArray(f, u, i);
+            FloatVector r = dOut == null ? VectorMath.geluTanh(v) : VectorMath.geluTanhGrad(v).mul(FloatVector.fromArray(f, dOut, i));
+            r.intoArray(out, i);
+        }
+        if (i < i1) {
             VectorMask<Float> m = f.indexInRange(i, i1);
             FloatVector v = FloatVector.fromArray(f, u, i, m);
             FloatVector r = dOut == null ? VectorMath.geluTanh(v) : VectorMath.geluTanhGrad(v).mul(FloatVector.fromArray(f, dOut, i, m));

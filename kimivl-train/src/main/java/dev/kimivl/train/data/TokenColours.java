@@ -3,8 +3,6 @@ package dev.kimivl.train.data;
 import dev.kimivl.config.PreprocessorConfig;
 import dev.kimivl.vision.PreprocessedImage;
 
-import java.util.HashMap;
-import java.util.Map;
 
 /**
  * The colour under each merged image token, read from the preprocessed pixels themselves: the palette colour that
@@ -83,14 +81,24 @@ public final class TokenColours {
 
     /** The palette colour a pixel is, or −1 (the ground, or between colours). */
     static int nearest(int rgb, int ground) {
-        if (Palette.distance(rgb, ground) < NEAR) return -1;
+        // squared integer distances: the same order as Palette.distance's square roots (exact for these integers)
+        if (distance2(rgb, ground) < NEAR * NEAR) return -1;
         int best = -1;
-        double d = NEAR;
+        double d = NEAR * NEAR;
         for (int k = 0; k < NONE; k++) {
-            double e = Palette.distance(rgb, Palette.rgb(Palette.COLORS.get(k)).getRGB() & 0xFFFFFF);
+            int e = distance2(rgb, PALETTE_RGB[k]);
             if (e < d) { d = e; best = k; }
         }
         return best;
+    }
+
+    /** The palette's colours as 0xRRGGBB, in label order. */
+    private static final int[] PALETTE_RGB = Palette.COLORS.stream().mapToInt(c -> Palette.rgb(c).getRGB() & 0xFFFFFF).toArray();
+
+    /** The squared RGB distance ({@link Palette#distance} squared). */
+    private static int distance2(int rgb1, int rgb2) {
+        int dr = ((rgb1 >> 16) & 255) - ((rgb2 >> 16) & 255), dg = ((rgb1 >> 8) & 255) - ((rgb2 >> 8) & 255), db = (rgb1 & 255) - (rgb2 & 255);
+        return dr * dr + dg * dg + db * db;
     }
 
     /** A pixel of the padding: no colour (outside 0xRRGGBB). */
@@ -98,10 +106,11 @@ public final class TokenColours {
 
     /** The most common colour of the image's own pixels, in 16-level bins, as the bin's centre. */
     static int ground(int[] rgb) {
-        Map<Integer, Integer> bins = new HashMap<>();
-        for (int v : rgb) if (v != PADDING) bins.merge(v & 0xF0F0F0, 1, Integer::sum);
-        int best = 0, most = -1;
-        for (var e : bins.entrySet()) if (e.getValue() > most || (e.getValue() == most && e.getKey() < best)) { most = e.getValue(); best = e.getKey(); }
-        return best | 0x080808;
+        int[] bins = new int[1 << 12];                  // bin (r >> 4, g >> 4, b >> 4), in increasing order of v & 0xF0F0F0
+        for (int v : rgb) if (v != PADDING) bins[(v >> 12 & 0xF00) | (v >> 8 & 0xF0) | (v >> 4 & 0xF)]++;
+        int best = 0, most = 0;
+        for (int i = 0; i < bins.length; i++) if (bins[i] > most) { most = bins[i]; best = i; }   // the first (smallest) of ties
+        int key = (best & 0xF00) << 12 | (best & 0xF0) << 8 | (best & 0xF) << 4;
+        return key | 0x080808;
     }
 }

@@ -146,7 +146,9 @@ public final class TrainStepBench {
                 summarise(f);
             } finally {
                 rec.close();
-                Files.deleteIfExists(f);
+                String keep = System.getProperty("kimivl.bench.jfr");       // keep the recording for jfr print
+                if (keep != null) Files.move(f, Path.of(keep), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                else Files.deleteIfExists(f);
             }
         }
     }
