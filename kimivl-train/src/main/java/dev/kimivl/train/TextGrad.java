@@ -4,6 +4,9 @@ import dev.kimivl.config.TextConfig;
 import dev.kimivl.io.WeightSource;
 import dev.kimivl.tensor.Parallel;
 import dev.kimivl.tensor.VectorMath;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -638,21 +641,21 @@ public final class TextGrad {
 
     static float silu(float x) { return x / (1f + (float) Math.exp(-x)); }
 
-    private static final jdk.incubator.vector.VectorSpecies<Float> VF = dev.kimivl.tensor.Vectors.F;
+    private static final VectorSpecies<Float> VF = dev.kimivl.tensor.Vectors.F;
 
     /** σ(x) on float lanes: with e = e^−|x| (one exp of a non-positive argument for both signs), 1/(1 + e) or e/(1 + e). */
-    private static jdk.incubator.vector.FloatVector sigmoid(jdk.incubator.vector.FloatVector x) {
-        var e = dev.kimivl.tensor.VectorMath.exp(x.abs().neg());
+    private static FloatVector sigmoid(FloatVector x) {
+        var e = VectorMath.exp(x.abs().neg());
         var r = e.add(1f);
-        return x.broadcast(1f).blend(e, x.compare(jdk.incubator.vector.VectorOperators.LT, 0f)).div(r);
+        return x.broadcast(1f).blend(e, x.compare(VectorOperators.LT, 0f)).div(r);
     }
 
     /** a[i] = silu(g[i])·u[i] for i in [i0, i1): whole vectors on float lanes, the last partial one scalar. */
     static void siluTimes(float[] g, float[] u, float[] a, int i0, int i1) {
         int i = i0;
         for (int bound = i0 + VF.loopBound(i1 - i0); i < bound; i += VF.length()) {
-            var x = jdk.incubator.vector.FloatVector.fromArray(VF, g, i);
-            x.mul(sigmoid(x)).mul(jdk.incubator.vector.FloatVector.fromArray(VF, u, i)).intoArray(a, i);
+            var x = FloatVector.fromArray(VF, g, i);
+            x.mul(sigmoid(x)).mul(FloatVector.fromArray(VF, u, i)).intoArray(a, i);
         }
         for (; i < i1; i++) a[i] = silu(g[i]) * u[i];
     }
@@ -663,12 +666,12 @@ public final class TextGrad {
     static void siluTimesBackward(float[] g, float[] u, float[] dA, float[] dGate, float[] dUp, int i0, int i1) {
         int i = i0;
         for (int bound = i0 + VF.loopBound(i1 - i0); i < bound; i += VF.length()) {
-            var x = jdk.incubator.vector.FloatVector.fromArray(VF, g, i);
+            var x = FloatVector.fromArray(VF, g, i);
             var s = sigmoid(x);
-            var da = jdk.incubator.vector.FloatVector.fromArray(VF, dA, i);
+            var da = FloatVector.fromArray(VF, dA, i);
             da.mul(x).mul(s).intoArray(dUp, i);
             var oneMinus = s.neg().add(1f);
-            da.mul(jdk.incubator.vector.FloatVector.fromArray(VF, u, i)).mul(s).mul(x.mul(oneMinus).add(1f)).intoArray(dGate, i);
+            da.mul(FloatVector.fromArray(VF, u, i)).mul(s).mul(x.mul(oneMinus).add(1f)).intoArray(dGate, i);
         }
         for (; i < i1; i++) {
             float s = sigmoid(g[i]);
