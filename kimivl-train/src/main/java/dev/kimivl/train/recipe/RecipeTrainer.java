@@ -853,9 +853,9 @@ public final class RecipeTrainer {
             }
             long tData = phase("packing", t0);
             // ---- forward and backward
-            long[] encodedPatches = {patches};
+            long[] encodedPatches = {patches};           // what the tower encodes: fewer where an RL step shares images
             float[] feats = images.isEmpty() ? new float[0]
-                    : trainVisionSide ? vg.forward(images) : frozenFeatures(images, encodedPatches);
+                    : trainVisionSide || featureCache == null ? vg.forward(images) : frozenFeatures(images, encodedPatches);
             long tVis = phase("vision forward", tData);
             float[] emb = tg.embed(ids, isText, feats);
             TextGrad.HiddenLoss bindLoss = null;
@@ -902,8 +902,7 @@ public final class RecipeTrainer {
                 err.printf(Locale.ROOT, "  profile: data %.2f s, vision fwd %.2f, text fwd+bwd %.2f, vision bwd %.2f, optimizer %.2f; T %d, patches %d%n",
                         (tData - t0) / 1e9, (tVis - tData) / 1e9, (tText - tVis) / 1e9, (tVisB - tText) / 1e9, (tEnd - tVisB) / 1e9, T, patches);
             }
-            // the tower's work as done: a frozen tower encodes each distinct image once
-            long visionPatches = trainVisionSide ? patches : encodedPatches[0];
+            long visionPatches = encodedPatches[0];
             double flop = flopPerTextToken * T + 6.0 * attentionFlopPerPair(cfg) * segSq / 2
                     + (images.isEmpty() ? 0 : flopPerPatch * visionPatches + flopPerMerged * (visionPatches / 4.0));
             return new StepResult(r.loss(), (double) r.correct() / Math.max(1, scored), T, flop, (System.nanoTime() - t0) / 1e9, spread, stage.lrFactor(s),
@@ -930,29 +929,29 @@ public final class RecipeTrainer {
         }
 
         /**
-         * The frozen tower's merged features [Σ tokens, D] of images, in order, each distinct image (by content) encoded
-         * once: the k sampled answers of an RL prompt share its image. A tower's output for an image does not depend on
-         * the other images packed with it (block-diagonal attention, row-wise products), so this gives the floats of
-         * {@code vg.forward(images)}. encodedPatches[0] is set to the patches actually encoded.
+         * The frozen tower's merged features [Σ tokens, D] of images, in order, during an RL step ({@link #featureCache}
+         * set): each distinct image (by content) is encoded once, as the k sampled answers of a prompt share its image.
+         * A tower's output for an image does not depend on the other images packed with it (block-diagonal attention,
+         * row-wise products), so this gives the floats of {@code vg.forward(images)}. encodedPatches[0] is set to the
+         * patches actually encoded. Other steps' images are distinct, and they call {@code vg.forward} without hashing.
          */
         private float[] frozenFeatures(List<PreprocessedImage> images, long[] encodedPatches) {
             int D = cfg.text().hiddenSize();
-            Map<ImageKey, float[]> known = featureCache != null ? featureCache : new java.util.HashMap<>();
             ImageKey[] keys = new ImageKey[images.size()];
-            List<PreprocessedImage> todo = new ArrayList<>();
-            List<ImageKey> todoKeys = new ArrayList<>();
+            Map<ImageKey, PreprocessedImage> todo = new java.util.LinkedHashMap<>();     // not yet encoded, in order
             for (int i = 0; i < keys.length; i++) {
                 keys[i] = ImageKey.of(images.get(i));
-                if (!known.containsKey(keys[i]) && !todoKeys.contains(keys[i])) { todo.add(images.get(i)); todoKeys.add(keys[i]); }
+                if (!featureCache.containsKey(keys[i])) todo.putIfAbsent(keys[i], images.get(i));
             }
             long encoded = 0;
             if (!todo.isEmpty()) {
-                float[] f = vg.forward(todo);
-                for (int i = 0, o = 0; i < todo.size(); i++) {
-                    int n = todo.get(i).tokens() * D;
-                    known.put(todoKeys.get(i), java.util.Arrays.copyOfRange(f, o, o + n));
+                float[] f = vg.forward(new ArrayList<>(todo.values()));
+                int o = 0;
+                for (var e : todo.entrySet()) {
+                    int n = e.getValue().tokens() * D;
+                    featureCache.put(e.getKey(), java.util.Arrays.copyOfRange(f, o, o + n));
                     o += n;
-                    encoded += todo.get(i).patches();
+                    encoded += e.getValue().patches();
                 }
             }
             encodedPatches[0] = encoded;
@@ -960,7 +959,7 @@ public final class RecipeTrainer {
             for (PreprocessedImage p : images) total += p.tokens() * D;
             float[] feats = new float[total];
             for (int i = 0, o = 0; i < keys.length; i++) {
-                float[] f = known.get(keys[i]);
+                float[] f = featureCache.get(keys[i]);
                 System.arraycopy(f, 0, feats, o, f.length);
                 o += f.length;
             }
