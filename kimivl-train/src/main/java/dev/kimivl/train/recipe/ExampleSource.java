@@ -25,11 +25,25 @@ public final class ExampleSource {
     private final double[] cumulative;
     private final int needleChars;
     private final List<String> vqaTypes;
+    /** Null, or the easy-image world that {@link #easyShare} of the examples draw from instead of {@link #world}. */
+    private final VisualWorld easyWorld;
+    private final double easyShare;
 
     public ExampleSource(VisualWorld world, Map<String, Double> mix, int needleChars) { this(world, mix, needleChars, null); }
 
     /** @param vqaTypes the VQA types to draw from (null: all of them, as {@link VisualWorld#vqa(long)} picks) */
     public ExampleSource(VisualWorld world, Map<String, Double> mix, int needleChars, List<String> vqaTypes) {
+        this(world, null, 0, mix, needleChars, vqaTypes);
+    }
+
+    /**
+     * A source whose examples draw their images from {@code easyWorld} with probability {@code easyShare} (decided by
+     * each example's seed, so a resumed run draws the same) and from {@code world} otherwise.
+     */
+    public ExampleSource(VisualWorld world, VisualWorld easyWorld, double easyShare, Map<String, Double> mix, int needleChars, List<String> vqaTypes) {
+        if (easyWorld != null && !(easyShare > 0 && easyShare < 1)) throw new IllegalArgumentException("easyShare must lie in (0, 1), got " + easyShare);
+        this.easyWorld = easyWorld;
+        this.easyShare = easyShare;
         this.vqaTypes = vqaTypes == null || vqaTypes.isEmpty() ? null : List.copyOf(vqaTypes);
         this.world = world;
         this.kinds = mix.keySet().stream().sorted().toArray(String[]::new);    // sorted: the JSON order must not matter
@@ -52,6 +66,8 @@ public final class ExampleSource {
         double u = new SplittableRandom(seed ^ 0x5DEECE66DL).nextDouble() * cumulative[cumulative.length - 1];
         int i = 0;
         while (i < kinds.length - 1 && u >= cumulative[i]) i++;
+        // a third generator of its own, so that the kinds and VQA types drawn stay those of a source without easyShare
+        VisualWorld world = easyWorld != null && new SplittableRandom(seed ^ 0x6A09E667F3BCC909L).nextDouble() < easyShare ? easyWorld : this.world;
         if (kinds[i].equals("vqa") && vqaTypes != null) {
             return world.vqa(seed, vqaTypes.get((int) Math.floorMod(new SplittableRandom(seed ^ 0x2545F491L).nextLong(), (long) vqaTypes.size())));
         }

@@ -84,13 +84,18 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
      *                  that stage's final checkpoint instead (a branch: nano.json's Thinking stages start from the
      *                  instruct model's `easy` stage while its trunk goes on to the long-context stages). Its examples
      *                  are those it would draw in a recipe holding only the stages it descends from ({@link #depth})
+     * @param easyShare null: every image is as {@code easyImages} says; a share in (0, 1): that share of the examples
+     *                  (chosen from each example's seed) draws the easy images and the rest the full variety, so a stage
+     *                  can teach busy grounds without forgetting plain ones (TRAINING.md, session 23: a stage of busy
+     *                  images alone cost plain-ground answers, and easy steps after it gave the busy ones back).
+     *                  Needs {@code easyImages} false
      */
     public record Stage(String name, String kind, int steps, int batch, double lr, double adamLr, double visionLr, int warmup,
                         String schedule, double minLrRatio, List<String> train, Map<String, Double> mix, boolean thinking,
                         Double ropeTheta, Integer maxPositions, Integer needleChars, List<String> vqaTypes,
                         boolean easyImages, Integer minSide, Integer maxSide, Rl rl, String visionOptimizer, Integer startMaxSide,
                         Boolean captionAttention, Map<String, Double> tokenLabels, dev.kimivl.train.BindingHead.Spec bindHead,
-                        Boolean continueHeads, String from) {
+                        Boolean continueHeads, String from, Double easyShare) {
         static final Set<String> PARTS = Set.of("text", "vision", "projector");
         static final Set<String> KINDS = Set.of("pretrain-vit", "alignment", "joint", "cooldown", "long-context", "sft", "long-cot-sft", "rl");
 
@@ -168,6 +173,10 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
             if (startMaxSide != null && (startMaxSide < imageOptions().minSide() || startMaxSide > imageOptions().maxSide())) {
                 throw new IllegalArgumentException(where + " '" + name + "': startMaxSide " + startMaxSide + " must lie between minSide "
                         + imageOptions().minSide() + " and maxSide " + imageOptions().maxSide());
+            }
+            if (easyShare != null && (!(easyShare > 0 && easyShare < 1) || easyImages)) {
+                throw new IllegalArgumentException(where + " '" + name + "': easyShare is the share of examples on easy images, a number"
+                        + " between 0 and 1 exclusive, with easyImages false; got " + easyShare + (easyImages ? " with easyImages true" : ""));
             }
             if (visionOptimizer != null && !Set.of("adamw", "muon").contains(visionOptimizer)) {
                 throw new IllegalArgumentException(where + " '" + name + "': visionOptimizer '" + visionOptimizer + "' is not adamw or muon");

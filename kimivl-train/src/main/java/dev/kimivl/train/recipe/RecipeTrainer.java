@@ -692,7 +692,10 @@ public final class RecipeTrainer {
         }
 
         ExampleSource sourceFor(VisualWorld.Options images) {
-            return new ExampleSource(new VisualWorld(images), stage.mix(), stage.needleChars() == null ? 2000 : stage.needleChars(), stage.vqaTypes());
+            VisualWorld easy = stage.easyShare() == null ? null
+                    : new VisualWorld(new VisualWorld.Options(images.minSide(), images.maxSide(), true));
+            return new ExampleSource(new VisualWorld(images), easy, stage.easyShare() == null ? 0 : stage.easyShare(), stage.mix(),
+                    stage.needleChars() == null ? 2000 : stage.needleChars(), stage.vqaTypes());
         }
 
         /** Where step s draws its examples: the stage's source, or with progressive resolution one sized for step s. */
