@@ -59,16 +59,20 @@ public final class ModelBench {
      * How the context before a long-context decode is made. RANDOM writes random latents straight into the KV
      * cache (seconds, even at 128K, and the decode reads exactly the bytes a real cache holds); PREFILL runs a real
      * prefill of random tokens in the model's chunks, as llama-bench's {@code -d} / {@code -gp} do, and reports
-     * its time (minutes at 8K on 2 cores; attention grows with the square of the context).
+     * its time (minutes at 8K on 2 cores; attention grows with the square of the context). TAIL writes random latents
+     * for all but the last prefill chunk and runs that chunk as a real prefill: the largest chunk of a long prompt
+     * (its attention sees every cached position), timed and with its transient memory measured, in minutes where a
+     * whole 128K prefill takes most of a day.
      */
     public enum ContextFill {
-        RANDOM, PREFILL;
+        RANDOM, PREFILL, TAIL;
 
         public static ContextFill parse(String s) {
             return switch (s.toLowerCase(Locale.ROOT)) {
                 case "random" -> RANDOM;
                 case "prefill" -> PREFILL;
-                default -> throw new IllegalArgumentException("--context-fill must be random or prefill, not '" + s + "'");
+                case "tail" -> TAIL;
+                default -> throw new IllegalArgumentException("--context-fill must be random, prefill or tail, not '" + s + "'");
             };
         }
     }
@@ -78,10 +82,16 @@ public final class ModelBench {
      * "random", "prefill"), {@code fillSeconds} its time (a prefill's; 0 for random latents); {@code kvCacheBytes}
      * the bytes the KV cache held (every layer's latents at that context plus the decoded tokens); {@code rssBytes}
      * the process's resident memory right after the decode (mapped weights, Java heap with that cache).
+     * {@code fillTokens}: the tokens the timed prefill ran (the context, or the last chunk for "tail"; 0 for random
+     * latents). {@code transientHeapBytes} / {@code transientRssBytes} (fill "tail" only, else -1): what the last
+     * chunk's prefill took beyond the memory held before it, as an upper bound (the rise of the Java heap's pools'
+     * peaks over the chunk, garbage not yet collected included) and a lower bound (the rise of the peak RSS, which
+     * misses heap pages already resident from earlier work).
      */
     public record Decode(int context, int tokens, double seconds, double tokPerSec, double bytesPerToken, double gbPerSec,
                          double ceilingTokPerSec, double ofCeiling, Map<String, Double> phases,
-                         String fill, double fillSeconds, long kvCacheBytes, long rssBytes) {}
+                         String fill, double fillSeconds, int fillTokens, long kvCacheBytes, long rssBytes,
+                         long transientHeapBytes, long transientRssBytes) {}
 
     /**
      * One pass of {@code rows} consecutive tokens through {@link LanguageModel#forwardRows} (what verifying a draft of
@@ -237,17 +247,36 @@ public final class ModelBench {
         KvCache c = lm.newCache(context + N + 1);
         double fillSec = 0;
         String fill = context == 0 ? "none" : o.fill().name().toLowerCase(Locale.ROOT);
+        int fillTokens = 0;
+        long transientHeap = -1, transientRss = -1;
         if (context > 0 && o.fill() == ContextFill.RANDOM) {
             c.fillRandom(context, rnd.nextLong());
         } else if (context > 0) {
-            int[] ids = randomIds(rnd, context, lm.config().vocabSize());
+            // TAIL: random latents up to the last chunk a chunked prefill of the context would run, then that chunk
+            int chunk = lm.kernels().settings().prefillChunk();
+            int tail = o.fill() == ContextFill.TAIL ? Math.min(context, context % chunk == 0 ? chunk : context % chunk) : context;
+            if (tail < context) c.fillRandom(context - tail, rnd.nextLong());
+            // the cache's room for the whole context is held before the chunk, as a generation reserves it for the
+            // prompt: the chunk's transient memory is its own work, not the cache growing
+            if (o.fill() == ContextFill.TAIL) c.reserve(context + N + 1);
+            int[] ids = randomIds(rnd, tail, lm.config().vocabSize());
+            float[] x = lm.embed(ids);
+            TransientMemory mem = o.fill() == ContextFill.TAIL ? TransientMemory.start() : null;
             ProgressLine progress = new ProgressLine(log, 2_000_000_000L);
+            String what = tail == context ? "the " + context + "-token context" : "the last " + tail + " tokens of the " + context + "-token context";
             long f0 = System.nanoTime();
-            lm.prefill(lm.embed(ids), context, c, (done, total) -> progress.show(String.format(Locale.ROOT,
-                    "prefill of the %d-token context: %d/%d tokens, %.0f s", context, done, total, (System.nanoTime() - f0) / 1e9), done, total, done.equals(total)));
+            lm.prefill(x, tail, c, (done, total) -> progress.show(String.format(Locale.ROOT,
+                    "prefill of %s: %d/%d tokens, %.0f s", what, done, total, (System.nanoTime() - f0) / 1e9), done, total, done.equals(total)));
             fillSec = (System.nanoTime() - f0) / 1e9;
             progress.end();
-            log.printf(Locale.ROOT, "prefill of the %d-token context: %.1f s, %.2f tok/s%s%n", context, fillSec, context / fillSec, rssNow());
+            fillTokens = tail;
+            if (mem != null) {
+                transientHeap = mem.heapRise();
+                transientRss = mem.rssRise();
+            }
+            log.printf(Locale.ROOT, "prefill of %s: %.1f s, %.2f tok/s%s%s%n", what, fillSec, tail / fillSec,
+                    mem == null ? "" : String.format(Locale.ROOT, "; transient memory %.3f GB of Java heap at most, %.3f GB of RSS at least",
+                            transientHeap / 1e9, transientRss / 1e9), rssNow());
         }
         c.reserve(context + N + 1);                    // as a generation does (Generator): no doubling copy while timed
         PhaseTimer.reset();
@@ -264,7 +293,8 @@ public final class ModelBench {
         double ceiling = o.bandwidthGBs() * 1e9 / bytes;
         log.printf(Locale.ROOT, "decode %d tokens after %d: %.2f s, %.2f tok/s, %.2f GB/token -> %.1f GB/s (%.0f%% of the %.1f tok/s ceiling at %.0f GB/s); KV cache %.3f GB%s%n",
                 N, context, sec, tps, bytes / 1e9, gbs, 100 * tps / ceiling, ceiling, o.bandwidthGBs(), c.bytesHeld() / 1e9, rssNow());
-        return new Decode(context, N, sec, tps, bytes, gbs, ceiling, tps / ceiling, PhaseTimer.seconds(), fill, fillSec, c.bytesHeld(), procStatus("VmRSS:"));
+        return new Decode(context, N, sec, tps, bytes, gbs, ceiling, tps / ceiling, PhaseTimer.seconds(), fill, fillSec, fillTokens, c.bytesHeld(),
+                procStatus("VmRSS:"), transientHeap, transientRss);
     }
 
     /**
@@ -321,6 +351,43 @@ public final class ModelBench {
         int best = 0;
         for (int i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
         return best;
+    }
+
+    /**
+     * The memory a piece of work takes beyond what was held before it: the Java heap's pools' peaks are reset at the
+     * start (their rise is an upper bound: garbage not yet collected counts), and so is the kernel's peak RSS (through
+     * /proc/self/clear_refs; its rise is a lower bound: heap pages resident from earlier work are reused unseen).
+     */
+    record TransientMemory(long heapBefore, long rssBefore) {
+        static TransientMemory start() {
+            System.gc();                    // what earlier work left as garbage must not count against this work
+            long used = 0;
+            for (var p : java.lang.management.ManagementFactory.getMemoryPoolMXBeans()) {
+                if (p.getType() == java.lang.management.MemoryType.HEAP) {
+                    p.resetPeakUsage();
+                    used += p.getUsage().getUsed();
+                }
+            }
+            try {
+                Files.writeString(Path.of("/proc/self/clear_refs"), "5");      // 5: reset VmHWM to the current RSS
+            } catch (IOException | RuntimeException e) {
+                // not Linux, or not allowed: the RSS rise then also counts what earlier work peaked at
+            }
+            return new TransientMemory(used, procStatus("VmRSS:"));
+        }
+
+        long heapRise() {
+            long peak = 0;
+            for (var p : java.lang.management.ManagementFactory.getMemoryPoolMXBeans()) {
+                if (p.getType() == java.lang.management.MemoryType.HEAP) peak += p.getPeakUsage().getUsed();
+            }
+            return Math.max(0, peak - heapBefore);
+        }
+
+        long rssRise() {
+            long hwm = procStatus("VmHWM:");
+            return hwm < 0 || rssBefore < 0 ? -1 : Math.max(0, hwm - rssBefore);
+        }
     }
 
     /** Peak resident set size (VmHWM) of this process in bytes, or -1 where /proc is unavailable. */
@@ -381,9 +448,13 @@ public final class ModelBench {
             appendDecode(sb, "decode tg" + r.decode().tokens() + "      ", r.decode(), r.streamGBs());
             for (Decode d : r.decodeAt()) {
                 appendDecode(sb, String.format(Locale.ROOT, "%-18s", "decode @" + d.context()), d, r.streamGBs());
-                String how = d.fill().equals("prefill")
-                        ? String.format(Locale.ROOT, "made by a prefill of %d random tokens: %.1f s, %.2f tok/s", d.context(), d.fillSeconds(), d.context() / d.fillSeconds())
-                        : "random latents written into the KV cache, not a prefill";
+                String how = switch (d.fill()) {
+                    case "prefill" -> String.format(Locale.ROOT, "made by a prefill of %d random tokens: %.1f s, %.2f tok/s", d.context(), d.fillSeconds(), d.context() / d.fillSeconds());
+                    case "tail" -> String.format(Locale.ROOT, "random latents, then its last %d tokens as a real prefill: %.1f s, %.2f tok/s,"
+                                    + " transient memory %.3f GB of Java heap at most, %.3f GB of RSS at least", d.fillTokens(), d.fillSeconds(),
+                            d.fillTokens() / d.fillSeconds(), d.transientHeapBytes() / 1e9, d.transientRssBytes() / 1e9);
+                    default -> "random latents written into the KV cache, not a prefill";
+                };
                 sb.append(String.format(Locale.ROOT, "                    (the %d-token context is %s; %.0f%% of the short-context speed)%n",
                         d.context(), how, 100 * d.tokPerSec() / r.decode().tokPerSec()));
                 sb.append(String.format(Locale.ROOT, "                    KV cache %.3f GB (%s, %d positions), RSS after %.2f GB%n",

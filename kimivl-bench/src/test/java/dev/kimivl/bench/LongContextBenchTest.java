@@ -61,9 +61,38 @@ class LongContextBenchTest {
     }
 
     @Test
+    void tailFillPrefillsOnlyTheLastChunkAndMeasuresItsTransientMemory(@TempDir Path dir) throws Exception {
+        // prefill chunks are 2048 tokens: a 2056-token context is 2048 random positions, then its last 8 tokens as a
+        // real prefill; a 40-token context is one chunk, all of it prefilled
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        ModelBench.Options o = new ModelBench.Options(QuantMix.Q4_0, dir, 16, 4, List.of(2056, 40), ModelBench.ContextFill.TAIL, List.of(),
+                56, false, 32.0, 42, false, true, true);
+        ModelBench.Result tail = ModelBench.run(o, QuantMixTest.tinyConfig(), new PrintStream(log, true, StandardCharsets.UTF_8));
+        long perPosition = 27L * 576 * (tail.kvCache().equals("f16") ? 2 : 4);
+        List<Integer> prefilled = List.of(8, 40);
+        for (int i = 0; i < 2; i++) {
+            ModelBench.Decode d = tail.decodeAt().get(i);
+            assertEquals("tail", d.fill());
+            assertEquals(prefilled.get(i), d.fillTokens());
+            assertTrue(d.fillSeconds() > 0);
+            assertEquals(perPosition * (d.context() + 4 + 1), d.kvCacheBytes(), "the cache holds the random positions and the chunk's");
+            assertTrue(d.transientHeapBytes() > 0, "the chunk's activations are measured: " + d.transientHeapBytes());
+            assertTrue(d.transientRssBytes() >= 0, "Linux: the peak RSS rise is measured: " + d.transientRssBytes());
+            // the cache was reserved before the chunk: its 2061 positions (~6 MB here) are not the chunk's transient memory
+        }
+        String text = ModelBench.text(tail);
+        assertTrue(text.contains("(the 2056-token context is random latents, then its last 8 tokens as a real prefill: "), text);
+        assertTrue(text.contains("transient memory "), text);
+        String progress = log.toString(StandardCharsets.UTF_8);
+        assertTrue(progress.contains("prefill of the last 8 tokens of the 2056-token context: "), progress);
+        assertTrue(progress.contains("prefill of the 40-token context: "), progress);
+        assertTrue(ModelBench.json(tail).contains("\"fill\":\"tail\""));
+    }
+
+    @Test
     void badContextOptionsAreNamed() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ModelBench.ContextFill.parse("prompt"));
-        assertEquals("--context-fill must be random or prefill, not 'prompt'", e.getMessage());
+        assertEquals("--context-fill must be random, prefill or tail, not 'prompt'", e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> new ModelBench.Options(QuantMix.Q4_0, Path.of("x"), 16, 4, List.of(),
                 ModelBench.ContextFill.RANDOM, List.of(), 56, false, 32, 42, false, true, true));
         assertTrue(e.getMessage().startsWith("--context needs at least one value"), e.getMessage());

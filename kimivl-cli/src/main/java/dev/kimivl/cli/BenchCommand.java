@@ -49,8 +49,8 @@ public final class BenchCommand implements Callable<Integer> {
             description = "Contexts before the long-context decodes, e.g. 4096,32768,131072 (default ${DEFAULT-VALUE}); each reports decode tok/s, the KV cache's bytes and the RSS. The first is the one --llama-bench compares (-d / -gp).")
     List<Integer> context;
 
-    @Option(names = "--context-fill", defaultValue = "random", paramLabel = "random|prefill",
-            description = "How each context is made: random latents written into the KV cache (default; seconds even at 128K) or a real chunked prefill of random tokens, timed (as llama-bench's -d / -gp; minutes at 8K on 2 cores).")
+    @Option(names = "--context-fill", defaultValue = "random", paramLabel = "random|prefill|tail",
+            description = "How each context is made: random latents written into the KV cache (default; seconds even at 128K), a real chunked prefill of random tokens, timed (as llama-bench's -d / -gp; minutes at 8K on 2 cores), or tail: random latents, then the last prefill chunk as a real prefill, timed, with its transient memory (the largest chunk of a long prompt, in minutes even at 128K).")
     String contextFill;
 
     @Option(names = "--verify-rows", split = ",", paramLabel = "K[,K...]",

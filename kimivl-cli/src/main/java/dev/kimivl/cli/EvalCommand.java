@@ -108,8 +108,8 @@ final class EvalCommand implements Callable<Integer> {
                 o.put("model", m.dir().toString());
                 o.put("n", r.total());
                 o.put("seed", seed);
-            o.put("min_side", minSide);
-            o.put("max_side", maxSide);
+                o.put("min_side", minSide);
+                o.put("max_side", maxSide);
                 o.put("overall", r.overall());
                 ObjectNode by = o.putObject("by_type");
                 for (var t : r.byType().values()) {
