@@ -275,8 +275,9 @@ public final class ModelBench {
                 transientRss = mem.rssRise();
             }
             log.printf(Locale.ROOT, "prefill of %s: %.1f s, %.2f tok/s%s%s%n", what, fillSec, tail / fillSec,
-                    mem == null ? "" : String.format(Locale.ROOT, "; transient memory %.3f GB of Java heap at most, %.3f GB of RSS at least",
-                            transientHeap / 1e9, transientRss / 1e9), rssNow());
+                    mem == null ? "" : String.format(Locale.ROOT, "; transient memory %.3f GB of Java heap at most, %.3f GB of RSS at least"
+                                    + " (Java heap live before the chunk %.3f GB, max heap %.3f GB)", transientHeap / 1e9, transientRss / 1e9,
+                            mem.heapBefore() / 1e9, Runtime.getRuntime().maxMemory() / 1e9), rssNow());
         }
         c.reserve(context + N + 1);                    // as a generation does (Generator): no doubling copy while timed
         PhaseTimer.reset();

@@ -98,6 +98,40 @@ public final class KvCache {
     /** Bytes per cached position (all layers). */
     public long bytesPerPosition() { return bytesPerPosition(layers, width, precision); }
 
+    /**
+     * Work arrays of a prompt's decompressed attention ({@link MlaAttention}): the cached latents widened to f32, each
+     * head's keys and values, all sized by the positions S. Every layer of a prefill pass needs the same sizes, so they
+     * are made once per pass and reused by the 27 layers instead of made 27 times: at 128K that is ~0.6 GB live
+     * instead of ~16 GB of garbage a chunk, which the JVM's collector let grow into gigabytes of heap (measured:
+     * {@code kimivl bench --context-fill tail}, docs/long-inputs.md). Null between prompts: {@link #endPrompt()} drops it.
+     */
+    private PromptScratch scratch;
+
+    /** The arrays of {@link #scratch}, each exactly the size last asked for (an exact size: the products take the row count from it). */
+    static final class PromptScratch {
+        private final float[][] floats = new float[6][];
+        dev.kimivl.tensor.QuantizedInput latentsQ;      // ĉ rounded for the integer v_b products, reused while S stays
+
+        /** Slot i as an array of exactly n floats (the previous one when it has that size; contents undefined). */
+        float[] floats(int i, int n) {
+            float[] a = floats[i];
+            if (a == null || a.length != n) floats[i] = a = new float[n];
+            return a;
+        }
+    }
+
+    /** The prompt's work arrays (made on first use). */
+    PromptScratch promptScratch() {
+        if (scratch == null) scratch = new PromptScratch();
+        return scratch;
+    }
+
+    /** Drops the prompt's work arrays: called when a prefill ends, so they live only while a prompt runs. */
+    public void endPrompt() { scratch = null; }
+
+    /** Whether the prompt's work arrays are held now (tests: a prefill must not leave them behind). */
+    boolean holdsPromptScratch() { return scratch != null; }
+
     /** Bytes the cache's arrays hold now (all layers; capacity, not only the filled positions: it grows by doubling up to maxTokens). */
     public long bytesHeld() {
         long n = 0;
@@ -124,7 +158,11 @@ public final class KvCache {
 
     /** Columns [c0, c0 + n) of positions [0, positions) of layer l as floats, dst [positions·n] (widened for F16). */
     float[] columns(int l, int positions, int c0, int n) {
-        float[] dst = new float[positions * n];
+        return columns(l, positions, c0, n, new float[positions * n]);
+    }
+
+    /** As {@link #columns(int, int, int, int)}, into dst (at least positions·n long); returns dst. */
+    float[] columns(int l, int positions, int c0, int n, float[] dst) {
         for (int j = 0; j < positions; j++) {
             int src = j * width + c0;
             if (data != null) System.arraycopy(data[l], src, dst, j * n, n);

@@ -290,12 +290,16 @@ public final class LanguageModel {
         float[] last = null;
         if (progress != null) progress.accept(0, T);
         int chunk = kernels.settings().prefillChunk();
-        for (int t0 = 0; t0 < T; t0 += chunk) {
-            int n = Math.min(chunk, T - t0);
-            float[] part = n == T ? x : java.util.Arrays.copyOfRange(x, t0 * D, (t0 + n) * D);
-            float[] h = forward(part, n, cache, StageSink.NONE, null);
-            last = java.util.Arrays.copyOfRange(h, (n - 1) * D, n * D);
-            if (progress != null) progress.accept(t0 + n, T);
+        try {
+            for (int t0 = 0; t0 < T; t0 += chunk) {
+                int n = Math.min(chunk, T - t0);
+                float[] part = n == T ? x : java.util.Arrays.copyOfRange(x, t0 * D, (t0 + n) * D);
+                float[] h = forward(part, n, cache, StageSink.NONE, null);
+                last = java.util.Arrays.copyOfRange(h, (n - 1) * D, n * D);
+                if (progress != null) progress.accept(t0 + n, T);
+            }
+        } finally {
+            cache.endPrompt();      // the attention's work arrays (sized by the context) live only while a prompt runs
         }
         if (last == null) throw new IllegalArgumentException("empty prompt");
         return last;

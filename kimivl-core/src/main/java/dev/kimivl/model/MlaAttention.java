@@ -272,12 +272,15 @@ public final class MlaAttention {
      */
     private float[] decompressedPrefill(float[] q, int T, int pos0, KvCache cache, int layer) {
         int S = pos0 + T;
-        float[] c = cache.columns(layer, S, 0, kvLora);      // ĉ [S, kvLora]
-        float[] pe = cache.columns(layer, S, kvLora, rope);  // k_pe [S, rope] (RoPE applied), shared by the heads
-        QuantizedInput cq = vB[0] instanceof QuantMatrix qm && qm.usesIntegerMatmul()
-                ? QuantizedInput.ofRows(c, S, kvLora) : null;     // one rounding for every head's v_b
+        KvCache.PromptScratch w = cache.promptScratch();     // the S-sized arrays, shared by every layer of this pass
+        float[] c = cache.columns(layer, S, 0, kvLora, w.floats(0, S * kvLora));      // ĉ [S, kvLora]
+        float[] pe = cache.columns(layer, S, kvLora, rope, w.floats(1, S * rope));    // k_pe [S, rope] (RoPE applied), shared by the heads
+        QuantizedInput cq = null;
+        if (vB[0] instanceof QuantMatrix qm0 && qm0.usesIntegerMatmul()) {
+            cq = w.latentsQ = QuantizedInput.ofRows(c, S, kvLora, w.latentsQ);       // one rounding for every head's v_b
+        }
         boolean nat = kernels.hasCausalAttention(qHead, vDim);
-        float[] o = new float[T * heads * vDim], kh = new float[S * nope], keys = new float[S * qHead], values = new float[S * vDim];
+        float[] o = new float[T * heads * vDim], kh = w.floats(2, S * nope), keys = w.floats(3, S * qHead), values = w.floats(4, S * vDim);
         float[] qh = nat ? new float[((T + 3) & ~3) * qHead] : null;   // one head's queries, contiguous, whole groups of 4 rows
         for (int h = 0; h < heads; h++) {
             wUK(h).matmul(c, kh, S);

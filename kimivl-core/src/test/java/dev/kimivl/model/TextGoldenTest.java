@@ -169,6 +169,30 @@ class TextGoldenTest {
         }
     }
 
+    /**
+     * The decompressed form in chunks: every layer of a pass reuses the cache's work arrays, each chunk sizes them
+     * anew (S grows), and a prefill leaves none behind; the result is the one-pass hidden state.
+     */
+    @Test
+    void decompressedChunksShareTheirWorkArraysAndDropThem() {
+        int[] ids = golden.inputIds();
+        int D = lm.config().hiddenSize();
+        var settings = lm.kernels().settings().withMlaPromptForm(KernelSettings.MlaPromptForm.DECOMPRESSED);
+        LanguageModel whole = lm.withKernels(lm.kernels().with(settings));
+        LanguageModel chunked = lm.withKernels(lm.kernels().with(settings.withPrefillChunk(5)));
+        float[] one = whole.forward(lm.embed(ids), ids.length, lm.newCache(64), StageSink.NONE, null);
+        KvCache cache = chunked.newCache(64);
+        float[] last = chunked.prefill(lm.embed(ids), ids.length, cache, null);
+        assertFalse(cache.holdsPromptScratch(), "the work arrays live only while the prompt runs");
+        double d = Golden.maxAbsDiff(last, Arrays.copyOfRange(one, (ids.length - 1) * D, ids.length * D));
+        assertTrue(d < 1e-4, "decompressed chunks vs one pass: max |Δ| = " + d);
+        // a forward pass outside prefill keeps them (the next prefill's end drops them), and they change nothing
+        KvCache c2 = whole.newCache(64);
+        float[] again = whole.forward(lm.embed(ids), ids.length, c2, StageSink.NONE, null);
+        assertTrue(c2.holdsPromptScratch());
+        assertArrayEquals(one, again);
+    }
+
     /** The Java kernels (fallback without the native library) give the native kernels' prompt hidden states. */
     @Test
     void javaAndNativeKernelsAgree() {
