@@ -86,12 +86,13 @@ public final class ModelBench {
      * latents). {@code transientHeapBytes} / {@code transientRssBytes} (fill "tail" only, else -1): what the last
      * chunk's prefill took beyond the memory held before it, as an upper bound (the rise of the Java heap's pools'
      * peaks over the chunk, garbage not yet collected included) and a lower bound (the rise of the peak RSS, which
-     * misses heap pages already resident from earlier work).
+     * misses heap pages already resident from earlier work). {@code transientLiveBytes}: the most the heap held right
+     * after a collection during the chunk, above what it held before (the chunk's live arrays; -1 if none ran).
      */
     public record Decode(int context, int tokens, double seconds, double tokPerSec, double bytesPerToken, double gbPerSec,
                          double ceilingTokPerSec, double ofCeiling, Map<String, Double> phases,
                          String fill, double fillSeconds, int fillTokens, long kvCacheBytes, long rssBytes,
-                         long transientHeapBytes, long transientRssBytes) {}
+                         long transientHeapBytes, long transientRssBytes, long transientLiveBytes) {}
 
     /**
      * One pass of {@code rows} consecutive tokens through {@link LanguageModel#forwardRows} (what verifying a draft of
@@ -248,7 +249,7 @@ public final class ModelBench {
         double fillSec = 0;
         String fill = context == 0 ? "none" : o.fill().name().toLowerCase(Locale.ROOT);
         int fillTokens = 0;
-        long transientHeap = -1, transientRss = -1;
+        long transientHeap = -1, transientRss = -1, live = -1;
         if (context > 0 && o.fill() == ContextFill.RANDOM) {
             c.fillRandom(context, rnd.nextLong());
         } else if (context > 0) {
@@ -273,11 +274,13 @@ public final class ModelBench {
             if (mem != null) {
                 transientHeap = mem.heapRise();
                 transientRss = mem.rssRise();
+                live = mem.liveRise();
             }
             log.printf(Locale.ROOT, "prefill of %s: %.1f s, %.2f tok/s%s%s%n", what, fillSec, tail / fillSec,
-                    mem == null ? "" : String.format(Locale.ROOT, "; transient memory %.3f GB of Java heap at most, %.3f GB of RSS at least"
-                                    + " (Java heap live before the chunk %.3f GB, max heap %.3f GB)", transientHeap / 1e9, transientRss / 1e9,
-                            mem.heapBefore() / 1e9, Runtime.getRuntime().maxMemory() / 1e9), rssNow());
+                    mem == null ? "" : String.format(Locale.ROOT, "; transient memory: %s, %.3f GB of Java heap at most (garbage included),"
+                                    + " %.3f GB of RSS at least (Java heap live before the chunk %.3f GB, max heap %.3f GB)",
+                            live < 0 ? "no collection ran" : String.format(Locale.ROOT, "%.3f GB live after the collections", live / 1e9),
+                            transientHeap / 1e9, transientRss / 1e9, mem.heapBefore() / 1e9, Runtime.getRuntime().maxMemory() / 1e9), rssNow());
         }
         c.reserve(context + N + 1);                    // as a generation does (Generator): no doubling copy while timed
         PhaseTimer.reset();
@@ -295,7 +298,7 @@ public final class ModelBench {
         log.printf(Locale.ROOT, "decode %d tokens after %d: %.2f s, %.2f tok/s, %.2f GB/token -> %.1f GB/s (%.0f%% of the %.1f tok/s ceiling at %.0f GB/s); KV cache %.3f GB%s%n",
                 N, context, sec, tps, bytes / 1e9, gbs, 100 * tps / ceiling, ceiling, o.bandwidthGBs(), c.bytesHeld() / 1e9, rssNow());
         return new Decode(context, N, sec, tps, bytes, gbs, ceiling, tps / ceiling, PhaseTimer.seconds(), fill, fillSec, fillTokens, c.bytesHeld(),
-                procStatus("VmRSS:"), transientHeap, transientRss);
+                procStatus("VmRSS:"), transientHeap, transientRss, live);
     }
 
     /**
@@ -359,7 +362,8 @@ public final class ModelBench {
      * start (their rise is an upper bound: garbage not yet collected counts), and so is the kernel's peak RSS (through
      * /proc/self/clear_refs; its rise is a lower bound: heap pages resident from earlier work are reused unseen).
      */
-    record TransientMemory(long heapBefore, long rssBefore) {
+    record TransientMemory(long heapBefore, long rssBefore, java.util.concurrent.atomic.AtomicLong liveAfterGc,
+                           List<Runnable> detach) {
         static TransientMemory start() {
             System.gc();                    // what earlier work left as garbage must not count against this work
             long used = 0;
@@ -374,7 +378,49 @@ public final class ModelBench {
             } catch (IOException | RuntimeException e) {
                 // not Linux, or not allowed: the RSS rise then also counts what earlier work peaked at
             }
-            return new TransientMemory(used, procStatus("VmRSS:"));
+            // the heap after each collection during the work: what was live then (the work's own arrays, not garbage)
+            var live = new java.util.concurrent.atomic.AtomicLong(-1);
+            List<Runnable> detach = new java.util.ArrayList<>();
+            for (var gc : java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()) {
+                if (!(gc instanceof javax.management.NotificationEmitter emitter)) continue;
+                javax.management.NotificationListener l = (n, hb) -> {
+                    if (!n.getType().equals(com.sun.management.GarbageCollectionNotificationInfo.GARBAGE_COLLECTION_NOTIFICATION)) return;
+                    var info = com.sun.management.GarbageCollectionNotificationInfo.from((javax.management.openmbean.CompositeData) n.getUserData());
+                    long after = 0;
+                    for (var e : info.getGcInfo().getMemoryUsageAfterGc().entrySet()) {
+                        if (heapPool(e.getKey())) after += e.getValue().getUsed();
+                    }
+                    long a = after;
+                    live.accumulateAndGet(a, Math::max);
+                };
+                emitter.addNotificationListener(l, null, null);
+                detach.add(() -> {
+                    try {
+                        emitter.removeNotificationListener(l);
+                    } catch (javax.management.ListenerNotFoundException ignored) {
+                        // already gone
+                    }
+                });
+            }
+            return new TransientMemory(used, procStatus("VmRSS:"), live, detach);
+        }
+
+        private static boolean heapPool(String name) {
+            for (var p : java.lang.management.ManagementFactory.getMemoryPoolMXBeans()) {
+                if (p.getName().equals(name)) return p.getType() == java.lang.management.MemoryType.HEAP;
+            }
+            return false;
+        }
+
+        /**
+         * The most the heap held right after a collection during the work, above what it held before: the work's
+         * live arrays at those moments (a collection's notification arrives on its own thread, so read after the
+         * work ends); -1 when no collection ran.
+         */
+        long liveRise() {
+            detach.forEach(Runnable::run);
+            long l = liveAfterGc.get();
+            return l < 0 ? -1 : Math.max(0, l - heapBefore);
         }
 
         long heapRise() {
@@ -452,8 +498,10 @@ public final class ModelBench {
                 String how = switch (d.fill()) {
                     case "prefill" -> String.format(Locale.ROOT, "made by a prefill of %d random tokens: %.1f s, %.2f tok/s", d.context(), d.fillSeconds(), d.context() / d.fillSeconds());
                     case "tail" -> String.format(Locale.ROOT, "random latents, then its last %d tokens as a real prefill: %.1f s, %.2f tok/s,"
-                                    + " transient memory %.3f GB of Java heap at most, %.3f GB of RSS at least", d.fillTokens(), d.fillSeconds(),
-                            d.fillTokens() / d.fillSeconds(), d.transientHeapBytes() / 1e9, d.transientRssBytes() / 1e9);
+                                    + " transient memory %s, %.3f GB of Java heap at most, %.3f GB of RSS at least", d.fillTokens(), d.fillSeconds(),
+                            d.fillTokens() / d.fillSeconds(), d.transientLiveBytes() < 0 ? "not seen by a collection"
+                                    : String.format(Locale.ROOT, "%.3f GB live", d.transientLiveBytes() / 1e9),
+                            d.transientHeapBytes() / 1e9, d.transientRssBytes() / 1e9);
                     default -> "random latents written into the KV cache, not a prefill";
                 };
                 sb.append(String.format(Locale.ROOT, "                    (the %d-token context is %s; %.0f%% of the short-context speed)%n",

@@ -161,7 +161,7 @@ class LlamaBenchTest {
 
     static ModelBench.Decode decode(int context, double tokPerSec) {
         return new ModelBench.Decode(context, 128, 128 / tokPerSec, tokPerSec, 1.5e9, 1.5 * tokPerSec, 20, tokPerSec / 20, Map.of(),
-                context == 0 ? "none" : "random", 0, 0, 62_208L * (context + 129), 11_000_000_000L, -1, -1);
+                context == 0 ? "none" : "random", 0, 0, 62_208L * (context + 129), 11_000_000_000L, -1, -1, -1);
     }
 
     /** A kimivl result with the given figures (the rest plausible, unused by the comparison). */

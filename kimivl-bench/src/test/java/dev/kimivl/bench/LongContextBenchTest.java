@@ -78,6 +78,8 @@ class LongContextBenchTest {
             assertEquals(perPosition * (d.context() + 4 + 1), d.kvCacheBytes(), "the cache holds the random positions and the chunk's");
             assertTrue(d.transientHeapBytes() > 0, "the chunk's activations are measured: " + d.transientHeapBytes());
             assertTrue(d.transientRssBytes() >= 0, "Linux: the peak RSS rise is measured: " + d.transientRssBytes());
+            assertTrue(d.transientLiveBytes() >= -1 && d.transientLiveBytes() <= d.transientHeapBytes() + (1 << 20),
+                    "live after a collection ≤ the pools' peaks: " + d.transientLiveBytes() + " vs " + d.transientHeapBytes());
             // the cache was reserved before the chunk: its 2061 positions (~6 MB here) are not the chunk's transient memory
         }
         String text = ModelBench.text(tail);
