@@ -43,6 +43,13 @@ class ShippedModelTest {
         assertTrue(j.get("overall").asDouble() >= OBJECTS_FLOOR, j.toString());
     }
 
+    /** Busy grounds (noise, gradients, JPEG, 64-512 px): 49% measured on these 100 (the model before session 24: 28%). */
+    @Test
+    void instructModelNamesOneObjectOnBusyGrounds() throws Exception {
+        JsonNode j = eval(INSTRUCT, "--task", "objects", "-n", "100");
+        assertTrue(j.get("overall").asDouble() >= BUSY_FLOOR, j.toString());
+    }
+
     @Test
     void instructModelFindsANeedleInLongText() throws Exception {
         // recipes/nano.json's long-context stages; measured (session 23, run B23): 19/20, 97.5% at -n 40; 0 before them
@@ -90,5 +97,5 @@ class ShippedModelTest {
 
     // measured on the shipped model (models/kimivl-nano-instruct/README.md), minus a margin for other CPUs' rounding
     // measured (session 20's model, run N6): colour 44/44, shape 24/34 (chance 1/7), overall 101/120
-    static final double COLOR_FLOOR = 0.9, SHAPE_FLOOR = 0.45, OBJECTS_FLOOR = 0.7, NIAH_FLOOR = 0.75, GROUNDING_FLOOR = 0.5;
+    static final double COLOR_FLOOR = 0.9, SHAPE_FLOOR = 0.45, OBJECTS_FLOOR = 0.7, NIAH_FLOOR = 0.75, GROUNDING_FLOOR = 0.5, BUSY_FLOOR = 0.4;
 }
