@@ -101,15 +101,16 @@ public final class KvCache {
     /**
      * Work arrays of a prompt's decompressed attention ({@link MlaAttention}): the cached latents widened to f32, each
      * head's keys and values, all sized by the positions S. Every layer of a prefill pass needs the same sizes, so they
-     * are made once per pass and reused by the 27 layers instead of made 27 times: at 128K that is ~0.6 GB live
-     * instead of ~16 GB of garbage a chunk, which the JVM's collector let grow into gigabytes of heap (measured:
-     * {@code kimivl bench --context-fill tail}, docs/long-inputs.md). Null between prompts: {@link #endPrompt()} drops it.
+     * are made once per pass and reused by the 27 layers instead of made 27 times: at 128K ~0.6 GB live instead of
+     * ~16 GB of garbage a 2048-token chunk. (A chunk's other activations, the MoE's and the projections', are still
+     * made per layer: at 32K the heap's growth over the last chunk fell only from 4.0 to 3.6 GB with this,
+     * {@code kimivl bench --context-fill tail}, docs/long-inputs.md.) Null between prompts: {@link #endPrompt()} drops it.
      */
     private PromptScratch scratch;
 
     /** The arrays of {@link #scratch}, each exactly the size last asked for (an exact size: the products take the row count from it). */
     static final class PromptScratch {
-        private final float[][] floats = new float[6][];
+        private final float[][] floats = new float[5][];     // ĉ, k_pe, one head's k_nope, keys, values
         dev.kimivl.tensor.QuantizedInput latentsQ;      // ĉ rounded for the integer v_b products, reused while S stays
 
         /** Slot i as an array of exactly n floats (the previous one when it has that size; contents undefined). */
