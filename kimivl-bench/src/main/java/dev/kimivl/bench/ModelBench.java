@@ -277,10 +277,8 @@ public final class ModelBench {
                 live = mem.liveRise();
             }
             log.printf(Locale.ROOT, "prefill of %s: %.1f s, %.2f tok/s%s%s%n", what, fillSec, tail / fillSec,
-                    mem == null ? "" : String.format(Locale.ROOT, "; transient memory: %s, %.3f GB of Java heap at most (garbage included),"
-                                    + " %.3f GB of RSS at least (Java heap live before the chunk %.3f GB, max heap %.3f GB)",
-                            live < 0 ? "no collection ran" : String.format(Locale.ROOT, "%.3f GB live after the collections", live / 1e9),
-                            transientHeap / 1e9, transientRss / 1e9, mem.heapBefore() / 1e9, Runtime.getRuntime().maxMemory() / 1e9), rssNow());
+                    mem == null ? "" : String.format(Locale.ROOT, "; transient memory %s (Java heap live before the chunk %.3f GB, max heap %.3f GB)",
+                            transientFigures(live, transientHeap, transientRss), mem.heapBefore() / 1e9, Runtime.getRuntime().maxMemory() / 1e9), rssNow());
         }
         c.reserve(context + N + 1);                    // as a generation does (Generator): no doubling copy while timed
         PhaseTimer.reset();
@@ -357,6 +355,12 @@ public final class ModelBench {
         return best;
     }
 
+    /** A tail fill's three transient-memory figures in words, as the progress line and the report print them. */
+    static String transientFigures(long live, long heap, long rss) {
+        return String.format(Locale.ROOT, "%s, %.3f GB of Java heap at most, %.3f GB of RSS at least",
+                live < 0 ? "not seen by a collection" : String.format(Locale.ROOT, "%.3f GB live", live / 1e9), heap / 1e9, rss / 1e9);
+    }
+
     /**
      * The memory a piece of work takes beyond what was held before it: the Java heap's pools' peaks are reset at the
      * start (their rise is an upper bound: garbage not yet collected counts), and so is the kernel's peak RSS (through
@@ -379,6 +383,10 @@ public final class ModelBench {
                 // not Linux, or not allowed: the RSS rise then also counts what earlier work peaked at
             }
             // the heap after each collection during the work: what was live then (the work's own arrays, not garbage)
+            java.util.Set<String> heapPools = new java.util.HashSet<>();
+            for (var p : java.lang.management.ManagementFactory.getMemoryPoolMXBeans()) {
+                if (p.getType() == java.lang.management.MemoryType.HEAP) heapPools.add(p.getName());
+            }
             var live = new java.util.concurrent.atomic.AtomicLong(-1);
             List<Runnable> detach = new java.util.ArrayList<>();
             for (var gc : java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()) {
@@ -386,12 +394,9 @@ public final class ModelBench {
                 javax.management.NotificationListener l = (n, hb) -> {
                     if (!n.getType().equals(com.sun.management.GarbageCollectionNotificationInfo.GARBAGE_COLLECTION_NOTIFICATION)) return;
                     var info = com.sun.management.GarbageCollectionNotificationInfo.from((javax.management.openmbean.CompositeData) n.getUserData());
-                    long after = 0;
-                    for (var e : info.getGcInfo().getMemoryUsageAfterGc().entrySet()) {
-                        if (heapPool(e.getKey())) after += e.getValue().getUsed();
-                    }
-                    long a = after;
-                    live.accumulateAndGet(a, Math::max);
+                    long after = info.getGcInfo().getMemoryUsageAfterGc().entrySet().stream()
+                            .filter(e -> heapPools.contains(e.getKey())).mapToLong(e -> e.getValue().getUsed()).sum();
+                    live.accumulateAndGet(after, Math::max);
                 };
                 emitter.addNotificationListener(l, null, null);
                 detach.add(() -> {
@@ -403,13 +408,6 @@ public final class ModelBench {
                 });
             }
             return new TransientMemory(used, procStatus("VmRSS:"), live, detach);
-        }
-
-        private static boolean heapPool(String name) {
-            for (var p : java.lang.management.ManagementFactory.getMemoryPoolMXBeans()) {
-                if (p.getName().equals(name)) return p.getType() == java.lang.management.MemoryType.HEAP;
-            }
-            return false;
         }
 
         /**
@@ -498,10 +496,8 @@ public final class ModelBench {
                 String how = switch (d.fill()) {
                     case "prefill" -> String.format(Locale.ROOT, "made by a prefill of %d random tokens: %.1f s, %.2f tok/s", d.context(), d.fillSeconds(), d.context() / d.fillSeconds());
                     case "tail" -> String.format(Locale.ROOT, "random latents, then its last %d tokens as a real prefill: %.1f s, %.2f tok/s,"
-                                    + " transient memory %s, %.3f GB of Java heap at most, %.3f GB of RSS at least", d.fillTokens(), d.fillSeconds(),
-                            d.fillTokens() / d.fillSeconds(), d.transientLiveBytes() < 0 ? "not seen by a collection"
-                                    : String.format(Locale.ROOT, "%.3f GB live", d.transientLiveBytes() / 1e9),
-                            d.transientHeapBytes() / 1e9, d.transientRssBytes() / 1e9);
+                                    + " transient memory %s", d.fillTokens(), d.fillSeconds(), d.fillTokens() / d.fillSeconds(),
+                            transientFigures(d.transientLiveBytes(), d.transientHeapBytes(), d.transientRssBytes()));
                     default -> "random latents written into the KV cache, not a prefill";
                 };
                 sb.append(String.format(Locale.ROOT, "                    (the %d-token context is %s; %.0f%% of the short-context speed)%n",
