@@ -99,19 +99,20 @@ public final class KvCache {
     public long bytesPerPosition() { return bytesPerPosition(layers, width, precision); }
 
     /**
-     * Work arrays of a prompt's decompressed attention ({@link MlaAttention}): the cached latents widened to f32, each
-     * head's keys and values, all sized by the positions S. Every layer of a prefill pass needs the same sizes, so they
-     * are made once per pass and reused by the 27 layers instead of made 27 times: at 128K ~0.6 GB live instead of
-     * ~16 GB of garbage a 2048-token chunk. (A chunk's other activations, the MoE's and the projections', are still
-     * made per layer: at 32K the heap's growth over the last chunk fell only from 4.0 to 3.6 GB with this,
-     * {@code kimivl bench --context-fill tail}, docs/long-inputs.md.) Null between prompts: {@link #endPrompt()} drops it.
+     * Work arrays of a prompt's decompressed attention ({@link MlaAttention}): one block of cached latents widened to
+     * f32, each head's keys and values for that block, the heads' queries and their online-softmax state. Every layer
+     * of a prefill pass needs the same sizes, so they are made once per pass and reused by the 27 layers instead of
+     * made 27 times. Sized by the key block (kimivl.mla.keyBlock) and the chunk, not by the context: ~70 MB for a
+     * 2,048-token chunk of Kimi-VL-A3B at any context (before the key blocks, ~0.6 GB at 128K). Null between prompts:
+     * {@link #endPrompt()} drops it.
      */
     private PromptScratch scratch;
 
-    /** The arrays of {@link #scratch}, each exactly the size last asked for (an exact size: the products take the row count from it). */
+    /** The arrays of {@link #scratch}, each exactly the size last asked for (a pass asks the same sizes in every layer). */
     static final class PromptScratch {
-        private final float[][] floats = new float[5][];     // ĉ, k_pe, one head's k_nope, keys, values
-        dev.kimivl.tensor.QuantizedInput latentsQ;      // ĉ rounded for the integer v_b products, reused while S stays
+        private final float[][] floats = new float[9][];
+        /** ĉ of a block rounded for the integer v_b products: [0] full key blocks, [1] a shorter last one, [2] the chunk's own keys. */
+        final dev.kimivl.tensor.QuantizedInput[] latentsQ = new dev.kimivl.tensor.QuantizedInput[3];
 
         /** Slot i as an array of exactly n floats (the previous one when it has that size; contents undefined). */
         float[] floats(int i, int n) {
@@ -164,10 +165,15 @@ public final class KvCache {
 
     /** As {@link #columns(int, int, int, int)}, into dst (at least positions·n long); returns dst. */
     float[] columns(int l, int positions, int c0, int n, float[] dst) {
-        for (int j = 0; j < positions; j++) {
-            int src = j * width + c0;
-            if (data != null) System.arraycopy(data[l], src, dst, j * n, n);
-            else for (int i = 0; i < n; i++) dst[j * n + i] = Float.float16ToFloat(half[l][src + i]);
+        return columns(l, 0, positions, c0, n, dst);
+    }
+
+    /** Columns [c0, c0 + n) of positions [j0, j1) of layer l into dst [(j1 − j0)·n] (widened for F16); returns dst. */
+    float[] columns(int l, int j0, int j1, int c0, int n, float[] dst) {
+        for (int j = j0; j < j1; j++) {
+            int src = j * width + c0, d = (j - j0) * n;
+            if (data != null) System.arraycopy(data[l], src, dst, d, n);
+            else for (int i = 0; i < n; i++) dst[d + i] = Float.float16ToFloat(half[l][src + i]);
         }
         return dst;
     }

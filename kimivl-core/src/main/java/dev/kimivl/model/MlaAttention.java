@@ -264,24 +264,110 @@ public final class MlaAttention {
     private static final int MHA_ROWS = 32;
 
     /**
-     * The decompressed form of {@link #prefill}; returns o [T, H·vDim] (before o_proj). One head at a time: its keys
-     * [S, nope + rope] (k_nope = W_UK^h·ĉ_j, then the shared k_pe) and values [S, v] (W_UV^h·ĉ_j), each one product
-     * over the S cached latents, then its causal attention in blocks of MHA_ROWS prompt tokens across the threads.
-     * Only one head's keys and values exist at a time (1.3 KB per cached position: 130 MB at 100K), so long contexts
-     * do not multiply the transient memory by the heads.
+     * The decompressed form of {@link #prefill}; returns o [T, H·vDim] (before o_proj). The cached positions are taken
+     * in key blocks: the context before the chunk in blocks of kimivl.mla.keyBlock positions, then the chunk's own T
+     * positions. A block's latents are widened once; then for each head its keys [n, nope + rope] (k_nope = W_UK^h·ĉ_j,
+     * then the shared k_pe) and values [n, v] (W_UV^h·ĉ_j), one product each over the block, and the head's attention
+     * goes on over them in blocks of MHA_ROWS prompt tokens across the threads, the online-softmax state of every head
+     * and query kept between key blocks (the chunk's own block causal). The transient memory is thus set by the key
+     * block and the chunk, not by the context: decompressing the whole context at once held 0.6 GB of f32 latents,
+     * keys and values at 128K (docs/long-inputs.md).
      */
     private float[] decompressedPrefill(float[] q, int T, int pos0, KvCache cache, int layer) {
-        int S = pos0 + T;
-        KvCache.PromptScratch w = cache.promptScratch();     // the S-sized arrays, shared by every layer of this pass
-        float[] c = cache.columns(layer, S, 0, kvLora, w.floats(0, S * kvLora));      // ĉ [S, kvLora]
-        float[] pe = cache.columns(layer, S, kvLora, rope, w.floats(1, S * rope));    // k_pe [S, rope] (RoPE applied), shared by the heads
-        QuantizedInput cq = null;
-        if (vB[0] instanceof QuantMatrix qm0 && qm0.usesIntegerMatmul()) {
-            cq = w.latentsQ = QuantizedInput.ofRows(c, S, kvLora, w.latentsQ);       // one rounding for every head's v_b
+        if (!kernels.hasCausalAttention(qHead, vDim)) return decompressedPrefillJava(q, T, pos0, cache, layer);
+        int S = pos0 + T, B = kernels.settings().mlaKeyBlock(), Tp = (T + 3) & ~3;
+        int rowsMax = Math.max(T, Math.min(B, pos0));
+        KvCache.PromptScratch w = cache.promptScratch();     // shared by every layer of this pass
+        float[] c = w.floats(0, rowsMax * kvLora), pe = w.floats(1, rowsMax * rope), kh = w.floats(2, rowsMax * nope),
+                keys = w.floats(3, rowsMax * qHead), values = w.floats(4, rowsMax * vDim);
+        // each head's queries contiguous [Tp, qHead] (whole groups of 4 rows; the padding rows zero), and the
+        // online-softmax state of each head's queries: running max m, sum l [heads, Tp], unnormalised output [heads, Tp, v]
+        float[] qs = w.floats(5, heads * Tp * qHead), m = w.floats(6, heads * Tp), l = w.floats(7, heads * Tp),
+                acc = w.floats(8, heads * Tp * vDim);
+        java.util.Arrays.fill(qs, 0f);
+        for (int h = 0; h < heads; h++) {
+            for (int t = 0; t < T; t++) System.arraycopy(q, (t * heads + h) * qHead, qs, (h * Tp + t) * qHead, qHead);
         }
-        boolean nat = kernels.hasCausalAttention(qHead, vDim);
-        float[] o = new float[T * heads * vDim], kh = w.floats(2, S * nope), keys = w.floats(3, S * qHead), values = w.floats(4, S * vDim);
-        float[] qh = nat ? new float[((T + 3) & ~3) * qHead] : null;   // one head's queries, contiguous, whole groups of 4 rows
+        java.util.Arrays.fill(m, Float.NEGATIVE_INFINITY);
+        java.util.Arrays.fill(l, 0f);
+        java.util.Arrays.fill(acc, 0f);
+        Matrix[] uk = new Matrix[heads];
+        for (int h = 0; h < heads; h++) uk[h] = wUK(h);
+        for (int b0 = 0; b0 < S; ) {
+            boolean own = b0 >= pos0;
+            int b1 = own ? S : Math.min(b0 + B, pos0), n = b1 - b0;
+            cache.columns(layer, b0, b1, 0, kvLora, c);            // ĉ [n, kvLora]
+            cache.columns(layer, b0, b1, kvLora, rope, pe);        // k_pe [n, rope] (RoPE applied), shared by the heads
+            QuantizedInput cq = null;
+            if (vB[0] instanceof QuantMatrix qm0 && qm0.usesIntegerMatmul()) {
+                int slot = own ? 2 : n == B ? 0 : 1;                // one rounding of the block for every head's v_b
+                cq = w.latentsQ[slot] = QuantizedInput.ofRows(c, n, kvLora, w.latentsQ[slot]);
+            }
+            for (int h = 0; h < heads; h++) {
+                uk[h].matmul(c, kh, n);
+                for (int j = 0; j < n; j++) {
+                    System.arraycopy(kh, j * nope, keys, j * qHead, nope);
+                    System.arraycopy(pe, j * rope, keys, j * qHead + nope, rope);
+                }
+                if (cq != null && vB[h] instanceof QuantMatrix qm && qm.usesIntegerMatmul()) qm.matmul(cq, values);
+                else vB[h].matmul(c, values, n);
+                attendKeyBlock(qs, T, Tp, h, keys, values, n, pos0 - b0, m, l, acc);
+            }
+            b0 = b1;
+        }
+        float[] o = new float[T * heads * vDim];
+        for (int h = 0; h < heads; h++) {
+            for (int t = 0; t < T; t++) {
+                int s = h * Tp + t, oo = (t * heads + h) * vDim;
+                float inv = 1f / l[s];
+                for (int d = 0; d < vDim; d++) o[oo + d] = acc[s * vDim + d] * inv;
+            }
+        }
+        return o;
+    }
+
+    /**
+     * Head h's queries over one key block with the native kernel, in blocks of MHA_ROWS prompt tokens across the
+     * threads (later blocks, with more keys, first). Key j of the block is position b0 + j, and {@code offset} = pos0 −
+     * b0, so query t (position pos0 + t) sees the block's keys j ≤ offset + t: all of a block before the chunk, the
+     * causal part of the chunk's own. The state m, l, acc of head h's rows [h·Tp, h·Tp + Tp) goes on from the blocks
+     * before.
+     */
+    private void attendKeyBlock(float[] qs, int T, int Tp, int h, float[] keys, float[] values, int n, int offset,
+                                float[] m, float[] l, float[] acc) {
+        // blocks of MHA_ROWS tokens, smaller for short prompts so that the threads still get ≥ 32 blocks to balance
+        int bs = Math.max(4, Math.min(MHA_ROWS, (T / 32 + 3) & ~3)), blocks = (T + bs - 1) / bs;
+        Parallel.forRange(blocks, 1, (from, to) -> {
+            float[] mb = new float[bs], lb = new float[bs], ob = new float[bs * vDim];
+            for (int i = from; i < to; i++) {
+                int t0 = (blocks - 1 - i) * bs;
+                int rows = (Math.min(bs, T - t0) + 3) & ~3, s = h * Tp + t0;
+                int j1 = Math.min(n, offset + t0 + rows);
+                System.arraycopy(m, s, mb, 0, rows);
+                System.arraycopy(l, s, lb, 0, rows);
+                System.arraycopy(acc, s * vDim, ob, 0, rows * vDim);
+                if (!kernels.causalAttention(qs, s * qHead, qHead, qHead, keys, 0, qHead, values, 0, vDim,
+                        vDim, rows, 0, j1, scale, offset + t0, mb, lb, ob)) {
+                    throw new IllegalStateException("native causal attention declined " + rows + " rows of width " + qHead);
+                }
+                System.arraycopy(mb, 0, m, s, rows);
+                System.arraycopy(lb, 0, l, s, rows);
+                System.arraycopy(ob, 0, acc, s * vDim, rows * vDim);
+            }
+        });
+    }
+
+    /**
+     * The decompressed form without the native attention kernel: every cached position's keys and values for one head
+     * at a time [S, ·], then {@link #causalJava}. The plain form the blocked one is tested against; its arrays grow
+     * with the context.
+     */
+    private float[] decompressedPrefillJava(float[] q, int T, int pos0, KvCache cache, int layer) {
+        int S = pos0 + T;
+        float[] c = cache.columns(layer, S, 0, kvLora);          // ĉ [S, kvLora]
+        float[] pe = cache.columns(layer, S, kvLora, rope);      // k_pe [S, rope] (RoPE applied), shared by the heads
+        QuantizedInput cq = vB[0] instanceof QuantMatrix qm0 && qm0.usesIntegerMatmul() ? QuantizedInput.ofRows(c, S, kvLora) : null;
+        float[] o = new float[T * heads * vDim], kh = new float[S * nope], keys = new float[S * qHead], values = new float[S * vDim];
         for (int h = 0; h < heads; h++) {
             wUK(h).matmul(c, kh, S);
             for (int j = 0; j < S; j++) {
@@ -290,12 +376,7 @@ public final class MlaAttention {
             }
             if (cq != null && vB[h] instanceof QuantMatrix qm && qm.usesIntegerMatmul()) qm.matmul(cq, values);
             else vB[h].matmul(c, values, S);
-            if (nat) {
-                for (int t = 0; t < T; t++) System.arraycopy(q, (t * heads + h) * qHead, qh, t * qHead, qHead);
-                causalNative(qh, T, pos0, h, keys, values, o);
-            } else {
-                causalJava(q, T, pos0, h, keys, values, o);
-            }
+            causalJava(q, T, pos0, h, keys, values, o);
         }
         return o;
     }
@@ -312,37 +393,6 @@ public final class MlaAttention {
             for (int d = 0; d < nope; d++) uk[d * kvLora + r] = row[d];
         }
         return SegmentMatrix.ofFloats(uk, nope, kvLora);
-    }
-
-    /**
-     * Causal attention of head h over its keys and values with the native kernel, in blocks of MHA_ROWS prompt
-     * tokens across the threads (later blocks, with more keys, first). qh: head h's queries [T, qHead], padded to a
-     * multiple of 4 rows (strided rows would be copied by the kernel for every block of keys).
-     */
-    private void causalNative(float[] qh, int T, int pos0, int h, float[] keys, float[] values, float[] o) {
-        int S = pos0 + T;
-        // blocks of MHA_ROWS tokens, smaller for short prompts so that the threads still get ≥ 32 blocks to balance
-        int bs = Math.max(4, Math.min(MHA_ROWS, (T / 32 + 3) & ~3)), blocks = (T + bs - 1) / bs;
-        Parallel.forRange(blocks, 1, (from, to) -> {
-            float[] m = new float[bs], l = new float[bs], ob = new float[bs * vDim];
-            for (int i = from; i < to; i++) {
-                int t0 = (blocks - 1 - i) * bs;
-                int n = Math.min(bs, T - t0), rows = (n + 3) & ~3;
-                java.util.Arrays.fill(m, Float.NEGATIVE_INFINITY);
-                java.util.Arrays.fill(l, 0f);
-                java.util.Arrays.fill(ob, 0f);
-                int j1 = Math.min(S, pos0 + t0 + rows);
-                if (!kernels.causalAttention(qh, t0 * qHead, qHead, qHead, keys, 0, qHead, values, 0, vDim,
-                        vDim, rows, 0, j1, scale, pos0 + t0, m, l, ob)) {
-                    throw new IllegalStateException("native causal attention declined " + rows + " rows of width " + qHead);
-                }
-                for (int k = 0; k < n; k++) {
-                    float inv = 1f / l[k];
-                    int oo = ((t0 + k) * heads + h) * vDim;
-                    for (int d = 0; d < vDim; d++) o[oo + d] = ob[k * vDim + d] * inv;
-                }
-            }
-        });
     }
 
     /** The same in Java, one token per step: the fallback, and the plain form the kernels are tested against. */

@@ -31,6 +31,7 @@ import java.util.function.UnaryOperator;
  * @param mlaPrefillTokens kimivl.mla.prefillTokens: prompt tokens per call of the absorbed prompt attention
  * @param mlaPromptForm    kimivl.mla.promptForm: which MLA prompt form prefill takes
  * @param prefillChunk     kimivl.prefillChunk: prompt tokens per forward pass
+ * @param mlaKeyBlock      kimivl.mla.keyBlock: cached positions decompressed at a time by the decompressed prompt form
  * @param kvCache          kimivl.kvCache: KV cache precision, auto, f16 or f32 (lower case)
  * @param vitKc            kimivl.vit.kc: MoonViT GEMM columns per k-block
  * @param vitMc            kimivl.vit.mc: MoonViT GEMM rows per block (rounded down to a multiple of 6)
@@ -40,7 +41,7 @@ import java.util.function.UnaryOperator;
 public record KernelSettings(
         int threads, long spinMicros, int vectorBits, boolean intMatvec, boolean nativeKernels, String nativeIsa,
         int gemmTileBytes, int gemmPackedMinN, int gemmKc, int gemmMc, boolean gemmTileDecode,
-        int blockRows, int mlaSplit, int mlaPrefillTokens, MlaPromptForm mlaPromptForm, int prefillChunk, String kvCache,
+        int blockRows, int mlaSplit, int mlaPrefillTokens, MlaPromptForm mlaPromptForm, int prefillChunk, int mlaKeyBlock, String kvCache,
         int vitKc, int vitMc, int vitNc, int vitPvChunk) {
 
     /** Which form MLA prefill takes: AUTO picks by cost (MlaAttention.decompressionPays); the others pin one. */
@@ -67,6 +68,7 @@ public record KernelSettings(
         check("kimivl.mla.prefillTokens", mlaPrefillTokens, 1, 64);
         java.util.Objects.requireNonNull(mlaPromptForm, "kimivl.mla.promptForm");
         check("kimivl.prefillChunk", prefillChunk, 1, Integer.MAX_VALUE);
+        check("kimivl.mla.keyBlock", mlaKeyBlock, 1, Integer.MAX_VALUE);
         if (!kvCache.equals("auto") && !kvCache.equals("f16") && !kvCache.equals("f32")) {
             throw bad("kimivl.kvCache", kvCache, "auto, f16 or f32");
         }
@@ -96,6 +98,7 @@ public record KernelSettings(
                 p.integer("kimivl.mla.prefillTokens", 4),
                 p.choice("kimivl.mla.promptForm", MlaPromptForm.AUTO),
                 p.integer("kimivl.prefillChunk", 2048),
+                p.integer("kimivl.mla.keyBlock", 8192),
                 p.string("kimivl.kvCache", "auto").toLowerCase(Locale.ROOT),
                 p.integer("kimivl.vit.kc", 256),
                 p.integer("kimivl.vit.mc", 96),
@@ -111,28 +114,34 @@ public record KernelSettings(
 
     public KernelSettings withMlaSplit(int positions) {
         return new KernelSettings(threads, spinMicros, vectorBits, intMatvec, nativeKernels, nativeIsa, gemmTileBytes, gemmPackedMinN, gemmKc,
-                gemmMc, gemmTileDecode, blockRows, positions, mlaPrefillTokens, mlaPromptForm, prefillChunk, kvCache, vitKc, vitMc, vitNc, vitPvChunk);
+                gemmMc, gemmTileDecode, blockRows, positions, mlaPrefillTokens, mlaPromptForm, prefillChunk, mlaKeyBlock, kvCache, vitKc, vitMc, vitNc, vitPvChunk);
     }
 
     public KernelSettings withMlaPromptForm(MlaPromptForm form) {
         return new KernelSettings(threads, spinMicros, vectorBits, intMatvec, nativeKernels, nativeIsa, gemmTileBytes, gemmPackedMinN, gemmKc,
-                gemmMc, gemmTileDecode, blockRows, mlaSplit, mlaPrefillTokens, form, prefillChunk, kvCache, vitKc, vitMc, vitNc, vitPvChunk);
+                gemmMc, gemmTileDecode, blockRows, mlaSplit, mlaPrefillTokens, form, prefillChunk, mlaKeyBlock, kvCache, vitKc, vitMc, vitNc, vitPvChunk);
     }
 
     public KernelSettings withPrefillChunk(int tokens) {
         return new KernelSettings(threads, spinMicros, vectorBits, intMatvec, nativeKernels, nativeIsa, gemmTileBytes, gemmPackedMinN, gemmKc,
-                gemmMc, gemmTileDecode, blockRows, mlaSplit, mlaPrefillTokens, mlaPromptForm, tokens, kvCache, vitKc, vitMc, vitNc, vitPvChunk);
+                gemmMc, gemmTileDecode, blockRows, mlaSplit, mlaPrefillTokens, mlaPromptForm, tokens, mlaKeyBlock, kvCache, vitKc, vitMc, vitNc, vitPvChunk);
+    }
+
+    /** These settings with the decompressed prompt form expanding at most {@code positions} cached latents at a time. */
+    public KernelSettings withMlaKeyBlock(int positions) {
+        return new KernelSettings(threads, spinMicros, vectorBits, intMatvec, nativeKernels, nativeIsa, gemmTileBytes, gemmPackedMinN, gemmKc,
+                gemmMc, gemmTileDecode, blockRows, mlaSplit, mlaPrefillTokens, mlaPromptForm, prefillChunk, positions, kvCache, vitKc, vitMc, vitNc, vitPvChunk);
     }
 
     /** These settings with the native kernels in another instruction set (auto, avx2, avx-vnni, avx512). */
     public KernelSettings withNativeIsa(String isa) {
         return new KernelSettings(threads, spinMicros, vectorBits, intMatvec, nativeKernels, isa, gemmTileBytes, gemmPackedMinN, gemmKc,
-                gemmMc, gemmTileDecode, blockRows, mlaSplit, mlaPrefillTokens, mlaPromptForm, prefillChunk, kvCache, vitKc, vitMc, vitNc, vitPvChunk);
+                gemmMc, gemmTileDecode, blockRows, mlaSplit, mlaPrefillTokens, mlaPromptForm, prefillChunk, mlaKeyBlock, kvCache, vitKc, vitMc, vitNc, vitPvChunk);
     }
 
     public KernelSettings withIntMatvec(boolean on) {
         return new KernelSettings(threads, spinMicros, vectorBits, on, nativeKernels, nativeIsa, gemmTileBytes, gemmPackedMinN, gemmKc,
-                gemmMc, gemmTileDecode, blockRows, mlaSplit, mlaPrefillTokens, mlaPromptForm, prefillChunk, kvCache, vitKc, vitMc, vitNc, vitPvChunk);
+                gemmMc, gemmTileDecode, blockRows, mlaSplit, mlaPrefillTokens, mlaPromptForm, prefillChunk, mlaKeyBlock, kvCache, vitKc, vitMc, vitNc, vitPvChunk);
     }
 
     private static void check(String name, long v, long min, long max) {

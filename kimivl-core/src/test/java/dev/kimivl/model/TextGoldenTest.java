@@ -193,6 +193,28 @@ class TextGoldenTest {
         assertArrayEquals(one, again);
     }
 
+    /**
+     * The decompressed form over key blocks (the context before a chunk decompressed a block at a time, the softmax
+     * state carried between blocks) gives the one-pass hidden state, for blocks that divide the context and blocks
+     * that leave a shorter last one, down to one position a block.
+     */
+    @Test
+    void decompressedKeyBlocksEqualOnePass() {
+        int[] ids = golden.inputIds();
+        int D = lm.config().hiddenSize();
+        var settings = lm.kernels().settings().withMlaPromptForm(KernelSettings.MlaPromptForm.DECOMPRESSED);
+        float[] one = lm.withKernels(lm.kernels().with(settings)).forward(lm.embed(ids), ids.length, lm.newCache(64), StageSink.NONE, null);
+        float[] want = Arrays.copyOfRange(one, (ids.length - 1) * D, ids.length * D);
+        for (int block : new int[]{1, 3, 4, 64}) {
+            for (int chunk : new int[]{4, 7}) {
+                LanguageModel blocked = lm.withKernels(lm.kernels().with(settings.withPrefillChunk(chunk).withMlaKeyBlock(block)));
+                float[] last = blocked.prefill(lm.embed(ids), ids.length, blocked.newCache(64), null);
+                double d = Golden.maxAbsDiff(last, want);
+                assertTrue(d < 1e-4, "key blocks of " + block + ", chunks of " + chunk + " vs one pass: max |Δ| = " + d);
+            }
+        }
+    }
+
     /** The Java kernels (fallback without the native library) give the native kernels' prompt hidden states. */
     @Test
     void javaAndNativeKernelsAgree() {
