@@ -368,7 +368,12 @@ public final class RecipeTrainer {
         /** The stage's binding head on the language model ({@code bindHead}), else null. */
         final dev.kimivl.train.BindingHead binding;
         final Tokenizer tokenizer;
-        final double flopPerTextToken, flopPerPatch, flopPerMerged;
+        /**
+         * FLOPs per multiply-add of the language model: 2 forward, 4 more backward where it trains (its weights' and
+         * its input's gradients); a frozen language model still runs backward for the image tokens' gradient (2 more)
+         * when the vision side trains.
+         */
+        final double textFlopFactor;
         int step;
         double wallSeconds, tokensSeen;
         /** Seconds spent per phase of a step (vision forward, text fwd + bwd, ..., optimizer), summed over the steps. */
@@ -449,9 +454,7 @@ public final class RecipeTrainer {
                 else adam.put(n, new AdamW(e.getValue().length, (float) (text ? stage.adamLr() : stage.visionLr()), 0.9f, 0.95f, 1e-8f,
                         s.length == 1 ? 0f : 0.01f));
             }
-            flopPerTextToken = 6.0 * activeTextParams(cfg);
-            flopPerPatch = 6.0 * visionParamsPerPatch(cfg);
-            flopPerMerged = 6.0 * projectorParamsPerToken(cfg);
+            textFlopFactor = trainText ? 6.0 : trainVisionSide ? 4.0 : 2.0;
             if (resumed != null && resumed.step > 0) {
                 restoreOptimizers(current.resolve(OPT));
                 step = resumed.step;
@@ -645,7 +648,7 @@ public final class RecipeTrainer {
             grads.putAll(vg.backward(dFeats));
             phase("vision backward", t);
             update(s, grads);
-            double flop = flopPerPatch * patches + flopPerMerged * (patches / 4.0);
+            double flop = visionFlop(cfg, images, true, stage.train().contains("projector"));
             return new StepResult(loss, cr.tokenAccuracy(), captionTokens, flop, (System.nanoTime() - t0) / 1e9, 0, stage.lrFactor(s), sr.loss(), sr.retrievalAccuracy(),
                     scores);
         }
@@ -856,9 +859,9 @@ public final class RecipeTrainer {
             }
             long tData = phase("packing", t0);
             // ---- forward and backward
-            long[] encodedPatches = {patches};           // what the tower encodes: fewer where an RL step shares images
+            List<PreprocessedImage> encoded = new ArrayList<>(images);    // what the tower encodes: fewer where an RL step shares images
             float[] feats = images.isEmpty() ? new float[0]
-                    : trainVisionSide || featureCache == null ? vg.forward(images) : frozenFeatures(images, encodedPatches);
+                    : trainVisionSide || featureCache == null ? vg.forward(images) : frozenFeatures(images, encoded);
             long tVis = phase("vision forward", tData);
             float[] emb = tg.embed(ids, isText, feats);
             TextGrad.HiddenLoss bindLoss = null;
@@ -905,9 +908,8 @@ public final class RecipeTrainer {
                 err.printf(Locale.ROOT, "  profile: data %.2f s, vision fwd %.2f, text fwd+bwd %.2f, vision bwd %.2f, optimizer %.2f; T %d, patches %d%n",
                         (tData - t0) / 1e9, (tVis - tData) / 1e9, (tText - tVis) / 1e9, (tVisB - tText) / 1e9, (tEnd - tVisB) / 1e9, T, patches);
             }
-            long visionPatches = encodedPatches[0];
-            double flop = flopPerTextToken * T + 6.0 * attentionFlopPerPair(cfg) * segSq / 2
-                    + (images.isEmpty() ? 0 : flopPerPatch * visionPatches + flopPerMerged * (visionPatches / 4.0));
+            double flop = textFlopFactor * (activeTextParams(cfg) * T + attentionFlopPerPair(cfg) * segSq / 2)
+                    + visionFlop(cfg, encoded, stage.train().contains("vision"), stage.train().contains("projector"));
             return new StepResult(r.loss(), (double) r.correct() / Math.max(1, scored), T, flop, (System.nanoTime() - t0) / 1e9, spread, stage.lrFactor(s),
                     Double.NaN, Double.NaN, labelScores);
         }
@@ -935,10 +937,10 @@ public final class RecipeTrainer {
          * The frozen tower's merged features [Σ tokens, D] of images, in order, during an RL step ({@link #featureCache}
          * set): each distinct image (by content) is encoded once, as the k sampled answers of a prompt share its image.
          * A tower's output for an image does not depend on the other images packed with it (block-diagonal attention,
-         * row-wise products), so this gives the floats of {@code vg.forward(images)}. encodedPatches[0] is set to the
-         * patches actually encoded. Other steps' images are distinct, and they call {@code vg.forward} without hashing.
+         * row-wise products), so this gives the floats of {@code vg.forward(images)}. {@code encoded} is set to the
+         * images actually encoded. Other steps' images are distinct, and they call {@code vg.forward} without hashing.
          */
-        private float[] frozenFeatures(List<PreprocessedImage> images, long[] encodedPatches) {
+        private float[] frozenFeatures(List<PreprocessedImage> images, List<PreprocessedImage> encoded) {
             int D = cfg.text().hiddenSize();
             ImageKey[] keys = new ImageKey[images.size()];
             Map<ImageKey, PreprocessedImage> todo = new java.util.LinkedHashMap<>();     // not yet encoded, in order
@@ -946,7 +948,7 @@ public final class RecipeTrainer {
                 keys[i] = ImageKey.of(images.get(i));
                 if (!featureCache.containsKey(keys[i])) todo.putIfAbsent(keys[i], images.get(i));
             }
-            long encoded = 0;
+            encoded.clear();
             if (!todo.isEmpty()) {
                 float[] f = vg.forward(new ArrayList<>(todo.values()));
                 int o = 0;
@@ -954,10 +956,9 @@ public final class RecipeTrainer {
                     int n = e.getValue().tokens() * D;
                     featureCache.put(e.getKey(), java.util.Arrays.copyOfRange(f, o, o + n));
                     o += n;
-                    encoded += e.getValue().patches();
+                    encoded.add(e.getValue());
                 }
             }
-            encodedPatches[0] = encoded;
             int total = 0;
             for (PreprocessedImage p : images) total += p.tokens() * D;
             float[] feats = new float[total];
@@ -1103,6 +1104,25 @@ public final class RecipeTrainer {
     static double attentionFlopPerPair(ModelConfig cfg) {
         var c = cfg.text();
         return (double) c.numLayers() * c.numHeads() * (c.qkNopeHeadDim() + c.qkRopeHeadDim() + c.vHeadDim());
+    }
+
+    /**
+     * FLOPs of a step's vision side over the images the tower encoded: 2 per multiply-add forward (patch embedding, the
+     * blocks' products, the projector) plus MoonViT's attention within each image (q·k and p·v: 4·n²·d per layer for
+     * an image of n patches), and backward twice the forward again through what trains (the tower's backward also
+     * takes the projector's input gradient). A frozen tower runs forward only. The caption decoder, SigLIP, the scaffold
+     * heads and the optimizers are not counted.
+     */
+    static double visionFlop(ModelConfig cfg, List<PreprocessedImage> images, boolean towerTrains, boolean projectorTrains) {
+        var v = cfg.vision();
+        double patches = 0, squares = 0;
+        for (PreprocessedImage p : images) {
+            patches += p.patches();
+            squares += (double) p.patches() * p.patches();
+        }
+        double tower = towerTrains ? 6 : 2, projector = towerTrains ? 6 : projectorTrains ? 4 : 2;
+        return tower * (visionParamsPerPatch(cfg) * patches + 2.0 * v.numLayers() * v.hiddenSize() * squares)
+                + projector * projectorParamsPerToken(cfg) * (patches / 4.0);
     }
 
     static double visionParamsPerPatch(ModelConfig cfg) {

@@ -327,4 +327,27 @@ class RecipeTrainerTest {
             assertTrue(e.getMessage().contains("tokenLabels"), e.getMessage());
         }
     }
+
+    /**
+     * The vision side's FLOP count: a frozen tower and projector run forward only (a third of what training them
+     * costs), a trained projector on a frozen tower adds its weights' gradient, and MoonViT's attention is counted per
+     * image by its patches squared (two packed images do not attend to each other).
+     */
+    @Test
+    void visionFlopsCountForwardOnlyWhatIsFrozenAndAttentionPerImage() throws Exception {
+        dev.kimivl.config.ModelConfig cfg = dev.kimivl.config.ModelConfig.load(Path.of("..", "models", "kimivl-nano-instruct"));
+        var v = cfg.vision();
+        List<dev.kimivl.vision.PreprocessedImage> two = List.of(patchGrid(8, 8), patchGrid(4, 6));     // 64 + 24 patches, 16 + 6 tokens
+        double products = RecipeTrainer.visionParamsPerPatch(cfg) * 88, projector = RecipeTrainer.projectorParamsPerToken(cfg) * 22;
+        double attention = 2.0 * v.numLayers() * v.hiddenSize() * (64.0 * 64 + 24.0 * 24);
+        double trained = RecipeTrainer.visionFlop(cfg, two, true, true);
+        assertEquals(6 * (products + attention) + 6 * projector, trained, 1e-9 * trained);
+        assertEquals(2 * (products + attention) + 2 * projector, RecipeTrainer.visionFlop(cfg, two, false, false), 1e-9 * trained);
+        assertEquals(2 * (products + attention) + 4 * projector, RecipeTrainer.visionFlop(cfg, two, false, true), 1e-9 * trained);
+        assertTrue(trained < RecipeTrainer.visionFlop(cfg, List.of(patchGrid(8, 11)), true, true), "88 patches in one image attend more");
+    }
+
+    private static dev.kimivl.vision.PreprocessedImage patchGrid(int gh, int gw) {
+        return new dev.kimivl.vision.PreprocessedImage("grid", gw * 14, gh * 14, gw * 14, gh * 14, gw * 14, gh * 14, gh, gw, new float[0]);
+    }
 }
