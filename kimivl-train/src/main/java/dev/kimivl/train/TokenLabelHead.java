@@ -6,14 +6,14 @@ import java.util.SplittableRandom;
 
 /**
  * A linear classifier on each image token (the projector's output) that names a label of the pixels under it (its
- * colour, its place in the image, the shape it is part of): logits = W·f + b, softmax cross-entropy averaged over the
+ * colour, its place in the image, the shape it is part of, whether an object's centre is there): logits = W·f + b, softmax cross-entropy averaged over the
  * scored tokens (label ≥ 0; a negative label is not scored). Scaffolding like the SigLIP towers and the caption decoder:
  * trained with the tower, in the ViT pre-training stage and in any later stage that trains the vision side, never
  * published.
  */
 public final class TokenLabelHead {
     /** The labels a head can learn, and the prefix of its parameters' names ("colour.weight", "place.bias"). */
-    public static final java.util.List<String> KINDS = java.util.List.of("colour", "place", "shape");
+    public static final java.util.List<String> KINDS = java.util.List.of("colour", "place", "shape", "centre");
     final String W, B;
     private final int dim, classes;
     /** The class of "nothing here" (the ground, no shape), or −1 (every token has a place). */
@@ -22,7 +22,11 @@ public final class TokenLabelHead {
 
     /** W [classes, dim] ~ N(0, 1/dim) from the seed, b [classes] 0; parameters named {@code kind.weight}, {@code kind.bias}. */
     public TokenLabelHead(String kind, int dim, int classes, long seed) {
-        this(checked(kind), dim, classes, kind.equals("place") ? -1 : classes - 1, seed);
+        this(checked(kind), dim, classes, switch (kind) {
+            case "place" -> -1;                                                  // every token has a place
+            case "centre" -> dev.kimivl.train.data.TokenCentres.OTHER;           // the objects are the centres
+            default -> classes - 1;                                              // the last class is "none"
+        }, seed);
     }
 
     /**
@@ -60,6 +64,7 @@ public final class TokenLabelHead {
             case "colour" -> dev.kimivl.train.data.TokenColours.CLASSES;
             case "place" -> dev.kimivl.train.data.TokenPlaces.CLASSES;
             case "shape" -> dev.kimivl.train.data.TokenShapes.CLASSES;
+            case "centre" -> dev.kimivl.train.data.TokenCentres.CLASSES;
             default -> throw new IllegalArgumentException("token label '" + kind + "' is not one of " + KINDS);
         };
     }

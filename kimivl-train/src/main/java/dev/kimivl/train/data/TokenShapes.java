@@ -71,6 +71,11 @@ public final class TokenShapes {
 
         public int width() { return width; }
 
+        /** The objects' centres, {x, y} in image pixels: the middle of each outline's bounding box, in drawing order. */
+        public List<double[]> centres() {
+            return outlines.stream().map(o -> new double[]{o.getBounds2D().getCenterX(), o.getBounds2D().getCenterY()}).toList();
+        }
+
         public int height() { return height; }
 
         /** [height · width] the shape of each pixel (the array itself: do not change it). */

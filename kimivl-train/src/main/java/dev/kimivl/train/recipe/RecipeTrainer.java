@@ -677,6 +677,7 @@ public final class RecipeTrainer {
                     int[] l = switch (kind) {
                         case "colour" -> dev.kimivl.train.data.TokenColours.of(im, preprocessor);
                         case "place" -> dev.kimivl.train.data.TokenPlaces.of(im);
+                        case "centre" -> dev.kimivl.train.data.TokenCentres.of(im, sources.get(i));
                         default -> dev.kimivl.train.data.TokenShapes.of(im, sources.get(i));
                     };
                     System.arraycopy(l, 0, labels, at, l.length);
