@@ -30,13 +30,10 @@ public final class TokenCentres {
     public static int[] of(PreprocessedImage im, BufferedImage source) {
         int mh = im.gridH() / 2, mw = im.gridW() / 2;
         int[] labels = new int[mh * mw];
-        TokenShapes.ShapeMap map = TokenShapes.mapOf(source);
+        TokenShapes.ShapeMap map = TokenShapes.mapFor(im, source);
         if (map == null) {
             Arrays.fill(labels, IGNORE);
             return labels;
-        }
-        if (map.width() != im.width() || map.height() != im.height()) {
-            throw new IllegalArgumentException("a " + map.width() + " × " + map.height() + " shape map for an image preprocessed from " + im.width() + " × " + im.height());
         }
         double merged = 2.0 * im.paddedWidth() / im.gridW();               // 28 for 14-px patches
         double sx = (double) im.resizedWidth() / im.width(), sy = (double) im.resizedHeight() / im.height();

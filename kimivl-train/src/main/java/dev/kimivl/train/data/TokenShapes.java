@@ -116,6 +116,15 @@ public final class TokenShapes {
         return image.getProperty(PROPERTY) instanceof ShapeMap m ? m : null;
     }
 
+    /** The map of {@code source} (null when it has none), checked to be of the image {@code im} was preprocessed from. */
+    static ShapeMap mapFor(PreprocessedImage im, BufferedImage source) {
+        ShapeMap map = mapOf(source);
+        if (map != null && (map.width() != im.width() || map.height() != im.height())) {
+            throw new IllegalArgumentException("a " + map.width() + " × " + map.height() + " shape map for an image preprocessed from " + im.width() + " × " + im.height());
+        }
+        return map;
+    }
+
     /**
      * [merged tokens] labels in the vision tower's merged order (row-major over the (gridH/2) × (gridW/2) merged grid)
      * for {@code source} preprocessed as {@code im}: each resized pixel of a token looks up the source pixel it came
@@ -124,13 +133,10 @@ public final class TokenShapes {
     public static int[] of(PreprocessedImage im, BufferedImage source) {
         int mh = im.gridH() / 2, mw = im.gridW() / 2;
         int[] labels = new int[mh * mw];
-        ShapeMap map = mapOf(source);
+        ShapeMap map = mapFor(im, source);
         if (map == null) {
             Arrays.fill(labels, IGNORE);
             return labels;
-        }
-        if (map.width() != im.width() || map.height() != im.height()) {
-            throw new IllegalArgumentException("a " + map.width() + " × " + map.height() + " shape map for an image preprocessed from " + im.width() + " × " + im.height());
         }
         int merged = 2 * im.paddedWidth() / im.gridW();                    // 28 for 14-px patches
         double sx = (double) im.width() / im.resizedWidth(), sy = (double) im.height() / im.resizedHeight();
