@@ -13,14 +13,26 @@ import java.util.List;
  * @param reasoning a step-by-step trace for multi-step questions (taught to the Thinking model), else null
  * @param followUps more questions about the same images, each asked in a user turn of its own after the previous
  *                  answer (a multi-turn conversation; empty for a single question)
+ * @param imageLabels the text before each image in the user turn (a video's "Frame at 00:03:"), or empty: the images
+ *                  follow one another
  */
-public record Example(String type, List<BufferedImage> images, String question, String answer, String reasoning, List<Turn> followUps) {
+public record Example(String type, List<BufferedImage> images, String question, String answer, String reasoning, List<Turn> followUps,
+                      List<String> imageLabels) {
     /** One later user question and the answer taught for it. */
     public record Turn(String question, String answer) {}
 
     public Example {
         images = List.copyOf(images);
         followUps = followUps == null ? List.of() : List.copyOf(followUps);
+        imageLabels = imageLabels == null ? List.of() : List.copyOf(imageLabels);
+        if (!imageLabels.isEmpty() && imageLabels.size() != images.size()) {
+            throw new IllegalArgumentException(imageLabels.size() + " image labels for " + images.size() + " images");
+        }
+    }
+
+    /** Questions about the same images in turns, the images unlabelled. */
+    public Example(String type, List<BufferedImage> images, String question, String answer, String reasoning, List<Turn> followUps) {
+        this(type, images, question, answer, reasoning, followUps, List.of());
     }
 
     /** A single question. */

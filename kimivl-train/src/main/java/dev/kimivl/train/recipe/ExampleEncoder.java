@@ -66,10 +66,13 @@ public final class ExampleEncoder {
         return ThinkingSplit.OPEN + why + ThinkingSplit.CLOSE + ex.answer();
     }
 
-    /** The user turn of an example: one image part per image, then the question. */
+    /** The user turn of an example: one image part per image (each after its label, if it has one), then the question. */
     public static List<ChatMessage> userTurn(Example ex) {
         List<ChatMessage.Part> parts = new ArrayList<>();
-        for (int i = 0; i < ex.images().size(); i++) parts.add(ChatMessage.imagePart());
+        for (int i = 0; i < ex.images().size(); i++) {
+            if (!ex.imageLabels().isEmpty()) parts.add(ChatMessage.textPart(ex.imageLabels().get(i)));
+            parts.add(ChatMessage.imagePart());
+        }
         parts.add(ChatMessage.textPart(ex.question()));
         return List.of(ChatMessage.of("user", parts.toArray(ChatMessage.Part[]::new)));
     }

@@ -14,7 +14,7 @@ import java.util.SplittableRandom;
  * {@link #EVAL_SEED_BASE} up) never meet training ones.
  */
 public final class ExampleSource {
-    public static final List<String> KINDS = List.of("vqa", "caption", "compare", "chart", "reasoning", "text", "needle", "shapes", "object", "label", "passkey", "passkey-sweep", "copy", "repeat", "scene", "ground", "ground-grid", "ground-one");
+    public static final List<String> KINDS = List.of("vqa", "caption", "compare", "chart", "reasoning", "text", "needle", "shapes", "object", "label", "passkey", "passkey-sweep", "copy", "repeat", "scene", "ground", "ground-grid", "ground-one", "video-needle");
     /** The kinds whose examples hold exactly one image (what the ViT pre-training stage pairs with its caption). */
     public static final java.util.Set<String> ONE_IMAGE_KINDS = java.util.Set.of("vqa", "caption", "chart", "shapes", "object", "label");
     /** Training seeds are below this; evaluation draws from here up. */
@@ -90,6 +90,7 @@ public final class ExampleSource {
             case "object" -> world.object(seed);
             case "scene" -> world.conversation(seed);
             case "ground" -> world.grounding(seed);
+            case "video-needle" -> dev.kimivl.train.data.Videos.random(seed);     // its own frames: plain, one size a video
             case "ground-grid" -> world.groundingOnGrid(seed);
             case "ground-one" -> world.groundingAlone(seed);
             case "label" -> world.label(seed);

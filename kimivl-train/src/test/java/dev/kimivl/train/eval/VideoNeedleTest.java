@@ -62,7 +62,7 @@ class VideoNeedleTest {
 
                     List<BufferedImage> im = c.example().images();
                     BufferedImage marked = im.get(c.needle());
-                    int ground = VideoNeedle.ground(marked);
+                    int ground = dev.kimivl.train.data.Videos.ground(marked);
                     // the marked frame shows a large object (the lesson's: a third to two thirds of the side) on the ground
                     assertTrue(otherThan(marked, ground) > 112 * 112 / 20, where + ": the marked frame shows a shape");
                     for (int i = 0; i < frames; i++) {
@@ -94,8 +94,8 @@ class VideoNeedleTest {
             assertEquals(ChatMessage.imagePart(), parts.get(2 * i + 1));
         }
         assertEquals(ChatMessage.textPart(c.example().question()), parts.getLast());
-        assertEquals("01:05", VideoNeedle.timestamp(65));
-        assertEquals("1:00:07", VideoNeedle.timestamp(3607));
+        assertEquals("01:05", dev.kimivl.train.data.Videos.timestamp(65));
+        assertEquals("1:00:07", dev.kimivl.train.data.Videos.timestamp(3607));
 
         // through the model's prompt: 12 runs of image placeholders, each the tokens of one 112 px frame
         List<LoadedImage> ims = new ArrayList<>();
