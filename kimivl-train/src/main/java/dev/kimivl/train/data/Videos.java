@@ -35,6 +35,11 @@ public final class Videos {
 
     private Videos() {}
 
+    /** Refuses a frame side the world cannot draw (below 48 px), naming it. */
+    public static void checkSide(int side) {
+        new VisualWorld.Options(side, side, true);
+    }
+
     static VisualWorld world(int side) {
         return WORLDS.computeIfAbsent(side, s -> new VisualWorld(new VisualWorld.Options(s, s, true)));
     }

@@ -51,7 +51,7 @@ public final class VideoNeedle {
     }
 
     public VideoNeedle(int side) {
-        new VisualWorld.Options(side, side, true);      // refuses a side the world cannot draw (below 48 px), now
+        Videos.checkSide(side);
         this.side = side;
     }
 
