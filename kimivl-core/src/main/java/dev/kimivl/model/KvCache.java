@@ -102,10 +102,10 @@ public final class KvCache {
      * Work arrays of a prompt's decompressed attention ({@link MlaAttention}): one block of cached latents widened to
      * f32, each head's keys and values for that block, the heads' queries and their online-softmax state. Every layer
      * of a prefill pass needs the same sizes, so they are made once per pass and reused by the 27 layers instead of
-     * made 27 times. Sized by the key block (kimivl.mla.keyBlock) and the chunk, not by the context: ~0.1 GB for a
-     * 2,048-token chunk of Kimi-VL-A3B at any context (the block's f32 latents 17 MB, one head's keys and values 11 MB,
-     * every head's queries 25 MB and output state 17 MB, the int8 latents), where the whole context decompressed at
-     * once held 0.6 GB at 128K. Null between prompts:
+     * made 27 times. Sized by the key block (kimivl.mla.keyBlock) and the chunk, not by the context: ~65 MB for a
+     * 2,048-token chunk of Kimi-VL-A3B at any context (a block's f32 latents 8 MB, one head's keys and values for it
+     * 5 MB, every head's queries 25 MB and output state 17 MB, the int8 latents), where the whole context decompressed
+     * at once held 0.6 GB at 128K. Null between prompts:
      * {@link #endPrompt()} drops it.
      */
     private PromptScratch scratch;

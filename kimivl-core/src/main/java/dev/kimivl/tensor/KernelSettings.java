@@ -98,7 +98,7 @@ public record KernelSettings(
                 p.integer("kimivl.mla.prefillTokens", 4),
                 p.choice("kimivl.mla.promptForm", MlaPromptForm.AUTO),
                 p.integer("kimivl.prefillChunk", 2048),
-                p.integer("kimivl.mla.keyBlock", 8192),
+                p.integer("kimivl.mla.keyBlock", 4096),
                 p.string("kimivl.kvCache", "auto").toLowerCase(Locale.ROOT),
                 p.integer("kimivl.vit.kc", 256),
                 p.integer("kimivl.vit.mc", 96),
