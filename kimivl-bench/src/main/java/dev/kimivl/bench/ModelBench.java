@@ -371,10 +371,12 @@ public final class ModelBench {
         static TransientMemory start() {
             System.gc();                    // what earlier work left as garbage must not count against this work
             long used = 0;
+            java.util.Set<String> heapPools = new java.util.HashSet<>();
             for (var p : java.lang.management.ManagementFactory.getMemoryPoolMXBeans()) {
                 if (p.getType() == java.lang.management.MemoryType.HEAP) {
                     p.resetPeakUsage();
                     used += p.getUsage().getUsed();
+                    heapPools.add(p.getName());
                 }
             }
             try {
@@ -383,10 +385,6 @@ public final class ModelBench {
                 // not Linux, or not allowed: the RSS rise then also counts what earlier work peaked at
             }
             // the heap after each collection during the work: what was live then (the work's own arrays, not garbage)
-            java.util.Set<String> heapPools = new java.util.HashSet<>();
-            for (var p : java.lang.management.ManagementFactory.getMemoryPoolMXBeans()) {
-                if (p.getType() == java.lang.management.MemoryType.HEAP) heapPools.add(p.getName());
-            }
             var live = new java.util.concurrent.atomic.AtomicLong(-1);
             List<Runnable> detach = new java.util.ArrayList<>();
             for (var gc : java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()) {

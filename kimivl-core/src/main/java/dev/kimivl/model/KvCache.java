@@ -162,12 +162,7 @@ public final class KvCache {
 
     /** Columns [c0, c0 + n) of positions [0, positions) of layer l as floats, dst [positions·n] (widened for F16). */
     float[] columns(int l, int positions, int c0, int n) {
-        return columns(l, positions, c0, n, new float[positions * n]);
-    }
-
-    /** As {@link #columns(int, int, int, int)}, into dst (at least positions·n long); returns dst. */
-    float[] columns(int l, int positions, int c0, int n, float[] dst) {
-        return columns(l, 0, positions, c0, n, dst);
+        return columns(l, 0, positions, c0, n, new float[positions * n]);
     }
 
     /** Columns [c0, c0 + n) of positions [j0, j1) of layer l into dst [(j1 − j0)·n] (widened for F16); returns dst. */

@@ -299,7 +299,7 @@ public final class LanguageModel {
                 if (progress != null) progress.accept(t0 + n, T);
             }
         } finally {
-            cache.endPrompt();      // the attention's work arrays (sized by the context) live only while a prompt runs
+            cache.endPrompt();      // the attention's work arrays (sized by its key block and the chunk) live only while a prompt runs
         }
         if (last == null) throw new IllegalArgumentException("empty prompt");
         return last;

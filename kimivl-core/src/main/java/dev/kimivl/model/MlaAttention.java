@@ -304,13 +304,7 @@ public final class MlaAttention {
                 cq = w.latentsQ[slot] = QuantizedInput.ofRows(c, n, kvLora, w.latentsQ[slot]);
             }
             for (int h = 0; h < heads; h++) {
-                uk[h].matmul(c, kh, n);
-                for (int j = 0; j < n; j++) {
-                    System.arraycopy(kh, j * nope, keys, j * qHead, nope);
-                    System.arraycopy(pe, j * rope, keys, j * qHead + nope, rope);
-                }
-                if (cq != null && vB[h] instanceof QuantMatrix qm && qm.usesIntegerMatmul()) qm.matmul(cq, values);
-                else vB[h].matmul(c, values, n);
+                headKeysValues(h, uk[h], c, pe, cq, n, kh, keys, values);
                 attendKeyBlock(qs, T, Tp, h, keys, values, n, pos0 - b0, m, l, acc);
             }
             b0 = b1;
@@ -369,16 +363,24 @@ public final class MlaAttention {
         QuantizedInput cq = vB[0] instanceof QuantMatrix qm0 && qm0.usesIntegerMatmul() ? QuantizedInput.ofRows(c, S, kvLora) : null;
         float[] o = new float[T * heads * vDim], kh = new float[S * nope], keys = new float[S * qHead], values = new float[S * vDim];
         for (int h = 0; h < heads; h++) {
-            wUK(h).matmul(c, kh, S);
-            for (int j = 0; j < S; j++) {
-                System.arraycopy(kh, j * nope, keys, j * qHead, nope);
-                System.arraycopy(pe, j * rope, keys, j * qHead + nope, rope);
-            }
-            if (cq != null && vB[h] instanceof QuantMatrix qm && qm.usesIntegerMatmul()) qm.matmul(cq, values);
-            else vB[h].matmul(c, values, S);
+            headKeysValues(h, wUK(h), c, pe, cq, S, kh, keys, values);
             causalJava(q, T, pos0, h, keys, values, o);
         }
         return o;
+    }
+
+    /**
+     * Head h's keys [n, nope + rope] (k_nope = W_UK^h·ĉ_j into kh [n, nope], then the shared k_pe [n, rope]) and values
+     * [n, v] (W_UV^h·ĉ_j, through the int8 latents cq when the head's v_b takes them) of n cached latents ĉ [n, kvLora].
+     */
+    private void headKeysValues(int h, Matrix uk, float[] c, float[] pe, QuantizedInput cq, int n, float[] kh, float[] keys, float[] values) {
+        uk.matmul(c, kh, n);
+        for (int j = 0; j < n; j++) {
+            System.arraycopy(kh, j * nope, keys, j * qHead, nope);
+            System.arraycopy(pe, j * rope, keys, j * qHead + nope, rope);
+        }
+        if (cq != null && vB[h] instanceof QuantMatrix qm && qm.usesIntegerMatmul()) qm.matmul(cq, values);
+        else vB[h].matmul(c, values, n);
     }
 
     /**
