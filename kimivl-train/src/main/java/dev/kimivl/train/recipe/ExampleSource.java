@@ -14,9 +14,9 @@ import java.util.SplittableRandom;
  * {@link #EVAL_SEED_BASE} up) never meet training ones.
  */
 public final class ExampleSource {
-    public static final List<String> KINDS = List.of("vqa", "caption", "compare", "chart", "reasoning", "text", "needle", "shapes", "object", "label", "passkey", "passkey-sweep", "copy", "repeat", "scene", "ground", "ground-grid", "ground-one", "video-needle");
+    public static final List<String> KINDS = List.of("vqa", "caption", "compare", "chart", "reasoning", "text", "needle", "shapes", "object", "label", "passkey", "passkey-sweep", "copy", "repeat", "scene", "ground", "ground-grid", "ground-one", "video-needle", "inventory");
     /** The kinds whose examples hold exactly one image (what the ViT pre-training stage pairs with its caption). */
-    public static final java.util.Set<String> ONE_IMAGE_KINDS = java.util.Set.of("vqa", "caption", "chart", "shapes", "object", "label");
+    public static final java.util.Set<String> ONE_IMAGE_KINDS = java.util.Set.of("vqa", "caption", "chart", "shapes", "object", "label", "inventory");
     /** Training seeds are below this; evaluation draws from here up. */
     public static final long EVAL_SEED_BASE = 1L << 52;
 
@@ -94,6 +94,7 @@ public final class ExampleSource {
             case "ground-grid" -> world.groundingOnGrid(seed);
             case "ground-one" -> world.groundingAlone(seed);
             case "label" -> world.label(seed);
+            case "inventory" -> world.inventory(seed);
             case "shapes" -> {      // the earlier one-shape task (train-shapes), as a first lesson or a baseline
                 dev.kimivl.train.ShapesData.Example e = dev.kimivl.train.ShapesData.next(new java.util.Random(seed));
                 yield new Example("shapes", List.of(e.image()), e.question(), e.answer(), null);

@@ -97,6 +97,37 @@ class VisualWorldTest {
     }
 
     @Test
+    void inventoriesCountEveryKindAndTheTotal() {
+        Set<Integer> totals = new HashSet<>();
+        java.util.regex.Pattern group = java.util.regex.Pattern.compile("(a|an|[a-z]+) ([a-z]+) ([a-z]+?)s?$");
+        for (long seed = 0; seed < 200; seed++) {
+            Example e = world.inventory(seed);
+            assertEquals("inventory", e.type());
+            assertEquals(1, e.images().size());
+            String[] headBody = e.answer().substring(0, e.answer().length() - 1).split(": ");
+            assertEquals(2, headBody.length, e.answer());
+            int total = Palette.parseNumber(headBody[0].split(" ")[0].toLowerCase(java.util.Locale.ROOT));
+            assertEquals(headBody[0], total == 1 ? "One shape" : Palette.capitalise(Palette.number(total)) + " shapes");
+            int sum = 0;
+            Set<String> kinds = new HashSet<>();
+            for (String part : headBody[1].split(", | and ")) {
+                var m = group.matcher(part);
+                assertTrue(m.matches(), part + " in " + e.answer());
+                int n = m.group(1).startsWith("a") && m.group(1).length() <= 2 ? 1 : Palette.parseNumber(m.group(1));
+                assertTrue(n >= 1, part);
+                assertEquals(n == 1, !part.endsWith("s") || part.endsWith("ss"), "plural only for more than one: " + part);
+                assertTrue(Palette.COLORS.contains(m.group(2)), part);
+                assertTrue(kinds.add(m.group(2) + " " + m.group(3)), "a kind named twice in " + e.answer());
+                sum += n;
+            }
+            assertTrue(kinds.size() <= 3, e.answer());
+            assertEquals(total, sum, e.answer());
+            totals.add(total);
+        }
+        assertEquals(9, totals.size(), "totals 1-9: " + totals);
+    }
+
+    @Test
     void imagesVary() {
         Set<String> sizes = new HashSet<>();
         for (long seed = 0; seed < 40; seed++) {
