@@ -122,6 +122,7 @@ class VisualWorldTest {
             }
             assertTrue(kinds.size() <= 3, e.answer());
             assertEquals(total, sum, e.answer());
+            assertEquals(total, TokenShapes.mapOf(e.images().get(0)).centres().size(), "objects drawn for " + e.answer());
             totals.add(total);
         }
         assertEquals(9, totals.size(), "totals 1-9: " + totals);
