@@ -60,7 +60,7 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--max-side", paramLabel = "PX", description = "The largest image side drawn (default ${DEFAULT-VALUE}).", defaultValue = "512")
     int maxSide;
 
-    @Option(names = "--json", description = "Print a JSON object: overall (0..1), per type, counts, and the first 20 wrong answers.")
+    @Option(names = "--json", description = "Print a JSON object: overall (0..1), per type, counts, count_within_one (of the count questions, those answered within one of the truth; not in overall) and the first 20 wrong answers.")
     boolean json;
 
     @Override
@@ -118,6 +118,12 @@ final class EvalCommand implements Callable<Integer> {
                     x.put("right", t.right());
                     x.put("total", t.total());
                 }
+                if (r.countWithinOne() != null) {       // of the count questions, those within one of the truth (not in overall)
+                    ObjectNode x = o.putObject("count_within_one");
+                    x.put("accuracy", r.countWithinOne().accuracy());
+                    x.put("right", r.countWithinOne().right());
+                    x.put("total", r.countWithinOne().total());
+                }
                 var wrong = o.putArray("wrong");       // the first wrong answers (at most 20), to see what a model gets wrong
                 r.wrong().forEach(wrong::add);
                 System.out.println(om.writeValueAsString(o));
@@ -127,6 +133,10 @@ final class EvalCommand implements Callable<Integer> {
                 System.out.printf(Locale.ROOT, "%-" + width + "s %8s %8s%n", "type", "right", "accuracy");
                 for (var t : r.byType().values()) System.out.printf(Locale.ROOT, "%-" + width + "s %4d/%-4d %7.1f%%%n", t.type(), t.right(), t.total(), 100 * t.accuracy());
                 System.out.printf(Locale.ROOT, "%-" + width + "s %4d/%-4d %7.1f%%%n", "overall", r.right(), r.total(), 100 * r.overall());
+                if (r.countWithinOne() != null) {
+                    var c = r.countWithinOne();
+                    System.out.printf(Locale.ROOT, "(count within one of the truth: %d/%d, %.1f%%)%n", c.right(), c.total(), 100 * c.accuracy());
+                }
                 for (String w : r.wrong().subList(0, Math.min(5, r.wrong().size()))) System.out.println("  wrong: " + w);
             }
         }

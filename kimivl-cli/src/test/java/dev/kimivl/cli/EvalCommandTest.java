@@ -26,6 +26,10 @@ class EvalCommandTest {
         // every wrong answer is listed (fewer than 20 here), each naming its type, question and expected answer
         assertEquals(7 - right, j.get("wrong").size(), r.out());
         for (JsonNode w : j.get("wrong")) assertTrue(w.asText().contains("(expected \""), w.asText());
+        // the one count question, also scored as within one of the truth: at least as often right as exactly
+        JsonNode near = j.get("count_within_one");
+        assertEquals(1, near.get("total").asInt(), r.out());
+        assertTrue(near.get("right").asInt() >= j.get("by_type").get("count").get("right").asInt(), r.out());
     }
 
     @Test
@@ -58,6 +62,7 @@ class EvalCommandTest {
             String k = it.next();
             assertTrue(java.util.Set.of("color", "shape", "what").contains(k), k);
         }
+        assertTrue(j.get("count_within_one") == null, "no count questions, no count row: " + r.out());
     }
 
     @Test

@@ -978,6 +978,21 @@ public final class VisualWorld {
         return want.equals(got);
     }
 
+    /**
+     * How far a counting answer is from the taught count: |given − taught| when both read as one number (a number
+     * word or digits, with {@link #correct}'s normalisation: "Three." and "3" are 3), else -1 (no number, or more than
+     * a number). Exact match says whether a model counts; this says whether it is close, which moves first.
+     */
+    public static int countError(Example e, String modelAnswer) {
+        if (!e.type().equals("count")) throw new IllegalArgumentException("countError is for count questions, not " + e.type());
+        int want = asNumber(normalise(e.answer(), false)), got = asNumber(normalise(modelAnswer, false));
+        return want < 0 || got < 0 ? -1 : Math.abs(got - want);
+    }
+
+    private static int asNumber(String normalised) {
+        return normalised.matches("\\d{1,3}") ? Integer.parseInt(normalised) : -1;
+    }
+
     /** The word of a normalised needle answer: "ask" for both "ask" and "the secret word is ask". */
     private static String secretOf(String normalised) {
         String prefix = normalise(NEEDLE_PREFIX, false) + " ";

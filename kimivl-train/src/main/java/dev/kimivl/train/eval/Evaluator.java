@@ -29,8 +29,12 @@ public final class Evaluator {
         public double accuracy() { return total == 0 ? 0 : (double) right / total; }
     }
 
-    /** The whole evaluation: overall and per type, and the first few wrong answers for a look. */
-    public record Report(String task, int right, int total, Map<String, TypeScore> byType, List<String> wrong) {
+    /**
+     * The whole evaluation: overall and per type, and the first few wrong answers for a look. {@code countWithinOne}:
+     * of the count questions, those answered within one of the truth (null when there were none); not part of
+     * {@code right}, which is exact.
+     */
+    public record Report(String task, int right, int total, Map<String, TypeScore> byType, List<String> wrong, TypeScore countWithinOne) {
         public double overall() { return total == 0 ? 0 : (double) right / total; }
     }
 
@@ -151,7 +155,7 @@ public final class Evaluator {
      */
     static Report run(String task, KimiVL model, int n, IntFunction<Case> make, int maxTokens, Progress progress, Map<String, int[]> tally) {
         List<String> wrong = new ArrayList<>();
-        int right = 0;
+        int right = 0, counts = 0, countsNear = 0;
         Generator gen = model.generator(0);
         for (int i = 0; i < n; i++) {
             Case c = make.apply(i);
@@ -170,6 +174,11 @@ public final class Evaluator {
             }
             String answer = ThinkingSplit.answerOf(text).strip();
             boolean ok = VisualWorld.correct(ex, answer);
+            if (ex.type().equals("count")) {
+                counts++;
+                int err = VisualWorld.countError(ex, answer);
+                if (err >= 0 && err <= 1) countsNear++;
+            }
             String key = c.key();
             int[] t = tally.computeIfAbsent(key, k -> new int[2]);
             t[1]++;
@@ -180,7 +189,7 @@ public final class Evaluator {
         }
         Map<String, TypeScore> by = new java.util.LinkedHashMap<>();
         for (var e : tally.entrySet()) by.put(e.getKey(), new TypeScore(e.getKey(), e.getValue()[0], e.getValue()[1]));
-        return new Report(task, right, n, by, wrong);
+        return new Report(task, right, n, by, wrong, counts == 0 ? null : new TypeScore("count within one", countsNear, counts));
     }
 
     static String depthBucket(int percent) {

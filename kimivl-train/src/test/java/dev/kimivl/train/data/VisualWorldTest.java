@@ -168,6 +168,20 @@ class VisualWorldTest {
     }
 
     @Test
+    void countErrorIsTheDistanceBetweenTwoNumbers() {
+        Example three = ex("count", "Three.");
+        assertEquals(0, VisualWorld.countError(three, "Three."));
+        assertEquals(0, VisualWorld.countError(three, " 3 "));
+        assertEquals(1, VisualWorld.countError(three, "Four."));
+        assertEquals(1, VisualWorld.countError(three, "two"));
+        assertEquals(5, VisualWorld.countError(three, "Eight."));
+        assertEquals(-1, VisualWorld.countError(three, "A red circle."), "no number");
+        assertEquals(-1, VisualWorld.countError(three, "Three or four."), "more than a number");
+        assertEquals(-1, VisualWorld.countError(three, ""));
+        assertThrows(IllegalArgumentException.class, () -> VisualWorld.countError(ex("color", "Red."), "Red."));
+    }
+
+    @Test
     void checkerRejectsWrongAnswers() {
         assertFalse(VisualWorld.correct(ex("color", "Red."), "Blue."));
         assertFalse(VisualWorld.correct(ex("color", "Red."), "Reddish."));
