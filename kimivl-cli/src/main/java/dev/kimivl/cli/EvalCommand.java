@@ -112,18 +112,9 @@ final class EvalCommand implements Callable<Integer> {
                 o.put("max_side", maxSide);
                 o.put("overall", r.overall());
                 ObjectNode by = o.putObject("by_type");
-                for (var t : r.byType().values()) {
-                    ObjectNode x = by.putObject(t.type());
-                    x.put("accuracy", t.accuracy());
-                    x.put("right", t.right());
-                    x.put("total", t.total());
-                }
-                if (r.countWithinOne() != null) {       // of the count questions, those within one of the truth (not in overall)
-                    ObjectNode x = o.putObject("count_within_one");
-                    x.put("accuracy", r.countWithinOne().accuracy());
-                    x.put("right", r.countWithinOne().right());
-                    x.put("total", r.countWithinOne().total());
-                }
+                for (var t : r.byType().values()) putScore(by.putObject(t.type()), t);
+                // of the count questions, those within one of the truth (not in overall)
+                if (r.countWithinOne() != null) putScore(o.putObject("count_within_one"), r.countWithinOne());
                 var wrong = o.putArray("wrong");       // the first wrong answers (at most 20), to see what a model gets wrong
                 r.wrong().forEach(wrong::add);
                 System.out.println(om.writeValueAsString(o));
@@ -141,6 +132,13 @@ final class EvalCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** A score as JSON: accuracy (0..1), right, total. */
+    private static void putScore(ObjectNode x, Evaluator.TypeScore t) {
+        x.put("accuracy", t.accuracy());
+        x.put("right", t.right());
+        x.put("total", t.total());
     }
 
     private VisualWorld world() {

@@ -723,37 +723,31 @@ public final class VisualWorld {
      */
     public Example inventory(long seed) {
         SplittableRandom r = random(seed, "inventory");
-        int total = 1 + r.nextInt(9), kinds = Math.min(total, 1 + r.nextInt(3));
-        List<String> colors = new ArrayList<>(), shapes = new ArrayList<>();
-        while (colors.size() < kinds) {
+        int total = 1 + r.nextInt(9), kindCount = Math.min(total, 1 + r.nextInt(3));
+        double hi = maxRel(total);
+        List<Spec> kinds = new ArrayList<>();                               // distinct colour-and-shape kinds
+        while (kinds.size() < kindCount) {
             String c = colorName(r), s = shapeName(r);
-            boolean clash = false;
-            for (int i = 0; i < colors.size(); i++) clash |= colors.get(i).equals(c) && shapes.get(i).equals(s);
-            if (clash) continue;
-            colors.add(c);
-            shapes.add(s);
+            Spec kind = new Spec(s, c, 0.12, hi);
+            if (!kinds.contains(kind)) kinds.add(kind);
         }
-        int[] counts = new int[kinds];
-        for (int i = 0; i < kinds; i++) counts[i] = 1;                      // every kind at least once, the rest at random
-        for (int i = kinds; i < total; i++) counts[r.nextInt(kinds)]++;
+        int[] counts = new int[kindCount];
+        java.util.Arrays.fill(counts, 1);                                   // every kind at least once, the rest at random
+        for (int i = kindCount; i < total; i++) counts[r.nextInt(kindCount)]++;
         List<Spec> specs = new ArrayList<>();
-        for (int i = 0; i < kinds; i++) for (int k = 0; k < counts[i]; k++) specs.add(new Spec(shapes.get(i), colors.get(i), 0.12, maxRel(total)));
+        for (int i = 0; i < kindCount; i++) specs.addAll(java.util.Collections.nCopies(counts[i], kinds.get(i)));
         Painter p = scene(r, specs, p0 -> true);
-        double[] leftmost = new double[kinds];
-        java.util.Arrays.fill(leftmost, Double.MAX_VALUE);
-        for (Painter.Obj o : p.objects) {
-            for (int i = 0; i < kinds; i++) {
-                if (o.color().equals(colors.get(i)) && o.shape().equals(shapes.get(i))) leftmost[i] = Math.min(leftmost[i], o.cx());
-            }
+        double[] leftmost = new double[kindCount];
+        for (int i = 0; i < kindCount; i++) {
+            Spec k = kinds.get(i);
+            leftmost[i] = p.objects.stream().filter(o -> o.color().equals(k.color()) && o.shape().equals(k.shape()))
+                .mapToDouble(Painter.Obj::cx).min().orElseThrow();
         }
-        List<Integer> order = new ArrayList<>();
-        for (int i = 0; i < kinds; i++) order.add(i);
-        order.sort(Comparator.comparingDouble(i -> leftmost[i]));
-        List<String> parts = new ArrayList<>();
-        for (int i : order) {
-            parts.add(counts[i] == 1 ? named(colors.get(i), shapes.get(i))
-                : Palette.number(counts[i]) + " " + colors.get(i) + " " + Palette.plural(shapes.get(i)));
-        }
+        List<String> parts = java.util.stream.IntStream.range(0, kindCount).boxed()
+            .sorted(Comparator.comparingDouble(i -> leftmost[i]))
+            .map(i -> counts[i] == 1 ? named(kinds.get(i).color(), kinds.get(i).shape())
+                : Palette.number(counts[i]) + " " + kinds.get(i).color() + " " + Palette.plural(kinds.get(i).shape()))
+            .toList();
         String head = total == 1 ? "One shape: " : Palette.capitalise(Palette.number(total)) + " shapes: ";
         String body = list(parts);
         String sentence = head + Character.toLowerCase(body.charAt(0)) + body.substring(1);
