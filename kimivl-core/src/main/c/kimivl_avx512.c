@@ -44,7 +44,7 @@ AVX512 static inline void store_group(__m256i *r, uint8_t *row, int g) {
 }
 
 /* The 32-block formats of the prefill GEMM. */
-enum { G512_Q4_0, G512_Q5_0, G512_Q8_0 };
+enum { G512_Q4_0, G512_Q5_0, G512_Q8_0, G512_Q4_K };
 
 /*
  * Groups [g0, g1) of a row of a 32-block format (fmt: G512_*) unpacked block by block into the activations' pair
@@ -121,6 +121,39 @@ AVX512 static void unpack_q4_row512(const uint8_t *p, int nb, uint8_t *wq, float
 }
 
 /*
+ * One Q4_K row (nsb super-blocks of 144 bytes) unpacked into the activations' pair layout as 32-blocks: a super-block
+ * is one group of 8 blocks, its sub-block j block 8s + j (values q 0..15: the low nibbles of quant bytes 32·(j/2)..
+ * for even j, the high ones for odd j). A Q4_K value is d·sc_j·q − dmin·m_j, so per block the GEMM takes the scale
+ * ws = d·sc_j and the offset wm = dmin·m_j / 8 (against the packed block sums, which are 8·Σx); both products are
+ * exact in float (11 + 6 significant bits). An odd last group of a pair is zero, scales and offsets too.
+ */
+AVX512 static void unpack_q4k_row512(const uint8_t *p, int nsb, uint8_t *wq, float *ws, float *wm) {
+    const __m256i m0f = _mm256_set1_epi8(0x0F);
+    int P = (nsb + 1) / 2;
+    for (int g = 0; g < 2 * P; g++) {
+        __m256i r[8];
+        if (g < nsb) {
+            const uint8_t *b = p + 144 * g;
+            uint64_t sc, mn;
+            k_scales(b + 4, &sc, &mn);
+            float d = _cvtsh_ss(load_u16(b)), dmin = _cvtsh_ss(load_u16(b + 2));
+            for (int c = 0; c < 4; c++) {
+                __m256i raw = _mm256_loadu_si256((const __m256i *) (b + 16 + 32 * c));
+                r[2 * c] = _mm256_and_si256(raw, m0f);
+                r[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m0f);
+            }
+            for (int j = 0; j < 8; j++) {
+                ws[8 * g + j] = d * (float) ((sc >> (8 * j)) & 0xFF);
+                wm[8 * g + j] = dmin * (float) ((mn >> (8 * j)) & 0xFF) * 0.125f;
+            }
+        } else {
+            for (int j = 0; j < 8; j++) { r[j] = _mm256_setzero_si256(); ws[8 * g + j] = 0.0f; wm[8 * g + j] = 0.0f; }
+        }
+        store_group(r, wq, g);
+    }
+}
+
+/*
  * 4 unpacked rows × T = 1..4 packed tokens (T a constant per inlined copy): out[4·i + t] = row i · token t.
  * Per pair of groups, 8 steps of 64 bytes: each weight load feeds T vpdpbusd, each activation load 4; the int32
  * lane j of an accumulator ends as block j's Σ w·x (lanes 0-7 the pair's first group, 8-15 its second). Then, per
@@ -128,9 +161,9 @@ AVX512 static void unpack_q4_row512(const uint8_t *p, int nb, uint8_t *wq, float
  * block sums xs (8·Σx) shifted left by xs_shift: Q4_0's nibbles are q = w + 8, so Σ w·x = Σ q·x − 8·Σx (shift 0);
  * Q5_0's values are w + 16 (shift 1); Q8_0's unsigned bytes are w + 128 (shift 4: 128·Σx = 16·(8·Σx)).
  */
-AVX512 static ALWAYS_INLINE void tile4_512(const uint8_t *const *wa, const float *const *wsc, const int8_t *x, int64_t xbytes,
-                                           const float *xd, const int32_t *xs, int64_t xfloats, int G, int T, int xs_shift,
-                                           float *out) {
+AVX512 static ALWAYS_INLINE void tile4_512(const uint8_t *const *wa, const float *const *wsc, const float *const *wmc,
+                                           const int8_t *x, int64_t xbytes, const float *xd, const int32_t *xs, int64_t xfloats,
+                                           int G, int T, int xs_shift, float *out) {
     int P = (G + 1) / 2;
     __m256 f[4][4];
     for (int i = 0; i < 4; i++)
@@ -151,8 +184,20 @@ AVX512 static ALWAYS_INLINE void tile4_512(const uint8_t *const *wa, const float
         }
         int second = 2 * p + 1 < G;
         for (int t = 0; t < T; t++) {
-            __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512((const void *) (xs + t * xfloats + 16 * p)), xs_shift);
+            __m512i sums = _mm512_loadu_si512((const void *) (xs + t * xfloats + 16 * p));
             __m512 xdt = _mm512_loadu_ps(xd + t * xfloats + 16 * p);
+            if (wmc) {
+                /* Q4_K: Σ (ws·q − 8·wm)·x = ws·Σ q·x − wm·(8·Σx), in float per block */
+                __m512 sx = _mm512_cvtepi32_ps(sums);
+                for (int i = 0; i < 4; i++) {
+                    __m512 c = _mm512_cvtepi32_ps(acc[i][t]);
+                    __m512 v = _mm512_fnmadd_ps(sx, _mm512_load_ps(wmc[i] + 16 * p), _mm512_mul_ps(c, _mm512_load_ps(wsc[i] + 16 * p)));
+                    f[i][t] = _mm256_fmadd_ps(_mm512_castps512_ps256(v), _mm512_castps512_ps256(xdt), f[i][t]);
+                    if (second) f[i][t] = _mm256_fmadd_ps(_mm512_extractf32x8_ps(v, 1), _mm512_extractf32x8_ps(xdt, 1), f[i][t]);
+                }
+                continue;
+            }
+            __m512i corr = _mm512_slli_epi32(sums, xs_shift);
             for (int i = 0; i < 4; i++) {
                 __m512 c = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][t], corr));
                 __m512 dd = _mm512_mul_ps(_mm512_load_ps(wsc[i] + 16 * p), xdt);
@@ -169,6 +214,7 @@ AVX512 static ALWAYS_INLINE void tile4_512(const uint8_t *const *wa, const float
 typedef struct {
     _Alignas(64) uint8_t a[4][GEMM512_MAX_COLS];
     _Alignas(64) float s[4][GEMM512_MAX_COLS / 32];
+    _Alignas(64) float m[4][GEMM512_MAX_COLS / 32];      /* Q4_K's per-block offsets */
 } gemm512_rows;
 
 /* Tokens per block of the GEMM: their packed activations (≤ 64 × 2 KB for the model's 2048 columns) stay in L2 while
@@ -181,7 +227,8 @@ typedef struct {
 AVX512 static void gemm512(int fmt, const uint8_t *w, int32_t r0, int32_t r1, int nb,
                            const int8_t *xp, const float *xdp, const int32_t *xsp, int32_t n, float *y, int32_t ldy) {
     int G = (nb + 7) / 8, P = (G + 1) / 2;
-    int64_t rb = (int64_t) nb * (fmt == G512_Q8_0 ? 34 : fmt == G512_Q5_0 ? 22 : 18), xbytes = (int64_t) P * 512, xfloats = (int64_t) P * 16;
+    int64_t rb = fmt == G512_Q4_K ? (int64_t) (nb / 8) * 144 : (int64_t) nb * (fmt == G512_Q8_0 ? 34 : fmt == G512_Q5_0 ? 22 : 18);
+    int64_t xbytes = (int64_t) P * 512, xfloats = (int64_t) P * 16;
     int shift = fmt == G512_Q8_0 ? 4 : fmt == G512_Q5_0 ? 1 : 0;
     gemm512_rows buf;
     float out[16];
@@ -190,9 +237,11 @@ AVX512 static void gemm512(int fmt, const uint8_t *w, int32_t r0, int32_t r1, in
         for (int32_t r = r0; r < r1; r += 4) {
             int m = r1 - r < 4 ? r1 - r : 4;
             const uint8_t *wa[4];
-            const float *ws[4];
+            const float *ws[4], *wm[4];
             for (int i = 0; i < 4; i++) {
                 if (i < m) {
+                    if (fmt == G512_Q4_K) unpack_q4k_row512(w + (r + i) * rb, nb / 8, buf.a[i], buf.s[i], buf.m[i]);
+                    else
                     /* Q4_0 by the 16-block transpose; Q5_0 and Q8_0 block by block (a row is unpacked once for a
                      * block of 64 tokens, so this is a small share of the product) */
                     if (fmt == G512_Q4_0) unpack_q4_row512(w + (r + i) * rb, nb, buf.a[i], buf.s[i]);
@@ -202,6 +251,7 @@ AVX512 static void gemm512(int fmt, const uint8_t *w, int32_t r0, int32_t r1, in
                 int k = i < m ? i : m - 1;              /* a missing row repeats the last one, not stored */
                 wa[i] = buf.a[k];
                 ws[i] = buf.s[k];
+                wm[i] = buf.m[k];
             }
             /* the next tile's rows, while this one computes: the hardware prefetcher loses the stream between bursts */
             if (r + 4 < r1) {
@@ -214,11 +264,20 @@ AVX512 static void gemm512(int fmt, const uint8_t *w, int32_t r0, int32_t r1, in
                 const int8_t *x = xp + t * xbytes;
                 const float *xd = xdp + t * xfloats;
                 const int32_t *xs = xsp + t * xfloats;
-                switch (T) {                             /* a constant T per inlined copy */
-                    case 4: tile4_512(wa, ws, x, xbytes, xd, xs, xfloats, G, 4, shift, out); break;
-                    case 3: tile4_512(wa, ws, x, xbytes, xd, xs, xfloats, G, 3, shift, out); break;
-                    case 2: tile4_512(wa, ws, x, xbytes, xd, xs, xfloats, G, 2, shift, out); break;
-                    default: tile4_512(wa, ws, x, xbytes, xd, xs, xfloats, G, 1, shift, out); break;
+                if (fmt == G512_Q4_K) {
+                    switch (T) {                         /* a constant T per inlined copy */
+                        case 4: tile4_512(wa, ws, wm, x, xbytes, xd, xs, xfloats, G, 4, 0, out); break;
+                        case 3: tile4_512(wa, ws, wm, x, xbytes, xd, xs, xfloats, G, 3, 0, out); break;
+                        case 2: tile4_512(wa, ws, wm, x, xbytes, xd, xs, xfloats, G, 2, 0, out); break;
+                        default: tile4_512(wa, ws, wm, x, xbytes, xd, xs, xfloats, G, 1, 0, out); break;
+                    }
+                } else {
+                    switch (T) {
+                        case 4: tile4_512(wa, ws, NULL, x, xbytes, xd, xs, xfloats, G, 4, shift, out); break;
+                        case 3: tile4_512(wa, ws, NULL, x, xbytes, xd, xs, xfloats, G, 3, shift, out); break;
+                        case 2: tile4_512(wa, ws, NULL, x, xbytes, xd, xs, xfloats, G, 2, shift, out); break;
+                        default: tile4_512(wa, ws, NULL, x, xbytes, xd, xs, xfloats, G, 1, shift, out); break;
+                    }
                 }
                 /* Q5_0: kimivl_kquants.c's 32-block rows end with + 0.125·(a sum of zeros), which turns −0 into +0 */
                 if (fmt == G512_Q5_0) for (int i = 0; i < 16; i++) out[i] += 0.0f;
@@ -249,6 +308,21 @@ AVX512 int32_t kv_gemm_q5_0_512(const uint8_t *w, int32_t r0, int32_t r1, int32_
                                 const int8_t *xp, const float *xdp, const int32_t *xsp, int32_t n, float *y, int32_t ldy) {
     if (cols > GEMM512_MAX_COLS) return -1;
     gemm512(G512_Q5_0, w, r0, r1, cols / 32, xp, xdp, xsp, n, y, ldy);
+    return 0;
+}
+
+/**
+ * The batched Q4_K product with AVX-512 VNNI over activations packed by kv_pack_act (int8 blocks of 32, llama.cpp's
+ * q8_0 form): each super-block unpacked once per block of 64 tokens as 8 blocks of 32 (scale d·sc_j, offset dmin·m_j),
+ * then Q4_0's vpdpbusd tiles. Not kv_gemm_kq's results bit for bit: those take the activation in the per-256 Q8_K
+ * form (one scale per 256 values) where this takes one per 32, which rounds the activation more finely; the two agree
+ * to the activation's rounding (NativeKernelsTest). Callers use it for prompts, where the vpdpbusd tiles are 1.7-1.9×
+ * the per-256 kernel's rate, and keep kv_gemm_kq (= the decode matvec) for a few tokens. cols a multiple of 256.
+ */
+AVX512 int32_t kv_gemm_q4_k_512(const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
+                                const int8_t *xp, const float *xdp, const int32_t *xsp, int32_t n, float *y, int32_t ldy) {
+    if (cols > GEMM512_MAX_COLS || cols % 256 != 0) return -1;
+    gemm512(G512_Q4_K, w, r0, r1, cols / 32, xp, xdp, xsp, n, y, ldy);
     return 0;
 }
 

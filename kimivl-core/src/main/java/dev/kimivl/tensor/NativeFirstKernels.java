@@ -56,11 +56,23 @@ record NativeFirstKernels(KernelSettings settings, NativeKernels.Isa isa) implem
     }
 
     /**
-     * True when the batched product takes activations packed once (kv_pack_act) and rows unpacked once for a block of
-     * tokens: Q4_0 and Q8_0, and Q5_0 in the AVX-512 form (Q4_K_M files' ffn_down_exps).
+     * Tokens from which an AVX-512 Q4_K product takes the packed 32-block GEMM (kv_gemm_q4_k_512) instead of kv_gemm_kq.
+     * The packed one multiplies the activation in its per-32 form, kv_gemm_kq (like the decode matvec) in its per-256
+     * form, so they differ by the activation's rounding; below this count a batch (a drafted continuation's check, a
+     * few sequences decoded together) keeps giving the matvec's results bit for bit. From 16 tokens on, the packed
+     * GEMM is 1.5-1.8x as fast on one core ([1408, 2048], 48 tokens: 243 against 139 GOP/s, Zen 4); at 7 they are level.
      */
-    private boolean packedGemm(DType type, int cols) {
-        return q8q4(type, cols) || (isa == NativeKernels.Isa.AVX512 && type == DType.Q5_0 && cols <= NativeKernels.MAX_COLS);
+    static final int Q4_K_PACKED_MIN_TOKENS = 16;
+
+    /**
+     * True when the batched product of n tokens takes activations packed once (kv_pack_act) and rows unpacked once for
+     * a block of tokens: Q4_0 and Q8_0; in the AVX-512 form also Q5_0 (Q4_K_M files' ffn_down_exps) and Q4_K from
+     * {@link #Q4_K_PACKED_MIN_TOKENS} tokens.
+     */
+    private boolean packedGemm(DType type, int cols, int n) {
+        if (q8q4(type, cols)) return true;
+        if (isa != NativeKernels.Isa.AVX512 || cols > NativeKernels.MAX_COLS) return false;
+        return type == DType.Q5_0 || (type == DType.Q4_K && cols % 256 == 0 && n >= Q4_K_PACKED_MIN_TOKENS);
     }
 
     @Override
@@ -68,7 +80,7 @@ record NativeFirstKernels(KernelSettings settings, NativeKernels.Isa isa) implem
         DType dtype = w.dtype();
         int n = xq.rows, rows = w.rows(), cols = w.cols();
         java.lang.foreign.MemorySegment data = w.segment();
-        if (otherFormat(dtype) && !packedGemm(dtype, cols)) {
+        if (otherFormat(dtype) && !packedGemm(dtype, cols, n)) {
             // each row unpacked once per 4 tokens over L1-resident tiles of rows (kv_gemm_kq); bounded calls as below
             int step = (int) Math.max(1, Math.min(rows, (1L << 26) / ((long) n * cols)));
             Parallel.forRange(rows, 8, (from, to) -> {
@@ -76,7 +88,7 @@ record NativeFirstKernels(KernelSettings settings, NativeKernels.Isa isa) implem
             });
             return;
         }
-        if (packedGemm(dtype, cols)) {
+        if (packedGemm(dtype, cols, n)) {
             // packed once per batch and kept with it: gate and up (and every expert's tile) share one packing
             NativeKernels.PackedActivations xp = xq.nativePacked();
             // a critical native call holds off safepoints (GC) while it runs: at most ~2^26 multiply-adds per call

@@ -32,7 +32,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * each call to milliseconds of work (a range of rows, a range of positions); a GC then waits at most that long.
  */
 public final class NativeKernels {
-    private static final int ABI_VERSION = 12;
+    private static final int ABI_VERSION = 13;
     /** Widest row the native kernels take (their per-call buffers live on the C stack). */
     public static final int MAX_COLS = 32768;
     private static final String RESOURCE = "/dev/kimivl/native/linux-x86_64/libkimivl.so";
@@ -97,11 +97,11 @@ public final class NativeKernels {
     /** The fastest form this CPU runs (AVX2 where the library is not loaded: it is then never called). */
     public static final Isa BEST;
 
-    private static final MethodHandle Q4_0, Q4_0_512, Q8_0, GEMM_Q4_0, GEMM_Q8_0, GEMM_Q8_0_VNNI, GEMM_Q4_0_512, GEMM_Q5_0_512, GEMM_Q8_0_512, PACK, LATENT, LATENT_F16,
+    private static final MethodHandle Q4_0, Q4_0_512, Q8_0, GEMM_Q4_0, GEMM_Q8_0, GEMM_Q8_0_VNNI, GEMM_Q4_0_512, GEMM_Q5_0_512, GEMM_Q8_0_512, GEMM_Q4_K_512, PACK, LATENT, LATENT_F16,
             MHA, STREAM, KQ, GEMM_KQ, KQ_512, GEMM_KQ_512, LATENT_512, LATENT_F16_512, MHA_512;
 
     static {
-        MethodHandle q4 = null, q4w = null, q8 = null, g4 = null, g8 = null, g8v = null, g4w = null, g5w = null, g8w = null, pack = null, latent = null, latentF16 = null, mha = null, stream = null,
+        MethodHandle q4 = null, q4w = null, q8 = null, g4 = null, g8 = null, g8v = null, g4w = null, g5w = null, g8w = null, g4kw = null, pack = null, latent = null, latentF16 = null, mha = null, stream = null,
                 kq = null, gkq = null, kqw = null, gkqw = null, latentW = null, latentF16W = null, mhaW = null;
         String status;
         boolean ok = false, vnni = false, avx512 = false;
@@ -139,6 +139,7 @@ public final class NativeKernels {
                         g4w = linker.downcallHandle(lib.findOrThrow("kv_gemm_q4_0_512"), gemm512, critical);
                         g8w = linker.downcallHandle(lib.findOrThrow("kv_gemm_q8_0_512"), gemm512, critical);
                         g5w = linker.downcallHandle(lib.findOrThrow("kv_gemm_q5_0_512"), gemm512, critical);
+                        g4kw = linker.downcallHandle(lib.findOrThrow("kv_gemm_q4_k_512"), gemm512, critical);
                         kqw = linker.downcallHandle(lib.findOrThrow("kv_matvec_kq_512"), FunctionDescriptor.of(JAVA_INT,
                                 JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), critical);
                         gkqw = linker.downcallHandle(lib.findOrThrow("kv_gemm_kq_512"), FunctionDescriptor.of(JAVA_INT,
@@ -183,6 +184,7 @@ public final class NativeKernels {
         GEMM_Q4_0_512 = g4w;
         GEMM_Q8_0_512 = g8w;
         GEMM_Q5_0_512 = g5w;
+        GEMM_Q4_K_512 = g4kw;
         VNNI = vnni;
         AVX512_OK = avx512;
         BEST = avx512 ? Isa.AVX512 : vnni ? Isa.AVX_VNNI : Isa.AVX2;
@@ -373,7 +375,7 @@ public final class NativeKernels {
     /**
      * The native batched product over weight rows [r0, r1) of {@code w} and {@code n} packed tokens, by weight type and
      * instruction set: kv_gemm_q4_0 / kv_gemm_q8_0 (AVX2), kv_gemm_q8_0_vnni (AVX-VNNI, Q8_0 only), kv_gemm_q4_0_512 /
-     * kv_gemm_q5_0_512 / kv_gemm_q8_0_512 (AVX-512 VNNI); the block sums {@code xs} only where the kernel corrects by
+     * kv_gemm_q5_0_512 / kv_gemm_q8_0_512 / kv_gemm_q4_k_512 (AVX-512 VNNI); the block sums {@code xs} only where the kernel corrects by
      * them.
      */
     private static void callGemm(DType type, Isa isa, MemorySegment w, int r0, int r1, int cols, MemorySegment xp, MemorySegment xd,
@@ -386,6 +388,8 @@ public final class NativeKernels {
                 rc = (int) GEMM_Q4_0.invokeExact(w, r0, r1, cols, xp, xd, xs, n, y, ldy);
             } else if (type == DType.Q5_0 && isa == Isa.AVX512) {
                 rc = (int) GEMM_Q5_0_512.invokeExact(w, r0, r1, cols, xp, xd, xs, n, y, ldy);
+            } else if (type == DType.Q4_K && isa == Isa.AVX512) {
+                rc = (int) GEMM_Q4_K_512.invokeExact(w, r0, r1, cols, xp, xd, xs, n, y, ldy);
             } else if (type == DType.Q8_0 && isa == Isa.AVX512) {
                 rc = (int) GEMM_Q8_0_512.invokeExact(w, r0, r1, cols, xp, xd, xs, n, y, ldy);
             } else if (type == DType.Q8_0 && isa == Isa.AVX_VNNI) {
@@ -393,7 +397,7 @@ public final class NativeKernels {
             } else if (type == DType.Q8_0) {
                 rc = (int) GEMM_Q8_0.invokeExact(w, r0, r1, cols, xp, xd, n, y, ldy);
             } else {
-                throw new IllegalArgumentException("native packed GEMM needs Q4_0 or Q8_0 (or Q5_0 in the AVX-512 form), not " + type + " in " + isa.id());
+                throw new IllegalArgumentException("native packed GEMM needs Q4_0 or Q8_0 (or Q5_0, Q4_K in the AVX-512 form), not " + type + " in " + isa.id());
             }
         } catch (RuntimeException | Error e) {
             throw e;

@@ -163,6 +163,35 @@ class OtherFormatKernelsTest {
         }
     }
 
+    /**
+     * A prompt's Q4_K product in the AVX-512 form (from NativeFirstKernels.Q4_K_PACKED_MIN_TOKENS tokens) takes the packed
+     * 32-block GEMM: each token's result is the exact product of the dequantized weights with that token's activation
+     * rounded per 32 values (not per 256 as the matvec), within that rounding's bound of W·x, and rows and tokens past
+     * the tiles' multiples of 4 are right. Below the threshold the batch still equals the matvec bit for bit
+     * (batchedProductEqualsMatvecPerToken), and the AVX2 form keeps kv_gemm_kq at any count.
+     */
+    @Test
+    void avx512Q4KPromptProductTakesThePer32Form() {
+        Kernels wide = NativeKernelsTest.avx2AndAvx512()[1];
+        Random rnd = new Random(59);
+        for (int[] s : new int[][]{{45, 2048}, {7, 2816}, {9, 256}}) {
+            int rows = s[0], cols = s[1];
+            QuantMatrix m = randomMatrix(rnd, DType.Q4_K, rows, cols).withKernels(wide);
+            float[] dense = m.toFloatArray();
+            for (int n : new int[]{NativeFirstKernels.Q4_K_PACKED_MIN_TOKENS, 67}) {
+                float[] x = QuantTest.random(rnd, n * cols, 1f);
+                for (int i = 0; i < x.length; i += 61) x[i] *= 25;             // outliers: blocks of unequal scales
+                float[] y = new float[n * rows];
+                m.matmul(QuantizedInput.ofRows(x, n, cols), y);
+                for (int t = 0; t < n; t++) {
+                    QuantizedInput xt = QuantizedInput.of(x, t * cols, cols);
+                    QuantTest.checkIntegerResult(dense, rows, cols, x, t * cols, xt, y, t * rows,
+                            "Q4_K [" + rows + ", " + cols + "] x " + n + " token " + t);
+                }
+            }
+        }
+    }
+
     /** Without the native kernels (and with -Dkimivl.intMatvec=false, as the tests run) these formats take the exact float path. */
     @Test
     void exactPathWithoutTheNativeKernels() {
