@@ -429,6 +429,123 @@ AVX512 int32_t kv_matvec_q4_0_512(const uint8_t *w, int32_t r0, int32_t r1, int3
     return 0;
 }
 
+/* ---------------------------------------------------------------- Q5_0 matvec (decode) */
+
+/* The index vectors of q5_group: where each byte of the nibble, fifth-bit and scale vectors comes from. */
+typedef struct {
+    __m512i nib0, nib1, hl0, hh0, hl1, hh1, bit, s0, s1;
+} q5_idx;
+
+AVX512 static q5_idx q5_indices(void) {
+    _Alignas(64) int8_t n0[64], n1[64], hl0[64], hh0[64], hl1[64], hh1[64], bit[64];
+    for (int j = 0; j < 64; j++) {
+        int i = j / 16, k = j % 16;
+        /* a byte a of the group: from z0:z1 (bytes 0-127) for blocks 0-3, from z1:z2 (64-127, then 112-175) for 4-7 */
+        int a0 = 22 * i + 6 + k, a1 = 22 * (i + 4) + 6 + k;
+        int l0 = 22 * i + 2 + k / 8, h0 = l0 + 2, l1 = 22 * (i + 4) + 2 + k / 8, h1 = l1 + 2;
+        n0[j] = (int8_t) a0;
+        n1[j] = (int8_t) (a1 < 128 ? a1 - 64 : a1 - 48);
+        hl0[j] = (int8_t) l0;
+        hh0[j] = (int8_t) h0;
+        hl1[j] = (int8_t) (l1 < 128 ? l1 - 64 : l1 - 48);
+        hh1[j] = (int8_t) (h1 < 128 ? h1 - 64 : h1 - 48);
+        bit[j] = (int8_t) (1 << (k % 8));
+    }
+    q5_idx q;
+    q.nib0 = _mm512_load_si512(n0); q.nib1 = _mm512_load_si512(n1);
+    q.hl0 = _mm512_load_si512(hl0); q.hh0 = _mm512_load_si512(hh0);
+    q.hl1 = _mm512_load_si512(hl1); q.hh1 = _mm512_load_si512(hh1);
+    q.bit = _mm512_load_si512(bit);
+    /* the f16 scales: words 0, 11, 22, 33 of z0:z1 (bytes 0, 22, 44, 66); 12, 23 of z1 (bytes 88, 110) with 10, 21 of
+     * z2 (bytes 132, 154) */
+    q.s0 = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 33, 22, 11, 0);
+    q.s1 = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32 + 21, 32 + 10, 23, 12, 0, 0, 0, 0);
+    return q;
+}
+
+/*
+ * A group of 8 Q5_0 blocks (176 bytes as z0 = bytes 0-63, z1 = 64-127, z2 = 112-175) against its arranged activation x
+ * (quad_x): the 8 exact integer block sums Σ q·x in block order, and the 8 f16 scales in *dw. The nibble bytes of
+ * blocks 0-3 and 4-7 gathered by two byte permutes; the fifth bits by four more (each value's qh byte) and a bit test,
+ * added as 16 under the mask; 4 vpdpbusd and q4_row512's reduction.
+ */
+AVX512 static ALWAYS_INLINE __m256i q5_group(const q5_idx *q, __m512i z0, __m512i z1, __m512i z2, const int8_t *x, __m256 *dw) {
+    const __m512i m0f = _mm512_set1_epi8(0x0F), c10 = _mm512_set1_epi8(0x10);
+    const __m512i gather8 = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m512i v0 = _mm512_permutex2var_epi8(z0, q->nib0, z1), v1 = _mm512_permutex2var_epi8(z1, q->nib1, z2);
+    __mmask64 kl0 = _mm512_test_epi8_mask(_mm512_permutex2var_epi8(z0, q->hl0, z1), q->bit);
+    __mmask64 kh0 = _mm512_test_epi8_mask(_mm512_permutex2var_epi8(z0, q->hh0, z1), q->bit);
+    __mmask64 kl1 = _mm512_test_epi8_mask(_mm512_permutex2var_epi8(z1, q->hl1, z2), q->bit);
+    __mmask64 kh1 = _mm512_test_epi8_mask(_mm512_permutex2var_epi8(z1, q->hh1, z2), q->bit);
+    __m512i l0 = _mm512_and_si512(v0, m0f), h0 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), m0f);
+    __m512i l1 = _mm512_and_si512(v1, m0f), h1 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), m0f);
+    l0 = _mm512_mask_add_epi8(l0, kl0, l0, c10);
+    h0 = _mm512_mask_add_epi8(h0, kh0, h0, c10);
+    l1 = _mm512_mask_add_epi8(l1, kl1, l1, c10);
+    h1 = _mm512_mask_add_epi8(h1, kh1, h1, c10);
+    __m512i a0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), l0, _mm512_loadu_si512((const void *) x));
+    a0 = _mm512_dpbusd_epi32(a0, h0, _mm512_loadu_si512((const void *) (x + 64)));
+    __m512i a1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), l1, _mm512_loadu_si512((const void *) (x + 128)));
+    a1 = _mm512_dpbusd_epi32(a1, h1, _mm512_loadu_si512((const void *) (x + 192)));
+    __m512i u = _mm512_add_epi32(_mm512_unpacklo_epi32(a0, a1), _mm512_unpackhi_epi32(a0, a1));
+    u = _mm512_add_epi32(u, _mm512_shuffle_epi32(u, 0x4E));
+    __m512i sw = _mm512_mask_blend_epi16(0xF0, _mm512_permutex2var_epi16(z0, q->s0, z1), _mm512_permutex2var_epi16(z1, q->s1, z2));
+    *dw = _mm256_cvtph_ps(_mm512_castsi512_si128(sw));
+    return _mm512_castsi512_si256(_mm512_permutexvar_epi32(gather8, u));
+}
+
+/* The first n of 64 bytes as a load mask (n ≤ 0: none). */
+static inline __mmask64 first_bytes(int n) { return n <= 0 ? 0 : n >= 64 ? ~(__mmask64) 0 : (((__mmask64) 1 << n) - 1); }
+
+/*
+ * One Q5_0 row (22-byte blocks: f16 d, 32 fifth bits qh, 16 nibble bytes; values d·(q − 16)) as q4_row512 takes a Q4_0
+ * row, per group of 8 blocks (q5_group), against xa arranged by quad_x with a last partial group zero-padded. Then
+ * kimivl_kquants.c's 32-block float step for Q5_0 (Σ q·x − 2·(8·Σx), times d_w·d_x, fused-added per group; its last
+ * 1-7 blocks with their scales, activation scales and sums masked to the live blocks, which q5_group's zero-filled
+ * loads and zero-padded activations give as well), so the result equals kv_matvec_kq's bit for bit.
+ */
+AVX512 static float q5_0_row512(const q5_idx *q, const uint8_t *w, int nb, const int8_t *xa, const float *xd, const int32_t *xs8) {
+    __m256 acc = _mm256_setzero_ps(), dw;
+    int b = 0;
+    for (; b + 8 <= nb; b += 8) {
+        const uint8_t *p = w + 22 * b;
+        prefetch_ahead(p, 3);
+        __m512i z0 = _mm512_loadu_si512((const void *) p), z1 = _mm512_loadu_si512((const void *) (p + 64));
+        __m512i z2 = _mm512_loadu_si512((const void *) (p + 112));
+        __m256i s = q5_group(q, z0, z1, z2, xa + 32 * b, &dw);
+        s = _mm256_sub_epi32(s, _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *) (xs8 + b)), 1));     /* Σ (q − 16)·x */
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_loadu_ps(xd + b)), acc);
+    }
+    if (b < nb) {                                      /* the last 1-7 blocks: loads stop at the row's end */
+        int n = nb - b, bytes = 22 * n;
+        const uint8_t *p = w + 22 * b;
+        __m512i z0 = _mm512_maskz_loadu_epi8(first_bytes(bytes), p), z1 = _mm512_maskz_loadu_epi8(first_bytes(bytes - 64), p + 64);
+        __m512i z2 = _mm512_maskz_loadu_epi8(first_bytes(bytes - 112), p + 112);
+        __m256i s = q5_group(q, z0, z1, z2, xa + 32 * b, &dw);
+        __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        s = _mm256_sub_epi32(s, _mm256_slli_epi32(_mm256_maskload_epi32(xs8 + b, live), 1));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_maskload_ps(xd + b, live)), acc);
+    }
+    return hsum_f32(acc) + 0.125f * 0.0f;              /* as the q32 row's + 0.125·(its zero offset sum): −0 becomes +0 */
+}
+
+/* Q5_0 rows of at least 8 blocks (narrower ones, attn_k_b's 128 columns, take the AVX2 kernel, which pairs them). */
+AVX512 static void q5_0_rows512(const uint8_t *w, int32_t r0, int32_t r1, int32_t cols, const int8_t *xq, const float *xd,
+                                const int32_t *xs8, float *y) {
+    int nb = cols / 32, full = nb / 8;
+    int64_t rb = (int64_t) nb * 22;
+    _Alignas(64) int8_t xa[MATVEC512_MAX_COLS + 256];
+    quad_x(xq, full, xa);
+    if (nb > 8 * full) {                               /* the partial last group, zero-padded */
+        _Alignas(32) int8_t tail[256];
+        memset(tail, 0, sizeof tail);
+        memcpy(tail, xq + 256 * full, (size_t) 32 * (nb - 8 * full));
+        quad_x(tail, 1, xa + 256 * full);
+    }
+    q5_idx q = q5_indices();
+    for (int32_t r = r0; r < r1; r++) y[r] = q5_0_row512(&q, w + r * rb, nb, xa, xd, xs8);
+}
+
 /* ---------------------------------------------------------------- k-quants: Q4_K and Q5_K (matvec and GEMM) */
 
 /*
@@ -445,7 +562,7 @@ int32_t kv_matvec_kq(int32_t type, const uint8_t *w, int32_t r0, int32_t r1, int
 int32_t kv_gemm_kq(int32_t type, const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
                    const int8_t *xq, const float *xd, const void *xs, int32_t n, float *y, int32_t ldy);
 
-enum { KQ512_Q4_K = 0, KQ512_Q5_K = 1 };           /* the type codes of kimivl_kquants.c */
+enum { KQ512_Q4_K = 0, KQ512_Q5_K = 1, KQ512_Q5_0 = 4 };      /* the type codes of kimivl_kquants.c */
 
 
 /*
@@ -539,6 +656,10 @@ AVX512 static ALWAYS_INLINE void qk45_rows512(const uint8_t *w, int nsb, int q5,
  */
 AVX512 int32_t kv_matvec_kq_512(int32_t type, const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
                                 const int8_t *xq, const float *xd, const void *xs, float *y, int32_t yo) {
+    if (type == KQ512_Q5_0 && cols % 32 == 0 && cols >= 256 && cols <= MATVEC512_MAX_COLS) {
+        q5_0_rows512(w, r0, r1, cols, xq, xd, (const int32_t *) xs, y + yo);
+        return 0;
+    }
     if ((type != KQ512_Q4_K && type != KQ512_Q5_K) || cols % 256 != 0 || cols > KQ512_MAX_COLS) {
         return kv_matvec_kq(type, w, r0, r1, cols, xq, xd, xs, y, yo);
     }
