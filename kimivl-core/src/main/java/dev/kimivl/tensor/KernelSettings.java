@@ -21,7 +21,7 @@ import java.util.function.UnaryOperator;
  * @param nativeKernels    kimivl.native: load the native AVX2 kernels (false: Java Vector API kernels only)
  * @param nativeIsa        kimivl.nativeIsa: which instruction set the native kernels use, auto (the best this CPU runs),
  *                         avx2, avx-vnni or avx512 (NativeKernels.Isa; the results are the same bit for bit, except
- *                         AVX-512's Q4_K product of 16 or more tokens: NativeFirstKernels.Q4_K_PACKED_MIN_TOKENS)
+ *                         AVX-512's Q4_K product of 8 or more tokens: NativeFirstKernels.Q4_K_PACKED_MIN_TOKENS)
  * @param gemmTileBytes    kimivl.gemmTileBytes: bytes of inputs per tile of the row-decoding GEMM
  * @param gemmPackedMinN   kimivl.gemmPackedMinN: inputs from which float GEMM takes the packed 6×16 kernel
  * @param gemmKc           kimivl.gemmKc: columns per k-block of the packed GEMM

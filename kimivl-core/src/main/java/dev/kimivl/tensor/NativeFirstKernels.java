@@ -59,10 +59,11 @@ record NativeFirstKernels(KernelSettings settings, NativeKernels.Isa isa) implem
      * Tokens from which an AVX-512 Q4_K product takes the packed 32-block GEMM (kv_gemm_q4_k_512) instead of kv_gemm_kq.
      * The packed one multiplies the activation in its per-32 form, kv_gemm_kq (like the decode matvec) in its per-256
      * form, so they differ by the activation's rounding; below this count a batch (a drafted continuation's check, a
-     * few sequences decoded together) keeps giving the matvec's results bit for bit. From 16 tokens on, the packed
-     * GEMM is 1.5-1.8x as fast on one core ([1408, 2048], 48 tokens: 243 against 139 GOP/s, Zen 4); at 7 they are level.
+     * few tokens) keeps giving the matvec's results bit for bit (the batched decode of several sequences and a drafted
+     * continuation's check run row-exact anyway: RowProducts). On one core of Zen 4, [1408, 2048]: 191 against 139
+     * GOP/s at 8 tokens, 229 at 16, 267 at 48; level at 4.
      */
-    static final int Q4_K_PACKED_MIN_TOKENS = 16;
+    static final int Q4_K_PACKED_MIN_TOKENS = 8;
 
     /**
      * True when the batched product of n tokens takes activations packed once (kv_pack_act) and rows unpacked once for
