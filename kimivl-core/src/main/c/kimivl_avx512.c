@@ -160,7 +160,8 @@ AVX512 static void unpack_q4k_row512(const uint8_t *p, int nsb, uint8_t *wq, flo
  * lane j of an accumulator ends as block j's Σ w·x (lanes 0-7 the pair's first group, 8-15 its second). Then, per
  * group, the AVX2 kernel's float step: (Σ w·x − corr)·(d_w·d_x) fused-added into 8 float lanes. corr: the packed
  * block sums xs (8·Σx) shifted left by xs_shift: Q4_0's nibbles are q = w + 8, so Σ w·x = Σ q·x − 8·Σx (shift 0);
- * Q5_0's values are w + 16 (shift 1); Q8_0's unsigned bytes are w + 128 (shift 4: 128·Σx = 16·(8·Σx)).
+ * Q5_0's values are w + 16 (shift 1); Q8_0's unsigned bytes are w + 128 (shift 4: 128·Σx = 16·(8·Σx)). Q4_K (wmc, the
+ * rows' per-block offsets; NULL for the others) takes the float step ws·Σ q·x − wm·(8·Σx) instead, times d_x.
  */
 AVX512 static ALWAYS_INLINE void tile4_512(const uint8_t *const *wa, const float *const *wsc, const float *const *wmc,
                                            const int8_t *x, int64_t xbytes, const float *xd, const int32_t *xs, int64_t xfloats,
@@ -241,11 +242,10 @@ AVX512 static void gemm512(int fmt, const uint8_t *w, int32_t r0, int32_t r1, in
             const float *ws[4], *wm[4];
             for (int i = 0; i < 4; i++) {
                 if (i < m) {
+                    /* Q4_0 by the 16-block transpose; Q4_K super-block by super-block; Q5_0 and Q8_0 block by block
+                     * (a row is unpacked once for a block of 64 tokens, so this is a small share of the product) */
                     if (fmt == G512_Q4_K) unpack_q4k_row512(w + (r + i) * rb, nb / 8, buf.a[i], buf.s[i], buf.m[i]);
-                    else
-                    /* Q4_0 by the 16-block transpose; Q5_0 and Q8_0 block by block (a row is unpacked once for a
-                     * block of 64 tokens, so this is a small share of the product) */
-                    if (fmt == G512_Q4_0) unpack_q4_row512(w + (r + i) * rb, nb, buf.a[i], buf.s[i]);
+                    else if (fmt == G512_Q4_0) unpack_q4_row512(w + (r + i) * rb, nb, buf.a[i], buf.s[i]);
                     else if (fmt == G512_Q5_0) unpack_groups512(G512_Q5_0, w + (r + i) * rb, nb, 0, 2 * P, buf.a[i], buf.s[i]);
                     else unpack_groups512(G512_Q8_0, w + (r + i) * rb, nb, 0, 2 * P, buf.a[i], buf.s[i]);
                 }
