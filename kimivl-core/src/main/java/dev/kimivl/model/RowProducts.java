@@ -16,8 +16,9 @@ import dev.kimivl.tensor.VectorMath;
  * <p>Each weight row is still read once per call for all inputs (what makes a batched step cheaper than one matvec
  * per sequence when decoding is memory-bound):
  * <ul>
- *   <li>Q8_0/Q4_0 and the k-quants with native kernels: the integer GEMM, whose result for each input equals the
- *       integer matvec's bit for bit (its contract, {@link QuantMatrix#matmul(QuantizedInput, float[])});</li>
+ *   <li>Q8_0/Q4_0 and the k-quants with native kernels: the integer GEMM in the form whose result for each input
+ *       equals the integer matvec's bit for bit ({@link QuantMatrix#matmulAsMatvec}: not the AVX-512 Q4_K prompt
+ *       product, which rounds the activation per 32 values);</li>
  *   <li>other quantized matrices with an integer matvec but no native GEMM: one matvec per input (exact, weights read
  *       per input; only machines without the native kernels);</li>
  *   <li>float weights (F32/BF16/F16): four weight rows decoded at a time, then one {@link VectorMath#dot} per input and
@@ -37,7 +38,7 @@ final class RowProducts {
         // one input (e.g. an expert only one row of a verify pass or of a batched step chose) takes the decode matvec
         // kernel, built to stream one input's weights, even where the GEMM exists (same result: its contract)
         if (m instanceof QuantMatrix q && q.usesIntegerMatmul() && n > 1) {
-            q.matmul(QuantizedInput.ofRows(x, n, cols), y);
+            q.matmulAsMatvec(QuantizedInput.ofRows(x, n, cols), y);
             return;
         }
         if (m instanceof QuantMatrix q && q.usesIntegerMatvec()) {

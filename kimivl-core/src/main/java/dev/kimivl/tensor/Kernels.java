@@ -65,8 +65,19 @@ public sealed interface Kernels permits JavaKernels, NativeFirstKernels {
     /** y[yo + r] = Σ_c W[r, c]·x'[c] for every row r of w (x' the quantized activation); xq.cols == w.cols(). */
     void matvec(QuantMatrix w, QuantizedInput xq, float[] y, int yo);
 
-    /** y[t·rows + r] = Σ_c W[r, c]·x'_t[c] for every row t of the batch xq; each token's result equals {@link #matvec}'s bit for bit. */
+    /**
+     * y[t·rows + r] = Σ_c W[r, c]·x'_t[c] for every row t of the batch xq. Each token's result equals {@link #matvec}'s
+     * bit for bit, except where a faster form rounds the activation otherwise (the AVX-512 Q4_K product from
+     * NativeFirstKernels.Q4_K_PACKED_MIN_TOKENS tokens: per 32 values, not per 256); {@link #matmulAsMatvec} never does.
+     */
     void matmul(QuantMatrix w, QuantizedInput xq, float[] y);
+
+    /**
+     * {@link #matmul} with each token's result equal to {@link #matvec}'s bit for bit whatever the batch: what a batched
+     * decode step or a drafted continuation's check needs (model.RowProducts), so that a sequence's logits do not depend
+     * on how many others share its step.
+     */
+    default void matmulAsMatvec(QuantMatrix w, QuantizedInput xq, float[] y) { matmul(w, xq, y); }
 
     /**
      * One tile of a batched product, on the calling thread (for callers that spread tiles over the pool themselves and

@@ -58,30 +58,37 @@ record NativeFirstKernels(KernelSettings settings, NativeKernels.Isa isa) implem
     /**
      * Tokens from which an AVX-512 Q4_K product takes the packed 32-block GEMM (kv_gemm_q4_k_512) instead of kv_gemm_kq.
      * The packed one multiplies the activation in its per-32 form, kv_gemm_kq (like the decode matvec) in its per-256
-     * form, so they differ by the activation's rounding; below this count a batch (a drafted continuation's check, a
-     * few tokens) keeps giving the matvec's results bit for bit (the batched decode of several sequences and a drafted
-     * continuation's check run row-exact anyway: RowProducts). On one core of Zen 4, [1408, 2048]: 191 against 139
+     * form, so they differ by the activation's rounding; below this count a batch keeps giving the matvec's results
+     * bit for bit, and {@link #matmulAsMatvec} (the batched decode of several sequences, a drafted continuation's
+     * check: model.RowProducts) keeps kv_gemm_kq at any count. On one core of Zen 4, [1408, 2048]: 191 against 139
      * GOP/s at 8 tokens, 229 at 16, 267 at 48; level at 4.
      */
     static final int Q4_K_PACKED_MIN_TOKENS = 8;
 
     /**
      * True when the batched product of n tokens takes activations packed once (kv_pack_act) and rows unpacked once for
-     * a block of tokens: Q4_0 and Q8_0; in the AVX-512 form also Q5_0 (Q4_K_M files' ffn_down_exps) and Q4_K from
-     * {@link #Q4_K_PACKED_MIN_TOKENS} tokens.
+     * a block of tokens: Q4_0 and Q8_0; in the AVX-512 form also Q5_0 (Q4_K_M files' ffn_down_exps) and, unless the
+     * product must give the matvec's bits ({@code asMatvec}), Q4_K from {@link #Q4_K_PACKED_MIN_TOKENS} tokens.
      */
-    private boolean packedGemm(DType type, int cols, int n) {
+    private boolean packedGemm(DType type, int cols, int n, boolean asMatvec) {
         if (q8q4(type, cols)) return true;
         if (isa != NativeKernels.Isa.AVX512 || cols > NativeKernels.MAX_COLS) return false;
-        return type == DType.Q5_0 || (type == DType.Q4_K && cols % 256 == 0 && n >= Q4_K_PACKED_MIN_TOKENS);
+        return type == DType.Q5_0 || (type == DType.Q4_K && !asMatvec && cols % 256 == 0 && n >= Q4_K_PACKED_MIN_TOKENS);
     }
 
     @Override
-    public void matmul(QuantMatrix w, QuantizedInput xq, float[] y) {
+    public void matmul(QuantMatrix w, QuantizedInput xq, float[] y) { matmul(w, xq, y, false); }
+
+    /** As {@link #matmul}, but a Q4_K batch keeps kv_gemm_kq (the matvec's per-256 rounding) at any token count. */
+    @Override
+    public void matmulAsMatvec(QuantMatrix w, QuantizedInput xq, float[] y) { matmul(w, xq, y, true); }
+
+    private void matmul(QuantMatrix w, QuantizedInput xq, float[] y, boolean asMatvec) {
         DType dtype = w.dtype();
         int n = xq.rows, rows = w.rows(), cols = w.cols();
+        boolean packed = packedGemm(dtype, cols, n, asMatvec);
         java.lang.foreign.MemorySegment data = w.segment();
-        if (otherFormat(dtype) && !packedGemm(dtype, cols, n)) {
+        if (otherFormat(dtype) && !packed) {
             // each row unpacked once per 4 tokens over L1-resident tiles of rows (kv_gemm_kq); bounded calls as below
             int step = (int) Math.max(1, Math.min(rows, (1L << 26) / ((long) n * cols)));
             Parallel.forRange(rows, 8, (from, to) -> {
@@ -89,7 +96,7 @@ record NativeFirstKernels(KernelSettings settings, NativeKernels.Isa isa) implem
             });
             return;
         }
-        if (packedGemm(dtype, cols, n)) {
+        if (packed) {
             // packed once per batch and kept with it: gate and up (and every expert's tile) share one packing
             NativeKernels.PackedActivations xp = xq.nativePacked();
             // a critical native call holds off safepoints (GC) while it runs: at most ~2^26 multiply-adds per call

@@ -239,12 +239,24 @@ public final class QuantMatrix implements Matrix {
      * y[t·rows + r] = Σ_c W[r, c]·x'_t[c] for every row t of the quantized batch xq [n, cols] into y [n, rows]: for
      * Q8_0 and Q4_0 the native GEMM (each weight row unpacked once, then dotted with every token) when loaded, else
      * the integer matvec per token; for the other formats with native kernels, their row kernel per token over tiles
-     * of rows held in L1. Either way each token's result equals {@link #matvec(QuantizedInput, float[], int)} bit for bit.
+     * of rows held in L1. Either way each token's result equals {@link #matvec(QuantizedInput, float[], int)} bit for bit,
+     * except a Q4_K batch of 8 tokens or more on the AVX-512 kernels, which rounds each token's activation per 32 values
+     * instead of per 256 ({@link Kernels#matmul}); {@link #matmulAsMatvec} gives the matvec's bits always.
      */
     public void matmul(QuantizedInput xq, float[] y) {
+        check(xq, y);
+        kernels.matmul(this, xq, y);
+    }
+
+    /** {@link #matmul(QuantizedInput, float[])} with each token's result equal to the matvec's bit for bit, whatever the batch. */
+    public void matmulAsMatvec(QuantizedInput xq, float[] y) {
+        check(xq, y);
+        kernels.matmulAsMatvec(this, xq, y);
+    }
+
+    private void check(QuantizedInput xq, float[] y) {
         int n = xq.rows;
         if (xq.cols != cols) throw new IllegalArgumentException("input has " + xq.cols + " columns, matrix " + cols);
         if (y.length < (long) n * rows) throw new IndexOutOfBoundsException("matmul [" + rows + ", " + cols + "] x " + n + ": y too short");
-        kernels.matmul(this, xq, y);
     }
 }

@@ -169,7 +169,8 @@ class OtherFormatKernelsTest {
      * A prompt's Q4_K product in the AVX-512 form (from NativeFirstKernels.Q4_K_PACKED_MIN_TOKENS tokens) takes the packed
      * 32-block GEMM: each token's result is the exact product of the dequantized weights with that token's activation
      * rounded per 32 values (not per 256 as the matvec), within that rounding's bound of W·x, and rows and tokens past
-     * the tiles' multiples of 4 are right. Below the threshold the batch still equals the matvec bit for bit
+     * the tiles' multiples of 4 are right; {@code matmulAsMatvec} (what model.RowProducts takes) gives the matvec's bits at
+     * the same counts. Below the threshold the batch still equals the matvec bit for bit
      * (batchedProductEqualsMatvecPerToken), and the AVX2 form keeps kv_gemm_kq at any count.
      */
     @Test
@@ -185,10 +186,18 @@ class OtherFormatKernelsTest {
                 for (int i = 0; i < x.length; i += 61) x[i] *= 25;             // outliers: blocks of unequal scales
                 float[] y = new float[n * rows];
                 m.matmul(QuantizedInput.ofRows(x, n, cols), y);
+                float[] exact = new float[n * rows];
+                m.matmulAsMatvec(QuantizedInput.ofRows(x, n, cols), exact);
                 for (int t = 0; t < n; t++) {
                     QuantizedInput xt = QuantizedInput.of(x, t * cols, cols);
-                    QuantTest.checkIntegerResult(dense, rows, cols, x, t * cols, xt, y, t * rows,
-                            "Q4_K [" + rows + ", " + cols + "] x " + n + " token " + t);
+                    String what = "Q4_K [" + rows + ", " + cols + "] x " + n + " token " + t;
+                    QuantTest.checkIntegerResult(dense, rows, cols, x, t * cols, xt, y, t * rows, what);
+                    // the form a batched decode step takes: the matvec's bits, whatever the batch
+                    float[] one = new float[rows];
+                    m.matvec(xt, one, 0);
+                    for (int r = 0; r < rows; r++) {
+                        assertEquals(Float.floatToRawIntBits(one[r]), Float.floatToRawIntBits(exact[t * rows + r]), what + " row " + r + " as the matvec");
+                    }
                 }
             }
         }
