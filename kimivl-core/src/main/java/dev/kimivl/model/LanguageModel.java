@@ -251,7 +251,8 @@ public final class LanguageModel {
      * <ul>
      *   <li>F32 or BF16: every row runs the same dot kernel as the matvec;</li>
      *   <li>quantized with the integer matvec (int8 activations, the CLI's default, llama.cpp's numerics): the rows
-     *       take the integer GEMM, whose result for each row equals the matvec's by contract, or one matvec per row.</li>
+     *       take the integer GEMM in the form whose result for each row equals the matvec's
+     *       ({@link dev.kimivl.tensor.QuantMatrix#matmulAsMatvec}), or one matvec per row.</li>
      * </ul>
      * Not: F16 (its matvec sums in another order than the batched dot), and quantized weights with exact float
      * activations ({@code kimivl.intMatvec=false}, or a type the kernel set has no integer matvec for, as the Java set
