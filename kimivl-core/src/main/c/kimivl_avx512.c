@@ -265,20 +265,12 @@ AVX512 static void gemm512(int fmt, const uint8_t *w, int32_t r0, int32_t r1, in
                 const int8_t *x = xp + t * xbytes;
                 const float *xd = xdp + t * xfloats;
                 const int32_t *xs = xsp + t * xfloats;
-                if (fmt == G512_Q4_K) {
-                    switch (T) {                         /* a constant T per inlined copy */
-                        case 4: tile4_512(wa, ws, wm, x, xbytes, xd, xs, xfloats, G, 4, 0, out); break;
-                        case 3: tile4_512(wa, ws, wm, x, xbytes, xd, xs, xfloats, G, 3, 0, out); break;
-                        case 2: tile4_512(wa, ws, wm, x, xbytes, xd, xs, xfloats, G, 2, 0, out); break;
-                        default: tile4_512(wa, ws, wm, x, xbytes, xd, xs, xfloats, G, 1, 0, out); break;
-                    }
-                } else {
-                    switch (T) {
-                        case 4: tile4_512(wa, ws, NULL, x, xbytes, xd, xs, xfloats, G, 4, shift, out); break;
-                        case 3: tile4_512(wa, ws, NULL, x, xbytes, xd, xs, xfloats, G, 3, shift, out); break;
-                        case 2: tile4_512(wa, ws, NULL, x, xbytes, xd, xs, xfloats, G, 2, shift, out); break;
-                        default: tile4_512(wa, ws, NULL, x, xbytes, xd, xs, xfloats, G, 1, shift, out); break;
-                    }
+                const float *const *wmc = fmt == G512_Q4_K ? wm : NULL;      /* Q4_K's offsets; the others correct by shift */
+                switch (T) {                             /* a constant T per inlined copy */
+                    case 4: tile4_512(wa, ws, wmc, x, xbytes, xd, xs, xfloats, G, 4, shift, out); break;
+                    case 3: tile4_512(wa, ws, wmc, x, xbytes, xd, xs, xfloats, G, 3, shift, out); break;
+                    case 2: tile4_512(wa, ws, wmc, x, xbytes, xd, xs, xfloats, G, 2, shift, out); break;
+                    default: tile4_512(wa, ws, wmc, x, xbytes, xd, xs, xfloats, G, 1, shift, out); break;
                 }
                 /* Q5_0: kimivl_kquants.c's 32-block rows end with + 0.125·(a sum of zeros), which turns −0 into +0 */
                 if (fmt == G512_Q5_0) for (int i = 0; i < 16; i++) out[i] += 0.0f;
@@ -527,7 +519,7 @@ AVX512 static float q5_0_row512(const q5_idx *q, const uint8_t *w, int nb, const
         s = _mm256_sub_epi32(s, _mm256_slli_epi32(_mm256_maskload_epi32(xs8 + b, live), 1));
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_maskload_ps(xd + b, live)), acc);
     }
-    return hsum_f32(acc) + 0.125f * 0.0f;              /* as the q32 row's + 0.125·(its zero offset sum): −0 becomes +0 */
+    return hsum_f32(acc) + 0.0f;                       /* as the q32 row's + 0.125·(its zero offset sum): −0 becomes +0 */
 }
 
 /* Q5_0 rows of at least 8 blocks (narrower ones, attn_k_b's 128 columns, take the AVX2 kernel, which pairs them). */

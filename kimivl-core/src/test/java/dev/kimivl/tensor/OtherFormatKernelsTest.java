@@ -72,7 +72,8 @@ class OtherFormatKernelsTest {
                     m.withKernels(avx2).matmul(xq, a);
                     m.withKernels(wide).matmul(xq, b);
                     // a Q4_K prompt product takes the per-32 form there (avx512Q4KPromptProductTakesThePer32Form)
-                    for (int i = 0; i < a.length && !(t == DType.Q4_K && n >= NativeFirstKernels.Q4_K_PACKED_MIN_TOKENS); i++) {
+                    boolean per32 = t == DType.Q4_K && n >= NativeFirstKernels.Q4_K_PACKED_MIN_TOKENS;
+                    for (int i = 0; i < a.length && !per32; i++) {
                         assertEquals(Float.floatToRawIntBits(a[i]), Float.floatToRawIntBits(b[i]),
                                 t + " GEMM [" + rows + ", " + cols + "] x " + n + " at " + i + ": " + b[i] + " vs " + a[i]);
                     }
