@@ -52,6 +52,24 @@ public final class Gemm {
         PackedGemm.run(new TransposedFloats(a, k, m), b, true, n, c, true, MicroKernel.WIDE);
     }
 
+    /**
+     * G [r, r] = X·Xᵀ for X [r, k] row-major (a Gram matrix: Muon's Newton–Schulz products X·Xᵀ and A·A = A·Aᵀ), the
+     * floats of {@code ofFloats(X).matmul(X)}. On the packed GEMM only the micro-tiles that reach the lower triangle
+     * are multiplied (a little over half the multiply-adds) and the rest is mirrored: every computed element is the
+     * same FMA chain, and that chain's products commute exactly, so G is what the full product gives, symmetric to the
+     * bit. Below {@link #packed}(r) the full row-decoding product (whose floats are not symmetric).
+     */
+    public static void gram(float[] x, int r, int k, float[] g) {
+        if ((long) r * k > x.length) throw new IllegalArgumentException("X [" + r + ", " + k + "] needs " + (long) r * k + " floats, has " + x.length);
+        if ((long) r * r > g.length) throw new IllegalArgumentException("G [" + r + ", " + r + "] needs " + (long) r * r + " floats, has " + g.length);
+        SegmentMatrix m = SegmentMatrix.ofFloats(x, r, k);
+        if (!packed(r)) { matmulRows(m, x, g, r); return; }
+        PackedGemm.run(m, x, false, r, g, true, MicroKernel.WIDE, true);     // g[row·r + t] for t ≤ row (and some above)
+        for (int i = 0; i < r; i++) {
+            for (int j = i + 1; j < r; j++) g[i * r + j] = g[j * r + i];
+        }
+    }
+
     private static void checkSizes(String aName, float[] a, int ar, int ac, float[] b, int br, int bc, float[] c, int cr, int cc) {
         if ((long) ar * ac > a.length) throw new IllegalArgumentException(aName + " [" + ar + ", " + ac + "] needs " + (long) ar * ac + " floats, has " + a.length);
         if ((long) br * bc > b.length) throw new IllegalArgumentException("B [" + br + ", " + bc + "] needs " + (long) br * bc + " floats, has " + b.length);

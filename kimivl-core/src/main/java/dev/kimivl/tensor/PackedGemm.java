@@ -39,6 +39,9 @@ final class PackedGemm {
      */
     static final boolean FULL_ROWS = !KernelSettings.SYSTEM.gemmTileDecode();
 
+    /** Multiply-adds per native tile call at most: a critical call holds off safepoints (~1 ms at the FMA peak). */
+    private static final int NATIVE_CALL_MACS = 1 << 26;
+
     private static final ThreadLocal<float[][]> SCRATCH = ThreadLocal.withInitial(() -> new float[4][]);
 
     private PackedGemm() {}
@@ -75,6 +78,26 @@ final class PackedGemm {
      * are those of the transposing forms.
      */
     static void run(Matrix m, float[] x, boolean xColumns, int n, float[] y, boolean yByRow, boolean wide) {
+        run(m, x, xColumns, n, y, yByRow, wide, false);
+    }
+
+    /**
+     * {@link #run}, or with {@code lower} only the micro-tiles that reach the lower triangle (input t ≤ row r; a Gram
+     * matrix X·Xᵀ, whose other half {@link Gemm#gram} mirrors): the elements it computes are the same FMA chains, so
+     * the same floats, whichever tiles are left out; the others are left unspecified in y.
+     */
+    static void run(Matrix m, float[] x, boolean xColumns, int n, float[] y, boolean yByRow, boolean wide, boolean lower) {
+        run(m, x, xColumns, n, y, yByRow, wide, lower, NativeKernels.sgemmTiles(wide));
+    }
+
+    /**
+     * {@link #run} with the tiles in Java ({@link MicroKernel}) or, with {@code nativeTiles}, in C (kimivl_sgemm.c,
+     * where {@link NativeKernels#sgemmTiles}): the same floats either way, the C ones at the FMA peak.
+     */
+    static void run(Matrix m, float[] x, boolean xColumns, int n, float[] y, boolean yByRow, boolean wide, boolean lower, boolean nativeTiles) {
+        if (nativeTiles && !NativeKernels.sgemmTiles(wide)) {
+            throw new IllegalArgumentException("no native " + (wide ? "512-bit" : "8-lane") + " float GEMM tiles here: " + NativeKernels.STATUS);
+        }
         final int rows = m.rows(), cols = m.cols();
         if (n <= 0 || rows == 0) return;
         final int groups = (n + NR - 1) / NR;
@@ -96,12 +119,12 @@ final class PackedGemm {
             float[] w = ranged ? null : scratch(1, MC * cols);
             float[] a = scratch(2, MC * KC);
             float[] c = scratch(3, groups * NR * MC);
-            for (int b = b0; b < b1; b++) block(m, ranged, rows, cols, b * MC, xp, n, groups, y, yByRow, w, a, c, wide);
+            for (int b = b0; b < b1; b++) block(m, ranged, rows, cols, b * MC, xp, n, groups, y, yByRow, w, a, c, wide, lower, nativeTiles);
         });
     }
 
     private static void block(Matrix m, boolean ranged, int rows, int cols, int r0, float[] xp, int n, int groups,
-                              float[] y, boolean yByRow, float[] w, float[] a, float[] c, boolean wide) {
+                              float[] y, boolean yByRow, float[] w, float[] a, float[] c, boolean wide, boolean lower, boolean nativeTiles) {
         int nr = Math.min(MC, rows - r0);
         int mg = (nr + MR - 1) / MR;
         if (!ranged) for (int i = 0; i < nr; i++) m.row(r0 + i, w, i * cols);
@@ -119,20 +142,33 @@ final class PackedGemm {
             // rows past the matrix's end in the last 6-row group multiply as zeros
             for (int i = nr; i < mg * MR; i++) Arrays.fill(a, i * KC, i * KC + kc, 0f);
             boolean load = pc > 0;
+            if (nativeTiles) {
+                // the same tiles in C (kimivl_sgemm.c: the same floats at the FMA peak), a bounded share of panels per call
+                int per = (int) Math.max(1, NATIVE_CALL_MACS / ((long) mg * MR * kc * NR));
+                for (int g0 = 0; g0 < groups; g0 += per) {
+                    int ng = Math.min(per, groups - g0);
+                    NativeKernels.sgemmKblock(wide, a, 0, KC, mg, kc, xp, (g0 * cols + pc) * NR, cols * NR, ng,
+                            c, g0 * MC * NR, MC * NR, load, lower, r0 - g0 * NR);
+                }
+                continue;
+            }
             for (int g = 0; g < groups; g++) {
                 int bo = (g * cols + pc) * NR;
                 int co = g * MC * NR;
+                // lower: the 6-row groups wholly above the diagonal (every row < this panel's first input) are skipped,
+                // from an even group so that the 12-row pairs stay as they are
+                int first = lower ? Math.max(0, (g * NR - r0) / MR) : 0;
                 if (wide) {
                     // AVX-512: 12 rows × 16 inputs in zmm registers for every panel (a short last panel's zero lanes
                     // cost no more than the 8-lane forms' extra loads)
-                    int ir = 0;
+                    int ir = first & ~1;
                     for (; ir + 2 <= mg; ir += 2) MicroKernel.rows12x16(a, ir * MR * KC, xp, bo, kc, c, co + ir * MR * NR, load);
                     if (ir < mg) MicroKernel.rows6x16(a, ir * MR * KC, xp, bo, kc, c, co + ir * MR * NR, load);
                 } else if (n - g * NR > 8) {
-                    for (int ir = 0; ir < mg; ir++) MicroKernel.rows6x16(a, ir * MR * KC, xp, bo, kc, c, co + ir * MR * NR, load);
+                    for (int ir = first; ir < mg; ir++) MicroKernel.rows6x16(a, ir * MR * KC, xp, bo, kc, c, co + ir * MR * NR, load);
                 } else {
                     // a last panel of ≤ 8 inputs: 12 rows × 8 inputs (12 accumulators) where two 6-row groups remain
-                    int ir = 0;
+                    int ir = first & ~1;
                     for (; ir + 2 <= mg; ir += 2) MicroKernel.rows12x8(a, ir * MR * KC, xp, bo, kc, c, co + ir * MR * NR, load);
                     if (ir < mg) MicroKernel.rows6x8(a, ir * MR * KC, xp, bo, kc, c, co + ir * MR * NR, load);
                 }

@@ -5,8 +5,10 @@ import org.junit.jupiter.api.Test;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * Gemm.matmulNN (C = A·B) and matmulTN (C = Aᵀ·B), the training side's backward products without transposed copies,
@@ -43,6 +45,68 @@ class GemmFormsTest {
             float[] got2 = new float[m * n];
             Gemm.matmulTN(at, k, m, b, n, got2);
             assertArrayEquals(want, got2, 0f, "TN m " + m + " k " + k + " n " + n);
+        }
+    }
+
+    /**
+     * The native tiles (kimivl_sgemm.c) give the Java tiles' floats bit for bit, in both widths, over every layout
+     * PackedGemm.run takes and its lower form: rows leaving a lone 6-row group (67) or none (48), several k-blocks
+     * (600 columns: the second and third added to the tiles), panels full, short and of ≤ 8 inputs. Skipped (and said
+     * so) where the native library is not loaded.
+     */
+    @Test
+    void nativeTilesGiveTheJavaTilesFloats() {
+        assumeTrue(NativeKernels.sgemmTiles(false), "native float GEMM tiles not loaded here: " + NativeKernels.STATUS);
+        Random rnd = new Random(43);
+        int checked = 0;
+        for (boolean wide : new boolean[]{false, true}) {
+            if (!NativeKernels.sgemmTiles(wide)) continue;
+            for (int[] s : new int[][]{{67, 600, 21}, {48, 600, 3}, {67, 256, 67}, {30, 40, 48}}) {
+                int rows = s[0], cols = s[1], n = s[2];
+                SegmentMatrix m = SegmentMatrix.ofFloats(random(rnd, rows * cols), rows, cols);
+                for (boolean xColumns : new boolean[]{false, true}) {
+                    for (boolean yByRow : new boolean[]{false, true}) {
+                        for (boolean lower : new boolean[]{false, true}) {
+                            float[] x = random(rnd, n * cols), java = new float[n * rows], nat = new float[n * rows];
+                            PackedGemm.run(m, x, xColumns, n, java, yByRow, wide, lower, false);
+                            PackedGemm.run(m, x, xColumns, n, nat, yByRow, wide, lower, true);
+                            String what = (wide ? "512-bit" : "8-lane") + " rows " + rows + " cols " + cols + " n " + n
+                                    + (xColumns ? " x columns" : "") + (yByRow ? " y by row" : "") + (lower ? " lower" : "");
+                            if (!lower) {
+                                assertArrayEquals(java, nat, 0f, what);
+                            } else {
+                                // only the lower triangle (input t ≤ row r) is specified in the lower form
+                                for (int t = 0; t < n; t++) {
+                                    for (int r = t; r < rows; r++) {
+                                        int i = yByRow ? r * n + t : t * rows + r;
+                                        assertEquals(Float.floatToIntBits(java[i]), Float.floatToIntBits(nat[i]), what + " at row " + r + ", input " + t);
+                                    }
+                                }
+                            }
+                            checked++;
+                        }
+                    }
+                }
+            }
+        }
+        assertTrue(checked >= 32, checked + " forms checked");
+    }
+
+    /**
+     * Gemm.gram (X·Xᵀ from the lower triangle's tiles, mirrored) gives the full packed product's floats, symmetric to
+     * the bit: r = 67 (a lone 6-row group, panels crossing the diagonal inside a 12-row tile), 128 and 30, k over one
+     * and several k-blocks.
+     */
+    @Test
+    void gramIsTheFullProductsFloats() {
+        Random rnd = new Random(47);
+        for (int[] s : new int[][]{{67, 600}, {128, 256}, {30, 40}, {16, 16}}) {
+            int r = s[0], k = s[1];
+            float[] x = random(rnd, r * k), full = new float[r * r], gram = new float[r * r];
+            SegmentMatrix.ofFloats(x, r, k).matmul(x, full, r);
+            Gemm.gram(x, r, k, gram);
+            assertArrayEquals(full, gram, 0f, "r " + r + " k " + k);
+            for (int i = 0; i < r; i++) for (int j = 0; j < i; j++) assertEquals(gram[i * r + j], gram[j * r + i], 0f);
         }
     }
 

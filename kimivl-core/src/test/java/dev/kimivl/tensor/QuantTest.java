@@ -256,8 +256,8 @@ class QuantTest {
                 int cols = 600;
                 SegmentMatrix m = SegmentMatrix.ofFloats(random(rnd, rows * cols, 0.1f), rows, cols);
                 float[] x = random(rnd, n * cols, 1f), narrow = new float[n * rows], wide = new float[n * rows];
-                PackedGemm.matmul(m, x, narrow, n, false);
-                PackedGemm.matmul(m, x, wide, n, true);
+                PackedGemm.run(m, x, false, n, narrow, false, false, false, false);      // the Java tiles of both widths
+                PackedGemm.run(m, x, false, n, wide, false, true, false, false);
                 assertArrayEquals(narrow, wide, 0f, "rows " + rows + ", n " + n);
             }
         }

@@ -101,8 +101,8 @@ public final class Muon {
         float inv = 1f / ((float) Math.sqrt(ss) + eps);
         for (int i = 0; i < x.length; i++) x[i] *= inv;
         for (int s = 0; s < steps; s++) {
-            float[] A = mulT(x, r, k);                       // X·Xᵀ [r, r]
-            float[] AA = mul(A, r, r, A, r);                 // A·A (A = X·Xᵀ is symmetric to the bit)
+            float[] A = gram(x, r, k);                       // X·Xᵀ [r, r]
+            float[] AA = gram(A, r, r);                      // A·A = A·Aᵀ (A is symmetric to the bit)
             float[] B = new float[r * r];
             for (int i = 0; i < B.length; i++) B[i] = b * A[i] + c * AA[i];
             float[] BX = mul(B, r, r, x, k);                 // B·X [r, k]
@@ -113,8 +113,12 @@ public final class Muon {
 
     private static float[] transpose(float[] m, int rows, int cols) { return LinearOps.transpose(m, rows, cols); }
 
-    /** X·Xᵀ for X [r, k] (the packed GEMM: X is both the matrix and the inputs). */
-    private static float[] mulT(float[] x, int r, int k) { return LinearOps.forward(x, r, k, x, r); }
+    /** X·Xᵀ [r, r] for X [r, k]: the lower triangle's tiles on the packed GEMM, mirrored (the full product's floats). */
+    private static float[] gram(float[] x, int r, int k) {
+        float[] g = new float[r * r];
+        dev.kimivl.tensor.Gemm.gram(x, r, k, g);
+        return g;
+    }
 
     /** P [m, n]·Q [n, k] on the packed GEMM (Gemm.matmulNN: no transpose of Q; the same floats as P·(Qᵀ)ᵀ). */
     private static float[] mul(float[] p, int m, int n, float[] q, int k) {

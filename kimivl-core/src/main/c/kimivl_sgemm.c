@@ -1,0 +1,128 @@
+/*
+ * The float32 micro-kernels of the packed GEMM (dev.kimivl.tensor.PackedGemm: prefill of float weights, MoonViT,
+ * every training product, Muon's Newton-Schulz iterations), one k-block of a row block per call.
+ *
+ * Why native: the Java Vector API form of the 12x16 tile (MicroKernel.rows12x16) runs at ~75% of the FMA peak of a
+ * Zen 4 core (86.6 of ~116 GFLOP/s, kc = 256, in cache); the same tile written here runs at the peak. The floats are
+ * the Java tiles' exactly: each element of C is an FMA chain over k = 0..kc-1 starting from zero (weight row value
+ * broadcast, times the input), added to what the tile held before when `load` is set. The tile shape (12 or 6 rows,
+ * 8 or 16 lanes) does not change any element's chain, so these and the Java tiles give the same bits
+ * (PackedGemmTest compares them).
+ *
+ * Layouts (PackedGemm.block):
+ *   a   the row block's k-block: [mg*6 rows][lda floats], columns 0..kc-1 used (rows past the matrix are zeros)
+ *   xp  the inputs' packed panels at this k-block: panel g starts at xp + g*panel_stride, then kc x 16 floats
+ *       (16 inputs contiguous per k)
+ *   c   the tiles: panel g, 6-row group ir at c + g*ldc + ir*6*16, [6 rows][16 inputs]
+ *   lower, diag  with lower set, 6-row groups wholly above the diagonal (every row < the panel's first input: a Gram
+ *       matrix's upper half) are skipped, from an even group on in the 512-bit form (PackedGemm's `first & ~1`); diag
+ *       is the block's first row minus 16 x the index of panel 0 of this call in the whole product
+ */
+#include "kimivl_common.h"
+
+#define AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")))
+#define ALWAYS_INLINE __attribute__((always_inline)) inline
+
+/* 12 rows x 16 inputs in 12 zmm accumulators: 12 FMAs per input vector load and 12 broadcasts. */
+AVX512 static ALWAYS_INLINE void tile12x16(const float *a, int lda, const float *b, int kc, float *c, int load) {
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+    __m512 c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+    const float *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda, *a4 = a + 4 * lda, *a5 = a + 5 * lda;
+    const float *a6 = a + 6 * lda, *a7 = a + 7 * lda, *a8 = a + 8 * lda, *a9 = a + 9 * lda, *a10 = a + 10 * lda, *a11 = a + 11 * lda;
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_loadu_ps(b + 16 * k);
+        c0 = _mm512_fmadd_ps(_mm512_set1_ps(a[k]), b0, c0);
+        c1 = _mm512_fmadd_ps(_mm512_set1_ps(a1[k]), b0, c1);
+        c2 = _mm512_fmadd_ps(_mm512_set1_ps(a2[k]), b0, c2);
+        c3 = _mm512_fmadd_ps(_mm512_set1_ps(a3[k]), b0, c3);
+        c4 = _mm512_fmadd_ps(_mm512_set1_ps(a4[k]), b0, c4);
+        c5 = _mm512_fmadd_ps(_mm512_set1_ps(a5[k]), b0, c5);
+        c6 = _mm512_fmadd_ps(_mm512_set1_ps(a6[k]), b0, c6);
+        c7 = _mm512_fmadd_ps(_mm512_set1_ps(a7[k]), b0, c7);
+        c8 = _mm512_fmadd_ps(_mm512_set1_ps(a8[k]), b0, c8);
+        c9 = _mm512_fmadd_ps(_mm512_set1_ps(a9[k]), b0, c9);
+        c10 = _mm512_fmadd_ps(_mm512_set1_ps(a10[k]), b0, c10);
+        c11 = _mm512_fmadd_ps(_mm512_set1_ps(a11[k]), b0, c11);
+    }
+    __m512 acc[12] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
+    for (int i = 0; i < 12; i++) {
+        __m512 v = load ? _mm512_add_ps(acc[i], _mm512_loadu_ps(c + 16 * i)) : acc[i];
+        _mm512_storeu_ps(c + 16 * i, v);
+    }
+}
+
+/* 6 rows x 16 inputs (the last odd 6-row group of a block). */
+AVX512 static ALWAYS_INLINE void tile6x16_512(const float *a, int lda, const float *b, int kc, float *c, int load) {
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+    const float *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda, *a4 = a + 4 * lda, *a5 = a + 5 * lda;
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_loadu_ps(b + 16 * k);
+        c0 = _mm512_fmadd_ps(_mm512_set1_ps(a[k]), b0, c0);
+        c1 = _mm512_fmadd_ps(_mm512_set1_ps(a1[k]), b0, c1);
+        c2 = _mm512_fmadd_ps(_mm512_set1_ps(a2[k]), b0, c2);
+        c3 = _mm512_fmadd_ps(_mm512_set1_ps(a3[k]), b0, c3);
+        c4 = _mm512_fmadd_ps(_mm512_set1_ps(a4[k]), b0, c4);
+        c5 = _mm512_fmadd_ps(_mm512_set1_ps(a5[k]), b0, c5);
+    }
+    __m512 acc[6] = {c0, c1, c2, c3, c4, c5};
+    for (int i = 0; i < 6; i++) {
+        __m512 v = load ? _mm512_add_ps(acc[i], _mm512_loadu_ps(c + 16 * i)) : acc[i];
+        _mm512_storeu_ps(c + 16 * i, v);
+    }
+}
+
+/* The first 6-row group a panel needs: all of them, or under lower_r0 from the diagonal on (see the header). */
+static inline int first_group(int g, int lower, int diag) {
+    if (!lower) return 0;
+    int f = (g * 16 - diag) / 6;                  /* truncates towards zero, as Java's division does */
+    return f > 0 ? f : 0;
+}
+
+AVX512 int32_t kv_sgemm_kblock_512(const float *a, int32_t ao, int32_t lda, int32_t mg, int32_t kc,
+                                   const float *xp, int32_t xo, int32_t panel_stride, int32_t groups,
+                                   float *c, int32_t co, int32_t ldc, int32_t load, int32_t lower, int32_t diag) {
+    if (mg <= 0 || kc <= 0 || groups <= 0) return 0;
+    a += ao; xp += xo; c += co;
+    for (int g = 0; g < groups; g++) {
+        const float *b = xp + (long) g * panel_stride;
+        float *cg = c + (long) g * ldc;
+        int ir = first_group(g, lower, diag) & ~1;
+        for (; ir + 2 <= mg; ir += 2) tile12x16(a + (long) ir * 6 * lda, lda, b, kc, cg + ir * 96, load);
+        if (ir < mg) tile6x16_512(a + (long) ir * 6 * lda, lda, b, kc, cg + ir * 96, load);
+    }
+    return 0;
+}
+
+/* AVX2: 6 rows x 16 inputs in 12 ymm accumulators (MicroKernel.rows6x16's shape). */
+AVX2 static ALWAYS_INLINE void tile6x16(const float *a, int lda, const float *b, int kc, float *c, int load) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    const float *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda, *a4 = a + 4 * lda, *a5 = a + 5 * lda;
+    for (int k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_loadu_ps(b + 16 * k), b1 = _mm256_loadu_ps(b + 16 * k + 8), v;
+        v = _mm256_broadcast_ss(a + k);  c00 = _mm256_fmadd_ps(v, b0, c00); c01 = _mm256_fmadd_ps(v, b1, c01);
+        v = _mm256_broadcast_ss(a1 + k); c10 = _mm256_fmadd_ps(v, b0, c10); c11 = _mm256_fmadd_ps(v, b1, c11);
+        v = _mm256_broadcast_ss(a2 + k); c20 = _mm256_fmadd_ps(v, b0, c20); c21 = _mm256_fmadd_ps(v, b1, c21);
+        v = _mm256_broadcast_ss(a3 + k); c30 = _mm256_fmadd_ps(v, b0, c30); c31 = _mm256_fmadd_ps(v, b1, c31);
+        v = _mm256_broadcast_ss(a4 + k); c40 = _mm256_fmadd_ps(v, b0, c40); c41 = _mm256_fmadd_ps(v, b1, c41);
+        v = _mm256_broadcast_ss(a5 + k); c50 = _mm256_fmadd_ps(v, b0, c50); c51 = _mm256_fmadd_ps(v, b1, c51);
+    }
+    __m256 acc[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
+    for (int i = 0; i < 12; i++) {
+        __m256 v = load ? _mm256_add_ps(acc[i], _mm256_loadu_ps(c + 8 * i)) : acc[i];
+        _mm256_storeu_ps(c + 8 * i, v);
+    }
+}
+
+AVX2 int32_t kv_sgemm_kblock(const float *a, int32_t ao, int32_t lda, int32_t mg, int32_t kc,
+                             const float *xp, int32_t xo, int32_t panel_stride, int32_t groups,
+                             float *c, int32_t co, int32_t ldc, int32_t load, int32_t lower, int32_t diag) {
+    if (mg <= 0 || kc <= 0 || groups <= 0) return 0;
+    a += ao; xp += xo; c += co;
+    for (int g = 0; g < groups; g++) {
+        const float *b = xp + (long) g * panel_stride;
+        float *cg = c + (long) g * ldc;
+        for (int ir = first_group(g, lower, diag); ir < mg; ir++) tile6x16(a + (long) ir * 6 * lda, lda, b, kc, cg + ir * 96, load);
+    }
+    return 0;
+}
