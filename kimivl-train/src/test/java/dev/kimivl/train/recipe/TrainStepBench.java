@@ -38,10 +38,14 @@ import java.util.stream.Stream;
  * thread (PackedGemm.kernel16, Parallel$Worker.run = a worker spinning idle, ...).
  *
  * <p>Run (docs/training-speed.md): {@code java --add-modules jdk.incubator.vector -cp ... dev.kimivl.train.recipe.TrainStepBench
- * --recipe recipes/nano.json --steps 10 [--kind vit|joint|both | --stage NAME] [--profile]}; {@code --stage} times the
- * named stage's step instead (e.g. {@code long}, whose long text makes attention the larger part).
+ * --recipe recipes/nano.json --steps 10 [--kind vit|joint|both | --stage NAME] [--profile] [--data-only]}; {@code --stage} times the
+ * named stage's step instead (e.g. {@code long}, whose long text makes attention the larger part); {@code --data-only}
+ * times only the batches' rendering and encoding, the trainer's data thread's work.
  */
 public final class TrainStepBench {
+    /** --data-only: time the batches' rendering and encoding only (the data thread's work), no steps. */
+    private static boolean dataOnly;
+
     public static void main(String[] args) throws Exception {
         Path recipeFile = Path.of("recipes/nano.json"), tokenizerFrom = Path.of("models/kimivl-nano-instruct");
         int steps = 10, warmup = 2;
@@ -56,8 +60,9 @@ public final class TrainStepBench {
                 case "--kind" -> kind = args[++i];
                 case "--stage" -> stageName = args[++i];
                 case "--profile" -> profile = true;
+                case "--data-only" -> dataOnly = true;
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]
-                        + " (--recipe FILE --tokenizer-from MODEL_DIR --steps N --warmup N --kind vit|joint|both --stage NAME --profile)");
+                        + " (--recipe FILE --tokenizer-from MODEL_DIR --steps N --warmup N --kind vit|joint|both --stage NAME --profile --data-only)");
             }
         }
         Recipe recipe = Recipe.load(recipeFile);
@@ -104,10 +109,17 @@ public final class TrainStepBench {
         RecipeTrainer.StageRun run = trainer.openStage(k, dir);
         Recipe.Stage stage = run.stage;
         // ---- data, rendered up front (the trainer overlaps it with the previous step on its data thread)
-        long d0 = System.nanoTime();
+        // the warm-up steps' batches untimed (the renderer's JIT warm-up), the timed steps' batches timed
         List<List<ExampleEncoder.Encoded>> batches = new ArrayList<>();
-        for (int s = 1; s <= warmup + steps; s++) batches.add(run.batch(s));
-        double dataPerStep = (System.nanoTime() - d0) / 1e9 / (warmup + steps);
+        for (int s = 1; s <= warmup; s++) batches.add(run.batch(s));
+        long d0 = System.nanoTime();
+        for (int s = warmup + 1; s <= warmup + steps; s++) batches.add(run.batch(s));
+        double dataPerStep = (System.nanoTime() - d0) / 1e9 / steps;
+        if (dataOnly) {
+            System.out.printf(Locale.ROOT, "[%s] stage '%s': data (render + encode) %.3f s/step on one thread, %d batches of %d after %d untimed%n",
+                    stage.kind(), stage.name(), dataPerStep, steps, stage.batch(), warmup);
+            return;
+        }
         for (int s = 1; s <= warmup; s++) step(run, s, batches.get(s - 1));
         run.phaseSeconds.clear();
         Recording rec = null;
