@@ -260,7 +260,7 @@ public final class NativeKernels {
     /**
      * y[yo + r] = Σ_c W[r, c]·x'[c] for r in [r0, r1), W a matrix of a type with a native kernel ({@link #hasKernel})
      * and {@code cols} columns whose rows start at byte 0 of w, x' the quantized activation, in the form {@code isa}
-     * (Q4_0, Q4_K and Q5_K have an AVX-512 one; the others run AVX2 in every form). Only when {@link #AVAILABLE}, and for Q4_0/Q8_0
+     * (Q4_0, Q4_K, Q5_K, Q6_K and Q5_0 have an AVX-512 one; the others run AVX2 in every form). Only when {@link #AVAILABLE}, and for Q4_0/Q8_0
      * cols ≤ {@link #MAX_COLS}.
      */
     static void matvec(DType type, MemorySegment w, int r0, int r1, int cols, QuantizedInput x, float[] y, int yo, Isa isa) {
@@ -275,7 +275,7 @@ public final class NativeKernels {
             } else if (type == DType.Q8_0) {
                 Q8_0.invokeExact(w, r0, r1, cols, xq, xd, MemorySegment.ofArray(y), yo);
             } else if (otherFormatCode(type) >= 0) {
-                MethodHandle kernel = isa == Isa.AVX512 ? KQ_512 : KQ;     // kv_matvec_kq_512 takes Q4_K/Q5_K, hands on the rest
+                MethodHandle kernel = isa == Isa.AVX512 ? KQ_512 : KQ;     // kv_matvec_kq_512 takes Q4_K/Q5_K/Q6_K/Q5_0, hands on the rest
                 if ((int) kernel.invokeExact(otherFormatCode(type), w, r0, r1, cols, xq, xd, xs8, MemorySegment.ofArray(y), yo) != 0) {
                     throw new IllegalArgumentException("native " + type + " matvec refused " + cols + " columns");
                 }

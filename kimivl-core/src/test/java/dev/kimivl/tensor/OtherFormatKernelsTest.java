@@ -52,7 +52,8 @@ class OtherFormatKernelsTest {
     /**
      * The AVX-512 k-quant rows (Q4_K, Q5_K: two chunks per 512-bit vector, vpmaddubsw + vpdpwssd) give the AVX2 rows'
      * results bit for bit, matvec and batched product (8 tokens per pass and tails of them, tiles of 16 rows), through instances of the
-     * kernel seam, and so does Q5_0's matvec (byte permutes); the other formats pass through unchanged. A Q4_K batch
+     * kernel seam, and so do Q6_K's matvec (both halves of a super-block per vector, vpmaddubsw + vpdpwssd) and Q5_0's
+     * (byte permutes); the other formats pass through unchanged. A Q4_K batch
      * of Q4_K_PACKED_MIN_TOKENS or more takes the packed per-32 product (tested below).
      */
     @Test
