@@ -142,6 +142,8 @@ public final class RecipeTrainer {
             copyModel(current, stageDir(k));
             Path png = Curves.draw(out.resolve("train_log.jsonl"), stage.name(), out.resolve("curves").resolve(stageLabel(k) + ".png"));
             if (png != null) err.println("[" + stage.name() + "] curves: " + png);
+            StageThroughput throughput = StageThroughput.of(out.resolve("train_log.jsonl"), stage.name());
+            if (throughput != null) err.println("[" + stage.name() + "] " + throughput.describe());
             st = new State(k + 1, 0, st.fingerprint, run.wallSeconds, run.tokensSeen);
             boolean branch = k + 1 < recipe.stages().size() && recipe.stages().get(k + 1).from() != null;
             if (branch && branchInto(current, k + 1, st)) continue;     // the cursor went in with the branch's checkpoint
@@ -999,6 +1001,8 @@ public final class RecipeTrainer {
             line.put("tokens", r.tokens);
             line.put("tokens_per_s", r.tokens / r.seconds);
             line.put("gflop_per_s", gflops);
+            line.put("gflop", r.flop / 1e9);                  // this step's counted FLOPs and its own time: StageThroughput
+            line.put("step_s", r.seconds);
             line.put("expert_load_max_over_min", r.loadSpread);
             line.put("wall_s", wallSeconds);
             if (!Double.isNaN(r.siglipLoss)) {
