@@ -23,49 +23,18 @@
 #define AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")))
 #define ALWAYS_INLINE __attribute__((always_inline)) inline
 
-/* 12 rows x 16 inputs in 12 zmm accumulators: 12 FMAs per input vector load and 12 broadcasts. */
-AVX512 static ALWAYS_INLINE void tile12x16(const float *a, int lda, const float *b, int kc, float *c, int load) {
-    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
-    __m512 c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
-    const float *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda, *a4 = a + 4 * lda, *a5 = a + 5 * lda;
-    const float *a6 = a + 6 * lda, *a7 = a + 7 * lda, *a8 = a + 8 * lda, *a9 = a + 9 * lda, *a10 = a + 10 * lda, *a11 = a + 11 * lda;
+/*
+ * R = 12 or 6 rows x 16 inputs in R zmm accumulators: R FMAs per input vector load and R broadcasts. R is a constant
+ * at each call, so the loops unroll and the accumulators stay in registers.
+ */
+AVX512 static ALWAYS_INLINE void tile_x16(const int R, const float *a, int lda, const float *b, int kc, float *c, int load) {
+    __m512 acc[12];
+    for (int i = 0; i < R; i++) acc[i] = _mm512_setzero_ps();
     for (int k = 0; k < kc; k++) {
         __m512 b0 = _mm512_loadu_ps(b + 16 * k);
-        c0 = _mm512_fmadd_ps(_mm512_set1_ps(a[k]), b0, c0);
-        c1 = _mm512_fmadd_ps(_mm512_set1_ps(a1[k]), b0, c1);
-        c2 = _mm512_fmadd_ps(_mm512_set1_ps(a2[k]), b0, c2);
-        c3 = _mm512_fmadd_ps(_mm512_set1_ps(a3[k]), b0, c3);
-        c4 = _mm512_fmadd_ps(_mm512_set1_ps(a4[k]), b0, c4);
-        c5 = _mm512_fmadd_ps(_mm512_set1_ps(a5[k]), b0, c5);
-        c6 = _mm512_fmadd_ps(_mm512_set1_ps(a6[k]), b0, c6);
-        c7 = _mm512_fmadd_ps(_mm512_set1_ps(a7[k]), b0, c7);
-        c8 = _mm512_fmadd_ps(_mm512_set1_ps(a8[k]), b0, c8);
-        c9 = _mm512_fmadd_ps(_mm512_set1_ps(a9[k]), b0, c9);
-        c10 = _mm512_fmadd_ps(_mm512_set1_ps(a10[k]), b0, c10);
-        c11 = _mm512_fmadd_ps(_mm512_set1_ps(a11[k]), b0, c11);
+        for (int i = 0; i < R; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * lda + k]), b0, acc[i]);
     }
-    __m512 acc[12] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
-    for (int i = 0; i < 12; i++) {
-        __m512 v = load ? _mm512_add_ps(acc[i], _mm512_loadu_ps(c + 16 * i)) : acc[i];
-        _mm512_storeu_ps(c + 16 * i, v);
-    }
-}
-
-/* 6 rows x 16 inputs (the last odd 6-row group of a block). */
-AVX512 static ALWAYS_INLINE void tile6x16_512(const float *a, int lda, const float *b, int kc, float *c, int load) {
-    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
-    const float *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda, *a4 = a + 4 * lda, *a5 = a + 5 * lda;
-    for (int k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_loadu_ps(b + 16 * k);
-        c0 = _mm512_fmadd_ps(_mm512_set1_ps(a[k]), b0, c0);
-        c1 = _mm512_fmadd_ps(_mm512_set1_ps(a1[k]), b0, c1);
-        c2 = _mm512_fmadd_ps(_mm512_set1_ps(a2[k]), b0, c2);
-        c3 = _mm512_fmadd_ps(_mm512_set1_ps(a3[k]), b0, c3);
-        c4 = _mm512_fmadd_ps(_mm512_set1_ps(a4[k]), b0, c4);
-        c5 = _mm512_fmadd_ps(_mm512_set1_ps(a5[k]), b0, c5);
-    }
-    __m512 acc[6] = {c0, c1, c2, c3, c4, c5};
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < R; i++) {
         __m512 v = load ? _mm512_add_ps(acc[i], _mm512_loadu_ps(c + 16 * i)) : acc[i];
         _mm512_storeu_ps(c + 16 * i, v);
     }
@@ -87,8 +56,8 @@ AVX512 int32_t kv_sgemm_kblock_512(const float *a, int32_t ao, int32_t lda, int3
         const float *b = xp + (long) g * panel_stride;
         float *cg = c + (long) g * ldc;
         int ir = first_group(g, lower, diag) & ~1;
-        for (; ir + 2 <= mg; ir += 2) tile12x16(a + (long) ir * 6 * lda, lda, b, kc, cg + ir * 96, load);
-        if (ir < mg) tile6x16_512(a + (long) ir * 6 * lda, lda, b, kc, cg + ir * 96, load);
+        for (; ir + 2 <= mg; ir += 2) tile_x16(12, a + (long) ir * 6 * lda, lda, b, kc, cg + ir * 96, load);
+        if (ir < mg) tile_x16(6, a + (long) ir * 6 * lda, lda, b, kc, cg + ir * 96, load);
     }
     return 0;
 }
