@@ -40,26 +40,18 @@ AVX512 static ALWAYS_INLINE void tile_x16(const int R, const float *a, int lda, 
     }
 }
 
-/* The first 6-row group a panel needs: all of them, or under lower_r0 from the diagonal on (see the header). */
+/* The first 6-row group a panel needs: all of them, or with lower set from the diagonal on (see the header). */
 static inline int first_group(int g, int lower, int diag) {
     if (!lower) return 0;
     int f = (g * 16 - diag) / 6;                  /* truncates towards zero, as Java's division does */
     return f > 0 ? f : 0;
 }
 
-AVX512 int32_t kv_sgemm_kblock_512(const float *a, int32_t ao, int32_t lda, int32_t mg, int32_t kc,
-                                   const float *xp, int32_t xo, int32_t panel_stride, int32_t groups,
-                                   float *c, int32_t co, int32_t ldc, int32_t load, int32_t lower, int32_t diag) {
-    if (mg <= 0 || kc <= 0 || groups <= 0) return 0;
-    a += ao; xp += xo; c += co;
-    for (int g = 0; g < groups; g++) {
-        const float *b = xp + (long) g * panel_stride;
-        float *cg = c + (long) g * ldc;
-        int ir = first_group(g, lower, diag) & ~1;
-        for (; ir + 2 <= mg; ir += 2) tile_x16(12, a + (long) ir * 6 * lda, lda, b, kc, cg + ir * 96, load);
-        if (ir < mg) tile_x16(6, a + (long) ir * 6 * lda, lda, b, kc, cg + ir * 96, load);
-    }
-    return 0;
+/* One panel's row groups from 6-row group `first` on, 512-bit: 12-row pairs from an even group, then a lone 6 rows. */
+AVX512 static void panel_512(const float *a, int lda, int mg, int first, const float *b, int kc, float *cg, int load) {
+    int ir = first & ~1;
+    for (; ir + 2 <= mg; ir += 2) tile_x16(12, a + (long) ir * 6 * lda, lda, b, kc, cg + ir * 96, load);
+    if (ir < mg) tile_x16(6, a + (long) ir * 6 * lda, lda, b, kc, cg + ir * 96, load);
 }
 
 /* AVX2: 6 rows x 16 inputs in 12 ymm accumulators (MicroKernel.rows6x16's shape). */
@@ -83,15 +75,21 @@ AVX2 static ALWAYS_INLINE void tile6x16(const float *a, int lda, const float *b,
     }
 }
 
-AVX2 int32_t kv_sgemm_kblock(const float *a, int32_t ao, int32_t lda, int32_t mg, int32_t kc,
-                             const float *xp, int32_t xo, int32_t panel_stride, int32_t groups,
-                             float *c, int32_t co, int32_t ldc, int32_t load, int32_t lower, int32_t diag) {
+/* One panel's row groups from 6-row group `first` on, 8-lane: 6 rows at a time. */
+AVX2 static void panel_256(const float *a, int lda, int mg, int first, const float *b, int kc, float *cg, int load) {
+    for (int ir = first; ir < mg; ir++) tile6x16(a + (long) ir * 6 * lda, lda, b, kc, cg + ir * 96, load);
+}
+
+/*
+ * The entry point: wide = 1 takes the 512-bit tiles (only where the CPU has AVX-512: NativeKernels checks), 0 the
+ * 8-lane ones. Both compute the same floats (the header).
+ */
+int32_t kv_sgemm_kblock(int32_t wide, const float *a, int32_t ao, int32_t lda, int32_t mg, int32_t kc,
+                        const float *xp, int32_t xo, int32_t panel_stride, int32_t groups,
+                        float *c, int32_t co, int32_t ldc, int32_t load, int32_t lower, int32_t diag) {
     if (mg <= 0 || kc <= 0 || groups <= 0) return 0;
+    void (*panel)(const float *, int, int, int, const float *, int, float *, int) = wide ? panel_512 : panel_256;
     a += ao; xp += xo; c += co;
-    for (int g = 0; g < groups; g++) {
-        const float *b = xp + (long) g * panel_stride;
-        float *cg = c + (long) g * ldc;
-        for (int ir = first_group(g, lower, diag); ir < mg; ir++) tile6x16(a + (long) ir * 6 * lda, lda, b, kc, cg + ir * 96, load);
-    }
+    for (int g = 0; g < groups; g++) panel(a, lda, mg, first_group(g, lower, diag), xp + (long) g * panel_stride, kc, c + (long) g * ldc, load);
     return 0;
 }

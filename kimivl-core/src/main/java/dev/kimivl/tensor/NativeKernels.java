@@ -32,7 +32,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * each call to milliseconds of work (a range of rows, a range of positions); a GC then waits at most that long.
  */
 public final class NativeKernels {
-    private static final int ABI_VERSION = 14;
+    private static final int ABI_VERSION = 15;
     /** Widest row the native kernels take (their per-call buffers live on the C stack). */
     public static final int MAX_COLS = 32768;
     private static final String RESOURCE = "/dev/kimivl/native/linux-x86_64/libkimivl.so";
@@ -97,11 +97,11 @@ public final class NativeKernels {
     /** The fastest form this CPU runs (AVX2 where the library is not loaded: it is then never called). */
     public static final Isa BEST;
 
-    private static final MethodHandle Q4_0, Q4_0_512, Q8_0, GEMM_Q4_0, GEMM_Q8_0, GEMM_Q8_0_VNNI, GEMM_Q4_0_512, GEMM_Q5_0_512, GEMM_Q8_0_512, GEMM_Q4_K_512, SGEMM, SGEMM_512, PACK, LATENT, LATENT_F16,
+    private static final MethodHandle Q4_0, Q4_0_512, Q8_0, GEMM_Q4_0, GEMM_Q8_0, GEMM_Q8_0_VNNI, GEMM_Q4_0_512, GEMM_Q5_0_512, GEMM_Q8_0_512, GEMM_Q4_K_512, SGEMM, PACK, LATENT, LATENT_F16,
             MHA, STREAM, KQ, GEMM_KQ, KQ_512, GEMM_KQ_512, LATENT_512, LATENT_F16_512, MHA_512;
 
     static {
-        MethodHandle q4 = null, q4w = null, q8 = null, g4 = null, g8 = null, g8v = null, g4w = null, g5w = null, g8w = null, g4kw = null, sg = null, sgw = null, pack = null, latent = null, latentF16 = null, mha = null, stream = null,
+        MethodHandle q4 = null, q4w = null, q8 = null, g4 = null, g8 = null, g8v = null, g4w = null, g5w = null, g8w = null, g4kw = null, sg = null, pack = null, latent = null, latentF16 = null, mha = null, stream = null,
                 kq = null, gkq = null, kqw = null, gkqw = null, latentW = null, latentF16W = null, mhaW = null;
         String status;
         boolean ok = false, vnni = false, avx512 = false;
@@ -147,10 +147,8 @@ public final class NativeKernels {
                         q4w = linker.downcallHandle(lib.findOrThrow("kv_matvec_q4_0_512"), FunctionDescriptor.of(JAVA_INT,
                                 ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), critical);
                     }
-                    FunctionDescriptor sgemmD = FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
-                            ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT);
-                    sg = linker.downcallHandle(lib.findOrThrow("kv_sgemm_kblock"), sgemmD, critical);
-                    if (avx512) sgw = linker.downcallHandle(lib.findOrThrow("kv_sgemm_kblock_512"), sgemmD, critical);
+                    sg = linker.downcallHandle(lib.findOrThrow("kv_sgemm_kblock"), FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT,
+                            JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), critical);
                     pack = linker.downcallHandle(lib.findOrThrow("kv_pack_act"), FunctionDescriptor.ofVoid(
                             ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS), critical);
                     FunctionDescriptor latentD = FunctionDescriptor.of(JAVA_INT,
@@ -190,7 +188,6 @@ public final class NativeKernels {
         GEMM_Q5_0_512 = g5w;
         GEMM_Q4_K_512 = g4kw;
         SGEMM = sg;
-        SGEMM_512 = sgw;
         VNNI = vnni;
         AVX512_OK = avx512;
         BEST = avx512 ? Isa.AVX512 : vnni ? Isa.AVX_VNNI : Isa.AVX2;
@@ -216,7 +213,7 @@ public final class NativeKernels {
      * Whether {@link #sgemmKblock} runs for the 512-bit tiles ({@code wide}, MicroKernel.rows12x16's) or the 8-lane
      * ones: the library is loaded and, for the wide form, this CPU has AVX-512.
      */
-    static boolean sgemmTiles(boolean wide) { return wide ? SGEMM_512 != null : SGEMM != null; }
+    static boolean sgemmTiles(boolean wide) { return SGEMM != null && (!wide || AVX512_OK); }
 
     /**
      * One k-block of a PackedGemm row block, all panels: the tiles c[co + g·ldc + ir·96 ..] (+)= the packed weight rows
@@ -227,9 +224,8 @@ public final class NativeKernels {
      */
     static void sgemmKblock(boolean wide, float[] a, int ao, int lda, int mg, int kc, float[] xp, int xo, int panelStride, int groups,
                             float[] c, int co, int ldc, boolean load, boolean lower, int diag) {
-        MethodHandle h = wide ? SGEMM_512 : SGEMM;
         try {
-            int rc = (int) h.invokeExact(MemorySegment.ofArray(a), ao, lda, mg, kc, MemorySegment.ofArray(xp), xo, panelStride, groups,
+            int rc = (int) SGEMM.invokeExact(wide ? 1 : 0, MemorySegment.ofArray(a), ao, lda, mg, kc, MemorySegment.ofArray(xp), xo, panelStride, groups,
                     MemorySegment.ofArray(c), co, ldc, load ? 1 : 0, lower ? 1 : 0, diag);
             if (rc != 0) throw new IllegalStateException("kv_sgemm_kblock returned " + rc);
         } catch (RuntimeException | Error e) {

@@ -14,7 +14,9 @@ import org.jfree.data.xy.XYSeriesCollection;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -26,16 +28,24 @@ import java.util.Map;
 public final class Curves {
     private Curves() {}
 
-    /** Writes the stage's chart; returns its path, or null when the log has no line of that stage. */
-    public static Path draw(Path log, String stage, Path png) throws IOException {
-        XYSeries loss = new XYSeries("loss"), avg = new XYSeries("loss (running average)"), acc = new XYSeries("token accuracy"),
-                siglip = new XYSeries("SigLIP loss"), retrieval = new XYSeries("SigLIP retrieval accuracy");
-        Map<String, XYSeries> labels = new LinkedHashMap<>();      // token-label head kind → its accuracy
+    /** The log lines of one stage, in the order written (a resumed run repeats the steps after its checkpoint). */
+    static List<JsonNode> stageLines(Path log, String stage) throws IOException {
         ObjectMapper om = new ObjectMapper();
+        List<JsonNode> lines = new ArrayList<>();
         for (String line : Files.readAllLines(log)) {
             if (line.isBlank()) continue;
             JsonNode n = om.readTree(line);
-            if (!stage.equals(n.path("stage").asText())) continue;
+            if (stage.equals(n.path("stage").asText())) lines.add(n);
+        }
+        return lines;
+    }
+
+    /** Writes the stage's chart from its log lines ({@link #stageLines}); returns its path, or null when there are none. */
+    static Path draw(List<JsonNode> lines, String stage, Path png) throws IOException {
+        XYSeries loss = new XYSeries("loss"), avg = new XYSeries("loss (running average)"), acc = new XYSeries("token accuracy"),
+                siglip = new XYSeries("SigLIP loss"), retrieval = new XYSeries("SigLIP retrieval accuracy");
+        Map<String, XYSeries> labels = new LinkedHashMap<>();      // token-label head kind → its accuracy
+        for (JsonNode n : lines) {
             int s = n.get("step").asInt();
             loss.addOrUpdate(s, n.get("loss").asDouble());
             avg.addOrUpdate(s, n.get("loss_avg").asDouble());

@@ -140,9 +140,10 @@ public final class RecipeTrainer {
             stepsThisRun += done;
             if (run.step < stage.steps()) return false;
             copyModel(current, stageDir(k));
-            Path png = Curves.draw(out.resolve("train_log.jsonl"), stage.name(), out.resolve("curves").resolve(stageLabel(k) + ".png"));
+            List<com.fasterxml.jackson.databind.JsonNode> logged = Curves.stageLines(out.resolve("train_log.jsonl"), stage.name());
+            Path png = Curves.draw(logged, stage.name(), out.resolve("curves").resolve(stageLabel(k) + ".png"));
             if (png != null) err.println("[" + stage.name() + "] curves: " + png);
-            StageThroughput throughput = StageThroughput.of(out.resolve("train_log.jsonl"), stage.name());
+            StageThroughput throughput = StageThroughput.of(logged);
             if (throughput != null) err.println("[" + stage.name() + "] " + throughput.describe());
             st = new State(k + 1, 0, st.fingerprint, run.wallSeconds, run.tokensSeen);
             boolean branch = k + 1 < recipe.stages().size() && recipe.stages().get(k + 1).from() != null;

@@ -1,11 +1,10 @@
 package dev.kimivl.train.recipe;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Locale;
 import java.util.TreeMap;
 
@@ -25,13 +24,13 @@ public record StageThroughput(int steps, double gflop, double stepSeconds, doubl
 
     /** The stage's figures, or null when the log has none of its steps with FLOP counts (logs before session 28). */
     public static StageThroughput of(Path log, String stage) throws IOException {
+        return of(Curves.stageLines(log, stage));
+    }
+
+    /** {@link #of(Path, String)} from the stage's log lines already read ({@link Curves#stageLines}). */
+    static StageThroughput of(List<JsonNode> stageLines) {
         TreeMap<Integer, JsonNode> last = new TreeMap<>();
-        ObjectMapper om = new ObjectMapper();
-        for (String line : Files.readAllLines(log)) {
-            if (line.isBlank()) continue;
-            JsonNode n = om.readTree(line);
-            if (stage.equals(n.path("stage").asText()) && n.has("gflop") && n.has("step_s")) last.put(n.get("step").asInt(), n);
-        }
+        for (JsonNode n : stageLines) if (n.has("gflop") && n.has("step_s")) last.put(n.get("step").asInt(), n);
         if (last.isEmpty()) return null;
         double gflop = 0, seconds = 0;
         for (JsonNode n : last.values()) {

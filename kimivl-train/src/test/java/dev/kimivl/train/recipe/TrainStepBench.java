@@ -43,14 +43,11 @@ import java.util.stream.Stream;
  * times only the batches' rendering and encoding, the trainer's data thread's work.
  */
 public final class TrainStepBench {
-    /** --data-only: time the batches' rendering and encoding only (the data thread's work), no steps. */
-    private static boolean dataOnly;
-
     public static void main(String[] args) throws Exception {
         Path recipeFile = Path.of("recipes/nano.json"), tokenizerFrom = Path.of("models/kimivl-nano-instruct");
         int steps = 10, warmup = 2;
         String kind = "both", stageName = null;
-        boolean profile = false;
+        boolean profile = false, dataOnly = false;      // --data-only: the batches' rendering and encoding alone
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--recipe" -> recipeFile = Path.of(args[++i]);
@@ -81,7 +78,7 @@ public final class TrainStepBench {
                 int index = -1;
                 for (int i = 0; i < recipe.stages().size(); i++) if (recipe.stages().get(i).name().equals(stageName)) index = i;
                 if (index < 0) throw new IllegalArgumentException(recipeFile + " has no stage named " + stageName);
-                bench(trainer, recipe, index, dir.resolve("current"), warmup, steps, profile);
+                bench(trainer, recipe, index, dir.resolve("current"), warmup, steps, profile, dataOnly);
                 return;
             }
             List<String> kinds = kind.equals("both") ? List.of("vit", "joint") : List.of(kind);
@@ -93,7 +90,7 @@ public final class TrainStepBench {
                     if (k.equals("vit") ? st.kind().equals("pretrain-vit") : st.kind().equals("joint")) { stage = st; index = i; break; }
                 }
                 if (stage == null) throw new IllegalArgumentException(recipeFile + " has no " + (k.equals("vit") ? "pretrain-vit" : "joint") + " stage");
-                bench(trainer, recipe, index, dir.resolve("current"), warmup, steps, profile);
+                bench(trainer, recipe, index, dir.resolve("current"), warmup, steps, profile, dataOnly);
             }
         } finally {
             RecipeTrainer.deleteTree(dir);
@@ -105,7 +102,7 @@ public final class TrainStepBench {
      * optimizer split, clip, routing-bias update and FLOP count) on the model in {@code dir}; prints GFLOP/s, seconds
      * per phase and a hash of every weight.
      */
-    private static void bench(RecipeTrainer trainer, Recipe recipe, int k, Path dir, int warmup, int steps, boolean profile) throws Exception {
+    private static void bench(RecipeTrainer trainer, Recipe recipe, int k, Path dir, int warmup, int steps, boolean profile, boolean dataOnly) throws Exception {
         RecipeTrainer.StageRun run = trainer.openStage(k, dir);
         Recipe.Stage stage = run.stage;
         // ---- data, rendered up front (the trainer overlaps it with the previous step on its data thread)
