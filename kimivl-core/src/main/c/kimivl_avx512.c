@@ -18,6 +18,15 @@
 #include <string.h>
 #define ALWAYS_INLINE __attribute__((always_inline)) inline
 
+/* Q4_K rows repacked 4 at a time (the R4 section at the end of this file): the type code kv_matvec_kq_512 and
+   kv_gemm_kq_512 take for them, the bytes of a group's super-block, and the row-by-row way back to the Q4_K layout
+   that the batched products use */
+#define KQ512_Q4_K_R4 8
+#define KV_R4_SB 592
+int32_t kv_q4k_r4_unpack(const uint8_t *w4, int32_t r0, int32_t r1, int32_t cols, uint8_t *dst);
+int32_t kv_matvec_q4k_r4(const uint8_t *w4, int32_t r0, int32_t r1, int32_t cols, const int8_t *xq, const float *xd,
+                         const void *xs, float *y, int32_t yo);
+
 /* [32 bytes at a | 32 bytes at b] as one vector, from two 32-byte loads */
 AVX512 static ALWAYS_INLINE __m512i load_256_pair(const uint8_t *a, const uint8_t *b) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *) a)), _mm256_loadu_si256((const __m256i *) b), 1);
@@ -236,13 +245,14 @@ typedef struct {
 
 /* The GEMM driver of the 32-block formats (fmt: G512_*): tokens in blocks held in L2; per block, rows in tiles of 4
  * unpacked once each, then tokens in fours. */
-AVX512 static void gemm512(int fmt, const uint8_t *w, int32_t r0, int32_t r1, int nb,
+AVX512 static void gemm512(int fmt, int r4, const uint8_t *w, int32_t r0, int32_t r1, int nb,
                            const int8_t *xp, const float *xdp, const int32_t *xsp, int32_t n, float *y, int32_t ldy) {
     int G = (nb + 7) / 8, P = (G + 1) / 2;
     int64_t rb = fmt == G512_Q4_K ? (int64_t) (nb / 8) * 144 : (int64_t) nb * (fmt == G512_Q8_0 ? 34 : fmt == G512_Q5_0 ? 22 : 18);
     int64_t xbytes = (int64_t) P * 512, xfloats = (int64_t) P * 16;
     int shift = fmt == G512_Q8_0 ? 4 : fmt == G512_Q5_0 ? 1 : 0;
     gemm512_rows buf;
+    _Alignas(64) uint8_t plain[GEMM512_MAX_COLS / 256 * 144];    /* an R4 row back in the Q4_K layout */
     float out[16];
     for (int32_t tb = 0; tb < n; tb += GEMM512_TOKEN_BLOCK) {
         int32_t te = n - tb < GEMM512_TOKEN_BLOCK ? n : tb + GEMM512_TOKEN_BLOCK;
@@ -254,7 +264,10 @@ AVX512 static void gemm512(int fmt, const uint8_t *w, int32_t r0, int32_t r1, in
                 if (i < m) {
                     /* Q4_0 by the 16-block transpose; Q4_K super-block by super-block; Q5_0 and Q8_0 block by block
                      * (a row is unpacked once for a block of 64 tokens, so this is a small share of the product) */
-                    if (fmt == G512_Q4_K) unpack_q4k_row512(w + (r + i) * rb, nb / 8, buf.a[i], buf.s[i], buf.m[i]);
+                    if (fmt == G512_Q4_K && r4) {
+                        kv_q4k_r4_unpack(w, r + i, r + i + 1, nb * 32, plain);
+                        unpack_q4k_row512(plain, nb / 8, buf.a[i], buf.s[i], buf.m[i]);
+                    } else if (fmt == G512_Q4_K) unpack_q4k_row512(w + (r + i) * rb, nb / 8, buf.a[i], buf.s[i], buf.m[i]);
                     else if (fmt == G512_Q4_0) unpack_q4_row512(w + (r + i) * rb, nb, buf.a[i], buf.s[i]);
                     else if (fmt == G512_Q5_0) unpack_groups512(G512_Q5_0, w + (r + i) * rb, nb, 0, 2 * P, buf.a[i], buf.s[i]);
                     else unpack_groups512(G512_Q8_0, w + (r + i) * rb, nb, 0, 2 * P, buf.a[i], buf.s[i]);
@@ -265,7 +278,7 @@ AVX512 static void gemm512(int fmt, const uint8_t *w, int32_t r0, int32_t r1, in
                 wm[i] = buf.m[k];
             }
             /* the next tile's rows, while this one computes: the hardware prefetcher loses the stream between bursts */
-            if (r + 4 < r1) {
+            if (r + 4 < r1 && !r4) {
                 const uint8_t *nx = w + (int64_t) (r + 4) * rb;
                 int64_t len = (int64_t) (r1 - r - 4 < 4 ? r1 - r - 4 : 4) * rb;
                 for (int64_t o = 0; o < len; o += 64) _mm_prefetch((const char *) (nx + o), _MM_HINT_T0);
@@ -299,7 +312,7 @@ AVX512 static void gemm512(int fmt, const uint8_t *w, int32_t r0, int32_t r1, in
 AVX512 int32_t kv_gemm_q4_0_512(const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
                                 const int8_t *xp, const float *xdp, const int32_t *xsp, int32_t n, float *y, int32_t ldy) {
     if (cols > GEMM512_MAX_COLS) return -1;
-    gemm512(G512_Q4_0, w, r0, r1, cols / 32, xp, xdp, xsp, n, y, ldy);
+    gemm512(G512_Q4_0, 0, w, r0, r1, cols / 32, xp, xdp, xsp, n, y, ldy);
     return 0;
 }
 
@@ -310,7 +323,7 @@ AVX512 int32_t kv_gemm_q4_0_512(const uint8_t *w, int32_t r0, int32_t r1, int32_
 AVX512 int32_t kv_gemm_q5_0_512(const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
                                 const int8_t *xp, const float *xdp, const int32_t *xsp, int32_t n, float *y, int32_t ldy) {
     if (cols > GEMM512_MAX_COLS) return -1;
-    gemm512(G512_Q5_0, w, r0, r1, cols / 32, xp, xdp, xsp, n, y, ldy);
+    gemm512(G512_Q5_0, 0, w, r0, r1, cols / 32, xp, xdp, xsp, n, y, ldy);
     return 0;
 }
 
@@ -325,7 +338,16 @@ AVX512 int32_t kv_gemm_q5_0_512(const uint8_t *w, int32_t r0, int32_t r1, int32_
 AVX512 int32_t kv_gemm_q4_k_512(const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
                                 const int8_t *xp, const float *xdp, const int32_t *xsp, int32_t n, float *y, int32_t ldy) {
     if (cols > GEMM512_MAX_COLS || cols % 256 != 0) return -1;
-    gemm512(G512_Q4_K, w, r0, r1, cols / 32, xp, xdp, xsp, n, y, ldy);
+    gemm512(G512_Q4_K, 0, w, r0, r1, cols / 32, xp, xdp, xsp, n, y, ldy);
+    return 0;
+}
+
+/** kv_gemm_q4_k_512 over a matrix repacked by kv_q4k_r4_pack (each row taken back to the Q4_K layout once per block of
+ * 64 tokens): the same results bit for bit. */
+AVX512 int32_t kv_gemm_q4_k_r4_512(const uint8_t *w4, int32_t r0, int32_t r1, int32_t cols,
+                                   const int8_t *xp, const float *xdp, const int32_t *xsp, int32_t n, float *y, int32_t ldy) {
+    if (cols > GEMM512_MAX_COLS || cols % 256 != 0) return -1;
+    gemm512(G512_Q4_K, 1, w4, r0, r1, cols / 32, xp, xdp, xsp, n, y, ldy);
     return 0;
 }
 
@@ -333,7 +355,7 @@ AVX512 int32_t kv_gemm_q4_k_512(const uint8_t *w, int32_t r0, int32_t r1, int32_
 AVX512 int32_t kv_gemm_q8_0_512(const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
                                 const int8_t *xp, const float *xdp, const int32_t *xsp, int32_t n, float *y, int32_t ldy) {
     if (cols > GEMM512_MAX_COLS) return -1;
-    gemm512(G512_Q8_0, w, r0, r1, cols / 32, xp, xdp, xsp, n, y, ldy);
+    gemm512(G512_Q8_0, 0, w, r0, r1, cols / 32, xp, xdp, xsp, n, y, ldy);
     return 0;
 }
 
@@ -730,6 +752,7 @@ AVX512 int32_t kv_matvec_kq_512(int32_t type, const uint8_t *w, int32_t r0, int3
         for (int32_t r = r0; r < r1; r++) y[yo + r] = q6k_row512(w + (int64_t) r * nsb * 210, nsb, xa, xd, (const int16_t *) xs);
         return 0;
     }
+    if (type == KQ512_Q4_K_R4) return kv_matvec_q4k_r4(w, r0, r1, cols, xq, xd, xs, y, yo);
     if ((type != KQ512_Q4_K && type != KQ512_Q5_K) || cols % 256 != 0 || cols > KQ512_MAX_COLS) {
         return kv_matvec_kq(type, w, r0, r1, cols, xq, xd, xs, y, yo);
     }
@@ -748,11 +771,12 @@ AVX512 int32_t kv_matvec_kq_512(int32_t type, const uint8_t *w, int32_t r0, int3
 
 /* The batched form for one k-quant type (q5 a constant per inlined copy): tiles of rows held in L1, KQ512_T tokens
  * at a time, each group of tokens arranged once per tile. */
-AVX512 static ALWAYS_INLINE void gemm_kq512(int q5, const uint8_t *w, int32_t r0, int32_t r1, int cols, const int8_t *xq,
+AVX512 static ALWAYS_INLINE void gemm_kq512(int q5, int r4, const uint8_t *w, int32_t r0, int32_t r1, int cols, const int8_t *xq,
                                             const float *xd, const int16_t *xs, int32_t n, float *y, int32_t ldy) {
     int nsb = cols / 256;
     int64_t rb = (int64_t) nsb * (q5 ? 176 : 144);
     _Alignas(64) int8_t xa[KQ512_T][KQ512_MAX_COLS];
+    _Alignas(64) uint8_t plain[KQ512_MAX_COLS / 256 * 144];
     for (int32_t r = r0; r < r1; r += KQ512_TILE_ROWS) {
         int32_t re = r + KQ512_TILE_ROWS < r1 ? r + KQ512_TILE_ROWS : r1;
         for (int32_t t0 = 0; t0 < n; t0 += KQ512_T) {
@@ -769,6 +793,10 @@ AVX512 static ALWAYS_INLINE void gemm_kq512(int q5, const uint8_t *w, int32_t r0
             for (int32_t i = r; i < re; i++) {
                 float out[KQ512_T];
                 const uint8_t *row = w + i * rb;
+                if (r4) {                     /* an R4 row back in the Q4_K layout (1 KB per 2048 columns) */
+                    kv_q4k_r4_unpack(w, i, i + 1, cols, plain);
+                    row = plain;
+                }
                 switch (T) {                  /* a constant T per inlined copy */
                     case 8: qk45_rows512(row, nsb, q5, 8, xt, dk, bs, out); break;
                     case 7: qk45_rows512(row, nsb, q5, 7, xt, dk, bs, out); break;
@@ -788,11 +816,13 @@ AVX512 static ALWAYS_INLINE void gemm_kq512(int q5, const uint8_t *w, int32_t r0
 /** kv_gemm_kq with AVX-512 for Q4_K and Q5_K (other types, and wider rows, take kv_gemm_kq): same results bit for bit. */
 AVX512 int32_t kv_gemm_kq_512(int32_t type, const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
                               const int8_t *xq, const float *xd, const void *xs, int32_t n, float *y, int32_t ldy) {
-    if ((type != KQ512_Q4_K && type != KQ512_Q5_K) || cols % 256 != 0 || cols > KQ512_MAX_COLS) {
+    if (type == KQ512_Q4_K_R4 && (cols % 256 != 0 || cols > KQ512_MAX_COLS)) return 1;      /* R4 is only made for these */
+    if ((type != KQ512_Q4_K && type != KQ512_Q5_K && type != KQ512_Q4_K_R4) || cols % 256 != 0 || cols > KQ512_MAX_COLS) {
         return kv_gemm_kq(type, w, r0, r1, cols, xq, xd, xs, n, y, ldy);
     }
-    if (type == KQ512_Q5_K) gemm_kq512(1, w, r0, r1, cols, xq, xd, (const int16_t *) xs, n, y, ldy);
-    else gemm_kq512(0, w, r0, r1, cols, xq, xd, (const int16_t *) xs, n, y, ldy);
+    if (type == KQ512_Q5_K) gemm_kq512(1, 0, w, r0, r1, cols, xq, xd, (const int16_t *) xs, n, y, ldy);
+    else if (type == KQ512_Q4_K_R4) gemm_kq512(0, 1, w, r0, r1, cols, xq, xd, (const int16_t *) xs, n, y, ldy);
+    else gemm_kq512(0, 0, w, r0, r1, cols, xq, xd, (const int16_t *) xs, n, y, ldy);
     return 0;
 }
 
@@ -954,4 +984,160 @@ AVX512 int32_t kv_mha_causal_512(const float *q, int32_t qo, int32_t qs, int32_t
     if (D > 576) return -1;
     if (R % 32 != 0) return kv_mha_causal(q, qo, qs, D, k, ks, v, vs, R, H, j0, j1, scale, maskBase, m, l, o);
     return attention512(q + qo, qs, D, k, ks, v, vs, R, H, j0, j1, scale, maskBase, m, l, o, 0);
+}
+
+/* ---------------------------------------------------------------- Q4_K rows repacked 4 at a time (R4) */
+
+/*
+ * A Q4_K matrix whose rows are regrouped 4 at a time for the decode matvec. Per group of 4 rows and super-block
+ * (256 columns), KV_R4_SB = 592 bytes (the 4 rows' 576, plus 16 for the scales kept unpacked):
+ *   [0, 8)     d of rows 0..3 (f16)            [8, 16)  dmin of rows 0..3 (f16)
+ *   [16, 80)   row r at 16 + 16r: its 8 sub-block scales, then its 8 mins (bytes, 6-bit values)
+ *   [80, 592)  for 64-value chunk j = 0..3, at 80 + 128j: A_j = rows 0..3 × nibble bytes 0..15 of the chunk
+ *              (16 bytes a row), then B_j = rows 0..3 × nibble bytes 16..31.
+ * So a 512-bit load of A_j holds row r in its 128-bit lane r, every lane meets the same 16 activations (one
+ * broadcast), and one scale vector per sub-block serves the 4 rows. Per 4 rows and super-block: 16 vpmaddubsw and 16
+ * vpdpwssd for the values, 8 byte shuffles for the scales and one float step, where qk45_rows512 pays its
+ * per-super-block scale work (permutes, the f16 and min steps, the lane reduction) once per row: measured on one
+ * core (C harness, [1.3M, 2048]): 17 → 33 GB/s in cache.
+ *
+ * The integers are qk45_rows512's: row r's int32 lane i of A (of B) is the AVX2 kernel's lane i (4 + i), and the float
+ * steps per lane and the final reduction are its own, so each result equals kv_matvec_kq's bit for bit.
+ *
+ * Every line of the super-block 8 KB ahead is prefetched into L2. Neither form streamed at the read rate without it on
+ * the Intel (Sapphire Rapids class) VM of session 29: there memory and compute barely overlap on a core, and the R4
+ * kernel with this prefetch went from 8.1-8.7 to 12-13 GB/s on one core and 15-17 to 25 GB/s on two (stream read 26-30),
+ * against 7 and 12.5-14.5 for qk45_rows512.
+ */
+#define KV_R4_PREFETCH 8192
+
+/* rows 4g..4g+3 of a Q4_K matrix (cols/256 super-blocks a row) into R4 groups [g0, g1) at dst (group g at dst + g·nsb·592) */
+int32_t kv_q4k_r4_pack(const uint8_t *src, int32_t g0, int32_t g1, int32_t cols, uint8_t *dst) {
+    if (cols <= 0 || cols % 256 != 0) return 1;
+    int nsb = cols / 256;
+    for (int32_t g = g0; g < g1; g++) {
+        uint8_t *o = dst + (int64_t) g * nsb * KV_R4_SB;
+        for (int s = 0; s < nsb; s++, o += KV_R4_SB) {
+            for (int r = 0; r < 4; r++) {
+                const uint8_t *p = src + ((int64_t) 4 * g + r) * nsb * 144 + 144 * s;
+                uint64_t sc, mn;
+                k_scales(p + 4, &sc, &mn);
+                memcpy(o + 2 * r, p, 2);
+                memcpy(o + 8 + 2 * r, p + 2, 2);
+                memcpy(o + 16 + 16 * r, &sc, 8);
+                memcpy(o + 24 + 16 * r, &mn, 8);
+                for (int j = 0; j < 4; j++) {
+                    memcpy(o + 80 + 128 * j + 16 * r, p + 16 + 32 * j, 16);
+                    memcpy(o + 80 + 128 * j + 64 + 16 * r, p + 16 + 32 * j + 16, 16);
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+/* rows [r0, r1) of an R4 matrix back in the Q4_K layout, row r0 + i at dst + i·(cols/256)·144: the bytes packed */
+int32_t kv_q4k_r4_unpack(const uint8_t *w4, int32_t r0, int32_t r1, int32_t cols, uint8_t *dst) {
+    if (cols <= 0 || cols % 256 != 0) return 1;
+    int nsb = cols / 256;
+    for (int32_t row = r0; row < r1; row++) {
+        int r = row & 3;
+        const uint8_t *g = w4 + (int64_t) (row >> 2) * nsb * KV_R4_SB;
+        uint8_t *p = dst + (int64_t) (row - r0) * nsb * 144;
+        for (int s = 0; s < nsb; s++, p += 144) {
+            const uint8_t *o = g + (int64_t) s * KV_R4_SB, *sc = o + 16 + 16 * r, *mn = sc + 8;
+            memcpy(p, o + 2 * r, 2);
+            memcpy(p + 2, o + 8 + 2 * r, 2);
+            /* k_scales inverted: bytes 0-3 sc 0-3 with sc 4-7's top 2 bits, 4-7 the mins alike, 8-11 both low nibbles */
+            for (int k = 0; k < 4; k++) {
+                p[4 + k] = (uint8_t) ((sc[k] & 63) | (sc[k + 4] >> 4) << 6);
+                p[8 + k] = (uint8_t) ((mn[k] & 63) | (mn[k + 4] >> 4) << 6);
+                p[12 + k] = (uint8_t) ((sc[k + 4] & 15) | (mn[k + 4] & 15) << 4);
+            }
+            for (int j = 0; j < 4; j++) {
+                memcpy(p + 16 + 32 * j, o + 80 + 128 * j + 16 * r, 16);
+                memcpy(p + 16 + 32 * j + 16, o + 80 + 128 * j + 64 + 16 * r, 16);
+            }
+        }
+    }
+    return 0;
+}
+
+/* int16 element k of each 128-bit lane's bytes, zero-extended, over every int16 of the lane (k < 16) */
+AVX512 static ALWAYS_INLINE __m512i r4_rep16(int k) { return _mm512_set1_epi16((short) (0x8000 | k)); }
+
+/* One group of 4 rows (nsb super-blocks at w) against one activation: out[0..3], bit for bit qk45_rows512's. */
+AVX512 static void r4_rows(const uint8_t *w, int nsb, const int8_t *xq, const float *dk, const int16_t *bs, float *out) {
+    const __m512i m0f = _mm512_set1_epi8(0x0F);
+    /* the mins as int16 pairs [m_i, m_i], i = 0..3 for A's lanes, 4..7 for B's: bytes 8 + i of each lane */
+    const __m512i cmA = _mm512_set1_epi64(0x800b800b800a800aLL) , cmA0 = _mm512_set1_epi64(0x8009800980088008LL);
+    const __m512i cmAll = _mm512_unpacklo_epi64(cmA0, cmA);      /* per 128-bit lane: [m8 m8 m9 m9 | m10 m10 m11 m11] */
+    const __m512i cmBll = _mm512_add_epi16(cmAll, _mm512_set1_epi16(4));
+    const __m512i gd = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0), gm = _mm512_add_epi32(gd, _mm512_set1_epi32(4));
+    __m512 accA = _mm512_setzero_ps(), accB = accA, amA = accA, amB = accA;
+    for (int s = 0; s < nsb; s++) {
+        const uint8_t *p = w + (int64_t) KV_R4_SB * s;
+        const int8_t *x = xq + 256 * s;
+        for (int l = 0; l < KV_R4_SB; l += 64) _mm_prefetch((const char *) (p + KV_R4_PREFETCH + l), _MM_HINT_T1);
+        __m512i scm = _mm512_loadu_si512((const void *) (p + 16));
+        __m512i pA = _mm512_setzero_si512(), pB = pA;
+        for (int j = 0; j < 4; j++) {
+            __m512i rA = _mm512_loadu_si512((const void *) (p + 80 + 128 * j)), rB = _mm512_loadu_si512((const void *) (p + 144 + 128 * j));
+            __m512i sl = _mm512_shuffle_epi8(scm, r4_rep16(2 * j)), sh = _mm512_shuffle_epi8(scm, r4_rep16(2 * j + 1));
+            __m512i xl0 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) (x + 64 * j)));
+            __m512i xl1 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) (x + 64 * j + 16)));
+            __m512i xh0 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) (x + 64 * j + 32)));
+            __m512i xh1 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) (x + 64 * j + 48)));
+            pA = _mm512_dpwssd_epi32(pA, _mm512_maddubs_epi16(_mm512_and_si512(rA, m0f), xl0), sl);
+            pA = _mm512_dpwssd_epi32(pA, _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(rA, 4), m0f), xh0), sh);
+            pB = _mm512_dpwssd_epi32(pB, _mm512_maddubs_epi16(_mm512_and_si512(rB, m0f), xl1), sl);
+            pB = _mm512_dpwssd_epi32(pB, _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(rB, 4), m0f), xh1), sh);
+        }
+        /* mins: lane i of row r gets (bs[2i] + bs[2i + 1])·m_i, as the AVX2 vpmaddwd of the 16-sums */
+        __m512i bsA = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) (bs + 16 * s)));
+        __m512i bsB = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) (bs + 16 * s + 8)));
+        __m512i msA = _mm512_madd_epi16(bsA, _mm512_shuffle_epi8(scm, cmAll)), msB = _mm512_madd_epi16(bsB, _mm512_shuffle_epi8(scm, cmBll));
+        /* d·dk and dmin·dk per row, each the float product the AVX2 kernel rounds, spread over the row's lanes */
+        __m512 dz = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) p)), _mm256_set1_ps(dk[s])));
+        __m512 dv = _mm512_permutexvar_ps(gd, dz), dmv = _mm512_permutexvar_ps(gm, dz);
+        accA = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pA), dv, accA);
+        accB = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pB), dv, accB);
+        amA = _mm512_fmadd_ps(_mm512_cvtepi32_ps(msA), dmv, amA);
+        amB = _mm512_fmadd_ps(_mm512_cvtepi32_ps(msB), dmv, amB);
+    }
+    /* row r: hsum_f32 of its 8 lanes [A lanes | B lanes] adds the halves first (A + B), then as hsum_f32 */
+    __m512 v = _mm512_add_ps(accA, accB), vm = _mm512_add_ps(amA, amB);
+    _Alignas(64) float a[16], m[16];
+    _mm512_store_ps(a, v);
+    _mm512_store_ps(m, vm);
+    for (int r = 0; r < 4; r++) {
+        __m128 q = _mm_load_ps(a + 4 * r), qm = _mm_load_ps(m + 4 * r);
+        q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+        q = _mm_add_ss(q, _mm_movehdup_ps(q));
+        qm = _mm_add_ps(qm, _mm_movehl_ps(qm, qm));
+        qm = _mm_add_ss(qm, _mm_movehdup_ps(qm));
+        out[r] = _mm_cvtss_f32(q) - _mm_cvtss_f32(qm);
+    }
+}
+
+/**
+ * y[yo + r] for rows [r0, r1) of a Q4_K matrix packed by kv_q4k_r4_pack, against one activation in kv_matvec_kq's
+ * per-256 form (also kv_matvec_kq_512's type KQ512_Q4_K_R4): the same results bit for bit. A range that starts or ends
+ * inside a group computes the whole group and stores only its rows.
+ */
+AVX512 int32_t kv_matvec_q4k_r4(const uint8_t *w4, int32_t r0, int32_t r1, int32_t cols, const int8_t *xq, const float *xd,
+                                const void *xs, float *y, int32_t yo) {
+    if (cols <= 0 || cols % 256 != 0) return 1;
+    int nsb = cols / 256;
+    for (int32_t g = r0 >> 2; 4 * g < r1; g++) {
+        const uint8_t *wg = w4 + (int64_t) g * nsb * KV_R4_SB;
+        if (4 * g >= r0 && 4 * g + 4 <= r1) {
+            r4_rows(wg, nsb, xq, xd, (const int16_t *) xs, y + yo + 4 * g);
+        } else {
+            float out[4];
+            r4_rows(wg, nsb, xq, xd, (const int16_t *) xs, out);
+            for (int i = 0; i < 4; i++) if (4 * g + i >= r0 && 4 * g + i < r1) y[yo + 4 * g + i] = out[i];
+        }
+    }
+    return 0;
 }

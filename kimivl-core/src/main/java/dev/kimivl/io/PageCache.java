@@ -20,11 +20,12 @@ import java.nio.file.Path;
 public final class PageCache {
     private PageCache() {}
 
-    private static final int O_RDONLY = 0, POSIX_FADV_DONTNEED = 4;
-    private static final MethodHandle OPEN, FADVISE, CLOSE;
+    private static final int O_RDONLY = 0, POSIX_FADV_DONTNEED = 4, MADV_DONTNEED = 4;
+    private static final long PAGE = 4096;
+    private static final MethodHandle OPEN, FADVISE, CLOSE, MADVISE;
 
     static {
-        MethodHandle o = null, f = null, c = null;
+        MethodHandle o = null, f = null, c = null, m = null;
         try {
             Linker l = Linker.nativeLinker();
             var libc = l.defaultLookup();
@@ -33,12 +34,33 @@ public final class PageCache {
             f = l.downcallHandle(libc.find("posix_fadvise").orElseThrow(),
                     FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
             c = l.downcallHandle(libc.find("close").orElseThrow(), FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+            m = l.downcallHandle(libc.find("madvise").orElseThrow(),
+                    FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
         } catch (Throwable e) {
-            o = f = c = null;                       // not Linux / no libc: nothing to drop
+            o = f = c = m = null;                   // not Linux / no libc: nothing to drop
         }
         OPEN = o;
         FADVISE = f;
         CLOSE = c;
+        MADVISE = m;
+    }
+
+    /**
+     * Unmaps this process's pages of a file mapping's whole pages inside {@code s} ({@code madvise(MADV_DONTNEED)}), so
+     * they leave its resident set: for weights copied elsewhere (a repacked matrix) and not read through the mapping
+     * again. Only for a read-only file mapping ({@link MemorySegment#isMapped}), where a later read would fault the file's
+     * bytes back in; anything else (heap, anonymous memory, which the advice would zero) is left alone. Returns whether
+     * the advice was given.
+     */
+    public static boolean release(java.lang.foreign.MemorySegment s) {
+        if (MADVISE == null || !s.isNative() || !s.isMapped()) return false;
+        long a = s.address(), from = (a + PAGE - 1) & -PAGE, to = (a + s.byteSize()) & -PAGE;
+        if (to <= from) return false;
+        try {
+            return (int) MADVISE.invokeExact(from, to - from, MADV_DONTNEED) == 0;
+        } catch (Throwable e) {
+            return false;
+        }
     }
 
     /**

@@ -38,12 +38,14 @@ import java.util.function.UnaryOperator;
  * @param vitMc            kimivl.vit.mc: MoonViT GEMM rows per block (rounded down to a multiple of 6)
  * @param vitNc            kimivl.vit.nc: MoonViT GEMM output columns per work item (about)
  * @param vitPvChunk       kimivl.vit.pvChunk: MoonViT attention keys per exp + P·V chunk
+ * @param repackQ4K        kimivl.repackQ4K: regroup the rows of Q4_K weight matrices 4 at a time at load for the AVX-512
+ *                         decode matvec (QuantMatrix.repackedQ4K: same floats; memory of its own, the file's pages dropped)
  */
 public record KernelSettings(
         int threads, long spinMicros, int vectorBits, boolean intMatvec, boolean nativeKernels, String nativeIsa,
         int gemmTileBytes, int gemmPackedMinN, int gemmKc, int gemmMc, boolean gemmTileDecode,
         int blockRows, int mlaSplit, int mlaPrefillTokens, MlaPromptForm mlaPromptForm, int prefillChunk, int mlaKeyBlock, String kvCache,
-        int vitKc, int vitMc, int vitNc, int vitPvChunk) {
+        int vitKc, int vitMc, int vitNc, int vitPvChunk, boolean repackQ4K) {
 
     /** Which form MLA prefill takes: AUTO picks by cost (MlaAttention.decompressionPays); the others pin one. */
     public enum MlaPromptForm { AUTO, DECOMPRESSED, ABSORBED }
@@ -104,7 +106,8 @@ public record KernelSettings(
                 p.integer("kimivl.vit.kc", 256),
                 p.integer("kimivl.vit.mc", 96),
                 p.integer("kimivl.vit.nc", 1024),
-                p.integer("kimivl.vit.pvChunk", 256));
+                p.integer("kimivl.vit.pvChunk", 256),
+                p.bool("kimivl.repackQ4K", false));
     }
 
     /** Weight rows per block of the packed GEMM: {@link #gemmMc} rounded down to a multiple of 6, at least 6. */
@@ -115,34 +118,34 @@ public record KernelSettings(
 
     public KernelSettings withMlaSplit(int positions) {
         return new KernelSettings(threads, spinMicros, vectorBits, intMatvec, nativeKernels, nativeIsa, gemmTileBytes, gemmPackedMinN, gemmKc,
-                gemmMc, gemmTileDecode, blockRows, positions, mlaPrefillTokens, mlaPromptForm, prefillChunk, mlaKeyBlock, kvCache, vitKc, vitMc, vitNc, vitPvChunk);
+                gemmMc, gemmTileDecode, blockRows, positions, mlaPrefillTokens, mlaPromptForm, prefillChunk, mlaKeyBlock, kvCache, vitKc, vitMc, vitNc, vitPvChunk, repackQ4K);
     }
 
     public KernelSettings withMlaPromptForm(MlaPromptForm form) {
         return new KernelSettings(threads, spinMicros, vectorBits, intMatvec, nativeKernels, nativeIsa, gemmTileBytes, gemmPackedMinN, gemmKc,
-                gemmMc, gemmTileDecode, blockRows, mlaSplit, mlaPrefillTokens, form, prefillChunk, mlaKeyBlock, kvCache, vitKc, vitMc, vitNc, vitPvChunk);
+                gemmMc, gemmTileDecode, blockRows, mlaSplit, mlaPrefillTokens, form, prefillChunk, mlaKeyBlock, kvCache, vitKc, vitMc, vitNc, vitPvChunk, repackQ4K);
     }
 
     public KernelSettings withPrefillChunk(int tokens) {
         return new KernelSettings(threads, spinMicros, vectorBits, intMatvec, nativeKernels, nativeIsa, gemmTileBytes, gemmPackedMinN, gemmKc,
-                gemmMc, gemmTileDecode, blockRows, mlaSplit, mlaPrefillTokens, mlaPromptForm, tokens, mlaKeyBlock, kvCache, vitKc, vitMc, vitNc, vitPvChunk);
+                gemmMc, gemmTileDecode, blockRows, mlaSplit, mlaPrefillTokens, mlaPromptForm, tokens, mlaKeyBlock, kvCache, vitKc, vitMc, vitNc, vitPvChunk, repackQ4K);
     }
 
     /** These settings with the decompressed prompt form expanding at most {@code positions} cached latents at a time. */
     public KernelSettings withMlaKeyBlock(int positions) {
         return new KernelSettings(threads, spinMicros, vectorBits, intMatvec, nativeKernels, nativeIsa, gemmTileBytes, gemmPackedMinN, gemmKc,
-                gemmMc, gemmTileDecode, blockRows, mlaSplit, mlaPrefillTokens, mlaPromptForm, prefillChunk, positions, kvCache, vitKc, vitMc, vitNc, vitPvChunk);
+                gemmMc, gemmTileDecode, blockRows, mlaSplit, mlaPrefillTokens, mlaPromptForm, prefillChunk, positions, kvCache, vitKc, vitMc, vitNc, vitPvChunk, repackQ4K);
     }
 
     /** These settings with the native kernels in another instruction set (auto, avx2, avx-vnni, avx512). */
     public KernelSettings withNativeIsa(String isa) {
         return new KernelSettings(threads, spinMicros, vectorBits, intMatvec, nativeKernels, isa, gemmTileBytes, gemmPackedMinN, gemmKc,
-                gemmMc, gemmTileDecode, blockRows, mlaSplit, mlaPrefillTokens, mlaPromptForm, prefillChunk, mlaKeyBlock, kvCache, vitKc, vitMc, vitNc, vitPvChunk);
+                gemmMc, gemmTileDecode, blockRows, mlaSplit, mlaPrefillTokens, mlaPromptForm, prefillChunk, mlaKeyBlock, kvCache, vitKc, vitMc, vitNc, vitPvChunk, repackQ4K);
     }
 
     public KernelSettings withIntMatvec(boolean on) {
         return new KernelSettings(threads, spinMicros, vectorBits, on, nativeKernels, nativeIsa, gemmTileBytes, gemmPackedMinN, gemmKc,
-                gemmMc, gemmTileDecode, blockRows, mlaSplit, mlaPrefillTokens, mlaPromptForm, prefillChunk, mlaKeyBlock, kvCache, vitKc, vitMc, vitNc, vitPvChunk);
+                gemmMc, gemmTileDecode, blockRows, mlaSplit, mlaPrefillTokens, mlaPromptForm, prefillChunk, mlaKeyBlock, kvCache, vitKc, vitMc, vitNc, vitPvChunk, repackQ4K);
     }
 
     private static void check(String name, long v, long min, long max) {

@@ -1,5 +1,7 @@
 package dev.kimivl.tensor;
 
+import java.lang.foreign.MemorySegment;
+
 /**
  * The native implementation of {@link Kernels}: the AVX2 kernels of {@link NativeKernels} for Q8_0 and Q4_0 (rows up
  * to {@link NativeKernels#MAX_COLS}) and for the k-quant files' formats (Q4_K, Q5_K, Q6_K, Q4_1, Q5_0, Q5_1), matvec
@@ -45,6 +47,7 @@ record NativeFirstKernels(KernelSettings settings, NativeKernels.Isa isa) implem
 
     @Override
     public void matvec(QuantMatrix w, QuantizedInput xq, float[] y, int yo) {
+        if (w.isRepacked()) { matvecRows4(w, xq, y, yo); return; }
         DType dtype = w.dtype();
         int cols = w.cols();
         if (q8q4(dtype, cols) || otherFormat(dtype)) {
@@ -83,7 +86,40 @@ record NativeFirstKernels(KernelSettings settings, NativeKernels.Isa isa) implem
     @Override
     public void matmulAsMatvec(QuantMatrix w, QuantizedInput xq, float[] y) { matmul(w, xq, y, true); }
 
+    /**
+     * The R4 matvec ({@link Q4KRows4}) over whole groups of 4 rows per work item; physical rows [skip, skip + rows) of
+     * the slice's groups. Without the AVX-512 form (a test's other kernels) the rows are unpacked first.
+     */
+    private void matvecRows4(QuantMatrix w, QuantizedInput xq, float[] y, int yo) {
+        if (isa != NativeKernels.Isa.AVX512) { matvec(w.plainCopy(), xq, y, yo); return; }
+        MemorySegment data = w.segment();
+        int skip = w.r4Skip(), p1 = skip + w.rows(), groups = (p1 + 3) / 4, cols = w.cols();
+        Parallel.forRange(groups, 4, (g0, g1) ->
+                NativeKernels.matvecQ4KRows4(data, Math.max(skip, 4 * g0), Math.min(p1, 4 * g1), cols, xq, y, yo - skip));
+    }
+
+    /**
+     * The batched products of an R4 matrix: the plain matrix's kernels and floats (the 32-block GEMM from
+     * {@link #Q4_K_PACKED_MIN_TOKENS} tokens unless {@code asMatvec}, else the per-256 row kernel), each row read back
+     * in the Q4_K layout by the kernel. A slice starting inside a group (rare: tiles of the per-token matvec take the
+     * matvec) computes into a scratch batch from the group's first row.
+     */
+    private void matmulRows4(QuantMatrix w, QuantizedInput xq, float[] y, boolean asMatvec) {
+        if (isa != NativeKernels.Isa.AVX512) { matmul(w.plainCopy(), xq, y, asMatvec); return; }
+        int n = xq.rows, rows = w.rows(), cols = w.cols(), skip = w.r4Skip(), ld = skip + rows;
+        boolean packed = !asMatvec && n >= Q4_K_PACKED_MIN_TOKENS;
+        float[] out = skip == 0 ? y : new float[n * ld];
+        MemorySegment data = w.segment();
+        int step = (int) Math.max(4, Math.min(rows, (1L << 26) / ((long) n * cols)) & ~3L);
+        Parallel.forRange((ld + 3) / 4, 2, (g0, g1) -> {
+            int to = Math.min(ld, 4 * g1);
+            for (int r = Math.max(skip, 4 * g0); r < to; r += step) NativeKernels.gemmQ4KRows4(data, r, Math.min(to, r + step), xq, packed, out, ld);
+        });
+        if (skip != 0) for (int t = 0; t < n; t++) System.arraycopy(out, t * ld + skip, y, t * rows, rows);
+    }
+
     private void matmul(QuantMatrix w, QuantizedInput xq, float[] y, boolean asMatvec) {
+        if (w.isRepacked()) { matmulRows4(w, xq, y, asMatvec); return; }
         DType dtype = w.dtype();
         int n = xq.rows, rows = w.rows(), cols = w.cols();
         boolean packed = packedGemm(dtype, cols, n, asMatvec);

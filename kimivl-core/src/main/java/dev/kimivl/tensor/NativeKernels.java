@@ -32,7 +32,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * each call to milliseconds of work (a range of rows, a range of positions); a GC then waits at most that long.
  */
 public final class NativeKernels {
-    private static final int ABI_VERSION = 15;
+    private static final int ABI_VERSION = 16;
     /** Widest row the native kernels take (their per-call buffers live on the C stack). */
     public static final int MAX_COLS = 32768;
     private static final String RESOURCE = "/dev/kimivl/native/linux-x86_64/libkimivl.so";
@@ -98,11 +98,11 @@ public final class NativeKernels {
     public static final Isa BEST;
 
     private static final MethodHandle Q4_0, Q4_0_512, Q8_0, GEMM_Q4_0, GEMM_Q8_0, GEMM_Q8_0_VNNI, GEMM_Q4_0_512, GEMM_Q5_0_512, GEMM_Q8_0_512, GEMM_Q4_K_512, SGEMM, PACK, LATENT, LATENT_F16,
-            MHA, STREAM, KQ, GEMM_KQ, KQ_512, GEMM_KQ_512, LATENT_512, LATENT_F16_512, MHA_512;
+            MHA, STREAM, KQ, GEMM_KQ, KQ_512, GEMM_KQ_512, LATENT_512, LATENT_F16_512, MHA_512, R4_PACK, GEMM_Q4_K_R4_512;
 
     static {
         MethodHandle q4 = null, q4w = null, q8 = null, g4 = null, g8 = null, g8v = null, g4w = null, g5w = null, g8w = null, g4kw = null, sg = null, pack = null, latent = null, latentF16 = null, mha = null, stream = null,
-                kq = null, gkq = null, kqw = null, gkqw = null, latentW = null, latentF16W = null, mhaW = null;
+                kq = null, gkq = null, kqw = null, gkqw = null, latentW = null, latentF16W = null, mhaW = null, r4pack = null, g4kr4 = null;
         String status;
         boolean ok = false, vnni = false, avx512 = false;
         if (!KernelSettings.SYSTEM.nativeKernels()) {
@@ -140,6 +140,9 @@ public final class NativeKernels {
                         g8w = linker.downcallHandle(lib.findOrThrow("kv_gemm_q8_0_512"), gemm512, critical);
                         g5w = linker.downcallHandle(lib.findOrThrow("kv_gemm_q5_0_512"), gemm512, critical);
                         g4kw = linker.downcallHandle(lib.findOrThrow("kv_gemm_q4_k_512"), gemm512, critical);
+                        g4kr4 = linker.downcallHandle(lib.findOrThrow("kv_gemm_q4_k_r4_512"), gemm512, critical);
+                        r4pack = linker.downcallHandle(lib.findOrThrow("kv_q4k_r4_pack"), FunctionDescriptor.of(JAVA_INT,
+                                ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS), critical);
                         kqw = linker.downcallHandle(lib.findOrThrow("kv_matvec_kq_512"), FunctionDescriptor.of(JAVA_INT,
                                 JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), critical);
                         gkqw = linker.downcallHandle(lib.findOrThrow("kv_gemm_kq_512"), FunctionDescriptor.of(JAVA_INT,
@@ -203,6 +206,8 @@ public final class NativeKernels {
         GEMM_KQ = gkq;
         KQ_512 = kqw;
         GEMM_KQ_512 = gkqw;
+        R4_PACK = r4pack;
+        GEMM_Q4_K_R4_512 = g4kr4;
         AVAILABLE = ok;
         STATUS = status;
     }
@@ -299,6 +304,66 @@ public final class NativeKernels {
             case Q5_1 -> 5;
             default -> -1;
         };
+    }
+
+    /** kimivl_avx512.c's type code of Q4_K rows in the R4 layout (KQ512_Q4_K_R4), for kv_matvec_kq_512 and kv_gemm_kq_512. */
+    private static final int Q4_K_R4_CODE = 8;
+
+    /** True when the AVX-512 kernels of Q4_K rows regrouped 4 at a time ({@link Q4KRows4}) are loaded. */
+    static boolean hasQ4KRows4() { return AVAILABLE && AVX512_OK && R4_PACK != null && GEMM_Q4_K_R4_512 != null; }
+
+    /** Groups [g0, g1) (rows 4·g0 .. 4·g1) of a plain Q4_K matrix of cols columns into the R4 segment dst (kv_q4k_r4_pack). */
+    static void packQ4KRows4(MemorySegment plain, int g0, int g1, int cols, MemorySegment dst) {
+        long need = (long) g1 * 4 * (cols / 256) * 144, have = plain.byteSize();
+        if (g0 < 0 || g1 < g0 || have < need || dst.byteSize() < g1 * Q4KRows4.groupBytes(cols)) {
+            throw new IndexOutOfBoundsException("R4 groups [" + g0 + ", " + g1 + ") of " + cols + " columns: plain " + have + " bytes, R4 " + dst.byteSize());
+        }
+        try {
+            if ((int) R4_PACK.invokeExact(plain, g0, g1, cols, dst) != 0) throw new IllegalArgumentException("R4 packing refused " + cols + " columns");
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /**
+     * y[yo + r] for physical rows r in [r0, r1) of an R4 segment (rows counted from its first group), the decode matvec
+     * kv_matvec_q4k_r4: equal to {@link #matvec}'s Q4_K result on the plain rows bit for bit.
+     */
+    static void matvecQ4KRows4(MemorySegment w4, int r0, int r1, int cols, QuantizedInput x, float[] y, int yo) {
+        try {
+            if ((int) KQ_512.invokeExact(Q4_K_R4_CODE, w4, r0, r1, cols, x.k8Segment, x.kdSegment, x.kbsSegment, MemorySegment.ofArray(y), yo) != 0) {
+                throw new IllegalArgumentException("native R4 Q4_K matvec refused " + cols + " columns");
+            }
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /**
+     * The batched products over physical rows [r0, r1) of an R4 segment into y[t·ldy + r] (r physical): {@code packed},
+     * kv_gemm_q4_k_r4_512 over activations packed for the 32-block GEMM (= {@link #gemm}'s Q4_K result); else
+     * kv_gemm_kq_512 over the per-256 form (= {@link #gemmOtherFormat}'s, the matvec's bits).
+     */
+    static void gemmQ4KRows4(MemorySegment w4, int r0, int r1, QuantizedInput x, boolean packed, float[] y, int ldy) {
+        int rc;
+        try {
+            if (packed) {
+                PackedActivations p = x.nativePacked();
+                rc = (int) GEMM_Q4_K_R4_512.invokeExact(w4, r0, r1, p.cols, p.xp, p.xd, p.xs, p.n, MemorySegment.ofArray(y), ldy);
+            } else {
+                rc = (int) GEMM_KQ_512.invokeExact(Q4_K_R4_CODE, w4, r0, r1, x.cols, x.k8Segment, x.kdSegment, x.kbsSegment, x.rows,
+                        MemorySegment.ofArray(y), ldy);
+            }
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+        if (rc != 0) throw new IllegalArgumentException("native R4 Q4_K GEMM refused " + x.cols + " columns");
     }
 
     /** True when the native library has an integer matvec and batched product for matrices of this type. */

@@ -208,7 +208,7 @@ class KernelsTest {
     void everyPropertyIsDocumented() throws Exception {
         List<String> names = new ArrayList<>();
         KernelSettings.fromProperties(name -> { names.add(name); return null; });
-        assertEquals(22, names.size(), names.toString());
+        assertEquals(23, names.size(), names.toString());
         Path doc = Path.of("..", "docs", "tuning.md");
         assertTrue(Files.exists(doc), "docs/tuning.md (run from the kimivl-core module directory)");
         String text = Files.readString(doc);
