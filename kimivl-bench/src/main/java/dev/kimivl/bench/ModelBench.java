@@ -327,7 +327,11 @@ public final class ModelBench {
         long total = 0;
         for (String n : ck.names()) {
             if (!which.test(n)) continue;
-            MemorySegment s = ck.tensor(n).data();
+            var t = ck.tensor(n);
+            // a Q4_K tensor repacked at load (-Dkimivl.repackQ4K) lives in memory of its own, filled by the packing;
+            // touching its file pages again would only bring them back into the resident set
+            if (dev.kimivl.tensor.QuantMatrix.repackedAtLoad(t.dtype(), t.shape())) continue;
+            MemorySegment s = t.data();
             segs.add(s);
             total += s.byteSize();
         }

@@ -1,6 +1,5 @@
 package dev.kimivl.tensor;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
@@ -37,7 +36,7 @@ final class Q4KRows4 {
     /** The rows [rows, cols] of a plain Q4_K segment repacked into new memory (freed when no longer reachable). */
     static MemorySegment pack(MemorySegment plain, int rows, int cols) {
         long gb = groupBytes(cols);
-        MemorySegment dst = Arena.ofAuto().allocate(gb * (rows / 4), 64);
+        MemorySegment dst = Segments.allocateWeights(gb * (rows / 4));
         Parallel.forRange(rows / 4, 64, (g0, g1) -> NativeKernels.packQ4KRows4(plain, g0, g1, cols, dst));
         return dst;
     }

@@ -76,6 +76,16 @@ public final class QuantMatrix implements Matrix {
         return new QuantMatrix(Q4KRows4.pack(data, rows, cols), dtype, rows, cols, kernels, 0);
     }
 
+    /**
+     * True when a stored tensor of this type and shape (its last dimension the columns, the one before it the rows of
+     * each matrix) is repacked as it loads: -Dkimivl.repackQ4K on, and the R4 layout applies on this machine.
+     */
+    public static boolean repackedAtLoad(DType type, long[] shape) {
+        if (!KernelSettings.SYSTEM.repackQ4K() || shape.length < 2) return false;
+        long rows = shape[shape.length - 2], cols = shape[shape.length - 1];
+        return rows <= Integer.MAX_VALUE && cols <= Integer.MAX_VALUE && Q4KRows4.eligible(type, (int) rows, (int) cols);
+    }
+
     /** True when the rows are in the R4 layout ({@link #repackedQ4K}). */
     public boolean isRepacked() { return r4Skip >= 0; }
 

@@ -36,6 +36,30 @@ class PageCacheTest {
         assertFalse(PageCache.drop(dir.resolve("missing.bin")), "a file that cannot be opened: false, no exception");
     }
 
+    /**
+     * {@link PageCache#release}: advised on a read-only file mapping (a repacked tensor's), whose bytes read back the
+     * same afterwards; refused on heap and anonymous memory, where MADV_DONTNEED would zero them, which keep their bytes.
+     */
+    @Test
+    void releaseIsOnlyForFileMappingsAndLosesNoBytes(@TempDir Path dir) throws Exception {
+        assumeTrue(System.getProperty("os.name").toLowerCase().contains("linux"), "madvise is Linux's");
+        Path f = dir.resolve("w.bin");
+        byte[] data = new byte[3 << 20];
+        new Random(2).nextBytes(data);
+        Files.write(f, data);
+        try (FileChannel ch = FileChannel.open(f, StandardOpenOption.READ); Arena a = Arena.ofConfined()) {
+            MemorySegment m = ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), a);
+            assertArrayEquals(data, m.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE));
+            assertTrue(PageCache.release(m.asSlice(100, data.length - 200)), "whole pages inside a mapped slice");
+            assertArrayEquals(data, m.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE), "faulted back from the file");
+            MemorySegment anon = a.allocate(1 << 20, 4096);
+            anon.fill((byte) 7);
+            assertFalse(PageCache.release(anon), "anonymous memory is left alone");
+            assertEquals(7, anon.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 12345));
+            assertFalse(PageCache.release(MemorySegment.ofArray(new byte[1 << 20])), "heap memory is left alone");
+        }
+    }
+
     /** Whether every page of the file is in memory (mincore; a mapping's isLoaded does not fault pages in). */
     private static boolean resident(Path f) throws Exception {
         try (FileChannel ch = FileChannel.open(f, StandardOpenOption.READ); Arena a = Arena.ofConfined()) {
