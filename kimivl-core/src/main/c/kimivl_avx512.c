@@ -278,9 +278,10 @@ AVX512 static void gemm512(int fmt, int r4, const uint8_t *w, int32_t r0, int32_
                 wm[i] = buf.m[k];
             }
             /* the next tile's rows, while this one computes: the hardware prefetcher loses the stream between bursts */
-            if (r + 4 < r1 && !r4) {
-                const uint8_t *nx = w + (int64_t) (r + 4) * rb;
-                int64_t len = (int64_t) (r1 - r - 4 < 4 ? r1 - r - 4 : 4) * rb;
+            if (r + 4 < r1) {
+                /* R4: the group holding row r + 4 (a tile of 4 rows spans at most two groups: its first is enough) */
+                const uint8_t *nx = r4 ? w + (int64_t) ((r + 4) >> 2) * (nb / 8) * KV_R4_SB : w + (int64_t) (r + 4) * rb;
+                int64_t len = r4 ? (int64_t) (nb / 8) * KV_R4_SB : (int64_t) (r1 - r - 4 < 4 ? r1 - r - 4 : 4) * rb;
                 for (int64_t o = 0; o < len; o += 64) _mm_prefetch((const char *) (nx + o), _MM_HINT_T0);
             }
             for (int32_t t = tb; t < te; t += 4) {

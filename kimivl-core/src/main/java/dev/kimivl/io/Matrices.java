@@ -1,6 +1,5 @@
 package dev.kimivl.io;
 
-import dev.kimivl.tensor.KernelSettings;
 import dev.kimivl.tensor.Matrix;
 import dev.kimivl.tensor.QuantMatrix;
 import dev.kimivl.tensor.SegmentMatrix;
@@ -44,15 +43,9 @@ public final class Matrices {
                             + " needs " + need + " bytes, has " + t.data().byteSize());
                 }
                 QuantMatrix q = new QuantMatrix(t.data(), t.dtype(), rows, cols);
-                if (KernelSettings.SYSTEM.repackQ4K()) {
-                    // the rows regrouped 4 at a time for the AVX-512 decode matvec, in memory of their own: the file's
-                    // pages of this tensor then leave the resident set (their bytes are not read through the mapping again)
-                    QuantMatrix r4 = q.repackedQ4K();
-                    if (r4 != q) {
-                        PageCache.release(t.data());
-                        yield r4;
-                    }
-                }
+                // -Dkimivl.repackQ4K: the rows regrouped 4 at a time for the AVX-512 decode matvec, kept on disk for the
+                // next load (RepackCache); the file's pages of this tensor then leave the resident set
+                if (QuantMatrix.repackedAtLoad(t.dtype(), t.shape())) yield RepackCache.repacked(q, t.data());
                 yield q;
             }
             default -> throw new CheckpointException(t.origin() + ": tensor '" + t.name() + "': no matrix kernel for dtype " + t.dtype());

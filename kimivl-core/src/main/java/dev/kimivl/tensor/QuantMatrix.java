@@ -86,6 +86,23 @@ public final class QuantMatrix implements Matrix {
         return rows <= Integer.MAX_VALUE && cols <= Integer.MAX_VALUE && Q4KRows4.eligible(type, (int) rows, (int) cols);
     }
 
+    /** Bytes of a [rows, cols] Q4_K matrix in the R4 layout ({@link #repackedQ4K}; rows a multiple of 4). */
+    public static long repackedBytes(int rows, int cols) { return Q4KRows4.groupBytes(cols) * ((rows + 3L) / 4); }
+
+    /**
+     * A Q4_K matrix [rows, cols] whose rows are already in the R4 layout (the bytes a {@link #repackedQ4K} matrix's
+     * {@link #segment} holds, e.g. mapped from a file of them), with the process's default kernels.
+     */
+    public static QuantMatrix ofRepackedQ4K(MemorySegment r4, int rows, int cols) {
+        if (!Q4KRows4.eligible(DType.Q4_K, rows, cols)) {
+            throw new IllegalArgumentException("Q4_K [" + rows + ", " + cols + "] has no R4 layout on this machine");
+        }
+        if (r4.byteSize() != repackedBytes(rows, cols)) {
+            throw new IllegalArgumentException("R4 Q4_K [" + rows + ", " + cols + "] is " + repackedBytes(rows, cols) + " bytes, not " + r4.byteSize());
+        }
+        return new QuantMatrix(r4, DType.Q4_K, rows, cols, Kernels.DEFAULT, 0);
+    }
+
     /** True when the rows are in the R4 layout ({@link #repackedQ4K}). */
     public boolean isRepacked() { return r4Skip >= 0; }
 
