@@ -67,7 +67,16 @@ public final class RepackCache {
         return repackNow(plain, stored, file);
     }
 
+    /** Whether this process has said that it is repacking (once: the first load of a model repacks thousands of matrices). */
+    private static final java.util.concurrent.atomic.AtomicBoolean ANNOUNCED = new java.util.concurrent.atomic.AtomicBoolean();
+
     private static QuantMatrix repackNow(QuantMatrix plain, MemorySegment stored, Path file) {
+        if (ANNOUNCED.compareAndSet(false, true)) {
+            // a load that repacks takes seconds to tens of seconds longer: say why, once, where a user sees it
+            System.err.println("kimivl: regrouping the Q4_K weight rows for the AVX-512 decode kernels"
+                    + (file != null ? " (once per model: kept in " + file.getParent() + "; -Dkimivl.repackCache=none keeps nothing,"
+                    : " (not cached:") + " -Dkimivl.repackQ4K=false turns it off)");
+        }
         QuantMatrix r4 = plain.repackedQ4K();
         PageCache.release(stored);
         if (file != null && r4 != plain) write(file, r4.segment());
