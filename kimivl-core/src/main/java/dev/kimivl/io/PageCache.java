@@ -20,12 +20,11 @@ import java.nio.file.Path;
 public final class PageCache {
     private PageCache() {}
 
-    private static final int O_RDONLY = 0, POSIX_FADV_DONTNEED = 4, MADV_DONTNEED = 4;
-    private static final long PAGE = 4096;
-    private static final MethodHandle OPEN, FADVISE, CLOSE, MADVISE;
+    private static final int O_RDONLY = 0, POSIX_FADV_DONTNEED = 4;
+    private static final MethodHandle OPEN, FADVISE, CLOSE;
 
     static {
-        MethodHandle o = null, f = null, c = null, m = null;
+        MethodHandle o = null, f = null, c = null;
         try {
             Linker l = Linker.nativeLinker();
             var libc = l.defaultLookup();
@@ -34,34 +33,21 @@ public final class PageCache {
             f = l.downcallHandle(libc.find("posix_fadvise").orElseThrow(),
                     FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
             c = l.downcallHandle(libc.find("close").orElseThrow(), FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
-            m = l.downcallHandle(libc.find("madvise").orElseThrow(),
-                    FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
         } catch (Throwable e) {
-            o = f = c = m = null;                   // not Linux / no libc: nothing to drop
+            o = f = c = null;                       // not Linux / no libc: nothing to drop
         }
         OPEN = o;
         FADVISE = f;
         CLOSE = c;
-        MADVISE = m;
     }
 
     /**
      * Unmaps this process's pages of a file mapping's whole pages inside {@code s} ({@code madvise(MADV_DONTNEED)}), so
      * they leave its resident set: for weights copied elsewhere (a repacked matrix) and not read through the mapping
-     * again. Only for a read-only file mapping ({@link MemorySegment#isMapped}), where a later read would fault the file's
-     * bytes back in; anything else (heap, anonymous memory, which the advice would zero) is left alone. Returns whether
-     * the advice was given.
+     * again ({@link dev.kimivl.tensor.Segments#releaseMappedPages}, which holds the mmap family of libc calls): only a
+     * read-only file mapping; heap and anonymous memory are left alone. Returns whether the advice was given.
      */
-    public static boolean release(java.lang.foreign.MemorySegment s) {
-        if (MADVISE == null || !s.isNative() || !s.isMapped()) return false;
-        long a = s.address(), from = (a + PAGE - 1) & -PAGE, to = (a + s.byteSize()) & -PAGE;
-        if (to <= from) return false;
-        try {
-            return (int) MADVISE.invokeExact(from, to - from, MADV_DONTNEED) == 0;
-        } catch (Throwable e) {
-            return false;
-        }
-    }
+    public static boolean release(java.lang.foreign.MemorySegment s) { return dev.kimivl.tensor.Segments.releaseMappedPages(s); }
 
     /**
      * Asks the kernel to drop {@code file}'s cached pages (they must be written back already, e.g. after

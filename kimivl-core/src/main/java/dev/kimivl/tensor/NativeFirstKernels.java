@@ -110,12 +110,20 @@ record NativeFirstKernels(KernelSettings settings, NativeKernels.Isa isa) implem
         boolean packed = !asMatvec && n >= Q4_K_PACKED_MIN_TOKENS;
         float[] out = skip == 0 ? y : new float[n * ld];
         MemorySegment data = w.segment();
-        int step = (int) Math.max(4, Math.min(rows, (1L << 26) / ((long) n * cols)) & ~3L);
+        int step = packedStep(rows, n, cols);
         Parallel.forRange((ld + 3) / 4, 2, (g0, g1) -> {
             int to = Math.min(ld, 4 * g1);
             for (int r = Math.max(skip, 4 * g0); r < to; r += step) NativeKernels.gemmQ4KRows4(data, r, Math.min(to, r + step), xq, packed, out, ld);
         });
         if (skip != 0) for (int t = 0; t < n; t++) System.arraycopy(out, t * ld + skip, y, t * rows, rows);
+    }
+
+    /**
+     * Rows per call of a packed GEMM over n tokens of cols columns, a multiple of 4: a critical native call holds off
+     * safepoints (GC) while it runs, so at most ~2^26 multiply-adds per call.
+     */
+    private static int packedStep(int rows, int n, int cols) {
+        return (int) Math.max(4, Math.min(rows, (1L << 26) / ((long) n * cols)) & ~3L);
     }
 
     private void matmul(QuantMatrix w, QuantizedInput xq, float[] y, boolean asMatvec) {
@@ -135,8 +143,7 @@ record NativeFirstKernels(KernelSettings settings, NativeKernels.Isa isa) implem
         if (packed) {
             // packed once per batch and kept with it: gate and up (and every expert's tile) share one packing
             NativeKernels.PackedActivations xp = xq.nativePacked();
-            // a critical native call holds off safepoints (GC) while it runs: at most ~2^26 multiply-adds per call
-            int step = (int) Math.max(4, Math.min(rows, (1L << 26) / ((long) n * cols)) & ~3L);
+            int step = packedStep(rows, n, cols);
             Parallel.forRange(rows, 8, (from, to) -> {
                 for (int r = from; r < to; r += step) NativeKernels.gemm(dtype, data, r, Math.min(to, r + step), xp, y, rows, isa);
             });

@@ -33,10 +33,12 @@ final class Q4KRows4 {
     /** Bytes of a group of 4 rows of {@code cols} columns. */
     static long groupBytes(int cols) { return (long) (cols / 256) * GROUP_SB_BYTES; }
 
+    /** Bytes of the whole groups holding {@code rows} rows (counted from a group's first row) of {@code cols} columns. */
+    static long bytes(long rows, int cols) { return groupBytes(cols) * ((rows + 3) / 4); }
+
     /** The rows [rows, cols] of a plain Q4_K segment repacked into new memory (freed when no longer reachable). */
     static MemorySegment pack(MemorySegment plain, int rows, int cols) {
-        long gb = groupBytes(cols);
-        MemorySegment dst = Segments.allocateWeights(gb * (rows / 4));
+        MemorySegment dst = Segments.allocateWeights(bytes(rows, cols));
         Parallel.forRange(rows / 4, 64, (g0, g1) -> NativeKernels.packQ4KRows4(plain, g0, g1, cols, dst));
         return dst;
     }

@@ -52,7 +52,7 @@ public final class QuantMatrix implements Matrix {
         if (cols % dtype.blockSize != 0) {
             throw new IllegalArgumentException(dtype + " matrix [" + rows + ", " + cols + "]: cols must be a multiple of " + dtype.blockSize);
         }
-        long need = r4Skip < 0 ? dtype.bytesFor((long) rows * cols) : Q4KRows4.groupBytes(cols) * ((r4Skip + rows + 3L) / 4);
+        long need = r4Skip < 0 ? dtype.bytesFor((long) rows * cols) : Q4KRows4.bytes((long) r4Skip + rows, cols);
         if (data.byteSize() < need) {
             throw new IllegalArgumentException(dtype + " matrix [" + rows + ", " + cols + "] needs " + need + " bytes, segment has " + data.byteSize());
         }
@@ -87,7 +87,7 @@ public final class QuantMatrix implements Matrix {
     }
 
     /** Bytes of a [rows, cols] Q4_K matrix in the R4 layout ({@link #repackedQ4K}; rows a multiple of 4). */
-    public static long repackedBytes(int rows, int cols) { return Q4KRows4.groupBytes(cols) * ((rows + 3L) / 4); }
+    public static long repackedBytes(int rows, int cols) { return Q4KRows4.bytes(rows, cols); }
 
     /**
      * A Q4_K matrix [rows, cols] whose rows are already in the R4 layout (the bytes a {@link #repackedQ4K} matrix's

@@ -32,7 +32,8 @@ public final class Segments {
     }
 
     private static final MethodHandle MMAP, MADVISE, MUNMAP;
-    private static final int PROT_RW = 0x3, MAP_PRIVATE_ANONYMOUS = 0x22, MADV_HUGEPAGE = 14;
+    private static final int PROT_RW = 0x3, MAP_PRIVATE_ANONYMOUS = 0x22, MADV_HUGEPAGE = 14, MADV_DONTNEED = 4;
+    private static final long PAGE = 4096;
 
     static {
         MethodHandle m = null, a = null, u = null;
@@ -97,6 +98,23 @@ public final class Segments {
             });
         } catch (Throwable t) {
             return null;
+        }
+    }
+
+    /**
+     * Unmaps this process's pages of a file mapping's whole pages inside {@code s} ({@code madvise(MADV_DONTNEED)}), so
+     * they leave its resident set. Only for a read-only file mapping ({@link MemorySegment#isMapped}), where a later read
+     * faults the file's bytes back in; anything else (heap, anonymous memory, which the advice would zero) is left alone.
+     * Returns whether the advice was given.
+     */
+    public static boolean releaseMappedPages(MemorySegment s) {
+        if (MADVISE == null || !s.isNative() || !s.isMapped()) return false;
+        long a = s.address(), from = (a + PAGE - 1) & -PAGE, to = (a + s.byteSize()) & -PAGE;
+        if (to <= from) return false;
+        try {
+            return (int) MADVISE.invokeExact(from, to - from, MADV_DONTNEED) == 0;
+        } catch (Throwable e) {
+            return false;
         }
     }
 }
