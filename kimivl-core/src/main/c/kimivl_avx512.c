@@ -455,6 +455,79 @@ AVX512 int32_t kv_matvec_q4_0_512(const uint8_t *w, int32_t r0, int32_t r1, int3
     return 0;
 }
 
+/* ---------------------------------------------------------------- Q8_0 matvec (decode) */
+
+void kv_matvec_q8_0(const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
+                    const int8_t *xq, const float *xd, float *y, int32_t yo);
+
+/*
+ * One Q8_0 row (34-byte blocks: f16 d, 32 int8 values). vpdpbusd multiplies unsigned by signed bytes, so the weights
+ * are taken as w + 128 (the sign bit flipped: one XOR) and 128·Σx of each block is subtracted after: the block sums
+ * are exact, as the AVX2 row's |w|·sign(x, w) products are. Per group of 8 blocks (272 bytes): 8 32-byte loads (two
+ * blocks a vector; the activation's two blocks are contiguous and need no rearranging), 4 XOR, 4 vpdpbusd and a
+ * 9-instruction reduction to the 8 block sums in block order, about 30 vector instructions against the AVX2 row's 44
+ * (8 × sign, sign, vpmaddubsw, vpmaddwd plus sum8x8). Then the AVX2 row's float step and tail, so the result equals
+ * kv_matvec_q8_0's bit for bit. xs8: 8·Σx per block (the activation's 32-block sums, as Q4_0's kernels take them).
+ */
+AVX512 static float q8_row512(const uint8_t *w, int nb, const int8_t *xq, const float *xd, const int32_t *xs8) {
+    const __m512i flip = _mm512_set1_epi8((char) 0x80);
+    /* after the two unpack steps, 128-bit lane 0 holds blocks 0, 2, 4, 6 and lane 2 blocks 1, 3, 5, 7 */
+    const __m512i order = _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m256 acc = _mm256_setzero_ps();
+    int b = 0;
+    for (; b + 8 <= nb; b += 8) {
+        const uint8_t *p = w + 34 * b;
+        const int8_t *x = xq + 32 * b;
+        prefetch_ahead(p, 5);
+        /* v_i = [block 2i | block 2i + 1]: int32 lanes 0-7 its first block's partial sums, 8-15 the second's */
+        __m512i v0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(load_256_pair(p + 2, p + 36), flip), _mm512_loadu_si512((const void *) x));
+        __m512i v1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(load_256_pair(p + 70, p + 104), flip), _mm512_loadu_si512((const void *) (x + 64)));
+        __m512i v2 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(load_256_pair(p + 138, p + 172), flip), _mm512_loadu_si512((const void *) (x + 128)));
+        __m512i v3 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(load_256_pair(p + 206, p + 240), flip), _mm512_loadu_si512((const void *) (x + 192)));
+        /* per 128-bit lane: (a0 + a2, c0 + c2, a1 + a3, c1 + c3) of v0's (a) and v1's (c) dwords, then the halves */
+        __m512i t0 = _mm512_add_epi32(_mm512_unpacklo_epi32(v0, v1), _mm512_unpackhi_epi32(v0, v1));
+        __m512i t1 = _mm512_add_epi32(_mm512_unpacklo_epi32(v2, v3), _mm512_unpackhi_epi32(v2, v3));
+        __m512i u = _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
+        u = _mm512_add_epi32(u, _mm512_shuffle_i32x4(u, u, 0xB1));        /* lanes 0 + 1 and 2 + 3 of 128 bits */
+        __m256i s = _mm512_castsi512_si256(_mm512_permutexvar_epi32(order, u));
+        s = _mm256_sub_epi32(s, _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *) (xs8 + b)), 4));   /* − 128·Σx */
+        __m256 dd = _mm256_mul_ps(scales8(p, 34), _mm256_loadu_ps(xd + b));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), dd, acc);
+    }
+    if (b < nb) {                                      /* the last 1-7 blocks, as the AVX2 row does */
+        const uint8_t *p = w + 34 * b;
+        const int8_t *x = xq + 32 * b;
+        const __m256i ones = _mm256_set1_epi16(1);
+        __m256i z = _mm256_setzero_si256(), v[8];
+        for (int i = 0; i < 8; i++) {
+            if (b + i < nb) {
+                __m256i q = _mm256_loadu_si256((const __m256i *) (p + 34 * i + 2)), xv = _mm256_loadu_si256((const __m256i *) (x + 32 * i));
+                v[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(xv, q)), ones);
+            } else {
+                v[i] = z;
+            }
+        }
+        acc = tail_group(sum8x8(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]), p, 34, nb - b, xd + b, NULL, acc);
+    }
+    return hsum_f32(acc);
+}
+
+/**
+ * kv_matvec_q8_0's product with AVX-512 VNNI, the same results bit for bit; xs8 as kv_matvec_q4_0's (8·Σx per block).
+ * Rows of fewer than 8 blocks (attn_k_b's 128 columns) take the AVX2 kernel, which pairs them.
+ */
+AVX512 int32_t kv_matvec_q8_0_512(const uint8_t *w, int32_t r0, int32_t r1, int32_t cols,
+                                  const int8_t *xq, const float *xd, const int32_t *xs8, float *y, int32_t yo) {
+    int nb = cols / 32;
+    if (nb < 8) {
+        kv_matvec_q8_0(w, r0, r1, cols, xq, xd, y, yo);
+        return 0;
+    }
+    int64_t rb = (int64_t) nb * 34;
+    for (int32_t r = r0; r < r1; r++) y[yo + r] = q8_row512(w + r * rb, nb, xq, xd, xs8);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- Q5_0 matvec (decode) */
 
 /* The index vectors of q5_group: where each byte of the nibble, fifth-bit and scale vectors comes from. */

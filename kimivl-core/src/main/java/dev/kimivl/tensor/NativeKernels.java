@@ -32,7 +32,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * each call to milliseconds of work (a range of rows, a range of positions); a GC then waits at most that long.
  */
 public final class NativeKernels {
-    private static final int ABI_VERSION = 16;
+    private static final int ABI_VERSION = 17;
     /** Widest row the native kernels take (their per-call buffers live on the C stack). */
     public static final int MAX_COLS = 32768;
     private static final String RESOURCE = "/dev/kimivl/native/linux-x86_64/libkimivl.so";
@@ -97,11 +97,11 @@ public final class NativeKernels {
     /** The fastest form this CPU runs (AVX2 where the library is not loaded: it is then never called). */
     public static final Isa BEST;
 
-    private static final MethodHandle Q4_0, Q4_0_512, Q8_0, GEMM_Q4_0, GEMM_Q8_0, GEMM_Q8_0_VNNI, GEMM_Q4_0_512, GEMM_Q5_0_512, GEMM_Q8_0_512, GEMM_Q4_K_512, SGEMM, PACK, LATENT, LATENT_F16,
+    private static final MethodHandle Q4_0, Q4_0_512, Q8_0, Q8_0_512, GEMM_Q4_0, GEMM_Q8_0, GEMM_Q8_0_VNNI, GEMM_Q4_0_512, GEMM_Q5_0_512, GEMM_Q8_0_512, GEMM_Q4_K_512, SGEMM, PACK, LATENT, LATENT_F16,
             MHA, STREAM, KQ, GEMM_KQ, KQ_512, GEMM_KQ_512, LATENT_512, LATENT_F16_512, MHA_512, R4_PACK, GEMM_Q4_K_R4_512;
 
     static {
-        MethodHandle q4 = null, q4w = null, q8 = null, g4 = null, g8 = null, g8v = null, g4w = null, g5w = null, g8w = null, g4kw = null, sg = null, pack = null, latent = null, latentF16 = null, mha = null, stream = null,
+        MethodHandle q4 = null, q4w = null, q8 = null, q8w = null, g4 = null, g8 = null, g8v = null, g4w = null, g5w = null, g8w = null, g4kw = null, sg = null, pack = null, latent = null, latentF16 = null, mha = null, stream = null,
                 kq = null, gkq = null, kqw = null, gkqw = null, latentW = null, latentF16W = null, mhaW = null, r4pack = null, g4kr4 = null;
         String status;
         boolean ok = false, vnni = false, avx512 = false;
@@ -149,6 +149,8 @@ public final class NativeKernels {
                                 JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT), critical);
                         q4w = linker.downcallHandle(lib.findOrThrow("kv_matvec_q4_0_512"), FunctionDescriptor.of(JAVA_INT,
                                 ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), critical);
+                        q8w = linker.downcallHandle(lib.findOrThrow("kv_matvec_q8_0_512"), FunctionDescriptor.of(JAVA_INT,
+                                ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT), critical);
                     }
                     sg = linker.downcallHandle(lib.findOrThrow("kv_sgemm_kblock"), FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT,
                             JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), critical);
@@ -183,6 +185,7 @@ public final class NativeKernels {
         Q4_0 = q4;
         Q4_0_512 = q4w;
         Q8_0 = q8;
+        Q8_0_512 = q8w;
         GEMM_Q4_0 = g4;
         GEMM_Q8_0 = g8;
         GEMM_Q8_0_VNNI = g8v;
@@ -261,7 +264,7 @@ public final class NativeKernels {
     /**
      * y[yo + r] = Σ_c W[r, c]·x'[c] for r in [r0, r1), W a matrix of a type with a native kernel ({@link #hasKernel})
      * and {@code cols} columns whose rows start at byte 0 of w, x' the quantized activation, in the form {@code isa}
-     * (Q4_0, Q4_K, Q5_K, Q6_K and Q5_0 have an AVX-512 one; the others run AVX2 in every form). Only when {@link #AVAILABLE}, and for Q4_0/Q8_0
+     * (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K and Q5_0 have an AVX-512 one; the others run AVX2 in every form). Only when {@link #AVAILABLE}, and for Q4_0/Q8_0
      * cols ≤ {@link #MAX_COLS}.
      */
     static void matvec(DType type, MemorySegment w, int r0, int r1, int cols, QuantizedInput x, float[] y, int yo, Isa isa) {
@@ -273,6 +276,8 @@ public final class NativeKernels {
                 if ((int) kernel.invokeExact(w, r0, r1, cols, xq, xd, xs8, MemorySegment.ofArray(y), yo) != 0) {
                     throw new IllegalArgumentException("native matvec refused " + cols + " columns (at most " + MAX_COLS + ")");
                 }
+            } else if (type == DType.Q8_0 && isa == Isa.AVX512) {
+                int rc = (int) Q8_0_512.invokeExact(w, r0, r1, cols, xq, xd, xs8, MemorySegment.ofArray(y), yo);
             } else if (type == DType.Q8_0) {
                 Q8_0.invokeExact(w, r0, r1, cols, xq, xd, MemorySegment.ofArray(y), yo);
             } else if (otherFormatCode(type) >= 0) {

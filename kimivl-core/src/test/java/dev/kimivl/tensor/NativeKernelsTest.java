@@ -77,29 +77,31 @@ class NativeKernelsTest {
     }
 
     /**
-     * The Q4_0 matvec of decode in every form equals the AVX2 form bit for bit, through the kernel seam (instances built
-     * with -Dkimivl.nativeIsa's setting, no global flipped): whole groups of 8 blocks, tails of 1-7 blocks, rows of 4
-     * blocks (which the AVX-512 form hands to the AVX2 kernel's row pairs), the model's widths, and activations with
-     * outliers so that blocks reach ±127.
+     * The Q4_0 and Q8_0 matvecs of decode in every form equal the AVX2 form bit for bit, through the kernel seam
+     * (instances built with -Dkimivl.nativeIsa's setting, no global flipped): whole groups of 8 blocks, tails of 1-7
+     * blocks, rows of 4 blocks (which the AVX-512 forms hand to the AVX2 kernels' row pairs), the model's widths, and
+     * activations with outliers so that blocks reach ±127.
      */
     @Test
-    void everyIsaFormOfTheQ4MatvecEqualsTheAvx2Form() {
+    void everyIsaFormOfTheQ4AndQ8MatvecsEqualsTheAvx2Form() {
         Kernels[] forms = avx2AndAvx512();
         Kernels avx2 = forms[0], wide = forms[1];
         Random rnd = new Random(31);
         int[][] shapes = {{1, 32}, {3, 224}, {37, 128}, {17, 256}, {5, 288}, {64, 1408}, {40, 2048}, {9, 11264}, {6, 2016}};
-        for (int[] s : shapes) {
-            int rows = s[0], cols = s[1];
-            float[] w = QuantTest.random(rnd, rows * cols, 0.1f), x = QuantTest.random(rnd, cols, 1f);
-            for (int i = 0; i < cols; i += 53) x[i] *= 30;
-            QuantizedInput xq = QuantizedInput.of(x, 0, cols);
-            QuantMatrix m = QuantMatrix.quantize(w, rows, cols, DType.Q4_0);
-            float[] a = new float[rows + 2], b = new float[rows + 2];
-            m.withKernels(avx2).matvec(xq, a, 2);
-            m.withKernels(wide).matvec(xq, b, 2);
-            for (int r = 0; r < rows; r++) {
-                assertEquals(Float.floatToRawIntBits(a[2 + r]), Float.floatToRawIntBits(b[2 + r]),
-                        "[" + rows + ", " + cols + "] row " + r + ": " + b[2 + r] + " vs " + a[2 + r]);
+        for (DType type : new DType[]{DType.Q4_0, DType.Q8_0}) {
+            for (int[] s : shapes) {
+                int rows = s[0], cols = s[1];
+                float[] w = QuantTest.random(rnd, rows * cols, 0.1f), x = QuantTest.random(rnd, cols, 1f);
+                for (int i = 0; i < cols; i += 53) x[i] *= 30;
+                QuantizedInput xq = QuantizedInput.of(x, 0, cols);
+                QuantMatrix m = QuantMatrix.quantize(w, rows, cols, type);
+                float[] a = new float[rows + 2], b = new float[rows + 2];
+                m.withKernels(avx2).matvec(xq, a, 2);
+                m.withKernels(wide).matvec(xq, b, 2);
+                for (int r = 0; r < rows; r++) {
+                    assertEquals(Float.floatToRawIntBits(a[2 + r]), Float.floatToRawIntBits(b[2 + r]),
+                            type + " [" + rows + ", " + cols + "] row " + r + ": " + b[2 + r] + " vs " + a[2 + r]);
+                }
             }
         }
     }
