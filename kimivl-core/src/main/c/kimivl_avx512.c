@@ -497,16 +497,8 @@ AVX512 static float q8_row512(const uint8_t *w, int nb, const int8_t *xq, const 
     if (b < nb) {                                      /* the last 1-7 blocks, as the AVX2 row does */
         const uint8_t *p = w + 34 * b;
         const int8_t *x = xq + 32 * b;
-        const __m256i ones = _mm256_set1_epi16(1);
         __m256i z = _mm256_setzero_si256(), v[8];
-        for (int i = 0; i < 8; i++) {
-            if (b + i < nb) {
-                __m256i q = _mm256_loadu_si256((const __m256i *) (p + 34 * i + 2)), xv = _mm256_loadu_si256((const __m256i *) (x + 32 * i));
-                v[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(xv, q)), ones);
-            } else {
-                v[i] = z;
-            }
-        }
+        for (int i = 0; i < 8; i++) v[i] = b + i < nb ? q8_dot((const int8_t *) p + 34 * i + 2, x + 32 * i) : z;
         acc = tail_group(sum8x8(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]), p, 34, nb - b, xd + b, NULL, acc);
     }
     return hsum_f32(acc);

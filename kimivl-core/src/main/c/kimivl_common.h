@@ -76,6 +76,14 @@ AVX2 static inline __m256 tail_group(__m256i s, const uint8_t *p, int stride, in
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_maskload_ps(xd, live)), acc);
 }
 
+/* One Q8_0 block (32 int8 weights at qs) against 32 activation bytes: 8 int32 lanes of pair sums (AVX2). */
+AVX2 static inline __m256i q8_dot(const int8_t *qs, const int8_t *x) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i w = _mm256_loadu_si256((const __m256i *) qs), v = _mm256_loadu_si256((const __m256i *) x);
+    /* |w| (unsigned, ≤ 128) times x with w's sign: pair sums ≤ 2·128·127 = 32512, no saturation */
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(v, w)), ones);
+}
+
 /* ---- 32-value blocks of 4 and 5 bits (Q4_0, Q5_0, Q4_1, Q5_1) */
 
 /* The 32 bits of a little-endian word as 32 bytes, 0x10 where the bit is set (the 5th bit of Q5 values). */

@@ -177,13 +177,6 @@ AVX2 int32_t kv_matvec_q4_0(const uint8_t *w, int32_t r0, int32_t r1, int32_t co
 
 /* ---------------------------------------------------------------- Q8_0: 2-byte f16 d, 32 int8 (34 B) */
 
-AVX2 static inline __m256i q8_dot(const int8_t *qs, const int8_t *x) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256i w = _mm256_loadu_si256((const __m256i *) qs), v = _mm256_loadu_si256((const __m256i *) x);
-    /* |w| (unsigned, ≤ 128) times x with w's sign: pair sums ≤ 2·128·127 = 32512, no saturation */
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(v, w)), ones);
-}
-
 AVX2 static float q8_row(const uint8_t *w, int nb, const int8_t *xq, const float *xd) {
     __m256 acc = _mm256_setzero_ps();
     int b = 0;
