@@ -84,6 +84,16 @@ AVX2 static inline __m256i q8_dot(const int8_t *qs, const int8_t *x) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(v, w)), ones);
 }
 
+/* A Q8_0 row's last 1-7 blocks (from block b of nb, w the row), finished as a group of 8 padded with zeros
+ * (tail_group): the one tail of the AVX2 and AVX-512 Q8_0 rows, so that the two give the same bits. */
+AVX2 static inline __m256 q8_tail(const uint8_t *w, int b, int nb, const int8_t *xq, const float *xd, __m256 acc) {
+    const uint8_t *p = w + 34 * b;
+    const int8_t *x = xq + 32 * b;
+    __m256i z = _mm256_setzero_si256(), v[8];
+    for (int i = 0; i < 8; i++) v[i] = b + i < nb ? q8_dot((const int8_t *) p + 34 * i + 2, x + 32 * i) : z;
+    return tail_group(sum8x8(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]), p, 34, nb - b, xd + b, NULL, acc);
+}
+
 /* ---- 32-value blocks of 4 and 5 bits (Q4_0, Q5_0, Q4_1, Q5_1) */
 
 /* The 32 bits of a little-endian word as 32 bytes, 0x10 where the bit is set (the 5th bit of Q5 values). */

@@ -189,13 +189,7 @@ AVX2 static float q8_row(const uint8_t *w, int nb, const int8_t *xq, const float
         __m256 dd = _mm256_mul_ps(scales8(p, 34), _mm256_loadu_ps(xd + b));
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), dd, acc);
     }
-    if (b < nb) {                                      /* the last 1-7 blocks, as a group padded with zeros */
-        const uint8_t *p = w + 34 * b;
-        const int8_t *x = xq + 32 * b;
-        __m256i z = _mm256_setzero_si256(), v[8];
-        for (int i = 0; i < 8; i++) v[i] = b + i < nb ? q8_dot((const int8_t *) p + 34 * i + 2, x + 32 * i) : z;
-        acc = tail_group(sum8x8(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]), p, 34, nb - b, xd + b, NULL, acc);
-    }
+    if (b < nb) acc = q8_tail(w, b, nb, xq, xd, acc);   /* the last 1-7 blocks, as a group padded with zeros */
     return hsum_f32(acc);
 }
 
