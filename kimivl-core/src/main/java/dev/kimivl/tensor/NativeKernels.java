@@ -277,7 +277,7 @@ public final class NativeKernels {
                     throw new IllegalArgumentException("native matvec refused " + cols + " columns (at most " + MAX_COLS + ")");
                 }
             } else if (type == DType.Q8_0 && isa == Isa.AVX512) {
-                int rc = (int) Q8_0_512.invokeExact(w, r0, r1, cols, xq, xd, xs8, MemorySegment.ofArray(y), yo);
+                int alwaysZero = (int) Q8_0_512.invokeExact(w, r0, r1, cols, xq, xd, xs8, MemorySegment.ofArray(y), yo);  // no width limit of its own
             } else if (type == DType.Q8_0) {
                 Q8_0.invokeExact(w, r0, r1, cols, xq, xd, MemorySegment.ofArray(y), yo);
             } else if (otherFormatCode(type) >= 0) {
