@@ -12,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.zip.CRC32;
 import java.util.zip.CRC32C;
 
@@ -68,7 +69,7 @@ public final class RepackCache {
     }
 
     /** Whether this process has said that it is repacking (once: the first load of a model repacks thousands of matrices). */
-    private static final java.util.concurrent.atomic.AtomicBoolean ANNOUNCED = new java.util.concurrent.atomic.AtomicBoolean();
+    private static final AtomicBoolean ANNOUNCED = new AtomicBoolean();
 
     private static QuantMatrix repackNow(QuantMatrix plain, MemorySegment stored, Path file) {
         if (ANNOUNCED.compareAndSet(false, true)) {
