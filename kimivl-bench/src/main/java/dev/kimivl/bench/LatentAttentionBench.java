@@ -19,7 +19,8 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * The native weight-absorbed MLA attention kernel (one thread) on Kimi-VL-A3B's shape: {@link #rows} 576-wide query
- * rows (16 heads of one token, or of four prompt tokens) against {@link #positions} cached latents, f32 or f16 cache.
+ * rows (16 heads of one token, or of four prompt tokens) against {@link #positions} cached latents, f32, f16 or bf16
+ * cache (bf16: the vdpbf16ps kernel, on CPUs with AVX512-BF16 only, whatever {@link #isa} says).
  * Each call reads the next of 27 layers' caches, as a decoded token does, so the cache comes from memory. FLOPs per
  * call: 2·rows·positions·(576 + 512).
  *
@@ -42,7 +43,7 @@ public class LatentAttentionBench {
     @Param({"4096", "512"})
     public int positions;
 
-    @Param({"f32", "f16"})
+    @Param({"f32", "f16", "bf16"})
     public String cache;
 
     /** The kernels' instruction set (NativeKernels.Isa: avx2, avx512; both give the same results). */
@@ -75,7 +76,9 @@ public class LatentAttentionBench {
                 lat32[k] = f;
             } else {
                 short[] h = new short[f.length];
-                for (int i = 0; i < f.length; i++) h[i] = Float.floatToFloat16(f[i]);
+                for (int i = 0; i < f.length; i++) {
+                    h[i] = cache.equals("bf16") ? (short) ((Float.floatToRawIntBits(f[i]) + 0x8000) >>> 16) : Float.floatToFloat16(f[i]);
+                }
                 lat16[k] = h;
             }
         }
@@ -89,10 +92,12 @@ public class LatentAttentionBench {
         Arrays.fill(m, Float.NEGATIVE_INFINITY);
         Arrays.fill(l, 0f);
         Arrays.fill(o, 0f);
-        boolean ok = cache.equals("f32")
-                ? NativeKernels.latentAttention(q, 0, lat32[k], W, R, rows, 0, positions, 0.07f, m, l, o, form)
-                : NativeKernels.latentAttentionF16(q, 0, lat16[k], W, R, rows, 0, positions, 0.07f, m, l, o, form);
-        if (!ok) throw new IllegalStateException("the kernel declined the shape");
+        boolean ok = switch (cache) {
+            case "f32" -> NativeKernels.latentAttention(q, 0, lat32[k], W, R, rows, 0, positions, 0.07f, m, l, o, form);
+            case "bf16" -> NativeKernels.latentAttentionBf16(q, 0, lat16[k], W, R, rows, 0, positions, 0.07f, m, l, o);
+            default -> NativeKernels.latentAttentionF16(q, 0, lat16[k], W, R, rows, 0, positions, 0.07f, m, l, o, form);
+        };
+        if (!ok) throw new IllegalStateException("the kernel declined the shape (bf16: needs AVX512-BF16)");
         return o[0] + l[0];
     }
 }

@@ -40,7 +40,8 @@ class DefaultKernelsModelTest {
             try (GgufModel g = GgufModel.open(files)) {
                 LanguageModel fast = LanguageModel.load(g, g.config().text(), g.config().textPrefix());
                 LanguageModel exact = LanguageModel.load(TestData.decoded(g), g.config().text(), g.config().textPrefix());
-                assertEquals(KvCache.Precision.F16, fast.newCache(8).precision(), "quantized weights default to an f16 cache");
+                assertEquals(fast.kernels().fastBf16Attention() ? KvCache.Precision.BF16 : KvCache.Precision.F16, fast.newCache(8).precision(),
+                        "quantized weights default to a 16-bit cache: bf16 where attention runs in vdpbf16ps");
                 Map<String, float[]> a = run(fast, prompt, 77), b = run(exact, prompt, 77);
                 for (String stage : a.keySet()) {
                     double rel = relative(a.get(stage), b.get(stage));

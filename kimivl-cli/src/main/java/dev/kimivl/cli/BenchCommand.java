@@ -78,7 +78,7 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--exact-matvec", description = "Use the exact float-activation Q8_0/Q4_0 matvec kernels instead of the integer ones (the CLI's default rounds activations to int8 blocks, as llama.cpp does).")
     boolean exactMatvec;
 
-    @Option(names = "--kv-cache", paramLabel = "f16|f32", description = "How the KV cache stores the latents (default f16 for these quantized weights, as llama.cpp).")
+    @Option(names = "--kv-cache", paramLabel = "f16|bf16|f32", description = "How the KV cache stores the latents (default for these quantized weights: bf16 on CPUs with AVX512-BF16, where attention runs in vdpbf16ps, else f16 as llama.cpp).")
     String kvCache;
 
     @Option(names = "--llama-bench", paramLabel = "PATH", description = "A llama-bench binary (llama.cpp's or ik_llama.cpp's) to run on the same text GGUF in the same run, alternating with kimivl: prefill, decode and decode after --context (llama.cpp -d, ik_llama.cpp -gp), -o json, kimivl's thread count; the report gives kimivl / theirs per figure. Repeatable.")

@@ -21,9 +21,10 @@ final class ModelOption {
     @Option(names = "--mmproj", paramLabel = "FILE", description = "With a GGUF --model: the vision tower + projector GGUF (projector type kimivl).")
     Path mmproj;
 
-    @Option(names = "--kv-cache", paramLabel = "f16|f32",
+    @Option(names = "--kv-cache", paramLabel = "f16|bf16|f32",
             description = "How the KV cache stores each position's latent: f16 (half the memory and faster long-context decode, "
-                    + "as llama.cpp) or f32. Default: f16 for quantized weights, f32 for float ones (the reference's numerics).")
+                    + "as llama.cpp), bf16 (the same memory; the model's own format, and attention in vdpbf16ps on CPUs with "
+                    + "AVX512-BF16) or f32. Default for quantized weights: bf16 on such CPUs, else f16; f32 for float ones (the reference's numerics).")
     String kvCache;
 
     /** Opens the model (the caller closes it). */

@@ -7,32 +7,36 @@ import java.util.Locale;
  * The MLA cache: per layer and position only the 576-float latent (kv_lora_rank normalised ĉ followed by the
  * rope key k_pe after RoPE), shared by all heads (spec §6.8). Grows on demand up to {@code maxTokens}.
  *
- * <p>Stored as f32 or as f16 ({@link Precision}): f16 halves the cache (a 128K context of Kimi-VL-A3B takes 4.1 GB
- * instead of 8.2) and the bytes a decoded token streams through attention, as llama.cpp's default f16 KV cache does.
- * Its rounding (relative 2⁻¹¹) is finer than the bf16 the published model runs in, but it is not the f32 oracle's:
- * see {@link Precision#choose}.
+ * <p>Stored as f32, f16 or bf16 ({@link Precision}): the 16-bit forms halve the cache (a 128K context of Kimi-VL-A3B
+ * takes 4.1 GB instead of 8.2) and the bytes a decoded token streams through attention, as llama.cpp's default f16 KV
+ * cache does. f16's rounding (relative 2⁻¹¹) is finer than the bf16 the published model runs in; bf16 (relative 2⁻⁸,
+ * f32's range) is the model's own format and, on CPUs with AVX512-BF16, attention over it runs in vdpbf16ps at about
+ * twice the f16 kernel's speed. Neither is the f32 oracle's: see {@link Precision#choose}.
  */
 public final class KvCache {
     /** How the latents are stored. */
     public enum Precision {
-        F32, F16;
+        F32, F16, BF16;
 
-        /** "f16" or "f32" (any case). */
+        /** "f16", "bf16" or "f32" (any case). */
         public static Precision parse(String s) {
             return switch (s.toLowerCase(Locale.ROOT)) {
                 case "f16" -> F16;
+                case "bf16" -> BF16;
                 case "f32" -> F32;
-                default -> throw new IllegalArgumentException("KV cache type must be f16 or f32, not '" + s + "'");
+                default -> throw new IllegalArgumentException("KV cache type must be f16, bf16 or f32, not '" + s + "'");
             };
         }
 
         /**
-         * The cache for a model: {@code setting} is f16, f32 or auto. Auto follows the weights: f16 for quantized
-         * ones (llama.cpp's default, whose numerics users of quantized files get anyway), f32 for float ones (the
-         * reference's numerics: on the golden models an f16 cache moves the logits by ~1e-3 of their range).
+         * The cache for a model: {@code setting} is f16, bf16, f32 or auto. Auto follows the weights and the kernels:
+         * for quantized weights a 16-bit cache (their users get approximate numerics anyway, as llama.cpp's f16
+         * default gives them), bf16 where attention over it runs in vdpbf16ps ({@code fastBf16}: 1.4× the decode speed
+         * at 8K positions) and f16 elsewhere; f32 for float weights (the reference's numerics: on the golden models an
+         * f16 cache moves the logits by ~1e-3 of their range, bf16 by ~8e-3).
          */
-        public static Precision choose(String setting, boolean quantizedWeights) {
-            if (setting.equalsIgnoreCase("auto")) return quantizedWeights ? F16 : F32;
+        public static Precision choose(String setting, boolean quantizedWeights, boolean fastBf16) {
+            if (setting.equalsIgnoreCase("auto")) return !quantizedWeights ? F32 : fastBf16 ? BF16 : F16;
             return parse(setting);
         }
     }
@@ -40,7 +44,7 @@ public final class KvCache {
     private final int layers, width, kvLoraRank, maxTokens;
     private final Precision precision;
     private final float[][] data;   // F32: [layer][pos·width + i]
-    private final short[][] half;   // F16: the same layout, IEEE half bits
+    private final short[][] half;   // F16 and BF16: the same layout, IEEE half bits or bf16 bits (the top half of an f32)
     private int length;             // positions filled in every layer
 
     public KvCache(int layers, int kvLoraRank, int ropeDim, int maxTokens, Precision precision) {
@@ -154,7 +158,7 @@ public final class KvCache {
         return data[l];
     }
 
-    /** F16 caches: layer l's latent rows as IEEE half bits, in place. */
+    /** F16 and BF16 caches: layer l's latent rows as 16-bit values (IEEE half or bf16 bits), in place. */
     short[] half(int l) {
         if (half == null) throw new IllegalStateException("an f32 cache has no half rows; use layer(l)");
         return half[l];
@@ -170,17 +174,29 @@ public final class KvCache {
         for (int j = j0; j < j1; j++) {
             int src = j * width + c0, d = (j - j0) * n;
             if (data != null) System.arraycopy(data[l], src, dst, d, n);
+            else if (precision == Precision.BF16) for (int i = 0; i < n; i++) dst[d + i] = Float.intBitsToFloat(half[l][src + i] << 16);
             else for (int i = 0; i < n; i++) dst[d + i] = Float.float16ToFloat(half[l][src + i]);
         }
         return dst;
     }
 
-    /** Stores row[off .. off + width) as position pos of layer l (rounded to f16 for F16 caches). */
+    /** Stores row[off .. off + width) as position pos of layer l (rounded to nearest, even on ties, for the 16-bit caches). */
     void write(int l, int pos, float[] row, int off) {
         ensure(l, pos + 1);
         int dst = pos * width;
         if (data != null) {
             System.arraycopy(row, off, data[l], dst, width);
+        } else if (precision == Precision.BF16) {
+            short[] h = half[l];
+            for (int i = 0; i < width; i++) {
+                float v = row[off + i];
+                short b = toBf16(v);
+                if (!Float.isFinite(v) || !Float.isFinite(Float.intBitsToFloat(b << 16))) {
+                    throw new IllegalStateException("KV cache: latent value " + v + " (layer " + l + ", position " + pos + ", column " + i
+                            + ") does not fit a bf16 cache (finite, |x| < 3.39e38)");
+                }
+                h[dst + i] = b;
+            }
         } else {
             short[] h = half[l];
             for (int i = 0; i < width; i++) {
@@ -192,6 +208,12 @@ public final class KvCache {
                 h[dst + i] = Float.floatToFloat16(v);
             }
         }
+    }
+
+    /** v rounded to bf16 (nearest, ties to even): the top 16 bits of the f32 after adding half an ulp of bf16. */
+    static short toBf16(float v) {
+        int bits = Float.floatToRawIntBits(v);
+        return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
     }
 
     /** The largest finite f16 value: latents beyond it (or NaN) would poison attention, so writing one is an error. */

@@ -31,7 +31,7 @@ public final class LanguageModel {
         this.finalNorm = finalNorm;
         this.layers = layers;
         this.kernels = kernels;
-        this.kvPrecision = KvCache.Precision.choose(kernels.settings().kvCache(), lmHead.dtype().isQuantized());
+        this.kvPrecision = KvCache.Precision.choose(kernels.settings().kvCache(), lmHead.dtype().isQuantized(), kernels.fastBf16Attention());
     }
 
     /** Binds the weights (mapped, not copied; only norm vectors and routing biases are read onto the heap). */
@@ -132,8 +132,8 @@ public final class LanguageModel {
     }
 
     /**
-     * How {@link #newCache(int)} stores the latents: {@code -Dkimivl.kvCache=f16|f32|auto}, by default auto (f16 for
-     * quantized weights, f32 for float ones; {@link KvCache.Precision#choose}).
+     * How {@link #newCache(int)} stores the latents: {@code -Dkimivl.kvCache=f16|bf16|f32|auto}, by default auto (for
+     * quantized weights bf16 where the kernels run it in vdpbf16ps, else f16; f32 for float ones; {@link KvCache.Precision#choose}).
      */
     public KvCache.Precision kvCachePrecision() { return kvPrecision; }
 

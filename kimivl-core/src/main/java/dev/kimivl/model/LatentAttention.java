@@ -43,10 +43,13 @@ final class LatentAttention {
         accumulate(k, q, lat, W, R, j0, j1, scale, st, 0);
     }
 
-    /** As below over layer {@code layer} of the cache, f32 or f16. */
+    /** As below over layer {@code layer} of the cache, f32, f16 or bf16. */
     static void accumulate(Kernels k, float[] q, KvCache cache, int layer, int W, int R, int j0, int j1, float scale, State st, int qBase) {
-        if (cache.precision() == KvCache.Precision.F32) accumulate(k, q, cache.layer(layer), W, R, j0, j1, scale, st, qBase);
-        else accumulate(k, q, cache.half(layer), W, R, j0, j1, scale, st, qBase);
+        switch (cache.precision()) {
+            case F32 -> accumulate(k, q, cache.layer(layer), W, R, j0, j1, scale, st, qBase);
+            case F16 -> accumulate(k, q, cache.half(layer), W, R, j0, j1, scale, st, qBase);
+            case BF16 -> k.latentAttentionBf16(q, qBase + st.h0 * W, cache.half(layer), W, R, st.heads, j0, j1, scale, st.m, st.l, st.o);
+        }
     }
 
     /**

@@ -85,7 +85,12 @@ record JavaKernels(KernelSettings settings) implements Kernels {
 
     @Override
     public void latentAttentionF16(float[] q, int qo, short[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o) {
-        LatentAttentionKernels.accumulate(q, qo, lat, W, R, heads, j0, j1, scale, m, l, o);
+        LatentAttentionKernels.accumulate(q, qo, lat, false, W, R, heads, j0, j1, scale, m, l, o);
+    }
+
+    @Override
+    public void latentAttentionBf16(float[] q, int qo, short[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o) {
+        LatentAttentionKernels.accumulate(q, qo, lat, true, W, R, heads, j0, j1, scale, m, l, o);
     }
 
     @Override public boolean hasCausalAttention(int qk, int v) { return false; }

@@ -33,7 +33,7 @@ import java.util.function.UnaryOperator;
  * @param mlaPromptForm    kimivl.mla.promptForm: which MLA prompt form prefill takes
  * @param prefillChunk     kimivl.prefillChunk: prompt tokens per forward pass
  * @param mlaKeyBlock      kimivl.mla.keyBlock: cached positions decompressed at a time by the decompressed prompt form
- * @param kvCache          kimivl.kvCache: KV cache precision, auto, f16 or f32 (lower case)
+ * @param kvCache          kimivl.kvCache: KV cache precision, auto, f16, bf16 or f32 (lower case)
  * @param vitKc            kimivl.vit.kc: MoonViT GEMM columns per k-block
  * @param vitMc            kimivl.vit.mc: MoonViT GEMM rows per block (rounded down to a multiple of 6)
  * @param vitNc            kimivl.vit.nc: MoonViT GEMM output columns per work item (about)
@@ -72,8 +72,8 @@ public record KernelSettings(
         java.util.Objects.requireNonNull(mlaPromptForm, "kimivl.mla.promptForm");
         check("kimivl.prefillChunk", prefillChunk, 1, Integer.MAX_VALUE);
         check("kimivl.mla.keyBlock", mlaKeyBlock, 1, Integer.MAX_VALUE);
-        if (!kvCache.equals("auto") && !kvCache.equals("f16") && !kvCache.equals("f32")) {
-            throw bad("kimivl.kvCache", kvCache, "auto, f16 or f32");
+        if (!kvCache.equals("auto") && !kvCache.equals("f16") && !kvCache.equals("bf16") && !kvCache.equals("f32")) {
+            throw bad("kimivl.kvCache", kvCache, "auto, f16, bf16 or f32");
         }
         check("kimivl.vit.kc", vitKc, 16, 65536);
         check("kimivl.vit.mc", vitMc, 6, 65536);

@@ -104,6 +104,15 @@ public sealed interface Kernels permits JavaKernels, NativeFirstKernels {
     /** As {@link #latentAttention} over an f16 cache (IEEE half bits). */
     void latentAttentionF16(float[] q, int qo, short[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o);
 
+    /**
+     * As {@link #latentAttention} over a bf16 cache (the top 16 bits of each f32). The native kernel (AVX512-BF16)
+     * rounds the queries and the softmax weights to bf16 for its products; the others widen the cache and compute in f32.
+     */
+    void latentAttentionBf16(float[] q, int qo, short[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o);
+
+    /** True when {@link #latentAttentionBf16} runs natively in vdpbf16ps here (the AVX-512 forms on a CPU with AVX512-BF16). */
+    default boolean fastBf16Attention() { return false; }
+
     /** True when {@link #causalAttention} takes heads of query/key width {@code qk} and value width {@code v}. */
     boolean hasCausalAttention(int qk, int v);
 

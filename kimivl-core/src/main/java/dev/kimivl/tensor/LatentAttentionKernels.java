@@ -25,12 +25,19 @@ final class LatentAttentionKernels {
 
     private LatentAttentionKernels() {}
 
-    /** As {@link #accumulate(float[], int, float[], int, int, int, int, int, float, float[], float[], float[])} over f16 latents, widened HALF_CHUNK positions at a time. */
-    static void accumulate(float[] q, int qo, short[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o) {
+    /**
+     * As {@link #accumulate(float[], int, float[], int, int, int, int, int, float, float[], float[], float[])} over 16-bit
+     * latents (IEEE half bits, or bf16 bits when {@code bf16}), widened HALF_CHUNK positions at a time. Over bf16 the
+     * products are f32 ones of the widened values: the native kernel rounds the queries and weights to bf16 as well,
+     * so the two differ by that rounding (LatentAttentionTest bounds it).
+     */
+    static void accumulate(float[] q, int qo, short[] lat, boolean bf16, int W, int R, int heads, int j0, int j1, float scale,
+                           float[] m, float[] l, float[] o) {
         float[] chunk = new float[Math.min(HALF_CHUNK, Math.max(0, j1 - j0)) * W];
         for (int c0 = j0; c0 < j1; c0 += HALF_CHUNK) {
             int n = Math.min(HALF_CHUNK, j1 - c0);
-            for (int i = 0, src = c0 * W; i < n * W; i++) chunk[i] = Float.float16ToFloat(lat[src + i]);
+            if (bf16) for (int i = 0, src = c0 * W; i < n * W; i++) chunk[i] = Float.intBitsToFloat(lat[src + i] << 16);
+            else for (int i = 0, src = c0 * W; i < n * W; i++) chunk[i] = Float.float16ToFloat(lat[src + i]);
             accumulate(q, qo, chunk, W, R, heads, 0, n, scale, m, l, o);
         }
     }

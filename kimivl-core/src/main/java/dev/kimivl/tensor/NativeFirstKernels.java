@@ -177,7 +177,17 @@ record NativeFirstKernels(KernelSettings settings, NativeKernels.Isa isa) implem
     @Override
     public void latentAttentionF16(float[] q, int qo, short[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o) {
         if (!NativeKernels.latentAttentionF16(q, qo, lat, W, R, heads, j0, j1, scale, m, l, o, isa)) {
-            LatentAttentionKernels.accumulate(q, qo, lat, W, R, heads, j0, j1, scale, m, l, o);
+            LatentAttentionKernels.accumulate(q, qo, lat, false, W, R, heads, j0, j1, scale, m, l, o);
+        }
+    }
+
+    @Override public boolean fastBf16Attention() { return isa == NativeKernels.Isa.AVX512 && NativeKernels.BF16; }
+
+    /** Native only in the AVX-512 form on CPUs with AVX512-BF16 ({@link NativeKernels#BF16}); elsewhere the Java kernel. */
+    @Override
+    public void latentAttentionBf16(float[] q, int qo, short[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o) {
+        if (!fastBf16Attention() || !NativeKernels.latentAttentionBf16(q, qo, lat, W, R, heads, j0, j1, scale, m, l, o)) {
+            LatentAttentionKernels.accumulate(q, qo, lat, true, W, R, heads, j0, j1, scale, m, l, o);
         }
     }
 

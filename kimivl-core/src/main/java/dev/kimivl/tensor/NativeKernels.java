@@ -32,7 +32,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * each call to milliseconds of work (a range of rows, a range of positions); a GC then waits at most that long.
  */
 public final class NativeKernels {
-    private static final int ABI_VERSION = 17;
+    private static final int ABI_VERSION = 18;
     /** Widest row the native kernels take (their per-call buffers live on the C stack). */
     public static final int MAX_COLS = 32768;
     private static final String RESOURCE = "/dev/kimivl/native/linux-x86_64/libkimivl.so";
@@ -47,6 +47,12 @@ public final class NativeKernels {
      * instructions per weight of the vpmaddubsw form; the results are the same bit for bit, NativeKernelsTest).
      */
     public static final boolean VNNI;
+
+    /**
+     * True when the CPU has AVX512-BF16 as well as the AVX-512 forms (kv_cpu_bf16: Zen 4 and 5, Sapphire Rapids), so
+     * latent attention over a bf16 cache runs in vdpbf16ps ({@link #latentAttentionBf16}).
+     */
+    public static final boolean BF16;
 
     /**
      * The instruction sets the native kernels come in. Each form gives the others' results bit for bit (the integer block
@@ -98,13 +104,13 @@ public final class NativeKernels {
     public static final Isa BEST;
 
     private static final MethodHandle Q4_0, Q4_0_512, Q8_0, Q8_0_512, GEMM_Q4_0, GEMM_Q8_0, GEMM_Q8_0_VNNI, GEMM_Q4_0_512, GEMM_Q5_0_512, GEMM_Q8_0_512, GEMM_Q4_K_512, SGEMM, PACK, LATENT, LATENT_F16,
-            MHA, STREAM, KQ, GEMM_KQ, KQ_512, GEMM_KQ_512, LATENT_512, LATENT_F16_512, MHA_512, R4_PACK, GEMM_Q4_K_R4_512;
+            MHA, STREAM, KQ, GEMM_KQ, KQ_512, GEMM_KQ_512, LATENT_512, LATENT_F16_512, LATENT_BF16_512, MHA_512, R4_PACK, GEMM_Q4_K_R4_512;
 
     static {
         MethodHandle q4 = null, q4w = null, q8 = null, q8w = null, g4 = null, g8 = null, g8v = null, g4w = null, g5w = null, g8w = null, g4kw = null, sg = null, pack = null, latent = null, latentF16 = null, mha = null, stream = null,
-                kq = null, gkq = null, kqw = null, gkqw = null, latentW = null, latentF16W = null, mhaW = null, r4pack = null, g4kr4 = null;
+                kq = null, gkq = null, kqw = null, gkqw = null, latentW = null, latentF16W = null, latentBf16W = null, mhaW = null, r4pack = null, g4kr4 = null;
         String status;
-        boolean ok = false, vnni = false, avx512 = false;
+        boolean ok = false, vnni = false, avx512 = false, bf16 = false;
         if (!KernelSettings.SYSTEM.nativeKernels()) {
             status = "Java Vector API kernels (native kernels turned off by -Dkimivl.native=false)";
         } else {
@@ -167,6 +173,8 @@ public final class NativeKernels {
                     if (avx512) {
                         latentW = linker.downcallHandle(lib.findOrThrow("kv_latent_attention_512"), latentD, critical);
                         latentF16W = linker.downcallHandle(lib.findOrThrow("kv_latent_attention_f16_512"), latentD, critical);
+                        bf16 = (int) linker.downcallHandle(lib.findOrThrow("kv_cpu_bf16"), FunctionDescriptor.of(JAVA_INT)).invokeExact() == 1;
+                        if (bf16) latentBf16W = linker.downcallHandle(lib.findOrThrow("kv_latent_attention_bf16_512"), latentD, critical);
                         mhaW = linker.downcallHandle(lib.findOrThrow("kv_mha_causal_512"), mhaD, critical);
                     }
                     stream = linker.downcallHandle(lib.findOrThrow("kv_stream_read"), FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_LONG), critical);
@@ -175,8 +183,8 @@ public final class NativeKernels {
                     gkq = linker.downcallHandle(lib.findOrThrow("kv_gemm_kq"), FunctionDescriptor.of(JAVA_INT,
                             JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT), critical);
                     ok = true;
-                    status = "native kernels (libkimivl.so; forms this CPU has: avx2" + (vnni ? ", avx-vnni" : "") + (avx512 ? ", avx512" : "")
-                            + "): Q4_0/Q8_0/Q4_K/Q5_K/Q6_K/Q4_1/Q5_0/Q5_1 matvec and prefill GEMM, float GEMM tiles, latent attention (f32/f16 cache), causal prompt attention";
+                    status = "native kernels (libkimivl.so; forms this CPU has: avx2" + (vnni ? ", avx-vnni" : "") + (avx512 ? ", avx512" : "") + (bf16 ? ", avx512-bf16" : "")
+                            + "): Q4_0/Q8_0/Q4_K/Q5_K/Q6_K/Q4_1/Q5_0/Q5_1 matvec and prefill GEMM, float GEMM tiles, latent attention (f32/f16/bf16 cache), causal prompt attention";
                 }
             } catch (Throwable t) {
                 status = "Java Vector API kernels (native kernels unavailable: " + t.getMessage() + ")";
@@ -196,6 +204,7 @@ public final class NativeKernels {
         SGEMM = sg;
         VNNI = vnni;
         AVX512_OK = avx512;
+        BF16 = bf16;
         BEST = avx512 ? Isa.AVX512 : vnni ? Isa.AVX_VNNI : Isa.AVX2;
         PACK = pack;
         LATENT = latent;
@@ -203,6 +212,7 @@ public final class NativeKernels {
         MHA = mha;
         LATENT_512 = latentW;
         LATENT_F16_512 = latentF16W;
+        LATENT_BF16_512 = latentBf16W;
         MHA_512 = mhaW;
         STREAM = stream;
         KQ = kq;
@@ -534,6 +544,18 @@ public final class NativeKernels {
                                              float[] m, float[] l, float[] o, Isa isa) {
         return latent(isa == Isa.AVX512 ? LATENT_F16_512 : LATENT_F16, q, qo, MemorySegment.ofArray(lat), lat.length, w, r, heads, j0, j1,
                 scale, m, l, o);
+    }
+
+    /**
+     * {@link #latentAttention} over a bf16 latent cache (the top 16 bits of each f32, same layout) in vdpbf16ps: the
+     * queries and the softmax weights rounded to bf16 for the products, so its results are close to, not equal to, the
+     * f32 kernel's over the widened cache. False (nothing done) where the CPU lacks AVX512-BF16 ({@link #BF16}) or the
+     * kernel declines the shape (heads % 4, width even and ≤ 576, R % 32 == 0).
+     */
+    public static boolean latentAttentionBf16(float[] q, int qo, short[] lat, int w, int r, int heads, int j0, int j1, float scale,
+                                              float[] m, float[] l, float[] o) {
+        if (!BF16 || r % 32 != 0 || w > 576) return false;
+        return latent(LATENT_BF16_512, q, qo, MemorySegment.ofArray(lat), lat.length, w, r, heads, j0, j1, scale, m, l, o);
     }
 
     /** One of the latent-attention entry points (a call takes microseconds to milliseconds: a non-constant handle is fine). */

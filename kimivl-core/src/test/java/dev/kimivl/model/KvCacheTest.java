@@ -4,16 +4,19 @@ import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-/** Storage of the latent cache: f32 and f16 rows, growth, the precision setting. */
+/** Storage of the latent cache: f32, f16 and bf16 rows, growth, the precision setting. */
 class KvCacheTest {
     @Test
     void autoFollowsTheWeights() {
-        assertEquals(KvCache.Precision.F16, KvCache.Precision.choose("auto", true));
-        assertEquals(KvCache.Precision.F32, KvCache.Precision.choose("AUTO", false));
-        assertEquals(KvCache.Precision.F32, KvCache.Precision.choose("f32", true));
-        assertEquals(KvCache.Precision.F16, KvCache.Precision.choose("F16", false));
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> KvCache.Precision.choose("bf16", true));
-        assertTrue(e.getMessage().contains("'bf16'"), e.getMessage());
+        assertEquals(KvCache.Precision.F16, KvCache.Precision.choose("auto", true, false));
+        assertEquals(KvCache.Precision.BF16, KvCache.Precision.choose("auto", true, true), "quantized weights on vdpbf16ps kernels");
+        assertEquals(KvCache.Precision.F32, KvCache.Precision.choose("AUTO", false, false));
+        assertEquals(KvCache.Precision.F32, KvCache.Precision.choose("auto", false, true), "float weights keep the reference's numerics");
+        assertEquals(KvCache.Precision.F32, KvCache.Precision.choose("f32", true, true));
+        assertEquals(KvCache.Precision.F16, KvCache.Precision.choose("F16", false, true));
+        assertEquals(KvCache.Precision.BF16, KvCache.Precision.choose("BF16", true, false));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> KvCache.Precision.choose("q8", true, true));
+        assertTrue(e.getMessage().contains("'q8'") && e.getMessage().contains("bf16"), e.getMessage());
     }
 
     /** A copy holds the same rows and grows and changes on its own. */
@@ -44,7 +47,7 @@ class KvCacheTest {
     }
 
     @Test
-    void rowsSurviveGrowthInBothPrecisions() {
+    void rowsSurviveGrowthInEveryPrecision() {
         int layers = 2, lora = 8, rope = 4, W = lora + rope, n = 300;            // grows past the initial 256 positions
         for (KvCache.Precision p : KvCache.Precision.values()) {
             KvCache c = new KvCache(layers, lora, rope, 1000, p);
@@ -62,7 +65,11 @@ class KvCacheTest {
                 for (int j = 0; j < n; j++) {
                     for (int i = 0; i < W; i++) {
                         float want = (float) Math.sin(j * 31 + i) * 100;
-                        float tol = p == KvCache.Precision.F32 ? 0f : Math.abs(want) * 0x1p-11f;   // f16: half an ulp
+                        float tol = switch (p) {                                 // half an ulp
+                            case F32 -> 0f;
+                            case F16 -> Math.abs(want) * 0x1p-11f;
+                            case BF16 -> Math.abs(want) * 0x1p-8f;
+                        };
                         assertEquals(want, f[j * W + i], tol, p + " layer " + l + " position " + j + " column " + i);
                     }
                 }
@@ -84,6 +91,25 @@ class KvCacheTest {
         row[5] = Float.NaN;
         assertThrows(IllegalStateException.class, () -> c.write(0, 1, row, 0));
         new KvCache(1, 8, 4, 16, KvCache.Precision.F32).write(0, 0, row, 0);      // f32 stores whatever it is given
+    }
+
+    /** bf16 rounds to nearest with ties to even, as vcvtneps2bf16 does, and refuses what is not finite. */
+    @Test
+    void bf16RoundsToNearestEvenAndRefusesInfinities() {
+        assertEquals((short) 0x3F80, KvCache.toBf16(1f));
+        assertEquals((short) 0x3F80, KvCache.toBf16(Float.intBitsToFloat(0x3F808000)), "a tie goes to the even 0x3F80");
+        assertEquals((short) 0x3F82, KvCache.toBf16(Float.intBitsToFloat(0x3F818000)), "a tie goes to the even 0x3F82");
+        assertEquals((short) 0x3F81, KvCache.toBf16(Float.intBitsToFloat(0x3F808001)), "above the tie rounds up");
+        assertEquals((short) 0xBF80, KvCache.toBf16(-1f));
+        KvCache c = new KvCache(1, 8, 4, 16, KvCache.Precision.BF16);
+        float[] row = new float[12];
+        row[2] = 1e38f;
+        c.write(0, 0, row, 0);                                                   // f32's range fits
+        row[4] = Float.MAX_VALUE;                                                // rounds up to infinity in bf16
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> c.write(0, 1, row, 0));
+        assertTrue(e.getMessage().contains("column 4") && e.getMessage().contains("bf16"), e.getMessage());
+        row[4] = Float.NaN;
+        assertThrows(IllegalStateException.class, () -> c.write(0, 1, row, 0));
     }
 
     /** reserve makes room in every layer at once, never shrinks, stops at maxTokens and keeps the contents. */

@@ -157,6 +157,65 @@ class LatentAttentionTest {
         }
     }
 
+    /**
+     * Over a bf16 cache the native kernel (vdpbf16ps, where the CPU has AVX512-BF16) rounds the queries and the softmax
+     * weights to bf16, the Java one does not: both are held to a plain double softmax over the widened latents, within
+     * what that rounding moves (relative 2⁻⁹ per query value and weight), on Kimi-VL-A3B's shape, a width with a tail
+     * of 8 columns past the last 32 (W 40), odd and even range ends, and a value width the native kernel declines (R 16).
+     */
+    @Test
+    void bf16CacheMatchesPlainSoftmax() {
+        Random rnd = new Random(57);
+        int[][] shapes = {{16, 512, 64, 0, 200}, {16, 512, 64, 37, 38}, {4, 32, 8, 5, 70}, {8, 16, 16, 0, 33}, {4, 64, 16, 3, 601}};
+        for (int[] sh : shapes) {
+            int H = sh[0], R = sh[1], W = R + sh[2], j0 = sh[3], j1 = sh[4];
+            float[] q = new float[H * W], lat = new float[j1 * W];
+            short[] bf = new short[lat.length];
+            for (int i = 0; i < q.length; i++) q[i] = (float) rnd.nextGaussian();
+            for (int i = 0; i < lat.length; i++) {
+                bf[i] = KvCache.toBf16((float) rnd.nextGaussian());
+                lat[i] = Float.intBitsToFloat(bf[i] << 16);                       // what the kernels see
+            }
+            float scale = (float) (1 / Math.sqrt(W));
+            boolean declined = R % 32 != 0;
+            if (NativeKernels.BF16) {
+                float[] m = new float[H], l = new float[H], o = new float[H * R];
+                assertEquals(!declined, NativeKernels.latentAttentionBf16(q, 0, bf, W, R, H, j0, j1, scale, m, l, o), "native takes R " + R);
+            }
+            for (boolean nativeKernel : new boolean[]{true, false}) {
+                Kernels k = nativeKernel ? Kernels.nativeKernels() : Kernels.java();
+                int mid = (j0 + j1) / 2;
+                LatentAttention.State a = new LatentAttention.State(0, H, R), b = new LatentAttention.State(0, H, R);
+                k.latentAttentionBf16(q, 0, bf, W, R, H, j0, mid, scale, a.m, a.l, a.o);
+                k.latentAttentionBf16(q, 0, bf, W, R, H, mid, j1, scale, b.m, b.l, b.o);
+                float[] out = new float[H * R];
+                LatentAttention.State[] parts = mid > j0 ? new LatentAttention.State[]{a, b} : new LatentAttention.State[]{b};
+                for (int h = 0; h < H; h++) LatentAttention.finish(parts, h, out, h * R);
+                double worst = 0;
+                for (int h = 0; h < H; h++) {
+                    double[] p = new double[j1];
+                    double mx = Double.NEGATIVE_INFINITY, sum = 0;
+                    for (int j = j0; j < j1; j++) {
+                        double d = 0;
+                        for (int c = 0; c < W; c++) d += (double) q[h * W + c] * lat[j * W + c];
+                        mx = Math.max(mx, p[j] = d * scale);
+                    }
+                    for (int j = j0; j < j1; j++) sum += p[j] = Math.exp(p[j] - mx);
+                    for (int d = 0; d < R; d++) {
+                        double ref = 0;
+                        for (int j = j0; j < j1; j++) ref += p[j] / sum * lat[j * W + d];
+                        worst = Math.max(worst, Math.abs(ref - out[h * R + d]));
+                    }
+                }
+                // the Java kernel computes in f32 over the same values; the native one's bf16 queries and weights
+                // move an output by ~1e-3 here (values ~N(0, 1)), a wrong column order or pairing by ~1
+                boolean bf16Products = nativeKernel && NativeKernels.AVAILABLE && NativeKernels.BF16 && !declined;
+                double tol = bf16Products ? 1e-2 : 2e-4;
+                assertTrue(worst <= tol, (nativeKernel ? "native" : "Java") + " kernels over bf16, " + H + " heads, W " + W + ", R " + R + ", [" + j0 + ", " + j1 + "): max error " + worst);
+            }
+        }
+    }
+
     /** An online-softmax state (m, l, o) as one array, to compare two kernels' states value by value. */
     private static float[] state(float[] m, float[] l, float[] o) {
         float[] all = new float[m.length + l.length + o.length];

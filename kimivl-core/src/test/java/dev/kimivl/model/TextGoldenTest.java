@@ -25,6 +25,8 @@ class TextGoldenTest {
      * on the GGUF golden (|logits| ≤ 14: ~1e-3 of the range); a wrong conversion or layout moves them by whole units.
      */
     static final double F16_CACHE_LOGITS_ATOL = 3e-2;
+    /** bf16 cache: 2⁻⁸ relative rounding moves this model's logits by 0.076 at most (f16: 0.0093), 8× as 3 mantissa bits should. */
+    static final double BF16_CACHE_LOGITS_ATOL = 0.2;
 
     static Golden golden;
     static SafetensorsCheckpoint ckpt;
@@ -117,23 +119,27 @@ class TextGoldenTest {
     }
 
     /**
-     * The f16 KV cache (the default outside the golden tests, which pin f32): prefill logits stay close to the oracle
-     * and prefill + decode give its greedy tokens (f32 cache: max |Δlogit| ~2e-5; see F16_CACHE_LOGITS_ATOL).
+     * The 16-bit KV caches (f16, the default outside the golden tests, which pin f32; and bf16, with its own tolerance:
+     * 3 fewer mantissa bits, and its native kernel rounds the queries and weights to bf16 too): prefill logits stay close
+     * to the oracle and prefill + decode give its greedy tokens (f32 cache: max |Δlogit| ~2e-5).
      */
     @Test
-    void f16KvCacheKeepsTheOracleLogitsAndTokens() {
+    void sixteenBitKvCachesKeepTheOracleLogitsAndTokens() {
         int[] prompt = golden.inputIds();
         int[] want = golden.ints(golden.expected.get("greedy_new_tokens"));
-        KvCache cache = lm.newCache(64, KvCache.Precision.F16);
-        float[] h = lm.forward(lm.embed(prompt), prompt.length, cache, StageSink.NONE, null);
-        double d = Golden.assertClose("logits with an f16 KV cache", golden.floats("logits"), lm.allLogits(h, prompt.length), F16_CACHE_LOGITS_ATOL);
-        System.out.printf("a_text_only, f16 KV cache: max |Δlogit| %.2e%n", d);
-        int[] cached = new int[want.length];
-        cached[0] = argmax(lm.logits(h, prompt.length - 1));
-        for (int i = 1; i < want.length; i++) {
-            cached[i] = argmax(lm.logits(lm.forward(lm.embed(new int[]{cached[i - 1]}), 1, cache, StageSink.NONE, null), 0));
+        for (KvCache.Precision p : new KvCache.Precision[]{KvCache.Precision.F16, KvCache.Precision.BF16}) {
+            KvCache cache = lm.newCache(64, p);
+            float[] h = lm.forward(lm.embed(prompt), prompt.length, cache, StageSink.NONE, null);
+            double atol = p == KvCache.Precision.F16 ? F16_CACHE_LOGITS_ATOL : BF16_CACHE_LOGITS_ATOL;
+            double d = Golden.assertClose("logits with a " + p + " KV cache", golden.floats("logits"), lm.allLogits(h, prompt.length), atol);
+            System.out.printf("a_text_only, %s KV cache: max |Δlogit| %.2e%n", p, d);
+            int[] cached = new int[want.length];
+            cached[0] = argmax(lm.logits(h, prompt.length - 1));
+            for (int i = 1; i < want.length; i++) {
+                cached[i] = argmax(lm.logits(lm.forward(lm.embed(new int[]{cached[i - 1]}), 1, cache, StageSink.NONE, null), 0));
+            }
+            assertArrayEquals(want, cached, "KV-cache decode, " + p + " cache");
         }
-        assertArrayEquals(want, cached, "KV-cache decode, f16 cache");
     }
 
     /** Both prompt forms (decompressed through kv_b, weight-absorbed through the per-head split of kv_b) give the oracle's logits. */
