@@ -36,20 +36,10 @@ class LatentAttentionTest {
             float scale = (float) (1 / Math.sqrt(W)) * 3;
             float[] outNative = run(q, lat, f16 ? half : null, W, R, H, j0, j1, scale, true);
             float[] outJava = run(q, lat, f16 ? half : null, W, R, H, j0, j1, scale, false);
+            double[] want = plainSoftmax(q, lat, W, R, H, j0, j1, scale);
             for (int h = 0; h < H; h++) {
-                // plain softmax in double
-                double[] p = new double[j1];
-                double mx = Double.NEGATIVE_INFINITY, sum = 0;
-                for (int j = j0; j < j1; j++) {
-                    double d = 0;
-                    for (int k = 0; k < W; k++) d += (double) q[h * W + k] * lat[j * W + k];
-                    p[j] = d * scale;
-                    mx = Math.max(mx, p[j]);
-                }
-                for (int j = j0; j < j1; j++) sum += p[j] = Math.exp(p[j] - mx);
                 for (int d = 0; d < R; d++) {
-                    double ref = 0;
-                    for (int j = j0; j < j1; j++) ref += p[j] / sum * lat[j * W + d];
+                    double ref = want[h * R + d];
                     String what = (f16 ? "f16" : "f32") + " cache, " + H + " heads, W " + W + ", positions [" + j0 + ", " + j1 + "), head " + h + " col " + d;
                     assertEquals(ref, outJava[h * R + d], 2e-4, "Java " + what);
                     assertEquals(ref, outNative[h * R + d], 2e-4, "native " + what);
@@ -191,22 +181,9 @@ class LatentAttentionTest {
                 float[] out = new float[H * R];
                 LatentAttention.State[] parts = mid > j0 ? new LatentAttention.State[]{a, b} : new LatentAttention.State[]{b};
                 for (int h = 0; h < H; h++) LatentAttention.finish(parts, h, out, h * R);
+                double[] want = plainSoftmax(q, lat, W, R, H, j0, j1, scale);
                 double worst = 0;
-                for (int h = 0; h < H; h++) {
-                    double[] p = new double[j1];
-                    double mx = Double.NEGATIVE_INFINITY, sum = 0;
-                    for (int j = j0; j < j1; j++) {
-                        double d = 0;
-                        for (int c = 0; c < W; c++) d += (double) q[h * W + c] * lat[j * W + c];
-                        mx = Math.max(mx, p[j] = d * scale);
-                    }
-                    for (int j = j0; j < j1; j++) sum += p[j] = Math.exp(p[j] - mx);
-                    for (int d = 0; d < R; d++) {
-                        double ref = 0;
-                        for (int j = j0; j < j1; j++) ref += p[j] / sum * lat[j * W + d];
-                        worst = Math.max(worst, Math.abs(ref - out[h * R + d]));
-                    }
-                }
+                for (int i = 0; i < H * R; i++) worst = Math.max(worst, Math.abs(want[i] - out[i]));
                 // the Java kernel computes in f32 over the same values; the native one's bf16 queries and weights
                 // move an output by ~1e-3 here (values ~N(0, 1)), a wrong column order or pairing by ~1
                 boolean bf16Products = nativeKernel && NativeKernels.AVAILABLE && NativeKernels.BF16 && !declined;
@@ -214,6 +191,27 @@ class LatentAttentionTest {
                 assertTrue(worst <= tol, (nativeKernel ? "native" : "Java") + " kernels over bf16, " + H + " heads, W " + W + ", R " + R + ", [" + j0 + ", " + j1 + "): max error " + worst);
             }
         }
+    }
+
+    /** The heads' attention outputs [H·R] as a plain softmax in double over positions [j0, j1) (the reference). */
+    private static double[] plainSoftmax(float[] q, float[] lat, int W, int R, int H, int j0, int j1, float scale) {
+        double[] out = new double[H * R];
+        for (int h = 0; h < H; h++) {
+            double[] p = new double[j1];
+            double mx = Double.NEGATIVE_INFINITY, sum = 0;
+            for (int j = j0; j < j1; j++) {
+                double d = 0;
+                for (int c = 0; c < W; c++) d += (double) q[h * W + c] * lat[j * W + c];
+                mx = Math.max(mx, p[j] = d * scale);
+            }
+            for (int j = j0; j < j1; j++) sum += p[j] = Math.exp(p[j] - mx);
+            for (int d = 0; d < R; d++) {
+                double ref = 0;
+                for (int j = j0; j < j1; j++) ref += p[j] / sum * lat[j * W + d];
+                out[h * R + d] = ref;
+            }
+        }
+        return out;
     }
 
     /** An online-softmax state (m, l, o) as one array, to compare two kernels' states value by value. */
