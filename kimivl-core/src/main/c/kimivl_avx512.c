@@ -1383,3 +1383,135 @@ AVX512BF16 int32_t kv_latent_attention_bf16_512(const float *q, int32_t qo, cons
     unpack_order(o, H, R, 1);
     return 0;
 }
+
+/* ---------------------------------------------------------------- causal prompt attention over bf16 keys and values */
+
+/*
+ * The decompressed prompt form (kv_mha_causal) in vdpbf16ps, for a bf16 cache: a head's keys and values of one key
+ * block are packed once (kv_pack_kv_bf16) into the layouts the products want, then every block of prompt rows reads
+ * them. Keys in groups of 16 positions, the group's pair p (columns 2p, 2p + 1) as 16 dwords, one per position
+ * (KT: [n/16][D/2][16]), so a score tile's lanes are 16 positions and each step broadcasts a query's pair: no
+ * horizontal sums. Values as pairs of positions, column by column (VP: [n/2][R] dwords (v[2P][c], v[2P + 1][c])),
+ * so a value tile's lanes are 16 output columns in their own order. Queries and weights are rounded to bf16 for the
+ * products, as in kv_latent_attention_bf16_512; scores, softmax and accumulators stay f32.
+ */
+
+/* bf16 of x (round to nearest even; NaN stays NaN), as vcvtneps2bf16 rounds */
+static inline uint16_t bf16_of(float x) {
+    uint32_t b;
+    memcpy(&b, &x, 4);
+    if ((b & 0x7FFFFFFF) > 0x7F800000) return (uint16_t) ((b >> 16) | 0x40);
+    return (uint16_t) ((b + 0x7FFF + ((b >> 16) & 1)) >> 16);
+}
+
+/**
+ * Packs n keys k[j·ks ..] (D wide, D even) and values v[j·vs ..] (R wide) of one head as bf16: kt [⌈n/16⌉·16/16 groups]
+ * × [D/2] × 16 dwords (positions past n zero), vp [⌈n/2⌉] × [R] dwords (a missing odd partner zero). Returns 0.
+ */
+int32_t kv_pack_kv_bf16(const float *k, int32_t ks, int32_t D, const float *v, int32_t vs, int32_t R, int32_t n,
+                        uint32_t *kt, uint32_t *vp) {
+    int groups = (n + 15) / 16, pairs = D / 2;
+    for (int g = 0; g < groups; g++)
+        for (int p = 0; p < pairs; p++)
+            for (int i = 0; i < 16; i++) {
+                int j = 16 * g + i;
+                uint32_t w = 0;
+                if (j < n) w = (uint32_t) bf16_of(k[(int64_t) j * ks + 2 * p]) | (uint32_t) bf16_of(k[(int64_t) j * ks + 2 * p + 1]) << 16;
+                kt[((int64_t) g * pairs + p) * 16 + i] = w;
+            }
+    for (int P = 0; 2 * P < n; P++)
+        for (int c = 0; c < R; c++) {
+            uint32_t lo = bf16_of(v[(int64_t) (2 * P) * vs + c]);
+            uint32_t hi = 2 * P + 1 < n ? bf16_of(v[(int64_t) (2 * P + 1) * vs + c]) : 0;
+            vp[(int64_t) P * R + c] = lo | hi << 16;
+        }
+    return 0;
+}
+
+#define MB_JB 64   /* key positions per softmax block */
+
+/*
+ * Scores of NR rows (bf16 query pairs qp, 288 apart) against key groups G and G + 1 (two: G + 1 exists) of kt:
+ * s[i·MB_JB + 0..16) for group G and s[i·MB_JB + 16..32) for G + 1, scaled.
+ */
+AVX512BF16 static ALWAYS_INLINE void scores_rows_bf16(const uint32_t *qp, const uint32_t *kt, int pairs, int G, int two, int NR,
+                                                      float scale, float *s) {
+    const uint32_t *k0 = kt + (int64_t) G * pairs * 16, *k1 = two ? k0 + (int64_t) pairs * 16 : k0;
+    __m512 a[16];
+    for (int i = 0; i < 2 * NR; i++) a[i] = _mm512_setzero_ps();
+    for (int p = 0; p < pairs; p++) {
+        __m512bh K0 = (__m512bh) _mm512_loadu_si512(k0 + 16 * p), K1 = (__m512bh) _mm512_loadu_si512(k1 + 16 * p);   /* Java arrays: 16-byte aligned */
+        for (int i = 0; i < NR; i++) {
+            __m512bh Q = (__m512bh) _mm512_set1_epi32((int) qp[i * 288 + p]);
+            a[2 * i] = _mm512_dpbf16_ps(a[2 * i], K0, Q);
+            a[2 * i + 1] = _mm512_dpbf16_ps(a[2 * i + 1], K1, Q);
+        }
+    }
+    __m512 sc = _mm512_set1_ps(scale);
+    for (int i = 0; i < NR; i++) {
+        _mm512_store_ps(s + i * MB_JB, _mm512_mul_ps(a[2 * i], sc));
+        if (two) _mm512_store_ps(s + i * MB_JB + 16, _mm512_mul_ps(a[2 * i + 1], sc));
+    }
+}
+
+/**
+ * kv_mha_causal over kv_pack_kv_bf16's layouts: H query rows q[qo + h·qs ..] (f32, D wide) over keys [j0, j1) of the
+ * packed block (kt, vp as packed for n ≥ j1 positions; j0 % 16 == 0), row h seeing keys j ≤ maskBase + h. Online
+ * softmax state (m, l, o [H, R]) as kv_mha_causal's. Needs H % 4 == 0, H ≤ 64, D even ≤ 576, R % 16 == 0, R ≤ 512,
+ * else −1.
+ */
+AVX512BF16 int32_t kv_mha_causal_bf16_512(const float *q, int32_t qo, int32_t qs, int32_t D, const uint32_t *kt,
+                                         const uint32_t *vp, int32_t R, int32_t H, int32_t j0, int32_t j1, float scale,
+                                         int32_t maskBase, float *m, float *l, float *o) {
+    if (H % 4 != 0 || H > 64 || D % 2 != 0 || D > 576 || R % 16 != 0 || R > 512 || j0 % 16 != 0) return -1;
+    if (j1 <= j0) return 0;
+    const int pairs = D / 2;
+    _Alignas(64) uint32_t qp[64 * 288];               /* each row's query as bf16 pairs */
+    for (int h = 0; h < H; h++)
+        for (int p = 0; p < pairs; p++) {
+            const float *x = q + qo + (int64_t) h * qs + 2 * p;
+            qp[h * 288 + p] = (uint32_t) bf16_of(x[0]) | (uint32_t) bf16_of(x[1]) << 16;
+        }
+    _Alignas(64) float s[64 * MB_JB];
+    _Alignas(64) uint32_t pw[64 * (MB_JB / 2)];
+    for (int32_t jb = j0; jb < j1; jb += MB_JB) {
+        int n = j1 - jb < MB_JB ? j1 - jb : MB_JB, groups = (n + 15) / 16;
+        /* scores: 8 (or 4) rows × 2 groups of 16 positions a tile, one accumulator each (16 in flight cover the
+           instruction's latency; 8 measured slower) */
+        int h = 0;
+        for (; h + 8 <= H; h += 8)
+            for (int g = 0; g < groups; g += 2) scores_rows_bf16(qp + h * 288, kt, pairs, jb / 16 + g, g + 1 < groups, 8, scale, s + h * MB_JB + 16 * g);
+        for (; h < H; h += 4)
+            for (int g = 0; g < groups; g += 2) scores_rows_bf16(qp + h * 288, kt, pairs, jb / 16 + g, g + 1 < groups, 4, scale, s + h * MB_JB + 16 * g);
+        softmax_rows(s, MB_JB, n, H, jb, maskBase, R, m, l, o);
+        for (int h = 0; h < H; h++) {
+            float *sh = s + h * MB_JB;
+            for (int j = n; j < MB_JB; j++) sh[j] = 0.0f;
+            for (int j = 0; j < MB_JB; j += 32)
+                _mm512_store_si512(pw + h * (MB_JB / 2) + j / 2, (__m512i) _mm512_cvtne2ps_pbh(_mm512_load_ps(sh + j + 16), _mm512_load_ps(sh + j)));
+        }
+        /* values: 4 rows × up to 64 columns a tile (16 accumulators), over the block's position pairs */
+        int npairs = (n + 1) / 2;
+        const uint32_t *vb = vp + (int64_t) (jb / 2) * R;
+        for (h = 0; h < H; h += 4) {
+            for (int c = 0; c < R; c += 64) {
+                int nu = R - c >= 64 ? 4 : (R - c) / 16;
+                __m512 a[16];
+                for (int i = 0; i < 4; i++)
+                    for (int u = 0; u < nu; u++) a[4 * i + u] = _mm512_loadu_ps(o + (int64_t) (h + i) * R + c + 16 * u);
+                for (int P = 0; P < npairs; P++) {
+                    const uint32_t *row = vb + (int64_t) P * R + c;
+                    __m512bh V[4];
+                    for (int u = 0; u < nu; u++) V[u] = (__m512bh) _mm512_loadu_si512(row + 16 * u);
+                    for (int i = 0; i < 4; i++) {
+                        __m512bh w = (__m512bh) _mm512_set1_epi32((int) pw[(h + i) * (MB_JB / 2) + P]);
+                        for (int u = 0; u < nu; u++) a[4 * i + u] = _mm512_dpbf16_ps(a[4 * i + u], V[u], w);
+                    }
+                }
+                for (int i = 0; i < 4; i++)
+                    for (int u = 0; u < nu; u++) _mm512_storeu_ps(o + (int64_t) (h + i) * R + c + 16 * u, a[4 * i + u]);
+            }
+        }
+    }
+    return 0;
+}

@@ -117,8 +117,16 @@ public final class KvCache {
     /** The arrays of {@link #scratch}, each exactly the size last asked for (a pass asks the same sizes in every layer). */
     static final class PromptScratch {
         private final float[][] floats = new float[9][];
+        private final int[][] ints = new int[2][];
         /** ĉ of a block rounded for the integer v_b products: [0] full key blocks, [1] a shorter last one, [2] the chunk's own keys. */
         final dev.kimivl.tensor.QuantizedInput[] latentsQ = new dev.kimivl.tensor.QuantizedInput[3];
+
+        /** Slot i as an array of exactly n ints (the previous one when it has that size; contents undefined). */
+        int[] ints(int i, int n) {
+            int[] a = ints[i];
+            if (a == null || a.length != n) ints[i] = a = new int[n];
+            return a;
+        }
 
         /** Slot i as an array of exactly n floats (the previous one when it has that size; contents undefined). */
         float[] floats(int i, int n) {

@@ -280,6 +280,9 @@ public final class MlaAttention {
         KvCache.PromptScratch w = cache.promptScratch();     // shared by every layer of this pass
         float[] c = w.floats(0, rowsMax * kvLora), pe = w.floats(1, rowsMax * rope), kh = w.floats(2, rowsMax * nope),
                 keys = w.floats(3, rowsMax * qHead), values = w.floats(4, rowsMax * vDim);
+        // over a bf16 cache, each head's keys and values of a block go to bf16 once, for the vdpbf16ps kernel
+        boolean bf16 = cache.precision() == KvCache.Precision.BF16 && kernels.hasCausalAttentionBf16(qHead, vDim);
+        int[] kt = bf16 ? w.ints(0, (rowsMax + 15) / 16 * 16 * (qHead / 2)) : null, vp = bf16 ? w.ints(1, (rowsMax + 1) / 2 * vDim) : null;
         // each head's queries contiguous [Tp, qHead] (whole groups of 4 rows; the padding rows zero), and the
         // online-softmax state of each head's queries: running max m, sum l [heads, Tp], unnormalised output [heads, Tp, v]
         float[] qs = w.floats(5, heads * Tp * qHead), m = w.floats(6, heads * Tp), l = w.floats(7, heads * Tp),
@@ -305,7 +308,8 @@ public final class MlaAttention {
             }
             for (int h = 0; h < heads; h++) {
                 headKeysValues(h, uk[h], c, pe, cq, n, kh, keys, values);
-                attendKeyBlock(qs, T, Tp, h, keys, values, n, pos0 - b0, m, l, acc);
+                if (bf16) kernels.packKeysValuesBf16(keys, qHead, qHead, values, vDim, vDim, n, kt, vp);
+                attendKeyBlock(qs, T, Tp, h, keys, values, kt, vp, n, pos0 - b0, m, l, acc);
             }
             b0 = b1;
         }
@@ -325,9 +329,9 @@ public final class MlaAttention {
      * threads (later blocks, with more keys, first). Key j of the block is position b0 + j, and {@code offset} = pos0 −
      * b0, so query t (position pos0 + t) sees the block's keys j ≤ offset + t: all of a block before the chunk, the
      * causal part of the chunk's own. The state m, l, acc of head h's rows [h·Tp, h·Tp + Tp) goes on from the blocks
-     * before.
+     * before. With kt and vp (the block's keys and values packed as bf16) the bf16 kernel runs, else the f32 one.
      */
-    private void attendKeyBlock(float[] qs, int T, int Tp, int h, float[] keys, float[] values, int n, int offset,
+    private void attendKeyBlock(float[] qs, int T, int Tp, int h, float[] keys, float[] values, int[] kt, int[] vp, int n, int offset,
                                 float[] m, float[] l, float[] acc) {
         // blocks of MHA_ROWS tokens, smaller for short prompts so that the threads still get ≥ 32 blocks to balance
         int bs = Math.max(4, Math.min(MHA_ROWS, (T / 32 + 3) & ~3)), blocks = (T + bs - 1) / bs;
@@ -340,8 +344,11 @@ public final class MlaAttention {
                 System.arraycopy(m, s, mb, 0, rows);
                 System.arraycopy(l, s, lb, 0, rows);
                 System.arraycopy(acc, s * vDim, ob, 0, rows * vDim);
-                if (!kernels.causalAttention(qs, s * qHead, qHead, qHead, keys, 0, qHead, values, 0, vDim,
-                        vDim, rows, 0, j1, scale, offset + t0, mb, lb, ob)) {
+                boolean ran = kt != null
+                        ? kernels.causalAttentionBf16(qs, s * qHead, qHead, qHead, kt, vp, vDim, rows, 0, j1, scale, offset + t0, mb, lb, ob)
+                        : kernels.causalAttention(qs, s * qHead, qHead, qHead, keys, 0, qHead, values, 0, vDim,
+                        vDim, rows, 0, j1, scale, offset + t0, mb, lb, ob);
+                if (!ran) {
                     throw new IllegalStateException("native causal attention declined " + rows + " rows of width " + qHead);
                 }
                 System.arraycopy(mb, 0, m, s, rows);

@@ -122,4 +122,27 @@ public sealed interface Kernels permits JavaKernels, NativeFirstKernels {
      */
     boolean causalAttention(float[] q, int qo, int ldq, int dk, float[] k, int ko, int ldk, float[] v, int vo, int ldv,
                             int dv, int rows, int j0, int j1, float scale, int pos0, float[] m, float[] l, float[] o);
+
+    /**
+     * True when {@link #causalAttentionBf16} runs here for heads of query/key width {@code qk} and value width {@code v}
+     * (vdpbf16ps: the AVX-512 forms on a CPU with AVX512-BF16); the prompt attention over a bf16 cache then takes it.
+     */
+    default boolean hasCausalAttentionBf16(int qk, int v) { return false; }
+
+    /**
+     * n keys k[j·ks ..] (width dk) and values v[j·vs ..] (width dv) of one head as bf16, in the layouts
+     * {@link #causalAttentionBf16} reads (NativeKernels#packKeysValuesBf16: kt ≥ ⌈n/16⌉·16·dk/2, vp ≥ ⌈n/2⌉·dv ints).
+     */
+    default void packKeysValuesBf16(float[] k, int ks, int dk, float[] v, int vs, int dv, int n, int[] kt, int[] vp) {
+        throw new UnsupportedOperationException("no bf16 prompt attention here");
+    }
+
+    /**
+     * {@link #causalAttention} over keys and values packed by {@link #packKeysValuesBf16} (j0 a multiple of 16), in
+     * vdpbf16ps: queries and weights rounded to bf16 for the products. False where it did not run.
+     */
+    default boolean causalAttentionBf16(float[] q, int qo, int ldq, int dk, int[] kt, int[] vp, int dv, int rows, int j0, int j1,
+                                        float scale, int pos0, float[] m, float[] l, float[] o) {
+        return false;
+    }
 }

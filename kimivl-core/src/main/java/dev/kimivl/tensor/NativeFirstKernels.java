@@ -199,4 +199,21 @@ record NativeFirstKernels(KernelSettings settings, NativeKernels.Isa isa) implem
                                    int dv, int rows, int j0, int j1, float scale, int pos0, float[] m, float[] l, float[] o) {
         return NativeKernels.mhaCausal(q, qo, ldq, dk, k, ko, ldk, v, vo, ldv, dv, rows, j0, j1, scale, pos0, m, l, o, isa);
     }
+
+    /** The shapes kv_mha_causal_bf16_512 takes (even query/key width up to 576, value width a multiple of 16 up to 512). */
+    @Override
+    public boolean hasCausalAttentionBf16(int qk, int v) {
+        return fastBf16Attention() && qk % 2 == 0 && qk <= 576 && v % 16 == 0 && v <= 512;
+    }
+
+    @Override
+    public void packKeysValuesBf16(float[] k, int ks, int dk, float[] v, int vs, int dv, int n, int[] kt, int[] vp) {
+        NativeKernels.packKeysValuesBf16(k, ks, dk, v, vs, dv, n, kt, vp);
+    }
+
+    @Override
+    public boolean causalAttentionBf16(float[] q, int qo, int ldq, int dk, int[] kt, int[] vp, int dv, int rows, int j0, int j1,
+                                       float scale, int pos0, float[] m, float[] l, float[] o) {
+        return fastBf16Attention() && NativeKernels.mhaCausalBf16(q, qo, ldq, dk, kt, vp, dv, rows, j0, j1, scale, pos0, m, l, o);
+    }
 }

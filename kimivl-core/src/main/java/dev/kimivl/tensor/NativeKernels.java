@@ -104,11 +104,11 @@ public final class NativeKernels {
     public static final Isa BEST;
 
     private static final MethodHandle Q4_0, Q4_0_512, Q8_0, Q8_0_512, GEMM_Q4_0, GEMM_Q8_0, GEMM_Q8_0_VNNI, GEMM_Q4_0_512, GEMM_Q5_0_512, GEMM_Q8_0_512, GEMM_Q4_K_512, SGEMM, PACK, LATENT, LATENT_F16,
-            MHA, STREAM, KQ, GEMM_KQ, KQ_512, GEMM_KQ_512, LATENT_512, LATENT_F16_512, LATENT_BF16_512, MHA_512, R4_PACK, GEMM_Q4_K_R4_512;
+            MHA, STREAM, KQ, GEMM_KQ, KQ_512, GEMM_KQ_512, LATENT_512, LATENT_F16_512, LATENT_BF16_512, MHA_BF16_512, PACK_KV_BF16, MHA_512, R4_PACK, GEMM_Q4_K_R4_512;
 
     static {
         MethodHandle q4 = null, q4w = null, q8 = null, q8w = null, g4 = null, g8 = null, g8v = null, g4w = null, g5w = null, g8w = null, g4kw = null, sg = null, pack = null, latent = null, latentF16 = null, mha = null, stream = null,
-                kq = null, gkq = null, kqw = null, gkqw = null, latentW = null, latentF16W = null, latentBf16W = null, mhaW = null, r4pack = null, g4kr4 = null;
+                kq = null, gkq = null, kqw = null, gkqw = null, latentW = null, latentF16W = null, latentBf16W = null, mhaBf16W = null, packKvBf16 = null, mhaW = null, r4pack = null, g4kr4 = null;
         String status;
         boolean ok = false, vnni = false, avx512 = false, bf16 = false;
         if (!KernelSettings.SYSTEM.nativeKernels()) {
@@ -174,7 +174,14 @@ public final class NativeKernels {
                         latentW = linker.downcallHandle(lib.findOrThrow("kv_latent_attention_512"), latentD, critical);
                         latentF16W = linker.downcallHandle(lib.findOrThrow("kv_latent_attention_f16_512"), latentD, critical);
                         bf16 = (int) linker.downcallHandle(lib.findOrThrow("kv_cpu_bf16"), FunctionDescriptor.of(JAVA_INT)).invokeExact() == 1;
-                        if (bf16) latentBf16W = linker.downcallHandle(lib.findOrThrow("kv_latent_attention_bf16_512"), latentD, critical);
+                        if (bf16) {
+                            latentBf16W = linker.downcallHandle(lib.findOrThrow("kv_latent_attention_bf16_512"), latentD, critical);
+                            mhaBf16W = linker.downcallHandle(lib.findOrThrow("kv_mha_causal_bf16_512"), FunctionDescriptor.of(JAVA_INT,
+                                    ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
+                                    JAVA_FLOAT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS), critical);
+                            packKvBf16 = linker.downcallHandle(lib.findOrThrow("kv_pack_kv_bf16"), FunctionDescriptor.of(JAVA_INT,
+                                    ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS), critical);
+                        }
                         mhaW = linker.downcallHandle(lib.findOrThrow("kv_mha_causal_512"), mhaD, critical);
                     }
                     stream = linker.downcallHandle(lib.findOrThrow("kv_stream_read"), FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_LONG), critical);
@@ -213,6 +220,8 @@ public final class NativeKernels {
         LATENT_512 = latentW;
         LATENT_F16_512 = latentF16W;
         LATENT_BF16_512 = latentBf16W;
+        MHA_BF16_512 = mhaBf16W;
+        PACK_KV_BF16 = packKvBf16;
         MHA_512 = mhaW;
         STREAM = stream;
         KQ = kq;
@@ -611,6 +620,52 @@ public final class NativeKernels {
             throw new IllegalStateException(t);
         }
         return rc == 0;
+    }
+
+    /**
+     * n keys k[j·ks ..] (width d, even) and values v[j·vs ..] (width r) of one head as bf16 in kv_mha_causal_bf16_512's
+     * layouts: kt [⌈n/16⌉][d/2][16] (a group of 16 positions, pair p = columns 2p, 2p + 1, one int per position, zero
+     * past n), vp [⌈n/2⌉][r] (the pair (v[2P][c], v[2P + 1][c]) per int, a missing odd partner zero).
+     */
+    public static void packKeysValuesBf16(float[] k, int ks, int d, float[] v, int vs, int r, int n, int[] kt, int[] vp) {
+        if (PACK_KV_BF16 == null) throw new IllegalStateException("no AVX512-BF16 kernels here (" + STATUS + ")");
+        long groups = (n + 15) / 16, pairs = (n + 1) / 2;
+        if (d % 2 != 0 || n < 0 || (n > 0 && ((long) (n - 1) * ks + d > k.length || (long) (n - 1) * vs + r > v.length))
+                || groups * 16 * (d / 2) > kt.length || pairs * r > vp.length) {
+            throw new IndexOutOfBoundsException("bf16 key/value packing: arrays too short for " + n + " positions, widths " + d + ", " + r);
+        }
+        try {
+            int rc = (int) PACK_KV_BF16.invokeExact(MemorySegment.ofArray(k), ks, d, MemorySegment.ofArray(v), vs, r, n,
+                    MemorySegment.ofArray(kt), MemorySegment.ofArray(vp));
+            if (rc != 0) throw new IllegalStateException("kv_pack_kv_bf16 returned " + rc);
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /**
+     * {@link #mhaCausal} over keys and values packed by {@link #packKeysValuesBf16} (j0 % 16 == 0), in vdpbf16ps: the
+     * queries and weights rounded to bf16 for the products. False where the CPU lacks AVX512-BF16 or the shape is not
+     * taken (rows % 4, rows ≤ 64, d even ≤ 576, r % 16 == 0, r ≤ 512).
+     */
+    public static boolean mhaCausalBf16(float[] q, int qo, int qs, int d, int[] kt, int[] vp, int r, int rows, int j0, int j1,
+                                        float scale, int maskBase, float[] m, float[] l, float[] o) {
+        if (MHA_BF16_512 == null || rows % 4 != 0 || rows > 64 || d % 2 != 0 || d > 576 || r % 16 != 0 || r > 512 || j0 % 16 != 0) return false;
+        if (qo < 0 || (long) qo + (long) (rows - 1) * qs + d > q.length || j0 < 0 || j1 < j0
+                || (long) (j1 + 15) / 16 * 16 * (d / 2) > kt.length || (long) (j1 + 1) / 2 * r > vp.length
+                || m.length < rows || l.length < rows || (long) rows * r > o.length) {
+            throw new IndexOutOfBoundsException("bf16 causal attention: arrays too short for " + rows + " rows, width " + d + ", positions " + j1);
+        }
+        try {
+            return (int) MHA_BF16_512.invokeExact(MemorySegment.ofArray(q), qo, qs, d, MemorySegment.ofArray(kt), MemorySegment.ofArray(vp),
+                    r, rows, j0, j1, scale, maskBase, MemorySegment.ofArray(m), MemorySegment.ofArray(l), MemorySegment.ofArray(o)) == 0;
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
     }
 
     /** Reads the bytes of s as fast as one core can (the bench's bandwidth probe); returns a checksum. */

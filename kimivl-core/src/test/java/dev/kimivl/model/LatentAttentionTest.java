@@ -193,6 +193,40 @@ class LatentAttentionTest {
         }
     }
 
+    /**
+     * The bf16 prompt kernel (keys and values packed once per block, queries and weights rounded to bf16) against the
+     * f32 one over the same bf16 values: Kimi-VL-A3B's head (192 + 128) and the nano model's (48 + 32), 4 to 32 rows,
+     * with the causal mask cutting inside the block and without it, ranges ending mid-group of 16 and mid-pair.
+     */
+    @Test
+    void bf16PromptKernelMatchesTheF32One() {
+        assumeTrue(NativeKernels.AVAILABLE && NativeKernels.BF16, "this CPU has no AVX512-BF16 kernels");
+        Random rnd = new Random(77);
+        int[][] shapes = {{192, 128, 32, 200, -1}, {192, 128, 32, 77, 40}, {192, 128, 8, 33, 20}, {48, 32, 4, 21, 3}, {48, 32, 12, 64, 50}};
+        for (int[] sh : shapes) {
+            int D = sh[0], R = sh[1], rows = sh[2], n = sh[3], maskBase = sh[4];
+            float[] q = new float[rows * D], k = new float[n * D], v = new float[n * R];
+            for (int i = 0; i < q.length; i++) q[i] = (float) rnd.nextGaussian() * 0.5f;
+            for (int i = 0; i < k.length; i++) k[i] = Float.intBitsToFloat(KvCache.toBf16((float) rnd.nextGaussian()) << 16);
+            for (int i = 0; i < v.length; i++) v[i] = Float.intBitsToFloat(KvCache.toBf16((float) rnd.nextGaussian()) << 16);
+            int[] kt = new int[(n + 15) / 16 * 16 * (D / 2)], vp = new int[(n + 1) / 2 * R];
+            NativeKernels.packKeysValuesBf16(k, D, D, v, R, R, n, kt, vp);
+            float[][] out = new float[2][];
+            for (int form = 0; form < 2; form++) {
+                float[] m = new float[rows], l = new float[rows], o = new float[rows * R];
+                java.util.Arrays.fill(m, Float.NEGATIVE_INFINITY);
+                float scale = (float) (1 / Math.sqrt(D));
+                assertTrue(form == 0 ? NativeKernels.mhaCausal(q, 0, D, D, k, 0, D, v, 0, R, R, rows, 0, n, scale, maskBase, m, l, o)
+                        : NativeKernels.mhaCausalBf16(q, 0, D, D, kt, vp, R, rows, 0, n, scale, maskBase, m, l, o));
+                for (int i = 0; i < rows; i++) for (int d = 0; d < R; d++) o[i * R + d] /= l[i];
+                out[form] = o;
+            }
+            double worst = 0;
+            for (int i = 0; i < out[0].length; i++) worst = Math.max(worst, Math.abs(out[0][i] - out[1][i]));
+            assertTrue(worst < 1e-2, "D " + D + ", R " + R + ", " + rows + " rows, " + n + " keys, mask " + maskBase + ": max |Δ| " + worst);
+        }
+    }
+
     /** The heads' attention outputs [H·R] as a plain softmax in double over positions [j0, j1) (the reference). */
     private static double[] plainSoftmax(float[] q, float[] lat, int W, int R, int H, int j0, int j1, float scale) {
         double[] out = new double[H * R];
