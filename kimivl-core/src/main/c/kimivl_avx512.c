@@ -1406,25 +1406,45 @@ static inline uint16_t bf16_of(float x) {
 
 /**
  * Packs n keys k[j·ks ..] (D wide, D even) and values v[j·vs ..] (R wide) of one head as bf16: kt [⌈n/16⌉·16/16 groups]
- * × [D/2] × 16 dwords (positions past n zero), vp [⌈n/2⌉] × [R] dwords (a missing odd partner zero). Returns 0.
+ * × [D/2] × 16 dwords (positions past n zero), vp [⌈n/2⌉] × [R] dwords (a missing odd partner zero). Returns 0, or −1
+ * for widths it does not take (D odd or > 576, R % 16 != 0).
  */
-int32_t kv_pack_kv_bf16(const float *k, int32_t ks, int32_t D, const float *v, int32_t vs, int32_t R, int32_t n,
-                        uint32_t *kt, uint32_t *vp) {
+AVX512BF16 int32_t kv_pack_kv_bf16(const float *k, int32_t ks, int32_t D, const float *v, int32_t vs, int32_t R, int32_t n,
+                                   uint32_t *kt, uint32_t *vp) {
+    if (D % 2 != 0 || D > 576 || R % 16 != 0) return -1;
     int groups = (n + 15) / 16, pairs = D / 2;
+    /* keys: each row's pairs converted 32 values at a time (vcvtne2ps2bf16: round to nearest even, as bf16_of), then
+       written to their 16-dword rows of the group */
+    _Alignas(64) uint32_t row[288 + 16];
     for (int g = 0; g < groups; g++)
-        for (int p = 0; p < pairs; p++)
-            for (int i = 0; i < 16; i++) {
-                int j = 16 * g + i;
-                uint32_t w = 0;
-                if (j < n) w = (uint32_t) bf16_of(k[(int64_t) j * ks + 2 * p]) | (uint32_t) bf16_of(k[(int64_t) j * ks + 2 * p + 1]) << 16;
-                kt[((int64_t) g * pairs + p) * 16 + i] = w;
+        for (int i = 0; i < 16; i++) {
+            int j = 16 * g + i;
+            if (j < n) {
+                const float *x = k + (int64_t) j * ks;
+                for (int d = 0; d < D; d += 32) {
+                    int left = D - d;
+                    __mmask16 m0 = left >= 16 ? 0xFFFF : (__mmask16) ((1u << left) - 1);
+                    __mmask16 m1 = left >= 32 ? 0xFFFF : left <= 16 ? 0 : (__mmask16) ((1u << (left - 16)) - 1);
+                    _mm512_store_si512(row + d / 2, (__m512i) _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, x + d + 16), _mm512_maskz_loadu_ps(m0, x + d)));
+                }
+            } else {
+                memset(row, 0, sizeof(row));
             }
-    for (int P = 0; 2 * P < n; P++)
-        for (int c = 0; c < R; c++) {
-            uint32_t lo = bf16_of(v[(int64_t) (2 * P) * vs + c]);
-            uint32_t hi = 2 * P + 1 < n ? bf16_of(v[(int64_t) (2 * P + 1) * vs + c]) : 0;
-            vp[(int64_t) P * R + c] = lo | hi << 16;
+            uint32_t *dst = kt + (int64_t) g * pairs * 16 + i;
+            for (int p = 0; p < pairs; p++) dst[16 * p] = row[p];
         }
+    /* values: rows 2P and 2P + 1, 16 columns at a time, their bf16 words interleaved (a missing odd row zeros) */
+    static const uint16_t interleave[32] __attribute__((aligned(64))) = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                                                        8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    const __m512i inter = _mm512_load_si512(interleave);
+    for (int P = 0; 2 * P < n; P++) {
+        const float *a = v + (int64_t) (2 * P) * vs, *b = 2 * P + 1 < n ? a + vs : NULL;
+        for (int c = 0; c < R; c += 16) {
+            __m512 A = _mm512_loadu_ps(a + c), B = b ? _mm512_loadu_ps(b + c) : _mm512_setzero_ps();
+            __m512i ab = (__m512i) _mm512_cvtne2ps_pbh(B, A);      /* words 0-15: A's, 16-31: B's */
+            _mm512_storeu_si512(vp + (int64_t) P * R + c, _mm512_permutexvar_epi16(inter, ab));
+        }
+    }
     return 0;
 }
 
