@@ -536,13 +536,16 @@ VNNI int32_t kv_gemm_q8_0_vnni(const uint8_t *w, int32_t r0, int32_t r1, int32_t
 
 
 /*
- * The latent cache holds f32 or f16 (IEEE half) values: LAT8(p, i) loads 8 of them from element i as floats. The
- * kernels below are always inlined into one f32 and one f16 entry point, so f16 is a compile-time constant there.
- * f16 halves the cache's memory and the bytes each decoded token streams; vcvtph2ps widens for free next to the FMAs.
+ * The latent cache holds f32, f16 (IEEE half) or bf16 values: LAT8(p, i) loads 8 of them from element i as floats
+ * (f16 is 0 for f32, 1 for f16, 2 for bf16). The kernels below are always inlined into one entry point per format, so
+ * f16 is a compile-time constant there. The 16-bit formats halve the cache's memory and the bytes each decoded token
+ * streams; vcvtph2ps, or a zero-extend and shift for bf16 (its bits are an f32's top half), widens next to the FMAs.
+ * (CPUs with AVX512-BF16 multiply bf16 directly: kimivl_avx512.c's kv_latent_attention_bf16_512.)
  */
 #define ALWAYS_INLINE __attribute__((always_inline)) inline
-#define LAT8(p, i) (f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) ((const uint16_t *) (p) + (i)))) \
-                        : _mm256_loadu_ps((const float *) (p) + (i)))
+#define LAT8(p, i) (f16 == 2 ? _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *) ((const uint16_t *) (p) + (i)))), 16)) \
+                    : f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) ((const uint16_t *) (p) + (i)))) \
+                    : _mm256_loadu_ps((const float *) (p) + (i)))
 
 /* Keeps v in a register: without it gcc folds the load into every FMA that uses it (twice the loads). */
 #define IN_REG(v) __asm__("" : "+x"(v))
@@ -606,7 +609,7 @@ AVX2 static ALWAYS_INLINE void values_4(const float *s, int n, const void *lat, 
  * v + j·vs (the first R columns), j in [j0, j1): the state per row (running max m, running sum l, unnormalised
  * output o[h·R ..]) is updated in place, so partial ranges can be merged by the caller. With maskBase ≥ 0, row h sees
  * only keys j ≤ maskBase + h (causal prompt attention, one row per prompt token). Keys and values are f32, or
- * f16 when f16 (a compile-time constant: this is inlined into each entry point).
+ * f16 (f16 == 1) or bf16 (f16 == 2): a compile-time constant, this is inlined into each entry point.
  */
 AVX2 static ALWAYS_INLINE int32_t attention(const float *q, int32_t qs, int32_t D, const void *k, int32_t ks,
                                            const void *v, int32_t vs, int32_t R, int32_t H, int32_t j0, int32_t j1,
@@ -649,6 +652,15 @@ AVX2 int32_t kv_latent_attention(const float *q, int32_t qo, const float *lat, i
 AVX2 int32_t kv_latent_attention_f16(const float *q, int32_t qo, const uint16_t *lat, int32_t W, int32_t R, int32_t H,
                                      int32_t j0, int32_t j1, float scale, float *m, float *l, float *o) {
     return attention(q + qo, W, W, lat, W, lat, W, R, H, j0, j1, scale, -1, m, l, o, 1);
+}
+
+/**
+ * kv_latent_attention over a bf16 cache (lat: the top 16 bits of each f32, same layout), widened to f32: the float
+ * work of the f32 kernel on the widened values. For CPUs without AVX512-BF16 (with it, kv_latent_attention_bf16_512).
+ */
+AVX2 int32_t kv_latent_attention_bf16(const float *q, int32_t qo, const uint16_t *lat, int32_t W, int32_t R, int32_t H,
+                                      int32_t j0, int32_t j1, float scale, float *m, float *l, float *o) {
+    return attention(q + qo, W, W, lat, W, lat, W, R, H, j0, j1, scale, -1, m, l, o, 2);
 }
 
 /**

@@ -183,12 +183,15 @@ record NativeFirstKernels(KernelSettings settings, NativeKernels.Isa isa) implem
 
     @Override public boolean fastBf16Attention() { return isa == NativeKernels.Isa.AVX512 && NativeKernels.BF16; }
 
-    /** Native only in the AVX-512 form on CPUs with AVX512-BF16 ({@link NativeKernels#BF16}); elsewhere the Java kernel. */
+    /**
+     * vdpbf16ps in the AVX-512 form on CPUs with AVX512-BF16 ({@link NativeKernels#BF16}); elsewhere the AVX2 kernel on
+     * the widened cache; the Java kernel for shapes neither takes.
+     */
     @Override
     public void latentAttentionBf16(float[] q, int qo, short[] lat, int W, int R, int heads, int j0, int j1, float scale, float[] m, float[] l, float[] o) {
-        if (!fastBf16Attention() || !NativeKernels.latentAttentionBf16(q, qo, lat, W, R, heads, j0, j1, scale, m, l, o)) {
-            LatentAttentionKernels.accumulate(q, qo, lat, true, W, R, heads, j0, j1, scale, m, l, o);
-        }
+        if (fastBf16Attention() && NativeKernels.latentAttentionBf16(q, qo, lat, W, R, heads, j0, j1, scale, m, l, o)) return;
+        if (NativeKernels.latentAttentionBf16Widened(q, qo, lat, W, R, heads, j0, j1, scale, m, l, o)) return;
+        LatentAttentionKernels.accumulate(q, qo, lat, true, W, R, heads, j0, j1, scale, m, l, o);
     }
 
     /** The shapes kv_mha_causal takes (query/key width a multiple of 8 up to 576, value width a multiple of 16). */

@@ -103,11 +103,11 @@ public final class NativeKernels {
     /** The fastest form this CPU runs (AVX2 where the library is not loaded: it is then never called). */
     public static final Isa BEST;
 
-    private static final MethodHandle Q4_0, Q4_0_512, Q8_0, Q8_0_512, GEMM_Q4_0, GEMM_Q8_0, GEMM_Q8_0_VNNI, GEMM_Q4_0_512, GEMM_Q5_0_512, GEMM_Q8_0_512, GEMM_Q4_K_512, SGEMM, PACK, LATENT, LATENT_F16,
+    private static final MethodHandle Q4_0, Q4_0_512, Q8_0, Q8_0_512, GEMM_Q4_0, GEMM_Q8_0, GEMM_Q8_0_VNNI, GEMM_Q4_0_512, GEMM_Q5_0_512, GEMM_Q8_0_512, GEMM_Q4_K_512, SGEMM, PACK, LATENT, LATENT_F16, LATENT_BF16,
             MHA, STREAM, KQ, GEMM_KQ, KQ_512, GEMM_KQ_512, LATENT_512, LATENT_F16_512, LATENT_BF16_512, MHA_BF16_512, PACK_KV_BF16, MHA_512, R4_PACK, GEMM_Q4_K_R4_512;
 
     static {
-        MethodHandle q4 = null, q4w = null, q8 = null, q8w = null, g4 = null, g8 = null, g8v = null, g4w = null, g5w = null, g8w = null, g4kw = null, sg = null, pack = null, latent = null, latentF16 = null, mha = null, stream = null,
+        MethodHandle q4 = null, q4w = null, q8 = null, q8w = null, g4 = null, g8 = null, g8v = null, g4w = null, g5w = null, g8w = null, g4kw = null, sg = null, pack = null, latent = null, latentF16 = null, latentBf16 = null, mha = null, stream = null,
                 kq = null, gkq = null, kqw = null, gkqw = null, latentW = null, latentF16W = null, latentBf16W = null, mhaBf16W = null, packKvBf16 = null, mhaW = null, r4pack = null, g4kr4 = null;
         String status;
         boolean ok = false, vnni = false, avx512 = false, bf16 = false;
@@ -169,6 +169,7 @@ public final class NativeKernels {
                             JAVA_FLOAT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS);
                     latent = linker.downcallHandle(lib.findOrThrow("kv_latent_attention"), latentD, critical);
                     latentF16 = linker.downcallHandle(lib.findOrThrow("kv_latent_attention_f16"), latentD, critical);
+                    latentBf16 = linker.downcallHandle(lib.findOrThrow("kv_latent_attention_bf16"), latentD, critical);
                     mha = linker.downcallHandle(lib.findOrThrow("kv_mha_causal"), mhaD, critical);
                     if (avx512) {
                         latentW = linker.downcallHandle(lib.findOrThrow("kv_latent_attention_512"), latentD, critical);
@@ -216,6 +217,7 @@ public final class NativeKernels {
         PACK = pack;
         LATENT = latent;
         LATENT_F16 = latentF16;
+        LATENT_BF16 = latentBf16;
         MHA = mha;
         LATENT_512 = latentW;
         LATENT_F16_512 = latentF16W;
@@ -565,6 +567,16 @@ public final class NativeKernels {
                                               float[] m, float[] l, float[] o) {
         if (!BF16 || r % 32 != 0 || w > 576) return false;
         return latent(LATENT_BF16_512, q, qo, MemorySegment.ofArray(lat), lat.length, w, r, heads, j0, j1, scale, m, l, o);
+    }
+
+    /**
+     * {@link #latentAttention} over a bf16 cache widened to f32 (kv_latent_attention_bf16, AVX2): the f32 kernel's
+     * float work on the widened values, for CPUs without AVX512-BF16. False where the library is not loaded or the
+     * shape is not taken (as {@link #latentAttention}).
+     */
+    public static boolean latentAttentionBf16Widened(float[] q, int qo, short[] lat, int w, int r, int heads, int j0, int j1, float scale,
+                                                     float[] m, float[] l, float[] o) {
+        return latent(LATENT_BF16, q, qo, MemorySegment.ofArray(lat), lat.length, w, r, heads, j0, j1, scale, m, l, o);
     }
 
     /** One of the latent-attention entry points (a call takes microseconds to milliseconds: a non-constant handle is fine). */

@@ -172,6 +172,16 @@ class LatentAttentionTest {
                 float[] m = new float[H], l = new float[H], o = new float[H * R];
                 assertEquals(!declined, NativeKernels.latentAttentionBf16(q, 0, bf, W, R, H, j0, j1, scale, m, l, o), "native takes R " + R);
             }
+            if (NativeKernels.AVAILABLE) {
+                // the AVX2 kernel on the widened cache (what CPUs without AVX512-BF16 run): f32 products, as the Java one
+                float[] m = new float[H], l = new float[H], o = new float[H * R];
+                java.util.Arrays.fill(m, Float.NEGATIVE_INFINITY);
+                assertTrue(NativeKernels.latentAttentionBf16Widened(q, 0, bf, W, R, H, j0, j1, scale, m, l, o));
+                double[] want = plainSoftmax(q, lat, W, R, H, j0, j1, scale);
+                for (int i = 0; i < H * R; i++) {
+                    assertEquals(want[i], o[i] / l[i / R], 2e-4, "widened bf16, " + H + " heads, W " + W + ", R " + R + ", value " + i);
+                }
+            }
             for (boolean nativeKernel : new boolean[]{true, false}) {
                 Kernels k = nativeKernel ? Kernels.nativeKernels() : Kernels.java();
                 int mid = (j0 + j1) / 2;
