@@ -1221,7 +1221,7 @@ AVX512 int32_t kv_matvec_q4k_r4(const uint8_t *w4, int32_t r0, int32_t r1, int32
  * Blocks of BF_JB = 64 positions (72 KB of rows, in L2 between the scores and the values): the per-block work that
  * does not scale with positions (o loaded and stored per head and 32 columns, the softmax step) is half of what 32
  * would cost. Measured on one Zen 5 core, 16 heads over 576-wide rows: the scores alone reach 447 GFLOP/s and the
- * values 470 in cache; the whole kernel ~310 in cache at 32-position blocks with per-block permutes.
+ * values 470 in cache; the whole kernel 335 (310 with 32-position blocks and o permuted per block).
  */
 #define BF_JB 64
 #define AVX512BF16 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi,avx512bf16")))
