@@ -1234,6 +1234,32 @@ int32_t kv_cpu_bf16(void) {
     return (a >> 5) & 1;
 }
 
+/*
+ * x[0..D) as bf16 pairs (round to nearest even): dst[p] = (x[2p], x[2p + 1]) for p < D/2, zeros on to the next 32 values
+ * (⌈D/32⌉·16 dwords, dst 64-byte aligned). The queries of both bf16 kernels and the keys kv_pack_kv_bf16 packs.
+ */
+AVX512BF16 static ALWAYS_INLINE void bf16_pairs(const float *x, int D, uint32_t *dst) {
+    for (int d = 0; d < D; d += 32) {
+        int left = D - d;
+        __mmask16 m0 = left >= 16 ? 0xFFFF : (__mmask16) ((1u << left) - 1);
+        __mmask16 m1 = left >= 32 ? 0xFFFF : left <= 16 ? 0 : (__mmask16) ((1u << (left - 16)) - 1);
+        _mm512_store_si512(dst + d / 2, (__m512i) _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, x + d + 16), _mm512_maskz_loadu_ps(m0, x + d)));
+    }
+}
+
+/*
+ * The softmax weights of a block (H rows of s, stride apart, n of them live) as bf16 pairs, stride / 2 dwords a row
+ * of pw: pw[h·stride/2 + P] = (w_h[2P], w_h[2P + 1]); the weights past n are zeroed first. stride % 32 == 0.
+ */
+AVX512BF16 static ALWAYS_INLINE void weights_bf16(float *s, int stride, int n, int H, uint32_t *pw) {
+    for (int h = 0; h < H; h++) {
+        float *sh = s + h * stride;
+        for (int j = n; j < stride; j++) sh[j] = 0.0f;
+        for (int j = 0; j < stride; j += 32)
+            _mm512_store_si512(pw + h * (stride / 2) + j / 2, (__m512i) _mm512_cvtne2ps_pbh(_mm512_load_ps(sh + j + 16), _mm512_load_ps(sh + j)));
+    }
+}
+
 /* Σ of each of 16 vectors, as two 8-lane vectors: out[0] = sums of v[0..7], out[1] = sums of v[8..15]. */
 AVX512BF16 static ALWAYS_INLINE void fsum16x16(const __m512 *v, __m256 *out) {
     __m256 h[16];
@@ -1343,16 +1369,7 @@ AVX512BF16 int32_t kv_latent_attention_bf16_512(const float *q, int32_t qo, cons
     if (j1 <= j0) return 0;
     const int Dp = (W + 31) / 32 * 32;
     _Alignas(64) uint16_t qb[64 * 576];                /* the query rows in bf16, Dp apart, zeros past W */
-    for (int i = 0; i < H; i++) {
-        const float *qi = q + qo + (int64_t) i * W;
-        for (int d = 0; d < Dp; d += 32) {
-            int left = W - d;
-            __mmask16 m0 = left >= 16 ? 0xFFFF : left <= 0 ? 0 : (__mmask16) ((1u << left) - 1);
-            __mmask16 m1 = left >= 32 ? 0xFFFF : left <= 16 ? 0 : (__mmask16) ((1u << (left - 16)) - 1);
-            __m512 x0 = _mm512_maskz_loadu_ps(m0, qi + d), x1 = _mm512_maskz_loadu_ps(m1, qi + d + 16);
-            _mm512_store_si512(qb + i * Dp + d, (__m512i) _mm512_cvtne2ps_pbh(x1, x0));
-        }
-    }
+    for (int i = 0; i < H; i++) bf16_pairs(q + qo + (int64_t) i * W, W, (uint32_t *) (qb + i * Dp));
     _Alignas(64) float s[64 * BF_JB];
     _Alignas(64) uint32_t pw[64 * (BF_JB / 2)];       /* each head's weights as bf16 pairs */
     unpack_order(o, H, R, 0);
@@ -1370,12 +1387,7 @@ AVX512BF16 int32_t kv_latent_attention_bf16_512(const float *q, int32_t qo, cons
         for (int h = 0; h < H; h += 4)
             for (int j = 0; j < n; j += 4) scores_bf16_4x4(qb + h * Dp, Dp, kb + (int64_t) j * W, W, W, n - j < 4 ? n - j : 4, scale, s + h * BF_JB, j);
         softmax_rows(s, BF_JB, n, H, jb, -1, R, m, l, o);
-        for (int h = 0; h < H; h++) {
-            float *sh = s + h * BF_JB;
-            for (int j = n; j < BF_JB; j++) sh[j] = 0.0f;
-            for (int j = 0; j < BF_JB; j += 32)
-                _mm512_store_si512(pw + h * (BF_JB / 2) + j / 2, (__m512i) _mm512_cvtne2ps_pbh(_mm512_load_ps(sh + j + 16), _mm512_load_ps(sh + j)));
-        }
+        weights_bf16(s, BF_JB, n, H, pw);
         int h = 0;
         for (; h + 8 <= H; h += 8) values_bf16(pw + h * (BF_JB / 2), n, kb, W, o + (int64_t) h * R, R, 8);
         for (; h < H; h += 4) values_bf16(pw + h * (BF_JB / 2), n, kb, W, o + (int64_t) h * R, R, 4);
@@ -1396,14 +1408,6 @@ AVX512BF16 int32_t kv_latent_attention_bf16_512(const float *q, int32_t qo, cons
  * products, as in kv_latent_attention_bf16_512; scores, softmax and accumulators stay f32.
  */
 
-/* bf16 of x (round to nearest even; NaN stays NaN), as vcvtneps2bf16 rounds */
-static inline uint16_t bf16_of(float x) {
-    uint32_t b;
-    memcpy(&b, &x, 4);
-    if ((b & 0x7FFFFFFF) > 0x7F800000) return (uint16_t) ((b >> 16) | 0x40);
-    return (uint16_t) ((b + 0x7FFF + ((b >> 16) & 1)) >> 16);
-}
-
 /**
  * Packs n keys k[j·ks ..] (D wide, D even) and values v[j·vs ..] (R wide) of one head as bf16: kt [⌈n/16⌉·16/16 groups]
  * × [D/2] × 16 dwords (positions past n zero), vp [⌈n/2⌉] × [R] dwords (a missing odd partner zero). Returns 0, or −1
@@ -1413,23 +1417,13 @@ AVX512BF16 int32_t kv_pack_kv_bf16(const float *k, int32_t ks, int32_t D, const 
                                    uint32_t *kt, uint32_t *vp) {
     if (D % 2 != 0 || D > 576 || R % 16 != 0) return -1;
     int groups = (n + 15) / 16, pairs = D / 2;
-    /* keys: each row's pairs converted 32 values at a time (vcvtne2ps2bf16: round to nearest even, as bf16_of), then
-       written to their 16-dword rows of the group */
+    /* keys: each row's pairs converted 32 values at a time, then written to their 16-dword rows of the group */
     _Alignas(64) uint32_t row[288 + 16];
     for (int g = 0; g < groups; g++)
         for (int i = 0; i < 16; i++) {
             int j = 16 * g + i;
-            if (j < n) {
-                const float *x = k + (int64_t) j * ks;
-                for (int d = 0; d < D; d += 32) {
-                    int left = D - d;
-                    __mmask16 m0 = left >= 16 ? 0xFFFF : (__mmask16) ((1u << left) - 1);
-                    __mmask16 m1 = left >= 32 ? 0xFFFF : left <= 16 ? 0 : (__mmask16) ((1u << (left - 16)) - 1);
-                    _mm512_store_si512(row + d / 2, (__m512i) _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, x + d + 16), _mm512_maskz_loadu_ps(m0, x + d)));
-                }
-            } else {
-                memset(row, 0, sizeof(row));
-            }
+            if (j < n) bf16_pairs(k + (int64_t) j * ks, D, row);
+            else memset(row, 0, sizeof(row));
             uint32_t *dst = kt + (int64_t) g * pairs * 16 + i;
             for (int p = 0; p < pairs; p++) dst[16 * p] = row[p];
         }
@@ -1486,12 +1480,8 @@ AVX512BF16 int32_t kv_mha_causal_bf16_512(const float *q, int32_t qo, int32_t qs
     if (H % 4 != 0 || H > 64 || D % 2 != 0 || D > 576 || R % 16 != 0 || R > 512 || j0 % 16 != 0) return -1;
     if (j1 <= j0) return 0;
     const int pairs = D / 2;
-    _Alignas(64) uint32_t qp[64 * 288];               /* each row's query as bf16 pairs */
-    for (int h = 0; h < H; h++)
-        for (int p = 0; p < pairs; p++) {
-            const float *x = q + qo + (int64_t) h * qs + 2 * p;
-            qp[h * 288 + p] = (uint32_t) bf16_of(x[0]) | (uint32_t) bf16_of(x[1]) << 16;
-        }
+    _Alignas(64) uint32_t qp[64 * 288];               /* each row's query as bf16 pairs, 288 apart */
+    for (int h = 0; h < H; h++) bf16_pairs(q + qo + (int64_t) h * qs, D, qp + h * 288);
     _Alignas(64) float s[64 * MB_JB];
     _Alignas(64) uint32_t pw[64 * (MB_JB / 2)];
     for (int32_t jb = j0; jb < j1; jb += MB_JB) {
@@ -1504,12 +1494,7 @@ AVX512BF16 int32_t kv_mha_causal_bf16_512(const float *q, int32_t qo, int32_t qs
         for (; h < H; h += 4)
             for (int g = 0; g < groups; g += 2) scores_rows_bf16(qp + h * 288, kt, pairs, jb / 16 + g, g + 1 < groups, 4, scale, s + h * MB_JB + 16 * g);
         softmax_rows(s, MB_JB, n, H, jb, maskBase, R, m, l, o);
-        for (int h = 0; h < H; h++) {
-            float *sh = s + h * MB_JB;
-            for (int j = n; j < MB_JB; j++) sh[j] = 0.0f;
-            for (int j = 0; j < MB_JB; j += 32)
-                _mm512_store_si512(pw + h * (MB_JB / 2) + j / 2, (__m512i) _mm512_cvtne2ps_pbh(_mm512_load_ps(sh + j + 16), _mm512_load_ps(sh + j)));
-        }
+        weights_bf16(s, MB_JB, n, H, pw);
         /* values: 4 rows × up to 64 columns a tile (16 accumulators), over the block's position pairs */
         int npairs = (n + 1) / 2;
         const uint32_t *vb = vp + (int64_t) (jb / 2) * R;

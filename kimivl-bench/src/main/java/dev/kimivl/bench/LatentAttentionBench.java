@@ -77,7 +77,7 @@ public class LatentAttentionBench {
             } else {
                 short[] h = new short[f.length];
                 for (int i = 0; i < f.length; i++) {
-                    h[i] = cache.equals("bf16") ? (short) ((Float.floatToRawIntBits(f[i]) + 0x8000) >>> 16) : Float.floatToFloat16(f[i]);
+                    h[i] = cache.equals("bf16") ? dev.kimivl.model.KvCache.toBf16(f[i]) : Float.floatToFloat16(f[i]);
                 }
                 lat16[k] = h;
             }

@@ -44,7 +44,7 @@ public final class KvCache {
     private final int layers, width, kvLoraRank, maxTokens;
     private final Precision precision;
     private final float[][] data;   // F32: [layer][pos·width + i]
-    private final short[][] half;   // F16 and BF16: the same layout, IEEE half bits or bf16 bits (the top half of an f32)
+    private final short[][] bits16; // F16 and BF16: the same layout, IEEE half bits or bf16 bits (the top half of an f32)
     private int length;             // positions filled in every layer
 
     public KvCache(int layers, int kvLoraRank, int ropeDim, int maxTokens, Precision precision) {
@@ -56,12 +56,12 @@ public final class KvCache {
         int initial = Math.min(maxTokens, 256);
         if (precision == Precision.F32) {
             data = new float[layers][];
-            half = null;
+            bits16 = null;
             for (int l = 0; l < layers; l++) data[l] = new float[initial * width];
         } else {
             data = null;
-            half = new short[layers][];
-            for (int l = 0; l < layers; l++) half[l] = new short[initial * width];
+            bits16 = new short[layers][];
+            for (int l = 0; l < layers; l++) bits16[l] = new short[initial * width];
         }
     }
 
@@ -81,10 +81,10 @@ public final class KvCache {
         this.maxTokens = src.maxTokens;
         this.precision = src.precision;
         this.data = src.data == null ? null : new float[layers][];
-        this.half = src.half == null ? null : new short[layers][];
+        this.bits16 = src.bits16 == null ? null : new short[layers][];
         for (int l = 0; l < layers; l++) {
             if (data != null) data[l] = src.data[l].clone();
-            else half[l] = src.half[l].clone();
+            else bits16[l] = src.bits16[l].clone();
         }
         this.length = src.length;
     }
@@ -151,7 +151,7 @@ public final class KvCache {
     /** Bytes the cache's arrays hold now (all layers; capacity, not only the filled positions: it grows by doubling up to maxTokens). */
     public long bytesHeld() {
         long n = 0;
-        for (int l = 0; l < layers; l++) n += data != null ? 4L * data[l].length : 2L * half[l].length;
+        for (int l = 0; l < layers; l++) n += data != null ? 4L * data[l].length : 2L * bits16[l].length;
         return n;
     }
 
@@ -162,14 +162,14 @@ public final class KvCache {
 
     /** F32 caches: layer l's latent rows [0, capacity) × width, in place. */
     float[] layer(int l) {
-        if (data == null) throw new IllegalStateException("an f16 cache has no float rows; use half(l) or columns(..)");
+        if (data == null) throw new IllegalStateException("a 16-bit cache has no float rows; use bits16(l) or columns(..)");
         return data[l];
     }
 
     /** F16 and BF16 caches: layer l's latent rows as 16-bit values (IEEE half or bf16 bits), in place. */
-    short[] half(int l) {
-        if (half == null) throw new IllegalStateException("an f32 cache has no half rows; use layer(l)");
-        return half[l];
+    short[] bits16(int l) {
+        if (bits16 == null) throw new IllegalStateException("an f32 cache has no 16-bit rows; use layer(l)");
+        return bits16[l];
     }
 
     /** Columns [c0, c0 + n) of positions [0, positions) of layer l as floats, dst [positions·n] (widened for F16). */
@@ -182,8 +182,8 @@ public final class KvCache {
         for (int j = j0; j < j1; j++) {
             int src = j * width + c0, d = (j - j0) * n;
             if (data != null) System.arraycopy(data[l], src, dst, d, n);
-            else if (precision == Precision.BF16) for (int i = 0; i < n; i++) dst[d + i] = Float.intBitsToFloat(half[l][src + i] << 16);
-            else for (int i = 0; i < n; i++) dst[d + i] = Float.float16ToFloat(half[l][src + i]);
+            else if (precision == Precision.BF16) for (int i = 0; i < n; i++) dst[d + i] = Float.intBitsToFloat(bits16[l][src + i] << 16);
+            else for (int i = 0; i < n; i++) dst[d + i] = Float.float16ToFloat(bits16[l][src + i]);
         }
         return dst;
     }
@@ -195,7 +195,7 @@ public final class KvCache {
         if (data != null) {
             System.arraycopy(row, off, data[l], dst, width);
         } else if (precision == Precision.BF16) {
-            short[] h = half[l];
+            short[] h = bits16[l];
             for (int i = 0; i < width; i++) {
                 float v = row[off + i];
                 short b = toBf16(v);
@@ -206,7 +206,7 @@ public final class KvCache {
                 h[dst + i] = b;
             }
         } else {
-            short[] h = half[l];
+            short[] h = bits16[l];
             for (int i = 0; i < width; i++) {
                 float v = row[off + i];
                 if (!(Math.abs(v) <= F16_MAX)) {
@@ -219,7 +219,7 @@ public final class KvCache {
     }
 
     /** v rounded to bf16 (nearest, ties to even): the top 16 bits of the f32 after adding half an ulp of bf16. */
-    static short toBf16(float v) {
+    public static short toBf16(float v) {
         int bits = Float.floatToRawIntBits(v);
         return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
     }
@@ -235,12 +235,12 @@ public final class KvCache {
     }
 
     /** Positions layer l's array has room for. */
-    private int capacity(int l) { return (data != null ? data[l].length : half[l].length) / width; }
+    private int capacity(int l) { return (data != null ? data[l].length : bits16[l].length) / width; }
 
     /** Layer l's array copied into one of room for {@code positions}. */
     private void grow(int l, int positions) {
         if (data != null) data[l] = Arrays.copyOf(data[l], positions * width);
-        else half[l] = Arrays.copyOf(half[l], positions * width);
+        else bits16[l] = Arrays.copyOf(bits16[l], positions * width);
     }
 
     /**

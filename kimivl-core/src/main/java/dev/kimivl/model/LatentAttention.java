@@ -47,8 +47,8 @@ final class LatentAttention {
     static void accumulate(Kernels k, float[] q, KvCache cache, int layer, int W, int R, int j0, int j1, float scale, State st, int qBase) {
         switch (cache.precision()) {
             case F32 -> accumulate(k, q, cache.layer(layer), W, R, j0, j1, scale, st, qBase);
-            case F16 -> accumulate(k, q, cache.half(layer), W, R, j0, j1, scale, st, qBase);
-            case BF16 -> k.latentAttentionBf16(q, qBase + st.h0 * W, cache.half(layer), W, R, st.heads, j0, j1, scale, st.m, st.l, st.o);
+            case F16 -> accumulate(k, q, cache.bits16(layer), W, R, j0, j1, scale, st, qBase);
+            case BF16 -> k.latentAttentionBf16(q, qBase + st.h0 * W, cache.bits16(layer), W, R, st.heads, j0, j1, scale, st.m, st.l, st.o);
         }
     }
 
