@@ -33,7 +33,7 @@
 
 
 /** ABI version: NativeKernels refuses a library whose version differs from the one it was written for. */
-int32_t kv_version(void) { return 18; }
+int32_t kv_version(void) { return 19; }
 
 /** 1 when this CPU and OS support AVX2, FMA and F16C (with the YMM state enabled by the OS), else 0. */
 int32_t kv_cpu_ok(void) {

@@ -93,3 +93,99 @@ int32_t kv_sgemm_kblock(int32_t wide, const float *a, int32_t ao, int32_t lda, i
     for (int g = 0; g < groups; g++) panel(a, lda, mg, first_group(g, lower, diag), xp + (long) g * panel_stride, kc, c + (long) g * ldc, load);
     return 0;
 }
+
+/*
+ * The bf16 form of the tiles, for training products that opt into it (Gemm.Products.BF16; a recipe's "products"):
+ * vdpbf16ps multiplies pairs of bf16 values and adds both products to f32 accumulators, twice the multiply-adds per
+ * instruction of the f32 FMA (one Zen 5 core, 12x16 tiles in cache: 450 against 220 GFLOP/s). Each operand is rounded
+ * to bf16 (nearest, ties to even) once; products and sums stay f32, as PyTorch's bf16 autocast products do. So these
+ * floats are not the f32 tiles': a different precision, chosen per run, not a faster way to the same bits.
+ *
+ * Layouts (besides kv_sgemm_kblock's):
+ *   xpb  the inputs' panels as k-pairs: panel g, pair p holds 16 dwords, dword j = (bf16 of input j at k = 2p in the
+ *        low half, at k = 2p + 1 in the high half), ⌈cols/2⌉ pairs a panel, k past cols as zero (kv_bf16_panels)
+ *   a    as kv_sgemm_kblock's, converted here to bf16 pairs per call: row i, pair p = (a[i][2p], a[i][2p + 1])
+ */
+#define AVX512BF16 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+/* The widest k-block (PackedGemm.KC) and the most rows of one call's block (PackedGemm.MC): the bf16 copy of the
+ * block lives on the stack. */
+#define BF16_KC 256
+#define BF16_ROWS 96
+
+/* Word index for the pair interleave: out word 2j = row k's input j (word j), out word 2j + 1 = row k+1's (word 16 + j). */
+AVX512BF16 static inline __m512i pair_index(void) {
+    static const uint16_t idx[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                     8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    return _mm512_loadu_si512(idx);
+}
+
+/*
+ * Panels g0..g1 of xp (f32, [groups][cols][16] from xo, panel stride cols*16) as bf16 k-pairs into out
+ * ([groups][⌈cols/2⌉][16] dwords, panel g at g*⌈cols/2⌉*16): once per product, before its k-blocks.
+ */
+AVX512BF16 int32_t kv_bf16_panels(const float *xp, int32_t xo, int32_t cols, int32_t g0, int32_t g1, uint32_t *out) {
+    if (cols <= 0) return 0;
+    const __m512i idx = pair_index();
+    int pairs = (cols + 1) / 2;
+    xp += xo;
+    for (int g = g0; g < g1; g++) {
+        const float *x = xp + (int64_t) g * cols * 16;
+        uint32_t *o = out + (int64_t) g * pairs * 16;
+        for (int p = 0; p < pairs; p++) {
+            __m512 r0 = _mm512_loadu_ps(x + 32 * p);
+            __m512 r1 = 2 * p + 1 < cols ? _mm512_loadu_ps(x + 32 * p + 16) : _mm512_setzero_ps();
+            __m512i words = (__m512i) _mm512_cvtne2ps_pbh(r1, r0);          /* [row k: 16 words | row k+1: 16 words] */
+            _mm512_storeu_si512(o + 16 * p, _mm512_permutexvar_epi16(idx, words));
+        }
+    }
+    return 0;
+}
+
+/* R = 12 or 6 rows x 16 inputs: one panel load and R pair broadcasts per k-pair, R vdpbf16ps. */
+AVX512BF16 static ALWAYS_INLINE void tile_bf16_x16(const int R, const uint32_t *a, int ldp, const uint32_t *b, int kp, float *c, int load) {
+    __m512 acc[12];
+    for (int i = 0; i < R; i++) acc[i] = _mm512_setzero_ps();
+    for (int p = 0; p < kp; p++) {
+        __m512bh b0 = (__m512bh) _mm512_loadu_si512(b + 16 * p);
+        for (int i = 0; i < R; i++) acc[i] = _mm512_dpbf16_ps(acc[i], (__m512bh) _mm512_set1_epi32((int) a[i * ldp + p]), b0);
+    }
+    for (int i = 0; i < R; i++) {
+        __m512 v = load ? _mm512_add_ps(acc[i], _mm512_loadu_ps(c + 16 * i)) : acc[i];
+        _mm512_storeu_ps(c + 16 * i, v);
+    }
+}
+
+/*
+ * kv_sgemm_kblock in bf16: the same block, panels, tiles and lower form, with xpb (kv_bf16_panels) for xp, its offset
+ * xo and panel_stride in dwords, and the block's rows converted to bf16 pairs here. Returns 1 when the block is larger
+ * than BF16_ROWS x BF16_KC (the caller's MC or KC changed), 0 otherwise.
+ */
+AVX512BF16 int32_t kv_sgemm_kblock_bf16(const float *a, int32_t ao, int32_t lda, int32_t mg, int32_t kc,
+                                         const uint32_t *xpb, int32_t xo, int32_t panel_stride, int32_t groups,
+                                         float *c, int32_t co, int32_t ldc, int32_t load, int32_t lower, int32_t diag) {
+    if (mg <= 0 || kc <= 0 || groups <= 0) return 0;
+    if (mg * 6 > BF16_ROWS || kc > BF16_KC) return 1;
+    uint32_t ab[BF16_ROWS * BF16_KC / 2] __attribute__((aligned(64)));
+    int kp = (kc + 1) / 2;
+    a += ao; xpb += xo; c += co;
+    for (int i = 0; i < mg * 6; i++) {
+        const float *row = a + (int64_t) i * lda;
+        uint32_t *dst = ab + i * kp;
+        for (int k = 0; k < kc; k += 32) {
+            int left = kc - k;
+            __mmask16 m0 = left >= 16 ? 0xFFFF : (__mmask16) ((1u << left) - 1);
+            __mmask16 m1 = left >= 32 ? 0xFFFF : left <= 16 ? 0 : (__mmask16) ((1u << (left - 16)) - 1);
+            __m512i v = (__m512i) _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, row + k + 16), _mm512_maskz_loadu_ps(m0, row + k));
+            int dw = left >= 32 ? 16 : (left + 1) / 2;                     /* dwords of this chunk inside the row */
+            _mm512_mask_storeu_epi32(dst + k / 2, (__mmask16) (dw >= 16 ? 0xFFFF : (1u << dw) - 1), v);
+        }
+    }
+    for (int g = 0; g < groups; g++) {
+        const uint32_t *b = xpb + (int64_t) g * panel_stride;
+        float *cg = c + (int64_t) g * ldc;
+        int ir = first_group(g, lower, diag) & ~1;
+        for (; ir + 2 <= mg; ir += 2) tile_bf16_x16(12, ab + ir * 6 * kp, kp, b, kp, cg + ir * 96, load);
+        if (ir < mg) tile_bf16_x16(6, ab + ir * 6 * kp, kp, b, kp, cg + ir * 96, load);
+    }
+    return 0;
+}

@@ -24,6 +24,32 @@ public final class Gemm {
 
     private Gemm() {}
 
+    /**
+     * The precision of the packed GEMM's products on the current thread: {@code F32} (the default, and every inference
+     * path: float32 operands, the goldens' floats) or {@code BF16}, which a training run may choose for its steps
+     * (a recipe's {@code "products": "bf16"}): both operands rounded to bf16 (nearest, ties to even), products and sums
+     * in float32, as PyTorch's bf16 autocast runs a CPU matmul, at twice the multiply-adds per instruction
+     * (vdpbf16ps). BF16 runs where {@link #bf16Available()}; elsewhere the products stay F32.
+     */
+    public enum Products { F32, BF16 }
+
+    private static final ScopedValue<Products> PRODUCTS = ScopedValue.newInstance();
+
+    /** The products' precision bound on this thread ({@link #withProducts}), F32 when none is. */
+    public static Products products() { return PRODUCTS.orElse(Products.F32); }
+
+    /**
+     * Runs op with the packed GEMM's products in precision p on this thread (a scoped binding: the pool's workers take
+     * the caller's choice for the products it starts, but a body that itself starts products on a worker must bind
+     * it there too).
+     */
+    public static <R, X extends Throwable> R withProducts(Products p, ScopedValue.CallableOp<? extends R, X> op) throws X {
+        return ScopedValue.where(PRODUCTS, p).call(op);
+    }
+
+    /** Whether bf16 products run on this machine (the 512-bit tiles' bf16 form: a CPU with AVX512-BF16). */
+    public static boolean bf16Available() { return PackedGemm.bf16Tiles(); }
+
     /** Inputs from which {@link PackedGemm} (decoded weight blocks × packed inputs, 6×16 micro-kernel) is used. */
     static final int PACKED_MIN_N = KernelSettings.SYSTEM.gemmPackedMinN();
 

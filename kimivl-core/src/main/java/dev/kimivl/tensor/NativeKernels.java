@@ -32,7 +32,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * each call to milliseconds of work (a range of rows, a range of positions); a GC then waits at most that long.
  */
 public final class NativeKernels {
-    private static final int ABI_VERSION = 18;
+    private static final int ABI_VERSION = 19;
     /** Widest row the native kernels take (their per-call buffers live on the C stack). */
     public static final int MAX_COLS = 32768;
     private static final String RESOURCE = "/dev/kimivl/native/linux-x86_64/libkimivl.so";
@@ -104,11 +104,12 @@ public final class NativeKernels {
     public static final Isa BEST;
 
     private static final MethodHandle Q4_0, Q4_0_512, Q8_0, Q8_0_512, GEMM_Q4_0, GEMM_Q8_0, GEMM_Q8_0_VNNI, GEMM_Q4_0_512, GEMM_Q5_0_512, GEMM_Q8_0_512, GEMM_Q4_K_512, SGEMM, PACK, LATENT, LATENT_F16, LATENT_BF16,
-            MHA, STREAM, KQ, GEMM_KQ, KQ_512, GEMM_KQ_512, LATENT_512, LATENT_F16_512, LATENT_BF16_512, MHA_BF16_512, PACK_KV_BF16, MHA_512, R4_PACK, GEMM_Q4_K_R4_512;
+            MHA, STREAM, KQ, GEMM_KQ, KQ_512, GEMM_KQ_512, LATENT_512, LATENT_F16_512, LATENT_BF16_512, MHA_BF16_512, PACK_KV_BF16, MHA_512, R4_PACK, GEMM_Q4_K_R4_512,
+            SGEMM_BF16, BF16_PANELS;
 
     static {
         MethodHandle q4 = null, q4w = null, q8 = null, q8w = null, g4 = null, g8 = null, g8v = null, g4w = null, g5w = null, g8w = null, g4kw = null, sg = null, pack = null, latent = null, latentF16 = null, latentBf16 = null, mha = null, stream = null,
-                kq = null, gkq = null, kqw = null, gkqw = null, latentW = null, latentF16W = null, latentBf16W = null, mhaBf16W = null, packKvBf16 = null, mhaW = null, r4pack = null, g4kr4 = null;
+                kq = null, gkq = null, kqw = null, gkqw = null, latentW = null, latentF16W = null, latentBf16W = null, mhaBf16W = null, packKvBf16 = null, mhaW = null, r4pack = null, g4kr4 = null, sgBf16 = null, bf16Panels = null;
         String status;
         boolean ok = false, vnni = false, avx512 = false, bf16 = false;
         if (!KernelSettings.SYSTEM.nativeKernels()) {
@@ -182,6 +183,10 @@ public final class NativeKernels {
                                     JAVA_FLOAT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS), critical);
                             packKvBf16 = linker.downcallHandle(lib.findOrThrow("kv_pack_kv_bf16"), FunctionDescriptor.of(JAVA_INT,
                                     ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS), critical);
+                            sgBf16 = linker.downcallHandle(lib.findOrThrow("kv_sgemm_kblock_bf16"), FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT,
+                                    JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), critical);
+                            bf16Panels = linker.downcallHandle(lib.findOrThrow("kv_bf16_panels"), FunctionDescriptor.of(JAVA_INT,
+                                    ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS), critical);
                         }
                         mhaW = linker.downcallHandle(lib.findOrThrow("kv_mha_causal_512"), mhaD, critical);
                     }
@@ -232,6 +237,8 @@ public final class NativeKernels {
         GEMM_KQ_512 = gkqw;
         R4_PACK = r4pack;
         GEMM_Q4_K_R4_512 = g4kr4;
+        SGEMM_BF16 = sgBf16;
+        BF16_PANELS = bf16Panels;
         AVAILABLE = ok;
         STATUS = status;
     }
@@ -257,6 +264,46 @@ public final class NativeKernels {
             int rc = (int) SGEMM.invokeExact(wide ? 1 : 0, MemorySegment.ofArray(a), ao, lda, mg, kc, MemorySegment.ofArray(xp), xo, panelStride, groups,
                     MemorySegment.ofArray(c), co, ldc, load ? 1 : 0, lower ? 1 : 0, diag);
             if (rc != 0) throw new IllegalStateException("kv_sgemm_kblock returned " + rc);
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /**
+     * Whether the bf16 form of the float GEMM tiles runs here ({@link #sgemmKblockBf16}: vdpbf16ps, a CPU with
+     * AVX512-BF16): the products of a training run that asks for bf16 ({@code Gemm.Products#BF16}).
+     */
+    static boolean bf16GemmTiles() { return SGEMM_BF16 != null; }
+
+    /**
+     * Panels g0..g1 of a PackedGemm input packing (xp from xo: [groups][cols][16] floats) as bf16 k-pairs into out
+     * ([groups][⌈cols/2⌉][16] ints: int j of pair p holds input j at k = 2p in its low half, 2p + 1 in its high half;
+     * rounded to nearest, ties to even; kimivl_sgemm.c kv_bf16_panels).
+     */
+    static void bf16Panels(float[] xp, int xo, int cols, int g0, int g1, int[] out) {
+        try {
+            int rc = (int) BF16_PANELS.invokeExact(MemorySegment.ofArray(xp), xo, cols, g0, g1, MemorySegment.ofArray(out));
+            if (rc != 0) throw new IllegalStateException("kv_bf16_panels returned " + rc);
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /**
+     * {@link #sgemmKblock}'s 512-bit form in bf16 products (kimivl_sgemm.c kv_sgemm_kblock_bf16): the block's rows are
+     * rounded to bf16 in the call, the inputs come as {@link #bf16Panels} (xo and panelStride in ints), products and
+     * sums are f32. The block is at most 96 rows × 256 columns.
+     */
+    static void sgemmKblockBf16(float[] a, int ao, int lda, int mg, int kc, int[] xpb, int xo, int panelStride, int groups,
+                                float[] c, int co, int ldc, boolean load, boolean lower, int diag) {
+        try {
+            int rc = (int) SGEMM_BF16.invokeExact(MemorySegment.ofArray(a), ao, lda, mg, kc, MemorySegment.ofArray(xpb), xo, panelStride, groups,
+                    MemorySegment.ofArray(c), co, ldc, load ? 1 : 0, lower ? 1 : 0, diag);
+            if (rc != 0) throw new IllegalStateException("kv_sgemm_kblock_bf16 returned " + rc + " (block of " + mg * 6 + " rows × " + kc + " columns: at most 96 × 256)");
         } catch (RuntimeException | Error e) {
             throw e;
         } catch (Throwable t) {

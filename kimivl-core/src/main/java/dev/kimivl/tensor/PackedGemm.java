@@ -61,6 +61,24 @@ final class PackedGemm {
         return a;
     }
 
+    /**
+     * Whether the bf16 tiles run here: the C library's bf16 form on this CPU ({@link NativeKernels#bf16GemmTiles}), with
+     * a block it takes (at most 96 rows × 256 columns, an even k-block so that k-pairs never straddle two).
+     */
+    static boolean bf16Tiles() {
+        return MicroKernel.WIDE && NativeKernels.bf16GemmTiles() && KC % 2 == 0 && KC <= 256 && MC <= 96;
+    }
+
+    private static final ThreadLocal<int[]> INT_SCRATCH = new ThreadLocal<>();
+
+    /** An int scratch of at least size (the bf16 panels), kept per thread up to {@link #KEEP_FLOATS}. */
+    private static int[] scratchInts(int size) {
+        if (size > KEEP_FLOATS) return new int[size];
+        int[] a = INT_SCRATCH.get();
+        if (a == null || a.length < size) { a = new int[size]; INT_SCRATCH.set(a); }
+        return a;
+    }
+
     static void matmul(Matrix m, float[] x, float[] y, int n) {
         matmul(m, x, y, n, MicroKernel.WIDE);
     }
@@ -87,16 +105,27 @@ final class PackedGemm {
      * the same floats, whichever tiles are left out; the others are left unspecified in y.
      */
     static void run(Matrix m, float[] x, boolean xColumns, int n, float[] y, boolean yByRow, boolean wide, boolean lower) {
-        run(m, x, xColumns, n, y, yByRow, wide, lower, NativeKernels.sgemmTiles(wide));
+        boolean bf16 = wide && Gemm.products() == Gemm.Products.BF16 && bf16Tiles();
+        run(m, x, xColumns, n, y, yByRow, wide, lower, NativeKernels.sgemmTiles(wide), bf16);
+    }
+
+    /** {@link #run(Matrix, float[], boolean, int, float[], boolean, boolean, boolean, boolean, boolean)} in f32 products. */
+    static void run(Matrix m, float[] x, boolean xColumns, int n, float[] y, boolean yByRow, boolean wide, boolean lower, boolean nativeTiles) {
+        run(m, x, xColumns, n, y, yByRow, wide, lower, nativeTiles, false);
     }
 
     /**
      * {@link #run} with the tiles in Java ({@link MicroKernel}) or, with {@code nativeTiles}, in C (kimivl_sgemm.c,
-     * where {@link NativeKernels#sgemmTiles}): the same floats either way, the C ones at the FMA peak.
+     * where {@link NativeKernels#sgemmTiles}): the same floats either way, the C ones at the FMA peak. With {@code bf16}
+     * the C tiles' bf16 form instead ({@link Gemm.Products#BF16}: both operands rounded to bf16, f32 products and sums;
+     * needs the 512-bit form and {@link NativeKernels#bf16GemmTiles}).
      */
-    static void run(Matrix m, float[] x, boolean xColumns, int n, float[] y, boolean yByRow, boolean wide, boolean lower, boolean nativeTiles) {
+    static void run(Matrix m, float[] x, boolean xColumns, int n, float[] y, boolean yByRow, boolean wide, boolean lower, boolean nativeTiles, boolean bf16) {
         if (nativeTiles && !NativeKernels.sgemmTiles(wide)) {
             throw new IllegalArgumentException("no native " + (wide ? "512-bit" : "8-lane") + " float GEMM tiles here: " + NativeKernels.STATUS);
+        }
+        if (bf16 && !(wide && bf16Tiles())) {
+            throw new IllegalArgumentException("no bf16 GEMM tiles here (they need the 512-bit form on a CPU with AVX512-BF16): " + NativeKernels.STATUS);
         }
         final int rows = m.rows(), cols = m.cols();
         if (n <= 0 || rows == 0) return;
@@ -110,6 +139,13 @@ final class PackedGemm {
         } else {
             pack.run(0, groups);
         }
+        // bf16: the packed panels once more as bf16 k-pairs, [groups][⌈cols/2⌉][16] ints, which every row block reads
+        final int[] xpb = bf16 ? scratchInts(Math.multiplyExact(groups * NR, (cols + 1) / 2)) : null;
+        if (bf16) {
+            Parallel.RangeBody convert = (g0, g1) -> NativeKernels.bf16Panels(xp, 0, cols, g0, g1, xpb);
+            if (groups >= 4 && (long) n * cols >= (1 << 18)) Parallel.forRange(groups, 2, convert);
+            else convert.run(0, groups);
+        }
         int blocks = (rows + MC - 1) / MC;
         // QuantMatrix / SegmentMatrix decode each k-block straight into the [MC][KC] block; other kinds decode whole
         // rows into a scratch first
@@ -119,11 +155,11 @@ final class PackedGemm {
             float[] w = ranged ? null : scratch(1, MC * cols);
             float[] a = scratch(2, MC * KC);
             float[] c = scratch(3, groups * NR * MC);
-            for (int b = b0; b < b1; b++) block(m, ranged, rows, cols, b * MC, xp, n, groups, y, yByRow, w, a, c, wide, lower, nativeTiles);
+            for (int b = b0; b < b1; b++) block(m, ranged, rows, cols, b * MC, xp, xpb, n, groups, y, yByRow, w, a, c, wide, lower, nativeTiles);
         });
     }
 
-    private static void block(Matrix m, boolean ranged, int rows, int cols, int r0, float[] xp, int n, int groups,
+    private static void block(Matrix m, boolean ranged, int rows, int cols, int r0, float[] xp, int[] xpb, int n, int groups,
                               float[] y, boolean yByRow, float[] w, float[] a, float[] c, boolean wide, boolean lower, boolean nativeTiles) {
         int nr = Math.min(MC, rows - r0);
         int mg = (nr + MR - 1) / MR;
@@ -142,6 +178,17 @@ final class PackedGemm {
             // rows past the matrix's end in the last 6-row group multiply as zeros
             for (int i = nr; i < mg * MR; i++) Arrays.fill(a, i * KC, i * KC + kc, 0f);
             boolean load = pc > 0;
+            if (xpb != null) {
+                // bf16 products (kimivl_sgemm.c kv_sgemm_kblock_bf16): panels as k-pairs, KC even so pc / 2 is a pair
+                int pairs = (cols + 1) / 2;
+                int per = (int) Math.max(1, NATIVE_CALL_MACS / ((long) mg * MR * kc * NR));
+                for (int g0 = 0; g0 < groups; g0 += per) {
+                    int ng = Math.min(per, groups - g0);
+                    NativeKernels.sgemmKblockBf16(a, 0, KC, mg, kc, xpb, (g0 * pairs + pc / 2) * NR, pairs * NR, ng,
+                            c, g0 * MC * NR, MC * NR, load, lower, r0 - g0 * NR);
+                }
+                continue;
+            }
             if (nativeTiles) {
                 // the same tiles in C (kimivl_sgemm.c: the same floats at the FMA peak), a bounded share of panels per call
                 int per = (int) Math.max(1, NATIVE_CALL_MACS / ((long) mg * MR * kc * NR));

@@ -110,6 +110,65 @@ class GemmFormsTest {
         }
     }
 
+    /** x rounded to bf16 and back (KvCache.toBf16: nearest, ties to even). */
+    private static double bf16(float x) {
+        return VectorMath.bf16ToFloat(dev.kimivl.model.KvCache.toBf16(x));
+    }
+
+    /**
+     * bf16 products (Gemm.Products.BF16, the bf16 C tiles): every element is the exact product sum of the bf16-rounded
+     * operands up to float32 accumulation (within 1e-4 relative to the sum of |terms|), in every layout PackedGemm.run
+     * takes, the lower form, odd column counts (a half pair at the end), several k-blocks and short panels; and it is
+     * not the f32 product (a run that silently stayed in f32 fails). Unbound threads keep the f32 floats. Skipped (and
+     * said so) on CPUs without AVX512-BF16.
+     */
+    @Test
+    void bf16ProductsAreTheRoundedOperandsSums() {
+        assumeTrue(Gemm.bf16Available(), "no bf16 GEMM tiles on this CPU: " + NativeKernels.STATUS);
+        Random rnd = new Random(53);
+        for (int[] s : new int[][]{{67, 600, 21}, {48, 255, 3}, {67, 257, 67}, {30, 41, 48}, {96, 513, 200}}) {
+            int rows = s[0], cols = s[1], n = s[2];
+            float[] w = random(rnd, rows * cols);
+            SegmentMatrix m = SegmentMatrix.ofFloats(w, rows, cols);
+            for (boolean xColumns : new boolean[]{false, true}) {
+                for (boolean yByRow : new boolean[]{false, true}) {
+                    for (boolean lower : new boolean[]{false, true}) {
+                        float[] x = random(rnd, n * cols), got = new float[n * rows], f32 = new float[n * rows];
+                        PackedGemm.run(m, x, xColumns, n, got, yByRow, true, lower, true, true);
+                        PackedGemm.run(m, x, xColumns, n, f32, yByRow, true, lower, true, false);
+                        String what = "rows " + rows + " cols " + cols + " n " + n + (xColumns ? " x columns" : "") + (yByRow ? " y by row" : "") + (lower ? " lower" : "");
+                        double maxFromF32 = 0;
+                        for (int t = 0; t < n; t++) {
+                            for (int r = lower ? t : 0; r < rows; r++) {
+                                double want = 0, scale = 0;
+                                for (int c = 0; c < cols; c++) {
+                                    double xv = xColumns ? x[c * n + t] : x[t * cols + c];
+                                    double term = bf16(w[r * cols + c]) * bf16((float) xv);
+                                    want += term;
+                                    scale += Math.abs(term);
+                                }
+                                int i = yByRow ? r * n + t : t * rows + r;
+                                assertEquals(want, got[i], 1e-4 * scale, what + " at row " + r + ", input " + t);
+                                maxFromF32 = Math.max(maxFromF32, Math.abs(got[i] - f32[i]));
+                            }
+                        }
+                        assertTrue(maxFromF32 > 1e-3, what + ": the bf16 products equal the f32 ones (max difference " + maxFromF32 + ")");
+                    }
+                }
+            }
+        }
+        // the scoped choice: bf16 inside withProducts, f32 outside it (inference never binds it)
+        int m = 40, k = 300, n = 24;
+        float[] a = random(rnd, m * k), b = random(rnd, k * n), f32 = new float[m * n], inside = new float[m * n], after = new float[m * n];
+        Gemm.matmulNN(a, m, k, b, n, f32);
+        Gemm.withProducts(Gemm.Products.BF16, () -> { Gemm.matmulNN(a, m, k, b, n, inside); return null; });
+        Gemm.matmulNN(a, m, k, b, n, after);
+        assertArrayEquals(f32, after, 0f, "f32 again outside the binding");
+        double d = 0;
+        for (int i = 0; i < f32.length; i++) d = Math.max(d, Math.abs(f32[i] - inside[i]));
+        assertTrue(d > 1e-3 && d < 0.2, "bf16 inside the binding: max difference from f32 " + d);
+    }
+
     @Test
     void refusesTooFewRowsForThePackedFloats() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,

@@ -2,6 +2,7 @@ package dev.kimivl.train.recipe;
 
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.kimivl.tensor.Gemm;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -21,8 +22,17 @@ import java.util.Set;
  * @param outputs   model folders to publish: output name → the stage whose checkpoint it is
  * @param tokenizer BPE ranks to train (the vocabulary is ranks + Kimi's specials) and how many synthetic examples
  *                  make its corpus
+ * @param products  the precision of every training product on the packed GEMM: f32 (null: the default; the gradient
+ *                  goldens' floats) or bf16 (operands rounded to bf16, f32 products and sums: twice the multiply-adds
+ *                  per instruction where the CPU has AVX512-BF16, f32 elsewhere; {@link Gemm.Products})
  */
-public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec tokenizer, List<Stage> stages, Map<String, String> outputs) {
+public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec tokenizer, List<Stage> stages, Map<String, String> outputs,
+                     String products) {
+
+    /** {@link #products} as the GEMM's choice (F32 when unset). */
+    public Gemm.Products gemmProducts() {
+        return products == null || products.equals("f32") ? Gemm.Products.F32 : Gemm.Products.BF16;
+    }
 
     public record TokenizerSpec(int ranks, int corpusExamples) {}
 
@@ -258,6 +268,9 @@ public record Recipe(String name, long seed, ModelSpec model, TokenizerSpec toke
         }
         if (r.model() == null || r.tokenizer() == null || r.stages() == null || r.stages().isEmpty()) {
             throw new IllegalArgumentException("recipe " + file + ": needs model, tokenizer and stages");
+        }
+        if (r.products() != null && !r.products().equals("f32") && !r.products().equals("bf16")) {
+            throw new IllegalArgumentException("recipe " + file + ": products '" + r.products() + "' is not f32 or bf16");
         }
         for (int i = 0; i < r.stages().size(); i++) {
             Stage s = r.stages().get(i);

@@ -10,6 +10,7 @@ import dev.kimivl.io.SafeTensorsFile;
 import dev.kimivl.io.SafeTensorsWriter;
 import dev.kimivl.io.SafetensorsCheckpoint;
 import dev.kimivl.io.TensorData;
+import dev.kimivl.tensor.Gemm;
 import dev.kimivl.tensor.Parallel;
 import dev.kimivl.text.ChatTemplate;
 import dev.kimivl.text.Tokenizer;
@@ -303,12 +304,16 @@ public final class RecipeTrainer {
             if (muon.containsKey(e.getKey())) orthogonalised.add(e.getKey());
             else adam.get(e.getKey()).step(e.getValue(), g, lrFactor);
         }
-        Parallel.forRange(orthogonalised.size(), 1, (i0, i1) -> {
+        // the caller's products precision on whichever thread runs a tensor (a scoped binding does not reach the pool's
+        // workers by itself), so the weights do not depend on which core took which tensor
+        Gemm.Products products = Gemm.products();
+        Parallel.forRange(orthogonalised.size(), 1, (i0, i1) -> Gemm.withProducts(products, () -> {
             for (int i = i0; i < i1; i++) {
                 String n = orthogonalised.get(i);
                 muon.get(n).step(params.get(n), grads.get(n), lrFactor);
             }
-        });
+            return null;
+        }));
     }
 
     /**
@@ -506,7 +511,11 @@ public final class RecipeTrainer {
             double avg = Double.NaN;
             long t0 = System.nanoTime();
             double wall0 = wallSeconds, flops = 0;
-            if (step == 0) err.printf(Locale.ROOT, "[%s] %s: %d steps of %d examples, training %s%n", stage.name(), stage.kind(), stage.steps(), stage.batch(), stage.train());
+            final Gemm.Products products = recipe.gemmProducts();
+            if (step == 0) {
+                err.printf(Locale.ROOT, "[%s] %s: %d steps of %d examples, training %s%s%n", stage.name(), stage.kind(), stage.steps(), stage.batch(), stage.train(),
+                        products == Gemm.Products.BF16 ? (Gemm.bf16Available() ? ", bf16 products" : ", f32 products (the recipe asks for bf16; this CPU has no AVX512-BF16)") : "");
+            }
             java.util.concurrent.ExecutorService data = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
                 Thread t = new Thread(r, "kimivl-train-data");
                 t.setDaemon(true);
@@ -527,7 +536,7 @@ public final class RecipeTrainer {
                         throw new IllegalStateException("preparing step " + s + " of stage " + stage.name() + ": " + e.getCause(), e.getCause());
                     }
                     next = s < stage.steps() && taken + 1 < budget ? data.submit(() -> batch(s + 1)) : null;
-                    r = siglip != null ? vitStep(s, batch) : step(s, batch, TextGrad.Objective.MEAN_CROSS_ENTROPY);
+                    r = Gemm.withProducts(products, () -> siglip != null ? vitStep(s, batch) : step(s, batch, TextGrad.Objective.MEAN_CROSS_ENTROPY));
                 }
                 step++;
                 taken++;
@@ -790,8 +799,11 @@ public final class RecipeTrainer {
             StepResult a, b;
             featureCache = trainVisionSide ? null : new java.util.HashMap<>();   // both updates: one encode per image
             try {
-                a = step(s, answers, first);
-                b = step(s, answers, new PolicyMirrorDescent(reward, group, spec.tau(), first.oldLogProbs()));
+                // the updates in the recipe's products; the sampling above stays f32 (the inference engine runs some
+                // products inside pool bodies, where a scoped choice would depend on which thread took which)
+                Gemm.Products products = recipe.gemmProducts();
+                a = Gemm.withProducts(products, () -> step(s, answers, first));
+                b = Gemm.withProducts(products, () -> step(s, answers, new PolicyMirrorDescent(reward, group, spec.tau(), first.oldLogProbs())));
             } finally {
                 featureCache = null;
             }

@@ -206,6 +206,39 @@ class RecipeTrainerTest {
         assertTrue(Recipe.load(f).stages().getLast().rl().adamOnly());
         Files.writeString(f, RECIPE.formatted(3));
         assertFalse(Recipe.load(f).stages().getLast().rl().adamOnly());
+        // the products' precision: f32 (unset) or bf16, nothing else
+        assertEquals(dev.kimivl.tensor.Gemm.Products.F32, Recipe.load(f).gemmProducts());
+        Files.writeString(f, bf16(RECIPE.formatted(3)).replace("\"bf16\"", "\"fp8\""));
+        e = assertThrows(IllegalArgumentException.class, () -> Recipe.load(f));
+        assertTrue(e.getMessage().contains("products 'fp8' is not f32 or bf16"), e.getMessage());
+    }
+
+    /** The tiny recipe with bf16 training products. */
+    private static String bf16(String recipe) {
+        return recipe.replace("\"name\": \"tiny\",", "\"name\": \"tiny\", \"products\": \"bf16\",");
+    }
+
+    /**
+     * A recipe with bf16 products: its weights are not the f32 run's (the products really are bf16), and a run stopped
+     * mid-stage and resumed ends with exactly the weights of an unbroken bf16 run. Skipped (and said so) on CPUs
+     * without AVX512-BF16, where such a recipe trains in f32.
+     */
+    @Test
+    void bf16ProductsTrainDifferentlyAndResumeExactly(@TempDir Path tmp) throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeTrue(dev.kimivl.tensor.Gemm.bf16Available(), "no bf16 GEMM tiles on this CPU");
+        Path f32 = recipe(tmp, 5), bf = tmp.resolve("bf16.json");
+        Files.writeString(bf, bf16(RECIPE.formatted(5)));
+        assertEquals(dev.kimivl.tensor.Gemm.Products.BF16, Recipe.load(bf).gemmProducts());
+        Path a = tmp.resolve("f32"), b = tmp.resolve("bf"), c = tmp.resolve("bf-resumed");
+        assertTrue(run(f32, a, false, -1));
+        assertTrue(run(bf, b, false, -1));
+        assertFalse(run(bf, c, false, 6));
+        assertTrue(run(bf, c, true, -1));
+        for (String out : List.of("instruct", "thinking", "rl")) {
+            byte[] wb = Files.readAllBytes(b.resolve(out).resolve("model.safetensors"));
+            assertArrayEquals(wb, Files.readAllBytes(c.resolve(out).resolve("model.safetensors")), out + ": resumed bf16 weights differ");
+            assertFalse(java.util.Arrays.equals(wb, Files.readAllBytes(a.resolve(out).resolve("model.safetensors"))), out + ": bf16 weights equal the f32 ones");
+        }
     }
 
     @Test

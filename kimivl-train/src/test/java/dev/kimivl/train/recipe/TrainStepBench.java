@@ -43,11 +43,15 @@ import java.util.stream.Stream;
  * times only the batches' rendering and encoding, the trainer's data thread's work.
  */
 public final class TrainStepBench {
+    /** The products' precision of the timed steps (the recipe's {@code products}, or {@code --products}). */
+    private static dev.kimivl.tensor.Gemm.Products products = dev.kimivl.tensor.Gemm.Products.F32;
+
     public static void main(String[] args) throws Exception {
         Path recipeFile = Path.of("recipes/nano.json"), tokenizerFrom = Path.of("models/kimivl-nano-instruct");
         int steps = 10, warmup = 2;
         String kind = "both", stageName = null;
         boolean profile = false, dataOnly = false;      // --data-only: the batches' rendering and encoding alone
+        String productsArg = null;                      // --products: the recipe's choice unless given
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--recipe" -> recipeFile = Path.of(args[++i]);
@@ -58,11 +62,13 @@ public final class TrainStepBench {
                 case "--stage" -> stageName = args[++i];
                 case "--profile" -> profile = true;
                 case "--data-only" -> dataOnly = true;
+                case "--products" -> productsArg = args[++i];
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]
-                        + " (--recipe FILE --tokenizer-from MODEL_DIR --steps N --warmup N --kind vit|joint|both --stage NAME --profile --data-only)");
+                        + " (--recipe FILE --tokenizer-from MODEL_DIR --steps N --warmup N --kind vit|joint|both --stage NAME --profile --data-only --products f32|bf16)");
             }
         }
         Recipe recipe = Recipe.load(recipeFile);
+        products = productsArg == null ? recipe.gemmProducts() : dev.kimivl.tensor.Gemm.Products.valueOf(productsArg.toUpperCase(Locale.ROOT));
         Path dir = Files.createTempDirectory("kimivl-trainbench");
         try {
             Path current = Files.createDirectories(dir.resolve("current"));
@@ -72,8 +78,9 @@ public final class TrainStepBench {
             SpecialIds ids = TokenizerFiles.layout(ranks, TokenizerFiles.defaultVocabSize(ranks));
             recipe.model().writeInitial(current, ids, recipe.seed());
             RecipeTrainer trainer = new RecipeTrainer(recipeFile, dir, System.err, 0, 1, -1);
-            System.out.printf(Locale.ROOT, "recipe %s, model %s; threads %d; %d warm-up + %d timed steps per kind%n",
-                    recipeFile, recipe.model(), dev.kimivl.tensor.Parallel.THREADS, warmup, steps);
+            System.out.printf(Locale.ROOT, "recipe %s, model %s; threads %d; %d warm-up + %d timed steps per kind; products %s%s%n",
+                    recipeFile, recipe.model(), dev.kimivl.tensor.Parallel.THREADS, warmup, steps, products,
+                    products == dev.kimivl.tensor.Gemm.Products.BF16 && !dev.kimivl.tensor.Gemm.bf16Available() ? " (not on this CPU: f32)" : "");
             if (stageName != null) {
                 int index = -1;
                 for (int i = 0; i < recipe.stages().size(); i++) if (recipe.stages().get(i).name().equals(stageName)) index = i;
@@ -163,7 +170,8 @@ public final class TrainStepBench {
     }
 
     private static RecipeTrainer.StageRun.StepResult step(RecipeTrainer.StageRun run, int s, List<ExampleEncoder.Encoded> batch) {
-        return run.siglip != null ? run.vitStep(s, batch) : run.step(s, batch, dev.kimivl.train.TextGrad.Objective.MEAN_CROSS_ENTROPY);
+        return dev.kimivl.tensor.Gemm.withProducts(products, () -> run.siglip != null ? run.vitStep(s, batch)
+                : run.step(s, batch, dev.kimivl.train.TextGrad.Objective.MEAN_CROSS_ENTROPY));
     }
 
     // ------------------------------------------------------------------------------------------- JFR summary
