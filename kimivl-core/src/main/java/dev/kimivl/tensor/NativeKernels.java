@@ -105,11 +105,11 @@ public final class NativeKernels {
 
     private static final MethodHandle Q4_0, Q4_0_512, Q8_0, Q8_0_512, GEMM_Q4_0, GEMM_Q8_0, GEMM_Q8_0_VNNI, GEMM_Q4_0_512, GEMM_Q5_0_512, GEMM_Q8_0_512, GEMM_Q4_K_512, SGEMM, PACK, LATENT, LATENT_F16, LATENT_BF16,
             MHA, STREAM, KQ, GEMM_KQ, KQ_512, GEMM_KQ_512, LATENT_512, LATENT_F16_512, LATENT_BF16_512, MHA_BF16_512, PACK_KV_BF16, MHA_512, R4_PACK, GEMM_Q4_K_R4_512,
-            SGEMM_BF16, BF16_PANELS;
+            SGEMM_BF16, BF16_PANELS, VIT_ATTENTION, VIT_ATTENTION_BACKWARD;
 
     static {
         MethodHandle q4 = null, q4w = null, q8 = null, q8w = null, g4 = null, g8 = null, g8v = null, g4w = null, g5w = null, g8w = null, g4kw = null, sg = null, pack = null, latent = null, latentF16 = null, latentBf16 = null, mha = null, stream = null,
-                kq = null, gkq = null, kqw = null, gkqw = null, latentW = null, latentF16W = null, latentBf16W = null, mhaBf16W = null, packKvBf16 = null, mhaW = null, r4pack = null, g4kr4 = null, sgBf16 = null, bf16Panels = null;
+                kq = null, gkq = null, kqw = null, gkqw = null, latentW = null, latentF16W = null, latentBf16W = null, mhaBf16W = null, packKvBf16 = null, mhaW = null, r4pack = null, g4kr4 = null, sgBf16 = null, bf16Panels = null, vitAtt = null, vitAttBwd = null;
         String status;
         boolean ok = false, vnni = false, avx512 = false, bf16 = false;
         if (!KernelSettings.SYSTEM.nativeKernels()) {
@@ -189,6 +189,11 @@ public final class NativeKernels {
                                     ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS), critical);
                         }
                         mhaW = linker.downcallHandle(lib.findOrThrow("kv_mha_causal_512"), mhaD, critical);
+                        vitAtt = linker.downcallHandle(lib.findOrThrow("kv_vit_attention"), FunctionDescriptor.of(JAVA_INT,
+                                ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_FLOAT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT), critical);
+                        vitAttBwd = linker.downcallHandle(lib.findOrThrow("kv_vit_attention_backward"), FunctionDescriptor.of(JAVA_INT,
+                                ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, JAVA_FLOAT, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                                JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), critical);
                     }
                     stream = linker.downcallHandle(lib.findOrThrow("kv_stream_read"), FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_LONG), critical);
                     kq = linker.downcallHandle(lib.findOrThrow("kv_matvec_kq"), FunctionDescriptor.of(JAVA_INT,
@@ -239,6 +244,8 @@ public final class NativeKernels {
         GEMM_Q4_K_R4_512 = g4kr4;
         SGEMM_BF16 = sgBf16;
         BF16_PANELS = bf16Panels;
+        VIT_ATTENTION = vitAtt;
+        VIT_ATTENTION_BACKWARD = vitAttBwd;
         AVAILABLE = ok;
         STATUS = status;
     }
@@ -309,6 +316,60 @@ public final class NativeKernels {
         } catch (Throwable t) {
             throw new IllegalStateException(t);
         }
+    }
+
+    /**
+     * Whether {@link #vitAttention} and {@link #vitAttentionBackward} run for heads of width d: the library is loaded
+     * on a CPU with the AVX-512 forms, and d is a multiple of 16 up to 256 (kimivl_train.c).
+     */
+    public static boolean vitAttention(int d) { return VIT_ATTENTION != null && d > 0 && d % 16 == 0 && d <= 256; }
+
+    /**
+     * One head of one image of MoonViT's attention, forward (kimivl_train.c kv_vit_attention): P = softmax(scale·q·kᵀ)
+     * into p, out[o + i·ldo + c] = Σ_j P[i][j]·v[j][c]. q, k, v: [n][d] contiguous; scratch p [n][np] and t [d][np],
+     * np = n rounded up to 16. A critical call: callers keep n to a few thousand.
+     */
+    public static void vitAttention(float[] q, float[] k, float[] v, int n, int d, float scale, float[] p, float[] t, float[] out, int o, int ldo) {
+        int np = (n + 15) & ~15;
+        checkScratch(n, d, np, p, t, q, k, v);
+        if ((long) o + (long) (n - 1) * ldo + d > out.length) throw new IllegalArgumentException("out holds " + out.length + " floats, rows need " + ((long) o + (long) (n - 1) * ldo + d));
+        try {
+            int rc = (int) VIT_ATTENTION.invokeExact(MemorySegment.ofArray(q), MemorySegment.ofArray(k), MemorySegment.ofArray(v), n, d, scale,
+                    MemorySegment.ofArray(p), MemorySegment.ofArray(t), MemorySegment.ofArray(out), o, ldo);
+            if (rc != 0) throw new IllegalArgumentException("kv_vit_attention: head width " + d + " is not a multiple of 16 up to 256");
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable x) {
+            throw new IllegalStateException(x);
+        }
+    }
+
+    /**
+     * Its backward, P recomputed (kv_vit_attention_backward): dq = dS·k, dk = dSᵀ·q, dv = Pᵀ·dO with
+     * dS = P ∘ (dO·vᵀ − rowsum)·scale, written to g at rows ldo apart from oq, ok, ov. Scratch p, ds [n][np], t [d][np].
+     */
+    public static void vitAttentionBackward(float[] q, float[] k, float[] v, float[] dO, int n, int d, float scale,
+                                            float[] p, float[] ds, float[] t, float[] g, int oq, int ok, int ov, int ldo) {
+        int np = (n + 15) & ~15;
+        checkScratch(n, d, np, p, t, q, k, v, dO);
+        if ((long) ds.length < (long) n * np) throw new IllegalArgumentException("scratch ds holds " + ds.length + " floats, needs " + (long) n * np);
+        long last = Math.max(oq, Math.max(ok, ov)) + (long) (n - 1) * ldo + d;
+        if (last > g.length) throw new IllegalArgumentException("g holds " + g.length + " floats, rows need " + last);
+        try {
+            int rc = (int) VIT_ATTENTION_BACKWARD.invokeExact(MemorySegment.ofArray(q), MemorySegment.ofArray(k), MemorySegment.ofArray(v), MemorySegment.ofArray(dO),
+                    n, d, scale, MemorySegment.ofArray(p), MemorySegment.ofArray(ds), MemorySegment.ofArray(t), MemorySegment.ofArray(g), oq, ok, ov, ldo);
+            if (rc != 0) throw new IllegalArgumentException("kv_vit_attention_backward: head width " + d + " is not a multiple of 16 up to 256");
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable x) {
+            throw new IllegalStateException(x);
+        }
+    }
+
+    private static void checkScratch(int n, int d, int np, float[] p, float[] t, float[]... rows) {
+        for (float[] r : rows) if ((long) r.length < (long) n * d) throw new IllegalArgumentException("an input block holds " + r.length + " floats, [" + n + ", " + d + "] needs " + (long) n * d);
+        if ((long) p.length < (long) n * np) throw new IllegalArgumentException("scratch p holds " + p.length + " floats, needs " + (long) n * np);
+        if ((long) t.length < (long) d * np) throw new IllegalArgumentException("scratch t holds " + t.length + " floats, needs " + (long) d * np);
     }
 
     /** Copies the library out of the jar (dlopen needs a file) and opens it; the file is deleted once opened. */

@@ -7,6 +7,7 @@ import dev.kimivl.io.WeightSource;
 import dev.kimivl.vision.PreprocessedImage;
 
 import java.nio.file.Path;
+import dev.kimivl.tensor.NativeKernels;
 import dev.kimivl.tensor.Parallel;
 import dev.kimivl.tensor.VectorMath;
 import jdk.incubator.vector.FloatVector;
@@ -56,6 +57,7 @@ public final class VisionGrad {
         dim = cfg.hiddenSize();
         heads = cfg.numHeads();
         headDim = cfg.headDim();
+        nativeAttention = NativeKernels.vitAttention(headDim);
         inter = cfg.intermediateSize();
         int p = cfg.patchSize();
         patchLen = 3 * p * p;
@@ -518,6 +520,25 @@ public final class VisionGrad {
         return pr;
     }
 
+    /**
+     * Whether attention runs in the native kernels (kimivl_train.c, NativeKernels#vitAttention: an AVX-512 CPU and a
+     * head width that is a multiple of 16), about 4× the Java form's speed; false keeps the Java form (tests compare
+     * the two). Their floats differ in the last bits (other summation order), both held to the goldens' tolerances.
+     */
+    boolean nativeAttention;
+
+    private static final ThreadLocal<float[][]> ATTENTION_SCRATCH = ThreadLocal.withInitial(() -> new float[3][0]);
+
+    /** Per-thread scratch for one head of n positions: p [n][np], ds [n][np] (backward only) and t [headDim][np]. */
+    private float[][] attentionScratch(int n, boolean backward) {
+        float[][] sc = ATTENTION_SCRATCH.get();
+        int np = (n + 15) & ~15;
+        if (sc[0].length < n * np) sc[0] = new float[n * np];
+        if (backward && sc[1].length < n * np) sc[1] = new float[n * np];
+        if (sc[2].length < headDim * np) sc[2] = new float[headDim * np];
+        return sc;
+    }
+
     /** q, k and v of head h over rows [s0, s0 + n) of qkv [L, 3D], each a contiguous [n, headDim] block. */
     private float[][] headQkv(float[] qkv, int s0, int n, int h) {
         return new float[][]{gather(qkv, s0, n, h * headDim), gather(qkv, s0, n, dim + h * headDim), gather(qkv, s0, n, 2 * dim + h * headDim)};
@@ -537,11 +558,18 @@ public final class VisionGrad {
     private float[] attention(float[] qkv, int[] starts, int[] counts, int L) {
         float[] out = new float[L * dim];
         int pairs = starts.length * heads;
+        float scale = (float) (1 / Math.sqrt(headDim));
         Parallel.forRange(pairs, 1, (p0, p1) -> {
             for (int p = p0; p < p1; p++) {
                 int m = p / heads, h = p % heads, s0 = starts[m], n = counts[m];
                 float[][] qkvH = headQkv(qkv, s0, n, h);
                 float[] q = qkvH[0], k = qkvH[1], v = qkvH[2];
+                if (nativeAttention) {
+                    // kimivl_train.c: register-tiled products, P in a per-thread scratch; writes this head's columns
+                    float[][] sc = attentionScratch(n, false);
+                    NativeKernels.vitAttention(q, k, v, n, headDim, scale, sc[0], sc[2], out, s0 * dim + h * headDim, dim);
+                    continue;
+                }
                 float[] pr = probabilities(q, k, LinearOps.transpose(k, n, headDim), n);
                 for (int i = 0; i < n; i++) LinearOps.rowTimes(pr, i * n, 1, n, v, headDim, out, (s0 + i) * dim + h * headDim);
             }
@@ -567,6 +595,12 @@ public final class VisionGrad {
                 float[] q = qkvH[0], k = qkvH[1], v = qkvH[2];
                 float[] dO = new float[n * headDim];
                 for (int i = 0; i < n; i++) System.arraycopy(dOut, (s0 + i) * dim + h * headDim, dO, i * headDim, headDim);
+                if (nativeAttention) {
+                    float[][] sc = attentionScratch(n, true);
+                    int row = s0 * stride + h * headDim;
+                    NativeKernels.vitAttentionBackward(q, k, v, dO, n, headDim, scale, sc[0], sc[1], sc[2], dQkv, row, row + dim, row + 2 * dim, stride);
+                    continue;
+                }
                 float[] pr = probabilities(q, k, LinearOps.transpose(k, n, headDim), n);
                 float[] vt = LinearOps.transpose(v, n, headDim);
                 float[] dS = new float[n * n], dP = new float[n];

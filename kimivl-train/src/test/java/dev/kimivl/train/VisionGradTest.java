@@ -20,6 +20,7 @@ import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * {@link VisionGrad}: its forward against the float32 inference path, its backward against central finite
@@ -167,6 +168,41 @@ class VisionGradTest {
                 "vision_tower.patch_embed.pos_emb.weight", "vision_tower.patch_embed.proj.weight",
                 "vision_tower.encoder.blocks.0.wqkv.weight", "vision_tower.encoder.blocks.1.wo.weight",
                 "multi_modal_projector.linear_1.weight"}, 4);
+    }
+
+    /**
+     * The native attention kernels (kimivl_train.c) and the Java form give the same features and gradients up to float
+     * rounding, on the shipped nano model's tower (head width 32, the native kernels' case; the goldens' towers have
+     * width 12, the Java form's) with two images of different grids. Skipped (and said so) where the kernels are not
+     * loaded.
+     */
+    @Test
+    void nativeAttentionMatchesTheJavaForm() throws Exception {
+        assumeTrue(dev.kimivl.tensor.NativeKernels.vitAttention(32), "native training kernels not loaded: " + dev.kimivl.tensor.NativeKernels.STATUS);
+        Path nano = Path.of("..", "models", "kimivl-nano-instruct");
+        PreprocessorConfig pre = PreprocessorConfig.load(nano);
+        List<PreprocessedImage> ims = new ArrayList<>();
+        for (String f : List.of("blue-circle.png", "shapes.png")) {
+            ims.add(new ImagePreprocessor(pre).process(new ImageLoader().load(Path.of("..", "examples", f))));
+        }
+        VisionGrad java = VisionGrad.load(nano), nat = VisionGrad.load(nano);
+        assertTrue(nat.nativeAttention, "the nano tower takes the native kernels");
+        java.nativeAttention = false;
+        float[] fj = java.forward(ims), fn = nat.forward(ims);
+        double d = Golden.assertClose("features, native vs Java attention", fj, fn, 1e-4);
+        Random rnd = new Random(5);
+        float[] g = new float[fj.length];
+        for (int i = 0; i < g.length; i++) g[i] = (float) rnd.nextGaussian();
+        Map<String, float[]> gj = java.backward(g), gn = nat.backward(g);
+        double worst = 0;
+        for (String name : gj.keySet()) {
+            float[] a = gj.get(name), b = gn.get(name);
+            double max = 0, diff = 0;
+            for (int i = 0; i < a.length; i++) { max = Math.max(max, Math.abs(a[i])); diff = Math.max(diff, Math.abs(a[i] - b[i])); }
+            assertTrue(diff <= 1e-3 * Math.max(max, 1e-3), name + ": native and Java gradients differ by " + diff + " (max |g| " + max + ")");
+            worst = Math.max(worst, diff / Math.max(max, 1e-3));
+        }
+        System.out.printf("VisionGrad native vs Java attention (nano tower, 2 images): features max |Δ| %.2e, gradients worst relative %.2e%n", d, worst);
     }
 
     /** The vector GELU pass (inference's VectorMath.geluTanh and its derivative) against the double formulas. */
