@@ -137,23 +137,35 @@ static inline void k_scales(const uint8_t *p, uint64_t *sc, uint64_t *mn) {
 
 /* ---- attention helpers (kimivl_kernels.c's AVX2 attention, kimivl_avx512.c's) */
 
-/* e^x for x ≤ 0, the Cephes expf polynomial of VectorMath.expNeg (about 2 ulp; 0 below −87). */
-AVX2 static inline __m256 exp_neg(__m256 x) {
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 r2 = _mm256_mul_ps(r, r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
+/*
+ * e^x for x ≤ 0, the Cephes expf polynomial of VectorMath.expNeg (about 2 ulp; 0 below −87), for a vector width:
+ * P is the intrinsics' prefix (_mm256, _mm512), V the float vector type, I its integer type, ROUND(v) rounds to
+ * the nearest integer.
+ */
+#define EXP_NEG_BODY(P, V, I, ROUND)                                                                            \
+    x = P##_max_ps(x, P##_set1_ps(-87.0f));                                                                    \
+    V n = ROUND(P##_mul_ps(x, P##_set1_ps(1.44269504088896341f)));                                              \
+    V r = P##_fnmadd_ps(n, P##_set1_ps(0.693359375f), x);                                                      \
+    r = P##_fnmadd_ps(n, P##_set1_ps(-2.12194440e-4f), r);                                                     \
+    V r2 = P##_mul_ps(r, r);                                                                                   \
+    V p = P##_set1_ps(1.9875691500e-4f);                                                                       \
+    p = P##_fmadd_ps(p, r, P##_set1_ps(1.3981999507e-3f));                                                     \
+    p = P##_fmadd_ps(p, r, P##_set1_ps(8.3334519073e-3f));                                                     \
+    p = P##_fmadd_ps(p, r, P##_set1_ps(4.1665795894e-2f));                                                     \
+    p = P##_fmadd_ps(p, r, P##_set1_ps(1.6666665459e-1f));                                                     \
+    p = P##_fmadd_ps(p, r, P##_set1_ps(5.0000001201e-1f));                                                     \
+    p = P##_add_ps(P##_fmadd_ps(p, r2, r), P##_set1_ps(1.0f));                                                 \
+    I e = P##_slli_epi32(P##_add_epi32(P##_cvtps_epi32(n), P##_set1_epi32(127)), 23);                          \
+    return P##_mul_ps(p, (V) e);
+
+#define ROUND_256(v) _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define ROUND_512(v) _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+
+AVX2 static inline __m256 exp_neg(__m256 x) { EXP_NEG_BODY(_mm256, __m256, __m256i, ROUND_256) }
+
+/* exp_neg on 16 lanes (the AVX-512 kernels; kimivl_train.c's softmax). */
+__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")))
+static inline __m512 exp_neg_512(__m512 x) { EXP_NEG_BODY(_mm512, __m512, __m512i, ROUND_512) }
 
 /* [Σ a0, ..., Σ a7] of 8 float vectors. */
 AVX2 static inline __m256 fsum8x8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m256 a5, __m256 a6, __m256 a7) {

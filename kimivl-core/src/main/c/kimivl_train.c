@@ -20,24 +20,6 @@
 #define AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")))
 #define ALWAYS_INLINE __attribute__((always_inline)) inline
 
-/* e^x for x <= 0: exp_neg's Cephes polynomial on 16 lanes (about 2 ulp; 0 below -87). */
-AVX512 static inline __m512 exp_neg16(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 r2 = _mm512_mul_ps(r, r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_add_ps(_mm512_fmadd_ps(p, r2, r), _mm512_set1_ps(1.0f));
-    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
-}
-
 /* t[c][j] = m[j][c] for j < n, zero for n <= j < np: a [d][np] transpose of an [n][d] block. */
 static void transpose_pad(const float *m, int n, int d, int np, float *t) {
     for (int c = 0; c < d; c++) {
@@ -100,7 +82,7 @@ AVX512 static void softmax_rows_vit(float *s, int n, int np) {
         __m512 sum = _mm512_setzero_ps();
         for (int j = 0; j < np; j += 16) {
             __mmask16 m = n - j >= 16 ? 0xFFFF : (__mmask16) ((1u << (n - j)) - 1);
-            __m512 e = _mm512_maskz_mov_ps(m, exp_neg16(_mm512_sub_ps(_mm512_loadu_ps(row + j), max)));
+            __m512 e = _mm512_maskz_mov_ps(m, exp_neg_512(_mm512_sub_ps(_mm512_loadu_ps(row + j), max)));
             sum = _mm512_add_ps(sum, e);
             _mm512_storeu_ps(row + j, e);
         }
@@ -137,30 +119,27 @@ AVX512 static ALWAYS_INLINE void weighted_rows(const int R, const int V, const f
  * out [rows][ldo] = W·m over n terms, W's row i at w + i·ldw (term j at + j·wj): rows in fours, columns in chunks of
  * up to 64 (4 vectors).
  */
+/* weighted_rows for R rows and V = 1..4 vectors (V known only at run time). */
+AVX512 static ALWAYS_INLINE void weighted_any(const int R, int V, const float *w, int64_t ldw, int64_t wj, const float *m, int d, int n,
+                                              int c0, float *out, int ldo) {
+    switch (V) {
+        case 1: weighted_rows(R, 1, w, ldw, wj, m, d, n, c0, out, ldo); break;
+        case 2: weighted_rows(R, 2, w, ldw, wj, m, d, n, c0, out, ldo); break;
+        case 3: weighted_rows(R, 3, w, ldw, wj, m, d, n, c0, out, ldo); break;
+        default: weighted_rows(R, 4, w, ldw, wj, m, d, n, c0, out, ldo); break;
+    }
+}
+
+/*
+ * out [rows][ldo] = W·m over n terms, W's row i at w + i·ldw (term j at + j·wj): rows in fours, columns in chunks of
+ * up to 64 (4 vectors).
+ */
 AVX512 static void weighted(const float *w, int64_t ldw, int64_t wj, int rows, const float *m, int d, int n, float *out, int ldo) {
     for (int c0 = 0; c0 < d; c0 += 64) {
         int V = (d - c0) / 16 < 4 ? (d - c0) / 16 : 4;
         int i = 0;
-        for (; i + 4 <= rows; i += 4) {
-            const float *wi = w + i * ldw;
-            float *oi = out + (int64_t) i * ldo;
-            switch (V) {
-                case 1: weighted_rows(4, 1, wi, ldw, wj, m, d, n, c0, oi, ldo); break;
-                case 2: weighted_rows(4, 2, wi, ldw, wj, m, d, n, c0, oi, ldo); break;
-                case 3: weighted_rows(4, 3, wi, ldw, wj, m, d, n, c0, oi, ldo); break;
-                default: weighted_rows(4, 4, wi, ldw, wj, m, d, n, c0, oi, ldo); break;
-            }
-        }
-        for (; i < rows; i++) {
-            const float *wi = w + i * ldw;
-            float *oi = out + (int64_t) i * ldo;
-            switch (V) {
-                case 1: weighted_rows(1, 1, wi, ldw, wj, m, d, n, c0, oi, ldo); break;
-                case 2: weighted_rows(1, 2, wi, ldw, wj, m, d, n, c0, oi, ldo); break;
-                case 3: weighted_rows(1, 3, wi, ldw, wj, m, d, n, c0, oi, ldo); break;
-                default: weighted_rows(1, 4, wi, ldw, wj, m, d, n, c0, oi, ldo); break;
-            }
-        }
+        for (; i + 4 <= rows; i += 4) weighted_any(4, V, w + i * ldw, ldw, wj, m, d, n, c0, out + (int64_t) i * ldo, ldo);
+        for (; i < rows; i++) weighted_any(1, V, w + i * ldw, ldw, wj, m, d, n, c0, out + (int64_t) i * ldo, ldo);
     }
 }
 
