@@ -522,7 +522,8 @@ public final class VisionGrad {
 
     /**
      * Whether attention runs in the native kernels (kimivl_train.c, NativeKernels#vitAttention: an AVX-512 CPU and a
-     * head width that is a multiple of 16), about 4× the Java form's speed; false keeps the Java form (tests compare
+     * head width that is a multiple of 16; the wide tower's f32 `vit` step 1.1-1.2× faster with them, docs/training-speed.md,
+     * session 32); false keeps the Java form (tests compare
      * the two). Their floats differ in the last bits (other summation order), both held to the goldens' tolerances.
      */
     boolean nativeAttention;
