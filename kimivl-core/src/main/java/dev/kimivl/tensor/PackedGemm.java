@@ -178,24 +178,20 @@ final class PackedGemm {
             // rows past the matrix's end in the last 6-row group multiply as zeros
             for (int i = nr; i < mg * MR; i++) Arrays.fill(a, i * KC, i * KC + kc, 0f);
             boolean load = pc > 0;
-            if (xpb != null) {
-                // bf16 products (kimivl_sgemm.c kv_sgemm_kblock_bf16): panels as k-pairs, KC even so pc / 2 is a pair
+            if (nativeTiles || xpb != null) {
+                // the tiles in C, a bounded share of panels per call: the same floats at the FMA peak (kimivl_sgemm.c),
+                // or bf16 products (kv_sgemm_kblock_bf16: panels as k-pairs, KC even so pc / 2 is a pair)
                 int pairs = (cols + 1) / 2;
                 int per = (int) Math.max(1, NATIVE_CALL_MACS / ((long) mg * MR * kc * NR));
                 for (int g0 = 0; g0 < groups; g0 += per) {
                     int ng = Math.min(per, groups - g0);
-                    NativeKernels.sgemmKblockBf16(a, 0, KC, mg, kc, xpb, (g0 * pairs + pc / 2) * NR, pairs * NR, ng,
-                            c, g0 * MC * NR, MC * NR, load, lower, r0 - g0 * NR);
-                }
-                continue;
-            }
-            if (nativeTiles) {
-                // the same tiles in C (kimivl_sgemm.c: the same floats at the FMA peak), a bounded share of panels per call
-                int per = (int) Math.max(1, NATIVE_CALL_MACS / ((long) mg * MR * kc * NR));
-                for (int g0 = 0; g0 < groups; g0 += per) {
-                    int ng = Math.min(per, groups - g0);
-                    NativeKernels.sgemmKblock(wide, a, 0, KC, mg, kc, xp, (g0 * cols + pc) * NR, cols * NR, ng,
-                            c, g0 * MC * NR, MC * NR, load, lower, r0 - g0 * NR);
+                    if (xpb != null) {
+                        NativeKernels.sgemmKblockBf16(a, 0, KC, mg, kc, xpb, (g0 * pairs + pc / 2) * NR, pairs * NR, ng,
+                                c, g0 * MC * NR, MC * NR, load, lower, r0 - g0 * NR);
+                    } else {
+                        NativeKernels.sgemmKblock(wide, a, 0, KC, mg, kc, xp, (g0 * cols + pc) * NR, cols * NR, ng,
+                                c, g0 * MC * NR, MC * NR, load, lower, r0 - g0 * NR);
+                    }
                 }
                 continue;
             }
